@@ -1,0 +1,133 @@
+"""The trainer config: one model shared by Sweep trials, Rehearsals and the CLI.
+
+Every field a sweep may search over is a top-level scalar here, so that a trial's
+params are a flat ``{field_name: value}`` mapping applied with ``with_params``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, PositiveInt, model_validator
+
+from tunix_rt.api.base import ApiModel
+
+BUILTIN_DATASETS = ("dev-reasoning-v2",)
+
+
+class DatasetConfig(ApiModel):
+    """Which examples to train and evaluate on."""
+
+    name: str = Field(
+        "dev-reasoning-v2",
+        description="Built-in generated dataset name, or a label for user JSONL files.",
+    )
+    seed: int = Field(0, ge=0, description="Seed of the generated dataset (not the trainer).")
+    train_size: PositiveInt = Field(20000, le=1_000_000, description="Generated train rows.")
+    eval_size: PositiveInt = Field(512, le=100_000, description="Generated eval rows.")
+    train_path: str | None = Field(
+        None, description="JSONL with prompt, reasoning, answer per line; replaces the generator."
+    )
+    eval_path: str | None = Field(
+        None, description="JSONL eval set with the same fields; required with trainPath."
+    )
+
+    @model_validator(mode="after")
+    def _paths_together(self) -> DatasetConfig:
+        if (self.train_path is None) != (self.eval_path is None):
+            raise ValueError("set both trainPath and evalPath, or neither")
+        if self.train_path is None and self.name not in BUILTIN_DATASETS:
+            raise ValueError(
+                f"unknown built-in dataset {self.name!r}; use one of {list(BUILTIN_DATASETS)} "
+                "or give trainPath and evalPath"
+            )
+        return self
+
+
+class ModelConfig(ApiModel):
+    """Decoder-only transformer size."""
+
+    layers: int = Field(2, ge=1, le=48, description="Transformer blocks.")
+    width: int = Field(128, ge=16, le=8192, description="Model (embedding) width.")
+    heads: int = Field(4, ge=1, le=128, description="Attention heads; must divide width.")
+    mlp_ratio: int = Field(4, ge=1, le=16, description="MLP hidden width / model width.")
+    context: int = Field(128, ge=32, le=8192, description="Maximum sequence length in tokens.")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelConfig:
+        if self.width % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide width ({self.width})")
+        return self
+
+
+class EvalConfig(ApiModel):
+    """How and how often the model is scored."""
+
+    max_trace_tokens: int = Field(
+        96, ge=8, le=8192, description="Guardrail: generation stops after this many tokens."
+    )
+    eval_every: int = Field(
+        0, ge=0, description="Steps between intermediate evals reported to the tuner (0: end only)."
+    )
+    intermediate_rows: int = Field(
+        128, ge=1, description="Eval rows used at intermediate evals (the final eval uses all)."
+    )
+    batch_size: int = Field(256, ge=1, le=65536, description="Rows decoded per batch.")
+
+
+class TrainerConfig(ApiModel):
+    """One training + evaluation run. Searchable hyperparameters are top-level scalars."""
+
+    learning_rate: float = Field(3e-3, gt=0, le=1.0, description="Peak AdamW learning rate.")
+    weight_decay: float = Field(0.01, ge=0, le=1.0, description="AdamW decoupled weight decay.")
+    warmup_steps: int = Field(50, ge=0, description="Linear warmup steps before cosine decay.")
+    batch_size: int = Field(64, ge=1, le=65536, description="Global train batch size.")
+    max_steps: int = Field(300, ge=1, le=10_000_000, description="Train steps (the smoke cap).")
+    seed: int = Field(0, ge=0, description="Seed for init, shuffling and dropout.")
+    grad_clip: float = Field(1.0, gt=0, description="Global gradient-norm clip.")
+    layers: int | None = Field(None, ge=1, le=48, description="Searchable override of model.layers.")
+    width: int | None = Field(None, ge=16, le=8192, description="Searchable override of model.width.")
+    log_every: int = Field(25, ge=1, description="Steps between loss reports.")
+    checkpoint_every: int = Field(0, ge=0, description="Steps between checkpoints (0: never).")
+    model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)  # type: ignore[arg-type]
+    eval: EvalConfig = Field(default_factory=EvalConfig)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _apply_size_overrides(self) -> TrainerConfig:
+        updates = {k: v for k, v in (("layers", self.layers), ("width", self.width)) if v}
+        if updates:
+            merged = self.model.model_dump() | updates
+            object.__setattr__(self, "model", ModelConfig.model_validate(merged))
+        return self
+
+    def with_params(self, params: dict[str, Any]) -> TrainerConfig:
+        """A copy with searched params applied (keys in either spelling), re-validated."""
+        data = self.model_dump()
+        for key, value in params.items():
+            name = searchable_name(key)
+            data[name] = value
+        return TrainerConfig.model_validate(data)
+
+
+def searchable_params() -> dict[str, str]:
+    """Searchable field name -> wire alias (scalar top-level fields)."""
+    out: dict[str, str] = {}
+    for name, info in TrainerConfig.model_fields.items():
+        if name in {"model", "dataset", "eval"}:
+            continue
+        out[name] = info.alias or name
+    return out
+
+
+def searchable_name(key: str) -> str:
+    """Canonical (snake_case) name of a searchable param, from either spelling."""
+    fields = searchable_params()
+    if key in fields:
+        return key
+    for name, alias in fields.items():
+        if alias == key:
+            return name
+    raise ValueError(
+        f"{key!r} is not a searchable trainer parameter; choose from {sorted(fields)}"
+    )
