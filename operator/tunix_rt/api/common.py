@@ -1,0 +1,141 @@
+"""Pieces shared by the Sweep and Rehearsal resources: metadata, pools, conditions, phases."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tunix_rt.api.base import ApiModel
+
+GROUP = "tunixrt.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+CATEGORY = "tunixrt"
+
+DEFAULT_STORAGE = "file://./runs"
+"""The embedded default: a local folder as the object store."""
+
+
+class ObjectMeta(BaseModel):
+    """The slice of Kubernetes metadata tunix-rt reads; everything else is kept as given."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="DNS-1123 label: lowercase letters, digits and '-'.",
+    )
+    namespace: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
+
+
+class Condition(ApiModel):
+    """A standard Kubernetes condition (Ready, Progressing, Failed)."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    message: str = ""
+    last_transition_time: datetime | None = None
+    observed_generation: int | None = None
+
+
+class Accelerator(StrEnum):
+    CPU = "cpu"
+    GPU = "gpu"
+    TPU = "tpu"
+
+
+class TrialResources(ApiModel):
+    """What one trial reserves on a Ray node (Ray Tune resources per trial)."""
+
+    cpu: float = Field(1.0, gt=0, le=512, description="CPUs per trial.")
+    memory: str | None = Field(
+        None,
+        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$",
+        description="Memory per trial as a Kubernetes quantity (e.g. 4Gi).",
+    )
+    gpu: float = Field(0, ge=0, le=16, description="GPUs per trial (fractions share a GPU).")
+    tpu: int = Field(0, ge=0, le=256, description="TPU chips per trial.")
+
+
+class NodePool(ApiModel):
+    """One Ray worker group: a kind of node the trials run on."""
+
+    name: str = Field(
+        "workers", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40,
+        description="Worker group name.",
+    )
+    accelerator: Accelerator = Field(Accelerator.CPU, description="cpu, gpu or tpu.")
+    replicas: int = Field(1, ge=0, le=1000, description="Worker pods (TPU: slices).")
+    min_replicas: int | None = Field(None, ge=0, description="Autoscaling floor.")
+    max_replicas: int | None = Field(None, ge=0, description="Autoscaling ceiling.")
+    cpu: str = Field("2", description="CPU request/limit per pod (quantity).")
+    memory: str = Field("8Gi", description="Memory request/limit per pod (quantity).")
+    gpus_per_pod: int = Field(0, ge=0, le=16, description="nvidia.com/gpu per pod (gpu pools).")
+    gpu_type: str | None = Field(
+        None, description="Node label value of cloud.google.com/gke-accelerator, e.g. nvidia-l4."
+    )
+    tpu_accelerator: str | None = Field(
+        None,
+        description="GKE TPU type, e.g. tpu-v6e-slice (cloud.google.com/gke-tpu-accelerator).",
+    )
+    tpu_topology: str | None = Field(
+        None, pattern=r"^[0-9]+(x[0-9]+){1,2}$", description="TPU slice topology, e.g. 2x2 or 4x4."
+    )
+    image: str | None = Field(None, description="Trainer image; default chosen per accelerator.")
+    node_selector: dict[str, str] | None = Field(None, description="Extra node selector labels.")
+
+    @model_validator(mode="after")
+    def _accelerator_fields(self) -> NodePool:
+        if self.accelerator is Accelerator.TPU and not (self.tpu_accelerator and self.tpu_topology):
+            raise ValueError(
+                "a tpu pool needs tpuAccelerator (e.g. tpu-v6e-slice) and tpuTopology (e.g. 2x2)"
+            )
+        if self.accelerator is Accelerator.GPU and self.gpus_per_pod < 1:
+            raise ValueError("a gpu pool needs gpusPerPod >= 1")
+        if self.accelerator is not Accelerator.GPU and self.gpus_per_pod:
+            raise ValueError("gpusPerPod is only valid with accelerator: gpu")
+        return self
+
+
+class ClusterSpec(ApiModel):
+    """The Ray cluster a sweep or rehearsal runs on (KubeRay); ignored by local runs."""
+
+    ray_version: str = Field("2.60.0", description="Ray version in the images.")
+    image: str | None = Field(None, description="Head image; default from the operator config.")
+    head_cpu: str = Field("1", description="Head pod CPU (it runs the Tune driver, no trials).")
+    head_memory: str = Field("4Gi", description="Head pod memory.")
+    pools: list[NodePool] = Field(
+        default_factory=lambda: [NodePool()],  # type: ignore[call-arg]
+        min_length=1,
+        max_length=8,
+        description="Worker groups; one per node pool kind.",
+    )
+    service_account: str | None = Field(None, description="Pod service account (workload identity).")
+    env: dict[str, str] | None = Field(None, description="Extra environment for the Ray job.")
+    ttl_seconds_after_finished: int = Field(600, ge=0, description="Keep the finished RayJob.")
+
+    @model_validator(mode="after")
+    def _unique_pool_names(self) -> ClusterSpec:
+        names = [p.name for p in self.pools]
+        if len(names) != len(set(names)):
+            raise ValueError(f"pool names must be unique, got {names}")
+        return self
+
