@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tunix_rt.api.base import ApiModel
+from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
 
 GROUP = "tunixrt.io"
 VERSION = "v1alpha1"
@@ -17,6 +17,38 @@ CATEGORY = "tunixrt"
 
 DEFAULT_STORAGE = "file://./runs"
 """The embedded default: a local folder as the object store."""
+
+STORAGE_SCHEMES = ("file://", "s3://", "gs://")
+STORAGE_PATTERN = r"^(file|s3|gs)://.+$"
+"""Pattern of a storage URI in the CRDs (pydantic checks it with ``check_storage``)."""
+
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
+_QUANTITY_FACTORS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+def check_storage(field: str, value: str) -> None:
+    """Raise a field error unless ``value`` is a file://, s3:// or gs:// URI."""
+    if not value.startswith(STORAGE_SCHEMES) or value in STORAGE_SCHEMES:
+        raise field_error(field, "storage must be a file://, s3:// or gs:// URI", value)
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity (``4Gi``, ``512M``, ``1000``) in bytes."""
+    number = quantity.rstrip("KMGTik")
+    suffix = quantity[len(number) :]
+    if suffix not in _QUANTITY_FACTORS:
+        raise ValueError(f"not a memory quantity: {quantity!r}")
+    return int(float(number) * _QUANTITY_FACTORS[suffix])
 
 
 class ObjectMeta(BaseModel):
@@ -48,12 +80,17 @@ TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
 class Condition(ApiModel):
     """A standard Kubernetes condition (Ready, Progressing, Failed)."""
 
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
-    message: str = ""
-    last_transition_time: datetime | None = None
-    observed_generation: int | None = None
+    type: str = Field(description="Condition type, e.g. Ready, Progressing, Failed.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="CamelCase reason for the last transition.",
+    )
+    message: str = Field("", description="Human-readable details.")
+    last_transition_time: datetime | None = Field(None, description="When the status last changed.")
+    observed_generation: int | None = Field(
+        None, description="metadata.generation the condition was set for."
+    )
 
 
 class Accelerator(StrEnum):
@@ -68,7 +105,7 @@ class TrialResources(ApiModel):
     cpu: float = Field(1.0, gt=0, le=512, description="CPUs per trial.")
     memory: str | None = Field(
         None,
-        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$",
+        pattern=QUANTITY_PATTERN,
         description="Memory per trial as a Kubernetes quantity (e.g. 4Gi).",
     )
     gpu: float = Field(0, ge=0, le=16, description="GPUs per trial (fractions share a GPU).")
@@ -78,8 +115,33 @@ class TrialResources(ApiModel):
 class NodePool(ApiModel):
     """One Ray worker group: a kind of node the trials run on."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel(
+                "!has(self.accelerator) || self.accelerator != 'tpu' || "
+                "(has(self.tpuAccelerator) && has(self.tpuTopology))",
+                "a tpu pool needs tpuAccelerator (e.g. tpu-v6e-slice) and tpuTopology (e.g. 2x2)",
+                ".accelerator",
+            ),
+            cel(
+                "!has(self.accelerator) || self.accelerator != 'gpu' || "
+                "(has(self.gpusPerPod) && self.gpusPerPod >= 1)",
+                "a gpu pool needs gpusPerPod >= 1",
+                ".gpusPerPod",
+            ),
+            cel(
+                "(has(self.accelerator) && self.accelerator == 'gpu') || "
+                "!has(self.gpusPerPod) || self.gpusPerPod == 0",
+                "gpusPerPod is only valid with accelerator: gpu",
+                ".gpusPerPod",
+            ),
+        )
+    )
+
     name: str = Field(
-        "workers", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40,
+        "workers",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=40,
         description="Worker group name.",
     )
     accelerator: Accelerator = Field(Accelerator.CPU, description="cpu, gpu or tpu.")
@@ -105,30 +167,46 @@ class NodePool(ApiModel):
     @model_validator(mode="after")
     def _accelerator_fields(self) -> NodePool:
         if self.accelerator is Accelerator.TPU and not (self.tpu_accelerator and self.tpu_topology):
-            raise ValueError(
-                "a tpu pool needs tpuAccelerator (e.g. tpu-v6e-slice) and tpuTopology (e.g. 2x2)"
+            raise field_error(
+                "tpuAccelerator" if not self.tpu_accelerator else "tpuTopology",
+                "a tpu pool needs tpuAccelerator (e.g. tpu-v6e-slice) and tpuTopology (e.g. 2x2)",
             )
         if self.accelerator is Accelerator.GPU and self.gpus_per_pod < 1:
-            raise ValueError("a gpu pool needs gpusPerPod >= 1")
+            raise field_error("gpusPerPod", "a gpu pool needs gpusPerPod >= 1", self.gpus_per_pod)
         if self.accelerator is not Accelerator.GPU and self.gpus_per_pod:
-            raise ValueError("gpusPerPod is only valid with accelerator: gpu")
+            raise field_error(
+                "gpusPerPod", "gpusPerPod is only valid with accelerator: gpu", self.gpus_per_pod
+            )
         return self
 
 
 class ClusterSpec(ApiModel):
     """The Ray cluster a sweep or rehearsal runs on (KubeRay); ignored by local runs."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel(
+                "!has(self.pools) || self.pools.all(p, self.pools.exists_one(q, "
+                "(has(q.name) ? q.name : 'workers') == (has(p.name) ? p.name : 'workers')))",
+                "pool names must be unique",
+                ".pools",
+            )
+        )
+    )
+
     ray_version: str = Field("2.60.0", description="Ray version in the images.")
     image: str | None = Field(None, description="Head image; default from the operator config.")
     head_cpu: str = Field("1", description="Head pod CPU (it runs the Tune driver, no trials).")
     head_memory: str = Field("4Gi", description="Head pod memory.")
     pools: list[NodePool] = Field(
-        default_factory=lambda: [NodePool()],  # type: ignore[call-arg]
+        default_factory=lambda: [NodePool()],
         min_length=1,
         max_length=8,
         description="Worker groups; one per node pool kind.",
     )
-    service_account: str | None = Field(None, description="Pod service account (workload identity).")
+    service_account: str | None = Field(
+        None, description="Pod service account (workload identity)."
+    )
     env: dict[str, str] | None = Field(None, description="Extra environment for the Ray job.")
     ttl_seconds_after_finished: int = Field(600, ge=0, description="Keep the finished RayJob.")
 
@@ -136,6 +214,5 @@ class ClusterSpec(ApiModel):
     def _unique_pool_names(self) -> ClusterSpec:
         names = [p.name for p in self.pools]
         if len(names) != len(set(names)):
-            raise ValueError(f"pool names must be unique, got {names}")
+            raise field_error("pools", f"pool names must be unique, got {names}", names)
         return self
-

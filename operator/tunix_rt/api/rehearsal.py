@@ -5,22 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from tunix_rt.api.base import ApiModel
+from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
 from tunix_rt.api.common import (
-    API_VERSION,
     DEFAULT_STORAGE,
+    STORAGE_PATTERN,
     ClusterSpec,
     Condition,
     ObjectMeta,
     Phase,
     TrialResources,
+    check_storage,
 )
 from tunix_rt.api.trainer import TrainerConfig
 
 
 class EvidenceOptions(ApiModel):
+    """What the evidence bundle contains."""
+
     package: bool = Field(True, description="Also build the submission zip.")
     include_eval_rows: bool = Field(True, description="Write eval_rows.jsonl (capped traces).")
     report: bool = Field(True, description="Write report.html.")
@@ -29,52 +32,82 @@ class EvidenceOptions(ApiModel):
 class RehearsalSpec(ApiModel):
     """A fixed config: inline, or the best trial of a finished Sweep."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel(
+                "has(self.trainer) != has(self.fromSweep)",
+                "set exactly one of trainer or fromSweep",
+                ".fromSweep",
+            )
+        )
+    )
+
     trainer: TrainerConfig | None = Field(None, description="Inline trainer config.")
     from_sweep: str | None = Field(
-        None, description="Name of a Sweep in this namespace whose best trial to rehearse."
+        None,
+        min_length=1,
+        max_length=253,
+        description="Name of a Sweep in this namespace whose best trial to rehearse.",
     )
     overrides: dict[str, Any] | None = Field(
         None, description="Params applied on top (e.g. a longer maxSteps than the smoke cap)."
     )
-    evidence: EvidenceOptions = Field(default_factory=EvidenceOptions)  # type: ignore[arg-type]
-    resources: TrialResources = Field(default_factory=TrialResources)  # type: ignore[arg-type]
-    cluster: ClusterSpec = Field(default_factory=ClusterSpec)  # type: ignore[arg-type]
-    storage: str = Field(DEFAULT_STORAGE, description="Store URI for the evidence bundle.")
+    evidence: EvidenceOptions = Field(
+        default_factory=EvidenceOptions,
+        description="What the evidence bundle contains.",
+    )
+    resources: TrialResources = Field(
+        default_factory=TrialResources,
+        description="What the run reserves (cpu, memory, gpu, tpu).",
+    )
+    cluster: ClusterSpec = Field(
+        default_factory=ClusterSpec,
+        description="The Ray cluster on Kubernetes (ignored by local runs).",
+    )
+    storage: str = Field(
+        DEFAULT_STORAGE,
+        description="Store URI for the evidence bundle: file://, s3:// or gs://.",
+        json_schema_extra={"pattern": STORAGE_PATTERN},
+    )
     timeout_seconds: int | None = Field(None, ge=60, description="Stop the run after this long.")
-
-    @field_validator("storage")
-    @classmethod
-    def _storage_scheme(cls, value: str) -> str:
-        if not value.startswith(("file://", "s3://", "gs://")):
-            raise ValueError("storage must start with file://, s3:// or gs://")
-        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> RehearsalSpec:
+        check_storage("storage", self.storage)
         if (self.trainer is None) == (self.from_sweep is None):
-            raise ValueError("set exactly one of trainer or fromSweep")
+            raise field_error("fromSweep", "set exactly one of trainer or fromSweep")
         return self
 
 
 class RehearsalStatus(ApiModel):
-    phase: Phase = Phase.PENDING
-    message: str | None = None
-    conditions: list[Condition] = Field(default_factory=list)
-    observed_generation: int | None = None
-    ray_job_name: str | None = None
-    source_sweep: str | None = None
-    source_trial: str | None = None
-    params: dict[str, Any] | None = None
-    primary_score: float | None = None
-    evidence_uri: str | None = None
-    bundle_uri: str | None = None
-    evidence_files: list[str] = Field(default_factory=list)
-    start_time: datetime | None = None
-    completion_time: datetime | None = None
+    """Mirrors the run; lists the evidence it left."""
+
+    phase: Phase = Field(Phase.PENDING, description="Pending, Running, Succeeded or Failed.")
+    message: str | None = Field(None, description="Human-readable state or failure reason.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Progressing and Failed conditions."
+    )
+    observed_generation: int | None = Field(
+        None, description="metadata.generation of the spec this status describes."
+    )
+    ray_job_name: str | None = Field(None, description="The owned RayJob running the rehearsal.")
+    source_sweep: str | None = Field(None, description="Sweep whose best trial is rehearsed.")
+    source_trial: str | None = Field(None, description="That sweep's best trial id.")
+    params: dict[str, Any] | None = Field(None, description="Params taken from the sweep.")
+    primary_score: float | None = Field(None, description="primary_score of the full run.")
+    evidence_uri: str | None = Field(None, description="Folder of the evidence bundle.")
+    bundle_uri: str | None = Field(None, description="The packaged zip.")
+    evidence_files: list[str] = Field(
+        default_factory=list, description="URIs of every evidence file."
+    )
+    start_time: datetime | None = Field(None, description="When the run started.")
+    completion_time: datetime | None = Field(None, description="When the run finished.")
 
 
 class Rehearsal(ApiModel):
-    api_version: Literal["tunixrt.io/v1alpha1"] = API_VERSION
+    """A full Rehearsal manifest as applied with kubectl."""
+
+    api_version: Literal["tunixrt.io/v1alpha1"] = "tunixrt.io/v1alpha1"
     kind: Literal["Rehearsal"] = "Rehearsal"
     metadata: ObjectMeta
     spec: RehearsalSpec

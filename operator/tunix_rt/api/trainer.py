@@ -8,15 +8,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
-from tunix_rt.api.base import ApiModel
+from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
 
 BUILTIN_DATASETS = ("dev-reasoning-v2",)
+DEFAULT_WIDTH = 128
+DEFAULT_HEADS = 4
 
 
 class DatasetConfig(ApiModel):
     """Which examples to train and evaluate on."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel(
+                "has(self.trainPath) == has(self.evalPath)",
+                "set both trainPath and evalPath, or neither",
+                ".evalPath",
+            ),
+            cel(
+                "has(self.trainPath) || !has(self.name) || self.name in "
+                + "["
+                + ", ".join(f"'{d}'" for d in BUILTIN_DATASETS)
+                + "]",
+                f"unknown built-in dataset; use one of {list(BUILTIN_DATASETS)} "
+                "or give trainPath and evalPath",
+                ".name",
+            ),
+        )
+    )
 
     name: str = Field(
         "dev-reasoning-v2",
@@ -35,11 +56,14 @@ class DatasetConfig(ApiModel):
     @model_validator(mode="after")
     def _paths_together(self) -> DatasetConfig:
         if (self.train_path is None) != (self.eval_path is None):
-            raise ValueError("set both trainPath and evalPath, or neither")
+            missing = "evalPath" if self.eval_path is None else "trainPath"
+            raise field_error(missing, "set both trainPath and evalPath, or neither")
         if self.train_path is None and self.name not in BUILTIN_DATASETS:
-            raise ValueError(
+            raise field_error(
+                "name",
                 f"unknown built-in dataset {self.name!r}; use one of {list(BUILTIN_DATASETS)} "
-                "or give trainPath and evalPath"
+                "or give trainPath and evalPath",
+                self.name,
             )
         return self
 
@@ -47,16 +71,31 @@ class DatasetConfig(ApiModel):
 class ModelConfig(ApiModel):
     """Decoder-only transformer size."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel(
+                f"(has(self.width) ? self.width : {DEFAULT_WIDTH}) % "
+                f"(has(self.heads) ? self.heads : {DEFAULT_HEADS}) == 0",
+                "heads must divide width",
+                ".heads",
+            )
+        )
+    )
+
     layers: int = Field(2, ge=1, le=48, description="Transformer blocks.")
-    width: int = Field(128, ge=16, le=8192, description="Model (embedding) width.")
-    heads: int = Field(4, ge=1, le=128, description="Attention heads; must divide width.")
+    width: int = Field(DEFAULT_WIDTH, ge=16, le=8192, description="Model (embedding) width.")
+    heads: int = Field(
+        DEFAULT_HEADS, ge=1, le=128, description="Attention heads; must divide width."
+    )
     mlp_ratio: int = Field(4, ge=1, le=16, description="MLP hidden width / model width.")
     context: int = Field(128, ge=32, le=8192, description="Maximum sequence length in tokens.")
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:
         if self.width % self.heads:
-            raise ValueError(f"heads ({self.heads}) must divide width ({self.width})")
+            raise field_error(
+                "heads", f"heads ({self.heads}) must divide width ({self.width})", self.heads
+            )
         return self
 
 
@@ -78,6 +117,18 @@ class EvalConfig(ApiModel):
 class TrainerConfig(ApiModel):
     """One training + evaluation run. Searchable hyperparameters are top-level scalars."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel(
+                "!has(self.width) || self.width % "
+                "(has(self.model) && has(self.model.heads) ? self.model.heads : "
+                f"{DEFAULT_HEADS}) == 0",
+                "model.heads must divide width",
+                ".width",
+            )
+        )
+    )
+
     learning_rate: float = Field(3e-3, gt=0, le=1.0, description="Peak AdamW learning rate.")
     weight_decay: float = Field(0.01, ge=0, le=1.0, description="AdamW decoupled weight decay.")
     warmup_steps: int = Field(50, ge=0, description="Linear warmup steps before cosine decay.")
@@ -85,20 +136,31 @@ class TrainerConfig(ApiModel):
     max_steps: int = Field(300, ge=1, le=10_000_000, description="Train steps (the smoke cap).")
     seed: int = Field(0, ge=0, description="Seed for init, shuffling and dropout.")
     grad_clip: float = Field(1.0, gt=0, description="Global gradient-norm clip.")
-    layers: int | None = Field(None, ge=1, le=48, description="Searchable override of model.layers.")
-    width: int | None = Field(None, ge=16, le=8192, description="Searchable override of model.width.")
+    layers: int | None = Field(
+        None, ge=1, le=48, description="Searchable override of model.layers."
+    )
+    width: int | None = Field(
+        None, ge=16, le=8192, description="Searchable override of model.width."
+    )
     log_every: int = Field(25, ge=1, description="Steps between loss reports.")
     checkpoint_every: int = Field(0, ge=0, description="Steps between checkpoints (0: never).")
-    model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
-    dataset: DatasetConfig = Field(default_factory=DatasetConfig)  # type: ignore[arg-type]
-    eval: EvalConfig = Field(default_factory=EvalConfig)  # type: ignore[arg-type]
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
 
     @model_validator(mode="after")
     def _apply_size_overrides(self) -> TrainerConfig:
         updates = {k: v for k, v in (("layers", self.layers), ("width", self.width)) if v}
         if updates:
             merged = self.model.model_dump() | updates
-            object.__setattr__(self, "model", ModelConfig.model_validate(merged))
+            try:
+                model = ModelConfig.model_validate(merged)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise field_error(
+                    "width" if "width" in updates else "layers", str(first["msg"]), updates
+                ) from exc
+            object.__setattr__(self, "model", model)
         return self
 
     def with_params(self, params: dict[str, Any]) -> TrainerConfig:
@@ -129,5 +191,13 @@ def searchable_name(key: str) -> str:
         if alias == key:
             return name
     raise ValueError(
-        f"{key!r} is not a searchable trainer parameter; choose from {sorted(fields)}"
+        f"{key!r} is not a searchable trainer parameter; choose from {sorted(fields.values())}"
     )
+
+
+def wire_param_name(key: str) -> str:
+    """Canonical wire (camelCase) name of a searchable param, from either spelling.
+
+    Sweep search spaces, trial params and status use this spelling, like the manifests.
+    """
+    return searchable_params()[searchable_name(key)]

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from tunix_rt.api.base import ApiModel
+from tunix_rt.api.common import Phase
 
 
 class TrialState(StrEnum):
@@ -53,6 +54,9 @@ class SweepResult(ApiModel):
 
     sweep: str
     namespace: str = "default"
+    phase: Phase = Field(Phase.SUCCEEDED, description="Succeeded or Failed.")
+    message: str | None = Field(None, description="Why the sweep failed, or how it ended.")
+    trials_planned: int | None = Field(None, description="Trials the spec asked for.")
     objective_metric: str = "primary_score"
     objective_mode: str = "max"
     trials: list[TrialResult] = Field(default_factory=list)

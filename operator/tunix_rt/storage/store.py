@@ -1,77 +1,447 @@
-"""A small fsspec-backed store with atomic writes.
+"""A small fsspec-backed store: file:// (embedded default), s3:// (s3fs), gs:// (gcsfs).
 
-Keys are '/'-separated paths relative to the store's root URI. Credentials come only
-from the environment (fsspec/s3fs/gcsfs defaults); nothing here logs or stores them.
+Keys are '/'-separated paths relative to the store's root URI.
+
+Guarantees:
+
+* Atomic writes: a reader sees the old object or the whole new one, never a part.
+  file:// writes a temp file next to the target and ``os.replace``-s it; object stores
+  publish an object only when its single PUT or its multipart upload completes.
+* Transient failures (connection refused/reset, timeouts, HTTP 5xx, throttling) are
+  retried with exponential backoff and jitter; permanent ones (4xx, not found,
+  permission denied, bad input) fail at once.
+* Credentials come only from the environment / workload identity (the default chains
+  of botocore and google-auth). A URI carrying credentials is refused, and every
+  message this module produces names the URI with secrets scrubbed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import os
+import random
+import re
+import shutil
 import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import fsspec
 
 from tunix_rt.api.base import ApiModel
+
+log = logging.getLogger("tunix_rt.storage")
+
+T = TypeVar("T")
+
+SCHEMES = ("file", "s3", "gs")
+
+TMP_PREFIX = ".tmp-"
+"""Name prefix of in-flight local writes; never listed, never packaged."""
+
+S3_ENDPOINT_ENV = ("TUNIX_RT_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+"""Where an S3-compatible endpoint (MinIO, moto, …) is read from, first set wins."""
+
+SECRET_ENV_PATTERN = re.compile(
+    r"(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|SESSION|API_KEY|ACCESS_KEY)",
+    re.IGNORECASE,
+)
+"""Environment variable names whose values are treated as secrets and scrubbed."""
+
+_SECRET_QUERY = re.compile(
+    r"(sig|signature|token|secret|key|credential|password|auth|session)", re.IGNORECASE
+)
+
+_MIN_SECRET_LEN = 6
 
 
 class StoreError(RuntimeError):
     """A store operation failed; the message names the URI, never credentials."""
 
 
-class Store:
-    """One storage root (``file://./runs``, ``s3://bucket/prefix``, ``gs://…``)."""
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """The key does not exist (also a FileNotFoundError, so both kinds of handler work)."""
 
-    def __init__(self, uri: str, **options: Any) -> None:
-        self.uri = uri.rstrip("/")
-        parsed = urlparse(self.uri)
-        self.scheme = parsed.scheme or "file"
-        if self.scheme == "file":
-            root = self.uri.removeprefix("file://")
-            self.root = str(Path(root).expanduser().resolve())
+
+# --------------------------------------------------------------------------- redaction
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of credential-like environment variables, longest first (for scrubbing)."""
+    env = os.environ if environ is None else environ
+    values = {
+        value
+        for name, value in env.items()
+        if SECRET_ENV_PATTERN.search(name) and value and len(value) >= _MIN_SECRET_LEN
+    }
+    return sorted(values, key=len, reverse=True)
+
+
+def scrub(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """Replace every credential value found in the environment, and URI userinfo, by ***."""
+    for value in secret_values(environ):
+        text = text.replace(value, "***")
+    return re.sub(r"([a-z][a-z0-9+.-]*://)[^/\s@]+@", r"\1***@", text)
+
+
+def redact_uri(uri: str) -> str:
+    """The URI without userinfo and with secret-looking query values replaced by ***."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return scrub(uri)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*"
+        )
+    return scrub(urlunsplit((parts.scheme, netloc, parts.path, query, "")))
+
+
+# --------------------------------------------------------------------------- retries
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: delay_n = min(max_delay, base * 2**n) * U(0.5, 1)."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts must be >= 1")
+        if self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError("delays must be >= 0")
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        """Defaults, overridable with TUNIX_RT_STORE_ATTEMPTS / TUNIX_RT_STORE_BACKOFF_S."""
+        attempts = int(os.environ.get("TUNIX_RT_STORE_ATTEMPTS", "5"))
+        base = float(os.environ.get("TUNIX_RT_STORE_BACKOFF_S", "0.5"))
+        return cls(attempts=attempts, base_delay=base)
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (0-based)."""
+        ceiling = min(self.max_delay, self.base_delay * (2**retry))
+        return float(ceiling * (0.5 + 0.5 * self.rng.random()))
+
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "BadGateway",
+        "GatewayTimeout",
+    }
+)
+_TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.EREMOTEIO,
+        errno.EAGAIN,
+    }
+)
+_PERMANENT = (
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+    ValueError,
+    TypeError,
+)
+_TRANSIENT_NAMES = frozenset(
+    {
+        # botocore
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "HTTPClientError",
+        "ProxyConnectionError",
+        "ResponseStreamingError",
+        "IncompleteReadError",
+        # aiohttp
+        "ClientConnectionError",
+        "ClientConnectorError",
+        "ClientOSError",
+        "ServerDisconnectedError",
+        "ServerTimeoutError",
+        "ClientPayloadError",
+        # fsspec / http.client / google-auth
+        "FSTimeoutError",
+        "IncompleteRead",
+        "RemoteDisconnected",
+        "TransportError",
+    }
+)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _http_status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        meta = response.get("ResponseMetadata") or {}
+        status = meta.get("HTTPStatusCode")
+        if isinstance(status, int):
+            return status
+    for attr in ("status", "code", "status_code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int) and 100 <= value < 600:
+            return value
+    return None
+
+
+def _error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = (response.get("Error") or {}).get("Code")
+        return str(code) if code is not None else None
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth retrying: connection trouble, timeouts, 5xx, throttling."""
+    for err in _chain(exc):
+        status = _http_status(err)
+        code = _error_code(err)
+        if code in _TRANSIENT_CODES:
+            return True
+        if status is not None:
+            return status >= 500 or status == 429
+        if code is not None:  # an S3 error response without a retryable code: 4xx
+            return False
+        if any(cls.__name__ in _TRANSIENT_NAMES for cls in type(err).__mro__):
+            return True
+        if isinstance(err, ConnectionError | TimeoutError):
+            return True
+        if isinstance(err, OSError) and err.errno in _TRANSIENT_ERRNOS:
+            return True
+        if isinstance(err, _PERMANENT):
+            return False
+    return False
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, FileNotFoundError) or isinstance(exc.__cause__, FileNotFoundError)
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return scrub(text)[:500]
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def _s3_options() -> dict[str, Any]:
+    """s3fs options: endpoint from the environment, one attempt per call (the Store retries)."""
+    options: dict[str, Any] = {
+        "config_kwargs": {
+            "retries": {"mode": "standard", "total_max_attempts": 1},
+            "connect_timeout": float(os.environ.get("TUNIX_RT_STORE_CONNECT_TIMEOUT_S", "10")),
+            "read_timeout": float(os.environ.get("TUNIX_RT_STORE_READ_TIMEOUT_S", "120")),
+        },
+    }
+    for name in S3_ENDPOINT_ENV:
+        endpoint = os.environ.get(name)
+        if endpoint:
+            options["endpoint_url"] = endpoint
+            break
+    return options
+
+
+def _make_filesystem(scheme: str, uri: str, options: dict[str, Any]) -> fsspec.AbstractFileSystem:
+    if scheme == "file":
+        return fsspec.filesystem("file", **options)
+    if scheme == "s3":
+        merged = _s3_options()
+        merged.update(options)
+        try:
+            fs = fsspec.filesystem("s3", **merged)
+        except ImportError as exc:  # pragma: no cover - s3fs is a core dependency
+            raise StoreError(f"s3:// storage needs s3fs ({redact_uri(uri)}): {exc}") from None
+        # One retry layer (the Store's, logged and bounded) instead of three nested ones.
+        fs.retries = 1
+        return fs
+    if scheme == "gs":
+        try:
+            import gcsfs  # noqa: F401
+        except ImportError:
+            raise StoreError(
+                f"{redact_uri(uri)}: gs:// storage needs the optional 'gcs' extra "
+                "(pip install 'tunix-rt[gcs]', which installs gcsfs)"
+            ) from None
+        merged = {"project": os.environ.get("GOOGLE_CLOUD_PROJECT")} | options
+        merged = {k: v for k, v in merged.items() if v is not None}
+        return fsspec.filesystem("gs", **merged)
+    raise StoreError(f"unsupported storage scheme {scheme!r} in {redact_uri(uri)}")
+
+
+class Store:
+    """One storage root (``file://./runs``, ``s3://bucket/prefix``, ``gs://bucket/prefix``)."""
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        retry: RetryPolicy | None = None,
+        part_size: int | None = None,
+        **options: Any,
+    ) -> None:
+        parts = urlsplit(uri.strip())
+        scheme = parts.scheme or "file"
+        if scheme not in SCHEMES:
+            raise StoreError(
+                f"unsupported storage URI {redact_uri(uri)}: use file://, s3:// or gs://"
+            )
+        if scheme != "file" and ("@" in parts.netloc or parts.query):
+            raise StoreError(
+                f"refusing storage URI {redact_uri(uri)}: credentials and query strings do not "
+                "belong in storage URIs; they come from the environment or workload identity"
+            )
+        self.scheme = scheme
+        self.retry = retry or RetryPolicy.from_env()
+        self.part_size = part_size
+        if scheme == "file":
+            raw = uri.strip()
+            root = raw.removeprefix("file://") if raw.startswith("file://") else raw
+            self.root = str(Path(root or ".").expanduser().resolve())
             self.uri = f"file://{self.root}"
         else:
-            self.root = self.uri.split("://", 1)[1]
-        self.fs: fsspec.AbstractFileSystem = fsspec.filesystem(self.scheme, **options)
+            bucket_path = uri.strip().split("://", 1)[1].strip("/")
+            if not bucket_path:
+                raise StoreError(f"storage URI {redact_uri(uri)} names no bucket")
+            self.root = bucket_path
+            self.uri = f"{scheme}://{bucket_path}"
+        self.fs: fsspec.AbstractFileSystem = _make_filesystem(scheme, self.uri, options)
+
+    def __repr__(self) -> str:
+        return f"Store({self.uri!r})"
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> Store:
         return cls(uri, **options)
 
+    # ------------------------------------------------------------------ paths
+
     def _path(self, key: str) -> str:
-        key = key.lstrip("/")
-        if ".." in key.split("/"):
-            raise StoreError(f"key {key!r} escapes the store root")
+        key = key.strip("/")
+        parts = key.split("/")
+        if any(p in {"..", "."} for p in parts) or "\\" in key or "\x00" in key:
+            raise StoreError(f"key {key!r} escapes the store root {self.uri}")
         return f"{self.root}/{key}" if key else self.root
 
     def uri_for(self, key: str) -> str:
-        """The full URI of a key, as written to status and evidence."""
-        return f"{self.uri}/{key.lstrip('/')}"
+        """The full URI of a key, as written to status and evidence (never credentials)."""
+        key = key.lstrip("/")
+        return f"{self.uri}/{key}" if key else self.uri
+
+    def local_path(self, key: str) -> Path | None:
+        """The filesystem path of a key for file:// stores, else None."""
+        if self.scheme != "file":
+            return None
+        return Path(self._path(key))
+
+    # ------------------------------------------------------------------ retries
+
+    def _call(self, action: str, key: str, fn: Callable[[], T]) -> T:
+        target = self.uri_for(key)
+        last: BaseException | None = None
+        for attempt in range(self.retry.attempts):
+            try:
+                return fn()
+            except StoreError:
+                raise
+            except Exception as exc:  # classified below; nothing is swallowed
+                if _is_not_found(exc):
+                    raise StoreNotFoundError(f"{action} {target} failed: not found") from None
+                if not is_transient(exc):
+                    raise StoreError(f"{action} {target} failed: {_describe(exc)}") from None
+                last = exc
+                if attempt + 1 < self.retry.attempts:
+                    wait = self.retry.delay(attempt)
+                    log.warning(
+                        "%s %s: transient error (attempt %d/%d), retrying in %.2fs: %s",
+                        action,
+                        target,
+                        attempt + 1,
+                        self.retry.attempts,
+                        wait,
+                        _describe(exc),
+                    )
+                    self._forget_listings()
+                    self.retry.sleep(wait)
+        assert last is not None
+        raise StoreError(
+            f"{action} {target} failed after {self.retry.attempts} attempts "
+            f"(transient errors, retried with backoff): {_describe(last)}"
+        ) from None
+
+    def _forget_listings(self) -> None:
+        """Drop cached listings so that a check or a retry sees the store as it is now."""
+        invalidate = getattr(self.fs, "invalidate_cache", None)
+        if callable(invalidate):
+            invalidate()
+
+    # ------------------------------------------------------------------ writes
 
     def write_bytes(self, key: str, data: bytes) -> str:
         """Write atomically: readers see the old object or the whole new one, never a part."""
         path = self._path(key)
-        try:
-            if self.scheme == "file":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=str(Path(path).parent), prefix=".tmp-")
-                try:
-                    with os.fdopen(fd, "wb") as handle:
-                        handle.write(data)
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                    os.replace(tmp, path)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
-            else:
-                # Object stores publish an object only when its upload completes.
-                self.fs.pipe_file(path, data)
-        except OSError as exc:
-            raise StoreError(f"writing {self.uri_for(key)} failed: {exc}") from exc
+        if not key.strip("/"):
+            raise StoreError(f"cannot write to the store root {self.uri}")
+        if self.scheme == "file":
+            self._call("writing", key, lambda: _atomic_local_write(Path(path), data))
+        else:
+            kwargs: dict[str, Any] = {}
+            if self.part_size and self.scheme == "s3":
+                kwargs["chunksize"] = self.part_size
+
+            def put() -> None:
+                # A single PUT or a multipart upload: the object appears only on completion.
+                self.fs.pipe_file(path, data, **kwargs)
+
+            self._call("writing", key, put)
         return self.uri_for(key)
 
     def write_text(self, key: str, text: str) -> str:
@@ -81,34 +451,156 @@ class Store:
         data = obj.to_wire() if isinstance(obj, ApiModel) else obj
         return self.write_text(key, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
+    def upload_file(self, local: str | Path, key: str) -> str:
+        """Copy a local file to a key, atomically."""
+        source = Path(local)
+        if not source.is_file():
+            raise StoreError(f"uploading to {self.uri_for(key)} failed: {source} is not a file")
+        path = self._path(key)
+        if self.scheme == "file":
+            self._call("uploading", key, lambda: _atomic_local_copy(source, Path(path)))
+        elif self.scheme == "s3" and self.part_size:
+            data = source.read_bytes()
+            self._call(
+                "uploading", key, lambda: self.fs.pipe_file(path, data, chunksize=self.part_size)
+            )
+        else:
+            self._call("uploading", key, lambda: self.fs.put_file(str(source), path))
+        return self.uri_for(key)
+
+    def upload_dir(self, local: str | Path, prefix: str) -> list[str]:
+        """Upload every regular file under a local folder to ``prefix/<relative path>``.
+
+        Files go one by one (each atomic), sorted, ``SHA256SUMS`` and ``*.zip`` last so
+        that a reader who sees the checksums or the bundle sees the files they cover.
+        Symlinks are refused. Returns the URIs written.
+        """
+        root = Path(local)
+        if not root.is_dir():
+            raise StoreError(f"uploading to {self.uri_for(prefix)} failed: {root} is not a folder")
+        names: list[str] = []
+        for path in sorted(root.rglob("*")):
+            if path.is_symlink():
+                raise StoreError(f"refusing to upload symlink {path}")
+            if path.is_file() and not path.name.startswith(TMP_PREFIX):
+                names.append(path.relative_to(root).as_posix())
+        names.sort(key=lambda n: (n == "SHA256SUMS" or n.endswith(".zip"), n.endswith(".zip"), n))
+        base = prefix.strip("/")
+        return [self.upload_file(root / name, f"{base}/{name}" if base else name) for name in names]
+
+    def delete(self, key: str) -> None:
+        """Remove one object; a missing one is not an error."""
+        path = self._path(key)
+
+        def remove() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(path)
+
+        self._call("deleting", key, remove)
+
+    # ------------------------------------------------------------------ reads
+
     def read_bytes(self, key: str) -> bytes:
-        try:
-            data: bytes = self.fs.cat_file(self._path(key))
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise StoreError(f"reading {self.uri_for(key)} failed: {exc}") from exc
-        return data
+        path = self._path(key)
+
+        def read() -> bytes:
+            data: bytes = self.fs.cat_file(path)
+            return data
+
+        return self._call("reading", key, read)
+
+    def read_text(self, key: str) -> str:
+        return self.read_bytes(key).decode()
 
     def read_json(self, key: str) -> Any:
-        return json.loads(self.read_bytes(key))
+        raw = self.read_bytes(key)
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"reading {self.uri_for(key)} failed: not JSON ({exc})") from None
+
+    def download(self, key: str, local: str | Path) -> Path:
+        """Copy a key to a local file, atomically (temp file + rename)."""
+        path = self._path(key)
+        target = Path(local)
+        target.parent.mkdir(parents=True, exist_ok=True)
+
+        def get() -> None:
+            fd, tmp = tempfile.mkstemp(dir=str(target.parent), prefix=TMP_PREFIX)
+            os.close(fd)
+            try:
+                if self.scheme == "file":
+                    shutil.copyfile(path, tmp)
+                else:
+                    self.fs.get_file(path, tmp)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+        self._call("downloading", key, get)
+        return target
 
     def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self._path(key)))
+        path = self._path(key)
 
-    def list(self, prefix: str) -> list[str]:
+        def check() -> bool:
+            self._forget_listings()
+            return bool(self.fs.exists(path))
+
+        return self._call("checking", key, check)
+
+    def list(self, prefix: str = "") -> list[str]:
         """Keys under a prefix (recursive), sorted; temp files of in-flight writes excluded."""
         base = self._path(prefix)
-        try:
-            found = self.fs.find(base)
-        except FileNotFoundError:
-            return []
-        keys = []
-        for path in found:
-            rel = str(path)[len(self.root) :].lstrip("/")
-            if not rel.rsplit("/", 1)[-1].startswith(".tmp-"):
-                keys.append(rel)
-        return sorted(keys)
 
-    def upload_file(self, local: str | Path, key: str) -> str:
-        return self.write_bytes(key, Path(local).read_bytes())
+        def find() -> list[str]:
+            self._forget_listings()
+            try:
+                found = self.fs.find(base)
+            except FileNotFoundError:
+                return []
+            keys = []
+            root = self.root.rstrip("/")
+            for path in found:
+                text = str(path)
+                if self.scheme != "file":
+                    text = text.split("://", 1)[-1]
+                if not (text == root or text.startswith(root + "/")):
+                    continue
+                rel = text[len(root) :].lstrip("/")
+                if rel and not rel.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+                    keys.append(rel)
+            return sorted(keys)
+
+        return self._call("listing", prefix, find)
+
+
+def _atomic_local_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=TMP_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_local_copy(source: Path, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=TMP_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as handle, source.open("rb") as src:
+            shutil.copyfileobj(src, handle, 1 << 20)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,102 @@
+{{/* Chart name, overridable. */}}
+{{- define "tunix-rt.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Release-scoped name of every object this chart creates. */}}
+{{- define "tunix-rt.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tunix-rt.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "tunix-rt.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tunix-rt.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "tunix-rt.labels" -}}
+helm.sh/chart: {{ include "tunix-rt.chart" . }}
+{{ include "tunix-rt.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tunix-rt
+{{- end -}}
+
+{{- define "tunix-rt.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "tunix-rt.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The operator image: repository:tag, repository:tag@digest. */}}
+{{- define "tunix-rt.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Namespaces the operator watches when not cluster-wide (JSON list, for fromJsonArray). */}}
+{{- define "tunix-rt.watchedNamespaces" -}}
+{{- if .Values.watch.namespaces -}}
+{{- toJson .Values.watch.namespaces -}}
+{{- else -}}
+{{- list .Release.Namespace | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{/* What the operator does to its own resources, RayJobs and Events (namespaced or cluster-wide). */}}
+{{- define "tunix-rt.workloadRules" -}}
+# tunix-rt resources: kopf watches them and patches finalizers and its annotations.
+- apiGroups: ["tunixrt.io"]
+  resources: ["sweeps", "rehearsals"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["tunixrt.io"]
+  resources: ["sweeps/status", "rehearsals/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["tunixrt.io"]
+  resources: ["sweeps/finalizers", "rehearsals/finalizers"]
+  verbs: ["update"]
+# The RayJob each Sweep/Rehearsal owns.
+- apiGroups: ["ray.io"]
+  resources: ["rayjobs"]
+  verbs: ["get", "list", "watch", "create", "delete", "patch"]
+# Events on Sweeps/Rehearsals (kopf and the controller).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
+
+{{/* Cluster-wide, read-only: kopf's discovery of CRDs and namespaces. */}}
+{{- define "tunix-rt.discoveryRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end -}}
+
+{{/* Peering objects are hooks: created after their CRDs, kept across upgrades. */}}
+{{- define "tunix-rt.peeringHook" -}}
+helm.sh/hook: post-install,post-upgrade
+helm.sh/hook-weight: "-5"
+helm.sh/hook-delete-policy: before-hook-creation
+{{- end -}}

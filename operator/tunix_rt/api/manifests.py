@@ -1,0 +1,149 @@
+"""Reading manifests from files: multi-document YAML, kinds, and errors that name the field.
+
+Shared by ``tunix-rt validate``, ``tunix-rt sweep run`` and the Tune driver, so a bad
+manifest reads the same everywhere: ``spec.searchSpace.learningRate.low: low (0.1) …``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from tunix_rt.api.rehearsal import Rehearsal
+from tunix_rt.api.sweep import Sweep, SweepSpec
+
+KINDS: dict[str, type[Sweep] | type[Rehearsal]] = {"Sweep": Sweep, "Rehearsal": Rehearsal}
+
+
+class ManifestError(ValueError):
+    """A manifest could not be read or is invalid; ``errors`` are ``(path, message)`` pairs."""
+
+    def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.errors = errors
+        lines = "\n".join(f"  {path}: {msg}" if path else f"  {msg}" for path, msg in errors)
+        super().__init__(f"{source}: invalid\n{lines}")
+
+
+def error_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    """A pydantic error location as the wire field path: ``spec.pools[0].name``."""
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part == "[key]":
+            out += " (key)"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validation_errors(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    """``(field path, message)`` for each pydantic error; messages without pydantic noise."""
+    out = []
+    for err in exc.errors(include_url=False):
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        out.append((error_path(tuple(err["loc"]), prefix), msg))
+    return out
+
+
+def load_documents(path: str | Path) -> list[Any]:
+    """Every YAML document in a file (empty documents skipped)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ManifestError(source, [("", f"cannot read: {exc.strerror or exc}")]) from exc
+    return parse_documents(text, source)
+
+
+def parse_documents(text: str, source: str = "<input>") -> list[Any]:
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ManifestError(source, [("", f"not valid YAML: {where}{problem}")]) from exc
+    return [doc for doc in docs if doc is not None]
+
+
+@dataclass
+class Checked:
+    """One document's verdict (``tunix-rt validate``)."""
+
+    index: int
+    kind: str | None
+    name: str | None
+    errors: list[tuple[str, str]]
+    skipped: bool = False
+
+
+def check_document(doc: Any, index: int = 0) -> Checked:
+    """Validate one document by its kind; unknown kinds are skipped, not errors."""
+    if not isinstance(doc, dict):
+        return Checked(index, None, None, [("", "a manifest must be a mapping")])
+    kind = doc.get("kind")
+    metadata = doc.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    model = KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        return Checked(index, str(kind) if kind else None, name, [], skipped=True)
+    try:
+        model.model_validate(doc)
+    except ValidationError as exc:
+        return Checked(index, kind, name, validation_errors(exc))
+    return Checked(index, kind, name, [])
+
+
+@dataclass
+class SweepDocument:
+    """A sweep to run: its spec, and the name/namespace when the file was a full manifest."""
+
+    spec: SweepSpec
+    name: str | None = None
+    namespace: str | None = None
+
+
+def parse_sweep(doc: Any, source: str = "<input>") -> SweepDocument:
+    """A full Sweep manifest or a bare spec (what ``--spec`` and ``sweep run`` accept)."""
+    if not isinstance(doc, dict):
+        raise ManifestError(source, [("", "a sweep must be a mapping")])
+    if "kind" in doc or "apiVersion" in doc:
+        if doc.get("kind") != "Sweep":
+            raise ManifestError(source, [("kind", f"expected Sweep, got {doc.get('kind')!r}")])
+        try:
+            sweep = Sweep.model_validate(doc)
+        except ValidationError as exc:
+            raise ManifestError(source, validation_errors(exc)) from exc
+        return SweepDocument(sweep.spec, sweep.metadata.name, sweep.metadata.namespace)
+    try:
+        spec = SweepSpec.model_validate(doc)
+    except ValidationError as exc:
+        raise ManifestError(source, validation_errors(exc, "spec")) from exc
+    return SweepDocument(spec)
+
+
+def load_sweep(path: str | Path) -> SweepDocument:
+    """The (first) Sweep in a file; other kinds in the same file are ignored."""
+    docs = load_documents(path)
+    sweeps = [d for d in docs if not isinstance(d, dict) or d.get("kind", "Sweep") == "Sweep"]
+    if not sweeps:
+        raise ManifestError(str(path), [("kind", "no Sweep in this file")])
+    return parse_sweep(sweeps[0], str(path))
+
+
+def decode_spec_b64(value: str) -> SweepDocument:
+    """``--spec-b64``: base64 of the spec's wire JSON (a bare spec or a full manifest)."""
+    try:
+        doc = json.loads(base64.b64decode(value.encode(), validate=True))
+    except (binascii.Error, ValueError) as exc:
+        raise ManifestError("--spec-b64", [("", f"not base64 of JSON: {exc}")]) from exc
+    return parse_sweep(doc, "--spec-b64")

@@ -1,0 +1,121 @@
+"""``tunix-rt promote RESULT -o FILE``: a sweep's best trial as files to commit.
+
+Writes the best trial's trainer config (TrainerConfig, wire YAML) and a ready Rehearsal
+manifest that runs it inline, annotated with where it came from (GitOps: commit both).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+from tunix_rt.api.common import DEFAULT_STORAGE
+from tunix_rt.api.manifests import validation_errors
+from tunix_rt.api.rehearsal import Rehearsal
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.cli import results as results_mod
+from tunix_rt.cli.display import format_params, format_score, make_console
+
+SOURCE_SWEEP = "tunixrt.io/source-sweep"
+SOURCE_TRIAL = "tunixrt.io/source-trial"
+SOURCE_SCORE = "tunixrt.io/source-primary-score"
+
+
+def _dump(data: object) -> str:
+    return yaml.safe_dump(data, sort_keys=False, width=100)
+
+
+def promote(
+    result: str = typer.Argument(
+        ...,
+        help="The sweep's summary.json (path or URI) or its results folder "
+        "(e.g. runs/local/sweep-smoke).",
+    ),
+    output: Path = typer.Option(..., "-o", "--output", help="Trainer config file to write."),
+    rehearsal_out: Path | None = typer.Option(
+        None,
+        "--rehearsal",
+        help="Rehearsal manifest to write (default: next to -o, named <stem>-rehearsal.yaml).",
+    ),
+    steps: int | None = typer.Option(
+        None, "--steps", min=1, help="maxSteps of the rehearsal (longer than the smoke cap)."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Rehearsal name (default: <sweep>-best)."),
+    storage: str | None = typer.Option(
+        None, "--storage", help="Rehearsal evidence store (default: the sweep's storage)."
+    ),
+) -> None:
+    """Turn a finished sweep's best params into a trainer config and a Rehearsal manifest."""
+    console = make_console()
+    err = make_console(stderr=True)
+    try:
+        results = results_mod.load(result)
+    except results_mod.ResultsError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    summary = results.summary
+    if summary is None:
+        err.print(f"[red]{results.uri} has no summary yet: the sweep has not finished[/red]")
+        raise typer.Exit(1)
+    if summary.best_trial_id is None or summary.best_params is None:
+        err.print(f"[red]sweep {summary.sweep} has no best trial ({summary.message})[/red]")
+        raise typer.Exit(1)
+
+    try:
+        trainer = TrainerConfig.model_validate(summary.base_config).with_params(summary.best_params)
+        if steps is not None:
+            trainer = TrainerConfig.model_validate(trainer.model_dump() | {"max_steps": steps})
+    except ValidationError as exc:
+        for path, msg in validation_errors(exc, "trainer"):
+            err.print(f"[red]{path}: {msg}[/red]")
+        raise typer.Exit(1) from exc
+
+    source = f"{summary.namespace}/{summary.sweep}"
+    score = format_score(summary.primary_score)
+    header = (
+        f"# Trainer config promoted from sweep {source}, best trial {summary.best_trial_id}\n"
+        f"# (primary_score={score}; {format_params(summary.best_params)}).\n"
+        f"# Results: {results.uri}\n"
+        + (f"# maxSteps raised to {steps} for the rehearsal (--steps).\n" if steps else "")
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(header + _dump(trainer.to_wire()))
+
+    sweep_storage = results.spec.storage if results.spec else DEFAULT_STORAGE
+    rehearsal_name = (name or f"{summary.sweep}-best")[:63].rstrip("-")
+    manifest = {
+        "apiVersion": "tunixrt.io/v1alpha1",
+        "kind": "Rehearsal",
+        "metadata": {
+            "name": rehearsal_name,
+            "annotations": {
+                SOURCE_SWEEP: summary.sweep,
+                SOURCE_TRIAL: summary.best_trial_id,
+                SOURCE_SCORE: score,
+            },
+        },
+        "spec": {"trainer": trainer.to_wire(), "storage": storage or sweep_storage},
+    }
+    try:
+        Rehearsal.model_validate(manifest)
+    except ValidationError as exc:
+        for path, msg in validation_errors(exc):
+            err.print(f"[red]{path}: {msg}[/red]")
+        raise typer.Exit(1) from exc
+    target = rehearsal_out or output.with_name(f"{output.stem}-rehearsal.yaml")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        f"# Rehearsal of sweep {source}'s best trial {summary.best_trial_id} "
+        f"(primary_score={score}).\n"
+        f"# Run it: tunix-rt rehearsal run {target}   or   kubectl apply -f {target}\n"
+        + _dump(manifest)
+    )
+    console.print(
+        f"best trial {summary.best_trial_id} of sweep {source}: primary_score={score} "
+        f"({format_params(summary.best_params)})"
+    )
+    console.print(f"wrote {output} (trainer config)")
+    console.print(f"wrote {target} (Rehearsal {rehearsal_name})")

@@ -1,0 +1,103 @@
+"""``tunix-rt rehearsal run FILE`` and ``tunix-rt rehearsal show NAME`` (local, no cluster)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from tunix_rt.api.names import LOCAL_NAMESPACE
+from tunix_rt.evidence import PackageError
+from tunix_rt.rehearsal import RehearsalError, plan_from_file, result_from_store, run_rehearsal
+from tunix_rt.storage import StoreError
+
+app = typer.Typer(
+    name="rehearsal",
+    help="Run a fixed config (inline or a sweep's best trial) and leave an evidence bundle.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command("run")
+def run(
+    file: Path = typer.Argument(
+        ...,
+        help="Rehearsal manifest, or a promoted trainer config (YAML).",
+        exists=True,
+        dir_okay=False,
+    ),
+    storage: str | None = typer.Option(
+        None, "--storage", help="Store URI (default: the manifest's, else file://./runs)."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Also keep the evidence folder here."),
+    namespace: str = typer.Option(LOCAL_NAMESPACE, "--namespace", help="Namespace in the store."),
+    name: str | None = typer.Option(None, "--name", help="Rehearsal name (default: manifest's)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Override maxSteps."),
+    source_sweep: str | None = typer.Option(None, "--source-sweep", help="Provenance: sweep."),
+    source_trial: str | None = typer.Option(None, "--source-trial", help="Provenance: trial."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train, evaluate, write run_manifest.json, eval_summary.json, eval_rows.jsonl,
+    kaggle_output_log.txt, report.html and SHA256SUMS, package the zip and upload all of it
+    to <storage>/<namespace>/rehearsals/<name>/."""
+    try:
+        plan = plan_from_file(
+            file,
+            storage=storage,
+            namespace=namespace,
+            name=name,
+            max_steps=max_steps,
+            source_sweep=source_sweep,
+            source_trial=source_trial,
+        )
+        result = run_rehearsal(plan, out_dir=out)
+    except (RehearsalError, StoreError, PackageError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(result.to_wire(), indent=2, sort_keys=True))
+        return
+    score = "none" if result.primary_score is None else f"{result.primary_score:.4f}"
+    typer.echo(f"rehearsal {result.name}: primary_score {score} after {result.steps} steps")
+    if result.source_sweep:
+        typer.echo(f"  promoted from sweep {result.source_sweep}, trial {result.source_trial}")
+    typer.echo(f"  evidence: {result.evidence_uri}")
+    if result.bundle_uri:
+        typer.echo(f"  bundle:   {result.bundle_uri}")
+    if out is not None:
+        typer.echo(f"  local:    {out}")
+
+
+@app.command("show")
+def show(
+    name: str = typer.Argument(..., help="Rehearsal name."),
+    storage: str = typer.Option("file://./runs", "--storage", help="Store URI."),
+    namespace: str = typer.Option(LOCAL_NAMESPACE, "--namespace", help="Namespace in the store."),
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+) -> None:
+    """The status a finished rehearsal implies: primary_score and its evidence URIs."""
+    try:
+        result = result_from_store(storage, namespace, name)
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if result is None:
+        typer.echo(
+            f"error: no evidence for rehearsal {name!r} in {storage} ({namespace})", err=True
+        )
+        raise typer.Exit(1)
+    status = result.to_status()
+    if as_json:
+        typer.echo(json.dumps(status.to_wire(), indent=2, sort_keys=True))
+        return
+    score = "none" if status.primary_score is None else f"{status.primary_score:.4f}"
+    typer.echo(f"rehearsal {name}: {status.phase.value}, primary_score {score}")
+    if status.source_sweep:
+        typer.echo(f"  promoted from sweep {status.source_sweep}, trial {status.source_trial}")
+    typer.echo(f"  evidence: {status.evidence_uri}")
+    if status.bundle_uri:
+        typer.echo(f"  bundle:   {status.bundle_uri}")
+    for uri in status.evidence_files:
+        typer.echo(f"    {uri}")

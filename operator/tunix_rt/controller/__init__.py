@@ -1,0 +1,74 @@
+"""The tunix-rt operator: kopf handlers for Sweeps and Rehearsals.
+
+It never imports JAX, flax, optax or Ray (a test checks this): it creates RayJobs,
+reads their status and the results the trial workloads write to the store.
+
+Run it with ``tunix-rt operator`` (see ``tunix_rt.cli.operator``), or embedded::
+
+    await run_operator(OperatorConfig.from_env(), stop_flag=event)
+
+Behaviour (spec changes, deletion, restarts) is documented in ``sweep.py`` and in
+``docs/operator.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+
+from tunix_rt.controller import rehearsal, settings, sweep
+from tunix_rt.controller.config import ConfigError, OperatorConfig
+from tunix_rt.controller.metrics import Metrics
+from tunix_rt.controller.runtime import Runtime
+
+__all__ = [
+    "ConfigError",
+    "Metrics",
+    "OperatorConfig",
+    "Runtime",
+    "build_registry",
+    "run",
+    "run_operator",
+]
+
+
+def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+    """A fresh registry with every handler (one per operator run; tests start several)."""
+    registry = kopf.OperatorRegistry()
+    settings.register(registry)
+    sweep.register(registry, config.poll_seconds)
+    rehearsal.register(registry, config.poll_seconds)
+    return registry
+
+
+async def run_operator(
+    config: OperatorConfig,
+    *,
+    runtime: Runtime | None = None,
+    connection: kopf.ConnectionInfo | None = None,
+    stop_flag: Any = None,
+    ready_flag: Any = None,
+) -> None:
+    """Run until ``stop_flag`` is set (or a signal): serve /metrics, then kopf."""
+    runtime = runtime or settings.new_runtime(config, connection)
+    if config.metrics_port:
+        runtime.metrics.serve(config.metrics_port, config.metrics_addr)
+    try:
+        await kopf.operator(
+            registry=build_registry(config),
+            settings=settings.make_settings(config),
+            memo=kopf.Memo(runtime=runtime),
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            **settings.operator_kwargs(config),
+        )
+    finally:
+        runtime.metrics.stop()
+        await runtime.close()
+
+
+def run(config: OperatorConfig) -> None:
+    """Blocking entry point of ``tunix-rt operator``."""
+    asyncio.run(run_operator(config))

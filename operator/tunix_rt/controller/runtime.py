@@ -1,0 +1,225 @@
+"""What every handler shares: the config, the API client, the stores, the metrics.
+
+One :class:`Runtime` per operator process, handed to kopf as ``memo.runtime``; kopf
+gives each object a shallow copy of that memo, so per-object caches live next to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from tunix_rt.api.common import API_VERSION, Phase
+from tunix_rt.controller.config import OperatorConfig
+from tunix_rt.controller.metrics import Metrics
+from tunix_rt.controller.status import (
+    FAILED,
+    INVALID_SPEC,
+    SPEC_CHANGE_IGNORED,
+    apply_status,
+    condition,
+    phase_conditions,
+    phase_of,
+    post_transition,
+    set_condition,
+    timestamp,
+)
+from tunix_rt.kuberay.client import (
+    Ensured,
+    ForeignObjectError,
+    KubeApiError,
+    KubeClient,
+    RayJobClient,
+)
+from tunix_rt.kuberay.rayjob import RAYJOB_KIND, Owner
+from tunix_rt.storage import Store
+
+
+@dataclass
+class Runtime:
+    config: OperatorConfig
+    metrics: Metrics = field(default_factory=Metrics)
+    fixed_connection: kopf.ConnectionInfo | None = None
+    """Use this API server instead of in-cluster / kubeconfig login (tests, dev)."""
+    connection: kopf.ConnectionInfo | None = None
+    """What the login handler found; the RayJob client follows it."""
+    kube: KubeClient = field(init=False)
+    rayjobs: RayJobClient = field(init=False)
+    _stores: dict[str, Store] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.kube = KubeClient(lambda: self.connection)
+        self.rayjobs = RayJobClient(self.kube)
+
+    def store(self, uri: str) -> Store:
+        """A cached Store per URI (filesystem objects are reused between polls)."""
+        if uri not in self._stores:
+            self._stores[uri] = Store(uri)
+        return self._stores[uri]
+
+    def storage_for(self, spec: Mapping[str, Any], fallback: str) -> str:
+        """The spec's storage, else the operator's default storage, else the model default."""
+        explicit = spec.get("storage")
+        if isinstance(explicit, str) and explicit:
+            return explicit
+        return self.config.default_storage or fallback
+
+    def with_defaults(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        return self.config.with_defaults(spec)
+
+    async def close(self) -> None:
+        await self.kube.close()
+
+
+def runtime_of(memo: Any) -> Runtime:
+    runtime = memo.get("runtime") if isinstance(memo, Mapping) else None
+    if not isinstance(runtime, Runtime):
+        raise kopf.PermanentError("operator misconfigured: memo.runtime is not a Runtime")
+    return runtime
+
+
+def owner_of(body: Mapping[str, Any], kind: str) -> Owner:
+    meta = body.get("metadata") or {}
+    return Owner(
+        api_version=str(body.get("apiVersion") or API_VERSION),
+        kind=kind,
+        name=str(meta.get("name")),
+        uid=str(meta.get("uid") or ""),
+    )
+
+
+def plain(status: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain-dict copy of kopf's status view."""
+    return {k: v for k, v in status.items()}
+
+
+def fail(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    status: Mapping[str, Any],
+    *,
+    reason: str,
+    message: str,
+    generation: int | None,
+) -> None:
+    """Phase Failed with Ready/Progressing/Failed conditions, and a Warning Event."""
+    old = phase_of(status)
+    conds = phase_conditions(
+        status.get("conditions") or [], Phase.FAILED, reason, message, generation
+    )
+    desired: dict[str, Any] = {
+        "phase": Phase.FAILED.value,
+        "message": message,
+        "conditions": conds,
+        "observedGeneration": generation,
+        "completionTime": status.get("completionTime") or timestamp(),
+    }
+    apply_status(patch, status, desired)
+    if old is Phase.FAILED:
+        kopf.warn(body, reason=reason, message=message)
+    else:
+        post_transition(body, old, Phase.FAILED, message, reason)
+
+
+def ignore_spec_change(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    status: Mapping[str, Any],
+    kind: str,
+    generation: int | None,
+) -> None:
+    """The documented answer to a spec edit after a run started: keep running what was
+    started, say so in a condition and a Warning Event."""
+    phase = phase_of(status) or Phase.PENDING
+    if phase in (Phase.SUCCEEDED, Phase.FAILED):
+        what = f"the {kind} has finished ({phase.value}); its results stay as they are"
+    else:
+        what = f"the {kind} is {phase.value}; its RayJob keeps the spec it started with"
+    message = (
+        f"spec changed (generation {generation}) but {what}. To run the new spec, create a "
+        f"new {kind} (or delete this one and apply it again)."
+    )
+    conds = set_condition(
+        status.get("conditions") or [],
+        SPEC_CHANGE_IGNORED,
+        True,
+        SPEC_CHANGE_IGNORED,
+        message,
+        generation,
+    )
+    apply_status(patch, status, {"conditions": conds, "observedGeneration": generation})
+    kopf.warn(body, reason=SPEC_CHANGE_IGNORED, message=message)
+
+
+def clear_spec_change(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for c in conditions if c.get("type") != SPEC_CHANGE_IGNORED]
+
+
+def was_invalid(status: Mapping[str, Any]) -> bool:
+    cond = condition(status.get("conditions") or [], FAILED)
+    return bool(cond and cond.get("status") == "True" and cond.get("reason") == INVALID_SPEC)
+
+
+async def ensure_rayjob(
+    runtime: Runtime,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    status: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    kind: str,
+    generation: int | None,
+) -> Ensured | None:
+    """Create or adopt the RayJob. Transient API trouble raises kopf.TemporaryError (kopf
+    retries); a manifest the API server rejects fails the object (returns None)."""
+    meta = manifest["metadata"]
+    owner_uid = (body.get("metadata") or {}).get("uid")
+    try:
+        ensured = await runtime.rayjobs.ensure(manifest, owner_uid)
+    except ForeignObjectError as exc:
+        kopf.warn(body, reason="RayJobConflict", message=str(exc))
+        raise kopf.TemporaryError(str(exc), delay=30) from exc
+    except KubeApiError as exc:
+        if exc.status == 404:
+            message = (
+                f"cannot create RayJob {meta['name']}: the ray.io/v1 RayJob resource is not "
+                "served here; install the KubeRay operator and its CRDs"
+            )
+            kopf.warn(body, reason="KubeRayMissing", message=message)
+            raise kopf.TemporaryError(message, delay=30) from exc
+        if exc.status in (401, 403):
+            message = (
+                f"not allowed to create RayJob {meta['namespace']}/{meta['name']}: "
+                f"{exc.message} (check the operator's RBAC for ray.io rayjobs)"
+            )
+            kopf.warn(body, reason="Forbidden", message=message)
+            raise kopf.TemporaryError(message, delay=60) from exc
+        if exc.status in (400, 422):
+            fail(
+                body,
+                patch,
+                status,
+                reason="RayJobRejected",
+                message=f"the API server rejected RayJob {meta['name']}: {exc.message}",
+                generation=generation,
+            )
+            return None
+        raise kopf.TemporaryError(f"RayJob {meta['name']}: {exc}", delay=10) from exc
+    if ensured.action == "created":
+        runtime.metrics.rayjobs_created.labels(kind=kind).inc()
+        kopf.info(body, reason="RayJobCreated", message=f"created {RAYJOB_KIND} {meta['name']}")
+    else:
+        kopf.info(
+            body,
+            reason="RayJobAdopted",
+            message=f"adopted the existing {RAYJOB_KIND} {meta['name']}",
+        )
+    return ensured
+
+
+async def read_in_thread(fn: Any, *args: Any) -> Any:
+    """Store I/O is blocking (fsspec, retries with sleeps): keep it off the event loop."""
+    return await asyncio.to_thread(fn, *args)

@@ -1,0 +1,189 @@
+"""Status helpers shared by the Sweep and Rehearsal handlers: conditions, phases, messages.
+
+Conditions (``Ready``, ``Progressing``, ``Failed``, and ``SpecChangeIgnored`` when it
+applies) follow the Kubernetes conventions: ``lastTransitionTime`` moves only when a
+condition's status flips; ``observedGeneration`` is the generation it was computed for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from tunix_rt.api.common import TERMINAL_PHASES, Condition, Phase
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+FAILED = "Failed"
+SPEC_CHANGE_IGNORED = "SpecChangeIgnored"
+
+INVALID_SPEC = "InvalidSpec"
+"""Reason of a Failed condition for a spec that does not validate."""
+
+OPERATOR_KEYS = (
+    "phase",
+    "message",
+    "conditions",
+    "observedGeneration",
+    "rayJobName",
+    "startTime",
+    "completionTime",
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    return (moment or now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def phase_of(status: Mapping[str, Any]) -> Phase | None:
+    value = status.get("phase")
+    try:
+        return Phase(value) if value else None
+    except ValueError:
+        return None
+
+
+def is_terminal(status: Mapping[str, Any]) -> bool:
+    return phase_of(status) in TERMINAL_PHASES
+
+
+def condition(conditions: Iterable[Mapping[str, Any]], ctype: str) -> Mapping[str, Any] | None:
+    for cond in conditions or ():
+        if cond.get("type") == ctype:
+            return cond
+    return None
+
+
+def failed_for_invalid_spec(status: Mapping[str, Any]) -> bool:
+    """The object failed validation (and so never got a RayJob)."""
+    cond = condition(status.get("conditions") or [], FAILED)
+    return (
+        phase_of(status) is Phase.FAILED
+        and cond is not None
+        and cond.get("status") == "True"
+        and cond.get("reason") == INVALID_SPEC
+    )
+
+
+def set_condition(
+    conditions: Sequence[Mapping[str, Any]],
+    ctype: str,
+    status: bool | str,
+    reason: str,
+    message: str = "",
+    generation: int | None = None,
+) -> list[dict[str, Any]]:
+    """A copy of ``conditions`` with one condition set (added or replaced in place)."""
+    value = status if isinstance(status, str) else ("True" if status else "False")
+    out: list[dict[str, Any]] = []
+    found = False
+    for cond in conditions:
+        if cond.get("type") != ctype:
+            out.append(dict(cond))
+            continue
+        found = True
+        since = cond.get("lastTransitionTime") if cond.get("status") == value else None
+        out.append(_condition(ctype, value, reason, message, generation, since))
+    if not found:
+        out.append(_condition(ctype, value, reason, message, generation, None))
+    return out
+
+
+def _condition(
+    ctype: str, value: str, reason: str, message: str, generation: int | None, since: str | None
+) -> dict[str, Any]:
+    cond = Condition(
+        type=ctype,
+        status=value,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+    ).to_wire()
+    cond["lastTransitionTime"] = since or timestamp()
+    return cond
+
+
+def phase_conditions(
+    conditions: Sequence[Mapping[str, Any]],
+    phase: Phase,
+    reason: str,
+    message: str,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """Ready / Progressing / Failed consistent with a phase."""
+    conds: list[dict[str, Any]] = [dict(c) for c in conditions]
+    if phase is Phase.SUCCEEDED:
+        conds = set_condition(conds, READY, True, reason, message, generation)
+        conds = set_condition(conds, PROGRESSING, False, "Finished", message, generation)
+        conds = set_condition(conds, FAILED, False, "AsExpected", "", generation)
+    elif phase is Phase.FAILED:
+        conds = set_condition(conds, READY, False, reason, message, generation)
+        conds = set_condition(conds, PROGRESSING, False, reason, message, generation)
+        conds = set_condition(conds, FAILED, True, reason, message, generation)
+    else:
+        conds = set_condition(conds, READY, False, phase.value, message, generation)
+        conds = set_condition(conds, PROGRESSING, True, reason, message, generation)
+        conds = set_condition(conds, FAILED, False, "AsExpected", "", generation)
+    return conds
+
+
+def _loc(parts: Iterable[int | str]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "spec") -> str:
+    """``spec.searchSpace.learningRate.low: ...`` for each error, joined by ``; ``."""
+    messages = []
+    for err in exc.errors(include_url=False):
+        loc = _loc(err.get("loc", ()))
+        path = f"{prefix}.{loc}" if loc else prefix
+        msg = str(err.get("msg", "invalid"))
+        msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        messages.append(f"{path}: {msg}")
+    return "; ".join(messages) or f"{prefix}: invalid"
+
+
+def generation_of(meta: Mapping[str, Any]) -> int | None:
+    value = meta.get("generation")
+    return int(value) if isinstance(value, int) else None
+
+
+def apply_status(patch: kopf.Patch, current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Patch only the status keys that change; returns whether anything changed.
+
+    Keys present now but absent from ``desired`` are left alone (merge-patch semantics):
+    callers that want a key removed set it to None.
+    """
+    changed = False
+    for key, value in desired.items():
+        if current.get(key) != value:
+            patch.status[key] = value
+            changed = True
+    return changed
+
+
+def post_transition(
+    body: kopf.Body, old: Phase | None, new: Phase, message: str, reason: str | None = None
+) -> None:
+    """A Kubernetes Event for a phase transition (Warning for Failed)."""
+    if old is new:
+        return
+    text = f"{old.value if old else 'New'} -> {new.value}: {message}"
+    if new is Phase.FAILED:
+        kopf.warn(body, reason=reason or "Failed", message=text)
+    else:
+        kopf.info(body, reason=reason or new.value, message=text)

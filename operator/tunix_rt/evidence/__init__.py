@@ -1,0 +1,48 @@
+"""Evidence of a run: run_manifest.json, eval_summary.json, eval_rows.jsonl, the log,
+report.html, SHA256SUMS, and the reproducible submission zip (see docs/evidence.md).
+
+Pure Python (no JAX): the operator and the CLI import it as well as the trial images.
+"""
+
+from tunix_rt.evidence.checksums import SUMS_NAME, ChecksumError, parse_sums, write_sums
+from tunix_rt.evidence.manifest import MANIFEST_NAME, build_run_manifest, commit_info
+from tunix_rt.evidence.package import (
+    PackageError,
+    VerifyReport,
+    build_zip,
+    bundle_name,
+    collect_files,
+    verify_zip,
+)
+from tunix_rt.evidence.report import REPORT_NAME, render_report
+from tunix_rt.evidence.summary import ROWS_NAME, SUMMARY_NAME, build_eval_summary
+from tunix_rt.evidence.validation import EvidenceError, schema_errors, validate
+
+LOG_NAME = "kaggle_output_log.txt"
+SWEEP_SUMMARY_NAME = "sweep_summary.json"
+
+__all__ = [
+    "LOG_NAME",
+    "MANIFEST_NAME",
+    "REPORT_NAME",
+    "ROWS_NAME",
+    "SUMMARY_NAME",
+    "SUMS_NAME",
+    "SWEEP_SUMMARY_NAME",
+    "ChecksumError",
+    "EvidenceError",
+    "PackageError",
+    "VerifyReport",
+    "build_eval_summary",
+    "build_run_manifest",
+    "build_zip",
+    "bundle_name",
+    "collect_files",
+    "commit_info",
+    "parse_sums",
+    "render_report",
+    "schema_errors",
+    "validate",
+    "verify_zip",
+    "write_sums",
+]

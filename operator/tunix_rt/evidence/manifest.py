@@ -1,0 +1,156 @@
+"""run_manifest.json: what ran, from which code, config and data, on what, and when."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tunix_rt.evidence.validation import validate
+from tunix_rt.storage import redact_uri, scrub
+
+MANIFEST_NAME = "run_manifest.json"
+MANIFEST_SCHEMA_VERSION = "tunix-rt/run_manifest/v1"
+
+VERSIONED_PACKAGES = ("tunix-rt", "jax", "jaxlib", "flax", "optax", "ray", "numpy")
+"""Distributions whose versions every manifest records (None when not installed)."""
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    dirty: bool | None
+    source: str  # "git" | "env" | "unknown"
+
+    @property
+    def short(self) -> str:
+        """7 hex digits, with '-dirty' when the tree had changes; 'unknown' when unknown."""
+        if self.sha == "unknown":
+            return "unknown"
+        return self.sha[:7] + ("-dirty" if self.dirty else "")
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def commit_info(cwd: Path | None = None, environ: dict[str, str] | None = None) -> CommitInfo:
+    """``git rev-parse HEAD`` of the working dir (dirty if tracked files changed), else
+    ``$TUNIX_RT_COMMIT_SHA`` (images set it), else 'unknown'."""
+    env = os.environ if environ is None else environ
+    where = cwd or Path.cwd()
+    head = _git(["rev-parse", "HEAD"], where)
+    if head and re.fullmatch(r"[0-9a-f]{40,64}", head.strip()):
+        status = _git(["status", "--porcelain", "--untracked-files=no"], where)
+        dirty = None if status is None else bool(status.strip())
+        return CommitInfo(head.strip(), dirty, "git")
+    from_env = env.get("TUNIX_RT_COMMIT_SHA", "").strip().lower()
+    if re.fullmatch(r"[0-9a-f]{7,64}", from_env):
+        return CommitInfo(from_env, None, "env")
+    return CommitInfo("unknown", None, "unknown")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of tunix-rt and the training stack, via importlib.metadata, plus Python."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def config_sha256(config: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of a config: anyone can recompute it from the manifest."""
+    return hashlib.sha256(canonical_json(config)).hexdigest()
+
+
+def iso(moment: datetime) -> str:
+    """UTC ISO 8601 with a Z, millisecond precision."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_run_manifest(
+    *,
+    run_name: str,
+    namespace: str,
+    commit: CommitInfo,
+    model_id: str,
+    dataset: dict[str, Any],
+    config: dict[str, Any],
+    config_path: str,
+    config_source_sha256: str | None,
+    overrides: dict[str, Any] | None,
+    command: list[str],
+    seed: int,
+    start_time: datetime,
+    end_time: datetime,
+    wall_seconds: float,
+    steps: int,
+    devices: list[str],
+    source: dict[str, Any] | None,
+    storage_uri: str,
+    storage_prefix: str,
+    versions: dict[str, str | None] | None = None,
+    environ: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The manifest as a dict, validated against run_manifest.schema.json.
+
+    Nothing from the environment goes in except TUNIX_RT_IMAGE; the command line and the
+    storage URI are scrubbed of credential values.
+    """
+    env = os.environ if environ is None else environ
+    manifest: dict[str, Any] = {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "kind": "rehearsal",
+        "run_name": run_name,
+        "namespace": namespace,
+        "commit_sha": commit.sha,
+        "commit_dirty": commit.dirty,
+        "commit_source": commit.source,
+        "model_id": model_id,
+        "dataset": dataset,
+        "config_path": config_path,
+        "config_sha256": config_sha256(config),
+        "config_source_sha256": config_source_sha256,
+        "config": config,
+        "overrides": overrides,
+        "command": [scrub(arg, env) for arg in command] or ["unknown"],
+        "seed": seed,
+        "start_time": iso(start_time),
+        "end_time": iso(end_time),
+        "wall_seconds": round(max(wall_seconds, 0.0), 3),
+        "steps": steps,
+        "versions": versions if versions is not None else package_versions(),
+        "devices": devices,
+        "image": env.get("TUNIX_RT_IMAGE") or "local",
+        "platform": f"{platform.system()}-{platform.machine()}",
+        "storage": {"uri": redact_uri(storage_uri), "prefix": storage_prefix},
+        "source": source,
+    }
+    validate("run_manifest", manifest, label=MANIFEST_NAME)
+    return manifest

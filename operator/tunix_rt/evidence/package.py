@@ -1,0 +1,380 @@
+"""Packaging an evidence folder into a reproducible submission zip, and verifying one.
+
+``build_zip(RUN_DIR)`` → ``submission/tunix_rt_<run>_<date>_<sha>.zip``:
+
+* every regular file of the folder (the ``submission/`` subfolder and in-flight temp
+  files aside) plus ``SHA256SUMS``; the folder's own SHA256SUMS must list exactly those
+  files with matching digests (a changed or unlisted file is refused), or, when the
+  folder has none, one is computed into the zip;
+* byte-identical when run twice on the same folder: entries sorted, fixed timestamps
+  (1980-01-01, or ``$SOURCE_DATE_EPOCH``), fixed permissions (0644), DEFLATE level 9;
+  ``<date>`` and ``<sha>`` come from run_manifest.json (end date, short commit sha);
+* symlinks anywhere in the folder and paths escaping it are refused.
+
+``verify_zip(ZIP)`` checks entry names, SHA256SUMS against every entry (and every entry
+against SHA256SUMS), the zip CRCs, and the JSON evidence files against their schemas.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import stat
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tunix_rt.evidence.checksums import (
+    SUMS_NAME,
+    ChecksumError,
+    check_name,
+    format_sums,
+    parse_sums,
+    sha256_bytes,
+    sha256_file,
+)
+from tunix_rt.evidence.manifest import MANIFEST_NAME
+from tunix_rt.evidence.summary import ROWS_NAME, SUMMARY_NAME
+from tunix_rt.evidence.validation import schema_errors
+from tunix_rt.scoring import compute_primary_score
+
+SUBMISSION_DIR = "submission"
+"""Subfolder (of a run folder in the store) where its bundle lives; never packaged itself."""
+
+TMP_PREFIX = ".tmp-"
+
+REHEARSAL_REQUIRED = (MANIFEST_NAME, SUMMARY_NAME, "kaggle_output_log.txt", SUMS_NAME)
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o100644
+COMPRESS_LEVEL = 9
+
+
+class PackageError(ValueError):
+    """The folder cannot be packaged as it is (the message says which path and why)."""
+
+
+# --------------------------------------------------------------------------- collecting
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def safe_member(run_dir: Path, name: str) -> Path:
+    """The path of ``name`` inside run_dir; refuses traversal, absolute names and symlinks."""
+    try:
+        check_name(name)
+    except ChecksumError as exc:
+        raise PackageError(f"refusing {name!r}: path escapes the run folder ({exc})") from None
+    root = run_dir.resolve()
+    candidate = run_dir / name
+    current = run_dir
+    for part in name.split("/"):
+        current = current / part
+        if current.is_symlink():
+            raise PackageError(f"refusing symlink {current} in the run folder")
+    resolved = candidate.resolve()
+    if not _inside(resolved, root):
+        raise PackageError(f"refusing {name!r}: resolves to {resolved}, outside {root}")
+    return candidate
+
+
+def collect_files(run_dir: Path) -> list[str]:
+    """Relative '/'-names of every evidence file, sorted; symlinks and specials refused."""
+    if run_dir.is_symlink():
+        raise PackageError(f"refusing symlink {run_dir}: the run folder itself is a link")
+    if not run_dir.is_dir():
+        raise PackageError(f"{run_dir} is not a folder")
+    root = run_dir.resolve()
+    names: list[str] = []
+    for current, dirs, files in os.walk(root, followlinks=False):
+        here = Path(current)
+        rel_dir = here.relative_to(root).as_posix()
+        for name in sorted(dirs):
+            path = here / name
+            if path.is_symlink():
+                raise PackageError(f"refusing symlink {run_dir / path.relative_to(root)}")
+        if rel_dir == ".":
+            dirs[:] = sorted(d for d in dirs if d != SUBMISSION_DIR)
+        else:
+            dirs.sort()
+        for name in files:
+            path = here / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                raise PackageError(f"refusing symlink {run_dir / rel} in the run folder")
+            mode = path.lstat().st_mode
+            if not stat.S_ISREG(mode):
+                raise PackageError(f"refusing {run_dir / rel}: not a regular file")
+            if name.startswith(TMP_PREFIX):
+                continue
+            check_name(rel)
+            names.append(rel)
+    return sorted(names, key=lambda n: n.encode())
+
+
+# --------------------------------------------------------------------------- naming
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return slug or "run"
+
+
+def bundle_name(manifest: dict[str, Any]) -> str:
+    """``tunix_rt_<run>_<YYYYMMDD>_<sha7>[-dirty].zip`` from a run manifest."""
+    run = _slug(str(manifest.get("run_name") or "run"))
+    end = str(manifest.get("end_time") or "")
+    try:
+        date = datetime.fromisoformat(end.replace("Z", "+00:00")).strftime("%Y%m%d")
+    except ValueError:
+        raise PackageError(f"{MANIFEST_NAME} has no valid end_time: {end!r}") from None
+    sha = str(manifest.get("commit_sha") or "unknown")
+    short = "unknown" if sha == "unknown" else sha[:7]
+    if manifest.get("commit_dirty") and short != "unknown":
+        short += "-dirty"
+    return f"tunix_rt_{run}_{date}_{_slug(short)}.zip"
+
+
+def zip_date_time() -> tuple[int, int, int, int, int, int]:
+    """1980-01-01 00:00:00, or $SOURCE_DATE_EPOCH (UTC) clamped to the zip range."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        return ZIP_EPOCH
+    try:
+        moment = time.gmtime(int(raw))
+    except (ValueError, OverflowError, OSError):
+        raise PackageError(f"SOURCE_DATE_EPOCH={raw!r} is not a Unix timestamp") from None
+    if moment.tm_year < 1980:
+        return ZIP_EPOCH
+    if moment.tm_year > 2107:
+        return (2107, 12, 31, 23, 59, 58)
+    return (
+        moment.tm_year,
+        moment.tm_mon,
+        moment.tm_mday,
+        moment.tm_hour,
+        moment.tm_min,
+        moment.tm_sec - moment.tm_sec % 2,
+    )
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _checked_sums(run_dir: Path, files: list[str]) -> bytes:
+    """The SHA256SUMS bytes for the bundle: the folder's own (checked) or computed."""
+    evidence = [n for n in files if n != SUMS_NAME]
+    if SUMS_NAME not in files:
+        return format_sums({n: sha256_file(safe_member(run_dir, n)) for n in evidence}).encode()
+    raw = safe_member(run_dir, SUMS_NAME).read_bytes()
+    try:
+        listed = parse_sums(raw.decode())
+    except (ChecksumError, UnicodeDecodeError) as exc:
+        raise PackageError(f"{run_dir / SUMS_NAME}: {exc}") from None
+    for name in listed:
+        safe_member(run_dir, name)  # a listed ../ or symlink is refused, not followed
+    unlisted = sorted(set(evidence) - set(listed))
+    missing = sorted(set(listed) - set(evidence))
+    if unlisted:
+        raise PackageError(f"files not listed in {SUMS_NAME}: {', '.join(unlisted)}")
+    if missing:
+        raise PackageError(f"files listed in {SUMS_NAME} but missing: {', '.join(missing)}")
+    changed = sorted(n for n in evidence if sha256_file(run_dir / n) != listed[n])
+    if changed:
+        raise PackageError(f"files changed since {SUMS_NAME} was written: {', '.join(changed)}")
+    return raw
+
+
+def zip_bytes(run_dir: Path) -> bytes:
+    """The deterministic zip of a run folder, in memory."""
+    files = collect_files(run_dir)
+    if not [n for n in files if n != SUMS_NAME]:
+        raise PackageError(f"{run_dir} holds no evidence files")
+    sums = _checked_sums(run_dir, files)
+    entries = {n: safe_member(run_dir, n).read_bytes() for n in files if n != SUMS_NAME}
+    entries[SUMS_NAME] = sums
+    stamp = zip_date_time()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in sorted(entries, key=lambda n: n.encode()):
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.create_system = 3
+            info.external_attr = FILE_MODE << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(
+                info,
+                entries[name],
+                compress_type=zipfile.ZIP_DEFLATED,
+                compresslevel=COMPRESS_LEVEL,
+            )
+    return buffer.getvalue()
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = safe_member(run_dir, MANIFEST_NAME)
+    if not path.is_file():
+        raise PackageError(f"{run_dir} has no {MANIFEST_NAME}: not an evidence folder")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PackageError(f"{path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PackageError(f"{path} is not a JSON object")
+    return data
+
+
+def build_zip(run_dir: Path, out_dir: Path | None = None, *, name: str | None = None) -> Path:
+    """Package ``run_dir`` into ``out_dir/<bundle_name>`` (default ``./submission``)."""
+    run_dir = Path(run_dir)
+    data = zip_bytes(run_dir)
+    zip_name = name or bundle_name(read_manifest(run_dir))
+    check_name(zip_name)
+    target_dir = Path(out_dir) if out_dir is not None else Path.cwd() / SUBMISSION_DIR
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / zip_name
+    fd, tmp = tempfile.mkstemp(dir=str(target_dir), prefix=TMP_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+# --------------------------------------------------------------------------- verifying
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify_zip`` found; ``ok`` when ``errors`` is empty."""
+
+    path: str
+    files: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    primary_score: float | None = None
+    run_name: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def verify_zip(path: Path) -> VerifyReport:
+    """Check a bundle: safe names, SHA256SUMS ⇔ entries, CRCs, schemas, required files."""
+    report = VerifyReport(path=str(path))
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        report.errors.append(f"not a readable zip: {exc}")
+        return report
+    with archive:
+        infos = archive.infolist()
+        names = [info.filename for info in infos]
+        report.files = sorted(names, key=lambda n: n.encode())
+        if len(set(names)) != len(names):
+            report.errors.append("duplicate entries in the zip")
+        safe: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
+            try:
+                check_name(info.filename)
+            except ChecksumError as exc:
+                report.errors.append(f"unsafe entry {info.filename!r}: {exc}")
+                continue
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                report.errors.append(f"entry {info.filename!r} is a symlink")
+                continue
+            if info.is_dir():
+                report.errors.append(f"entry {info.filename!r} is a folder entry")
+                continue
+            safe[info.filename] = info
+        bad_crc = archive.testzip() if safe and len(safe) == len(infos) else None
+        if bad_crc is not None:
+            report.errors.append(f"entry {bad_crc!r} fails its CRC check")
+        if SUMS_NAME not in safe:
+            report.errors.append(f"{SUMS_NAME} is missing")
+            return report
+        try:
+            listed = parse_sums(archive.read(SUMS_NAME).decode())
+        except (ChecksumError, UnicodeDecodeError) as exc:
+            report.errors.append(f"{SUMS_NAME}: {exc}")
+            return report
+        entries = set(safe) - {SUMS_NAME}
+        for name in sorted(set(listed) - entries):
+            report.errors.append(f"{name} is listed in {SUMS_NAME} but not in the zip")
+        for name in sorted(entries - set(listed)):
+            report.errors.append(f"{name} is in the zip but not listed in {SUMS_NAME}")
+        contents: dict[str, bytes] = {}
+        for name in sorted(entries & set(listed)):
+            data = archive.read(name)
+            contents[name] = data
+            if sha256_bytes(data) != listed[name]:
+                report.errors.append(f"{name}: sha256 does not match {SUMS_NAME}")
+        _check_documents(contents, report)
+    return report
+
+
+def _check_documents(contents: dict[str, bytes], report: VerifyReport) -> None:
+    manifest: Any = None
+    if MANIFEST_NAME in contents:
+        manifest = _json_or_error(MANIFEST_NAME, contents[MANIFEST_NAME], report)
+        if manifest is not None:
+            report.errors.extend(
+                f"{MANIFEST_NAME} {e}" for e in schema_errors("run_manifest", manifest)
+            )
+            if isinstance(manifest, dict):
+                report.run_name = manifest.get("run_name")
+    if isinstance(manifest, dict) and manifest.get("kind") == "rehearsal":
+        for required in REHEARSAL_REQUIRED:
+            if required not in contents and required != SUMS_NAME:
+                report.errors.append(f"{required} is missing (required in a rehearsal bundle)")
+    if SUMMARY_NAME in contents:
+        summary = _json_or_error(SUMMARY_NAME, contents[SUMMARY_NAME], report)
+        if summary is not None:
+            report.errors.extend(
+                f"{SUMMARY_NAME} {e}" for e in schema_errors("eval_summary", summary)
+            )
+            if isinstance(summary, dict):
+                score = summary.get("primary_score")
+                report.primary_score = score if isinstance(score, int | float) else None
+    if ROWS_NAME in contents:
+        rows: list[Any] = []
+        for number, line in enumerate(contents[ROWS_NAME].decode().splitlines(), start=1):
+            row = _json_or_error(f"{ROWS_NAME} line {number}", line.encode(), report)
+            errors = schema_errors("eval_row", row) if row is not None else ["not JSON"]
+            if errors:
+                report.errors.append(f"{ROWS_NAME} line {number} {errors[0]}")
+                return
+            rows.append(row)
+        if SUMMARY_NAME in contents and report.primary_score is not None:
+            recomputed = compute_primary_score(rows)
+            if recomputed != report.primary_score:
+                report.errors.append(
+                    f"{SUMMARY_NAME} primary_score {report.primary_score} != "
+                    f"compute_primary_score over {ROWS_NAME} ({recomputed})"
+                )
+
+
+def _json_or_error(label: str, data: bytes, report: VerifyReport) -> Any:
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        report.errors.append(f"{label} is not JSON: {exc}")
+        return None

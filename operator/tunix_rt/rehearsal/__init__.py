@@ -1,0 +1,33 @@
+"""Rehearsal runs: one fixed config trained and evaluated, leaving an evidence bundle.
+
+``python -m tunix_rt.rehearsal`` is the RayJob entrypoint; ``tunix-rt rehearsal run`` the
+local CLI. Importing this package does not import JAX (only a run does).
+"""
+
+from tunix_rt.rehearsal.run import (
+    SOURCE_SWEEP_ANNOTATION,
+    SOURCE_TRIAL_ANNOTATION,
+    RehearsalError,
+    RehearsalPlan,
+    RehearsalResult,
+    RunLog,
+    apply_overrides,
+    plan_from_file,
+    plan_from_spec,
+    result_from_store,
+    run_rehearsal,
+)
+
+__all__ = [
+    "SOURCE_SWEEP_ANNOTATION",
+    "SOURCE_TRIAL_ANNOTATION",
+    "RehearsalError",
+    "RehearsalPlan",
+    "RehearsalResult",
+    "RunLog",
+    "apply_overrides",
+    "plan_from_file",
+    "plan_from_spec",
+    "result_from_store",
+    "run_rehearsal",
+]

@@ -1,0 +1,115 @@
+"""RayJob entrypoint of a Rehearsal: ``python -m tunix_rt.rehearsal …``.
+
+    python -m tunix_rt.rehearsal (--spec FILE | --spec-b64 B64) --storage URI \
+        --namespace NS --name NAME [--source-sweep S --source-trial T] [--out DIR]
+
+``--spec`` is a Rehearsal manifest, a RehearsalSpec, or a TrainerConfig (YAML or JSON);
+``--spec-b64`` the same, base64-encoded (the operator passes the spec with ``trainer``
+already resolved, and the source sweep/trial as flags). Progress goes to stderr; the
+last line on stdout is the result as JSON (the RehearsalResult, camelCase).
+Exit status: 0 done, 1 the run failed, 2 bad arguments or spec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import json
+import sys
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from tunix_rt.api.names import LOCAL_NAMESPACE
+from tunix_rt.api.rehearsal import Rehearsal, RehearsalSpec
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.rehearsal.run import (
+    SOURCE_SWEEP_ANNOTATION,
+    SOURCE_TRIAL_ANNOTATION,
+    RehearsalError,
+    plan_from_spec,
+    run_rehearsal,
+)
+from tunix_rt.storage import StoreError, scrub
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tunix_rt.rehearsal",
+        description="Run one rehearsal and upload its evidence bundle to the store.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--spec", metavar="FILE", help="Rehearsal manifest/spec or trainer config")
+    src.add_argument("--spec-b64", metavar="B64", help="the same, base64-encoded")
+    p.add_argument("--storage", help="store URI (default: the spec's storage)")
+    p.add_argument("--namespace", default=LOCAL_NAMESPACE, help="namespace for store keys")
+    p.add_argument("--name", help="rehearsal name (default: the manifest's)")
+    p.add_argument("--source-sweep", help="sweep the config was promoted from")
+    p.add_argument("--source-trial", help="trial the config was promoted from")
+    p.add_argument("--max-steps", type=int, help="override maxSteps")
+    p.add_argument("--out", metavar="DIR", help="keep the evidence folder here too")
+    return p
+
+
+def _spec(doc: Any) -> tuple[RehearsalSpec, str | None, dict[str, str]]:
+    """(spec, manifest name, annotations) from a parsed document."""
+    if not isinstance(doc, dict):
+        raise ValueError("the spec must be a mapping")
+    if doc.get("kind") == "Rehearsal" or "metadata" in doc:
+        manifest = Rehearsal.model_validate(doc)
+        return manifest.spec, manifest.metadata.name, manifest.metadata.annotations or {}
+    if "trainer" in doc or "fromSweep" in doc or "from_sweep" in doc:
+        return RehearsalSpec.model_validate(doc), None, {}
+    config = TrainerConfig.model_validate(doc)
+    return RehearsalSpec(trainer=config), None, {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.spec_b64 is not None:
+            raw = base64.b64decode(args.spec_b64, validate=True)
+            config_path = "<--spec-b64>"
+        else:
+            with open(args.spec, "rb") as handle:
+                raw = handle.read()
+            config_path = args.spec
+        spec, manifest_name, annotations = _spec(yaml.safe_load(raw.decode()))
+    except (OSError, binascii.Error, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
+        detail = exc if not isinstance(exc, ValidationError) else exc.errors()[:5]
+        print(f"error: bad spec: {scrub(str(detail))}", file=sys.stderr)
+        return 2
+    name = args.name or manifest_name
+    if not name:
+        print(
+            "error: --name is required when the spec is not a Rehearsal manifest", file=sys.stderr
+        )
+        return 2
+    command = ["python", "-m", "tunix_rt.rehearsal", *(argv if argv is not None else sys.argv[1:])]
+    if args.spec_b64 is not None:  # the spec is in the manifest's config; keep argv short
+        command = [a if a != args.spec_b64 else "<b64>" for a in command]
+    try:
+        plan = plan_from_spec(
+            spec,
+            name=name,
+            namespace=args.namespace,
+            storage=args.storage,
+            config_path=config_path,
+            config_source_sha256=hashlib.sha256(raw).hexdigest(),
+            source_sweep=args.source_sweep or annotations.get(SOURCE_SWEEP_ANNOTATION),
+            source_trial=args.source_trial or annotations.get(SOURCE_TRIAL_ANNOTATION),
+            max_steps=args.max_steps,
+        )
+        result = run_rehearsal(plan, out_dir=args.out, command=command)
+    except (RehearsalError, StoreError) as exc:
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.to_wire(), sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

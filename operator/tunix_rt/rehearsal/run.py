@@ -1,0 +1,735 @@
+"""THE rehearsal run: resolve a fixed config, train and evaluate it, leave evidence.
+
+    plan  = plan_from_file("rehearsal.yaml")            # or plan_from_spec(spec, ...)
+    result = run_rehearsal(plan)                        # trains (JAX), writes, packages, uploads
+    result.primary_score, result.evidence_uri, result.bundle_uri, result.to_status()
+
+Steps: config (inline, a Sweep's best trial from its summary in the store, or a promoted
+config file) → ``tunix_rt.train.run_trial`` with its log captured (tee'd to
+kaggle_output_log.txt with timestamps) → the evidence folder (run_manifest.json,
+eval_summary.json, eval_rows.jsonl, kaggle_output_log.txt, report.html,
+sweep_summary.json for a promoted run, SHA256SUMS) → the reproducible zip under
+``submission/`` → upload of all of it to ``<storage>/<namespace>/rehearsals/<name>/``.
+
+JAX is imported only when a run starts (``tunix_rt.train``), so the operator can import
+this module for ``result_from_store`` without the training stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+from pydantic import Field, ValidationError
+
+from tunix_rt.api.base import ApiModel
+from tunix_rt.api.common import DEFAULT_STORAGE, Phase
+from tunix_rt.api.names import LOCAL_NAMESPACE, rehearsal_prefix, summary_key
+from tunix_rt.api.rehearsal import EvidenceOptions, Rehearsal, RehearsalSpec, RehearsalStatus
+from tunix_rt.api.trainer import TrainerConfig, searchable_name
+from tunix_rt.api.trial import SweepResult
+from tunix_rt.evidence import (
+    LOG_NAME,
+    MANIFEST_NAME,
+    REPORT_NAME,
+    ROWS_NAME,
+    SUMMARY_NAME,
+    SUMS_NAME,
+    SWEEP_SUMMARY_NAME,
+    build_eval_summary,
+    build_run_manifest,
+    build_zip,
+    commit_info,
+    render_report,
+    verify_zip,
+    write_sums,
+)
+from tunix_rt.evidence.manifest import canonical_json, iso
+from tunix_rt.evidence.package import SUBMISSION_DIR
+from tunix_rt.evidence.summary import row_dict, rows_jsonl
+from tunix_rt.scoring import compute_primary_score
+from tunix_rt.storage import Store, StoreError, StoreNotFoundError, redact_uri, scrub
+
+SOURCE_SWEEP_ANNOTATION = "tunixrt.io/source-sweep"
+SOURCE_TRIAL_ANNOTATION = "tunixrt.io/source-trial"
+
+Trainer = Callable[..., Any]
+"""``run_trial(config, *, report=None, checkpoint_dir=None, log=None) -> TrainResult``."""
+
+
+class RehearsalError(RuntimeError):
+    """The rehearsal cannot run or did not finish; the message says why and where."""
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class RehearsalPlan:
+    """Everything a run needs, resolved: the exact config and where it came from."""
+
+    name: str
+    namespace: str
+    storage: str
+    config: TrainerConfig
+    config_path: str
+    config_source_sha256: str | None = None
+    overrides: dict[str, Any] | None = None
+    evidence: EvidenceOptions = field(default_factory=EvidenceOptions)
+    source_sweep: str | None = None
+    source_trial: str | None = None
+    source_params: dict[str, Any] | None = None
+    source_score: float | None = None
+    sweep_summary: dict[str, Any] | None = None
+    summary_uri: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        return rehearsal_prefix(self.namespace, self.name)
+
+    def source(self) -> dict[str, Any] | None:
+        if not (self.source_sweep or self.source_trial):
+            return None
+        return {
+            "sweep": self.source_sweep,
+            "trial": self.source_trial,
+            "params": self.source_params,
+            "trial_primary_score": self.source_score,
+            "summary_uri": self.summary_uri,
+        }
+
+
+def _field_names(model: type[ApiModel]) -> dict[str, str]:
+    """Wire alias or Python name -> Python name, for every field of a model."""
+    out: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        out[name] = name
+        if info.alias:
+            out[info.alias] = name
+    return out
+
+
+def apply_overrides(config: TrainerConfig, overrides: Mapping[str, Any] | None) -> TrainerConfig:
+    """Top-level params (either spelling) and nested sections (model/dataset/eval) merged in."""
+    if not overrides:
+        return config
+    data = config.model_dump()
+    names = _field_names(TrainerConfig)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping):
+            if key not in names or not isinstance(data.get(names[key]), dict):
+                raise RehearsalError(f"overrides.{key}: not a trainer config section")
+            section = names[key]
+            sub_model = TrainerConfig.model_fields[section].annotation
+            sub_names = (
+                _field_names(sub_model)
+                if isinstance(sub_model, type) and issubclass(sub_model, ApiModel)
+                else {}
+            )
+            for sub_key, sub_value in value.items():
+                if sub_key not in sub_names:
+                    raise RehearsalError(f"overrides.{key}.{sub_key}: unknown field")
+                data[section][sub_names[sub_key]] = sub_value
+        else:
+            try:
+                data[searchable_name(key)] = value
+            except ValueError as exc:
+                raise RehearsalError(f"overrides.{key}: {exc}") from None
+    try:
+        return TrainerConfig.model_validate(data)
+    except ValidationError as exc:
+        raise RehearsalError(f"overrides make an invalid trainer config: {exc}") from None
+
+
+def _sweep_summary(store: Store, namespace: str, sweep: str) -> tuple[SweepResult, str]:
+    key = summary_key(namespace, sweep)
+    try:
+        raw = store.read_json(key)
+    except StoreNotFoundError:
+        raise RehearsalError(
+            f"sweep {sweep!r} has no summary at {store.uri_for(key)}: run the sweep first "
+            f"(tunix-rt sweep run …) or check --storage/--namespace"
+        ) from None
+    try:
+        return SweepResult.model_validate(raw), store.uri_for(key)
+    except ValidationError as exc:
+        raise RehearsalError(f"{store.uri_for(key)} is not a sweep summary: {exc}") from None
+
+
+def plan_from_spec(
+    spec: RehearsalSpec,
+    *,
+    name: str,
+    namespace: str = LOCAL_NAMESPACE,
+    storage: str | None = None,
+    config_path: str = "<inline>",
+    config_source_sha256: str | None = None,
+    source_sweep: str | None = None,
+    source_trial: str | None = None,
+    max_steps: int | None = None,
+    store: Store | None = None,
+) -> RehearsalPlan:
+    """Resolve a RehearsalSpec to a plan (reads the sweep summary from the store if needed)."""
+    storage_uri = storage or spec.storage or DEFAULT_STORAGE
+    store = store or Store(storage_uri)
+    notes: list[str] = []
+    sweep_summary: SweepResult | None = None
+    summary_uri: str | None = None
+    if spec.from_sweep is not None:
+        sweep_summary, summary_uri = _sweep_summary(store, namespace, spec.from_sweep)
+        if sweep_summary.best_trial_id is None or sweep_summary.best_params is None:
+            raise RehearsalError(f"sweep {spec.from_sweep!r} has no best trial yet ({summary_uri})")
+        try:
+            # base_config is the sweep's trial_config({}) (smoke cap included): the same
+            # config the operator builds with SweepSpec.trial_config(best params).
+            base = TrainerConfig.model_validate(sweep_summary.base_config)
+            config = base.with_params(sweep_summary.best_params)
+            if config.max_steps != base.max_steps:  # a searched maxSteps is capped too
+                config = config.with_params({"max_steps": base.max_steps})
+        except (ValidationError, ValueError) as exc:
+            raise RehearsalError(
+                f"{summary_uri}: cannot rebuild the trainer config: {exc}"
+            ) from None
+        source_sweep = source_sweep or spec.from_sweep
+        source_trial = source_trial or sweep_summary.best_trial_id
+        notes.append(f"config: sweep {spec.from_sweep} base config + best trial {source_trial}")
+    else:
+        assert spec.trainer is not None
+        config = spec.trainer
+        if source_sweep:
+            try:
+                sweep_summary, summary_uri = _sweep_summary(store, namespace, source_sweep)
+            except (RehearsalError, StoreError) as exc:
+                notes.append(f"sweep summary unavailable, report without trial table: {exc}")
+    config = apply_overrides(config, spec.overrides)
+    if max_steps is not None:
+        config = apply_overrides(config, {"max_steps": max_steps})
+    source_params: dict[str, Any] | None = None
+    source_score: float | None = None
+    if sweep_summary is not None and source_trial:
+        for trial in sweep_summary.trials:
+            if trial.trial_id == source_trial:
+                source_params, source_score = dict(trial.params), trial.primary_score
+        if source_params is None and source_trial == sweep_summary.best_trial_id:
+            source_params = dict(sweep_summary.best_params or {})
+            source_score = sweep_summary.primary_score
+    overrides = dict(spec.overrides or {})
+    if max_steps is not None:
+        overrides["maxSteps"] = max_steps
+    return RehearsalPlan(
+        name=name,
+        namespace=namespace,
+        storage=storage_uri,
+        config=config,
+        config_path=config_path,
+        config_source_sha256=config_source_sha256,
+        overrides=overrides or None,
+        evidence=spec.evidence,
+        source_sweep=source_sweep,
+        source_trial=source_trial,
+        source_params=source_params,
+        source_score=source_score,
+        sweep_summary=sweep_summary.model_dump(mode="json") if sweep_summary else None,
+        summary_uri=summary_uri,
+        notes=notes,
+    )
+
+
+_COMMENT_SOURCE = re.compile(
+    r"(?:tunixrt\.io/)?source[-_ ](sweep|trial)\s*[:=]\s*([A-Za-z0-9._-]+)", re.IGNORECASE
+)
+_COMMENT_PROSE = re.compile(
+    r"\bsweep\s+['\"]?([a-z0-9][-a-z0-9./]*)['\"]?.{0,40}?\btrial\s+['\"]?([A-Za-z0-9._-]+)",
+    re.IGNORECASE,
+)
+
+
+def source_from_comments(text: str) -> tuple[str | None, str | None]:
+    """(sweep, trial) named in the leading '#' comments of a promoted config file."""
+    comments = "\n".join(
+        line.lstrip()[1:] for line in text.splitlines() if line.lstrip().startswith("#")
+    )
+    found = {kind.lower(): value for kind, value in _COMMENT_SOURCE.findall(comments)}
+    if "sweep" in found or "trial" in found:
+        return found.get("sweep"), found.get("trial")
+    prose = _COMMENT_PROSE.search(comments)
+    if prose:
+        # "sweep local/sweep-smoke" (namespace/name, as tunix-rt promote writes) -> the name
+        sweep = prose.group(1).rstrip("./").rsplit("/", 1)[-1]
+        return sweep or None, prose.group(2).rstrip(".")
+    return None, None
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    return slug[:63].strip("-") or "rehearsal"
+
+
+def plan_from_file(
+    path: str | Path,
+    *,
+    storage: str | None = None,
+    namespace: str | None = None,
+    name: str | None = None,
+    max_steps: int | None = None,
+    source_sweep: str | None = None,
+    source_trial: str | None = None,
+) -> RehearsalPlan:
+    """A plan from a Rehearsal manifest (YAML/JSON) or a promoted TrainerConfig file."""
+    source = Path(path)
+    try:
+        raw = source.read_bytes()
+    except OSError as exc:
+        raise RehearsalError(f"cannot read {source}: {exc.strerror or exc}") from None
+    text = raw.decode()
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RehearsalError(f"{source} is not YAML/JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise RehearsalError(f"{source}: expected a Rehearsal manifest or a trainer config")
+    file_sha = hashlib.sha256(raw).hexdigest()
+    ns = namespace or LOCAL_NAMESPACE
+    if doc.get("kind") == "Rehearsal" or "spec" in doc:
+        try:
+            manifest = Rehearsal.model_validate(doc)
+        except ValidationError as exc:
+            raise RehearsalError(f"{source}: invalid Rehearsal: {_short(exc)}") from None
+        annotations = manifest.metadata.annotations or {}
+        return plan_from_spec(
+            manifest.spec,
+            name=name or manifest.metadata.name,
+            namespace=ns,
+            storage=storage,
+            config_path=str(path),
+            config_source_sha256=file_sha,
+            source_sweep=source_sweep or annotations.get(SOURCE_SWEEP_ANNOTATION),
+            source_trial=source_trial or annotations.get(SOURCE_TRIAL_ANNOTATION),
+            max_steps=max_steps,
+        )
+    try:
+        config = TrainerConfig.model_validate(doc)
+    except ValidationError as exc:
+        raise RehearsalError(f"{source}: invalid trainer config: {_short(exc)}") from None
+    comment_sweep, comment_trial = source_from_comments(text)
+    spec = RehearsalSpec(trainer=config, storage=storage or DEFAULT_STORAGE)
+    return plan_from_spec(
+        spec,
+        name=name or _slug(source.stem),
+        namespace=ns,
+        storage=storage,
+        config_path=str(path),
+        config_source_sha256=file_sha,
+        source_sweep=source_sweep or comment_sweep,
+        source_trial=source_trial or comment_trial,
+        max_steps=max_steps,
+    )
+
+
+def _short(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:10]
+    )
+
+
+# --------------------------------------------------------------------------- the result
+
+
+class RehearsalResult(ApiModel):
+    """What a finished rehearsal reports: the score and where its evidence lives."""
+
+    name: str
+    namespace: str
+    phase: Phase = Phase.SUCCEEDED
+    message: str | None = None
+    primary_score: float | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    steps: int = 0
+    wall_seconds: float = 0.0
+    evidence_uri: str = Field(description="Store URI of the evidence folder.")
+    bundle_uri: str | None = Field(None, description="Store URI of the submission zip.")
+    bundle_name: str | None = None
+    evidence_files: list[str] = Field(default_factory=list, description="URIs, sorted.")
+    local_dir: str | None = Field(None, description="Local evidence folder, when kept.")
+    source_sweep: str | None = None
+    source_trial: str | None = None
+    params: dict[str, Any] | None = None
+    config_sha256: str | None = None
+    commit_sha: str | None = None
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+
+    def to_status(self, observed_generation: int | None = None) -> RehearsalStatus:
+        """The Rehearsal status this result implies (phase, score, URIs, provenance)."""
+        return RehearsalStatus(
+            phase=self.phase,
+            message=self.message,
+            observed_generation=observed_generation,
+            source_sweep=self.source_sweep,
+            source_trial=self.source_trial,
+            params=self.params,
+            primary_score=self.primary_score,
+            evidence_uri=self.evidence_uri,
+            bundle_uri=self.bundle_uri,
+            evidence_files=self.evidence_files,
+            start_time=self.start_time,
+            completion_time=self.completion_time,
+        )
+
+
+def result_from_store(storage: str | Store, namespace: str, name: str) -> RehearsalResult | None:
+    """Rebuild a finished rehearsal's result from its evidence in the store (no JAX).
+
+    None when there is no evidence (no eval_summary.json) under the rehearsal's prefix.
+    """
+    store = storage if isinstance(storage, Store) else Store(storage)
+    prefix = rehearsal_prefix(namespace, name)
+    keys = store.list(prefix)
+    if f"{prefix}/{SUMMARY_NAME}" not in keys:
+        return None
+    summary = store.read_json(f"{prefix}/{SUMMARY_NAME}")
+    manifest: dict[str, Any] = {}
+    if f"{prefix}/{MANIFEST_NAME}" in keys:
+        manifest = store.read_json(f"{prefix}/{MANIFEST_NAME}")
+    bundles = sorted(k for k in keys if k.startswith(f"{prefix}/{SUBMISSION_DIR}/"))
+    source = manifest.get("source") or {}
+    return RehearsalResult(
+        name=name,
+        namespace=namespace,
+        primary_score=summary.get("primary_score"),
+        metrics=summary.get("metrics") or {},
+        steps=int(summary.get("steps") or 0),
+        wall_seconds=float(summary.get("wall_seconds") or 0.0),
+        evidence_uri=store.uri_for(prefix),
+        bundle_uri=store.uri_for(bundles[-1]) if bundles else None,
+        bundle_name=bundles[-1].rsplit("/", 1)[-1] if bundles else None,
+        evidence_files=[store.uri_for(k) for k in keys],
+        source_sweep=source.get("sweep"),
+        source_trial=source.get("trial"),
+        params=source.get("params"),
+        config_sha256=manifest.get("config_sha256"),
+        commit_sha=manifest.get("commit_sha"),
+        start_time=manifest.get("start_time"),
+        completion_time=manifest.get("end_time"),
+    )
+
+
+# --------------------------------------------------------------------------- the log
+
+
+class RunLog:
+    """Timestamped lines to kaggle_output_log.txt (and an echo), credentials scrubbed."""
+
+    def __init__(self, path: Path, echo: Callable[[str], None] | None = None) -> None:
+        self.path = path
+        self.echo = echo
+        self._lock = threading.Lock()
+        self._handle: TextIO | None = path.open("w", encoding="utf-8")
+
+    def __call__(self, message: str) -> None:
+        stamp = iso(datetime.now(UTC))
+        lines = scrub(str(message)).splitlines() or [""]
+        with self._lock:
+            for line in lines:
+                text = f"{stamp} {line}"
+                if self._handle is not None:
+                    self._handle.write(text + "\n")
+                    self._handle.flush()
+                if self.echo is not None:
+                    self.echo(text)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+
+
+class _LogHandler(logging.Handler):
+    def __init__(self, sink: RunLog) -> None:
+        super().__init__(logging.INFO)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.sink(f"[{record.name}] {record.levelname}: {record.getMessage()}")
+        except Exception:  # a log line must never break the run
+            self.handleError(record)
+
+
+@contextmanager
+def _capture_logging(sink: RunLog) -> Iterator[None]:
+    """tunix_rt's own loggers (storage retries, trainer) go to the run log too."""
+    handler = _LogHandler(sink)
+    logger = logging.getLogger("tunix_rt")
+    previous = logger.level
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+def _stderr_echo(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if obj is None:
+        return {}
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if hasattr(obj, "model_dump"):
+        dumped: dict[str, Any] = obj.model_dump(mode="json")
+        return dumped
+    if hasattr(obj, "_asdict"):
+        return dict(obj._asdict())
+    return dict(vars(obj))
+
+
+def _prepare_dir(out_dir: Path) -> None:
+    """An empty folder for the evidence; a previous evidence folder there is replaced."""
+    if out_dir.is_symlink():
+        raise RehearsalError(f"refusing to write evidence through symlink {out_dir}")
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise RehearsalError(f"{out_dir} exists and is not a folder")
+        entries = list(out_dir.iterdir())
+        if entries:
+            markers = {MANIFEST_NAME, LOG_NAME, SUMS_NAME, SUMMARY_NAME}
+            if not any(e.name in markers for e in entries):
+                raise RehearsalError(
+                    f"refusing to write evidence into {out_dir}: it holds other files"
+                )
+            shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def default_command() -> list[str]:
+    argv = list(sys.argv) or ["tunix-rt"]
+    first = Path(argv[0]).name
+    if first == "__main__.py":
+        return ["python", "-m", "tunix_rt.rehearsal", *argv[1:]]
+    return [first, *argv[1:]]
+
+
+def run_rehearsal(
+    plan: RehearsalPlan,
+    *,
+    out_dir: str | Path | None = None,
+    command: list[str] | None = None,
+    echo: Callable[[str], None] | None = _stderr_echo,
+    trainer: Trainer | None = None,
+    cwd: Path | None = None,
+    store: Store | None = None,
+) -> RehearsalResult:
+    """Train, evaluate, write the evidence folder, package it, upload it; return the result.
+
+    ``out_dir``: keep the evidence folder there (else a temp folder, removed at the end;
+    with file:// storage the store itself holds the folder). ``trainer`` replaces
+    ``tunix_rt.train.run_trial`` (tests).
+    """
+    store = store or Store(plan.storage)
+    keep = out_dir is not None
+    folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="tunix-rt-"))
+    _prepare_dir(folder)
+    try:
+        return _run(plan, folder, keep, command or default_command(), echo, trainer, cwd, store)
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run(
+    plan: RehearsalPlan,
+    folder: Path,
+    keep: bool,
+    command: list[str],
+    echo: Callable[[str], None] | None,
+    trainer: Trainer | None,
+    cwd: Path | None,
+    store: Store,
+) -> RehearsalResult:
+    log = RunLog(folder / LOG_NAME, echo)
+    prefix = plan.prefix
+    config_wire = plan.config.to_wire()
+    config_digest = hashlib.sha256(canonical_json(config_wire)).hexdigest()
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    try:
+        with _capture_logging(log):
+            log(f"tunix-rt rehearsal {plan.name} (namespace {plan.namespace})")
+            log(f"command: {' '.join(command)}")
+            log(f"storage: {redact_uri(store.uri)} prefix {prefix}")
+            log(f"config: {plan.config_path} sha256 {config_digest}")
+            if plan.source_sweep:
+                log(f"promoted from sweep {plan.source_sweep} trial {plan.source_trial}")
+            for note in plan.notes:
+                log(note)
+            log(f"trainer config: {json.dumps(config_wire, sort_keys=True)}")
+            run_trial: Trainer = trainer or importlib.import_module("tunix_rt.train").run_trial
+            try:
+                outcome = run_trial(plan.config, report=None, checkpoint_dir=None, log=log)
+            except Exception as exc:
+                log(f"FAILED: training raised {type(exc).__name__}: {exc}")
+                raise RehearsalError(
+                    f"rehearsal {plan.name}: training failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            finished = datetime.now(UTC)
+            wall = time.monotonic() - clock
+            rows = [row_dict(r) for r in getattr(outcome, "eval_rows", [])]
+            score = compute_primary_score(rows)
+            trainer_score = getattr(outcome, "primary_score", None)
+            log(
+                f"eval: {len(rows)} rows, primary_score {score} "
+                f"(trainer reported {trainer_score}), steps {getattr(outcome, 'steps', 0)}"
+            )
+            if (
+                trainer_score is not None
+                and score is not None
+                and abs(trainer_score - score) > 1e-12
+            ):
+                log("WARNING: the trainer's primary_score differs from the eval rows' score")
+            dataset = _as_dict(getattr(outcome, "dataset", None))
+            model_id = str(getattr(outcome, "model_id", "") or "unknown")
+            steps = int(getattr(outcome, "steps", 0) or 0)
+            history = [dict(p) for p in getattr(outcome, "history", []) or []]
+            summary = build_eval_summary(
+                run_name=plan.name,
+                rows=rows,
+                metrics=dict(getattr(outcome, "metrics", {}) or {}),
+                model_id=model_id,
+                dataset=dataset,
+                steps=steps,
+                wall_seconds=float(getattr(outcome, "wall_seconds", wall) or wall),
+                trainer_primary_score=trainer_score,
+                history=history,
+                max_trace_tokens=plan.config.eval.max_trace_tokens,
+                rows_file=ROWS_NAME if plan.evidence.include_eval_rows else None,
+            )
+            commit = commit_info(cwd)
+            manifest = build_run_manifest(
+                run_name=plan.name,
+                namespace=plan.namespace,
+                commit=commit,
+                model_id=model_id,
+                dataset=dataset,
+                config=config_wire,
+                config_path=plan.config_path,
+                config_source_sha256=plan.config_source_sha256,
+                overrides=plan.overrides,
+                command=command,
+                seed=plan.config.seed,
+                start_time=started,
+                end_time=finished,
+                wall_seconds=wall,
+                steps=steps,
+                devices=[str(d) for d in getattr(outcome, "devices", []) or []],
+                source=plan.source(),
+                storage_uri=store.uri,
+                storage_prefix=prefix,
+            )
+            _write_json(folder / SUMMARY_NAME, summary)
+            _write_json(folder / MANIFEST_NAME, manifest)
+            if plan.evidence.include_eval_rows:
+                (folder / ROWS_NAME).write_text(rows_jsonl(rows), encoding="utf-8")
+            if plan.sweep_summary is not None:
+                _write_json(folder / SWEEP_SUMMARY_NAME, plan.sweep_summary)
+            if plan.evidence.report:
+                html = render_report(
+                    manifest=manifest, summary=summary, rows=rows, sweep=plan.sweep_summary
+                )
+                (folder / REPORT_NAME).write_text(html, encoding="utf-8")
+            log(
+                f"evidence: commit {commit.short}, primary_score {score}, "
+                f"files {sorted(p.name for p in folder.iterdir() if p.is_file())}"
+            )
+            log(f"done in {wall:.1f}s; the zip and the upload follow (see the result)")
+    finally:
+        log.close()
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    write_sums(folder, names)
+    bundle: Path | None = None
+    if plan.evidence.package:
+        bundle = build_zip(folder, folder / SUBMISSION_DIR)
+        check = verify_zip(bundle)
+        if not check.ok:
+            raise RehearsalError(f"the bundle {bundle.name} does not verify: {check.errors}")
+    say = echo or (lambda _line: None)
+    uris, bundle_uri = _upload(store, folder, prefix, bundle, say)
+    return RehearsalResult(
+        name=plan.name,
+        namespace=plan.namespace,
+        primary_score=score,
+        metrics=summary["metrics"],
+        steps=steps,
+        wall_seconds=round(wall, 3),
+        evidence_uri=store.uri_for(prefix),
+        bundle_uri=bundle_uri,
+        bundle_name=bundle.name if bundle else None,
+        evidence_files=uris,
+        local_dir=str(folder.resolve()) if keep else _local_store_dir(store, prefix),
+        source_sweep=plan.source_sweep,
+        source_trial=plan.source_trial,
+        params=plan.source_params,
+        config_sha256=manifest["config_sha256"],
+        commit_sha=manifest["commit_sha"],
+        start_time=started,
+        completion_time=finished,
+    )
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def _local_store_dir(store: Store, prefix: str) -> str | None:
+    path = store.local_path(prefix)
+    return str(path) if path is not None else None
+
+
+def _upload(
+    store: Store, folder: Path, prefix: str, bundle: Path | None, say: Callable[[str], None]
+) -> tuple[list[str], str | None]:
+    """Every file to ``<prefix>/…``: evidence, then SHA256SUMS, then the zip; stale keys go."""
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    order = [n for n in files if n != SUMS_NAME and not n.startswith(f"{SUBMISSION_DIR}/")]
+    order += [n for n in files if n == SUMS_NAME]
+    order += [n for n in files if n.startswith(f"{SUBMISSION_DIR}/")]
+    target = store.local_path(prefix)
+    same_place = target is not None and target.resolve() == folder.resolve()
+    uris = []
+    for name in order:
+        key = f"{prefix}/{name}"
+        uris.append(store.uri_for(key) if same_place else store.upload_file(folder / name, key))
+    wanted = {f"{prefix}/{name}" for name in order}
+    for stale in sorted(set(store.list(prefix)) - wanted):
+        store.delete(stale)
+        say(f"removed stale {store.uri_for(stale)}")
+    bundle_uri = (
+        store.uri_for(f"{prefix}/{SUBMISSION_DIR}/{bundle.name}") if bundle is not None else None
+    )
+    say(f"uploaded {len(order)} files to {store.uri_for(prefix)}")
+    return sorted(uris), bundle_uri

@@ -1,0 +1,175 @@
+"""Evaluation: batched, jitted greedy decoding with a KV cache, answer parsing, guardrails.
+
+One compiled ``lax.while_loop`` decodes a whole chunk of rows in lockstep over a fixed
+buffer (fixed shapes: no recompiles) and exits as soon as every row has closed its
+``</answer>`` or spent its ``max_trace_tokens`` budget.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from pydantic import BaseModel, ConfigDict, Field
+
+from tunix_rt.scoring import compute_primary_score
+from tunix_rt.train import tokenizer
+from tunix_rt.train.data import Example
+
+_FORMAT = re.compile(r"\s*<reasoning>(.*?)</reasoning>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+class EvalRow(BaseModel):
+    """One eval example, what the model wrote, and how it scored (snake_case on purpose:
+    ``compute_primary_score`` reads ``answer_correctness`` from these dicts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(description="Row index in the eval split.")
+    prompt: str
+    expected_answer: str
+    output: str = Field(description="Raw decoded generation (tags included).")
+    reasoning: str | None = Field(description="Text inside <reasoning>, when the format is valid.")
+    answer: str | None = Field(description="Text inside the first <answer>…</answer>, or None.")
+    answer_correctness: int = Field(ge=0, le=1, description="1 if answer == expected, else 0.")
+    format_valid: bool = Field(description="Output is exactly <reasoning>…</reasoning><answer>…</answer>.")
+    trace_tokens: int = Field(ge=0, description="Generated tokens, stop tag included.")
+    hit_cap: bool = Field(description="Generation ran out of max_trace_tokens before </answer>.")
+
+
+class ParsedOutput(NamedTuple):
+    reasoning: str | None
+    answer: str | None
+    format_valid: bool
+
+
+def parse_output(text: str) -> ParsedOutput:
+    """Split a generation into reasoning and answer; malformed text yields None parts."""
+    full = _FORMAT.fullmatch(text)
+    if full is not None:
+        return ParsedOutput(full.group(1), full.group(2).strip(), True)
+    answer = _ANSWER.search(text)
+    return ParsedOutput(None, answer.group(1).strip() if answer else None, False)
+
+
+def answers_match(answer: str | None, expected: str) -> bool:
+    """Integers compare by value ('+7' == '7'), anything else by stripped text."""
+    if answer is None:
+        return False
+    expected = expected.strip()
+    try:
+        return int(answer) == int(expected)
+    except ValueError:
+        return answer == expected
+
+
+def score_row(index: int, example: Example, output: str, trace_tokens: int, hit_cap: bool) -> EvalRow:
+    """Parse one generation and score it: an unparsable or truncated answer is 0."""
+    parsed = parse_output(output)
+    correct = not hit_cap and answers_match(parsed.answer, example.answer)
+    return EvalRow(
+        index=index,
+        prompt=example.prompt,
+        expected_answer=example.answer,
+        output=output,
+        reasoning=parsed.reasoning,
+        answer=parsed.answer,
+        answer_correctness=int(correct),
+        format_valid=parsed.format_valid and not hit_cap,
+        trace_tokens=trace_tokens,
+        hit_cap=hit_cap,
+    )
+
+
+def summarize(rows: Sequence[EvalRow]) -> dict[str, float]:
+    """primary_score (the one definition) plus the trace-length guardrail statistics."""
+    metrics: dict[str, float] = {"eval_rows": float(len(rows))}
+    score = compute_primary_score(row.model_dump() for row in rows)
+    if score is not None:
+        metrics["primary_score"] = score
+    if rows:
+        lengths = np.array([row.trace_tokens for row in rows], dtype=np.float64)
+        metrics["trace_len_p50"] = float(np.percentile(lengths, 50))
+        metrics["trace_len_p95"] = float(np.percentile(lengths, 95))
+        metrics["cap_hit_rate"] = float(np.mean([row.hit_cap for row in rows]))
+        metrics["format_valid_rate"] = float(np.mean([row.format_valid for row in rows]))
+    return metrics
+
+
+class Decoded(NamedTuple):
+    tokens: jax.Array
+    generated: jax.Array
+    stopped: jax.Array
+
+
+def greedy_decode(
+    graphdef: nnx.GraphDef[Any],
+    params: Any,
+    buffer: jax.Array,
+    prompt_len: jax.Array,
+    max_new: int,
+) -> Decoded:
+    """Greedy continuation of each row's prompt in ``buffer`` [b, length].
+
+    All rows advance one position per iteration; while a row is still inside its prompt
+    the prompt token is kept (teacher-forced prefill), afterwards the argmax is written.
+    A row with ``prompt_len == 0`` is padding and counts as finished from the start.
+    """
+    model = nnx.merge(graphdef, params)
+    batch, length = buffer.shape
+    stop = jnp.asarray(tokenizer.STOP_TOKENS, jnp.int32)
+
+    class Carry(NamedTuple):
+        position: jax.Array
+        buffer: jax.Array
+        cache: Any
+        generated: jax.Array
+        stopped: jax.Array
+
+    def finished(c: Carry) -> jax.Array:
+        return c.stopped | (c.generated >= max_new) | (prompt_len == 0)
+
+    def cond(c: Carry) -> jax.Array:
+        return (c.position + 1 < length) & ~jnp.all(finished(c))
+
+    def body(c: Carry) -> Carry:
+        logits, cache = model.decode_step(c.buffer[:, c.position], c.position, c.cache)
+        next_token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        writes = (c.position + 1 >= prompt_len) & ~finished(c)
+        current = c.buffer[:, c.position + 1]
+        column = jnp.where(writes, next_token, current)
+        buffer = jax.lax.dynamic_update_slice_in_dim(c.buffer, column[:, None], c.position + 1, 1)
+        stopped = c.stopped | (writes & jnp.isin(next_token, stop))
+        return Carry(c.position + 1, buffer, cache, c.generated + writes, stopped)
+
+    start = Carry(
+        jnp.zeros((), jnp.int32),
+        buffer,
+        model.init_cache(batch, length),
+        jnp.zeros((batch,), jnp.int32),
+        jnp.zeros((batch,), bool),
+    )
+    end = jax.lax.while_loop(cond, body, start)
+    return Decoded(end.buffer, end.generated, end.stopped)
+
+
+@functools.cache
+def jitted_decode(mesh: Mesh) -> Any:
+    """``greedy_decode`` compiled for ``mesh``: rows split over 'data', params replicated."""
+    replicated = NamedSharding(mesh, P())
+    rows = NamedSharding(mesh, P("data"))
+    return jax.jit(
+        greedy_decode,
+        static_argnums=(0, 4),
+        in_shardings=(replicated, rows, rows),
+        out_shardings=rows,
+    )

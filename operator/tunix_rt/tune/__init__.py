@@ -1,0 +1,25 @@
+"""The Ray Tune driver: a Sweep spec mapped onto ``ray.tune.Tuner`` and run.
+
+Entry point (the operator's RayJob and ``tunix-rt sweep run`` both use it)::
+
+    python -m tunix_rt.tune --spec FILE|--spec-b64 B64 --storage URI \\
+        --namespace NS --name NAME [--address auto]
+
+The spec -> Tuner mapping lives in ``tunix_rt.tune.driver``; the per-trial function in
+``tunix_rt.tune.trainable``; the result records in ``tunix_rt.tune.records``. Importing
+this package does not import Ray.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def run_sweep(*args: Any, **kwargs: Any) -> Any:
+    """Run a sweep in this process (see ``tunix_rt.tune.driver.run_sweep``)."""
+    from tunix_rt.tune.driver import run_sweep as _run_sweep
+
+    return _run_sweep(*args, **kwargs)
+
+
+__all__ = ["run_sweep"]

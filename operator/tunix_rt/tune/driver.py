@@ -1,0 +1,668 @@
+"""The Tune driver: a Sweep spec mapped onto ``ray.tune.Tuner``, run, and summarised.
+
+The mapping, in one place:
+
+=====================  ===============================================================
+spec                   Ray Tune
+=====================  ===============================================================
+searchSpace            ``param_space``: uniform/loguniform/randint/choice -> ``tune.*``;
+                       grid -> ``tune.grid_search`` (so are choice entries of a grid)
+algorithm random       ``BasicVariantGenerator(random_state=seed, max_concurrent=…)``
+algorithm grid         the same generator; ``num_samples`` = repeats of the grid
+algorithm tpe          ``ConcurrencyLimiter(OptunaSearch(TPESampler(seed=seed)))``
+scheduler fifo         ``FIFOScheduler``
+scheduler asha         ``ASHAScheduler(time_attr="step", max_t=smokeSteps, …)``
+scheduler median       ``MedianStoppingRule(time_attr="step", …)``
+maxTrials              ``num_samples`` (grid: maxTrials // gridPoints repeats)
+maxConcurrentTrials    the search algorithm's concurrency limit
+maxFailedTrials        a stopper that ends the sweep when one more trial fails
+resources              ``tune.with_resources`` (cpu, gpu, memory, TPU)
+budget                 smokeSteps -> trainer maxSteps; trial/sweep timeouts -> stoppers
+                       and ``time_budget_s``
+=====================  ===============================================================
+
+Local runs (no ``--address``) start a Ray on this machine; with ``--address auto`` the
+same code joins the Ray cluster it runs in (the operator's RayJob). Ray's own
+experiment state lives at ``<store>/<ns>/<sweep>/ray`` for ``file://`` stores, so a rerun
+after an interruption resumes (``Tuner.restore``); for object stores it defaults to
+``/tmp/tunix-rt/<ns>/<sweep>`` on the head node (``--ray-storage`` overrides).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.schedulers import (
+    ASHAScheduler,
+    FIFOScheduler,
+    MedianStoppingRule,
+    TrialScheduler,
+)
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm
+from ray.tune.search.optuna import OptunaSearch
+
+from tunix_rt.api.common import Phase, quantity_bytes
+from tunix_rt.api.manifests import ManifestError, SweepDocument, decode_spec_b64, load_sweep
+from tunix_rt.api.names import LOCAL_NAMESPACE
+from tunix_rt.api.results import best_trial, objective_value, ranked
+from tunix_rt.api.sweep import Algorithm, Distribution, SchedulerType, SearchParam, SweepSpec
+from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
+from tunix_rt.storage import Store, StoreError
+from tunix_rt.tune.records import (
+    SweepTarget,
+    failed_record,
+    finished,
+    read_trial,
+    read_trials,
+    stopped_record,
+    utcnow,
+)
+from tunix_rt.tune.trainable import TrialContext, train_trial
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+EXPERIMENT_NAME = "ray"
+SPEC_FILE = "spec.json"
+KEEP_FOLDERS = (EXPERIMENT_NAME, "checkpoints", "archive", "logs")
+"""Folders of ``<ns>/<sweep>/`` that a fresh start leaves in place (the rest is archived)."""
+
+log = logging.getLogger("tunix_rt.tune")
+
+
+# ----------------------------------------------------------------------------- mapping
+
+
+def param_domain(param: SearchParam, *, enumerate_choice: bool = False) -> Any:
+    """One searchSpace entry as a Ray Tune domain (or grid_search marker)."""
+    kind = param.type
+    if kind is Distribution.UNIFORM:
+        assert param.low is not None and param.high is not None
+        return tune.uniform(param.low, param.high)
+    if kind is Distribution.LOGUNIFORM:
+        assert param.low is not None and param.high is not None
+        return tune.loguniform(param.low, param.high)
+    if kind is Distribution.RANDINT:
+        assert param.low is not None and param.high is not None
+        return tune.randint(int(param.low), int(param.high))
+    values = list(param.values or [])
+    if kind is Distribution.GRID or enumerate_choice:
+        return tune.grid_search(values)
+    return tune.choice(values)
+
+
+def search_space(spec: SweepSpec) -> dict[str, Any]:
+    """``param_space``: wire param name -> domain (trials receive exactly these keys)."""
+    enumerate_choice = spec.algorithm is Algorithm.GRID
+    return {
+        name: param_domain(param, enumerate_choice=enumerate_choice)
+        for name, param in spec.search_space.items()
+    }
+
+
+class _OptunaSearch(OptunaSearch):
+    """OptunaSearch that skips intermediate reports without the objective metric.
+
+    Trials report ``loss`` every few steps and ``primary_score`` only at eval points;
+    stock OptunaSearch would fail on the first loss-only report.
+    """
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if isinstance(self.metric, str) and self.metric in result:
+            super().on_trial_result(trial_id, result)
+
+
+def search_algorithm(spec: SweepSpec) -> SearchAlgorithm | ConcurrencyLimiter:
+    """The search algorithm, with the sweep's concurrency limit built in."""
+    if spec.algorithm is Algorithm.TPE:
+        from optuna.samplers import TPESampler
+
+        startup = max(2, min(10, spec.max_trials // 2))
+        searcher = _OptunaSearch(
+            metric=spec.objective.metric,
+            mode=spec.objective.mode,
+            sampler=TPESampler(seed=spec.seed, n_startup_trials=startup),
+        )
+        return ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent_trials)
+    return BasicVariantGenerator(
+        max_concurrent=spec.max_concurrent_trials,
+        random_state=spec.seed,
+        constant_grid_search=True,
+    )
+
+
+def scheduler(spec: SweepSpec) -> TrialScheduler:
+    """The early-stopping scheduler; it compares ``scheduler.metric`` over ``step``."""
+    sched = spec.scheduler
+    if sched.type is SchedulerType.ASHA:
+        # Rungs strictly below smokeSteps: a trial that reaches the end still has its
+        # final eval to run, and is never cut there.
+        max_t = max(1, spec.budget.smoke_steps - 1)
+        return ASHAScheduler(
+            time_attr="step",
+            metric=sched.metric,
+            mode=sched.mode,
+            max_t=max_t,
+            grace_period=min(sched.grace_period, max_t),
+            reduction_factor=sched.reduction_factor,
+            stop_last_trials=False,
+        )
+    if sched.type is SchedulerType.MEDIAN:
+        return MedianStoppingRule(
+            time_attr="step",
+            metric=sched.metric,
+            mode=sched.mode,
+            grace_period=sched.grace_period,
+            min_samples_required=3,
+        )
+    return FIFOScheduler()  # type: ignore[no-untyped-call]
+
+
+def trial_resources(spec: SweepSpec) -> dict[str, float]:
+    """Per-trial resources for ``tune.with_resources``."""
+    res = spec.resources
+    out: dict[str, float] = {"cpu": res.cpu}
+    if res.gpu:
+        out["gpu"] = res.gpu
+    if res.memory:
+        out["memory"] = float(quantity_bytes(res.memory))
+    if res.tpu:
+        out["TPU"] = float(res.tpu)
+    return out
+
+
+def tune_config(spec: SweepSpec) -> tune.TuneConfig:
+    """Metric/mode live on the searcher and scheduler (they differ: primary_score vs loss)."""
+    return tune.TuneConfig(
+        search_alg=search_algorithm(spec),
+        scheduler=scheduler(spec),
+        num_samples=spec.samples(),
+        time_budget_s=spec.budget.sweep_timeout_seconds,
+        trial_name_creator=trial_name,
+        trial_dirname_creator=trial_name,
+    )
+
+
+def trial_name(trial: Any) -> str:
+    """Trial name and folder = its id, the name of its result file."""
+    return str(trial.trial_id)
+
+
+# ----------------------------------------------------------------------------- monitor
+
+
+class SweepMonitor(tune.Callback, tune.Stopper):
+    """Driver-side bookkeeping: final records Tune's trials could not write themselves
+    (stopped by the scheduler, crashed), the failure budget and the trial timeout.
+
+    It holds only plain data: Tune pickles it with the experiment and restores it.
+    """
+
+    def __init__(
+        self,
+        target: SweepTarget,
+        max_failed_trials: int,
+        trial_timeout_s: float | None = None,
+        echo: bool = True,
+    ) -> None:
+        self.target = target
+        self.max_failed_trials = max_failed_trials
+        self.trial_timeout_s = trial_timeout_s
+        self.echo = echo
+        self.failed: set[str] = set()
+        self._store: Store | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_store"] = None
+        return state
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = self.target.store()
+        return self._store
+
+    def _say(self, line: str) -> None:
+        if self.echo:
+            print(f"[tunix-rt] {line}", flush=True)
+
+    # Stopper ------------------------------------------------------------------
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if self.trial_timeout_s is None:
+            return False
+        return float(result.get("time_total_s", 0.0)) >= self.trial_timeout_s
+
+    def stop_all(self) -> bool:
+        return len(self.failed) > self.max_failed_trials
+
+    # Callback -----------------------------------------------------------------
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        # Trials restored in the ERROR state count against the budget too.
+        for trial in trials:
+            if trial.status == "ERROR":
+                self.failed.add(trial.trial_id)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        key = self.target.trial_key(trial.trial_id)
+        try:
+            record = read_trial(self.store, key)
+            if finished(record):
+                assert record is not None
+                self._say(f"trial {trial.trial_id} {record.state.value.lower()}{_score(record)}")
+                return
+            last = dict(trial.last_result or {})
+            if record is None:
+                if not last:
+                    return  # never started (a pending trial of a stopped sweep)
+                record = TrialResult(
+                    trial_id=trial.trial_id,
+                    sweep=self.target.sweep,
+                    namespace=self.target.namespace,
+                    params=dict(trial.config),
+                )
+            record = stopped_record(record, last)
+            self.store.write_json(key, record)
+            self._say(f"trial {trial.trial_id} stopped early{_score(record)}")
+        except StoreError as exc:
+            self._say(f"could not record trial {trial.trial_id}: {exc}")
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.failed.add(trial.trial_id)
+        key = self.target.trial_key(trial.trial_id)
+        try:
+            record = read_trial(self.store, key)
+            if record is not None and record.state is TrialState.FAILED:
+                error = record.error or "failed"
+            else:
+                error = _trial_error(trial)
+                base = record or TrialResult(
+                    trial_id=trial.trial_id,
+                    sweep=self.target.sweep,
+                    namespace=self.target.namespace,
+                    params=dict(trial.config),
+                )
+                self.store.write_json(key, failed_record(base, error))
+            self._say(f"trial {trial.trial_id} failed: {error.splitlines()[-1][:300]}")
+        except StoreError as exc:
+            self._say(f"could not record trial {trial.trial_id}: {exc}")
+        if self.stop_all():
+            self._say(
+                f"{len(self.failed)} trial(s) failed, more than maxFailedTrials "
+                f"({self.max_failed_trials}): stopping the sweep"
+            )
+
+
+def _score(record: TrialResult) -> str:
+    if record.primary_score is None:
+        return ""
+    return f", primary_score={record.primary_score:.4f}"
+
+
+def _trial_error(trial: Any) -> str:
+    try:
+        error = trial.get_error()
+    except Exception:  # pragma: no cover - depends on what Ray kept
+        error = None
+    if error is not None:
+        return str(error).strip() or type(error).__name__
+    return "the trial failed (no error message was kept)"
+
+
+# ----------------------------------------------------------------------------- running
+
+
+@dataclass
+class SweepRun:
+    """One invocation of the driver."""
+
+    spec: SweepSpec
+    name: str
+    namespace: str = LOCAL_NAMESPACE
+    storage: str | None = None
+    address: str | None = None
+    ray_storage: str | None = None
+    fresh: bool = False
+    num_cpus: int | None = None
+    echo: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def storage_uri(self) -> str:
+        return self.storage or self.spec.storage
+
+
+@dataclass
+class SweepOutcome:
+    exit_code: int
+    message: str
+    summary: SweepResult | None = None
+    results_uri: str | None = None
+
+
+def experiment_root(run: SweepRun, store: Store, target: SweepTarget) -> str:
+    """Folder (``storage_path``) under which Ray keeps the experiment ``ray/``."""
+    if run.ray_storage:
+        return run.ray_storage
+    if store.scheme == "file":
+        return f"{store.root}/{target.prefix}"
+    return f"/tmp/tunix-rt/{target.prefix}"
+
+
+def archive_previous(store: Store, target: SweepTarget, say: Callable[[str], None]) -> None:
+    """Move an earlier, non-resumable run's records aside (``<sweep>/archive/<time>/``).
+
+    A fresh start must not mix old trials into the new summary, and must not lose them.
+    """
+    skip = tuple(f"{target.prefix}/{folder}/" for folder in KEEP_FOLDERS)
+    keys = [k for k in store.list(target.prefix + "/") if not k.startswith(skip)]
+    if not keys:
+        return
+    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+    dest = f"{target.prefix}/archive/{stamp}"
+    for key in keys:
+        rel = key[len(target.prefix) + 1 :]
+        store.write_bytes(f"{dest}/{rel}", store.read_bytes(key))
+        store.fs.rm(f"{store.root}/{key}")
+    say(f"moved {len(keys)} file(s) of an earlier run to {store.uri_for(dest)}")
+
+
+def _spec_fingerprint(spec: SweepSpec) -> str:
+    wire = spec.to_wire()
+    wire.pop("storage", None)
+    wire.pop("cluster", None)
+    return json.dumps(wire, sort_keys=True)
+
+
+def _init_ray(run: SweepRun) -> None:
+    if ray.is_initialized():
+        return
+    if run.address:
+        ray.init(address=run.address, log_to_driver=True, logging_level=logging.WARNING)
+        return
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    ray.init(
+        num_cpus=run.num_cpus or os.cpu_count() or 1,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        object_store_memory=300 * 1024 * 1024,
+    )
+
+
+def _check_local_resources(spec: SweepSpec) -> str | None:
+    """Locally nothing autoscales: a trial that cannot fit would wait forever."""
+    have = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    need = trial_resources(spec)
+    names = {"cpu": "CPU", "gpu": "GPU", "TPU": "TPU"}
+    for key, ray_name in names.items():
+        if need.get(key, 0) > have.get(ray_name, 0):
+            return (
+                f"spec.resources asks {need[key]:g} {ray_name} per trial; this machine offers "
+                f"{have.get(ray_name, 0):g}"
+            )
+    return None
+
+
+def _sweep_env() -> None:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Save Tune's experiment state at most ~1 s behind, so an interrupted sweep resumes
+    # with (almost) every finished trial known; the trainable covers the rest.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    # Searchers read primary_score only at eval points; the loss-only reports between
+    # them are expected (see _OptunaSearch).
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+
+
+def _graceful_sigterm() -> None:
+    """SIGTERM (kubectl delete, kill) ends the sweep like Ctrl-C: state saved, resumable."""
+    if not hasattr(signal, "SIGUSR1"):
+        return
+
+    def forward(signum: int, frame: Any) -> None:
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGTERM, forward)
+
+
+def run_sweep(run: SweepRun) -> SweepOutcome:
+    """Run (or resume) a sweep to the end; write every trial record and the summary."""
+    spec = run.spec
+    say: Callable[[str], None] = (
+        (lambda line: print(f"[tunix-rt] {line}", flush=True)) if run.echo else (lambda _: None)
+    )
+    store = Store(run.storage_uri)
+    target = SweepTarget(store.uri, run.namespace, run.name)
+    results_uri = store.uri_for(target.prefix)
+    root = experiment_root(run, store, target)
+    experiment = f"{root}/{EXPERIMENT_NAME}"
+    _sweep_env()
+
+    if run.fresh:
+        if os.path.isdir(experiment):
+            shutil.rmtree(experiment)
+        archive_previous(store, target, say)
+
+    restoring = tune.Tuner.can_restore(experiment)
+    spec_key = f"{target.prefix}/{SPEC_FILE}"
+    if restoring:
+        try:
+            stored = SweepSpec.model_validate(store.read_json(spec_key))
+        except FileNotFoundError:
+            stored = None
+        if stored is not None and _spec_fingerprint(stored) != _spec_fingerprint(spec):
+            return SweepOutcome(
+                EXIT_INVALID,
+                f"the spec of sweep {run.name!r} changed since its earlier run at {results_uri}; "
+                "run it with --fresh to start over (earlier results are kept in archive/), "
+                "or give it another name",
+                results_uri=results_uri,
+            )
+    else:
+        archive_previous(store, target, say)
+    store.write_json(spec_key, spec)
+
+    _init_ray(run)
+    if not run.address:
+        problem = _check_local_resources(spec)
+        if problem:
+            return SweepOutcome(EXIT_INVALID, problem, results_uri=results_uri)
+
+    context = TrialContext(
+        target=target,
+        spec=spec.to_wire(),
+        cpus=spec.resources.cpu,
+        write_every_s=5.0 if store.scheme == "file" else 30.0,
+        checkpoint_root=f"{root}/checkpoints" if store.scheme == "file" else None,
+        env=dict(run.env),
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, context=context), trial_resources(spec)
+    )
+    monitor = SweepMonitor(
+        target,
+        spec.max_failed_trials,
+        float(spec.budget.trial_timeout_seconds) if spec.budget.trial_timeout_seconds else None,
+        echo=run.echo,
+    )
+    started = time.monotonic()
+    if restoring:
+        say(f"resuming sweep {run.name!r} from {experiment}")
+        tuner = tune.Tuner.restore(
+            experiment, trainable, resume_unfinished=True, resume_errored=False
+        )
+    else:
+        say(
+            f"sweep {run.name!r}: {spec.planned_trials()} trials, {spec.algorithm.value} search, "
+            f"{spec.scheduler.type.value} scheduler, {spec.max_concurrent_trials} at a time"
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space=search_space(spec),
+            tune_config=tune_config(spec),
+            run_config=tune.RunConfig(
+                name=EXPERIMENT_NAME,
+                storage_path=root,
+                stop=monitor,
+                callbacks=[monitor],
+                failure_config=tune.FailureConfig(max_failures=0),
+                log_to_file=True,
+                verbose=1,
+            ),
+        )
+    _graceful_sigterm()
+    grid = tuner.fit()
+    elapsed = time.monotonic() - started
+
+    tune_ids: list[str] = []
+    for index in range(len(grid)):
+        result = grid[index]
+        trial_id = (result.metrics or {}).get("trial_id") or Path(str(result.path)).name
+        tune_ids.append(str(trial_id))
+    records = {r.trial_id: r for r in read_trials(store, target)}
+    trials = [records[i] for i in sorted(set(tune_ids)) if i in records]
+
+    failed = [t for t in trials if t.state is TrialState.FAILED]
+    incomplete = grid.num_terminated + grid.num_errors < len(grid)
+    timed_out = bool(
+        spec.budget.sweep_timeout_seconds and elapsed >= spec.budget.sweep_timeout_seconds - 1
+    )
+    if len(failed) > spec.max_failed_trials:
+        phase = Phase.FAILED
+        message = (
+            f"{len(failed)} trial(s) failed, more than maxFailedTrials "
+            f"({spec.max_failed_trials}); first error: {failed[0].error}"
+        )
+    elif not timed_out and (incomplete or len(tune_ids) < spec.planned_trials()):
+        done = sum(1 for t in trials if t.finished)
+        return SweepOutcome(
+            EXIT_INTERRUPTED,
+            f"sweep interrupted with {done} of {spec.planned_trials()} trials finished; "
+            "run the same command again to resume",
+            results_uri=results_uri,
+        )
+    else:
+        best = best_trial(trials, spec.objective)
+        if best is None:
+            phase = Phase.FAILED
+            message = f"no trial reported {spec.objective.metric}"
+        else:
+            phase = Phase.SUCCEEDED
+            value = objective_value(best, spec.objective)
+            message = f"best trial {best.trial_id}: {spec.objective.metric}={value}"
+            if timed_out:
+                message += " (sweep time budget reached)"
+
+    best = best_trial(trials, spec.objective)
+    starts = [t.started_at for t in trials if t.started_at is not None]
+    summary = SweepResult(
+        sweep=run.name,
+        namespace=run.namespace,
+        phase=phase,
+        message=message,
+        trials_planned=spec.planned_trials(),
+        objective_metric=spec.objective.metric,
+        objective_mode=spec.objective.mode,
+        trials=ranked(trials, spec.objective),
+        best_trial_id=best.trial_id if best else None,
+        best_params=dict(best.params) if best else None,
+        primary_score=best.primary_score if best else None,
+        base_config=spec.trial_config({}).to_wire(),
+        started_at=min(starts) if starts else None,
+        finished_at=utcnow(),
+    )
+    store.write_json(target.summary_key, summary)
+    say(f"{phase.value}: {message}")
+    say(f"results: {store.uri_for(target.summary_key)}")
+    code = EXIT_OK if phase is Phase.SUCCEEDED else EXIT_FAILED
+    return SweepOutcome(code, message, summary, results_uri)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tunix_rt.tune",
+        description="Run a tunix-rt Sweep with Ray Tune: trial records and the summary go "
+        "to the store as they happen. Rerunning an interrupted local sweep resumes it.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--spec", help="YAML/JSON file: a full Sweep manifest or a bare spec")
+    source.add_argument("--spec-b64", help="base64 of the Sweep spec's wire JSON")
+    parser.add_argument("--storage", help="store URI (default: spec.storage)")
+    parser.add_argument(
+        "--namespace",
+        help=f"namespace in store keys (default: manifest's, else {LOCAL_NAMESPACE!r})",
+    )
+    parser.add_argument("--name", help="sweep name (default: the manifest's metadata.name)")
+    parser.add_argument("--address", help="Ray address, e.g. auto inside a Ray cluster")
+    parser.add_argument("--ray-storage", help="folder for Ray's experiment state")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
+    parser.add_argument(
+        "--fresh", action="store_true", help="start over; earlier results move to archive/"
+    )
+    return parser.parse_args(argv)
+
+
+def load_run(args: argparse.Namespace) -> SweepRun:
+    doc: SweepDocument = decode_spec_b64(args.spec_b64) if args.spec_b64 else load_sweep(args.spec)
+    name = args.name or doc.name
+    if not name:
+        raise ManifestError(
+            args.spec or "--spec-b64", [("metadata.name", "a bare spec needs --name NAME")]
+        )
+    return SweepRun(
+        spec=doc.spec,
+        name=name,
+        namespace=args.namespace or doc.namespace or LOCAL_NAMESPACE,
+        storage=args.storage,
+        address=args.address,
+        ray_storage=args.ray_storage,
+        fresh=args.fresh,
+        num_cpus=args.num_cpus,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        run = load_run(args)
+    except ManifestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        outcome = run_sweep(run)
+    except (StoreError, ManifestError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if ray.is_initialized() and not args.address:
+            ray.shutdown()
+    if outcome.exit_code != EXIT_OK:
+        print(f"[tunix-rt] {outcome.message}", file=sys.stderr, flush=True)
+    return outcome.exit_code
+
+
+def encode_spec_b64(spec: SweepSpec) -> str:
+    """The inverse of ``--spec-b64`` (the operator has its own copy in kuberay)."""
+    wire = json.dumps(spec.to_wire(), separators=(",", ":"), sort_keys=True)
+    return base64.b64encode(wire.encode()).decode()

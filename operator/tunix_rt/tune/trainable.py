@@ -1,0 +1,204 @@
+"""The Ray Tune function trainable: one trial = one ``run_trial`` of the trainer.
+
+It writes the trial's record to the store when it starts (Running, params), at eval
+points and every few seconds while it trains, and the final record (Succeeded with
+metrics, or Failed with the error) before it returns; every trainer report goes on to
+Tune with ``tune.report`` so schedulers and search algorithms see it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.api.trial import TrialResult, TrialState
+from tunix_rt.tune.records import SweepTarget, failed_record, plain, read_trial, utcnow
+
+WORKLOAD_ENV = "TUNIX_RT_TRIAL_WORKLOAD"
+"""``module:function`` with ``run_trial``'s signature that trials run instead of the
+trainer (default ``tunix_rt.train:run_trial``); for failure-injection tests and custom
+workloads."""
+
+DEFAULT_WORKLOAD = "tunix_rt.train:run_trial"
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of a sweep needs besides its params (sent once, via with_parameters)."""
+
+    target: SweepTarget
+    spec: dict[str, Any]
+    cpus: float = 1.0
+    write_every_s: float = 5.0
+    checkpoint_root: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def limit_threads(cpus: float) -> None:
+    """Keep a trial's JAX/BLAS threads within its CPU reservation.
+
+    Two 1-CPU trials on a 2-core machine must not each spawn a thread per core. Only
+    CPU-backend flags are set, and never ``JAX_PLATFORMS``: on GPU/TPU nodes JAX still
+    picks the accelerator. No effect once JAX is imported in this worker.
+    """
+    threads = max(1, int(cpus))
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, str(threads))
+    if "jax" in sys.modules or threads >= (os.cpu_count() or threads):
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
+        flags = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["XLA_FLAGS"] = flags.strip()
+
+
+def load_workload() -> Callable[..., Any]:
+    spec = os.environ.get(WORKLOAD_ENV) or DEFAULT_WORKLOAD
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    workload: Callable[..., Any] = getattr(module, attr or "run_trial")
+    return workload
+
+
+class Reporter:
+    """The trainer's ``report`` callback: forward to Tune, keep the record fresh.
+
+    Every report to Tune carries the latest value of every metric seen so far, so a
+    scheduler comparing ``loss`` and a searcher reading ``primary_score`` always find
+    theirs (missing ones are simply absent until first reported).
+    """
+
+    def __init__(
+        self,
+        record: TrialResult,
+        write: Callable[[TrialResult], None],
+        tune_report: Callable[[dict[str, Any]], None],
+        every_s: float,
+    ) -> None:
+        self.record = record
+        self.write = write
+        self.tune_report = tune_report
+        self.every_s = every_s
+        self.latest: dict[str, float] = {}
+        self.last_write = time.monotonic()
+        self.reports = 0
+
+    def __call__(self, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            value = plain(value)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self.latest[key] = float(value)
+        self.reports += 1
+        eval_point = "primary_score" in metrics
+        now = time.monotonic()
+        if eval_point or now - self.last_write >= self.every_s:
+            self.record = self.record.model_copy(
+                update={
+                    "metrics": dict(self.latest),
+                    "steps": int(self.latest.get("step", self.record.steps)),
+                    "primary_score": self.latest.get("primary_score"),
+                }
+            )
+            self.write(self.record)
+            self.last_write = now
+        # Written before reporting: Tune may stop the trial while report() blocks.
+        self.tune_report(self.tune_metrics())
+
+    def tune_metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.latest)
+        if "step" in out:
+            out["step"] = int(out["step"])
+        return out
+
+
+def train_trial(config: dict[str, Any], context: TrialContext) -> None:
+    """Ray Tune function trainable (wrapped with ``tune.with_parameters(…, context=…)``)."""
+    from ray import tune
+
+    for key, value in context.env.items():
+        os.environ.setdefault(key, value)
+    limit_threads(context.cpus)
+
+    trial_id = tune.get_context().get_trial_id()
+    target = context.target
+    store = target.store()
+    key = target.trial_key(trial_id)
+    params = {name: plain(value) for name, value in config.items()}
+
+    previous = read_trial(store, key)
+    if previous is not None and previous.state is TrialState.SUCCEEDED:
+        # Finished in an earlier, interrupted session whose Tune state lagged behind:
+        # report the stored result again instead of training twice.
+        again = dict(previous.metrics)
+        if previous.primary_score is not None:
+            again["primary_score"] = previous.primary_score
+        again["step"] = previous.steps
+        tune.report(again)
+        return
+
+    record = TrialResult(
+        trial_id=trial_id,
+        sweep=target.sweep,
+        namespace=target.namespace,
+        params=params,
+        state=TrialState.RUNNING,
+        started_at=utcnow(),
+    )
+
+    def write(rec: TrialResult) -> None:
+        store.write_json(key, rec)
+
+    write(record)
+    started = time.monotonic()
+    reporter = Reporter(record, write, lambda m: tune.report(m), context.write_every_s)
+    try:
+        spec = SweepSpec.model_validate(context.spec)
+        trainer_config = spec.trial_config(params)
+        checkpoint_dir = (
+            os.path.join(context.checkpoint_root, trial_id) if context.checkpoint_root else None
+        )
+        result = load_workload()(
+            trainer_config,
+            report=reporter,
+            checkpoint_dir=checkpoint_dir,
+            log=lambda line: print(line, flush=True),
+        )
+    except Exception as exc:
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        write(
+            failed_record(reporter.record, detail).model_copy(
+                update={"wall_seconds": time.monotonic() - started}
+            )
+        )
+        raise
+
+    metrics = {k: float(v) for k, v in dict(result.metrics).items()}
+    score = result.primary_score
+    if score is not None:
+        metrics["primary_score"] = float(score)
+    metrics["step"] = float(result.steps)
+    final = reporter.record.model_copy(
+        update={
+            "state": TrialState.SUCCEEDED,
+            "metrics": metrics,
+            "primary_score": score,
+            "steps": int(result.steps),
+            "wall_seconds": float(result.wall_seconds),
+            "finished_at": utcnow(),
+        }
+    )
+    if reporter.reports == 0 or reporter.latest.get("primary_score") != score:
+        # The trainer's last report did not carry the final score: report it so that
+        # the searcher and the result grid see what the record says.
+        reporter.latest.update(metrics)
+        write(final)
+        tune.report(reporter.tune_metrics())
+    else:
+        write(final)

@@ -1,0 +1,29 @@
+"""Shared test setup: the repository root, and an environment for subprocesses (Ray runs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def subprocess_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a child ``tunix-rt`` / ``python -m tunix_rt.tune``: no usage stats,
+    the test workloads importable (``TUNIX_RT_TRIAL_WORKLOAD=tune_workloads:…``)."""
+    env = dict(os.environ)
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "tests" / "tune"), str(ROOT / "operator"), env.get("PYTHONPATH", "")]
+    ).rstrip(os.pathsep)
+    env.pop("TUNIX_RT_TRIAL_WORKLOAD", None)
+    env["COLUMNS"] = "200"
+    return env

@@ -1,0 +1,298 @@
+"""The Sweep handlers, run by kopf for real against the kmock Kubernetes emulator."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+from typing import Any
+
+from operator_helpers import (
+    RAYJOBS,
+    SWEEPS,
+    Api,
+    StartOperator,
+    ApiServer,
+    condition,
+    load_rayjob_schema,
+    sweep_body,
+    wait_for,
+    write_summary,
+    write_trial,
+)
+
+from tunix_rt.api.names import trial_key
+from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.api.trial import TrialState
+from tunix_rt.storage import Store
+
+NS = "ml"
+
+
+async def sweep_status(api: Api, name: str) -> dict[str, Any]:
+    obj = await api.get(SWEEPS, NS, name)
+    return dict((obj or {}).get("status") or {})
+
+
+async def phase_is(api: Api, name: str, phase: str) -> dict[str, Any] | None:
+    status = await sweep_status(api, name)
+    return status if status.get("phase") == phase else None
+
+
+async def event_reasons(api: Api, name: str) -> list[str]:
+    return [e["reason"] for e in await api.events(NS, name)]
+
+
+async def test_sweep_runs_to_success(api: Api, apiserver: ApiServer, store: Store,
+                                     start_operator: StartOperator) -> None:
+    operator = await start_operator()
+    await api.create(SWEEPS, sweep_body("lr", cluster={"pools": [
+        {"name": "cpu", "replicas": 2},
+        {"name": "v6e", "accelerator": "tpu", "tpuAccelerator": "tpu-v6e-slice",
+         "tpuTopology": "4x4"},
+    ]}))  # fmt: skip
+
+    # A RayJob with the right shape appears, owned by the Sweep.
+    rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-lr"), what="the RayJob")
+    load_rayjob_schema().validate_rayjob(rayjob)
+    sweep = await api.get(SWEEPS, NS, "lr")
+    assert sweep is not None
+    assert rayjob["metadata"]["ownerReferences"][0]["uid"] == sweep["metadata"]["uid"]
+    assert rayjob["metadata"]["labels"]["tunixrt.io/sweep"] == "lr"
+    argv = shlex.split(rayjob["spec"]["entrypoint"])
+    assert argv[:3] == ["python", "-m", "tunix_rt.tune"]
+    args = dict(zip(argv[3::2], argv[4::2], strict=True))
+    assert args["--storage"] == store.uri  # the operator's default storage
+    spec = SweepSpec.model_validate(json.loads(base64.b64decode(args["--spec-b64"])))
+    assert spec.max_trials == 4 and spec.storage == store.uri
+    groups = {g["groupName"]: g for g in rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"]}
+    assert groups["v6e"]["numOfHosts"] == 4
+    assert groups["cpu"]["template"]["spec"]["containers"][0]["image"] == (
+        "registry.example/trainer:t-cpu"
+    )
+
+    status = await wait_for(lambda: phase_is(api, "lr", "Pending"), what="Pending")
+    assert status["rayJobName"] == "sweep-lr"
+    assert status["trialsTotal"] == 4 and status["trialsProgress"] == "0/4"
+    assert status["observedGeneration"] == 1
+    assert status["resultsUri"] == f"{store.uri}/{NS}/lr"
+    assert condition(await api.get(SWEEPS, NS, "lr"), "Progressing")["status"] == "True"
+
+    # KubeRay starts the job; the driver writes a running trial.
+    await api.job_status(NS, "sweep-lr", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    write_trial(store, NS, "lr", "t_00000", TrialState.RUNNING, learningRate=0.001)
+    status = await wait_for(lambda: phase_is(api, "lr", "Running"), what="Running")
+    assert status["trialsRunning"] == 1
+
+    # Live progress: finished trials show up while the sweep runs.
+    write_trial(store, NS, "lr", "t_00000", TrialState.SUCCEEDED, 0.5, learningRate=0.001)
+    write_trial(store, NS, "lr", "t_00001", TrialState.SUCCEEDED, 0.75, learningRate=0.003)
+
+    async def two_done() -> dict[str, Any] | None:
+        s = await sweep_status(api, "lr")
+        return s if s.get("trialsCompleted") == 2 else None
+
+    status = await wait_for(two_done, what="two finished trials")
+    assert status["phase"] == "Running"
+    assert status["trialsProgress"] == "2/4"
+    assert status["bestTrial"] == {"id": "t_00001", "params": {"learningRate": 0.003},
+                                   "primaryScore": 0.75}
+    assert status["primaryScore"] == 0.75
+    assert {t["id"]: t["primaryScore"] for t in status["trials"]} == {
+        "t_00000": 0.5, "t_00001": 0.75}  # fmt: skip
+
+    # The rest finish, the driver writes the summary, the job succeeds.
+    t = [
+        write_trial(store, NS, "lr", "t_00000", TrialState.SUCCEEDED, 0.5, learningRate=0.001),
+        write_trial(store, NS, "lr", "t_00001", TrialState.SUCCEEDED, 0.75, learningRate=0.003),
+        write_trial(store, NS, "lr", "t_00002", TrialState.FAILED, None, learningRate=0.009),
+        write_trial(store, NS, "lr", "t_00003", TrialState.STOPPED, 0.25, learningRate=0.0002),
+    ]
+    write_summary(store, NS, "lr", t, best="t_00001")
+    await api.job_status(NS, "sweep-lr", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED")
+    status = await wait_for(lambda: phase_is(api, "lr", "Succeeded"), what="Succeeded")
+    assert status["trialsCompleted"] == 3 and status["trialsFailed"] == 1
+    assert status["trialsProgress"] == "4/4"
+    assert [(x["id"], x["state"], x.get("primaryScore")) for x in status["trials"]] == [
+        ("t_00000", "Succeeded", 0.5),
+        ("t_00001", "Succeeded", 0.75),
+        ("t_00002", "Failed", None),
+        ("t_00003", "Stopped", 0.25),
+    ]
+    assert status["bestTrial"]["id"] == "t_00001" and status["primaryScore"] == 0.75
+    assert status["completionTime"] and status["startTime"]
+    sweep = await api.get(SWEEPS, NS, "lr")
+    assert condition(sweep, "Ready")["status"] == "True"
+    assert condition(sweep, "Progressing")["status"] == "False"
+    assert condition(sweep, "Failed")["status"] == "False"
+
+    # Events on each transition and per finished trial.
+    reasons = await wait_for(
+        lambda: _reasons_with(api, "lr", "Succeeded"), what="the Succeeded event"
+    )
+    for reason in ("RayJobCreated", "Pending", "Running", "TrialFinished", "TrialFailed"):
+        assert reason in reasons
+    assert reasons.count("TrialFinished") == 3
+
+    # Metrics follow.
+    assert operator.runtime is not None
+    text = operator.runtime.metrics.render().decode()
+    assert 'tunixrt_sweeps{phase="Succeeded"} 1.0' in text
+    assert 'tunixrt_sweeps{phase="Running"} 0.0' in text
+    assert 'tunixrt_trials_completed_total{namespace="ml"} 4.0' in text
+    assert 'tunixrt_rayjobs_created_total{kind="sweep"} 1.0' in text
+    assert apiserver.count("create", RAYJOBS) == 1
+
+
+async def _reasons_with(api: Api, name: str, reason: str) -> list[str] | None:
+    reasons = await event_reasons(api, name)
+    return reasons if reason in reasons else None
+
+
+async def test_restart_adopts_the_rayjob(api: Api, apiserver: ApiServer, store: Store,
+                                         start_operator: StartOperator) -> None:
+    first = await start_operator()
+    await api.create(SWEEPS, sweep_body("restart"))
+    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-restart"), what="the RayJob")
+    await api.job_status(NS, "sweep-restart", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    write_trial(store, NS, "restart", "t_00000", TrialState.SUCCEEDED, 0.4)
+    await wait_for(lambda: phase_is(api, "restart", "Running"), what="Running")
+    await first.stop()
+
+    await start_operator()
+    await wait_for(lambda: _reasons_with(api, "restart", "RayJobAdopted"), what="adoption")
+    write_trial(store, NS, "restart", "t_00001", TrialState.SUCCEEDED, 0.6)
+    await api.job_status(NS, "sweep-restart", jobDeploymentStatus="Complete",
+                         jobStatus="SUCCEEDED")
+    trials = [
+        write_trial(store, NS, "restart", "t_00000", TrialState.SUCCEEDED, 0.4),
+        write_trial(store, NS, "restart", "t_00001", TrialState.SUCCEEDED, 0.6),
+    ]
+    write_summary(store, NS, "restart", trials, best="t_00001")
+    status = await wait_for(lambda: phase_is(api, "restart", "Succeeded"), what="Succeeded")
+    assert status["primaryScore"] == 0.6
+
+    assert len(await api.list(RAYJOBS, NS)) == 1
+    assert apiserver.count("create", RAYJOBS) == 1  # the second operator never tried
+    reasons = await event_reasons(api, "restart")
+    assert reasons.count("RayJobCreated") == 1
+    # Trial events were not repeated by the second operator.
+    assert reasons.count("TrialFinished") == 2
+
+
+async def test_delete_removes_the_rayjob_and_keeps_results(
+    api: Api, store: Store, start_operator: StartOperator
+) -> None:
+    await start_operator()
+    await api.create(SWEEPS, sweep_body("gone"))
+    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-gone"), what="the RayJob")
+    await api.job_status(NS, "sweep-gone", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    write_trial(store, NS, "gone", "t_00000", TrialState.SUCCEEDED, 0.3)
+    await wait_for(lambda: phase_is(api, "gone", "Running"), what="Running")
+
+    await api.delete(SWEEPS, NS, "gone")
+
+    async def both_gone() -> bool:
+        return (await api.get(RAYJOBS, NS, "sweep-gone")) is None and (
+            await api.get(SWEEPS, NS, "gone")
+        ) is None
+
+    await wait_for(both_gone, what="the Sweep and its RayJob to go")
+    assert store.exists(trial_key(NS, "gone", "t_00000"))
+
+
+async def test_invalid_sweep_fails_and_others_are_served(
+    api: Api, apiserver: ApiServer, start_operator: StartOperator
+) -> None:
+    await start_operator()
+    bad = sweep_body("bad", searchSpace={
+        "learningRate": {"type": "loguniform", "low": 0.01, "high": 0.0001}})  # fmt: skip
+    await api.create(SWEEPS, bad)
+    await api.create(SWEEPS, sweep_body("good"))
+
+    status = await wait_for(lambda: phase_is(api, "bad", "Failed"), what="Failed")
+    assert status["message"].startswith("spec.searchSpace.learningRate")
+    assert "low (0.01) must be less than high (0.0001)" in status["message"]
+    failed = condition(await api.get(SWEEPS, NS, "bad"), "Failed")
+    assert failed["status"] == "True" and failed["reason"] == "InvalidSpec"
+    assert "spec.searchSpace.learningRate" in failed["message"]
+    events = await wait_for(lambda: _warnings(api, "bad"), what="a Warning event")
+    assert any(e["reason"] == "InvalidSpec" and "spec.searchSpace" in e["message"]
+               for e in events)
+
+    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-good"), what="the other RayJob")
+    await wait_for(lambda: phase_is(api, "good", "Pending"), what="the other Sweep Pending")
+    assert await api.get(RAYJOBS, NS, "sweep-bad") is None
+
+    # Documented: fixing an invalid spec starts the Sweep.
+    await api.patch(SWEEPS, NS, "bad", {"spec": {"searchSpace": {
+        "learningRate": {"type": "loguniform", "low": 0.0001, "high": 0.01}}}})  # fmt: skip
+    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-bad"), what="the fixed Sweep's RayJob")
+    status = await wait_for(lambda: phase_is(api, "bad", "Pending"), what="Pending after fix")
+    assert status["observedGeneration"] == 2
+    assert condition(await api.get(SWEEPS, NS, "bad"), "Failed")["status"] == "False"
+
+
+async def _warnings(api: Api, name: str) -> list[dict[str, Any]]:
+    return [e for e in await api.events(NS, name) if e.get("type") == "Warning"]
+
+
+async def test_unbuildable_pool_fails_with_the_field(api: Api,
+                                                     start_operator: StartOperator) -> None:
+    await start_operator()
+    await api.create(SWEEPS, sweep_body("tpu", cluster={"pools": [{
+        "name": "v6e", "accelerator": "tpu", "tpuAccelerator": "tpu-v6e-slice",
+        "tpuTopology": "3x3"}]}))  # fmt: skip
+    status = await wait_for(lambda: phase_is(api, "tpu", "Failed"), what="Failed")
+    assert status["message"].startswith("spec.cluster.pools[0].tpuTopology: ")
+    assert condition(await api.get(SWEEPS, NS, "tpu"), "Failed")["reason"] == "InvalidSpec"
+
+
+async def test_spec_change_while_running_is_ignored(api: Api,
+                                                    start_operator: StartOperator) -> None:
+    await start_operator()
+    await api.create(SWEEPS, sweep_body("edit"))
+    rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-edit"), what="the RayJob")
+    await api.job_status(NS, "sweep-edit", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    await wait_for(lambda: phase_is(api, "edit", "Running"), what="Running")
+
+    await api.patch(SWEEPS, NS, "edit", {"spec": {"maxTrials": 8}})
+
+    async def ignored() -> dict[str, Any] | None:
+        cond = condition(await api.get(SWEEPS, NS, "edit"), "SpecChangeIgnored")
+        return cond if cond.get("status") == "True" else None
+
+    cond = await wait_for(ignored, what="SpecChangeIgnored")
+    assert "create a new Sweep" in cond["message"]
+    assert cond["observedGeneration"] == 2
+    events = await wait_for(lambda: _warnings(api, "edit"), what="a Warning event")
+    assert any(e["reason"] == "SpecChangeIgnored" for e in events)
+    after = await api.get(RAYJOBS, NS, "sweep-edit")
+    assert after is not None and after["spec"] == rayjob["spec"]  # untouched
+    status = await sweep_status(api, "edit")
+    assert status["phase"] == "Running" and status["trialsTotal"] == 4
+
+
+async def test_failed_rayjob_fails_the_sweep_and_keeps_trials(
+    api: Api, store: Store, start_operator: StartOperator
+) -> None:
+    await start_operator()
+    await api.create(SWEEPS, sweep_body("doomed", budget={"sweepTimeoutSeconds": 600}))
+    rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-doomed"), what="the RayJob")
+    assert rayjob["spec"]["activeDeadlineSeconds"] == 600 + 900
+    await api.job_status(NS, "sweep-doomed", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    write_trial(store, NS, "doomed", "t_00000", TrialState.SUCCEEDED, 0.42)
+    await wait_for(lambda: phase_is(api, "doomed", "Running"), what="Running")
+
+    await api.job_status(NS, "sweep-doomed", jobDeploymentStatus="Failed", jobStatus="STOPPED",
+                         reason="DeadlineExceeded",
+                         message="The RayJob has passed the activeDeadlineSeconds.")
+    status = await wait_for(lambda: phase_is(api, "doomed", "Failed"), what="Failed")
+    assert status["message"] == "The RayJob has passed the activeDeadlineSeconds."
+    failed = condition(await api.get(SWEEPS, NS, "doomed"), "Failed")
+    assert failed["status"] == "True" and failed["reason"] == "DeadlineExceeded"
+    assert status["trials"] == [{"id": "t_00000", "params": {"learningRate": 0.001},
+                                 "primaryScore": 0.42, "state": "Succeeded", "steps": 10}]
+    assert status["bestTrial"]["id"] == "t_00000"
+    events = await wait_for(lambda: _warnings(api, "doomed"), what="a Warning event")
+    assert any(e["reason"] == "DeadlineExceeded" for e in events)

@@ -1,0 +1,98 @@
+"""Helpers for the rehearsal tests: a stand-in for tunix_rt.train.run_trial with the same
+interface (fast tests of resolution, evidence and upload), and a tiny real config.
+
+The end-to-end tests run the real trainer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+from tunix_rt.api.trainer import TrainerConfig
+
+
+class FakeTrainer:
+    """Records the configs it was given; rows alternate correct/incorrect (score 0.5 by default)."""
+
+    def __init__(
+        self, rows: int = 6, correct_every: int = 2, log_lines: tuple[str, ...] = ()
+    ) -> None:
+        self.rows = rows
+        self.correct_every = correct_every
+        self.log_lines = log_lines
+        self.configs: list[TrainerConfig] = []
+
+    def __call__(
+        self,
+        config: TrainerConfig,
+        *,
+        report: Callable[..., Any] | None = None,
+        checkpoint_dir: str | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> Any:
+        self.configs.append(config)
+        say = log or (lambda _m: None)
+        history = []
+        for step in range(0, config.max_steps + 1, max(1, config.max_steps // 4)):
+            loss = 3.0 / (1 + step)
+            history.append({"step": float(step), "loss": loss, "lr": config.learning_rate})
+            say(f"step {step} loss {loss:.4f}")
+        for line in self.log_lines:
+            say(line)
+        eval_rows: list[dict[str, Any]] = []
+        for i in range(self.rows):
+            ok = i % self.correct_every == 0
+            answer = 2 * i if ok else -1
+            eval_rows.append(
+                {
+                    "index": i,
+                    "prompt": f"What is {i} + {i}? <script>alert(1)</script>",
+                    "expected_answer": str(2 * i),
+                    "output": f"<reasoning>{i}+{i}</reasoning><answer>{answer}</answer>",
+                    "reasoning": f"{i}+{i}",
+                    "answer": str(answer),
+                    "answer_correctness": 1 if ok else 0,
+                    "format_valid": True,
+                    "trace_tokens": 12,
+                    "hit_cap": False,
+                }
+            )
+        score = sum(r["answer_correctness"] for r in eval_rows) / len(eval_rows)
+        return SimpleNamespace(
+            primary_score=score,
+            metrics={"format_valid_rate": 1.0, "cap_hit_rate": 0.0, "trace_len_p50": 12.0},
+            eval_rows=eval_rows,
+            history=history,
+            steps=config.max_steps,
+            wall_seconds=0.25,
+            dataset={
+                "name": config.dataset.name,
+                "sha256": "ab" * 32,
+                "train_rows": config.dataset.train_size,
+                "eval_rows": self.rows,
+            },
+            devices=["TFRT_CPU_0"],
+            config=config.to_wire(),
+            model_id=f"tunix-rt-decoder-l{config.model.layers}-w{config.model.width}",
+        )
+
+
+def tiny_trainer(**extra: Any) -> dict[str, Any]:
+    """A small trainer config (wire form) that the real trainer runs in seconds."""
+    base: dict[str, Any] = {
+        "maxSteps": 20,
+        "batchSize": 16,
+        "warmupSteps": 2,
+        "logEvery": 5,
+        "model": {"layers": 1, "width": 32, "heads": 2, "context": 96},
+        "dataset": {"trainSize": 256, "evalSize": 16},
+        "eval": {"maxTraceTokens": 24, "batchSize": 16},
+    }
+    base.update(extra)
+    return base
+
+
+def make_namespace(**kwargs: Any) -> SimpleNamespace:
+    return SimpleNamespace(**kwargs)

@@ -1,0 +1,165 @@
+"""Test helpers: a real moto S3 server on loopback and a TCP proxy that can cut connections.
+
+The proxy sits between s3fs and moto so that a test can make "the server go away" at an
+exact point of a request (after N bytes of it went upstream), deterministically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import time
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+SECRET = "tunixrtTESTsecretVALUE1234567890"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MotoS3:
+    """A moto server in this process; its state survives stop/start (moto's backends are global)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.server: ThreadedMotoServer | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        # ThreadedMotoServer binds in its thread (a bind error would hang start()): wait
+        # until the port can be bound again after a stop.
+        for _ in range(100):
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", self.port))
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket: connections are refused afterwards."""
+        if self.server is not None:
+            self.server.stop()
+            inner = self.server._server
+            if inner is not None:
+                inner.server_close()
+            self.server = None
+
+    def client(self) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key=SECRET,
+        )
+
+
+class CuttingProxy:
+    """Forwards TCP to an upstream; can cut connections mid-request and go away entirely.
+
+    ``cut_after``: once a connection has sent this many bytes upstream, both sides are reset
+    (SO_LINGER 0) and, with ``go_away``, the proxy stops listening: connections are refused,
+    as when a server dies mid-write. ``cuts`` bounds how many connections are cut.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.cut_after: int | None = None
+        self.cuts = 0
+        self.go_away = False
+        self.cut_count = 0
+        self.connections = 0
+        self.listening = threading.Event()
+        self._listener: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        self.listening.set()
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        self.listening.clear()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def _reset(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        done = threading.Event()
+
+        def down() -> None:  # upstream -> client
+            try:
+                while chunk := upstream.recv(65536):
+                    client.sendall(chunk)
+            except OSError:
+                pass
+            done.set()
+
+        threading.Thread(target=down, daemon=True).start()
+        sent = 0
+        try:
+            while chunk := client.recv(65536):
+                with self._lock:
+                    cutting = self.cut_after is not None and self.cut_count < self.cuts
+                if cutting and self.cut_after is not None and sent + len(chunk) >= self.cut_after:
+                    head = chunk[: max(0, self.cut_after - sent)]
+                    if head:
+                        upstream.sendall(head)
+                    with self._lock:
+                        self.cut_count += 1
+                    if self.go_away:
+                        self.stop()
+                    self._reset(upstream)
+                    self._reset(client)
+                    return
+                upstream.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+        done.wait(5)
+        for sock in (client, upstream):
+            with contextlib.suppress(OSError):
+                sock.close()
