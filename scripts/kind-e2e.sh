@@ -20,6 +20,9 @@
 #   KUBERAY_VERSION        kuberay-operator chart version (default 1.7.0)
 #   MOTO_IMAGE             S3 server image              (default motoserver/moto:5.2.5)
 #   KIND_NODE_IMAGE        kindest/node image           (default: kind's own default)
+#   TUNIX_RT_E2E_WORKER_CPU / TUNIX_RT_E2E_WORKER_MEMORY
+#                          the one Ray worker pod        (default 3 / 4Gi: the driver's
+#                          CPU plus two 1-CPU trials; the head takes 1 CPU / 2Gi more)
 set -euo pipefail
 
 CLUSTER="${TUNIX_RT_E2E_CLUSTER:-tunix-rt-e2e}"
@@ -27,6 +30,8 @@ KEEP="${TUNIX_RT_E2E_KEEP:-0}"
 TIMEOUT="${TUNIX_RT_E2E_TIMEOUT:-1200}"
 KUBERAY_VERSION="${KUBERAY_VERSION:-1.7.0}"
 MOTO_IMAGE="${MOTO_IMAGE:-motoserver/moto:5.2.5}"
+WORKER_CPU="${TUNIX_RT_E2E_WORKER_CPU:-3}"
+WORKER_MEMORY="${TUNIX_RT_E2E_WORKER_MEMORY:-4Gi}"
 SYSTEM_NS=tunix-rt-system
 NS=tunix-e2e
 OPERATOR_IMAGE=tunix-rt-operator:e2e
@@ -161,7 +166,7 @@ PATCH="$(cat <<EOF
 {"spec": {"storage": "$STORAGE",
           "cluster": {"headCpu": "1", "headMemory": "2Gi",
                       "pools": [{"name": "workers", "accelerator": "cpu", "replicas": 1,
-                                 "cpu": "2", "memory": "3Gi"}]}}}
+                                 "cpu": "$WORKER_CPU", "memory": "$WORKER_MEMORY"}]}}}
 EOF
 )"
 SWEEP="$("${KUBECTL[@]}" create --dry-run=client -f examples/sweep-smoke.yaml -o jsonpath='{.metadata.name}')"

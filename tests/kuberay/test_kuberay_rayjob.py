@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,8 +58,9 @@ def container(group: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_cpu_pool_and_common_shape() -> None:
-    manifest = rayjob(sweep(cluster={"pools": [{"name": "cpu", "replicas": 3, "cpu": "4",
-                                                "memory": "16Gi"}]}))
+    manifest = rayjob(
+        sweep(cluster={"pools": [{"name": "cpu", "replicas": 3, "cpu": "4", "memory": "16Gi"}]})
+    )
     meta = manifest["metadata"]
     assert manifest["apiVersion"] == "ray.io/v1" and manifest["kind"] == "RayJob"
     assert meta["name"] == "sweep-lr-search" and meta["namespace"] == "ml"
@@ -206,13 +208,29 @@ def test_deadline_derived_from_the_trial_timeout() -> None:
         ({"name": "w", "memory": "8 GB"}, "spec.cluster.pools[0].memory"),
         ({"name": "w", "replicas": 1, "minReplicas": 3}, "spec.cluster.pools[0].minReplicas"),
         ({"name": "w", "replicas": 4, "maxReplicas": 2}, "spec.cluster.pools[0].maxReplicas"),
-        ({"name": "t", "accelerator": "tpu", "tpuAccelerator": "tpu-v6e-slice",
-          "tpuTopology": "3x3"}, "spec.cluster.pools[0].tpuTopology"),
-        ({"name": "t", "accelerator": "tpu", "tpuAccelerator": "tpu-v9",
-          "tpuTopology": "2x2"}, "spec.cluster.pools[0].tpuAccelerator"),
-        ({"name": "g", "accelerator": "gpu", "gpusPerPod": 1, "gpuType": "nvidia-l4",
-          "nodeSelector": {"cloud.google.com/gke-accelerator": "nvidia-a100"}},
-         "spec.cluster.pools[0].nodeSelector"),
+        (
+            {
+                "name": "t",
+                "accelerator": "tpu",
+                "tpuAccelerator": "tpu-v6e-slice",
+                "tpuTopology": "3x3",
+            },
+            "spec.cluster.pools[0].tpuTopology",
+        ),
+        (
+            {"name": "t", "accelerator": "tpu", "tpuAccelerator": "tpu-v9", "tpuTopology": "2x2"},
+            "spec.cluster.pools[0].tpuAccelerator",
+        ),
+        (
+            {
+                "name": "g",
+                "accelerator": "gpu",
+                "gpusPerPod": 1,
+                "gpuType": "nvidia-l4",
+                "nodeSelector": {"cloud.google.com/gke-accelerator": "nvidia-a100"},
+            },
+            "spec.cluster.pools[0].nodeSelector",
+        ),
     ],
 )
 def test_unbuildable_pools_name_the_field(pool: dict[str, Any], field: str) -> None:
@@ -236,9 +254,16 @@ def test_rehearsal_rayjob() -> None:
                                "tpuAccelerator": "tpu-v6e-slice", "tpuTopology": "2x2"}]},
     })  # fmt: skip
     owner = Owner("tunixrt.io/v1alpha1", "Rehearsal", "final", "r-uid")
-    manifest = build_rehearsal_rayjob(name="final", namespace="ml", spec=spec, owner=owner,
-                                      options=OPTIONS, source_sweep="lr-search",
-                                      source_trial="t_00003", params={"learningRate": 0.002})
+    manifest = build_rehearsal_rayjob(
+        name="final",
+        namespace="ml",
+        spec=spec,
+        owner=owner,
+        options=OPTIONS,
+        source_sweep="lr-search",
+        source_trial="t_00003",
+        params={"learningRate": 0.002},
+    )
     validate_rayjob(manifest)
     assert manifest["metadata"]["name"] == "rehearsal-final"
     assert manifest["metadata"]["labels"]["tunixrt.io/rehearsal"] == "final"
@@ -259,7 +284,7 @@ def test_rehearsal_rayjob() -> None:
 def test_rehearsal_needs_a_resolved_trainer() -> None:
     spec = RehearsalSpec.model_validate({"fromSweep": "lr-search"})
     owner = Owner("tunixrt.io/v1alpha1", "Rehearsal", "final", "r-uid")
-    with pytest.raises(ManifestError, match="spec.trainer"):
+    with pytest.raises(ManifestError, match=r"spec\.trainer"):
         build_rehearsal_rayjob(name="final", namespace="ml", spec=spec, owner=owner)
 
 
@@ -274,3 +299,25 @@ def test_schema_check_catches_a_bad_manifest() -> None:
     bad["spec"]["shutdownAfterJobFinishes"] = "yes"
     with pytest.raises(AssertionError, match="shutdownAfterJobFinishes"):
         validate_rayjob(bad)
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("sweep-*.yaml")), ids=lambda p: p.name)
+def test_example_sweeps_build_valid_rayjobs(path: Path) -> None:
+    """The shipped examples become RayJobs that KubeRay accepts."""
+    for doc in yaml.safe_load_all(path.read_text()):
+        if not doc or doc.get("kind") != "Sweep":
+            continue
+        spec = SweepSpec.model_validate(doc["spec"])
+        manifest = build(name=doc["metadata"]["name"], namespace="ml", spec=spec, owner=OWNER,
+                         options=OPTIONS)  # fmt: skip
+        validate_rayjob(manifest)
+        pools = {p.name: p for p in spec.cluster.pools}
+        for name, group in workers(manifest).items():
+            limits = container(group)["resources"]["limits"]
+            if pools[name].accelerator.value == "tpu":
+                assert "google.com/tpu" in limits and group["numOfHosts"] >= 1
+            if pools[name].accelerator.value == "gpu":
+                assert limits["nvidia.com/gpu"] == str(pools[name].gpus_per_pod)

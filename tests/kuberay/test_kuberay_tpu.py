@@ -25,8 +25,9 @@ from tunix_rt.kuberay import GENERATIONS, ManifestError, tpu_slice
         ("tpu-v4-podslice", "4x4x4", 16, 4, 64),
     ],
 )
-def test_hosts_and_chips(accelerator: str, topology: str, hosts: int, per_host: int,
-                         chips: int) -> None:
+def test_hosts_and_chips(
+    accelerator: str, topology: str, hosts: int, per_host: int, chips: int
+) -> None:
     shape = tpu_slice(accelerator, topology)
     assert (shape.hosts, shape.chips_per_host, shape.chips) == (hosts, per_host, chips)
     assert shape.gke_accelerator == accelerator
@@ -52,8 +53,12 @@ def test_table_covers_the_four_generations() -> None:
 @pytest.mark.parametrize(
     ("accelerator", "topology", "field", "words"),
     [
-        ("tpu-v7-slice", "2x2", "pools[0].tpuAccelerator", ["unknown TPU accelerator",
-                                                           "tpu-v6e-slice"]),
+        (
+            "tpu-v7-slice",
+            "2x2",
+            "pools[0].tpuAccelerator",
+            ["unknown TPU accelerator", "tpu-v6e-slice"],
+        ),
         ("tpu-v6e-slice", "3x3", "pools[0].tpuTopology", ["not offered", "4x4"]),
         ("tpu-v6e-slice", "2x2x2", "pools[0].tpuTopology", ["2 dimensions"]),
         ("tpu-v5p-slice", "4x4", "pools[0].tpuTopology", ["3 dimensions"]),
@@ -61,11 +66,16 @@ def test_table_covers_the_four_generations() -> None:
         ("tpu-v6e-slice", "axb", "pools[0].tpuTopology", ["not valid"]),
     ],
 )
-def test_bad_shapes_name_the_field(accelerator: str, topology: str, field: str,
-                                   words: list[str]) -> None:
+def test_bad_shapes_name_the_field(
+    accelerator: str, topology: str, field: str, words: list[str]
+) -> None:
     with pytest.raises(ManifestError) as info:
-        tpu_slice(accelerator, topology, accelerator_field="pools[0].tpuAccelerator",
-                  topology_field="pools[0].tpuTopology")
+        tpu_slice(
+            accelerator,
+            topology,
+            accelerator_field="pools[0].tpuAccelerator",
+            topology_field="pools[0].tpuTopology",
+        )
     assert info.value.field == field
     text = str(info.value)
     assert text.startswith(field + ":")

@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 import aiohttp
 import attrs
-import jsonpatch
 import kmock
 import kopf
 from kmock._internal import aiobus
@@ -76,7 +75,9 @@ class ApiServer(kmock.KubernetesEmulator):
                 self._bookkeep(request, action)
         try:
             return await super()._handle(request)
-        except jsonpatch.JsonPatchTestFailed as exc:
+        except Exception as exc:
+            if type(exc).__name__ != "JsonPatchTestFailed":  # jsonpatch, used by kmock
+                raise
             raise kmock.KubernetesError(status=422, reason="Invalid", message=str(exc)) from exc
 
     def _bookkeep(self, request: kmock.Request, action: Any) -> None:
@@ -92,7 +93,8 @@ class ApiServer(kmock.KubernetesEmulator):
             meta["resourceVersion"] = rv
             return
         key = (request.resource, request.namespace, request.name)
-        current = self.objects[key] if key in self.objects else None
+        # ObjectsArray has no .get()
+        current = self.objects[key] if key in self.objects else None  # noqa: SIM401
         generation = ((current or {}).get("metadata") or {}).get("generation", 1) if current else 1
         if isinstance(data, dict):
             meta = data.get("metadata")
@@ -122,13 +124,16 @@ class ApiServer(kmock.KubernetesEmulator):
             marker = await bus.mark()
             if since.isdigit():
                 replay = [
-                    event for res, rv, event in self._events
-                    if res == request.resource and rv > int(since)
+                    event
+                    for res, rv, event in self._events
+                    if res == request.resource
+                    and rv > int(since)
                     and check(request, res, _ns(event), _name(event), strict=False)
                 ]
             else:
                 objs = [
-                    obj for (res, ns, name), obj in self.objects.items()
+                    obj
+                    for (res, ns, name), obj in self.objects.items()
                     if not obj.deleted and check(request, res, ns, name, strict=False)
                 ]
                 replay = [{"type": "ADDED", "object": obj.raw} for obj in objs]
@@ -220,8 +225,9 @@ def register_resources(k: ApiServer) -> None:
     }  # fmt: skip
 
 
-def _path(resource: str, namespace: str, name: str | None = None,
-          subresource: str | None = None) -> str:
+def _path(
+    resource: str, namespace: str, name: str | None = None, subresource: str | None = None
+) -> str:
     parts = resource.split("/")
     base = f"/api/{parts[0]}" if len(parts) == 2 else f"/apis/{parts[0]}/{parts[1]}"
     path = f"{base}/namespaces/{namespace}/{parts[-1]}"
@@ -239,8 +245,9 @@ class Api:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
 
-    async def _call(self, method: str, path: str, body: Any = None,
-                    content_type: str = "application/json") -> Any:
+    async def _call(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> Any:
         connector = aiohttp.TCPConnector(force_close=True)
         async with aiohttp.ClientSession(connector=connector) as session:
             kwargs: dict[str, Any] = {}
@@ -266,26 +273,38 @@ class Api:
         result = await self._call("GET", _path(resource, namespace))
         return list((result or {}).get("items") or [])
 
-    async def patch(self, resource: str, namespace: str, name: str, body: dict[str, Any],
-                    subresource: str | None = None) -> Any:
-        return await self._call("PATCH", _path(resource, namespace, name, subresource), body,
-                                "application/merge-patch+json")
+    async def patch(
+        self,
+        resource: str,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        subresource: str | None = None,
+    ) -> Any:
+        return await self._call(
+            "PATCH",
+            _path(resource, namespace, name, subresource),
+            body,
+            "application/merge-patch+json",
+        )
 
     async def delete(self, resource: str, namespace: str, name: str) -> Any:
         return await self._call("DELETE", _path(resource, namespace, name))
 
     async def events(self, namespace: str, name: str | None = None) -> list[dict[str, Any]]:
         items = await self.list(EVENTS, namespace)
-        return [e for e in items
-                if name is None or (e.get("involvedObject") or {}).get("name") == name]
+        return [
+            e for e in items if name is None or (e.get("involvedObject") or {}).get("name") == name
+        ]
 
     async def job_status(self, namespace: str, name: str, **status: Any) -> None:
         """What KubeRay would do: patch the RayJob's status."""
         await self.patch(RAYJOBS, namespace, name, {"status": status}, subresource="status")
 
 
-async def wait_for(probe: Callable[[], Awaitable[T | None]], timeout: float = 15.0,
-                   what: str = "condition") -> T:
+async def wait_for(
+    probe: Callable[[], Awaitable[T | None]], timeout: float = 15.0, what: str = "condition"
+) -> T:
     """Poll ``probe`` until it returns something truthy; fail with the last value."""
     deadline = asyncio.get_running_loop().time() + timeout
     last: Any = None
@@ -325,8 +344,11 @@ class OperatorRun:
 
         def main() -> None:
             try:
-                asyncio.run(run_operator(self.config, runtime=runtime, stop_flag=self.stop_flag,
-                                         ready_flag=ready))
+                asyncio.run(
+                    run_operator(
+                        self.config, runtime=runtime, stop_flag=self.stop_flag, ready_flag=ready
+                    )
+                )
             except BaseException as exc:  # reported by stop()
                 self.error = exc
 
@@ -372,8 +394,15 @@ def rehearsal_body(name: str, namespace: str = "ml", **spec: Any) -> dict[str, A
     }
 
 
-def write_trial(store: Store, namespace: str, sweep: str, trial_id: str, state: TrialState,
-                score: float | None = None, **params: Any) -> TrialResult:
+def write_trial(
+    store: Store,
+    namespace: str,
+    sweep: str,
+    trial_id: str,
+    state: TrialState,
+    score: float | None = None,
+    **params: Any,
+) -> TrialResult:
     trial = TrialResult(
         trial_id=trial_id, sweep=sweep, namespace=namespace,
         params=params or {"learningRate": 0.001}, state=state, primary_score=score,
@@ -384,8 +413,9 @@ def write_trial(store: Store, namespace: str, sweep: str, trial_id: str, state: 
     return trial
 
 
-def write_summary(store: Store, namespace: str, sweep: str, trials: list[TrialResult],
-                  best: str | None) -> None:
+def write_summary(
+    store: Store, namespace: str, sweep: str, trials: list[TrialResult], best: str | None
+) -> None:
     best_trial = next((t for t in trials if t.trial_id == best), None)
     result = SweepResult(
         sweep=sweep, namespace=namespace, trials=trials, best_trial_id=best,
@@ -406,8 +436,13 @@ def write_evidence(store: Store, namespace: str, name: str, score: float) -> lis
     for base, data in files.items():
         store.write_json(f"{prefix}/{base}", data)
         keys.append(f"{prefix}/{base}")
-    for base in ("kaggle_output_log.txt", "SHA256SUMS", "report.html", "eval_rows.jsonl",
-                 f"tunix_rt_{name}.zip"):
+    for base in (
+        "kaggle_output_log.txt",
+        "SHA256SUMS",
+        "report.html",
+        "eval_rows.jsonl",
+        f"tunix_rt_{name}.zip",
+    ):
         store.write_text(f"{prefix}/{base}", "x\n")
         keys.append(f"{prefix}/{base}")
     return keys
@@ -418,3 +453,33 @@ def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any]:
         if cond.get("type") == ctype:
             return dict(cond)
     return {}
+
+
+def crd_for(kind: str) -> dict[str, Any]:
+    from tunix_rt.api import crd
+
+    return crd.sweep_crd() if kind == "Sweep" else crd.rehearsal_crd()
+
+
+def assert_status_fits_crd(obj: dict[str, Any]) -> None:
+    """The status the operator wrote validates against the CRD's (strict) status schema,
+    so a real API server keeps all of it."""
+    import jsonschema
+
+    version = crd_for(obj["kind"])["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+    strict = load_rayjob_schema()._strict(schema)
+    errors = list(jsonschema.Draft7Validator(strict).iter_errors(obj.get("status") or {}))
+    assert not errors, [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:10]]
+
+
+def printer_columns(obj: dict[str, Any]) -> dict[str, Any]:
+    """What ``kubectl get`` shows: each additionalPrinterColumn's jsonPath on the object."""
+    version = crd_for(obj["kind"])["spec"]["versions"][0]
+    out: dict[str, Any] = {}
+    for column in version.get("additionalPrinterColumns", []):
+        value: Any = obj
+        for part in column["jsonPath"].strip(".").split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        out[column["name"]] = value
+    return out

@@ -11,10 +11,12 @@ from operator_helpers import (
     RAYJOBS,
     SWEEPS,
     Api,
-    StartOperator,
     ApiServer,
+    StartOperator,
+    assert_status_fits_crd,
     condition,
     load_rayjob_schema,
+    printer_columns,
     sweep_body,
     wait_for,
     write_summary,
@@ -43,8 +45,9 @@ async def event_reasons(api: Api, name: str) -> list[str]:
     return [e["reason"] for e in await api.events(NS, name)]
 
 
-async def test_sweep_runs_to_success(api: Api, apiserver: ApiServer, store: Store,
-                                     start_operator: StartOperator) -> None:
+async def test_sweep_runs_to_success(
+    api: Api, apiserver: ApiServer, store: Store, start_operator: StartOperator
+) -> None:
     operator = await start_operator()
     await api.create(SWEEPS, sweep_body("lr", cluster={"pools": [
         {"name": "cpu", "replicas": 2},
@@ -95,8 +98,11 @@ async def test_sweep_runs_to_success(api: Api, apiserver: ApiServer, store: Stor
     status = await wait_for(two_done, what="two finished trials")
     assert status["phase"] == "Running"
     assert status["trialsProgress"] == "2/4"
-    assert status["bestTrial"] == {"id": "t_00001", "params": {"learningRate": 0.003},
-                                   "primaryScore": 0.75}
+    assert status["bestTrial"] == {
+        "id": "t_00001",
+        "params": {"learningRate": 0.003},
+        "primaryScore": 0.75,
+    }
     assert status["primaryScore"] == 0.75
     assert {t["id"]: t["primaryScore"] for t in status["trials"]} == {
         "t_00000": 0.5, "t_00001": 0.75}  # fmt: skip
@@ -122,6 +128,11 @@ async def test_sweep_runs_to_success(api: Api, apiserver: ApiServer, store: Stor
     assert status["bestTrial"]["id"] == "t_00001" and status["primaryScore"] == 0.75
     assert status["completionTime"] and status["startTime"]
     sweep = await api.get(SWEEPS, NS, "lr")
+    assert sweep is not None
+    assert_status_fits_crd(sweep)
+    columns = printer_columns(sweep)  # kubectl get sweeps
+    assert columns["Phase"] == "Succeeded" and columns["Trials"] == "4/4"
+    assert columns["Best score"] == 0.75 and columns["Best trial"] == "t_00001"
     assert condition(sweep, "Ready")["status"] == "True"
     assert condition(sweep, "Progressing")["status"] == "False"
     assert condition(sweep, "Failed")["status"] == "False"
@@ -149,8 +160,9 @@ async def _reasons_with(api: Api, name: str, reason: str) -> list[str] | None:
     return reasons if reason in reasons else None
 
 
-async def test_restart_adopts_the_rayjob(api: Api, apiserver: ApiServer, store: Store,
-                                         start_operator: StartOperator) -> None:
+async def test_restart_adopts_the_rayjob(
+    api: Api, apiserver: ApiServer, store: Store, start_operator: StartOperator
+) -> None:
     first = await start_operator()
     await api.create(SWEEPS, sweep_body("restart"))
     await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-restart"), what="the RayJob")
@@ -162,8 +174,7 @@ async def test_restart_adopts_the_rayjob(api: Api, apiserver: ApiServer, store: 
     await start_operator()
     await wait_for(lambda: _reasons_with(api, "restart", "RayJobAdopted"), what="adoption")
     write_trial(store, NS, "restart", "t_00001", TrialState.SUCCEEDED, 0.6)
-    await api.job_status(NS, "sweep-restart", jobDeploymentStatus="Complete",
-                         jobStatus="SUCCEEDED")
+    await api.job_status(NS, "sweep-restart", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED")
     trials = [
         write_trial(store, NS, "restart", "t_00000", TrialState.SUCCEEDED, 0.4),
         write_trial(store, NS, "restart", "t_00001", TrialState.SUCCEEDED, 0.6),
@@ -213,12 +224,14 @@ async def test_invalid_sweep_fails_and_others_are_served(
     status = await wait_for(lambda: phase_is(api, "bad", "Failed"), what="Failed")
     assert status["message"].startswith("spec.searchSpace.learningRate")
     assert "low (0.01) must be less than high (0.0001)" in status["message"]
-    failed = condition(await api.get(SWEEPS, NS, "bad"), "Failed")
+    bad_obj = await api.get(SWEEPS, NS, "bad")
+    assert bad_obj is not None
+    assert_status_fits_crd(bad_obj)
+    failed = condition(bad_obj, "Failed")
     assert failed["status"] == "True" and failed["reason"] == "InvalidSpec"
     assert "spec.searchSpace.learningRate" in failed["message"]
     events = await wait_for(lambda: _warnings(api, "bad"), what="a Warning event")
-    assert any(e["reason"] == "InvalidSpec" and "spec.searchSpace" in e["message"]
-               for e in events)
+    assert any(e["reason"] == "InvalidSpec" and "spec.searchSpace" in e["message"] for e in events)
 
     await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-good"), what="the other RayJob")
     await wait_for(lambda: phase_is(api, "good", "Pending"), what="the other Sweep Pending")
@@ -237,8 +250,9 @@ async def _warnings(api: Api, name: str) -> list[dict[str, Any]]:
     return [e for e in await api.events(NS, name) if e.get("type") == "Warning"]
 
 
-async def test_unbuildable_pool_fails_with_the_field(api: Api,
-                                                     start_operator: StartOperator) -> None:
+async def test_unbuildable_pool_fails_with_the_field(
+    api: Api, start_operator: StartOperator
+) -> None:
     await start_operator()
     await api.create(SWEEPS, sweep_body("tpu", cluster={"pools": [{
         "name": "v6e", "accelerator": "tpu", "tpuAccelerator": "tpu-v6e-slice",
@@ -248,8 +262,9 @@ async def test_unbuildable_pool_fails_with_the_field(api: Api,
     assert condition(await api.get(SWEEPS, NS, "tpu"), "Failed")["reason"] == "InvalidSpec"
 
 
-async def test_spec_change_while_running_is_ignored(api: Api,
-                                                    start_operator: StartOperator) -> None:
+async def test_spec_change_while_running_is_ignored(
+    api: Api, start_operator: StartOperator
+) -> None:
     await start_operator()
     await api.create(SWEEPS, sweep_body("edit"))
     rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-edit"), what="the RayJob")
@@ -284,15 +299,30 @@ async def test_failed_rayjob_fails_the_sweep_and_keeps_trials(
     write_trial(store, NS, "doomed", "t_00000", TrialState.SUCCEEDED, 0.42)
     await wait_for(lambda: phase_is(api, "doomed", "Running"), what="Running")
 
-    await api.job_status(NS, "sweep-doomed", jobDeploymentStatus="Failed", jobStatus="STOPPED",
-                         reason="DeadlineExceeded",
-                         message="The RayJob has passed the activeDeadlineSeconds.")
+    await api.job_status(
+        NS,
+        "sweep-doomed",
+        jobDeploymentStatus="Failed",
+        jobStatus="STOPPED",
+        reason="DeadlineExceeded",
+        message="The RayJob has passed the activeDeadlineSeconds.",
+    )
     status = await wait_for(lambda: phase_is(api, "doomed", "Failed"), what="Failed")
     assert status["message"] == "The RayJob has passed the activeDeadlineSeconds."
-    failed = condition(await api.get(SWEEPS, NS, "doomed"), "Failed")
+    doomed = await api.get(SWEEPS, NS, "doomed")
+    assert doomed is not None
+    assert_status_fits_crd(doomed)
+    failed = condition(doomed, "Failed")
     assert failed["status"] == "True" and failed["reason"] == "DeadlineExceeded"
-    assert status["trials"] == [{"id": "t_00000", "params": {"learningRate": 0.001},
-                                 "primaryScore": 0.42, "state": "Succeeded", "steps": 10}]
+    assert status["trials"] == [
+        {
+            "id": "t_00000",
+            "params": {"learningRate": 0.001},
+            "primaryScore": 0.42,
+            "state": "Succeeded",
+            "steps": 10,
+        }
+    ]
     assert status["bestTrial"]["id"] == "t_00000"
     events = await wait_for(lambda: _warnings(api, "doomed"), what="a Warning event")
     assert any(e["reason"] == "DeadlineExceeded" for e in events)

@@ -81,7 +81,11 @@ def sample_configs(seed: int) -> list[dict[str, Any]]:
     alg = driver.search_algorithm(s)
     assert isinstance(alg, BasicVariantGenerator)
     tune.register_trainable("tunix_rt_mapping_test", lambda config: None)
-    experiment = {"run": "tunix_rt_mapping_test", "config": driver.search_space(s), "num_samples": 3}
+    experiment = {
+        "run": "tunix_rt_mapping_test",
+        "config": driver.search_space(s),
+        "num_samples": 3,
+    }
     alg.add_configurations({"t": experiment})
     out = []
     for _ in range(3):
@@ -330,3 +334,27 @@ def test_limit_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("XLA_FLAGS")
     limit_threads(8)  # a whole machine: no XLA limits
     assert "XLA_FLAGS" not in os.environ
+
+
+def test_fresh_start_archives_earlier_results(tmp_path: Path) -> None:
+    store = Store(f"file://{tmp_path}")
+    target = SweepTarget(store.uri, "local", "sw")
+    old = TrialResult(
+        trial_id="old_00000", sweep="sw", namespace="local", state=TrialState.SUCCEEDED
+    )
+    store.write_json(target.trial_key("old_00000"), old)
+    store.write_json(target.summary_key, {"sweep": "sw"})
+    store.write_text("local/sw/ray/experiment_state.json", "{}")
+    store.write_text("local/sw/logs/driver.log", "log")
+    said: list[str] = []
+    driver.archive_previous(store, target, said.append)
+    assert not store.exists(target.trial_key("old_00000"))
+    assert not store.exists(target.summary_key)
+    assert store.exists("local/sw/ray/experiment_state.json")  # Ray's state and logs stay
+    assert store.exists("local/sw/logs/driver.log")
+    archived = [k for k in store.list("local/sw/archive/") if k.endswith("old_00000.json")]
+    assert len(archived) == 1 and read_trial(store, archived[0]) == old
+    assert said and "moved 2 file(s)" in said[0]
+    said.clear()
+    driver.archive_previous(store, target, said.append)  # nothing left to move
+    assert said == []

@@ -21,7 +21,6 @@ app = typer.Typer(
     name="operator",
     help="Run the tunix-rt Kubernetes operator (Sweeps and Rehearsals -> KubeRay RayJobs).",
     add_completion=False,
-    invoke_without_command=True,
 )
 
 
@@ -64,7 +63,7 @@ def build_config(
     return config.replace(**changes)
 
 
-@app.callback(invoke_without_command=True)
+@app.command("operator")
 def operator(
     namespace: list[str] = typer.Option(
         [], "--namespace", "-n", help="Serve this namespace (repeatable). Default: all."

@@ -29,8 +29,12 @@ def package(
         None, "--verify", metavar="ZIP", help="Check a bundle instead of building one."
     ),
 ) -> None:
-    """tunix_rt_<run>_<date>_<sha>.zip: every evidence file and SHA256SUMS, byte-identical
-    when run twice on the same folder; symlinks and paths escaping the folder are refused."""
+    """Package an evidence folder into a reproducible zip, or --verify one.
+
+    Writes tunix_rt_<run>_<date>_<sha>.zip with every evidence file and SHA256SUMS,
+    byte-identical when run twice on the same folder; symlinks and paths escaping the
+    folder are refused.
+    """
     if verify is not None:
         if run_dir is not None:
             raise typer.BadParameter("give either RUN_DIR or --verify ZIP, not both")

@@ -39,9 +39,12 @@ def run(
     source_trial: str | None = typer.Option(None, "--source-trial", help="Provenance: trial."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Train, evaluate, write run_manifest.json, eval_summary.json, eval_rows.jsonl,
-    kaggle_output_log.txt, report.html and SHA256SUMS, package the zip and upload all of it
-    to <storage>/<namespace>/rehearsals/<name>/."""
+    """Train and evaluate a fixed config; write, package and upload its evidence.
+
+    Writes run_manifest.json, eval_summary.json, eval_rows.jsonl, kaggle_output_log.txt,
+    report.html and SHA256SUMS, packages the zip and uploads all of it to
+    <storage>/<namespace>/rehearsals/<name>/.
+    """
     try:
         plan = plan_from_file(
             file,

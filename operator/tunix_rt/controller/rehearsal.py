@@ -39,6 +39,7 @@ from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.controller.runtime import (
     Runtime,
+    adopt_existing,
     clear_spec_change,
     ensure_rayjob,
     fail,
@@ -47,7 +48,6 @@ from tunix_rt.controller.runtime import (
     plain,
     read_in_thread,
     runtime_of,
-    was_invalid,
 )
 from tunix_rt.controller.status import (
     INVALID_SPEC,
@@ -55,6 +55,7 @@ from tunix_rt.controller.status import (
     apply_status,
     condition,
     describe_validation_error,
+    failed_for_invalid_spec,
     generation_of,
     is_terminal,
     phase_conditions,
@@ -327,13 +328,13 @@ async def _start(
 ) -> None:
     namespace, name = str(meta["namespace"]), str(meta["name"])
     generation = generation_of(meta)
-    retry_invalid = was_invalid(status)
+    retry_invalid = failed_for_invalid_spec(status)
     if is_terminal(status) and not retry_invalid:
         runtime.metrics.observe_phase("rehearsal", namespace, name, str(status["phase"]))
         return
     if status.get("rayJobName") and not retry_invalid:
         # Started before (operator restart): adopt, do not resolve the source again.
-        await _adopt(runtime, body, meta, status, patch)
+        await adopt_existing(runtime, body, namespace, status, "rehearsal")
         return
     try:
         parsed = RehearsalSpec.model_validate(runtime.with_defaults(spec))
@@ -443,32 +444,9 @@ def _invalid(
     logger: kopf.Logger | logging.Logger,
 ) -> None:
     logger.warning("invalid Rehearsal spec: %s", message)
-    if not (was_invalid(status) and status.get("message") == message):
+    if not (failed_for_invalid_spec(status) and status.get("message") == message):
         fail(body, patch, status, reason=INVALID_SPEC, message=message, generation=generation)
     runtime.metrics.observe_phase("rehearsal", namespace, name, Phase.FAILED.value)
-
-
-async def _adopt(
-    runtime: Runtime,
-    body: kopf.Body,
-    meta: Mapping[str, Any],
-    status: Mapping[str, Any],
-    patch: kopf.Patch,
-) -> None:
-    namespace, name = str(meta["namespace"]), str(meta["name"])
-    rayjob_name = str(status["rayJobName"])
-    try:
-        existing = await runtime.rayjobs.get(namespace, rayjob_name)
-    except KubeApiError as exc:
-        raise kopf.TemporaryError(f"reading RayJob {rayjob_name}: {exc}", delay=10) from exc
-    if existing is not None:
-        kopf.info(
-            body, reason="RayJobAdopted", message=f"adopted the existing RayJob {rayjob_name}"
-        )
-    # A missing RayJob is reported by the timer (RayJobLost, or success from the evidence).
-    runtime.metrics.observe_phase(
-        "rehearsal", namespace, name, str(status.get("phase") or Phase.PENDING.value)
-    )
 
 
 async def follow_rehearsal(
@@ -574,7 +552,8 @@ async def rehearsal_spec_changed(
     runtime = runtime_of(memo)
     current = plain(status)
     with runtime.metrics.time("rehearsal", "update"):
-        if was_invalid(current) or (not current.get("rayJobName") and not is_terminal(current)):
+        waiting = not current.get("rayJobName") and not is_terminal(current)
+        if failed_for_invalid_spec(current) or waiting:
             await _start(runtime, body, meta, spec, current, patch, logger)
         else:
             ignore_spec_change(body, patch, current, KIND, generation_of(meta))

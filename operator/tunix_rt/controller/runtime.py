@@ -17,11 +17,8 @@ from tunix_rt.api.common import API_VERSION, Phase
 from tunix_rt.controller.config import OperatorConfig
 from tunix_rt.controller.metrics import Metrics
 from tunix_rt.controller.status import (
-    FAILED,
-    INVALID_SPEC,
     SPEC_CHANGE_IGNORED,
     apply_status,
-    condition,
     phase_conditions,
     phase_of,
     post_transition,
@@ -159,11 +156,6 @@ def clear_spec_change(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [c for c in conditions if c.get("type") != SPEC_CHANGE_IGNORED]
 
 
-def was_invalid(status: Mapping[str, Any]) -> bool:
-    cond = condition(status.get("conditions") or [], FAILED)
-    return bool(cond and cond.get("status") == "True" and cond.get("reason") == INVALID_SPEC)
-
-
 async def ensure_rayjob(
     runtime: Runtime,
     body: kopf.Body,
@@ -223,3 +215,20 @@ async def ensure_rayjob(
 async def read_in_thread(fn: Any, *args: Any) -> Any:
     """Store I/O is blocking (fsspec, retries with sleeps): keep it off the event loop."""
     return await asyncio.to_thread(fn, *args)
+
+
+async def adopt_existing(
+    runtime: Runtime, body: kopf.Body, namespace: str, status: Mapping[str, Any], kind: str
+) -> None:
+    """Resume after a restart: the RayJob named in status keeps running; say so. A missing
+    one is reported by the timer (RayJobLost, or success from what the store holds)."""
+    name = str(status["rayJobName"])
+    try:
+        existing = await runtime.rayjobs.get(namespace, name)
+    except KubeApiError as exc:
+        raise kopf.TemporaryError(f"reading RayJob {name}: {exc}", delay=10) from exc
+    if existing is not None:
+        kopf.info(body, reason="RayJobAdopted", message=f"adopted the existing RayJob {name}")
+    meta = body.get("metadata") or {}
+    phase = str(status.get("phase") or Phase.PENDING.value)
+    runtime.metrics.observe_phase(kind, str(meta.get("namespace")), str(meta.get("name")), phase)

@@ -24,16 +24,6 @@ SPEC_CHANGE_IGNORED = "SpecChangeIgnored"
 INVALID_SPEC = "InvalidSpec"
 """Reason of a Failed condition for a spec that does not validate."""
 
-OPERATOR_KEYS = (
-    "phase",
-    "message",
-    "conditions",
-    "observedGeneration",
-    "rayJobName",
-    "startTime",
-    "completionTime",
-)
-
 
 def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
@@ -65,12 +55,7 @@ def condition(conditions: Iterable[Mapping[str, Any]], ctype: str) -> Mapping[st
 def failed_for_invalid_spec(status: Mapping[str, Any]) -> bool:
     """The object failed validation (and so never got a RayJob)."""
     cond = condition(status.get("conditions") or [], FAILED)
-    return (
-        phase_of(status) is Phase.FAILED
-        and cond is not None
-        and cond.get("status") == "True"
-        and cond.get("reason") == INVALID_SPEC
-    )
+    return bool(cond and cond.get("status") == "True" and cond.get("reason") == INVALID_SPEC)
 
 
 def set_condition(

@@ -43,6 +43,7 @@ from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import FINISHED_STATES, SweepResult, TrialResult, TrialState
 from tunix_rt.controller.runtime import (
     Runtime,
+    adopt_existing,
     clear_spec_change,
     ensure_rayjob,
     fail,
@@ -51,12 +52,12 @@ from tunix_rt.controller.runtime import (
     plain,
     read_in_thread,
     runtime_of,
-    was_invalid,
 )
 from tunix_rt.controller.status import (
     INVALID_SPEC,
     apply_status,
     describe_validation_error,
+    failed_for_invalid_spec,
     generation_of,
     is_terminal,
     phase_conditions,
@@ -298,9 +299,13 @@ async def _start(
 ) -> None:
     namespace, name = str(meta["namespace"]), str(meta["name"])
     generation = generation_of(meta)
-    retry_invalid = was_invalid(status)
+    retry_invalid = failed_for_invalid_spec(status)
     if is_terminal(status) and not retry_invalid:
         runtime.metrics.observe_phase("sweep", namespace, name, str(status["phase"]))
+        return
+    if status.get("rayJobName") and not retry_invalid:
+        # Started before (operator restart): adopt what runs; a spec edited since is ignored.
+        await adopt_existing(runtime, body, namespace, status, "sweep")
         return
     try:
         parsed = parse_spec(spec, runtime)
@@ -331,39 +336,25 @@ async def _start(
     rayjob_name = manifest["metadata"]["name"]
     store = runtime.store(parsed.storage)
     old = phase_of(status)
-    conditions = (
-        clear_spec_change(list(status.get("conditions") or []))
-        if retry_invalid
-        else (list(status.get("conditions") or []))
-    )
+    planned = parsed.planned_trials()
+    message = f"RayJob {rayjob_name} {ensured.action}; waiting for the Ray cluster"
+    reason = "RayJobCreated" if ensured.action == "created" else "RayJobAdopted"
+    conditions = clear_spec_change(list(status.get("conditions") or []))
     desired: dict[str, Any] = {
+        "phase": Phase.PENDING.value,
+        "message": message,
+        "conditions": phase_conditions(conditions, Phase.PENDING, reason, message, generation),
+        "observedGeneration": generation,
         "rayJobName": rayjob_name,
         "resultsUri": store.uri_for(sweep_prefix(namespace, name)),
-        "observedGeneration": generation,
+        "trialsTotal": planned,
+        "trialsProgress": f"0/{planned}",
         "startTime": status.get("startTime") or timestamp(),
+        "completionTime": None,
     }
-    if old is not Phase.RUNNING or retry_invalid:
-        planned = parsed.planned_trials()
-        message = f"RayJob {rayjob_name} {ensured.action}; waiting for the Ray cluster"
-        desired.update(
-            phase=Phase.PENDING.value,
-            message=message,
-            conditions=phase_conditions(
-                conditions,
-                Phase.PENDING,
-                "RayJobCreated" if ensured.action == "created" else "RayJobAdopted",
-                message,
-                generation,
-            ),
-            completionTime=None,
-        )
-        if not status.get("trials"):
-            desired.update(trialsTotal=planned, trialsProgress=f"0/{planned}")
-        post_transition(body, old, Phase.PENDING, message)
     apply_status(patch, status, desired)
-    runtime.metrics.observe_phase(
-        "sweep", namespace, name, str(desired.get("phase") or status.get("phase"))
-    )
+    post_transition(body, old, Phase.PENDING, message)
+    runtime.metrics.observe_phase("sweep", namespace, name, Phase.PENDING.value)
 
 
 async def follow_sweep(
@@ -520,7 +511,7 @@ async def sweep_spec_changed(
     runtime = runtime_of(memo)
     current = plain(status)
     with runtime.metrics.time("sweep", "update"):
-        if was_invalid(current) or not current.get("rayJobName"):
+        if failed_for_invalid_spec(current) or not current.get("rayJobName"):
             await _start(runtime, body, meta, spec, current, patch, logger)
         else:
             ignore_spec_change(body, patch, current, KIND, generation_of(meta))

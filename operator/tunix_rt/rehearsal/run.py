@@ -51,6 +51,9 @@ from tunix_rt.evidence import (
     SUMMARY_NAME,
     SUMS_NAME,
     SWEEP_SUMMARY_NAME,
+    ChecksumError,
+    EvidenceError,
+    PackageError,
     build_eval_summary,
     build_run_manifest,
     build_zip,
@@ -557,6 +560,8 @@ def run_rehearsal(
     _prepare_dir(folder)
     try:
         return _run(plan, folder, keep, command or default_command(), echo, trainer, cwd, store)
+    except (EvidenceError, PackageError, ChecksumError) as exc:
+        raise RehearsalError(f"rehearsal {plan.name}: bad evidence: {exc}") from exc
     finally:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)

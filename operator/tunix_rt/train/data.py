@@ -91,9 +91,38 @@ FORMATS: dict[str, Callable[[list[int], list[str]], tuple[str, str]]] = {
 FORMAT = "chain"
 
 
+def _s4(x: int) -> str:
+    return ("-" if x < 0 else "+") + f"{abs(x):03d}"
+
+
+def _fixed_full(operands: list[int], ops: list[str]) -> tuple[str, str]:
+    acc = operands[0]
+    steps = []
+    for op, x in zip(ops, operands[1:], strict=True):
+        new = acc + x if op == "+" else acc - x
+        steps.append(f"{_s4(acc)}{op}{x:02d}={_s4(new)}")
+        acc = new
+    return " ".join(steps), str(acc)
+
+
+def _fixed_min(operands: list[int], ops: list[str]) -> tuple[str, str]:
+    acc = operands[0]
+    steps = []
+    for op, x in zip(ops, operands[1:], strict=True):
+        acc = acc + x if op == "+" else acc - x
+        steps.append(_s4(acc))
+    return " ".join(steps), str(acc)
+
+
+FORMATS["fixed_full"] = _fixed_full
+FORMATS["fixed_min"] = _fixed_min
+
+
 def make_example(operands: list[int], ops: list[str], fmt: str | None = None) -> Example:
-    prompt = "".join([str(operands[0])] + [f"{op}{x}" for op, x in zip(ops, operands[1:], strict=True)])
-    reasoning, answer = FORMATS[fmt or FORMAT](operands, ops)
+    fmt = fmt or FORMAT
+    w = "02d" if fmt.startswith("fixed") else "d"
+    prompt = "".join([f"{operands[0]:{w}}"] + [f"{op}{x:{w}}" for op, x in zip(ops, operands[1:], strict=True)])
+    reasoning, answer = FORMATS[fmt](operands, ops)
     return Example(prompt + "=", reasoning, answer)
 
 

@@ -394,6 +394,13 @@ def _spec_fingerprint(spec: SweepSpec) -> str:
 def _init_ray(run: SweepRun) -> None:
     if ray.is_initialized():
         return
+    if os.environ.get("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0") in ("0", "false", "False"):
+        # Same as __main__ does through the environment, for in-process callers that
+        # imported Ray already (the constant is read at import).
+        with contextlib.suppress(Exception):
+            from ray._private import ray_constants
+
+            ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
     if run.address:
         ray.init(address=run.address, log_to_driver=True, logging_level=logging.WARNING)
         return

@@ -1,0 +1,71 @@
+# tunix-rt: the two commands are `make demo` and `make test` (README.md).
+#
+# Both set up .venv with uv when needed (uv itself is installed with pip if missing),
+# from the committed uv.lock: `uv sync --frozen --all-extras`.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# pip --user puts uv here; make sure it is found right after installing it.
+export PATH := $(HOME)/.local/bin:$(PATH)
+export RAY_USAGE_STATS_ENABLED ?= 0
+
+PYTHON ?= python3
+RUN := uv run --frozen --no-sync
+VENV_STAMP := .venv/.tunix-rt-synced
+SWEEP ?= examples/sweep-smoke.yaml
+ARGS ?=
+
+.PHONY: help demo test lint format typecheck pytest crds bench setup clean
+
+help:
+	@echo "make demo   run the 5-trial smoke sweep on a local Ray (ARGS=--fresh to start over)"
+	@echo "make test   ruff, ruff format --check, mypy and pytest"
+	@echo "make lint | typecheck | pytest | crds (regenerate crds/) | bench | clean"
+
+# uv, then the virtual environment from uv.lock (again when pyproject/uv.lock change).
+$(VENV_STAMP): pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || { \
+		echo "installing uv with pip"; \
+		$(PYTHON) -m pip install --user --quiet uv \
+		|| $(PYTHON) -m pip install --user --quiet --break-system-packages uv \
+		|| $(PYTHON) -m pip install --quiet uv; }
+	uv sync --frozen --all-extras
+	@touch $@
+
+setup: $(VENV_STAMP)
+
+demo: $(VENV_STAMP)
+	$(RUN) tunix-rt sweep run $(SWEEP) $(ARGS)
+
+test: lint typecheck pytest
+
+lint: $(VENV_STAMP)
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: $(VENV_STAMP)
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+typecheck: $(VENV_STAMP)
+	$(RUN) mypy
+
+# pytest exits 5 when it collected no test (e.g. ARGS="-k nothing"): say so, don't fail.
+pytest: $(VENV_STAMP)
+	@rc=0; $(RUN) pytest -q $(ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+
+# Regenerate crds/ from the models (and the Helm chart's copy, when the chart is there).
+crds: $(VENV_STAMP)
+	$(RUN) tunix-rt crds --write crds
+	@if [ -x scripts/sync-chart-crds.sh ] || [ -f scripts/sync-chart-crds.sh ]; then \
+		bash scripts/sync-chart-crds.sh; fi
+
+# Times the demo sweep from scratch and keeps the result in benchmarks/.
+bench: $(VENV_STAMP)
+	$(RUN) python benchmarks/sweep_smoke.py $(ARGS)
+
+clean:
+	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

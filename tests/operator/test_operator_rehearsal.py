@@ -1,0 +1,239 @@
+"""The Rehearsal handlers, run by kopf for real against the kmock Kubernetes emulator."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+from typing import Any
+
+from operator_helpers import (
+    RAYJOBS,
+    REHEARSALS,
+    SWEEPS,
+    Api,
+    ApiServer,
+    StartOperator,
+    assert_status_fits_crd,
+    condition,
+    load_rayjob_schema,
+    printer_columns,
+    rehearsal_body,
+    sweep_body,
+    wait_for,
+    write_evidence,
+)
+
+from tunix_rt.api.names import rehearsal_prefix
+from tunix_rt.api.rehearsal import RehearsalSpec
+from tunix_rt.storage import Store
+
+NS = "ml"
+
+
+async def status_of(api: Api, name: str) -> dict[str, Any]:
+    obj = await api.get(REHEARSALS, NS, name)
+    return dict((obj or {}).get("status") or {})
+
+
+async def phase_is(api: Api, name: str, phase: str) -> dict[str, Any] | None:
+    status = await status_of(api, name)
+    return status if status.get("phase") == phase else None
+
+
+def entrypoint_args(rayjob: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    argv = shlex.split(rayjob["spec"]["entrypoint"])
+    return argv, dict(zip(argv[3::2], argv[4::2], strict=True))
+
+
+async def finished_sweep(
+    api: Api,
+    name: str,
+    phase: str = "Succeeded",
+    best: dict[str, Any] | None = None,
+    message: str = "",
+) -> None:
+    """A Sweep that already finished (its status as the operator leaves it)."""
+    body = sweep_body(name, searchSpace={
+        "learningRate": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
+        "warmupSteps": {"type": "choice", "values": [10, 50]},
+    }, budget={"smokeSteps": 200})  # fmt: skip
+    status: dict[str, Any] = {"phase": phase, "message": message, "trialsProgress": "4/4"}
+    if best is not None:
+        status["bestTrial"] = best
+    body["status"] = status
+    await api.create(SWEEPS, body)
+
+
+async def test_inline_rehearsal_runs_and_lists_evidence(
+    api: Api, apiserver: ApiServer, store: Store, start_operator: StartOperator
+) -> None:
+    await start_operator()
+    await api.create(REHEARSALS, rehearsal_body(
+        "final", trainer={"learningRate": 0.002, "maxSteps": 100},
+        overrides={"maxSteps": 1200, "model": {"layers": 3}}, timeoutSeconds=3600,
+    ))  # fmt: skip
+
+    rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "rehearsal-final"), what="the RayJob")
+    load_rayjob_schema().validate_rayjob(rayjob)
+    argv, args = entrypoint_args(rayjob)
+    assert argv[:3] == ["python", "-m", "tunix_rt.rehearsal"]
+    assert args["--namespace"] == NS and args["--name"] == "final"
+    assert "--source-sweep" not in args
+    spec = RehearsalSpec.model_validate(json.loads(base64.b64decode(args["--spec-b64"])))
+    assert spec.trainer is not None
+    assert spec.trainer.max_steps == 1200 and spec.trainer.model.layers == 3  # overrides
+    assert spec.trainer.learning_rate == 0.002
+    assert spec.overrides is None and spec.from_sweep is None
+    assert rayjob["spec"]["activeDeadlineSeconds"] == 3600 + 900
+
+    status = await wait_for(lambda: phase_is(api, "final", "Pending"), what="Pending")
+    assert status["rayJobName"] == "rehearsal-final"
+    assert status["evidenceUri"] == f"{store.uri}/{rehearsal_prefix(NS, 'final')}"
+
+    await api.job_status(NS, "rehearsal-final", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    await wait_for(lambda: phase_is(api, "final", "Running"), what="Running")
+
+    # An edit while it runs is not applied, and says so.
+    await api.patch(REHEARSALS, NS, "final", {"spec": {"overrides": {"maxSteps": 5}}})
+
+    async def ignored() -> dict[str, Any] | None:
+        cond = condition(await api.get(REHEARSALS, NS, "final"), "SpecChangeIgnored")
+        return cond if cond.get("status") == "True" else None
+
+    assert (
+        "create a new Rehearsal" in (await wait_for(ignored, what="SpecChangeIgnored"))["message"]
+    )
+    after = await api.get(RAYJOBS, NS, "rehearsal-final")
+    assert after is not None and after["spec"] == rayjob["spec"]
+
+    keys = write_evidence(store, NS, "final", score=0.8125)
+    await api.job_status(
+        NS, "rehearsal-final", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
+    )
+    status = await wait_for(lambda: phase_is(api, "final", "Succeeded"), what="Succeeded")
+    assert status["primaryScore"] == 0.8125
+    assert sorted(status["evidenceFiles"]) == sorted(store.uri_for(k) for k in keys)
+    assert status["bundleUri"] == store.uri_for(
+        f"{rehearsal_prefix(NS, 'final')}/tunix_rt_final.zip"
+    )
+    assert status["completionTime"]
+    final = await api.get(REHEARSALS, NS, "final")
+    assert final is not None
+    assert_status_fits_crd(final)
+    assert printer_columns(final)["Score"] == 0.8125  # kubectl get rehearsals
+    assert condition(final, "Ready")["status"] == "True"
+    reasons = [e["reason"] for e in await api.events(NS, "final")]
+    assert {"RayJobCreated", "Running", "Succeeded"} <= set(reasons)
+
+    # Deleting it removes the RayJob; the evidence stays.
+    await api.delete(REHEARSALS, NS, "final")
+
+    async def gone() -> bool:
+        return (await api.get(RAYJOBS, NS, "rehearsal-final")) is None and (
+            await api.get(REHEARSALS, NS, "final")
+        ) is None
+
+    await wait_for(gone, what="the Rehearsal and its RayJob to go")
+    assert all(store.exists(k) for k in keys)
+
+
+async def test_from_sweep_waits_then_uses_the_best_trial(
+    api: Api, start_operator: StartOperator
+) -> None:
+    await start_operator()
+    await api.create(REHEARSALS, rehearsal_body(
+        "promoted", fromSweep="lr", overrides={"maxSteps": 2000}))  # fmt: skip
+
+    status = await wait_for(lambda: phase_is(api, "promoted", "Pending"), what="Pending")
+    progressing = condition(await api.get(REHEARSALS, NS, "promoted"), "Progressing")
+    assert progressing["reason"] == "WaitingForSweep"
+    assert "Sweep lr not found" in progressing["message"]
+    assert "rayJobName" not in status
+
+    best = {
+        "id": "t_00002",
+        "params": {"learningRate": 0.0042, "warmupSteps": 10},
+        "primaryScore": 0.7,
+    }
+    await finished_sweep(api, "lr", best=best)
+
+    rayjob = await wait_for(
+        lambda: api.get(RAYJOBS, NS, "rehearsal-promoted"),
+        what="the RayJob after the sweep succeeded",
+    )
+    load_rayjob_schema().validate_rayjob(rayjob)
+    _, args = entrypoint_args(rayjob)
+    assert args["--source-sweep"] == "lr" and args["--source-trial"] == "t_00002"
+    spec = RehearsalSpec.model_validate(json.loads(base64.b64decode(args["--spec-b64"])))
+    assert spec.trainer is not None and spec.from_sweep is None
+    assert spec.trainer.learning_rate == 0.0042 and spec.trainer.warmup_steps == 10
+    assert spec.trainer.max_steps == 2000  # the override beats the sweep's smoke cap (200)
+
+    async def resolved() -> dict[str, Any] | None:
+        s = await status_of(api, "promoted")
+        return s if s.get("rayJobName") else None
+
+    status = await wait_for(resolved, what="source recorded in status")
+    promoted = await api.get(REHEARSALS, NS, "promoted")
+    assert promoted is not None
+    assert_status_fits_crd(promoted)
+    assert printer_columns(promoted)["Source"] == "lr"
+    assert status["sourceSweep"] == "lr" and status["sourceTrial"] == "t_00002"
+    assert status["params"] == {"learningRate": 0.0042, "warmupSteps": 10}
+    reasons = [e["reason"] for e in await api.events(NS, "promoted")]
+    assert "WaitingForSweep" in reasons and "RayJobCreated" in reasons
+
+
+async def test_from_a_failed_sweep_fails_clearly(api: Api, start_operator: StartOperator) -> None:
+    await start_operator()
+    await finished_sweep(api, "broken", phase="Failed", message="3 trials failed")
+    await finished_sweep(api, "empty", phase="Succeeded")
+    await api.create(REHEARSALS, rehearsal_body("r1", fromSweep="broken"))
+    await api.create(REHEARSALS, rehearsal_body("r2", fromSweep="empty"))
+
+    s1 = await wait_for(lambda: phase_is(api, "r1", "Failed"), what="r1 Failed")
+    assert "Sweep broken failed (3 trials failed)" in s1["message"]
+    assert condition(await api.get(REHEARSALS, NS, "r1"), "Failed")["reason"] == (
+        "SourceSweepFailed"
+    )
+    s2 = await wait_for(lambda: phase_is(api, "r2", "Failed"), what="r2 Failed")
+    assert "without a best trial" in s2["message"]
+    assert await api.list(RAYJOBS, NS) == []
+
+
+async def test_invalid_rehearsal_and_restart_adoption(
+    api: Api, apiserver: ApiServer, store: Store, start_operator: StartOperator
+) -> None:
+    first = await start_operator()
+    await api.create(REHEARSALS, rehearsal_body(
+        "both", trainer={"learningRate": 0.001}, fromSweep="lr"))  # fmt: skip
+    await api.create(REHEARSALS, rehearsal_body(
+        "badover", trainer={"learningRate": 0.001}, overrides={"learningRate": 7}))  # fmt: skip
+    await api.create(REHEARSALS, rehearsal_body("ok", trainer={"learningRate": 0.001}))
+
+    s = await wait_for(lambda: phase_is(api, "both", "Failed"), what="Failed")
+    assert s["message"].startswith("spec.fromSweep: set exactly one of trainer or fromSweep")
+    failed = condition(await api.get(REHEARSALS, NS, "both"), "Failed")
+    assert failed["reason"] == "InvalidSpec"
+    s = await wait_for(lambda: phase_is(api, "badover", "Failed"), what="Failed")
+    assert s["message"].startswith("spec.overrides.learningRate")
+    warnings = [e for e in await api.events(NS, "both") if e["type"] == "Warning"]
+    assert any(e["reason"] == "InvalidSpec" for e in warnings)
+
+    await wait_for(lambda: api.get(RAYJOBS, NS, "rehearsal-ok"), what="the valid one's RayJob")
+    await wait_for(lambda: phase_is(api, "ok", "Pending"), what="Pending")
+    await first.stop()
+
+    await start_operator()
+
+    async def adopted() -> bool:
+        return "RayJobAdopted" in [e["reason"] for e in await api.events(NS, "ok")]
+
+    await wait_for(adopted, what="adoption after the restart")
+    write_evidence(store, NS, "ok", score=0.5)
+    await api.job_status(NS, "rehearsal-ok", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED")
+    status = await wait_for(lambda: phase_is(api, "ok", "Succeeded"), what="Succeeded")
+    assert status["primaryScore"] == 0.5
+    assert apiserver.count("create", RAYJOBS) == 1
+    assert [r["metadata"]["name"] for r in await api.list(RAYJOBS, NS)] == ["rehearsal-ok"]

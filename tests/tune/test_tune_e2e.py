@@ -1,0 +1,107 @@
+"""End to end with the real trainer: ``tunix-rt sweep run`` runs a 2-trial Ray Tune sweep
+of a tiny JAX model, then ``sweep show`` and ``promote`` read what it left.
+
+Nothing is mocked: the console script starts ``python -m tunix_rt.tune`` on a local Ray,
+each trial trains and evaluates with JAX and reports to Tune, records land in the store.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tunix_rt.api.rehearsal import Rehearsal
+from tunix_rt.api.results import best_trial
+from tunix_rt.api.sweep import Objective
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
+from tunix_rt.cli import app
+
+pytestmark = pytest.mark.slow
+
+TINY_SWEEP = {
+    "apiVersion": "tunixrt.io/v1alpha1",
+    "kind": "Sweep",
+    "metadata": {"name": "tiny"},
+    "spec": {
+        "trainer": {
+            "model": {"layers": 1, "width": 32, "heads": 2, "context": 128},
+            "dataset": {"trainSize": 256, "evalSize": 16},
+            "eval": {"evalEvery": 10, "intermediateRows": 8, "maxTraceTokens": 48},
+            "batchSize": 16,
+            "logEvery": 5,
+            "warmupSteps": 2,
+        },
+        "searchSpace": {"learningRate": {"type": "grid", "values": [3.0e-3, 1.0e-5]}},
+        "algorithm": "grid",
+        "maxTrials": 2,
+        "maxConcurrentTrials": 2,
+        "budget": {"smokeSteps": 20},
+    },
+}
+
+
+def test_sweep_run_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(TINY_SWEEP))
+    storage = tmp_path / "runs"
+    exe = Path(sys.executable).with_name("tunix-rt")
+    cmd = [str(exe), "sweep", "run", str(spec), "--no-live", "--storage", f"file://{storage}"]
+    out = subprocess.run(cmd, env=subprocess_env, capture_output=True, text=True, timeout=600)
+    logs = sorted((storage / "local" / "tiny" / "logs").glob("driver-*.log"))
+    assert out.returncode == 0, (
+        out.stdout[-4000:] + out.stderr[-2000:] + (logs[-1].read_text()[-4000:] if logs else "")
+    )
+
+    folder = storage / "local" / "tiny"
+    trials = [
+        TrialResult.model_validate_json(p.read_text()) for p in (folder / "trials").glob("*.json")
+    ]
+    assert len(trials) == 2
+    assert sorted(t.params["learningRate"] for t in trials) == [1.0e-5, 3.0e-3]
+    for trial in trials:
+        assert trial.state is TrialState.SUCCEEDED, trial
+        assert trial.steps == 20
+        assert trial.primary_score is not None and 0.0 <= trial.primary_score <= 1.0
+        assert trial.metrics["primary_score"] == trial.primary_score
+        assert "loss" in trial.metrics
+        assert trial.started_at is not None and trial.finished_at is not None
+        assert trial.wall_seconds > 0
+
+    summary = SweepResult.model_validate_json((folder / "summary.json").read_text())
+    assert summary.phase.value == "Succeeded" and summary.trials_planned == 2
+    best = best_trial(trials, Objective())  # highest primary_score; ties: earlier id
+    assert best is not None and summary.best_trial_id == best.trial_id
+    assert summary.primary_score == best.primary_score
+    assert summary.best_params == best.params
+    assert [t.primary_score for t in summary.trials] == sorted(
+        (t.primary_score for t in trials), reverse=True
+    )
+
+    # The CLI's table: both trials, sorted, the best named, a promote hint.
+    assert f"best trial {summary.best_trial_id}" in out.stdout
+    assert "tunix-rt promote" in out.stdout
+    for trial in trials:
+        assert trial.trial_id in out.stdout
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["sweep", "show", str(folder)], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and f"best trial {summary.best_trial_id}" in shown.output
+
+    promoted = runner.invoke(
+        app, ["promote", str(folder), "-o", str(tmp_path / "best.yaml"), "--steps", "200"]
+    )
+    assert promoted.exit_code == 0, promoted.output
+    config = TrainerConfig.model_validate(yaml.safe_load((tmp_path / "best.yaml").read_text()))
+    assert config.learning_rate == summary.best_params["learningRate"]  # type: ignore[index]
+    assert config.max_steps == 200 and config.model.width == 32
+    rehearsal = Rehearsal.model_validate(
+        yaml.safe_load((tmp_path / "best-rehearsal.yaml").read_text())
+    )
+    assert rehearsal.metadata.annotations is not None
+    assert rehearsal.metadata.annotations["tunixrt.io/source-trial"] == summary.best_trial_id

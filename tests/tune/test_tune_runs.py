@@ -1,0 +1,225 @@
+"""Real Ray Tune sweeps through the driver's command line (``python -m tunix_rt.tune``):
+failure budget, resume after a kill, TPE + ASHA.
+
+Ray, Tune, the searchers, schedulers, the store and the records are all real; the trial
+workload is the stand-in in ``tune_workloads.py`` (a few sleeps) so these runs take
+seconds. ``test_tune_e2e.py`` runs the real trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
+
+pytestmark = pytest.mark.slow
+
+
+def write_spec(path: Path, name: str, spec: dict[str, Any]) -> Path:
+    doc = {
+        "apiVersion": "tunixrt.io/v1alpha1",
+        "kind": "Sweep",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def driver_cmd(spec: Path, storage: Path, name: str) -> list[str]:
+    return [
+        sys.executable, "-m", "tunix_rt.tune",
+        "--spec", str(spec),
+        "--storage", f"file://{storage}",
+        "--namespace", "ns",
+        "--name", name,
+    ]  # fmt: skip
+
+
+def run_driver(
+    cmd: list[str], env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def records(storage: Path, name: str) -> dict[str, TrialResult]:
+    folder = storage / "ns" / name / "trials"
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        record = TrialResult.model_validate_json(path.read_text())
+        out[record.trial_id] = record
+    return out
+
+
+def summary(storage: Path, name: str) -> SweepResult:
+    return SweepResult.model_validate_json((storage / "ns" / name / "summary.json").read_text())
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of a session: the driver, its local Ray and the trial workers."""
+    for _ in range(3):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            try:
+                if os.getsid(pid) == sid:
+                    os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                continue
+        time.sleep(0.5)
+
+
+def test_failed_trials_within_budget_then_stop(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "tune_workloads:run_trial"}
+    spec = write_spec(
+        tmp_path / "fails.yaml",
+        "fails",
+        {
+            # grid order: ok, diverges, diverges, never runs
+            "searchSpace": {"learningRate": {"type": "grid", "values": [0.003, 0.5, 0.9, 0.001]}},
+            "algorithm": "grid",
+            "maxTrials": 4,
+            "maxFailedTrials": 1,
+            "budget": {"smokeSteps": 20},
+            "trainer": {"logEvery": 10},
+        },
+    )
+    storage = tmp_path / "runs"
+    out = run_driver(driver_cmd(spec, storage, "fails"), env)
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "more than maxFailedTrials (1)" in out.stderr
+
+    trials = sorted(records(storage, "fails").values(), key=lambda t: t.params["learningRate"])
+    by_lr = {t.params["learningRate"]: t for t in trials}
+    assert by_lr[0.003].state is TrialState.SUCCEEDED and by_lr[0.003].primary_score == 1.0
+    for lr in (0.5, 0.9):
+        assert by_lr[lr].state is TrialState.FAILED
+        assert by_lr[lr].error and "FloatingPointError: loss diverged" in by_lr[lr].error
+    assert 0.001 not in by_lr or by_lr[0.001].state is not TrialState.SUCCEEDED  # stopped
+
+    result = summary(storage, "fails")
+    assert result.phase.value == "Failed"
+    assert "2 trial(s) failed, more than maxFailedTrials (1)" in (result.message or "")
+    assert result.best_trial_id == by_lr[0.003].trial_id  # what did finish is kept
+
+
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "tune_workloads:run_trial_slow"}
+    spec = write_spec(
+        tmp_path / "resume.yaml",
+        "resume",
+        {
+            "searchSpace": {"learningRate": {"type": "loguniform", "low": 1e-4, "high": 3e-2}},
+            "maxTrials": 3,
+            "seed": 5,
+            "budget": {"smokeSteps": 40},
+            "trainer": {"logEvery": 10},
+        },
+    )
+    storage = tmp_path / "runs"
+    cmd = driver_cmd(spec, storage, "resume")
+    log = open(tmp_path / "first.log", "w")  # noqa: SIM115 - closed below
+    first = subprocess.Popen(
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    finished: dict[str, bytes] = {}
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and first.poll() is None:
+            done = {
+                k: v
+                for k, v in records(storage, "resume").items()
+                if v.state is TrialState.SUCCEEDED
+            }
+            if done:
+                folder = storage / "ns" / "resume" / "trials"
+                finished = {k: (folder / f"{k}.json").read_bytes() for k in done}
+                break
+            time.sleep(0.2)
+    finally:
+        kill_session(first.pid)  # like a kill -9 of the whole run, Ray included
+        first.wait(timeout=30)
+        log.close()
+    assert first.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()[-3000:]
+    assert finished, (tmp_path / "first.log").read_text()[-3000:]
+    assert not (storage / "ns" / "resume" / "summary.json").exists()
+
+    # A changed spec is not resumed silently (this check runs before Ray starts).
+    changed = write_spec(
+        tmp_path / "changed.yaml",
+        "resume",
+        {**yaml.safe_load(spec.read_text())["spec"], "maxTrials": 4},
+    )
+    refused = run_driver(driver_cmd(changed, storage, "resume"), env, timeout=120)
+    assert refused.returncode == 2 and "changed since its earlier run" in refused.stderr
+
+    again = run_driver(cmd, env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "resuming sweep 'resume'" in again.stdout
+
+    after = records(storage, "resume")
+    folder = storage / "ns" / "resume" / "trials"
+    for trial_id, data in finished.items():
+        # Not re-run: the record of a finished trial is byte for byte what it was.
+        assert (folder / f"{trial_id}.json").read_bytes() == data
+    assert len(after) == 3
+    assert all(t.state is TrialState.SUCCEEDED for t in after.values())
+    assert len({t.params["learningRate"] for t in after.values()}) == 3
+    result = summary(storage, "resume")
+    assert result.phase.value == "Succeeded"
+    assert sorted(t.trial_id for t in result.trials) == sorted(after)
+    best = max(after.values(), key=lambda t: t.primary_score or -1)
+    assert result.best_trial_id == best.trial_id
+
+
+def test_tpe_with_asha_on_a_real_tuner(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "tune_workloads:run_trial"}
+    spec = write_spec(
+        tmp_path / "tpe.yaml",
+        "tpe",
+        {
+            "searchSpace": {
+                "learningRate": {"type": "loguniform", "low": 1e-4, "high": 5e-2},
+                "batchSize": {"type": "choice", "values": [16, 32]},
+            },
+            "algorithm": "tpe",
+            "scheduler": {"type": "asha", "gracePeriod": 10, "reductionFactor": 2},
+            "maxTrials": 4,
+            "maxConcurrentTrials": 2,
+            "seed": 1,
+            "budget": {"smokeSteps": 40},
+            "trainer": {"logEvery": 10},
+        },
+    )
+    storage = tmp_path / "runs"
+    out = run_driver(driver_cmd(spec, storage, "tpe"), env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    trials = records(storage, "tpe")
+    assert len(trials) == 4
+    for t in trials.values():
+        assert t.state in {TrialState.SUCCEEDED, TrialState.STOPPED}, t
+        assert set(t.params) == {"learningRate", "batchSize"}
+        if t.state is TrialState.STOPPED:
+            assert t.steps < 40
+        else:
+            assert t.steps == 40 and t.primary_score is not None
+    result = summary(storage, "tpe")
+    scored = [t for t in trials.values() if t.primary_score is not None]
+    assert result.best_trial_id == max(scored, key=lambda t: t.primary_score or 0).trial_id
+    spec_file = json.loads((storage / "ns" / "tpe" / "spec.json").read_text())
+    assert spec_file["algorithm"] == "tpe"
