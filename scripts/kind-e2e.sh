@@ -21,8 +21,9 @@
 #   MOTO_IMAGE             S3 server image              (default motoserver/moto:5.2.5)
 #   KIND_NODE_IMAGE        kindest/node image           (default: kind's own default)
 #   TUNIX_RT_E2E_WORKER_CPU / TUNIX_RT_E2E_WORKER_MEMORY
-#                          the one Ray worker pod        (default 3 / 4Gi: the driver's
-#                          CPU plus two 1-CPU trials; the head takes 1 CPU / 2Gi more)
+#                          the one Ray worker pod        (default 2 / 4Gi: the Tune
+#                          driver's CPU plus the smoke sweep's one 1-CPU trial at a
+#                          time; the head takes 1 CPU / 2Gi more)
 set -euo pipefail
 
 CLUSTER="${TUNIX_RT_E2E_CLUSTER:-tunix-rt-e2e}"
@@ -30,7 +31,7 @@ KEEP="${TUNIX_RT_E2E_KEEP:-0}"
 TIMEOUT="${TUNIX_RT_E2E_TIMEOUT:-1200}"
 KUBERAY_VERSION="${KUBERAY_VERSION:-1.7.0}"
 MOTO_IMAGE="${MOTO_IMAGE:-motoserver/moto:5.2.5}"
-WORKER_CPU="${TUNIX_RT_E2E_WORKER_CPU:-3}"
+WORKER_CPU="${TUNIX_RT_E2E_WORKER_CPU:-2}"
 WORKER_MEMORY="${TUNIX_RT_E2E_WORKER_MEMORY:-4Gi}"
 SYSTEM_NS=tunix-rt-system
 NS=tunix-e2e
@@ -152,7 +153,7 @@ log "tunix-rt from charts/tunix-rt"
 "${HELM[@]}" upgrade --install tunix-rt charts/tunix-rt --namespace "$SYSTEM_NS" \
   --set image.repository="${OPERATOR_IMAGE%%:*}" --set image.tag="${OPERATOR_IMAGE##*:}" \
   --set image.pullPolicy=Never \
-  --set trainerImages.cpu="$TRAINER_IMAGE" \
+  --set trainerImages.cpu="$TRAINER_IMAGE" --set trainerImages.pullPolicy=Never \
   --set "watch.namespaces={$NS}" \
   --set storage.uri="$STORAGE" --set storage.credentialsSecret="$SECRET" \
   --wait --timeout 5m

@@ -64,20 +64,22 @@ app.kubernetes.io/part-of: tunix-rt
 
 {{/* What the operator does to its own resources, RayJobs and Events (namespaced or cluster-wide). */}}
 {{- define "tunix-rt.workloadRules" -}}
-# tunix-rt resources: kopf watches them and patches finalizers and its annotations.
+# tunix-rt resources: kopf watches them and PATCHes its finalizer and annotations.
 - apiGroups: ["tunixrt.io"]
   resources: ["sweeps", "rehearsals"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["tunixrt.io"]
   resources: ["sweeps/status", "rehearsals/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["get", "patch"]
+# blockOwnerDeletion on the RayJob's ownerReference needs update on the owner's finalizers.
 - apiGroups: ["tunixrt.io"]
   resources: ["sweeps/finalizers", "rehearsals/finalizers"]
   verbs: ["update"]
-# The RayJob each Sweep/Rehearsal owns.
+# The RayJob each Sweep/Rehearsal owns: read by name (polled, not watched), created,
+# deleted with its parent.
 - apiGroups: ["ray.io"]
   resources: ["rayjobs"]
-  verbs: ["get", "list", "watch", "create", "delete", "patch"]
+  verbs: ["get", "create", "delete"]
 # Events on Sweeps/Rehearsals (kopf and the controller).
 - apiGroups: [""]
   resources: ["events"]

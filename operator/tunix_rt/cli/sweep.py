@@ -251,6 +251,7 @@ def run(
             )
         else:
             err.print(f"[red]sweep {summary.phase.value.lower()}: {summary.message}[/red]")
+            err.print(f"driver log: {log_file}; to start over: tunix-rt sweep run {file} --fresh")
     if code != 0:
         if results is None or results.summary is None:
             err.print(_tail(log_file))

@@ -1,0 +1,65 @@
+"""Save and restore the train state with orbax, so a stopped run resumes where it was.
+
+A checkpoint is the full ``TrainState`` (step, params, Adam moments) plus a small JSON
+record (the config it was written with and the learning curve so far). Batches are a
+pure function of (seed, step), so restoring the state is enough to continue bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+
+from tunix_rt.train.train_step import TrainState
+
+KEEP = 2
+"""Checkpoints kept: the newest plus one in case the newest was cut short."""
+
+
+class Checkpointer:
+    """An orbax CheckpointManager for one run directory (orbax writes to a temporary
+    folder and renames it, so a crash mid-save never leaves a half checkpoint)."""
+
+    def __init__(self, directory: str) -> None:
+        import orbax.checkpoint as ocp  # lazy: seconds to import, only needed here
+
+        self._ocp = ocp
+        self.directory = os.path.abspath(directory)
+        options = ocp.CheckpointManagerOptions(max_to_keep=KEEP, create=True)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_step(self) -> int | None:
+        step = self._manager.latest_step()
+        return None if step is None else int(step)
+
+    def restore(self, like: TrainState) -> tuple[TrainState, dict[str, Any]] | None:
+        """The newest checkpoint shaped like ``like`` (sharding included), or None."""
+        step = self.latest_step()
+        if step is None:
+            return None
+        ocp = self._ocp
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        restored = self._manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+            ),
+        )
+        state = jax.tree.unflatten(jax.tree.structure(like), jax.tree.leaves(restored.state))
+        return state, dict(restored.meta)
+
+    def save(self, state: TrainState, meta: dict[str, Any]) -> None:
+        """Start saving ``state`` at its step (async); ``close`` waits for it."""
+        ocp = self._ocp
+        step = int(jax.device_get(state.step))
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            force=True,
+        )
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
