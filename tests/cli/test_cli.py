@@ -300,3 +300,38 @@ def test_real_plugins_show_up_when_present() -> None:
     for name, module in cli.PLUGINS.items():
         if cli._module_exists(module):
             assert name in result.output
+
+
+def test_progress_view_and_lines() -> None:
+    from rich.console import Console
+
+    from tunix_rt.api.sweep import Objective
+    from tunix_rt.cli.display import progress_view
+    from tunix_rt.cli.sweep import _Lines
+
+    running = trial("t9", 0.002, None, TrialState.RUNNING).model_copy(
+        update={"steps": 20, "metrics": {"loss": 1.25}}
+    )
+    console = Console(record=True, width=160)
+    console.print(progress_view("demo", [*TRIALS, running], 5, Objective(), 40, 12.0))
+    text = console.export_text()
+    assert "trials 4/5 done, 1 failed" in text
+    assert "running t9: step 20/40, loss 1.2500" in text
+    assert "best so far t1: primary_score=0.7500" in text
+
+    out = Console(record=True, width=160)
+    lines = _Lines(
+        out,
+        SweepSpec.model_validate(
+            {"searchSpace": {"learningRate": {"type": "uniform", "low": 0.001, "high": 0.01}}}
+        ),
+    )
+    lines.update([running], 2)
+    lines.update([running], 2)  # no change, no line
+    lines.update(
+        [running.model_copy(update={"state": TrialState.SUCCEEDED, "primary_score": 0.5})], 2
+    )
+    assert out.export_text().splitlines() == [
+        "[0/2] trial t9 running (learningRate=0.002)",
+        "[1/2] trial t9 succeeded, primary_score=0.5000",
+    ]

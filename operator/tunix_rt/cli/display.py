@@ -100,7 +100,9 @@ def progress_view(
         (f", {failed} failed" if failed else "", "red"),
         f"  {elapsed:.0f}s",
     )
-    lines: list[RenderableType] = [head, ProgressBar(total=max(planned, 1), completed=done)]
+    top = Table.grid(padding=(0, 2))
+    top.add_row(ProgressBar(total=max(planned, 1), completed=done, width=30), head)
+    lines: list[RenderableType] = [top]
     for trial in running:
         loss = trial.metrics.get("loss")
         lines.append(

@@ -239,30 +239,37 @@ def _kv_table(rows: Sequence[tuple[str, Any]]) -> str:
     return f"<table>{body}</table>"
 
 
+_CURVE_PRIORITY = ("primary_score", "format_valid_rate", "learning_rate", "lr")
+_CURVE_SKIP = ("seconds", "per_second", "eval_rows", "step")
+
+
 def _curve_series(history: Sequence[Mapping[str, Any]]) -> list[tuple[str, dict[str, list[Any]]]]:
-    """Charts to draw from the history: loss first, then each other numeric series."""
-    keys: list[str] = []
-    for point in history:
-        for key in point:
-            if key not in keys and key != "step":
-                keys.append(key)
-    ordered = sorted(keys, key=lambda k: (0 if "loss" in k else 1, k))
-    charts: list[tuple[str, dict[str, list[Any]]]] = []
-    loss_keys = [k for k in ordered if "loss" in k]
-    other = [k for k in ordered if "loss" not in k]
-    if loss_keys:
-        charts.append(("loss", {k: [] for k in loss_keys}))
-    charts.extend((k, {k: []}) for k in other[:5])
+    """Charts to draw from the history: the loss series together, then primary_score,
+    format_valid_rate and the learning rate; any series with fewer than 2 points is left
+    out (a final-eval-only metric is in the metrics table, not a curve)."""
+    points: dict[str, list[tuple[float, float]]] = {}
     for index, point in enumerate(history):
         step = point.get("step", index)
-        if not isinstance(step, int | float):
+        if not isinstance(step, int | float) or isinstance(step, bool):
             continue
-        for _, series in charts:
-            for key, values in series.items():
-                value = point.get(key)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    values.append((float(step), float(value)))
-    return [(name, series) for name, series in charts if any(series.values())]
+        for key, value in point.items():
+            if key == "step" or isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if math.isfinite(value):
+                points.setdefault(key, []).append((float(step), float(value)))
+    usable = {k: v for k, v in points.items() if len(v) >= 2}
+    charts: list[tuple[str, dict[str, list[Any]]]] = []
+    loss = {k: usable[k] for k in sorted(usable) if "loss" in k}
+    if loss:
+        charts.append(("loss", loss))
+    for key in _CURVE_PRIORITY:
+        if key in usable:
+            charts.append((key, {key: usable[key]}))
+    if not charts:  # an unfamiliar history: show what there is, timings aside
+        for key in sorted(usable)[:4]:
+            if not any(part in key for part in _CURVE_SKIP):
+                charts.append((key, {key: usable[key]}))
+    return charts
 
 
 def _trial_section(sweep: Mapping[str, Any], own_score: float | None) -> str:

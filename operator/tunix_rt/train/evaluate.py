@@ -20,9 +20,10 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from pydantic import BaseModel, ConfigDict, Field
 
+from tunix_rt.api.trainer import EvalConfig
 from tunix_rt.scoring import compute_primary_score
 from tunix_rt.train import tokenizer
-from tunix_rt.train.data import Example
+from tunix_rt.train.data import Example, encode_prompt
 
 _FORMAT = re.compile(r"\s*<reasoning>(.*?)</reasoning>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -41,7 +42,9 @@ class EvalRow(BaseModel):
     reasoning: str | None = Field(description="Text inside <reasoning>, when the format is valid.")
     answer: str | None = Field(description="Text inside the first <answer>…</answer>, or None.")
     answer_correctness: int = Field(ge=0, le=1, description="1 if answer == expected, else 0.")
-    format_valid: bool = Field(description="Output is exactly <reasoning>…</reasoning><answer>…</answer>.")
+    format_valid: bool = Field(
+        description="Output is exactly <reasoning>…</reasoning><answer>…</answer>."
+    )
     trace_tokens: int = Field(ge=0, description="Generated tokens, stop tag included.")
     hit_cap: bool = Field(description="Generation ran out of max_trace_tokens before </answer>.")
 
@@ -72,7 +75,9 @@ def answers_match(answer: str | None, expected: str) -> bool:
         return answer == expected
 
 
-def score_row(index: int, example: Example, output: str, trace_tokens: int, hit_cap: bool) -> EvalRow:
+def score_row(
+    index: int, example: Example, output: str, trace_tokens: int, hit_cap: bool
+) -> EvalRow:
     """Parse one generation and score it: an unparsable or truncated answer is 0."""
     parsed = parse_output(output)
     correct = not hit_cap and answers_match(parsed.answer, example.answer)
@@ -173,3 +178,70 @@ def jitted_decode(mesh: Mesh) -> Any:
         in_shardings=(replicated, rows, rows),
         out_shardings=rows,
     )
+
+
+class Evaluator:
+    """Scores params on the eval split: prompts encoded once, decoded in fixed-size chunks.
+
+    Every call uses the same chunk shape, so the decoder compiles once per run (and once
+    per process across trials of the same model size).
+    """
+
+    def __init__(
+        self,
+        graphdef: nnx.GraphDef[Any],
+        mesh: Mesh,
+        examples: Sequence[Example],
+        config: EvalConfig,
+        context: int,
+    ) -> None:
+        self.graphdef, self.examples, self.config = graphdef, list(examples), config
+        prompts = [encode_prompt(ex.prompt) for ex in self.examples]
+        for index, prompt in enumerate(prompts):
+            if len(prompt) >= context:
+                raise ValueError(
+                    f"eval row {index}: the prompt is {len(prompt)} tokens, which leaves no room "
+                    f"to generate within model.context={context}; raise model.context"
+                )
+        self.length = min(context, max(map(len, prompts)) + config.max_trace_tokens)
+        devices = mesh.devices.size
+        rows = -(-min(config.batch_size, len(prompts)) // devices) * devices
+        self.chunk = rows
+        self.buffer = np.zeros((len(prompts), self.length), np.int32)
+        self.prompt_len = np.array([len(p) for p in prompts], np.int32)
+        for row, prompt in enumerate(prompts):
+            self.buffer[row, : len(prompt)] = prompt
+        self.sharding = NamedSharding(mesh, P("data"))
+        self.decode = jitted_decode(mesh)
+
+    def generate(self, params: Any, limit: int | None = None) -> list[tuple[list[int], bool]]:
+        """Greedy generations of the first ``limit`` rows: (tokens, hit_cap) per row."""
+        count = len(self.examples) if limit is None else min(limit, len(self.examples))
+        out: list[tuple[list[int], bool]] = []
+        for start in range(0, count, self.chunk):
+            stop = min(start + self.chunk, count)
+            buffer = np.zeros((self.chunk, self.length), np.int32)
+            prompt_len = np.zeros((self.chunk,), np.int32)  # 0 marks a padding row
+            buffer[: stop - start] = self.buffer[start:stop]
+            prompt_len[: stop - start] = self.prompt_len[start:stop]
+            decoded = self.decode(
+                self.graphdef,
+                params,
+                jax.device_put(buffer, self.sharding),
+                jax.device_put(prompt_len, self.sharding),
+                self.config.max_trace_tokens,
+            )
+            tokens, generated, stopped = jax.device_get(decoded)
+            for row in range(stop - start):
+                begin = int(prompt_len[row])
+                end = begin + int(generated[row])
+                out.append((tokens[row, begin:end].tolist(), not bool(stopped[row])))
+        return out
+
+    def __call__(self, params: Any, limit: int | None = None) -> tuple[list[EvalRow], dict[str, float]]:
+        """Eval rows and their summary metrics (primary_score among them)."""
+        rows = [
+            score_row(index, self.examples[index], tokenizer.decode(tokens), len(tokens), hit_cap)
+            for index, (tokens, hit_cap) in enumerate(self.generate(params, limit))
+        ]
+        return rows, summarize(rows)

@@ -12,6 +12,7 @@ against a key/value cache), so evaluation measures exactly the trained function.
 from __future__ import annotations
 
 import math
+import os
 from typing import NamedTuple
 
 import jax
@@ -22,7 +23,7 @@ from tunix_rt.api.trainer import ModelConfig
 from tunix_rt.train import tokenizer
 
 _EMBED_INIT = nnx.initializers.normal(stddev=0.02)
-import os
+
 ROPE = os.environ.get("ROPE", "0") == "1"
 
 
@@ -120,7 +121,18 @@ class Transformer(nnx.Module):
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs, vocab: int = tokenizer.VOCAB_SIZE):
         self.layers, self.heads, self.width = config.layers, config.heads, config.width
         self.embed = nnx.Embed(vocab, config.width, embedding_init=_EMBED_INIT, rngs=rngs)
-        self.position = nnx.Embed(config.context, config.width, embedding_init=_EMBED_INIT, rngs=rngs)
+        if os.environ.get("FOURIER", "0") != "0":
+            scale = float(os.environ["FOURIER"])
+            table = self.embed.embedding[...]
+            digits = jnp.arange(10)
+            feats = [f(2 * jnp.pi * k * digits / 10) for k in (1, 2, 5) for f in (jnp.cos, jnp.sin)]
+            feats.append((digits - 4.5) / 4.5)
+            f = jnp.stack(feats, -1)  # [10, 7]
+            proj = jax.random.orthogonal(jax.random.key(123), config.width)[: f.shape[1]]
+            ids = tokenizer.BYTE_OFFSET + ord("0") + digits
+            table = table.at[ids].add(scale * 0.02 * (config.width / f.shape[1]) ** 0.5 * f @ proj)
+            self.embed.embedding[...] = table
+        self.position = nnx.Embed(config.context, config.width, embedding_init=nnx.initializers.normal(float(os.environ.get("POS_STD", "0.02"))), rngs=rngs)
         self.blocks = nnx.List([Block(config, rngs=rngs) for _ in range(config.layers)])
         self.final_norm = nnx.RMSNorm(config.width, rngs=rngs)
         self.head = nnx.Linear(config.width, vocab, use_bias=False, rngs=rngs)

@@ -73,7 +73,9 @@ def _decay_mask(params: Params) -> Any:
     return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
-def optimizer(learning_rate: Any, weight_decay: Any, grad_clip: Any) -> optax.GradientTransformation:
+def optimizer(
+    learning_rate: Any, weight_decay: Any, grad_clip: Any
+) -> optax.GradientTransformation:
     """Global-norm clipping, then optax AdamW (decoupled weight decay on matrices)."""
     return optax.chain(
         optax.clip_by_global_norm(grad_clip),

@@ -161,8 +161,12 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
     try:
         spec = SweepSpec.model_validate(context.spec)
         trainer_config = spec.trial_config(params)
+        # Checkpoints (trainer.checkpointEvery > 0) let a trial interrupted with its sweep
+        # continue where it was when the sweep resumes.
         checkpoint_dir = (
-            os.path.join(context.checkpoint_root, trial_id) if context.checkpoint_root else None
+            os.path.join(context.checkpoint_root, trial_id)
+            if context.checkpoint_root and trainer_config.checkpoint_every > 0
+            else None
         )
         result = load_workload()(
             trainer_config,

@@ -1,0 +1,10 @@
+"""The trial workload: dataset, tokenizer, model, train loop, evaluation.
+
+Imports JAX, flax and optax (the ``train`` extra); the operator never imports this package.
+"""
+
+from tunix_rt.train.data import DatasetInfo, dataset_info
+from tunix_rt.train.evaluate import EvalRow
+from tunix_rt.train.loop import TrainResult, run_trial
+
+__all__ = ["DatasetInfo", "EvalRow", "TrainResult", "dataset_info", "run_trial"]

@@ -1,0 +1,297 @@
+"""run_trial: train one config, report as it goes, evaluate, return the result.
+
+This is the workload of every Sweep trial and every Rehearsal. The loop keeps the
+device busy: steps are dispatched asynchronously, the next batch is prepared while the
+current step runs, and losses are only fetched to the host at report points.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from pydantic import BaseModel, ConfigDict, Field
+
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.train import data
+from tunix_rt.train.data import DatasetInfo
+from tunix_rt.train.evaluate import EvalRow, Evaluator
+from tunix_rt.train.model import Transformer, param_count
+from tunix_rt.train.train_step import (
+    Hyperparams,
+    TrainState,
+    init_state,
+    jitted_train_step,
+    learning_rate_at,
+)
+
+Report = Callable[[dict[str, float]], None]
+Log = Callable[[str], None]
+
+
+class TrainResult(BaseModel):
+    """Everything one trial produced; snake_case JSON (eval rows feed compute_primary_score)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    primary_score: float | None = Field(description="compute_primary_score over the final eval.")
+    metrics: dict[str, float] = Field(description="Final eval metrics, final loss, throughput.")
+    eval_rows: list[EvalRow] = Field(description="Every final eval row with its output and score.")
+    history: list[dict[str, float]] = Field(description="Every report, in order: the learning curve.")
+    steps: int = Field(description="Train steps completed.")
+    wall_seconds: float = Field(description="Wall time of run_trial, compile and eval included.")
+    dataset: DatasetInfo
+    devices: list[str] = Field(description="The JAX devices the batch was split over.")
+    config: dict[str, Any] = Field(description="The TrainerConfig used, wire (camelCase) form.")
+    model_id: str = Field(description="e.g. tunix-rt/char-transformer-L2-W128.")
+
+
+def model_id(config: TrainerConfig) -> str:
+    return f"tunix-rt/char-transformer-L{config.model.layers}-W{config.model.width}"
+
+
+def data_mesh(batch_size: int, devices: list[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh named 'data' over every local device: batches split, params replicated."""
+    devices = devices or jax.devices()
+    if batch_size % len(devices):
+        raise ValueError(
+            f"batchSize {batch_size} must be divisible by the {len(devices)} "
+            f"{devices[0].platform} devices JAX sees, for data parallelism; "
+            f"use a multiple of {len(devices)}"
+        )
+    return Mesh(np.array(devices), ("data",))
+
+
+class BatchOrder:
+    """Row indices of step s: consecutive slices of per-epoch seeded permutations.
+
+    A pure function of (seed, step), so a resumed run sees exactly the batches an
+    uninterrupted run would have seen.
+    """
+
+    def __init__(self, rows: int, batch_size: int, seed: int) -> None:
+        self.rows, self.batch_size, self.seed = rows, batch_size, seed
+
+    @functools.lru_cache(maxsize=2)  # noqa: B019 (a handful of orders live per process)
+    def _permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.rows)
+
+    def __call__(self, step: int) -> np.ndarray:
+        start = step * self.batch_size
+        parts: list[np.ndarray] = []
+        need = self.batch_size
+        while need:
+            epoch, offset = divmod(start, self.rows)
+            take = self._permutation(epoch)[offset : offset + need]
+            parts.append(take)
+            need -= len(take)
+            start += len(take)
+        return np.concatenate(parts)
+
+
+class Batches:
+    """Host arrays -> sharded device batches, one step ahead of the device."""
+
+    def __init__(self, encoded: data.EncodedTrain, order: BatchOrder, sharding: NamedSharding):
+        self.encoded, self.order, self.sharding = encoded, order, sharding
+
+    def get(self, step: int) -> tuple[jax.Array, jax.Array]:
+        rows = self.order(step)
+        return (
+            jax.device_put(self.encoded.tokens[rows], self.sharding),
+            jax.device_put(self.encoded.loss_mask[rows], self.sharding),
+        )
+
+
+def build_model(config: TrainerConfig) -> tuple[nnx.GraphDef[Any], dict[str, Any]]:
+    """The model's static structure and its freshly initialised params (seeded)."""
+    model = Transformer(config.model, rngs=nnx.Rngs(config.seed))
+    graphdef, state = nnx.split(model)
+    return graphdef, nnx.to_pure_dict(state)
+
+
+def _mean(values: list[jax.Array]) -> float:
+    return float(np.mean(jax.device_get(values))) if values else float("nan")
+
+
+def run_trial(
+    config: TrainerConfig,
+    *,
+    report: Report | None = None,
+    checkpoint_dir: str | None = None,
+    log: Log | None = None,
+) -> TrainResult:
+    """Train ``config``, reporting every ``log_every`` steps and at eval points, evaluate
+    on the full eval split, and return the result. Resumes from ``checkpoint_dir``."""
+    started = time.perf_counter()
+    say: Log = log or print
+    tell: Report = report or (lambda metrics: None)
+    mesh = data_mesh(config.batch_size)
+    replicated = NamedSharding(mesh, P())
+
+    dataset = data.load_dataset(config.dataset)
+    for error in dataset.rejected:
+        say(f"rejected row {error}")
+    encoded = data.encode_train(dataset.train, config.model.context)
+    info = dataset.info
+    say(
+        f"dataset {info.name} sha256 {info.sha256[:16]} train {info.train_rows} eval "
+        f"{info.eval_rows} rows, {encoded.tokens.shape[1]} tokens/row"
+    )
+
+    graphdef, params = build_model(config)
+    state = jax.device_put(init_state(params), replicated)
+    say(
+        f"model {model_id(config)} {param_count(params):,} params on "
+        f"{len(mesh.devices.flat)} x {mesh.devices.flat[0].platform}"
+    )
+    history: list[dict[str, float]] = []
+    checkpointer = None
+    if checkpoint_dir is not None:
+        from tunix_rt.train.checkpoint import Checkpointer
+
+        checkpointer = Checkpointer(checkpoint_dir)
+        restored = checkpointer.restore(state)
+        if restored is not None:
+            state, meta = restored
+            _check_resumable(meta, config, checkpoint_dir)
+            history = list(meta.get("history", []))
+            say(f"resumed from {checkpoint_dir} at step {int(state.step)}")
+
+    hp = jax.device_put(Hyperparams.from_config(config), replicated)
+    step_fn = jitted_train_step(mesh)
+    evaluator = Evaluator(graphdef, mesh, dataset.eval, config.eval, config.model.context)
+    batches = Batches(
+        encoded,
+        BatchOrder(len(encoded.tokens), config.batch_size, config.seed),
+        NamedSharding(mesh, P("data")),
+    )
+
+    first = int(state.step)
+    total = config.max_steps
+    if first > total:
+        raise ValueError(
+            f"the checkpoint in {checkpoint_dir} is at step {first}, past maxSteps {total}; "
+            "raise maxSteps or use a fresh checkpointDir"
+        )
+    losses: list[jax.Array] = []
+    last_loss = float("nan")
+    compile_seconds = eval_seconds = 0.0
+    train_started = time.perf_counter()
+    timed_from = first
+    upcoming = batches.get(first) if first < total else None
+    for step in range(first, total):
+        assert upcoming is not None
+        state, loss = step_fn(graphdef, state, *upcoming, hp)
+        losses.append(loss)
+        done = step + 1
+        upcoming = batches.get(done) if done < total else None  # overlaps the running step
+        if step == first:
+            jax.block_until_ready(loss)
+            compile_seconds = time.perf_counter() - train_started
+            train_started, timed_from = time.perf_counter(), done
+        if done == total:
+            break
+        at_log = done % config.log_every == 0
+        at_eval = config.eval.eval_every > 0 and done % config.eval.eval_every == 0
+        metrics: dict[str, float] | None = None
+        if at_log or at_eval:
+            last_loss = _mean(losses)
+            losses = []
+            elapsed = time.perf_counter() - train_started - eval_seconds
+            metrics = {
+                "step": done,
+                "loss": last_loss,
+                "learning_rate": float(learning_rate_at(jnp.asarray(step), hp)),
+                "steps_per_second": (done - timed_from) / elapsed if elapsed > 0 else 0.0,
+            }
+            if at_eval:
+                eval_start = time.perf_counter()
+                _, eval_metrics = evaluator(state.params, limit=config.eval.intermediate_rows)
+                eval_seconds += time.perf_counter() - eval_start
+                metrics.update(eval_metrics)
+            say(_progress_line(metrics, total))
+            history.append(metrics)
+        if checkpointer is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
+            checkpointer.save(state, _meta(config, history))
+        if metrics is not None:
+            tell(metrics)
+
+    jax.block_until_ready(state)
+    train_seconds = time.perf_counter() - train_started - eval_seconds
+    if losses:
+        last_loss = _mean(losses)
+    if checkpointer is not None:
+        if first < total:
+            checkpointer.save(state, _meta(config, history))
+        checkpointer.close()
+
+    eval_start = time.perf_counter()
+    rows, final = evaluator(state.params)
+    eval_seconds_final = time.perf_counter() - eval_start
+    steps_run = total - timed_from
+    final.update(
+        {
+            "step": total,
+            "loss": last_loss,
+            "steps_per_second": steps_run / train_seconds if steps_run > 0 and train_seconds > 0 else 0.0,
+            "compile_seconds": compile_seconds,
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds_final,
+        }
+    )
+    final = {k: v for k, v in final.items() if np.isfinite(v)}
+    history.append(final)
+    tell(final)
+    score = final.get("primary_score")
+    say(
+        f"done: {total} steps, primary_score {score if score is None else f'{score:.4f}'} "
+        f"on {len(rows)} eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, "
+        f"trace p50/p95 {final.get('trace_len_p50', 0):.0f}/{final.get('trace_len_p95', 0):.0f} tokens"
+    )
+    return TrainResult(
+        primary_score=score,
+        metrics=final,
+        eval_rows=rows,
+        history=history,
+        steps=total,
+        wall_seconds=time.perf_counter() - started,
+        dataset=info,
+        devices=[str(d) for d in mesh.devices.flat],
+        config=config.to_wire(),
+        model_id=model_id(config),
+    )
+
+
+def _progress_line(metrics: dict[str, float], total: int) -> str:
+    line = (
+        f"step {metrics['step']:.0f}/{total} loss {metrics['loss']:.4f} "
+        f"lr {metrics['learning_rate']:.2e} {metrics['steps_per_second']:.1f} steps/s"
+    )
+    if "primary_score" in metrics:
+        line += f" primary_score {metrics['primary_score']:.4f} on {metrics['eval_rows']:.0f} rows"
+    return line
+
+
+def _meta(config: TrainerConfig, history: list[dict[str, float]]) -> dict[str, Any]:
+    return {"config": config.to_wire(), "history": history}
+
+
+def _check_resumable(meta: dict[str, Any], config: TrainerConfig, directory: str) -> None:
+    """A checkpoint only continues the run that wrote it: same model, data and batch order."""
+    saved = meta.get("config", {})
+    wire = config.to_wire()
+    for key in ("model", "dataset", "batchSize", "seed"):
+        if saved.get(key) != wire.get(key):
+            raise ValueError(
+                f"checkpointDir {directory} holds a run with a different {key} "
+                f"({saved.get(key)!r} != {wire.get(key)!r}); use a fresh checkpointDir"
+            )
