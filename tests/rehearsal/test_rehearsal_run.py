@@ -171,8 +171,9 @@ def test_from_sweep_uses_base_config_best_params_and_overrides(
         "summary_uri": store.uri_for(summary_key("local", "smoke")),
     }
     assert manifest["overrides"] == {"maxSteps": 40, "eval": {"maxTraceTokens": 32}}
-    copied = json.loads((out / "sweep_summary.json").read_text())
-    assert SweepResult.model_validate(copied) == sweep
+    copied = (out / "sweep_summary.json").read_bytes()
+    assert copied == store.read_bytes(summary_key("local", "smoke"))  # verbatim copy
+    assert SweepResult.model_validate_json(copied) == sweep
     html = (out / "report.html").read_text()
     assert "primary_score per trial" in html
     assert html.count("<svg") == 3  # loss, lr, primary_score per trial

@@ -157,7 +157,8 @@ def bar_chart(
     width: int = 640,
     height: int = 260,
 ) -> str:
-    """An inline SVG bar chart of scores in [0, 1]: (label, value, highlighted) per bar.
+    """An inline SVG bar chart of scores in [0, 1]: (label, value, highlighted) per bar;
+    the axis tops out at 1, or lower (0.5, 0.25, …) when every score is small.
 
     ``reference`` draws a dashed horizontal line (e.g. the rehearsal's own score).
     """
@@ -168,20 +169,27 @@ def bar_chart(
     slot = plot_w / len(bars)
     bar_w = max(2.0, min(40.0, slot * 0.7))
 
+    # Scores in [0, 1]; zoom the axis in when every score is small so the bars show.
+    values = [v for _, v, _ in bars if v is not None and math.isfinite(v)]
+    if reference is not None and math.isfinite(reference[1]):
+        values.append(reference[1])
+    peak = max(values, default=1.0) * 1.1
+    y_max = next((c for c in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5) if c >= peak), 1.0)
+
     def sy(v: float) -> float:
-        return top + (1 - max(0.0, min(1.0, v))) * plot_h
+        return top + (1 - max(0.0, min(y_max, v)) / y_max) * plot_h
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
         f'<text x="{left}" y="18" font-size="13" font-weight="600">{_e(title)}</text>',
     ]
-    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+    for tick in (y_max * i / 4 for i in range(5)):
         y = sy(tick)
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eef1f4"/>'
             f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" '
-            f'fill="#5f6b7a">{tick:.2f}</text>'
+            f'fill="#5f6b7a">{_e(_fmt(tick, 4))}</text>'
         )
     for index, (label, value, highlighted) in enumerate(bars):
         cx = left + slot * (index + 0.5)
@@ -192,6 +200,8 @@ def bar_chart(
                 f'<rect x="{cx - bar_w / 2:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
                 f'height="{top + plot_h - y:.1f}" fill="{color}"><title>{_e(label)}: '
                 f"{_e(_fmt(value))}</title></rect>"
+                f'<text x="{cx:.1f}" y="{y - 3:.1f}" font-size="10" text-anchor="middle" '
+                f'fill="#3c4550">{_e(_fmt(value, 3))}</text>'
             )
         else:
             parts.append(
@@ -210,7 +220,8 @@ def bar_chart(
             f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="#188038" stroke-width="1.5" stroke-dasharray="6 4"/>'
             f'<text x="{width - right - 4}" y="{y - 4:.1f}" font-size="11" text-anchor="end" '
-            f'fill="#188038">{_e(reference[0])} {_e(_fmt(reference[1]))}</text>'
+            f'fill="#188038" stroke="#fff" stroke-width="3" paint-order="stroke">'
+            f"{_e(reference[0])} {_e(_fmt(reference[1]))}</text>"
         )
     parts.append(
         f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" '

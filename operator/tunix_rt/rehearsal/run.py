@@ -99,6 +99,9 @@ class RehearsalPlan:
     source_params: dict[str, Any] | None = None
     source_score: float | None = None
     sweep_summary: dict[str, Any] | None = None
+    """The source sweep's SweepResult (snake_case dict), for the report."""
+    sweep_summary_bytes: bytes | None = None
+    """The summary exactly as stored, copied into the evidence as sweep_summary.json."""
     summary_uri: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -160,17 +163,17 @@ def apply_overrides(config: TrainerConfig, overrides: Mapping[str, Any] | None) 
         raise RehearsalError(f"overrides make an invalid trainer config: {exc}") from None
 
 
-def _sweep_summary(store: Store, namespace: str, sweep: str) -> tuple[SweepResult, str]:
+def _sweep_summary(store: Store, namespace: str, sweep: str) -> tuple[SweepResult, str, bytes]:
     key = summary_key(namespace, sweep)
     try:
-        raw = store.read_json(key)
+        raw = store.read_bytes(key)
     except StoreNotFoundError:
         raise RehearsalError(
             f"sweep {sweep!r} has no summary at {store.uri_for(key)}: run the sweep first "
             f"(tunix-rt sweep run …) or check --storage/--namespace"
         ) from None
     try:
-        return SweepResult.model_validate(raw), store.uri_for(key)
+        return SweepResult.model_validate_json(raw), store.uri_for(key), raw
     except ValidationError as exc:
         raise RehearsalError(f"{store.uri_for(key)} is not a sweep summary: {exc}") from None
 
@@ -194,8 +197,11 @@ def plan_from_spec(
     notes: list[str] = []
     sweep_summary: SweepResult | None = None
     summary_uri: str | None = None
+    summary_bytes: bytes | None = None
     if spec.from_sweep is not None:
-        sweep_summary, summary_uri = _sweep_summary(store, namespace, spec.from_sweep)
+        sweep_summary, summary_uri, summary_bytes = _sweep_summary(
+            store, namespace, spec.from_sweep
+        )
         if sweep_summary.best_trial_id is None or sweep_summary.best_params is None:
             raise RehearsalError(f"sweep {spec.from_sweep!r} has no best trial yet ({summary_uri})")
         try:
@@ -217,7 +223,9 @@ def plan_from_spec(
         config = spec.trainer
         if source_sweep:
             try:
-                sweep_summary, summary_uri = _sweep_summary(store, namespace, source_sweep)
+                sweep_summary, summary_uri, summary_bytes = _sweep_summary(
+                    store, namespace, source_sweep
+                )
             except (RehearsalError, StoreError) as exc:
                 notes.append(f"sweep summary unavailable, report without trial table: {exc}")
     config = apply_overrides(config, spec.overrides)
@@ -249,6 +257,7 @@ def plan_from_spec(
         source_params=source_params,
         source_score=source_score,
         sweep_summary=sweep_summary.model_dump(mode="json") if sweep_summary else None,
+        sweep_summary_bytes=summary_bytes,
         summary_uri=summary_uri,
         notes=notes,
     )
@@ -660,8 +669,8 @@ def _run(
             _write_json(folder / MANIFEST_NAME, manifest)
             if plan.evidence.include_eval_rows:
                 (folder / ROWS_NAME).write_text(rows_jsonl(rows), encoding="utf-8")
-            if plan.sweep_summary is not None:
-                _write_json(folder / SWEEP_SUMMARY_NAME, plan.sweep_summary)
+            if plan.sweep_summary_bytes is not None:
+                (folder / SWEEP_SUMMARY_NAME).write_bytes(plan.sweep_summary_bytes)
             if plan.evidence.report:
                 html = render_report(
                     manifest=manifest, summary=summary, rows=rows, sweep=plan.sweep_summary

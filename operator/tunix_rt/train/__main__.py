@@ -38,7 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tunix_rt.train.loop import run_trial  # imports JAX: after the config is known good
 
-    result = run_trial(config, checkpoint_dir=args.checkpoint_dir)
+    try:
+        result = run_trial(config, checkpoint_dir=args.checkpoint_dir)
+    except ValueError as exc:  # a setting that does not fit the data or the devices
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     m = result.metrics
     print(
         f"{result.model_id} {result.steps} steps in {result.wall_seconds:.1f}s: "

@@ -1,11 +1,32 @@
-"""Datasets: the generated dev-reasoning-v2 arithmetic set and user JSONL files."""
+"""Datasets: the generated dev-reasoning-v2 arithmetic set and user JSONL files.
+
+dev-reasoning-v2 is multi-step arithmetic: 2-3 operands, integers 0-99, + and -.
+Operands are written as two digits (``05-60+30=``) so every digit of a problem sits in
+the same column every time. The trace works the way one adds on paper, and is built
+so that every token the model must produce is learnable from a signal it can already
+see (what lets a 2-layer model reach high accuracy in a few hundred steps):
+
+* one group per operation: the running total modulo 1000 (negative totals wrap,
+  10's complement, so + and - work the same way on every total);
+* a group walks the columns from the units up and writes, per column, the carry (or
+  borrow) out of that column *before* the column's digit. The carry is a monotone
+  function of the two digits, so it is learned first; given it, the digit is a simple
+  function of the column too. (Writing the digit first leaves a digit that, seen from
+  either input digit alone, is uniformly random: the model stalls on it.)
+* a negative result is then written as ``-`` and its magnitude, units first;
+* the answer is the plain integer.
+
+Example ``05-60+30=``: ``<reasoning>051419 050709 -520</reasoning><answer>-25</answer>``
+(5-60 = 945 mod 1000, columns 5-0 → borrow 0 digit 5, 0-6 → borrow 1 digit 4,
+0-0-1 → borrow 1 digit 9; then 945+30 = 975; 975 is -25, written units first as 520).
+"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +36,10 @@ from pydantic import BaseModel, ConfigDict
 from tunix_rt.api.trainer import DatasetConfig
 from tunix_rt.train import tokenizer
 
+DEV_REASONING = "dev-reasoning-v2"
 MASK64 = (1 << 64) - 1
+COLUMNS = 3
+"""Totals are kept modulo 10**COLUMNS; all true totals lie in [-198, 297]."""
 
 
 @dataclass(frozen=True)
@@ -48,200 +72,68 @@ class SplitMix64:
                 return x % n
 
 
-def _chain(operands: list[int], ops: list[str]) -> tuple[str, str]:
-    acc = operands[0]
-    steps = []
-    for op, x in zip(ops, operands[1:], strict=True):
-        new = acc + x if op == "+" else acc - x
-        steps.append(f"{acc}{op}{x}={new}")
-        acc = new
-    return " ".join(steps), str(acc)
-
-
-def _grouped_terms(operands: list[int], ops: list[str]) -> tuple[list[int], list[int]]:
-    signs = ["+", *ops]
-    plus = [x for s, x in zip(signs, operands, strict=True) if s == "+"]
-    minus = [x for s, x in zip(signs, operands, strict=True) if s == "-"]
-    return plus, minus
-
-
-def _grouped(
-    operands: list[int], ops: list[str], fmt: Callable[[int], str] = str
-) -> tuple[str, str]:
-    plus, minus = _grouped_terms(operands, ops)
-    steps = []
-    p = plus[0]
-    for x in plus[1:]:
-        steps.append(f"{fmt(p)}+{fmt(x)}={fmt(p + x)}")
-        p += x
-    if minus:
-        n = minus[0]
-        for x in minus[1:]:
-            steps.append(f"{fmt(n)}+{fmt(x)}={fmt(n + x)}")
-            n += x
-        steps.append(f"{fmt(p)}-{fmt(n)}={fmt(p - n)}")
-        p -= n
-    return " ".join(steps), str(p)
-
-
-def _pad3(x: int) -> str:
-    return f"-{-x:03d}" if x < 0 else f"{x:03d}"
-
-
-def _rev3(x: int) -> str:
-    return ("-" if x < 0 else "") + f"{abs(x):03d}"[::-1]
-
-
-FORMATS: dict[str, Callable[[list[int], list[str]], tuple[str, str]]] = {
-    "chain": _chain,
-    "grouped": _grouped,
-    "padded": lambda o, p: _grouped(o, p, _pad3),
-    "rev": lambda o, p: _grouped(o, p, _rev3),
-}
-FORMAT = "chain"
-
-
-def _s4(x: int) -> str:
-    return ("-" if x < 0 else "+") + f"{abs(x):03d}"
-
-
-def _fixed_full(operands: list[int], ops: list[str]) -> tuple[str, str]:
-    acc = operands[0]
-    steps = []
-    for op, x in zip(ops, operands[1:], strict=True):
-        new = acc + x if op == "+" else acc - x
-        steps.append(f"{_s4(acc)}{op}{x:02d}={_s4(new)}")
-        acc = new
-    return " ".join(steps), str(acc)
-
-
-def _fixed_min(operands: list[int], ops: list[str]) -> tuple[str, str]:
-    acc = operands[0]
-    steps = []
-    for op, x in zip(ops, operands[1:], strict=True):
-        acc = acc + x if op == "+" else acc - x
-        steps.append(_s4(acc))
-    return " ".join(steps), str(acc)
-
-
-def _running(operands: list[int], ops: list[str]) -> list[int]:
-    acc = operands[0]
-    out = []
-    for op, x in zip(ops, operands[1:], strict=True):
-        acc = acc + x if op == "+" else acc - x
-        out.append(acc)
-    return out
-
-
-def _fixed_rev_signed(operands: list[int], ops: list[str]) -> tuple[str, str]:
-    r = _running(operands, ops)
-    return " ".join(("-" if x < 0 else "+") + f"{abs(x):03d}"[::-1] for x in r), str(r[-1])
-
-
-def _fixed_rev_comp(operands: list[int], ops: list[str]) -> tuple[str, str]:
-    r = _running(operands, ops)
-    steps = [f"{x % 1000:03d}"[::-1] for x in r]
-    if r[-1] < 0:
-        steps.append("-" + f"{-r[-1]:03d}"[::-1])
-    return " ".join(steps), str(r[-1])
-
-
-def _srev(x: int) -> str:
-    return ("-" if x < 0 else "+") + f"{abs(x):03d}"[::-1]
-
-
-def _fixed_full_rev(operands: list[int], ops: list[str]) -> tuple[str, str]:
-    acc = operands[0]
-    steps = []
-    for op, x in zip(ops, operands[1:], strict=True):
-        new = acc + x if op == "+" else acc - x
-        steps.append(f"{_srev(acc)}{op}{f'{x:03d}'[::-1]}={_srev(new)}")
-        acc = new
-    return " ".join(steps), str(acc)
-
-
-def _grouped_rev_signed(operands: list[int], ops: list[str]) -> tuple[str, str]:
-    plus, minus = _grouped_terms(operands, ops)
-    terms = [(1, x) for x in plus[1:]] + [(-1, x) for x in minus]
-    acc = plus[0] if plus else 0
-    out = []
-    for s, x in terms:
-        acc += s * x
-        out.append(_srev(acc))
-    return " ".join(out), str(acc)
-
-
-FORMATS["grouped_rev_signed"] = _grouped_rev_signed
-def _colpairs(x: int, y: int, op: str) -> tuple[str, int]:
-    """(x op y) mod 1000 column by column, LSB first, each column as carry/borrow-out then digit."""
-    out = []
+def column_step(total: int, operand: int, op: str) -> tuple[str, int]:
+    """``total op operand`` modulo 1000, units column first, each column as carry-out
+    (or borrow-out) then digit. Returns the group's text and the new total (mod 1000)."""
+    text = []
     carry = 0
-    for i in range(3):
-        xi, yi = (x // 10**i) % 10, (y // 10**i) % 10
-        v = xi + yi + carry if op == "+" else xi - yi - carry
-        if op == "+":
-            carry, d = divmod(v, 10)
-        else:
-            carry, d = int(v < 0), v % 10
-        out.append(f"{carry}{d}")
-    return "".join(out), (x + y if op == "+" else x - y) % 1000
+    for column in range(COLUMNS):
+        x, y = (total // 10**column) % 10, (operand // 10**column) % 10
+        value = x + y + carry if op == "+" else x - y - carry
+        carry = int(value >= 10) if op == "+" else int(value < 0)
+        text.append(f"{carry}{value % 10}")
+    modulus = 10**COLUMNS
+    return "".join(text), (total + operand if op == "+" else total - operand) % modulus
 
 
-def _comp_pairs(operands: list[int], ops: list[str]) -> tuple[str, str]:
-    acc = operands[0]
-    steps = []
-    true = operands[0]
-    for op, x in zip(ops, operands[1:], strict=True):
-        text, acc = _colpairs(acc, x, op)
-        steps.append(text)
-        true = true + x if op == "+" else true - x
-    if true < 0:
-        steps.append("-" + f"{-true:03d}"[::-1])
-    return " ".join(steps), str(true)
+def solve(operands: Sequence[int], ops: Sequence[str]) -> tuple[str, str]:
+    """The reasoning trace and the answer for ``operands[0] ops[0] operands[1] ...``."""
+    if len(operands) != len(ops) + 1 or any(op not in "+-" for op in ops):
+        raise ValueError("need one more operand than operators, and operators in '+-'")
+    total = operands[0]
+    true_total = operands[0]
+    groups = []
+    for op, operand in zip(ops, operands[1:], strict=True):
+        group, total = column_step(total, operand, op)
+        groups.append(group)
+        true_total = true_total + operand if op == "+" else true_total - operand
+    if true_total < 0:
+        groups.append("-" + f"{-true_total:0{COLUMNS}d}"[::-1])
+    return " ".join(groups), str(true_total)
 
 
-FORMATS["comp_pairs"] = _comp_pairs
-FORMATS["fixed_comp_pairs"] = _comp_pairs
-FORMATS["fixed_full_rev"] = _fixed_full_rev
-FORMATS["fixed_rev_signed"] = _fixed_rev_signed
-FORMATS["fixed_rev_comp"] = _fixed_rev_comp
-FORMATS["fixed_full"] = _fixed_full
-FORMATS["fixed_min"] = _fixed_min
-
-
-def make_example(operands: list[int], ops: list[str], fmt: str | None = None) -> Example:
-    fmt = fmt or FORMAT
-    w = "02d" if fmt.startswith(("fixed", "grouped_rev")) else "d"
-    prompt = "".join(
-        [f"{operands[0]:{w}}"] + [f"{op}{x:{w}}" for op, x in zip(ops, operands[1:], strict=True)]
+def make_example(operands: Sequence[int], ops: Sequence[str]) -> Example:
+    """One problem: two-digit operands, e.g. ``05-60+30=``."""
+    prompt = f"{operands[0]:02d}" + "".join(
+        f"{op}{x:02d}" for op, x in zip(ops, operands[1:], strict=True)
     )
-    reasoning, answer = FORMATS[fmt](operands, ops)
+    reasoning, answer = solve(operands, ops)
     return Example(prompt + "=", reasoning, answer)
 
 
-def draw(rng: SplitMix64, fmt: str | None = None) -> Example:
-    n = 2 + rng.below(2)
-    operands = [rng.below(100) for _ in range(n)]
-    ops = ["+-"[rng.below(2)] for _ in range(n - 1)]
-    return make_example(operands, ops, fmt)
+def draw(rng: SplitMix64) -> Example:
+    """2 or 3 operands in 0..99 with + or - between them, uniformly."""
+    count = 2 + rng.below(2)
+    operands = [rng.below(100) for _ in range(count)]
+    ops = ["+-"[rng.below(2)] for _ in range(count - 1)]
+    return make_example(operands, ops)
 
 
-def generate(
-    seed: int, train_size: int, eval_size: int, fmt: str | None = None
-) -> tuple[list[Example], list[Example]]:
+def generate(seed: int, train_size: int, eval_size: int) -> tuple[list[Example], list[Example]]:
+    """Deterministic train and eval splits; eval prompts are distinct and never in train."""
     rng = SplitMix64(seed * 2 + 1)
     eval_rows: list[Example] = []
     seen: set[str] = set()
     while len(eval_rows) < eval_size:
-        ex = draw(rng, fmt)
-        if ex.prompt not in seen:
-            seen.add(ex.prompt)
-            eval_rows.append(ex)
+        example = draw(rng)
+        if example.prompt not in seen:
+            seen.add(example.prompt)
+            eval_rows.append(example)
     train: list[Example] = []
     while len(train) < train_size:
-        ex = draw(rng, fmt)
-        if ex.prompt not in seen:
-            train.append(ex)
+        example = draw(rng)
+        if example.prompt not in seen:
+            train.append(example)
     return train, eval_rows
 
 

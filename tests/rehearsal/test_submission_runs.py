@@ -1,0 +1,69 @@
+"""submission_runs/m34_v1: the committed evidence of a real run packages and verifies.
+
+The folder is a verbatim copy of what the commands in its README.md wrote (a smoke sweep,
+its best trial promoted, a rehearsal of that config). Rebuilding the zip from the
+committed evidence folder must give the committed zip byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.trial import SweepResult
+from tunix_rt.evidence import build_zip, schema_errors, verify_zip
+from tunix_rt.evidence.checksums import parse_sums, sha256_file
+from tunix_rt.scoring import compute_primary_score
+
+RUN = Path(
+    os.environ.get("TUNIX_RT_SUBMISSION_RUN")  # check a candidate folder before committing it
+    or Path(__file__).resolve().parents[2] / "submission_runs" / "m34_v1"
+)
+EVIDENCE = RUN / "rehearsal"
+
+pytestmark = pytest.mark.skipif(
+    not (EVIDENCE / "run_manifest.json").is_file(),
+    reason="submission_runs/m34_v1 has not been recorded in this checkout",
+)
+
+
+def test_zip_rebuilds_byte_identical_and_verifies(tmp_path: Path) -> None:
+    committed = sorted((EVIDENCE / "submission").glob("tunix_rt_*.zip"))
+    assert len(committed) == 1, committed
+    rebuilt = build_zip(EVIDENCE, tmp_path)
+    assert rebuilt.name == committed[0].name
+    assert rebuilt.read_bytes() == committed[0].read_bytes()
+    report = verify_zip(committed[0])
+    assert report.ok, report.errors
+    sums = parse_sums((EVIDENCE / "SHA256SUMS").read_text())
+    assert sorted(report.files) == sorted([*sums, "SHA256SUMS"])
+
+
+def test_evidence_is_consistent_with_its_sweep_and_promoted_config() -> None:
+    manifest = json.loads((EVIDENCE / "run_manifest.json").read_text())
+    summary = json.loads((EVIDENCE / "eval_summary.json").read_text())
+    assert schema_errors("run_manifest", manifest) == []
+    assert schema_errors("eval_summary", summary) == []
+    for name, digest in parse_sums((EVIDENCE / "SHA256SUMS").read_text()).items():
+        assert sha256_file(EVIDENCE / name) == digest, name
+    rows = [json.loads(line) for line in (EVIDENCE / "eval_rows.jsonl").read_text().splitlines()]
+    assert summary["primary_score"] == compute_primary_score(rows)
+    sweep = SweepResult.model_validate_json((RUN / "sweep" / "summary.json").read_text())
+    assert manifest["source"]["sweep"] == sweep.sweep
+    assert manifest["source"]["trial"] == sweep.best_trial_id
+    assert json.loads((EVIDENCE / "sweep_summary.json").read_text()) == json.loads(
+        (RUN / "sweep" / "summary.json").read_text()
+    )
+    trial_files = sorted((RUN / "sweep" / "trials").glob("*.json"))
+    assert {p.stem for p in trial_files} == {t.trial_id for t in sweep.trials}
+    promoted = sorted((RUN / "promoted").glob("*-rehearsal.yaml"))
+    assert len(promoted) == 1
+    rehearsal = yaml.safe_load(promoted[0].read_text())
+    config = TrainerConfig.model_validate(rehearsal["spec"]["trainer"])
+    assert manifest["config"] == config.to_wire()
+    assert manifest["config_source_sha256"] == sha256_file(promoted[0])

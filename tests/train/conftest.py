@@ -1,0 +1,34 @@
+"""Tiny trainer configs: real code paths, seconds on a CPU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tunix_rt.api.trainer import TrainerConfig
+
+
+def tiny_config(**overrides: Any) -> TrainerConfig:
+    data: dict[str, Any] = {
+        "learningRate": 3e-3,
+        "warmupSteps": 5,
+        "batchSize": 16,
+        "maxSteps": 20,
+        "seed": 0,
+        "logEvery": 5,
+        "model": {"layers": 1, "width": 32, "heads": 2, "mlpRatio": 2, "context": 48},
+        "dataset": {"trainSize": 256, "evalSize": 16},
+        "eval": {"maxTraceTokens": 32, "batchSize": 16, "evalEvery": 10, "intermediateRows": 8},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return TrainerConfig.model_validate(data)
+
+
+@pytest.fixture
+def tiny() -> TrainerConfig:
+    return tiny_config()
