@@ -132,7 +132,7 @@ def test_user_jsonl_dataset_keeps_good_rows_and_reports_rejects(tmp_path: Path) 
 def test_user_jsonl_without_a_single_good_row_is_an_error(tmp_path: Path) -> None:
     bad = write_jsonl(tmp_path / "bad.jsonl", ["{oops"])
     good = write_jsonl(tmp_path / "good.jsonl", [GOOD])
-    with pytest.raises(ValueError, match="trainPath .* no valid rows"):
+    with pytest.raises(ValueError, match=r"trainPath .* no valid rows"):
         data.load_dataset(DatasetConfig(name="x", train_path=str(bad), eval_path=str(good)))
 
 
@@ -150,5 +150,5 @@ def test_encode_train_masks_only_the_target_and_packs_tightly() -> None:
 
 
 def test_encode_train_names_context_when_a_row_does_not_fit() -> None:
-    with pytest.raises(ValueError, match="model.context=8"):
+    with pytest.raises(ValueError, match=r"model\.context=8"):
         data.encode_train([data.Example("12+30=", "020300", "42")], context=8)

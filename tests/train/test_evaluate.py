@@ -132,7 +132,7 @@ def test_evaluator_caps_generation_and_reports_hit_cap() -> None:
 
 
 def test_evaluator_rejects_prompts_that_leave_no_room_to_generate() -> None:
-    graphdef, params = _model(context=32)
+    graphdef, _ = _model(context=32)
     long_prompt = Example("1+" * 20 + "1=", "", "21")
-    with pytest.raises(ValueError, match="model.context=32"):
+    with pytest.raises(ValueError, match=r"model\.context=32"):
         Evaluator(graphdef, data_mesh(1), [long_prompt], EvalConfig(), context=32)

@@ -18,7 +18,9 @@ from tunix_rt.train.config import load_trainer_config
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tunix_rt.train", description=__doc__)
-    parser.add_argument("--config", help="TrainerConfig YAML/JSON file (default: built-in defaults)")
+    parser.add_argument(
+        "--config", help="TrainerConfig YAML/JSON file (default: built-in defaults)"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",

@@ -27,33 +27,47 @@ class Checkpointer:
 
         self._ocp = ocp
         self.directory = os.path.abspath(directory)
-        options = ocp.CheckpointManagerOptions(max_to_keep=KEEP, create=True)
+        # Synchronous: a save is complete when save() returns, so a trial stopped right
+        # after a report never races a background writer (and 2 cores have no spare).
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=KEEP, create=True, enable_async_checkpointing=False
+        )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
         step = self._manager.latest_step()
         return None if step is None else int(step)
 
-    def restore(self, like: TrainState) -> tuple[TrainState, dict[str, Any]] | None:
-        """The newest checkpoint shaped like ``like`` (sharding included), or None."""
+    def meta(self) -> dict[str, Any] | None:
+        """The JSON record of the newest checkpoint (read before the arrays, so a
+        checkpoint of another config is refused by name, not by a shape error)."""
         step = self.latest_step()
         if step is None:
             return None
         ocp = self._ocp
+        restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored.meta)
+
+    def restore(self, like: TrainState) -> TrainState:
+        """The newest checkpoint's state, shaped and sharded like ``like``."""
+        step = self.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        ocp = self._ocp
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-            ),
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
         )
-        state = jax.tree.unflatten(jax.tree.structure(like), jax.tree.leaves(restored.state))
-        return state, dict(restored.meta)
+        leaves = jax.tree.leaves(restored.state)
+        return jax.tree.unflatten(jax.tree.structure(like), leaves)  # type: ignore[no-any-return]
 
     def save(self, state: TrainState, meta: dict[str, Any]) -> None:
-        """Start saving ``state`` at its step (async); ``close`` waits for it."""
+        """Save ``state`` at its step (a host copy, so donated buffers are never read late)."""
         ocp = self._ocp
-        step = int(jax.device_get(state.step))
+        state = jax.device_get(state)
+        step = int(state.step)
+        if self.latest_step() == step:
+            return
         self._manager.save(
             step,
             args=ocp.args.Composite(

@@ -12,7 +12,6 @@ import yaml
 
 from tunix_rt.api.trainer import TrainerConfig
 
-
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 

@@ -238,7 +238,9 @@ class Evaluator:
                 out.append((tokens[row, begin:end].tolist(), not bool(stopped[row])))
         return out
 
-    def __call__(self, params: Any, limit: int | None = None) -> tuple[list[EvalRow], dict[str, float]]:
+    def __call__(
+        self, params: Any, limit: int | None = None
+    ) -> tuple[list[EvalRow], dict[str, float]]:
         """Eval rows and their summary metrics (primary_score among them)."""
         rows = [
             score_row(index, self.examples[index], tokenizer.decode(tokens), len(tokens), hit_cap)

@@ -8,6 +8,7 @@ current step runs, and losses are only fetched to the host at report points.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,7 +46,9 @@ class TrainResult(BaseModel):
     primary_score: float | None = Field(description="compute_primary_score over the final eval.")
     metrics: dict[str, float] = Field(description="Final eval metrics, final loss, throughput.")
     eval_rows: list[EvalRow] = Field(description="Every final eval row with its output and score.")
-    history: list[dict[str, float]] = Field(description="Every report, in order: the learning curve.")
+    history: list[dict[str, float]] = Field(
+        description="Every report, in order: the learning curve."
+    )
     steps: int = Field(description="Train steps completed.")
     wall_seconds: float = Field(description="Wall time of run_trial, compile and eval included.")
     dataset: DatasetInfo
@@ -122,6 +125,111 @@ def _mean(values: list[jax.Array]) -> float:
     return float(np.mean(jax.device_get(values))) if values else float("nan")
 
 
+class Timing:
+    """Where the wall time went: compile (first step), training, evaluation."""
+
+    def __init__(self) -> None:
+        self.compile = 0.0
+        self.train = 0.0
+        self.eval = 0.0
+        self.timed_steps = 0
+
+
+class Trainer:
+    """One run's pieces, built once: data, model, compiled step, evaluator."""
+
+    def __init__(self, config: TrainerConfig, say: Log) -> None:
+        self.config = config
+        self.mesh = data_mesh(config.batch_size)
+        self.replicated = NamedSharding(self.mesh, P())
+        dataset = data.load_dataset(config.dataset)
+        for error in dataset.rejected:
+            say(f"rejected row {error}")
+        encoded = data.encode_train(dataset.train, config.model.context)
+        self.info = dataset.info
+        say(
+            f"dataset {self.info.name} sha256 {self.info.sha256[:16]} train "
+            f"{self.info.train_rows} eval {self.info.eval_rows} rows, "
+            f"{encoded.tokens.shape[1]} tokens/row"
+        )
+        self.graphdef, params = build_model(config)
+        self.initial = jax.device_put(init_state(params), self.replicated)
+        say(
+            f"model {model_id(config)} {param_count(params):,} params, batch "
+            f"{config.batch_size} over {self.mesh.devices.size} x "
+            f"{self.mesh.devices.flat[0].platform}"
+        )
+        self.hp = jax.device_put(Hyperparams.from_config(config), self.replicated)
+        self.step_fn = jitted_train_step(self.mesh)
+        self.evaluator = Evaluator(
+            self.graphdef, self.mesh, dataset.eval, config.eval, config.model.context
+        )
+        order = BatchOrder(len(encoded.tokens), config.batch_size, config.seed)
+        self.batches = Batches(encoded, order, NamedSharding(self.mesh, P("data")))
+
+    def train(
+        self,
+        state: TrainState,
+        history: list[dict[str, float]],
+        tell: Report,
+        say: Log,
+        save: Callable[[TrainState, float], None] | None,
+        last_loss: float = float("nan"),
+    ) -> tuple[TrainState, float, Timing]:
+        """Steps from ``state.step`` to max_steps; reports and saves on the way.
+
+        Returns the final state, the mean loss since the last report, and the timings.
+        """
+        config, total = self.config, self.config.max_steps
+        first = int(state.step)
+        timing = Timing()
+        losses: list[jax.Array] = []
+        started = time.perf_counter()
+        upcoming = self.batches.get(first) if first < total else None
+        for step in range(first, total):
+            assert upcoming is not None
+            state, loss = self.step_fn(self.graphdef, state, *upcoming, self.hp)
+            losses.append(loss)
+            done = step + 1
+            upcoming = self.batches.get(done) if done < total else None  # overlaps the step
+            if step == first:
+                jax.block_until_ready(loss)
+                timing.compile = time.perf_counter() - started
+                started, timed_from = time.perf_counter(), done
+            if done == total:
+                break
+            at_log = done % config.log_every == 0
+            at_eval = config.eval.eval_every > 0 and done % config.eval.eval_every == 0
+            metrics: dict[str, float] | None = None
+            if at_log or at_eval:
+                last_loss, losses = _mean(losses), []
+                elapsed = time.perf_counter() - started - timing.eval
+                metrics = {
+                    "step": done,
+                    "loss": last_loss,
+                    "learning_rate": float(learning_rate_at(jnp.asarray(step), self.hp)),
+                    "steps_per_second": (done - timed_from) / elapsed if elapsed > 0 else 0.0,
+                }
+                if at_eval:
+                    eval_started = time.perf_counter()
+                    _, scores = self.evaluator(state.params, limit=config.eval.intermediate_rows)
+                    timing.eval += time.perf_counter() - eval_started
+                    metrics.update(scores)
+                say(_progress_line(metrics, total))
+                history.append(metrics)
+            if save is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
+                save(state, last_loss)  # before the report: the trial may be stopped in it
+            if metrics is not None:
+                tell(metrics)
+        jax.block_until_ready(state)
+        if first < total:
+            timing.train = time.perf_counter() - started - timing.eval
+            timing.timed_steps = total - timed_from
+        if losses:
+            last_loss = _mean(losses)
+        return state, last_loss, timing
+
+
 def run_trial(
     config: TrainerConfig,
     *,
@@ -134,140 +242,75 @@ def run_trial(
     started = time.perf_counter()
     say: Log = log or print
     tell: Report = report or (lambda metrics: None)
-    mesh = data_mesh(config.batch_size)
-    replicated = NamedSharding(mesh, P())
-
-    dataset = data.load_dataset(config.dataset)
-    for error in dataset.rejected:
-        say(f"rejected row {error}")
-    encoded = data.encode_train(dataset.train, config.model.context)
-    info = dataset.info
-    say(
-        f"dataset {info.name} sha256 {info.sha256[:16]} train {info.train_rows} eval "
-        f"{info.eval_rows} rows, {encoded.tokens.shape[1]} tokens/row"
-    )
-
-    graphdef, params = build_model(config)
-    state = jax.device_put(init_state(params), replicated)
-    say(
-        f"model {model_id(config)} {param_count(params):,} params on "
-        f"{len(mesh.devices.flat)} x {mesh.devices.flat[0].platform}"
-    )
+    trainer = Trainer(config, say)
+    state = trainer.initial
     history: list[dict[str, float]] = []
     checkpointer = None
     if checkpoint_dir is not None:
         from tunix_rt.train.checkpoint import Checkpointer
 
         checkpointer = Checkpointer(checkpoint_dir)
-        restored = checkpointer.restore(state)
-        if restored is not None:
-            state, meta = restored
-            _check_resumable(meta, config, checkpoint_dir)
-            history = list(meta.get("history", []))
-            say(f"resumed from {checkpoint_dir} at step {int(state.step)}")
+    try:
+        save = None
+        last_loss = float("nan")
+        if checkpointer is not None:
+            meta = checkpointer.meta()
+            if meta is not None:
+                _check_resumable(meta, config, str(checkpoint_dir))
+                state = checkpointer.restore(state)
+                _check_step(int(state.step), config, str(checkpoint_dir))
+                history = list(meta.get("history", []))
+                last_loss = float(meta.get("loss") or "nan")
+                say(f"resumed from {checkpoint_dir} at step {int(state.step)}")
 
-    hp = jax.device_put(Hyperparams.from_config(config), replicated)
-    step_fn = jitted_train_step(mesh)
-    evaluator = Evaluator(graphdef, mesh, dataset.eval, config.eval, config.model.context)
-    batches = Batches(
-        encoded,
-        BatchOrder(len(encoded.tokens), config.batch_size, config.seed),
-        NamedSharding(mesh, P("data")),
-    )
+            def save(s: TrainState, loss: float) -> None:
+                checkpointer.save(s, _meta(config, history, loss))
 
-    first = int(state.step)
-    total = config.max_steps
-    if first > total:
-        raise ValueError(
-            f"the checkpoint in {checkpoint_dir} is at step {first}, past maxSteps {total}; "
-            "raise maxSteps or use a fresh checkpointDir"
-        )
-    losses: list[jax.Array] = []
-    last_loss = float("nan")
-    compile_seconds = eval_seconds = 0.0
-    train_started = time.perf_counter()
-    timed_from = first
-    upcoming = batches.get(first) if first < total else None
-    for step in range(first, total):
-        assert upcoming is not None
-        state, loss = step_fn(graphdef, state, *upcoming, hp)
-        losses.append(loss)
-        done = step + 1
-        upcoming = batches.get(done) if done < total else None  # overlaps the running step
-        if step == first:
-            jax.block_until_ready(loss)
-            compile_seconds = time.perf_counter() - train_started
-            train_started, timed_from = time.perf_counter(), done
-        if done == total:
-            break
-        at_log = done % config.log_every == 0
-        at_eval = config.eval.eval_every > 0 and done % config.eval.eval_every == 0
-        metrics: dict[str, float] | None = None
-        if at_log or at_eval:
-            last_loss = _mean(losses)
-            losses = []
-            elapsed = time.perf_counter() - train_started - eval_seconds
-            metrics = {
-                "step": done,
-                "loss": last_loss,
-                "learning_rate": float(learning_rate_at(jnp.asarray(step), hp)),
-                "steps_per_second": (done - timed_from) / elapsed if elapsed > 0 else 0.0,
-            }
-            if at_eval:
-                eval_start = time.perf_counter()
-                _, eval_metrics = evaluator(state.params, limit=config.eval.intermediate_rows)
-                eval_seconds += time.perf_counter() - eval_start
-                metrics.update(eval_metrics)
-            say(_progress_line(metrics, total))
-            history.append(metrics)
-        if checkpointer is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
-            checkpointer.save(state, _meta(config, history))
-        if metrics is not None:
-            tell(metrics)
+        state, last_loss, timing = trainer.train(state, history, tell, say, save, last_loss)
+        if save is not None:
+            save(state, last_loss)  # no-op when this step is already saved
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()
 
-    jax.block_until_ready(state)
-    train_seconds = time.perf_counter() - train_started - eval_seconds
-    if losses:
-        last_loss = _mean(losses)
-    if checkpointer is not None:
-        if first < total:
-            checkpointer.save(state, _meta(config, history))
-        checkpointer.close()
-
-    eval_start = time.perf_counter()
-    rows, final = evaluator(state.params)
-    eval_seconds_final = time.perf_counter() - eval_start
-    steps_run = total - timed_from
+    eval_started = time.perf_counter()
+    rows, final = trainer.evaluator(state.params)
     final.update(
         {
-            "step": total,
+            "step": config.max_steps,
             "loss": last_loss,
-            "steps_per_second": steps_run / train_seconds if steps_run > 0 and train_seconds > 0 else 0.0,
-            "compile_seconds": compile_seconds,
-            "train_seconds": train_seconds,
-            "eval_seconds": eval_seconds_final,
+            "steps_per_second": timing.timed_steps / timing.train if timing.train > 0 else 0.0,
+            "compile_seconds": timing.compile,
+            "train_seconds": timing.train,
+            "eval_seconds": time.perf_counter() - eval_started + timing.eval,
         }
     )
-    final = {k: v for k, v in final.items() if np.isfinite(v)}
+    final = {k: v for k, v in final.items() if math.isfinite(v)}
     history.append(final)
     tell(final)
-    score = final.get("primary_score")
-    say(
-        f"done: {total} steps, primary_score {score if score is None else f'{score:.4f}'} "
-        f"on {len(rows)} eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, "
-        f"trace p50/p95 {final.get('trace_len_p50', 0):.0f}/{final.get('trace_len_p95', 0):.0f} tokens"
-    )
+    say(_final_line(final, len(rows)))
     return TrainResult(
-        primary_score=score,
+        primary_score=final.get("primary_score"),
         metrics=final,
         eval_rows=rows,
         history=history,
-        steps=total,
+        steps=config.max_steps,
         wall_seconds=time.perf_counter() - started,
-        dataset=info,
-        devices=[str(d) for d in mesh.devices.flat],
+        dataset=trainer.info,
+        devices=[str(d) for d in trainer.mesh.devices.flat],
         config=config.to_wire(),
         model_id=model_id(config),
+    )
+
+
+def _final_line(metrics: dict[str, float], rows: int) -> str:
+    score = metrics.get("primary_score")
+    return (
+        f"done: {metrics['step']:.0f} steps, primary_score "
+        f"{'n/a' if score is None else f'{score:.4f}'} on {rows} eval rows, format_valid "
+        f"{metrics.get('format_valid_rate', 0):.3f}, cap_hit {metrics.get('cap_hit_rate', 0):.3f}, "
+        f"trace p50/p95 {metrics.get('trace_len_p50', 0):.0f}/"
+        f"{metrics.get('trace_len_p95', 0):.0f} tokens"
     )
 
 
@@ -281,8 +324,21 @@ def _progress_line(metrics: dict[str, float], total: int) -> str:
     return line
 
 
-def _meta(config: TrainerConfig, history: list[dict[str, float]]) -> dict[str, Any]:
-    return {"config": config.to_wire(), "history": history}
+def _meta(config: TrainerConfig, history: list[dict[str, float]], loss: float) -> dict[str, Any]:
+    """What a resumed run needs besides the state: its config, learning curve, last loss."""
+    return {
+        "config": config.to_wire(),
+        "history": history,
+        "loss": loss if math.isfinite(loss) else None,
+    }
+
+
+def _check_step(step: int, config: TrainerConfig, directory: str) -> None:
+    if step > config.max_steps:
+        raise ValueError(
+            f"checkpointDir {directory} is at step {step}, past maxSteps {config.max_steps}; "
+            "raise maxSteps or use a fresh checkpointDir"
+        )
 
 
 def _check_resumable(meta: dict[str, Any], config: TrainerConfig, directory: str) -> None:
