@@ -177,6 +177,14 @@ def test_bounds_enums_and_defaults() -> None:
     assert "default" not in str(root_schema("Sweep")["properties"]["status"])
 
 
+@pytest.mark.parametrize("kind", ["Sweep", "Rehearsal"])
+def test_storage_has_no_server_side_default(kind: str) -> None:
+    """The API server must not fill in file://./runs: the operator's configured store applies."""
+    storage = root_schema(kind)["properties"]["spec"]["properties"]["storage"]
+    assert "default" not in storage
+    assert not any(key.startswith("x-tunix-rt") for key in storage)
+
+
 def rules_at(schema: Schema) -> list[str]:
     return [r["rule"] for r in schema.get("x-kubernetes-validations", [])]
 

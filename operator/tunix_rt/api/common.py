@@ -16,6 +16,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "tunixrt"
 
 DEFAULT_STORAGE = "file://./runs"
+RUNTIME_DEFAULT = "x-tunix-rt-runtime-default"
+"""Schema marker: the default is chosen at run time (the operator's configured storage, or
+the local folder), so the CRD must not let the API server fill it in."""
 """The embedded default: a local folder as the object store."""
 
 STORAGE_SCHEMES = ("file://", "s3://", "gs://")

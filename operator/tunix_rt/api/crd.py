@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from tunix_rt.api.common import CATEGORY, GROUP, VERSION
+from tunix_rt.api.common import CATEGORY, GROUP, RUNTIME_DEFAULT, VERSION
 from tunix_rt.api.rehearsal import RehearsalSpec, RehearsalStatus
 from tunix_rt.api.sweep import SweepSpec, SweepStatus
 
@@ -112,8 +112,10 @@ class _Converter:
                 else:
                     out[bound] = value
                     out[key] = True
+            elif key == RUNTIME_DEFAULT:
+                continue
             elif key == "default":
-                if self.keep_defaults and value is not None:
+                if self.keep_defaults and value is not None and not node.get(RUNTIME_DEFAULT):
                     out["default"] = copy.deepcopy(value)
             elif key in ("properties", "required", "additionalProperties", "items"):
                 continue  # handled below

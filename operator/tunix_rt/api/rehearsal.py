@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field, model_validator
 from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
 from tunix_rt.api.common import (
     DEFAULT_STORAGE,
+    RUNTIME_DEFAULT,
     STORAGE_PATTERN,
     ClusterSpec,
     Condition,
@@ -67,7 +68,7 @@ class RehearsalSpec(ApiModel):
     storage: str = Field(
         DEFAULT_STORAGE,
         description="Store URI for the evidence bundle: file://, s3:// or gs://.",
-        json_schema_extra={"pattern": STORAGE_PATTERN},
+        json_schema_extra={"pattern": STORAGE_PATTERN, RUNTIME_DEFAULT: True},
     )
     timeout_seconds: int | None = Field(None, ge=60, description="Stop the run after this long.")
 

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, ConfigDict, Field, ValidationError, model_v
 from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
 from tunix_rt.api.common import (
     DEFAULT_STORAGE,
+    RUNTIME_DEFAULT,
     STORAGE_PATTERN,
     ClusterSpec,
     Condition,
@@ -258,7 +259,7 @@ class SweepSpec(ApiModel):
     storage: str = Field(
         DEFAULT_STORAGE,
         description="Store URI for trial results: file://, s3:// or gs://.",
-        json_schema_extra={"pattern": STORAGE_PATTERN},
+        json_schema_extra={"pattern": STORAGE_PATTERN, RUNTIME_DEFAULT: True},
     )
     seed: int = Field(0, ge=0, description="Seed of the search algorithm.")
 
