@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1.7
-# The tunix-rt operator image: kopf, kubernetes client, pydantic, fsspec/s3fs.
+# The tunix-rt operator image: kopf, kubernetes client, pydantic, fsspec/s3fs and gcsfs
+# (the gcs extra, so gs:// stores work, e.g. for TPU sweeps on GKE).
 # No JAX, no Ray (those live in the trainer images under images/).
 #
 #   docker build -t ghcr.io/tunix-rt/operator:0.1.0 \
@@ -21,11 +22,11 @@ WORKDIR /src
 # Dependencies first (cached while only the source changes), exactly as locked.
 COPY pyproject.toml uv.lock README.md ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-project
+    uv sync --frozen --no-dev --extra gcs --no-install-project
 # Then the package itself, as a wheel (not editable: /src is not in the final image).
 COPY operator ./operator
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-editable
+    uv sync --frozen --no-dev --extra gcs --no-editable
 
 FROM ${PYTHON_IMAGE}
 ARG TUNIX_RT_IMAGE=ghcr.io/tunix-rt/operator

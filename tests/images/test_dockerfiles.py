@@ -160,7 +160,7 @@ def test_package_is_installed_from_the_lock(path: Path) -> None:
     )
     assert extras <= declared
     if path == OPERATOR:
-        assert not extras, "the operator image installs no extras (no JAX, no Ray)"
+        assert extras == {"gcs"}, "the operator image installs only gcsfs (no JAX, no Ray)"
     else:
         assert "train" in extras
     # Only the venv reaches the runtime stage, on PATH.
