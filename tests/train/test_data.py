@@ -132,14 +132,24 @@ def test_user_jsonl_dataset_keeps_good_rows_and_reports_rejects(tmp_path: Path) 
 def test_user_jsonl_without_a_single_good_row_is_an_error(tmp_path: Path) -> None:
     bad = write_jsonl(tmp_path / "bad.jsonl", ["{oops"])
     good = write_jsonl(tmp_path / "good.jsonl", [GOOD])
-    with pytest.raises(ValueError, match=r"trainPath .* no valid rows"):
+    with pytest.raises(ValueError, match=r"trainPath .* no valid rows: .*bad.jsonl:1"):
         data.load_dataset(DatasetConfig(name="x", train_path=str(bad), eval_path=str(good)))
+    with pytest.raises(ValueError, match=r"dataset\.evalPath .*: no such file"):
+        data.load_dataset(DatasetConfig(name="x", train_path=str(good), eval_path="nope.jsonl"))
+
+
+def test_an_edited_user_file_is_read_again(tmp_path: Path) -> None:
+    train = write_jsonl(tmp_path / "train.jsonl", [GOOD])
+    config = DatasetConfig(name="mine", train_path=str(train), eval_path=str(train))
+    before = dataset_info(config)
+    write_jsonl(train, [GOOD, GOOD])
+    assert dataset_info(config).train_rows == before.train_rows + 1
 
 
 def test_encode_train_masks_only_the_target_and_packs_tightly() -> None:
     rows = [data.Example("12+30=", "020300", "42"), data.Example("1-2=", "x", "-1")]
     encoded = data.encode_train(rows, context=64)
-    assert encoded.tokens.shape == (2, 24)  # longest row 22 tokens, rounded up to 8
+    assert encoded.tokens.shape == (2, 19)  # the longest row: 7 prompt + 12 target tokens
     first = encoded.tokens[0]
     prompt_len = 1 + len("12+30=")
     assert encoded.loss_mask[0, :prompt_len].sum() == 0

@@ -14,7 +14,7 @@ from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
 
 BUILTIN_DATASETS = ("dev-reasoning-v2",)
 DEFAULT_WIDTH = 128
-DEFAULT_HEADS = 4
+DEFAULT_HEADS = 8
 
 
 class DatasetConfig(ApiModel):
@@ -88,7 +88,7 @@ class ModelConfig(ApiModel):
         DEFAULT_HEADS, ge=1, le=128, description="Attention heads; must divide width."
     )
     mlp_ratio: int = Field(4, ge=1, le=16, description="MLP hidden width / model width.")
-    context: int = Field(128, ge=32, le=8192, description="Maximum sequence length in tokens.")
+    context: int = Field(64, ge=32, le=8192, description="Maximum sequence length in tokens.")
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:
@@ -103,7 +103,7 @@ class EvalConfig(ApiModel):
     """How and how often the model is scored."""
 
     max_trace_tokens: int = Field(
-        96, ge=8, le=8192, description="Guardrail: generation stops after this many tokens."
+        48, ge=8, le=8192, description="Guardrail: generation stops after this many tokens."
     )
     eval_every: int = Field(
         0, ge=0, description="Steps between intermediate evals reported to the tuner (0: end only)."
@@ -131,8 +131,8 @@ class TrainerConfig(ApiModel):
 
     learning_rate: float = Field(3e-3, gt=0, le=1.0, description="Peak AdamW learning rate.")
     weight_decay: float = Field(0.01, ge=0, le=1.0, description="AdamW decoupled weight decay.")
-    warmup_steps: int = Field(50, ge=0, description="Linear warmup steps before cosine decay.")
-    batch_size: int = Field(64, ge=1, le=65536, description="Global train batch size.")
+    warmup_steps: int = Field(30, ge=0, description="Linear warmup steps before cosine decay.")
+    batch_size: int = Field(96, ge=1, le=65536, description="Global train batch size.")
     max_steps: int = Field(300, ge=1, le=10_000_000, description="Train steps (the smoke cap).")
     seed: int = Field(0, ge=0, description="Seed for init, shuffling and dropout.")
     grad_clip: float = Field(1.0, gt=0, description="Global gradient-norm clip.")

@@ -23,7 +23,7 @@ class Checkpointer:
     folder and renames it, so a crash mid-save never leaves a half checkpoint)."""
 
     def __init__(self, directory: str) -> None:
-        import orbax.checkpoint as ocp  # lazy: seconds to import, only needed here
+        import orbax.checkpoint as ocp  # type: ignore[import-untyped]  # lazy: slow import
 
         self._ocp = ocp
         self.directory = os.path.abspath(directory)

@@ -36,7 +36,6 @@ from pydantic import BaseModel, ConfigDict
 from tunix_rt.api.trainer import DatasetConfig
 from tunix_rt.train import tokenizer
 
-DEV_REASONING = "dev-reasoning-v2"
 MASK64 = (1 << 64) - 1
 COLUMNS = 3
 """Totals are kept modulo 10**COLUMNS; all true totals lie in [-198, 297]."""
@@ -247,15 +246,18 @@ def _load(
     eval_size: int,
     train_path: str | None,
     eval_path: str | None,
+    stamp: tuple[int, ...],
 ) -> Dataset:
     if train_path is not None and eval_path is not None:
         train, train_errors = load_jsonl(train_path)
         eval_rows, eval_errors = load_jsonl(eval_path)
-        for split, path, rows in (("train", train_path, train), ("eval", eval_path, eval_rows)):
+        for split, path, rows, errors in (
+            ("train", train_path, train, train_errors),
+            ("eval", eval_path, eval_rows, eval_errors),
+        ):
             if not rows:
-                raise ValueError(
-                    f"dataset.{split}Path {path} has no valid rows; see the row errors"
-                )
+                shown = "; ".join(str(e) for e in errors[:3]) or "the file is empty"
+                raise ValueError(f"dataset.{split}Path {path} has no valid rows: {shown}")
         rejected = train_errors + eval_errors
     else:
         train, eval_rows = generate(seed, train_size, eval_size)
@@ -270,7 +272,15 @@ def _load(
 
 
 def load_dataset(config: DatasetConfig) -> Dataset:
-    """The train and eval rows a config names (cached: sweeps reuse one dataset)."""
+    """The train and eval rows a config names (cached: sweeps reuse one dataset; a
+    user file is read again when its size or modification time changes)."""
+    stamp: tuple[int, ...] = ()
+    for field, path in (("trainPath", config.train_path), ("evalPath", config.eval_path)):
+        if path is not None:
+            if not Path(path).is_file():
+                raise ValueError(f"dataset.{field} {path}: no such file")
+            stat = Path(path).stat()
+            stamp += (stat.st_mtime_ns, stat.st_size)
     return _load(
         config.name,
         config.seed,
@@ -278,6 +288,7 @@ def load_dataset(config: DatasetConfig) -> Dataset:
         config.eval_size,
         config.train_path,
         config.eval_path,
+        stamp,
     )
 
 
@@ -300,7 +311,7 @@ def encode_prompt(prompt: str) -> list[int]:
 
 
 def encode_train(examples: Sequence[Example], context: int) -> EncodedTrain:
-    """Pack every row into the shortest multiple-of-8 length that fits the longest row."""
+    """Rows as [n, length] arrays, length = the longest row: no padding column is wasted."""
     encoded = []
     for index, ex in enumerate(examples):
         prompt = encode_prompt(ex.prompt)
@@ -311,8 +322,7 @@ def encode_train(examples: Sequence[Example], context: int) -> EncodedTrain:
                 f"model.context={context}; raise model.context or shorten the row"
             )
         encoded.append((prompt, target))
-    longest = max(len(p) + len(t) for p, t in encoded)
-    length = min(context, -(-longest // 8) * 8)
+    length = max(len(p) + len(t) for p, t in encoded)
     tokens = np.zeros((len(encoded), length), np.int32)
     loss_mask = np.zeros((len(encoded), length), np.int8)
     for row, (prompt, target) in enumerate(encoded):

@@ -16,13 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunix_rt.api.trainer import EvalConfig
 from tunix_rt.scoring import compute_primary_score
-from tunix_rt.train import tokenizer
+from tunix_rt.train import sharding, tokenizer
 from tunix_rt.train.data import Example, encode_prompt
 
 _FORMAT = re.compile(r"\s*<reasoning>(.*?)</reasoning>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
@@ -111,7 +110,19 @@ def summarize(rows: Sequence[EvalRow]) -> dict[str, float]:
 
 
 class Decoded(NamedTuple):
+    """Decoder output: the buffer with prompts and generations, per-row counts and stops."""
+
     tokens: jax.Array
+    generated: jax.Array
+    stopped: jax.Array
+
+
+class _Carry(NamedTuple):
+    """The while-loop state: next position, buffer, KV cache, per-row progress."""
+
+    position: jax.Array
+    buffer: jax.Array
+    cache: Any
     generated: jax.Array
     stopped: jax.Array
 
@@ -133,20 +144,13 @@ def greedy_decode(
     batch, length = buffer.shape
     stop = jnp.asarray(tokenizer.STOP_TOKENS, jnp.int32)
 
-    class Carry(NamedTuple):
-        position: jax.Array
-        buffer: jax.Array
-        cache: Any
-        generated: jax.Array
-        stopped: jax.Array
-
-    def finished(c: Carry) -> jax.Array:
+    def finished(c: _Carry) -> jax.Array:
         return c.stopped | (c.generated >= max_new) | (prompt_len == 0)
 
-    def cond(c: Carry) -> jax.Array:
+    def cond(c: _Carry) -> jax.Array:
         return (c.position + 1 < length) & ~jnp.all(finished(c))
 
-    def body(c: Carry) -> Carry:
+    def body(c: _Carry) -> _Carry:
         logits, cache = model.decode_step(c.buffer[:, c.position], c.position, c.cache)
         next_token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
         writes = (c.position + 1 >= prompt_len) & ~finished(c)
@@ -154,9 +158,9 @@ def greedy_decode(
         column = jnp.where(writes, next_token, current)
         buffer = jax.lax.dynamic_update_slice_in_dim(c.buffer, column[:, None], c.position + 1, 1)
         stopped = c.stopped | (writes & jnp.isin(next_token, stop))
-        return Carry(c.position + 1, buffer, cache, c.generated + writes, stopped)
+        return _Carry(c.position + 1, buffer, cache, c.generated + writes, stopped)
 
-    start = Carry(
+    start = _Carry(
         jnp.zeros((), jnp.int32),
         buffer,
         model.init_cache(batch, length),
@@ -170,8 +174,8 @@ def greedy_decode(
 @functools.cache
 def jitted_decode(mesh: Mesh) -> Any:
     """``greedy_decode`` compiled for ``mesh``: rows split over 'data', params replicated."""
-    replicated = NamedSharding(mesh, P())
-    rows = NamedSharding(mesh, P("data"))
+    replicated = sharding.replicated(mesh)
+    rows = sharding.rows(mesh)
     return jax.jit(
         greedy_decode,
         static_argnums=(0, 4),
@@ -211,7 +215,7 @@ class Evaluator:
         self.prompt_len = np.array([len(p) for p in prompts], np.int32)
         for row, prompt in enumerate(prompts):
             self.buffer[row, : len(prompt)] = prompt
-        self.sharding = NamedSharding(mesh, P("data"))
+        self.row_sharding = sharding.rows(mesh)
         self.decode = jitted_decode(mesh)
 
     def generate(self, params: Any, limit: int | None = None) -> list[tuple[list[int], bool]]:
@@ -227,8 +231,8 @@ class Evaluator:
             decoded = self.decode(
                 self.graphdef,
                 params,
-                jax.device_put(buffer, self.sharding),
-                jax.device_put(prompt_len, self.sharding),
+                jax.device_put(buffer, self.row_sharding),
+                jax.device_put(prompt_len, self.row_sharding),
                 self.config.max_trace_tokens,
             )
             tokens, generated, stopped = jax.device_get(decoded)

@@ -17,15 +17,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import NamedSharding
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunix_rt.api.trainer import TrainerConfig
-from tunix_rt.train import data
+from tunix_rt.train import data, sharding
 from tunix_rt.train.data import DatasetInfo
 from tunix_rt.train.evaluate import EvalRow, Evaluator
 from tunix_rt.train.model import Transformer, param_count
+from tunix_rt.train.sharding import data_mesh
 from tunix_rt.train.train_step import (
     Hyperparams,
     TrainState,
@@ -59,18 +59,6 @@ class TrainResult(BaseModel):
 
 def model_id(config: TrainerConfig) -> str:
     return f"tunix-rt/char-transformer-L{config.model.layers}-W{config.model.width}"
-
-
-def data_mesh(batch_size: int, devices: list[jax.Device] | None = None) -> Mesh:
-    """A 1-D mesh named 'data' over every local device: batches split, params replicated."""
-    devices = devices or jax.devices()
-    if batch_size % len(devices):
-        raise ValueError(
-            f"batchSize {batch_size} must be divisible by the {len(devices)} "
-            f"{devices[0].platform} devices JAX sees, for data parallelism; "
-            f"use a multiple of {len(devices)}"
-        )
-    return Mesh(np.array(devices), ("data",))
 
 
 class BatchOrder:
@@ -141,7 +129,7 @@ class Trainer:
     def __init__(self, config: TrainerConfig, say: Log) -> None:
         self.config = config
         self.mesh = data_mesh(config.batch_size)
-        self.replicated = NamedSharding(self.mesh, P())
+        self.replicated = sharding.replicated(self.mesh)
         dataset = data.load_dataset(config.dataset)
         for error in dataset.rejected:
             say(f"rejected row {error}")
@@ -165,7 +153,7 @@ class Trainer:
             self.graphdef, self.mesh, dataset.eval, config.eval, config.model.context
         )
         order = BatchOrder(len(encoded.tokens), config.batch_size, config.seed)
-        self.batches = Batches(encoded, order, NamedSharding(self.mesh, P("data")))
+        self.batches = Batches(encoded, order, sharding.rows(self.mesh))
 
     def train(
         self,
@@ -193,7 +181,7 @@ class Trainer:
             done = step + 1
             upcoming = self.batches.get(done) if done < total else None  # overlaps the step
             if step == first:
-                jax.block_until_ready(loss)
+                sharding.wait(loss)
                 timing.compile = time.perf_counter() - started
                 started, timed_from = time.perf_counter(), done
             if done == total:
@@ -221,7 +209,7 @@ class Trainer:
                 save(state, last_loss)  # before the report: the trial may be stopped in it
             if metrics is not None:
                 tell(metrics)
-        jax.block_until_ready(state)
+        sharding.wait(state)
         if first < total:
             timing.train = time.perf_counter() - started - timing.eval
             timing.timed_steps = total - timed_from

@@ -19,12 +19,14 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from tunix_rt.api.trainer import ModelConfig
 from tunix_rt.train import tokenizer
 
 _EMBED_INIT = nnx.initializers.normal(stddev=0.02)
+_MASKED = float(np.finfo(np.float32).min)
 
 
 class KVCache(NamedTuple):
@@ -52,7 +54,7 @@ class CausalSelfAttention(nnx.Module):
     def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, allowed: jax.Array) -> jax.Array:
         """q [b, tq, h, d] against k, v [b, tk, h, d]; ``allowed`` [tq, tk] masks keys."""
         scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.head_dim)
-        scores = jnp.where(allowed[None, None], scores, jnp.finfo(scores.dtype).min)
+        scores = jnp.where(allowed[None, None], scores, _MASKED)
         mixed = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), v)
         b, t = mixed.shape[:2]
         out: jax.Array = self.out(mixed.reshape(b, t, -1))

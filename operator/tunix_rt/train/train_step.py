@@ -15,10 +15,10 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 
 from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.train import sharding
 
 Params = dict[str, Any]
 """A pure pytree of arrays (``nnx.to_pure_dict`` of the model state)."""
@@ -128,8 +128,8 @@ def jitted_train_step(mesh: Mesh) -> Any:
 
     Cached per mesh so repeated trials in one process reuse the executable.
     """
-    replicated = NamedSharding(mesh, P())
-    batch = NamedSharding(mesh, P("data"))
+    replicated = sharding.replicated(mesh)
+    batch = sharding.rows(mesh)
     return jax.jit(
         train_step,
         static_argnums=0,
