@@ -38,14 +38,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from tunix_rt.api.trainer import TrainerConfig
-from tunix_rt.train import data, run_trial
+from tunix_rt.train import data, run_trial, sharding
 from tunix_rt.train.config import load_trainer_config
-from tunix_rt.train.loop import build_model, data_mesh
+from tunix_rt.train.loop import build_model
 from tunix_rt.train.model import train_flops_per_token
+from tunix_rt.train.sharding import data_mesh
 from tunix_rt.train.train_step import Hyperparams, init_state, jitted_train_step
 
 HERE = Path(__file__).resolve().parent
@@ -63,10 +62,10 @@ def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 3072), repeats: int = 5) -
         a = jnp.ones((n, n), jnp.float32)
         b = jnp.ones((n, n), jnp.float32)
         matmul = jax.jit(lambda x, y: x @ y)
-        jax.block_until_ready(matmul(a, b))
+        sharding.wait(matmul(a, b))
         for _ in range(repeats):
             start = time.perf_counter()
-            jax.block_until_ready(matmul(a, b))
+            sharding.wait(matmul(a, b))
             best = max(best, 2 * n**3 / (time.perf_counter() - start))
     return best
 
@@ -74,8 +73,8 @@ def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 3072), repeats: int = 5) -
 def bare_steps_per_second(config: TrainerConfig, steps: int) -> float:
     """The compiled train step alone, on device-resident batches: the loop's ceiling."""
     mesh = data_mesh(config.batch_size)
-    replicated = NamedSharding(mesh, P())
-    batch_sharding = NamedSharding(mesh, P("data"))
+    replicated = sharding.replicated(mesh)
+    batch_sharding = sharding.rows(mesh)
     dataset = data.load_dataset(config.dataset)
     encoded = data.encode_train(dataset.train, config.model.context)
     graphdef, params = build_model(config)
@@ -93,11 +92,11 @@ def bare_steps_per_second(config: TrainerConfig, steps: int) -> float:
             )
         )
     state, loss = step_fn(graphdef, state, *batches[0], hp)  # compile, as the trainer does
-    jax.block_until_ready(loss)
+    sharding.wait(loss)
     start = time.perf_counter()
     for i in range(steps - 1):
         state, loss = step_fn(graphdef, state, *batches[i % len(batches)], hp)
-    jax.block_until_ready(state)
+    sharding.wait(state)
     return (steps - 1) / (time.perf_counter() - start)
 
 

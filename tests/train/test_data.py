@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tunix_rt.api.trainer import DatasetConfig
-from tunix_rt.train import data, dataset_info
+from tunix_rt.train import data, dataset_info, tokenizer
 
 DEFAULT_SHA256 = "13813d57966f690d328f7befd762b755d2aa7176b85a385055651cbf644af8c9"
 """dev-reasoning-v2, seed 0, 20000 train + 512 eval rows. Pinned: if this changes, the
@@ -154,9 +154,7 @@ def test_encode_train_masks_only_the_target_and_packs_tightly() -> None:
     prompt_len = 1 + len("12+30=")
     assert encoded.loss_mask[0, :prompt_len].sum() == 0
     target = encoded.loss_mask[0].astype(bool)
-    assert data.tokenizer.decode(first[target]) == (
-        "<reasoning>020300</reasoning><answer>42</answer>"
-    )
+    assert tokenizer.decode(first[target]) == ("<reasoning>020300</reasoning><answer>42</answer>")
 
 
 def test_encode_train_names_context_when_a_row_does_not_fit() -> None:

@@ -20,8 +20,8 @@ from tunix_rt.train.evaluate import (
     score_row,
     summarize,
 )
-from tunix_rt.train.loop import data_mesh
 from tunix_rt.train.model import Transformer
+from tunix_rt.train.sharding import data_mesh
 
 EXAMPLE = Example("05-60+30=", "051419 050709 -520", "-25")
 
@@ -104,16 +104,14 @@ def test_greedy_decode_continues_each_prompt_with_the_argmax_of_a_full_forward()
     tokens, generated, stopped = jax.jit(greedy_decode, static_argnums=(0, 4))(
         graphdef, params, jnp.asarray(buffer), prompt_len, 6
     )
-    model = nnx.merge(graphdef, params)
+    logits = nnx.merge(graphdef, params)(tokens)  # causal: position p sees tokens <= p
     for row, prompt in enumerate(prompts):
         assert tokens[row, : len(prompt)].tolist() == prompt  # prompts untouched
         produced = int(generated[row])
-        seq = list(prompt)
-        for _ in range(produced):
-            logits = model(jnp.asarray([seq]))[0, -1]
-            seq.append(int(jnp.argmax(logits)))
-        assert tokens[row, : len(seq)].tolist() == seq
         assert produced == 6 or bool(stopped[row])
+        for position in range(len(prompt), len(prompt) + produced):
+            assert int(tokens[row, position]) == int(jnp.argmax(logits[row, position - 1]))
+        assert (tokens[row, len(prompt) + produced :] == 0).all()  # nothing written past
 
 
 def test_evaluator_caps_generation_and_reports_hit_cap() -> None:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import jax
 import pytest
+from trainer_helpers import tiny_config
 
-from conftest import tiny_config
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.train import TrainResult, run_trial
 from tunix_rt.train.__main__ import main
 from tunix_rt.train.config import load_trainer_config
-from tunix_rt.train.loop import BatchOrder, data_mesh
+from tunix_rt.train.loop import BatchOrder
+from tunix_rt.train.sharding import data_mesh
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,10 +1,9 @@
-"""Tiny trainer configs: real code paths, seconds on a CPU."""
+"""Tiny trainer configs: real code paths, seconds on a CPU (imported by the train tests;
+not a conftest, so its name cannot clash with tests/conftest.py)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import pytest
 
 from tunix_rt.api.trainer import TrainerConfig
 
@@ -27,8 +26,3 @@ def tiny_config(**overrides: Any) -> TrainerConfig:
         else:
             data[key] = value
     return TrainerConfig.model_validate(data)
-
-
-@pytest.fixture
-def tiny() -> TrainerConfig:
-    return tiny_config()
