@@ -592,11 +592,13 @@ def _run(
     config_digest = hashlib.sha256(canonical_json(config_wire)).hexdigest()
     started = datetime.now(UTC)
     clock = time.monotonic()
+    commit = commit_info(cwd)  # the code as it is when the run starts (it runs that code)
     try:
         with _capture_logging(log):
             log(f"tunix-rt rehearsal {plan.name} (namespace {plan.namespace})")
             log(f"command: {' '.join(command)}")
             log(f"storage: {redact_uri(store.uri)} prefix {prefix}")
+            log(f"code: commit {commit.short} ({commit.source})")
             log(f"config: {plan.config_path} sha256 {config_digest}")
             if plan.source_sweep:
                 log(f"promoted from sweep {plan.source_sweep} trial {plan.source_trial}")
@@ -643,7 +645,6 @@ def _run(
                 max_trace_tokens=plan.config.eval.max_trace_tokens,
                 rows_file=ROWS_NAME if plan.evidence.include_eval_rows else None,
             )
-            commit = commit_info(cwd)
             manifest = build_run_manifest(
                 run_name=plan.name,
                 namespace=plan.namespace,
