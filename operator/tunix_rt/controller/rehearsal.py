@@ -21,7 +21,6 @@ Success: the run wrote ``eval_summary.json`` under ``<storage>/<ns>/rehearsals/<
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import logging
 import time
@@ -33,7 +32,7 @@ import kopf
 from pydantic import BaseModel, ValidationError
 
 from tunix_rt.api.common import DEFAULT_STORAGE, GROUP, VERSION, Phase
-from tunix_rt.api.names import child_name, rehearsal_prefix
+from tunix_rt.api.names import rehearsal_prefix
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
@@ -41,6 +40,7 @@ from tunix_rt.controller.runtime import (
     Runtime,
     adopt_existing,
     clear_spec_change,
+    delete_child_rayjob,
     ensure_rayjob,
     fail,
     ignore_spec_change,
@@ -568,25 +568,16 @@ async def delete_rehearsal(
     **_: Any,
 ) -> None:
     """delete: remove the RayJob (ours only); the evidence stays in the store."""
-    runtime = runtime_of(memo)
-    namespace, name = str(meta["namespace"]), str(meta["name"])
-    rayjob_name = str(status.get("rayJobName") or child_name("rehearsal", name))
-    with runtime.metrics.time("rehearsal", "delete"):
-        try:
-            deleted = await runtime.rayjobs.delete_owned(
-                namespace, rayjob_name, meta.get("uid"), {REHEARSAL_LABEL: name}
-            )
-        except KubeApiError as exc:
-            raise kopf.TemporaryError(f"deleting RayJob {rayjob_name}: {exc}", delay=10) from exc
-    runtime.metrics.forget("rehearsal", namespace, name)
-    if deleted:
-        logger.info("deleted RayJob %s; evidence stays in the store", rayjob_name)
-        with contextlib.suppress(Exception):
-            kopf.info(
-                body,
-                reason="RayJobDeleted",
-                message=f"deleted RayJob {rayjob_name}; evidence stays in the store",
-            )
+    await delete_child_rayjob(
+        runtime_of(memo),
+        body,
+        meta,
+        status,
+        logger,
+        kind="rehearsal",
+        label=REHEARSAL_LABEL,
+        kept="evidence files",
+    )
 
 
 # ----------------------------------------------------------------------------- wiring

@@ -7,6 +7,7 @@ gives each object a shallow copy of that memo, so per-object caches live next to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import kopf
 
 from tunix_rt.api.common import API_VERSION, Phase
+from tunix_rt.api.names import child_name
 from tunix_rt.controller.config import OperatorConfig
 from tunix_rt.controller.metrics import Metrics
 from tunix_rt.controller.status import (
@@ -232,3 +234,32 @@ async def adopt_existing(
     meta = body.get("metadata") or {}
     phase = str(status.get("phase") or Phase.PENDING.value)
     runtime.metrics.observe_phase(kind, str(meta.get("namespace")), str(meta.get("name")), phase)
+
+
+async def delete_child_rayjob(
+    runtime: Runtime,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    logger: kopf.Logger,
+    *,
+    kind: str,
+    label: str,
+    kept: str,
+) -> None:
+    """delete: remove the parent's RayJob (ours only); what is in the store (``kept``) stays."""
+    namespace, name = str(meta["namespace"]), str(meta["name"])
+    rayjob_name = str(status.get("rayJobName") or child_name(kind, name))
+    with runtime.metrics.time(kind, "delete"):
+        try:
+            deleted = await runtime.rayjobs.delete_owned(
+                namespace, rayjob_name, meta.get("uid"), {label: name}
+            )
+        except KubeApiError as exc:
+            raise kopf.TemporaryError(f"deleting RayJob {rayjob_name}: {exc}", delay=10) from exc
+    runtime.metrics.forget(kind, namespace, name)
+    if deleted:
+        message = f"deleted RayJob {rayjob_name}; {kept} stay in the store"
+        logger.info(message)
+        with contextlib.suppress(Exception):
+            kopf.info(body, reason="RayJobDeleted", message=message)

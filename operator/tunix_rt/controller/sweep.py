@@ -26,7 +26,6 @@ driver runs trials) -> ``Succeeded`` or ``Failed``. Each transition posts an Eve
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -45,6 +44,7 @@ from tunix_rt.controller.runtime import (
     Runtime,
     adopt_existing,
     clear_spec_change,
+    delete_child_rayjob,
     ensure_rayjob,
     fail,
     ignore_spec_change,
@@ -526,25 +526,16 @@ async def delete_sweep(
     **_: Any,
 ) -> None:
     """delete: remove the RayJob (ours only); the store keeps every result."""
-    runtime = runtime_of(memo)
-    namespace, name = str(meta["namespace"]), str(meta["name"])
-    rayjob_name = str(status.get("rayJobName") or child_name("sweep", name))
-    with runtime.metrics.time("sweep", "delete"):
-        try:
-            deleted = await runtime.rayjobs.delete_owned(
-                namespace, rayjob_name, meta.get("uid"), {SWEEP_LABEL: name}
-            )
-        except KubeApiError as exc:
-            raise kopf.TemporaryError(f"deleting RayJob {rayjob_name}: {exc}", delay=10) from exc
-    runtime.metrics.forget("sweep", namespace, name)
-    if deleted:
-        logger.info("deleted RayJob %s; results stay in the store", rayjob_name)
-        with contextlib.suppress(Exception):
-            kopf.info(
-                body,
-                reason="RayJobDeleted",
-                message=f"deleted RayJob {rayjob_name}; results stay in the store",
-            )
+    await delete_child_rayjob(
+        runtime_of(memo),
+        body,
+        meta,
+        status,
+        logger,
+        kind="sweep",
+        label=SWEEP_LABEL,
+        kept="results",
+    )
 
 
 # ----------------------------------------------------------------------------- wiring
