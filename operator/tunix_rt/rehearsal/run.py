@@ -65,6 +65,7 @@ from tunix_rt.evidence import (
 from tunix_rt.evidence.manifest import canonical_json, iso
 from tunix_rt.evidence.package import SUBMISSION_DIR
 from tunix_rt.evidence.summary import row_dict, rows_jsonl
+from tunix_rt.evidence.upload import publish_folder
 from tunix_rt.scoring import compute_primary_score
 from tunix_rt.storage import Store, StoreError, StoreNotFoundError, redact_uri, scrub
 
@@ -73,6 +74,10 @@ SOURCE_TRIAL_ANNOTATION = "tunixrt.io/source-trial"
 
 Trainer = Callable[..., Any]
 """``run_trial(config, *, report=None, checkpoint_dir=None, log=None) -> TrainResult``."""
+
+
+FAILED_DIR = "failed"
+"""Subfolder of a rehearsal's prefix with the logs of failed attempts; never pruned."""
 
 
 class RehearsalError(RuntimeError):
@@ -693,7 +698,7 @@ def _run(
         if not check.ok:
             raise RehearsalError(f"the bundle {bundle.name} does not verify: {check.errors}")
     say = echo or (lambda _line: None)
-    uris, bundle_uri = _upload(store, folder, prefix, bundle, say)
+    published = publish_folder(store, folder, prefix, keep=(FAILED_DIR,), say=say)
     return RehearsalResult(
         name=plan.name,
         namespace=plan.namespace,
@@ -702,9 +707,9 @@ def _run(
         steps=steps,
         wall_seconds=round(wall, 3),
         evidence_uri=store.uri_for(prefix),
-        bundle_uri=bundle_uri,
+        bundle_uri=published.bundle_uri,
         bundle_name=bundle.name if bundle else None,
-        evidence_files=uris,
+        evidence_files=published.uris,
         local_dir=str(folder.resolve()) if keep else _local_store_dir(store, prefix),
         source_sweep=plan.source_sweep,
         source_trial=plan.source_trial,
@@ -723,28 +728,3 @@ def _write_json(path: Path, data: Any) -> None:
 def _local_store_dir(store: Store, prefix: str) -> str | None:
     path = store.local_path(prefix)
     return str(path) if path is not None else None
-
-
-def _upload(
-    store: Store, folder: Path, prefix: str, bundle: Path | None, say: Callable[[str], None]
-) -> tuple[list[str], str | None]:
-    """Every file to ``<prefix>/…``: evidence, then SHA256SUMS, then the zip; stale keys go."""
-    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    order = [n for n in files if n != SUMS_NAME and not n.startswith(f"{SUBMISSION_DIR}/")]
-    order += [n for n in files if n == SUMS_NAME]
-    order += [n for n in files if n.startswith(f"{SUBMISSION_DIR}/")]
-    target = store.local_path(prefix)
-    same_place = target is not None and target.resolve() == folder.resolve()
-    uris = []
-    for name in order:
-        key = f"{prefix}/{name}"
-        uris.append(store.uri_for(key) if same_place else store.upload_file(folder / name, key))
-    wanted = {f"{prefix}/{name}" for name in order}
-    for stale in sorted(set(store.list(prefix)) - wanted):
-        store.delete(stale)
-        say(f"removed stale {store.uri_for(stale)}")
-    bundle_uri = (
-        store.uri_for(f"{prefix}/{SUBMISSION_DIR}/{bundle.name}") if bundle is not None else None
-    )
-    say(f"uploaded {len(order)} files to {store.uri_for(prefix)}")
-    return sorted(uris), bundle_uri
