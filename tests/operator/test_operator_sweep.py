@@ -23,7 +23,7 @@ from operator_helpers import (
     write_trial,
 )
 
-from tunix_rt.api.names import trial_key
+from tunix_rt.api.names import sweep_evidence_prefix, trial_key
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import TrialState
 from tunix_rt.storage import Store
@@ -114,9 +114,14 @@ async def test_sweep_runs_to_success(
         write_trial(store, NS, "lr", "t_00002", TrialState.FAILED, None, learningRate=0.009),
         write_trial(store, NS, "lr", "t_00003", TrialState.STOPPED, 0.25, learningRate=0.0002),
     ]
+    # The driver uploads the evidence bundle before the summary (see tune/driver.py).
+    zip_key = f"{sweep_evidence_prefix(NS, 'lr')}/submission/tunix_rt_lr_20261102_0123456.zip"
+    store.write_bytes(zip_key, b"PK-not-read-by-the-operator")
     write_summary(store, NS, "lr", t, best="t_00001")
     await api.job_status(NS, "sweep-lr", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED")
     status = await wait_for(lambda: phase_is(api, "lr", "Succeeded"), what="Succeeded")
+    assert status["bundleUri"] == store.uri_for(zip_key)
+    assert status["evidenceUri"] == f"{store.uri}/{NS}/lr/evidence"
     assert status["trialsCompleted"] == 3 and status["trialsFailed"] == 1
     assert status["trialsProgress"] == "4/4"
     assert [(x["id"], x["state"], x.get("primaryScore")) for x in status["trials"]] == [

@@ -7,6 +7,7 @@ each trial trains and evaluates with JAX and reports to Tune, records land in th
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from tunix_rt.api.sweep import Objective
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.cli import app
+from tunix_rt.evidence import verify_zip
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +90,28 @@ def test_sweep_run_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) ->
     assert "tunix-rt promote" in out.stdout
     for trial in trials:
         assert trial.trial_id in out.stdout
+
+    # The evidence bundle: uploaded before summary.json, verifies, names every trial.
+    evidence = folder / "evidence"
+    zips = sorted((evidence / "submission").glob("tunix_rt_tiny_*.zip"))
+    assert len(zips) == 1, sorted(p.name for p in evidence.rglob("*"))
+    assert f"evidence: file://{zips[0]}" in out.stdout
+    assert zips[0].stat().st_mtime <= (folder / "summary.json").stat().st_mtime
+    check = verify_zip(zips[0])
+    assert check.ok, check.errors
+    assert check.primary_score == summary.primary_score
+    manifest = json.loads((evidence / "run_manifest.json").read_text())
+    assert manifest["kind"] == "sweep" and manifest["config_path"] == str(spec)
+    assert manifest["config"]["maxTrials"] == 2
+    assert "<spec: see config>" in manifest["command"]
+    bundled = SweepResult.model_validate_json((evidence / "sweep_summary.json").read_text())
+    assert bundled == summary
+    log = (evidence / "sweep_log.txt").read_text()
+    for trial in trials:
+        assert f"trial {trial.trial_id} started" in log
+        assert f"trial {trial.trial_id} succeeded" in log
+    assert "Succeeded: best trial" in log
+    assert (folder / "sweep_log.txt").read_text().startswith(log)
 
     runner = CliRunner()
     shown = runner.invoke(app, ["sweep", "show", str(folder)], env={"COLUMNS": "200"})

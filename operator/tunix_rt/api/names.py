@@ -27,6 +27,11 @@ def summary_key(namespace: str, sweep: str) -> str:
     return f"{sweep_prefix(namespace, sweep)}/summary.json"
 
 
+def sweep_evidence_prefix(namespace: str, sweep: str) -> str:
+    """Evidence folder of a finished Sweep (manifest, summary, trials, report, zip)."""
+    return f"{sweep_prefix(namespace, sweep)}/evidence"
+
+
 def rehearsal_prefix(namespace: str, rehearsal: str) -> str:
     """Evidence bundle folder of a Rehearsal, relative to the storage URI."""
     return f"{namespace}/rehearsals/{rehearsal}"

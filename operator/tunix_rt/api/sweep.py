@@ -382,6 +382,10 @@ class SweepStatus(ApiModel):
     best_trial: BestTrial | None = Field(None, description="The best trial so far.")
     primary_score: float | None = Field(None, description="The best trial's primary_score.")
     results_uri: str | None = Field(None, description="Where trial results and summary live.")
+    evidence_uri: str | None = Field(
+        None, description="Evidence folder of the finished sweep (manifest, report, trials)."
+    )
+    bundle_uri: str | None = Field(None, description="The finished sweep's evidence zip.")
     start_time: datetime | None = Field(None, description="When the sweep started running.")
     completion_time: datetime | None = Field(None, description="When the sweep finished.")
 

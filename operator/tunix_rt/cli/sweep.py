@@ -28,7 +28,12 @@ from rich.console import Console
 from rich.live import Live
 
 from tunix_rt.api.manifests import ManifestError, load_sweep
-from tunix_rt.api.names import LOCAL_NAMESPACE, summary_key, trials_prefix
+from tunix_rt.api.names import (
+    LOCAL_NAMESPACE,
+    summary_key,
+    sweep_evidence_prefix,
+    trials_prefix,
+)
 from tunix_rt.api.results import best_trial, objective_value
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import TrialResult, TrialState
@@ -41,6 +46,7 @@ from tunix_rt.cli.display import (
     trial_table,
 )
 from tunix_rt.cli.validate import print_errors
+from tunix_rt.evidence.upload import latest_bundle
 from tunix_rt.storage import Store, StoreError
 
 app = typer.Typer(no_args_is_help=True, help="Run a sweep locally, or show a sweep's results.")
@@ -86,6 +92,13 @@ def _read_trials(store: Store, name: str) -> list[TrialResult]:
         except Exception:  # a file being replaced: next poll
             continue
     return out
+
+
+def _bundle_uri(store: Store, name: str) -> str | None:
+    try:
+        return latest_bundle(store, sweep_evidence_prefix(LOCAL_NAMESPACE, name))
+    except StoreError:
+        return None
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -191,6 +204,7 @@ def run(
         "--storage", store.uri,
         "--namespace", LOCAL_NAMESPACE,
         "--name", sweep_name,
+        "--source", str(file),
     ]  # fmt: skip
     if fresh:
         cmd.append("--fresh")
@@ -243,6 +257,9 @@ def run(
                 f"({format_params(best.params)})"
             )
         console.print(f"results: {summary_uri}")
+        bundle = _bundle_uri(store, sweep_name)
+        if bundle is not None:
+            console.print(f"evidence: {bundle}", soft_wrap=True)
         console.print(f"wall time: {elapsed:.0f}s")
         if code == 0 and best is not None:
             console.print(

@@ -36,7 +36,13 @@ import kopf
 from pydantic import ValidationError
 
 from tunix_rt.api.common import GROUP, VERSION, Phase
-from tunix_rt.api.names import child_name, summary_key, sweep_prefix, trials_prefix
+from tunix_rt.api.names import (
+    child_name,
+    summary_key,
+    sweep_evidence_prefix,
+    sweep_prefix,
+    trials_prefix,
+)
 from tunix_rt.api.results import best_summary, best_trial, trial_summary
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import FINISHED_STATES, SweepResult, TrialResult, TrialState
@@ -68,6 +74,7 @@ from tunix_rt.controller.status import (
 from tunix_rt.kuberay.client import KubeApiError
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.rayjob import SWEEP_LABEL, build_sweep_rayjob, spec_annotation
+from tunix_rt.evidence.upload import latest_bundle
 from tunix_rt.storage import Store, StoreError
 
 KIND = "Sweep"
@@ -106,6 +113,8 @@ def running_spec(
 class Snapshot:
     trials: list[TrialResult] = field(default_factory=list)
     summary: SweepResult | None = None
+    bundle_uri: str | None = None
+    """The finished sweep's evidence zip (uploaded before summary.json)."""
     problems: list[str] = field(default_factory=list)
 
 
@@ -134,6 +143,8 @@ def read_results(
             snap.summary = SweepResult.model_validate(store.read_json(summary_key(namespace, name)))
         except (StoreError, ValidationError, ValueError) as exc:
             snap.problems.append(f"summary: {str(exc).splitlines()[0]}")
+    if snap.summary is not None:
+        snap.bundle_uri = latest_bundle(store, sweep_evidence_prefix(namespace, name))
     return snap
 
 
@@ -450,6 +461,9 @@ async def _follow(
     )
     if verdict.phase in (Phase.SUCCEEDED, Phase.FAILED):
         desired["completionTime"] = status.get("completionTime") or timestamp()
+    if snap.bundle_uri is not None:
+        desired["evidenceUri"] = store.uri_for(sweep_evidence_prefix(namespace, name))
+        desired["bundleUri"] = snap.bundle_uri
     if not desired.get("bestTrial"):
         desired.pop("bestTrial")
         desired.pop("primaryScore")

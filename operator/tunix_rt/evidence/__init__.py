@@ -1,5 +1,6 @@
 """Evidence of a run: run_manifest.json, eval_summary.json, eval_rows.jsonl, the log,
-report.html, SHA256SUMS, and the reproducible submission zip (see docs/evidence.md).
+report.html, SHA256SUMS, and the reproducible submission zip (see docs/evidence.md); for a
+finished Sweep its summary, trial records, log and report (``evidence.sweep``).
 
 Pure Python (no JAX): the operator and the CLI import it as well as the trial images.
 """
@@ -7,6 +8,8 @@ Pure Python (no JAX): the operator and the CLI import it as well as the trial im
 from tunix_rt.evidence.checksums import SUMS_NAME, ChecksumError, parse_sums, write_sums
 from tunix_rt.evidence.manifest import MANIFEST_NAME, build_run_manifest, commit_info
 from tunix_rt.evidence.package import (
+    SWEEP_LOG_NAME,
+    SWEEP_SUMMARY_NAME,
     PackageError,
     VerifyReport,
     build_zip,
@@ -16,10 +19,11 @@ from tunix_rt.evidence.package import (
 )
 from tunix_rt.evidence.report import REPORT_NAME, render_report
 from tunix_rt.evidence.summary import ROWS_NAME, SUMMARY_NAME, build_eval_summary
+from tunix_rt.evidence.sweep import SweepRunFacts, write_sweep_evidence
+from tunix_rt.evidence.upload import Published, publish_folder
 from tunix_rt.evidence.validation import EvidenceError, schema_errors, validate
 
 LOG_NAME = "kaggle_output_log.txt"
-SWEEP_SUMMARY_NAME = "sweep_summary.json"
 
 __all__ = [
     "LOG_NAME",
@@ -28,10 +32,13 @@ __all__ = [
     "ROWS_NAME",
     "SUMMARY_NAME",
     "SUMS_NAME",
+    "SWEEP_LOG_NAME",
     "SWEEP_SUMMARY_NAME",
     "ChecksumError",
     "EvidenceError",
     "PackageError",
+    "Published",
+    "SweepRunFacts",
     "VerifyReport",
     "build_eval_summary",
     "build_run_manifest",
@@ -40,9 +47,11 @@ __all__ = [
     "collect_files",
     "commit_info",
     "parse_sums",
+    "publish_folder",
     "render_report",
     "schema_errors",
     "validate",
     "verify_zip",
     "write_sums",
+    "write_sweep_evidence",
 ]

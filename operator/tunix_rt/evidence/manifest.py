@@ -117,6 +117,7 @@ def build_run_manifest(
     storage_prefix: str,
     versions: dict[str, str | None] | None = None,
     environ: dict[str, str] | None = None,
+    kind: str = "rehearsal",
 ) -> dict[str, Any]:
     """The manifest as a dict, validated against run_manifest.schema.json.
 
@@ -126,7 +127,7 @@ def build_run_manifest(
     env = os.environ if environ is None else environ
     manifest: dict[str, Any] = {
         "schema_version": MANIFEST_SCHEMA_VERSION,
-        "kind": "rehearsal",
+        "kind": kind,
         "run_name": run_name,
         "namespace": namespace,
         "commit_sha": commit.sha,

@@ -30,6 +30,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from tunix_rt.api.trial import SweepResult, TrialResult
 from tunix_rt.evidence.checksums import (
     SUMS_NAME,
     ChecksumError,
@@ -50,6 +53,11 @@ SUBMISSION_DIR = "submission"
 TMP_PREFIX = ".tmp-"
 
 REHEARSAL_REQUIRED = (MANIFEST_NAME, SUMMARY_NAME, "kaggle_output_log.txt", SUMS_NAME)
+
+SWEEP_SUMMARY_NAME = "sweep_summary.json"
+SWEEP_LOG_NAME = "sweep_log.txt"
+TRIALS_DIR = "trials"
+SWEEP_REQUIRED = (MANIFEST_NAME, SWEEP_SUMMARY_NAME, SWEEP_LOG_NAME, SUMS_NAME)
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644
@@ -341,10 +349,13 @@ def _check_documents(contents: dict[str, bytes], report: VerifyReport) -> None:
             )
             if isinstance(manifest, dict):
                 report.run_name = manifest.get("run_name")
-    if isinstance(manifest, dict) and manifest.get("kind") == "rehearsal":
-        for required in REHEARSAL_REQUIRED:
-            if required not in contents and required != SUMS_NAME:
-                report.errors.append(f"{required} is missing (required in a rehearsal bundle)")
+    kind = manifest.get("kind") if isinstance(manifest, dict) else None
+    required_files = {"rehearsal": REHEARSAL_REQUIRED, "sweep": SWEEP_REQUIRED}.get(str(kind), ())
+    for required in required_files:
+        if required not in contents and required != SUMS_NAME:
+            report.errors.append(f"{required} is missing (required in a {kind} bundle)")
+    if kind == "sweep" and SWEEP_SUMMARY_NAME in contents:
+        _check_sweep(contents, report)
     if SUMMARY_NAME in contents:
         summary = _json_or_error(SUMMARY_NAME, contents[SUMMARY_NAME], report)
         if summary is not None:
@@ -370,6 +381,38 @@ def _check_documents(contents: dict[str, bytes], report: VerifyReport) -> None:
                     f"{SUMMARY_NAME} primary_score {report.primary_score} != "
                     f"compute_primary_score over {ROWS_NAME} ({recomputed})"
                 )
+
+
+def _check_sweep(contents: dict[str, bytes], report: VerifyReport) -> None:
+    """The summary reads as the operator reads it, and names exactly the bundled trials."""
+    try:
+        summary = SweepResult.model_validate_json(contents[SWEEP_SUMMARY_NAME])
+    except ValidationError as exc:
+        report.errors.append(f"{SWEEP_SUMMARY_NAME} is not a sweep summary: {exc}")
+        return
+    report.primary_score = summary.primary_score
+    bundled: dict[str, TrialResult] = {}
+    for name, data in contents.items():
+        if name.startswith(f"{TRIALS_DIR}/") and name.endswith(".json"):
+            try:
+                trial = TrialResult.model_validate_json(data)
+            except ValidationError as exc:
+                report.errors.append(f"{name} is not a trial record: {exc.errors()[0]['msg']}")
+                continue
+            bundled[trial.trial_id] = trial
+    listed = {t.trial_id for t in summary.trials}
+    for trial_id in sorted(listed - set(bundled)):
+        report.errors.append(f"trial {trial_id} is in {SWEEP_SUMMARY_NAME}, not in {TRIALS_DIR}/")
+    for trial_id in sorted(set(bundled) - listed):
+        report.errors.append(f"{TRIALS_DIR}/{trial_id}.json is not in {SWEEP_SUMMARY_NAME}")
+    best = next((t for t in summary.trials if t.trial_id == summary.best_trial_id), None)
+    if summary.best_trial_id is not None and best is None:
+        report.errors.append(f"best trial {summary.best_trial_id} is not among the trials")
+    elif best is not None and best.primary_score != summary.primary_score:
+        report.errors.append(
+            f"{SWEEP_SUMMARY_NAME} primary_score {summary.primary_score} != its best trial's "
+            f"({best.primary_score})"
+        )
 
 
 def _json_or_error(label: str, data: bytes, report: VerifyReport) -> Any:

@@ -315,7 +315,7 @@ def _trial_section(sweep: Mapping[str, Any], own_score: float | None) -> str:
         "<table><tr><th>#</th><th>trial</th><th>state</th><th>primary_score</th>"
         f"<th>steps</th><th>params</th></tr>{''.join(rows)}</table>"
     )
-    smoke = _e(_fmt(sweep.get("primary_score")))
+    smoke = _e(_fmt(sweep.get("primary_score", sweep.get("primaryScore"))))
     return (
         f"<h2>Sweep {_e(sweep.get('sweep', ''))}: {len(trials)} trials "
         f"(best <code>{_e(best)}</code>, smoke primary_score {smoke})"
@@ -366,7 +366,6 @@ def render_report(
         if isinstance(source, Mapping) and source.get("sweep")
         else "inline config"
     )
-    dataset = manifest.get("dataset") or {}
     head = (
         f"<h1>{_e(title)}</h1><p class='muted'>{provenance} · commit "
         f"<code>{_e(manifest.get('commit_sha'))}</code>"
@@ -386,7 +385,81 @@ def render_report(
     curve_html = "".join(line_chart(series, title=name) for name, series in curves) or (
         '<p class="muted">No learning curve was recorded.</p>'
     )
-    run_facts = [
+    parts = [head, "<h2>Learning curve</h2>", curve_html]
+    if sweep:
+        parts.append(_trial_section(sweep, score if isinstance(score, int | float) else None))
+    parts += [
+        "<h2>Eval metrics</h2>",
+        _kv_table(sorted((summary.get("metrics") or {}).items())),
+        "<h2>Run</h2>",
+        _kv_table(_run_facts(manifest)),
+        "<h2>Config</h2>",
+        _kv_table(_flatten(manifest.get("config") or {})),
+        _versions_section(manifest),
+        _rows_section(rows, sample_rows),
+        _manifest_section(manifest),
+    ]
+    return _page(title, parts)
+
+
+def render_sweep_report(
+    *,
+    manifest: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    best_config: Mapping[str, Any] | None = None,
+) -> str:
+    """A finished sweep's page: verdict, trial table and plot, best config, the spec."""
+
+    def get(key: str, camel: str) -> Any:
+        return summary.get(key, summary.get(camel))
+
+    trials = [t for t in summary.get("trials") or [] if isinstance(t, Mapping)]
+    states: dict[str, int] = {}
+    for trial in trials:
+        states[str(trial.get("state", "?"))] = states.get(str(trial.get("state", "?")), 0) + 1
+    title = f"tunix-rt sweep {manifest.get('run_name', '')}"
+    phase = str(summary.get("phase", ""))
+    verdict = "ok" if phase == "Succeeded" else "bad"
+    head = (
+        f"<h1>{_e(title)}</h1><p class='muted'>commit <code>{_e(manifest.get('commit_sha'))}"
+        f"</code>{' (dirty tree)' if manifest.get('commit_dirty') else ''} · "
+        f"{_e(manifest.get('start_time'))} → {_e(manifest.get('end_time'))}</p>"
+        f'<p class="{verdict}">{_e(phase)}: {_e(summary.get("message") or "")}</p>'
+        '<div class="score">'
+        f"<div>best primary_score<b>{_e(_fmt(get('primary_score', 'primaryScore')))}</b></div>"
+        f"<div>best trial<b>{_e(get('best_trial_id', 'bestTrialId') or '—')}</b></div>"
+        f"<div>trials<b>{len(trials)} / {_e(get('trials_planned', 'trialsPlanned') or '—')}"
+        "</b></div>"
+        f"<div>wall<b>{_e(_fmt(manifest.get('wall_seconds'), 1))} s</b></div>"
+        "</div>"
+        f"<p class='muted'>trial states: "
+        f"{_e(', '.join(f'{k} {v}' for k, v in sorted(states.items())) or 'none')}</p>"
+    )
+    best_params = get("best_params", "bestParams")
+    parts = [head, _trial_section(summary, None)]
+    if best_params:
+        parts += ["<h2>Best params</h2>", _kv_table(sorted(best_params.items()))]
+    if best_config:
+        parts += [
+            "<h2>Best trial's trainer config</h2>",
+            "<p class='muted'>best_config.json; <code>tunix-rt promote</code> turns it into a "
+            "Rehearsal manifest.</p>",
+            _kv_table(_flatten(best_config)),
+        ]
+    parts += [
+        "<h2>Run</h2>",
+        _kv_table(_run_facts(manifest)),
+        "<h2>Sweep spec</h2>",
+        _kv_table(_flatten(manifest.get("config") or {})),
+        _versions_section(manifest),
+        _manifest_section(manifest),
+    ]
+    return _page(title, parts)
+
+
+def _run_facts(manifest: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    dataset = manifest.get("dataset") or {}
+    return [
         ("model_id", manifest.get("model_id")),
         ("dataset", f"{dataset.get('name')} (sha256 {dataset.get('sha256')})"),
         ("dataset rows", f"train {dataset.get('train_rows')}, eval {dataset.get('eval_rows')}"),
@@ -397,31 +470,27 @@ def render_report(
         ("image", manifest.get("image")),
         ("command", " ".join(str(a) for a in manifest.get("command") or [])),
     ]
-    versions = sorted((manifest.get("versions") or {}).items())
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        head,
-        "<h2>Learning curve</h2>",
-        curve_html,
-    ]
-    if sweep:
-        parts.append(_trial_section(sweep, score if isinstance(score, int | float) else None))
-    parts += [
-        "<h2>Eval metrics</h2>",
-        _kv_table(sorted((summary.get("metrics") or {}).items())),
-        "<h2>Run</h2>",
-        _kv_table(run_facts),
-        "<h2>Config</h2>",
-        _kv_table(_flatten(manifest.get("config") or {})),
-        "<h2>Versions</h2>",
-        _kv_table(versions),
-        _rows_section(rows, sample_rows),
-        "<h2>run_manifest.json</h2>",
-        f"<details><summary>show</summary><pre>{_e(json.dumps(manifest, indent=2, sort_keys=True))}"
-        "</pre></details>",
-        "</body></html>\n",
-    ]
-    return "\n".join(parts)
+
+
+def _versions_section(manifest: Mapping[str, Any]) -> str:
+    return "<h2>Versions</h2>\n" + _kv_table(sorted((manifest.get("versions") or {}).items()))
+
+
+def _manifest_section(manifest: Mapping[str, Any]) -> str:
+    return (
+        "<h2>run_manifest.json</h2>\n<details><summary>show</summary><pre>"
+        f"{_e(json.dumps(manifest, indent=2, sort_keys=True))}</pre></details>"
+    )
+
+
+def _page(title: str, parts: Sequence[str]) -> str:
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+            *parts,
+            "</body></html>\n",
+        ]
+    )

@@ -60,3 +60,10 @@ def publish_folder(
     bundle_uri = store.uri_for(f"{prefix}/{bundles[-1]}") if bundles else None
     say(f"uploaded {len(order)} files to {store.uri_for(prefix)}")
     return Published(sorted(uris), bundle_uri)
+
+
+def latest_bundle(store: Store, prefix: str) -> str | None:
+    """URI of the newest zip under ``<prefix>/submission/``, None when there is none."""
+    zips = sorted(k for k in store.list(prefix) if k.startswith(f"{prefix}/{SUBMISSION_DIR}/"))
+    zips = [k for k in zips if k.endswith(".zip")]
+    return store.uri_for(zips[-1]) if zips else None

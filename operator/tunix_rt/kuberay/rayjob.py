@@ -400,6 +400,7 @@ def sweep_entrypoint(spec: SweepSpec, namespace: str, name: str) -> str:
             "--storage", spec.storage,
             "--namespace", namespace,
             "--name", name,
+            "--source", f"Sweep {namespace}/{name}",
             "--address", "auto",
         ]
     )  # fmt: skip

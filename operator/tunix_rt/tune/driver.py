@@ -39,9 +39,12 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +61,18 @@ from ray.tune.search.optuna import OptunaSearch
 
 from tunix_rt.api.common import Phase, quantity_bytes
 from tunix_rt.api.manifests import ManifestError, SweepDocument, decode_spec_b64, load_sweep
-from tunix_rt.api.names import LOCAL_NAMESPACE
+from tunix_rt.api.names import LOCAL_NAMESPACE, sweep_evidence_prefix
 from tunix_rt.api.results import best_trial, objective_value, ranked
 from tunix_rt.api.sweep import Algorithm, Distribution, SchedulerType, SearchParam, SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
-from tunix_rt.storage import Store, StoreError
+from tunix_rt.evidence import SweepRunFacts, commit_info, publish_folder, write_sweep_evidence
+from tunix_rt.evidence.manifest import iso
+from tunix_rt.storage import Store, StoreError, scrub
 from tunix_rt.tune.records import (
     SweepTarget,
     failed_record,
     finished,
+    plain,
     read_trial,
     read_trials,
     stopped_record,
@@ -81,6 +87,7 @@ EXIT_INTERRUPTED = 130
 
 EXPERIMENT_NAME = "ray"
 SPEC_FILE = "spec.json"
+LOG_FILE = "sweep_log.txt"
 KEEP_FOLDERS = (EXPERIMENT_NAME, "checkpoints", "archive", "logs")
 """Folders of ``<ns>/<sweep>/`` that a fresh start leaves in place (the rest is archived)."""
 
@@ -205,6 +212,57 @@ def trial_name(trial: Any) -> str:
     return str(trial.trial_id)
 
 
+# ----------------------------------------------------------------------------- log
+
+
+class SweepLog:
+    """The driver's own lines (trials started, scored, failed; the verdict), timestamped.
+
+    Echoed to stdout and kept in the store at ``<ns>/<sweep>/sweep_log.txt`` after every
+    finished trial, so an interrupted sweep's log survives and a resumed one appends to
+    it; the finished sweep's evidence bundle carries it.
+    """
+
+    def __init__(self, store: Store, key: str, echo: bool = True) -> None:
+        self.store = store
+        self.key = key
+        self.echo = echo
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def resume(self) -> None:
+        """Continue the log an interrupted run of this sweep left."""
+        try:
+            earlier = self.store.read_text(self.key).splitlines()
+        except StoreError:
+            return
+        with self._lock:
+            self.lines = earlier + self.lines
+
+    def __call__(self, line: str) -> None:
+        if self.echo:
+            print(f"[tunix-rt] {line}", flush=True)
+        stamp = iso(utcnow())
+        with self._lock:
+            self.lines.extend(f"{stamp} {part}" for part in scrub(line).splitlines() or [""])
+
+    @property
+    def text(self) -> str:
+        with self._lock:
+            return "".join(f"{line}\n" for line in self.lines)
+
+    def save(self) -> None:
+        try:
+            self.store.write_text(self.key, self.text)
+        except StoreError as exc:  # the log must never end the sweep
+            log.warning("could not save the sweep log: %s", exc)
+
+
+_ACTIVE_LOG: SweepLog | None = None
+"""The running sweep's log: Tune restores the monitor from its pickle on resume, so the
+monitor finds the log here rather than holding it."""
+
+
 # ----------------------------------------------------------------------------- monitor
 
 
@@ -241,7 +299,10 @@ class SweepMonitor(tune.Callback, tune.Stopper):
         return self._store
 
     def _say(self, line: str) -> None:
-        if self.echo:
+        if _ACTIVE_LOG is not None:
+            _ACTIVE_LOG(line)
+            _ACTIVE_LOG.save()
+        elif self.echo:
             print(f"[tunix-rt] {line}", flush=True)
 
     # Stopper ------------------------------------------------------------------
@@ -254,6 +315,10 @@ class SweepMonitor(tune.Callback, tune.Stopper):
         return len(self.failed) > self.max_failed_trials
 
     # Callback -----------------------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        params = json.dumps({k: plain(v) for k, v in dict(trial.config).items()}, sort_keys=True)
+        self._say(f"trial {trial.trial_id} started: {params}")
+
     def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
         # Trials restored in the ERROR state count against the budget too.
         for trial in trials:
@@ -343,6 +408,9 @@ class SweepRun:
     num_cpus: int | None = None
     echo: bool = True
     env: dict[str, str] = field(default_factory=dict)
+    spec_path: str | None = None
+    """Where the spec came from (the manifest's config_path); None: passed inline."""
+    command: list[str] | None = None
 
     @property
     def storage_uri(self) -> str:
@@ -355,6 +423,8 @@ class SweepOutcome:
     message: str
     summary: SweepResult | None = None
     results_uri: str | None = None
+    evidence_uri: str | None = None
+    bundle_uri: str | None = None
 
 
 def experiment_root(run: SweepRun, store: Store, target: SweepTarget) -> str:
@@ -452,12 +522,23 @@ def _graceful_sigterm() -> None:
 
 def run_sweep(run: SweepRun) -> SweepOutcome:
     """Run (or resume) a sweep to the end; write every trial record and the summary."""
+    global _ACTIVE_LOG
     spec = run.spec
-    say: Callable[[str], None] = (
-        (lambda line: print(f"[tunix-rt] {line}", flush=True)) if run.echo else (lambda _: None)
-    )
     store = Store(run.storage_uri)
     target = SweepTarget(store.uri, run.namespace, run.name)
+    say = SweepLog(store, f"{target.prefix}/{LOG_FILE}", echo=run.echo)
+    _ACTIVE_LOG = say
+    try:
+        return _run_sweep(run, spec, store, target, say)
+    finally:
+        say.save()
+        _ACTIVE_LOG = None
+
+
+def _run_sweep(
+    run: SweepRun, spec: SweepSpec, store: Store, target: SweepTarget, say: SweepLog
+) -> SweepOutcome:
+    driver_started = utcnow()
     results_uri = store.uri_for(target.prefix)
     root = experiment_root(run, store, target)
     experiment = f"{root}/{EXPERIMENT_NAME}"
@@ -471,6 +552,7 @@ def run_sweep(run: SweepRun) -> SweepOutcome:
     restoring = tune.Tuner.can_restore(experiment)
     spec_key = f"{target.prefix}/{SPEC_FILE}"
     if restoring:
+        say.resume()
         try:
             stored = SweepSpec.model_validate(store.read_json(spec_key))
         except FileNotFoundError:
@@ -596,11 +678,86 @@ def run_sweep(run: SweepRun) -> SweepOutcome:
         started_at=min(starts) if starts else None,
         finished_at=utcnow(),
     )
-    store.write_json(target.summary_key, summary)
     say(f"{phase.value}: {message}")
+    evidence_uri, bundle_uri = publish_evidence(run, store, summary, trials, say, driver_started)
+    # Last: summary.json tells the operator and the CLI the sweep is over, so everything
+    # it points to (trial records, the evidence bundle) is already in the store.
+    store.write_json(target.summary_key, summary)
     say(f"results: {store.uri_for(target.summary_key)}")
     code = EXIT_OK if phase is Phase.SUCCEEDED else EXIT_FAILED
-    return SweepOutcome(code, message, summary, results_uri)
+    return SweepOutcome(code, message, summary, results_uri, evidence_uri, bundle_uri)
+
+
+def _devices() -> list[str]:
+    """What the trials could run on: the Ray cluster's resources."""
+    have = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    parts = [f"{have[k]:g} {k}" for k in ("CPU", "GPU", "TPU") if have.get(k)]
+    return [f"ray cluster: {', '.join(parts) or 'no resources'}"]
+
+
+def publish_evidence(
+    run: SweepRun,
+    store: Store,
+    summary: SweepResult,
+    trials: list[TrialResult],
+    say: SweepLog,
+    driver_started: datetime,
+) -> tuple[str | None, str | None]:
+    """Write the finished sweep's evidence folder and zip, upload them; (folder, zip) URIs.
+
+    A bundle that cannot be built is reported in the log, never the end of the sweep:
+    the trial records and the summary are the results; the bundle is their evidence.
+    """
+    from tunix_rt.api.trainer import TrainerConfig
+    from tunix_rt.train.data import dataset_info
+    from tunix_rt.train.loop import model_id
+
+    target = SweepTarget(store.uri, run.namespace, run.name)
+    prefix = sweep_evidence_prefix(run.namespace, run.name)
+    try:
+        base = TrainerConfig.model_validate(summary.base_config)
+        trial_files = {t.trial_id: store.read_bytes(target.trial_key(t.trial_id)) for t in trials}
+        started = min([driver_started, *(t.started_at for t in trials if t.started_at)])
+        ended = summary.finished_at or utcnow()
+        facts = SweepRunFacts(
+            spec=run.spec.to_wire(),
+            config_path=run.spec_path or "inline",
+            command=run.command or _default_command(),
+            commit=commit_info(),
+            model_id=model_id(base),
+            dataset=dataset_info(base.dataset).model_dump(mode="json"),
+            seed=base.seed,
+            devices=_devices(),
+            start_time=started,
+            end_time=ended,
+            wall_seconds=max((ended - started).total_seconds(), 0.0),
+            storage_uri=store.uri,
+            storage_prefix=prefix,
+        )
+        with tempfile.TemporaryDirectory(prefix="tunix-rt-sweep-") as tmp:
+            folder = Path(tmp) / "evidence"
+            say(f"evidence: commit {facts.commit.short}, {len(trial_files)} trial records")
+            say.save()
+            write_sweep_evidence(
+                folder, summary=summary, trial_files=trial_files, log_text=say.text, facts=facts
+            )
+            published = publish_folder(store, folder, prefix, say=say)
+    except Exception as exc:  # any failure here must not lose the results
+        say(f"WARNING: the sweep's evidence bundle was not written: {type(exc).__name__}: {exc}")
+        return None, None
+    say(f"evidence bundle: {published.bundle_uri}")
+    return store.uri_for(prefix), published.bundle_uri
+
+
+def _default_command() -> list[str]:
+    """This process's command line; the --spec-b64 blob is elided (the manifest's config
+    holds the spec)."""
+    argv = list(sys.argv) or ["tunix-rt"]
+    head = Path(argv[0]).name
+    command = ["python", "-m", "tunix_rt.tune"] if head == "__main__.py" else [head]
+    for arg in argv[1:]:
+        command.append("<spec: see config>" if command[-1] == "--spec-b64" else arg)
+    return command
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -615,6 +772,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--spec", help="YAML/JSON file: a full Sweep manifest or a bare spec")
     source.add_argument("--spec-b64", help="base64 of the Sweep spec's wire JSON")
+    parser.add_argument(
+        "--source", help="the file the spec came from, recorded in the evidence manifest"
+    )
     parser.add_argument("--storage", help="store URI (default: spec.storage)")
     parser.add_argument(
         "--namespace",
@@ -646,6 +806,7 @@ def load_run(args: argparse.Namespace) -> SweepRun:
         ray_storage=args.ray_storage,
         fresh=args.fresh,
         num_cpus=args.num_cpus,
+        spec_path=args.spec or args.source,
     )
 
 

@@ -1,0 +1,139 @@
+"""The evidence of a finished Sweep: the folder and zip that show how its best trial won.
+
+Layout (also the zip's content)::
+
+    run_manifest.json   kind "sweep": commit, the Sweep spec as config, dataset, versions
+    sweep_summary.json  every trial ranked, the best trial and its params (SweepResult)
+    best_config.json    the best trial's full trainer config, ready to promote
+    trials/<id>.json    each trial's record, byte for byte as the store holds it
+    sweep_log.txt       the driver's log: trial starts, scores, failures, the verdict
+    report.html         the trial table and a primary_score-per-trial plot
+    SHA256SUMS          checksums of all of the above
+    submission/<zip>    the reproducible zip (``tunix_rt_<sweep>_<date>_<sha>.zip``)
+
+Pure Python (no Ray, no JAX): the driver calls it after the last trial, tests call it
+with hand-made trials.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.trial import SweepResult, TrialResult
+from tunix_rt.evidence.checksums import write_sums
+from tunix_rt.evidence.manifest import MANIFEST_NAME, CommitInfo, build_run_manifest
+from tunix_rt.evidence.package import (
+    SUBMISSION_DIR,
+    SWEEP_LOG_NAME,
+    SWEEP_SUMMARY_NAME,
+    TRIALS_DIR,
+    PackageError,
+    build_zip,
+    verify_zip,
+)
+from tunix_rt.evidence.report import REPORT_NAME, render_sweep_report
+
+BEST_CONFIG_NAME = "best_config.json"
+
+
+@dataclass(frozen=True)
+class SweepRunFacts:
+    """What the driver knows about the run that the summary does not say."""
+
+    spec: dict[str, Any]
+    """The Sweep spec, wire form (the manifest's ``config``)."""
+    config_path: str
+    command: list[str]
+    commit: CommitInfo
+    model_id: str
+    dataset: dict[str, Any]
+    seed: int
+    devices: list[str]
+    start_time: datetime
+    end_time: datetime
+    wall_seconds: float
+    storage_uri: str
+    storage_prefix: str
+
+
+def best_config(summary: SweepResult) -> dict[str, Any] | None:
+    """The best trial's trainer config (base config + its params), wire form."""
+    if summary.best_params is None or not summary.base_config:
+        return None
+    config = TrainerConfig.model_validate(summary.base_config).with_params(summary.best_params)
+    return config.to_wire()
+
+
+def summary_bytes(summary: SweepResult) -> bytes:
+    """The summary exactly as ``Store.write_json`` writes summary.json (same bytes)."""
+    return (json.dumps(summary.to_wire(), indent=2, sort_keys=True) + "\n").encode()
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_sweep_evidence(
+    folder: Path,
+    *,
+    summary: SweepResult,
+    trial_files: dict[str, bytes],
+    log_text: str,
+    facts: SweepRunFacts,
+) -> Path:
+    """Write the evidence folder and its zip into ``folder`` (empty); return the zip path.
+
+    ``trial_files`` maps trial id to the record's bytes as stored, so the bundle's
+    checksums vouch for exactly what the operator and the CLI read.
+    """
+    if folder.exists() and any(folder.iterdir()):
+        raise PackageError(f"refusing to write sweep evidence into {folder}: it is not empty")
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = build_run_manifest(
+        kind="sweep",
+        run_name=summary.sweep,
+        namespace=summary.namespace,
+        commit=facts.commit,
+        model_id=facts.model_id,
+        dataset=facts.dataset,
+        config=facts.spec,
+        config_path=facts.config_path,
+        config_source_sha256=None,
+        overrides=None,
+        command=facts.command,
+        seed=facts.seed,
+        start_time=facts.start_time,
+        end_time=facts.end_time,
+        wall_seconds=facts.wall_seconds,
+        steps=sum(t.steps for t in summary.trials),
+        devices=facts.devices,
+        source=None,
+        storage_uri=facts.storage_uri,
+        storage_prefix=facts.storage_prefix,
+    )
+    summary_wire = summary.to_wire()
+    (folder / MANIFEST_NAME).write_text(_dump(manifest), encoding="utf-8")
+    (folder / SWEEP_SUMMARY_NAME).write_bytes(summary_bytes(summary))
+    best = best_config(summary)
+    if best is not None:
+        (folder / BEST_CONFIG_NAME).write_text(_dump(best), encoding="utf-8")
+    trials = folder / TRIALS_DIR
+    trials.mkdir()
+    for trial_id, data in sorted(trial_files.items()):
+        TrialResult.model_validate_json(data)  # only records the readers accept go in
+        (trials / f"{trial_id}.json").write_bytes(data)
+    (folder / SWEEP_LOG_NAME).write_text(log_text, encoding="utf-8")
+    html = render_sweep_report(manifest=manifest, summary=summary_wire, best_config=best)
+    (folder / REPORT_NAME).write_text(html, encoding="utf-8")
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    write_sums(folder, names)
+    bundle = build_zip(folder, folder / SUBMISSION_DIR)
+    check = verify_zip(bundle)
+    if not check.ok:
+        raise PackageError(f"the sweep bundle {bundle.name} does not verify: {check.errors}")
+    return bundle
