@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
+from tunix_rt.evidence import verify_zip
 
 pytestmark = pytest.mark.slow
 
@@ -115,6 +116,19 @@ def test_failed_trials_within_budget_then_stop(
     assert "2 trial(s) failed, more than maxFailedTrials (1)" in (result.message or "")
     assert result.best_trial_id == by_lr[0.003].trial_id  # what did finish is kept
 
+    # A failed sweep still leaves its evidence: every trial, the failures, the verdict.
+    evidence = storage / "ns" / "fails" / "evidence"
+    bundles = sorted((evidence / "submission").glob("*.zip"))
+    assert len(bundles) == 1, out.stdout[-3000:]
+    bundle = bundles[0]
+    check = verify_zip(bundle)
+    assert check.ok, check.errors
+    assert sorted(n for n in check.files if n.startswith("trials/")) == sorted(
+        f"trials/{t.trial_id}.json" for t in result.trials
+    )
+    log = (evidence / "sweep_log.txt").read_text()
+    assert "Failed: 2 trial(s) failed" in log and "loss diverged" in log
+
 
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     tmp_path: Path, subprocess_env: dict[str, str]
@@ -185,6 +199,12 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     assert sorted(t.trial_id for t in result.trials) == sorted(after)
     best = max(after.values(), key=lambda t: t.primary_score or -1)
     assert result.best_trial_id == best.trial_id
+    # The log of the killed run is kept and continued, not started over.
+    log_text = (storage / "ns" / "resume" / "sweep_log.txt").read_text()
+    resumed_at = log_text.index("resuming sweep 'resume'")
+    for trial_id in finished:
+        assert log_text.index(f"trial {trial_id} started") < resumed_at
+    assert "Succeeded: best trial" in log_text[resumed_at:]
 
 
 def test_tpe_with_asha_on_a_real_tuner(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
