@@ -71,10 +71,10 @@ from tunix_rt.controller.status import (
     post_transition,
     timestamp,
 )
+from tunix_rt.evidence.upload import latest_bundle
 from tunix_rt.kuberay.client import KubeApiError
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.rayjob import SWEEP_LABEL, build_sweep_rayjob, spec_annotation
-from tunix_rt.evidence.upload import latest_bundle
 from tunix_rt.storage import Store, StoreError
 
 KIND = "Sweep"
