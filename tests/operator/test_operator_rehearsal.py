@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from operator_helpers import (
@@ -26,6 +28,7 @@ from operator_helpers import (
 
 from tunix_rt.api.names import rehearsal_prefix
 from tunix_rt.api.rehearsal import RehearsalSpec
+from tunix_rt.rehearsal.failure import RehearsalFailure, upload_failure
 from tunix_rt.storage import Store
 
 NS = "ml"
@@ -116,6 +119,9 @@ async def test_inline_rehearsal_runs_and_lists_evidence(
     assert sorted(status["evidenceFiles"]) == sorted(store.uri_for(k) for k in keys)
     assert status["bundleUri"] == store.uri_for(
         f"{rehearsal_prefix(NS, 'final')}/tunix_rt_final.zip"
+    )
+    assert status["logUri"] == store.uri_for(
+        f"{rehearsal_prefix(NS, 'final')}/kaggle_output_log.txt"
     )
     assert status["completionTime"]
     final = await api.get(REHEARSALS, NS, "final")
@@ -237,3 +243,66 @@ async def test_invalid_rehearsal_and_restart_adoption(
     assert status["primaryScore"] == 0.5
     assert apiserver.count("create", RAYJOBS) == 1
     assert [r["metadata"]["name"] for r in await api.list(RAYJOBS, NS)] == ["rehearsal-ok"]
+
+
+def record_failure(
+    store: Store, tmp_path: Path, name: str, message: str, ended: datetime, step: int = 812
+) -> RehearsalFailure:
+    """What ``python -m tunix_rt.rehearsal`` leaves when its run fails."""
+    log = tmp_path / f"{name}.log"
+    log.write_text(f"2026-01-01T00:00:00.000Z FAILED: {message}\n")
+    failure = RehearsalFailure(
+        run_name=name, namespace=NS, reason="TrainingTimeout", message=message,
+        error_type="TrainingTimeout", step=step, max_steps=1000, timeout_seconds=600,
+        start_time=ended - timedelta(seconds=601), end_time=ended, wall_seconds=601.0,
+        commit_sha="0123abc", config_sha256="ab" * 32,
+    )  # fmt: skip
+    return upload_failure(store, failure, log)
+
+
+async def test_failed_run_reports_its_own_message_and_log(
+    api: Api, store: Store, start_operator: StartOperator, tmp_path: Path
+) -> None:
+    await start_operator()
+    timeout = (
+        "spec.timeoutSeconds (600) reached at step 812 of 1000 after 601 s; raise "
+        "spec.timeoutSeconds or lower the trainer's maxSteps"
+    )
+    # an earlier Rehearsal of the same name failed too: its record must not be reported
+    record_failure(store, tmp_path, "stale", "an old failure", datetime(2020, 1, 1, tzinfo=UTC))
+    # ... and an even earlier one succeeded: its evidence stays, but is not this run's score
+    old = rehearsal_prefix(NS, "stale")
+    store.write_json(f"{old}/eval_summary.json", {"primary_score": 0.9})
+    store.write_bytes(f"{old}/submission/tunix_rt_stale_20200101_0123456.zip", b"PK")
+    for name in ("slow", "stale"):
+        await api.create(REHEARSALS, rehearsal_body(
+            name, trainer={"maxSteps": 1000}, timeoutSeconds=600))  # fmt: skip
+        await wait_for(lambda n=name: phase_is(api, n, "Pending"), what=f"{name} Pending")
+
+    recorded = record_failure(store, tmp_path, "slow", timeout, datetime.now(UTC))
+    crash = "Job entrypoint command failed with exit code 1, last available logs: …"
+    for name in ("slow", "stale"):
+        await api.job_status(NS, f"rehearsal-{name}", jobDeploymentStatus="Failed",
+                             jobStatus="FAILED", reason="AppFailed", message=crash)  # fmt: skip
+
+    status = await wait_for(lambda: phase_is(api, "slow", "Failed"), what="slow Failed")
+    assert recorded.log_uri is not None and recorded.log_uri.endswith("kaggle_output_log.txt")
+    assert "/rehearsals/slow/failed/" in recorded.log_uri
+    assert status["message"] == f"{timeout} (log: {recorded.log_uri})"
+    assert status["logUri"] == recorded.log_uri
+    assert status["evidenceFiles"] == []  # the failure log is not evidence
+    assert status["completionTime"]
+    failed = await api.get(REHEARSALS, NS, "slow")
+    assert failed is not None
+    assert_status_fits_crd(failed)
+    assert condition(failed, "Failed")["reason"] == "TrainingTimeout"
+    assert condition(failed, "Failed")["message"] == status["message"]
+    warnings = [e for e in await api.events(NS, "slow") if e["type"] == "Warning"]
+    assert any(timeout in e["message"] for e in warnings)
+
+    stale = await wait_for(lambda: phase_is(api, "stale", "Failed"), what="stale Failed")
+    assert stale["message"] == crash  # the RayJob's own message: no record of this attempt
+    assert "logUri" not in stale
+    assert "primaryScore" not in stale and "bundleUri" not in stale
+    assert store.uri_for(f"{old}/eval_summary.json") in stale["evidenceFiles"]  # kept, listed
+    assert condition(await api.get(REHEARSALS, NS, "stale"), "Failed")["reason"] == "AppFailed"

@@ -6,6 +6,7 @@ The end-to-end tests run the real trainer.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -13,16 +14,38 @@ from typing import Any
 from tunix_rt.api.trainer import TrainerConfig
 
 
+class StubTimeout(TimeoutError):
+    """What a trainer raises at its deadline (as tunix_rt.train.TrainingTimeout does)."""
+
+    def __init__(self, step: int, max_steps: int) -> None:
+        super().__init__(f"deadline reached at step {step} of {max_steps}")
+        self.step = step
+        self.max_steps = max_steps
+
+
 class FakeTrainer:
-    """Records the configs it was given; rows alternate correct/incorrect (score 0.5 by default)."""
+    """Records the configs it was given; rows alternate correct/incorrect (score 0.5 by default).
+
+    Honours ``deadline`` between its (recorded) steps like the real trainer, reports each
+    step, and can be slow (``step_seconds``) or fail part-way (``fail_at``)."""
 
     def __init__(
-        self, rows: int = 6, correct_every: int = 2, log_lines: tuple[str, ...] = ()
+        self,
+        rows: int = 6,
+        correct_every: int = 2,
+        log_lines: tuple[str, ...] = (),
+        step_seconds: float = 0.0,
+        fail_at: int | None = None,
     ) -> None:
         self.rows = rows
         self.correct_every = correct_every
         self.log_lines = log_lines
+        self.step_seconds = step_seconds
+        """Sleep per (recorded) step: a slow trainer for timeout tests."""
+        self.fail_at = fail_at
+        """Raise FloatingPointError after the first recorded step at or past this one."""
         self.configs: list[TrainerConfig] = []
+        self.deadlines: list[float | None] = []
 
     def __call__(
         self,
@@ -31,14 +54,24 @@ class FakeTrainer:
         report: Callable[..., Any] | None = None,
         checkpoint_dir: str | None = None,
         log: Callable[[str], None] | None = None,
+        deadline: float | None = None,
     ) -> Any:
         self.configs.append(config)
+        self.deadlines.append(deadline)
         say = log or (lambda _m: None)
+        tell = report or (lambda _m: None)
         history = []
         for step in range(0, config.max_steps + 1, max(1, config.max_steps // 4)):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise StubTimeout(step, config.max_steps)
+            if self.step_seconds:
+                time.sleep(self.step_seconds)
             loss = 3.0 / (1 + step)
             history.append({"step": float(step), "loss": loss, "lr": config.learning_rate})
             say(f"step {step} loss {loss:.4f}")
+            tell({"step": float(step), "loss": loss})
+            if self.fail_at is not None and step >= self.fail_at:
+                raise FloatingPointError(f"loss is NaN at step {step}")
         for line in self.log_lines:
             say(line)
         eval_rows: list[dict[str, Any]] = []

@@ -114,3 +114,31 @@ def test_rehearsal_end_to_end_with_the_real_trainer(
                     data = b"".join(archive.read(n) for n in archive.namelist())
             assert SECRET.encode() not in data, path
     assert SECRET not in done.stderr + done.stdout
+
+
+def test_timeout_with_the_real_trainer(tmp_path: Path) -> None:
+    """spec.timeoutSeconds reaches run_trial as its deadline; TrainingTimeout fails the run
+    with the field named, and the log goes to failed/ (in-process, a long tiny config)."""
+    from tunix_rt.api.rehearsal import RehearsalSpec
+    from tunix_rt.rehearsal import RehearsalError, failure_from_store, plan_from_spec
+    from tunix_rt.rehearsal import run_rehearsal as run
+
+    spec = RehearsalSpec.model_validate(
+        {
+            "trainer": tiny_trainer(maxSteps=1_000_000),
+            "storage": f"file://{tmp_path}/store",
+            "timeoutSeconds": 60,
+        }
+    )
+    plan = plan_from_spec(spec, name="real-timeout")
+    plan.timeout_seconds = 4.0
+    with pytest.raises(
+        RehearsalError, match=r"spec\.timeoutSeconds \(4\) reached at step"
+    ) as caught:
+        run(plan, echo=None)
+    assert caught.value.reason == "TrainingTimeout"
+    assert caught.value.step is not None and 0 <= caught.value.step < 1_000_000
+    assert isinstance(caught.value.__cause__.__cause__, train.TrainingTimeout)  # type: ignore[union-attr]
+    failure = failure_from_store(spec.storage, "local", "real-timeout")
+    assert failure is not None and failure.step == caught.value.step
+    assert failure.error_type == "TrainingTimeout" and failure.wall_seconds < 120

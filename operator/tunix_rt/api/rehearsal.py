@@ -70,7 +70,16 @@ class RehearsalSpec(ApiModel):
         description="Store URI for the evidence bundle: file://, s3:// or gs://.",
         json_schema_extra={"pattern": STORAGE_PATTERN, RUNTIME_DEFAULT: True},
     )
-    timeout_seconds: int | None = Field(None, ge=60, description="Stop the run after this long.")
+    timeout_seconds: int | None = Field(
+        None,
+        ge=60,
+        description=(
+            "Wall-clock limit of the run, counted from its start: checked before every "
+            "train step and before the final evaluation; past it the run fails and its "
+            "log goes to the store's failed/ folder. The RayJob's activeDeadlineSeconds "
+            "is this plus the operator's deadline grace."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> RehearsalSpec:
@@ -100,6 +109,13 @@ class RehearsalStatus(ApiModel):
     bundle_uri: str | None = Field(None, description="The packaged zip.")
     evidence_files: list[str] = Field(
         default_factory=list, description="URIs of every evidence file."
+    )
+    log_uri: str | None = Field(
+        None,
+        description=(
+            "The run's log (kaggle_output_log.txt): in the evidence folder after a success, "
+            "under failed/<UTC time>/ next to failure.json after a failed run."
+        ),
     )
     start_time: datetime | None = Field(None, description="When the run started.")
     completion_time: datetime | None = Field(None, description="When the run finished.")

@@ -7,9 +7,17 @@ from pathlib import Path
 
 import typer
 
+from tunix_rt.api.common import Phase
 from tunix_rt.api.names import LOCAL_NAMESPACE
+from tunix_rt.api.rehearsal import RehearsalStatus
 from tunix_rt.evidence import PackageError
-from tunix_rt.rehearsal import RehearsalError, plan_from_file, result_from_store, run_rehearsal
+from tunix_rt.rehearsal import (
+    RehearsalError,
+    failure_from_store,
+    plan_from_file,
+    result_from_store,
+    run_rehearsal,
+)
 from tunix_rt.storage import StoreError
 
 app = typer.Typer(
@@ -35,6 +43,12 @@ def run(
     namespace: str = typer.Option(LOCAL_NAMESPACE, "--namespace", help="Namespace in the store."),
     name: str | None = typer.Option(None, "--name", help="Rehearsal name (default: manifest's)."),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Override maxSteps."),
+    timeout_seconds: int | None = typer.Option(
+        None,
+        "--timeout-seconds",
+        min=1,
+        help="Fail the run after this many seconds (overrides spec.timeoutSeconds).",
+    ),
     source_sweep: str | None = typer.Option(None, "--source-sweep", help="Provenance: sweep."),
     source_trial: str | None = typer.Option(None, "--source-trial", help="Provenance: trial."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -43,7 +57,9 @@ def run(
 
     Writes run_manifest.json, eval_summary.json, eval_rows.jsonl, kaggle_output_log.txt,
     report.html and SHA256SUMS, packages the zip and uploads all of it to
-    <storage>/<namespace>/rehearsals/<name>/.
+    <storage>/<namespace>/rehearsals/<name>/. A failed run (an error, the timeout, bad
+    evidence) uploads its log and failure.json to .../<name>/failed/<UTC time>/ instead,
+    leaves earlier evidence alone, says where, and exits with status 1.
     """
     try:
         plan = plan_from_file(
@@ -54,6 +70,7 @@ def run(
             max_steps=max_steps,
             source_sweep=source_sweep,
             source_trial=source_trial,
+            timeout_seconds=timeout_seconds,
         )
         result = run_rehearsal(plan, out_dir=out)
     except (RehearsalError, StoreError, PackageError) as exc:
@@ -80,18 +97,38 @@ def show(
     namespace: str = typer.Option(LOCAL_NAMESPACE, "--namespace", help="Namespace in the store."),
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ) -> None:
-    """The status a finished rehearsal implies: primary_score and its evidence URIs."""
+    """The status a rehearsal's store implies: primary_score and its evidence URIs, or,
+    when it never succeeded, its latest failure (exit status 1)."""
     try:
         result = result_from_store(storage, namespace, name)
+        failure = failure_from_store(storage, namespace, name)
     except StoreError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    if result is None:
+    if result is None and failure is None:
         typer.echo(
             f"error: no evidence for rehearsal {name!r} in {storage} ({namespace})", err=True
         )
         raise typer.Exit(1)
+    if result is None:
+        assert failure is not None
+        failed = RehearsalStatus(
+            phase=Phase.FAILED,
+            message=failure.message,
+            log_uri=failure.log_uri,
+            start_time=failure.start_time,
+            completion_time=failure.end_time,
+        )
+        if as_json:
+            typer.echo(json.dumps(failed.to_wire(), indent=2, sort_keys=True))
+        else:
+            typer.echo(f"rehearsal {name}: Failed ({failure.reason}): {failure.message}")
+            typer.echo(f"  log:      {failure.log_uri or failure.failure_uri}")
+        raise typer.Exit(1)
     status = result.to_status()
+    newer = failure is not None and (
+        status.completion_time is None or failure.end_time > status.completion_time
+    )
     if as_json:
         typer.echo(json.dumps(status.to_wire(), indent=2, sort_keys=True))
         return
@@ -104,3 +141,6 @@ def show(
         typer.echo(f"  bundle:   {status.bundle_uri}")
     for uri in status.evidence_files:
         typer.echo(f"    {uri}")
+    if newer and failure is not None:
+        typer.echo(f"  a later attempt failed ({failure.reason}): {failure.message}")
+        typer.echo(f"    log: {failure.log_uri or failure.failure_uri}")

@@ -16,16 +16,24 @@ a best trial -> the Rehearsal fails with a message saying so.
 
 Success: the run wrote ``eval_summary.json`` under ``<storage>/<ns>/rehearsals/<name>/``;
 ``status.primaryScore`` comes from it, ``evidenceUri`` / ``bundleUri`` /
-``evidenceFiles`` list the bundle.
+``evidenceFiles`` list the bundle, ``logUri`` its log.
+
+Failure: when the RayJob fails (its deadline included) and the run recorded why under
+``<prefix>/failed/<UTC stamp>/failure.json`` (since this Rehearsal started), the status
+message and the Failed reason are the run's own (e.g. its ``spec.timeoutSeconds``
+message) and ``logUri`` points at the log uploaded next to it. Logs of failed attempts
+are never listed in ``evidenceFiles``.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, get_args
 
 import kopf
@@ -64,9 +72,11 @@ from tunix_rt.controller.status import (
     timestamp,
 )
 from tunix_rt.controller.sweep import Verdict, reason_of
+from tunix_rt.evidence import LOG_NAME
 from tunix_rt.kuberay.client import KubeApiError
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.rayjob import REHEARSAL_LABEL, build_rehearsal_rayjob, spec_annotation
+from tunix_rt.rehearsal.failure import FAILED_DIR, RehearsalFailure, failure_from_store
 from tunix_rt.storage import Store, StoreError
 
 KIND = "Rehearsal"
@@ -220,15 +230,19 @@ class Evidence:
     primary_score: float | None = None
     has_summary: bool = False
     bundle: str | None = None
+    log: str | None = None
     problems: list[str] = field(default_factory=list)
 
 
 def read_evidence(store: Store, namespace: str, name: str) -> Evidence:
     prefix = rehearsal_prefix(namespace, name)
     out = Evidence()
-    keys = store.list(prefix + "/")
+    failed = f"{prefix}/{FAILED_DIR}/"
+    keys = [k for k in store.list(prefix + "/") if not k.startswith(failed)]
     out.files = [store.uri_for(k) for k in keys]
     for key in keys:
+        if key == f"{prefix}/{LOG_NAME}":
+            out.log = store.uri_for(key)
         base = key.rsplit("/", 1)[-1]
         if fnmatch.fnmatch(base, BUNDLE_GLOB):
             out.bundle = store.uri_for(key)
@@ -507,9 +521,17 @@ async def _follow(
     old = phase_of(status)
     generation = status.get("observedGeneration")
     message = verdict.message
+    log_uri: str | None = None
     if verdict.phase is Phase.SUCCEEDED:
         score = "n/a" if evidence.primary_score is None else f"{evidence.primary_score:.4f}"
         message = f"rehearsal finished: primary_score {score}; evidence in {uri}"
+        log_uri = evidence.log
+    elif verdict.phase is Phase.FAILED:
+        failure = await _own_failure(store, namespace, name, status, logger)
+        if failure is not None:
+            log_uri = failure.log_uri or failure.failure_uri
+            message = f"{failure.message} (log: {log_uri})"
+            verdict = Verdict(Phase.FAILED, reason_of(failure.reason, verdict.reason), message)
     desired: dict[str, Any] = {
         "phase": verdict.phase.value,
         "message": message,
@@ -519,10 +541,14 @@ async def _follow(
         "evidenceUri": uri,
         "evidenceFiles": evidence.files,
     }
-    if evidence.primary_score is not None:
-        desired["primaryScore"] = evidence.primary_score
-    if evidence.bundle:
-        desired["bundleUri"] = evidence.bundle
+    # Only a succeeded run shows a score and a bundle: until then (and after a failure)
+    # what sits at the prefix is an earlier run's evidence, kept and listed in
+    # evidenceFiles but not this run's result.
+    succeeded = verdict.phase is Phase.SUCCEEDED
+    desired["primaryScore"] = evidence.primary_score if succeeded else None
+    desired["bundleUri"] = evidence.bundle if succeeded else None
+    if log_uri:
+        desired["logUri"] = log_uri
     if verdict.phase in (Phase.SUCCEEDED, Phase.FAILED):
         desired["completionTime"] = status.get("completionTime") or timestamp()
         memo.pop(SUMMARY_WAIT_KEY, None)
@@ -536,6 +562,30 @@ async def _follow(
             verdict.reason if verdict.phase is Phase.FAILED else None,
         )
     runtime.metrics.observe_phase("rehearsal", namespace, name, verdict.phase.value)
+
+
+async def _own_failure(
+    store: Store,
+    namespace: str,
+    name: str,
+    status: Mapping[str, Any],
+    logger: kopf.Logger | logging.Logger,
+) -> RehearsalFailure | None:
+    """The failure the run recorded in the store since this Rehearsal started, if any."""
+    since: datetime | None = None
+    started = status.get("startTime")
+    if isinstance(started, str):
+        try:
+            since = datetime.fromisoformat(started)
+        except ValueError:
+            since = None
+    read = functools.partial(failure_from_store, store, namespace, name, since=since)
+    try:
+        failure: RehearsalFailure | None = await read_in_thread(read)
+    except StoreError as exc:
+        logger.warning("cannot read the run's failure record from %s: %s", store.uri, exc)
+        return None
+    return failure
 
 
 async def rehearsal_spec_changed(

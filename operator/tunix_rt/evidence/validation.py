@@ -16,6 +16,7 @@ SCHEMA_FILES = {
     "run_manifest": "run_manifest.schema.json",
     "eval_summary": "eval_summary.schema.json",
     "eval_row": "eval_row.schema.json",
+    "failure": "failure.schema.json",
 }
 """Schema name -> file under tunix_rt/evidence/schemas/."""
 

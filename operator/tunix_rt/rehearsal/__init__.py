@@ -4,6 +4,12 @@
 local CLI. Importing this package does not import JAX (only a run does).
 """
 
+from tunix_rt.rehearsal.failure import (
+    FAILED_DIR,
+    FAILURE_NAME,
+    RehearsalFailure,
+    failure_from_store,
+)
 from tunix_rt.rehearsal.run import (
     SOURCE_SWEEP_ANNOTATION,
     SOURCE_TRIAL_ANNOTATION,
@@ -19,13 +25,17 @@ from tunix_rt.rehearsal.run import (
 )
 
 __all__ = [
+    "FAILED_DIR",
+    "FAILURE_NAME",
     "SOURCE_SWEEP_ANNOTATION",
     "SOURCE_TRIAL_ANNOTATION",
     "RehearsalError",
+    "RehearsalFailure",
     "RehearsalPlan",
     "RehearsalResult",
     "RunLog",
     "apply_overrides",
+    "failure_from_store",
     "plan_from_file",
     "plan_from_spec",
     "result_from_store",

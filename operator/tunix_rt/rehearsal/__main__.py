@@ -1,13 +1,16 @@
 """RayJob entrypoint of a Rehearsal: ``python -m tunix_rt.rehearsal …``.
 
     python -m tunix_rt.rehearsal (--spec FILE | --spec-b64 B64) --storage URI \
-        --namespace NS --name NAME [--source-sweep S --source-trial T] [--out DIR]
+        --namespace NS --name NAME [--source-sweep S --source-trial T] [--out DIR] \
+        [--max-steps N] [--timeout-seconds S]
 
 ``--spec`` is a Rehearsal manifest, a RehearsalSpec, or a TrainerConfig (YAML or JSON);
 ``--spec-b64`` the same, base64-encoded (the operator passes the spec with ``trainer``
 already resolved, and the source sweep/trial as flags). Progress goes to stderr; the
 last line on stdout is the result as JSON (the RehearsalResult, camelCase).
-Exit status: 0 done, 1 the run failed, 2 bad arguments or spec.
+``spec.timeoutSeconds`` (or ``--timeout-seconds``) bounds the run; a failed run uploads
+its log and failure.json to ``<prefix>/failed/<UTC stamp>/`` and its error (stderr) says
+where. Exit status: 0 done, 1 the run failed, 2 bad arguments or spec.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--source-sweep", help="sweep the config was promoted from")
     p.add_argument("--source-trial", help="trial the config was promoted from")
     p.add_argument("--max-steps", type=int, help="override maxSteps")
+    p.add_argument(
+        "--timeout-seconds", type=float, metavar="S", help="override spec.timeoutSeconds"
+    )
     p.add_argument("--out", metavar="DIR", help="keep the evidence folder here too")
     return p
 
@@ -82,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         detail = exc if not isinstance(exc, ValidationError) else exc.errors()[:5]
         print(f"error: bad spec: {scrub(str(detail))}", file=sys.stderr)
         return 2
+    if args.timeout_seconds is not None and not 0 < args.timeout_seconds < float("inf"):
+        bad = args.timeout_seconds
+        print(f"error: --timeout-seconds must be positive, not {bad}", file=sys.stderr)
+        return 2
     name = args.name or manifest_name
     if not name:
         print(
@@ -102,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             source_sweep=args.source_sweep or annotations.get(SOURCE_SWEEP_ANNOTATION),
             source_trial=args.source_trial or annotations.get(SOURCE_TRIAL_ANNOTATION),
             max_steps=args.max_steps,
+            timeout_seconds=args.timeout_seconds,
         )
         result = run_rehearsal(plan, out_dir=args.out, command=command)
     except (RehearsalError, StoreError) as exc:

@@ -11,6 +11,12 @@ eval_summary.json, eval_rows.jsonl, kaggle_output_log.txt, report.html,
 sweep_summary.json for a promoted run, SHA256SUMS) → the reproducible zip under
 ``submission/`` → upload of all of it to ``<storage>/<namespace>/rehearsals/<name>/``.
 
+``spec.timeoutSeconds`` (or ``--timeout-seconds``) becomes the trainer's deadline,
+counted from the start of the run. A run that fails (the trainer raised, the deadline
+passed, bad evidence, a failed upload) uploads its log and failure.json to
+``<prefix>/failed/<UTC stamp>/`` (see ``tunix_rt.rehearsal.failure``), leaves an earlier
+good bundle at the prefix alone, and raises RehearsalError saying where the log went.
+
 JAX is imported only when a run starts (``tunix_rt.train``), so the operator can import
 this module for ``result_from_store`` without the training stack.
 """
@@ -27,8 +33,9 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,10 +69,22 @@ from tunix_rt.evidence import (
     verify_zip,
     write_sums,
 )
-from tunix_rt.evidence.manifest import canonical_json, iso
+from tunix_rt.evidence.manifest import CommitInfo, canonical_json, iso
 from tunix_rt.evidence.package import SUBMISSION_DIR
 from tunix_rt.evidence.summary import row_dict, rows_jsonl
 from tunix_rt.evidence.upload import publish_folder
+from tunix_rt.rehearsal.failure import (
+    BAD_EVIDENCE_REASON,
+    ERROR_REASON,
+    FAILED_DIR,
+    FAILURE_NAME,
+    TIMEOUT_REASON,
+    TRAINING_FAILED_REASON,
+    UPLOAD_FAILED_REASON,
+    RehearsalFailure,
+    failure_schema_errors,
+    upload_failure,
+)
 from tunix_rt.scoring import compute_primary_score
 from tunix_rt.storage import Store, StoreError, StoreNotFoundError, redact_uri, scrub
 
@@ -73,15 +92,31 @@ SOURCE_SWEEP_ANNOTATION = "tunixrt.io/source-sweep"
 SOURCE_TRIAL_ANNOTATION = "tunixrt.io/source-trial"
 
 Trainer = Callable[..., Any]
-"""``run_trial(config, *, report=None, checkpoint_dir=None, log=None) -> TrainResult``."""
+"""``run_trial(config, *, report=None, checkpoint_dir=None, log=None[, deadline]) ->
+TrainResult``; ``deadline`` (a ``time.monotonic()`` instant) is passed only when the run
+has a timeout, and a trainer that stops at it raises a TimeoutError (``step`` attribute:
+the steps reached), as ``tunix_rt.train.TrainingTimeout`` does."""
 
-
-FAILED_DIR = "failed"
-"""Subfolder of a rehearsal's prefix with the logs of failed attempts; never pruned."""
+TIMEOUT_FIELD = "spec.timeoutSeconds"
 
 
 class RehearsalError(RuntimeError):
-    """The rehearsal cannot run or did not finish; the message says why and where."""
+    """The rehearsal cannot run or did not finish; the message says why and where.
+
+    For a run that started and failed: ``reason`` (CamelCase: TrainingTimeout,
+    TrainingFailed, BadEvidence, UploadFailed, RehearsalError), ``step`` (train steps
+    reached, when known), ``log_uri`` / ``failure_uri`` (where its log and failure.json
+    went; None when that upload failed) and ``local_log`` (the log on this machine when
+    the upload failed).
+    """
+
+    def __init__(self, message: str, *, reason: str = ERROR_REASON, step: int | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.step = step
+        self.log_uri: str | None = None
+        self.failure_uri: str | None = None
+        self.local_log: str | None = None
 
 
 # --------------------------------------------------------------------------- the plan
@@ -109,6 +144,10 @@ class RehearsalPlan:
     """The summary exactly as stored, copied into the evidence as sweep_summary.json."""
     summary_uri: str | None = None
     notes: list[str] = field(default_factory=list)
+    timeout_seconds: float | None = None
+    """Wall-clock limit of the run from its start (the trainer's deadline); None: none."""
+    timeout_field: str = TIMEOUT_FIELD
+    """Where the limit came from, for messages: spec.timeoutSeconds or --timeout-seconds."""
 
     @property
     def prefix(self) -> str:
@@ -195,8 +234,14 @@ def plan_from_spec(
     source_trial: str | None = None,
     max_steps: int | None = None,
     store: Store | None = None,
+    timeout_seconds: float | None = None,
 ) -> RehearsalPlan:
-    """Resolve a RehearsalSpec to a plan (reads the sweep summary from the store if needed)."""
+    """Resolve a RehearsalSpec to a plan (reads the sweep summary from the store if needed).
+
+    ``timeout_seconds`` overrides ``spec.timeoutSeconds`` (the CLI's --timeout-seconds).
+    """
+    if timeout_seconds is not None and not timeout_seconds > 0:
+        raise RehearsalError(f"--timeout-seconds must be positive, not {timeout_seconds}")
     storage_uri = storage or spec.storage or DEFAULT_STORAGE
     store = store or Store(storage_uri)
     notes: list[str] = []
@@ -265,6 +310,8 @@ def plan_from_spec(
         sweep_summary_bytes=summary_bytes,
         summary_uri=summary_uri,
         notes=notes,
+        timeout_seconds=timeout_seconds if timeout_seconds is not None else spec.timeout_seconds,
+        timeout_field="--timeout-seconds" if timeout_seconds is not None else TIMEOUT_FIELD,
     )
 
 
@@ -307,8 +354,10 @@ def plan_from_file(
     max_steps: int | None = None,
     source_sweep: str | None = None,
     source_trial: str | None = None,
+    timeout_seconds: float | None = None,
 ) -> RehearsalPlan:
-    """A plan from a Rehearsal manifest (YAML/JSON) or a promoted TrainerConfig file."""
+    """A plan from a Rehearsal manifest (YAML/JSON) or a promoted TrainerConfig file;
+    ``timeout_seconds`` overrides the manifest's ``spec.timeoutSeconds``."""
     source = Path(path)
     try:
         raw = source.read_bytes()
@@ -339,6 +388,7 @@ def plan_from_file(
             source_sweep=source_sweep or annotations.get(SOURCE_SWEEP_ANNOTATION),
             source_trial=source_trial or annotations.get(SOURCE_TRIAL_ANNOTATION),
             max_steps=max_steps,
+            timeout_seconds=timeout_seconds,
         )
     try:
         config = TrainerConfig.model_validate(doc)
@@ -356,6 +406,7 @@ def plan_from_file(
         source_sweep=source_sweep or comment_sweep,
         source_trial=source_trial or comment_trial,
         max_steps=max_steps,
+        timeout_seconds=timeout_seconds,
     )
 
 
@@ -383,6 +434,7 @@ class RehearsalResult(ApiModel):
     bundle_uri: str | None = Field(None, description="Store URI of the submission zip.")
     bundle_name: str | None = None
     evidence_files: list[str] = Field(default_factory=list, description="URIs, sorted.")
+    log_uri: str | None = Field(None, description="Store URI of kaggle_output_log.txt.")
     local_dir: str | None = Field(None, description="Local evidence folder, when kept.")
     source_sweep: str | None = None
     source_trial: str | None = None
@@ -405,6 +457,7 @@ class RehearsalResult(ApiModel):
             evidence_uri=self.evidence_uri,
             bundle_uri=self.bundle_uri,
             evidence_files=self.evidence_files,
+            log_uri=self.log_uri,
             start_time=self.start_time,
             completion_time=self.completion_time,
         )
@@ -414,10 +467,13 @@ def result_from_store(storage: str | Store, namespace: str, name: str) -> Rehear
     """Rebuild a finished rehearsal's result from its evidence in the store (no JAX).
 
     None when there is no evidence (no eval_summary.json) under the rehearsal's prefix.
+    Logs of failed attempts (``failed/``) are not part of the evidence; see
+    ``tunix_rt.rehearsal.failure_from_store``.
     """
     store = storage if isinstance(storage, Store) else Store(storage)
     prefix = rehearsal_prefix(namespace, name)
-    keys = store.list(prefix)
+    failed = f"{prefix}/{FAILED_DIR}/"
+    keys = [k for k in store.list(prefix) if not k.startswith(failed)]
     if f"{prefix}/{SUMMARY_NAME}" not in keys:
         return None
     summary = store.read_json(f"{prefix}/{SUMMARY_NAME}")
@@ -437,6 +493,7 @@ def result_from_store(storage: str | Store, namespace: str, name: str) -> Rehear
         bundle_uri=store.uri_for(bundles[-1]) if bundles else None,
         bundle_name=bundles[-1].rsplit("/", 1)[-1] if bundles else None,
         evidence_files=[store.uri_for(k) for k in keys],
+        log_uri=store.uri_for(f"{prefix}/{LOG_NAME}") if f"{prefix}/{LOG_NAME}" in keys else None,
         source_sweep=source.get("sweep"),
         source_trial=source.get("trial"),
         params=source.get("params"),
@@ -453,11 +510,13 @@ def result_from_store(storage: str | Store, namespace: str, name: str) -> Rehear
 class RunLog:
     """Timestamped lines to kaggle_output_log.txt (and an echo), credentials scrubbed."""
 
-    def __init__(self, path: Path, echo: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, path: Path, echo: Callable[[str], None] | None = None, *, append: bool = False
+    ) -> None:
         self.path = path
         self.echo = echo
         self._lock = threading.Lock()
-        self._handle: TextIO | None = path.open("w", encoding="utf-8")
+        self._handle: TextIO | None = path.open("a" if append else "w", encoding="utf-8")
 
     def __call__(self, message: str) -> None:
         stamp = iso(datetime.now(UTC))
@@ -566,19 +625,206 @@ def run_rehearsal(
 
     ``out_dir``: keep the evidence folder there (else a temp folder, removed at the end;
     with file:// storage the store itself holds the folder). ``trainer`` replaces
-    ``tunix_rt.train.run_trial`` (tests).
+    ``tunix_rt.train.run_trial`` (tests). ``plan.timeout_seconds`` bounds the run from
+    here on (the trainer's deadline).
+
+    A run that fails raises RehearsalError after uploading its log and failure.json to
+    ``<prefix>/failed/<UTC stamp>/``; the error says where they went (or, when that upload
+    failed too, why, and where the log is kept locally).
     """
     store = store or Store(plan.storage)
-    keep = out_dir is not None
-    folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="tunix-rt-"))
+    # --out naming the store's own folder (file://) is built elsewhere too, so that a
+    # failed run cannot remove the good evidence there: only a complete bundle replaces it.
+    keep = out_dir is not None and not _is_store_folder(store, plan.prefix, Path(out_dir))
+    folder = (
+        Path(out_dir)
+        if keep and out_dir is not None
+        else Path(tempfile.mkdtemp(prefix="tunix-rt-"))
+    )
     _prepare_dir(folder)
+    clock = time.monotonic()
+    attempt = _Attempt(
+        started=datetime.now(UTC),
+        clock=clock,
+        deadline=clock + plan.timeout_seconds if plan.timeout_seconds is not None else None,
+        commit=commit_info(cwd),  # the code as it is when the run starts (it runs that code)
+        config_digest=hashlib.sha256(canonical_json(plan.config.to_wire())).hexdigest(),
+    )
+    remove = not keep
     try:
-        return _run(plan, folder, keep, command or default_command(), echo, trainer, cwd, store)
-    except (EvidenceError, PackageError, ChecksumError) as exc:
-        raise RehearsalError(f"rehearsal {plan.name}: bad evidence: {exc}") from exc
+        return _run(plan, folder, keep, command or default_command(), echo, trainer, store, attempt)
+    except Exception as exc:
+        error = _failure_error(plan, exc)
+        try:
+            located = _record_failure(plan, store, folder, attempt, error, exc, echo)
+        except Exception as bug:  # never hide the run's own error behind this one
+            located = RehearsalError(
+                f"{error} (recording the failure failed: {type(bug).__name__}: {bug})",
+                reason=error.reason,
+                step=error.step,
+            )
+        if located.local_log is not None:
+            remove = False  # the only copy of the log
+        raise located from exc
     finally:
-        if not keep:
+        if remove:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class _Attempt:
+    """One run of a plan: when it started, its deadline, code, config, progress."""
+
+    started: datetime
+    clock: float
+    deadline: float | None
+    commit: CommitInfo
+    config_digest: str
+    step: int | None = None
+    failure_logged: bool = False
+
+    def report(self, metrics: Mapping[str, Any]) -> None:
+        """The trainer's report callback: remember the last step reached."""
+        step = metrics.get("step")
+        if isinstance(step, int | float) and step == step and step >= 0:
+            self.step = int(step)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.clock
+
+
+def _is_store_folder(store: Store, prefix: str, out_dir: Path) -> bool:
+    target = store.local_path(prefix)
+    return target is not None and target.resolve() == out_dir.resolve()
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def timeout_message(plan: RehearsalPlan, step: int | None, elapsed: float, *, done: bool) -> str:
+    """What a run stopped by its timeout says (status message, log, CLI)."""
+    limit = f"{plan.timeout_field} ({_seconds(plan.timeout_seconds or 0)})"
+    total = plan.config.max_steps
+    if done:
+        where = f"before the final evaluation (all {total} steps done)"
+    elif step is None:
+        where = f"at an unknown step (of {total})"
+    else:
+        where = f"at step {step} of {total}"
+    return (
+        f"{limit} reached {where} after {elapsed:.0f} s; raise {plan.timeout_field} "
+        "or lower the trainer's maxSteps"
+    )
+
+
+def _is_timeout(exc: BaseException, attempt: _Attempt) -> bool:
+    """The trainer stopped at our deadline (a TimeoutError once it has passed)."""
+    return (
+        isinstance(exc, TimeoutError)
+        and attempt.deadline is not None
+        and time.monotonic() >= attempt.deadline
+    )
+
+
+def _failure_error(plan: RehearsalPlan, exc: Exception) -> RehearsalError:
+    """The RehearsalError a failed run reports (its reason classifies the failure)."""
+    if isinstance(exc, RehearsalError):
+        return exc
+    if isinstance(exc, EvidenceError | PackageError | ChecksumError):
+        return RehearsalError(
+            f"rehearsal {plan.name}: bad evidence: {exc}", reason=BAD_EVIDENCE_REASON
+        )
+    if isinstance(exc, StoreError):
+        return RehearsalError(
+            f"rehearsal {plan.name}: uploading the evidence failed: {exc}",
+            reason=UPLOAD_FAILED_REASON,
+        )
+    return RehearsalError(f"rehearsal {plan.name}: {type(exc).__name__}: {exc}")
+
+
+def _record_failure(
+    plan: RehearsalPlan,
+    store: Store,
+    folder: Path,
+    attempt: _Attempt,
+    error: RehearsalError,
+    exc: Exception,
+    echo: Callable[[str], None] | None,
+) -> RehearsalError:
+    """Finish the log, upload it with failure.json to failed/<stamp>/, and return the
+    error to raise: the same message plus where the log went (or why it did not)."""
+    ended = datetime.now(UTC)
+    log_path = folder / LOG_NAME
+    message = str(error)
+    prefix = f"rehearsal {plan.name}: "
+    core = message[len(prefix) :] if message.startswith(prefix) else message
+    failed_uri = store.uri_for(f"{plan.prefix}/{FAILED_DIR}")
+    with suppress(OSError):  # the folder is gone or read-only: failure.json still goes up
+        tail = RunLog(log_path, echo, append=True)
+        try:
+            if not attempt.failure_logged:
+                tail(f"FAILED: {core}")
+                if error.reason == ERROR_REASON and not isinstance(exc, RehearsalError):
+                    tail("".join(traceback.format_exception(exc)).rstrip())  # a bug: where
+            tail(f"uploading this log and {FAILURE_NAME} to {failed_uri}/")
+        finally:
+            tail.close()
+    root = exc.__cause__ if isinstance(exc, RehearsalError) and exc.__cause__ else exc
+    source = (
+        {"sweep": plan.source_sweep, "trial": plan.source_trial}
+        if (plan.source_sweep or plan.source_trial)
+        else None
+    )
+    failure = RehearsalFailure(
+        run_name=plan.name,
+        namespace=plan.namespace,
+        reason=error.reason,
+        message=core,
+        error_type=type(root).__name__,
+        step=error.step if error.step is not None else attempt.step,
+        max_steps=plan.config.max_steps,
+        timeout_seconds=plan.timeout_seconds,
+        start_time=attempt.started,
+        end_time=ended,
+        wall_seconds=round(attempt.elapsed(), 3),
+        commit_sha=attempt.commit.sha,
+        commit_dirty=attempt.commit.dirty,
+        config_path=plan.config_path,
+        config_sha256=attempt.config_digest,
+        source=source,
+    )
+    problems = failure_schema_errors(failure.document())
+    if problems:  # a bug here must not hide the run's own error
+        _say(echo, f"WARNING: {FAILURE_NAME} does not match its schema: {problems}")
+    with suppress(OSError):  # the local folder's copy (kept with --out)
+        (folder / FAILURE_NAME).write_bytes(failure.to_json())
+    try:
+        uploaded = upload_failure(store, failure, log_path)
+    except (StoreError, OSError) as up:
+        kept = str(log_path.resolve()) if log_path.is_file() else None
+        where = f"; it is kept at {kept}" if kept else ""
+        located = RehearsalError(
+            f"{message} (the failure log could not be uploaded to {failed_uri}/: {up}{where})",
+            reason=error.reason,
+            step=failure.step,
+        )
+        located.local_log = kept
+        return located
+    _say(echo, f"failure log uploaded to {uploaded.folder_uri}/")
+    located = RehearsalError(
+        f"{message} (log: {uploaded.log_uri or uploaded.failure_uri})",
+        reason=error.reason,
+        step=failure.step,
+    )
+    located.log_uri = uploaded.log_uri
+    located.failure_uri = uploaded.failure_uri
+    return located
+
+
+def _say(echo: Callable[[str], None] | None, line: str) -> None:
+    if echo is not None:
+        echo(line)
 
 
 def _run(
@@ -588,16 +834,15 @@ def _run(
     command: list[str],
     echo: Callable[[str], None] | None,
     trainer: Trainer | None,
-    cwd: Path | None,
     store: Store,
+    attempt: _Attempt,
 ) -> RehearsalResult:
     log = RunLog(folder / LOG_NAME, echo)
     prefix = plan.prefix
     config_wire = plan.config.to_wire()
-    config_digest = hashlib.sha256(canonical_json(config_wire)).hexdigest()
-    started = datetime.now(UTC)
-    clock = time.monotonic()
-    commit = commit_info(cwd)  # the code as it is when the run starts (it runs that code)
+    config_digest = attempt.config_digest
+    started = attempt.started
+    commit = attempt.commit
     try:
         with _capture_logging(log):
             log(f"tunix-rt rehearsal {plan.name} (namespace {plan.namespace})")
@@ -605,21 +850,50 @@ def _run(
             log(f"storage: {redact_uri(store.uri)} prefix {prefix}")
             log(f"code: commit {commit.short} ({commit.source})")
             log(f"config: {plan.config_path} sha256 {config_digest}")
+            if plan.timeout_seconds is not None:
+                log(f"timeout: {plan.timeout_field} {_seconds(plan.timeout_seconds)} s")
             if plan.source_sweep:
                 log(f"promoted from sweep {plan.source_sweep} trial {plan.source_trial}")
             for note in plan.notes:
                 log(note)
             log(f"trainer config: {json.dumps(config_wire, sort_keys=True)}")
             run_trial: Trainer = trainer or importlib.import_module("tunix_rt.train").run_trial
+            limit = {} if attempt.deadline is None else {"deadline": attempt.deadline}
             try:
-                outcome = run_trial(plan.config, report=None, checkpoint_dir=None, log=log)
+                outcome = run_trial(
+                    plan.config, report=attempt.report, checkpoint_dir=None, log=log, **limit
+                )
             except Exception as exc:
+                reached = getattr(exc, "step", None)
+                if isinstance(reached, int) and not isinstance(reached, bool):
+                    attempt.step = reached
+                attempt.failure_logged = True
+                if _is_timeout(exc, attempt):
+                    why = timeout_message(
+                        plan,
+                        attempt.step,
+                        attempt.elapsed(),
+                        done=bool(getattr(exc, "before_eval", False)),
+                    )
+                    log(f"FAILED: {why}")
+                    raise RehearsalError(
+                        f"rehearsal {plan.name}: {why}", reason=TIMEOUT_REASON, step=attempt.step
+                    ) from exc
                 log(f"FAILED: training raised {type(exc).__name__}: {exc}")
+                log("".join(traceback.format_exception(exc)).rstrip())
                 raise RehearsalError(
-                    f"rehearsal {plan.name}: training failed: {type(exc).__name__}: {exc}"
+                    f"rehearsal {plan.name}: training failed: {type(exc).__name__}: {exc}",
+                    reason=TRAINING_FAILED_REASON,
+                    step=attempt.step,
                 ) from exc
             finished = datetime.now(UTC)
-            wall = time.monotonic() - clock
+            wall = attempt.elapsed()
+            if attempt.deadline is not None and time.monotonic() > attempt.deadline:
+                log(
+                    f"WARNING: finished {time.monotonic() - attempt.deadline:.0f} s past "
+                    f"{plan.timeout_field} ({_seconds(plan.timeout_seconds or 0)}); a started "
+                    "final evaluation is not interrupted"
+                )
             rows = [row_dict(r) for r in getattr(outcome, "eval_rows", [])]
             score = compute_primary_score(rows)
             trainer_score = getattr(outcome, "primary_score", None)
@@ -696,7 +970,11 @@ def _run(
         bundle = build_zip(folder, folder / SUBMISSION_DIR)
         check = verify_zip(bundle)
         if not check.ok:
-            raise RehearsalError(f"the bundle {bundle.name} does not verify: {check.errors}")
+            raise RehearsalError(
+                f"rehearsal {plan.name}: bad evidence: the bundle {bundle.name} does not "
+                f"verify: {check.errors}",
+                reason=BAD_EVIDENCE_REASON,
+            )
     say = echo or (lambda _line: None)
     published = publish_folder(store, folder, prefix, keep=(FAILED_DIR,), say=say)
     return RehearsalResult(
@@ -710,6 +988,7 @@ def _run(
         bundle_uri=published.bundle_uri,
         bundle_name=bundle.name if bundle else None,
         evidence_files=published.uris,
+        log_uri=store.uri_for(f"{prefix}/{LOG_NAME}"),
         local_dir=str(folder.resolve()) if keep else _local_store_dir(store, prefix),
         source_sweep=plan.source_sweep,
         source_trial=plan.source_trial,

@@ -5,6 +5,13 @@ Imports JAX, flax and optax (the ``train`` extra); the operator never imports th
 
 from tunix_rt.train.data import DatasetInfo, dataset_info
 from tunix_rt.train.evaluate import EvalRow
-from tunix_rt.train.loop import TrainResult, run_trial
+from tunix_rt.train.loop import TrainingTimeout, TrainResult, run_trial
 
-__all__ = ["DatasetInfo", "EvalRow", "TrainResult", "dataset_info", "run_trial"]
+__all__ = [
+    "DatasetInfo",
+    "EvalRow",
+    "TrainResult",
+    "TrainingTimeout",
+    "dataset_info",
+    "run_trial",
+]

@@ -3,6 +3,10 @@
 This is the workload of every Sweep trial and every Rehearsal. The loop keeps the
 device busy: steps are dispatched asynchronously, the next batch is prepared while the
 current step runs, and losses are only fetched to the host at report points.
+
+An optional ``deadline`` (a ``time.monotonic()`` instant) is checked before every step
+and before the final evaluation, with a clock read only (no device sync); past it,
+``run_trial`` raises :class:`TrainingTimeout`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,26 @@ from tunix_rt.train.train_step import (
 
 Report = Callable[[dict[str, float]], None]
 Log = Callable[[str], None]
+
+
+class TrainingTimeout(TimeoutError):
+    """``run_trial`` passed its deadline: ``step`` of ``max_steps`` train steps were
+    dispatched (the device may still be finishing the last few) after ``elapsed_seconds``
+    of run_trial; ``before_eval`` when training was complete but the final evaluation had
+    not started."""
+
+    def __init__(
+        self, step: int, max_steps: int, elapsed_seconds: float, *, before_eval: bool = False
+    ) -> None:
+        self.step = step
+        self.max_steps = max_steps
+        self.elapsed_seconds = elapsed_seconds
+        self.before_eval = before_eval
+        where = "before the final evaluation" if before_eval else "in training"
+        super().__init__(
+            f"deadline reached at step {step} of {max_steps} ({where}) after "
+            f"{elapsed_seconds:.0f} s"
+        )
 
 
 class TrainResult(BaseModel):
@@ -127,6 +151,7 @@ class Trainer:
     """One run's pieces, built once: data, model, compiled step, evaluator."""
 
     def __init__(self, config: TrainerConfig, say: Log) -> None:
+        self.started = time.perf_counter()
         self.config = config
         self.mesh = data_mesh(config.batch_size)
         self.replicated = sharding.replicated(self.mesh)
@@ -163,10 +188,13 @@ class Trainer:
         say: Log,
         save: Callable[[TrainState, float], None] | None,
         last_loss: float = float("nan"),
+        deadline: float | None = None,
     ) -> tuple[TrainState, float, Timing]:
         """Steps from ``state.step`` to max_steps; reports and saves on the way.
 
         Returns the final state, the mean loss since the last report, and the timings.
+        Raises TrainingTimeout before a step that would start at or after ``deadline``
+        (a ``time.monotonic()`` instant).
         """
         config, total = self.config, self.config.max_steps
         first = int(state.step)
@@ -175,6 +203,8 @@ class Trainer:
         started = time.perf_counter()
         upcoming = self.batches.get(first) if first < total else None
         for step in range(first, total):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TrainingTimeout(step, total, time.perf_counter() - self.started)
             assert upcoming is not None
             state, loss = self.step_fn(self.graphdef, state, *upcoming, self.hp)
             losses.append(loss)
@@ -224,9 +254,15 @@ def run_trial(
     report: Report | None = None,
     checkpoint_dir: str | None = None,
     log: Log | None = None,
+    deadline: float | None = None,
 ) -> TrainResult:
     """Train ``config``, reporting every ``log_every`` steps and at eval points, evaluate
-    on the full eval split, and return the result. Resumes from ``checkpoint_dir``."""
+    on the full eval split, and return the result. Resumes from ``checkpoint_dir``.
+
+    ``deadline``: a ``time.monotonic()`` instant; checked before every train step and
+    before the final evaluation (which, once started, runs to the end). Past it,
+    :class:`TrainingTimeout` is raised (no checkpoint is written for the partial run
+    beyond the regular ``checkpointEvery`` saves). None (the default): no limit."""
     started = time.perf_counter()
     say: Log = log or print
     tell: Report = report or (lambda metrics: None)
@@ -254,12 +290,21 @@ def run_trial(
             def save(s: TrainState, loss: float) -> None:
                 checkpointer.save(s, _meta(config, history, loss))
 
-        state, last_loss, timing = trainer.train(state, history, tell, say, save, last_loss)
+        state, last_loss, timing = trainer.train(
+            state, history, tell, say, save, last_loss, deadline
+        )
         if save is not None:
             save(state, last_loss)  # no-op when this step is already saved
     finally:
         if checkpointer is not None:
             checkpointer.close()
+    if deadline is not None and time.monotonic() >= deadline:
+        raise TrainingTimeout(
+            config.max_steps,
+            config.max_steps,
+            time.perf_counter() - trainer.started,
+            before_eval=True,
+        )
 
     eval_started = time.perf_counter()
     rows, final = trainer.evaluator(state.params)

@@ -1,0 +1,164 @@
+"""What a failed rehearsal leaves in the store, and how to read it back (no JAX).
+
+A run that fails (the trainer raised, ``timeoutSeconds`` passed, the evidence did not
+check out, the upload failed) uploads its log and a small ``failure.json`` to
+
+    <storage>/<namespace>/rehearsals/<name>/failed/<YYYYmmddTHHMMSSZ>/
+        kaggle_output_log.txt
+        failure.json
+
+and never touches an earlier successful evidence bundle at the prefix (the next
+successful run's stale-key pruning keeps ``failed/`` too). ``failure.json`` follows
+``tunix_rt/evidence/schemas/failure.schema.json``; :class:`RehearsalFailure` is its model.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+
+from tunix_rt.api.names import rehearsal_prefix
+from tunix_rt.evidence import LOG_NAME
+from tunix_rt.evidence.manifest import iso
+from tunix_rt.evidence.validation import schema_errors
+from tunix_rt.storage import Store, StoreNotFoundError
+
+FAILED_DIR = "failed"
+"""Subfolder of a rehearsal's prefix with the logs of failed attempts; never pruned."""
+
+FAILURE_NAME = "failure.json"
+SCHEMA_VERSION = "tunix-rt/failure/v1"
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+
+TIMEOUT_REASON = "TrainingTimeout"
+TRAINING_FAILED_REASON = "TrainingFailed"
+BAD_EVIDENCE_REASON = "BadEvidence"
+UPLOAD_FAILED_REASON = "UploadFailed"
+ERROR_REASON = "RehearsalError"
+
+
+class RehearsalFailure(BaseModel):
+    """failure.json (snake_case, as the other evidence files); ``folder_uri`` and
+    ``log_uri`` / ``failure_uri`` are filled in when read back from the store."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: Literal["tunix-rt/failure/v1"] = "tunix-rt/failure/v1"
+    kind: Literal["rehearsal"] = "rehearsal"
+    run_name: str
+    namespace: str
+    phase: Literal["Failed"] = "Failed"
+    reason: str = Field(description="CamelCase: TrainingTimeout, TrainingFailed, …")
+    message: str = Field(description="What went wrong and what to do (no log location).")
+    error_type: str | None = None
+    step: int | None = Field(None, description="Train steps reached, when known.")
+    max_steps: int
+    timeout_seconds: float | None = None
+    start_time: datetime
+    end_time: datetime
+    wall_seconds: float
+    commit_sha: str
+    commit_dirty: bool | None = None
+    config_path: str = "<inline>"
+    config_sha256: str
+    source: dict[str, str | None] | None = None
+    log: str | None = Field(LOG_NAME, description="The log's name in the same folder.")
+
+    folder_uri: str | None = Field(None, exclude=True)
+    log_uri: str | None = Field(None, exclude=True)
+    failure_uri: str | None = Field(None, exclude=True)
+
+    @field_serializer("start_time", "end_time")
+    def _iso(self, moment: datetime) -> str:
+        return iso(moment)
+
+    def document(self) -> dict[str, Any]:
+        """The failure.json content (checked against its schema)."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        return data
+
+    def to_json(self) -> bytes:
+        return (json.dumps(self.document(), indent=2, sort_keys=True) + "\n").encode()
+
+
+def failure_schema_errors(document: Any) -> list[str]:
+    """Every violation of failure.schema.json; empty if valid."""
+    return schema_errors("failure", document)
+
+
+def failed_prefix(namespace: str, name: str) -> str:
+    return f"{rehearsal_prefix(namespace, name)}/{FAILED_DIR}"
+
+
+def stamp(moment: datetime) -> str:
+    """The folder name of one failed attempt: its end time, UTC, YYYYmmddTHHMMSSZ."""
+    return moment.astimezone(UTC).strftime(STAMP_FORMAT)
+
+
+def upload_failure(store: Store, failure: RehearsalFailure, log: Path | None) -> RehearsalFailure:
+    """Upload ``log`` then failure.json to a new ``failed/<stamp>/`` folder of the run
+    (``<stamp>-1``, ``-2``, … if that one is taken); the failure is returned with its
+    URIs. StoreError propagates (a reader never sees a failure.json without its log)."""
+    base = failed_prefix(failure.namespace, failure.run_name)
+    first = stamp(failure.end_time)
+    folder, n = first, 0
+    while store.list(f"{base}/{folder}"):
+        n += 1
+        folder = f"{first}-{n}"
+    has_log = log is not None and log.is_file()
+    failure = failure.model_copy(update={"log": LOG_NAME if has_log else None})
+    log_uri = None
+    if has_log:
+        assert log is not None
+        log_uri = store.upload_file(log, f"{base}/{folder}/{LOG_NAME}")
+    failure_uri = store.write_bytes(f"{base}/{folder}/{FAILURE_NAME}", failure.to_json())
+    failure.folder_uri = store.uri_for(f"{base}/{folder}")
+    failure.log_uri = log_uri
+    failure.failure_uri = failure_uri
+    return failure
+
+
+def failure_from_store(
+    storage: str | Store,
+    namespace: str,
+    name: str,
+    *,
+    since: datetime | None = None,
+) -> RehearsalFailure | None:
+    """The latest failed attempt of a rehearsal recorded in the store, or None.
+
+    ``since``: ignore failures that ended before this moment (an earlier Rehearsal of the
+    same name). A failure.json that is not one (or vanished) is skipped, the next older
+    one is tried; other store errors propagate (StoreError).
+    """
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    store = storage if isinstance(storage, Store) else Store(storage)
+    base = failed_prefix(namespace, name)
+    keys = store.list(base)
+    folders = sorted(
+        {
+            key[len(base) + 1 :].split("/", 1)[0]
+            for key in keys
+            if key.startswith(base + "/") and key.endswith("/" + FAILURE_NAME)
+        },
+        reverse=True,
+    )
+    for folder in folders:
+        key = f"{base}/{folder}/{FAILURE_NAME}"
+        try:
+            failure = RehearsalFailure.model_validate_json(store.read_bytes(key))
+        except (ValidationError, ValueError, StoreNotFoundError):
+            continue
+        if since is not None and failure.end_time < since:
+            return None  # the newest readable one is older: nothing from this attempt
+        failure.folder_uri = store.uri_for(f"{base}/{folder}")
+        failure.failure_uri = store.uri_for(key)
+        log_key = f"{base}/{folder}/{failure.log or LOG_NAME}"
+        failure.log_uri = store.uri_for(log_key) if log_key in keys else None
+        return failure
+    return None
