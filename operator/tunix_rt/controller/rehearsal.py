@@ -46,12 +46,12 @@ from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.controller.runtime import (
     Runtime,
-    adopt_existing,
     clear_spec_change,
     delete_child_rayjob,
     ensure_rayjob,
     fail,
     ignore_spec_change,
+    nothing_to_start,
     owner_of,
     plain,
     read_in_thread,
@@ -340,16 +340,10 @@ async def _start(
     patch: kopf.Patch,
     logger: kopf.Logger | logging.Logger,
 ) -> None:
+    if await nothing_to_start(runtime, body, status, "rehearsal"):
+        return  # adopted after a restart: the source sweep is not resolved again
     namespace, name = str(meta["namespace"]), str(meta["name"])
     generation = generation_of(meta)
-    retry_invalid = failed_for_invalid_spec(status)
-    if is_terminal(status) and not retry_invalid:
-        runtime.metrics.observe_phase("rehearsal", namespace, name, str(status["phase"]))
-        return
-    if status.get("rayJobName") and not retry_invalid:
-        # Started before (operator restart): adopt, do not resolve the source again.
-        await adopt_existing(runtime, body, namespace, status, "rehearsal")
-        return
     try:
         parsed = RehearsalSpec.model_validate(runtime.with_defaults(spec))
     except ValidationError as exc:

@@ -21,6 +21,8 @@ from tunix_rt.controller.metrics import Metrics
 from tunix_rt.controller.status import (
     SPEC_CHANGE_IGNORED,
     apply_status,
+    failed_for_invalid_spec,
+    is_terminal,
     phase_conditions,
     phase_of,
     post_transition,
@@ -217,6 +219,28 @@ async def ensure_rayjob(
 async def read_in_thread(fn: Any, *args: Any) -> Any:
     """Store I/O is blocking (fsspec, retries with sleeps): keep it off the event loop."""
     return await asyncio.to_thread(fn, *args)
+
+
+async def nothing_to_start(
+    runtime: Runtime, body: kopf.Body, status: Mapping[str, Any], kind: str
+) -> bool:
+    """The create/resume prologue both kinds share: True when there is nothing to start.
+
+    A finished resource stays finished; one with a RayJob in its status was started
+    before an operator restart, so that RayJob is adopted (a spec edited since is
+    ignored). A spec that failed validation is always tried again.
+    """
+    if failed_for_invalid_spec(status):
+        return False
+    meta = body.get("metadata") or {}
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    if is_terminal(status):
+        runtime.metrics.observe_phase(kind, namespace, name, str(status["phase"]))
+        return True
+    if status.get("rayJobName"):
+        await adopt_existing(runtime, body, namespace, status, kind)
+        return True
+    return False
 
 
 async def adopt_existing(

@@ -48,12 +48,12 @@ from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import FINISHED_STATES, SweepResult, TrialResult, TrialState
 from tunix_rt.controller.runtime import (
     Runtime,
-    adopt_existing,
     clear_spec_change,
     delete_child_rayjob,
     ensure_rayjob,
     fail,
     ignore_spec_change,
+    nothing_to_start,
     owner_of,
     plain,
     read_in_thread,
@@ -308,16 +308,11 @@ async def _start(
     patch: kopf.Patch,
     logger: kopf.Logger | logging.Logger,
 ) -> None:
+    if await nothing_to_start(runtime, body, status, "sweep"):
+        return
     namespace, name = str(meta["namespace"]), str(meta["name"])
     generation = generation_of(meta)
     retry_invalid = failed_for_invalid_spec(status)
-    if is_terminal(status) and not retry_invalid:
-        runtime.metrics.observe_phase("sweep", namespace, name, str(status["phase"]))
-        return
-    if status.get("rayJobName") and not retry_invalid:
-        # Started before (operator restart): adopt what runs; a spec edited since is ignored.
-        await adopt_existing(runtime, body, namespace, status, "sweep")
-        return
     try:
         parsed = parse_spec(spec, runtime)
         manifest = build_sweep_rayjob(
