@@ -426,11 +426,15 @@ def write_summary(
     store.write_json(summary_key(namespace, sweep), result)
 
 
-def write_evidence(store: Store, namespace: str, name: str, score: float) -> list[str]:
+def write_evidence(
+    store: Store, namespace: str, name: str, score: float, ended: datetime | None = None
+) -> list[str]:
+    """A rehearsal's evidence files as the run leaves them (content abridged)."""
     prefix = rehearsal_prefix(namespace, name)
+    end = (ended or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
     files = {
         "eval_summary.json": {"primary_score": score, "n": 512},
-        "run_manifest.json": {"name": name},
+        "run_manifest.json": {"run_name": name, "end_time": end},
     }
     keys = []
     for base, data in files.items():

@@ -306,3 +306,25 @@ async def test_failed_run_reports_its_own_message_and_log(
     assert "primaryScore" not in stale and "bundleUri" not in stale
     assert store.uri_for(f"{old}/eval_summary.json") in stale["evidenceFiles"]  # kept, listed
     assert condition(await api.get(REHEARSALS, NS, "stale"), "Failed")["reason"] == "AppFailed"
+
+
+async def test_an_earlier_runs_evidence_is_not_this_runs_result(
+    api: Api, store: Store, start_operator: StartOperator
+) -> None:
+    """A Rehearsal recreated under the same name: the old bundle at its prefix is kept and
+    listed, but a run that leaves no new evidence does not succeed with the old score."""
+    await start_operator()
+    old_keys = write_evidence(store, NS, "again", score=0.9, ended=datetime(2020, 1, 1, tzinfo=UTC))
+    await api.create(REHEARSALS, rehearsal_body("again", trainer={"learningRate": 0.001}))
+    await wait_for(lambda: phase_is(api, "again", "Pending"), what="Pending")
+    await api.job_status(NS, "rehearsal-again", jobDeploymentStatus="Complete",
+                         jobStatus="SUCCEEDED")  # fmt: skip
+    status = await wait_for(lambda: phase_is(api, "again", "Failed"), what="Failed")
+    assert "left no eval_summary.json" in status["message"]
+    assert "primaryScore" not in status and "bundleUri" not in status
+    assert sorted(status["evidenceFiles"]) == sorted(store.uri_for(k) for k in old_keys)
+    # the old evidence is untouched
+    assert (
+        store.read_json(f"{rehearsal_prefix(NS, 'again')}/eval_summary.json")["primary_score"]
+        == 0.9
+    )

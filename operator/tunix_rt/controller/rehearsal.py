@@ -33,7 +33,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, get_args
 
 import kopf
@@ -72,7 +72,7 @@ from tunix_rt.controller.status import (
     timestamp,
 )
 from tunix_rt.controller.sweep import Verdict, reason_of
-from tunix_rt.evidence import LOG_NAME
+from tunix_rt.evidence import LOG_NAME, MANIFEST_NAME
 from tunix_rt.kuberay.client import KubeApiError
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.rayjob import REHEARSAL_LABEL, build_rehearsal_rayjob, spec_annotation
@@ -234,12 +234,24 @@ class Evidence:
     problems: list[str] = field(default_factory=list)
 
 
-def read_evidence(store: Store, namespace: str, name: str) -> Evidence:
+def read_evidence(
+    store: Store, namespace: str, name: str, since: datetime | None = None
+) -> Evidence:
+    """What the prefix holds. Evidence whose run ended before ``since`` (this Rehearsal's
+    start) is an earlier run's: listed in ``files``, never taken as this run's result."""
     prefix = rehearsal_prefix(namespace, name)
     out = Evidence()
     failed = f"{prefix}/{FAILED_DIR}/"
     keys = [k for k in store.list(prefix + "/") if not k.startswith(failed)]
     out.files = [store.uri_for(k) for k in keys]
+    if since is not None and f"{prefix}/{MANIFEST_NAME}" in keys:
+        try:
+            ended = _parse_time((store.read_json(f"{prefix}/{MANIFEST_NAME}") or {})["end_time"])
+        except (StoreError, ValueError, KeyError, TypeError) as exc:
+            out.problems.append(f"{store.uri_for(f'{prefix}/{MANIFEST_NAME}')}: {exc}")
+            ended = None
+        if ended is not None and ended < since:
+            return out  # an earlier run's evidence
     for key in keys:
         if key == f"{prefix}/{LOG_NAME}":
             out.log = store.uri_for(key)
@@ -257,6 +269,17 @@ def read_evidence(store: Store, namespace: str, name: str) -> Evidence:
             if isinstance(score, int | float):
                 out.primary_score = float(score)
     return out
+
+
+def _parse_time(value: object) -> datetime | None:
+    """An RFC 3339 time (status, manifests) as an aware datetime; None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def judge(
@@ -498,7 +521,9 @@ async def _follow(
         storage = runtime.storage_for(body.get("spec") or {}, DEFAULT_STORAGE)
     store = runtime.store(storage)
     try:
-        evidence: Evidence = await read_in_thread(read_evidence, store, namespace, name)
+        evidence: Evidence = await read_in_thread(
+            read_evidence, store, namespace, name, _parse_time(status.get("startTime"))
+        )
     except StoreError as exc:
         logger.warning("cannot read evidence from %s: %s (retrying)", store.uri, exc)
         return
@@ -566,13 +591,7 @@ async def _own_failure(
     logger: kopf.Logger | logging.Logger,
 ) -> RehearsalFailure | None:
     """The failure the run recorded in the store since this Rehearsal started, if any."""
-    since: datetime | None = None
-    started = status.get("startTime")
-    if isinstance(started, str):
-        try:
-            since = datetime.fromisoformat(started)
-        except ValueError:
-            since = None
+    since = _parse_time(status.get("startTime"))
     read = functools.partial(failure_from_store, store, namespace, name, since=since)
     try:
         failure: RehearsalFailure | None = await read_in_thread(read)
