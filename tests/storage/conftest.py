@@ -1,4 +1,8 @@
-"""Fixtures for the store tests: moto's S3 server on loopback, dummy credentials from env."""
+"""Fixtures for the store tests: moto's S3 server and the GCS emulator on loopback.
+
+s3:// gets dummy credentials from the environment; gs:// gets STORAGE_EMULATOR_HOST
+(anonymous access, as Google's clients do with an emulator).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from gcs_helpers import GcsEmulator
 from moto_helpers import SECRET, MotoS3
 
 
@@ -37,4 +42,30 @@ def bucket(s3_env: MotoS3, request: pytest.FixtureRequest) -> str:
     client = s3_env.client()
     with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
         client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[GcsEmulator]:
+    server = GcsEmulator()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gcs_env(monkeypatch: pytest.MonkeyPatch, gcs_emulator: GcsEmulator) -> GcsEmulator:
+    """gs:// goes to the emulator (restarted first if a test left it stopped)."""
+    if not gcs_emulator.running:
+        gcs_emulator.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    return gcs_emulator
+
+
+@pytest.fixture
+def gcs_bucket(gcs_env: GcsEmulator, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket per test (the emulator keeps state for the session)."""
+    name = ("t-" + re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()))[:50].strip("-")
+    gcs_env.create_bucket(name)
     return name

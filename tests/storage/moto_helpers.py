@@ -1,7 +1,8 @@
 """Test helpers: a real moto S3 server on loopback and a TCP proxy that can cut connections.
 
-The proxy sits between s3fs and moto so that a test can make "the server go away" at an
-exact point of a request (after N bytes of it went upstream), deterministically.
+The proxy sits between s3fs and moto (or gcsfs and the GCS emulator) so that a test can
+make "the server go away" at an exact point of a request (after N bytes of it went
+upstream), or answer like a failing gateway, deterministically.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class CuttingProxy:
     ``cut_after``: once a connection has sent this many bytes upstream, both sides are reset
     (SO_LINGER 0) and, with ``go_away``, the proxy stops listening: connections are refused,
     as when a server dies mid-write. ``cuts`` bounds how many connections are cut.
+    ``reply``: the first ``replies`` connections get this raw HTTP response once their
+    request is read whole (headers and Content-Length body), as from a failing gateway.
     """
 
     def __init__(self, upstream_port: int) -> None:
@@ -85,6 +88,9 @@ class CuttingProxy:
         self.go_away = False
         self.cut_count = 0
         self.connections = 0
+        self.reply: bytes | None = None
+        self.replies = 0
+        self.replied = 0
         self.listening = threading.Event()
         self._listener: socket.socket | None = None
         self._lock = threading.Lock()
@@ -124,9 +130,45 @@ class CuttingProxy:
     def _reset(sock: socket.socket) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # Wake a thread blocked in recv() on it (close() alone does not, and the socket
+        # would live on, never reset, until the peer gives up); SHUT_RD sends no FIN.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)
         sock.close()
 
+    def _answer(self, client: socket.socket) -> bool:
+        """Read one whole request and send the canned reply, if one is due."""
+        with self._lock:
+            if self.reply is None or self.replied >= self.replies:
+                return False
+            self.replied += 1
+            reply = self.reply
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = client.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value.strip())
+            while len(body) < length and (chunk := client.recv(65536)):
+                body += chunk
+            client.sendall(reply)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_RDWR)
+        client.close()
+        return True
+
     def _serve(self, client: socket.socket) -> None:
+        if self._answer(client):
+            return
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
         done = threading.Event()
 
