@@ -60,6 +60,20 @@ def main() -> int:
         "best_trial": summary.get("bestTrialId"),
         "best_primary_score": summary.get("primaryScore"),
     }
+    scores = [t["primary_score"] for t in record["trials"] if t["primary_score"] is not None]
+    # The demo's goal: one 5-trial sweep separates good configs from bad in 10 minutes.
+    record["score_spread"] = round(max(scores) - min(scores), 4) if scores else None
+    record["within_demo_budget_600s"] = wall <= 600
+    bundles = sorted(store.glob("local/*/evidence/submission/*.zip"))
+    if bundles:
+        from tunix_rt.evidence import verify_zip
+
+        check = verify_zip(bundles[-1])
+        record["evidence_bundle"] = {
+            "name": bundles[-1].name,
+            "files": len(check.files),
+            "verifies": check.ok,
+        }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")
