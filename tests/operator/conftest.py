@@ -1,13 +1,25 @@
-"""Fixtures: the kmock API server, an HTTP client of it, a file:// store, the operator."""
+"""Fixtures: the kmock API server, an HTTP client of it, a file:// store, the operator;
+and an s3:// store served by moto on loopback with an operator configured for it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import re
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import kmock
 import pytest
-from operator_helpers import Api, ApiServer, OperatorRun, StartOperator, register_resources
+from operator_helpers import (
+    S3_ACCESS_KEY,
+    Api,
+    ApiServer,
+    OperatorRun,
+    StartOperator,
+    load_moto_helpers,
+    register_resources,
+)
 
 from tunix_rt.controller import OperatorConfig
 from tunix_rt.storage import Store
@@ -60,3 +72,82 @@ async def start_operator(
     yield start
     for run in runs:
         await run.stop()
+
+
+# ----------------------------------------------------------------------------- s3://
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[Any]:
+    """moto's S3 server on loopback (tests/storage/moto_helpers.py's MotoS3)."""
+    server = load_moto_helpers().MotoS3()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(monkeypatch: pytest.MonkeyPatch, moto_s3: Any) -> Any:
+    """Dummy credentials (a recognisable secret) and moto's endpoint in the environment,
+    as the Helm chart's storage Secret would provide them; the Store's retries and
+    timeouts kept small so that a store fault costs the tests little time."""
+    if moto_s3.server is None:  # a test left it stopped
+        moto_s3.start()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", load_moto_helpers().SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TUNIX_RT_S3_ENDPOINT_URL", moto_s3.endpoint)
+    monkeypatch.setenv("TUNIX_RT_STORE_ATTEMPTS", "2")
+    monkeypatch.setenv("TUNIX_RT_STORE_BACKOFF_S", "0.05")
+    monkeypatch.setenv("TUNIX_RT_STORE_CONNECT_TIMEOUT_S", "1")
+    monkeypatch.setenv("TUNIX_RT_STORE_READ_TIMEOUT_S", "5")
+    return moto_s3
+
+
+@pytest.fixture
+def s3_bucket(s3_env: Any, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket per test (moto keeps its state for the session)."""
+    name = ("op-" + re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()))[:50].strip("-")
+    client = s3_env.client()
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_store(s3_env: Any, s3_bucket: str) -> Store:
+    """The store the driver / rehearsal run writes to, talking to moto directly (the
+    operator reaches the same bucket through ``TUNIX_RT_S3_ENDPOINT_URL``)."""
+    return Store(f"s3://{s3_bucket}/tunix-rt", endpoint_url=s3_env.endpoint)
+
+
+@pytest.fixture
+def s3_config(monkeypatch: pytest.MonkeyPatch, s3_store: Store) -> OperatorConfig:
+    """The operator's configuration as the Helm chart sets it: from the environment, with
+    the s3:// store as ``TUNIX_RT_DEFAULT_STORAGE``."""
+    env = {
+        "TUNIX_RT_IMAGE_CPU": "registry.example/trainer:t-cpu",
+        "TUNIX_RT_IMAGE_GPU": "registry.example/trainer:t-cuda",
+        "TUNIX_RT_IMAGE_TPU": "registry.example/trainer:t-tpu",
+        "TUNIX_RT_DEFAULT_STORAGE": s3_store.uri,
+        "TUNIX_RT_STORAGE_SECRET": "store-creds",
+        "TUNIX_RT_POLL_SECONDS": "0.2",
+        "TUNIX_RT_SUMMARY_GRACE_SECONDS": "1",
+        "TUNIX_RT_LIVENESS": "",
+        "TUNIX_RT_METRICS_PORT": "0",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in (
+        "TUNIX_RT_NAMESPACES",
+        "TUNIX_RT_PEERING",
+        "TUNIX_RT_DEFAULT_POOLS",
+        "TUNIX_RT_IMAGE_PULL_POLICY",
+        "TUNIX_RT_DEADLINE_GRACE_SECONDS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    config = OperatorConfig.from_env()
+    assert config.default_storage == s3_store.uri and config.liveness_endpoint is None
+    return config

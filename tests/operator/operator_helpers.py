@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import importlib.util
+import sys
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,23 @@ SWEEPS = "tunixrt.io/v1alpha1/sweeps"
 REHEARSALS = "tunixrt.io/v1alpha1/rehearsals"
 RAYJOBS = "ray.io/v1/rayjobs"
 EVENTS = "v1/events"
+
+S3_ACCESS_KEY = "AKIATUNIXRTOPERATOR7"
+"""The access key id the s3:// tests put in the environment (recognisable, to look for leaks)."""
+
+
+def load_moto_helpers() -> Any:
+    """tests/storage/moto_helpers.py (moto's S3 server on loopback, the cutting proxy),
+    shared with the store tests: one module, whichever directory imports it first."""
+    if "moto_helpers" in sys.modules:
+        return sys.modules["moto_helpers"]
+    path = Path(__file__).resolve().parents[1] / "storage" / "moto_helpers.py"
+    spec = importlib.util.spec_from_file_location("moto_helpers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["moto_helpers"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_rayjob_schema() -> Any:

@@ -116,6 +116,7 @@ def test_sweep_run_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) ->
     runner = CliRunner()
     shown = runner.invoke(app, ["sweep", "show", str(folder)], env={"COLUMNS": "200"})
     assert shown.exit_code == 0 and f"best trial {summary.best_trial_id}" in shown.output
+    assert f"evidence: file://{zips[0]}" in shown.output
 
     promoted = runner.invoke(
         app, ["promote", str(folder), "-o", str(tmp_path / "best.yaml"), "--steps", "200"]

@@ -27,9 +27,13 @@ def summary_key(namespace: str, sweep: str) -> str:
     return f"{sweep_prefix(namespace, sweep)}/summary.json"
 
 
+EVIDENCE_FOLDER = "evidence"
+"""Subfolder of a sweep's folder holding its evidence bundle."""
+
+
 def sweep_evidence_prefix(namespace: str, sweep: str) -> str:
     """Evidence folder of a finished Sweep (manifest, summary, trials, report, zip)."""
-    return f"{sweep_prefix(namespace, sweep)}/evidence"
+    return f"{sweep_prefix(namespace, sweep)}/{EVIDENCE_FOLDER}"
 
 
 def rehearsal_prefix(namespace: str, rehearsal: str) -> str:

@@ -29,6 +29,7 @@ from rich.live import Live
 
 from tunix_rt.api.manifests import ManifestError, load_sweep
 from tunix_rt.api.names import (
+    EVIDENCE_FOLDER,
     LOCAL_NAMESPACE,
     summary_key,
     sweep_evidence_prefix,
@@ -365,3 +366,8 @@ def show(
         style = "green" if summary.phase.value == "Succeeded" else "red"
         console.print(f"[{style}]{summary.phase.value}[/{style}]: {summary.message or ''}")
     console.print(f"results: {results.uri}")
+    if summary is not None:
+        with contextlib.suppress(StoreError):
+            bundle = latest_bundle(Store(results.uri), EVIDENCE_FOLDER)
+            if bundle is not None:
+                console.print(f"evidence: {bundle}", soft_wrap=True)
