@@ -67,3 +67,25 @@ def test_evidence_is_consistent_with_its_sweep_and_promoted_config() -> None:
     config = TrainerConfig.model_validate(rehearsal["spec"]["trainer"])
     assert manifest["config"] == config.to_wire()
     assert manifest["config_source_sha256"] == sha256_file(promoted[0])
+
+
+def test_the_sweeps_own_bundle_rebuilds_and_names_every_trial(tmp_path: Path) -> None:
+    evidence = RUN / "sweep" / "evidence"
+    committed = sorted((evidence / "submission").glob("tunix_rt_*.zip"))
+    assert len(committed) == 1, committed
+    rebuilt = build_zip(evidence, tmp_path)
+    assert rebuilt.name == committed[0].name
+    assert rebuilt.read_bytes() == committed[0].read_bytes()
+    report = verify_zip(committed[0])
+    assert report.ok, report.errors
+    # The bundled summary and trial records are the store's, byte for byte.
+    assert (evidence / "sweep_summary.json").read_bytes() == (
+        RUN / "sweep" / "summary.json"
+    ).read_bytes()
+    for trial in sorted((RUN / "sweep" / "trials").glob("*.json")):
+        assert (evidence / "trials" / trial.name).read_bytes() == trial.read_bytes()
+    manifest = json.loads((evidence / "run_manifest.json").read_text())
+    rehearsal = json.loads((EVIDENCE / "run_manifest.json").read_text())
+    assert manifest["kind"] == "sweep" and manifest["commit_sha"] == rehearsal["commit_sha"]
+    best = json.loads((evidence / "best_config.json").read_text())
+    assert {**best, "maxSteps": rehearsal["config"]["maxSteps"]} == rehearsal["config"]
