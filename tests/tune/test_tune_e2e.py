@@ -113,6 +113,16 @@ def test_sweep_run_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) ->
     assert "Succeeded: best trial" in log
     assert (folder / "sweep_log.txt").read_text().startswith(log)
 
+    # Running it again re-runs nothing and rewrites nothing: the evidence keeps the
+    # commit that ran the trials.
+    before = {p: p.read_bytes() for p in (folder / "summary.json", zips[0])}
+    again = subprocess.run(cmd, env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    assert "already finished" in again.stdout and "nothing was re-run" in again.stdout
+    assert f"best trial {summary.best_trial_id}" in again.stdout
+    assert {p: p.read_bytes() for p in before} == before
+    assert "already finished" in (folder / "sweep_log.txt").read_text()
+
     runner = CliRunner()
     shown = runner.invoke(app, ["sweep", "show", str(folder)], env={"COLUMNS": "200"})
     assert shown.exit_code == 0 and f"best trial {summary.best_trial_id}" in shown.output

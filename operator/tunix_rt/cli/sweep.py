@@ -221,6 +221,7 @@ def run(
     console.print(f"[dim]driver log: {log_file}[/dim]")
 
     started = time.monotonic()
+    started_at = datetime.now(UTC)
     use_live = console.is_terminal if live is None else live
     with open(log_file, "wb") as log_handle:
         proc = subprocess.Popen(
@@ -256,6 +257,12 @@ def run(
                 f"{results.objective.metric}="
                 f"{format_score(objective_value(best, results.objective))} "
                 f"({format_params(best.params)})"
+            )
+        if summary.finished_at is not None and summary.finished_at < started_at:
+            when = summary.finished_at.strftime("%Y-%m-%d %H:%M:%S")
+            console.print(
+                f"[yellow]this sweep had already finished (at {when} UTC); nothing was "
+                "re-run. --fresh runs it again.[/yellow]"
             )
         console.print(f"results: {summary_uri}")
         bundle = _bundle_uri(store, sweep_name)

@@ -67,6 +67,7 @@ from tunix_rt.api.sweep import Algorithm, Distribution, SchedulerType, SearchPar
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.evidence import SweepRunFacts, commit_info, publish_folder, write_sweep_evidence
 from tunix_rt.evidence.manifest import iso
+from tunix_rt.evidence.upload import latest_bundle
 from tunix_rt.storage import Store, StoreError, scrub
 from tunix_rt.tune.records import (
     SweepTarget,
@@ -565,6 +566,25 @@ def _run_sweep(
                 "or give it another name",
                 results_uri=results_uri,
             )
+        finished = _finished_summary(store, target)
+        if finished is not None:
+            # Done already: report it as it is. Re-summarising would stamp today's
+            # commit on evidence of trials an earlier commit ran.
+            say(
+                f"sweep {run.name!r} already finished at {finished.finished_at}: "
+                f"{finished.message}; run it with --fresh to start over"
+            )
+            prefix = sweep_evidence_prefix(run.namespace, run.name)
+            bundle = latest_bundle(store, prefix)
+            code = EXIT_OK if finished.phase is Phase.SUCCEEDED else EXIT_FAILED
+            return SweepOutcome(
+                code,
+                finished.message or finished.phase.value,
+                finished,
+                results_uri,
+                store.uri_for(prefix) if bundle else None,
+                bundle,
+            )
     else:
         archive_previous(store, target, say)
     store.write_json(spec_key, spec)
@@ -686,6 +706,14 @@ def _run_sweep(
     say(f"results: {store.uri_for(target.summary_key)}")
     code = EXIT_OK if phase is Phase.SUCCEEDED else EXIT_FAILED
     return SweepOutcome(code, message, summary, results_uri, evidence_uri, bundle_uri)
+
+
+def _finished_summary(store: Store, target: SweepTarget) -> SweepResult | None:
+    """The summary of a sweep that ran to its end, None when there is none (or unreadable)."""
+    try:
+        return SweepResult.model_validate(store.read_json(target.summary_key))
+    except (StoreError, ValueError):
+        return None
 
 
 def _devices() -> list[str]:
