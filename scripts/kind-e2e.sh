@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tunix-rt end to end on kind: a real cluster, KubeRay from its Helm chart, tunix-rt from
 # charts/tunix-rt, the images built from this checkout, and examples/sweep-smoke.yaml
-# running to Succeeded with a primaryScore.
+# running to Succeeded with a primaryScore and its evidence bundle in the store.
 #
 # Needs a running Docker engine, kind, kubectl and helm (and network for the base images
 # and the KubeRay chart). Run from anywhere:
@@ -197,4 +197,9 @@ awk -v s="$score" 'BEGIN { exit !(s + 0 == s && s >= 0 && s <= 1) }' \
   || die "status.primaryScore is not a number in [0, 1]: $score"
 best="$("${KUBECTL[@]}" -n "$NS" get sweep "$SWEEP" -o jsonpath='{.status.bestTrial.id}')"
 [ -n "$best" ] || die "sweep/$SWEEP has no status.bestTrial"
-echo "kind-e2e: OK sweep/$SWEEP Succeeded, primaryScore=$score, best trial $best"
+bundle="$("${KUBECTL[@]}" -n "$NS" get sweep "$SWEEP" -o jsonpath='{.status.bundleUri}')"
+case "$bundle" in
+  s3://*/evidence/submission/tunix_rt_*.zip) ;;
+  *) die "sweep/$SWEEP Succeeded without its evidence bundle (status.bundleUri='$bundle')" ;;
+esac
+echo "kind-e2e: OK sweep/$SWEEP Succeeded, primaryScore=$score, best trial $best, evidence $bundle"
