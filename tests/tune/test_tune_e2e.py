@@ -111,6 +111,7 @@ def test_sweep_run_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) ->
         assert f"trial {trial.trial_id} started" in log
         assert f"trial {trial.trial_id} succeeded" in log
     assert "Succeeded: best trial" in log
+    assert f"code: commit {manifest['commit_sha'][:7]}" in log
     assert (folder / "sweep_log.txt").read_text().startswith(log)
 
     # Running it again re-runs nothing and rewrites nothing: the evidence keeps the

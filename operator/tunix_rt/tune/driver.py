@@ -613,6 +613,7 @@ def _run_sweep(
         echo=run.echo,
     )
     started = time.monotonic()
+    say(f"code: commit {commit_info().short}")  # per session: a resumed sweep may differ
     if restoring:
         say(f"resuming sweep {run.name!r} from {experiment}")
         tuner = tune.Tuner.restore(
