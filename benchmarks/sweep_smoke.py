@@ -54,6 +54,8 @@ def main() -> int:
                 "params": t.get("params", {}),
                 "primary_score": t.get("primaryScore"),
                 "wall_seconds": round(t.get("wallSeconds", 0.0), 1),
+                "compile_seconds": round(t.get("metrics", {}).get("compile_seconds", 0.0), 2),
+                "eval_seconds": round(t.get("metrics", {}).get("eval_seconds", 0.0), 2),
             }
             for t in summary["trials"]
         ],
