@@ -20,7 +20,7 @@ from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.storage import Store
 from tunix_rt.tune import driver
 from tunix_rt.tune.records import SweepTarget, numeric_metrics, read_trial
-from tunix_rt.tune.trainable import Reporter, limit_threads
+from tunix_rt.tune.trainable import COMPILE_CACHE_DIR, Reporter, limit_threads, use_compile_cache
 
 LR = {"type": "loguniform", "low": 1e-4, "high": 3e-2}
 
@@ -358,3 +358,16 @@ def test_fresh_start_archives_earlier_results(tmp_path: Path) -> None:
     said.clear()
     driver.archive_previous(store, target, said.append)  # nothing left to move
     assert said == []
+
+
+def test_compile_cache_is_on_unless_the_environment_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", raising=False)
+    use_compile_cache()
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == COMPILE_CACHE_DIR
+    assert float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]) > 0
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")  # off, as documented
+    use_compile_cache()
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == ""
