@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
+import signal
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from tunix_rt.rehearsal import (
 )
 from tunix_rt.rehearsal import __main__ as entry
 from tunix_rt.rehearsal.failure import failure_schema_errors
+from tunix_rt.rehearsal.run import exit_code, sigterm_interrupts
 from tunix_rt.storage import Store, StoreError
 
 STAMP = r"\d{8}T\d{6}Z(-\d+)?"
@@ -301,3 +305,33 @@ def test_module_entrypoint_exits_1_and_says_where_the_log_is(
         err,
     ), err
     assert failure_from_store(f"file://{tmp_path}/store", "ml", "op") is not None
+
+
+def test_sigterm_ends_the_run_as_an_interrupted_failure_with_its_log(tmp_path: Path) -> None:
+    """A stopped RayJob (SIGTERM) or Ctrl-C still leaves the log and failure.json."""
+    plan = spec_plan(tmp_path, "stopped")
+    inner = FakeTrainer()
+
+    def stopped_part_way(config: Any, **kwargs: Any) -> Any:
+        report = kwargs["report"]
+        report({"step": 5, "loss": 1.0})
+        os.kill(os.getpid(), signal.SIGTERM)  # what the job supervisor sends on stop
+        time.sleep(5)  # the handler raises here, in the main thread
+        return inner(config, **kwargs)
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(RehearsalError) as caught, sigterm_interrupts():
+        run_rehearsal(plan, trainer=stopped_part_way, echo=None)
+    assert signal.getsignal(signal.SIGTERM) is before  # restored
+    error = caught.value
+    assert error.reason == "Interrupted" and exit_code(error) == 130
+    assert re.search(r"interrupted at step 5 of 20 \(Ctrl-C, or SIGTERM", str(error)), str(error)
+    assert error.log_uri is not None
+    failure = failure_from_store(plan.storage, "local", "stopped")
+    assert failure is not None and failure.reason == "Interrupted" and failure.step == 5
+    assert failure_schema_errors(failure.document()) == []
+    store = Store(plan.storage)
+    (log_key,) = [k for k in failed_files(store, "stopped").values() if k.endswith(".txt")]
+    assert store.uri_for(log_key) == error.log_uri
+    assert "FAILED: interrupted at step 5" in store.read_text(log_key)
+    assert result_from_store(plan.storage, "local", "stopped") is None  # no evidence claimed

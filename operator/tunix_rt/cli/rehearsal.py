@@ -13,10 +13,12 @@ from tunix_rt.api.rehearsal import RehearsalStatus
 from tunix_rt.evidence import PackageError
 from tunix_rt.rehearsal import (
     RehearsalError,
+    exit_code,
     failure_from_store,
     plan_from_file,
     result_from_store,
     run_rehearsal,
+    sigterm_interrupts,
 )
 from tunix_rt.storage import StoreError
 
@@ -59,7 +61,8 @@ def run(
     report.html and SHA256SUMS, packages the zip and uploads all of it to
     <storage>/<namespace>/rehearsals/<name>/. A failed run (an error, the timeout, bad
     evidence) uploads its log and failure.json to .../<name>/failed/<UTC time>/ instead,
-    leaves earlier evidence alone, says where, and exits with status 1.
+    leaves earlier evidence alone, says where, and exits with status 1 (130 when
+    interrupted by Ctrl-C or SIGTERM, whose log is uploaded the same way).
     """
     try:
         plan = plan_from_file(
@@ -72,8 +75,12 @@ def run(
             source_trial=source_trial,
             timeout_seconds=timeout_seconds,
         )
-        result = run_rehearsal(plan, out_dir=out)
-    except (RehearsalError, StoreError, PackageError) as exc:
+        with sigterm_interrupts():
+            result = run_rehearsal(plan, out_dir=out)
+    except RehearsalError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exit_code(exc)) from None
+    except (StoreError, PackageError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     if as_json:

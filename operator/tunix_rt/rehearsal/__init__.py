@@ -18,10 +18,12 @@ from tunix_rt.rehearsal.run import (
     RehearsalResult,
     RunLog,
     apply_overrides,
+    exit_code,
     plan_from_file,
     plan_from_spec,
     result_from_store,
     run_rehearsal,
+    sigterm_interrupts,
 )
 
 __all__ = [
@@ -35,9 +37,11 @@ __all__ = [
     "RehearsalResult",
     "RunLog",
     "apply_overrides",
+    "exit_code",
     "failure_from_store",
     "plan_from_file",
     "plan_from_spec",
     "result_from_store",
     "run_rehearsal",
+    "sigterm_interrupts",
 ]

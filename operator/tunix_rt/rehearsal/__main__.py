@@ -10,7 +10,8 @@ already resolved, and the source sweep/trial as flags). Progress goes to stderr;
 last line on stdout is the result as JSON (the RehearsalResult, camelCase).
 ``spec.timeoutSeconds`` (or ``--timeout-seconds``) bounds the run; a failed run uploads
 its log and failure.json to ``<prefix>/failed/<UTC stamp>/`` and its error (stderr) says
-where. Exit status: 0 done, 1 the run failed, 2 bad arguments or spec.
+where. Exit status: 0 done, 1 the run failed, 2 bad arguments or spec, 130 interrupted (Ctrl-C
+or SIGTERM; the log is uploaded as a failure first).
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ from tunix_rt.rehearsal.run import (
     SOURCE_SWEEP_ANNOTATION,
     SOURCE_TRIAL_ANNOTATION,
     RehearsalError,
+    exit_code,
     plan_from_spec,
     run_rehearsal,
+    sigterm_interrupts,
 )
 from tunix_rt.storage import StoreError, scrub
 
@@ -114,8 +117,12 @@ def main(argv: list[str] | None = None) -> int:
             max_steps=args.max_steps,
             timeout_seconds=args.timeout_seconds,
         )
-        result = run_rehearsal(plan, out_dir=args.out, command=command)
-    except (RehearsalError, StoreError) as exc:
+        with sigterm_interrupts():
+            result = run_rehearsal(plan, out_dir=args.out, command=command)
+    except RehearsalError as exc:
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
+        return exit_code(exc)
+    except StoreError as exc:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 1
     print(json.dumps(result.to_wire(), sort_keys=True))

@@ -38,6 +38,7 @@ TIMEOUT_REASON = "TrainingTimeout"
 TRAINING_FAILED_REASON = "TrainingFailed"
 BAD_EVIDENCE_REASON = "BadEvidence"
 UPLOAD_FAILED_REASON = "UploadFailed"
+INTERRUPTED_REASON = "Interrupted"
 ERROR_REASON = "RehearsalError"
 
 

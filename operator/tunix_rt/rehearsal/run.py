@@ -29,6 +29,7 @@ import json
 import logging
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -78,6 +79,7 @@ from tunix_rt.rehearsal.failure import (
     ERROR_REASON,
     FAILED_DIR,
     FAILURE_NAME,
+    INTERRUPTED_REASON,
     TIMEOUT_REASON,
     TRAINING_FAILED_REASON,
     UPLOAD_FAILED_REASON,
@@ -611,6 +613,29 @@ def default_command() -> list[str]:
     return [first, *argv[1:]]
 
 
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def exit_code(error: RehearsalError) -> int:
+    """Process exit status for a failed run: 130 when it was interrupted, else 1."""
+    return EXIT_INTERRUPTED if error.reason == INTERRUPTED_REASON else EXIT_FAILED
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a stopped or deleted RayJob, ``kill``) ends the run like Ctrl-C does: as a
+    failure whose log and failure.json are uploaded before the process exits."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_rehearsal(
     plan: RehearsalPlan,
     *,
@@ -653,8 +678,8 @@ def run_rehearsal(
     remove = not keep
     try:
         return _run(plan, folder, keep, command or default_command(), echo, trainer, store, attempt)
-    except Exception as exc:
-        error = _failure_error(plan, exc)
+    except (Exception, KeyboardInterrupt) as exc:  # Ctrl-C, SIGTERM (stopped): log it too
+        error = _failure_error(plan, exc, attempt.step)
         try:
             located = _record_failure(plan, store, folder, attempt, error, exc, echo)
         except Exception as bug:  # never hide the run's own error behind this one
@@ -727,10 +752,20 @@ def _is_timeout(exc: BaseException, attempt: _Attempt) -> bool:
     )
 
 
-def _failure_error(plan: RehearsalPlan, exc: Exception) -> RehearsalError:
+def _failure_error(
+    plan: RehearsalPlan, exc: BaseException, step: int | None = None
+) -> RehearsalError:
     """The RehearsalError a failed run reports (its reason classifies the failure)."""
     if isinstance(exc, RehearsalError):
         return exc
+    if isinstance(exc, KeyboardInterrupt):
+        where = f"at step {step} of {plan.config.max_steps}" if step is not None else "early"
+        return RehearsalError(
+            f"rehearsal {plan.name}: interrupted {where} (Ctrl-C, or SIGTERM: the RayJob "
+            "was stopped or deleted); run it again to start over",
+            reason=INTERRUPTED_REASON,
+            step=step,
+        )
     if isinstance(exc, EvidenceError | PackageError | ChecksumError):
         return RehearsalError(
             f"rehearsal {plan.name}: bad evidence: {exc}", reason=BAD_EVIDENCE_REASON
@@ -749,7 +784,7 @@ def _record_failure(
     folder: Path,
     attempt: _Attempt,
     error: RehearsalError,
-    exc: Exception,
+    exc: BaseException,
     echo: Callable[[str], None] | None,
 ) -> RehearsalError:
     """Finish the log, upload it with failure.json to failed/<stamp>/, and return the
