@@ -291,7 +291,9 @@ def test_out_dir_with_other_files_is_refused(tmp_path: Path, fake_trainer: FakeT
     assert (precious / "thesis.tex").read_text() == "do not delete"
 
 
-def test_rerun_replaces_stale_evidence(tmp_path: Path, fake_trainer: FakeTrainer) -> None:
+def test_rerun_replaces_the_evidence_and_archives_the_earlier_run(
+    tmp_path: Path, fake_trainer: FakeTrainer
+) -> None:
     store = Store(f"file://{tmp_path}/store")
     write_sweep(store)
     promoted = plan_from_spec(
@@ -299,15 +301,28 @@ def test_rerun_replaces_stale_evidence(tmp_path: Path, fake_trainer: FakeTrainer
     )
     run_rehearsal(promoted, trainer=fake_trainer, echo=None)
     prefix = rehearsal_prefix("local", "r")
-    assert f"{prefix}/sweep_summary.json" in store.list(prefix)
+    first = {k: store.read_bytes(k) for k in store.list(prefix)}
+    assert f"{prefix}/sweep_summary.json" in first
     inline = plan_from_spec(inline_spec(tmp_path), name="r")
     result = run_rehearsal(inline, trainer=fake_trainer, echo=None)
     keys = store.list(prefix)
-    assert f"{prefix}/sweep_summary.json" not in keys  # stale: not part of the new bundle
-    assert len([k for k in keys if k.endswith(".zip")]) == 1
+    live = [k for k in keys if not k.startswith(f"{prefix}/archive/")]
+    assert f"{prefix}/sweep_summary.json" not in live  # not part of the new bundle
+    assert len([k for k in live if k.endswith(".zip")]) == 1
     local = store.local_path(prefix)
     assert local is not None
     assert verify_zip(local / "submission" / str(result.bundle_name)).ok
+    # The first run's evidence is archived whole, byte for byte, under its end time.
+    manifest = json.loads(first[f"{prefix}/run_manifest.json"])
+    stamp = manifest["end_time"][:19].replace("-", "").replace(":", "") + "Z"
+    archived = f"{prefix}/archive/{stamp}"
+    assert {k: store.read_bytes(k) for k in keys if k.startswith(archived)} == {
+        f"{archived}/{k[len(prefix) + 1 :]}": v for k, v in first.items()
+    }
+    assert sorted(result.evidence_files) == sorted(store.uri_for(k) for k in live)
+    again = result_from_store(store, "local", "r")
+    assert again is not None and again.bundle_uri == result.bundle_uri
+    assert not [u for u in again.evidence_files if "/archive/" in u]
 
 
 def test_secrets_never_reach_evidence_or_log(

@@ -73,6 +73,7 @@ from tunix_rt.controller.status import (
 )
 from tunix_rt.controller.sweep import Verdict, reason_of
 from tunix_rt.evidence import LOG_NAME, MANIFEST_NAME
+from tunix_rt.evidence.upload import ARCHIVE_DIR
 from tunix_rt.kuberay.client import KubeApiError
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.rayjob import REHEARSAL_LABEL, build_rehearsal_rayjob, spec_annotation
@@ -241,8 +242,8 @@ def read_evidence(
     start) is an earlier run's: listed in ``files``, never taken as this run's result."""
     prefix = rehearsal_prefix(namespace, name)
     out = Evidence()
-    failed = f"{prefix}/{FAILED_DIR}/"
-    keys = [k for k in store.list(prefix + "/") if not k.startswith(failed)]
+    aside = (f"{prefix}/{FAILED_DIR}/", f"{prefix}/{ARCHIVE_DIR}/")
+    keys = [k for k in store.list(prefix + "/") if not k.startswith(aside)]
     out.files = [store.uri_for(k) for k in keys]
     if since is not None and f"{prefix}/{MANIFEST_NAME}" in keys:
         try:

@@ -1,20 +1,27 @@
 """Publishing an evidence folder to the store, in an order a reader can trust.
 
 Evidence files first, then ``SHA256SUMS``, then the zip: a reader that sees the zip
-(or the checksums) sees everything they cover. Keys under the prefix that the new
-evidence does not have are removed, except under ``keep`` subfolders (failure logs of
-earlier attempts, a sweep's trial records), so the prefix always matches its SHA256SUMS.
+(or the checksums) sees everything they cover. What an earlier run left at the prefix
+is moved to ``<prefix>/archive/<its end time>/`` first (with ``archive=True``; else
+removed once the new evidence is up), except under ``keep`` subfolders (failure logs of
+earlier attempts), so the prefix always matches its SHA256SUMS and an earlier bundle is
+never lost, even when the new upload fails half-way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tunix_rt.evidence.checksums import SUMS_NAME
+from tunix_rt.evidence.manifest import MANIFEST_NAME
 from tunix_rt.evidence.package import SUBMISSION_DIR
-from tunix_rt.storage import Store
+from tunix_rt.storage import Store, StoreError
+
+ARCHIVE_DIR = "archive"
+"""Subfolder of an evidence prefix holding earlier runs' evidence, one folder each."""
 
 
 @dataclass(frozen=True)
@@ -31,9 +38,11 @@ def publish_folder(
     prefix: str,
     *,
     keep: Iterable[str] = (),
+    archive: bool = False,
     say: Callable[[str], None] = lambda _line: None,
 ) -> Published:
-    """Upload every file of ``folder`` to ``<prefix>/…`` and drop stale keys there.
+    """Upload every file of ``folder`` to ``<prefix>/…``; what was there before is
+    archived (``archive``) or, once the upload is complete, removed.
 
     With a file:// store whose folder *is* ``folder`` nothing is copied (the evidence
     was written in place); stale keys are still removed.
@@ -45,12 +54,14 @@ def publish_folder(
     order += [n for n in files if n.startswith(in_zip_dir)]
     target = store.local_path(prefix)
     same_place = target is not None and target.resolve() == folder.resolve()
+    kept = tuple(f"{prefix}/{sub.strip('/')}/" for sub in (*keep, ARCHIVE_DIR))
+    if archive and not same_place:
+        archive_earlier(store, prefix, kept, say)
     uris = []
     for name in order:
         key = f"{prefix}/{name}"
         uris.append(store.uri_for(key) if same_place else store.upload_file(folder / name, key))
     wanted = {f"{prefix}/{name}" for name in order}
-    kept = tuple(f"{prefix}/{sub.strip('/')}/" for sub in keep)
     for stale in sorted(set(store.list(prefix)) - wanted):
         if stale.startswith(kept):
             continue
@@ -60,6 +71,36 @@ def publish_folder(
     bundle_uri = store.uri_for(f"{prefix}/{bundles[-1]}") if bundles else None
     say(f"uploaded {len(order)} files to {store.uri_for(prefix)}")
     return Published(sorted(uris), bundle_uri)
+
+
+def archive_earlier(
+    store: Store, prefix: str, kept: tuple[str, ...], say: Callable[[str], None]
+) -> str | None:
+    """Move an earlier run's evidence at ``prefix`` to ``archive/<its end time>/``.
+
+    The folder is named after that run's ``run_manifest.json`` end time (else now), so
+    it sorts in run order. Each file is copied before its original is deleted.
+    """
+    earlier = [k for k in store.list(prefix) if not k.startswith(kept)]
+    if not earlier:
+        return None
+    moment = datetime.now(UTC)
+    if f"{prefix}/{MANIFEST_NAME}" in earlier:
+        try:
+            end = str(store.read_json(f"{prefix}/{MANIFEST_NAME}").get("end_time") or "")
+            moment = datetime.fromisoformat(end.replace("Z", "+00:00"))
+        except (StoreError, ValueError, AttributeError):
+            pass
+    base = f"{prefix}/{ARCHIVE_DIR}/{moment.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    dest, n = base, 0
+    while store.list(dest):
+        n += 1
+        dest = f"{base}-{n}"
+    for key in earlier:
+        store.write_bytes(f"{dest}/{key[len(prefix) + 1 :]}", store.read_bytes(key))
+        store.delete(key)
+    say(f"moved {len(earlier)} file(s) of an earlier run to {store.uri_for(dest)}")
+    return dest
 
 
 def latest_bundle(store: Store, prefix: str) -> str | None:

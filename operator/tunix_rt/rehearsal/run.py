@@ -73,7 +73,7 @@ from tunix_rt.evidence import (
 from tunix_rt.evidence.manifest import CommitInfo, canonical_json, iso
 from tunix_rt.evidence.package import SUBMISSION_DIR
 from tunix_rt.evidence.summary import row_dict, rows_jsonl
-from tunix_rt.evidence.upload import publish_folder
+from tunix_rt.evidence.upload import ARCHIVE_DIR, publish_folder
 from tunix_rt.rehearsal.failure import (
     BAD_EVIDENCE_REASON,
     ERROR_REASON,
@@ -469,13 +469,13 @@ def result_from_store(storage: str | Store, namespace: str, name: str) -> Rehear
     """Rebuild a finished rehearsal's result from its evidence in the store (no JAX).
 
     None when there is no evidence (no eval_summary.json) under the rehearsal's prefix.
-    Logs of failed attempts (``failed/``) are not part of the evidence; see
-    ``tunix_rt.rehearsal.failure_from_store``.
+    Logs of failed attempts (``failed/``) and earlier runs' evidence (``archive/``) are not
+    part of it; see ``tunix_rt.rehearsal.failure_from_store``.
     """
     store = storage if isinstance(storage, Store) else Store(storage)
     prefix = rehearsal_prefix(namespace, name)
-    failed = f"{prefix}/{FAILED_DIR}/"
-    keys = [k for k in store.list(prefix) if not k.startswith(failed)]
+    aside = (f"{prefix}/{FAILED_DIR}/", f"{prefix}/{ARCHIVE_DIR}/")
+    keys = [k for k in store.list(prefix) if not k.startswith(aside)]
     if f"{prefix}/{SUMMARY_NAME}" not in keys:
         return None
     summary = store.read_json(f"{prefix}/{SUMMARY_NAME}")
@@ -1011,7 +1011,7 @@ def _run(
                 reason=BAD_EVIDENCE_REASON,
             )
     say = echo or (lambda _line: None)
-    published = publish_folder(store, folder, prefix, keep=(FAILED_DIR,), say=say)
+    published = publish_folder(store, folder, prefix, keep=(FAILED_DIR,), archive=True, say=say)
     return RehearsalResult(
         name=plan.name,
         namespace=plan.namespace,
