@@ -205,3 +205,18 @@ class CuttingProxy:
         for sock in (client, upstream):
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+def come_back_after_cut(proxy: CuttingProxy, down_seconds: float = 0.3) -> threading.Thread:
+    """A started thread that restarts ``proxy`` once it has cut a request and stayed
+    down for ``down_seconds`` (the first retries may be refused too); join it after."""
+
+    def come_back() -> None:
+        while proxy.cut_count == 0:
+            time.sleep(0.01)
+        time.sleep(down_seconds)
+        proxy.start()
+
+    thread = threading.Thread(target=come_back)
+    thread.start()
+    return thread

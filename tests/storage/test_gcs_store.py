@@ -22,7 +22,7 @@ import pytest
 import requests
 from gcs_helpers import GcsEmulator
 from gcsfs.retry import ChecksumError, HttpError
-from moto_helpers import CuttingProxy
+from moto_helpers import CuttingProxy, come_back_after_cut
 
 from tunix_rt.storage import RetryPolicy, Store, StoreError, StoreNotFoundError, is_transient
 from tunix_rt.storage.store import TMP_PREFIX
@@ -285,14 +285,7 @@ def test_server_back_after_a_cut_write_is_retried_whole(
     proxy.cuts = 1
     proxy.go_away = True
 
-    def come_back() -> None:
-        while proxy.cut_count == 0:
-            time.sleep(0.01)
-        time.sleep(0.3)  # down for a while: the first retry may be refused too
-        proxy.start()
-
-    helper = threading.Thread(target=come_back)
-    helper.start()
+    helper = come_back_after_cut(proxy)  # down for a while: early retries are refused too
     store.write_bytes("rows.bin", payload)
     helper.join()
     assert proxy.cut_count == 1

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto_helpers import SECRET, CuttingProxy, MotoS3
+from moto_helpers import SECRET, CuttingProxy, MotoS3, come_back_after_cut
 
 from tunix_rt.storage import RetryPolicy, Store, StoreError, StoreNotFoundError
 
@@ -107,14 +107,7 @@ def test_server_back_after_a_cut_write_is_retried_whole(
     proxy.cuts = 1
     proxy.go_away = True
 
-    def come_back() -> None:
-        while proxy.cut_count == 0:
-            time.sleep(0.01)
-        time.sleep(0.3)  # down for a while: the first retry may be refused too
-        proxy.start()
-
-    helper = threading.Thread(target=come_back)
-    helper.start()
+    helper = come_back_after_cut(proxy)  # down for a while: early retries are refused too
     store.write_bytes("rows.bin", payload)
     helper.join()
     assert proxy.cut_count == 1
