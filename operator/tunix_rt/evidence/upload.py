@@ -44,8 +44,8 @@ def publish_folder(
     """Upload every file of ``folder`` to ``<prefix>/…``; what was there before is
     archived (``archive``) or, once the upload is complete, removed.
 
-    With a file:// store whose folder *is* ``folder`` nothing is copied (the evidence
-    was written in place); stale keys are still removed.
+    ``folder`` is a working copy, never the store's own folder (file://): archiving or
+    pruning there would remove the evidence being published.
     """
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     in_zip_dir = f"{SUBMISSION_DIR}/"
@@ -53,14 +53,12 @@ def publish_folder(
     order += [n for n in files if n == SUMS_NAME]
     order += [n for n in files if n.startswith(in_zip_dir)]
     target = store.local_path(prefix)
-    same_place = target is not None and target.resolve() == folder.resolve()
+    if target is not None and target.resolve() == folder.resolve():
+        raise ValueError(f"{folder} is the store's folder for {prefix}: publish a copy")
     kept = tuple(f"{prefix}/{sub.strip('/')}/" for sub in (*keep, ARCHIVE_DIR))
-    if archive and not same_place:
+    if archive:
         archive_earlier(store, prefix, kept, say)
-    uris = []
-    for name in order:
-        key = f"{prefix}/{name}"
-        uris.append(store.uri_for(key) if same_place else store.upload_file(folder / name, key))
+    uris = [store.upload_file(folder / name, f"{prefix}/{name}") for name in order]
     wanted = {f"{prefix}/{name}" for name in order}
     for stale in sorted(set(store.list(prefix)) - wanted):
         if stale.startswith(kept):
