@@ -335,6 +335,32 @@ async def wait_for(
         await asyncio.sleep(0.05)
 
 
+async def events_of(
+    api: Api,
+    namespace: str,
+    name: str,
+    *,
+    reasons: set[str] | frozenset[str] = frozenset(),
+    warning_with: str | None = None,
+) -> list[dict[str, Any]]:
+    """The object's Events once they include every reason in ``reasons`` (and a Warning
+    whose message contains ``warning_with``). kopf posts Events asynchronously, after
+    the status patch a test may have just seen, so a test waits for them."""
+
+    async def probe() -> list[dict[str, Any]] | None:
+        events = await api.events(namespace, name)
+        if not reasons <= {e["reason"] for e in events}:
+            return None
+        if warning_with is not None and not any(
+            e["type"] == "Warning" and warning_with in e["message"] for e in events
+        ):
+            return None
+        return events
+
+    wanted = sorted(reasons) + ([f"Warning '{warning_with}'"] if warning_with else [])
+    return await wait_for(probe, what=f"events {wanted} of {name}")
+
+
 StartOperator = Callable[..., Awaitable["OperatorRun"]]
 
 

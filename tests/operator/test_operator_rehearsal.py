@@ -18,6 +18,7 @@ from operator_helpers import (
     StartOperator,
     assert_status_fits_crd,
     condition,
+    events_of,
     load_rayjob_schema,
     printer_columns,
     rehearsal_body,
@@ -129,8 +130,7 @@ async def test_inline_rehearsal_runs_and_lists_evidence(
     assert_status_fits_crd(final)
     assert printer_columns(final)["Score"] == 0.8125  # kubectl get rehearsals
     assert condition(final, "Ready")["status"] == "True"
-    reasons = [e["reason"] for e in await api.events(NS, "final")]
-    assert {"RayJobCreated", "Running", "Succeeded"} <= set(reasons)
+    await events_of(api, NS, "final", reasons={"RayJobCreated", "Running", "Succeeded"})
 
     # Deleting it removes the RayJob; the evidence stays.
     await api.delete(REHEARSALS, NS, "final")
@@ -187,8 +187,7 @@ async def test_from_sweep_waits_then_uses_the_best_trial(
     assert printer_columns(promoted)["Source"] == "lr"
     assert status["sourceSweep"] == "lr" and status["sourceTrial"] == "t_00002"
     assert status["params"] == {"learningRate": 0.0042, "warmupSteps": 10}
-    reasons = [e["reason"] for e in await api.events(NS, "promoted")]
-    assert "WaitingForSweep" in reasons and "RayJobCreated" in reasons
+    await events_of(api, NS, "promoted", reasons={"WaitingForSweep", "RayJobCreated"})
 
 
 async def test_from_a_failed_sweep_fails_clearly(api: Api, start_operator: StartOperator) -> None:
@@ -224,8 +223,8 @@ async def test_invalid_rehearsal_and_restart_adoption(
     assert failed["reason"] == "InvalidSpec"
     s = await wait_for(lambda: phase_is(api, "badover", "Failed"), what="Failed")
     assert s["message"].startswith("spec.overrides.learningRate")
-    warnings = [e for e in await api.events(NS, "both") if e["type"] == "Warning"]
-    assert any(e["reason"] == "InvalidSpec" for e in warnings)
+    events = await events_of(api, NS, "both", reasons={"InvalidSpec"})
+    assert any(e["reason"] == "InvalidSpec" and e["type"] == "Warning" for e in events)
 
     await wait_for(lambda: api.get(RAYJOBS, NS, "rehearsal-ok"), what="the valid one's RayJob")
     await wait_for(lambda: phase_is(api, "ok", "Pending"), what="Pending")
@@ -297,8 +296,7 @@ async def test_failed_run_reports_its_own_message_and_log(
     assert_status_fits_crd(failed)
     assert condition(failed, "Failed")["reason"] == "TrainingTimeout"
     assert condition(failed, "Failed")["message"] == status["message"]
-    warnings = [e for e in await api.events(NS, "slow") if e["type"] == "Warning"]
-    assert any(timeout in e["message"] for e in warnings)
+    await events_of(api, NS, "slow", warning_with=timeout)
 
     stale = await wait_for(lambda: phase_is(api, "stale", "Failed"), what="stale Failed")
     assert stale["message"] == crash  # the RayJob's own message: no record of this attempt

@@ -26,6 +26,7 @@ from operator_helpers import (
     StartOperator,
     assert_status_fits_crd,
     condition,
+    events_of,
     load_moto_helpers,
     rehearsal_body,
     sweep_body,
@@ -121,8 +122,10 @@ async def test_sweep_on_s3_runs_to_success(
     assert sweep is not None
     assert_status_fits_crd(sweep)
     assert condition(sweep, "Ready")["status"] == "True"
-    reasons = [e["reason"] for e in await api.events(NS, "lr")]
-    assert {"RayJobCreated", "Running", "TrialFinished", "TrialFailed"} <= set(reasons)
+    # Events are posted asynchronously: wait for them rather than race the status.
+    await events_of(
+        api, NS, "lr", reasons={"RayJobCreated", "Running", "TrialFinished", "TrialFailed"}
+    )
     await assert_no_credentials(api, (SWEEPS, "lr"), (RAYJOBS, "sweep-lr"))
 
 
@@ -245,6 +248,6 @@ async def test_store_unreachable_while_running_is_retried_until_back(
     assert status["bundleUri"] == s3_store.uri_for(zip_key)
     assert status["bestTrial"]["id"] == "t_00001" and status["primaryScore"] == 0.9
     assert status["trialsProgress"] == "2/2"
-    reasons = [e["reason"] for e in await api.events(NS, "flaky")]
-    assert "Failed" not in reasons and "Succeeded" in reasons
+    events = await events_of(api, NS, "flaky", reasons={"Succeeded"})
+    assert "Failed" not in {e["reason"] for e in events}
     await assert_no_credentials(api, (SWEEPS, "flaky"))

@@ -190,7 +190,12 @@ async def test_restart_adopts_the_rayjob(
 
     assert len(await api.list(RAYJOBS, NS)) == 1
     assert apiserver.count("create", RAYJOBS) == 1  # the second operator never tried
-    reasons = await event_reasons(api, "restart")
+
+    async def both_trials_reported() -> list[str] | None:
+        reasons = await event_reasons(api, "restart")  # posted after the status patch
+        return reasons if reasons.count("TrialFinished") >= 2 else None
+
+    reasons = await wait_for(both_trials_reported, what="the TrialFinished events")
     assert reasons.count("RayJobCreated") == 1
     # Trial events were not repeated by the second operator.
     assert reasons.count("TrialFinished") == 2
