@@ -489,7 +489,7 @@ def write_evidence(
         "SHA256SUMS",
         "report.html",
         "eval_rows.jsonl",
-        f"tunix_rt_{name}.zip",
+        f"submission/tunix_rt_{name}.zip",
     ):
         store.write_text(f"{prefix}/{base}", "x\n")
         keys.append(f"{prefix}/{base}")

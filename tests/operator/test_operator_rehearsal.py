@@ -119,7 +119,7 @@ async def test_inline_rehearsal_runs_and_lists_evidence(
     assert status["primaryScore"] == 0.8125
     assert sorted(status["evidenceFiles"]) == sorted(store.uri_for(k) for k in keys)
     assert status["bundleUri"] == store.uri_for(
-        f"{rehearsal_prefix(NS, 'final')}/tunix_rt_final.zip"
+        f"{rehearsal_prefix(NS, 'final')}/submission/tunix_rt_final.zip"
     )
     assert status["logUri"] == store.uri_for(
         f"{rehearsal_prefix(NS, 'final')}/kaggle_output_log.txt"

@@ -151,7 +151,7 @@ async def test_rehearsal_on_s3_runs_to_success(
     assert status["evidenceUri"] == f"{s3_store.uri}/{prefix}"
     assert sorted(status["evidenceFiles"]) == sorted(s3_store.uri_for(k) for k in keys)
     assert all(uri.startswith(f"{s3_store.uri}/{prefix}/") for uri in status["evidenceFiles"])
-    assert status["bundleUri"] == s3_store.uri_for(f"{prefix}/tunix_rt_final.zip")
+    assert status["bundleUri"] == s3_store.uri_for(f"{prefix}/submission/tunix_rt_final.zip")
     assert status["logUri"] == s3_store.uri_for(f"{prefix}/kaggle_output_log.txt")
     assert s3_store.uri in status["message"]
     rehearsal = await api.get(REHEARSALS, NS, "final")

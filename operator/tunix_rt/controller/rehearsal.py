@@ -27,7 +27,6 @@ are never listed in ``evidenceFiles``.
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import logging
 import time
@@ -73,7 +72,7 @@ from tunix_rt.controller.status import (
 )
 from tunix_rt.controller.sweep import Verdict, reason_of
 from tunix_rt.evidence import LOG_NAME, MANIFEST_NAME
-from tunix_rt.evidence.upload import ARCHIVE_DIR
+from tunix_rt.evidence.upload import ARCHIVE_DIR, bundle_key
 from tunix_rt.kuberay.client import KubeApiError
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.rayjob import REHEARSAL_LABEL, build_rehearsal_rayjob, spec_annotation
@@ -84,7 +83,6 @@ KIND = "Rehearsal"
 PLURAL = "rehearsals"
 WAITING_FOR_SWEEP = "WaitingForSweep"
 EVAL_SUMMARY = "eval_summary.json"
-BUNDLE_GLOB = "tunix_rt_*.zip"
 SUMMARY_WAIT_KEY = "tunixrt_evidence_wait"
 
 
@@ -253,22 +251,22 @@ def read_evidence(
             ended = None
         if ended is not None and ended < since:
             return out  # an earlier run's evidence
-    for key in keys:
-        if key == f"{prefix}/{LOG_NAME}":
-            out.log = store.uri_for(key)
-        base = key.rsplit("/", 1)[-1]
-        if fnmatch.fnmatch(base, BUNDLE_GLOB):
-            out.bundle = store.uri_for(key)
-        if key == f"{prefix}/{EVAL_SUMMARY}":
-            try:
-                summary = store.read_json(key)
-            except (StoreError, ValueError) as exc:
-                out.problems.append(f"{store.uri_for(key)}: {exc}")
-                continue
-            out.has_summary = True
-            score = summary.get("primary_score") if isinstance(summary, dict) else None
-            if isinstance(score, int | float):
-                out.primary_score = float(score)
+    if f"{prefix}/{LOG_NAME}" in keys:
+        out.log = store.uri_for(f"{prefix}/{LOG_NAME}")
+    bundle = bundle_key(keys, prefix)
+    if bundle is not None:
+        out.bundle = store.uri_for(bundle)
+    summary_key = f"{prefix}/{EVAL_SUMMARY}"
+    if summary_key in keys:
+        try:
+            summary = store.read_json(summary_key)
+        except (StoreError, ValueError) as exc:
+            out.problems.append(f"{store.uri_for(summary_key)}: {exc}")
+            return out
+        out.has_summary = True
+        score = summary.get("primary_score") if isinstance(summary, dict) else None
+        if isinstance(score, int | float):
+            out.primary_score = float(score)
     return out
 
 

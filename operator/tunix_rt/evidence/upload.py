@@ -101,8 +101,15 @@ def archive_earlier(
     return dest
 
 
+def bundle_key(keys: Iterable[str], prefix: str) -> str | None:
+    """The newest zip under ``<prefix>/submission/`` among ``keys`` (None: no bundle)."""
+    zips = sorted(
+        k for k in keys if k.startswith(f"{prefix}/{SUBMISSION_DIR}/") and k.endswith(".zip")
+    )
+    return zips[-1] if zips else None
+
+
 def latest_bundle(store: Store, prefix: str) -> str | None:
     """URI of the newest zip under ``<prefix>/submission/``, None when there is none."""
-    zips = sorted(k for k in store.list(prefix) if k.startswith(f"{prefix}/{SUBMISSION_DIR}/"))
-    zips = [k for k in zips if k.endswith(".zip")]
-    return store.uri_for(zips[-1]) if zips else None
+    key = bundle_key(store.list(prefix), prefix)
+    return store.uri_for(key) if key is not None else None

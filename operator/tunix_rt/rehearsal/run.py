@@ -73,7 +73,7 @@ from tunix_rt.evidence import (
 from tunix_rt.evidence.manifest import CommitInfo, canonical_json, iso
 from tunix_rt.evidence.package import SUBMISSION_DIR
 from tunix_rt.evidence.summary import row_dict, rows_jsonl
-from tunix_rt.evidence.upload import ARCHIVE_DIR, publish_folder
+from tunix_rt.evidence.upload import ARCHIVE_DIR, bundle_key, publish_folder
 from tunix_rt.rehearsal.failure import (
     BAD_EVIDENCE_REASON,
     ERROR_REASON,
@@ -482,7 +482,7 @@ def result_from_store(storage: str | Store, namespace: str, name: str) -> Rehear
     manifest: dict[str, Any] = {}
     if f"{prefix}/{MANIFEST_NAME}" in keys:
         manifest = store.read_json(f"{prefix}/{MANIFEST_NAME}")
-    bundles = sorted(k for k in keys if k.startswith(f"{prefix}/{SUBMISSION_DIR}/"))
+    bundle = bundle_key(keys, prefix)
     source = manifest.get("source") or {}
     return RehearsalResult(
         name=name,
@@ -492,8 +492,8 @@ def result_from_store(storage: str | Store, namespace: str, name: str) -> Rehear
         steps=int(summary.get("steps") or 0),
         wall_seconds=float(summary.get("wall_seconds") or 0.0),
         evidence_uri=store.uri_for(prefix),
-        bundle_uri=store.uri_for(bundles[-1]) if bundles else None,
-        bundle_name=bundles[-1].rsplit("/", 1)[-1] if bundles else None,
+        bundle_uri=store.uri_for(bundle) if bundle else None,
+        bundle_name=bundle.rsplit("/", 1)[-1] if bundle else None,
         evidence_files=[store.uri_for(k) for k in keys],
         log_uri=store.uri_for(f"{prefix}/{LOG_NAME}") if f"{prefix}/{LOG_NAME}" in keys else None,
         source_sweep=source.get("sweep"),
