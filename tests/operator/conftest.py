@@ -3,8 +3,6 @@ and an s3:// store served by moto on loopback with an operator configured for it
 
 from __future__ import annotations
 
-import contextlib
-import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -109,10 +107,7 @@ def s3_env(monkeypatch: pytest.MonkeyPatch, moto_s3: Any) -> Any:
 @pytest.fixture
 def s3_bucket(s3_env: Any, request: pytest.FixtureRequest) -> str:
     """A fresh bucket per test (moto keeps its state for the session)."""
-    name = ("op-" + re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()))[:50].strip("-")
-    client = s3_env.client()
-    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-        client.create_bucket(Bucket=name)
+    name: str = s3_env.fresh_bucket("op-", request.node.name)
     return name
 
 

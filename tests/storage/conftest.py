@@ -6,7 +6,6 @@ s3:// gets dummy credentials from the environment; gs:// gets STORAGE_EMULATOR_H
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Iterator
 
@@ -38,11 +37,7 @@ def s3_env(monkeypatch: pytest.MonkeyPatch, moto_s3: MotoS3) -> MotoS3:
 @pytest.fixture
 def bucket(s3_env: MotoS3, request: pytest.FixtureRequest) -> str:
     """A fresh bucket per test (moto keeps state for the session)."""
-    name = ("t-" + re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()))[:50].strip("-")
-    client = s3_env.client()
-    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-        client.create_bucket(Bucket=name)
-    return name
+    return s3_env.fresh_bucket("t-", request.node.name)
 
 
 @pytest.fixture(scope="session")

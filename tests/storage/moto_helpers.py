@@ -8,6 +8,7 @@ upstream), or answer like a failing gateway, deterministically.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import struct
 import threading
@@ -68,6 +69,14 @@ class MotoS3:
             aws_access_key_id="testing",
             aws_secret_access_key=SECRET,
         )
+
+    def fresh_bucket(self, prefix: str, test_name: str) -> str:
+        """A bucket named after the test (moto keeps its state for the whole session)."""
+        name = (prefix + re.sub(r"[^a-z0-9-]+", "-", test_name.lower()))[:50].strip("-")
+        client = self.client()
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket=name)
+        return name
 
 
 class CuttingProxy:
