@@ -700,7 +700,9 @@ def _run_sweep(
         finished_at=utcnow(),
     )
     say(f"{phase.value}: {message}")
-    evidence_uri, bundle_uri = publish_evidence(run, store, summary, trials, say, driver_started)
+    evidence_uri, bundle_uri = publish_evidence(
+        run, store, target, summary, trials, say, driver_started
+    )
     # Last: summary.json tells the operator and the CLI the sweep is over, so everything
     # it points to (trial records, the evidence bundle) is already in the store.
     store.write_json(target.summary_key, summary)
@@ -727,6 +729,7 @@ def _devices() -> list[str]:
 def publish_evidence(
     run: SweepRun,
     store: Store,
+    target: SweepTarget,
     summary: SweepResult,
     trials: list[TrialResult],
     say: SweepLog,
@@ -741,7 +744,6 @@ def publish_evidence(
     from tunix_rt.train.data import dataset_info
     from tunix_rt.train.loop import model_id
 
-    target = SweepTarget(store.uri, run.namespace, run.name)
     prefix = sweep_evidence_prefix(run.namespace, run.name)
     try:
         base = TrainerConfig.model_validate(summary.base_config)
