@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from tunix_rt.api.manifests import (
     ManifestError,
     check_document,
-    decode_spec_b64,
     error_path,
     parse_documents,
     parse_sweep,
@@ -270,12 +269,12 @@ def test_parse_sweep_accepts_manifest_or_bare_spec() -> None:
 
 
 def test_spec_b64_round_trip() -> None:
-    from tunix_rt.tune.driver import encode_spec_b64
+    from tunix_rt.contract.codec import decode_sweep, encode_spec
 
     spec = Sweep.model_validate(sweep(maxTrials=4)).spec
-    assert decode_spec_b64(encode_spec_b64(spec)).spec == spec
+    assert decode_sweep(encode_spec(spec)).spec == spec
     with pytest.raises(ManifestError):
-        decode_spec_b64("not base64!")
+        decode_sweep("not base64!")
 
 
 def test_documents_and_kinds() -> None:

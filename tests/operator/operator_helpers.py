@@ -19,8 +19,8 @@ import kmock
 import kopf
 from kmock._internal import aiobus
 
-from tunix_rt.api.names import rehearsal_prefix, summary_key, trial_key
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
+from tunix_rt.contract.layout import rehearsal_prefix, summary_key, trial_key
 from tunix_rt.controller import OperatorConfig, Runtime, run_operator
 from tunix_rt.storage import Store
 

@@ -27,8 +27,8 @@ from operator_helpers import (
     write_evidence,
 )
 
-from tunix_rt.api.names import rehearsal_prefix
 from tunix_rt.api.rehearsal import RehearsalSpec
+from tunix_rt.contract.layout import rehearsal_prefix
 from tunix_rt.rehearsal.failure import RehearsalFailure, upload_failure
 from tunix_rt.storage import Store
 

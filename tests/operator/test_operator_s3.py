@@ -36,8 +36,8 @@ from operator_helpers import (
     write_trial,
 )
 
-from tunix_rt.api.names import rehearsal_prefix, sweep_evidence_prefix
 from tunix_rt.api.trial import TrialState
+from tunix_rt.contract.layout import rehearsal_prefix, sweep_evidence_prefix
 from tunix_rt.controller import OperatorConfig
 from tunix_rt.storage import Store
 

@@ -23,9 +23,9 @@ from operator_helpers import (
     write_trial,
 )
 
-from tunix_rt.api.names import sweep_evidence_prefix, trial_key
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import TrialState
+from tunix_rt.contract.layout import sweep_evidence_prefix, trial_key
 from tunix_rt.storage import Store
 
 NS = "ml"

@@ -19,8 +19,8 @@ import yaml
 from rehearsal_helpers import FakeTrainer, tiny_trainer
 from typer.testing import CliRunner
 
-from tunix_rt.api.names import rehearsal_prefix
 from tunix_rt.api.rehearsal import RehearsalSpec
+from tunix_rt.contract.layout import rehearsal_prefix
 from tunix_rt.evidence.manifest import canonical_json
 from tunix_rt.rehearsal import (
     RehearsalError,

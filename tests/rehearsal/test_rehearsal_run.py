@@ -13,10 +13,10 @@ import yaml
 from rehearsal_helpers import FakeTrainer, tiny_trainer
 from typer.testing import CliRunner
 
-from tunix_rt.api.names import rehearsal_prefix, summary_key
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
+from tunix_rt.contract.layout import rehearsal_prefix, summary_key
 from tunix_rt.evidence import schema_errors, verify_zip
 from tunix_rt.evidence.checksums import parse_sums, sha256_file
 from tunix_rt.rehearsal import (

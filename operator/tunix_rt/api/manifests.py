@@ -6,9 +6,6 @@ manifest reads the same everywhere: ``spec.searchSpace.learningRate.low: low (0.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,20 +13,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Sweep, SweepSpec
 
 KINDS: dict[str, type[Sweep] | type[Rehearsal]] = {"Sweep": Sweep, "Rehearsal": Rehearsal}
-
-
-class ManifestError(ValueError):
-    """A manifest could not be read or is invalid; ``errors`` are ``(path, message)`` pairs."""
-
-    def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
-        self.source = source
-        self.errors = errors
-        lines = "\n".join(f"  {path}: {msg}" if path else f"  {msg}" for path, msg in errors)
-        super().__init__(f"{source}: invalid\n{lines}")
 
 
 def error_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
@@ -60,7 +48,7 @@ def load_documents(path: str | Path) -> list[Any]:
     try:
         text = Path(path).read_text()
     except OSError as exc:
-        raise ManifestError(source, [("", f"cannot read: {exc.strerror or exc}")]) from exc
+        raise ManifestError.of(source, [("", f"cannot read: {exc.strerror or exc}")]) from exc
     return parse_documents(text, source)
 
 
@@ -71,7 +59,7 @@ def parse_documents(text: str, source: str = "<input>") -> list[Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ManifestError(source, [("", f"not valid YAML: {where}{problem}")]) from exc
+        raise ManifestError.of(source, [("", f"not valid YAML: {where}{problem}")]) from exc
     return [doc for doc in docs if doc is not None]
 
 
@@ -115,19 +103,19 @@ class SweepDocument:
 def parse_sweep(doc: Any, source: str = "<input>") -> SweepDocument:
     """A full Sweep manifest or a bare spec (what ``--spec`` and ``sweep run`` accept)."""
     if not isinstance(doc, dict):
-        raise ManifestError(source, [("", "a sweep must be a mapping")])
+        raise ManifestError.of(source, [("", "a sweep must be a mapping")])
     if "kind" in doc or "apiVersion" in doc:
         if doc.get("kind") != "Sweep":
-            raise ManifestError(source, [("kind", f"expected Sweep, got {doc.get('kind')!r}")])
+            raise ManifestError.of(source, [("kind", f"expected Sweep, got {doc.get('kind')!r}")])
         try:
             sweep = Sweep.model_validate(doc)
         except ValidationError as exc:
-            raise ManifestError(source, validation_errors(exc)) from exc
+            raise ManifestError.of(source, validation_errors(exc)) from exc
         return SweepDocument(sweep.spec, sweep.metadata.name, sweep.metadata.namespace)
     try:
         spec = SweepSpec.model_validate(doc)
     except ValidationError as exc:
-        raise ManifestError(source, validation_errors(exc, "spec")) from exc
+        raise ManifestError.of(source, validation_errors(exc, "spec")) from exc
     return SweepDocument(spec)
 
 
@@ -136,14 +124,5 @@ def load_sweep(path: str | Path) -> SweepDocument:
     docs = load_documents(path)
     sweeps = [d for d in docs if not isinstance(d, dict) or d.get("kind", "Sweep") == "Sweep"]
     if not sweeps:
-        raise ManifestError(str(path), [("kind", "no Sweep in this file")])
+        raise ManifestError.of(str(path), [("kind", "no Sweep in this file")])
     return parse_sweep(sweeps[0], str(path))
-
-
-def decode_spec_b64(value: str) -> SweepDocument:
-    """``--spec-b64``: base64 of the spec's wire JSON (a bare spec or a full manifest)."""
-    try:
-        doc = json.loads(base64.b64decode(value.encode(), validate=True))
-    except (binascii.Error, ValueError) as exc:
-        raise ManifestError("--spec-b64", [("", f"not base64 of JSON: {exc}")]) from exc
-    return parse_sweep(doc, "--spec-b64")

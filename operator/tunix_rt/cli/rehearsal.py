@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from tunix_rt.api.common import Phase
-from tunix_rt.api.names import LOCAL_NAMESPACE
 from tunix_rt.api.rehearsal import RehearsalStatus
+from tunix_rt.contract.layout import LOCAL_NAMESPACE
 from tunix_rt.evidence import PackageError
 from tunix_rt.rehearsal import (
     RehearsalError,

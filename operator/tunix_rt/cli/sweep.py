@@ -27,14 +27,8 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from tunix_rt.api.manifests import ManifestError, load_sweep
-from tunix_rt.api.names import (
-    EVIDENCE_FOLDER,
-    LOCAL_NAMESPACE,
-    summary_key,
-    sweep_evidence_prefix,
-    trials_prefix,
-)
+from tunix_rt.api.errors import ManifestError
+from tunix_rt.api.manifests import load_sweep
 from tunix_rt.api.results import best_trial, objective_value
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import TrialResult, TrialState
@@ -47,6 +41,13 @@ from tunix_rt.cli.display import (
     trial_table,
 )
 from tunix_rt.cli.validate import print_errors
+from tunix_rt.contract.layout import (
+    EVIDENCE_DIR,
+    LOCAL_NAMESPACE,
+    summary_key,
+    sweep_evidence_prefix,
+    trials_prefix,
+)
 from tunix_rt.evidence.upload import latest_bundle
 from tunix_rt.storage import Store, StoreError
 
@@ -375,6 +376,6 @@ def show(
     console.print(f"results: {results.uri}")
     if summary is not None:
         with contextlib.suppress(StoreError):
-            bundle = latest_bundle(Store(results.uri), EVIDENCE_FOLDER)
+            bundle = latest_bundle(Store(results.uri), EVIDENCE_DIR)
             if bundle is not None:
                 console.print(f"evidence: {bundle}", soft_wrap=True)

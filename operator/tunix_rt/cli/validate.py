@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from tunix_rt.api.manifests import ManifestError, check_document, load_documents
+from tunix_rt.api.errors import ManifestError
+from tunix_rt.api.manifests import check_document, load_documents
 from tunix_rt.cli.display import make_console
 
 

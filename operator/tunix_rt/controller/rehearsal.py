@@ -39,10 +39,10 @@ import kopf
 from pydantic import BaseModel, ValidationError
 
 from tunix_rt.api.common import DEFAULT_STORAGE, GROUP, VERSION, Phase
-from tunix_rt.api.names import rehearsal_prefix
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.contract.layout import FAILED_DIR, rehearsal_prefix
 from tunix_rt.controller.runtime import (
     Runtime,
     clear_spec_change,
@@ -76,7 +76,7 @@ from tunix_rt.evidence.upload import ARCHIVE_DIR, bundle_key
 from tunix_rt.kuberay.client import KubeApiError
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.rayjob import REHEARSAL_LABEL, build_rehearsal_rayjob, spec_annotation
-from tunix_rt.rehearsal.failure import FAILED_DIR, RehearsalFailure, failure_from_store
+from tunix_rt.rehearsal.failure import RehearsalFailure, failure_from_store
 from tunix_rt.storage import Store, StoreError
 
 KIND = "Rehearsal"

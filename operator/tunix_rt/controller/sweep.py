@@ -36,16 +36,16 @@ import kopf
 from pydantic import ValidationError
 
 from tunix_rt.api.common import GROUP, VERSION, Phase
-from tunix_rt.api.names import (
-    child_name,
+from tunix_rt.api.names import child_name
+from tunix_rt.api.results import best_summary, best_trial, trial_summary
+from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.api.trial import FINISHED_STATES, SweepResult, TrialResult, TrialState
+from tunix_rt.contract.layout import (
     summary_key,
     sweep_evidence_prefix,
     sweep_prefix,
     trials_prefix,
 )
-from tunix_rt.api.results import best_summary, best_trial, trial_summary
-from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.api.trial import FINISHED_STATES, SweepResult, TrialResult, TrialState
 from tunix_rt.controller.runtime import (
     Runtime,
     clear_spec_change,

@@ -14,10 +14,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tunix_rt.contract.layout import MANIFEST_FILE as MANIFEST_NAME
 from tunix_rt.evidence.validation import validate
 from tunix_rt.storage import redact_uri, scrub
 
-MANIFEST_NAME = "run_manifest.json"
 MANIFEST_SCHEMA_VERSION = "tunix-rt/run_manifest/v1"
 
 VERSIONED_PACKAGES = ("tunix-rt", "jax", "jaxlib", "flax", "optax", "ray", "numpy")

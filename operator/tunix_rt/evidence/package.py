@@ -33,6 +33,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from tunix_rt.api.trial import SweepResult, TrialResult
+from tunix_rt.contract.layout import EVAL_SUMMARY_FILE as SUMMARY_NAME
+from tunix_rt.contract.layout import MANIFEST_FILE as MANIFEST_NAME
+from tunix_rt.contract.layout import RUN_LOG_FILE, SUBMISSION_DIR, TRIALS_DIR
+from tunix_rt.contract.layout import SWEEP_LOG_FILE as SWEEP_LOG_NAME
 from tunix_rt.evidence.checksums import (
     SUMS_NAME,
     ChecksumError,
@@ -42,21 +46,15 @@ from tunix_rt.evidence.checksums import (
     sha256_bytes,
     sha256_file,
 )
-from tunix_rt.evidence.manifest import MANIFEST_NAME
-from tunix_rt.evidence.summary import ROWS_NAME, SUMMARY_NAME
+from tunix_rt.evidence.summary import ROWS_NAME
 from tunix_rt.evidence.validation import schema_errors
 from tunix_rt.scoring import compute_primary_score
 
-SUBMISSION_DIR = "submission"
-"""Subfolder (of a run folder in the store) where its bundle lives; never packaged itself."""
-
 TMP_PREFIX = ".tmp-"
 
-REHEARSAL_REQUIRED = (MANIFEST_NAME, SUMMARY_NAME, "kaggle_output_log.txt", SUMS_NAME)
+REHEARSAL_REQUIRED = (MANIFEST_NAME, SUMMARY_NAME, RUN_LOG_FILE, SUMS_NAME)
 
 SWEEP_SUMMARY_NAME = "sweep_summary.json"
-SWEEP_LOG_NAME = "sweep_log.txt"
-TRIALS_DIR = "trials"
 SWEEP_REQUIRED = (MANIFEST_NAME, SWEEP_SUMMARY_NAME, SWEEP_LOG_NAME, SUMS_NAME)
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

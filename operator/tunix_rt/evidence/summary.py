@@ -11,10 +11,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from tunix_rt.contract.layout import EVAL_SUMMARY_FILE as SUMMARY_NAME
 from tunix_rt.evidence.validation import validate
 from tunix_rt.scoring import compute_primary_score
 
-SUMMARY_NAME = "eval_summary.json"
 ROWS_NAME = "eval_rows.jsonl"
 SUMMARY_SCHEMA_VERSION = "tunix-rt/eval_summary/v1"
 

@@ -25,13 +25,13 @@ from typing import Any
 
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult, TrialResult
+from tunix_rt.contract.layout import MANIFEST_FILE as MANIFEST_NAME
+from tunix_rt.contract.layout import SUBMISSION_DIR, TRIALS_DIR
+from tunix_rt.contract.layout import SWEEP_LOG_FILE as SWEEP_LOG_NAME
 from tunix_rt.evidence.checksums import write_sums
-from tunix_rt.evidence.manifest import MANIFEST_NAME, CommitInfo, build_run_manifest
+from tunix_rt.evidence.manifest import CommitInfo, build_run_manifest
 from tunix_rt.evidence.package import (
-    SUBMISSION_DIR,
-    SWEEP_LOG_NAME,
     SWEEP_SUMMARY_NAME,
-    TRIALS_DIR,
     PackageError,
     build_zip,
     verify_zip,

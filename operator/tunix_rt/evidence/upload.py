@@ -15,13 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tunix_rt.contract.layout import ARCHIVE_DIR, SUBMISSION_DIR, bundle_key, latest_bundle
+from tunix_rt.contract.layout import MANIFEST_FILE as MANIFEST_NAME
 from tunix_rt.evidence.checksums import SUMS_NAME
-from tunix_rt.evidence.manifest import MANIFEST_NAME
-from tunix_rt.evidence.package import SUBMISSION_DIR
 from tunix_rt.storage import Store, StoreError
-
-ARCHIVE_DIR = "archive"
-"""Subfolder of an evidence prefix holding earlier runs' evidence, one folder each."""
 
 
 @dataclass(frozen=True)
@@ -101,15 +98,11 @@ def archive_earlier(
     return dest
 
 
-def bundle_key(keys: Iterable[str], prefix: str) -> str | None:
-    """The newest zip under ``<prefix>/submission/`` among ``keys`` (None: no bundle)."""
-    zips = sorted(
-        k for k in keys if k.startswith(f"{prefix}/{SUBMISSION_DIR}/") and k.endswith(".zip")
-    )
-    return zips[-1] if zips else None
-
-
-def latest_bundle(store: Store, prefix: str) -> str | None:
-    """URI of the newest zip under ``<prefix>/submission/``, None when there is none."""
-    key = bundle_key(store.list(prefix), prefix)
-    return store.uri_for(key) if key is not None else None
+__all__ = [
+    "ARCHIVE_DIR",
+    "Published",
+    "archive_earlier",
+    "bundle_key",
+    "latest_bundle",
+    "publish_folder",
+]

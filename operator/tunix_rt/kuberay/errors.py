@@ -1,12 +1,7 @@
-"""Errors of the RayJob builder: each names the spec field (wire form) it is about."""
+"""Errors of the RayJob builder: the one :class:`~tunix_rt.api.errors.ManifestError`."""
 
 from __future__ import annotations
 
+from tunix_rt.api.errors import ManifestError
 
-class ManifestError(ValueError):
-    """A spec that cannot become a valid RayJob; ``field`` is e.g. ``spec.cluster.pools[0].cpu``."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.reason = message
+__all__ = ["ManifestError"]

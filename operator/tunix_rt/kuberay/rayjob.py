@@ -17,7 +17,6 @@ cannot become a valid RayJob raises :class:`ManifestError` naming the spec field
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import re
@@ -32,6 +31,7 @@ from tunix_rt.api.common import Accelerator, ClusterSpec, NodePool, TrialResourc
 from tunix_rt.api.names import child_name
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.contract.codec import encode_spec, spec_json
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.tpu import (
     GKE_TPU_ACCELERATOR_LABEL,
@@ -114,11 +114,6 @@ class BuildOptions:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def encode_spec(spec: SweepSpec | RehearsalSpec) -> str:
-    """Base64 of the spec's wire JSON (compact, sorted): the driver's ``--spec-b64``."""
-    return base64.b64encode(_compact(spec.to_wire()).encode()).decode()
 
 
 def _compact(value: Any) -> str:
@@ -429,7 +424,7 @@ def build_sweep_rayjob(
     """The RayJob of a Sweep: the Tune driver on the head, trials on the worker groups."""
     options = options or BuildOptions()
     labels = _labels("sweep", name, options)
-    annotations = {SPEC_ANNOTATION: _compact(spec.to_wire())}
+    annotations = {SPEC_ANNOTATION: spec_json(spec)}
     return _rayjob(
         name=child_name("sweep", name),
         namespace=namespace,
@@ -495,7 +490,7 @@ def build_rehearsal_rayjob(
         raise ManifestError("spec.trainer", "resolve fromSweep into an inline trainer first")
     options = options or BuildOptions()
     labels = _labels("rehearsal", name, options)
-    annotations = {SPEC_ANNOTATION: _compact(spec.to_wire())}
+    annotations = {SPEC_ANNOTATION: spec_json(spec)}
     if source_sweep:
         annotations[SOURCE_ANNOTATION] = _compact(
             {"sweep": source_sweep, "trial": source_trial, "params": dict(params or {})}

@@ -4,9 +4,9 @@
 local CLI. Importing this package does not import JAX (only a run does).
 """
 
+from tunix_rt.contract.layout import FAILED_DIR
+from tunix_rt.contract.layout import FAILURE_FILE as FAILURE_NAME
 from tunix_rt.rehearsal.failure import (
-    FAILED_DIR,
-    FAILURE_NAME,
     RehearsalFailure,
     failure_from_store,
 )

@@ -27,9 +27,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tunix_rt.api.names import LOCAL_NAMESPACE
 from tunix_rt.api.rehearsal import Rehearsal, RehearsalSpec
 from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.contract.layout import LOCAL_NAMESPACE
 from tunix_rt.rehearsal.run import (
     SOURCE_SWEEP_ANNOTATION,
     SOURCE_TRIAL_ANNOTATION,

@@ -21,16 +21,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
-from tunix_rt.api.names import rehearsal_prefix
+from tunix_rt.contract.layout import FAILED_DIR, rehearsal_prefix
+from tunix_rt.contract.layout import FAILURE_FILE as FAILURE_NAME
 from tunix_rt.evidence import LOG_NAME
 from tunix_rt.evidence.manifest import iso
 from tunix_rt.evidence.validation import schema_errors
 from tunix_rt.storage import Store, StoreNotFoundError
 
-FAILED_DIR = "failed"
-"""Subfolder of a rehearsal's prefix with the logs of failed attempts; never pruned."""
-
-FAILURE_NAME = "failure.json"
 SCHEMA_VERSION = "tunix-rt/failure/v1"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 

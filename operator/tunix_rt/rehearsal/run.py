@@ -47,10 +47,19 @@ from pydantic import Field, ValidationError
 
 from tunix_rt.api.base import ApiModel
 from tunix_rt.api.common import DEFAULT_STORAGE, Phase
-from tunix_rt.api.names import LOCAL_NAMESPACE, rehearsal_prefix, summary_key
 from tunix_rt.api.rehearsal import EvidenceOptions, Rehearsal, RehearsalSpec, RehearsalStatus
 from tunix_rt.api.trainer import TrainerConfig, searchable_name
 from tunix_rt.api.trial import SweepResult
+from tunix_rt.contract.layout import (
+    ARCHIVE_DIR,
+    FAILED_DIR,
+    LOCAL_NAMESPACE,
+    SUBMISSION_DIR,
+    bundle_key,
+    rehearsal_prefix,
+    summary_key,
+)
+from tunix_rt.contract.layout import FAILURE_FILE as FAILURE_NAME
 from tunix_rt.evidence import (
     LOG_NAME,
     MANIFEST_NAME,
@@ -71,14 +80,11 @@ from tunix_rt.evidence import (
     write_sums,
 )
 from tunix_rt.evidence.manifest import CommitInfo, canonical_json, iso
-from tunix_rt.evidence.package import SUBMISSION_DIR
 from tunix_rt.evidence.summary import row_dict, rows_jsonl
-from tunix_rt.evidence.upload import ARCHIVE_DIR, bundle_key, publish_folder
+from tunix_rt.evidence.upload import publish_folder
 from tunix_rt.rehearsal.failure import (
     BAD_EVIDENCE_REASON,
     ERROR_REASON,
-    FAILED_DIR,
-    FAILURE_NAME,
     INTERRUPTED_REASON,
     TIMEOUT_REASON,
     TRAINING_FAILED_REASON,

@@ -31,7 +31,6 @@ after an interruption resumes (``Tuner.restore``); for object stores it defaults
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import logging
@@ -60,11 +59,13 @@ from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlg
 from ray.tune.search.optuna import OptunaSearch
 
 from tunix_rt.api.common import Phase, quantity_bytes
-from tunix_rt.api.manifests import ManifestError, SweepDocument, decode_spec_b64, load_sweep
-from tunix_rt.api.names import LOCAL_NAMESPACE, sweep_evidence_prefix
+from tunix_rt.api.errors import ManifestError
+from tunix_rt.api.manifests import SweepDocument, load_sweep
 from tunix_rt.api.results import best_trial, objective_value, ranked
 from tunix_rt.api.sweep import Algorithm, Distribution, SchedulerType, SearchParam, SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
+from tunix_rt.contract.codec import decode_sweep
+from tunix_rt.contract.layout import LOCAL_NAMESPACE, sweep_evidence_prefix
 from tunix_rt.evidence import SweepRunFacts, commit_info, publish_folder, write_sweep_evidence
 from tunix_rt.evidence.manifest import iso
 from tunix_rt.evidence.upload import latest_bundle
@@ -822,10 +823,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_run(args: argparse.Namespace) -> SweepRun:
-    doc: SweepDocument = decode_spec_b64(args.spec_b64) if args.spec_b64 else load_sweep(args.spec)
+    doc: SweepDocument = decode_sweep(args.spec_b64) if args.spec_b64 else load_sweep(args.spec)
     name = args.name or doc.name
     if not name:
-        raise ManifestError(
+        raise ManifestError.of(
             args.spec or "--spec-b64", [("metadata.name", "a bare spec needs --name NAME")]
         )
     return SweepRun(
@@ -859,9 +860,3 @@ def main(argv: list[str] | None = None) -> int:
     if outcome.exit_code != EXIT_OK:
         print(f"[tunix-rt] {outcome.message}", file=sys.stderr, flush=True)
     return outcome.exit_code
-
-
-def encode_spec_b64(spec: SweepSpec) -> str:
-    """The inverse of ``--spec-b64`` (the operator has its own copy in kuberay)."""
-    wire = json.dumps(spec.to_wire(), separators=(",", ":"), sort_keys=True)
-    return base64.b64encode(wire.encode()).decode()

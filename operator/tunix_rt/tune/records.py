@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tunix_rt.api.names import summary_key, trial_key, trials_prefix
 from tunix_rt.api.trial import FINISHED_STATES, SweepResult, TrialResult, TrialState
+from tunix_rt.contract.layout import summary_key, trial_key, trials_prefix
 from tunix_rt.storage import Store, StoreError
 
 # Keys Ray Tune adds to every result; not the trial's own metrics.

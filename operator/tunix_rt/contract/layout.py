@@ -1,0 +1,389 @@
+"""The store layout: every key the operator, the CLI and the code inside a RayJob share,
+and the one reader of each, under one error policy.
+
+    <storage>/<namespace>/<sweep>/
+        spec.json              the spec the driver runs (a rerun with another is refused)
+        trials/<id>.json       TrialResult, rewritten as the trial runs
+        sweep_log.txt          the driver's own lines, saved after every finished trial
+        summary.json           SweepResult, written last: the sweep is over
+        evidence/              the sweep's evidence bundle (submission/<zip> last)
+        ray/ checkpoints/ logs/  Ray Tune's state (file:// stores), trial checkpoints, logs
+        archive/<stamp>/       earlier runs' files (``--fresh``, a re-applied Sweep)
+    <storage>/<namespace>/rehearsals/<name>/
+        run_manifest.json eval_summary.json kaggle_output_log.txt … submission/<zip>
+        failed/<stamp>/{failure.json,kaggle_output_log.txt}   failed attempts
+        archive/<stamp>/       earlier runs' evidence
+
+Error policy, the same for every reader here: a key that is absent reads as ``None``; one
+that is there but unreadable (not JSON, not the model) reads as ``None`` and adds a line
+to ``problems``; a store that cannot be reached raises :class:`StoreError`, for the
+caller to retry (the operator), report (the CLI) or record (the driver).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.api.trial import FINISHED_STATES, SweepResult, TrialResult
+from tunix_rt.storage import Store, StoreError, StoreNotFoundError
+
+LOCAL_NAMESPACE = "local"
+"""Namespace in store keys for runs without a cluster."""
+
+# A sweep's folder.
+SPEC_FILE = "spec.json"
+TRIALS_DIR = "trials"
+SUMMARY_FILE = "summary.json"
+SWEEP_LOG_FILE = "sweep_log.txt"
+EVIDENCE_DIR = "evidence"
+EXPERIMENT_DIR = "ray"
+CHECKPOINTS_DIR = "checkpoints"
+LOGS_DIR = "logs"
+REHEARSALS_DIR = "rehearsals"
+
+# Any evidence folder (a rehearsal's prefix, a sweep's evidence/).
+MANIFEST_FILE = "run_manifest.json"
+EVAL_SUMMARY_FILE = "eval_summary.json"
+RUN_LOG_FILE = "kaggle_output_log.txt"
+SUBMISSION_DIR = "submission"
+"""Subfolder of an evidence folder holding the packaged zip (uploaded last)."""
+ARCHIVE_DIR = "archive"
+"""Subfolder holding earlier runs' files, one folder each, named by their end time."""
+FAILED_DIR = "failed"
+"""Subfolder of a rehearsal's prefix with the logs of failed attempts; never pruned."""
+FAILURE_FILE = "failure.json"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _join(prefix: str, *parts: str) -> str:
+    return "/".join(p.strip("/") for p in (prefix, *parts) if p.strip("/"))
+
+
+def bundle_key(keys: Iterable[str], prefix: str) -> str | None:
+    """The newest zip under ``<prefix>/submission/`` among ``keys`` (None: no bundle)."""
+    under = f"{_join(prefix, SUBMISSION_DIR)}/"
+    zips = sorted(k for k in keys if k.startswith(under) and k.endswith(".zip"))
+    return zips[-1] if zips else None
+
+
+def latest_bundle(store: Store, prefix: str) -> str | None:
+    """URI of the newest zip under ``<prefix>/submission/``, None when there is none."""
+    key = bundle_key(store.list(prefix), prefix)
+    return store.uri_for(key) if key is not None else None
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+@dataclass(frozen=True)
+class SweepLayout:
+    """Where one sweep's files live, relative to the store's root.
+
+    ``prefix`` is ``<namespace>/<sweep>``, or empty for a store rooted at the sweep's own
+    folder (what ``tunix-rt sweep show runs/local/my-sweep`` opens).
+    """
+
+    prefix: str
+
+    @classmethod
+    def of(cls, namespace: str, sweep: str) -> SweepLayout:
+        return cls(f"{namespace}/{sweep}")
+
+    def key(self, *parts: str) -> str:
+        return _join(self.prefix, *parts)
+
+    @property
+    def trials_prefix(self) -> str:
+        return self.key(TRIALS_DIR) + "/"
+
+    def trial_key(self, trial_id: str) -> str:
+        return self.key(TRIALS_DIR, f"{trial_id}.json")
+
+    @property
+    def summary_key(self) -> str:
+        return self.key(SUMMARY_FILE)
+
+    @property
+    def spec_key(self) -> str:
+        return self.key(SPEC_FILE)
+
+    @property
+    def log_key(self) -> str:
+        return self.key(SWEEP_LOG_FILE)
+
+    @property
+    def evidence_prefix(self) -> str:
+        return self.key(EVIDENCE_DIR)
+
+    @property
+    def archive_prefix(self) -> str:
+        return self.key(ARCHIVE_DIR)
+
+
+@dataclass(frozen=True)
+class RehearsalLayout:
+    """Where one rehearsal's evidence lives: ``<namespace>/rehearsals/<name>``."""
+
+    prefix: str
+
+    @classmethod
+    def of(cls, namespace: str, name: str) -> RehearsalLayout:
+        return cls(f"{namespace}/{REHEARSALS_DIR}/{name}")
+
+    def key(self, *parts: str) -> str:
+        return _join(self.prefix, *parts)
+
+    @property
+    def manifest_key(self) -> str:
+        return self.key(MANIFEST_FILE)
+
+    @property
+    def eval_summary_key(self) -> str:
+        return self.key(EVAL_SUMMARY_FILE)
+
+    @property
+    def log_key(self) -> str:
+        return self.key(RUN_LOG_FILE)
+
+    @property
+    def failed_prefix(self) -> str:
+        return self.key(FAILED_DIR)
+
+    @property
+    def archive_prefix(self) -> str:
+        return self.key(ARCHIVE_DIR)
+
+    def is_current(self, key: str) -> bool:
+        """A key of the current evidence (not under failed/ or archive/)."""
+        return not key.startswith((f"{self.failed_prefix}/", f"{self.archive_prefix}/"))
+
+
+# Shorthands for one key, relative to the storage URI.
+def sweep_prefix(namespace: str, sweep: str) -> str:
+    return SweepLayout.of(namespace, sweep).prefix
+
+
+def trials_prefix(namespace: str, sweep: str) -> str:
+    return SweepLayout.of(namespace, sweep).trials_prefix
+
+
+def trial_key(namespace: str, sweep: str, trial_id: str) -> str:
+    return SweepLayout.of(namespace, sweep).trial_key(trial_id)
+
+
+def summary_key(namespace: str, sweep: str) -> str:
+    return SweepLayout.of(namespace, sweep).summary_key
+
+
+def sweep_evidence_prefix(namespace: str, sweep: str) -> str:
+    return SweepLayout.of(namespace, sweep).evidence_prefix
+
+
+def rehearsal_prefix(namespace: str, rehearsal: str) -> str:
+    return RehearsalLayout.of(namespace, rehearsal).prefix
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+@dataclass
+class Reader:
+    """Reads JSON files into models under the module's error policy."""
+
+    store: Store
+    problems: list[str] = field(default_factory=list)
+
+    def json(self, key: str) -> object | None:
+        """The JSON at ``key``; None when absent or not JSON (a problem is recorded)."""
+        try:
+            raw = self.store.read_bytes(key)
+        except StoreNotFoundError:
+            return None
+        try:
+            data: object = json.loads(raw)
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            self.problems.append(f"{self.store.uri_for(key)}: not JSON ({exc})")
+            return None
+        return data
+
+    def model(self, key: str, model: type[M]) -> M | None:
+        """The model at ``key``; None when absent or not that model (a problem is recorded)."""
+        data = self.json(key)
+        if data is None:
+            return None
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = str(exc).splitlines()
+            detail = "; ".join(first[:3])
+            self.problems.append(f"{self.store.uri_for(key)}: not a {model.__name__}: {detail}")
+            return None
+
+
+class SweepFiles(Reader):
+    """One sweep's records in a store: the readers and writers both sides use."""
+
+    def __init__(self, store: Store, layout: SweepLayout) -> None:
+        super().__init__(store)
+        self.layout = layout
+
+    @property
+    def uri(self) -> str:
+        return self.store.uri_for(self.layout.prefix)
+
+    def trial(self, trial_id: str) -> TrialResult | None:
+        return self.model(self.layout.trial_key(trial_id), TrialResult)
+
+    def trials(self, cache: dict[str, TrialResult] | None = None) -> list[TrialResult]:
+        """Every readable trial record, in id order. Finished records are final: with a
+        ``cache`` each is read once (the operator polls)."""
+        out = []
+        for key in self.store.list(self.layout.trials_prefix):
+            if not key.endswith(".json"):
+                continue
+            record = cache.get(key) if cache is not None else None
+            if record is None:
+                record = self.model(key, TrialResult)
+                if record is None:
+                    continue
+                if cache is not None and record.state in FINISHED_STATES:
+                    cache[key] = record
+            out.append(record)
+        return sorted(out, key=lambda t: t.trial_id)
+
+    def summary(self) -> SweepResult | None:
+        return self.model(self.layout.summary_key, SweepResult)
+
+    def spec(self) -> SweepSpec | None:
+        return self.model(self.layout.spec_key, SweepSpec)
+
+    def log(self) -> str | None:
+        try:
+            return self.store.read_text(self.layout.log_key)
+        except StoreNotFoundError:
+            return None
+
+    def bundle_uri(self) -> str | None:
+        """The newest evidence zip of the finished sweep (uploaded before summary.json)."""
+        return latest_bundle(self.store, self.layout.evidence_prefix)
+
+    # writers ---------------------------------------------------------------------
+    def write_trial(self, record: TrialResult) -> str:
+        return self.store.write_json(self.layout.trial_key(record.trial_id), record)
+
+    def write_summary(self, summary: SweepResult) -> str:
+        """Last of a sweep's writes: it tells every reader the sweep is over."""
+        return self.store.write_json(self.layout.summary_key, summary)
+
+    def write_spec(self, spec: SweepSpec) -> str:
+        return self.store.write_json(self.layout.spec_key, spec)
+
+    def write_log(self, text: str) -> str:
+        return self.store.write_text(self.layout.log_key, text)
+
+
+@dataclass(frozen=True)
+class SweepTarget:
+    """Where one sweep's records live; small and picklable (it travels to trial workers)."""
+
+    storage: str
+    namespace: str
+    sweep: str
+
+    @property
+    def layout(self) -> SweepLayout:
+        return SweepLayout.of(self.namespace, self.sweep)
+
+    def store(self) -> Store:
+        return Store(self.storage)
+
+    def files(self, store: Store | None = None) -> SweepFiles:
+        return SweepFiles(store or self.store(), self.layout)
+
+    @property
+    def prefix(self) -> str:
+        return self.layout.prefix
+
+    def trial_key(self, trial_id: str) -> str:
+        return self.layout.trial_key(trial_id)
+
+    @property
+    def trials_prefix(self) -> str:
+        return self.layout.trials_prefix
+
+    @property
+    def summary_key(self) -> str:
+        return self.layout.summary_key
+
+
+class RehearsalFiles(Reader):
+    """One rehearsal's evidence in a store, as the operator and the CLI read it."""
+
+    def __init__(self, store: Store, layout: RehearsalLayout) -> None:
+        super().__init__(store)
+        self.layout = layout
+
+    @property
+    def uri(self) -> str:
+        return self.store.uri_for(self.layout.prefix)
+
+    def current_keys(self) -> list[str]:
+        """The keys of the evidence at the prefix (failed attempts and archives left out)."""
+        return [k for k in self.store.list(self.layout.prefix + "/") if self.layout.is_current(k)]
+
+    def eval_summary(self) -> dict[str, object] | None:
+        data = self.json(self.layout.eval_summary_key)
+        return data if isinstance(data, dict) else None
+
+    def manifest(self) -> dict[str, object] | None:
+        data = self.json(self.layout.manifest_key)
+        return data if isinstance(data, dict) else None
+
+
+def read_trial(store: Store, key: str) -> TrialResult | None:
+    """One trial record by its key (None when absent or unreadable)."""
+    return Reader(store).model(key, TrialResult)
+
+
+__all__ = [
+    "ARCHIVE_DIR",
+    "CHECKPOINTS_DIR",
+    "EVAL_SUMMARY_FILE",
+    "EVIDENCE_DIR",
+    "EXPERIMENT_DIR",
+    "FAILED_DIR",
+    "FAILURE_FILE",
+    "LOCAL_NAMESPACE",
+    "LOGS_DIR",
+    "MANIFEST_FILE",
+    "REHEARSALS_DIR",
+    "RUN_LOG_FILE",
+    "SPEC_FILE",
+    "SUBMISSION_DIR",
+    "SUMMARY_FILE",
+    "SWEEP_LOG_FILE",
+    "TRIALS_DIR",
+    "Reader",
+    "RehearsalFiles",
+    "RehearsalLayout",
+    "StoreError",
+    "SweepFiles",
+    "SweepLayout",
+    "SweepTarget",
+    "bundle_key",
+    "latest_bundle",
+    "read_trial",
+    "rehearsal_prefix",
+    "summary_key",
+    "sweep_evidence_prefix",
+    "sweep_prefix",
+    "trial_key",
+    "trials_prefix",
+]

@@ -1,0 +1,270 @@
+"""The phase rules: what makes a Sweep or a Rehearsal Succeeded, Failed or still running.
+
+Decided once, here. The Tune driver applies :func:`sweep_verdict` to its trials and
+writes the result into ``summary.json``; the CLI and the operator read that verdict back
+(:func:`from_summary`); the operator combines it with the RayJob's status
+(:func:`judge_sweep`, :func:`judge_rehearsal`), each rule a small named function.
+Pure functions: no I/O, no kopf, no Ray.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tunix_rt.api.common import Phase
+from tunix_rt.api.results import best_trial, objective_value
+from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
+from tunix_rt.contract.layout import EVAL_SUMMARY_FILE
+
+INTERRUPTED = "Interrupted"
+"""Reason of a sweep that stopped before it finished: a rerun resumes it."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    phase: Phase
+    reason: str
+    message: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in (Phase.SUCCEEDED, Phase.FAILED)
+
+
+# ----------------------------------------------------------------------------- the driver
+
+
+@dataclass(frozen=True)
+class SweepEnd:
+    """How Ray Tune's run ended, as far as the verdict cares."""
+
+    trials: Sequence[TrialResult]
+    """This run's trial records."""
+    launched: int
+    """Trials Ray Tune created (restored ones included)."""
+    incomplete: bool
+    """Some trial neither terminated nor errored (the run was interrupted)."""
+    timed_out: bool
+    """The sweep's time budget ran out."""
+
+
+def sweep_verdict(end: SweepEnd, spec: SweepSpec) -> Verdict:
+    """The sweep's phase from its trials: too many failures, interrupted, or the best."""
+    return (
+        _too_many_failures(end, spec)
+        or _interrupted(end, spec)
+        or _no_score(end, spec)
+        or _best(end, spec)
+    )
+
+
+def _too_many_failures(end: SweepEnd, spec: SweepSpec) -> Verdict | None:
+    failed = [t for t in end.trials if t.state is TrialState.FAILED]
+    if len(failed) <= spec.max_failed_trials:
+        return None
+    return Verdict(
+        Phase.FAILED,
+        "TooManyFailedTrials",
+        f"{len(failed)} trial(s) failed, more than maxFailedTrials "
+        f"({spec.max_failed_trials}); first error: {failed[0].error}",
+    )
+
+
+def _interrupted(end: SweepEnd, spec: SweepSpec) -> Verdict | None:
+    if end.timed_out or not (end.incomplete or end.launched < spec.planned_trials()):
+        return None
+    done = sum(1 for t in end.trials if t.finished)
+    return Verdict(
+        Phase.RUNNING,
+        INTERRUPTED,
+        f"sweep interrupted with {done} of {spec.planned_trials()} trials finished; "
+        "run the same command again to resume",
+    )
+
+
+def _no_score(end: SweepEnd, spec: SweepSpec) -> Verdict | None:
+    if best_trial(end.trials, spec.objective) is not None:
+        return None
+    return Verdict(Phase.FAILED, "NoScore", f"no trial reported {spec.objective.metric}")
+
+
+def _best(end: SweepEnd, spec: SweepSpec) -> Verdict:
+    best = best_trial(end.trials, spec.objective)
+    assert best is not None
+    value = objective_value(best, spec.objective)
+    message = f"best trial {best.trial_id}: {spec.objective.metric}={value}"
+    if end.timed_out:
+        message += " (sweep time budget reached)"
+    return Verdict(Phase.SUCCEEDED, "Succeeded", message)
+
+
+def from_summary(summary: SweepResult) -> Verdict:
+    """The verdict the driver wrote into ``summary.json``."""
+    if summary.phase is Phase.FAILED:
+        return Verdict(Phase.FAILED, "SweepFailed", summary.message or "the sweep failed")
+    return Verdict(Phase.SUCCEEDED, "Succeeded", summary.message or "")
+
+
+# ----------------------------------------------------------------------------- the RayJob
+
+
+_REASON_CHARS = str.maketrans({c: "" for c in " -./"})
+
+
+def reason_of(raw: object, default: str) -> str:
+    """A condition reason (CamelCase, alphanumeric) from free text, else ``default``."""
+    text = str(raw or "").translate(_REASON_CHARS)
+    return text if text[:1].isalpha() and text.isalnum() else default
+
+
+def job_status(rayjob: Mapping[str, Any] | None) -> str:
+    """KubeRay's ``status.jobStatus``, upper-case ('' before the job is submitted)."""
+    return str(((rayjob or {}).get("status") or {}).get("jobStatus") or "").upper()
+
+
+def job_deployment(rayjob: Mapping[str, Any] | None) -> str:
+    return str(((rayjob or {}).get("status") or {}).get("jobDeploymentStatus") or "")
+
+
+def job_finished(rayjob: Mapping[str, Any] | None) -> bool:
+    """The RayJob is gone or its job reached a terminal state: results are final."""
+    return rayjob is None or job_status(rayjob) in ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+def job_failed(rayjob: Mapping[str, Any]) -> bool:
+    return job_status(rayjob) in ("FAILED", "STOPPED") or job_deployment(rayjob) in (
+        "Failed",
+        "ValidationFailed",
+    )
+
+
+def job_failure(rayjob: Mapping[str, Any], rayjob_name: str) -> Verdict:
+    """Failed, with the RayJob's own reason and message."""
+    job = rayjob.get("status") or {}
+    status, deployment = job_status(rayjob), job_deployment(rayjob)
+    default = "RayJobStopped" if status == "STOPPED" else "RayJobFailed"
+    message = str(job.get("message") or "").strip() or (
+        f"RayJob {rayjob_name} {status or deployment}"
+    )
+    return Verdict(Phase.FAILED, reason_of(job.get("reason"), default), message)
+
+
+def _starting(rayjob_name: str, deployment: str) -> Verdict:
+    return Verdict(
+        Phase.PENDING,
+        "RayClusterStarting",
+        f"RayJob {rayjob_name} is {deployment or 'initializing'}",
+    )
+
+
+def _waiting_for_output(waited: float, grace: float, running: Verdict, failed: Verdict) -> Verdict:
+    """The job succeeded but its output is not in the store yet: wait ``grace`` seconds."""
+    return running if waited < grace else failed
+
+
+# ----------------------------------------------------------------------------- Sweep
+
+
+def judge_sweep(
+    rayjob: Mapping[str, Any] | None,
+    rayjob_name: str,
+    summary: SweepResult | None,
+    has_trials: bool,
+    summary_waited: float,
+    grace: float,
+) -> Verdict:
+    """The Sweep's phase from its RayJob's status and what the store holds."""
+    if rayjob is None:
+        return from_summary(summary) if summary is not None else _sweep_lost(rayjob_name)
+    status, deployment = job_status(rayjob), job_deployment(rayjob)
+    if status == "SUCCEEDED":
+        if summary is not None:
+            return from_summary(summary)
+        return _waiting_for_output(
+            summary_waited,
+            grace,
+            Verdict(
+                Phase.RUNNING,
+                "WaitingForSummary",
+                "the Ray job succeeded; waiting for the sweep summary",
+            ),
+            Verdict(
+                Phase.FAILED,
+                "NoSummary",
+                f"RayJob {rayjob_name} succeeded but the driver left no summary.json",
+            ),
+        )
+    if job_failed(rayjob):
+        return _sweep_job_failed(rayjob, rayjob_name, summary)
+    if status == "RUNNING" or deployment == "Running" or has_trials:
+        return Verdict(Phase.RUNNING, "TrialsRunning")
+    if deployment == "Suspended":
+        return Verdict(Phase.PENDING, "RayJobSuspended", f"RayJob {rayjob_name} is suspended")
+    return _starting(rayjob_name, deployment)
+
+
+def _sweep_lost(rayjob_name: str) -> Verdict:
+    return Verdict(
+        Phase.FAILED,
+        "RayJobLost",
+        f"RayJob {rayjob_name} was deleted before the sweep finished; trial "
+        "results found so far are kept",
+    )
+
+
+def _sweep_job_failed(
+    rayjob: Mapping[str, Any], rayjob_name: str, summary: SweepResult | None
+) -> Verdict:
+    """The RayJob's failure, with the driver's own reason appended when it wrote one."""
+    verdict = job_failure(rayjob, rayjob_name)
+    if summary is not None and summary.message and summary.phase is Phase.FAILED:
+        return Verdict(verdict.phase, verdict.reason, f"{verdict.message}; {summary.message}")
+    return verdict
+
+
+# ----------------------------------------------------------------------------- Rehearsal
+
+
+def judge_rehearsal(
+    rayjob: Mapping[str, Any] | None,
+    rayjob_name: str,
+    has_summary: bool,
+    waited: float,
+    grace: float,
+    uri: str,
+) -> Verdict:
+    """The Rehearsal's phase from its RayJob's status and whether its eval summary is up."""
+    if rayjob is None:
+        if has_summary:
+            return Verdict(Phase.SUCCEEDED, "Succeeded")
+        return Verdict(
+            Phase.FAILED,
+            "RayJobLost",
+            f"RayJob {rayjob_name} was deleted before the rehearsal finished",
+        )
+    status, deployment = job_status(rayjob), job_deployment(rayjob)
+    if status == "SUCCEEDED":
+        if has_summary:
+            return Verdict(Phase.SUCCEEDED, "Succeeded")
+        return _waiting_for_output(
+            waited,
+            grace,
+            Verdict(
+                Phase.RUNNING,
+                "WaitingForEvidence",
+                "the Ray job succeeded; waiting for the evidence bundle",
+            ),
+            Verdict(
+                Phase.FAILED,
+                "NoEvidence",
+                f"RayJob {rayjob_name} succeeded but left no {EVAL_SUMMARY_FILE} in {uri}",
+            ),
+        )
+    if job_failed(rayjob):
+        return job_failure(rayjob, rayjob_name)
+    if status == "RUNNING" or deployment == "Running":
+        return Verdict(Phase.RUNNING, "Running", f"RayJob {rayjob_name} is running")
+    return _starting(rayjob_name, deployment)
