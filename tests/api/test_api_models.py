@@ -7,14 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tunix_rt.api.manifests import (
-    ManifestError,
-    check_document,
-    error_path,
-    parse_documents,
-    parse_sweep,
-    validation_errors,
-)
+from tunix_rt.api.errors import ManifestError, error_path, validation_errors
+from tunix_rt.api.manifests import check_document, parse_documents, parse_sweep
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Algorithm, SchedulerType, Sweep, SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 
 class ManifestError(ValueError):
     """A manifest or spec that cannot run; each problem names its field (wire form).
@@ -29,7 +31,7 @@ class ManifestError(ValueError):
             lines = "\n".join(f"  {p}: {m}" if p else f"  {m}" for p, m in self.errors)
             text = f"{source}: invalid\n{lines}"
         else:
-            text = f"{field}: {message}" if field else message
+            text = "; ".join(f"{p}: {m}" if p else m for p, m in self.errors)
         super().__init__(text)
 
     @classmethod
@@ -37,3 +39,30 @@ class ManifestError(ValueError):
         """Every problem found in one file (or flag) ``source``."""
         field, message = errors[0] if errors else ("", "invalid")
         return cls(field, message, source=source, errors=errors or [(field, message)])
+
+
+def error_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    """A pydantic error location as the wire field path: ``spec.pools[0].name``."""
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part == "[key]":
+            out += " (key)"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validation_errors(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    """``(field path, message)`` for each pydantic error; messages without pydantic noise."""
+    out = []
+    for err in exc.errors(include_url=False):
+        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        out.append((error_path(tuple(err["loc"]), prefix), msg))
+    return out
+
+
+def describe(exc: ValidationError, prefix: str = "spec") -> str:
+    """``spec.searchSpace.learningRate.low: …`` for each error, joined by ``; ``."""
+    return "; ".join(f"{p}: {m}" for p, m in validation_errors(exc, prefix)) or f"{prefix}: invalid"

@@ -13,33 +13,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tunix_rt.api.errors import ManifestError
+from tunix_rt.api.errors import ManifestError, validation_errors
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Sweep, SweepSpec
 
 KINDS: dict[str, type[Sweep] | type[Rehearsal]] = {"Sweep": Sweep, "Rehearsal": Rehearsal}
-
-
-def error_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
-    """A pydantic error location as the wire field path: ``spec.pools[0].name``."""
-    out = prefix
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part == "[key]":
-            out += " (key)"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def validation_errors(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
-    """``(field path, message)`` for each pydantic error; messages without pydantic noise."""
-    out = []
-    for err in exc.errors(include_url=False):
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        out.append((error_path(tuple(err["loc"]), prefix), msg))
-    return out
 
 
 def load_documents(path: str | Path) -> list[Any]:

@@ -6,11 +6,13 @@ params are a flat ``{field_name: value}`` mapping applied with ``with_params``.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, get_args
 
-from pydantic import ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
+from tunix_rt.api.errors import ManifestError, validation_errors
 
 BUILTIN_DATASETS = ("dev-reasoning-v2",)
 DEFAULT_WIDTH = 128
@@ -171,6 +173,24 @@ class TrainerConfig(ApiModel):
             data[name] = value
         return TrainerConfig.model_validate(data)
 
+    def with_overrides(
+        self, overrides: Mapping[str, Any] | None, field: str = "spec.overrides"
+    ) -> TrainerConfig:
+        """A copy with ``overrides`` applied: any field in either spelling, nested sections
+        (model, dataset, eval) merged key by key, the result re-validated.
+
+        The one way overrides apply, for admission and for the run alike; a
+        :class:`ManifestError` names ``<field>.<key>`` for an unknown key or a bad value.
+        """
+        if not overrides:
+            return self
+        merged = _merge(TrainerConfig, self.to_wire(), overrides, field)
+        try:
+            return TrainerConfig.model_validate(merged)
+        except ValidationError as exc:
+            errors = validation_errors(exc, field)
+            raise ManifestError(*errors[0], errors=errors) from None
+
 
 def searchable_params() -> dict[str, str]:
     """Searchable field name -> wire alias (scalar top-level fields)."""
@@ -201,3 +221,34 @@ def wire_param_name(key: str) -> str:
     Sweep search spaces, trial params and status use this spelling, like the manifests.
     """
     return searchable_params()[searchable_name(key)]
+
+
+def _merge(
+    model: type[BaseModel], base: dict[str, Any], overrides: Mapping[str, Any], path: str
+) -> dict[str, Any]:
+    """``base`` (wire form) with ``overrides`` merged in; nested models merge key by key."""
+    out = dict(base)
+    fields = {
+        key: (info.alias or name, info.annotation)
+        for name, info in model.model_fields.items()
+        for key in (name, info.alias)
+        if key
+    }
+    for key, value in overrides.items():
+        if key not in fields:
+            known = sorted({wire for wire, _ in fields.values()})
+            raise ManifestError(f"{path}.{key}", f"unknown trainer field; use one of {known}")
+        wire, annotation = fields[key]
+        nested = next(
+            (
+                c
+                for c in (annotation, *get_args(annotation))
+                if isinstance(c, type) and issubclass(c, BaseModel)
+            ),
+            None,
+        )
+        if nested is not None and isinstance(value, Mapping):
+            out[wire] = _merge(nested, dict(out.get(wire) or {}), value, f"{path}.{key}")
+        else:
+            out[wire] = value
+    return out

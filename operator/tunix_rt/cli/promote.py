@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from tunix_rt.api.common import DEFAULT_STORAGE
-from tunix_rt.api.manifests import validation_errors
+from tunix_rt.api.errors import validation_errors
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.cli import results as results_mod
