@@ -20,19 +20,73 @@ from tunix_rt.api.sweep import Sweep, SweepSpec
 KINDS: dict[str, type[Sweep] | type[Rehearsal]] = {"Sweep": Sweep, "Rehearsal": Rehearsal}
 
 
+class StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: YAML says the last
+    wins, which silently drops what the user wrote first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base loader says so
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first on line {first}); keep one",
+                    key_node.start_mark,
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def decode_text(raw: bytes, source: str) -> str:
+    """A manifest's bytes as text: UTF-8 (a BOM allowed) or UTF-16/32 with a BOM; anything
+    else is refused with the encoding named, never a traceback."""
+    for bom, codec in (
+        (b"\xef\xbb\xbf", "utf-8-sig"),
+        (b"\xff\xfe\x00\x00", "utf-32"),
+        (b"\x00\x00\xfe\xff", "utf-32"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    ):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(codec)
+            except UnicodeDecodeError:
+                break
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError.of(
+            source,
+            [
+                (
+                    "",
+                    f"not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); "
+                    "save the file as UTF-8",
+                )
+            ],
+        ) from None
+
+
 def load_documents(path: str | Path) -> list[Any]:
     """Every YAML document in a file (empty documents skipped)."""
     source = str(path)
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise ManifestError.of(source, [("", f"cannot read: {exc.strerror or exc}")]) from exc
-    return parse_documents(text, source)
+    return parse_documents(decode_text(raw, source), source)
 
 
 def parse_documents(text: str, source: str = "<input>") -> list[Any]:
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.load_all(text, Loader=StrictLoader))  # a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Re-record submission_runs/<name>/ from a real local run, on a clean clone of HEAD:
+# the smoke sweep -> its best trial promoted -> a rehearsal of that config -> both zips
+# rebuilt from their folders and verified. Nothing is edited by hand; README.md (kept)
+# says what the run was.
+#
+#   bash scripts/record-submission-run.sh [NAME]       # default m34_v1; ~8-10 min on 2 cores
+#
+# Layout written (what the M34 milestone names at the top):
+#   <NAME>/run_manifest.json eval_summary.json kaggle_output_log.txt eval_rows.jsonl
+#          report.html sweep_summary.json SHA256SUMS submission/<zip>   the rehearsal's evidence
+#   <NAME>/sweep/{summary.json,spec.json,sweep_log.txt,trials/,logs/,evidence/}
+#   <NAME>/promoted/   <NAME>/commands/
+set -euo pipefail
+NAME="${1:-m34_v1}"
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+DEST="$REPO/submission_runs/$NAME"
+export PATH="$HOME/.local/bin:$PATH" RAY_USAGE_STATS_ENABLED=0 COLUMNS=100
+
+if [ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]; then
+    echo "error: commit first: the run records the commit it ran, clean" >&2
+    exit 2
+fi
+WORK="$(mktemp -d /tmp/tunix-rt-record.XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT
+git clone -q "$REPO" "$WORK/repo"
+cd "$WORK/repo"
+uv sync --frozen --all-extras -q
+RUN="uv run --frozen --no-sync"
+S="runs/$NAME"
+C="$WORK/commands"
+mkdir -p "$C"
+
+# 1. the smoke sweep (5 trials x 300 steps, 2 at a time)
+$RUN tunix-rt sweep run examples/sweep-smoke.yaml --storage "file://./$S" --no-live \
+    >"$C/1-sweep-run.txt" 2>&1
+# 2. its best trial promoted with a rehearsal-length budget
+$RUN tunix-rt promote "$S/local/sweep-smoke" -o "$S/promoted/sweep-smoke-best.yaml" \
+    --steps 1500 --storage "file://./$S" >"$C/2-promote.txt" 2>&1
+# 3. the rehearsal of the promoted config
+$RUN tunix-rt rehearsal run "$S/promoted/sweep-smoke-best-rehearsal.yaml" \
+    >"$C/3-rehearsal-run.stdout.txt" 2>"$C/3-rehearsal-run.stderr.txt"
+# 4. both zips rebuilt from their folders: byte-identical, and they verify
+REH="$S/local/rehearsals/sweep-smoke-best"
+SWEEP="$S/local/sweep-smoke"
+{
+    for pair in "$REH:$S/package-check" "$SWEEP/evidence:$S/package-check-sweep"; do
+        folder="${pair%%:*}" out="${pair#*:}"
+        zip="$($RUN tunix-rt package "$folder" -o "$out")"
+        echo "$zip"
+        $RUN tunix-rt package --verify "$zip"
+        cmp "$zip" "$folder"/submission/*.zip && echo "cmp: identical"
+    done
+} >"$C/4-package.txt" 2>&1
+
+# 5. the folder: the rehearsal's evidence at the top, the rest beside it
+KEEP="$WORK/README.md"
+[ -f "$DEST/README.md" ] && cp "$DEST/README.md" "$KEEP"
+rm -rf "$DEST"
+mkdir -p "$DEST/sweep"
+cp -r "$REH/." "$DEST/"
+cp "$SWEEP"/{summary.json,spec.json,sweep_log.txt} "$DEST/sweep/"
+cp -r "$SWEEP"/{trials,logs,evidence} "$DEST/sweep/"
+cp -r "$S/promoted" "$DEST/promoted"
+cp -r "$C" "$DEST/commands"
+[ -f "$KEEP" ] && cp "$KEEP" "$DEST/README.md"
+# Paths in the command outputs name this temporary clone; say so once instead.
+echo "recorded $DEST from commit $(git rev-parse --short HEAD) (clone at $WORK/repo)"
