@@ -350,19 +350,23 @@ def runtime_env_yaml(env: Mapping[str, str] | None) -> str:
 
 
 def _rayjob(
-    *,
+    kind: str,
     name: str,
     namespace: str,
-    labels: dict[str, str],
-    annotations: dict[str, str],
+    spec: SweepSpec | RehearsalSpec,
+    *,
     owner: Owner,
-    entrypoint: str,
-    cluster: ClusterSpec,
     options: BuildOptions,
+    entrypoint: str,
     deadline: int | None,
+    annotations: Mapping[str, str] | None = None,
     extra_spec: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    spec: dict[str, Any] = {
+    """The RayJob ``child_name(kind, name)``: labels, the resolved spec as an annotation
+    (then ``annotations``), the owner, the Ray cluster of ``spec.cluster``."""
+    labels = _labels(kind, name, options)
+    cluster = spec.cluster
+    job_spec: dict[str, Any] = {
         "entrypoint": entrypoint,
         "runtimeEnvYAML": runtime_env_yaml(cluster.env),
         "shutdownAfterJobFinishes": True,
@@ -372,20 +376,33 @@ def _rayjob(
         "rayClusterSpec": ray_cluster_spec(cluster, labels, options),
     }
     if deadline is not None:
-        spec["activeDeadlineSeconds"] = deadline
-    spec.update(extra_spec or {})
+        job_spec["activeDeadlineSeconds"] = deadline
+    job_spec.update(extra_spec or {})
     return {
         "apiVersion": RAY_API_VERSION,
         "kind": RAYJOB_KIND,
         "metadata": {
-            "name": name,
+            "name": child_name(kind, name),
             "namespace": namespace,
             "labels": labels,
-            "annotations": annotations,
+            "annotations": {SPEC_ANNOTATION: _compact(spec.to_wire()), **(annotations or {})},
             "ownerReferences": [owner.reference()],
         },
-        "spec": spec,
+        "spec": job_spec,
     }
+
+
+def _driver_args(
+    module: str, spec: SweepSpec | RehearsalSpec, namespace: str, name: str
+) -> list[str]:
+    """``python -m <module>`` with the spec, the store and the parent's namespace and name."""
+    return [
+        "python", "-m", module,
+        "--spec-b64", encode_spec(spec),
+        "--storage", spec.storage,
+        "--namespace", namespace,
+        "--name", name,
+    ]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -395,11 +412,7 @@ def sweep_entrypoint(spec: SweepSpec, namespace: str, name: str) -> str:
     """The Tune driver command line (shell-quoted)."""
     return shlex.join(
         [
-            "python", "-m", "tunix_rt.tune",
-            "--spec-b64", encode_spec(spec),
-            "--storage", spec.storage,
-            "--namespace", namespace,
-            "--name", name,
+            *_driver_args("tunix_rt.tune", spec, namespace, name),
             "--source", f"Sweep {namespace}/{name}",
             "--address", "auto",
         ]
@@ -428,17 +441,14 @@ def build_sweep_rayjob(
 ) -> dict[str, Any]:
     """The RayJob of a Sweep: the Tune driver on the head, trials on the worker groups."""
     options = options or BuildOptions()
-    labels = _labels("sweep", name, options)
-    annotations = {SPEC_ANNOTATION: _compact(spec.to_wire())}
     return _rayjob(
-        name=child_name("sweep", name),
-        namespace=namespace,
-        labels=labels,
-        annotations=annotations,
+        "sweep",
+        name,
+        namespace,
+        spec,
         owner=owner,
-        entrypoint=sweep_entrypoint(spec, namespace, name),
-        cluster=spec.cluster,
         options=options,
+        entrypoint=sweep_entrypoint(spec, namespace, name),
         deadline=sweep_deadline(spec, options.deadline_grace_seconds),
     )
 
@@ -454,13 +464,7 @@ def rehearsal_entrypoint(
     source_trial: str | None = None,
 ) -> str:
     """The rehearsal run's command line (shell-quoted); ``spec.trainer`` is resolved inline."""
-    args = [
-        "python", "-m", "tunix_rt.rehearsal",
-        "--spec-b64", encode_spec(spec),
-        "--storage", spec.storage,
-        "--namespace", namespace,
-        "--name", name,
-    ]  # fmt: skip
+    args = _driver_args("tunix_rt.rehearsal", spec, namespace, name)
     if source_sweep:
         args += ["--source-sweep", source_sweep]
     if source_trial:
@@ -494,8 +498,7 @@ def build_rehearsal_rayjob(
     if spec.trainer is None:
         raise ManifestError("spec.trainer", "resolve fromSweep into an inline trainer first")
     options = options or BuildOptions()
-    labels = _labels("rehearsal", name, options)
-    annotations = {SPEC_ANNOTATION: _compact(spec.to_wire())}
+    annotations: dict[str, str] = {}
     if source_sweep:
         annotations[SOURCE_ANNOTATION] = _compact(
             {"sweep": source_sweep, "trial": source_trial, "params": dict(params or {})}
@@ -506,15 +509,15 @@ def build_rehearsal_rayjob(
         else None
     )
     return _rayjob(
-        name=child_name("rehearsal", name),
-        namespace=namespace,
-        labels=labels,
-        annotations=annotations,
+        "rehearsal",
+        name,
+        namespace,
+        spec,
         owner=owner,
-        entrypoint=rehearsal_entrypoint(spec, namespace, name, source_sweep, source_trial),
-        cluster=spec.cluster,
         options=options,
+        entrypoint=rehearsal_entrypoint(spec, namespace, name, source_sweep, source_trial),
         deadline=deadline,
+        annotations=annotations,
         extra_spec=entrypoint_resources(spec.resources),
     )
 
