@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,10 +16,10 @@ API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "tunixrt"
 
 DEFAULT_STORAGE = "file://./runs"
+"""The embedded default: a local folder as the object store."""
 RUNTIME_DEFAULT = "x-tunix-rt-runtime-default"
 """Schema marker: the default is chosen at run time (the operator's configured storage, or
 the local folder), so the CRD must not let the API server fill it in."""
-"""The embedded default: a local folder as the object store."""
 
 STORAGE_SCHEMES = ("file://", "s3://", "gs://")
 STORAGE_PATTERN = r"^(file|s3|gs)://.+$"
@@ -219,3 +219,59 @@ class ClusterSpec(ApiModel):
         if len(names) != len(set(names)):
             raise field_error("pools", f"pool names must be unique, got {names}", names)
         return self
+
+
+# Fields both specs (Sweep, Rehearsal) declare: helpers rather than a base class, because
+# each spec places them at its own position and the CRD lists properties in field order.
+
+
+def resources_field(holder: str) -> Any:
+    """``spec.resources``: what ``holder`` (one trial, the run) reserves."""
+    return Field(
+        default_factory=TrialResources,
+        description=f"What {holder} reserves (cpu, memory, gpu, tpu).",
+    )
+
+
+def cluster_field() -> Any:
+    """``spec.cluster``: the KubeRay cluster."""
+    return Field(
+        default_factory=ClusterSpec,
+        description="The Ray cluster on Kubernetes (ignored by local runs).",
+    )
+
+
+def storage_field(contents: str) -> Any:
+    """``spec.storage``: the store URI for ``contents``; its default is chosen at run time."""
+    return Field(
+        DEFAULT_STORAGE,
+        description=f"Store URI for {contents}: file://, s3:// or gs://.",
+        json_schema_extra={"pattern": STORAGE_PATTERN, RUNTIME_DEFAULT: True},
+    )
+
+
+class RunStatus(ApiModel):
+    """The first status fields of both resources (each adds its own after them)."""
+
+    phase: Phase = Field(Phase.PENDING, description="Pending, Running, Succeeded or Failed.")
+    message: str | None = Field(None, description="Human-readable state or failure reason.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Progressing and Failed conditions."
+    )
+    observed_generation: int | None = Field(
+        None, description="metadata.generation of the spec this status describes."
+    )
+
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
+StatusT = TypeVar("StatusT", bound=BaseModel)
+
+
+class Resource(ApiModel, Generic[SpecT, StatusT]):
+    """A full manifest as applied with kubectl; each kind pins ``kind`` to its name."""
+
+    api_version: Literal["tunixrt.io/v1alpha1"] = "tunixrt.io/v1alpha1"
+    kind: str
+    metadata: ObjectMeta
+    spec: SpecT
+    status: StatusT | None = None

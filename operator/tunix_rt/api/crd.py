@@ -264,6 +264,7 @@ def _column(name: str, kind: str, json_path: str, description: str, priority: in
     return column
 
 
+_PHASE = _column("Phase", "string", ".status.phase", "Pending, Running, Succeeded or Failed.")
 _AGE = _column("Age", "date", ".metadata.creationTimestamp", "Time since creation.")
 
 
@@ -271,9 +272,13 @@ def _crd(
     kind: str,
     plural: str,
     short_names: list[str],
+    models: tuple[type[BaseModel], type[BaseModel]],
+    doc: str,
     columns: list[Schema],
-    schema: Schema,
 ) -> dict[str, Any]:
+    """The CRD of one kind: its (spec, status) models' schema; Phase and Age columns
+    around the kind's own."""
+    spec, status = models
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -298,49 +303,43 @@ def _crd(
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": columns,
-                    "schema": {"openAPIV3Schema": schema},
+                    "additionalPrinterColumns": copy.deepcopy([_PHASE, *columns, _AGE]),
+                    "schema": {"openAPIV3Schema": _root_schema(kind, spec, status, doc)},
                 }
             ],
         },
     }
 
 
+_SWEEP_DOC = (
+    "A hyperparameter sweep of trace-first post-training runs (Ray Tune on KubeRay): "
+    "trials over a search space, each scored by primary_score."
+)
+_REHEARSAL_DOC = (
+    "One full training + evaluation run of a fixed config (inline, or a Sweep's best "
+    "trial) that leaves an evidence bundle in the store."
+)
+_SWEEP_COLUMNS = [
+    _column("Trials", "string", ".status.trialsProgress", "Trials finished / planned."),
+    _column("Best score", "number", ".status.primaryScore", "Best primary_score so far."),
+    _column("Algorithm", "string", ".spec.algorithm", "Search algorithm.", priority=1),
+    _column("Best trial", "string", ".status.bestTrial.id", "Best trial id.", priority=1),
+]
+_REHEARSAL_COLUMNS = [
+    _column("Source", "string", ".spec.fromSweep", "Sweep whose best trial is rehearsed."),
+    _column("Score", "number", ".status.primaryScore", "primary_score of the run."),
+    _column("Evidence", "string", ".status.evidenceUri", "Evidence folder.", priority=1),
+]
+
+
 def sweep_crd() -> dict[str, Any]:
-    schema = _root_schema(
-        "Sweep",
-        SweepSpec,
-        SweepStatus,
-        "A hyperparameter sweep of trace-first post-training runs (Ray Tune on KubeRay): "
-        "trials over a search space, each scored by primary_score.",
-    )
-    columns = [
-        _column("Phase", "string", ".status.phase", "Pending, Running, Succeeded or Failed."),
-        _column("Trials", "string", ".status.trialsProgress", "Trials finished / planned."),
-        _column("Best score", "number", ".status.primaryScore", "Best primary_score so far."),
-        _column("Algorithm", "string", ".spec.algorithm", "Search algorithm.", priority=1),
-        _column("Best trial", "string", ".status.bestTrial.id", "Best trial id.", priority=1),
-        _AGE,
-    ]
-    return _crd("Sweep", "sweeps", ["sw"], columns, schema)
+    models = (SweepSpec, SweepStatus)
+    return _crd("Sweep", "sweeps", ["sw"], models, _SWEEP_DOC, _SWEEP_COLUMNS)
 
 
 def rehearsal_crd() -> dict[str, Any]:
-    schema = _root_schema(
-        "Rehearsal",
-        RehearsalSpec,
-        RehearsalStatus,
-        "One full training + evaluation run of a fixed config (inline, or a Sweep's best "
-        "trial) that leaves an evidence bundle in the store.",
-    )
-    columns = [
-        _column("Phase", "string", ".status.phase", "Pending, Running, Succeeded or Failed."),
-        _column("Source", "string", ".spec.fromSweep", "Sweep whose best trial is rehearsed."),
-        _column("Score", "number", ".status.primaryScore", "primary_score of the run."),
-        _column("Evidence", "string", ".status.evidenceUri", "Evidence folder.", priority=1),
-        _AGE,
-    ]
-    return _crd("Rehearsal", "rehearsals", ["rh"], columns, schema)
+    models = (RehearsalSpec, RehearsalStatus)
+    return _crd("Rehearsal", "rehearsals", ["rh"], models, _REHEARSAL_DOC, _REHEARSAL_COLUMNS)
 
 
 def manifests() -> list[dict[str, Any]]:

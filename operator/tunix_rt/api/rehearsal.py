@@ -9,15 +9,14 @@ from pydantic import ConfigDict, Field, model_validator
 
 from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
 from tunix_rt.api.common import (
-    DEFAULT_STORAGE,
-    RUNTIME_DEFAULT,
-    STORAGE_PATTERN,
     ClusterSpec,
-    Condition,
-    ObjectMeta,
-    Phase,
+    Resource,
+    RunStatus,
     TrialResources,
     check_storage,
+    cluster_field,
+    resources_field,
+    storage_field,
 )
 from tunix_rt.api.trainer import TrainerConfig
 
@@ -57,19 +56,9 @@ class RehearsalSpec(ApiModel):
         default_factory=EvidenceOptions,
         description="What the evidence bundle contains.",
     )
-    resources: TrialResources = Field(
-        default_factory=TrialResources,
-        description="What the run reserves (cpu, memory, gpu, tpu).",
-    )
-    cluster: ClusterSpec = Field(
-        default_factory=ClusterSpec,
-        description="The Ray cluster on Kubernetes (ignored by local runs).",
-    )
-    storage: str = Field(
-        DEFAULT_STORAGE,
-        description="Store URI for the evidence bundle: file://, s3:// or gs://.",
-        json_schema_extra={"pattern": STORAGE_PATTERN, RUNTIME_DEFAULT: True},
-    )
+    resources: TrialResources = resources_field("the run")
+    cluster: ClusterSpec = cluster_field()
+    storage: str = storage_field("the evidence bundle")
     timeout_seconds: int | None = Field(
         None,
         ge=60,
@@ -89,17 +78,9 @@ class RehearsalSpec(ApiModel):
         return self
 
 
-class RehearsalStatus(ApiModel):
+class RehearsalStatus(RunStatus):
     """Mirrors the run; lists the evidence it left."""
 
-    phase: Phase = Field(Phase.PENDING, description="Pending, Running, Succeeded or Failed.")
-    message: str | None = Field(None, description="Human-readable state or failure reason.")
-    conditions: list[Condition] = Field(
-        default_factory=list, description="Ready, Progressing and Failed conditions."
-    )
-    observed_generation: int | None = Field(
-        None, description="metadata.generation of the spec this status describes."
-    )
     ray_job_name: str | None = Field(None, description="The owned RayJob running the rehearsal.")
     source_sweep: str | None = Field(None, description="Sweep whose best trial is rehearsed.")
     source_trial: str | None = Field(None, description="That sweep's best trial id.")
@@ -121,11 +102,7 @@ class RehearsalStatus(ApiModel):
     completion_time: datetime | None = Field(None, description="When the run finished.")
 
 
-class Rehearsal(ApiModel):
+class Rehearsal(Resource[RehearsalSpec, RehearsalStatus]):
     """A full Rehearsal manifest as applied with kubectl."""
 
-    api_version: Literal["tunixrt.io/v1alpha1"] = "tunixrt.io/v1alpha1"
     kind: Literal["Rehearsal"] = "Rehearsal"
-    metadata: ObjectMeta
-    spec: RehearsalSpec
-    status: RehearsalStatus | None = None

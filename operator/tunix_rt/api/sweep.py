@@ -11,15 +11,14 @@ from pydantic import AfterValidator, ConfigDict, Field, ValidationError, model_v
 
 from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
 from tunix_rt.api.common import (
-    DEFAULT_STORAGE,
-    RUNTIME_DEFAULT,
-    STORAGE_PATTERN,
     ClusterSpec,
-    Condition,
-    ObjectMeta,
-    Phase,
+    Resource,
+    RunStatus,
     TrialResources,
     check_storage,
+    cluster_field,
+    resources_field,
+    storage_field,
 )
 from tunix_rt.api.trainer import TrainerConfig, wire_param_name
 from tunix_rt.api.trial import TrialState
@@ -248,19 +247,9 @@ class SweepSpec(ApiModel):
         default_factory=Budget,
         description="Per-trial step cap and time budgets.",
     )
-    resources: TrialResources = Field(
-        default_factory=TrialResources,
-        description="What one trial reserves (cpu, memory, gpu, tpu).",
-    )
-    cluster: ClusterSpec = Field(
-        default_factory=ClusterSpec,
-        description="The Ray cluster on Kubernetes (ignored by local runs).",
-    )
-    storage: str = Field(
-        DEFAULT_STORAGE,
-        description="Store URI for trial results: file://, s3:// or gs://.",
-        json_schema_extra={"pattern": STORAGE_PATTERN, RUNTIME_DEFAULT: True},
-    )
+    resources: TrialResources = resources_field("one trial")
+    cluster: ClusterSpec = cluster_field()
+    storage: str = storage_field("trial results")
     seed: int = Field(0, ge=0, description="Seed of the search algorithm.")
 
     @model_validator(mode="after")
@@ -361,17 +350,9 @@ class BestTrial(ApiModel):
     primary_score: float | None = Field(None, description="Its primary_score.")
 
 
-class SweepStatus(ApiModel):
+class SweepStatus(RunStatus):
     """Written only by the operator (or the local runner) through the status subresource."""
 
-    phase: Phase = Field(Phase.PENDING, description="Pending, Running, Succeeded or Failed.")
-    message: str | None = Field(None, description="Human-readable state or failure reason.")
-    conditions: list[Condition] = Field(
-        default_factory=list, description="Ready, Progressing and Failed conditions."
-    )
-    observed_generation: int | None = Field(
-        None, description="metadata.generation of the spec this status describes."
-    )
     ray_job_name: str | None = Field(None, description="The owned RayJob running the sweep.")
     trials: list[TrialSummary] = Field(default_factory=list, description="Every trial so far.")
     trials_total: int = Field(0, description="Trials the sweep will run in all.")
@@ -390,11 +371,7 @@ class SweepStatus(ApiModel):
     completion_time: datetime | None = Field(None, description="When the sweep finished.")
 
 
-class Sweep(ApiModel):
+class Sweep(Resource[SweepSpec, SweepStatus]):
     """A full Sweep manifest as applied with kubectl."""
 
-    api_version: Literal["tunixrt.io/v1alpha1"] = "tunixrt.io/v1alpha1"
     kind: Literal["Sweep"] = "Sweep"
-    metadata: ObjectMeta
-    spec: SweepSpec
-    status: SweepStatus | None = None

@@ -30,6 +30,20 @@ app = typer.Typer(
 )
 
 
+def _score(value: float | None) -> str:
+    return "none" if value is None else f"{value:.4f}"
+
+
+def _echo_evidence(headline: str, status: RehearsalStatus) -> None:
+    """The headline, then where the run came from and where its evidence lives."""
+    typer.echo(headline)
+    if status.source_sweep:
+        typer.echo(f"  promoted from sweep {status.source_sweep}, trial {status.source_trial}")
+    typer.echo(f"  evidence: {status.evidence_uri}")
+    if status.bundle_uri:
+        typer.echo(f"  bundle:   {status.bundle_uri}")
+
+
 @app.command("run")
 def run(
     file: Path = typer.Argument(
@@ -86,13 +100,11 @@ def run(
     if as_json:
         typer.echo(json.dumps(result.to_wire(), indent=2, sort_keys=True))
         return
-    score = "none" if result.primary_score is None else f"{result.primary_score:.4f}"
-    typer.echo(f"rehearsal {result.name}: primary_score {score} after {result.steps} steps")
-    if result.source_sweep:
-        typer.echo(f"  promoted from sweep {result.source_sweep}, trial {result.source_trial}")
-    typer.echo(f"  evidence: {result.evidence_uri}")
-    if result.bundle_uri:
-        typer.echo(f"  bundle:   {result.bundle_uri}")
+    score = _score(result.primary_score)
+    _echo_evidence(
+        f"rehearsal {result.name}: primary_score {score} after {result.steps} steps",
+        result.to_status(),
+    )
     if out is not None:
         typer.echo(f"  local:    {out}")
 
@@ -139,13 +151,8 @@ def show(
     if as_json:
         typer.echo(json.dumps(status.to_wire(), indent=2, sort_keys=True))
         return
-    score = "none" if status.primary_score is None else f"{status.primary_score:.4f}"
-    typer.echo(f"rehearsal {name}: {status.phase.value}, primary_score {score}")
-    if status.source_sweep:
-        typer.echo(f"  promoted from sweep {status.source_sweep}, trial {status.source_trial}")
-    typer.echo(f"  evidence: {status.evidence_uri}")
-    if status.bundle_uri:
-        typer.echo(f"  bundle:   {status.bundle_uri}")
+    score = _score(status.primary_score)
+    _echo_evidence(f"rehearsal {name}: {status.phase.value}, primary_score {score}", status)
     for uri in status.evidence_files:
         typer.echo(f"    {uri}")
     if newer and failure is not None:

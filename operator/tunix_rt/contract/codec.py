@@ -19,9 +19,14 @@ from tunix_rt.api.manifests import SweepDocument, parse_sweep
 SPEC_FLAG = "--spec-b64"
 
 
+def compact_json(value: Any) -> str:
+    """Compact, key-sorted JSON: stable bytes for equal values (annotations, the spec)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
 def spec_json(spec: ApiModel) -> str:
     """The spec's wire JSON, compact and key-sorted: stable bytes for equal specs."""
-    return json.dumps(spec.to_wire(), separators=(",", ":"), sort_keys=True)
+    return compact_json(spec.to_wire())
 
 
 def encode_spec(spec: ApiModel) -> str:

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -49,8 +48,7 @@ from tunix_rt.evidence.checksums import (
 from tunix_rt.evidence.summary import ROWS_NAME
 from tunix_rt.evidence.validation import schema_errors
 from tunix_rt.scoring import compute_primary_score
-
-TMP_PREFIX = ".tmp-"
+from tunix_rt.storage.store import TMP_PREFIX, atomic_local_file
 
 REHEARSAL_REQUIRED = (MANIFEST_NAME, SUMMARY_NAME, RUN_LOG_FILE, SUMS_NAME)
 
@@ -248,19 +246,9 @@ def build_zip(run_dir: Path, out_dir: Path | None = None, *, name: str | None = 
     zip_name = name or bundle_name(read_manifest(run_dir))
     check_name(zip_name)
     target_dir = Path(out_dir) if out_dir is not None else Path.cwd() / SUBMISSION_DIR
-    target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / zip_name
-    fd, tmp = tempfile.mkstemp(dir=str(target_dir), prefix=TMP_PREFIX)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_local_file(target) as handle:
+        handle.write(data)
     return target
 
 
@@ -338,31 +326,20 @@ def verify_zip(path: Path) -> VerifyReport:
 
 
 def _check_documents(contents: dict[str, bytes], report: VerifyReport) -> None:
-    manifest: Any = None
-    if MANIFEST_NAME in contents:
-        manifest = _json_or_error(MANIFEST_NAME, contents[MANIFEST_NAME], report)
-        if manifest is not None:
-            report.errors.extend(
-                f"{MANIFEST_NAME} {e}" for e in schema_errors("run_manifest", manifest)
-            )
-            if isinstance(manifest, dict):
-                report.run_name = manifest.get("run_name")
-    kind = manifest.get("kind") if isinstance(manifest, dict) else None
+    manifest = _checked_document(contents, MANIFEST_NAME, "run_manifest", report)
+    if manifest is not None:
+        report.run_name = manifest.get("run_name")
+    kind = manifest.get("kind") if manifest is not None else None
     required_files = {"rehearsal": REHEARSAL_REQUIRED, "sweep": SWEEP_REQUIRED}.get(str(kind), ())
     for required in required_files:
         if required not in contents and required != SUMS_NAME:
             report.errors.append(f"{required} is missing (required in a {kind} bundle)")
     if kind == "sweep" and SWEEP_SUMMARY_NAME in contents:
         _check_sweep(contents, report)
-    if SUMMARY_NAME in contents:
-        summary = _json_or_error(SUMMARY_NAME, contents[SUMMARY_NAME], report)
-        if summary is not None:
-            report.errors.extend(
-                f"{SUMMARY_NAME} {e}" for e in schema_errors("eval_summary", summary)
-            )
-            if isinstance(summary, dict):
-                score = summary.get("primary_score")
-                report.primary_score = score if isinstance(score, int | float) else None
+    summary = _checked_document(contents, SUMMARY_NAME, "eval_summary", report)
+    if summary is not None:
+        score = summary.get("primary_score")
+        report.primary_score = score if isinstance(score, int | float) else None
     if ROWS_NAME in contents:
         rows: list[Any] = []
         for number, line in enumerate(contents[ROWS_NAME].decode().splitlines(), start=1):
@@ -411,6 +388,19 @@ def _check_sweep(contents: dict[str, bytes], report: VerifyReport) -> None:
             f"{SWEEP_SUMMARY_NAME} primary_score {summary.primary_score} != its best trial's "
             f"({best.primary_score})"
         )
+
+
+def _checked_document(
+    contents: dict[str, bytes], name: str, schema: str, report: VerifyReport
+) -> dict[str, Any] | None:
+    """A bundled JSON document, its schema errors reported; the document when an object."""
+    if name not in contents:
+        return None
+    document = _json_or_error(name, contents[name], report)
+    if document is None:
+        return None
+    report.errors.extend(f"{name} {e}" for e in schema_errors(schema, document))
+    return document if isinstance(document, dict) else None
 
 
 def _json_or_error(label: str, data: bytes, report: VerifyReport) -> Any:

@@ -31,7 +31,7 @@ from tunix_rt.api.common import Accelerator, ClusterSpec, NodePool, TrialResourc
 from tunix_rt.api.names import child_name
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.contract.codec import encode_spec, spec_json
+from tunix_rt.contract.codec import compact_json, encode_spec, spec_json
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.tpu import (
     GKE_TPU_ACCELERATOR_LABEL,
@@ -114,10 +114,6 @@ class BuildOptions:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def _quantity(value: str, field_path: str) -> str:
@@ -345,19 +341,23 @@ def runtime_env_yaml(env: Mapping[str, str] | None) -> str:
 
 
 def _rayjob(
-    *,
+    kind: str,
     name: str,
     namespace: str,
-    labels: dict[str, str],
-    annotations: dict[str, str],
+    spec: SweepSpec | RehearsalSpec,
+    *,
     owner: Owner,
-    entrypoint: str,
-    cluster: ClusterSpec,
     options: BuildOptions,
+    entrypoint: str,
     deadline: int | None,
+    annotations: Mapping[str, str] | None = None,
     extra_spec: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    spec: dict[str, Any] = {
+    """The RayJob ``child_name(kind, name)``: labels, the resolved spec as an annotation
+    (then ``annotations``), the owner, the Ray cluster of ``spec.cluster``."""
+    labels = _labels(kind, name, options)
+    cluster = spec.cluster
+    job_spec: dict[str, Any] = {
         "entrypoint": entrypoint,
         "runtimeEnvYAML": runtime_env_yaml(cluster.env),
         "shutdownAfterJobFinishes": True,
@@ -367,20 +367,33 @@ def _rayjob(
         "rayClusterSpec": ray_cluster_spec(cluster, labels, options),
     }
     if deadline is not None:
-        spec["activeDeadlineSeconds"] = deadline
-    spec.update(extra_spec or {})
+        job_spec["activeDeadlineSeconds"] = deadline
+    job_spec.update(extra_spec or {})
     return {
         "apiVersion": RAY_API_VERSION,
         "kind": RAYJOB_KIND,
         "metadata": {
-            "name": name,
+            "name": child_name(kind, name),
             "namespace": namespace,
             "labels": labels,
-            "annotations": annotations,
+            "annotations": {SPEC_ANNOTATION: spec_json(spec), **(annotations or {})},
             "ownerReferences": [owner.reference()],
         },
-        "spec": spec,
+        "spec": job_spec,
     }
+
+
+def _driver_args(
+    module: str, spec: SweepSpec | RehearsalSpec, namespace: str, name: str
+) -> list[str]:
+    """``python -m <module>`` with the spec, the store and the parent's namespace and name."""
+    return [
+        "python", "-m", module,
+        "--spec-b64", encode_spec(spec),
+        "--storage", spec.storage,
+        "--namespace", namespace,
+        "--name", name,
+    ]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -390,11 +403,7 @@ def sweep_entrypoint(spec: SweepSpec, namespace: str, name: str) -> str:
     """The Tune driver command line (shell-quoted)."""
     return shlex.join(
         [
-            "python", "-m", "tunix_rt.tune",
-            "--spec-b64", encode_spec(spec),
-            "--storage", spec.storage,
-            "--namespace", namespace,
-            "--name", name,
+            *_driver_args("tunix_rt.tune", spec, namespace, name),
             "--source", f"Sweep {namespace}/{name}",
             "--address", "auto",
         ]
@@ -423,17 +432,14 @@ def build_sweep_rayjob(
 ) -> dict[str, Any]:
     """The RayJob of a Sweep: the Tune driver on the head, trials on the worker groups."""
     options = options or BuildOptions()
-    labels = _labels("sweep", name, options)
-    annotations = {SPEC_ANNOTATION: spec_json(spec)}
     return _rayjob(
-        name=child_name("sweep", name),
-        namespace=namespace,
-        labels=labels,
-        annotations=annotations,
+        "sweep",
+        name,
+        namespace,
+        spec,
         owner=owner,
-        entrypoint=sweep_entrypoint(spec, namespace, name),
-        cluster=spec.cluster,
         options=options,
+        entrypoint=sweep_entrypoint(spec, namespace, name),
         deadline=sweep_deadline(spec, options.deadline_grace_seconds),
     )
 
@@ -449,13 +455,7 @@ def rehearsal_entrypoint(
     source_trial: str | None = None,
 ) -> str:
     """The rehearsal run's command line (shell-quoted); ``spec.trainer`` is resolved inline."""
-    args = [
-        "python", "-m", "tunix_rt.rehearsal",
-        "--spec-b64", encode_spec(spec),
-        "--storage", spec.storage,
-        "--namespace", namespace,
-        "--name", name,
-    ]  # fmt: skip
+    args = _driver_args("tunix_rt.rehearsal", spec, namespace, name)
     if source_sweep:
         args += ["--source-sweep", source_sweep]
     if source_trial:
@@ -489,10 +489,9 @@ def build_rehearsal_rayjob(
     if spec.trainer is None:
         raise ManifestError("spec.trainer", "resolve fromSweep into an inline trainer first")
     options = options or BuildOptions()
-    labels = _labels("rehearsal", name, options)
-    annotations = {SPEC_ANNOTATION: spec_json(spec)}
+    annotations: dict[str, str] = {}
     if source_sweep:
-        annotations[SOURCE_ANNOTATION] = _compact(
+        annotations[SOURCE_ANNOTATION] = compact_json(
             {"sweep": source_sweep, "trial": source_trial, "params": dict(params or {})}
         )
     deadline = (
@@ -501,15 +500,15 @@ def build_rehearsal_rayjob(
         else None
     )
     return _rayjob(
-        name=child_name("rehearsal", name),
-        namespace=namespace,
-        labels=labels,
-        annotations=annotations,
+        "rehearsal",
+        name,
+        namespace,
+        spec,
         owner=owner,
-        entrypoint=rehearsal_entrypoint(spec, namespace, name, source_sweep, source_trial),
-        cluster=spec.cluster,
         options=options,
+        entrypoint=rehearsal_entrypoint(spec, namespace, name, source_sweep, source_trial),
         deadline=deadline,
+        annotations=annotations,
         extra_spec=entrypoint_resources(spec.resources),
     )
 

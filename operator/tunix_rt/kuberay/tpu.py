@@ -35,47 +35,41 @@ class TpuGeneration:
     aliases: tuple[str, ...] = ()
 
 
+def _torus_3d(name: str, gke_accelerator: str, max_chips: int, *aliases: str) -> TpuGeneration:
+    """v4, v5p: 2x2x1 is one host of 4 chips; any larger AxBxC is hosts of 4."""
+    return TpuGeneration(
+        name=name,
+        gke_accelerator=gke_accelerator,
+        dims=3,
+        chips_per_host=4,
+        single_host={"2x2x1": 4},
+        multi_host=None,
+        max_chips=max_chips,
+        aliases=aliases,
+    )
+
+
+def _torus_2d(name: str, gke_accelerator: str, *aliases: str) -> TpuGeneration:
+    """v5e, v6e: up to 2x4 on one host (1, 4 or 8 chips); larger slices are hosts of 4."""
+    return TpuGeneration(
+        name=name,
+        gke_accelerator=gke_accelerator,
+        dims=2,
+        chips_per_host=4,
+        single_host={"1x1": 1, "2x2": 4, "2x4": 8},
+        multi_host=("4x4", "4x8", "8x8", "8x16", "16x16"),
+        max_chips=256,
+        aliases=aliases,
+    )
+
+
 GENERATIONS: tuple[TpuGeneration, ...] = (
-    TpuGeneration(
-        name="v4",
-        gke_accelerator="tpu-v4-podslice",
-        dims=3,
-        chips_per_host=4,
-        single_host={"2x2x1": 4},
-        multi_host=None,
-        max_chips=4096,
-        aliases=("v4", "tpu-v4"),
+    _torus_3d("v4", "tpu-v4-podslice", 4096, "v4", "tpu-v4"),
+    _torus_2d(
+        "v5e", "tpu-v5-lite-podslice", "v5e", "v5litepod", "tpu-v5e", "tpu-v5-lite", "tpu-v5e-slice"
     ),
-    TpuGeneration(
-        name="v5e",
-        gke_accelerator="tpu-v5-lite-podslice",
-        dims=2,
-        chips_per_host=4,
-        single_host={"1x1": 1, "2x2": 4, "2x4": 8},
-        multi_host=("4x4", "4x8", "8x8", "8x16", "16x16"),
-        max_chips=256,
-        aliases=("v5e", "v5litepod", "tpu-v5e", "tpu-v5-lite", "tpu-v5e-slice"),
-    ),
-    TpuGeneration(
-        name="v5p",
-        gke_accelerator="tpu-v5p-slice",
-        dims=3,
-        chips_per_host=4,
-        single_host={"2x2x1": 4},
-        multi_host=None,
-        max_chips=8960,
-        aliases=("v5p", "tpu-v5p"),
-    ),
-    TpuGeneration(
-        name="v6e",
-        gke_accelerator="tpu-v6e-slice",
-        dims=2,
-        chips_per_host=4,
-        single_host={"1x1": 1, "2x2": 4, "2x4": 8},
-        multi_host=("4x4", "4x8", "8x8", "8x16", "16x16"),
-        max_chips=256,
-        aliases=("v6e", "tpu-v6e", "trillium"),
-    ),
+    _torus_3d("v5p", "tpu-v5p-slice", 8960, "v5p", "tpu-v5p"),
+    _torus_2d("v6e", "tpu-v6e-slice", "v6e", "tpu-v6e", "trillium"),
 )
 
 GKE_TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"

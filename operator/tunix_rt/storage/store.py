@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import fsspec
@@ -640,12 +640,15 @@ class Store:
         return self._call("listing", prefix, find)
 
 
-def _atomic_local_write(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_local_file(path: Path) -> Iterator[BinaryIO]:
+    """A handle on a temp file next to ``path`` that becomes ``path`` (mode 0644, fsynced)
+    when the block ends, or disappears when it raises: readers never see a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=TMP_PREFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
@@ -653,18 +656,13 @@ def _atomic_local_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _atomic_local_write(path: Path, data: bytes) -> None:
+    with atomic_local_file(path) as handle:
+        handle.write(data)
 
 
 def _atomic_local_copy(source: Path, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=TMP_PREFIX)
-    try:
-        with os.fdopen(fd, "wb") as handle, source.open("rb") as src:
-            shutil.copyfileobj(src, handle, 1 << 20)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_local_file(path) as handle, source.open("rb") as src:
+        shutil.copyfileobj(src, handle, 1 << 20)
