@@ -251,3 +251,23 @@ def test_cli_default_output_folder_is_submission(
     result = CliRunner().invoke(package_app, [str(evidence_dir)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "submission" / EXPECTED_NAME).is_file()
+
+
+def test_ignore_file_leaves_out_what_sits_beside_the_evidence(
+    evidence_dir: Path, tmp_path: Path
+) -> None:
+    """A folder a person assembled (README, commands, a sweep's folder) still packages to
+    the run's own zip: what .tunix-rt-ignore names is not evidence; anything else
+    unlisted is still refused."""
+    plain = build_zip(evidence_dir, tmp_path / "plain").read_bytes()
+    (evidence_dir / "README.md").write_text("how this was made\n")
+    (evidence_dir / "sweep" / "logs").mkdir(parents=True)
+    (evidence_dir / "sweep" / "summary.json").write_text("{}\n")
+    (evidence_dir / "sweep" / "logs" / "latest").symlink_to(evidence_dir / "README.md")
+    with pytest.raises(PackageError):
+        build_zip(evidence_dir, tmp_path / "refused")
+    (evidence_dir / ".tunix-rt-ignore").write_text("# beside the evidence\nREADME.md\nsweep/\n")
+    assert build_zip(evidence_dir, tmp_path / "beside").read_bytes() == plain
+    (evidence_dir / "smuggled.txt").write_text("not listed, not ignored\n")
+    with pytest.raises(PackageError, match=r"not listed in SHA256SUMS: smuggled.txt"):
+        build_zip(evidence_dir, tmp_path / "smuggled")

@@ -17,6 +17,7 @@ against SHA256SUMS), the zip CRCs, and the JSON evidence files against their sch
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
 import os
@@ -94,17 +95,47 @@ def safe_member(run_dir: Path, name: str) -> Path:
     return candidate
 
 
+IGNORE_FILE = ".tunix-rt-ignore"
+"""Names what sits beside the evidence in a folder a person assembled (a README, the
+commands that made it, a sweep's folder): one pattern a line, like ``.helmignore``. The
+runs never write one, so every file of a run's own folder is evidence."""
+
+
+def ignore_patterns(run_dir: Path) -> list[str]:
+    """The folder's ignore patterns (``#`` comments and blank lines skipped)."""
+    path = run_dir / IGNORE_FILE
+    if not path.is_file() or path.is_symlink():
+        return []
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _ignored(rel: str, patterns: list[str]) -> bool:
+    for pattern in patterns:
+        folder = pattern.rstrip("/")
+        if fnmatch.fnmatchcase(rel, folder) or rel.startswith(f"{folder}/"):
+            return True
+    return False
+
+
+def _rel(folder: str, name: str) -> str:
+    return name if folder == "." else f"{folder}/{name}"
+
+
 def collect_files(run_dir: Path) -> list[str]:
-    """Relative '/'-names of every evidence file, sorted; symlinks and specials refused."""
+    """Relative '/'-names of every evidence file, sorted; symlinks and specials refused;
+    what the folder's ``.tunix-rt-ignore`` names is not evidence and is left out."""
     if run_dir.is_symlink():
         raise PackageError(f"refusing symlink {run_dir}: the run folder itself is a link")
     if not run_dir.is_dir():
         raise PackageError(f"{run_dir} is not a folder")
     root = run_dir.resolve()
+    ignored = ignore_patterns(root)
     names: list[str] = []
     for current, dirs, files in os.walk(root, followlinks=False):
         here = Path(current)
         rel_dir = here.relative_to(root).as_posix()
+        dirs[:] = [d for d in dirs if not _ignored(_rel(rel_dir, d), ignored)]
         for name in sorted(dirs):
             path = here / name
             if path.is_symlink():
@@ -121,7 +152,7 @@ def collect_files(run_dir: Path) -> list[str]:
             mode = path.lstat().st_mode
             if not stat.S_ISREG(mode):
                 raise PackageError(f"refusing {run_dir / rel}: not a regular file")
-            if name.startswith(TMP_PREFIX):
+            if name.startswith(TMP_PREFIX) or rel == IGNORE_FILE or _ignored(rel, ignored):
                 continue
             check_name(rel)
             names.append(rel)
