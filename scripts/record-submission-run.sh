@@ -64,5 +64,9 @@ cp -r "$SWEEP"/{trials,logs,evidence} "$DEST/sweep/"
 cp -r "$S/promoted" "$DEST/promoted"
 cp -r "$C" "$DEST/commands"
 [ -f "$KEEP" ] && cp "$KEEP" "$DEST/README.md"
+# What sits beside the rehearsal's evidence, so `tunix-rt package submission_runs/NAME`
+# packs exactly the rehearsal's bundle again.
+printf '%s\n' "# beside the rehearsal's evidence (see README.md)" README.md commands/ \
+    promoted/ sweep/ >"$DEST/.tunix-rt-ignore"
 # Paths in the command outputs name this temporary clone; say so once instead.
 echo "recorded $DEST from commit $(git rev-parse --short HEAD) (clone at $WORK/repo)"
