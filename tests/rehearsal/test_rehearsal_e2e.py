@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from rehearsal_helpers import tiny_trainer
 
+from support.rehearsal import tiny_trainer
 from tunix_rt.evidence import schema_errors, verify_zip
 from tunix_rt.evidence.checksums import parse_sums, sha256_file
 from tunix_rt.scoring import compute_primary_score

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import yaml
-from rehearsal_helpers import FakeTrainer, tiny_trainer
 from typer.testing import CliRunner
 
+from support.rehearsal import FakeTrainer, tiny_trainer
 from tunix_rt.api.names import rehearsal_prefix
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.evidence.manifest import canonical_json

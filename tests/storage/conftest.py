@@ -10,8 +10,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from gcs_helpers import GcsEmulator
-from moto_helpers import SECRET, MotoS3
+
+from support.gcs import GcsEmulator
+from support.s3 import SECRET, MotoS3
 
 
 @pytest.fixture(scope="session")

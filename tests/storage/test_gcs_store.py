@@ -20,10 +20,10 @@ from pathlib import Path
 import google.auth.exceptions
 import pytest
 import requests
-from gcs_helpers import GcsEmulator
 from gcsfs.retry import ChecksumError, HttpError
-from moto_helpers import CuttingProxy, come_back_after_cut
 
+from support.gcs import GcsEmulator
+from support.net import CuttingProxy, come_back_after_cut
 from tunix_rt.storage import RetryPolicy, Store, StoreError, StoreNotFoundError, is_transient
 from tunix_rt.storage.store import TMP_PREFIX
 

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto_helpers import SECRET, CuttingProxy, MotoS3, come_back_after_cut
 
+from support.net import CuttingProxy, come_back_after_cut
+from support.s3 import SECRET, MotoS3
 from tunix_rt.storage import RetryPolicy, Store, StoreError, StoreNotFoundError
 
 
