@@ -41,6 +41,10 @@ class MotoS3:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
 
+    @property
+    def running(self) -> bool:
+        return self.server is not None
+
     def stop(self) -> None:
         """Stop serving and close the listening socket: connections are refused afterwards."""
         if self.server is not None:
@@ -66,3 +70,13 @@ class MotoS3:
         with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=name)
         return name
+
+    def objects(self, bucket: str) -> dict[str, int]:
+        """Name → size of every object of a bucket, read with boto3 straight from moto (not
+        through the store or a proxy)."""
+        listing = self.client().list_objects_v2(Bucket=bucket)
+        return {item["Key"]: int(item["Size"]) for item in listing.get("Contents", [])}
+
+    def content(self, bucket: str, name: str) -> bytes:
+        data: bytes = self.client().get_object(Bucket=bucket, Key=name)["Body"].read()
+        return data
