@@ -16,6 +16,7 @@ from support.operator import (
     Api,
     ApiServer,
     StartOperator,
+    all_gone,
     assert_status_fits_crd,
     condition,
     events_of,
@@ -128,11 +129,7 @@ async def test_inline_rehearsal_runs_and_lists_evidence(
     # Deleting it removes the RayJob; the evidence stays.
     await api.delete(REHEARSALS, NS, "final")
 
-    async def gone() -> bool:
-        return (await api.get(RAYJOBS, NS, "rehearsal-final")) is None and (
-            await api.get(REHEARSALS, NS, "final")
-        ) is None
-
+    gone = all_gone(api, (RAYJOBS, "rehearsal-final"), (REHEARSALS, "final"))
     await wait_for(gone, what="the Rehearsal and its RayJob to go")
     assert all(store.exists(k) for k in keys)
 

@@ -13,6 +13,7 @@ from support.operator import (
     Api,
     ApiServer,
     StartOperator,
+    all_gone,
     assert_status_fits_crd,
     condition,
     phase_is,
@@ -204,11 +205,7 @@ async def test_delete_removes_the_rayjob_and_keeps_results(
 
     await api.delete(SWEEPS, NS, "gone")
 
-    async def both_gone() -> bool:
-        return (await api.get(RAYJOBS, NS, "sweep-gone")) is None and (
-            await api.get(SWEEPS, NS, "gone")
-        ) is None
-
+    both_gone = all_gone(api, (RAYJOBS, "sweep-gone"), (SWEEPS, "gone"))
     await wait_for(both_gone, what="the Sweep and its RayJob to go")
     assert store.exists(trial_key(NS, "gone", "t_00000"))
 

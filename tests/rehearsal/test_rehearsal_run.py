@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from support.rehearsal import FakeTrainer, tiny_trainer
+from support.rehearsal import FakeTrainer, tiny_trainer, use_trainer, write_rehearsal
 from tunix_rt.api.names import rehearsal_prefix, summary_key
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.trainer import TrainerConfig
@@ -246,15 +246,8 @@ def test_promoted_config_file_with_source_comment(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_are_clear(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        yaml.safe_dump(
-            {
-                "kind": "Rehearsal",
-                "metadata": {"name": "x"},
-                "spec": {"trainer": {"learningRate": -1}},
-            }
-        )
+    bad = write_rehearsal(
+        tmp_path / "bad.yaml", "x", {"trainer": {"learningRate": -1}}, api_version=False
     )
     with pytest.raises(RehearsalError, match=r"spec.trainer.learningRate"):
         plan_from_file(bad)
@@ -361,21 +354,8 @@ def test_cli_run_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.chdir(tmp_path)
     fake = FakeTrainer()
-    monkeypatch.setattr(
-        "tunix_rt.rehearsal.run.importlib.import_module",
-        lambda name: type("M", (), {"run_trial": staticmethod(fake)}),
-    )
-    manifest = tmp_path / "r.yaml"
-    manifest.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "tunixrt.io/v1alpha1",
-                "kind": "Rehearsal",
-                "metadata": {"name": "cli-demo"},
-                "spec": {"trainer": tiny_trainer()},
-            }
-        )
-    )
+    use_trainer(monkeypatch, fake)
+    manifest = write_rehearsal(tmp_path / "r.yaml", "cli-demo", {"trainer": tiny_trainer()})
     runner = CliRunner()
     ran = runner.invoke(app, ["run", str(manifest), "--max-steps", "12"])
     assert ran.exit_code == 0, ran.output
@@ -396,10 +376,7 @@ def test_module_entrypoint_with_spec_b64(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake = FakeTrainer()
-    monkeypatch.setattr(
-        "tunix_rt.rehearsal.run.importlib.import_module",
-        lambda name: type("M", (), {"run_trial": staticmethod(fake)}),
-    )
+    use_trainer(monkeypatch, fake)
     spec = {"trainer": tiny_trainer(learningRate=0.02)}
     b64 = base64.b64encode(json.dumps(spec).encode()).decode()
     code = entry.main(

@@ -23,6 +23,7 @@ from tunix_rt.controller import OperatorConfig, Runtime, run_operator
 from tunix_rt.storage import Store
 
 T = TypeVar("T")
+Probe = Callable[[], Awaitable[T | None]]
 
 SWEEPS = "tunixrt.io/v1alpha1/sweeps"
 REHEARSALS = "tunixrt.io/v1alpha1/rehearsals"
@@ -321,6 +322,15 @@ async def phase_is(
     """The status once its phase is ``phase`` (else None): a probe for ``wait_for``."""
     status = await status_of(api, resource, name, namespace)
     return status if status.get("phase") == phase else None
+
+
+def all_gone(api: Api, *objects: tuple[str, str], namespace: str = "ml") -> Probe[bool]:
+    """A probe for ``wait_for``: true once none of the (resource, name) objects is left."""
+
+    async def probe() -> bool:
+        return all([await api.get(resource, namespace, name) is None for resource, name in objects])
+
+    return probe
 
 
 async def events_of(
