@@ -12,7 +12,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from support.rehearsal import FakeTrainer, tiny_trainer, use_trainer, write_rehearsal
+from support.rehearsal import (
+    EVIDENCE_FILES,
+    FakeTrainer,
+    tiny_trainer,
+    use_trainer,
+    write_rehearsal,
+)
 from tunix_rt.api.names import rehearsal_prefix, summary_key
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.trainer import TrainerConfig
@@ -31,15 +37,6 @@ from tunix_rt.rehearsal import __main__ as entry
 from tunix_rt.rehearsal.run import source_from_comments
 from tunix_rt.scoring import compute_primary_score
 from tunix_rt.storage import Store
-
-EVIDENCE = {
-    "run_manifest.json",
-    "eval_summary.json",
-    "eval_rows.jsonl",
-    "kaggle_output_log.txt",
-    "report.html",
-    "SHA256SUMS",
-}
 
 
 def inline_spec(tmp_path: Path, **extra: Any) -> RehearsalSpec:
@@ -85,7 +82,7 @@ def test_inline_run_writes_every_file_and_uploads(
     plan = plan_from_spec(inline_spec(tmp_path), name="inline-demo")
     result = run_rehearsal(plan, trainer=fake_trainer, out_dir=tmp_path / "out", echo=None)
     out = tmp_path / "out"
-    assert {p.name for p in out.iterdir() if p.is_file()} == EVIDENCE
+    assert {p.name for p in out.iterdir() if p.is_file()} == EVIDENCE_FILES
     manifest = json.loads((out / "run_manifest.json").read_text())
     summary = json.loads((out / "eval_summary.json").read_text())
     assert schema_errors("run_manifest", manifest) == []
@@ -106,20 +103,20 @@ def test_inline_run_writes_every_file_and_uploads(
     assert all(line[:4].isdigit() and "T" in line[:24] for line in log)
     # SHA256SUMS covers every other file
     sums = parse_sums((out / "SHA256SUMS").read_text())
-    assert set(sums) == EVIDENCE - {"SHA256SUMS"}
+    assert set(sums) == EVIDENCE_FILES - {"SHA256SUMS"}
     assert all(sha256_file(out / name) == digest for name, digest in sums.items())
     # the zip is there, verifies, and the same folder lives in the store
     bundle = out / "submission" / result.bundle_name  # type: ignore[operator]
     assert verify_zip(bundle).ok
     assert result.bundle_name is not None and result.bundle_name.startswith("tunix_rt_inline-demo_")
     stored = tmp_path / "store" / rehearsal_prefix("local", "inline-demo")
-    for name in EVIDENCE:
+    for name in EVIDENCE_FILES:
         assert (stored / name).read_bytes() == (out / name).read_bytes()
     assert (stored / "submission" / result.bundle_name).read_bytes() == bundle.read_bytes()
     assert result.evidence_uri == f"file://{stored}"
     assert result.bundle_uri == f"file://{stored}/submission/{result.bundle_name}"
     assert sorted(result.evidence_files) == sorted(
-        [f"file://{stored}/{n}" for n in EVIDENCE]
+        [f"file://{stored}/{n}" for n in EVIDENCE_FILES]
         + [f"file://{stored}/submission/{result.bundle_name}"]
     )
     status = result.to_status()
@@ -361,7 +358,7 @@ def test_cli_run_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert ran.exit_code == 0, ran.output
     assert "rehearsal cli-demo: primary_score 0.5000 after 12 steps" in ran.output
     folder = tmp_path / "runs" / "local" / "rehearsals" / "cli-demo"  # default file://./runs
-    assert {p.name for p in folder.iterdir()} >= EVIDENCE
+    assert {p.name for p in folder.iterdir()} >= EVIDENCE_FILES
     shown = runner.invoke(app, ["show", "cli-demo", "--json"])
     assert shown.exit_code == 0, shown.output
     status = json.loads(shown.output)

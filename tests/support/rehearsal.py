@@ -17,6 +17,16 @@ import yaml
 
 from tunix_rt.api.trainer import TrainerConfig
 
+EVIDENCE_FILES = {
+    "run_manifest.json",
+    "eval_summary.json",
+    "eval_rows.jsonl",
+    "kaggle_output_log.txt",
+    "report.html",
+    "SHA256SUMS",
+}
+"""The files a rehearsal leaves in its output folder (the zip goes under submission/)."""
+
 
 class StubTimeout(TimeoutError):
     """What a trainer raises at its deadline (as tunix_rt.train.TrainingTimeout does)."""
