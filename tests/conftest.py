@@ -18,11 +18,11 @@ def repo_root() -> Path:
 @pytest.fixture
 def subprocess_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a child ``tunix-rt`` / ``python -m tunix_rt.tune``: no usage stats,
-    the test workloads importable (``TUNIX_RT_TRIAL_WORKLOAD=tune_workloads:…``)."""
+    the test workloads importable (``TUNIX_RT_TRIAL_WORKLOAD=support.tune_workloads:…``)."""
     env = dict(os.environ)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT / "tests" / "tune"), str(ROOT / "operator"), env.get("PYTHONPATH", "")]
+        [str(ROOT / "tests"), str(ROOT / "operator"), env.get("PYTHONPATH", "")]
     ).rstrip(os.pathsep)
     env.pop("TUNIX_RT_TRIAL_WORKLOAD", None)
     env["COLUMNS"] = "200"

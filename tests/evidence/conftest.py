@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from evidence_helpers import write_evidence
+
+from support.evidence import write_evidence
 
 
 @pytest.fixture

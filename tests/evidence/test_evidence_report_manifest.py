@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from evidence_helpers import sample_manifest, sample_rows, sample_summary
 
+from support.evidence import sample_manifest, sample_rows, sample_summary
 from tunix_rt.evidence import commit_info, render_report
 from tunix_rt.evidence.manifest import config_sha256, package_versions
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from evidence_helpers import sample_manifest, sample_rows, sample_summary
 from jsonschema import Draft202012Validator
 
+from support.evidence import sample_manifest, sample_rows, sample_summary
 from tunix_rt.evidence import EvidenceError, schema_errors, validate
 from tunix_rt.evidence.validation import SCHEMA_FILES, load_schema
 from tunix_rt.scoring import compute_primary_score

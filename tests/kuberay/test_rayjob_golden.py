@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from rayjob_schema import validate_rayjob
 
+from support.rayjob_schema import validate_rayjob
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.controller.config import OperatorConfig

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import kmock
 import pytest
-from operator_helpers import (
+
+from support.operator import (
     S3_ACCESS_KEY,
     Api,
     ApiServer,
     OperatorRun,
     StartOperator,
-    load_moto_helpers,
     register_resources,
 )
-
+from support.s3 import SECRET, MotoS3
 from tunix_rt.controller import OperatorConfig
 from tunix_rt.storage import Store
 
@@ -76,23 +75,23 @@ async def start_operator(
 
 
 @pytest.fixture(scope="session")
-def moto_s3() -> Iterator[Any]:
-    """moto's S3 server on loopback (tests/storage/moto_helpers.py's MotoS3)."""
-    server = load_moto_helpers().MotoS3()
+def moto_s3() -> Iterator[MotoS3]:
+    """moto's S3 server on loopback (shared with the store tests: support.s3)."""
+    server = MotoS3()
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def s3_env(monkeypatch: pytest.MonkeyPatch, moto_s3: Any) -> Any:
+def s3_env(monkeypatch: pytest.MonkeyPatch, moto_s3: MotoS3) -> MotoS3:
     """Dummy credentials (a recognisable secret) and moto's endpoint in the environment,
     as the Helm chart's storage Secret would provide them; the Store's retries and
     timeouts kept small so that a store fault costs the tests little time."""
     if moto_s3.server is None:  # a test left it stopped
         moto_s3.start()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", load_moto_helpers().SECRET)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
@@ -105,14 +104,14 @@ def s3_env(monkeypatch: pytest.MonkeyPatch, moto_s3: Any) -> Any:
 
 
 @pytest.fixture
-def s3_bucket(s3_env: Any, request: pytest.FixtureRequest) -> str:
+def s3_bucket(s3_env: MotoS3, request: pytest.FixtureRequest) -> str:
     """A fresh bucket per test (moto keeps its state for the session)."""
     name: str = s3_env.fresh_bucket("op-", request.node.name)
     return name
 
 
 @pytest.fixture
-def s3_store(s3_env: Any, s3_bucket: str) -> Store:
+def s3_store(s3_env: MotoS3, s3_bucket: str) -> Store:
     """The store the driver / rehearsal run writes to, talking to moto directly (the
     operator reaches the same bucket through ``TUNIX_RT_S3_ENDPOINT_URL``)."""
     return Store(f"s3://{s3_bucket}/tunix-rt", endpoint_url=s3_env.endpoint)

@@ -9,40 +9,32 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from operator_helpers import (
+from support.operator import (
     RAYJOBS,
     REHEARSALS,
     SWEEPS,
     Api,
     ApiServer,
     StartOperator,
+    all_gone,
     assert_status_fits_crd,
     condition,
     events_of,
-    load_rayjob_schema,
+    phase_is,
     printer_columns,
     rehearsal_body,
+    status_of,
     sweep_body,
     wait_for,
     write_evidence,
 )
-
+from support.rayjob_schema import validate_rayjob
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.contract.layout import rehearsal_prefix
 from tunix_rt.rehearsal.failure import RehearsalFailure, upload_failure
 from tunix_rt.storage import Store
 
 NS = "ml"
-
-
-async def status_of(api: Api, name: str) -> dict[str, Any]:
-    obj = await api.get(REHEARSALS, NS, name)
-    return dict((obj or {}).get("status") or {})
-
-
-async def phase_is(api: Api, name: str, phase: str) -> dict[str, Any] | None:
-    status = await status_of(api, name)
-    return status if status.get("phase") == phase else None
 
 
 def entrypoint_args(rayjob: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
@@ -79,7 +71,7 @@ async def test_inline_rehearsal_runs_and_lists_evidence(
     ))  # fmt: skip
 
     rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "rehearsal-final"), what="the RayJob")
-    load_rayjob_schema().validate_rayjob(rayjob)
+    validate_rayjob(rayjob)
     argv, args = entrypoint_args(rayjob)
     assert argv[:3] == ["python", "-m", "tunix_rt.rehearsal"]
     assert args["--namespace"] == NS and args["--name"] == "final"
@@ -91,12 +83,12 @@ async def test_inline_rehearsal_runs_and_lists_evidence(
     assert spec.overrides is None and spec.from_sweep is None
     assert rayjob["spec"]["activeDeadlineSeconds"] == 3600 + 900
 
-    status = await wait_for(lambda: phase_is(api, "final", "Pending"), what="Pending")
+    status = await wait_for(lambda: phase_is(api, REHEARSALS, "final", "Pending"), what="Pending")
     assert status["rayJobName"] == "rehearsal-final"
     assert status["evidenceUri"] == f"{store.uri}/{rehearsal_prefix(NS, 'final')}"
 
     await api.job_status(NS, "rehearsal-final", jobDeploymentStatus="Running", jobStatus="RUNNING")
-    await wait_for(lambda: phase_is(api, "final", "Running"), what="Running")
+    await wait_for(lambda: phase_is(api, REHEARSALS, "final", "Running"), what="Running")
 
     # An edit while it runs is not applied, and says so.
     await api.patch(REHEARSALS, NS, "final", {"spec": {"overrides": {"maxSteps": 5}}})
@@ -115,7 +107,9 @@ async def test_inline_rehearsal_runs_and_lists_evidence(
     await api.job_status(
         NS, "rehearsal-final", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
     )
-    status = await wait_for(lambda: phase_is(api, "final", "Succeeded"), what="Succeeded")
+    status = await wait_for(
+        lambda: phase_is(api, REHEARSALS, "final", "Succeeded"), what="Succeeded"
+    )
     assert status["primaryScore"] == 0.8125
     assert sorted(status["evidenceFiles"]) == sorted(store.uri_for(k) for k in keys)
     assert status["bundleUri"] == store.uri_for(
@@ -135,11 +129,7 @@ async def test_inline_rehearsal_runs_and_lists_evidence(
     # Deleting it removes the RayJob; the evidence stays.
     await api.delete(REHEARSALS, NS, "final")
 
-    async def gone() -> bool:
-        return (await api.get(RAYJOBS, NS, "rehearsal-final")) is None and (
-            await api.get(REHEARSALS, NS, "final")
-        ) is None
-
+    gone = all_gone(api, (RAYJOBS, "rehearsal-final"), (REHEARSALS, "final"))
     await wait_for(gone, what="the Rehearsal and its RayJob to go")
     assert all(store.exists(k) for k in keys)
 
@@ -151,7 +141,9 @@ async def test_from_sweep_waits_then_uses_the_best_trial(
     await api.create(REHEARSALS, rehearsal_body(
         "promoted", fromSweep="lr", overrides={"maxSteps": 2000}))  # fmt: skip
 
-    status = await wait_for(lambda: phase_is(api, "promoted", "Pending"), what="Pending")
+    status = await wait_for(
+        lambda: phase_is(api, REHEARSALS, "promoted", "Pending"), what="Pending"
+    )
     progressing = condition(await api.get(REHEARSALS, NS, "promoted"), "Progressing")
     assert progressing["reason"] == "WaitingForSweep"
     assert "Sweep lr not found" in progressing["message"]
@@ -168,7 +160,7 @@ async def test_from_sweep_waits_then_uses_the_best_trial(
         lambda: api.get(RAYJOBS, NS, "rehearsal-promoted"),
         what="the RayJob after the sweep succeeded",
     )
-    load_rayjob_schema().validate_rayjob(rayjob)
+    validate_rayjob(rayjob)
     _, args = entrypoint_args(rayjob)
     assert args["--source-sweep"] == "lr" and args["--source-trial"] == "t_00002"
     spec = RehearsalSpec.model_validate(json.loads(base64.b64decode(args["--spec-b64"])))
@@ -177,7 +169,7 @@ async def test_from_sweep_waits_then_uses_the_best_trial(
     assert spec.trainer.max_steps == 2000  # the override beats the sweep's smoke cap (200)
 
     async def resolved() -> dict[str, Any] | None:
-        s = await status_of(api, "promoted")
+        s = await status_of(api, REHEARSALS, "promoted")
         return s if s.get("rayJobName") else None
 
     status = await wait_for(resolved, what="source recorded in status")
@@ -197,12 +189,12 @@ async def test_from_a_failed_sweep_fails_clearly(api: Api, start_operator: Start
     await api.create(REHEARSALS, rehearsal_body("r1", fromSweep="broken"))
     await api.create(REHEARSALS, rehearsal_body("r2", fromSweep="empty"))
 
-    s1 = await wait_for(lambda: phase_is(api, "r1", "Failed"), what="r1 Failed")
+    s1 = await wait_for(lambda: phase_is(api, REHEARSALS, "r1", "Failed"), what="r1 Failed")
     assert "Sweep broken failed (3 trials failed)" in s1["message"]
     assert condition(await api.get(REHEARSALS, NS, "r1"), "Failed")["reason"] == (
         "SourceSweepFailed"
     )
-    s2 = await wait_for(lambda: phase_is(api, "r2", "Failed"), what="r2 Failed")
+    s2 = await wait_for(lambda: phase_is(api, REHEARSALS, "r2", "Failed"), what="r2 Failed")
     assert "without a best trial" in s2["message"]
     assert await api.list(RAYJOBS, NS) == []
 
@@ -217,17 +209,17 @@ async def test_invalid_rehearsal_and_restart_adoption(
         "badover", trainer={"learningRate": 0.001}, overrides={"learningRate": 7}))  # fmt: skip
     await api.create(REHEARSALS, rehearsal_body("ok", trainer={"learningRate": 0.001}))
 
-    s = await wait_for(lambda: phase_is(api, "both", "Failed"), what="Failed")
+    s = await wait_for(lambda: phase_is(api, REHEARSALS, "both", "Failed"), what="Failed")
     assert s["message"].startswith("spec.fromSweep: set exactly one of trainer or fromSweep")
     failed = condition(await api.get(REHEARSALS, NS, "both"), "Failed")
     assert failed["reason"] == "InvalidSpec"
-    s = await wait_for(lambda: phase_is(api, "badover", "Failed"), what="Failed")
+    s = await wait_for(lambda: phase_is(api, REHEARSALS, "badover", "Failed"), what="Failed")
     assert s["message"].startswith("spec.overrides.learningRate")
     events = await events_of(api, NS, "both", reasons={"InvalidSpec"})
     assert any(e["reason"] == "InvalidSpec" and e["type"] == "Warning" for e in events)
 
     await wait_for(lambda: api.get(RAYJOBS, NS, "rehearsal-ok"), what="the valid one's RayJob")
-    await wait_for(lambda: phase_is(api, "ok", "Pending"), what="Pending")
+    await wait_for(lambda: phase_is(api, REHEARSALS, "ok", "Pending"), what="Pending")
     await first.stop()
 
     await start_operator()
@@ -238,7 +230,7 @@ async def test_invalid_rehearsal_and_restart_adoption(
     await wait_for(adopted, what="adoption after the restart")
     write_evidence(store, NS, "ok", score=0.5)
     await api.job_status(NS, "rehearsal-ok", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED")
-    status = await wait_for(lambda: phase_is(api, "ok", "Succeeded"), what="Succeeded")
+    status = await wait_for(lambda: phase_is(api, REHEARSALS, "ok", "Succeeded"), what="Succeeded")
     assert status["primaryScore"] == 0.5
     assert apiserver.count("create", RAYJOBS) == 1
     assert [r["metadata"]["name"] for r in await api.list(RAYJOBS, NS)] == ["rehearsal-ok"]
@@ -276,7 +268,9 @@ async def test_failed_run_reports_its_own_message_and_log(
     for name in ("slow", "stale"):
         await api.create(REHEARSALS, rehearsal_body(
             name, trainer={"maxSteps": 1000}, timeoutSeconds=600))  # fmt: skip
-        await wait_for(lambda n=name: phase_is(api, n, "Pending"), what=f"{name} Pending")
+        await wait_for(
+            lambda n=name: phase_is(api, REHEARSALS, n, "Pending"), what=f"{name} Pending"
+        )
 
     recorded = record_failure(store, tmp_path, "slow", timeout, datetime.now(UTC))
     crash = "Job entrypoint command failed with exit code 1, last available logs: …"
@@ -284,7 +278,7 @@ async def test_failed_run_reports_its_own_message_and_log(
         await api.job_status(NS, f"rehearsal-{name}", jobDeploymentStatus="Failed",
                              jobStatus="FAILED", reason="AppFailed", message=crash)  # fmt: skip
 
-    status = await wait_for(lambda: phase_is(api, "slow", "Failed"), what="slow Failed")
+    status = await wait_for(lambda: phase_is(api, REHEARSALS, "slow", "Failed"), what="slow Failed")
     assert recorded.log_uri is not None and recorded.log_uri.endswith("kaggle_output_log.txt")
     assert "/rehearsals/slow/failed/" in recorded.log_uri
     assert status["message"] == f"{timeout} (log: {recorded.log_uri})"
@@ -298,7 +292,9 @@ async def test_failed_run_reports_its_own_message_and_log(
     assert condition(failed, "Failed")["message"] == status["message"]
     await events_of(api, NS, "slow", warning_with=timeout)
 
-    stale = await wait_for(lambda: phase_is(api, "stale", "Failed"), what="stale Failed")
+    stale = await wait_for(
+        lambda: phase_is(api, REHEARSALS, "stale", "Failed"), what="stale Failed"
+    )
     assert stale["message"] == crash  # the RayJob's own message: no record of this attempt
     assert "logUri" not in stale
     assert "primaryScore" not in stale and "bundleUri" not in stale
@@ -314,10 +310,10 @@ async def test_an_earlier_runs_evidence_is_not_this_runs_result(
     await start_operator()
     old_keys = write_evidence(store, NS, "again", score=0.9, ended=datetime(2020, 1, 1, tzinfo=UTC))
     await api.create(REHEARSALS, rehearsal_body("again", trainer={"learningRate": 0.001}))
-    await wait_for(lambda: phase_is(api, "again", "Pending"), what="Pending")
+    await wait_for(lambda: phase_is(api, REHEARSALS, "again", "Pending"), what="Pending")
     await api.job_status(NS, "rehearsal-again", jobDeploymentStatus="Complete",
                          jobStatus="SUCCEEDED")  # fmt: skip
-    status = await wait_for(lambda: phase_is(api, "again", "Failed"), what="Failed")
+    status = await wait_for(lambda: phase_is(api, REHEARSALS, "again", "Failed"), what="Failed")
     assert "left no eval_summary.json" in status["message"]
     assert "primaryScore" not in status and "bundleUri" not in status
     assert sorted(status["evidenceFiles"]) == sorted(store.uri_for(k) for k in old_keys)

@@ -16,7 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_helpers import (
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from support.operator import (
     RAYJOBS,
     SWEEPS,
     Api,
@@ -24,9 +27,6 @@ from operator_helpers import (
     sweep_body,
     wait_for,
 )
-from pydantic import ValidationError
-from typer.testing import CliRunner
-
 from tunix_rt.api.common import Phase
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig

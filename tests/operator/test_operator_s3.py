@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from operator_helpers import (
+
+from support.net import CuttingProxy
+from support.operator import (
     RAYJOBS,
     REHEARSALS,
     S3_ACCESS_KEY,
@@ -27,35 +29,22 @@ from operator_helpers import (
     assert_status_fits_crd,
     condition,
     events_of,
-    load_moto_helpers,
+    phase_is,
     rehearsal_body,
+    status_of,
     sweep_body,
     wait_for,
     write_evidence,
     write_summary,
     write_trial,
 )
-
+from support.s3 import SECRET, MotoS3
 from tunix_rt.api.trial import TrialState
 from tunix_rt.contract.layout import rehearsal_prefix, sweep_evidence_prefix
 from tunix_rt.controller import OperatorConfig
 from tunix_rt.storage import Store
 
 NS = "ml"
-SECRET: str = load_moto_helpers().SECRET
-
-
-async def status_of(api: Api, resource: str, name: str) -> dict[str, Any]:
-    obj = await api.get(resource, NS, name)
-    return dict((obj or {}).get("status") or {})
-
-
-def phase_is(api: Api, resource: str, name: str, phase: str) -> Any:
-    async def probe() -> dict[str, Any] | None:
-        status = await status_of(api, resource, name)
-        return status if status.get("phase") == phase else None
-
-    return probe
 
 
 async def assert_no_credentials(api: Api, *objects: tuple[str, str]) -> None:
@@ -76,7 +65,7 @@ async def test_sweep_on_s3_runs_to_success(
 
     rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-lr"), what="the RayJob")
     assert f"--storage {s3_store.uri}" in rayjob["spec"]["entrypoint"]
-    status = await wait_for(phase_is(api, SWEEPS, "lr", "Pending"), what="Pending")
+    status = await wait_for(lambda: phase_is(api, SWEEPS, "lr", "Pending"), what="Pending")
     assert status["resultsUri"] == f"{s3_store.uri}/{NS}/lr"
 
     # The driver writes trial records to S3 while the job runs.
@@ -104,7 +93,7 @@ async def test_sweep_on_s3_runs_to_success(
     write_summary(s3_store, NS, "lr", trials, best="t_00001")
     await api.job_status(NS, "sweep-lr", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED")
 
-    status = await wait_for(phase_is(api, SWEEPS, "lr", "Succeeded"), what="Succeeded")
+    status = await wait_for(lambda: phase_is(api, SWEEPS, "lr", "Succeeded"), what="Succeeded")
     assert status["resultsUri"] == f"{s3_store.uri}/{NS}/lr"
     assert status["bundleUri"] == s3_store.uri_for(zip_key)
     assert status["bundleUri"].startswith(f"{s3_store.uri}/{NS}/lr/evidence/submission/")
@@ -136,17 +125,19 @@ async def test_rehearsal_on_s3_runs_to_success(
     await api.create(REHEARSALS, rehearsal_body("final", trainer={"learningRate": 0.002}))
     await wait_for(lambda: api.get(RAYJOBS, NS, "rehearsal-final"), what="the RayJob")
     prefix = rehearsal_prefix(NS, "final")
-    status = await wait_for(phase_is(api, REHEARSALS, "final", "Pending"), what="Pending")
+    status = await wait_for(lambda: phase_is(api, REHEARSALS, "final", "Pending"), what="Pending")
     assert status["evidenceUri"] == f"{s3_store.uri}/{prefix}"
 
     await api.job_status(NS, "rehearsal-final", jobDeploymentStatus="Running", jobStatus="RUNNING")
-    await wait_for(phase_is(api, REHEARSALS, "final", "Running"), what="Running")
+    await wait_for(lambda: phase_is(api, REHEARSALS, "final", "Running"), what="Running")
     keys = write_evidence(s3_store, NS, "final", score=0.8125)
     await api.job_status(
         NS, "rehearsal-final", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
     )
 
-    status = await wait_for(phase_is(api, REHEARSALS, "final", "Succeeded"), what="Succeeded")
+    status = await wait_for(
+        lambda: phase_is(api, REHEARSALS, "final", "Succeeded"), what="Succeeded"
+    )
     assert status["primaryScore"] == 0.8125
     assert status["evidenceUri"] == f"{s3_store.uri}/{prefix}"
     assert sorted(status["evidenceFiles"]) == sorted(s3_store.uri_for(k) for k in keys)
@@ -162,9 +153,9 @@ async def test_rehearsal_on_s3_runs_to_success(
 
 
 @pytest.fixture
-def s3_proxy(s3_env: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def s3_proxy(s3_env: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[CuttingProxy]:
     """The operator reaches moto through a proxy that the test can take away."""
-    proxy = load_moto_helpers().CuttingProxy(s3_env.port)
+    proxy = CuttingProxy(s3_env.port)
     proxy.start()
     monkeypatch.setenv("TUNIX_RT_S3_ENDPOINT_URL", proxy.endpoint)
     yield proxy
@@ -174,7 +165,7 @@ def s3_proxy(s3_env: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 async def test_store_unreachable_while_running_is_retried_until_back(
     api: Api,
     s3_store: Store,
-    s3_proxy: Any,
+    s3_proxy: CuttingProxy,
     s3_config: OperatorConfig,
     start_operator: StartOperator,
     caplog: pytest.LogCaptureFixture,
@@ -244,7 +235,7 @@ async def test_store_unreachable_while_running_is_retried_until_back(
     # The endpoint comes back: the same sweep proceeds to Succeeded from what S3 holds.
     s3_proxy.cut_after = None
     s3_proxy.start()
-    status = await wait_for(phase_is(api, SWEEPS, "flaky", "Succeeded"), what="Succeeded")
+    status = await wait_for(lambda: phase_is(api, SWEEPS, "flaky", "Succeeded"), what="Succeeded")
     assert status["bundleUri"] == s3_store.uri_for(zip_key)
     assert status["bestTrial"]["id"] == "t_00001" and status["primaryScore"] == 0.9
     assert status["trialsProgress"] == "2/2"

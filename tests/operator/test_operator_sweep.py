@@ -7,38 +7,30 @@ import json
 import shlex
 from typing import Any
 
-from operator_helpers import (
+from support.operator import (
     RAYJOBS,
     SWEEPS,
     Api,
     ApiServer,
     StartOperator,
+    all_gone,
     assert_status_fits_crd,
     condition,
-    load_rayjob_schema,
+    phase_is,
     printer_columns,
+    status_of,
     sweep_body,
     wait_for,
     write_summary,
     write_trial,
 )
-
+from support.rayjob_schema import validate_rayjob
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import TrialState
 from tunix_rt.contract.layout import sweep_evidence_prefix, trial_key
 from tunix_rt.storage import Store
 
 NS = "ml"
-
-
-async def sweep_status(api: Api, name: str) -> dict[str, Any]:
-    obj = await api.get(SWEEPS, NS, name)
-    return dict((obj or {}).get("status") or {})
-
-
-async def phase_is(api: Api, name: str, phase: str) -> dict[str, Any] | None:
-    status = await sweep_status(api, name)
-    return status if status.get("phase") == phase else None
 
 
 async def event_reasons(api: Api, name: str) -> list[str]:
@@ -57,7 +49,7 @@ async def test_sweep_runs_to_success(
 
     # A RayJob with the right shape appears, owned by the Sweep.
     rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-lr"), what="the RayJob")
-    load_rayjob_schema().validate_rayjob(rayjob)
+    validate_rayjob(rayjob)
     sweep = await api.get(SWEEPS, NS, "lr")
     assert sweep is not None
     assert rayjob["metadata"]["ownerReferences"][0]["uid"] == sweep["metadata"]["uid"]
@@ -74,7 +66,7 @@ async def test_sweep_runs_to_success(
         "registry.example/trainer:t-cpu"
     )
 
-    status = await wait_for(lambda: phase_is(api, "lr", "Pending"), what="Pending")
+    status = await wait_for(lambda: phase_is(api, SWEEPS, "lr", "Pending"), what="Pending")
     assert status["rayJobName"] == "sweep-lr"
     assert status["trialsTotal"] == 4 and status["trialsProgress"] == "0/4"
     assert status["observedGeneration"] == 1
@@ -84,7 +76,7 @@ async def test_sweep_runs_to_success(
     # KubeRay starts the job; the driver writes a running trial.
     await api.job_status(NS, "sweep-lr", jobDeploymentStatus="Running", jobStatus="RUNNING")
     write_trial(store, NS, "lr", "t_00000", TrialState.RUNNING, learningRate=0.001)
-    status = await wait_for(lambda: phase_is(api, "lr", "Running"), what="Running")
+    status = await wait_for(lambda: phase_is(api, SWEEPS, "lr", "Running"), what="Running")
     assert status["trialsRunning"] == 1
 
     # Live progress: finished trials show up while the sweep runs.
@@ -92,7 +84,7 @@ async def test_sweep_runs_to_success(
     write_trial(store, NS, "lr", "t_00001", TrialState.SUCCEEDED, 0.75, learningRate=0.003)
 
     async def two_done() -> dict[str, Any] | None:
-        s = await sweep_status(api, "lr")
+        s = await status_of(api, SWEEPS, "lr")
         return s if s.get("trialsCompleted") == 2 else None
 
     status = await wait_for(two_done, what="two finished trials")
@@ -119,7 +111,7 @@ async def test_sweep_runs_to_success(
     store.write_bytes(zip_key, b"PK-not-read-by-the-operator")
     write_summary(store, NS, "lr", t, best="t_00001")
     await api.job_status(NS, "sweep-lr", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED")
-    status = await wait_for(lambda: phase_is(api, "lr", "Succeeded"), what="Succeeded")
+    status = await wait_for(lambda: phase_is(api, SWEEPS, "lr", "Succeeded"), what="Succeeded")
     assert status["bundleUri"] == store.uri_for(zip_key)
     assert status["evidenceUri"] == f"{store.uri}/{NS}/lr/evidence"
     assert status["trialsCompleted"] == 3 and status["trialsFailed"] == 1
@@ -173,7 +165,7 @@ async def test_restart_adopts_the_rayjob(
     await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-restart"), what="the RayJob")
     await api.job_status(NS, "sweep-restart", jobDeploymentStatus="Running", jobStatus="RUNNING")
     write_trial(store, NS, "restart", "t_00000", TrialState.SUCCEEDED, 0.4)
-    await wait_for(lambda: phase_is(api, "restart", "Running"), what="Running")
+    await wait_for(lambda: phase_is(api, SWEEPS, "restart", "Running"), what="Running")
     await first.stop()
 
     await start_operator()
@@ -185,7 +177,7 @@ async def test_restart_adopts_the_rayjob(
         write_trial(store, NS, "restart", "t_00001", TrialState.SUCCEEDED, 0.6),
     ]
     write_summary(store, NS, "restart", trials, best="t_00001")
-    status = await wait_for(lambda: phase_is(api, "restart", "Succeeded"), what="Succeeded")
+    status = await wait_for(lambda: phase_is(api, SWEEPS, "restart", "Succeeded"), what="Succeeded")
     assert status["primaryScore"] == 0.6
 
     assert len(await api.list(RAYJOBS, NS)) == 1
@@ -209,15 +201,11 @@ async def test_delete_removes_the_rayjob_and_keeps_results(
     await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-gone"), what="the RayJob")
     await api.job_status(NS, "sweep-gone", jobDeploymentStatus="Running", jobStatus="RUNNING")
     write_trial(store, NS, "gone", "t_00000", TrialState.SUCCEEDED, 0.3)
-    await wait_for(lambda: phase_is(api, "gone", "Running"), what="Running")
+    await wait_for(lambda: phase_is(api, SWEEPS, "gone", "Running"), what="Running")
 
     await api.delete(SWEEPS, NS, "gone")
 
-    async def both_gone() -> bool:
-        return (await api.get(RAYJOBS, NS, "sweep-gone")) is None and (
-            await api.get(SWEEPS, NS, "gone")
-        ) is None
-
+    both_gone = all_gone(api, (RAYJOBS, "sweep-gone"), (SWEEPS, "gone"))
     await wait_for(both_gone, what="the Sweep and its RayJob to go")
     assert store.exists(trial_key(NS, "gone", "t_00000"))
 
@@ -231,7 +219,7 @@ async def test_invalid_sweep_fails_and_others_are_served(
     await api.create(SWEEPS, bad)
     await api.create(SWEEPS, sweep_body("good"))
 
-    status = await wait_for(lambda: phase_is(api, "bad", "Failed"), what="Failed")
+    status = await wait_for(lambda: phase_is(api, SWEEPS, "bad", "Failed"), what="Failed")
     assert status["message"].startswith("spec.searchSpace.learningRate")
     assert "low (0.01) must be less than high (0.0001)" in status["message"]
     bad_obj = await api.get(SWEEPS, NS, "bad")
@@ -244,14 +232,16 @@ async def test_invalid_sweep_fails_and_others_are_served(
     assert any(e["reason"] == "InvalidSpec" and "spec.searchSpace" in e["message"] for e in events)
 
     await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-good"), what="the other RayJob")
-    await wait_for(lambda: phase_is(api, "good", "Pending"), what="the other Sweep Pending")
+    await wait_for(lambda: phase_is(api, SWEEPS, "good", "Pending"), what="the other Sweep Pending")
     assert await api.get(RAYJOBS, NS, "sweep-bad") is None
 
     # Documented: fixing an invalid spec starts the Sweep.
     await api.patch(SWEEPS, NS, "bad", {"spec": {"searchSpace": {
         "learningRate": {"type": "loguniform", "low": 0.0001, "high": 0.01}}}})  # fmt: skip
     await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-bad"), what="the fixed Sweep's RayJob")
-    status = await wait_for(lambda: phase_is(api, "bad", "Pending"), what="Pending after fix")
+    status = await wait_for(
+        lambda: phase_is(api, SWEEPS, "bad", "Pending"), what="Pending after fix"
+    )
     assert status["observedGeneration"] == 2
     assert condition(await api.get(SWEEPS, NS, "bad"), "Failed")["status"] == "False"
 
@@ -267,7 +257,7 @@ async def test_unbuildable_pool_fails_with_the_field(
     await api.create(SWEEPS, sweep_body("tpu", cluster={"pools": [{
         "name": "v6e", "accelerator": "tpu", "tpuAccelerator": "tpu-v6e-slice",
         "tpuTopology": "3x3"}]}))  # fmt: skip
-    status = await wait_for(lambda: phase_is(api, "tpu", "Failed"), what="Failed")
+    status = await wait_for(lambda: phase_is(api, SWEEPS, "tpu", "Failed"), what="Failed")
     assert status["message"].startswith("spec.cluster.pools[0].tpuTopology: ")
     assert condition(await api.get(SWEEPS, NS, "tpu"), "Failed")["reason"] == "InvalidSpec"
 
@@ -279,7 +269,7 @@ async def test_spec_change_while_running_is_ignored(
     await api.create(SWEEPS, sweep_body("edit"))
     rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-edit"), what="the RayJob")
     await api.job_status(NS, "sweep-edit", jobDeploymentStatus="Running", jobStatus="RUNNING")
-    await wait_for(lambda: phase_is(api, "edit", "Running"), what="Running")
+    await wait_for(lambda: phase_is(api, SWEEPS, "edit", "Running"), what="Running")
 
     await api.patch(SWEEPS, NS, "edit", {"spec": {"maxTrials": 8}})
 
@@ -294,7 +284,7 @@ async def test_spec_change_while_running_is_ignored(
     assert any(e["reason"] == "SpecChangeIgnored" for e in events)
     after = await api.get(RAYJOBS, NS, "sweep-edit")
     assert after is not None and after["spec"] == rayjob["spec"]  # untouched
-    status = await sweep_status(api, "edit")
+    status = await status_of(api, SWEEPS, "edit")
     assert status["phase"] == "Running" and status["trialsTotal"] == 4
 
 
@@ -307,7 +297,7 @@ async def test_failed_rayjob_fails_the_sweep_and_keeps_trials(
     assert rayjob["spec"]["activeDeadlineSeconds"] == 600 + 900
     await api.job_status(NS, "sweep-doomed", jobDeploymentStatus="Running", jobStatus="RUNNING")
     write_trial(store, NS, "doomed", "t_00000", TrialState.SUCCEEDED, 0.42)
-    await wait_for(lambda: phase_is(api, "doomed", "Running"), what="Running")
+    await wait_for(lambda: phase_is(api, SWEEPS, "doomed", "Running"), what="Running")
 
     await api.job_status(
         NS,
@@ -317,7 +307,7 @@ async def test_failed_rayjob_fails_the_sweep_and_keeps_trials(
         reason="DeadlineExceeded",
         message="The RayJob has passed the activeDeadlineSeconds.",
     )
-    status = await wait_for(lambda: phase_is(api, "doomed", "Failed"), what="Failed")
+    status = await wait_for(lambda: phase_is(api, SWEEPS, "doomed", "Failed"), what="Failed")
     assert status["message"] == "The RayJob has passed the activeDeadlineSeconds."
     doomed = await api.get(SWEEPS, NS, "doomed")
     assert doomed is not None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from rehearsal_helpers import FakeTrainer
+
+from support.rehearsal import FakeTrainer
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
-from rehearsal_helpers import tiny_trainer
 
+from support.rehearsal import EVIDENCE_FILES, tiny_trainer, write_rehearsal
 from tunix_rt.evidence import schema_errors, verify_zip
 from tunix_rt.evidence.checksums import parse_sums, sha256_file
 from tunix_rt.scoring import compute_primary_score
@@ -30,17 +29,7 @@ def test_rehearsal_end_to_end_with_the_real_trainer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``python -m tunix_rt.rehearsal`` in a subprocess, as the RayJob runs it."""
-    spec_file = tmp_path / "tiny.yaml"
-    spec_file.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "tunixrt.io/v1alpha1",
-                "kind": "Rehearsal",
-                "metadata": {"name": "tiny-e2e"},
-                "spec": {"trainer": tiny_trainer()},
-            }
-        )
-    )
+    spec_file = write_rehearsal(tmp_path / "tiny.yaml", "tiny-e2e", {"trainer": tiny_trainer()})
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
@@ -71,14 +60,7 @@ def test_rehearsal_end_to_end_with_the_real_trainer(
     result = json.loads(done.stdout.strip().splitlines()[-1])
     out = tmp_path / "out"
     files = {p.name for p in out.iterdir() if p.is_file()}
-    assert files == {
-        "run_manifest.json",
-        "eval_summary.json",
-        "eval_rows.jsonl",
-        "kaggle_output_log.txt",
-        "report.html",
-        "SHA256SUMS",
-    }
+    assert files == EVIDENCE_FILES
     manifest = json.loads((out / "run_manifest.json").read_text())
     summary = json.loads((out / "eval_summary.json").read_text())
     assert schema_errors("run_manifest", manifest) == []

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from rehearsal_helpers import FakeTrainer, tiny_trainer
 from typer.testing import CliRunner
 
+from support.rehearsal import FakeTrainer, tiny_trainer, use_trainer, write_rehearsal
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.contract.layout import rehearsal_prefix
 from tunix_rt.evidence.manifest import canonical_json
@@ -61,15 +60,11 @@ def test_plan_takes_the_timeout_from_the_spec_file_or_flag(tmp_path: Path) -> No
     plan = spec_plan(tmp_path, "t", timeoutSeconds=600)
     assert (plan.timeout_seconds, plan.timeout_field) == (600, "spec.timeoutSeconds")
     assert spec_plan(tmp_path, "t").timeout_seconds is None
-    manifest = tmp_path / "r.yaml"
-    manifest.write_text(
-        yaml.safe_dump(
-            {
-                "kind": "Rehearsal",
-                "metadata": {"name": "r"},
-                "spec": {"trainer": tiny_trainer(), "timeoutSeconds": 900},
-            }
-        )
+    manifest = write_rehearsal(
+        tmp_path / "r.yaml",
+        "r",
+        {"trainer": tiny_trainer(), "timeoutSeconds": 900},
+        api_version=False,
     )
     assert plan_from_file(manifest).timeout_seconds == 900
     flagged = plan_from_file(manifest, timeout_seconds=30)
@@ -252,19 +247,12 @@ def test_cli_timeout_flag_error_and_show(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.chdir(tmp_path)
     slow = FakeTrainer(step_seconds=0.4)
-    monkeypatch.setattr(
-        "tunix_rt.rehearsal.run.importlib.import_module",
-        lambda name: type("M", (), {"run_trial": staticmethod(slow)}),
-    )
-    manifest = tmp_path / "r.yaml"
-    manifest.write_text(
-        yaml.safe_dump(
-            {
-                "kind": "Rehearsal",
-                "metadata": {"name": "cli-slow"},
-                "spec": {"trainer": tiny_trainer(), "timeoutSeconds": 3600},
-            }
-        )
+    use_trainer(monkeypatch, slow)
+    manifest = write_rehearsal(
+        tmp_path / "r.yaml",
+        "cli-slow",
+        {"trainer": tiny_trainer(), "timeoutSeconds": 3600},
+        api_version=False,
     )
     runner = CliRunner()
     ran = runner.invoke(app, ["run", str(manifest), "--timeout-seconds", "1"])
@@ -289,10 +277,7 @@ def test_module_entrypoint_exits_1_and_says_where_the_log_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     broken = FakeTrainer(fail_at=0)
-    monkeypatch.setattr(
-        "tunix_rt.rehearsal.run.importlib.import_module",
-        lambda name: type("M", (), {"run_trial": staticmethod(broken)}),
-    )
+    use_trainer(monkeypatch, broken)
     b64 = base64.b64encode(json.dumps({"trainer": tiny_trainer()}).encode()).decode()
     args = ["--spec-b64", b64, "--storage", f"file://{tmp_path}/store", "--namespace", "ml"]
     assert entry.main([*args, "--name", "op", "--timeout-seconds", "-5"]) == 2

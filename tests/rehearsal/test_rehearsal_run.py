@@ -10,9 +10,15 @@ from typing import Any
 
 import pytest
 import yaml
-from rehearsal_helpers import FakeTrainer, tiny_trainer
 from typer.testing import CliRunner
 
+from support.rehearsal import (
+    EVIDENCE_FILES,
+    FakeTrainer,
+    tiny_trainer,
+    use_trainer,
+    write_rehearsal,
+)
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
@@ -31,15 +37,6 @@ from tunix_rt.rehearsal import __main__ as entry
 from tunix_rt.rehearsal.run import source_from_comments
 from tunix_rt.scoring import compute_primary_score
 from tunix_rt.storage import Store
-
-EVIDENCE = {
-    "run_manifest.json",
-    "eval_summary.json",
-    "eval_rows.jsonl",
-    "kaggle_output_log.txt",
-    "report.html",
-    "SHA256SUMS",
-}
 
 
 def inline_spec(tmp_path: Path, **extra: Any) -> RehearsalSpec:
@@ -85,7 +82,7 @@ def test_inline_run_writes_every_file_and_uploads(
     plan = plan_from_spec(inline_spec(tmp_path), name="inline-demo")
     result = run_rehearsal(plan, trainer=fake_trainer, out_dir=tmp_path / "out", echo=None)
     out = tmp_path / "out"
-    assert {p.name for p in out.iterdir() if p.is_file()} == EVIDENCE
+    assert {p.name for p in out.iterdir() if p.is_file()} == EVIDENCE_FILES
     manifest = json.loads((out / "run_manifest.json").read_text())
     summary = json.loads((out / "eval_summary.json").read_text())
     assert schema_errors("run_manifest", manifest) == []
@@ -106,20 +103,20 @@ def test_inline_run_writes_every_file_and_uploads(
     assert all(line[:4].isdigit() and "T" in line[:24] for line in log)
     # SHA256SUMS covers every other file
     sums = parse_sums((out / "SHA256SUMS").read_text())
-    assert set(sums) == EVIDENCE - {"SHA256SUMS"}
+    assert set(sums) == EVIDENCE_FILES - {"SHA256SUMS"}
     assert all(sha256_file(out / name) == digest for name, digest in sums.items())
     # the zip is there, verifies, and the same folder lives in the store
     bundle = out / "submission" / result.bundle_name  # type: ignore[operator]
     assert verify_zip(bundle).ok
     assert result.bundle_name is not None and result.bundle_name.startswith("tunix_rt_inline-demo_")
     stored = tmp_path / "store" / rehearsal_prefix("local", "inline-demo")
-    for name in EVIDENCE:
+    for name in EVIDENCE_FILES:
         assert (stored / name).read_bytes() == (out / name).read_bytes()
     assert (stored / "submission" / result.bundle_name).read_bytes() == bundle.read_bytes()
     assert result.evidence_uri == f"file://{stored}"
     assert result.bundle_uri == f"file://{stored}/submission/{result.bundle_name}"
     assert sorted(result.evidence_files) == sorted(
-        [f"file://{stored}/{n}" for n in EVIDENCE]
+        [f"file://{stored}/{n}" for n in EVIDENCE_FILES]
         + [f"file://{stored}/submission/{result.bundle_name}"]
     )
     status = result.to_status()
@@ -246,15 +243,8 @@ def test_promoted_config_file_with_source_comment(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_are_clear(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        yaml.safe_dump(
-            {
-                "kind": "Rehearsal",
-                "metadata": {"name": "x"},
-                "spec": {"trainer": {"learningRate": -1}},
-            }
-        )
+    bad = write_rehearsal(
+        tmp_path / "bad.yaml", "x", {"trainer": {"learningRate": -1}}, api_version=False
     )
     with pytest.raises(RehearsalError, match=r"spec.trainer.learningRate"):
         plan_from_file(bad)
@@ -361,27 +351,14 @@ def test_cli_run_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.chdir(tmp_path)
     fake = FakeTrainer()
-    monkeypatch.setattr(
-        "tunix_rt.rehearsal.run.importlib.import_module",
-        lambda name: type("M", (), {"run_trial": staticmethod(fake)}),
-    )
-    manifest = tmp_path / "r.yaml"
-    manifest.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "tunixrt.io/v1alpha1",
-                "kind": "Rehearsal",
-                "metadata": {"name": "cli-demo"},
-                "spec": {"trainer": tiny_trainer()},
-            }
-        )
-    )
+    use_trainer(monkeypatch, fake)
+    manifest = write_rehearsal(tmp_path / "r.yaml", "cli-demo", {"trainer": tiny_trainer()})
     runner = CliRunner()
     ran = runner.invoke(app, ["run", str(manifest), "--max-steps", "12"])
     assert ran.exit_code == 0, ran.output
     assert "rehearsal cli-demo: primary_score 0.5000 after 12 steps" in ran.output
     folder = tmp_path / "runs" / "local" / "rehearsals" / "cli-demo"  # default file://./runs
-    assert {p.name for p in folder.iterdir()} >= EVIDENCE
+    assert {p.name for p in folder.iterdir()} >= EVIDENCE_FILES
     shown = runner.invoke(app, ["show", "cli-demo", "--json"])
     assert shown.exit_code == 0, shown.output
     status = json.loads(shown.output)
@@ -396,10 +373,7 @@ def test_module_entrypoint_with_spec_b64(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake = FakeTrainer()
-    monkeypatch.setattr(
-        "tunix_rt.rehearsal.run.importlib.import_module",
-        lambda name: type("M", (), {"run_trial": staticmethod(fake)}),
-    )
+    use_trainer(monkeypatch, fake)
     spec = {"trainer": tiny_trainer(learningRate=0.02)}
     b64 = base64.b64encode(json.dumps(spec).encode()).decode()
     code = entry.main(

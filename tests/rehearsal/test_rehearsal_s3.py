@@ -11,8 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
-from rehearsal_helpers import FakeTrainer, tiny_trainer
 
+from support.rehearsal import FakeTrainer, tiny_trainer
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.evidence import verify_zip
 from tunix_rt.rehearsal import plan_from_spec, result_from_store, run_rehearsal

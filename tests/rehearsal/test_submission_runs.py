@@ -16,7 +16,7 @@ import yaml
 
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult
-from tunix_rt.evidence import build_zip, schema_errors, verify_zip
+from tunix_rt.evidence import VerifyReport, build_zip, schema_errors, verify_zip
 from tunix_rt.evidence.checksums import parse_sums, sha256_file
 from tunix_rt.scoring import compute_primary_score
 
@@ -32,14 +32,20 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_zip_rebuilds_byte_identical_and_verifies(tmp_path: Path) -> None:
-    committed = sorted((EVIDENCE / "submission").glob("tunix_rt_*.zip"))
+def rebuilds_and_verifies(evidence: Path, tmp_path: Path) -> VerifyReport:
+    """The one committed bundle of ``evidence`` rebuilds byte for byte and verifies."""
+    committed = sorted((evidence / "submission").glob("tunix_rt_*.zip"))
     assert len(committed) == 1, committed
-    rebuilt = build_zip(EVIDENCE, tmp_path)
+    rebuilt = build_zip(evidence, tmp_path)
     assert rebuilt.name == committed[0].name
     assert rebuilt.read_bytes() == committed[0].read_bytes()
     report = verify_zip(committed[0])
     assert report.ok, report.errors
+    return report
+
+
+def test_zip_rebuilds_byte_identical_and_verifies(tmp_path: Path) -> None:
+    report = rebuilds_and_verifies(EVIDENCE, tmp_path)
     sums = parse_sums((EVIDENCE / "SHA256SUMS").read_text())
     assert sorted(report.files) == sorted([*sums, "SHA256SUMS"])
 
@@ -71,13 +77,7 @@ def test_evidence_is_consistent_with_its_sweep_and_promoted_config() -> None:
 
 def test_the_sweeps_own_bundle_rebuilds_and_names_every_trial(tmp_path: Path) -> None:
     evidence = RUN / "sweep" / "evidence"
-    committed = sorted((evidence / "submission").glob("tunix_rt_*.zip"))
-    assert len(committed) == 1, committed
-    rebuilt = build_zip(evidence, tmp_path)
-    assert rebuilt.name == committed[0].name
-    assert rebuilt.read_bytes() == committed[0].read_bytes()
-    report = verify_zip(committed[0])
-    assert report.ok, report.errors
+    rebuilds_and_verifies(evidence, tmp_path)
     # The bundled summary and trial records are the store's, byte for byte.
     assert (evidence / "sweep_summary.json").read_bytes() == (
         RUN / "sweep" / "summary.json"

@@ -6,8 +6,8 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from trainer_helpers import tiny_config
 
+from support.trainer import tiny_config
 from tunix_rt.train import TrainingTimeout, loop, run_trial
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import jax
 import pytest
-from trainer_helpers import tiny_config
 
+from support.trainer import tiny_config
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.train import TrainResult, run_trial
 from tunix_rt.train.__main__ import main

@@ -2,7 +2,7 @@
 failure budget, resume after a kill, TPE + ASHA.
 
 Ray, Tune, the searchers, schedulers, the store and the records are all real; the trial
-workload is the stand-in in ``tune_workloads.py`` (a few sleeps) so these runs take
+workload is the stand-in in ``support/tune_workloads.py`` (a few sleeps) so these runs take
 seconds. ``test_tune_e2e.py`` runs the real trainer.
 """
 
@@ -84,7 +84,7 @@ def kill_session(sid: int) -> None:
 def test_failed_trials_within_budget_then_stop(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "tune_workloads:run_trial"}
+    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "support.tune_workloads:run_trial"}
     spec = write_spec(
         tmp_path / "fails.yaml",
         "fails",
@@ -133,7 +133,7 @@ def test_failed_trials_within_budget_then_stop(
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "tune_workloads:run_trial_slow"}
+    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "support.tune_workloads:run_trial_slow"}
     spec = write_spec(
         tmp_path / "resume.yaml",
         "resume",
@@ -208,7 +208,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
 
 
 def test_tpe_with_asha_on_a_real_tuner(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "tune_workloads:run_trial"}
+    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "support.tune_workloads:run_trial"}
     spec = write_spec(
         tmp_path / "tpe.yaml",
         "tpe",

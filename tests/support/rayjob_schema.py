@@ -15,14 +15,14 @@ CRD_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "kuberay-crds"
 RAYJOB_CRD = CRD_DIR / "ray.io_rayjobs.yaml"
 
 
-def _strict(schema: Any) -> Any:
+def strict_schema(schema: Any) -> Any:
     """OpenAPI (structural) -> JSON schema that rejects unknown fields, as kubectl's strict
     field validation does; int-or-string fields accept both."""
     if isinstance(schema, list):
-        return [_strict(s) for s in schema]
+        return [strict_schema(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _strict(v) for k, v in schema.items()}
+    out = {k: strict_schema(v) for k, v in schema.items()}
     if out.get("x-kubernetes-int-or-string") and "anyOf" not in out:
         out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
     if (
@@ -39,7 +39,7 @@ def _strict(schema: Any) -> Any:
 def rayjob_validator() -> jsonschema.Draft7Validator:
     crd = yaml.safe_load(RAYJOB_CRD.read_text())
     version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
-    schema = _strict(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
+    schema = strict_schema(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
     jsonschema.Draft7Validator.check_schema(schema)
     return jsonschema.Draft7Validator(schema)
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import importlib.util
-import sys
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -19,12 +16,14 @@ import kmock
 import kopf
 from kmock._internal import aiobus
 
+from support.rayjob_schema import strict_schema
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.contract.layout import rehearsal_prefix, summary_key, trial_key
 from tunix_rt.controller import OperatorConfig, Runtime, run_operator
 from tunix_rt.storage import Store
 
 T = TypeVar("T")
+Probe = Callable[[], Awaitable[T | None]]
 
 SWEEPS = "tunixrt.io/v1alpha1/sweeps"
 REHEARSALS = "tunixrt.io/v1alpha1/rehearsals"
@@ -33,30 +32,6 @@ EVENTS = "v1/events"
 
 S3_ACCESS_KEY = "AKIATUNIXRTOPERATOR7"
 """The access key id the s3:// tests put in the environment (recognisable, to look for leaks)."""
-
-
-def load_moto_helpers() -> Any:
-    """tests/storage/moto_helpers.py (moto's S3 server on loopback, the cutting proxy),
-    shared with the store tests: one module, whichever directory imports it first."""
-    if "moto_helpers" in sys.modules:
-        return sys.modules["moto_helpers"]
-    path = Path(__file__).resolve().parents[1] / "storage" / "moto_helpers.py"
-    spec = importlib.util.spec_from_file_location("moto_helpers", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["moto_helpers"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_rayjob_schema() -> Any:
-    """tests/kuberay/rayjob_schema.py (shared with the builder tests)."""
-    path = Path(__file__).resolve().parents[1] / "kuberay" / "rayjob_schema.py"
-    spec = importlib.util.spec_from_file_location("rayjob_schema_for_operator", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @attrs.define(kw_only=True)
@@ -335,6 +310,29 @@ async def wait_for(
         await asyncio.sleep(0.05)
 
 
+async def status_of(api: Api, resource: str, name: str, namespace: str = "ml") -> dict[str, Any]:
+    """The object's status ({} while it has none or is gone)."""
+    obj = await api.get(resource, namespace, name)
+    return dict((obj or {}).get("status") or {})
+
+
+async def phase_is(
+    api: Api, resource: str, name: str, phase: str, namespace: str = "ml"
+) -> dict[str, Any] | None:
+    """The status once its phase is ``phase`` (else None): a probe for ``wait_for``."""
+    status = await status_of(api, resource, name, namespace)
+    return status if status.get("phase") == phase else None
+
+
+def all_gone(api: Api, *objects: tuple[str, str], namespace: str = "ml") -> Probe[bool]:
+    """A probe for ``wait_for``: true once none of the (resource, name) objects is left."""
+
+    async def probe() -> bool:
+        return all([await api.get(resource, namespace, name) is None for resource, name in objects])
+
+    return probe
+
+
 async def events_of(
     api: Api,
     namespace: str,
@@ -516,7 +514,7 @@ def assert_status_fits_crd(obj: dict[str, Any]) -> None:
 
     version = crd_for(obj["kind"])["spec"]["versions"][0]
     schema = version["schema"]["openAPIV3Schema"]["properties"]["status"]
-    strict = load_rayjob_schema()._strict(schema)
+    strict = strict_schema(schema)
     errors = list(jsonschema.Draft7Validator(strict).iter_errors(obj.get("status") or {}))
     assert not errors, [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:10]]
 

@@ -30,7 +30,8 @@ from urllib.parse import quote
 
 from gcp_storage_emulator.server import RequestHandler
 from gcp_storage_emulator.storage import Storage
-from moto_helpers import free_port
+
+from support.net import free_port
 
 log = logging.getLogger("tests.gcs_emulator")
 

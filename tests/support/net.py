@@ -1,4 +1,5 @@
-"""Test helpers: a real moto S3 server on loopback and a TCP proxy that can cut connections.
+"""Test helpers for faults on the wire: a free loopback port, and a TCP proxy that can cut
+connections.
 
 The proxy sits between s3fs and moto (or gcsfs and the GCS emulator) so that a test can
 make "the server go away" at an exact point of a request (after N bytes of it went
@@ -8,75 +9,16 @@ upstream), or answer like a failing gateway, deterministically.
 from __future__ import annotations
 
 import contextlib
-import re
 import socket
 import struct
 import threading
 import time
-from typing import Any
-
-import boto3
-from moto.server import ThreadedMotoServer
-
-SECRET = "tunixrtTESTsecretVALUE1234567890"
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-class MotoS3:
-    """A moto server in this process; its state survives stop/start (moto's backends are global)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.server: ThreadedMotoServer | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        # ThreadedMotoServer binds in its thread (a bind error would hang start()): wait
-        # until the port can be bound again after a stop.
-        for _ in range(100):
-            with socket.socket() as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind(("127.0.0.1", self.port))
-                    break
-                except OSError:
-                    time.sleep(0.05)
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket: connections are refused afterwards."""
-        if self.server is not None:
-            self.server.stop()
-            inner = self.server._server
-            if inner is not None:
-                inner.server_close()
-            self.server = None
-
-    def client(self) -> Any:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key=SECRET,
-        )
-
-    def fresh_bucket(self, prefix: str, test_name: str) -> str:
-        """A bucket named after the test (moto keeps its state for the whole session)."""
-        name = (prefix + re.sub(r"[^a-z0-9-]+", "-", test_name.lower()))[:50].strip("-")
-        client = self.client()
-        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-            client.create_bucket(Bucket=name)
-        return name
 
 
 class CuttingProxy:

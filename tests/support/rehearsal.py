@@ -8,10 +8,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+import yaml
+
 from tunix_rt.api.trainer import TrainerConfig
+
+EVIDENCE_FILES = {
+    "run_manifest.json",
+    "eval_summary.json",
+    "eval_rows.jsonl",
+    "kaggle_output_log.txt",
+    "report.html",
+    "SHA256SUMS",
+}
+"""The files a rehearsal leaves in its output folder (the zip goes under submission/)."""
 
 
 class StubTimeout(TimeoutError):
@@ -129,3 +143,22 @@ def tiny_trainer(**extra: Any) -> dict[str, Any]:
 
 def make_namespace(**kwargs: Any) -> SimpleNamespace:
     return SimpleNamespace(**kwargs)
+
+
+def use_trainer(monkeypatch: pytest.MonkeyPatch, trainer: Callable[..., Any]) -> None:
+    """Make the rehearsal run import ``trainer`` as ``tunix_rt.train.run_trial`` (as the CLI
+    and ``python -m tunix_rt.rehearsal`` do), for the tests that go through those."""
+    monkeypatch.setattr(
+        "tunix_rt.rehearsal.run.importlib.import_module",
+        lambda name: type("M", (), {"run_trial": staticmethod(trainer)}),
+    )
+
+
+def write_rehearsal(
+    path: Path, name: str, spec: dict[str, Any], *, api_version: bool = True
+) -> Path:
+    """A Rehearsal manifest file (with or without its apiVersion line)."""
+    manifest: dict[str, Any] = {"apiVersion": "tunixrt.io/v1alpha1"} if api_version else {}
+    manifest |= {"kind": "Rehearsal", "metadata": {"name": name}, "spec": spec}
+    path.write_text(yaml.safe_dump(manifest))
+    return path

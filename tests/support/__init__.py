@@ -1,0 +1,13 @@
+"""Shared test helpers, imported as ``support.<module>`` (``tests/`` is on pytest's
+``pythonpath``; subprocesses get it through ``subprocess_env``'s PYTHONPATH).
+
+* ``support.net``: a free loopback port and a TCP proxy that cuts connections (faults).
+* ``support.s3``: moto's S3 server on loopback.
+* ``support.gcs``: gcp-storage-emulator's GCS JSON API on loopback.
+* ``support.rayjob_schema``: KubeRay's RayJob CRD as a strict JSON-schema validator.
+* ``support.operator``: the operator (kopf) against the kmock Kubernetes emulator.
+* ``support.rehearsal``: a stand-in trainer for the rehearsal tests, a tiny real config.
+* ``support.evidence``: sample evidence files.
+* ``support.trainer``: a tiny trainer config.
+* ``support.tune_workloads``: stand-in trial workloads for the Tune driver's subprocesses.
+"""
