@@ -470,21 +470,25 @@ class RehearsalResult(ApiModel):
 
     def to_status(self, observed_generation: int | None = None) -> RehearsalStatus:
         """The Rehearsal status this result implies (phase, score, URIs, provenance)."""
-        return RehearsalStatus(
-            phase=self.phase,
-            message=self.message,
-            observed_generation=observed_generation,
-            source_sweep=self.source_sweep,
-            source_trial=self.source_trial,
-            params=self.params,
-            primary_score=self.primary_score,
-            evidence_uri=self.evidence_uri,
-            bundle_uri=self.bundle_uri,
-            evidence_files=self.evidence_files,
-            log_uri=self.log_uri,
-            start_time=self.start_time,
-            completion_time=self.completion_time,
-        )
+        shared = {name: getattr(self, name) for name in _STATUS_FIELDS}
+        return RehearsalStatus(observed_generation=observed_generation, **shared)
+
+
+_STATUS_FIELDS = (
+    "phase",
+    "message",
+    "source_sweep",
+    "source_trial",
+    "params",
+    PRIMARY_SCORE,
+    "evidence_uri",
+    "bundle_uri",
+    "evidence_files",
+    "log_uri",
+    "start_time",
+    "completion_time",
+)
+"""The fields a result hands to its Rehearsal's status, as they are."""
 
 
 def result_from_store(storage: str | Store, namespace: str, name: str) -> RehearsalResult | None:
