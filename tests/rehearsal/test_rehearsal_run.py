@@ -27,7 +27,6 @@ from tunix_rt.evidence import schema_errors, verify_zip
 from tunix_rt.evidence.checksums import parse_sums, sha256_file
 from tunix_rt.rehearsal import (
     RehearsalError,
-    apply_overrides,
     plan_from_file,
     plan_from_spec,
     result_from_store,
@@ -248,12 +247,16 @@ def test_bad_inputs_are_clear(tmp_path: Path) -> None:
     )
     with pytest.raises(RehearsalError, match=r"spec.trainer.learningRate"):
         plan_from_file(bad)
-    config = TrainerConfig.model_validate(tiny_trainer())
-    with pytest.raises(RehearsalError, match=r"overrides.noSuchParam"):
-        apply_overrides(config, {"noSuchParam": 1})
-    with pytest.raises(RehearsalError, match=r"overrides.model.depth: unknown field"):
-        apply_overrides(config, {"model": {"depth": 3}})
-    assert apply_overrides(config, {"model": {"layers": 2}, "learning_rate": 0.1}).model.layers == 2
+    # overrides apply as in admission (TrainerConfig.with_overrides): errors name the field
+    with pytest.raises(RehearsalError, match=r"spec.overrides.noSuchParam: unknown trainer field"):
+        plan_from_spec(inline_spec(tmp_path, overrides={"noSuchParam": 1}), name="x")
+    with pytest.raises(RehearsalError, match=r"spec.overrides.model.depth: unknown trainer field"):
+        plan_from_spec(inline_spec(tmp_path, overrides={"model": {"depth": 3}}), name="x")
+    with pytest.raises(RehearsalError, match=r"spec.overrides.learningRate"):
+        plan_from_spec(inline_spec(tmp_path, overrides={"learningRate": -1}), name="x")
+    overridden = {"model": {"layers": 2}, "learning_rate": 0.1}
+    plan = plan_from_spec(inline_spec(tmp_path, overrides=overridden), name="x")
+    assert plan.config.model.layers == 2 and plan.config.learning_rate == 0.1
 
 
 def test_failed_training_is_a_clear_error(tmp_path: Path) -> None:

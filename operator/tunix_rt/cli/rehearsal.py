@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from tunix_rt.api.common import Phase
 from tunix_rt.api.rehearsal import RehearsalStatus
+from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.layout import LOCAL_NAMESPACE
 from tunix_rt.evidence import PackageError
 from tunix_rt.rehearsal import (
@@ -28,20 +30,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def _score(value: float | None) -> str:
-    return "none" if value is None else f"{value:.4f}"
-
-
-def _echo_evidence(headline: str, status: RehearsalStatus) -> None:
-    """The headline, then where the run came from and where its evidence lives."""
-    typer.echo(headline)
-    if status.source_sweep:
-        typer.echo(f"  promoted from sweep {status.source_sweep}, trial {status.source_trial}")
-    typer.echo(f"  evidence: {status.evidence_uri}")
-    if status.bundle_uri:
-        typer.echo(f"  bundle:   {status.bundle_uri}")
 
 
 @app.command("run")
@@ -92,19 +80,15 @@ def run(
         with sigterm_interrupts():
             result = run_rehearsal(plan, out_dir=out)
     except RehearsalError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exit_code(exc)) from None
+        raise _fail(str(exc), exit_code(exc)) from None
     except (StoreError, PackageError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise _fail(str(exc), ExitCode.FAILED) from None
     if as_json:
-        typer.echo(json.dumps(result.to_wire(), indent=2, sort_keys=True))
+        _echo_json(result.to_wire())
         return
     score = _score(result.primary_score)
-    _echo_evidence(
-        f"rehearsal {result.name}: primary_score {score} after {result.steps} steps",
-        result.to_status(),
-    )
+    typer.echo(f"rehearsal {result.name}: primary_score {score} after {result.steps} steps")
+    _echo_evidence(result.to_status())
     if out is not None:
         typer.echo(f"  local:    {out}")
 
@@ -122,13 +106,9 @@ def show(
         result = result_from_store(storage, namespace, name)
         failure = failure_from_store(storage, namespace, name)
     except StoreError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise _fail(str(exc), ExitCode.FAILED) from None
     if result is None and failure is None:
-        typer.echo(
-            f"error: no evidence for rehearsal {name!r} in {storage} ({namespace})", err=True
-        )
-        raise typer.Exit(1)
+        raise _fail(f"no evidence for rehearsal {name!r} in {storage} ({namespace})")
     if result is None:
         assert failure is not None
         failed = RehearsalStatus(
@@ -139,22 +119,47 @@ def show(
             completion_time=failure.end_time,
         )
         if as_json:
-            typer.echo(json.dumps(failed.to_wire(), indent=2, sort_keys=True))
+            _echo_json(failed.to_wire())
         else:
             typer.echo(f"rehearsal {name}: Failed ({failure.reason}): {failure.message}")
             typer.echo(f"  log:      {failure.log_uri or failure.failure_uri}")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     status = result.to_status()
     newer = failure is not None and (
         status.completion_time is None or failure.end_time > status.completion_time
     )
     if as_json:
-        typer.echo(json.dumps(status.to_wire(), indent=2, sort_keys=True))
+        _echo_json(status.to_wire())
         return
-    score = _score(status.primary_score)
-    _echo_evidence(f"rehearsal {name}: {status.phase.value}, primary_score {score}", status)
+    typer.echo(
+        f"rehearsal {name}: {status.phase.value}, primary_score {_score(status.primary_score)}"
+    )
+    _echo_evidence(status)
     for uri in status.evidence_files:
         typer.echo(f"    {uri}")
     if newer and failure is not None:
         typer.echo(f"  a later attempt failed ({failure.reason}): {failure.message}")
         typer.echo(f"    log: {failure.log_uri or failure.failure_uri}")
+
+
+def _fail(message: str, code: ExitCode = ExitCode.FAILED) -> typer.Exit:
+    """Say ``error: message`` on stderr; the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _echo_json(wire: dict[str, Any]) -> None:
+    typer.echo(json.dumps(wire, indent=2, sort_keys=True))
+
+
+def _score(score: float | None) -> str:
+    return "none" if score is None else f"{score:.4f}"
+
+
+def _echo_evidence(status: RehearsalStatus) -> None:
+    """Where a rehearsal's config came from and where its evidence lives."""
+    if status.source_sweep:
+        typer.echo(f"  promoted from sweep {status.source_sweep}, trial {status.source_trial}")
+    typer.echo(f"  evidence: {status.evidence_uri}")
+    if status.bundle_uri:
+        typer.echo(f"  bundle:   {status.bundle_uri}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import hashlib
 import json
 import sys
@@ -29,6 +28,8 @@ from pydantic import ValidationError
 
 from tunix_rt.api.rehearsal import Rehearsal, RehearsalSpec
 from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.contract.codec import SPEC_FLAG, decode_document
+from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.layout import LOCAL_NAMESPACE
 from tunix_rt.rehearsal.run import (
     SOURCE_SWEEP_ANNOTATION,
@@ -76,31 +77,37 @@ def _spec(doc: Any) -> tuple[RehearsalSpec, str | None, dict[str, str]]:
     return RehearsalSpec(trainer=config), None, {}
 
 
+def _read_spec(args: argparse.Namespace) -> tuple[Any, bytes, str]:
+    """(parsed document, its bytes, config path) from --spec-b64 or --spec."""
+    if args.spec_b64 is not None:
+        doc = decode_document(args.spec_b64, SPEC_FLAG)
+        return doc, base64.b64decode(args.spec_b64, validate=True), "<--spec-b64>"
+    with open(args.spec, "rb") as handle:
+        raw = handle.read()
+    return yaml.safe_load(raw.decode()), raw, args.spec
+
+
+def _fail(message: str, code: ExitCode) -> ExitCode:
+    print(f"error: {scrub(message)}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.spec_b64 is not None:
-            raw = base64.b64decode(args.spec_b64, validate=True)
-            config_path = "<--spec-b64>"
-        else:
-            with open(args.spec, "rb") as handle:
-                raw = handle.read()
-            config_path = args.spec
-        spec, manifest_name, annotations = _spec(yaml.safe_load(raw.decode()))
-    except (OSError, binascii.Error, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
+        doc, raw, config_path = _read_spec(args)
+        spec, manifest_name, annotations = _spec(doc)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
         detail = exc if not isinstance(exc, ValidationError) else exc.errors()[:5]
-        print(f"error: bad spec: {scrub(str(detail))}", file=sys.stderr)
-        return 2
+        return _fail(f"bad spec: {detail}", ExitCode.INVALID)
     if args.timeout_seconds is not None and not 0 < args.timeout_seconds < float("inf"):
         bad = args.timeout_seconds
-        print(f"error: --timeout-seconds must be positive, not {bad}", file=sys.stderr)
-        return 2
+        return _fail(f"--timeout-seconds must be positive, not {bad}", ExitCode.INVALID)
     name = args.name or manifest_name
     if not name:
-        print(
-            "error: --name is required when the spec is not a Rehearsal manifest", file=sys.stderr
+        return _fail(
+            "--name is required when the spec is not a Rehearsal manifest", ExitCode.INVALID
         )
-        return 2
     command = ["python", "-m", "tunix_rt.rehearsal", *(argv if argv is not None else sys.argv[1:])]
     if args.spec_b64 is not None:  # the spec is in the manifest's config; keep argv short
         command = [a if a != args.spec_b64 else "<b64>" for a in command]
@@ -120,13 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         with sigterm_interrupts():
             result = run_rehearsal(plan, out_dir=args.out, command=command)
     except RehearsalError as exc:
-        print(f"error: {scrub(str(exc))}", file=sys.stderr)
-        return exit_code(exc)
+        return _fail(str(exc), exit_code(exc))
     except StoreError as exc:
-        print(f"error: {scrub(str(exc))}", file=sys.stderr)
-        return 1
+        return _fail(str(exc), ExitCode.FAILED)
     print(json.dumps(result.to_wire(), sort_keys=True))
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

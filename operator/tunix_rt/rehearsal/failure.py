@@ -19,14 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from tunix_rt.contract.layout import FAILED_DIR, rehearsal_prefix
 from tunix_rt.contract.layout import FAILURE_FILE as FAILURE_NAME
+from tunix_rt.contract.layout import Reader, RehearsalLayout
 from tunix_rt.evidence import LOG_NAME
 from tunix_rt.evidence.manifest import iso
 from tunix_rt.evidence.validation import schema_errors
-from tunix_rt.storage import Store, StoreNotFoundError
+from tunix_rt.storage import Store
 
 SCHEMA_VERSION = "tunix-rt/failure/v1"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -89,7 +89,7 @@ def failure_schema_errors(document: Any) -> list[str]:
 
 
 def failed_prefix(namespace: str, name: str) -> str:
-    return f"{rehearsal_prefix(namespace, name)}/{FAILED_DIR}"
+    return RehearsalLayout.of(namespace, name).failed_prefix
 
 
 def stamp(moment: datetime) -> str:
@@ -146,11 +146,11 @@ def failure_from_store(
         },
         reverse=True,
     )
+    reader = Reader(store)  # absent or not a failure.json: None (the next one is tried)
     for folder in folders:
         key = f"{base}/{folder}/{FAILURE_NAME}"
-        try:
-            failure = RehearsalFailure.model_validate_json(store.read_bytes(key))
-        except (ValidationError, ValueError, StoreNotFoundError):
+        failure = reader.model(key, RehearsalFailure)
+        if failure is None:
             continue
         if since is not None and failure.end_time < since:
             return None  # the newest readable one is older: nothing from this attempt

@@ -47,25 +47,27 @@ from pydantic import Field, ValidationError
 
 from tunix_rt.api.base import ApiModel
 from tunix_rt.api.common import DEFAULT_STORAGE, Phase
+from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.rehearsal import EvidenceOptions, Rehearsal, RehearsalSpec, RehearsalStatus
-from tunix_rt.api.trainer import TrainerConfig, searchable_name
+from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult
+from tunix_rt.contract.exits import ExitCode
+from tunix_rt.contract.layout import EVAL_SUMMARY_FILE as SUMMARY_NAME
 from tunix_rt.contract.layout import (
-    ARCHIVE_DIR,
     FAILED_DIR,
     LOCAL_NAMESPACE,
     SUBMISSION_DIR,
+    RehearsalFiles,
+    RehearsalLayout,
+    SweepLayout,
     bundle_key,
-    rehearsal_prefix,
-    summary_key,
 )
 from tunix_rt.contract.layout import FAILURE_FILE as FAILURE_NAME
+from tunix_rt.contract.layout import MANIFEST_FILE as MANIFEST_NAME
+from tunix_rt.contract.layout import RUN_LOG_FILE as LOG_NAME
 from tunix_rt.evidence import (
-    LOG_NAME,
-    MANIFEST_NAME,
     REPORT_NAME,
     ROWS_NAME,
-    SUMMARY_NAME,
     SUMS_NAME,
     SWEEP_SUMMARY_NAME,
     ChecksumError,
@@ -93,7 +95,7 @@ from tunix_rt.rehearsal.failure import (
     failure_schema_errors,
     upload_failure,
 )
-from tunix_rt.scoring import compute_primary_score
+from tunix_rt.scoring import PRIMARY_SCORE, compute_primary_score
 from tunix_rt.storage import Store, StoreError, StoreNotFoundError, redact_uri, scrub
 
 SOURCE_SWEEP_ANNOTATION = "tunixrt.io/source-sweep"
@@ -158,8 +160,12 @@ class RehearsalPlan:
     """Where the limit came from, for messages: spec.timeoutSeconds or --timeout-seconds."""
 
     @property
+    def layout(self) -> RehearsalLayout:
+        return RehearsalLayout.of(self.namespace, self.name)
+
+    @property
     def prefix(self) -> str:
-        return rehearsal_prefix(self.namespace, self.name)
+        return self.layout.prefix
 
     def source(self) -> dict[str, Any] | None:
         if not (self.source_sweep or self.source_trial):
@@ -173,50 +179,19 @@ class RehearsalPlan:
         }
 
 
-def _field_names(model: type[ApiModel]) -> dict[str, str]:
-    """Wire alias or Python name -> Python name, for every field of a model."""
-    out: dict[str, str] = {}
-    for name, info in model.model_fields.items():
-        out[name] = name
-        if info.alias:
-            out[info.alias] = name
-    return out
-
-
-def apply_overrides(config: TrainerConfig, overrides: Mapping[str, Any] | None) -> TrainerConfig:
-    """Top-level params (either spelling) and nested sections (model/dataset/eval) merged in."""
-    if not overrides:
-        return config
-    data = config.model_dump()
-    names = _field_names(TrainerConfig)
-    for key, value in overrides.items():
-        if isinstance(value, Mapping):
-            if key not in names or not isinstance(data.get(names[key]), dict):
-                raise RehearsalError(f"overrides.{key}: not a trainer config section")
-            section = names[key]
-            sub_model = TrainerConfig.model_fields[section].annotation
-            sub_names = (
-                _field_names(sub_model)
-                if isinstance(sub_model, type) and issubclass(sub_model, ApiModel)
-                else {}
-            )
-            for sub_key, sub_value in value.items():
-                if sub_key not in sub_names:
-                    raise RehearsalError(f"overrides.{key}.{sub_key}: unknown field")
-                data[section][sub_names[sub_key]] = sub_value
-        else:
-            try:
-                data[searchable_name(key)] = value
-            except ValueError as exc:
-                raise RehearsalError(f"overrides.{key}: {exc}") from None
+def _overridden(config: TrainerConfig, overrides: Mapping[str, Any] | None) -> TrainerConfig:
+    """``TrainerConfig.with_overrides`` (the one way overrides apply, as in admission); a
+    bad override is a RehearsalError naming ``spec.overrides.<key>``."""
     try:
-        return TrainerConfig.model_validate(data)
-    except ValidationError as exc:
-        raise RehearsalError(f"overrides make an invalid trainer config: {exc}") from None
+        return config.with_overrides(overrides)
+    except ManifestError as exc:
+        raise RehearsalError(str(exc)) from None
 
 
 def _sweep_summary(store: Store, namespace: str, sweep: str) -> tuple[SweepResult, str, bytes]:
-    key = summary_key(namespace, sweep)
+    """The source sweep's summary, its URI, and its bytes as stored (copied into the
+    evidence unchanged, so read once)."""
+    key = SweepLayout.of(namespace, sweep).summary_key
     try:
         raw = store.read_bytes(key)
     except StoreNotFoundError:
@@ -228,6 +203,80 @@ def _sweep_summary(store: Store, namespace: str, sweep: str) -> tuple[SweepResul
         return SweepResult.model_validate_json(raw), store.uri_for(key), raw
     except ValidationError as exc:
         raise RehearsalError(f"{store.uri_for(key)} is not a sweep summary: {exc}") from None
+
+
+@dataclass
+class _Source:
+    """Where a plan's config comes from: inline, or a sweep's best trial (its summary)."""
+
+    config: TrainerConfig
+    sweep: str | None
+    trial: str | None
+    summary: SweepResult | None = None
+    summary_uri: str | None = None
+    summary_bytes: bytes | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def trial_record(self) -> tuple[dict[str, Any] | None, float | None]:
+        """(params, primary_score) of the source trial, when the summary has it."""
+        summary = self.summary
+        if summary is None or not self.trial:
+            return None, None
+        params: dict[str, Any] | None = None
+        score: float | None = None
+        for trial in summary.trials:
+            if trial.trial_id == self.trial:
+                params, score = dict(trial.params), trial.primary_score
+        if params is None and self.trial == summary.best_trial_id:
+            params, score = dict(summary.best_params or {}), summary.primary_score
+        return params, score
+
+
+def _from_sweep(
+    store: Store, namespace: str, sweep: str, source_sweep: str | None, source_trial: str | None
+) -> _Source:
+    """The sweep's base config with its best trial's params (``spec.fromSweep``)."""
+    summary, summary_uri, summary_bytes = _sweep_summary(store, namespace, sweep)
+    if summary.best_trial_id is None or summary.best_params is None:
+        raise RehearsalError(f"sweep {sweep!r} has no best trial yet ({summary_uri})")
+    try:
+        # base_config is the sweep's trial_config({}) (smoke cap included): the same
+        # config the operator builds with SweepSpec.trial_config(best params).
+        base = TrainerConfig.model_validate(summary.base_config)
+        config = base.with_params(summary.best_params)
+        if config.max_steps != base.max_steps:  # a searched maxSteps is capped too
+            config = config.with_params({"max_steps": base.max_steps})
+    except (ValidationError, ValueError) as exc:
+        raise RehearsalError(f"{summary_uri}: cannot rebuild the trainer config: {exc}") from None
+    trial = source_trial or summary.best_trial_id
+    return _Source(
+        config=config,
+        sweep=source_sweep or sweep,
+        trial=trial,
+        summary=summary,
+        summary_uri=summary_uri,
+        summary_bytes=summary_bytes,
+        notes=[f"config: sweep {sweep} base config + best trial {trial}"],
+    )
+
+
+def _inline(
+    store: Store,
+    namespace: str,
+    config: TrainerConfig,
+    source_sweep: str | None,
+    source_trial: str | None,
+) -> _Source:
+    """``spec.trainer``; a named source sweep's summary is read for the report, if it can."""
+    source = _Source(config=config, sweep=source_sweep, trial=source_trial)
+    if source_sweep:
+        try:
+            source.summary, source.summary_uri, source.summary_bytes = _sweep_summary(
+                store, namespace, source_sweep
+            )
+        except (RehearsalError, StoreError) as exc:
+            source.notes.append(f"sweep summary unavailable, report without trial table: {exc}")
+    return source
 
 
 def plan_from_spec(
@@ -252,55 +301,17 @@ def plan_from_spec(
         raise RehearsalError(f"--timeout-seconds must be positive, not {timeout_seconds}")
     storage_uri = storage or spec.storage or DEFAULT_STORAGE
     store = store or Store(storage_uri)
-    notes: list[str] = []
-    sweep_summary: SweepResult | None = None
-    summary_uri: str | None = None
-    summary_bytes: bytes | None = None
     if spec.from_sweep is not None:
-        sweep_summary, summary_uri, summary_bytes = _sweep_summary(
-            store, namespace, spec.from_sweep
-        )
-        if sweep_summary.best_trial_id is None or sweep_summary.best_params is None:
-            raise RehearsalError(f"sweep {spec.from_sweep!r} has no best trial yet ({summary_uri})")
-        try:
-            # base_config is the sweep's trial_config({}) (smoke cap included): the same
-            # config the operator builds with SweepSpec.trial_config(best params).
-            base = TrainerConfig.model_validate(sweep_summary.base_config)
-            config = base.with_params(sweep_summary.best_params)
-            if config.max_steps != base.max_steps:  # a searched maxSteps is capped too
-                config = config.with_params({"max_steps": base.max_steps})
-        except (ValidationError, ValueError) as exc:
-            raise RehearsalError(
-                f"{summary_uri}: cannot rebuild the trainer config: {exc}"
-            ) from None
-        source_sweep = source_sweep or spec.from_sweep
-        source_trial = source_trial or sweep_summary.best_trial_id
-        notes.append(f"config: sweep {spec.from_sweep} base config + best trial {source_trial}")
+        source = _from_sweep(store, namespace, spec.from_sweep, source_sweep, source_trial)
     else:
         assert spec.trainer is not None
-        config = spec.trainer
-        if source_sweep:
-            try:
-                sweep_summary, summary_uri, summary_bytes = _sweep_summary(
-                    store, namespace, source_sweep
-                )
-            except (RehearsalError, StoreError) as exc:
-                notes.append(f"sweep summary unavailable, report without trial table: {exc}")
-    config = apply_overrides(config, spec.overrides)
-    if max_steps is not None:
-        config = apply_overrides(config, {"max_steps": max_steps})
-    source_params: dict[str, Any] | None = None
-    source_score: float | None = None
-    if sweep_summary is not None and source_trial:
-        for trial in sweep_summary.trials:
-            if trial.trial_id == source_trial:
-                source_params, source_score = dict(trial.params), trial.primary_score
-        if source_params is None and source_trial == sweep_summary.best_trial_id:
-            source_params = dict(sweep_summary.best_params or {})
-            source_score = sweep_summary.primary_score
+        source = _inline(store, namespace, spec.trainer, source_sweep, source_trial)
     overrides = dict(spec.overrides or {})
+    config = _overridden(source.config, overrides)
     if max_steps is not None:
+        config = _overridden(config, {"maxSteps": max_steps})
         overrides["maxSteps"] = max_steps
+    source_params, source_score = source.trial_record()
     return RehearsalPlan(
         name=name,
         namespace=namespace,
@@ -310,14 +321,14 @@ def plan_from_spec(
         config_source_sha256=config_source_sha256,
         overrides=overrides or None,
         evidence=spec.evidence,
-        source_sweep=source_sweep,
-        source_trial=source_trial,
+        source_sweep=source.sweep,
+        source_trial=source.trial,
         source_params=source_params,
         source_score=source_score,
-        sweep_summary=sweep_summary.model_dump(mode="json") if sweep_summary else None,
-        sweep_summary_bytes=summary_bytes,
-        summary_uri=summary_uri,
-        notes=notes,
+        sweep_summary=source.summary.model_dump(mode="json") if source.summary else None,
+        sweep_summary_bytes=source.summary_bytes,
+        summary_uri=source.summary_uri,
+        notes=source.notes,
         timeout_seconds=timeout_seconds if timeout_seconds is not None else spec.timeout_seconds,
         timeout_field="--timeout-seconds" if timeout_seconds is not None else TIMEOUT_FIELD,
     )
@@ -378,44 +389,49 @@ def plan_from_file(
         raise RehearsalError(f"{source} is not YAML/JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise RehearsalError(f"{source}: expected a Rehearsal manifest or a trainer config")
-    file_sha = hashlib.sha256(raw).hexdigest()
-    ns = namespace or LOCAL_NAMESPACE
     if doc.get("kind") == "Rehearsal" or "spec" in doc:
-        try:
-            manifest = Rehearsal.model_validate(doc)
-        except ValidationError as exc:
-            raise RehearsalError(f"{source}: invalid Rehearsal: {_short(exc)}") from None
-        annotations = manifest.metadata.annotations or {}
-        return plan_from_spec(
-            manifest.spec,
-            name=name or manifest.metadata.name,
-            namespace=ns,
-            storage=storage,
-            config_path=str(path),
-            config_source_sha256=file_sha,
-            source_sweep=source_sweep or annotations.get(SOURCE_SWEEP_ANNOTATION),
-            source_trial=source_trial or annotations.get(SOURCE_TRIAL_ANNOTATION),
-            max_steps=max_steps,
-            timeout_seconds=timeout_seconds,
-        )
+        spec, default_name, named_sweep, named_trial = _manifest_parts(source, doc)
+    else:
+        spec, default_name = _config_spec(source, doc, storage), _slug(source.stem)
+        named_sweep, named_trial = source_from_comments(text)
+    return plan_from_spec(
+        spec,
+        name=name or default_name,
+        namespace=namespace or LOCAL_NAMESPACE,
+        storage=storage,
+        config_path=str(path),
+        config_source_sha256=hashlib.sha256(raw).hexdigest(),
+        source_sweep=source_sweep or named_sweep,
+        source_trial=source_trial or named_trial,
+        max_steps=max_steps,
+        timeout_seconds=timeout_seconds,
+    )
+
+
+def _manifest_parts(
+    source: Path, doc: dict[str, Any]
+) -> tuple[RehearsalSpec, str, str | None, str | None]:
+    """(spec, name, source sweep, source trial) of a Rehearsal manifest."""
+    try:
+        manifest = Rehearsal.model_validate(doc)
+    except ValidationError as exc:
+        raise RehearsalError(f"{source}: invalid Rehearsal: {_short(exc)}") from None
+    annotations = manifest.metadata.annotations or {}
+    return (
+        manifest.spec,
+        manifest.metadata.name,
+        annotations.get(SOURCE_SWEEP_ANNOTATION),
+        annotations.get(SOURCE_TRIAL_ANNOTATION),
+    )
+
+
+def _config_spec(source: Path, doc: dict[str, Any], storage: str | None) -> RehearsalSpec:
+    """The spec of a promoted trainer config file (``tunix-rt promote``)."""
     try:
         config = TrainerConfig.model_validate(doc)
     except ValidationError as exc:
         raise RehearsalError(f"{source}: invalid trainer config: {_short(exc)}") from None
-    comment_sweep, comment_trial = source_from_comments(text)
-    spec = RehearsalSpec(trainer=config, storage=storage or DEFAULT_STORAGE)
-    return plan_from_spec(
-        spec,
-        name=name or _slug(source.stem),
-        namespace=ns,
-        storage=storage,
-        config_path=str(path),
-        config_source_sha256=file_sha,
-        source_sweep=source_sweep or comment_sweep,
-        source_trial=source_trial or comment_trial,
-        max_steps=max_steps,
-        timeout_seconds=timeout_seconds,
-    )
+    return RehearsalSpec(trainer=config, storage=storage or DEFAULT_STORAGE)
 
 
 def _short(exc: ValidationError) -> str:
@@ -454,21 +470,25 @@ class RehearsalResult(ApiModel):
 
     def to_status(self, observed_generation: int | None = None) -> RehearsalStatus:
         """The Rehearsal status this result implies (phase, score, URIs, provenance)."""
-        return RehearsalStatus(
-            phase=self.phase,
-            message=self.message,
-            observed_generation=observed_generation,
-            source_sweep=self.source_sweep,
-            source_trial=self.source_trial,
-            params=self.params,
-            primary_score=self.primary_score,
-            evidence_uri=self.evidence_uri,
-            bundle_uri=self.bundle_uri,
-            evidence_files=self.evidence_files,
-            log_uri=self.log_uri,
-            start_time=self.start_time,
-            completion_time=self.completion_time,
-        )
+        shared = {name: getattr(self, name) for name in _STATUS_FIELDS}
+        return RehearsalStatus(observed_generation=observed_generation, **shared)
+
+
+_STATUS_FIELDS = (
+    "phase",
+    "message",
+    "source_sweep",
+    "source_trial",
+    "params",
+    PRIMARY_SCORE,
+    "evidence_uri",
+    "bundle_uri",
+    "evidence_files",
+    "log_uri",
+    "start_time",
+    "completion_time",
+)
+"""The fields a result hands to its Rehearsal's status, as they are."""
 
 
 def result_from_store(storage: str | Store, namespace: str, name: str) -> RehearsalResult | None:
@@ -479,29 +499,28 @@ def result_from_store(storage: str | Store, namespace: str, name: str) -> Rehear
     part of it; see ``tunix_rt.rehearsal.failure_from_store``.
     """
     store = storage if isinstance(storage, Store) else Store(storage)
-    prefix = rehearsal_prefix(namespace, name)
-    aside = (f"{prefix}/{FAILED_DIR}/", f"{prefix}/{ARCHIVE_DIR}/")
-    keys = [k for k in store.list(prefix) if not k.startswith(aside)]
-    if f"{prefix}/{SUMMARY_NAME}" not in keys:
+    layout = RehearsalLayout.of(namespace, name)
+    keys = RehearsalFiles(store, layout).current_keys()
+    if layout.eval_summary_key not in keys:
         return None
-    summary = store.read_json(f"{prefix}/{SUMMARY_NAME}")
+    summary = store.read_json(layout.eval_summary_key)
     manifest: dict[str, Any] = {}
-    if f"{prefix}/{MANIFEST_NAME}" in keys:
-        manifest = store.read_json(f"{prefix}/{MANIFEST_NAME}")
-    bundle = bundle_key(keys, prefix)
+    if layout.manifest_key in keys:
+        manifest = store.read_json(layout.manifest_key)
+    bundle = bundle_key(keys, layout.prefix)
     source = manifest.get("source") or {}
     return RehearsalResult(
         name=name,
         namespace=namespace,
-        primary_score=summary.get("primary_score"),
+        primary_score=summary.get(PRIMARY_SCORE),
         metrics=summary.get("metrics") or {},
         steps=int(summary.get("steps") or 0),
         wall_seconds=float(summary.get("wall_seconds") or 0.0),
-        evidence_uri=store.uri_for(prefix),
+        evidence_uri=store.uri_for(layout.prefix),
         bundle_uri=store.uri_for(bundle) if bundle else None,
         bundle_name=bundle.rsplit("/", 1)[-1] if bundle else None,
         evidence_files=[store.uri_for(k) for k in keys],
-        log_uri=store.uri_for(f"{prefix}/{LOG_NAME}") if f"{prefix}/{LOG_NAME}" in keys else None,
+        log_uri=store.uri_for(layout.log_key) if layout.log_key in keys else None,
         source_sweep=source.get("sweep"),
         source_trial=source.get("trial"),
         params=source.get("params"),
@@ -619,13 +638,10 @@ def default_command() -> list[str]:
     return [first, *argv[1:]]
 
 
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
-
-
-def exit_code(error: RehearsalError) -> int:
-    """Process exit status for a failed run: 130 when it was interrupted, else 1."""
-    return EXIT_INTERRUPTED if error.reason == INTERRUPTED_REASON else EXIT_FAILED
+def exit_code(error: RehearsalError) -> ExitCode:
+    """Process exit status for a failed run: INTERRUPTED (130) when it was interrupted,
+    else FAILED (1)."""
+    return ExitCode.INTERRUPTED if error.reason == INTERRUPTED_REASON else ExitCode.FAILED
 
 
 @contextmanager
@@ -800,41 +816,9 @@ def _record_failure(
     message = str(error)
     prefix = f"rehearsal {plan.name}: "
     core = message[len(prefix) :] if message.startswith(prefix) else message
-    failed_uri = store.uri_for(f"{plan.prefix}/{FAILED_DIR}")
-    with suppress(OSError):  # the folder is gone or read-only: failure.json still goes up
-        tail = RunLog(log_path, echo, append=True)
-        try:
-            if not attempt.failure_logged:
-                tail(f"FAILED: {core}")
-                if error.reason == ERROR_REASON and not isinstance(exc, RehearsalError):
-                    tail("".join(traceback.format_exception(exc)).rstrip())  # a bug: where
-            tail(f"uploading this log and {FAILURE_NAME} to {failed_uri}/")
-        finally:
-            tail.close()
-    root = exc.__cause__ if isinstance(exc, RehearsalError) and exc.__cause__ else exc
-    source = (
-        {"sweep": plan.source_sweep, "trial": plan.source_trial}
-        if (plan.source_sweep or plan.source_trial)
-        else None
-    )
-    failure = RehearsalFailure(
-        run_name=plan.name,
-        namespace=plan.namespace,
-        reason=error.reason,
-        message=core,
-        error_type=type(root).__name__,
-        step=error.step if error.step is not None else attempt.step,
-        max_steps=plan.config.max_steps,
-        timeout_seconds=plan.timeout_seconds,
-        start_time=attempt.started,
-        end_time=ended,
-        wall_seconds=round(attempt.elapsed(), 3),
-        commit_sha=attempt.commit.sha,
-        commit_dirty=attempt.commit.dirty,
-        config_path=plan.config_path,
-        config_sha256=attempt.config_digest,
-        source=source,
-    )
+    failed_uri = store.uri_for(plan.layout.failed_prefix)
+    _finish_failed_log(log_path, echo, attempt, error, exc, core, failed_uri)
+    failure = _failure_record(plan, attempt, error, exc, core, ended)
     problems = failure_schema_errors(failure.document())
     if problems:  # a bug here must not hide the run's own error
         _say(echo, f"WARNING: {FAILURE_NAME} does not match its schema: {problems}")
@@ -863,9 +847,79 @@ def _record_failure(
     return located
 
 
+def _finish_failed_log(
+    log_path: Path,
+    echo: Callable[[str], None] | None,
+    attempt: _Attempt,
+    error: RehearsalError,
+    exc: BaseException,
+    core: str,
+    failed_uri: str,
+) -> None:
+    """The failed run's last log lines: why (unless the run said it), where the log goes."""
+    with suppress(OSError):  # the folder is gone or read-only: failure.json still goes up
+        tail = RunLog(log_path, echo, append=True)
+        try:
+            if not attempt.failure_logged:
+                tail(f"FAILED: {core}")
+                if error.reason == ERROR_REASON and not isinstance(exc, RehearsalError):
+                    tail("".join(traceback.format_exception(exc)).rstrip())  # a bug: where
+            tail(f"uploading this log and {FAILURE_NAME} to {failed_uri}/")
+        finally:
+            tail.close()
+
+
+def _failure_record(
+    plan: RehearsalPlan,
+    attempt: _Attempt,
+    error: RehearsalError,
+    exc: BaseException,
+    core: str,
+    ended: datetime,
+) -> RehearsalFailure:
+    """failure.json of a failed attempt."""
+    root = exc.__cause__ if isinstance(exc, RehearsalError) and exc.__cause__ else exc
+    source = (
+        {"sweep": plan.source_sweep, "trial": plan.source_trial}
+        if (plan.source_sweep or plan.source_trial)
+        else None
+    )
+    return RehearsalFailure(
+        run_name=plan.name,
+        namespace=plan.namespace,
+        reason=error.reason,
+        message=core,
+        error_type=type(root).__name__,
+        step=error.step if error.step is not None else attempt.step,
+        max_steps=plan.config.max_steps,
+        timeout_seconds=plan.timeout_seconds,
+        start_time=attempt.started,
+        end_time=ended,
+        wall_seconds=round(attempt.elapsed(), 3),
+        commit_sha=attempt.commit.sha,
+        commit_dirty=attempt.commit.dirty,
+        config_path=plan.config_path,
+        config_sha256=attempt.config_digest,
+        source=source,
+    )
+
+
 def _say(echo: Callable[[str], None] | None, line: str) -> None:
     if echo is not None:
         echo(line)
+
+
+@dataclass
+class _Evidence:
+    """What one finished training produced, scored and written up."""
+
+    rows: list[dict[str, Any]]
+    score: float | None
+    steps: int
+    finished: datetime
+    wall: float
+    summary: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
 
 
 def _run(
@@ -878,167 +932,209 @@ def _run(
     store: Store,
     attempt: _Attempt,
 ) -> RehearsalResult:
+    """The steps of one run: log the header, train, score, write the evidence (all in the
+    run log), then package, verify and publish it."""
     log = RunLog(folder / LOG_NAME, echo)
-    prefix = plan.prefix
-    config_wire = plan.config.to_wire()
-    config_digest = attempt.config_digest
-    started = attempt.started
-    commit = attempt.commit
     try:
         with _capture_logging(log):
-            log(f"tunix-rt rehearsal {plan.name} (namespace {plan.namespace})")
-            log(f"command: {' '.join(command)}")
-            log(f"storage: {redact_uri(store.uri)} prefix {prefix}")
-            log(f"code: commit {commit.short} ({commit.source})")
-            log(f"config: {plan.config_path} sha256 {config_digest}")
-            if plan.timeout_seconds is not None:
-                log(f"timeout: {plan.timeout_field} {_seconds(plan.timeout_seconds)} s")
-            if plan.source_sweep:
-                log(f"promoted from sweep {plan.source_sweep} trial {plan.source_trial}")
-            for note in plan.notes:
-                log(note)
-            log(f"trainer config: {json.dumps(config_wire, sort_keys=True)}")
-            run_trial: Trainer = trainer or importlib.import_module("tunix_rt.train").run_trial
-            limit = {} if attempt.deadline is None else {"deadline": attempt.deadline}
-            try:
-                outcome = run_trial(
-                    plan.config, report=attempt.report, checkpoint_dir=None, log=log, **limit
-                )
-            except Exception as exc:
-                reached = getattr(exc, "step", None)
-                if isinstance(reached, int) and not isinstance(reached, bool):
-                    attempt.step = reached
-                attempt.failure_logged = True
-                if _is_timeout(exc, attempt):
-                    why = timeout_message(
-                        plan,
-                        attempt.step,
-                        attempt.elapsed(),
-                        done=bool(getattr(exc, "before_eval", False)),
-                    )
-                    log(f"FAILED: {why}")
-                    raise RehearsalError(
-                        f"rehearsal {plan.name}: {why}", reason=TIMEOUT_REASON, step=attempt.step
-                    ) from exc
-                log(f"FAILED: training raised {type(exc).__name__}: {exc}")
-                log("".join(traceback.format_exception(exc)).rstrip())
-                raise RehearsalError(
-                    f"rehearsal {plan.name}: training failed: {type(exc).__name__}: {exc}",
-                    reason=TRAINING_FAILED_REASON,
-                    step=attempt.step,
-                ) from exc
-            finished = datetime.now(UTC)
-            wall = attempt.elapsed()
-            if attempt.deadline is not None and time.monotonic() > attempt.deadline:
-                log(
-                    f"WARNING: finished {time.monotonic() - attempt.deadline:.0f} s past "
-                    f"{plan.timeout_field} ({_seconds(plan.timeout_seconds or 0)}); a started "
-                    "final evaluation is not interrupted"
-                )
-            rows = [row_dict(r) for r in getattr(outcome, "eval_rows", [])]
-            score = compute_primary_score(rows)
-            trainer_score = getattr(outcome, "primary_score", None)
+            _log_header(log, plan, store, command, attempt)
+            outcome = _train(plan, trainer, log, attempt)
+            evidence = _score(plan, outcome, log, attempt)
+            _write_up(plan, folder, store, command, attempt, outcome, evidence)
             log(
-                f"eval: {len(rows)} rows, primary_score {score} "
-                f"(trainer reported {trainer_score}), steps {getattr(outcome, 'steps', 0)}"
-            )
-            if (
-                trainer_score is not None
-                and score is not None
-                and abs(trainer_score - score) > 1e-12
-            ):
-                log("WARNING: the trainer's primary_score differs from the eval rows' score")
-            dataset = _as_dict(getattr(outcome, "dataset", None))
-            model_id = str(getattr(outcome, "model_id", "") or "unknown")
-            steps = int(getattr(outcome, "steps", 0) or 0)
-            history = [dict(p) for p in getattr(outcome, "history", []) or []]
-            summary = build_eval_summary(
-                run_name=plan.name,
-                rows=rows,
-                metrics=dict(getattr(outcome, "metrics", {}) or {}),
-                model_id=model_id,
-                dataset=dataset,
-                steps=steps,
-                wall_seconds=float(getattr(outcome, "wall_seconds", wall) or wall),
-                trainer_primary_score=trainer_score,
-                history=history,
-                max_trace_tokens=plan.config.eval.max_trace_tokens,
-                rows_file=ROWS_NAME if plan.evidence.include_eval_rows else None,
-            )
-            manifest = build_run_manifest(
-                run_name=plan.name,
-                namespace=plan.namespace,
-                commit=commit,
-                model_id=model_id,
-                dataset=dataset,
-                config=config_wire,
-                config_path=plan.config_path,
-                config_source_sha256=plan.config_source_sha256,
-                overrides=plan.overrides,
-                command=command,
-                seed=plan.config.seed,
-                start_time=started,
-                end_time=finished,
-                wall_seconds=wall,
-                steps=steps,
-                devices=[str(d) for d in getattr(outcome, "devices", []) or []],
-                source=plan.source(),
-                storage_uri=store.uri,
-                storage_prefix=prefix,
-            )
-            _write_json(folder / SUMMARY_NAME, summary)
-            _write_json(folder / MANIFEST_NAME, manifest)
-            if plan.evidence.include_eval_rows:
-                (folder / ROWS_NAME).write_text(rows_jsonl(rows), encoding="utf-8")
-            if plan.sweep_summary_bytes is not None:
-                (folder / SWEEP_SUMMARY_NAME).write_bytes(plan.sweep_summary_bytes)
-            if plan.evidence.report:
-                html = render_report(
-                    manifest=manifest, summary=summary, rows=rows, sweep=plan.sweep_summary
-                )
-                (folder / REPORT_NAME).write_text(html, encoding="utf-8")
-            log(
-                f"evidence: commit {commit.short}, primary_score {score}, "
+                f"evidence: commit {attempt.commit.short}, primary_score {evidence.score}, "
                 f"files {sorted(p.name for p in folder.iterdir() if p.is_file())}"
             )
-            log(f"done in {wall:.1f}s; the zip and the upload follow (see the result)")
+            log(f"done in {evidence.wall:.1f}s; the zip and the upload follow (see the result)")
     finally:
         log.close()
-    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    write_sums(folder, names)
-    bundle: Path | None = None
-    if plan.evidence.package:
-        bundle = build_zip(folder, folder / SUBMISSION_DIR)
-        check = verify_zip(bundle)
-        if not check.ok:
-            raise RehearsalError(
-                f"rehearsal {plan.name}: bad evidence: the bundle {bundle.name} does not "
-                f"verify: {check.errors}",
-                reason=BAD_EVIDENCE_REASON,
-            )
+    bundle = _package(plan, folder)
     say = echo or (lambda _line: None)
-    published = publish_folder(store, folder, prefix, keep=(FAILED_DIR,), archive=True, say=say)
+    published = publish_folder(
+        store, folder, plan.prefix, keep=(FAILED_DIR,), archive=True, say=say
+    )
     return RehearsalResult(
         name=plan.name,
         namespace=plan.namespace,
-        primary_score=score,
-        metrics=summary["metrics"],
-        steps=steps,
-        wall_seconds=round(wall, 3),
-        evidence_uri=store.uri_for(prefix),
+        primary_score=evidence.score,
+        metrics=evidence.summary["metrics"],
+        steps=evidence.steps,
+        wall_seconds=round(evidence.wall, 3),
+        evidence_uri=store.uri_for(plan.prefix),
         bundle_uri=published.bundle_uri,
         bundle_name=bundle.name if bundle else None,
         evidence_files=published.uris,
-        log_uri=store.uri_for(f"{prefix}/{LOG_NAME}"),
-        local_dir=str(folder.resolve()) if keep else _local_store_dir(store, prefix),
+        log_uri=store.uri_for(plan.layout.log_key),
+        local_dir=str(folder.resolve()) if keep else _local_store_dir(store, plan.prefix),
         source_sweep=plan.source_sweep,
         source_trial=plan.source_trial,
         params=plan.source_params,
-        config_sha256=manifest["config_sha256"],
-        commit_sha=manifest["commit_sha"],
-        start_time=started,
-        completion_time=finished,
+        config_sha256=evidence.manifest["config_sha256"],
+        commit_sha=evidence.manifest["commit_sha"],
+        start_time=attempt.started,
+        completion_time=evidence.finished,
     )
+
+
+def _log_header(
+    log: RunLog, plan: RehearsalPlan, store: Store, command: list[str], attempt: _Attempt
+) -> None:
+    """What runs, where, from which code and config."""
+    log(f"tunix-rt rehearsal {plan.name} (namespace {plan.namespace})")
+    log(f"command: {' '.join(command)}")
+    log(f"storage: {redact_uri(store.uri)} prefix {plan.prefix}")
+    log(f"code: commit {attempt.commit.short} ({attempt.commit.source})")
+    log(f"config: {plan.config_path} sha256 {attempt.config_digest}")
+    if plan.timeout_seconds is not None:
+        log(f"timeout: {plan.timeout_field} {_seconds(plan.timeout_seconds)} s")
+    if plan.source_sweep:
+        log(f"promoted from sweep {plan.source_sweep} trial {plan.source_trial}")
+    for note in plan.notes:
+        log(note)
+    log(f"trainer config: {json.dumps(plan.config.to_wire(), sort_keys=True)}")
+
+
+def _train(plan: RehearsalPlan, trainer: Trainer | None, log: RunLog, attempt: _Attempt) -> Any:
+    """The trainer's outcome; its failure (the deadline, or anything it raised) is logged
+    and raised as a RehearsalError."""
+    run_trial: Trainer = trainer or importlib.import_module("tunix_rt.train").run_trial
+    limit = {} if attempt.deadline is None else {"deadline": attempt.deadline}
+    try:
+        return run_trial(plan.config, report=attempt.report, checkpoint_dir=None, log=log, **limit)
+    except Exception as exc:
+        raise _training_error(plan, exc, log, attempt) from exc
+
+
+def _training_error(
+    plan: RehearsalPlan, exc: Exception, log: RunLog, attempt: _Attempt
+) -> RehearsalError:
+    """Log why training stopped; the error classifies it (TrainingTimeout or TrainingFailed)."""
+    reached = getattr(exc, "step", None)
+    if isinstance(reached, int) and not isinstance(reached, bool):
+        attempt.step = reached
+    attempt.failure_logged = True
+    if _is_timeout(exc, attempt):
+        done = bool(getattr(exc, "before_eval", False))
+        why = timeout_message(plan, attempt.step, attempt.elapsed(), done=done)
+        log(f"FAILED: {why}")
+        return RehearsalError(
+            f"rehearsal {plan.name}: {why}", reason=TIMEOUT_REASON, step=attempt.step
+        )
+    log(f"FAILED: training raised {type(exc).__name__}: {exc}")
+    log("".join(traceback.format_exception(exc)).rstrip())
+    return RehearsalError(
+        f"rehearsal {plan.name}: training failed: {type(exc).__name__}: {exc}",
+        reason=TRAINING_FAILED_REASON,
+        step=attempt.step,
+    )
+
+
+def _score(plan: RehearsalPlan, outcome: Any, log: RunLog, attempt: _Attempt) -> _Evidence:
+    """primary_score from the eval rows (``tunix_rt.scoring``, whichever trainer ran)."""
+    finished = datetime.now(UTC)
+    wall = attempt.elapsed()
+    if attempt.deadline is not None and time.monotonic() > attempt.deadline:
+        log(
+            f"WARNING: finished {time.monotonic() - attempt.deadline:.0f} s past "
+            f"{plan.timeout_field} ({_seconds(plan.timeout_seconds or 0)}); a started "
+            "final evaluation is not interrupted"
+        )
+    rows = [row_dict(r) for r in getattr(outcome, "eval_rows", [])]
+    score = compute_primary_score(rows)
+    trainer_score = getattr(outcome, PRIMARY_SCORE, None)
+    log(
+        f"eval: {len(rows)} rows, primary_score {score} "
+        f"(trainer reported {trainer_score}), steps {getattr(outcome, 'steps', 0)}"
+    )
+    if trainer_score is not None and score is not None and abs(trainer_score - score) > 1e-12:
+        log("WARNING: the trainer's primary_score differs from the eval rows' score")
+    steps = int(getattr(outcome, "steps", 0) or 0)
+    return _Evidence(rows=rows, score=score, steps=steps, finished=finished, wall=wall)
+
+
+def _write_up(
+    plan: RehearsalPlan,
+    folder: Path,
+    store: Store,
+    command: list[str],
+    attempt: _Attempt,
+    outcome: Any,
+    evidence: _Evidence,
+) -> None:
+    """eval_summary.json, run_manifest.json, eval_rows.jsonl, sweep_summary.json and
+    report.html into the evidence folder (as the plan's evidence options say)."""
+    dataset = _as_dict(getattr(outcome, "dataset", None))
+    model_id = str(getattr(outcome, "model_id", "") or "unknown")
+    wall = evidence.wall
+    evidence.summary = build_eval_summary(
+        run_name=plan.name,
+        rows=evidence.rows,
+        metrics=dict(getattr(outcome, "metrics", {}) or {}),
+        model_id=model_id,
+        dataset=dataset,
+        steps=evidence.steps,
+        wall_seconds=float(getattr(outcome, "wall_seconds", wall) or wall),
+        trainer_primary_score=getattr(outcome, PRIMARY_SCORE, None),
+        history=[dict(p) for p in getattr(outcome, "history", []) or []],
+        max_trace_tokens=plan.config.eval.max_trace_tokens,
+        rows_file=ROWS_NAME if plan.evidence.include_eval_rows else None,
+    )
+    evidence.manifest = build_run_manifest(
+        run_name=plan.name,
+        namespace=plan.namespace,
+        commit=attempt.commit,
+        model_id=model_id,
+        dataset=dataset,
+        config=plan.config.to_wire(),
+        config_path=plan.config_path,
+        config_source_sha256=plan.config_source_sha256,
+        overrides=plan.overrides,
+        command=command,
+        seed=plan.config.seed,
+        start_time=attempt.started,
+        end_time=evidence.finished,
+        wall_seconds=wall,
+        steps=evidence.steps,
+        devices=[str(d) for d in getattr(outcome, "devices", []) or []],
+        source=plan.source(),
+        storage_uri=store.uri,
+        storage_prefix=plan.prefix,
+    )
+    _write_files(plan, folder, evidence)
+
+
+def _write_files(plan: RehearsalPlan, folder: Path, evidence: _Evidence) -> None:
+    _write_json(folder / SUMMARY_NAME, evidence.summary)
+    _write_json(folder / MANIFEST_NAME, evidence.manifest)
+    if plan.evidence.include_eval_rows:
+        (folder / ROWS_NAME).write_text(rows_jsonl(evidence.rows), encoding="utf-8")
+    if plan.sweep_summary_bytes is not None:
+        (folder / SWEEP_SUMMARY_NAME).write_bytes(plan.sweep_summary_bytes)
+    if plan.evidence.report:
+        html = render_report(
+            manifest=evidence.manifest,
+            summary=evidence.summary,
+            rows=evidence.rows,
+            sweep=plan.sweep_summary,
+        )
+        (folder / REPORT_NAME).write_text(html, encoding="utf-8")
+
+
+def _package(plan: RehearsalPlan, folder: Path) -> Path | None:
+    """SHA256SUMS, then the zip under submission/ (when the plan packages), verified."""
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    write_sums(folder, names)
+    if not plan.evidence.package:
+        return None
+    bundle = build_zip(folder, folder / SUBMISSION_DIR)
+    check = verify_zip(bundle)
+    if not check.ok:
+        raise RehearsalError(
+            f"rehearsal {plan.name}: bad evidence: the bundle {bundle.name} does not "
+            f"verify: {check.errors}",
+            reason=BAD_EVIDENCE_REASON,
+        )
+    return bundle
 
 
 def _write_json(path: Path, data: Any) -> None:

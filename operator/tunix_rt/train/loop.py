@@ -15,7 +15,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,7 @@ from jax.sharding import NamedSharding
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.train import data, sharding
 from tunix_rt.train.data import DatasetInfo
 from tunix_rt.train.evaluate import EvalRow, Evaluator
@@ -37,6 +38,9 @@ from tunix_rt.train.train_step import (
     jitted_train_step,
     learning_rate_at,
 )
+
+if TYPE_CHECKING:
+    from tunix_rt.train.checkpoint import Checkpointer
 
 Report = Callable[[dict[str, float]], None]
 Log = Callable[[str], None]
@@ -267,37 +271,7 @@ def run_trial(
     say: Log = log or print
     tell: Report = report or (lambda metrics: None)
     trainer = Trainer(config, say)
-    state = trainer.initial
-    history: list[dict[str, float]] = []
-    checkpointer = None
-    if checkpoint_dir is not None:
-        from tunix_rt.train.checkpoint import Checkpointer
-
-        checkpointer = Checkpointer(checkpoint_dir)
-    try:
-        save = None
-        last_loss = float("nan")
-        if checkpointer is not None:
-            meta = checkpointer.meta()
-            if meta is not None:
-                _check_resumable(meta, config, str(checkpoint_dir))
-                state = checkpointer.restore(state)
-                _check_step(int(state.step), config, str(checkpoint_dir))
-                history = list(meta.get("history", []))
-                last_loss = float(meta.get("loss") or "nan")
-                say(f"resumed from {checkpoint_dir} at step {int(state.step)}")
-
-            def save(s: TrainState, loss: float) -> None:
-                checkpointer.save(s, _meta(config, history, loss))
-
-        state, last_loss, timing = trainer.train(
-            state, history, tell, say, save, last_loss, deadline
-        )
-        if save is not None:
-            save(state, last_loss)  # no-op when this step is already saved
-    finally:
-        if checkpointer is not None:
-            checkpointer.close()
+    state, last_loss, timing, history = _train(trainer, checkpoint_dir, tell, say, deadline)
     if deadline is not None and time.monotonic() >= deadline:
         raise TrainingTimeout(
             config.max_steps,
@@ -305,25 +279,12 @@ def run_trial(
             time.perf_counter() - trainer.started,
             before_eval=True,
         )
-
-    eval_started = time.perf_counter()
-    rows, final = trainer.evaluator(state.params)
-    final.update(
-        {
-            "step": config.max_steps,
-            "loss": last_loss,
-            "steps_per_second": timing.timed_steps / timing.train if timing.train > 0 else 0.0,
-            "compile_seconds": timing.compile,
-            "train_seconds": timing.train,
-            "eval_seconds": time.perf_counter() - eval_started + timing.eval,
-        }
-    )
-    final = {k: v for k, v in final.items() if math.isfinite(v)}
+    rows, final = _final_eval(trainer, state, last_loss, timing)
     history.append(final)
     tell(final)
     say(_final_line(final, len(rows)))
     return TrainResult(
-        primary_score=final.get("primary_score"),
+        primary_score=final.get(PRIMARY_SCORE),
         metrics=final,
         eval_rows=rows,
         history=history,
@@ -336,8 +297,81 @@ def run_trial(
     )
 
 
+def _train(
+    trainer: Trainer,
+    checkpoint_dir: str | None,
+    tell: Report,
+    say: Log,
+    deadline: float | None,
+) -> tuple[TrainState, float, Timing, list[dict[str, float]]]:
+    """All train steps, resumed from and saved to ``checkpoint_dir`` when there is one:
+    the final state, last loss, timings and the learning curve so far."""
+    config = trainer.config
+    if checkpoint_dir is None:
+        history: list[dict[str, float]] = []
+        state, last_loss, timing = trainer.train(
+            trainer.initial, history, tell, say, None, float("nan"), deadline
+        )
+        return state, last_loss, timing, history
+    from tunix_rt.train.checkpoint import Checkpointer
+
+    checkpointer = Checkpointer(checkpoint_dir)
+    try:
+        state, history, last_loss = _resume(
+            checkpointer, trainer.initial, config, checkpoint_dir, say
+        )
+
+        def save(s: TrainState, loss: float) -> None:
+            checkpointer.save(s, _meta(config, history, loss))
+
+        state, last_loss, timing = trainer.train(
+            state, history, tell, say, save, last_loss, deadline
+        )
+        save(state, last_loss)  # no-op when this step is already saved
+    finally:
+        checkpointer.close()
+    return state, last_loss, timing, history
+
+
+def _resume(
+    checkpointer: Checkpointer,
+    state: TrainState,
+    config: TrainerConfig,
+    directory: str,
+    say: Log,
+) -> tuple[TrainState, list[dict[str, float]], float]:
+    """The checkpointed state, learning curve and last loss; ``state`` for a fresh run."""
+    meta = checkpointer.meta()
+    if meta is None:
+        return state, [], float("nan")
+    _check_resumable(meta, config, directory)
+    state = checkpointer.restore(state)
+    _check_step(int(state.step), config, directory)
+    say(f"resumed from {directory} at step {int(state.step)}")
+    return state, list(meta.get("history", [])), float(meta.get("loss") or "nan")
+
+
+def _final_eval(
+    trainer: Trainer, state: TrainState, last_loss: float, timing: Timing
+) -> tuple[list[EvalRow], dict[str, float]]:
+    """Every eval row, and the final metrics: eval scores, loss, throughput, timings."""
+    eval_started = time.perf_counter()
+    rows, final = trainer.evaluator(state.params)
+    final.update(
+        {
+            "step": trainer.config.max_steps,
+            "loss": last_loss,
+            "steps_per_second": timing.timed_steps / timing.train if timing.train > 0 else 0.0,
+            "compile_seconds": timing.compile,
+            "train_seconds": timing.train,
+            "eval_seconds": time.perf_counter() - eval_started + timing.eval,
+        }
+    )
+    return rows, {k: v for k, v in final.items() if math.isfinite(v)}
+
+
 def _final_line(metrics: dict[str, float], rows: int) -> str:
-    score = metrics.get("primary_score")
+    score = metrics.get(PRIMARY_SCORE)
     return (
         f"done: {metrics['step']:.0f} steps, primary_score "
         f"{'n/a' if score is None else f'{score:.4f}'} on {rows} eval rows, format_valid "
@@ -352,8 +386,8 @@ def _progress_line(metrics: dict[str, float], total: int) -> str:
         f"step {metrics['step']:.0f}/{total} loss {metrics['loss']:.4f} "
         f"lr {metrics['learning_rate']:.2e} {metrics['steps_per_second']:.1f} steps/s"
     )
-    if "primary_score" in metrics:
-        line += f" primary_score {metrics['primary_score']:.4f} on {metrics['eval_rows']:.0f} rows"
+    if PRIMARY_SCORE in metrics:
+        line += f" primary_score {metrics[PRIMARY_SCORE]:.4f} on {metrics['eval_rows']:.0f} rows"
     return line
 
 
