@@ -33,8 +33,8 @@ from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.cli.operator import app, build_config
-from tunix_rt.controller import ConfigError, Metrics, OperatorConfig
 from tunix_rt.contract.phases import judge_sweep
+from tunix_rt.controller import ConfigError, Metrics, OperatorConfig
 from tunix_rt.controller.status import set_condition
 from tunix_rt.controller.sweep_status import trial_fields
 from tunix_rt.storage import Store

@@ -43,18 +43,7 @@ from tunix_rt.api.errors import ManifestError, describe
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.contract.layout import RehearsalFiles, RehearsalLayout, bundle_key
 from tunix_rt.contract.phases import Verdict, job_status, judge_rehearsal
-from tunix_rt.controller.kind import (
-    Call,
-    Kind,
-    already_started,
-    give_up,
-    launch,
-    output_wait,
-    publish,
-    read_rayjob,
-    read_store,
-    reject_invalid,
-)
+from tunix_rt.controller.kind import Call, Kind
 from tunix_rt.controller.rehearsal_source import Resolved, Unresolvable, Waiting, resolve
 from tunix_rt.controller.rehearsal_status import (
     WAITING_FOR_SWEEP,
@@ -117,12 +106,12 @@ def _ended_before(files: RehearsalFiles, since: datetime) -> bool:
 
 async def start(call: Call) -> None:
     """create / resume: validate, resolve the source, create or adopt the RayJob."""
-    if await already_started(REHEARSAL, call):
+    if await REHEARSAL.already_started(call):
         return  # adopted after a restart: the source sweep is not resolved again
     try:
         parsed = RehearsalSpec.model_validate(call.runtime.with_defaults(call.spec))
     except ValidationError as exc:
-        reject_invalid(REHEARSAL, call, describe(exc))
+        REHEARSAL.reject_invalid(call, describe(exc))
         return
     outcome = await resolve(call.runtime, call.namespace, parsed)
     if isinstance(outcome, Unresolvable):
@@ -135,9 +124,9 @@ async def start(call: Call) -> None:
 
 def _unresolvable(call: Call, outcome: Unresolvable) -> None:
     if outcome.reason == INVALID_SPEC:
-        reject_invalid(REHEARSAL, call, outcome.message)
+        REHEARSAL.reject_invalid(call, outcome.message)
     else:
-        give_up(REHEARSAL, call, outcome.reason, outcome.message)
+        REHEARSAL.give_up(call, outcome.reason, outcome.message)
 
 
 def _wait_for_sweep(call: Call, parsed: RehearsalSpec, waiting: Waiting) -> None:
@@ -164,7 +153,7 @@ async def _launch(call: Call, outcome: Resolved) -> None:
             params=outcome.params,
         )
     except ManifestError as exc:
-        reject_invalid(REHEARSAL, call, str(exc))
+        REHEARSAL.reject_invalid(call, str(exc))
         return
     files = _files(call, call.runtime.store(outcome.spec.storage))
     source = {
@@ -172,7 +161,7 @@ async def _launch(call: Call, outcome: Resolved) -> None:
         "sourceTrial": outcome.source_trial,
         "params": outcome.params,
     }
-    await launch(REHEARSAL, call, manifest, {**source, "evidenceUri": files.uri})
+    await REHEARSAL.launch(call, manifest, {**source, "evidenceUri": files.uri})
 
 
 def _files(call: Call, store: Store) -> RehearsalFiles:
@@ -188,22 +177,21 @@ async def follow(call: Call) -> None:
         await start(call)
         return
     rayjob_name = str(call.status["rayJobName"])
-    rayjob = await read_rayjob(call, rayjob_name)
+    rayjob = await call.read_rayjob(rayjob_name)
     files = _files(call, call.runtime.store(_storage(call, rayjob)))
     read = functools.partial(read_evidence, files, parse_time(call.status.get("startTime")))
-    evidence = await read_store(call, files, read, "evidence", "unreadable evidence: %s")
+    evidence = await call.read_store(files, read, "evidence", "unreadable evidence: %s")
     if evidence is None:
         return
     waiting = job_status(rayjob) == "SUCCEEDED" and not evidence.has_summary
-    waited = output_wait(call, SUMMARY_WAIT_KEY, waiting)
+    waited = call.output_wait(SUMMARY_WAIT_KEY, waiting)
     grace = call.runtime.config.summary_grace_seconds
     judged = judge_rehearsal(rayjob, rayjob_name, evidence.has_summary, waited, grace, files.uri)
     verdict, log_uri = await _settle(call, files, judged, evidence)
     if verdict.finished:
         call.memo.pop(SUMMARY_WAIT_KEY, None)
-    publish(
-        REHEARSAL, call, verdict, desired_status(verdict, evidence, files.uri, log_uri, call.status)
-    )
+    desired = desired_status(verdict, evidence, files.uri, log_uri, call.status)
+    REHEARSAL.publish(call, verdict, desired)
 
 
 def _storage(call: Call, rayjob: Mapping[str, Any] | None) -> str:
@@ -257,9 +245,8 @@ def _not_started(status: Mapping[str, Any]) -> bool:
 
 
 REHEARSAL = Kind(
-    name="Rehearsal",
-    plural="rehearsals",
-    rayjob_label=REHEARSAL_LABEL,
+    "Rehearsal",
+    REHEARSAL_LABEL,
     kept="evidence files",
     start=start,
     follow=follow,

@@ -47,19 +47,9 @@ from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult
 from tunix_rt.contract.layout import SweepFiles, SweepLayout
 from tunix_rt.contract.phases import job_finished, job_status, judge_sweep
-from tunix_rt.controller.kind import (
-    Call,
-    Kind,
-    already_started,
-    launch,
-    output_wait,
-    publish,
-    read_rayjob,
-    read_store,
-    reject_invalid,
-)
+from tunix_rt.controller.kind import Call, Kind
 from tunix_rt.controller.runtime import Runtime, fail, owner_of
-from tunix_rt.controller.status import INVALID_SPEC, is_terminal
+from tunix_rt.controller.status import INVALID_SPEC
 from tunix_rt.controller.sweep_status import (
     desired_status,
     evidence_fields,
@@ -124,7 +114,7 @@ def read_snapshot(files: SweepFiles, cache: dict[str, TrialResult], with_summary
 
 async def start(call: Call) -> None:
     """create / resume: validate, then create or adopt the RayJob."""
-    if await already_started(SWEEP, call):
+    if await SWEEP.already_started(call):
         return
     try:
         parsed = parse_spec(call.spec, call.runtime)
@@ -136,15 +126,15 @@ async def start(call: Call) -> None:
             options=call.runtime.config.build_options(),
         )
     except ValidationError as exc:
-        reject_invalid(SWEEP, call, describe(exc))
+        SWEEP.reject_invalid(call, describe(exc))
         return
     except ManifestError as exc:
-        reject_invalid(SWEEP, call, str(exc))
+        SWEEP.reject_invalid(call, str(exc))
         return
     planned = parsed.planned_trials()
     results = _files(call, parsed).uri
     started = {"resultsUri": results, "trialsTotal": planned, "trialsProgress": f"0/{planned}"}
-    await launch(SWEEP, call, manifest, started)
+    await SWEEP.launch(call, manifest, started)
 
 
 def _files(call: Call, spec: SweepSpec) -> SweepFiles:
@@ -157,7 +147,7 @@ def _files(call: Call, spec: SweepSpec) -> SweepFiles:
 async def follow(call: Call) -> None:
     """timer: follow the RayJob and the trial files; patch status."""
     rayjob_name = str(call.status.get("rayJobName") or child_name(SWEEP.key, call.name))
-    rayjob = await read_rayjob(call, rayjob_name)
+    rayjob = await call.read_rayjob(rayjob_name)
     parsed = running_spec(rayjob, call.spec, call.runtime)
     if parsed is None:
         _spec_lost(call, rayjob, rayjob_name)
@@ -165,11 +155,11 @@ async def follow(call: Call) -> None:
     files = _files(call, parsed)
     cache: dict[str, TrialResult] = call.memo.setdefault(CACHE_KEY, {})
     read = partial(read_snapshot, files, cache, job_finished(rayjob))
-    snap = await read_store(call, files, read, "results", "skipping an unreadable result: %s")
+    snap = await call.read_store(files, read, "results", "skipping an unreadable result: %s")
     if snap is None:
         return
     waiting = job_status(rayjob) == "SUCCEEDED" and snap.summary is None
-    waited = output_wait(call, SUMMARY_WAIT_KEY, waiting)
+    waited = call.output_wait(SUMMARY_WAIT_KEY, waiting)
     grace = call.runtime.config.summary_grace_seconds
     judged = judge_sweep(rayjob, rayjob_name, snap.summary, bool(snap.trials), waited, grace)
     trials = merge_trials(snap.trials, snap.summary)
@@ -177,9 +167,8 @@ async def follow(call: Call) -> None:
     verdict = settle(judged, fields)
     evidence = evidence_fields(files.store.uri_for(files.layout.evidence_prefix), snap.bundle_uri)
     _trial_events(call, trials)
-    publish(
-        SWEEP, call, verdict, desired_status(verdict, fields, call.status, rayjob_name, evidence)
-    )
+    desired = desired_status(verdict, fields, call.status, rayjob_name, evidence)
+    SWEEP.publish(call, verdict, desired)
     if verdict.finished:
         call.memo.pop(CACHE_KEY, None)
         call.memo.pop(SUMMARY_WAIT_KEY, None)
@@ -212,21 +201,4 @@ def _trial_events(call: Call, trials: list[TrialResult]) -> None:
 # ----------------------------------------------------------------------------- wiring
 
 
-def _following(status: Mapping[str, Any]) -> bool:
-    return bool(status.get("rayJobName")) and not is_terminal(status)
-
-
-def _not_started(status: Mapping[str, Any]) -> bool:
-    return not status.get("rayJobName")
-
-
-SWEEP = Kind(
-    name="Sweep",
-    plural="sweeps",
-    rayjob_label=SWEEP_LABEL,
-    kept="results",
-    start=start,
-    follow=follow,
-    following=_following,
-    restarts=_not_started,
-)
+SWEEP = Kind("Sweep", SWEEP_LABEL, kept="results", start=start, follow=follow)
