@@ -28,14 +28,15 @@ from support.operator import (
     wait_for,
 )
 from tunix_rt.api.common import Phase
+from tunix_rt.api.errors import ManifestError, describe
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
-from tunix_rt.api.trial import TrialResult, TrialState
+from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.cli.operator import app, build_config
+from tunix_rt.contract.phases import judge_sweep
 from tunix_rt.controller import ConfigError, Metrics, OperatorConfig
-from tunix_rt.controller import rehearsal as rehearsal_handlers
-from tunix_rt.controller import sweep as sweep_handlers
-from tunix_rt.controller.status import describe_validation_error, set_condition
+from tunix_rt.controller.status import set_condition
+from tunix_rt.controller.sweep_status import trial_fields
 from tunix_rt.storage import Store
 
 
@@ -247,7 +248,7 @@ def test_validation_errors_name_wire_fields() -> None:
             "searchSpace": {"learningRate": {"type": "uniform", "low": 1, "high": 2}},
             "cluster": {"pools": [{"name": "g", "accelerator": "gpu"}]},
         })  # fmt: skip
-    text = describe_validation_error(info.value)
+    text = describe(info.value)
     assert "spec.cluster.pools[0].gpusPerPod: a gpu pool needs gpusPerPod >= 1" in text
 
 
@@ -292,11 +293,9 @@ def test_sweep_verdicts(
     phase: Phase,
     reason: str,
 ) -> None:
-    snap = sweep_handlers.Snapshot(trials=trials)
-    if summary:
-        snap.summary = sweep_handlers.SweepResult(sweep="s")
+    result = SweepResult(sweep="s") if summary else None
     rayjob = None if job is None else {"status": job}
-    verdict = sweep_handlers.judge(rayjob, "sweep-s", snap, waited, grace=60)
+    verdict = judge_sweep(rayjob, "sweep-s", result, bool(trials), waited, grace=60)
     assert (verdict.phase, verdict.reason) == (phase, reason)
 
 
@@ -310,7 +309,7 @@ def test_trial_fields_count_and_rank() -> None:
         _trial("c", TrialState.STOPPED, 0.9),
         _trial("d", TrialState.RUNNING),
     ]
-    fields = sweep_handlers.trial_fields(trials, spec, None)
+    fields = trial_fields(trials, spec, None)
     assert (fields["trialsCompleted"], fields["trialsFailed"], fields["trialsRunning"]) == (
         2, 1, 1)  # fmt: skip
     assert fields["trialsProgress"] == "3/5" and fields["trialsTotal"] == 5
@@ -319,12 +318,12 @@ def test_trial_fields_count_and_rank() -> None:
 
 def test_overrides_name_unknown_fields() -> None:
     base = TrainerConfig()
-    out = rehearsal_handlers.apply_overrides(base, {"max_steps": 10, "dataset": {"evalSize": 8}})
+    out = base.with_overrides({"max_steps": 10, "dataset": {"evalSize": 8}})
     assert out.max_steps == 10 and out.dataset.eval_size == 8
-    with pytest.raises(rehearsal_handlers.OverrideError, match=r"^spec\.overrides\.epochs: "):
-        rehearsal_handlers.apply_overrides(base, {"epochs": 3})
-    with pytest.raises(rehearsal_handlers.OverrideError, match=r"^spec\.overrides\.model\.depth: "):
-        rehearsal_handlers.apply_overrides(base, {"model": {"depth": 3}})
+    with pytest.raises(ManifestError, match=r"^spec\.overrides\.epochs: "):
+        base.with_overrides({"epochs": 3})
+    with pytest.raises(ManifestError, match=r"^spec\.overrides\.model\.depth: "):
+        base.with_overrides({"model": {"depth": 3}})
 
 
 async def test_cli_runs_the_operator_until_sigterm(

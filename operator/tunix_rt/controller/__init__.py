@@ -7,8 +7,12 @@ Run it with ``tunix-rt operator`` (see ``tunix_rt.cli.operator``), or embedded::
 
     await run_operator(OperatorConfig.from_env(), stop_flag=event)
 
-Behaviour (spec changes, deletion, restarts) is documented in ``sweep.py`` and in
-``docs/operator.md``.
+Behaviour (spec changes, deletion, restarts) is documented in ``sweep.py`` and
+``rehearsal.py`` and in ``docs/operator.md``. Both kinds run on one skeleton
+(``kind.py``: handlers, registration, the steps they share); each kind's status rules
+are pure functions (``status.py``, ``sweep_status.py``, ``rehearsal_status.py``), and
+what crosses the RayJob boundary (store layout, phase rules) is the run contract,
+``tunix_rt.contract``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from typing import Any
 
 import kopf
 
-from tunix_rt.controller import rehearsal, settings, sweep
+from tunix_rt.controller import settings
 from tunix_rt.controller.config import ConfigError, OperatorConfig
+from tunix_rt.controller.kind import register_kind
 from tunix_rt.controller.metrics import Metrics
+from tunix_rt.controller.rehearsal import REHEARSAL
 from tunix_rt.controller.runtime import Runtime
+from tunix_rt.controller.sweep import SWEEP
 
 __all__ = [
     "ConfigError",
@@ -38,8 +45,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     """A fresh registry with every handler (one per operator run; tests start several)."""
     registry = kopf.OperatorRegistry()
     settings.register(registry)
-    sweep.register(registry, config.poll_seconds)
-    rehearsal.register(registry, config.poll_seconds)
+    for kind in (SWEEP, REHEARSAL):
+        register_kind(registry, kind, config.poll_seconds)
     return registry
 
 

@@ -2,12 +2,15 @@
 
 One :class:`Runtime` per operator process, handed to kopf as ``memo.runtime``; kopf
 gives each object a shallow copy of that memo, so per-object caches live next to it.
+Also the API-facing steps both kinds use: fail an object, ignore a spec change visibly,
+create or adopt a RayJob (:func:`ensure_rayjob`), read one (:func:`get_rayjob`), and the
+create/resume prologue (:func:`nothing_to_start`). The handler skeleton itself is in
+:mod:`tunix_rt.controller.kind`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +18,6 @@ from typing import Any
 import kopf
 
 from tunix_rt.api.common import API_VERSION, Phase
-from tunix_rt.api.names import child_name
 from tunix_rt.controller.config import OperatorConfig
 from tunix_rt.controller.metrics import Metrics
 from tunix_rt.controller.status import (
@@ -156,10 +158,6 @@ def ignore_spec_change(
     kopf.warn(body, reason=SPEC_CHANGE_IGNORED, message=message)
 
 
-def clear_spec_change(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [c for c in conditions if c.get("type") != SPEC_CHANGE_IGNORED]
-
-
 async def ensure_rayjob(
     runtime: Runtime,
     body: kopf.Body,
@@ -216,6 +214,14 @@ async def ensure_rayjob(
     return ensured
 
 
+async def get_rayjob(runtime: Runtime, namespace: str, name: str) -> dict[str, Any] | None:
+    """The RayJob, None when it is gone; API trouble raises kopf.TemporaryError (retried)."""
+    try:
+        return await runtime.rayjobs.get(namespace, name)
+    except KubeApiError as exc:
+        raise kopf.TemporaryError(f"reading RayJob {name}: {exc}", delay=10) from exc
+
+
 async def read_in_thread(fn: Any, *args: Any) -> Any:
     """Store I/O is blocking (fsspec, retries with sleeps): keep it off the event loop."""
     return await asyncio.to_thread(fn, *args)
@@ -249,41 +255,8 @@ async def adopt_existing(
     """Resume after a restart: the RayJob named in status keeps running; say so. A missing
     one is reported by the timer (RayJobLost, or success from what the store holds)."""
     name = str(status["rayJobName"])
-    try:
-        existing = await runtime.rayjobs.get(namespace, name)
-    except KubeApiError as exc:
-        raise kopf.TemporaryError(f"reading RayJob {name}: {exc}", delay=10) from exc
-    if existing is not None:
+    if await get_rayjob(runtime, namespace, name) is not None:
         kopf.info(body, reason="RayJobAdopted", message=f"adopted the existing RayJob {name}")
     meta = body.get("metadata") or {}
     phase = str(status.get("phase") or Phase.PENDING.value)
     runtime.metrics.observe_phase(kind, str(meta.get("namespace")), str(meta.get("name")), phase)
-
-
-async def delete_child_rayjob(
-    runtime: Runtime,
-    body: kopf.Body,
-    meta: kopf.Meta,
-    status: kopf.Status,
-    logger: kopf.Logger,
-    *,
-    kind: str,
-    label: str,
-    kept: str,
-) -> None:
-    """delete: remove the parent's RayJob (ours only); what is in the store (``kept``) stays."""
-    namespace, name = str(meta["namespace"]), str(meta["name"])
-    rayjob_name = str(status.get("rayJobName") or child_name(kind, name))
-    with runtime.metrics.time(kind, "delete"):
-        try:
-            deleted = await runtime.rayjobs.delete_owned(
-                namespace, rayjob_name, meta.get("uid"), {label: name}
-            )
-        except KubeApiError as exc:
-            raise kopf.TemporaryError(f"deleting RayJob {rayjob_name}: {exc}", delay=10) from exc
-    runtime.metrics.forget(kind, namespace, name)
-    if deleted:
-        message = f"deleted RayJob {rayjob_name}; {kept} stay in the store"
-        logger.info(message)
-        with contextlib.suppress(Exception):
-            kopf.info(body, reason="RayJobDeleted", message=message)

@@ -1,5 +1,11 @@
 """Status helpers shared by the Sweep and Rehearsal handlers: conditions, phases, messages.
 
+Pure functions from (current status, what happened) to the desired status keys; the
+handlers patch only the keys that change (:func:`apply_status`). The rules both kinds
+share: :func:`started_status` (the RayJob was created or adopted: Pending) and
+:func:`phase_status` (phase, message, conditions and completion time of a verdict).
+Each kind's own fields are in ``sweep_status`` and ``rehearsal_status``.
+
 Conditions (``Ready``, ``Progressing``, ``Failed``, and ``SpecChangeIgnored`` when it
 applies) follow the Kubernetes conventions: ``lastTransitionTime`` moves only when a
 condition's status flips; ``observedGeneration`` is the generation it was computed for.
@@ -12,9 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
 from tunix_rt.api.common import TERMINAL_PHASES, Condition, Phase
+from tunix_rt.contract.phases import Verdict
 
 READY = "Ready"
 PROGRESSING = "Progressing"
@@ -120,26 +126,43 @@ def phase_conditions(
     return conds
 
 
-def _loc(parts: Iterable[int | str]) -> str:
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
+def clear_spec_change(conditions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The conditions without ``SpecChangeIgnored`` (a start applies the current spec)."""
+    return [dict(c) for c in conditions if c.get("type") != SPEC_CHANGE_IGNORED]
 
 
-def describe_validation_error(exc: ValidationError, prefix: str = "spec") -> str:
-    """``spec.searchSpace.learningRate.low: ...`` for each error, joined by ``; ``."""
-    messages = []
-    for err in exc.errors(include_url=False):
-        loc = _loc(err.get("loc", ()))
-        path = f"{prefix}.{loc}" if loc else prefix
-        msg = str(err.get("msg", "invalid"))
-        msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        messages.append(f"{path}: {msg}")
-    return "; ".join(messages) or f"{prefix}: invalid"
+def started_status(
+    status: Mapping[str, Any], rayjob_name: str, action: str, generation: int | None
+) -> dict[str, Any]:
+    """Pending: the RayJob was ``action`` (created or adopted); the Ray cluster starts."""
+    message = f"RayJob {rayjob_name} {action}; waiting for the Ray cluster"
+    reason = "RayJobCreated" if action == "created" else "RayJobAdopted"
+    conditions = clear_spec_change(status.get("conditions") or [])
+    return {
+        "phase": Phase.PENDING.value,
+        "message": message,
+        "conditions": phase_conditions(conditions, Phase.PENDING, reason, message, generation),
+        "observedGeneration": generation,
+        "rayJobName": rayjob_name,
+        "startTime": status.get("startTime") or timestamp(),
+        "completionTime": None,
+    }
+
+
+def phase_status(status: Mapping[str, Any], verdict: Verdict) -> dict[str, Any]:
+    """Phase, message and conditions of ``verdict``; the completion time once finished."""
+    generation = status.get("observedGeneration")
+    desired: dict[str, Any] = {
+        "phase": verdict.phase.value,
+        "message": verdict.message,
+        "conditions": phase_conditions(
+            status.get("conditions") or [], verdict.phase, verdict.reason, verdict.message,
+            generation,
+        ),
+    }  # fmt: skip
+    if verdict.finished:
+        desired["completionTime"] = status.get("completionTime") or timestamp()
+    return desired
 
 
 def generation_of(meta: Mapping[str, Any]) -> int | None:

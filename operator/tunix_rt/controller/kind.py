@@ -1,0 +1,296 @@
+"""The controller skeleton both kinds share: one handler wrapper, one registration.
+
+A kind (:data:`~tunix_rt.controller.sweep.SWEEP`,
+:data:`~tunix_rt.controller.rehearsal.REHEARSAL`) supplies two reconcile steps and two
+predicates on its status:
+
+* ``start`` (create / resume): validate, create or adopt the RayJob;
+* ``follow`` (the timer, every ``poll_seconds`` while ``following(status)``: by default
+  while it has a RayJob and has not finished);
+* ``restarts(status)``: a spec change is applied by starting again (by default: the
+  object never got a RayJob) instead of being ignored visibly (``SpecChangeIgnored``).
+
+Everything else is here, the same for both kinds: the handler preamble (:func:`handler`:
+the :class:`~tunix_rt.controller.runtime.Runtime` from ``memo``, the handler's duration
+in the ``tunixrt_reconcile_duration_seconds`` histogram, the status as a plain dict, all
+in one :class:`Call`), the registration (:func:`register_kind`), the spec-change handler
+(:func:`spec_changed`), the delete handler (:func:`delete_rayjob`: removes the RayJob,
+ours only; the store keeps everything), and the steps a start and a follow have in
+common: refuse an invalid spec, create or adopt the RayJob and go Pending
+(:meth:`Kind.reject_invalid`, :meth:`Kind.launch`), read the RayJob and the store
+(:meth:`Call.read_rayjob`, :meth:`Call.read_store`: an unreachable store is a warning and
+a retry at the next poll), publish a verdict (:meth:`Kind.publish`: status patch,
+transition Event, phase metric). Handler ids are the historic ``start_sweep``,
+``follow_sweep``, ``sweep_spec_changed``, ``delete_sweep`` (and the same for
+``rehearsal``): kopf keeps handler progress in annotations under those ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+import kopf
+
+from tunix_rt.api.common import GROUP, VERSION, Phase
+from tunix_rt.api.names import child_name
+from tunix_rt.contract.layout import Reader
+from tunix_rt.contract.phases import Verdict
+from tunix_rt.controller.runtime import (
+    Runtime,
+    ensure_rayjob,
+    fail,
+    get_rayjob,
+    ignore_spec_change,
+    nothing_to_start,
+    plain,
+    read_in_thread,
+    runtime_of,
+)
+from tunix_rt.controller.status import (
+    INVALID_SPEC,
+    apply_status,
+    failed_for_invalid_spec,
+    generation_of,
+    is_terminal,
+    phase_of,
+    post_transition,
+    started_status,
+)
+from tunix_rt.kuberay.client import KubeApiError
+from tunix_rt.storage import StoreError
+
+T = TypeVar("T")
+
+
+@dataclass
+class Call:
+    """One handler invocation: what kopf passed, with the status as a plain dict; and the
+    reads a follow step makes (the RayJob, the store)."""
+
+    runtime: Runtime
+    body: kopf.Body
+    meta: Mapping[str, Any]
+    spec: Mapping[str, Any]
+    status: dict[str, Any]
+    patch: kopf.Patch
+    memo: kopf.Memo
+    logger: kopf.Logger | logging.Logger
+
+    @property
+    def namespace(self) -> str:
+        return str(self.meta["namespace"])
+
+    @property
+    def name(self) -> str:
+        return str(self.meta["name"])
+
+    @property
+    def generation(self) -> int | None:
+        return generation_of(self.meta)
+
+    async def read_rayjob(self, rayjob_name: str) -> dict[str, Any] | None:
+        """The RayJob (None when it is gone); API trouble makes kopf retry."""
+        return await get_rayjob(self.runtime, self.namespace, rayjob_name)
+
+    async def read_store(
+        self, files: Reader, read: Callable[[], T], what: str, problem: str
+    ) -> T | None:
+        """``read()`` off the event loop; None (and a warning) while the store is
+        unreachable. Each unreadable file it skipped is logged with ``problem``."""
+        try:
+            out: T = await read_in_thread(read)
+        except StoreError as exc:
+            self.logger.warning("cannot read %s from %s: %s (retrying)", what, files.store.uri, exc)
+            return None
+        for line in files.problems:
+            self.logger.warning(problem, line)
+        return out
+
+    def output_wait(self, key: str, waiting: bool) -> float:
+        """Seconds spent waiting for a succeeded job's output (first seen: ``memo[key]``)."""
+        if not waiting:
+            return 0.0
+        first: float = self.memo.setdefault(key, time.monotonic())
+        return time.monotonic() - first
+
+
+Step = Callable[[Call], Awaitable[None]]
+StatusTest = Callable[[Mapping[str, Any]], bool]
+
+
+def started_and_running(status: Mapping[str, Any]) -> bool:
+    return bool(status.get("rayJobName")) and not is_terminal(status)
+
+
+def never_started(status: Mapping[str, Any]) -> bool:
+    return not status.get("rayJobName")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What differs between a Sweep and a Rehearsal controller, and the steps of a start
+    and a follow that are the same for both."""
+
+    name: str
+    """The kind (``Sweep``); lower-cased it labels metrics and names the RayJob."""
+    rayjob_label: str
+    """Label on the RayJob naming its parent (checked before deleting it)."""
+    kept: str
+    """What stays in the store when the object is deleted (said in the Event)."""
+    start: Step
+    follow: Step
+    following: StatusTest = started_and_running
+    """The timer runs (default: it has a RayJob and has not finished)."""
+    restarts: StatusTest = never_started
+    """A spec change starts it again (default: it never got a RayJob)."""
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
+
+    @property
+    def plural(self) -> str:
+        return f"{self.key}s"
+
+    def observe(self, call: Call, phase: Phase | str) -> None:
+        """The object's phase in the ``tunixrt_<kind>s{phase}`` gauge."""
+        value = phase.value if isinstance(phase, Phase) else phase
+        call.runtime.metrics.observe_phase(self.key, call.namespace, call.name, value)
+
+    # start steps -------------------------------------------------------------------
+    async def already_started(self, call: Call) -> bool:
+        """Nothing to start: finished, or started before an operator restart (adopted)."""
+        return await nothing_to_start(call.runtime, call.body, call.status, self.key)
+
+    def give_up(self, call: Call, reason: str, message: str) -> None:
+        """Failed for good, with ``reason``; a Warning Event."""
+        fail(
+            call.body,
+            call.patch,
+            call.status,
+            reason=reason,
+            message=message,
+            generation=call.generation,
+        )
+        self.observe(call, Phase.FAILED)
+
+    def reject_invalid(self, call: Call, message: str) -> None:
+        """Failed with reason ``InvalidSpec`` (said once per distinct message)."""
+        call.logger.warning("invalid %s spec: %s", self.name, message)
+        if failed_for_invalid_spec(call.status) and call.status.get("message") == message:
+            self.observe(call, Phase.FAILED)
+        else:
+            self.give_up(call, INVALID_SPEC, message)
+
+    async def launch(
+        self, call: Call, manifest: Mapping[str, Any], fields: Mapping[str, Any]
+    ) -> None:
+        """Create or adopt the RayJob, then Pending with ``fields`` added to the status."""
+        ensured = await ensure_rayjob(
+            call.runtime, call.body, call.patch, call.status, manifest, self.key, call.generation
+        )
+        if ensured is None:
+            self.observe(call, Phase.FAILED)
+            return
+        rayjob_name = str(manifest["metadata"]["name"])
+        desired = started_status(call.status, rayjob_name, ensured.action, call.generation)
+        desired.update(fields)
+        apply_status(call.patch, call.status, desired)
+        post_transition(call.body, phase_of(call.status), Phase.PENDING, desired["message"])
+        self.observe(call, Phase.PENDING)
+
+    # follow steps ------------------------------------------------------------------
+    def publish(self, call: Call, verdict: Verdict, desired: Mapping[str, Any]) -> None:
+        """Patch the status, post the transition Event, record the phase."""
+        old = phase_of(call.status)
+        apply_status(call.patch, call.status, desired)
+        failed = verdict.phase is Phase.FAILED
+        post_transition(
+            call.body, old, verdict.phase, verdict.message, verdict.reason if failed else None
+        )
+        self.observe(call, verdict.phase)
+
+
+# ----------------------------------------------------------------------------- wiring
+
+
+def handler(kind: Kind, op: str, step: Step) -> Callable[..., Awaitable[None]]:
+    """A kopf handler running ``step``: runtime from memo, timed, status as a plain dict."""
+
+    async def handle(
+        body: kopf.Body,
+        meta: kopf.Meta,
+        spec: kopf.Spec,
+        status: kopf.Status,
+        patch: kopf.Patch,
+        memo: kopf.Memo,
+        logger: kopf.Logger,
+        **_: Any,
+    ) -> None:
+        runtime = runtime_of(memo)
+        call = Call(runtime, body, meta, spec, plain(status), patch, memo, logger)
+        with runtime.metrics.time(kind.key, op):
+            await step(call)
+
+    handle.__name__ = handle.__qualname__ = f"{op}_{kind.key}"
+    return handle
+
+
+def register_kind(registry: kopf.OperatorRegistry, kind: Kind, poll_seconds: float) -> None:
+    """Attach one kind's handlers to a registry."""
+    on: dict[str, Any] = {"registry": registry, "backoff": 10}
+    start = handler(kind, "start", kind.start)
+    kopf.on.resume(GROUP, VERSION, kind.plural, id=f"start_{kind.key}", **on)(start)
+    kopf.on.create(GROUP, VERSION, kind.plural, id=f"start_{kind.key}", **on)(start)
+    kopf.on.update(GROUP, VERSION, kind.plural, field="spec", id=f"{kind.key}_spec_changed", **on)(
+        handler(kind, "update", partial(spec_changed, kind))
+    )
+
+    def following(status: kopf.Status, **_: Any) -> bool:
+        return kind.following(status)
+
+    kopf.timer(
+        GROUP,
+        VERSION,
+        kind.plural,
+        registry=registry,
+        id=f"follow_{kind.key}",
+        interval=poll_seconds,
+        backoff=max(poll_seconds, 1.0),
+        when=following,
+    )(handler(kind, "follow", kind.follow))
+    kopf.on.delete(GROUP, VERSION, kind.plural, id=f"delete_{kind.key}", **on)(
+        handler(kind, "delete", partial(delete_rayjob, kind))
+    )
+
+
+async def spec_changed(kind: Kind, call: Call) -> None:
+    """update of spec: start again an invalid (or not yet started) object; otherwise the
+    change is not applied, visibly (condition ``SpecChangeIgnored`` and a Warning)."""
+    if failed_for_invalid_spec(call.status) or kind.restarts(call.status):
+        await kind.start(call)
+    else:
+        ignore_spec_change(call.body, call.patch, call.status, kind.name, call.generation)
+
+
+async def delete_rayjob(kind: Kind, call: Call) -> None:
+    """delete: remove the object's RayJob (ours only); what is in the store stays."""
+    rayjob_name = str(call.status.get("rayJobName") or child_name(kind.key, call.name))
+    try:
+        deleted = await call.runtime.rayjobs.delete_owned(
+            call.namespace, rayjob_name, call.meta.get("uid"), {kind.rayjob_label: call.name}
+        )
+    except KubeApiError as exc:
+        raise kopf.TemporaryError(f"deleting RayJob {rayjob_name}: {exc}", delay=10) from exc
+    call.runtime.metrics.forget(kind.key, call.namespace, call.name)
+    if deleted:
+        message = f"deleted RayJob {rayjob_name}; {kind.kept} stay in the store"
+        call.logger.info(message)
+        with contextlib.suppress(Exception):
+            kopf.info(call.body, reason="RayJobDeleted", message=message)

@@ -1,0 +1,171 @@
+"""A Sweep's status from what the follow step read: pure functions, no I/O.
+
+The reconcile loop (:mod:`tunix_rt.controller.sweep`) reads the RayJob and the store and
+judges the phase (:func:`tunix_rt.contract.phases.judge_sweep`); these rules turn that
+verdict and the trial records into the desired status:
+
+* :func:`merge_trials`: the summary's trials win (they are final), trials only in files
+  are kept too;
+* :func:`trial_fields`: trials, counts, progress, best trial and its primary_score;
+* :func:`status_message` (and :func:`settle`, the verdict carrying it): the driver's own
+  message, else the progress (``3/5 trials finished (1 running); best trial …``);
+* :func:`evidence_fields`: the evidence folder and zip of a finished sweep;
+* :func:`desired_status`: all of it, in the keys ``status`` holds;
+* :func:`newly_finished` / :func:`trial_event`: one Event per trial that finished since
+  the last status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tunix_rt.api.common import Phase
+from tunix_rt.api.results import best_summary, best_trial, trial_summary
+from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.api.trial import FINISHED_STATES, SweepResult, TrialResult, TrialState
+from tunix_rt.contract.phases import Verdict
+from tunix_rt.controller.status import phase_status
+from tunix_rt.scoring import PRIMARY_SCORE
+
+
+def merge_trials(files: list[TrialResult], summary: SweepResult | None) -> list[TrialResult]:
+    """Summary trials win (they are final); trials only in files are kept too."""
+    by_id = {t.trial_id: t for t in files}
+    if summary is not None:
+        by_id.update({t.trial_id: t for t in summary.trials})
+    return [by_id[k] for k in sorted(by_id)]
+
+
+def _planned(spec: SweepSpec, summary: SweepResult | None) -> int:
+    """Trials planned: what the driver reported, else what the spec plans."""
+    return (summary.trials_planned if summary and summary.trials_planned else None) or (
+        spec.planned_trials()
+    )
+
+
+def _best(
+    trials: list[TrialResult], spec: SweepSpec, summary: SweepResult | None
+) -> TrialResult | None:
+    """The summary's best trial, else the best by the spec's objective."""
+    best = None
+    if summary is not None and summary.best_trial_id:
+        best = next((t for t in trials if t.trial_id == summary.best_trial_id), None)
+    return best if best is not None else best_trial(trials, spec.objective)
+
+
+def trial_fields(
+    trials: list[TrialResult], spec: SweepSpec, summary: SweepResult | None
+) -> dict[str, Any]:
+    """trials / counts / progress / best trial / primary score for status."""
+    completed = sum(t.state in (TrialState.SUCCEEDED, TrialState.STOPPED) for t in trials)
+    failed = sum(t.state is TrialState.FAILED for t in trials)
+    running = sum(t.state is TrialState.RUNNING for t in trials)
+    total = max(_planned(spec, summary), len(trials))
+    best = _best(trials, spec, summary)
+    best_wire = best_summary(best)
+    return {
+        "trials": [trial_summary(t).to_wire() for t in trials],
+        "trialsTotal": total,
+        "trialsCompleted": completed,
+        "trialsFailed": failed,
+        "trialsRunning": running,
+        "trialsProgress": f"{completed + failed}/{total}",
+        "bestTrial": best_wire.to_wire() if best_wire else None,
+        "primaryScore": best.primary_score if best else None,
+    }
+
+
+def _best_suffix(fields: Mapping[str, Any]) -> str:
+    """``; best trial <id> primary_score <score>`` once there is a scored best trial."""
+    best = fields.get("bestTrial")
+    if not best or fields.get("primaryScore") is None:
+        return ""
+    return f"; best trial {best['id']} {PRIMARY_SCORE} {fields['primaryScore']:.4f}"
+
+
+def progress_message(fields: Mapping[str, Any]) -> str:
+    done = fields["trialsCompleted"] + fields["trialsFailed"]
+    text = f"{done}/{fields['trialsTotal']} trials finished"
+    extras = []
+    if fields["trialsRunning"]:
+        extras.append(f"{fields['trialsRunning']} running")
+    if fields["trialsFailed"]:
+        extras.append(f"{fields['trialsFailed']} failed")
+    if extras:
+        text += f" ({', '.join(extras)})"
+    return text + _best_suffix(fields)
+
+
+def _succeeded_message(verdict: Verdict, fields: Mapping[str, Any]) -> str:
+    """The driver's own message, else how many trials succeeded and the best one."""
+    if verdict.message:
+        return verdict.message
+    return f"{fields['trialsCompleted']} trials succeeded{_best_suffix(fields)}"
+
+
+def _running_message(verdict: Verdict, fields: Mapping[str, Any]) -> str:
+    """Why it still runs (e.g. waiting for the summary), then the progress."""
+    return f"{verdict.message}; {progress_message(fields)}"
+
+
+def status_message(verdict: Verdict, fields: Mapping[str, Any]) -> str:
+    """The status message for ``verdict``."""
+    if verdict.phase is Phase.SUCCEEDED:
+        return _succeeded_message(verdict, fields)
+    if verdict.phase is Phase.RUNNING and verdict.message:
+        return _running_message(verdict, fields)
+    return verdict.message or progress_message(fields)
+
+
+def settle(verdict: Verdict, fields: Mapping[str, Any]) -> Verdict:
+    """``verdict`` carrying its status message."""
+    return Verdict(verdict.phase, verdict.reason, status_message(verdict, fields))
+
+
+def evidence_fields(evidence_uri: str, bundle_uri: str | None) -> dict[str, Any]:
+    """The evidence folder and zip, once the finished sweep uploaded its bundle."""
+    if bundle_uri is None:
+        return {}
+    return {"evidenceUri": evidence_uri, "bundleUri": bundle_uri}
+
+
+def desired_status(
+    verdict: Verdict,
+    fields: Mapping[str, Any],
+    status: Mapping[str, Any],
+    rayjob_name: str,
+    evidence: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The status for a settled ``verdict``: trial fields, phase, conditions, evidence.
+    Without a best trial, ``bestTrial`` and ``primaryScore`` are left as they are."""
+    desired: dict[str, Any] = dict(fields)
+    desired.update(phase_status(status, verdict), rayJobName=rayjob_name)
+    desired.update(evidence)
+    if not desired.get("bestTrial"):
+        desired.pop("bestTrial")
+        desired.pop("primaryScore")
+    return desired
+
+
+# ----------------------------------------------------------------------------- events
+
+
+def newly_finished(status: Mapping[str, Any], trials: Sequence[TrialResult]) -> list[TrialResult]:
+    """The trials that finished since ``status`` was written."""
+    before = {t.get("id"): t.get("state") for t in status.get("trials") or []}
+    finished_states = {s.value for s in FINISHED_STATES}
+    return [
+        t
+        for t in trials
+        if t.state in FINISHED_STATES and before.get(t.trial_id) not in finished_states
+    ]
+
+
+def trial_event(trial: TrialResult) -> tuple[bool, str]:
+    """(a warning?, the Event message) for one finished trial."""
+    score = "n/a" if trial.primary_score is None else f"{trial.primary_score:.4f}"
+    text = f"trial {trial.trial_id} {trial.state.value}: {PRIMARY_SCORE} {score}"
+    if trial.error:
+        text += f" ({trial.error.splitlines()[0][:200]})"
+    return trial.state is TrialState.FAILED, text
