@@ -529,21 +529,37 @@ def run_sweep(run: SweepRun) -> SweepOutcome:
     say = SweepLog(files, echo=run.echo)
     _ACTIVE_LOG = say
     try:
-        return _run_sweep(run, target, files, say)
+        return _run_sweep(
+            Session(run, target, files, say, experiment_root(run, store, target), utcnow())
+        )
     finally:
         say.save()
         _ACTIVE_LOG = None
 
 
-def _run_sweep(
-    run: SweepRun, target: SweepTarget, files: SweepFiles, say: SweepLog
-) -> SweepOutcome:
+@dataclass(frozen=True)
+class Session:
+    """One run of the driver: what its steps share."""
+
+    run: SweepRun
+    target: SweepTarget
+    files: SweepFiles
+    say: SweepLog
+    root: str
+    """Ray's ``storage_path`` (:func:`experiment_root`)."""
+    started: datetime
+
+    @property
+    def experiment(self) -> str:
+        """Ray Tune's experiment folder: what a later session restores."""
+        return f"{self.root}/{EXPERIMENT_DIR}"
+
+
+def _run_sweep(session: Session) -> SweepOutcome:
     """The steps of one driver session, each a function of its own."""
-    driver_started = utcnow()
-    root = experiment_root(run, files.store, target)
-    experiment = f"{root}/{EXPERIMENT_DIR}"
+    run, files, say = session.run, session.files, session.say
     _sweep_env()
-    restoring, early = restore_or_archive(run, files, experiment, say)
+    restoring, early = restore_or_archive(session)
     if early is not None:
         return early
     files.write_spec(run.spec)
@@ -554,8 +570,9 @@ def _run_sweep(
         if problem:
             return SweepOutcome(ExitCode.INVALID, problem, results_uri=files.uri)
 
+    trainable = make_trainable(session)
     started = time.monotonic()
-    tuner = make_tuner(run, target, files, root, experiment, restoring, say)
+    tuner = make_tuner(session, trainable, restoring)
     _graceful_sigterm()
     grid = tuner.fit()
     end = sweep_end(grid, files.trials(), run.spec, time.monotonic() - started)
@@ -565,21 +582,20 @@ def _run_sweep(
         return SweepOutcome(exit_code_for(verdict.phase), verdict.message, results_uri=files.uri)
     summary = summarise(run, end.trials, verdict)
     say(f"{verdict.phase.value}: {verdict.message}")
-    return publish(run, files, summary, end.trials, say, driver_started)
+    return publish(session, summary, end.trials)
 
 
 # ----------------------------------------------------------------------------- steps
 
 
-def restore_or_archive(
-    run: SweepRun, files: SweepFiles, experiment: str, say: SweepLog
-) -> tuple[bool, SweepOutcome | None]:
+def restore_or_archive(session: Session) -> tuple[bool, SweepOutcome | None]:
     """Whether Tune restores the experiment, and the outcome when this session ends here.
 
     ``--fresh`` drops Ray's state and archives earlier results; a run that cannot be
     restored archives them too. A restorable one continues its log and is checked
     (:func:`check_resume`): a changed spec is refused, a finished sweep reported.
     """
+    run, files, say, experiment = session.run, session.files, session.say, session.experiment
     if run.fresh:
         if os.path.isdir(experiment):
             shutil.rmtree(experiment)
@@ -640,34 +656,37 @@ def _stored_spec(files: SweepFiles) -> SweepSpec | None:
     return stored
 
 
-def make_tuner(
-    run: SweepRun,
-    target: SweepTarget,
-    files: SweepFiles,
-    root: str,
-    experiment: str,
-    restoring: bool,
-    say: SweepLog,
-) -> tune.Tuner:
-    """The Tuner of this session: restored from ``experiment``, or new from the spec."""
-    spec = run.spec
-    local = files.store.scheme == "file"
-    context = TrialContext(
-        target=target,
+def trial_context(session: Session) -> TrialContext:
+    """What every trial gets besides its params: the validated spec, where to write."""
+    spec = session.run.spec
+    local = session.files.store.scheme == "file"
+    return TrialContext(
+        target=session.target,
         spec=spec,
         cpus=spec.resources.cpu,
         write_every_s=5.0 if local else 30.0,
-        checkpoint_root=f"{root}/{CHECKPOINTS_DIR}" if local else None,
-        env=dict(run.env),
+        checkpoint_root=f"{session.root}/{CHECKPOINTS_DIR}" if local else None,
+        env=dict(session.run.env),
     )
-    trainable = tune.with_resources(
-        tune.with_parameters(train_trial, context=context), trial_resources(spec)
+
+
+def make_trainable(session: Session) -> Any:
+    """``train_trial`` with the trial context bound and the spec's resources per trial."""
+    return tune.with_resources(
+        tune.with_parameters(train_trial, context=trial_context(session)),
+        trial_resources(session.run.spec),
     )
+
+
+def make_tuner(session: Session, trainable: Any, restoring: bool) -> tune.Tuner:
+    """The Tuner of this session: restored from its experiment, or new from the spec."""
+    run, target, say, root = session.run, session.target, session.say, session.root
+    spec = run.spec
     say(f"code: commit {commit_info().short}")  # per session: a resumed sweep may differ
     if restoring:
-        say(f"resuming sweep {run.name!r} from {experiment}")
+        say(f"resuming sweep {run.name!r} from {session.experiment}")
         return tune.Tuner.restore(
-            experiment, trainable, resume_unfinished=True, resume_errored=False
+            session.experiment, trainable, resume_unfinished=True, resume_errored=False
         )
     monitor = SweepMonitor(
         target,
@@ -742,20 +761,14 @@ def summarise(run: SweepRun, trials: Sequence[TrialResult], verdict: Verdict) ->
     )
 
 
-def publish(
-    run: SweepRun,
-    files: SweepFiles,
-    summary: SweepResult,
-    trials: Sequence[TrialResult],
-    say: SweepLog,
-    driver_started: datetime,
-) -> SweepOutcome:
+def publish(session: Session, summary: SweepResult, trials: Sequence[TrialResult]) -> SweepOutcome:
     """The evidence bundle, then ``summary.json``; the outcome of the finished sweep."""
-    evidence_uri, bundle_uri = publish_evidence(run, files, summary, trials, say, driver_started)
+    files = session.files
+    evidence_uri, bundle_uri = publish_evidence(session, summary, trials)
     # Last: summary.json tells the operator and the CLI the sweep is over, so everything
     # it points to (trial records, the evidence bundle) is already in the store.
     summary_uri = files.write_summary(summary)
-    say(f"results: {summary_uri}")
+    session.say(f"results: {summary_uri}")
     return SweepOutcome(
         exit_code_for(summary.phase),
         summary.message or "",
@@ -774,12 +787,7 @@ def _devices() -> list[str]:
 
 
 def publish_evidence(
-    run: SweepRun,
-    files: SweepFiles,
-    summary: SweepResult,
-    trials: Sequence[TrialResult],
-    say: SweepLog,
-    driver_started: datetime,
+    session: Session, summary: SweepResult, trials: Sequence[TrialResult]
 ) -> tuple[str | None, str | None]:
     """Write the finished sweep's evidence folder and zip, upload them; (folder, zip) URIs.
 
@@ -790,12 +798,13 @@ def publish_evidence(
     from tunix_rt.train.data import dataset_info
     from tunix_rt.train.loop import model_id
 
-    store, layout = files.store, files.layout
+    run, say = session.run, session.say
+    store, layout = session.files.store, session.files.layout
     prefix = layout.evidence_prefix
     try:
         base = TrainerConfig.model_validate(summary.base_config)
         trial_files = {t.trial_id: store.read_bytes(layout.trial_key(t.trial_id)) for t in trials}
-        started = min([driver_started, *(t.started_at for t in trials if t.started_at)])
+        started = min([session.started, *(t.started_at for t in trials if t.started_at)])
         ended = summary.finished_at or utcnow()
         facts = SweepRunFacts(
             spec=run.spec.to_wire(),
