@@ -23,6 +23,7 @@ from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.cli import app
 from tunix_rt.evidence import verify_zip
+from tunix_rt.scoring import PRIMARY_SCORE
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +62,21 @@ def test_sweep_run_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) ->
     )
 
     folder = storage / "local" / "tiny"
+    trials = check_trials(folder)
+    summary = check_summary(folder, trials)
+
+    # The CLI's table: both trials, sorted, the best named, a promote hint.
+    assert f"best trial {summary.best_trial_id}" in out.stdout
+    assert "tunix-rt promote" in out.stdout
+    for trial in trials:
+        assert trial.trial_id in out.stdout
+
+    bundle = check_evidence(folder, spec, out.stdout, trials, summary)
+    check_rerun(cmd, subprocess_env, folder, bundle, summary)
+    check_show_and_promote(tmp_path, folder, bundle, summary)
+
+
+def check_trials(folder: Path) -> list[TrialResult]:
     trials = [
         TrialResult.model_validate_json(p.read_text()) for p in (folder / "trials").glob("*.json")
     ]
@@ -70,11 +86,14 @@ def test_sweep_run_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) ->
         assert trial.state is TrialState.SUCCEEDED, trial
         assert trial.steps == 20
         assert trial.primary_score is not None and 0.0 <= trial.primary_score <= 1.0
-        assert trial.metrics["primary_score"] == trial.primary_score
+        assert trial.metrics[PRIMARY_SCORE] == trial.primary_score
         assert "loss" in trial.metrics
         assert trial.started_at is not None and trial.finished_at is not None
         assert trial.wall_seconds > 0
+    return trials
 
+
+def check_summary(folder: Path, trials: list[TrialResult]) -> SweepResult:
     summary = SweepResult.model_validate_json((folder / "summary.json").read_text())
     assert summary.phase.value == "Succeeded" and summary.trials_planned == 2
     best = best_trial(trials, Objective())  # highest primary_score; ties: earlier id
@@ -84,18 +103,17 @@ def test_sweep_run_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) ->
     assert [t.primary_score for t in summary.trials] == sorted(
         (t.primary_score for t in trials), reverse=True
     )
+    return summary
 
-    # The CLI's table: both trials, sorted, the best named, a promote hint.
-    assert f"best trial {summary.best_trial_id}" in out.stdout
-    assert "tunix-rt promote" in out.stdout
-    for trial in trials:
-        assert trial.trial_id in out.stdout
 
-    # The evidence bundle: uploaded before summary.json, verifies, names every trial.
+def check_evidence(
+    folder: Path, spec: Path, stdout: str, trials: list[TrialResult], summary: SweepResult
+) -> Path:
+    """The evidence bundle: uploaded before summary.json, verifies, names every trial."""
     evidence = folder / "evidence"
     zips = sorted((evidence / "submission").glob("tunix_rt_tiny_*.zip"))
     assert len(zips) == 1, sorted(p.name for p in evidence.rglob("*"))
-    assert f"evidence: file://{zips[0]}" in out.stdout
+    assert f"evidence: file://{zips[0]}" in stdout
     assert zips[0].stat().st_mtime <= (folder / "summary.json").stat().st_mtime
     check = verify_zip(zips[0])
     assert check.ok, check.errors
@@ -113,21 +131,30 @@ def test_sweep_run_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) ->
     assert "Succeeded: best trial" in log
     assert f"code: commit {manifest['commit_sha'][:7]}" in log
     assert (folder / "sweep_log.txt").read_text().startswith(log)
+    return zips[0]
 
-    # Running it again re-runs nothing and rewrites nothing: the evidence keeps the
-    # commit that ran the trials.
-    before = {p: p.read_bytes() for p in (folder / "summary.json", zips[0])}
-    again = subprocess.run(cmd, env=subprocess_env, capture_output=True, text=True, timeout=300)
+
+def check_rerun(
+    cmd: list[str], env: dict[str, str], folder: Path, bundle: Path, summary: SweepResult
+) -> None:
+    """Running it again re-runs nothing and rewrites nothing: the evidence keeps the
+    commit that ran the trials."""
+    before = {p: p.read_bytes() for p in (folder / "summary.json", bundle)}
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
     assert "already finished" in again.stdout and "nothing was re-run" in again.stdout
     assert f"best trial {summary.best_trial_id}" in again.stdout
     assert {p: p.read_bytes() for p in before} == before
     assert "already finished" in (folder / "sweep_log.txt").read_text()
 
+
+def check_show_and_promote(
+    tmp_path: Path, folder: Path, bundle: Path, summary: SweepResult
+) -> None:
     runner = CliRunner()
     shown = runner.invoke(app, ["sweep", "show", str(folder)], env={"COLUMNS": "200"})
     assert shown.exit_code == 0 and f"best trial {summary.best_trial_id}" in shown.output
-    assert f"evidence: file://{zips[0]}" in shown.output
+    assert f"evidence: file://{bundle}" in shown.output
 
     promoted = runner.invoke(
         app, ["promote", str(folder), "-o", str(tmp_path / "best.yaml"), "--steps", "200"]

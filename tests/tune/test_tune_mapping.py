@@ -17,9 +17,11 @@ from ray.tune.search.sample import Categorical, Float, Integer, LogUniform, Unif
 
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import TrialResult, TrialState
+from tunix_rt.contract.exits import ExitCode
+from tunix_rt.contract.layout import SweepTarget, read_trial
 from tunix_rt.storage import Store
 from tunix_rt.tune import driver
-from tunix_rt.tune.records import SweepTarget, numeric_metrics, read_trial
+from tunix_rt.tune.records import numeric_metrics
 from tunix_rt.tune.trainable import COMPILE_CACHE_DIR, Reporter, limit_threads, use_compile_cache
 
 LR = {"type": "loguniform", "low": 1e-4, "high": 3e-2}
@@ -204,11 +206,11 @@ def test_main_rejects_an_invalid_spec_without_starting_ray(
         "kind: Sweep\nmetadata: {name: b}\nspec:\n  searchSpace:\n"
         "    learningRate: {type: uniform, low: 1, high: 0.5}\n"
     )
-    assert driver.main(["--spec", str(bad)]) == driver.EXIT_INVALID
+    assert driver.main(["--spec", str(bad)]) == ExitCode.INVALID
     assert "spec.searchSpace.learningRate.low" in capsys.readouterr().err
     bare = tmp_path / "bare.yaml"
     bare.write_text("searchSpace:\n  learningRate: {type: uniform, low: 0.001, high: 0.01}\n")
-    assert driver.main(["--spec", str(bare)]) == driver.EXIT_INVALID
+    assert driver.main(["--spec", str(bare)]) == ExitCode.INVALID
     assert "--name" in capsys.readouterr().err
 
 
@@ -288,7 +290,7 @@ def test_monitor_records_stopped_and_failed_trials(tmp_path: Path) -> None:
     import pickle
 
     clone = pickle.loads(pickle.dumps(monitor))
-    assert clone.failed == monitor.failed and clone._store is None
+    assert clone.failed == monitor.failed and clone._files is None
 
 
 def test_numeric_metrics_drop_tune_bookkeeping() -> None:
@@ -347,7 +349,7 @@ def test_fresh_start_archives_earlier_results(tmp_path: Path) -> None:
     store.write_text("local/sw/ray/experiment_state.json", "{}")
     store.write_text("local/sw/logs/driver.log", "log")
     said: list[str] = []
-    driver.archive_previous(store, target, said.append)
+    driver.archive_previous(target.files(store), said.append)
     assert not store.exists(target.trial_key("old_00000"))
     assert not store.exists(target.summary_key)
     assert store.exists("local/sw/ray/experiment_state.json")  # Ray's state and logs stay
@@ -356,7 +358,7 @@ def test_fresh_start_archives_earlier_results(tmp_path: Path) -> None:
     assert len(archived) == 1 and read_trial(store, archived[0]) == old
     assert said and "moved 2 file(s)" in said[0]
     said.clear()
-    driver.archive_previous(store, target, said.append)  # nothing left to move
+    driver.archive_previous(target.files(store), said.append)  # nothing left to move
     assert said == []
 
 

@@ -7,17 +7,21 @@ manifest that runs it inline, annotated with where it came from (GitOps: commit 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 import yaml
 from pydantic import ValidationError
+from rich.console import Console
 
 from tunix_rt.api.common import DEFAULT_STORAGE
 from tunix_rt.api.errors import validation_errors
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.trial import SweepResult
 from tunix_rt.cli import results as results_mod
 from tunix_rt.cli.display import format_params, format_score, make_console
+from tunix_rt.scoring import PRIMARY_SCORE
 
 SOURCE_SWEEP = "tunixrt.io/source-sweep"
 SOURCE_TRIAL = "tunixrt.io/source-trial"
@@ -51,6 +55,40 @@ def promote(
     """Turn a finished sweep's best params into a trainer config and a Rehearsal manifest."""
     console = make_console()
     err = make_console(stderr=True)
+    results, summary = _finished(result, err)
+    trainer = _trainer(summary, steps, err)
+    source = f"{summary.namespace}/{summary.sweep}"
+    score = format_score(summary.primary_score)
+    header = (
+        f"# Trainer config promoted from sweep {source}, best trial {summary.best_trial_id}\n"
+        f"# ({PRIMARY_SCORE}={score}; {format_params(summary.best_params or {})}).\n"
+        f"# Results: {results.uri}\n"
+        + (f"# maxSteps raised to {steps} for the rehearsal (--steps).\n" if steps else "")
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(header + _dump(trainer.to_wire()))
+
+    sweep_storage = results.spec.storage if results.spec else DEFAULT_STORAGE
+    rehearsal_name = (name or f"{summary.sweep}-best")[:63].rstrip("-")
+    manifest = _rehearsal(rehearsal_name, summary, score, trainer, storage or sweep_storage, err)
+    target = rehearsal_out or output.with_name(f"{output.stem}-rehearsal.yaml")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        f"# Rehearsal of sweep {source}'s best trial {summary.best_trial_id} "
+        f"({PRIMARY_SCORE}={score}).\n"
+        f"# Run it: tunix-rt rehearsal run {target}   or   kubectl apply -f {target}\n"
+        + _dump(manifest)
+    )
+    console.print(
+        f"best trial {summary.best_trial_id} of sweep {source}: {PRIMARY_SCORE}={score} "
+        f"({format_params(summary.best_params or {})})"
+    )
+    console.print(f"wrote {output} (trainer config)")
+    console.print(f"wrote {target} (Rehearsal {rehearsal_name})")
+
+
+def _finished(result: str, err: Console) -> tuple[results_mod.SweepResults, SweepResult]:
+    """The sweep's results and its summary; exits (1) unless it finished with a best trial."""
     try:
         results = results_mod.load(result)
     except results_mod.ResultsError as exc:
@@ -63,41 +101,45 @@ def promote(
     if summary.best_trial_id is None or summary.best_params is None:
         err.print(f"[red]sweep {summary.sweep} has no best trial ({summary.message})[/red]")
         raise typer.Exit(1)
+    return results, summary
 
+
+def _trainer(summary: SweepResult, steps: int | None, err: Console) -> TrainerConfig:
+    """The best trial's trainer config (maxSteps raised to ``steps``); exits (1) if invalid."""
     try:
-        trainer = TrainerConfig.model_validate(summary.base_config).with_params(summary.best_params)
+        trainer = TrainerConfig.model_validate(summary.base_config).with_params(
+            summary.best_params or {}
+        )
         if steps is not None:
             trainer = TrainerConfig.model_validate(trainer.model_dump() | {"max_steps": steps})
     except ValidationError as exc:
         for path, msg in validation_errors(exc, "trainer"):
             err.print(f"[red]{path}: {msg}[/red]")
         raise typer.Exit(1) from exc
+    return trainer
 
-    source = f"{summary.namespace}/{summary.sweep}"
-    score = format_score(summary.primary_score)
-    header = (
-        f"# Trainer config promoted from sweep {source}, best trial {summary.best_trial_id}\n"
-        f"# (primary_score={score}; {format_params(summary.best_params)}).\n"
-        f"# Results: {results.uri}\n"
-        + (f"# maxSteps raised to {steps} for the rehearsal (--steps).\n" if steps else "")
-    )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(header + _dump(trainer.to_wire()))
 
-    sweep_storage = results.spec.storage if results.spec else DEFAULT_STORAGE
-    rehearsal_name = (name or f"{summary.sweep}-best")[:63].rstrip("-")
-    manifest = {
+def _rehearsal(
+    name: str,
+    summary: SweepResult,
+    score: str,
+    trainer: TrainerConfig,
+    storage: str,
+    err: Console,
+) -> dict[str, Any]:
+    """The Rehearsal manifest that runs ``trainer`` inline; exits (1) if it is invalid."""
+    manifest: dict[str, Any] = {
         "apiVersion": "tunixrt.io/v1alpha1",
         "kind": "Rehearsal",
         "metadata": {
-            "name": rehearsal_name,
+            "name": name,
             "annotations": {
                 SOURCE_SWEEP: summary.sweep,
                 SOURCE_TRIAL: summary.best_trial_id,
                 SOURCE_SCORE: score,
             },
         },
-        "spec": {"trainer": trainer.to_wire(), "storage": storage or sweep_storage},
+        "spec": {"trainer": trainer.to_wire(), "storage": storage},
     }
     try:
         Rehearsal.model_validate(manifest)
@@ -105,17 +147,4 @@ def promote(
         for path, msg in validation_errors(exc):
             err.print(f"[red]{path}: {msg}[/red]")
         raise typer.Exit(1) from exc
-    target = rehearsal_out or output.with_name(f"{output.stem}-rehearsal.yaml")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(
-        f"# Rehearsal of sweep {source}'s best trial {summary.best_trial_id} "
-        f"(primary_score={score}).\n"
-        f"# Run it: tunix-rt rehearsal run {target}   or   kubectl apply -f {target}\n"
-        + _dump(manifest)
-    )
-    console.print(
-        f"best trial {summary.best_trial_id} of sweep {source}: primary_score={score} "
-        f"({format_params(summary.best_params)})"
-    )
-    console.print(f"wrote {output} (trainer config)")
-    console.print(f"wrote {target} (Rehearsal {rehearsal_name})")
+    return manifest

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from tunix_rt.api.sweep import Objective, SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult
+from tunix_rt.contract.layout import SUMMARY_FILE, TRIALS_DIR, SweepFiles, SweepLayout
 from tunix_rt.storage import Store, StoreError
-
-SUMMARY = "summary.json"
-TRIALS = "trials/"
-SPEC = "spec.json"
 
 
 class ResultsError(RuntimeError):
@@ -50,49 +44,31 @@ def sweep_folder(location: str) -> str:
     return uri
 
 
-def _read_json(store: Store, key: str) -> object | None:
-    try:
-        data: object = store.read_json(key)
-        return data
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
 def load(location: str) -> SweepResults:
-    """Summary (when written), trial records and the objective of one sweep."""
+    """Summary (when written), trial records and the objective of one sweep.
+
+    The store is opened at the sweep's own folder. Unreadable trial records and spec are
+    left out; an unreadable summary, or nothing at all, is a :class:`ResultsError`.
+    """
     uri = sweep_folder(location)
-    store = Store(uri)
+    files = SweepFiles(Store(uri), SweepLayout(""))
     try:
-        raw_summary = _read_json(store, SUMMARY)
-        keys = [k for k in store.list(TRIALS) if k.endswith(".json")]
-        raw_trials = [_read_json(store, k) for k in keys]
-        raw_spec = _read_json(store, SPEC)
+        summary = files.summary()
+        problems = list(files.problems)
+        trials = files.trials()
+        spec = files.spec()
     except StoreError as exc:
         raise ResultsError(str(exc)) from exc
-    try:
-        summary = SweepResult.model_validate(raw_summary) if raw_summary is not None else None
-    except ValidationError as exc:
-        raise ResultsError(f"{store.uri_for(SUMMARY)} is not a sweep summary: {exc}") from exc
-    trials = []
-    for raw in raw_trials:
-        try:
-            trials.append(TrialResult.model_validate(raw))
-        except ValidationError:
-            continue
-    spec = None
-    if raw_spec is not None:
-        try:
-            spec = SweepSpec.model_validate(raw_spec)
-        except ValidationError:
-            spec = None
+    if summary is None and problems:
+        raise ResultsError(problems[0])
     if summary is None and not trials:
-        raise ResultsError(f"no sweep results at {uri} (no {SUMMARY}, no {TRIALS}*.json)")
+        raise ResultsError(f"no sweep results at {uri} (no {SUMMARY_FILE}, no {TRIALS_DIR}/*.json)")
     if summary is not None:
         objective = Objective.model_validate(
             {"metric": summary.objective_metric, "mode": summary.objective_mode}
         )
         trials = list(summary.trials)  # this run's trials (earlier runs live in archive/)
-        planned = summary.trials_planned
+        planned: int | None = summary.trials_planned
     else:
         objective = spec.objective if spec else Objective()
         planned = spec.planned_trials() if spec else None

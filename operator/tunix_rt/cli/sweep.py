@@ -7,10 +7,8 @@ it writes to the store, and prints the trials sorted by primary_score at the end
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import importlib.util
-import json
 import os
 import re
 import signal
@@ -19,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,9 @@ from rich.console import Console
 from rich.live import Live
 
 from tunix_rt.api.errors import ManifestError
-from tunix_rt.api.manifests import load_sweep
+from tunix_rt.api.manifests import SweepDocument, load_sweep
 from tunix_rt.api.results import best_trial, objective_value
-from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.api.sweep import Objective, SweepSpec
 from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.cli import results as results_mod
 from tunix_rt.cli.display import (
@@ -41,20 +40,13 @@ from tunix_rt.cli.display import (
     trial_table,
 )
 from tunix_rt.cli.validate import print_errors
-from tunix_rt.contract.layout import (
-    EVIDENCE_DIR,
-    LOCAL_NAMESPACE,
-    summary_key,
-    sweep_evidence_prefix,
-    trials_prefix,
-)
-from tunix_rt.evidence.upload import latest_bundle
+from tunix_rt.contract.codec import encode_spec
+from tunix_rt.contract.exits import ExitCode
+from tunix_rt.contract.layout import LOCAL_NAMESPACE, LOGS_DIR, SweepFiles, SweepLayout
+from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import Store, StoreError
 
 app = typer.Typer(no_args_is_help=True, help="Run a sweep locally, or show a sweep's results.")
-
-EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
 
 
 def _name_from(path: Path) -> str:
@@ -62,10 +54,15 @@ def _name_from(path: Path) -> str:
     return name[:63] or "sweep"
 
 
-def _log_path(store: Store, name: str) -> Path:
+def _files(store: Store, name: str) -> SweepFiles:
+    """A local sweep's files (``sweep run`` runs in the local namespace)."""
+    return SweepFiles(store, SweepLayout.of(LOCAL_NAMESPACE, name))
+
+
+def _log_path(files: SweepFiles, name: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    if store.scheme == "file":
-        folder = Path(store.root) / LOCAL_NAMESPACE / name / "logs"
+    if files.store.scheme == "file":
+        folder = Path(files.store.root) / files.layout.key(LOGS_DIR)
     else:
         folder = Path(tempfile.gettempdir()) / "tunix-rt" / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -80,25 +77,18 @@ def _parent_death_signal() -> None:  # pragma: no cover - runs in the child
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _read_trials(store: Store, name: str) -> list[TrialResult]:
-    out = []
+def _read_trials(files: SweepFiles) -> list[TrialResult]:
+    """The trial records so far; none while the store cannot be read (the next poll
+    tries again)."""
     try:
-        keys = store.list(trials_prefix(LOCAL_NAMESPACE, name))
+        return files.trials()
     except StoreError:
         return []
-    for key in keys:
-        if not key.endswith(".json"):
-            continue
-        try:
-            out.append(TrialResult.model_validate(store.read_json(key)))
-        except Exception:  # a file being replaced: next poll
-            continue
-    return out
 
 
-def _bundle_uri(store: Store, name: str) -> str | None:
+def _bundle_uri(files: SweepFiles) -> str | None:
     try:
-        return latest_bundle(store, sweep_evidence_prefix(LOCAL_NAMESPACE, name))
+        return files.bundle_uri()
     except StoreError:
         return None
 
@@ -135,7 +125,7 @@ class _Lines:
                 extra = (
                     f": {trial.error.splitlines()[-1]}"
                     if trial.state is TrialState.FAILED and trial.error
-                    else f", primary_score={format_score(trial.primary_score)}"
+                    else f", {PRIMARY_SCORE}={format_score(trial.primary_score)}"
                 )
                 self.console.print(
                     f"[{done}/{planned}] trial {trial.trial_id} {trial.state.value.lower()}{extra}"
@@ -182,49 +172,101 @@ def run(
     """
     console = make_console()
     err = make_console(stderr=True)
+    doc = _load(file, err)
+    store = Store(storage or doc.spec.storage)
+    sweep_name = name or doc.name or _name_from(file)
+    files = _files(store, sweep_name)
+    sweep = _LocalSweep(file, doc.spec, sweep_name, files, _log_path(files, sweep_name))
+    _announce(console, sweep)
+
+    started = time.monotonic()
+    started_at = datetime.now(UTC)
+    use_live = console.is_terminal if live is None else live
+    code = _run_driver(sweep, _driver_cmd(sweep, fresh, num_cpus), console, started, use_live)
+    elapsed = time.monotonic() - started
+    if code == ExitCode.INTERRUPTED:
+        err.print(
+            f"[yellow]sweep interrupted after {elapsed:.0f}s; finished trials are kept. "
+            f"Run the same command again to resume.[/yellow]"
+        )
+        raise typer.Exit(ExitCode.INTERRUPTED)
+    try:
+        results = results_mod.load(sweep.summary_uri)
+    except results_mod.ResultsError:
+        results = None
+    if results is not None and results.summary is not None:
+        _report(console, err, sweep, results, code, started_at, elapsed)
+    if code != 0:
+        if results is None or results.summary is None:
+            err.print(_tail(sweep.log_file))
+            err.print(f"[red]sweep {sweep_name} failed (exit {code}); log: {sweep.log_file}[/red]")
+        raise typer.Exit(code or 1)
+
+
+@dataclass(frozen=True)
+class _LocalSweep:
+    """One ``sweep run``: what its steps share."""
+
+    file: Path
+    spec: SweepSpec
+    name: str
+    files: SweepFiles
+    log_file: Path
+
+    @property
+    def summary_uri(self) -> str:
+        return self.files.store.uri_for(self.files.layout.summary_key)
+
+
+def _load(file: Path, err: Console) -> SweepDocument:
+    """The validated manifest; exits (invalid) on a bad one or without Ray installed."""
     try:
         doc = load_sweep(file)
     except ManifestError as exc:
         print_errors(err, str(file), exc.errors)
-        raise typer.Exit(EXIT_INVALID) from exc
+        raise typer.Exit(ExitCode.INVALID) from exc
     if importlib.util.find_spec("ray") is None:
         err.print(
             "[red]sweep run needs Ray and JAX: install the train extra "
             "(pip install 'tunix-rt[train]', or make demo)[/red]"
         )
-        raise typer.Exit(EXIT_INVALID)
-    spec = doc.spec
-    sweep_name = name or doc.name or _name_from(file)
-    store = Store(storage or spec.storage)
-    log_file = _log_path(store, sweep_name)
-    planned = spec.planned_trials()
+        raise typer.Exit(ExitCode.INVALID)
+    return doc
 
-    wire = json.dumps(spec.to_wire(), separators=(",", ":"), sort_keys=True)
+
+def _driver_cmd(sweep: _LocalSweep, fresh: bool, num_cpus: int | None) -> list[str]:
+    """``python -m tunix_rt.tune …``: the operator's RayJob entrypoint, run locally."""
     cmd = [
         sys.executable, "-m", "tunix_rt.tune",
-        "--spec-b64", base64.b64encode(wire.encode()).decode(),
-        "--storage", store.uri,
+        "--spec-b64", encode_spec(sweep.spec),
+        "--storage", sweep.files.store.uri,
         "--namespace", LOCAL_NAMESPACE,
-        "--name", sweep_name,
-        "--source", str(file),
+        "--name", sweep.name,
+        "--source", str(sweep.file),
     ]  # fmt: skip
     if fresh:
         cmd.append("--fresh")
     if num_cpus:
         cmd += ["--num-cpus", str(num_cpus)]
+    return cmd
 
+
+def _announce(console: Console, sweep: _LocalSweep) -> None:
+    spec = sweep.spec
     console.print(
-        f"[bold]sweep {sweep_name}[/bold]: {planned} trials, {spec.algorithm.value} search, "
-        f"{spec.scheduler.type.value} scheduler, {spec.max_concurrent_trials} at a time, "
-        f"{spec.budget.smoke_steps} steps each"
+        f"[bold]sweep {sweep.name}[/bold]: {spec.planned_trials()} trials, "
+        f"{spec.algorithm.value} search, {spec.scheduler.type.value} scheduler, "
+        f"{spec.max_concurrent_trials} at a time, {spec.budget.smoke_steps} steps each"
     )
-    console.print(f"[dim]results: {store.uri_for(f'{LOCAL_NAMESPACE}/{sweep_name}')}[/dim]")
-    console.print(f"[dim]driver log: {log_file}[/dim]")
+    console.print(f"[dim]results: {sweep.files.uri}[/dim]")
+    console.print(f"[dim]driver log: {sweep.log_file}[/dim]")
 
-    started = time.monotonic()
-    started_at = datetime.now(UTC)
-    use_live = console.is_terminal if live is None else live
-    with open(log_file, "wb") as log_handle:
+
+def _run_driver(
+    sweep: _LocalSweep, cmd: list[str], console: Console, started: float, use_live: bool
+) -> int:
+    """Run the driver to its end, its output in the log file; its exit code."""
+    with open(sweep.log_file, "wb") as log_handle:
         proc = subprocess.Popen(
             cmd,
             stdout=log_handle,
@@ -234,76 +276,77 @@ def run(
             preexec_fn=_parent_death_signal if sys.platform.startswith("linux") else None,
             env=os.environ.copy(),
         )
-        code = _watch(proc, console, spec, sweep_name, store, planned, started, use_live)
+        return _watch(proc, console, sweep, started, use_live)
 
-    elapsed = time.monotonic() - started
-    if code == EXIT_INTERRUPTED:
-        err.print(
-            f"[yellow]sweep interrupted after {elapsed:.0f}s; finished trials are kept. "
-            f"Run the same command again to resume.[/yellow]"
+
+def _report(
+    console: Console,
+    err: Console,
+    sweep: _LocalSweep,
+    results: results_mod.SweepResults,
+    code: int,
+    started_at: datetime,
+    elapsed: float,
+) -> None:
+    """The finished sweep's trials, best trial, where its results are, what next."""
+    summary = results.summary
+    assert summary is not None
+    console.print(trial_table(results.trials, results.objective, title=f"sweep {sweep.name}"))
+    best = _print_best(console, results.trials, results.objective)
+    if summary.finished_at is not None and summary.finished_at < started_at:
+        when = summary.finished_at.strftime("%Y-%m-%d %H:%M:%S")
+        console.print(
+            f"[yellow]this sweep had already finished (at {when} UTC); nothing was "
+            "re-run. --fresh runs it again.[/yellow]"
         )
-        raise typer.Exit(EXIT_INTERRUPTED)
-    summary_uri = store.uri_for(summary_key(LOCAL_NAMESPACE, sweep_name))
-    try:
-        results = results_mod.load(summary_uri)
-    except results_mod.ResultsError:
-        results = None
-    if results is not None and results.summary is not None:
-        summary = results.summary
-        console.print(trial_table(results.trials, results.objective, title=f"sweep {sweep_name}"))
-        best = best_trial(results.trials, results.objective)
-        if best is not None:
-            console.print(
-                f"[bold green]best trial {best.trial_id}[/bold green]: "
-                f"{results.objective.metric}="
-                f"{format_score(objective_value(best, results.objective))} "
-                f"({format_params(best.params)})"
-            )
-        if summary.finished_at is not None and summary.finished_at < started_at:
-            when = summary.finished_at.strftime("%Y-%m-%d %H:%M:%S")
-            console.print(
-                f"[yellow]this sweep had already finished (at {when} UTC); nothing was "
-                "re-run. --fresh runs it again.[/yellow]"
-            )
-        console.print(f"results: {summary_uri}")
-        bundle = _bundle_uri(store, sweep_name)
-        if bundle is not None:
-            console.print(f"evidence: {bundle}", soft_wrap=True)
-        console.print(f"wall time: {elapsed:.0f}s")
-        if code == 0 and best is not None:
-            console.print(
-                f"next: tunix-rt promote {summary_uri} -o {sweep_name}-best.yaml "
-                "(a trainer config and a ready Rehearsal manifest)"
-            )
-        else:
-            err.print(f"[red]sweep {summary.phase.value.lower()}: {summary.message}[/red]")
-            err.print(f"driver log: {log_file}; to start over: tunix-rt sweep run {file} --fresh")
-    if code != 0:
-        if results is None or results.summary is None:
-            err.print(_tail(log_file))
-            err.print(f"[red]sweep {sweep_name} failed (exit {code}); log: {log_file}[/red]")
-        raise typer.Exit(code or 1)
+    console.print(f"results: {sweep.summary_uri}")
+    bundle = _bundle_uri(sweep.files)
+    if bundle is not None:
+        console.print(f"evidence: {bundle}", soft_wrap=True)
+    console.print(f"wall time: {elapsed:.0f}s")
+    if code == 0 and best is not None:
+        console.print(
+            f"next: tunix-rt promote {sweep.summary_uri} -o {sweep.name}-best.yaml "
+            "(a trainer config and a ready Rehearsal manifest)"
+        )
+    else:
+        err.print(f"[red]sweep {summary.phase.value.lower()}: {summary.message}[/red]")
+        err.print(
+            f"driver log: {sweep.log_file}; to start over: tunix-rt sweep run {sweep.file} --fresh"
+        )
+
+
+def _print_best(
+    console: Console, trials: list[TrialResult], objective: Objective
+) -> TrialResult | None:
+    """The best trial's line (none without one); the best trial."""
+    best = best_trial(trials, objective)
+    if best is not None:
+        console.print(
+            f"[bold green]best trial {best.trial_id}[/bold green]: {objective.metric}="
+            f"{format_score(objective_value(best, objective))} "
+            f"({format_params(best.params)})"
+        )
+    return best
 
 
 def _watch(
     proc: subprocess.Popen[bytes],
     console: Console,
-    spec: SweepSpec,
-    name: str,
-    store: Store,
-    planned: int,
+    sweep: _LocalSweep,
     started: float,
     use_live: bool,
 ) -> int:
     """Poll the store for trial records until the driver exits; pass Ctrl-C on once."""
+    spec = sweep.spec
+    planned = spec.planned_trials()
     lines = _Lines(console, spec)
     interrupts = 0
 
     def view() -> Any:
-        trials = _read_trials(store, name)
         return progress_view(
-            name,
-            trials,
+            sweep.name,
+            _read_trials(sweep.files),
             planned,
             spec.objective,
             spec.budget.smoke_steps,
@@ -327,7 +370,7 @@ def _watch(
                 if live is not None:
                     live.update(view())
                 else:
-                    lines.update(_read_trials(store, name), planned)
+                    lines.update(_read_trials(sweep.files), planned)
             except KeyboardInterrupt:
                 interrupts += 1
                 if proc.poll() is None:
@@ -336,9 +379,9 @@ def _watch(
                     if interrupts == 1:
                         console.print("[yellow]stopping the sweep (its state is saved)…[/yellow]")
     if live is None:
-        lines.update(_read_trials(store, name), planned)
+        lines.update(_read_trials(sweep.files), planned)
     if interrupts and code != 0:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     return code
 
 
@@ -363,19 +406,12 @@ def show(
     done = sum(1 for t in results.trials if t.finished)
     planned = results.planned if results.planned is not None else len(results.trials)
     console.print(f"trials: {done}/{planned} finished")
-    best = best_trial(results.trials, results.objective)
-    if best is not None:
-        console.print(
-            f"[bold green]best trial {best.trial_id}[/bold green]: {results.objective.metric}="
-            f"{format_score(objective_value(best, results.objective))} "
-            f"({format_params(best.params)})"
-        )
+    _print_best(console, results.trials, results.objective)
     if summary is not None:
         style = "green" if summary.phase.value == "Succeeded" else "red"
         console.print(f"[{style}]{summary.phase.value}[/{style}]: {summary.message or ''}")
     console.print(f"results: {results.uri}")
     if summary is not None:
-        with contextlib.suppress(StoreError):
-            bundle = latest_bundle(Store(results.uri), EVIDENCE_DIR)
-            if bundle is not None:
-                console.print(f"evidence: {bundle}", soft_wrap=True)
+        bundle = _bundle_uri(SweepFiles(Store(results.uri), SweepLayout("")))
+        if bundle is not None:
+            console.print(f"evidence: {bundle}", soft_wrap=True)

@@ -6,7 +6,8 @@ Entry point (the operator's RayJob and ``tunix-rt sweep run`` both use it)::
         --namespace NS --name NAME [--address auto]
 
 The spec -> Tuner mapping lives in ``tunix_rt.tune.driver``; the per-trial function in
-``tunix_rt.tune.trainable``; the result records in ``tunix_rt.tune.records``. Importing
+``tunix_rt.tune.trainable``; the record builders in ``tunix_rt.tune.records`` (where the
+records live and how they are read and written: ``tunix_rt.contract.layout``). Importing
 this package does not import Ray.
 """
 

@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -61,36 +61,29 @@ from ray.tune.search.optuna import OptunaSearch
 from tunix_rt.api.common import Phase, quantity_bytes
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import SweepDocument, load_sweep
-from tunix_rt.api.results import best_trial, objective_value, ranked
+from tunix_rt.api.results import best_trial, ranked
 from tunix_rt.api.sweep import Algorithm, Distribution, SchedulerType, SearchParam, SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.contract.codec import decode_sweep
-from tunix_rt.contract.layout import LOCAL_NAMESPACE, sweep_evidence_prefix
+from tunix_rt.contract.exits import ExitCode, exit_code_for
+from tunix_rt.contract.layout import (
+    ARCHIVE_DIR,
+    CHECKPOINTS_DIR,
+    EXPERIMENT_DIR,
+    LOCAL_NAMESPACE,
+    LOGS_DIR,
+    SweepFiles,
+    SweepTarget,
+)
+from tunix_rt.contract.phases import SweepEnd, Verdict, sweep_verdict
 from tunix_rt.evidence import SweepRunFacts, commit_info, publish_folder, write_sweep_evidence
 from tunix_rt.evidence.manifest import iso
-from tunix_rt.evidence.upload import latest_bundle
+from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import Store, StoreError, scrub
-from tunix_rt.tune.records import (
-    SweepTarget,
-    failed_record,
-    finished,
-    plain,
-    read_trial,
-    read_trials,
-    stopped_record,
-    utcnow,
-)
+from tunix_rt.tune.records import failed_record, finished, plain, stopped_record, utcnow
 from tunix_rt.tune.trainable import TrialContext, train_trial
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
-
-EXPERIMENT_NAME = "ray"
-SPEC_FILE = "spec.json"
-LOG_FILE = "sweep_log.txt"
-KEEP_FOLDERS = (EXPERIMENT_NAME, "checkpoints", "archive", "logs")
+KEEP_FOLDERS = (EXPERIMENT_DIR, CHECKPOINTS_DIR, ARCHIVE_DIR, LOGS_DIR)
 """Folders of ``<ns>/<sweep>/`` that a fresh start leaves in place (the rest is archived)."""
 
 log = logging.getLogger("tunix_rt.tune")
@@ -225,9 +218,8 @@ class SweepLog:
     it; the finished sweep's evidence bundle carries it.
     """
 
-    def __init__(self, store: Store, key: str, echo: bool = True) -> None:
-        self.store = store
-        self.key = key
+    def __init__(self, files: SweepFiles, echo: bool = True) -> None:
+        self.files = files
         self.echo = echo
         self.lines: list[str] = []
         self._lock = threading.Lock()
@@ -235,11 +227,13 @@ class SweepLog:
     def resume(self) -> None:
         """Continue the log an interrupted run of this sweep left."""
         try:
-            earlier = self.store.read_text(self.key).splitlines()
-        except StoreError:
+            earlier = self.files.log()
+        except StoreError:  # a log that cannot be read is not continued; the sweep is
+            return
+        if earlier is None:
             return
         with self._lock:
-            self.lines = earlier + self.lines
+            self.lines = earlier.splitlines() + self.lines
 
     def __call__(self, line: str) -> None:
         if self.echo:
@@ -255,7 +249,7 @@ class SweepLog:
 
     def save(self) -> None:
         try:
-            self.store.write_text(self.key, self.text)
+            self.files.write_log(self.text)
         except StoreError as exc:  # the log must never end the sweep
             log.warning("could not save the sweep log: %s", exc)
 
@@ -287,18 +281,35 @@ class SweepMonitor(tune.Callback, tune.Stopper):
         self.trial_timeout_s = trial_timeout_s
         self.echo = echo
         self.failed: set[str] = set()
-        self._store: Store | None = None
+        self._files: SweepFiles | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_store"] = None
+        state["_files"] = None
         return state
 
     @property
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = self.target.store()
-        return self._store
+    def files(self) -> SweepFiles:
+        if self._files is None:
+            self._files = self.target.files()
+        return self._files
+
+    def _recorded(self, trial_id: str) -> TrialResult | None:
+        """The trial's own record; None when absent, unreadable or unreachable (then the
+        monitor writes one itself, whose failure it reports)."""
+        try:
+            return self.files.trial(trial_id)
+        except StoreError:
+            return None
+
+    def _blank(self, trial: Any) -> TrialResult:
+        """A record for a trial that wrote none itself."""
+        return TrialResult(
+            trial_id=trial.trial_id,
+            sweep=self.target.sweep,
+            namespace=self.target.namespace,
+            params=dict(trial.config),
+        )
 
     def _say(self, line: str) -> None:
         if _ACTIVE_LOG is not None:
@@ -328,9 +339,8 @@ class SweepMonitor(tune.Callback, tune.Stopper):
                 self.failed.add(trial.trial_id)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        key = self.target.trial_key(trial.trial_id)
         try:
-            record = read_trial(self.store, key)
+            record = self._recorded(trial.trial_id)
             if finished(record):
                 assert record is not None
                 self._say(f"trial {trial.trial_id} {record.state.value.lower()}{_score(record)}")
@@ -339,34 +349,22 @@ class SweepMonitor(tune.Callback, tune.Stopper):
             if record is None:
                 if not last:
                     return  # never started (a pending trial of a stopped sweep)
-                record = TrialResult(
-                    trial_id=trial.trial_id,
-                    sweep=self.target.sweep,
-                    namespace=self.target.namespace,
-                    params=dict(trial.config),
-                )
+                record = self._blank(trial)
             record = stopped_record(record, last)
-            self.store.write_json(key, record)
+            self.files.write_trial(record)
             self._say(f"trial {trial.trial_id} stopped early{_score(record)}")
         except StoreError as exc:
             self._say(f"could not record trial {trial.trial_id}: {exc}")
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.failed.add(trial.trial_id)
-        key = self.target.trial_key(trial.trial_id)
         try:
-            record = read_trial(self.store, key)
+            record = self._recorded(trial.trial_id)
             if record is not None and record.state is TrialState.FAILED:
                 error = record.error or "failed"
             else:
                 error = _trial_error(trial)
-                base = record or TrialResult(
-                    trial_id=trial.trial_id,
-                    sweep=self.target.sweep,
-                    namespace=self.target.namespace,
-                    params=dict(trial.config),
-                )
-                self.store.write_json(key, failed_record(base, error))
+                self.files.write_trial(failed_record(record or self._blank(trial), error))
             self._say(f"trial {trial.trial_id} failed: {error.splitlines()[-1][:300]}")
         except StoreError as exc:
             self._say(f"could not record trial {trial.trial_id}: {exc}")
@@ -380,7 +378,7 @@ class SweepMonitor(tune.Callback, tune.Stopper):
 def _score(record: TrialResult) -> str:
     if record.primary_score is None:
         return ""
-    return f", primary_score={record.primary_score:.4f}"
+    return f", {PRIMARY_SCORE}={record.primary_score:.4f}"
 
 
 def _trial_error(trial: Any) -> str:
@@ -421,7 +419,7 @@ class SweepRun:
 
 @dataclass
 class SweepOutcome:
-    exit_code: int
+    exit_code: ExitCode
     message: str
     summary: SweepResult | None = None
     results_uri: str | None = None
@@ -438,21 +436,21 @@ def experiment_root(run: SweepRun, store: Store, target: SweepTarget) -> str:
     return f"/tmp/tunix-rt/{target.prefix}"
 
 
-def archive_previous(store: Store, target: SweepTarget, say: Callable[[str], None]) -> None:
+def archive_previous(files: SweepFiles, say: Callable[[str], None]) -> None:
     """Move an earlier, non-resumable run's records aside (``<sweep>/archive/<time>/``).
 
     A fresh start must not mix old trials into the new summary, and must not lose them.
     """
-    skip = tuple(f"{target.prefix}/{folder}/" for folder in KEEP_FOLDERS)
-    keys = [k for k in store.list(target.prefix + "/") if not k.startswith(skip)]
+    store, layout = files.store, files.layout
+    skip = tuple(f"{layout.key(folder)}/" for folder in KEEP_FOLDERS)
+    keys = [k for k in store.list(layout.prefix + "/") if not k.startswith(skip)]
     if not keys:
         return
-    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
-    dest = f"{target.prefix}/archive/{stamp}"
+    dest = layout.key(ARCHIVE_DIR, utcnow().strftime("%Y%m%dT%H%M%SZ"))
     for key in keys:
-        rel = key[len(target.prefix) + 1 :]
+        rel = key[len(layout.prefix) + 1 :]
         store.write_bytes(f"{dest}/{rel}", store.read_bytes(key))
-        store.fs.rm(f"{store.root}/{key}")
+        store.delete(key)
     say(f"moved {len(keys)} file(s) of an earlier run to {store.uri_for(dest)}")
 
 
@@ -525,170 +523,231 @@ def _graceful_sigterm() -> None:
 def run_sweep(run: SweepRun) -> SweepOutcome:
     """Run (or resume) a sweep to the end; write every trial record and the summary."""
     global _ACTIVE_LOG
-    spec = run.spec
     store = Store(run.storage_uri)
     target = SweepTarget(store.uri, run.namespace, run.name)
-    say = SweepLog(store, f"{target.prefix}/{LOG_FILE}", echo=run.echo)
+    files = target.files(store)
+    say = SweepLog(files, echo=run.echo)
     _ACTIVE_LOG = say
     try:
-        return _run_sweep(run, spec, store, target, say)
+        return _run_sweep(
+            Session(run, target, files, say, experiment_root(run, store, target), utcnow())
+        )
     finally:
         say.save()
         _ACTIVE_LOG = None
 
 
-def _run_sweep(
-    run: SweepRun, spec: SweepSpec, store: Store, target: SweepTarget, say: SweepLog
-) -> SweepOutcome:
-    driver_started = utcnow()
-    results_uri = store.uri_for(target.prefix)
-    root = experiment_root(run, store, target)
-    experiment = f"{root}/{EXPERIMENT_NAME}"
+@dataclass(frozen=True)
+class Session:
+    """One run of the driver: what its steps share."""
+
+    run: SweepRun
+    target: SweepTarget
+    files: SweepFiles
+    say: SweepLog
+    root: str
+    """Ray's ``storage_path`` (:func:`experiment_root`)."""
+    started: datetime
+
+    @property
+    def experiment(self) -> str:
+        """Ray Tune's experiment folder: what a later session restores."""
+        return f"{self.root}/{EXPERIMENT_DIR}"
+
+
+def _run_sweep(session: Session) -> SweepOutcome:
+    """The steps of one driver session, each a function of its own."""
+    run, files, say = session.run, session.files, session.say
     _sweep_env()
-
-    if run.fresh:
-        if os.path.isdir(experiment):
-            shutil.rmtree(experiment)
-        archive_previous(store, target, say)
-
-    restoring = tune.Tuner.can_restore(experiment)
-    spec_key = f"{target.prefix}/{SPEC_FILE}"
-    if restoring:
-        say.resume()
-        try:
-            stored = SweepSpec.model_validate(store.read_json(spec_key))
-        except FileNotFoundError:
-            stored = None
-        if stored is not None and _spec_fingerprint(stored) != _spec_fingerprint(spec):
-            return SweepOutcome(
-                EXIT_INVALID,
-                f"the spec of sweep {run.name!r} changed since its earlier run at {results_uri}; "
-                "run it with --fresh to start over (earlier results are kept in archive/), "
-                "or give it another name",
-                results_uri=results_uri,
-            )
-        finished = _finished_summary(store, target)
-        if finished is not None:
-            # Done already: report it as it is. Re-summarising would stamp today's
-            # commit on evidence of trials an earlier commit ran.
-            say(
-                f"sweep {run.name!r} already finished at {finished.finished_at}: "
-                f"{finished.message}; run it with --fresh to start over"
-            )
-            prefix = sweep_evidence_prefix(run.namespace, run.name)
-            bundle = latest_bundle(store, prefix)
-            code = EXIT_OK if finished.phase is Phase.SUCCEEDED else EXIT_FAILED
-            return SweepOutcome(
-                code,
-                finished.message or finished.phase.value,
-                finished,
-                results_uri,
-                store.uri_for(prefix) if bundle else None,
-                bundle,
-            )
-    else:
-        archive_previous(store, target, say)
-    store.write_json(spec_key, spec)
+    restoring, early = restore_or_archive(session)
+    if early is not None:
+        return early
+    files.write_spec(run.spec)
 
     _init_ray(run)
     if not run.address:
-        problem = _check_local_resources(spec)
+        problem = _check_local_resources(run.spec)
         if problem:
-            return SweepOutcome(EXIT_INVALID, problem, results_uri=results_uri)
+            return SweepOutcome(ExitCode.INVALID, problem, results_uri=files.uri)
 
-    context = TrialContext(
-        target=target,
-        spec=spec.to_wire(),
+    trainable = make_trainable(session)
+    started = time.monotonic()
+    tuner = make_tuner(session, trainable, restoring)
+    _graceful_sigterm()
+    grid = tuner.fit()
+    end = sweep_end(grid, files.trials(), run.spec, time.monotonic() - started)
+
+    verdict = sweep_verdict(end, run.spec)
+    if not verdict.finished:
+        return SweepOutcome(exit_code_for(verdict.phase), verdict.message, results_uri=files.uri)
+    summary = summarise(run, end.trials, verdict)
+    say(f"{verdict.phase.value}: {verdict.message}")
+    return publish(session, summary, end.trials)
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def restore_or_archive(session: Session) -> tuple[bool, SweepOutcome | None]:
+    """Whether Tune restores the experiment, and the outcome when this session ends here.
+
+    ``--fresh`` drops Ray's state and archives earlier results; a run that cannot be
+    restored archives them too. A restorable one continues its log and is checked
+    (:func:`check_resume`): a changed spec is refused, a finished sweep reported.
+    """
+    run, files, say, experiment = session.run, session.files, session.say, session.experiment
+    if run.fresh:
+        if os.path.isdir(experiment):
+            shutil.rmtree(experiment)
+        archive_previous(files, say)
+    if not tune.Tuner.can_restore(experiment):
+        archive_previous(files, say)
+        return False, None
+    say.resume()
+    return True, check_resume(run, files, say)
+
+
+def check_resume(
+    run: SweepRun, files: SweepFiles, say: Callable[[str], None]
+) -> SweepOutcome | None:
+    """Before resuming: refuse a changed spec; report a sweep that finished already.
+
+    None: go on and resume. No Ray here.
+    """
+    stored = _stored_spec(files)
+    if stored is not None and _spec_fingerprint(stored) != _spec_fingerprint(run.spec):
+        return SweepOutcome(
+            ExitCode.INVALID,
+            f"the spec of sweep {run.name!r} changed since its earlier run at {files.uri}; "
+            "run it with --fresh to start over (earlier results are kept in archive/), "
+            "or give it another name",
+            results_uri=files.uri,
+        )
+    try:
+        done = files.summary()
+    except StoreError:  # as an absent one: the sweep is resumed
+        done = None
+    if done is None:
+        return None
+    # Done already: report it as it is. Re-summarising would stamp today's commit on
+    # evidence of trials an earlier commit ran.
+    say(
+        f"sweep {run.name!r} already finished at {done.finished_at}: "
+        f"{done.message}; run it with --fresh to start over"
+    )
+    bundle = files.bundle_uri()
+    return SweepOutcome(
+        ExitCode.OK if done.phase is Phase.SUCCEEDED else ExitCode.FAILED,
+        done.message or done.phase.value,
+        done,
+        files.uri,
+        files.store.uri_for(files.layout.evidence_prefix) if bundle else None,
+        bundle,
+    )
+
+
+def _stored_spec(files: SweepFiles) -> SweepSpec | None:
+    """The spec an earlier run left; None when it left none. One that cannot be read
+    ends this session with the store's error: there is nothing to compare a resume with."""
+    seen = len(files.problems)
+    stored = files.spec()
+    if stored is None and len(files.problems) > seen:
+        raise StoreError(files.problems[-1])
+    return stored
+
+
+def trial_context(session: Session) -> TrialContext:
+    """What every trial gets besides its params: the validated spec, where to write."""
+    spec = session.run.spec
+    local = session.files.store.scheme == "file"
+    return TrialContext(
+        target=session.target,
+        spec=spec,
         cpus=spec.resources.cpu,
-        write_every_s=5.0 if store.scheme == "file" else 30.0,
-        checkpoint_root=f"{root}/checkpoints" if store.scheme == "file" else None,
-        env=dict(run.env),
+        write_every_s=5.0 if local else 30.0,
+        checkpoint_root=f"{session.root}/{CHECKPOINTS_DIR}" if local else None,
+        env=dict(session.run.env),
     )
-    trainable = tune.with_resources(
-        tune.with_parameters(train_trial, context=context), trial_resources(spec)
+
+
+def make_trainable(session: Session) -> Any:
+    """``train_trial`` with the trial context bound and the spec's resources per trial."""
+    return tune.with_resources(
+        tune.with_parameters(train_trial, context=trial_context(session)),
+        trial_resources(session.run.spec),
     )
+
+
+def make_tuner(session: Session, trainable: Any, restoring: bool) -> tune.Tuner:
+    """The Tuner of this session: restored from its experiment, or new from the spec."""
+    run, target, say, root = session.run, session.target, session.say, session.root
+    spec = run.spec
+    say(f"code: commit {commit_info().short}")  # per session: a resumed sweep may differ
+    if restoring:
+        say(f"resuming sweep {run.name!r} from {session.experiment}")
+        return tune.Tuner.restore(
+            session.experiment, trainable, resume_unfinished=True, resume_errored=False
+        )
     monitor = SweepMonitor(
         target,
         spec.max_failed_trials,
         float(spec.budget.trial_timeout_seconds) if spec.budget.trial_timeout_seconds else None,
         echo=run.echo,
     )
-    started = time.monotonic()
-    say(f"code: commit {commit_info().short}")  # per session: a resumed sweep may differ
-    if restoring:
-        say(f"resuming sweep {run.name!r} from {experiment}")
-        tuner = tune.Tuner.restore(
-            experiment, trainable, resume_unfinished=True, resume_errored=False
-        )
-    else:
-        say(
-            f"sweep {run.name!r}: {spec.planned_trials()} trials, {spec.algorithm.value} search, "
-            f"{spec.scheduler.type.value} scheduler, {spec.max_concurrent_trials} at a time"
-        )
-        tuner = tune.Tuner(
-            trainable,
-            param_space=search_space(spec),
-            tune_config=tune_config(spec),
-            run_config=tune.RunConfig(
-                name=EXPERIMENT_NAME,
-                storage_path=root,
-                stop=monitor,
-                callbacks=[monitor],
-                failure_config=tune.FailureConfig(max_failures=0),
-                log_to_file=True,
-                verbose=1,
-            ),
-        )
-    _graceful_sigterm()
-    grid = tuner.fit()
-    elapsed = time.monotonic() - started
+    say(
+        f"sweep {run.name!r}: {spec.planned_trials()} trials, {spec.algorithm.value} search, "
+        f"{spec.scheduler.type.value} scheduler, {spec.max_concurrent_trials} at a time"
+    )
+    return tune.Tuner(
+        trainable,
+        param_space=search_space(spec),
+        tune_config=tune_config(spec),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT_DIR,
+            storage_path=root,
+            stop=monitor,
+            callbacks=[monitor],
+            failure_config=tune.FailureConfig(max_failures=0),
+            log_to_file=True,
+            verbose=1,
+        ),
+    )
 
-    tune_ids: list[str] = []
+
+def grid_trial_ids(grid: Any) -> list[str]:
+    """The id of every trial in Tune's ResultGrid (restored ones included)."""
+    ids = []
     for index in range(len(grid)):
         result = grid[index]
         trial_id = (result.metrics or {}).get("trial_id") or Path(str(result.path)).name
-        tune_ids.append(str(trial_id))
-    records = {r.trial_id: r for r in read_trials(store, target)}
-    trials = [records[i] for i in sorted(set(tune_ids)) if i in records]
+        ids.append(str(trial_id))
+    return ids
 
-    failed = [t for t in trials if t.state is TrialState.FAILED]
-    incomplete = grid.num_terminated + grid.num_errors < len(grid)
-    timed_out = bool(
-        spec.budget.sweep_timeout_seconds and elapsed >= spec.budget.sweep_timeout_seconds - 1
+
+def sweep_end(grid: Any, records: list[TrialResult], spec: SweepSpec, elapsed: float) -> SweepEnd:
+    """How Tune's run ended: this run's trial records (``records`` may hold earlier
+    ones), how many trials it launched, whether some did not finish, whether time ran out."""
+    ids = grid_trial_ids(grid)
+    by_id = {r.trial_id: r for r in records}
+    timeout = spec.budget.sweep_timeout_seconds
+    return SweepEnd(
+        trials=[by_id[i] for i in sorted(set(ids)) if i in by_id],
+        launched=len(ids),
+        incomplete=grid.num_terminated + grid.num_errors < len(grid),
+        timed_out=bool(timeout and elapsed >= timeout - 1),
     )
-    if len(failed) > spec.max_failed_trials:
-        phase = Phase.FAILED
-        message = (
-            f"{len(failed)} trial(s) failed, more than maxFailedTrials "
-            f"({spec.max_failed_trials}); first error: {failed[0].error}"
-        )
-    elif not timed_out and (incomplete or len(tune_ids) < spec.planned_trials()):
-        done = sum(1 for t in trials if t.finished)
-        return SweepOutcome(
-            EXIT_INTERRUPTED,
-            f"sweep interrupted with {done} of {spec.planned_trials()} trials finished; "
-            "run the same command again to resume",
-            results_uri=results_uri,
-        )
-    else:
-        best = best_trial(trials, spec.objective)
-        if best is None:
-            phase = Phase.FAILED
-            message = f"no trial reported {spec.objective.metric}"
-        else:
-            phase = Phase.SUCCEEDED
-            value = objective_value(best, spec.objective)
-            message = f"best trial {best.trial_id}: {spec.objective.metric}={value}"
-            if timed_out:
-                message += " (sweep time budget reached)"
 
+
+def summarise(run: SweepRun, trials: Sequence[TrialResult], verdict: Verdict) -> SweepResult:
+    """``summary.json`` of a finished sweep: its verdict and its trials, best first."""
+    spec = run.spec
     best = best_trial(trials, spec.objective)
     starts = [t.started_at for t in trials if t.started_at is not None]
-    summary = SweepResult(
+    return SweepResult(
         sweep=run.name,
         namespace=run.namespace,
-        phase=phase,
-        message=message,
+        phase=verdict.phase,
+        message=verdict.message,
         trials_planned=spec.planned_trials(),
         objective_metric=spec.objective.metric,
         objective_mode=spec.objective.mode,
@@ -700,24 +759,24 @@ def _run_sweep(
         started_at=min(starts) if starts else None,
         finished_at=utcnow(),
     )
-    say(f"{phase.value}: {message}")
-    evidence_uri, bundle_uri = publish_evidence(
-        run, store, target, summary, trials, say, driver_started
-    )
+
+
+def publish(session: Session, summary: SweepResult, trials: Sequence[TrialResult]) -> SweepOutcome:
+    """The evidence bundle, then ``summary.json``; the outcome of the finished sweep."""
+    files = session.files
+    evidence_uri, bundle_uri = publish_evidence(session, summary, trials)
     # Last: summary.json tells the operator and the CLI the sweep is over, so everything
     # it points to (trial records, the evidence bundle) is already in the store.
-    store.write_json(target.summary_key, summary)
-    say(f"results: {store.uri_for(target.summary_key)}")
-    code = EXIT_OK if phase is Phase.SUCCEEDED else EXIT_FAILED
-    return SweepOutcome(code, message, summary, results_uri, evidence_uri, bundle_uri)
-
-
-def _finished_summary(store: Store, target: SweepTarget) -> SweepResult | None:
-    """The summary of a sweep that ran to its end, None when there is none (or unreadable)."""
-    try:
-        return SweepResult.model_validate(store.read_json(target.summary_key))
-    except (StoreError, ValueError):
-        return None
+    summary_uri = files.write_summary(summary)
+    session.say(f"results: {summary_uri}")
+    return SweepOutcome(
+        exit_code_for(summary.phase),
+        summary.message or "",
+        summary,
+        files.uri,
+        evidence_uri,
+        bundle_uri,
+    )
 
 
 def _devices() -> list[str]:
@@ -728,13 +787,7 @@ def _devices() -> list[str]:
 
 
 def publish_evidence(
-    run: SweepRun,
-    store: Store,
-    target: SweepTarget,
-    summary: SweepResult,
-    trials: list[TrialResult],
-    say: SweepLog,
-    driver_started: datetime,
+    session: Session, summary: SweepResult, trials: Sequence[TrialResult]
 ) -> tuple[str | None, str | None]:
     """Write the finished sweep's evidence folder and zip, upload them; (folder, zip) URIs.
 
@@ -745,11 +798,13 @@ def publish_evidence(
     from tunix_rt.train.data import dataset_info
     from tunix_rt.train.loop import model_id
 
-    prefix = sweep_evidence_prefix(run.namespace, run.name)
+    run, say = session.run, session.say
+    store, layout = session.files.store, session.files.layout
+    prefix = layout.evidence_prefix
     try:
         base = TrainerConfig.model_validate(summary.base_config)
-        trial_files = {t.trial_id: store.read_bytes(target.trial_key(t.trial_id)) for t in trials}
-        started = min([driver_started, *(t.started_at for t in trials if t.started_at)])
+        trial_files = {t.trial_id: store.read_bytes(layout.trial_key(t.trial_id)) for t in trials}
+        started = min([session.started, *(t.started_at for t in trials if t.started_at)])
         ended = summary.finished_at or utcnow()
         facts = SweepRunFacts(
             spec=run.spec.to_wire(),
@@ -848,15 +903,15 @@ def main(argv: list[str] | None = None) -> int:
         run = load_run(args)
     except ManifestError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return ExitCode.INVALID
     try:
         outcome = run_sweep(run)
     except (StoreError, ManifestError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     finally:
         if ray.is_initialized() and not args.address:
             ray.shutdown()
-    if outcome.exit_code != EXIT_OK:
+    if outcome.exit_code != ExitCode.OK:
         print(f"[tunix-rt] {outcome.message}", file=sys.stderr, flush=True)
     return outcome.exit_code

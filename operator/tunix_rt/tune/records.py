@@ -1,23 +1,19 @@
-"""Trial records in the store: written by the trial (start, eval points, end) and by the
-driver's callback (stopped by the scheduler, failed), read back by the operator and CLI.
+"""Trial records: built by the trial (start, eval points, end) and by the driver's
+callback (stopped by the scheduler, failed). Where they live in the store, and how they
+are read and written, is the run contract's (:mod:`tunix_rt.contract.layout`).
 
 Nothing here imports Ray; the Ray callback lives in ``driver.py``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from tunix_rt.api.trial import FINISHED_STATES, SweepResult, TrialResult, TrialState
-from tunix_rt.contract.layout import summary_key, trial_key, trials_prefix
-from tunix_rt.storage import Store, StoreError
+from tunix_rt.api.trial import FINISHED_STATES, TrialResult, TrialState
+from tunix_rt.scoring import PRIMARY_SCORE
 
 # Keys Ray Tune adds to every result; not the trial's own metrics.
 TUNE_KEYS = frozenset(
@@ -73,59 +69,6 @@ def numeric_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-@dataclass(frozen=True)
-class SweepTarget:
-    """Where one sweep's records live; small and picklable (it travels to trial workers)."""
-
-    storage: str
-    namespace: str
-    sweep: str
-
-    def store(self) -> Store:
-        return Store(self.storage)
-
-    def trial_key(self, trial_id: str) -> str:
-        return trial_key(self.namespace, self.sweep, trial_id)
-
-    @property
-    def trials_prefix(self) -> str:
-        return trials_prefix(self.namespace, self.sweep)
-
-    @property
-    def summary_key(self) -> str:
-        return summary_key(self.namespace, self.sweep)
-
-    @property
-    def prefix(self) -> str:
-        return self.trials_prefix.removesuffix("trials/").rstrip("/")
-
-
-def read_trial(store: Store, key: str) -> TrialResult | None:
-    """The record at ``key``; None when absent or unreadable (a half-written file never is)."""
-    try:
-        return TrialResult.model_validate(store.read_json(key))
-    except (FileNotFoundError, StoreError, ValidationError, json.JSONDecodeError):
-        return None
-
-
-def read_trials(store: Store, target: SweepTarget) -> list[TrialResult]:
-    """Every trial record of a sweep, in id order."""
-    out = []
-    for key in store.list(target.trials_prefix):
-        if key.endswith(".json"):
-            record = read_trial(store, key)
-            if record is not None:
-                out.append(record)
-    return sorted(out, key=lambda t: t.trial_id)
-
-
-def read_summary(store: Store, target: SweepTarget) -> SweepResult | None:
-    try:
-        return SweepResult.model_validate(store.read_json(target.summary_key))
-    except (FileNotFoundError, StoreError, ValidationError, json.JSONDecodeError):
-        return None
-
-
 def finished(record: TrialResult | None) -> bool:
     return record is not None and record.state in FINISHED_STATES
 
@@ -135,7 +78,7 @@ def stopped_record(
 ) -> TrialResult:
     """A trial ended by the scheduler, a stopper or the sweep: its last report counts."""
     metrics = numeric_metrics(last_result) or dict(base.metrics)
-    score = metrics.get("primary_score", base.primary_score)
+    score = metrics.get(PRIMARY_SCORE, base.primary_score)
     steps = int(metrics.get("step", base.steps))
     return base.model_copy(
         update={

@@ -19,8 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import TrialResult, TrialState
-from tunix_rt.tune.records import SweepTarget, failed_record, plain, read_trial, utcnow
+from tunix_rt.contract.layout import SweepFiles, SweepTarget
+from tunix_rt.scoring import PRIMARY_SCORE
+from tunix_rt.storage import StoreError
+from tunix_rt.tune.records import failed_record, plain, utcnow
 
 WORKLOAD_ENV = "TUNIX_RT_TRIAL_WORKLOAD"
 """``module:function`` with ``run_trial``'s signature that trials run instead of the
@@ -32,10 +36,13 @@ DEFAULT_WORKLOAD = "tunix_rt.train:run_trial"
 
 @dataclass(frozen=True)
 class TrialContext:
-    """What every trial of a sweep needs besides its params (sent once, via with_parameters)."""
+    """What every trial of a sweep needs besides its params (sent once, via with_parameters).
+
+    ``spec`` is the model the driver validated (it pickles): trials do not validate it again.
+    """
 
     target: SweepTarget
-    spec: dict[str, Any]
+    spec: SweepSpec
     cpus: float = 1.0
     write_every_s: float = 5.0
     checkpoint_root: str | None = None
@@ -95,7 +102,7 @@ class Reporter:
     def __init__(
         self,
         record: TrialResult,
-        write: Callable[[TrialResult], None],
+        write: Callable[[TrialResult], object],
         tune_report: Callable[[dict[str, Any]], None],
         every_s: float,
     ) -> None:
@@ -113,14 +120,14 @@ class Reporter:
             if isinstance(value, int | float) and not isinstance(value, bool):
                 self.latest[key] = float(value)
         self.reports += 1
-        eval_point = "primary_score" in metrics
+        eval_point = PRIMARY_SCORE in metrics
         now = time.monotonic()
         if eval_point or now - self.last_write >= self.every_s:
             self.record = self.record.model_copy(
                 update={
                     "metrics": dict(self.latest),
                     "steps": int(self.latest.get("step", self.record.steps)),
-                    "primary_score": self.latest.get("primary_score"),
+                    "primary_score": self.latest.get(PRIMARY_SCORE),
                 }
             )
             self.write(self.record)
@@ -139,29 +146,75 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
     """Ray Tune function trainable (wrapped with ``tune.with_parameters(…, context=…)``)."""
     from ray import tune
 
+    prepare_worker(context)
+    trial_id = tune.get_context().get_trial_id()
+    files = context.target.files()
+    params = {name: plain(value) for name, value in config.items()}
+
+    previous = previous_record(files, trial_id)
+    if previous is not None and previous.state is TrialState.SUCCEEDED:
+        # Finished in an earlier, interrupted session whose Tune state lagged behind:
+        # report the stored result again instead of training twice.
+        tune.report(replayed_metrics(previous))
+        return
+
+    record = running_record(context.target, trial_id, params)
+    files.write_trial(record)
+    started = time.monotonic()
+    reporter = Reporter(record, files.write_trial, lambda m: tune.report(m), context.write_every_s)
+    try:
+        result = run_workload(context, trial_id, params, reporter)
+    except Exception as exc:
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        files.write_trial(
+            failed_record(reporter.record, detail).model_copy(
+                update={"wall_seconds": time.monotonic() - started}
+            )
+        )
+        raise
+
+    final, metrics = final_record(reporter.record, result)
+    if reporter.reports == 0 or reporter.latest.get(PRIMARY_SCORE) != result.primary_score:
+        # The trainer's last report did not carry the final score: report it so that
+        # the searcher and the result grid see what the record says.
+        reporter.latest.update(metrics)
+        files.write_trial(final)
+        tune.report(reporter.tune_metrics())
+    else:
+        files.write_trial(final)
+
+
+def prepare_worker(context: TrialContext) -> None:
+    """The trial process's environment: the sweep's variables, compile cache, threads."""
     for key, value in context.env.items():
         os.environ.setdefault(key, value)
     use_compile_cache()
     limit_threads(context.cpus)
 
-    trial_id = tune.get_context().get_trial_id()
-    target = context.target
-    store = target.store()
-    key = target.trial_key(trial_id)
-    params = {name: plain(value) for name, value in config.items()}
 
-    previous = read_trial(store, key)
-    if previous is not None and previous.state is TrialState.SUCCEEDED:
-        # Finished in an earlier, interrupted session whose Tune state lagged behind:
-        # report the stored result again instead of training twice.
-        again = dict(previous.metrics)
-        if previous.primary_score is not None:
-            again["primary_score"] = previous.primary_score
-        again["step"] = previous.steps
-        tune.report(again)
-        return
+def previous_record(files: SweepFiles, trial_id: str) -> TrialResult | None:
+    """This trial's record from an earlier session; None when absent or unreadable.
 
-    record = TrialResult(
+    A store that cannot be read is no reason to skip training either: the trial trains
+    (and its first write reports the store's error), as an absent record would.
+    """
+    try:
+        return files.trial(trial_id)
+    except StoreError:
+        return None
+
+
+def replayed_metrics(previous: TrialResult) -> dict[str, Any]:
+    """What a trial that already succeeded reports to Tune again: its stored result."""
+    again: dict[str, Any] = dict(previous.metrics)
+    if previous.primary_score is not None:
+        again[PRIMARY_SCORE] = previous.primary_score
+    again["step"] = previous.steps
+    return again
+
+
+def running_record(target: SweepTarget, trial_id: str, params: dict[str, Any]) -> TrialResult:
+    return TrialResult(
         trial_id=trial_id,
         sweep=target.sweep,
         namespace=target.namespace,
@@ -170,43 +223,36 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
         started_at=utcnow(),
     )
 
-    def write(rec: TrialResult) -> None:
-        store.write_json(key, rec)
 
-    write(record)
-    started = time.monotonic()
-    reporter = Reporter(record, write, lambda m: tune.report(m), context.write_every_s)
-    try:
-        spec = SweepSpec.model_validate(context.spec)
-        trainer_config = spec.trial_config(params)
-        # Checkpoints (trainer.checkpointEvery > 0) let a trial interrupted with its sweep
-        # continue where it was when the sweep resumes.
-        checkpoint_dir = (
-            os.path.join(context.checkpoint_root, trial_id)
-            if context.checkpoint_root and trainer_config.checkpoint_every > 0
-            else None
-        )
-        result = load_workload()(
-            trainer_config,
-            report=reporter,
-            checkpoint_dir=checkpoint_dir,
-            log=lambda line: print(line, flush=True),
-        )
-    except Exception as exc:
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        write(
-            failed_record(reporter.record, detail).model_copy(
-                update={"wall_seconds": time.monotonic() - started}
-            )
-        )
-        raise
+def checkpoint_dir(context: TrialContext, trial_id: str, config: TrainerConfig) -> str | None:
+    """Where the trial keeps its checkpoints (trainer.checkpointEvery > 0), if anywhere:
+    they let a trial interrupted with its sweep continue where it was when it resumes."""
+    if context.checkpoint_root and config.checkpoint_every > 0:
+        return os.path.join(context.checkpoint_root, trial_id)
+    return None
 
+
+def run_workload(
+    context: TrialContext, trial_id: str, params: dict[str, Any], reporter: Reporter
+) -> Any:
+    """Train the trial: the workload (the trainer by default) with the trial's config."""
+    trainer_config = context.spec.trial_config(params)
+    return load_workload()(
+        trainer_config,
+        report=reporter,
+        checkpoint_dir=checkpoint_dir(context, trial_id, trainer_config),
+        log=lambda line: print(line, flush=True),
+    )
+
+
+def final_record(record: TrialResult, result: Any) -> tuple[TrialResult, dict[str, float]]:
+    """The Succeeded record from the workload's result, and the metrics it carries."""
     metrics = {k: float(v) for k, v in dict(result.metrics).items()}
     score = result.primary_score
     if score is not None:
-        metrics["primary_score"] = float(score)
+        metrics[PRIMARY_SCORE] = float(score)
     metrics["step"] = float(result.steps)
-    final = reporter.record.model_copy(
+    final = record.model_copy(
         update={
             "state": TrialState.SUCCEEDED,
             "metrics": metrics,
@@ -216,11 +262,4 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
             "finished_at": utcnow(),
         }
     )
-    if reporter.reports == 0 or reporter.latest.get("primary_score") != score:
-        # The trainer's last report did not carry the final score: report it so that
-        # the searcher and the result grid see what the record says.
-        reporter.latest.update(metrics)
-        write(final)
-        tune.report(reporter.tune_metrics())
-    else:
-        write(final)
+    return final, metrics
