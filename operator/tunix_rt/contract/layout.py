@@ -83,21 +83,30 @@ def latest_bundle(store: Store, prefix: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class SweepLayout:
+class _Layout:
+    """A run's folder in the store: keys are joined under ``prefix``."""
+
+    prefix: str
+
+    def key(self, *parts: str) -> str:
+        return _join(self.prefix, *parts)
+
+    @property
+    def archive_prefix(self) -> str:
+        return self.key(ARCHIVE_DIR)
+
+
+@dataclass(frozen=True)
+class SweepLayout(_Layout):
     """Where one sweep's files live, relative to the store's root.
 
     ``prefix`` is ``<namespace>/<sweep>``, or empty for a store rooted at the sweep's own
     folder (what ``tunix-rt sweep show runs/local/my-sweep`` opens).
     """
 
-    prefix: str
-
     @classmethod
     def of(cls, namespace: str, sweep: str) -> SweepLayout:
         return cls(f"{namespace}/{sweep}")
-
-    def key(self, *parts: str) -> str:
-        return _join(self.prefix, *parts)
 
     @property
     def trials_prefix(self) -> str:
@@ -122,23 +131,14 @@ class SweepLayout:
     def evidence_prefix(self) -> str:
         return self.key(EVIDENCE_DIR)
 
-    @property
-    def archive_prefix(self) -> str:
-        return self.key(ARCHIVE_DIR)
-
 
 @dataclass(frozen=True)
-class RehearsalLayout:
+class RehearsalLayout(_Layout):
     """Where one rehearsal's evidence lives: ``<namespace>/rehearsals/<name>``."""
-
-    prefix: str
 
     @classmethod
     def of(cls, namespace: str, name: str) -> RehearsalLayout:
         return cls(f"{namespace}/{REHEARSALS_DIR}/{name}")
-
-    def key(self, *parts: str) -> str:
-        return _join(self.prefix, *parts)
 
     @property
     def manifest_key(self) -> str:
@@ -155,10 +155,6 @@ class RehearsalLayout:
     @property
     def failed_prefix(self) -> str:
         return self.key(FAILED_DIR)
-
-    @property
-    def archive_prefix(self) -> str:
-        return self.key(ARCHIVE_DIR)
 
     def is_current(self, key: str) -> bool:
         """A key of the current evidence (not under failed/ or archive/)."""
