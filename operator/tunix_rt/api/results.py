@@ -9,11 +9,12 @@ from collections.abc import Iterable
 
 from tunix_rt.api.sweep import BestTrial, Objective, TrialSummary
 from tunix_rt.api.trial import TrialResult, TrialState
+from tunix_rt.scoring import PRIMARY_SCORE
 
 
 def objective_value(trial: TrialResult, objective: Objective) -> float | None:
     """The trial's value of the sweep objective (primary_score unless the spec says else)."""
-    if objective.metric == "primary_score":
+    if objective.metric == PRIMARY_SCORE:
         return trial.primary_score
     return trial.metrics.get(objective.metric)
 

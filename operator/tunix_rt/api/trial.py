@@ -13,6 +13,7 @@ from pydantic import Field
 
 from tunix_rt.api.base import ApiModel
 from tunix_rt.api.common import Phase
+from tunix_rt.scoring import PRIMARY_SCORE
 
 
 class TrialState(StrEnum):
@@ -57,7 +58,7 @@ class SweepResult(ApiModel):
     phase: Phase = Field(Phase.SUCCEEDED, description="Succeeded or Failed.")
     message: str | None = Field(None, description="Why the sweep failed, or how it ended.")
     trials_planned: int | None = Field(None, description="Trials the spec asked for.")
-    objective_metric: str = "primary_score"
+    objective_metric: str = PRIMARY_SCORE
     objective_mode: str = "max"
     trials: list[TrialResult] = Field(default_factory=list)
     best_trial_id: str | None = None

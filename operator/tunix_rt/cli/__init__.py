@@ -18,6 +18,7 @@ from tunix_rt.cli import crds as crds_cmd
 from tunix_rt.cli import promote as promote_cmd
 from tunix_rt.cli import sweep as sweep_cmd
 from tunix_rt.cli import validate as validate_cmd
+from tunix_rt.contract.exits import ExitCode
 
 # ----------------------------------------------------------------------------- plugins
 # Commands contributed by other modules of tunix_rt.cli: command name -> module.
@@ -58,7 +59,7 @@ def _broken_command(name: str, module: str, error: BaseException) -> Any:
             fg="red",
             err=True,
         )
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.INVALID)
 
     return typer.main.get_command(stub)
 

@@ -13,6 +13,7 @@ from rich.text import Text
 from tunix_rt.api.results import best_trial, objective_value, ranked
 from tunix_rt.api.sweep import Objective
 from tunix_rt.api.trial import TrialResult, TrialState
+from tunix_rt.scoring import PRIMARY_SCORE
 
 STATE_STYLE = {
     TrialState.PENDING: "dim",
@@ -55,8 +56,8 @@ def trial_table(
     table.add_column("trial", no_wrap=True)
     table.add_column("state")
     table.add_column(objective.metric, justify="right")
-    if objective.metric != "primary_score":
-        table.add_column("primary_score", justify="right")
+    if objective.metric != PRIMARY_SCORE:
+        table.add_column(PRIMARY_SCORE, justify="right")
     table.add_column("params", overflow="fold")
     table.add_column("steps", justify="right")
     table.add_column("time (s)", justify="right")
@@ -69,7 +70,7 @@ def trial_table(
             Text(trial.state.value, style=STATE_STYLE.get(trial.state, "")),
             format_score(value),
         ]
-        if objective.metric != "primary_score":
+        if objective.metric != PRIMARY_SCORE:
             cells.append(format_score(trial.primary_score))
         cells += [
             format_params(trial.params),

@@ -10,6 +10,7 @@ import logging
 
 import typer
 
+from tunix_rt.contract.exits import ExitCode
 from tunix_rt.controller.config import (
     DEFAULT_LIVENESS,
     DEFAULT_METRICS_PORT,
@@ -105,7 +106,7 @@ def operator(
         )
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.INVALID) from None
 
     import kopf
 

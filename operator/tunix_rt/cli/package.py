@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tunix_rt.contract.exits import ExitCode
 from tunix_rt.evidence import PackageError, build_zip, verify_zip
 from tunix_rt.evidence.checksums import ChecksumError
 
@@ -48,16 +49,16 @@ def package(
         typer.echo(f"FAILED {verify}:", err=True)
         for error in report.errors:
             typer.echo(f"  - {error}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     if run_dir is None:
         raise typer.BadParameter("RUN_DIR is required (or --verify ZIP)")
     try:
         path = build_zip(run_dir, out)
     except (PackageError, ChecksumError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.FAILED) from None
     report = verify_zip(path)
     if not report.ok:
         typer.echo(f"error: {path} does not verify: {'; '.join(report.errors)}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     typer.echo(str(path))

@@ -21,6 +21,7 @@ from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult
 from tunix_rt.cli import results as results_mod
 from tunix_rt.cli.display import format_params, format_score, make_console
+from tunix_rt.contract.exits import ExitCode
 from tunix_rt.scoring import PRIMARY_SCORE
 
 SOURCE_SWEEP = "tunixrt.io/source-sweep"
@@ -93,14 +94,14 @@ def _finished(result: str, err: Console) -> tuple[results_mod.SweepResults, Swee
         results = results_mod.load(result)
     except results_mod.ResultsError as exc:
         err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+        raise typer.Exit(ExitCode.FAILED) from exc
     summary = results.summary
     if summary is None:
         err.print(f"[red]{results.uri} has no summary yet: the sweep has not finished[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     if summary.best_trial_id is None or summary.best_params is None:
         err.print(f"[red]sweep {summary.sweep} has no best trial ({summary.message})[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     return results, summary
 
 
@@ -115,7 +116,7 @@ def _trainer(summary: SweepResult, steps: int | None, err: Console) -> TrainerCo
     except ValidationError as exc:
         for path, msg in validation_errors(exc, "trainer"):
             err.print(f"[red]{path}: {msg}[/red]")
-        raise typer.Exit(1) from exc
+        raise typer.Exit(ExitCode.FAILED) from exc
     return trainer
 
 
@@ -146,5 +147,5 @@ def _rehearsal(
     except ValidationError as exc:
         for path, msg in validation_errors(exc):
             err.print(f"[red]{path}: {msg}[/red]")
-        raise typer.Exit(1) from exc
+        raise typer.Exit(ExitCode.FAILED) from exc
     return manifest

@@ -399,7 +399,7 @@ def show(
         results = results_mod.load(location)
     except (results_mod.ResultsError, StoreError) as exc:
         make_console(stderr=True).print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+        raise typer.Exit(ExitCode.FAILED) from exc
     summary = results.summary
     title = f"sweep {summary.sweep}" if summary else f"sweep at {results.uri} (running)"
     console.print(trial_table(results.trials, results.objective, title=title))

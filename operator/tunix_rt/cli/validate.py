@@ -10,6 +10,7 @@ from rich.console import Console
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import check_document, load_documents
 from tunix_rt.cli.display import make_console
+from tunix_rt.contract.exits import ExitCode
 
 
 def print_errors(console: Console, where: str, errors: list[tuple[str, str]]) -> None:
@@ -54,4 +55,4 @@ def validate(
             else:
                 out.print(f"[green]✓[/green] {label}: {what} is valid")
     if bad:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)

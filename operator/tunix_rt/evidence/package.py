@@ -48,7 +48,7 @@ from tunix_rt.evidence.checksums import (
 )
 from tunix_rt.evidence.summary import ROWS_NAME
 from tunix_rt.evidence.validation import schema_errors
-from tunix_rt.scoring import compute_primary_score
+from tunix_rt.scoring import PRIMARY_SCORE, compute_primary_score
 from tunix_rt.storage.store import TMP_PREFIX, atomic_local_file
 
 REHEARSAL_REQUIRED = (MANIFEST_NAME, SUMMARY_NAME, RUN_LOG_FILE, SUMS_NAME)
@@ -369,7 +369,7 @@ def _check_documents(contents: dict[str, bytes], report: VerifyReport) -> None:
         _check_sweep(contents, report)
     summary = _checked_document(contents, SUMMARY_NAME, "eval_summary", report)
     if summary is not None:
-        score = summary.get("primary_score")
+        score = summary.get(PRIMARY_SCORE)
         report.primary_score = score if isinstance(score, int | float) else None
     if ROWS_NAME in contents:
         rows: list[Any] = []

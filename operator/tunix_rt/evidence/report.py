@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from tunix_rt.scoring import PRIMARY_SCORE
+
 REPORT_NAME = "report.html"
 
 _CSS = """
@@ -250,7 +252,7 @@ def _kv_table(rows: Sequence[tuple[str, Any]]) -> str:
     return f"<table>{body}</table>"
 
 
-_CURVE_PRIORITY = ("primary_score", "format_valid_rate", "learning_rate", "lr")
+_CURVE_PRIORITY = (PRIMARY_SCORE, "format_valid_rate", "learning_rate", "lr")
 _CURVE_SKIP = ("seconds", "per_second", "eval_rows", "step")
 
 
@@ -288,7 +290,7 @@ def _trial_section(sweep: Mapping[str, Any], own_score: float | None) -> str:
     best = sweep.get("best_trial_id") or sweep.get("bestTrialId")
 
     def score(t: Mapping[str, Any]) -> float | None:
-        value = t.get("primary_score", t.get("primaryScore"))
+        value = t.get(PRIMARY_SCORE, t.get("primaryScore"))
         return float(value) if isinstance(value, int | float) else None
 
     def tid(t: Mapping[str, Any]) -> str:
@@ -315,7 +317,7 @@ def _trial_section(sweep: Mapping[str, Any], own_score: float | None) -> str:
         "<table><tr><th>#</th><th>trial</th><th>state</th><th>primary_score</th>"
         f"<th>steps</th><th>params</th></tr>{''.join(rows)}</table>"
     )
-    smoke = _e(_fmt(sweep.get("primary_score", sweep.get("primaryScore"))))
+    smoke = _e(_fmt(sweep.get(PRIMARY_SCORE, sweep.get("primaryScore"))))
     return (
         f"<h2>Sweep {_e(sweep.get('sweep', ''))}: {len(trials)} trials "
         f"(best <code>{_e(best)}</code>, smoke primary_score {smoke})"
@@ -356,7 +358,7 @@ def render_report(
     sample_rows: int = 12,
 ) -> str:
     """The whole page as a string (deterministic for the same inputs)."""
-    score = summary.get("primary_score")
+    score = summary.get(PRIMARY_SCORE)
     counts = summary.get("rows") or {}
     source = manifest.get("source") or None
     title = f"tunix-rt rehearsal {manifest.get('run_name', '')}"

@@ -13,7 +13,7 @@ from typing import Any
 
 from tunix_rt.contract.layout import EVAL_SUMMARY_FILE as SUMMARY_NAME
 from tunix_rt.evidence.validation import validate
-from tunix_rt.scoring import compute_primary_score
+from tunix_rt.scoring import PRIMARY_SCORE, compute_primary_score
 
 ROWS_NAME = "eval_rows.jsonl"
 SUMMARY_SCHEMA_VERSION = "tunix-rt/eval_summary/v1"
@@ -94,7 +94,7 @@ def build_eval_summary(
     summary: dict[str, Any] = {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "run_name": run_name,
-        "primary_score": compute_primary_score(rows),
+        PRIMARY_SCORE: compute_primary_score(rows),
         "primary_score_definition": PRIMARY_SCORE_DEFINITION,
         "trainer_primary_score": finite_or_none(trainer_primary_score),
         "metrics": {str(k): finite_or_none(v) for k, v in sorted(metrics.items())},

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from tunix_rt.contract.exits import ExitCode
 from tunix_rt.train.config import load_trainer_config
 
 
@@ -36,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_trainer_config(args.config, args.overrides)
     except (ValidationError, ValueError, OSError) as exc:
         print(f"error: invalid trainer config: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.INVALID
 
     from tunix_rt.train.loop import run_trial  # imports JAX: after the config is known good
 
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_trial(config, checkpoint_dir=args.checkpoint_dir)
     except ValueError as exc:  # a setting that does not fit the data or the devices
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.INVALID
     m = result.metrics
     print(
         f"{result.model_id} {result.steps} steps in {result.wall_seconds:.1f}s: "

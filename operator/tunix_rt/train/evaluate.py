@@ -20,7 +20,7 @@ from jax.sharding import Mesh
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunix_rt.api.trainer import EvalConfig
-from tunix_rt.scoring import compute_primary_score
+from tunix_rt.scoring import PRIMARY_SCORE, compute_primary_score
 from tunix_rt.train import sharding, tokenizer
 from tunix_rt.train.data import Example, encode_prompt
 
@@ -99,7 +99,7 @@ def summarize(rows: Sequence[EvalRow]) -> dict[str, float]:
     metrics: dict[str, float] = {"eval_rows": float(len(rows))}
     score = compute_primary_score(row.model_dump() for row in rows)
     if score is not None:
-        metrics["primary_score"] = score
+        metrics[PRIMARY_SCORE] = score
     if rows:
         lengths = np.array([row.trace_tokens for row in rows], dtype=np.float64)
         metrics["trace_len_p50"] = float(np.percentile(lengths, 50))
