@@ -252,7 +252,7 @@ def test_monitor_records_stopped_and_failed_trials(tmp_path: Path) -> None:
         params={"learningRate": 0.01},
         state=TrialState.RUNNING,
     )
-    store.write_json(target.trial_key("a"), running)
+    store.write_json(target.layout.trial_key("a"), running)
     last = {
         "step": 40,
         "loss": 0.7,
@@ -261,7 +261,7 @@ def test_monitor_records_stopped_and_failed_trials(tmp_path: Path) -> None:
         "training_iteration": 4,
     }
     monitor.on_trial_complete(0, [], fake_trial("a", last))
-    stopped = read_trial(store, target.trial_key("a"))
+    stopped = read_trial(store, target.layout.trial_key("a"))
     assert stopped is not None and stopped.state is TrialState.STOPPED
     assert (stopped.steps, stopped.primary_score, stopped.wall_seconds) == (40, 0.25, 12.0)
     assert stopped.metrics == {"step": 40.0, "loss": 0.7, "primary_score": 0.25}
@@ -269,16 +269,16 @@ def test_monitor_records_stopped_and_failed_trials(tmp_path: Path) -> None:
     done = running.model_copy(
         update={"trial_id": "b", "state": TrialState.SUCCEEDED, "primary_score": 0.5}
     )
-    store.write_json(target.trial_key("b"), done)
+    store.write_json(target.layout.trial_key("b"), done)
     monitor.on_trial_complete(0, [], fake_trial("b", {"step": 100}))
-    assert read_trial(store, target.trial_key("b")) == done  # the trial's own record wins
+    assert read_trial(store, target.layout.trial_key("b")) == done  # the trial's own record wins
 
     monitor.on_trial_complete(0, [], fake_trial("never-started"))
-    assert not store.exists(target.trial_key("never-started"))
+    assert not store.exists(target.layout.trial_key("never-started"))
 
     assert not monitor.stop_all()
     monitor.on_trial_error(0, [], fake_trial("c"))
-    failed = read_trial(store, target.trial_key("c"))
+    failed = read_trial(store, target.layout.trial_key("c"))
     assert (
         failed is not None and failed.state is TrialState.FAILED and failed.error == "worker died"
     )
@@ -344,14 +344,14 @@ def test_fresh_start_archives_earlier_results(tmp_path: Path) -> None:
     old = TrialResult(
         trial_id="old_00000", sweep="sw", namespace="local", state=TrialState.SUCCEEDED
     )
-    store.write_json(target.trial_key("old_00000"), old)
-    store.write_json(target.summary_key, {"sweep": "sw"})
+    store.write_json(target.layout.trial_key("old_00000"), old)
+    store.write_json(target.layout.summary_key, {"sweep": "sw"})
     store.write_text("local/sw/ray/experiment_state.json", "{}")
     store.write_text("local/sw/logs/driver.log", "log")
     said: list[str] = []
     driver.archive_previous(target.files(store), said.append)
-    assert not store.exists(target.trial_key("old_00000"))
-    assert not store.exists(target.summary_key)
+    assert not store.exists(target.layout.trial_key("old_00000"))
+    assert not store.exists(target.layout.summary_key)
     assert store.exists("local/sw/ray/experiment_state.json")  # Ray's state and logs stay
     assert store.exists("local/sw/logs/driver.log")
     archived = [k for k in store.list("local/sw/archive/") if k.endswith("old_00000.json")]

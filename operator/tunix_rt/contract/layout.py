@@ -303,21 +303,6 @@ class SweepTarget:
     def files(self, store: Store | None = None) -> SweepFiles:
         return SweepFiles(store or self.store(), self.layout)
 
-    @property
-    def prefix(self) -> str:
-        return self.layout.prefix
-
-    def trial_key(self, trial_id: str) -> str:
-        return self.layout.trial_key(trial_id)
-
-    @property
-    def trials_prefix(self) -> str:
-        return self.layout.trials_prefix
-
-    @property
-    def summary_key(self) -> str:
-        return self.layout.summary_key
-
 
 class RehearsalFiles(Reader):
     """One rehearsal's evidence in a store, as the operator and the CLI read it."""

@@ -432,8 +432,8 @@ def experiment_root(run: SweepRun, store: Store, target: SweepTarget) -> str:
     if run.ray_storage:
         return run.ray_storage
     if store.scheme == "file":
-        return f"{store.root}/{target.prefix}"
-    return f"/tmp/tunix-rt/{target.prefix}"
+        return f"{store.root}/{target.layout.prefix}"
+    return f"/tmp/tunix-rt/{target.layout.prefix}"
 
 
 def archive_previous(files: SweepFiles, say: Callable[[str], None]) -> None:
