@@ -21,7 +21,12 @@ EXAMPLES = ROOT / "examples"
 GITOPS = EXAMPLES / "gitops"
 
 # The cluster examples this suite owns; sweep-smoke.yaml (local and kind) is checked too.
-CLUSTER_EXAMPLES = ["sweep-gpu.yaml", "sweep-tpu-v6e.yaml", "rehearsal.yaml"]
+CLUSTER_EXAMPLES = [
+    "sweep-gpu.yaml",
+    "sweep-tpu-v6e.yaml",
+    "rehearsal.yaml",
+    "rehearsal-smoke.yaml",
+]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -59,11 +64,13 @@ def test_manifest_passes_tunix_rt_validate(path: Path) -> None:
     validate_cli(path)
 
 
-@pytest.mark.parametrize("name", CLUSTER_EXAMPLES)
-def test_cluster_examples_use_an_object_store(name: str) -> None:
+@pytest.mark.parametrize("name", [*CLUSTER_EXAMPLES, "gitops/sweep.yaml", "gitops/rehearsal.yaml"])
+def test_cluster_examples_take_the_charts_storage(name: str) -> None:
+    """No spec.storage: the operator fills in the chart's storage.uri (an object store:
+    trial pods and the operator share no filesystem). A hard-coded bucket would override
+    it and send results where the user never looks."""
     doc = load(EXAMPLES / name)
-    # Trial pods and the operator share no filesystem: file:// does not work in a cluster.
-    assert doc["spec"]["storage"].startswith(("s3://", "gs://"))
+    assert "storage" not in doc["spec"]
     assert "namespace" not in doc["metadata"], "examples are applied with -n"
 
 
@@ -86,7 +93,13 @@ def test_tpu_sweep_uses_a_v6e_slice() -> None:
     chips = math.prod(int(n) for n in pool.tpu_topology.split("x"))
     assert 0 < sweep.spec.resources.tpu <= chips
     assert sweep.spec.max_concurrent_trials * sweep.spec.resources.tpu <= chips * pool.replicas
-    assert sweep.spec.storage.startswith("gs://")
+
+
+def test_smoke_rehearsal_rehearses_the_smoke_sweep() -> None:
+    """The README's Kubernetes path applies sweep-smoke.yaml, then rehearsal-smoke.yaml."""
+    rehearsal = Rehearsal.model_validate(load(EXAMPLES / "rehearsal-smoke.yaml"))
+    sweep = Sweep.model_validate(load(EXAMPLES / "sweep-smoke.yaml"))
+    assert rehearsal.spec.from_sweep == sweep.metadata.name
 
 
 def test_rehearsal_rehearses_the_gpu_sweep() -> None:
