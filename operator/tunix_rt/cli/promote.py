@@ -140,7 +140,10 @@ def _trainer(summary: SweepResult, steps: int | None, err: Console) -> TrainerCo
     except ValidationError as exc:
         for path, msg in validation_errors(exc, "trainer"):
             err.print(Text(f"{path}: {msg}", style="red"), soft_wrap=True)
-        raise typer.Exit(ExitCode.FAILED) from exc
+        raise typer.Exit(ExitCode.FAILED) from None
+    except ValueError as exc:  # best params that are no trainer field (with_params)
+        err.print(Text(f"error: sweep {summary.sweep}'s best params: {exc}", style="red"))
+        raise typer.Exit(ExitCode.FAILED) from None
     return trainer
 
 
