@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import tunix_rt.cli as cli
+from support.evidence import write_evidence
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.cli import sweep as sweep_cli
@@ -270,9 +271,6 @@ def test_crds_write_unwritable_folder(tmp_path: Path) -> None:
 
 
 def test_package_to_an_unwritable_folder(tmp_path: Path) -> None:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from support.evidence import write_evidence
-
     run_dir = write_evidence(tmp_path / "run")
     target = unwritable(tmp_path)
     result = invoke("package", str(run_dir), "-o", str(target))
