@@ -198,7 +198,7 @@ def test_sweep_show_while_running_and_when_empty(tmp_path: Path) -> None:
     folder = write_sweep(tmp_path, summary=False)
     result = invoke("sweep", "show", str(folder))
     assert result.exit_code == 0, result.output
-    assert "(running)" in result.output and "best trial t1" in result.output
+    assert "running, or interrupted" in result.output and "best trial t1" in result.output
     empty = invoke("sweep", "show", str(tmp_path / "nothing"))
     assert empty.exit_code == 1 and "no sweep results" in empty.output
 

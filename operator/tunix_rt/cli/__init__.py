@@ -18,6 +18,7 @@ from tunix_rt.cli import crds as crds_cmd
 from tunix_rt.cli import promote as promote_cmd
 from tunix_rt.cli import sweep as sweep_cmd
 from tunix_rt.cli import validate as validate_cmd
+from tunix_rt.cli.common import quiet_store_retries
 from tunix_rt.contract.exits import ExitCode
 
 # ----------------------------------------------------------------------------- plugins
@@ -127,6 +128,14 @@ app = typer.Typer(
     help="tunix-rt: hyperparameter sweeps and rehearsal runs for trace-first LLM "
     "post-training, on Kubernetes (Ray Tune on KubeRay) or on this machine.",
 )
+
+
+@app.callback()
+def _setup() -> None:
+    """Before any command: store retries shown as one line per burst."""
+    quiet_store_retries()
+
+
 app.add_typer(sweep_cmd.app, name="sweep")
 app.command("promote")(promote_cmd.promote)
 app.command("validate")(validate_cmd.validate)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -25,9 +27,11 @@ STATE_STYLE = {
 
 
 def make_console(stderr: bool = False) -> Console:
-    """A console that does not squeeze tables to 80 columns when output is not a terminal."""
+    """A console that does not squeeze tables to 80 columns when output is not a terminal
+    (unless COLUMNS says how wide to be). User text printed through it is escaped
+    (:func:`tunix_rt.cli.common.esc`) or passed as :class:`Text`, never read as markup."""
     probe = Console(stderr=stderr)
-    width = None if probe.is_terminal else 160
+    width = None if probe.is_terminal or os.environ.get("COLUMNS", "").isdigit() else 160
     return Console(stderr=stderr, highlight=False, width=width)
 
 
@@ -45,37 +49,56 @@ def format_score(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _header(table: Table, name: str, **options: Any) -> None:
+    """A column whose header is never cut: at least as wide as its longest word."""
+    words = name.split()
+    table.add_column(Text(name), min_width=max(len(w) for w in words), **options)
+
+
 def trial_table(
     trials: Iterable[TrialResult], objective: Objective, title: str | None = None
 ) -> Table:
-    """Trials sorted best first by the objective; the best one marked."""
+    """Trials sorted best first by the objective; the best one marked.
+
+    Fits 80 columns with every header whole: the params column folds, the others keep
+    their header's width. Every cell is a :class:`Text`, so names and values print as
+    written (``[red]lr`` is not markup).
+    """
     rows = ranked(list(trials), objective)
     best = best_trial(rows, objective)
-    table = Table(title=title, title_justify="left", header_style="bold")
-    table.add_column("#", justify="right")
-    table.add_column("trial", no_wrap=True)
-    table.add_column("state")
-    table.add_column(objective.metric, justify="right")
+    table = Table(
+        title=Text(title) if title is not None else None,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+        show_edge=False,
+    )
+    _header(table, "#", justify="right")
+    _header(table, "trial", overflow="fold")
+    _header(table, "state")
+    _header(table, objective.metric, justify="right", overflow="fold")
     if objective.metric != PRIMARY_SCORE:
-        table.add_column(PRIMARY_SCORE, justify="right")
-    table.add_column("params", overflow="fold")
-    table.add_column("steps", justify="right")
-    table.add_column("time (s)", justify="right")
+        _header(table, PRIMARY_SCORE, justify="right")
+    _header(table, "params", overflow="fold")
+    _header(table, "steps", justify="right")
+    _header(table, "time", justify="right")
     for index, trial in enumerate(rows, 1):
         is_best = best is not None and trial.trial_id == best.trial_id
         value = objective_value(trial, objective)
         cells: list[RenderableType] = [
-            str(index),
+            Text(str(index)),
             Text(trial.trial_id + (" *" if is_best else ""), style="bold" if is_best else ""),
             Text(trial.state.value, style=STATE_STYLE.get(trial.state, "")),
-            format_score(value),
+            Text(format_score(value)),
         ]
         if objective.metric != PRIMARY_SCORE:
-            cells.append(format_score(trial.primary_score))
+            cells.append(Text(format_score(trial.primary_score)))
         cells += [
-            format_params(trial.params),
-            str(trial.steps),
-            f"{trial.wall_seconds:.0f}" if trial.wall_seconds else "-",
+            Text(format_params(trial.params)),
+            Text(str(trial.steps)),
+            Text(f"{trial.wall_seconds:.0f}s" if trial.wall_seconds else "-"),
         ]
         table.add_row(*cells)
     return table

@@ -57,8 +57,21 @@ def package(
     except (PackageError, ChecksumError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(ExitCode.FAILED) from None
+    except OSError as exc:
+        typer.echo(f"error: {_os_problem(exc, out)}", err=True)
+        raise typer.Exit(ExitCode.FAILED) from None
     report = verify_zip(path)
     if not report.ok:
         typer.echo(f"error: {path} does not verify: {'; '.join(report.errors)}", err=True)
         raise typer.Exit(ExitCode.FAILED)
     typer.echo(str(path))
+
+
+def _os_problem(exc: OSError, out: Path) -> str:
+    """One line for a file that could not be read or written (never a traceback)."""
+    where = Path(exc.filename) if exc.filename else out
+    reason = exc.strerror or str(exc)
+    failed, target = where.resolve(), out.resolve()
+    if failed == target or target in failed.parents or failed in target.parents:
+        return f"cannot write to {out}: {reason}; choose a writable -o"
+    return f"{where}: {reason}"

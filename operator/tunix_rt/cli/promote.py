@@ -13,6 +13,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 
 from tunix_rt.api.common import DEFAULT_STORAGE
 from tunix_rt.api.errors import validation_errors
@@ -23,6 +24,7 @@ from tunix_rt.cli import results as results_mod
 from tunix_rt.cli.display import format_params, format_score, make_console
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.scoring import PRIMARY_SCORE
+from tunix_rt.storage import StoreError
 
 SOURCE_SWEEP = "tunixrt.io/source-sweep"
 SOURCE_TRIAL = "tunixrt.io/source-trial"
@@ -66,41 +68,63 @@ def promote(
         f"# Results: {results.uri}\n"
         + (f"# maxSteps raised to {steps} for the rehearsal (--steps).\n" if steps else "")
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(header + _dump(trainer.to_wire()))
+    _write(output, header + _dump(trainer.to_wire()), err)
 
     sweep_storage = results.spec.storage if results.spec else DEFAULT_STORAGE
     rehearsal_name = (name or f"{summary.sweep}-best")[:63].rstrip("-")
     manifest = _rehearsal(rehearsal_name, summary, score, trainer, storage or sweep_storage, err)
     target = rehearsal_out or output.with_name(f"{output.stem}-rehearsal.yaml")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(
+    _write(
+        target,
         f"# Rehearsal of sweep {source}'s best trial {summary.best_trial_id} "
         f"({PRIMARY_SCORE}={score}).\n"
         f"# Run it: tunix-rt rehearsal run {target}   or   kubectl apply -f {target}\n"
-        + _dump(manifest)
+        + _dump(manifest),
+        err,
     )
     console.print(
-        f"best trial {summary.best_trial_id} of sweep {source}: {PRIMARY_SCORE}={score} "
-        f"({format_params(summary.best_params or {})})"
+        Text(
+            f"best trial {summary.best_trial_id} of sweep {source}: {PRIMARY_SCORE}={score} "
+            f"({format_params(summary.best_params or {})})"
+        ),
+        soft_wrap=True,
     )
-    console.print(f"wrote {output} (trainer config)")
-    console.print(f"wrote {target} (Rehearsal {rehearsal_name})")
+    console.print(Text(f"wrote {output} (trainer config)"), soft_wrap=True)
+    console.print(Text(f"wrote {target} (Rehearsal {rehearsal_name})"), soft_wrap=True)
+
+
+def _write(path: Path, text: str, err: Console) -> None:
+    """Write a file (its folder made); exits (1) with one line when it cannot."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        err.print(
+            Text(f"error: cannot write {path}: {exc.strerror or exc}", style="red"),
+            soft_wrap=True,
+        )
+        raise typer.Exit(ExitCode.FAILED) from None
 
 
 def _finished(result: str, err: Console) -> tuple[results_mod.SweepResults, SweepResult]:
     """The sweep's results and its summary; exits (1) unless it finished with a best trial."""
     try:
         results = results_mod.load(result)
-    except results_mod.ResultsError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(ExitCode.FAILED) from exc
+    except (results_mod.ResultsError, StoreError) as exc:
+        err.print(Text(f"error: {exc}", style="red"), soft_wrap=True)
+        raise typer.Exit(ExitCode.FAILED) from None
     summary = results.summary
     if summary is None:
-        err.print(f"[red]{results.uri} has no summary yet: the sweep has not finished[/red]")
+        err.print(
+            Text(f"{results.uri} has no summary yet: the sweep has not finished", style="red"),
+            soft_wrap=True,
+        )
         raise typer.Exit(ExitCode.FAILED)
     if summary.best_trial_id is None or summary.best_params is None:
-        err.print(f"[red]sweep {summary.sweep} has no best trial ({summary.message})[/red]")
+        err.print(
+            Text(f"sweep {summary.sweep} has no best trial ({summary.message})", style="red"),
+            soft_wrap=True,
+        )
         raise typer.Exit(ExitCode.FAILED)
     return results, summary
 
@@ -115,8 +139,11 @@ def _trainer(summary: SweepResult, steps: int | None, err: Console) -> TrainerCo
             trainer = TrainerConfig.model_validate(trainer.model_dump() | {"max_steps": steps})
     except ValidationError as exc:
         for path, msg in validation_errors(exc, "trainer"):
-            err.print(f"[red]{path}: {msg}[/red]")
-        raise typer.Exit(ExitCode.FAILED) from exc
+            err.print(Text(f"{path}: {msg}", style="red"), soft_wrap=True)
+        raise typer.Exit(ExitCode.FAILED) from None
+    except ValueError as exc:  # best params that are no trainer field (with_params)
+        err.print(Text(f"error: sweep {summary.sweep}'s best params: {exc}", style="red"))
+        raise typer.Exit(ExitCode.FAILED) from None
     return trainer
 
 
@@ -146,6 +173,6 @@ def _rehearsal(
         Rehearsal.model_validate(manifest)
     except ValidationError as exc:
         for path, msg in validation_errors(exc):
-            err.print(f"[red]{path}: {msg}[/red]")
+            err.print(Text(f"{path}: {msg}", style="red"), soft_wrap=True)
         raise typer.Exit(ExitCode.FAILED) from exc
     return manifest

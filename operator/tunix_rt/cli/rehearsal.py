@@ -10,8 +10,9 @@ import typer
 
 from tunix_rt.api.common import Phase
 from tunix_rt.api.rehearsal import RehearsalStatus
+from tunix_rt.cli.common import store_problem, writable_problem
 from tunix_rt.contract.exits import ExitCode
-from tunix_rt.contract.layout import LOCAL_NAMESPACE
+from tunix_rt.contract.layout import LOCAL_NAMESPACE, RehearsalLayout
 from tunix_rt.evidence import PackageError
 from tunix_rt.rehearsal import (
     RehearsalError,
@@ -22,7 +23,7 @@ from tunix_rt.rehearsal import (
     run_rehearsal,
     sigterm_interrupts,
 )
-from tunix_rt.storage import StoreError
+from tunix_rt.storage import Store, StoreError
 
 app = typer.Typer(
     name="rehearsal",
@@ -77,6 +78,7 @@ def run(
             source_trial=source_trial,
             timeout_seconds=timeout_seconds,
         )
+        _check_writable(plan.storage, RehearsalLayout.of(plan.namespace, plan.name).prefix, out)
         with sigterm_interrupts():
             result = run_rehearsal(plan, out_dir=out)
     except RehearsalError as exc:
@@ -140,6 +142,18 @@ def show(
     if newer and failure is not None:
         typer.echo(f"  a later attempt failed ({failure.reason}): {failure.message}")
         typer.echo(f"    log: {failure.log_uri or failure.failure_uri}")
+
+
+def _check_writable(storage: str, prefix: str, out: Path | None) -> None:
+    """Before training: the store (and --out) can take the evidence, or exit (1) with one
+    line; a rehearsal must not train for an hour to find its store unwritable."""
+    problem = store_problem(Store(storage), prefix)
+    if problem is None and out is not None:
+        reason = writable_problem(out if out.is_dir() else out.parent)
+        if reason is not None:
+            problem = f"cannot write to {out}: {reason}; choose a writable --out"
+    if problem is not None:
+        raise _fail(problem)
 
 
 def _fail(message: str, code: ExitCode = ExitCode.FAILED) -> typer.Exit:

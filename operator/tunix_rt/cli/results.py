@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from tunix_rt.api.sweep import Objective, SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult
 from tunix_rt.contract.layout import SUMMARY_FILE, TRIALS_DIR, SweepFiles, SweepLayout
-from tunix_rt.storage import Store, StoreError
+from tunix_rt.evidence.package import SWEEP_SUMMARY_NAME
+from tunix_rt.storage import Store, StoreError, StoreNotFoundError
 
 
 class ResultsError(RuntimeError):
@@ -44,6 +47,27 @@ def sweep_folder(location: str) -> str:
     return uri
 
 
+EVIDENCE_SUMMARY_FILE = SWEEP_SUMMARY_NAME
+"""The summary's copy in a sweep's evidence folder (``<sweep>/evidence/``): such a folder
+is a finished sweep, shown as one."""
+
+
+def _evidence_summary(store: Store, problems: list[str]) -> SweepResult | None:
+    """The summary of an evidence folder (its sweep_summary.json); None when absent."""
+    try:
+        raw = store.read_bytes(EVIDENCE_SUMMARY_FILE)
+    except StoreNotFoundError:
+        return None
+    try:
+        return SweepResult.model_validate_json(raw)
+    except ValidationError as exc:
+        problems.append(
+            f"{store.uri_for(EVIDENCE_SUMMARY_FILE)} is not a sweep summary: "
+            f"{exc.error_count()} error(s)"
+        )
+        return None
+
+
 def load(location: str) -> SweepResults:
     """Summary (when written), trial records and the objective of one sweep.
 
@@ -55,6 +79,8 @@ def load(location: str) -> SweepResults:
     try:
         summary = files.summary()
         problems = list(files.problems)
+        if summary is None and not problems:
+            summary = _evidence_summary(files.store, problems)
         trials = files.trials()
         spec = files.spec()
     except StoreError as exc:

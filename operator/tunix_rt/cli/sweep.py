@@ -12,6 +12,7 @@ import importlib.util
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import SweepDocument, load_sweep
@@ -32,6 +34,7 @@ from tunix_rt.api.results import best_trial, objective_value
 from tunix_rt.api.sweep import Objective, SweepSpec
 from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.cli import results as results_mod
+from tunix_rt.cli.common import esc, exit_meaning, no_retries, store_problem
 from tunix_rt.cli.display import (
     format_params,
     format_score,
@@ -120,7 +123,9 @@ class _Lines:
             done = self.finished
             if trial.state is TrialState.RUNNING:
                 params = format_params(trial.params)
-                self.console.print(f"[{done}/{planned}] trial {trial.trial_id} running ({params})")
+                self.console.print(
+                    f"[{done}/{planned}] trial {esc(trial.trial_id)} running ({esc(params)})"
+                )
             elif trial.finished:
                 extra = (
                     f": {trial.error.splitlines()[-1]}"
@@ -128,7 +133,8 @@ class _Lines:
                     else f", {PRIMARY_SCORE}={format_score(trial.primary_score)}"
                 )
                 self.console.print(
-                    f"[{done}/{planned}] trial {trial.trial_id} {trial.state.value.lower()}{extra}"
+                    f"[{done}/{planned}] trial {esc(trial.trial_id)} "
+                    f"{trial.state.value.lower()}{esc(extra)}"
                 )
 
 
@@ -173,10 +179,13 @@ def run(
     console = make_console()
     err = make_console(stderr=True)
     doc = _load(file, err)
-    store = Store(storage or doc.spec.storage)
     sweep_name = name or doc.name or _name_from(file)
-    files = _files(store, sweep_name)
-    sweep = _LocalSweep(file, doc.spec, sweep_name, files, _log_path(files, sweep_name))
+    files = _writable_files(storage or doc.spec.storage, sweep_name, err)
+    try:
+        log_file = _log_path(files, sweep_name)
+    except OSError as exc:
+        raise _fail(err, f"cannot write the driver log: {exc.strerror or exc}") from None
+    sweep = _LocalSweep(file, doc.spec, sweep_name, files, log_file)
     _announce(console, sweep)
 
     started = time.monotonic()
@@ -190,17 +199,29 @@ def run(
             f"Run the same command again to resume.[/yellow]"
         )
         raise typer.Exit(ExitCode.INTERRUPTED)
+    if code == ExitCode.INVALID:
+        # Nothing ran (a spec changed under an earlier run, resources this machine lacks):
+        # any summary in the store is an earlier run's, not this one's.
+        _report_not_run(err, sweep, code)
+        raise typer.Exit(code)
     try:
         results = results_mod.load(sweep.summary_uri)
-    except results_mod.ResultsError:
+    except (results_mod.ResultsError, StoreError):
         results = None
     if results is not None and results.summary is not None:
         _report(console, err, sweep, results, code, started_at, elapsed)
     if code != 0:
         if results is None or results.summary is None:
-            err.print(_tail(sweep.log_file))
-            err.print(f"[red]sweep {sweep_name} failed (exit {code}); log: {sweep.log_file}[/red]")
-        raise typer.Exit(code or 1)
+            err.print(Text(_tail(sweep.log_file)))
+            reason = _driver_reason(sweep.log_file)
+            if reason:
+                err.print(f"[red]error: {esc(reason)}[/red]", soft_wrap=True)
+            err.print(
+                f"[red]sweep {esc(sweep_name)} failed ({exit_meaning(code)}); "
+                f"log: {esc(sweep.log_file)}[/red]",
+                soft_wrap=True,
+            )
+        raise typer.Exit(code if code > 0 else ExitCode.FAILED)
 
 
 @dataclass(frozen=True)
@@ -216,6 +237,55 @@ class _LocalSweep:
     @property
     def summary_uri(self) -> str:
         return self.files.store.uri_for(self.files.layout.summary_key)
+
+
+def _fail(err: Console, message: str, code: int = ExitCode.FAILED) -> typer.Exit:
+    """Say ``error: message`` (one line, as written) on stderr; the Exit to raise."""
+    err.print(Text(f"error: {message}", style="red"), soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _writable_files(uri: str, name: str, err: Console) -> SweepFiles:
+    """The sweep's files in a store it can write to; exits (1) with one line otherwise,
+    before Ray starts: an unwritable folder, an unreachable endpoint, a bad URI."""
+    try:
+        files = _files(Store(uri), name)
+    except StoreError as exc:
+        raise _fail(err, str(exc)) from None
+    problem = store_problem(files.store, files.layout.prefix)
+    if problem is not None:
+        raise _fail(err, problem)
+    return files
+
+
+DRIVER_PREFIXES = ("[tunix-rt] ", "error: ")
+"""How the driver's own lines start in its log (its last one on a non-zero exit is why)."""
+
+CLI_MARK = "[tunix-rt cli]"
+"""How the lines this CLI adds to a driver log start (the driver's pid; its exit)."""
+
+
+def _driver_reason(log_file: Path) -> str | None:
+    """The driver's last line of its own in its log: on a non-zero exit, the reason."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        for prefix in DRIVER_PREFIXES:
+            if line.startswith(prefix):
+                return line[len(prefix) :].strip() or None
+    return None
+
+
+def _report_not_run(err: Console, sweep: _LocalSweep, code: int) -> None:
+    """Exit 2: the driver's reason (only its log had it), what the code means."""
+    reason = _driver_reason(sweep.log_file) or "see the driver log"
+    err.print(f"[red]error: {esc(reason)}[/red]", soft_wrap=True)
+    err.print(
+        f"sweep {esc(sweep.name)}: {exit_meaning(code)}; driver log: {esc(sweep.log_file)}",
+        soft_wrap=True,
+    )
 
 
 def _load(file: Path, err: Console) -> SweepDocument:
@@ -254,12 +324,12 @@ def _driver_cmd(sweep: _LocalSweep, fresh: bool, num_cpus: int | None) -> list[s
 def _announce(console: Console, sweep: _LocalSweep) -> None:
     spec = sweep.spec
     console.print(
-        f"[bold]sweep {sweep.name}[/bold]: {spec.planned_trials()} trials, "
+        f"[bold]sweep {esc(sweep.name)}[/bold]: {spec.planned_trials()} trials, "
         f"{spec.algorithm.value} search, {spec.scheduler.type.value} scheduler, "
         f"{spec.max_concurrent_trials} at a time, {spec.budget.smoke_steps} steps each"
     )
-    console.print(f"[dim]results: {sweep.files.uri}[/dim]")
-    console.print(f"[dim]driver log: {sweep.log_file}[/dim]")
+    console.print(f"[dim]results: {esc(sweep.files.uri)}[/dim]", soft_wrap=True)
+    console.print(f"[dim]driver log: {esc(sweep.log_file)}[/dim]", soft_wrap=True)
 
 
 def _run_driver(
@@ -276,7 +346,17 @@ def _run_driver(
             preexec_fn=_parent_death_signal if sys.platform.startswith("linux") else None,
             env=os.environ.copy(),
         )
-        return _watch(proc, console, sweep, started, use_live)
+        _mark(log_handle, f"driver pid {proc.pid} on {socket.gethostname()}")
+        code = _watch(proc, console, sweep, started, use_live)
+        _mark(log_handle, f"driver exited: {exit_meaning(code)}")
+        return code
+
+
+def _mark(handle: Any, line: str) -> None:
+    """Add a line of this CLI's to the driver log (which the driver shares: one offset)."""
+    with contextlib.suppress(OSError, ValueError):
+        handle.write(f"{CLI_MARK} {line}\n".encode())
+        handle.flush()
 
 
 def _report(
@@ -299,20 +379,26 @@ def _report(
             f"[yellow]this sweep had already finished (at {when} UTC); nothing was "
             "re-run. --fresh runs it again.[/yellow]"
         )
-    console.print(f"results: {sweep.summary_uri}")
+    console.print(f"results: {esc(sweep.summary_uri)}", soft_wrap=True)
     bundle = _bundle_uri(sweep.files)
     if bundle is not None:
-        console.print(f"evidence: {bundle}", soft_wrap=True)
+        console.print(f"evidence: {esc(bundle)}", soft_wrap=True)
     console.print(f"wall time: {elapsed:.0f}s")
     if code == 0 and best is not None:
         console.print(
-            f"next: tunix-rt promote {sweep.summary_uri} -o {sweep.name}-best.yaml "
-            "(a trainer config and a ready Rehearsal manifest)"
+            f"next: tunix-rt promote {esc(sweep.summary_uri)} -o {esc(sweep.name)}-best.yaml "
+            "(a trainer config and a ready Rehearsal manifest)",
+            soft_wrap=True,
         )
     else:
-        err.print(f"[red]sweep {summary.phase.value.lower()}: {summary.message}[/red]")
         err.print(
-            f"driver log: {sweep.log_file}; to start over: tunix-rt sweep run {sweep.file} --fresh"
+            f"[red]sweep {summary.phase.value.lower()}: {esc(summary.message)}[/red]",
+            soft_wrap=True,
+        )
+        err.print(
+            f"{exit_meaning(code)}; driver log: {esc(sweep.log_file)}; to start over: "
+            f"tunix-rt sweep run {esc(sweep.file)} --fresh",
+            soft_wrap=True,
         )
 
 
@@ -323,9 +409,10 @@ def _print_best(
     best = best_trial(trials, objective)
     if best is not None:
         console.print(
-            f"[bold green]best trial {best.trial_id}[/bold green]: {objective.metric}="
+            f"[bold green]best trial {esc(best.trial_id)}[/bold green]: {esc(objective.metric)}="
             f"{format_score(objective_value(best, objective))} "
-            f"({format_params(best.params)})"
+            f"({esc(format_params(best.params))})",
+            soft_wrap=True,
         )
     return best
 
@@ -342,11 +429,14 @@ def _watch(
     planned = spec.planned_trials()
     lines = _Lines(console, spec)
     interrupts = 0
+    # Polls make one attempt each: the next poll is the retry, and a store that is down
+    # for a while prints nothing here (the driver, which writes, retries and reports).
+    polled = SweepFiles(no_retries(sweep.files.store), sweep.files.layout)
 
     def view() -> Any:
         return progress_view(
             sweep.name,
-            _read_trials(sweep.files),
+            _read_trials(polled),
             planned,
             spec.objective,
             spec.budget.smoke_steps,
@@ -370,7 +460,7 @@ def _watch(
                 if live is not None:
                     live.update(view())
                 else:
-                    lines.update(_read_trials(sweep.files), planned)
+                    lines.update(_read_trials(polled), planned)
             except KeyboardInterrupt:
                 interrupts += 1
                 if proc.poll() is None:
@@ -389,19 +479,28 @@ def _watch(
 def show(
     location: str = typer.Argument(
         ...,
-        help="A sweep's results: its folder (runs/local/NAME), its summary.json, or a URI "
-        "(file://…, s3://…, gs://…).",
+        help="A sweep's results: its folder (runs/local/NAME), its summary.json, its "
+        "evidence folder, or a URI (file://…, s3://…, gs://…).",
     ),
 ) -> None:
-    """Print a sweep's trials sorted by primary_score (also while it still runs)."""
+    """Print a sweep's trials sorted by primary_score (also while it still runs).
+
+    A sweep without a summary is shown as running while its driver lives, and as
+    interrupted (run the same command again to resume) when the driver of a local run has
+    ended; for object stores without a summary it says it cannot tell which.
+    """
     console = make_console()
+    err = make_console(stderr=True)
     try:
         results = results_mod.load(location)
     except (results_mod.ResultsError, StoreError) as exc:
-        make_console(stderr=True).print(f"[red]{exc}[/red]")
-        raise typer.Exit(ExitCode.FAILED) from exc
+        raise _fail(err, str(exc)) from None
     summary = results.summary
-    title = f"sweep {summary.sweep}" if summary else f"sweep at {results.uri} (running)"
+    title = (
+        f"sweep {summary.sweep}"
+        if summary
+        else f"sweep at {results.uri} ({unfinished_state(results.uri)})"
+    )
     console.print(trial_table(results.trials, results.objective, title=title))
     done = sum(1 for t in results.trials if t.finished)
     planned = results.planned if results.planned is not None else len(results.trials)
@@ -409,9 +508,69 @@ def show(
     _print_best(console, results.trials, results.objective)
     if summary is not None:
         style = "green" if summary.phase.value == "Succeeded" else "red"
-        console.print(f"[{style}]{summary.phase.value}[/{style}]: {summary.message or ''}")
-    console.print(f"results: {results.uri}")
+        console.print(
+            f"[{style}]{summary.phase.value}[/{style}]: {esc(summary.message or '')}",
+            soft_wrap=True,
+        )
+    console.print(f"results: {esc(results.uri)}", soft_wrap=True)
     if summary is not None:
         bundle = _bundle_uri(SweepFiles(Store(results.uri), SweepLayout("")))
         if bundle is not None:
-            console.print(f"evidence: {bundle}", soft_wrap=True)
+            console.print(f"evidence: {esc(bundle)}", soft_wrap=True)
+
+
+RUNNING = "running"
+INTERRUPTED = "interrupted: run the same command again to resume"
+UNKNOWN = "no summary yet: running, or interrupted"
+
+
+def unfinished_state(uri: str) -> str:
+    """What a sweep without a summary is doing, from its newest driver log (local runs
+    keep it under ``logs/``): running while that driver lives; otherwise how it ended.
+
+    The log tells: this CLI writes the driver's pid first and its exit last; the driver
+    writes why it stopped. Without a local log (an object store, a cluster's sweep)
+    there is no telling, and the answer says so.
+    """
+    if not uri.startswith("file://"):
+        return UNKNOWN
+    logs = sorted((Path(uri.removeprefix("file://")) / LOGS_DIR).glob("driver-*.log"))
+    if not logs:
+        return UNKNOWN
+    try:
+        lines = logs[-1].read_text(errors="replace").splitlines()
+    except OSError:
+        return UNKNOWN
+    marks = [line[len(CLI_MARK) :].strip() for line in lines if line.startswith(CLI_MARK)]
+    exited = next((m for m in reversed(marks) if m.startswith("driver exited:")), None)
+    if exited is not None:
+        if f"exit {ExitCode.INVALID} " in f"{exited} ":
+            reason = _driver_reason(logs[-1]) or "see the driver log"
+            return f"not run: {reason}"
+        return INTERRUPTED
+    if any("sweep interrupted" in line for line in lines[-5:]):
+        return INTERRUPTED
+    pid_line = next((m for m in marks if m.startswith("driver pid ")), None)
+    if pid_line is not None and not _alive(pid_line):
+        return INTERRUPTED
+    return RUNNING
+
+
+def _alive(pid_line: str) -> bool:
+    """Whether the driver named by ``driver pid N on HOST`` still runs (True when it
+    cannot be told: another host)."""
+    match = re.fullmatch(r"driver pid (\d+) on (\S+)", pid_line)
+    if match is None or match.group(2) != socket.gethostname():
+        return True
+    pid = int(match.group(1))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():  # a reused pid is another program
+        with contextlib.suppress(OSError):
+            return b"tunix_rt.tune" in cmdline.read_bytes()
+    return True

@@ -3,22 +3,54 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
+from tunix_rt.api.common import GROUP
 from tunix_rt.api.errors import ManifestError
-from tunix_rt.api.manifests import check_document, load_documents
+from tunix_rt.api.manifests import KINDS, Checked, check_document, load_documents
+from tunix_rt.cli.common import esc
 from tunix_rt.cli.display import make_console
 from tunix_rt.contract.exits import ExitCode
 
+KIND_ERROR = f"kind must be {' or '.join(KINDS)}"
+
 
 def print_errors(console: Console, where: str, errors: list[tuple[str, str]]) -> None:
+    """Each ``(field, message)`` on its own line, then ``where: invalid`` (all user text
+    escaped: a name or value such as ``[/x]`` prints as written)."""
     for path, message in errors:
         console.print(
-            f"  [red]✗[/red] [bold]{path or '(document)'}[/bold]: {message}", soft_wrap=True
+            f"  [red]✗[/red] [bold]{esc(path or '(document)')}[/bold]: {esc(message)}",
+            soft_wrap=True,
         )
-    console.print(f"[red]{where}: invalid[/red]", soft_wrap=True)
+    console.print(f"[red]{esc(where)}: invalid[/red]", soft_wrap=True)
+
+
+def _tunix_kind_problem(doc: Any, index: int) -> Checked | None:
+    """A document that means to be a tunix-rt one (its apiVersion is in our group, or its
+    kind is ours in another case) but whose kind is not exactly one of ours: an error,
+    not a document of another kind to skip."""
+    if not isinstance(doc, dict):
+        return None
+    kind, api_version = doc.get("kind"), doc.get("apiVersion")
+    ours = isinstance(api_version, str) and api_version.split("/", 1)[0] == GROUP
+    near = isinstance(kind, str) and kind.lower() in {k.lower() for k in KINDS}
+    if (isinstance(kind, str) and kind in KINDS) or not (ours or near):
+        return None
+    metadata = doc.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    shown = "it is missing" if kind is None else f"got {kind!r}"
+    wanted = kind.lower() if isinstance(kind, str) else None
+    hint = next((f"; did you mean {k}?" for k in KINDS if k.lower() == wanted), "")
+    return Checked(
+        index,
+        None if kind is None else str(kind),
+        name,
+        [("kind", f"{KIND_ERROR}; {shown}{hint}")],
+    )
 
 
 def validate(
@@ -26,14 +58,21 @@ def validate(
         ..., help="YAML files; each may hold several documents (---).", show_default=False
     ),
 ) -> None:
-    """Check Sweep and Rehearsal manifests (other kinds are skipped with a note).
+    """Check Sweep and Rehearsal manifests; each error names the field.
 
-    Each error names the field, e.g. spec.searchSpace.learningRate.low. Exits 1 when
-    any manifest is invalid.
+    Errors name the field, e.g. spec.searchSpace.learningRate.low. A document of the
+    tunixrt.io group whose kind is missing or not exactly Sweep or Rehearsal (e.g. kind:
+    sweep) is an error. Documents of other API groups (a ConfigMap, a Kustomization) are
+    skipped with a note; a file holding none of ours is noted too.
+
+    Exit status: 0 when every Sweep and Rehearsal is valid; 1 when any is invalid, a file
+    cannot be read or parsed, or no file given holds a Sweep or Rehearsal at all (there
+    was nothing to check).
     """
     out = make_console()
     err = make_console(stderr=True)
     bad = 0
+    checked_any = False
     for path in files:
         try:
             docs = load_documents(path)
@@ -41,18 +80,27 @@ def validate(
             print_errors(err, str(path), exc.errors)
             bad += 1
             continue
-        if not docs:
-            out.print(f"[yellow]{path}: no documents[/yellow]")
+        ours = 0
         for index, doc in enumerate(docs):
-            checked = check_document(doc, index)
+            checked = _tunix_kind_problem(doc, index) or check_document(doc, index)
             label = f"{path}" + (f" (document {index + 1})" if len(docs) > 1 else "")
             what = f"{checked.kind or '?'}/{checked.name or '?'}"
             if checked.skipped:
-                out.print(f"[dim]{label}: {what} skipped (not a tunix-rt kind)[/dim]")
-            elif checked.errors:
+                out.print(f"[dim]{esc(label)}: {esc(what)} skipped (not a tunix-rt kind)[/dim]")
+                continue
+            ours += 1
+            if checked.errors:
                 print_errors(err, f"{label}: {what}", checked.errors)
                 bad += 1
             else:
-                out.print(f"[green]✓[/green] {label}: {what} is valid")
+                out.print(f"[green]✓[/green] {esc(label)}: {esc(what)} is valid")
+        if not docs:
+            out.print(f"[yellow]{esc(path)}: no documents[/yellow]")
+        elif not ours:
+            out.print(f"[yellow]{esc(path)}: no Sweep or Rehearsal in this file[/yellow]")
+        checked_any = checked_any or ours > 0
+    if not checked_any and not bad:
+        err.print("[red]nothing to validate: no Sweep or Rehearsal in the files given[/red]")
+        raise typer.Exit(ExitCode.FAILED)
     if bad:
         raise typer.Exit(ExitCode.FAILED)

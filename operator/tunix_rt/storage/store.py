@@ -69,6 +69,10 @@ _SECRET_QUERY = re.compile(
 
 _MIN_SECRET_LEN = 6
 
+RETRY_ATTEMPT = "store_retry_attempt"
+"""Attribute of each retry warning's log record: the attempt that failed (1-based), so
+a terminal can show one line per burst of retries (the first) rather than one per attempt."""
+
 
 class StoreError(RuntimeError):
     """A store operation failed; the message names the URI, never credentials."""
@@ -472,6 +476,7 @@ class Store:
                         self.retry.attempts,
                         wait,
                         _describe(exc),
+                        extra={RETRY_ATTEMPT: attempt + 1},
                     )
                     self._forget_listings()
                     self.retry.sleep(wait)
