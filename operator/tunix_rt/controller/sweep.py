@@ -201,4 +201,11 @@ def _trial_events(call: Call, trials: list[TrialResult]) -> None:
 # ----------------------------------------------------------------------------- wiring
 
 
-SWEEP = Kind("Sweep", SWEEP_LABEL, kept="results", start=start, follow=follow)
+SWEEP = Kind(
+    "Sweep",
+    SWEEP_LABEL,
+    kept="results",
+    spec_fields="searchSpace, maxTrials",
+    start=start,
+    follow=follow,
+)
