@@ -18,11 +18,12 @@ in one :class:`Call`), the registration (:func:`register_kind`), the spec-change
 ours only; the store keeps everything), and the steps a start and a follow have in
 common: refuse an invalid spec, create or adopt the RayJob and go Pending
 (:meth:`Kind.reject_invalid`, :meth:`Kind.launch`), read the RayJob and the store
-(:meth:`Call.read_rayjob`, :meth:`Call.read_store`: an unreachable store is a warning and
-a retry at the next poll), publish a verdict (:meth:`Kind.publish`: status patch,
-transition Event, phase metric). Handler ids are the historic ``start_sweep``,
-``follow_sweep``, ``sweep_spec_changed``, ``delete_sweep`` (and the same for
-``rehearsal``): kopf keeps handler progress in annotations under those ids.
+(:meth:`Call.read_rayjob`, :meth:`Call.read_store`: an unreachable store is a warning,
+condition ``Degraded=True`` and a retry at the next poll), publish a verdict
+(:meth:`Kind.publish`: status patch, transition Event, phase metric). Handler ids are
+the historic ``start_sweep``, ``follow_sweep``, ``sweep_spec_changed``, ``delete_sweep``
+(and the same for ``rehearsal``): kopf keeps handler progress in annotations under those
+ids.
 """
 
 from __future__ import annotations
