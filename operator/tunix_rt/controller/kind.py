@@ -317,13 +317,14 @@ def replace_status(patch: kopf.Patch) -> None:
 
 
 def handler(kind: Kind, op: str, step: Step) -> Callable[..., Awaitable[None]]:
-    """A kopf handler running ``step``: runtime from memo, timed, status as a plain dict."""
+    """A kopf handler running ``step``: runtime from memo, timed, status as a plain dict
+    (a ``spec`` or ``status`` that is not an object taken as empty: :func:`shape_problem`,
+    :func:`status_dict`, :func:`replace_status`)."""
 
     async def handle(
         body: kopf.Body,
         meta: kopf.Meta,
         spec: kopf.Spec,
-        status: kopf.Status,
         patch: kopf.Patch,
         memo: kopf.Memo,
         logger: kopf.Logger,
