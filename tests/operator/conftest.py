@@ -9,6 +9,7 @@ from pathlib import Path
 import kmock
 import pytest
 
+from support.net import CuttingProxy
 from support.operator import (
     S3_ACCESS_KEY,
     Api,
@@ -145,3 +146,14 @@ def s3_config(monkeypatch: pytest.MonkeyPatch, s3_store: Store) -> OperatorConfi
     config = OperatorConfig.from_env()
     assert config.default_storage == s3_store.uri and config.liveness_endpoint is None
     return config
+
+
+@pytest.fixture
+def s3_proxy(s3_env: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[CuttingProxy]:
+    """The operator reaches moto through a proxy that the test can take away (the driver's
+    ``s3_store`` still talks to moto directly)."""
+    proxy = CuttingProxy(s3_env.port)
+    proxy.start()
+    monkeypatch.setenv("TUNIX_RT_S3_ENDPOINT_URL", proxy.endpoint)
+    yield proxy
+    proxy.stop()

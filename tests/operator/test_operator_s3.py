@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -38,7 +37,7 @@ from support.operator import (
     write_summary,
     write_trial,
 )
-from support.s3 import SECRET, MotoS3
+from support.s3 import SECRET
 from tunix_rt.api.trial import TrialState
 from tunix_rt.contract.layout import rehearsal_prefix, sweep_evidence_prefix
 from tunix_rt.controller import OperatorConfig
@@ -150,16 +149,6 @@ async def test_rehearsal_on_s3_runs_to_success(
     assert_status_fits_crd(rehearsal)
     assert condition(rehearsal, "Ready")["status"] == "True"
     await assert_no_credentials(api, (REHEARSALS, "final"), (RAYJOBS, "rehearsal-final"))
-
-
-@pytest.fixture
-def s3_proxy(s3_env: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[CuttingProxy]:
-    """The operator reaches moto through a proxy that the test can take away."""
-    proxy = CuttingProxy(s3_env.port)
-    proxy.start()
-    monkeypatch.setenv("TUNIX_RT_S3_ENDPOINT_URL", proxy.endpoint)
-    yield proxy
-    proxy.stop()
 
 
 async def test_store_unreachable_while_running_is_retried_until_back(

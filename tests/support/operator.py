@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import os
+import signal
+import sys
 import threading
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -14,8 +19,10 @@ import aiohttp
 import attrs
 import kmock
 import kopf
+import yaml
 from kmock._internal import aiobus
 
+from support.net import free_port
 from support.rayjob_schema import strict_schema
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.contract.layout import rehearsal_prefix, summary_key, trial_key
@@ -281,6 +288,15 @@ class Api:
             "application/merge-patch+json",
         )
 
+    async def replace(
+        self, resource: str, namespace: str, name: str, field: str, value: Any
+    ) -> Any:
+        """JSON-patch ``replace`` of a top-level field (a merge patch cannot turn a scalar
+        into an object in kmock)."""
+        ops = [{"op": "replace", "path": f"/{field}", "value": value}]
+        path = _path(resource, namespace, name)
+        return await self._call("PATCH", path, ops, "application/json-patch+json")
+
     async def delete(self, resource: str, namespace: str, name: str) -> Any:
         return await self._call("DELETE", _path(resource, namespace, name))
 
@@ -407,6 +423,60 @@ class OperatorRun:
         assert not self.thread.is_alive(), "the operator did not stop"
         self.thread = None
         assert self.error is None, f"the operator failed: {self.error!r}"
+
+
+class OperatorProcess:
+    """``tunix-rt operator`` as a process logged in with a kubeconfig, that a test can kill
+    with SIGKILL like a pod (no cleanup, kopf's progress annotations left as they were)."""
+
+    def __init__(self, server_url: str, folder: Any, **env: str) -> None:
+        self.kubeconfig = folder / "kubeconfig"
+        self.kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
+            "clusters": [{"name": "kmock", "cluster": {"server": server_url.rstrip("/")}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "u"}}],
+        }))  # fmt: skip
+        self.env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **env}
+        self.env.pop("KUBERNETES_SERVICE_HOST", None)
+        self.proc: asyncio.subprocess.Process | None = None
+        self.output = b""
+
+    async def start(self) -> OperatorProcess:
+        live = free_port()
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from tunix_rt.cli import main; main()",
+            "operator", "--all-namespaces", "--standalone",
+            "--liveness", f"http://127.0.0.1:{live}/healthz", "--metrics-port", "0",
+            env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        proc = self.proc
+
+        def get() -> int:
+            with urllib.request.urlopen(f"http://127.0.0.1:{live}/healthz", timeout=5) as resp:
+                return int(resp.status)
+
+        async def healthy() -> bool:
+            try:
+                return await asyncio.to_thread(get) == 200
+            except OSError:
+                if proc.returncode is not None:
+                    raise AssertionError(f"the operator exited: {await self.kill()}") from None
+                return False
+
+        await wait_for(healthy, timeout=60, what="the operator's /healthz")
+        return self
+
+    async def kill(self, sig: int = signal.SIGKILL) -> str:
+        """Send ``sig`` (default SIGKILL), wait for the exit; the process's output."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return self.output.decode(errors="replace")
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+        self.output += out or b""
+        return self.output.decode(errors="replace")
 
 
 # ----------------------------------------------------------------------------- objects

@@ -18,11 +18,12 @@ in one :class:`Call`), the registration (:func:`register_kind`), the spec-change
 ours only; the store keeps everything), and the steps a start and a follow have in
 common: refuse an invalid spec, create or adopt the RayJob and go Pending
 (:meth:`Kind.reject_invalid`, :meth:`Kind.launch`), read the RayJob and the store
-(:meth:`Call.read_rayjob`, :meth:`Call.read_store`: an unreachable store is a warning and
-a retry at the next poll), publish a verdict (:meth:`Kind.publish`: status patch,
-transition Event, phase metric). Handler ids are the historic ``start_sweep``,
-``follow_sweep``, ``sweep_spec_changed``, ``delete_sweep`` (and the same for
-``rehearsal``): kopf keeps handler progress in annotations under those ids.
+(:meth:`Call.read_rayjob`, :meth:`Call.read_store`: an unreachable store is a warning,
+condition ``Degraded=True`` and a retry at the next poll), publish a verdict
+(:meth:`Kind.publish`: status patch, transition Event, phase metric). Handler ids are
+the historic ``start_sweep``, ``follow_sweep``, ``sweep_spec_changed``, ``delete_sweep``
+(and the same for ``rehearsal``): kopf keeps handler progress in annotations under those
+ids.
 """
 
 from __future__ import annotations
@@ -53,14 +54,17 @@ from tunix_rt.controller.runtime import (
     runtime_of,
 )
 from tunix_rt.controller.status import (
+    DEGRADED,
     INVALID_SPEC,
     apply_status,
+    condition,
     failed_for_invalid_spec,
     generation_of,
     is_terminal,
     phase_of,
     post_transition,
     started_status,
+    store_conditions,
 )
 from tunix_rt.kuberay.client import KubeApiError
 from tunix_rt.storage import StoreError
@@ -81,6 +85,9 @@ class Call:
     patch: kopf.Patch
     memo: kopf.Memo
     logger: kopf.Logger | logging.Logger
+    spec_problem: str | None = None
+    """Why ``spec`` cannot be read at all (a string, a list, null): then ``spec`` is
+    empty and a start fails the object with reason ``InvalidSpec`` (:func:`shape_problem`)."""
 
     @property
     def namespace(self) -> str:
@@ -107,10 +114,27 @@ class Call:
             out: T = await read_in_thread(read)
         except StoreError as exc:
             self.logger.warning("cannot read %s from %s: %s (retrying)", what, files.store.uri, exc)
+            self.store_health(files.store.uri, str(exc) or type(exc).__name__)
             return None
+        self.store_health(files.store.uri, None)
         for line in files.problems:
             self.logger.warning(problem, line)
         return out
+
+    def store_health(self, uri: str, error: str | None) -> None:
+        """Condition ``Degraded`` (:func:`~tunix_rt.controller.status.store_conditions`)
+        and an Event when it flips; later status patches build on it."""
+        conditions = self.status.get("conditions") or []
+        generation = self.status.get("observedGeneration")
+        updated = store_conditions(conditions, uri, error, generation)
+        if updated is None or not apply_status(self.patch, self.status, {"conditions": updated}):
+            return
+        was = (condition(conditions, DEGRADED) or {}).get("status")
+        now = condition(updated, DEGRADED) or {}
+        self.status["conditions"] = updated
+        if now.get("status") != was:
+            post = kopf.warn if error is not None else kopf.info
+            post(self.body, reason=str(now.get("reason")), message=str(now.get("message")))
 
     def output_wait(self, key: str, waiting: bool) -> float:
         """Seconds spent waiting for a succeeded job's output (first seen: ``memo[key]``)."""
@@ -143,6 +167,8 @@ class Kind:
     """Label on the RayJob naming its parent (checked before deleting it)."""
     kept: str
     """What stays in the store when the object is deleted (said in the Event)."""
+    spec_fields: str
+    """A few of the spec's fields, for the message about a spec that is not an object."""
     start: Step
     follow: Step
     following: StatusTest = started_and_running
@@ -165,8 +191,15 @@ class Kind:
 
     # start steps -------------------------------------------------------------------
     async def already_started(self, call: Call) -> bool:
-        """Nothing to start: finished, or started before an operator restart (adopted)."""
-        return await nothing_to_start(call.runtime, call.body, call.status, self.key)
+        """Nothing to start: finished, or started before an operator restart (adopted); or
+        nothing that can start: a ``spec`` that is not an object fails with reason
+        ``InvalidSpec`` (once; a fixed spec starts it, as for any invalid spec)."""
+        if await nothing_to_start(call.runtime, call.body, call.status, self.key):
+            return True
+        if call.spec_problem is not None:
+            self.reject_invalid(call, call.spec_problem)
+            return True
+        return False
 
     def give_up(self, call: Call, reason: str, message: str) -> None:
         """Failed for good, with ``reason``; a Warning Event."""
@@ -217,26 +250,103 @@ class Kind:
         self.observe(call, verdict.phase)
 
 
+# ----------------------------------------------------------------------------- shapes
+
+
+_TYPE_NAMES: dict[type, str] = {
+    str: "a string",
+    list: "a list",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}
+
+
+def shape_problem(spec: object, fields: str) -> str | None:
+    """Why ``spec`` is not an object, in the words of an InvalidSpec message; None when it
+    is one (or absent: then the model names the missing fields)."""
+    if spec is _ABSENT or isinstance(spec, Mapping):
+        return None
+    if spec is None:
+        got = "null"
+    else:
+        shown = repr(spec)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        got = f"{_TYPE_NAMES.get(type(spec), type(spec).__name__)}: {shown}"
+    return f"spec: expected an object (a mapping of fields such as {fields}), got {got}"
+
+
+class _Absent:
+    pass
+
+
+_ABSENT: Any = _Absent()
+
+
+def status_dict(
+    body: Mapping[str, Any], logger: kopf.Logger | logging.Logger | None = None
+) -> dict[str, Any]:
+    """The status as a plain dict; one that is not an object (only a client that bypasses
+    the status subresource's schema can write that) counts as empty, and the next status
+    patch replaces it."""
+    status = body.get("status", _ABSENT)
+    if status is _ABSENT or status is None:
+        return {}
+    if not isinstance(status, Mapping):
+        if logger is not None:
+            logger.warning("status is not an object (%.60r); taking it as empty", status)
+        return {}
+    return plain(status)
+
+
+def replace_status(patch: kopf.Patch) -> None:
+    """Write the status patch as a whole new status: a merge patch cannot set fields of a
+    status that is not an object (the call took it as empty)."""
+    fields = patch.pop("status", None)
+    if not fields:
+        return
+    status = {k: v for k, v in dict(fields).items() if v is not None}
+
+    def replace(body: kopf.RawBody) -> None:
+        body["status"] = status
+
+    patch.fns.append(replace)
+
+
 # ----------------------------------------------------------------------------- wiring
 
 
 def handler(kind: Kind, op: str, step: Step) -> Callable[..., Awaitable[None]]:
-    """A kopf handler running ``step``: runtime from memo, timed, status as a plain dict."""
+    """A kopf handler running ``step``: runtime from memo, timed, status as a plain dict
+    (a ``spec`` or ``status`` that is not an object taken as empty: :func:`shape_problem`,
+    :func:`status_dict`, :func:`replace_status`)."""
 
     async def handle(
         body: kopf.Body,
         meta: kopf.Meta,
         spec: kopf.Spec,
-        status: kopf.Status,
         patch: kopf.Patch,
         memo: kopf.Memo,
         logger: kopf.Logger,
         **_: Any,
     ) -> None:
         runtime = runtime_of(memo)
-        call = Call(runtime, body, meta, spec, plain(status), patch, memo, logger)
+        problem = shape_problem(body.get("spec", _ABSENT), kind.spec_fields)
+        call = Call(
+            runtime,
+            body,
+            meta,
+            {} if problem else spec,
+            status_dict(body, logger),
+            patch,
+            memo,
+            logger,
+            spec_problem=problem,
+        )
         with runtime.metrics.time(kind.key, op):
             await step(call)
+        if not isinstance(body.get("status") or {}, Mapping):
+            replace_status(patch)
 
     handle.__name__ = handle.__qualname__ = f"{op}_{kind.key}"
     return handle
@@ -252,8 +362,8 @@ def register_kind(registry: kopf.OperatorRegistry, kind: Kind, poll_seconds: flo
         handler(kind, "update", partial(spec_changed, kind))
     )
 
-    def following(status: kopf.Status, **_: Any) -> bool:
-        return kind.following(status)
+    def following(body: kopf.Body, **_: Any) -> bool:
+        return kind.following(status_dict(body))
 
     kopf.timer(
         GROUP,

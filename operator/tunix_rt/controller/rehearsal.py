@@ -198,7 +198,7 @@ def _storage(call: Call, rayjob: Mapping[str, Any] | None) -> str:
     """The storage the RayJob runs with (its recorded spec), else the current spec's."""
     recorded = spec_annotation(rayjob) if rayjob else None
     storage = str((recorded or {}).get("storage") or "")
-    return storage or call.runtime.storage_for(call.body.get("spec") or {}, DEFAULT_STORAGE)
+    return storage or call.runtime.storage_for(call.spec, DEFAULT_STORAGE)
 
 
 async def _settle(
@@ -248,6 +248,7 @@ REHEARSAL = Kind(
     "Rehearsal",
     REHEARSAL_LABEL,
     kept="evidence files",
+    spec_fields="trainer or fromSweep, overrides",
     start=start,
     follow=follow,
     following=_active,

@@ -11,6 +11,7 @@ create/resume prologue (:func:`nothing_to_start`). The handler skeleton itself i
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,9 @@ from tunix_rt.kuberay.client import (
 )
 from tunix_rt.kuberay.rayjob import RAYJOB_KIND, Owner
 from tunix_rt.storage import Store
+
+log = logging.getLogger(__name__)
+"""Not kopf's per-object logger: that one posts each record as an Event."""
 
 
 @dataclass
@@ -244,19 +248,23 @@ async def nothing_to_start(
         runtime.metrics.observe_phase(kind, namespace, name, str(status["phase"]))
         return True
     if status.get("rayJobName"):
-        await adopt_existing(runtime, body, namespace, status, kind)
+        adopt_existing(runtime, body, namespace, status, kind)
         return True
     return False
 
 
-async def adopt_existing(
+def adopt_existing(
     runtime: Runtime, body: kopf.Body, namespace: str, status: Mapping[str, Any], kind: str
 ) -> None:
-    """Resume after a restart: the RayJob named in status keeps running; say so. A missing
-    one is reported by the timer (RayJobLost, or success from what the store holds)."""
-    name = str(status["rayJobName"])
-    if await get_rayjob(runtime, namespace, name) is not None:
-        kopf.info(body, reason="RayJobAdopted", message=f"adopted the existing RayJob {name}")
+    """Resume after a restart: the RayJob named in status keeps running. That is no news
+    (the status already records it as followed), so it is logged, not posted as an Event:
+    a ``RayJobAdopted`` Event on every operator start for every unfinished object would
+    pile up. (A RayJob found on *create*, which the status does not name yet, is news:
+    :func:`ensure_rayjob` posts the Event.) The RayJob is not read here: the timer reads
+    it at its next poll and reports a missing one (RayJobLost, or success from what the
+    store holds)."""
     meta = body.get("metadata") or {}
+    name = str(meta.get("name"))
+    log.info("resuming %s %s/%s: following RayJob %s", kind, namespace, name, status["rayJobName"])
     phase = str(status.get("phase") or Phase.PENDING.value)
-    runtime.metrics.observe_phase(kind, str(meta.get("namespace")), str(meta.get("name")), phase)
+    runtime.metrics.observe_phase(kind, namespace, name, phase)

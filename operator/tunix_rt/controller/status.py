@@ -6,9 +6,10 @@ share: :func:`started_status` (the RayJob was created or adopted: Pending) and
 :func:`phase_status` (phase, message, conditions and completion time of a verdict).
 Each kind's own fields are in ``sweep_status`` and ``rehearsal_status``.
 
-Conditions (``Ready``, ``Progressing``, ``Failed``, and ``SpecChangeIgnored`` when it
-applies) follow the Kubernetes conventions: ``lastTransitionTime`` moves only when a
-condition's status flips; ``observedGeneration`` is the generation it was computed for.
+Conditions (``Ready``, ``Progressing``, ``Failed``, and ``SpecChangeIgnored`` /
+``Degraded`` when they apply) follow the Kubernetes conventions: ``lastTransitionTime``
+moves only when a condition's status flips; ``observedGeneration`` is the generation it
+was computed for.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ READY = "Ready"
 PROGRESSING = "Progressing"
 FAILED = "Failed"
 SPEC_CHANGE_IGNORED = "SpecChangeIgnored"
+DEGRADED = "Degraded"
+
+STORE_UNAVAILABLE = "StoreUnavailable"
+"""Reason of a ``Degraded=True`` condition: the store cannot be read (retried every poll)."""
+STORE_AVAILABLE = "StoreAvailable"
+"""Reason of ``Degraded=False`` once the store can be read again."""
 
 INVALID_SPEC = "InvalidSpec"
 """Reason of a Failed condition for a spec that does not validate."""
@@ -124,6 +131,28 @@ def phase_conditions(
         conds = set_condition(conds, PROGRESSING, True, reason, message, generation)
         conds = set_condition(conds, FAILED, False, "AsExpected", "", generation)
     return conds
+
+
+def store_conditions(
+    conditions: Sequence[Mapping[str, Any]],
+    uri: str,
+    error: str | None,
+    generation: int | None,
+) -> list[dict[str, Any]] | None:
+    """``Degraded``: True (``StoreUnavailable``, the store URI and ``error``) while the
+    store cannot be read, False (``StoreAvailable``) once it can again; None when nothing
+    changes (a store that never failed gets no ``Degraded`` condition at all)."""
+    current = condition(conditions, DEGRADED)
+    if error is None:
+        if not current or current.get("status") != "True":
+            return None
+        message = f"the store {uri} can be read again"
+        return set_condition(conditions, DEGRADED, False, STORE_AVAILABLE, message, generation)
+    message = (
+        f"cannot read the store {uri}: {error}; retrying at every poll (results written "
+        "meanwhile are read once it is back)"
+    )
+    return set_condition(conditions, DEGRADED, True, STORE_UNAVAILABLE, message, generation)
 
 
 def clear_spec_change(conditions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

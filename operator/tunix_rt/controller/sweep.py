@@ -18,7 +18,8 @@ driver runs trials) -> ``Succeeded`` or ``Failed``. Each transition posts an Eve
   SUCCEEDED and the summary exists -> ``Succeeded`` (final trials from the summary); the
   job FAILED/STOPPED (or its deployment failed, e.g. DeadlineExceeded) -> ``Failed``
   with the RayJob's message, keeping every trial result already in the store. A store
-  that cannot be reached is retried at the next poll (a warning, no phase change).
+  that cannot be reached is retried at the next poll (condition ``Degraded=True``,
+  reason ``StoreUnavailable``, until it can be read again; no phase change).
 * spec changes (``sweep_spec_changed``): a Sweep whose spec was invalid is validated again
   and started once valid. Otherwise the change is *not* applied: the running RayJob keeps
   the spec it started with (recorded on the RayJob as ``tunixrt.io/spec``), a finished
@@ -201,4 +202,11 @@ def _trial_events(call: Call, trials: list[TrialResult]) -> None:
 # ----------------------------------------------------------------------------- wiring
 
 
-SWEEP = Kind("Sweep", SWEEP_LABEL, kept="results", start=start, follow=follow)
+SWEEP = Kind(
+    "Sweep",
+    SWEEP_LABEL,
+    kept="results",
+    spec_fields="searchSpace, maxTrials",
+    start=start,
+    follow=follow,
+)

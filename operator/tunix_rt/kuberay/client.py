@@ -117,7 +117,17 @@ class KubeClient:
                 data = await resp.json(content_type=None) if text else {}
                 return data if isinstance(data, dict) else {}
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise KubeApiError(0, type(exc).__name__, f"{method} {path}: {exc}") from exc
+            cause = self.cause(exc)
+            raise KubeApiError(0, type(exc).__name__, f"{method} {path}: {cause}") from exc
+
+    def cause(self, exc: BaseException) -> str:
+        """What went wrong, in words: a timeout prints as an empty string by itself."""
+        text = str(exc).strip()
+        if isinstance(exc, TimeoutError):
+            limit = f" after {self._timeout.total:g} s" if self._timeout.total else ""
+            detail = f" ({text})" if text else ""
+            return f"timed out{limit}{detail}"
+        return text or type(exc).__name__
 
     async def get(self, ref: ResourceRef, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
