@@ -15,12 +15,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
+from tunix_rt import results as results_mod
 from tunix_rt.api.common import DEFAULT_STORAGE
 from tunix_rt.api.errors import validation_errors
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult
-from tunix_rt.cli import results as results_mod
 from tunix_rt.cli.display import format_params, format_score, make_console
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.scoring import PRIMARY_SCORE

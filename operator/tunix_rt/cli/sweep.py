@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import re
 import signal
@@ -28,12 +29,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from tunix_rt import results as results_mod
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import SweepDocument, load_sweep
 from tunix_rt.api.results import best_trial, objective_value
 from tunix_rt.api.sweep import Objective, SweepSpec
 from tunix_rt.api.trial import TrialResult, TrialState
-from tunix_rt.cli import results as results_mod
 from tunix_rt.cli.common import esc, exit_meaning, no_retries, store_problem
 from tunix_rt.cli.display import (
     format_params,
@@ -482,8 +483,17 @@ def show(
         help="A sweep's results: its folder (runs/local/NAME), its summary.json, its "
         "evidence folder, or a URI (file://…, s3://…, gs://…).",
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the sweep and every trial as JSON (params, metrics)."
+    ),
+    as_csv: bool = typer.Option(
+        False, "--csv", help="Print one CSV row a trial (params.*, metrics.* columns)."
+    ),
 ) -> None:
     """Print a sweep's trials sorted by primary_score (also while it still runs).
+
+    --json and --csv print the same results for scripts (``tunix_rt.results.load`` in
+    Python).
 
     A sweep without a summary is shown as running while its driver lives, and as
     interrupted (run the same command again to resume) when the driver of a local run has
@@ -495,6 +505,14 @@ def show(
         results = results_mod.load(location)
     except (results_mod.ResultsError, StoreError) as exc:
         raise _fail(err, str(exc)) from None
+    if as_json and as_csv:
+        raise _fail(err, "give --json or --csv, not both")
+    if as_json:
+        typer.echo(json.dumps(results.to_json(), indent=2, sort_keys=True))
+        return
+    if as_csv:
+        results.to_csv(sys.stdout)
+        return
     summary = results.summary
     title = (
         f"sweep {summary.sweep}"

@@ -1,0 +1,202 @@
+"""A sweep's results as Python objects, from what a person types: a folder, a
+summary.json, an evidence folder, or a URI (``file://``, ``s3://``, ``gs://``).
+
+    from tunix_rt import results
+
+    sweep = results.load("runs/local/sweep-smoke")
+    sweep.best.params, sweep.best.primary_score     # the best trial (None while none scored)
+    for trial in sweep.trials:                      # TrialResult: params, metrics, state, …
+        print(trial.trial_id, trial.params, trial.primary_score)
+    sweep.curve(sweep.best.trial_id)                # every report: step, loss, primary_score…
+    sweep.rows()                                    # flat dicts (params.*, metrics.*): pandas
+    sweep.to_json(), sweep.to_csv(open("trials.csv", "w"))
+
+``tunix-rt sweep show LOCATION --json`` / ``--csv`` print the same. Curves come from Ray
+Tune's own per-trial ``result.json`` under the sweep's ``ray/`` folder (local runs keep
+it; a cluster's stays on the Ray head).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from tunix_rt.api.results import best_trial, objective_value, ranked
+from tunix_rt.api.sweep import Objective, SweepSpec
+from tunix_rt.api.trial import SweepResult, TrialResult
+from tunix_rt.contract.layout import (
+    EXPERIMENT_DIR,
+    SUMMARY_FILE,
+    TRIALS_DIR,
+    SweepFiles,
+    SweepLayout,
+)
+from tunix_rt.evidence.package import SWEEP_SUMMARY_NAME
+from tunix_rt.scoring import PRIMARY_SCORE
+from tunix_rt.storage import Store, StoreError, StoreNotFoundError
+from tunix_rt.tune.records import numeric_metrics
+
+
+class ResultsError(RuntimeError):
+    """Nothing readable at the given location."""
+
+
+@dataclass
+class SweepResults:
+    """What a sweep folder holds; ``summary`` is None while the sweep still runs."""
+
+    uri: str
+    summary: SweepResult | None
+    trials: list[TrialResult]
+    objective: Objective
+    planned: int | None
+    max_steps: int | None
+    spec: SweepSpec | None = None
+
+    @property
+    def best(self) -> TrialResult | None:
+        """The finished trial with the best objective (the summary's pick once written)."""
+        if self.summary is not None and self.summary.best_trial_id:
+            chosen = [t for t in self.trials if t.trial_id == self.summary.best_trial_id]
+            if chosen:
+                return chosen[0]
+        return best_trial(self.trials, self.objective)
+
+    def curve(self, trial_id: str) -> list[dict[str, float]]:
+        """Every report of one trial, in order (its metrics at each step), from Ray Tune's
+        ``ray/<trial>/result.json``; empty where the store does not hold it."""
+        store = Store(self.uri)
+        try:
+            text = store.read_text(f"{EXPERIMENT_DIR}/{trial_id}/result.json")
+        except StoreError:
+            return []
+        points = []
+        for line in text.splitlines():
+            try:
+                report = json.loads(line)
+            except ValueError:
+                continue  # a report cut by an interruption
+            if isinstance(report, dict):
+                points.append(numeric_metrics(report))
+        return points
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict a trial, best first: id, state, the objective, steps, wall
+        seconds, ``params.<name>`` and ``metrics.<name>`` (for pandas or a CSV)."""
+        out = []
+        for trial in ranked(self.trials, self.objective):
+            row: dict[str, Any] = {
+                "trial_id": trial.trial_id,
+                "state": trial.state.value,
+                PRIMARY_SCORE: trial.primary_score,
+                "objective": objective_value(trial, self.objective),
+                "steps": trial.steps,
+                "wall_seconds": round(trial.wall_seconds, 3),
+                "error": trial.error,
+            }
+            row.update({f"params.{k}": v for k, v in sorted(trial.params.items())})
+            row.update({f"metrics.{k}": v for k, v in sorted(trial.metrics.items())})
+            out.append(row)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The sweep as JSON-ready data: where, how it ended, the objective, every trial."""
+        best = self.best
+        return {
+            "uri": self.uri,
+            "sweep": self.summary.sweep if self.summary else None,
+            "phase": self.summary.phase.value if self.summary else None,
+            "message": self.summary.message if self.summary else None,
+            "objective": {"metric": self.objective.metric, "mode": self.objective.mode},
+            "trialsPlanned": self.planned,
+            "bestTrial": best.trial_id if best else None,
+            "bestParams": dict(best.params) if best else None,
+            "primaryScore": best.primary_score if best else None,
+            "trials": [t.model_dump(mode="json", by_alias=True) for t in self.trials],
+        }
+
+    def to_csv(self, out: TextIO) -> None:
+        """:meth:`rows` as CSV, one column per key any trial has."""
+        rows = self.rows()
+        columns: list[str] = []
+        for row in rows:
+            columns += [key for key in row if key not in columns]
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def to_uri(location: str) -> str:
+    if "://" in location:
+        return location.rstrip("/")
+    return f"file://{Path(location).expanduser().resolve()}"
+
+
+def sweep_folder(location: str) -> str:
+    """The sweep folder's URI for a folder, a summary.json or a trial file."""
+    uri = to_uri(location)
+    if uri.endswith(".json"):
+        uri = uri.rsplit("/", 1)[0]
+        if uri.endswith("/trials"):
+            uri = uri.rsplit("/", 1)[0]
+    return uri
+
+
+EVIDENCE_SUMMARY_FILE = SWEEP_SUMMARY_NAME
+"""The summary's copy in a sweep's evidence folder (``<sweep>/evidence/``): such a folder
+is a finished sweep, shown as one."""
+
+
+def _evidence_summary(store: Store, problems: list[str]) -> SweepResult | None:
+    """The summary of an evidence folder (its sweep_summary.json); None when absent."""
+    try:
+        raw = store.read_bytes(EVIDENCE_SUMMARY_FILE)
+    except StoreNotFoundError:
+        return None
+    try:
+        return SweepResult.model_validate_json(raw)
+    except ValidationError as exc:
+        problems.append(
+            f"{store.uri_for(EVIDENCE_SUMMARY_FILE)} is not a sweep summary: "
+            f"{exc.error_count()} error(s)"
+        )
+        return None
+
+
+def load(location: str) -> SweepResults:
+    """Summary (when written), trial records and the objective of one sweep.
+
+    The store is opened at the sweep's own folder. Unreadable trial records and spec are
+    left out; an unreadable summary, or nothing at all, is a :class:`ResultsError`.
+    """
+    uri = sweep_folder(location)
+    files = SweepFiles(Store(uri), SweepLayout(""))
+    try:
+        summary = files.summary()
+        problems = list(files.problems)
+        if summary is None and not problems:
+            summary = _evidence_summary(files.store, problems)
+        trials = files.trials()
+        spec = files.spec()
+    except StoreError as exc:
+        raise ResultsError(str(exc)) from exc
+    if summary is None and problems:
+        raise ResultsError(problems[0])
+    if summary is None and not trials:
+        raise ResultsError(f"no sweep results at {uri} (no {SUMMARY_FILE}, no {TRIALS_DIR}/*.json)")
+    if summary is not None:
+        objective = Objective.model_validate(
+            {"metric": summary.objective_metric, "mode": summary.objective_mode}
+        )
+        trials = list(summary.trials)  # this run's trials (earlier runs live in archive/)
+        planned: int | None = summary.trials_planned
+    else:
+        objective = spec.objective if spec else Objective()
+        planned = spec.planned_trials() if spec else None
+    max_steps = spec.budget.smoke_steps if spec else None
+    return SweepResults(uri, summary, trials, objective, planned, max_steps, spec)
