@@ -6,8 +6,9 @@ share: :func:`started_status` (the RayJob was created or adopted: Pending) and
 :func:`phase_status` (phase, message, conditions and completion time of a verdict).
 Each kind's own fields are in ``sweep_status`` and ``rehearsal_status``.
 
-Conditions (``Ready``, ``Progressing``, ``Failed``, and ``SpecChangeIgnored`` /
-``Degraded`` when they apply) follow the Kubernetes conventions: ``lastTransitionTime``
+Conditions (``Ready``, ``Progressing``, ``Failed``, ``Succeeded``, kstatus's
+``Reconciling`` / ``Stalled``, and ``SpecChangeIgnored`` / ``Degraded`` when they apply)
+follow the Kubernetes conventions: ``lastTransitionTime``
 moves only when a condition's status flips; ``observedGeneration`` is the generation it
 was computed for.
 """
@@ -26,6 +27,11 @@ from tunix_rt.contract.phases import Verdict
 READY = "Ready"
 PROGRESSING = "Progressing"
 FAILED = "Failed"
+SUCCEEDED = "Succeeded"
+RECONCILING = "Reconciling"
+"""kstatus: True while the object is working towards its end; False once it is there."""
+STALLED = "Stalled"
+"""kstatus: True when the object cannot get further on its own (it failed)."""
 SPEC_CHANGE_IGNORED = "SpecChangeIgnored"
 DEGRADED = "Degraded"
 
@@ -116,21 +122,44 @@ def phase_conditions(
     message: str,
     generation: int | None,
 ) -> list[dict[str, Any]]:
-    """Ready / Progressing / Failed consistent with a phase."""
+    """The conditions of a phase: ``Ready`` / ``Progressing`` / ``Failed`` (kept for what
+    already reads them), the terminal ``Succeeded``, and kstatus's ``Reconciling`` /
+    ``Stalled``, which a script can wait on for either outcome
+    (``kubectl wait --for=condition=Reconciling=False``)."""
     conds: list[dict[str, Any]] = [dict(c) for c in conditions]
-    if phase is Phase.SUCCEEDED:
-        conds = set_condition(conds, READY, True, reason, message, generation)
-        conds = set_condition(conds, PROGRESSING, False, "Finished", message, generation)
-        conds = set_condition(conds, FAILED, False, "AsExpected", "", generation)
-    elif phase is Phase.FAILED:
-        conds = set_condition(conds, READY, False, reason, message, generation)
-        conds = set_condition(conds, PROGRESSING, False, reason, message, generation)
-        conds = set_condition(conds, FAILED, True, reason, message, generation)
-    else:
-        conds = set_condition(conds, READY, False, phase.value, message, generation)
-        conds = set_condition(conds, PROGRESSING, True, reason, message, generation)
-        conds = set_condition(conds, FAILED, False, "AsExpected", "", generation)
+    for ctype, value, why, text in _phase_rules(phase, reason, message):
+        conds = set_condition(conds, ctype, value, why, text, generation)
     return conds
+
+
+def _phase_rules(phase: Phase, reason: str, message: str) -> list[tuple[str, bool, str, str]]:
+    """(type, status, reason, message) of each phase condition."""
+    if phase is Phase.SUCCEEDED:
+        return [
+            (READY, True, reason, message),
+            (PROGRESSING, False, "Finished", message),
+            (FAILED, False, "AsExpected", ""),
+            (SUCCEEDED, True, reason, message),
+            (RECONCILING, False, "Finished", message),
+            (STALLED, False, "AsExpected", ""),
+        ]
+    if phase is Phase.FAILED:
+        return [
+            (READY, False, reason, message),
+            (PROGRESSING, False, reason, message),
+            (FAILED, True, reason, message),
+            (SUCCEEDED, False, reason, message),
+            (RECONCILING, False, reason, message),
+            (STALLED, True, reason, message),
+        ]
+    return [
+        (READY, False, phase.value, message),
+        (PROGRESSING, True, reason, message),
+        (FAILED, False, "AsExpected", ""),
+        (SUCCEEDED, False, phase.value, message),
+        (RECONCILING, True, reason, message),
+        (STALLED, False, "AsExpected", ""),
+    ]
 
 
 def store_conditions(
