@@ -190,7 +190,11 @@ def test_planned_trials(spec: dict[str, Any], planned: int, samples: int) -> Non
             "greater than 1",
         ),
         ({"objective": {"mode": "maximize"}}, "spec.objective.mode", "Input should be"),
-        ({"storage": "http://bucket"}, "spec.storage", "use file://PATH, s3://BUCKET/PREFIX or gs://"),
+        (
+            {"storage": "http://bucket"},
+            "spec.storage",
+            "use file://PATH, s3://BUCKET/PREFIX or gs://",
+        ),
         ({"resources": {"memory": "lots"}}, "spec.resources.memory", "a quantity such as 4Gi"),
         (
             {"trainer": {"model": {"width": 100, "heads": 8}}},

@@ -79,10 +79,11 @@ def scalar_problem(kind: str, value: Any) -> str | None:
     if value is None:
         return None
     if kind in ("integer", "number"):
+        article = "an" if kind == "integer" else "a"
         if isinstance(value, str):
-            return f"expected a{'n' if kind == 'integer' else ''} {kind}, got the string {value!r}; write it without quotes"
+            return f"expected {article} {kind}, got the string {value!r}; write it without quotes"
         if isinstance(value, bool):
-            return f"expected a{'n' if kind == 'integer' else ''} {kind}, got {str(value).lower()}"
+            return f"expected {article} {kind}, got {str(value).lower()}"
     elif kind == "boolean" and not isinstance(value, bool):
         if isinstance(value, str):
             return f"expected true or false, got the string {value!r}; write it without quotes"
@@ -119,9 +120,7 @@ def field_errors(
     return ValidationError.from_exception_data(
         "ValueError",
         [
-            InitErrorDetails(
-                type=PydanticCustomError(kind, message), loc=_loc(field), input=value
-            )
+            InitErrorDetails(type=PydanticCustomError(kind, message), loc=_loc(field), input=value)
             for field, message in errors
         ],
     )

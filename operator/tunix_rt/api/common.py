@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
-import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -201,7 +201,8 @@ def _tpu_cel() -> list[dict[str, str]]:
             + "["
             + ", ".join(f"'{n}'" for n in names)
             + "]",
-            f"unknown TPU accelerator; use one of {', '.join(g.gke_accelerator for g in GENERATIONS)}",
+            "unknown TPU accelerator; use one of "
+            + ", ".join(g.gke_accelerator for g in GENERATIONS),
             ".tpuAccelerator",
         ),
         cel(
@@ -346,10 +347,11 @@ class NodePool(ApiModel):
         """The TPU slice of a tpu pool (a field error naming what the table refuses)."""
         accelerator = self.tpu_accelerator or ""
         if accelerator not in accelerator_names():
-            known = ", ".join(sorted({n for n in accelerator_names() if n.startswith("tpu-")}))
+            known = ", ".join(g.gke_accelerator for g in GENERATIONS)
+            short = ", ".join(g.name for g in GENERATIONS)
             raise field_error(
                 "tpuAccelerator",
-                f"unknown TPU accelerator {accelerator!r}; use one of {known}",
+                f"unknown TPU accelerator {accelerator!r}; use one of {known} (or {short})",
                 accelerator,
             )
         try:

@@ -101,4 +101,9 @@ def error_pairs(errors: Sequence[Any], prefix: str = "") -> list[tuple[str, str]
 
 def describe(exc: ValidationError, prefix: str = "spec") -> str:
     """``spec.searchSpace.learningRate.low: …`` for each error, joined by ``; ``."""
-    return "; ".join(f"{p}: {m}" for p, m in validation_errors(exc, prefix)) or f"{prefix}: invalid"
+    return describe_pairs(validation_errors(exc, prefix)) or f"{prefix}: invalid"
+
+
+def describe_pairs(errors: Sequence[tuple[str, str]]) -> str:
+    """``field: message`` for each ``(field, message)``, joined by ``; ``."""
+    return "; ".join(f"{p}: {m}" if p else m for p, m in errors)

@@ -13,7 +13,7 @@ resource with reason :data:`UNSCHEDULABLE`); local runs have no pools and skip i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationInfo
 
@@ -112,13 +112,13 @@ def check_placement(spec: SweepSpec | RehearsalSpec, prefix: str = "spec") -> li
         Ask("memory", memory, f"memory {res.memory}", "pod", "raise the pool's memory"),
     ]  # fmt: skip
     asks = [a for a in asks if a.amount]
-    for what, kind in (("gpu", Accelerator.GPU), ("tpu", Accelerator.TPU)):
+    for what, accelerator in (("gpu", Accelerator.GPU), ("tpu", Accelerator.TPU)):
         ask = next((a for a in asks if a.what == what), None)
-        if ask and not any(p.accelerator is kind for p in pods):
+        if ask and not any(p.accelerator is accelerator for p in pods):
             return [
                 (
                     f"{at}.{what}",
-                    f"{who} asks {ask.shown} but no pool has {kind.value.upper()}s (pools: "
+                    f"{who} asks {ask.shown} but no pool has {what.upper()}s (pools: "
                     f"{_pools(pods)}); add a pool with accelerator: {what}, or set "
                     f"resources.{what} to 0",
                 )
@@ -135,10 +135,13 @@ def check_placement(spec: SweepSpec | RehearsalSpec, prefix: str = "spec") -> li
         if ask.offer(best) >= ask.amount:
             continue
         offered = ask.offered(best)
+        where = ask.kind
+        if where == "pod" and (res.gpu or res.tpu):
+            where = "GPU pod" if res.gpu else "TPU host"
         out.append(
             (
                 f"{at}.{ask.what}",
-                f"{who} asks {ask.shown} but the largest {ask.kind} offers {offered} "
+                f"{who} asks {ask.shown} but the largest {where} offers {offered} "
                 f"({best.describe(ask.what)}); lower resources.{ask.what} or {ask.fix}",
             )
         )
@@ -166,9 +169,7 @@ class Ask:
 
     def offer(self, pod: Pod) -> float:
         return float(
-            {"gpu": pod.gpus, "tpu": pod.tpu_chips, "cpu": pod.cpu, "memory": pod.memory}[
-                self.what
-            ]
+            {"gpu": pod.gpus, "tpu": pod.tpu_chips, "cpu": pod.cpu, "memory": pod.memory}[self.what]
         )
 
     def offered(self, pod: Pod) -> str:
@@ -184,8 +185,9 @@ def _count(amount: float, unit: str) -> str:
 def _pools(pods: list[Pod]) -> str:
     parts = []
     for p in pods:
-        extra = f", {p.gpus} GPU" if p.gpus else (f", {p.tpu_chips} TPU chips" if p.tpu_chips else "")
-        parts.append(f"'{p.pool}' {p.accelerator.value} cpu {_num(p.cpu)}, {_gib(p.memory)}{extra}")
+        extra = f", {_count(p.gpus, 'GPU')}" if p.gpus else ""
+        extra += f", {_count(p.tpu_chips, 'TPU chip')}" if p.tpu_chips else ""
+        parts.append(f"'{p.pool}' ({_count(p.cpu, 'CPU')}, {_gib(p.memory)}{extra})")
     return "; ".join(parts)
 
 

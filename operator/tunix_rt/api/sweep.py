@@ -272,7 +272,9 @@ SearchKey = Annotated[str, AfterValidator(_search_key)]
 
 def _spellings_cel() -> str:
     pairs = [(alias, name) for name, alias in searchable_params().items() if alias != name]
-    return " && ".join(f"!('{a}' in self.searchSpace && '{b}' in self.searchSpace)" for a, b in pairs)
+    return " && ".join(
+        f"!('{a}' in self.searchSpace && '{b}' in self.searchSpace)" for a, b in pairs
+    )
 
 
 _INTEGER_PARAMS = integer_params()

@@ -74,6 +74,7 @@ GENERATIONS: tuple[TpuGeneration, ...] = (
     _torus_2d("v6e", "tpu-v6e-slice", "v6e", "tpu-v6e", "trillium"),
 )
 
+
 def accelerator_names() -> list[str]:
     """Every value ``tpuAccelerator`` may take: GKE label values and their short aliases."""
     return [name for gen in GENERATIONS for name in (gen.gke_accelerator, *gen.aliases)]

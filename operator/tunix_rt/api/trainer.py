@@ -151,7 +151,7 @@ class TrainerConfig(ApiModel):
                 "model.heads must divide width",
                 ".width",
             )
-        )
+        ),
     )
 
     learning_rate: float = Field(3e-3, gt=0, le=1.0, description="Peak AdamW learning rate.")
