@@ -61,7 +61,9 @@ class RehearsalSpec(ApiModel):
         description="Name of a Sweep in this namespace whose best trial to rehearse.",
     )
     overrides: dict[str, Any] | None = Field(
-        None, description="Params applied on top (e.g. a longer maxSteps than the smoke cap)."
+        None,
+        max_length=64,  # bounds the cost of its CEL rule for the API server
+        description="Params applied on top (e.g. a longer maxSteps than the smoke cap).",
     )
     evidence: EvidenceOptions = Field(
         default_factory=EvidenceOptions,
