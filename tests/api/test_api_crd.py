@@ -173,7 +173,7 @@ def test_bounds_enums_and_defaults() -> None:
     param = spec["searchSpace"]["additionalProperties"]["properties"]["type"]
     assert param["enum"] == ["uniform", "loguniform", "randint", "choice", "grid"]
     assert spec["objective"]["properties"]["metric"]["default"] == "primary_score"
-    assert spec["storage"]["pattern"].startswith("^(file|s3|gs)")
+    assert spec["storage"]["pattern"].startswith("^(file://.+|(s3|gs)://")
     assert "default" not in str(root_schema("Sweep")["properties"]["status"])
 
 

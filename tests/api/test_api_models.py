@@ -145,7 +145,7 @@ def test_planned_trials(spec: dict[str, Any], planned: int, samples: int) -> Non
         ),
         (
             {"searchSpace": {"learningRate": {"type": "choice", "values": [[1]]}}},
-            "spec.searchSpace.learningRate.values.0",
+            "spec.searchSpace.learningRate.values[0]",
             "scalars",
         ),
         (
@@ -190,8 +190,12 @@ def test_planned_trials(spec: dict[str, Any], planned: int, samples: int) -> Non
             "greater than 1",
         ),
         ({"objective": {"mode": "maximize"}}, "spec.objective.mode", "Input should be"),
-        ({"storage": "http://bucket"}, "spec.storage", "file://, s3:// or gs://"),
-        ({"resources": {"memory": "lots"}}, "spec.resources.memory", "pattern"),
+        (
+            {"storage": "http://bucket"},
+            "spec.storage",
+            "use file://PATH, s3://BUCKET/PREFIX or gs://",
+        ),
+        ({"resources": {"memory": "lots"}}, "spec.resources.memory", "a quantity such as 4Gi"),
         (
             {"trainer": {"model": {"width": 100, "heads": 8}}},
             "spec.trainer.model.heads",

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from support.rehearsal import (
@@ -247,13 +248,18 @@ def test_bad_inputs_are_clear(tmp_path: Path) -> None:
     )
     with pytest.raises(RehearsalError, match=r"spec.trainer.learningRate"):
         plan_from_file(bad)
-    # overrides apply as in admission (TrainerConfig.with_overrides): errors name the field
-    with pytest.raises(RehearsalError, match=r"spec.overrides.noSuchParam: unknown trainer field"):
-        plan_from_spec(inline_spec(tmp_path, overrides={"noSuchParam": 1}), name="x")
-    with pytest.raises(RehearsalError, match=r"spec.overrides.model.depth: unknown trainer field"):
-        plan_from_spec(inline_spec(tmp_path, overrides={"model": {"depth": 3}}), name="x")
-    with pytest.raises(RehearsalError, match=r"spec.overrides.learningRate"):
-        plan_from_spec(inline_spec(tmp_path, overrides={"learningRate": -1}), name="x")
+    # overrides apply as in admission (TrainerConfig.with_overrides): errors name the field.
+    # Admission refuses them already; the run refuses them too (a spec built unvalidated).
+    for bad_overrides, field in [
+        ({"noSuchParam": 1}, r"spec.overrides.noSuchParam: unknown trainer field"),
+        ({"model": {"depth": 3}}, r"spec.overrides.model.depth: unknown trainer field"),
+        ({"learningRate": -1}, r"spec.overrides.learningRate"),
+    ]:
+        with pytest.raises(ValidationError, match=field.removeprefix("spec.").split(":")[0]):
+            inline_spec(tmp_path, overrides=bad_overrides)
+        unchecked = inline_spec(tmp_path).model_copy(update={"overrides": bad_overrides})
+        with pytest.raises(RehearsalError, match=field):
+            plan_from_spec(unchecked, name="x")
     overridden = {"model": {"layers": 2}, "learning_rate": 0.1}
     plan = plan_from_spec(inline_spec(tmp_path, overrides=overridden), name="x")
     assert plan.config.model.layers == 2 and plan.config.learning_rate == 0.1

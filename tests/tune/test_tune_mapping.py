@@ -149,7 +149,8 @@ def test_schedulers() -> None:
                 "gracePeriod": 30,
                 "metric": "primary_score",
                 "mode": "max",
-            }
+            },
+            trainer={"eval": {"evalEvery": 50}},  # primary_score while trials train
         )
     )
     assert isinstance(median, MedianStoppingRule)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+import types
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -26,9 +30,100 @@ class ApiModel(BaseModel):
         validate_default=True,
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_scalars(cls, data: Any) -> Any:
+        """Numbers, booleans and strings as the CRD types them: ``maxTrials: '5'`` or
+        ``learningRate: '0.01'`` are refused (the API server refuses them too), not
+        converted; JSON integers for number fields stay fine."""
+        if isinstance(data, Mapping):
+            kinds = scalar_kinds(cls)
+            problems = [
+                (kinds[key][0], message)
+                for key, value in data.items()
+                if isinstance(key, str) and key in kinds
+                for message in [scalar_problem(kinds[key][1], value)]
+                if message
+            ]
+            if problems:
+                raise field_errors(problems, data, kind="scalar_type")
+        return data
+
     def to_wire(self) -> dict[str, object]:
         """The JSON-ready camelCase form written to manifests, status and files."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+_SCALARS: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}
+
+
+@cache
+def scalar_kinds(model: type[BaseModel]) -> dict[str, tuple[str, str]]:
+    """Input key (field name and wire alias) -> (wire name, scalar kind) of the model's
+    plain ``bool`` / ``int`` / ``float`` / ``str`` fields (``X | None`` included)."""
+    out: dict[str, tuple[str, str]] = {}
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if get_origin(annotation) in (Union, types.UnionType):
+            options = [a for a in get_args(annotation) if a is not type(None)]
+            annotation = options[0] if len(options) == 1 else None
+        kind = _SCALARS.get(annotation) if isinstance(annotation, type) else None
+        if kind:
+            wire = info.alias or name
+            out[name] = out[wire] = (wire, kind)
+    return out
+
+
+def scalar_problem(kind: str, value: Any) -> str | None:
+    """Why ``value`` is not of the CRD scalar ``kind`` (None: it is, or pydantic will say)."""
+    if value is None:
+        return None
+    if kind in ("integer", "number"):
+        article = "an" if kind == "integer" else "a"
+        if isinstance(value, str):
+            return f"expected {article} {kind}, got the string {value!r}; write it without quotes"
+        if isinstance(value, bool):
+            return f"expected {article} {kind}, got {str(value).lower()}"
+    elif kind == "boolean" and not isinstance(value, bool):
+        if isinstance(value, str):
+            return f"expected true or false, got the string {value!r}; write it without quotes"
+        return f"expected true or false, got {value!r}"
+    elif kind == "string" and isinstance(value, bool | int | float):
+        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        return f"expected a string, got {shown}; quote it: '{shown}'"
+    return None
+
+
+_INDEX = re.compile(r"^(.*?)\[(\d+)\]$")
+
+
+def _loc(field: str) -> tuple[int | str, ...]:
+    """``pools[0].cpu`` or ``values.2`` -> ``("pools", 0, "cpu")`` / ``("values", 2)``."""
+    out: list[int | str] = []
+    for part in field.split(".") if field else []:
+        indexes: list[int] = []
+        while (match := _INDEX.match(part)) is not None:
+            part, index = match.group(1), int(match.group(2))
+            indexes.insert(0, index)
+        if part:
+            out.append(int(part) if part.isdigit() else part)
+        out.extend(indexes)
+    return tuple(out)
+
+
+def field_errors(
+    errors: Sequence[tuple[str, str]], value: Any = None, kind: str = "value_error"
+) -> ValidationError:
+    """One validation error per ``(field, message)``, each located at its wire path
+    (``pools[0].cpu``, relative to the model that raises it). ``kind`` is the pydantic
+    error type (``unschedulable`` marks placement errors)."""
+    return ValidationError.from_exception_data(
+        "ValueError",
+        [
+            InitErrorDetails(type=PydanticCustomError(kind, message), loc=_loc(field), input=value)
+            for field, message in errors
+        ],
+    )
 
 
 def field_error(field: str, message: str, value: Any = None) -> ValidationError:
@@ -43,7 +138,7 @@ def field_error(field: str, message: str, value: Any = None) -> ValidationError:
         [
             InitErrorDetails(
                 type=PydanticCustomError("value_error", message),
-                loc=tuple(field.split(".")),
+                loc=_loc(field),
                 input=value,
             )
         ],

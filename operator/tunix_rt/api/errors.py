@@ -4,6 +4,7 @@ reader, the CLI, the RayJob builder, the driver decoding its ``--spec-b64``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -54,15 +55,55 @@ def error_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
     return out
 
 
+def shown(value: Any) -> str:
+    """What the user wrote, named by its YAML kind: ``null``, ``the string 'x'``, ``a list``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f"the string {value[:60]!r}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+_SHAPES = {
+    "model_type": "a mapping of fields (key: value)",
+    "model_attributes_type": "a mapping of fields (key: value)",
+    "dict_type": "a mapping (key: value)",
+    "list_type": "a list",
+}
+
+
+def _message(err: Any) -> str:
+    """A pydantic error's message, without pydantic's noise or internal class names."""
+    expected = _SHAPES.get(err["type"])
+    if expected is not None:
+        got = shown(err.get("input"))
+        return f"expected {expected}, got {got}"
+    return str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
 def validation_errors(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
     """``(field path, message)`` for each pydantic error; messages without pydantic noise."""
-    out = []
-    for err in exc.errors(include_url=False):
-        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        out.append((error_path(tuple(err["loc"]), prefix), msg))
-    return out
+    return error_pairs(exc.errors(include_url=False), prefix)
+
+
+def error_pairs(errors: Sequence[Any], prefix: str = "") -> list[tuple[str, str]]:
+    """``(field path, message)`` of pydantic error dicts (``ValidationError.errors()``)."""
+    return [(error_path(tuple(err["loc"]), prefix), _message(err)) for err in errors]
 
 
 def describe(exc: ValidationError, prefix: str = "spec") -> str:
     """``spec.searchSpace.learningRate.low: …`` for each error, joined by ``; ``."""
-    return "; ".join(f"{p}: {m}" for p, m in validation_errors(exc, prefix)) or f"{prefix}: invalid"
+    return describe_pairs(validation_errors(exc, prefix)) or f"{prefix}: invalid"
+
+
+def describe_pairs(errors: Sequence[tuple[str, str]]) -> str:
+    """``field: message`` for each ``(field, message)``, joined by ``; ``."""
+    return "; ".join(f"{p}: {m}" if p else m for p, m in errors)

@@ -16,3 +16,17 @@ def child_name(kind: str, name: str, max_len: int = 47) -> str:
         return base
     digest = hashlib.sha256(base.encode()).hexdigest()[:8]
     return f"{base[: max_len - 9].rstrip('-')}-{digest}"
+
+
+LABEL_MAX = 63
+"""Kubernetes label values are at most 63 characters."""
+
+
+def label_value(name: str) -> str:
+    """A parent's name as a label value (``tunixrt.io/sweep``): the name itself when it
+    fits (at most 63 characters), else a deterministic truncated form with a hash, so that
+    any valid name (up to 253 characters) labels its RayJob."""
+    if len(name) <= LABEL_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: LABEL_MAX - 9].rstrip('-.')}-{digest}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, model_validator
 
-from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
+from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error, field_errors
 from tunix_rt.api.common import (
     ClusterSpec,
     Resource,
@@ -18,7 +18,13 @@ from tunix_rt.api.common import (
     resources_field,
     storage_field,
 )
-from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.placement import check_placement_here
+from tunix_rt.api.trainer import TrainerConfig, check_overrides
+
+
+def _override_keys() -> str:
+    keys = sorted({k for n, f in TrainerConfig.model_fields.items() for k in (n, f.alias) if k})
+    return "[" + ", ".join(f"'{k}'" for k in keys) + "]"
 
 
 class EvidenceOptions(ApiModel):
@@ -38,7 +44,12 @@ class RehearsalSpec(ApiModel):
                 "has(self.trainer) != has(self.fromSweep)",
                 "set exactly one of trainer or fromSweep",
                 ".fromSweep",
-            )
+            ),
+            cel(
+                f"!has(self.overrides) || self.overrides.all(k, k in {_override_keys()})",
+                "overrides take trainer fields (e.g. maxSteps, learningRate, eval)",
+                ".overrides",
+            ),
         )
     )
 
@@ -50,7 +61,9 @@ class RehearsalSpec(ApiModel):
         description="Name of a Sweep in this namespace whose best trial to rehearse.",
     )
     overrides: dict[str, Any] | None = Field(
-        None, description="Params applied on top (e.g. a longer maxSteps than the smoke cap)."
+        None,
+        max_length=64,  # bounds the cost of its CEL rule for the API server
+        description="Params applied on top (e.g. a longer maxSteps than the smoke cap).",
     )
     evidence: EvidenceOptions = Field(
         default_factory=EvidenceOptions,
@@ -71,10 +84,16 @@ class RehearsalSpec(ApiModel):
     )
 
     @model_validator(mode="after")
-    def _one_source(self) -> RehearsalSpec:
+    def _one_source(self, info: ValidationInfo) -> RehearsalSpec:
         check_storage("storage", self.storage)
         if (self.trainer is None) == (self.from_sweep is None):
             raise field_error("fromSweep", "set exactly one of trainer or fromSweep")
+        # The run applies the overrides with TrainerConfig.with_overrides: check them now
+        # (against the inline trainer, or as far as possible before the Sweep is known).
+        problems = check_overrides(self.overrides, self.trainer, "overrides")
+        if problems:
+            raise field_errors(problems, self.overrides)
+        check_placement_here(self, info)
         return self
 
 

@@ -7,7 +7,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
 from tunix_rt.api.common import (
@@ -20,7 +28,17 @@ from tunix_rt.api.common import (
     resources_field,
     storage_field,
 )
-from tunix_rt.api.trainer import TrainerConfig, wire_param_name
+from tunix_rt.api.placement import check_placement_here
+from tunix_rt.api.trainer import (
+    EVAL_METRICS,
+    FINAL_METRICS,
+    REPORTED_METRICS,
+    SCHEDULER_METRICS,
+    TrainerConfig,
+    integer_params,
+    searchable_params,
+    wire_param_name,
+)
 from tunix_rt.api.trial import TrialState
 from tunix_rt.scoring import PRIMARY_SCORE
 
@@ -38,6 +56,16 @@ class Distribution(StrEnum):
 
 RANGED = frozenset({Distribution.UNIFORM, Distribution.LOGUNIFORM, Distribution.RANDINT})
 _RANGED_CEL = "self.type in ['uniform', 'loguniform', 'randint']"
+FRACTIONAL = frozenset({Distribution.UNIFORM, Distribution.LOGUNIFORM})
+"""Distributions that sample fractions: not for integer parameters."""
+
+
+def _cel_list(values: Any) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+def _listed(values: Any) -> str:
+    return ", ".join(values)
 
 
 class SearchParam(ApiModel):
@@ -78,6 +106,9 @@ class SearchParam(ApiModel):
     @model_validator(mode="after")
     def _shape(self) -> SearchParam:
         kind = self.type.value
+        for name, value in (("low", self.low), ("high", self.high)):
+            if value is not None and not math.isfinite(value):
+                raise field_error(name, f"{name} must be a finite number, got {value}", value)
         if self.type in RANGED:
             for name, value in (("low", self.low), ("high", self.high)):
                 if value is None:
@@ -106,6 +137,10 @@ class SearchParam(ApiModel):
                     raise field_error(
                         f"values.{index}", "values must be scalars (number, string, bool)", value
                     )
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise field_error(
+                        f"values.{index}", f"values must be finite numbers, got {value}", value
+                    )
         return self
 
     def candidates(self) -> list[Any]:
@@ -121,12 +156,33 @@ class SearchParam(ApiModel):
 class Objective(ApiModel):
     """What the search algorithm optimises and which trial is best."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel(
+                f"!has(self.metric) || self.metric in {_cel_list(REPORTED_METRICS)}",
+                f"the trainer does not report this metric; use one of {_listed(REPORTED_METRICS)}",
+                ".metric",
+            )
+        )
+    )
+
     metric: str = Field(
         PRIMARY_SCORE,
         min_length=1,
         description="Metric the search optimises (primary_score: mean answer correctness).",
     )
     mode: Literal["max", "min"] = Field("max", description="max or min.")
+
+    @model_validator(mode="after")
+    def _reported(self) -> Objective:
+        if self.metric not in REPORTED_METRICS:
+            raise field_error(
+                "metric",
+                f"the trainer does not report {self.metric!r}; use one of "
+                f"{_listed(REPORTED_METRICS)} (primary_score: mean answer correctness)",
+                self.metric,
+            )
+        return self
 
 
 class Algorithm(StrEnum):
@@ -144,6 +200,20 @@ class SchedulerType(StrEnum):
 class Scheduler(ApiModel):
     """Early stopping of bad trials, on the metrics trials report while they train."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel(
+                "!has(self.metric) || self.metric in "
+                f"{_cel_list(SCHEDULER_METRICS)} || "
+                f"((!has(self.type) || self.type == 'fifo') && self.metric in "
+                f"{_cel_list(FINAL_METRICS)})",
+                "early stopping compares a metric reported while trials train; use one of "
+                f"{_listed(SCHEDULER_METRICS)}",
+                ".metric",
+            )
+        )
+    )
+
     type: SchedulerType = Field(
         SchedulerType.FIFO,
         description="fifo (run every trial to the end), asha (successive halving) or "
@@ -159,6 +229,24 @@ class Scheduler(ApiModel):
         description="Metric the scheduler compares (loss is reported every logEvery steps).",
     )
     mode: Literal["max", "min"] = Field("min", description="max or min for the scheduler metric.")
+
+    @model_validator(mode="after")
+    def _reported_while_training(self) -> Scheduler:
+        if self.metric in SCHEDULER_METRICS:
+            return self
+        if self.metric in FINAL_METRICS:
+            if self.type is SchedulerType.FIFO:
+                return self
+            why = f"{self.metric!r} is reported only when a trial ends, so {self.type.value} "
+            why += "never compares it"
+        else:
+            why = f"the trainer does not report {self.metric!r}"
+        raise field_error(
+            "metric",
+            f"{why}; use one of {_listed(SCHEDULER_METRICS)} (loss: reported every "
+            "trainer.logEvery steps)",
+            self.metric,
+        )
 
 
 class Budget(ApiModel):
@@ -180,6 +268,22 @@ def _search_key(key: str) -> str:
 
 
 SearchKey = Annotated[str, AfterValidator(_search_key)]
+
+
+def _spellings_cel() -> str:
+    pairs = [(alias, name) for name, alias in searchable_params().items() if alias != name]
+    return " && ".join(
+        f"!('{a}' in self.searchSpace && '{b}' in self.searchSpace)" for a, b in pairs
+    )
+
+
+_INTEGER_PARAMS = integer_params()
+_INTEGER_WIRE = [p for p in _INTEGER_PARAMS if p in searchable_params().values()]
+_EVAL_EVERY_CEL = (
+    "has(self.trainer) && has(self.trainer.eval) && has(self.trainer.eval.evalEvery) && "
+    "self.trainer.eval.evalEvery > 0 && self.trainer.eval.evalEvery < "
+    "(has(self.budget) && has(self.budget.smokeSteps) ? self.budget.smokeSteps : 300)"
+)
 
 
 class SweepSpec(ApiModel):
@@ -204,6 +308,40 @@ class SweepSpec(ApiModel):
                 "self.searchSpace.all(k, self.searchSpace[k].type in ['grid', 'choice'])",
                 "algorithm grid needs every searchSpace entry to be grid or choice",
                 ".algorithm",
+            ),
+            cel(
+                f"self.searchSpace.all(k, !(k in {_cel_list(_INTEGER_PARAMS)}) || "
+                "!(self.searchSpace[k].type in ['uniform', 'loguniform']))",
+                "integer parameters (" + _listed(_INTEGER_WIRE) + ") take randint or "
+                "choice, not uniform or loguniform",
+                ".searchSpace",
+            ),
+            cel(
+                "!('maxSteps' in self.searchSpace) && !('max_steps' in self.searchSpace)",
+                "budget.smokeSteps sets every trial's maxSteps; search another parameter and "
+                "set budget.smokeSteps",
+                ".searchSpace",
+            ),
+            cel(
+                _spellings_cel(),
+                "a parameter is named twice (camelCase and snake_case); keep one",
+                ".searchSpace",
+            ),
+            cel(
+                "!has(self.scheduler) || !has(self.scheduler.type) || "
+                "self.scheduler.type == 'fifo' || !has(self.scheduler.metric) || "
+                f"!(self.scheduler.metric in {_cel_list(EVAL_METRICS)}) || ({_EVAL_EVERY_CEL})",
+                "this scheduler metric is reported only at evals: set trainer.eval.evalEvery "
+                "between 1 and budget.smokeSteps, or use scheduler.metric loss",
+                ".scheduler.metric",
+            ),
+            cel(
+                "!has(self.resources) || !has(self.resources.gpu) || self.resources.gpu == 0.0 "
+                "|| !has(self.cluster) || !has(self.cluster.pools) || self.cluster.pools.exists("
+                "p, has(p.gpusPerPod) && double(p.gpusPerPod) >= self.resources.gpu)",
+                "no pool offers the GPUs a trial asks (resources.gpu); add a gpu pool with "
+                "gpusPerPod >= resources.gpu",
+                ".resources.gpu",
             ),
         )
     )
@@ -252,9 +390,34 @@ class SweepSpec(ApiModel):
     storage: str = storage_field("trial results")
     seed: int = Field(0, ge=0, description="Seed of the search algorithm.")
 
+    @field_validator("search_space", mode="before")
+    @classmethod
+    def _one_spelling(cls, value: Any) -> Any:
+        """``learningRate`` and ``learning_rate`` in one searchSpace: YAML keeps both, and
+        the last would silently win."""
+        if isinstance(value, dict):
+            seen: dict[str, str] = {}
+            for key in value:
+                try:
+                    wire = wire_param_name(key) if isinstance(key, str) else None
+                except ValueError:
+                    continue  # an unknown name: the key validator says so
+                if wire is None:
+                    continue
+                if wire in seen:
+                    raise field_error(
+                        key,
+                        f"{seen[wire]} and {key} name the same parameter ({wire}); keep one",
+                        key,
+                    )
+                seen[wire] = key
+        return value
+
     @model_validator(mode="after")
-    def _cross_field(self) -> SweepSpec:
+    def _cross_field(self, info: ValidationInfo) -> SweepSpec:
         check_storage("storage", self.storage)
+        self._check_search_space()
+        self._check_scheduler()
         if self.max_concurrent_trials > self.max_trials:
             raise field_error(
                 "maxConcurrentTrials",
@@ -301,7 +464,46 @@ class SweepSpec(ApiModel):
                         f"{where} include {value!r}, which the trainer rejects: {msg}",
                         value,
                     ) from None
+        check_placement_here(self, info)
         return self
+
+    def _check_search_space(self) -> None:
+        """What the trials could not run, or would run other than written."""
+        for key, param in self.search_space.items():
+            if key == "maxSteps":
+                raise field_error(
+                    "searchSpace.maxSteps",
+                    "budget.smokeSteps sets every trial's maxSteps (it overrides "
+                    "trainer.maxSteps), so searching maxSteps has no effect; remove it and "
+                    "set budget.smokeSteps",
+                    key,
+                )
+            if key in _INTEGER_PARAMS and param.type in FRACTIONAL:
+                raise field_error(
+                    f"searchSpace.{key}.type",
+                    f"{key} takes integers, and {param.type.value} samples fractions (e.g. "
+                    "23.7) that every trial would refuse; use randint (integers in [low, high)) "
+                    "or choice with integer values",
+                    param.type.value,
+                )
+
+    def _check_scheduler(self) -> None:
+        """An early-stopping scheduler on an eval metric needs evals while trials train."""
+        sched = self.scheduler
+        if sched.type is SchedulerType.FIFO or sched.metric not in EVAL_METRICS:
+            return
+        every, steps = self.trainer.eval.eval_every, self.budget.smoke_steps
+        if 0 < every < steps:
+            return
+        when = "0 (end only)" if every == 0 else f"{every}, not below budget.smokeSteps ({steps})"
+        raise field_error(
+            "scheduler.metric",
+            f"{sched.type.value} compares {sched.metric} while trials train, but "
+            f"trainer.eval.evalEvery is {when}, so {sched.metric} exists only at the end and "
+            "no trial is ever stopped; set trainer.eval.evalEvery between 1 and "
+            f"{steps - 1} (e.g. {max(1, steps // 4)}) or use scheduler.metric loss",
+            sched.metric,
+        )
 
     def grid_keys(self) -> list[str]:
         """Params enumerated exhaustively: grid entries, and choice entries of a grid search."""

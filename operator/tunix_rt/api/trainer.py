@@ -12,11 +12,33 @@ from typing import Any, get_args
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
-from tunix_rt.api.errors import ManifestError, validation_errors
+from tunix_rt.api.errors import ManifestError, error_pairs, validation_errors
+from tunix_rt.scoring import PRIMARY_SCORE
 
 BUILTIN_DATASETS = ("dev-reasoning-v2",)
 DEFAULT_WIDTH = 128
 DEFAULT_HEADS = 8
+
+# What the built-in trainer reports (``train/loop.py``, ``train/evaluate.py``; a trial
+# forwards every report to Ray Tune with the latest value of each metric seen so far):
+TRAIN_METRICS = ("loss", "learning_rate", "steps_per_second")
+"""Reported every ``logEvery`` steps while a trial trains (with ``step``, the time axis)."""
+EVAL_METRICS = (
+    PRIMARY_SCORE,
+    "format_valid_rate",
+    "cap_hit_rate",
+    "trace_len_p50",
+    "trace_len_p95",
+    "eval_rows",
+)
+"""Reported at each eval: every ``eval.evalEvery`` steps (0: only the final eval)."""
+FINAL_METRICS = ("compile_seconds", "train_seconds", "eval_seconds")
+"""Reported once, when a trial ends."""
+REPORTED_METRICS = (*EVAL_METRICS, *TRAIN_METRICS, *FINAL_METRICS)
+"""Every metric a trial reports: what ``objective.metric`` may name."""
+SCHEDULER_METRICS = (*TRAIN_METRICS, *EVAL_METRICS)
+"""Metrics reported while a trial trains: what an early-stopping scheduler may compare
+(the eval metrics only with ``eval.evalEvery`` > 0)."""
 
 
 class DatasetConfig(ApiModel):
@@ -120,6 +142,7 @@ class TrainerConfig(ApiModel):
     """One training + evaluation run. Searchable hyperparameters are top-level scalars."""
 
     model_config = ConfigDict(
+        allow_inf_nan=False,
         json_schema_extra=cel_rules(
             cel(
                 "!has(self.width) || self.width % "
@@ -128,7 +151,7 @@ class TrainerConfig(ApiModel):
                 "model.heads must divide width",
                 ".width",
             )
-        )
+        ),
     )
 
     learning_rate: float = Field(3e-3, gt=0, le=1.0, description="Peak AdamW learning rate.")
@@ -190,6 +213,48 @@ class TrainerConfig(ApiModel):
         except ValidationError as exc:
             errors = validation_errors(exc, field)
             raise ManifestError(*errors[0], errors=errors) from None
+
+
+def check_overrides(
+    overrides: Mapping[str, Any] | None,
+    base: TrainerConfig | None = None,
+    field: str = "overrides",
+) -> list[tuple[str, str]]:
+    """What is wrong with ``overrides``, as ``(field, message)`` pairs (empty: they apply).
+
+    With ``base`` (an inline trainer) the overrides are applied to it exactly as the run
+    applies them (:meth:`TrainerConfig.with_overrides`). Without (``fromSweep``: the
+    trainer is known only once the Sweep has finished) they are applied to a default
+    config and only what does not depend on the Sweep's config is kept: unknown keys,
+    types and each field's bounds, not rules between fields (heads must divide width).
+    """
+    if not overrides:
+        return []
+    if not isinstance(overrides, Mapping):
+        return [(field, "expected a mapping of trainer fields (key: value)")]
+    try:
+        if base is not None:
+            base.with_overrides(overrides, field)
+            return []
+        merged = _merge(TrainerConfig, TrainerConfig().to_wire(), overrides, field)
+        TrainerConfig.model_validate(merged)
+    except ManifestError as exc:
+        return exc.errors
+    except ValidationError as exc:
+        # value_error: a rule between fields, which the Sweep's own config may satisfy.
+        return error_pairs([e for e in exc.errors() if e["type"] != "value_error"], field)
+    return []
+
+
+def integer_params() -> list[str]:
+    """Searchable params that take integers (both spellings): uniform/loguniform would
+    sample fractions that they refuse."""
+    out: list[str] = []
+    for name, alias in searchable_params().items():
+        annotation = TrainerConfig.model_fields[name].annotation
+        if annotation in (int, int | None):
+            out += [alias] if alias == name else [alias, name]
+    return out
 
 
 def searchable_params() -> dict[str, str]:

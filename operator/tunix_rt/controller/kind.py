@@ -213,13 +213,14 @@ class Kind:
         )
         self.observe(call, Phase.FAILED)
 
-    def reject_invalid(self, call: Call, message: str) -> None:
-        """Failed with reason ``InvalidSpec`` (said once per distinct message)."""
+    def reject_invalid(self, call: Call, message: str, reason: str = INVALID_SPEC) -> None:
+        """Failed with reason ``InvalidSpec`` (or ``Unschedulable``), said once per
+        distinct message."""
         call.logger.warning("invalid %s spec: %s", self.name, message)
         if failed_for_invalid_spec(call.status) and call.status.get("message") == message:
             self.observe(call, Phase.FAILED)
         else:
-            self.give_up(call, INVALID_SPEC, message)
+            self.give_up(call, reason, message)
 
     async def launch(
         self, call: Call, manifest: Mapping[str, Any], fields: Mapping[str, Any]

@@ -39,7 +39,8 @@ import kopf
 from pydantic import ValidationError
 
 from tunix_rt.api.common import DEFAULT_STORAGE, Phase
-from tunix_rt.api.errors import ManifestError, describe
+from tunix_rt.api.errors import ManifestError, describe, describe_pairs
+from tunix_rt.api.placement import SKIP_PLACEMENT, UNSCHEDULABLE, check_placement
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.contract.layout import RehearsalFiles, RehearsalLayout, bundle_key
 from tunix_rt.contract.phases import Verdict, job_status, judge_rehearsal
@@ -109,9 +110,14 @@ async def start(call: Call) -> None:
     if await REHEARSAL.already_started(call):
         return  # adopted after a restart: the source sweep is not resolved again
     try:
-        parsed = RehearsalSpec.model_validate(call.runtime.with_defaults(call.spec))
+        parsed = RehearsalSpec.model_validate(
+            call.runtime.with_defaults(call.spec), context=SKIP_PLACEMENT
+        )
     except ValidationError as exc:
         REHEARSAL.reject_invalid(call, describe(exc))
+        return
+    if unschedulable := check_placement(parsed):
+        REHEARSAL.reject_invalid(call, describe_pairs(unschedulable), UNSCHEDULABLE)
         return
     outcome = await resolve(call.runtime, call.namespace, parsed)
     if isinstance(outcome, Unresolvable):

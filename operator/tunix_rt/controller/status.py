@@ -22,6 +22,7 @@ from typing import Any
 import kopf
 
 from tunix_rt.api.common import TERMINAL_PHASES, Condition, Phase
+from tunix_rt.api.placement import UNSCHEDULABLE
 from tunix_rt.contract.phases import Verdict
 
 READY = "Ready"
@@ -72,9 +73,10 @@ def condition(conditions: Iterable[Mapping[str, Any]], ctype: str) -> Mapping[st
 
 
 def failed_for_invalid_spec(status: Mapping[str, Any]) -> bool:
-    """The object failed validation (and so never got a RayJob)."""
+    """The object failed admission (invalid, or unschedulable), so it never got a RayJob."""
     cond = condition(status.get("conditions") or [], FAILED)
-    return bool(cond and cond.get("status") == "True" and cond.get("reason") == INVALID_SPEC)
+    reasons = (INVALID_SPEC, UNSCHEDULABLE)
+    return bool(cond and cond.get("status") == "True" and cond.get("reason") in reasons)
 
 
 def set_condition(

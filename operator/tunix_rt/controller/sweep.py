@@ -42,8 +42,9 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from tunix_rt.api.errors import ManifestError, describe
+from tunix_rt.api.errors import ManifestError, describe, describe_pairs
 from tunix_rt.api.names import child_name
+from tunix_rt.api.placement import SKIP_PLACEMENT, UNSCHEDULABLE, check_placement
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult
 from tunix_rt.contract.layout import SweepFiles, SweepLayout
@@ -70,8 +71,9 @@ SUMMARY_WAIT_KEY = "tunixrt_summary_wait"
 
 
 def parse_spec(spec: Mapping[str, Any], runtime: Runtime) -> SweepSpec:
-    """The validated spec, with the operator's defaults (storage, pools) where it sets none."""
-    return SweepSpec.model_validate(runtime.with_defaults(spec))
+    """The validated spec, with the operator's defaults (storage, pools) where it sets none;
+    placement is checked apart (:func:`start`: reason ``Unschedulable``)."""
+    return SweepSpec.model_validate(runtime.with_defaults(spec), context=SKIP_PLACEMENT)
 
 
 def running_spec(
@@ -119,6 +121,9 @@ async def start(call: Call) -> None:
         return
     try:
         parsed = parse_spec(call.spec, call.runtime)
+        if unschedulable := check_placement(parsed):
+            SWEEP.reject_invalid(call, describe_pairs(unschedulable), UNSCHEDULABLE)
+            return
         manifest = build_sweep_rayjob(
             name=call.name,
             namespace=call.namespace,

@@ -21,6 +21,7 @@ import aiohttp
 import kopf
 
 from tunix_rt.api.common import GROUP, VERSION
+from tunix_rt.api.names import label_value
 from tunix_rt.kuberay.rayjob import MANAGED_BY, MANAGED_BY_LABEL
 
 
@@ -173,7 +174,7 @@ def is_owned_by(obj: Mapping[str, Any], owner_uid: str | None, labels: Mapping[s
         return any(ref.get("uid") == owner_uid for ref in refs if ref.get("controller", True))
     have = meta.get("labels") or {}
     return have.get(MANAGED_BY_LABEL) == MANAGED_BY and all(
-        have.get(k) == v for k, v in labels.items()
+        have.get(k) == label_value(v) for k, v in labels.items()
     )
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from tunix_rt.api.common import Accelerator, ClusterSpec, NodePool, TrialResources
-from tunix_rt.api.names import child_name
+from tunix_rt.api.names import child_name, label_value
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.contract.codec import compact_json, encode_spec, spec_json
@@ -130,7 +130,7 @@ def _labels(kind: str, name: str, options: BuildOptions) -> dict[str, str]:
         NAME_LABEL: "tunix-rt",
         MANAGED_BY_LABEL: MANAGED_BY,
         COMPONENT_LABEL: kind,
-        (SWEEP_LABEL if kind == "sweep" else REHEARSAL_LABEL): name,
+        (SWEEP_LABEL if kind == "sweep" else REHEARSAL_LABEL): label_value(name),
     }
     labels.update(options.extra_labels)
     return labels
