@@ -131,9 +131,5 @@ def test_table_covers_the_client_calls() -> None:
     """The operator's own client talks to RayJobs and Sweeps only (the table lists them)."""
     from tunix_rt.kuberay import client
 
-    refs = {
-        (v.group, v.plural)
-        for v in vars(client).values()
-        if isinstance(v, client.ResourceRef)
-    }
+    refs = {(v.group, v.plural) for v in vars(client).values() if isinstance(v, client.ResourceRef)}
     assert refs <= {(g, r) for g, r in WORKLOAD}
