@@ -82,7 +82,11 @@ def sweep_manifest(path: Path, name: str) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.reliability("security", "canary credential: local sweep on s3:// (all outputs)")
+@pytest.mark.reliability(
+    "security",
+    "canary credential: local sweep on s3:// (all outputs)",
+    result="not in stdout, stderr, any stored object, zip member or Ray's folder",
+)
 def test_local_sweep_never_prints_or_stores_the_canary(
     moto_s3: MotoS3, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
@@ -123,7 +127,11 @@ def test_local_sweep_never_prints_or_stores_the_canary(
     assert len(searched) > len(objects)  # the zip's members were opened too
 
 
-@pytest.mark.reliability("security", "canary credential in a storage URI's userinfo")
+@pytest.mark.reliability(
+    "security",
+    "canary credential in a storage URI's userinfo",
+    result="refused, exit 1; the secret not echoed",
+)
 def test_storage_uri_with_credentials_is_refused_without_echoing_them(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
@@ -142,7 +150,11 @@ def test_storage_uri_with_credentials_is_refused_without_echoing_them(
 # ----------------------------------------------------------------------------- operator
 
 
-@pytest.mark.reliability("security", "canary credential: operator status, Events, logs")
+@pytest.mark.reliability(
+    "security",
+    "canary credential: operator status, Events, logs",
+    result="not in status, Events, RayJobs, logs (DEBUG included), stdout/stderr",
+)
 async def test_operator_outputs_never_carry_the_canary(
     moto_s3: MotoS3,
     tmp_path: Path,

@@ -17,7 +17,11 @@ def test_every_image_is_in_the_detailed_checks() -> None:
     assert set(IMAGES) == set(ALL), "a new image: add it to tests/images/test_dockerfiles.py"
 
 
-@pytest.mark.reliability("security", "every image ends with a numeric non-root USER")
+@pytest.mark.reliability(
+    "security",
+    "every image ends with a numeric non-root USER",
+    result="Dockerfile and images/*/Dockerfile: USER uid > 0, nothing after it",
+)
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_final_stage_runs_as_non_root(path: Path) -> None:
     final = parse(path).final

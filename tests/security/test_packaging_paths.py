@@ -33,7 +33,11 @@ def bundle(tmp_path: Path) -> Path:
     return build_zip(write_evidence(tmp_path / "run"), tmp_path)
 
 
-@pytest.mark.reliability("security", "verifying a zip with unsafe member names")
+@pytest.mark.reliability(
+    "security",
+    "verifying a zip with unsafe member names",
+    result="verify_zip error 'unsafe entry' for /abs, a/../.., backslash, C:, ./",
+)
 @pytest.mark.parametrize(
     "name", ["/etc/passwd", "a/../../outside.txt", "..\\outside.txt", "C:/outside.txt", "./x"]
 )
@@ -44,7 +48,11 @@ def test_verify_refuses_unsafe_member_names(bundle: Path, tmp_path: Path, name: 
     assert any(f"unsafe entry {name!r}" in e for e in report.errors), report.errors
 
 
-@pytest.mark.reliability("security", "verifying a zip with a symlink member")
+@pytest.mark.reliability(
+    "security",
+    "verifying a zip with a symlink member",
+    result="verify_zip error: entry is a symlink",
+)
 def test_verify_refuses_a_symlink_member(bundle: Path, tmp_path: Path) -> None:
     info = zipfile.ZipInfo("link.txt")
     info.external_attr = (stat.S_IFLNK | 0o777) << 16
@@ -53,7 +61,11 @@ def test_verify_refuses_a_symlink_member(bundle: Path, tmp_path: Path) -> None:
     assert "entry 'link.txt' is a symlink" in report.errors
 
 
-@pytest.mark.reliability("security", "uploading a folder that holds a symlink")
+@pytest.mark.reliability(
+    "security",
+    "uploading a folder that holds a symlink",
+    result="StoreError 'refusing to upload symlink'; nothing uploaded",
+)
 def test_upload_refuses_a_symlink(tmp_path: Path) -> None:
     folder = write_evidence(tmp_path / "run")
     secret = tmp_path / "secret.txt"

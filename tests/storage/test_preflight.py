@@ -75,7 +75,11 @@ def test_probe_writes_then_deletes(bucket: str, s3_env: MotoS3, tmp_path: Path) 
     assert not [p for p in (tmp_path / "store").rglob("*") if PROBE_PREFIX in p.name]
 
 
-@pytest.mark.reliability("fault", "s3:// store without credentials at start")
+@pytest.mark.reliability(
+    "fault",
+    "s3:// store without credentials at start",
+    result="probe fails in < 5 s: cause 'credentials missing', URI and bucket named",
+)
 def test_probe_names_missing_credentials(no_credentials: MotoS3) -> None:
     started = time.monotonic()
     with pytest.raises(StorePreflightError) as caught:
@@ -86,7 +90,11 @@ def test_probe_names_missing_credentials(no_credentials: MotoS3) -> None:
     assert "bucket 'some-bucket'" in str(caught.value)
 
 
-@pytest.mark.reliability("fault", "s3:// bucket absent at start")
+@pytest.mark.reliability(
+    "fault",
+    "s3:// bucket absent at start",
+    result="probe fails: cause 'bucket absent', bucket named",
+)
 def test_probe_names_absent_bucket(s3_env: MotoS3) -> None:
     _clear_s3_cache()
     with pytest.raises(StorePreflightError) as caught:
@@ -95,7 +103,11 @@ def test_probe_names_absent_bucket(s3_env: MotoS3) -> None:
     assert "bucket 'no-such-bucket-here'" in str(caught.value)
 
 
-@pytest.mark.reliability("fault", "file:// store folder not writable at start")
+@pytest.mark.reliability(
+    "fault",
+    "file:// store folder not writable at start",
+    result="StorePreflightError: URI and cause (permission denied / read-only) named",
+)
 def test_probe_names_unwritable_folder(tmp_path: Path) -> None:
     folder = unwritable_folder(tmp_path)
     with pytest.raises(StorePreflightError) as caught:
@@ -112,7 +124,11 @@ def _plan(storage: str, name: str = "pre") -> object:
     return plan_from_spec(spec, name=name, namespace="ml")
 
 
-@pytest.mark.reliability("fault", "rehearsal whose bucket is absent")
+@pytest.mark.reliability(
+    "fault",
+    "rehearsal whose bucket is absent",
+    result="reason StoreUnavailable, 'bucket absent', bucket named, < 5 s; no training",
+)
 def test_rehearsal_fails_before_training_when_bucket_absent(s3_env: MotoS3) -> None:
     _clear_s3_cache()
     trainer = FakeTrainer()
@@ -127,7 +143,11 @@ def test_rehearsal_fails_before_training_when_bucket_absent(s3_env: MotoS3) -> N
     assert "bucket absent" in str(error) and "absent-bucket-pre" in str(error)
 
 
-@pytest.mark.reliability("fault", "rehearsal without store credentials")
+@pytest.mark.reliability(
+    "fault",
+    "rehearsal without store credentials",
+    result="reason StoreUnavailable, 'credentials missing'; trainer never called",
+)
 def test_rehearsal_fails_before_training_without_credentials(no_credentials: MotoS3) -> None:
     trainer = FakeTrainer()
     with pytest.raises(RehearsalError) as caught:
@@ -137,7 +157,11 @@ def test_rehearsal_fails_before_training_without_credentials(no_credentials: Mot
     assert "credentials missing" in str(caught.value)
 
 
-@pytest.mark.reliability("fault", "rehearsal on a read-only file:// store (CLI entrypoint)")
+@pytest.mark.reliability(
+    "fault",
+    "rehearsal on a read-only file:// store (CLI entrypoint)",
+    result="exit 1 (FAILED) in < 5 s; trainer never called",
+)
 def test_rehearsal_entrypoint_exits_failed_on_unwritable_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,7 +203,11 @@ def _sweep_file(path: Path) -> Path:
     return path
 
 
-@pytest.mark.reliability("fault", "sweep whose bucket is absent (driver)")
+@pytest.mark.reliability(
+    "fault",
+    "sweep whose bucket is absent (driver)",
+    result="exit 1, 'preflight failed, nothing ran', bucket named; Ray never started",
+)
 def test_sweep_driver_fails_before_ray_when_bucket_absent(
     s3_env: MotoS3, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
@@ -203,7 +231,11 @@ def test_sweep_driver_fails_before_ray_when_bucket_absent(
     assert "Started a local Ray instance" not in out.stdout + out.stderr
 
 
-@pytest.mark.reliability("fault", "sweep on a read-only file:// store (driver)")
+@pytest.mark.reliability(
+    "fault",
+    "sweep on a read-only file:// store (driver)",
+    result="outcome FAILED in < 5 s, folder named; Ray never started",
+)
 def test_sweep_run_fails_before_ray_on_unwritable_folder(tmp_path: Path) -> None:
     import ray
 
