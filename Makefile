@@ -17,7 +17,7 @@ VENV_STAMP := .venv/.tunix-rt-synced
 SWEEP ?= examples/sweep-smoke.yaml
 ARGS ?=
 
-.PHONY: help demo test lint format typecheck pytest crds bench setup clean
+.PHONY: help demo test lint format typecheck pytest crds bench bench-operator reliability setup clean
 
 help:
 	@echo "make demo   run the 5-trial smoke sweep on a local Ray (ARGS=--fresh to start over)"
@@ -71,6 +71,14 @@ crds: $(VENV_STAMP)
 # Times the demo sweep from scratch and keeps the result in benchmarks/.
 bench: $(VENV_STAMP)
 	$(RUN) python benchmarks/sweep_smoke.py $(ARGS)
+
+# 200 Sweeps at once against the operator; figures into benchmarks/results.json.
+bench-operator: $(VENV_STAMP)
+	$(RUN) python benchmarks/operator_load.py $(ARGS)
+
+# Regenerates RELIABILITY.md's table from a pytest run of the tests registered for it.
+reliability: $(VENV_STAMP)
+	$(RUN) python scripts/reliability.py $(ARGS)
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

@@ -205,7 +205,11 @@ def test_out_dir_in_the_store_is_not_wiped_by_a_failed_run(tmp_path: Path) -> No
 
 
 class RefusingStore(Store):
-    """A store that accepts nothing: every upload fails after its retries."""
+    """A store that accepts nothing after the preflight probe: every upload fails after its
+    retries (the store went away while the run trained)."""
+
+    def probe(self, prefix: str = "") -> str:
+        return self.uri
 
     def upload_file(self, local: str | Path, key: str) -> str:
         raise StoreError(f"uploading to {self.uri_for(key)} failed after 5 attempts: 503")

@@ -64,13 +64,19 @@ app.kubernetes.io/part-of: tunix-rt
 
 {{/* What the operator does to its own resources, RayJobs and Events (namespaced or cluster-wide). */}}
 {{- define "tunix-rt.workloadRules" -}}
-# tunix-rt resources: kopf watches them and PATCHes its finalizer and annotations.
+# Exactly the calls the operator makes (tests/helm/test_rbac.py holds the table):
+# kopf lists and watches Sweeps/Rehearsals and merge-patches their finalizer and
+# annotations; a Rehearsal's fromSweep reads its Sweep by name (get).
 - apiGroups: ["tunixrt.io"]
-  resources: ["sweeps", "rehearsals"]
+  resources: ["sweeps"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["tunixrt.io"]
+  resources: ["rehearsals"]
+  verbs: ["list", "watch", "patch"]
+# kopf patches status through the status subresource (never reads it there).
+- apiGroups: ["tunixrt.io"]
   resources: ["sweeps/status", "rehearsals/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 # blockOwnerDeletion on the RayJob's ownerReference needs update on the owner's finalizers.
 - apiGroups: ["tunixrt.io"]
   resources: ["sweeps/finalizers", "rehearsals/finalizers"]
@@ -80,10 +86,10 @@ app.kubernetes.io/part-of: tunix-rt
 - apiGroups: ["ray.io"]
   resources: ["rayjobs"]
   verbs: ["get", "create", "delete"]
-# Events on Sweeps/Rehearsals (kopf and the controller).
+# Events on Sweeps/Rehearsals (kopf posts them; it never patches one).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end -}}
 
 {{/* Cluster-wide, read-only: kopf's discovery of CRDs and namespaces. */}}

@@ -24,6 +24,7 @@ import kopf
 from tunix_rt.api.common import TERMINAL_PHASES, Condition, Phase
 from tunix_rt.api.placement import UNSCHEDULABLE
 from tunix_rt.contract.phases import Verdict
+from tunix_rt.storage import scrub
 
 READY = "Ready"
 PROGRESSING = "Progressing"
@@ -212,12 +213,12 @@ def started_status(
 def phase_status(status: Mapping[str, Any], verdict: Verdict) -> dict[str, Any]:
     """Phase, message and conditions of ``verdict``; the completion time once finished."""
     generation = status.get("observedGeneration")
+    message = scrub(verdict.message)  # it may quote the RayJob's (driver's) own message
     desired: dict[str, Any] = {
         "phase": verdict.phase.value,
-        "message": verdict.message,
+        "message": message,
         "conditions": phase_conditions(
-            status.get("conditions") or [], verdict.phase, verdict.reason, verdict.message,
-            generation,
+            status.get("conditions") or [], verdict.phase, verdict.reason, message, generation
         ),
     }  # fmt: skip
     if verdict.finished:
@@ -250,7 +251,7 @@ def post_transition(
     """A Kubernetes Event for a phase transition (Warning for Failed)."""
     if old is new:
         return
-    text = f"{old.value if old else 'New'} -> {new.value}: {message}"
+    text = scrub(f"{old.value if old else 'New'} -> {new.value}: {message}")
     if new is Phase.FAILED:
         kopf.warn(body, reason=reason or "Failed", message=text)
     else:

@@ -680,6 +680,7 @@ def run_rehearsal(
     failed too, why, and where the log is kept locally).
     """
     store = store or Store(plan.storage)
+    preflight(plan, store)
     # --out naming the store's own folder (file://) is built elsewhere too, so that a
     # failed run cannot remove the good evidence there: only a complete bundle replaces it.
     keep = out_dir is not None and not _is_store_folder(store, plan.prefix, Path(out_dir))
@@ -716,6 +717,24 @@ def run_rehearsal(
     finally:
         if remove:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+STORE_UNAVAILABLE_REASON = "StoreUnavailable"
+"""The reason of a rehearsal whose store could not be written before it started."""
+
+
+def preflight(plan: RehearsalPlan, store: Store) -> None:
+    """Before any training: the store takes a probe object (written, then deleted) at
+    the rehearsal's prefix, or the run fails at once with reason StoreUnavailable, the
+    URI and the cause (credentials, bucket, permission) named. Nothing is uploaded then:
+    the store is what failed."""
+    try:
+        store.probe(plan.prefix)
+    except StoreError as exc:
+        raise RehearsalError(
+            f"rehearsal {plan.name}: preflight failed, nothing ran: {exc}",
+            reason=STORE_UNAVAILABLE_REASON,
+        ) from exc
 
 
 @dataclass

@@ -82,6 +82,81 @@ class StoreNotFoundError(StoreError, FileNotFoundError):
     """The key does not exist (also a FileNotFoundError, so both kinds of handler work)."""
 
 
+class StorePreflightError(StoreError):
+    """The store cannot be written (:meth:`Store.probe`); ``cause`` says why in a few words
+    (``credentials missing``, ``bucket absent``, ``permission denied``, …) and ``uri`` is
+    the store URI probed (no credentials)."""
+
+    def __init__(self, message: str, *, cause: str, uri: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.uri = uri
+
+
+PROBE_PREFIX = ".tunix-rt-probe-"
+"""Name prefix of :meth:`Store.probe`'s object (written, then deleted at once)."""
+
+_NO_CREDENTIALS = frozenset(
+    {
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "CredentialRetrievalError",
+        "DefaultCredentialsError",
+        "RefreshError",
+    }
+)
+_BAD_CREDENTIALS = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "InvalidClientTokenId",
+        "AuthFailure",
+    }
+)
+_NO_BUCKET = frozenset({"NoSuchBucket", "BucketNotFound"})
+_DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "Forbidden", "AccountProblem"})
+
+
+def probe_cause(exc: BaseException, scheme: str = "s3") -> str:
+    """A few words on why a store could not be written: credentials missing or rejected,
+    bucket absent, permission denied, read-only file system, unreachable, or unknown."""
+    text = str(exc)
+    for err in _chain(exc):
+        names = {cls.__name__ for cls in type(err).__mro__}
+        code = _error_code(err)
+        status = _http_status(err)
+        if names & _NO_CREDENTIALS:
+            return "credentials missing (none found in the environment or workload identity)"
+        if code in _BAD_CREDENTIALS or status == 401:
+            return "credentials rejected (check the access key and secret)"
+        if code in _NO_BUCKET or "bucket does not exist" in str(err).lower():
+            return "bucket absent"
+        if code in _DENIED or status == 403 or isinstance(err, PermissionError):
+            return "permission denied"
+        if isinstance(err, OSError) and err.errno == errno.EROFS:
+            return "read-only file system"
+    if isinstance(exc, StoreNotFoundError) or "not found" in text:
+        if scheme == "file":
+            return "folder cannot be created (a parent is missing or not a folder)"
+        return "bucket absent"
+    if "Unable to locate credentials" in text or "NoCredentialsError" in text:
+        return "credentials missing (none found in the environment or workload identity)"
+    if any(code in text for code in _BAD_CREDENTIALS) or "status=401" in text:
+        return "credentials rejected (check the access key and secret)"
+    if any(code in text for code in _NO_BUCKET):
+        return "bucket absent"
+    if any(code in text for code in _DENIED) or "PermissionError" in text or "403" in text:
+        return "permission denied"
+    if "Read-only file system" in text:
+        return "read-only file system"
+    if "attempts" in text:
+        return "unreachable (transient errors persisted after retries)"
+    return "cannot write"
+
+
 # --------------------------------------------------------------------------- redaction
 
 
@@ -566,6 +641,40 @@ class Store:
                 self.fs.rm_file(path)
 
         self._call("deleting", key, remove)
+
+    # ------------------------------------------------------------------ preflight
+
+    def probe(self, prefix: str = "") -> str:
+        """Check that this store can be written: a small object is written under
+        ``<prefix>/.tunix-rt-probe-<random>`` and deleted again. Returns the store URI.
+
+        Runs before any work (a sweep before Ray starts trials, a rehearsal before it
+        trains) so that a missing bucket or credentials fail a run in seconds, not after
+        the training. Transient errors are retried as any call is; a permanent failure
+        raises :class:`StorePreflightError` naming the URI and the cause (credentials
+        missing or rejected, bucket absent, permission denied, read-only folder).
+        """
+        base = prefix.strip("/")
+        name = f"{PROBE_PREFIX}{os.urandom(6).hex()}"
+        key = f"{base}/{name}" if base else name
+        payload = b"tunix-rt preflight probe: safe to delete\n"
+        for action, step in (
+            ("writing", lambda: self.write_bytes(key, payload)),
+            ("deleting", lambda: self.delete(key)),
+        ):
+            try:
+                step()
+            except StoreError as exc:
+                cause = probe_cause(exc, self.scheme)
+                where = self.uri_for(base)
+                bucket = f" (bucket {self.root.split('/')[0]!r})" if self.scheme != "file" else ""
+                raise StorePreflightError(
+                    f"store {where} is not usable: {cause}{bucket}; {action} a probe object "
+                    f"failed: {exc}",
+                    cause=cause,
+                    uri=where,
+                ) from exc
+        return self.uri
 
     # ------------------------------------------------------------------ reads
 

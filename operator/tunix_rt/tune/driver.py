@@ -526,6 +526,10 @@ def run_sweep(run: SweepRun) -> SweepOutcome:
     store = Store(run.storage_uri)
     target = SweepTarget(store.uri, run.namespace, run.name)
     files = target.files(store)
+    try:  # preflight: a store that cannot be written fails the sweep before Ray starts
+        store.probe(target.prefix)
+    except StoreError as exc:
+        return SweepOutcome(ExitCode.FAILED, f"preflight failed, nothing ran: {exc}")
     say = SweepLog(files, echo=run.echo)
     _ACTIVE_LOG = say
     try:
