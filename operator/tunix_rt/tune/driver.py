@@ -527,7 +527,7 @@ def run_sweep(run: SweepRun) -> SweepOutcome:
     target = SweepTarget(store.uri, run.namespace, run.name)
     files = target.files(store)
     try:  # preflight: a store that cannot be written fails the sweep before Ray starts
-        store.probe(target.prefix)
+        store.probe(target.layout.prefix)
     except StoreError as exc:
         return SweepOutcome(ExitCode.FAILED, f"preflight failed, nothing ran: {exc}")
     say = SweepLog(files, echo=run.echo)
