@@ -12,8 +12,10 @@ import copy
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from test_api_crd import cel_violations, spec_schema
 
+from tunix_rt.api.errors import describe
 from tunix_rt.api.manifests import check_document
 from tunix_rt.api.names import label_value
 from tunix_rt.api.placement import check_placement
@@ -542,3 +544,18 @@ def test_rehearsal_cel_refuses_unknown_override_keys() -> None:
     )
     ok = {"fromSweep": "s", "overrides": {"maxSteps": 1, "learning_rate": 0.1, "eval": {}}}
     assert cel_violations(ok, schema) == []
+
+
+def test_storage_uri_with_credentials_is_refused_without_echoing_them() -> None:
+    """A key in the URI would be copied into the spec, status, RayJob and evidence."""
+    secret = "canary-Secret-123"
+    with pytest.raises(ValidationError) as info:
+        SweepSpec.model_validate(
+            {
+                "searchSpace": {"learningRate": {"type": "loguniform", "low": 1e-4, "high": 1e-2}},
+                "storage": f"s3://AKIA:{secret}@bucket/prefix",
+            }
+        )
+    message = describe(info.value)
+    assert "spec.storage" in message and "credentials" in message
+    assert secret not in message

@@ -79,6 +79,16 @@ def check_storage(field: str, value: str) -> None:
             value,
         )
     scheme, _, rest = value.partition("://")
+    if scheme in ("s3", "gs") and "@" in rest.split("/", 1)[0]:
+        # Never echo the value: it holds a credential, which would land in the spec,
+        # the status, the RayJob and the evidence.
+        raise field_error(
+            field,
+            f"a {scheme}:// URI must not carry credentials (user:secret@); put them in a "
+            "Secret (the chart's storage.credentialsSecret) and use "
+            f"{scheme}://BUCKET/PREFIX",
+            None,
+        )
     if scheme in ("s3", "gs") and not rest.split("/", 1)[0]:
         raise field_error(
             field,
