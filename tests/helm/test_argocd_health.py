@@ -85,6 +85,26 @@ def sweep_cases() -> list[tuple[str, dict[str, Any], str]]:
             "Suspended",
         ),
         (
+            "queued by Kueue",
+            sweep_status_for(
+                judge(
+                    {
+                        "metadata": {"labels": {"kueue.x-k8s.io/queue-name": "team-a"}},
+                        "spec": {"suspend": True},
+                        "status": {"jobDeploymentStatus": "Suspended"},
+                    },
+                    "sweep-s",
+                    None,
+                    False,
+                    0,
+                    60,
+                ),
+                [],
+                None,
+            ),
+            "Suspended",
+        ),
+        (
             "trials running",
             sweep_status_for(
                 judge(rayjob("RUNNING", "Running"), "sweep-s", None, True, 0, 60), DONE, None

@@ -331,3 +331,15 @@ def test_example_sweeps_build_valid_rayjobs(path: Path) -> None:
                 assert "google.com/tpu" in limits and group["numOfHosts"] >= 1
             if pools[name].accelerator.value == "gpu":
                 assert limits["nvidia.com/gpu"] == str(pools[name].gpus_per_pod)
+
+
+def test_queued_sweep_is_created_suspended_with_kueues_label() -> None:
+    """spec.queueName: Kueue queues the RayJob (label) and admits it (unsuspends)."""
+    manifest = rayjob(sweep(queueName="team-a"))
+    assert manifest["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert manifest["spec"]["suspend"] is True
+    for group in [manifest["spec"]["rayClusterSpec"]["headGroupSpec"], *workers(manifest).values()]:
+        assert "kueue.x-k8s.io/queue-name" not in group["template"]["metadata"]["labels"]
+    plain = rayjob(sweep())
+    assert "suspend" not in plain["spec"]
+    assert "kueue.x-k8s.io/queue-name" not in plain["metadata"]["labels"]

@@ -439,6 +439,22 @@ def cluster_field() -> Any:
     )
 
 
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+"""The label by which Kueue queues a job (here: the RayJob) in a LocalQueue."""
+
+
+def queue_field() -> Any:
+    """``spec.queueName``: the Kueue LocalQueue the RayJob waits in (None: no queue)."""
+    return Field(
+        None,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Kueue LocalQueue (same namespace) that admits the RayJob: it is "
+        "created suspended with the kueue.x-k8s.io/queue-name label and starts when Kueue "
+        "admits it. Unset: the operator's default queue, else none.",
+    )
+
+
 def storage_field(contents: str) -> Any:
     """``spec.storage``: the store URI for ``contents``; its default is chosen at run time."""
     return Field(

@@ -326,7 +326,12 @@ _SWEEP_COLUMNS = [
     _column("Best trial", "string", ".status.bestTrial.id", "Best trial id.", priority=1),
 ]
 _REHEARSAL_COLUMNS = [
-    _column("Source", "string", ".spec.fromSweep", "Sweep whose best trial is rehearsed."),
+    _column(
+        "Source",
+        "string",
+        ".status.sourceSweep",
+        "Sweep whose best trial is rehearsed (fromSweep, or a promoted manifest's).",
+    ),
     _column("Score", "number", ".status.primaryScore", "primary_score of the run."),
     _column("Evidence", "string", ".status.evidenceUri", "Evidence folder.", priority=1),
 ]

@@ -5,6 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 
+SOURCE_SWEEP_ANNOTATION = "tunixrt.io/source-sweep"
+SOURCE_TRIAL_ANNOTATION = "tunixrt.io/source-trial"
+"""Where a promoted Rehearsal manifest (``tunix-rt promote``) says its trainer came from:
+the operator and the rehearsal run record them as the run's source."""
+
 
 def child_name(kind: str, name: str, max_len: int = 47) -> str:
     """Deterministic, DNS-safe child name (RayJob) for a parent, adopted after restarts.

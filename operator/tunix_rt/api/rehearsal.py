@@ -15,6 +15,7 @@ from tunix_rt.api.common import (
     TrialResources,
     check_storage,
     cluster_field,
+    queue_field,
     resources_field,
     storage_field,
 )
@@ -72,6 +73,7 @@ class RehearsalSpec(ApiModel):
     resources: TrialResources = resources_field("the run")
     cluster: ClusterSpec = cluster_field()
     storage: str = storage_field("the evidence bundle")
+    queue_name: str | None = queue_field()
     timeout_seconds: int | None = Field(
         None,
         ge=60,

@@ -25,6 +25,7 @@ from tunix_rt.api.common import (
     TrialResources,
     check_storage,
     cluster_field,
+    queue_field,
     resources_field,
     storage_field,
 )
@@ -388,6 +389,7 @@ class SweepSpec(ApiModel):
     resources: TrialResources = resources_field("one trial")
     cluster: ClusterSpec = cluster_field()
     storage: str = storage_field("trial results")
+    queue_name: str | None = queue_field()
     seed: int = Field(0, ge=0, description="Seed of the search algorithm.")
 
     @field_validator("search_space", mode="before")

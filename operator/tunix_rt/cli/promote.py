@@ -18,6 +18,7 @@ from rich.text import Text
 from tunix_rt import results as results_mod
 from tunix_rt.api.common import DEFAULT_STORAGE
 from tunix_rt.api.errors import validation_errors
+from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult
@@ -26,8 +27,6 @@ from tunix_rt.contract.exits import ExitCode
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import StoreError
 
-SOURCE_SWEEP = "tunixrt.io/source-sweep"
-SOURCE_TRIAL = "tunixrt.io/source-trial"
 SOURCE_SCORE = "tunixrt.io/source-primary-score"
 
 
@@ -162,8 +161,8 @@ def _rehearsal(
         "metadata": {
             "name": name,
             "annotations": {
-                SOURCE_SWEEP: summary.sweep,
-                SOURCE_TRIAL: summary.best_trial_id,
+                SOURCE_SWEEP_ANNOTATION: summary.sweep,
+                SOURCE_TRIAL_ANNOTATION: summary.best_trial_id,
                 SOURCE_SCORE: score,
             },
         },

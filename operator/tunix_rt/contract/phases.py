@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tunix_rt.api.common import Phase
+from tunix_rt.api.common import QUEUE_LABEL, Phase
 from tunix_rt.api.results import best_trial, objective_value
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
@@ -152,6 +152,33 @@ def job_failure(rayjob: Mapping[str, Any], rayjob_name: str) -> Verdict:
     return Verdict(Phase.FAILED, reason_of(job.get("reason"), default), message)
 
 
+QUEUED = "Queued"
+"""Reason of a run whose RayJob waits for Kueue to admit it."""
+
+
+def job_suspended(rayjob: Mapping[str, Any]) -> bool:
+    """The RayJob is held back (``spec.suspend``, by us for Kueue or by Kueue itself on
+    preemption) and its job is not running."""
+    deployment = job_deployment(rayjob)
+    if deployment in ("Suspended", "Suspending"):
+        return True
+    suspend = bool((rayjob.get("spec") or {}).get("suspend"))
+    return suspend and job_status(rayjob) != "RUNNING" and deployment != "Running"
+
+
+def _held(rayjob: Mapping[str, Any], rayjob_name: str) -> Verdict:
+    """Pending while suspended: ``Queued`` when Kueue holds it, else ``RayJobSuspended``."""
+    queue = ((rayjob.get("metadata") or {}).get("labels") or {}).get(QUEUE_LABEL)
+    if queue:
+        return Verdict(
+            Phase.PENDING,
+            QUEUED,
+            f"RayJob {rayjob_name} is queued in Kueue LocalQueue {queue}; it starts when "
+            "Kueue admits it",
+        )
+    return Verdict(Phase.PENDING, "RayJobSuspended", f"RayJob {rayjob_name} is suspended")
+
+
 def _starting(rayjob_name: str, deployment: str) -> Verdict:
     return Verdict(
         Phase.PENDING,
@@ -199,10 +226,10 @@ def judge_sweep(
         )
     if job_failed(rayjob):
         return _sweep_job_failed(rayjob, rayjob_name, summary)
+    if job_suspended(rayjob):
+        return _held(rayjob, rayjob_name)
     if status == "RUNNING" or deployment == "Running" or has_trials:
         return Verdict(Phase.RUNNING, "TrialsRunning")
-    if deployment == "Suspended":
-        return Verdict(Phase.PENDING, "RayJobSuspended", f"RayJob {rayjob_name} is suspended")
     return _starting(rayjob_name, deployment)
 
 
@@ -265,6 +292,8 @@ def judge_rehearsal(
         )
     if job_failed(rayjob):
         return job_failure(rayjob, rayjob_name)
+    if job_suspended(rayjob):
+        return _held(rayjob, rayjob_name)
     if status == "RUNNING" or deployment == "Running":
         return Verdict(Phase.RUNNING, "Running", f"RayJob {rayjob_name} is running")
     return _starting(rayjob_name, deployment)

@@ -9,6 +9,7 @@
 | ``TUNIX_RT_DEFAULT_STORAGE`` | unset | store URI for specs that set no ``storage`` |
 | ``TUNIX_RT_STORAGE_SECRET`` | unset | Secret injected (envFrom) into Ray pods for the store |
 | ``TUNIX_RT_DEFAULT_POOLS`` | unset | JSON list of node pools for specs without cluster.pools |
+| ``TUNIX_RT_DEFAULT_QUEUE`` | unset | Kueue LocalQueue for specs that set no ``queueName`` |
 | ``TUNIX_RT_NAMESPACES`` | unset | comma-separated namespaces to serve (else cluster-wide) |
 | ``TUNIX_RT_PEERING`` | unset | kopf peering name (several replicas); else standalone |
 | ``TUNIX_RT_POLL_SECONDS`` | ``10`` | how often a running RayJob and the store are read |
@@ -49,6 +50,8 @@ class OperatorConfig:
     image_tpu: str = f"{IMAGE_REPO}:{__version__}-tpu"
     image_pull_policy: str | None = None
     default_storage: str | None = None
+    default_queue: str | None = None
+    """Kueue LocalQueue for specs that name none (the chart's ``kueue.queueName``)."""
     storage_secret: str | None = None
     default_pools: tuple[dict[str, Any], ...] = ()
     """Node pools (wire form) for specs that set no ``cluster.pools``."""
@@ -72,10 +75,12 @@ class OperatorConfig:
 
     def with_defaults(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """The spec with the operator's defaults filled in where it sets nothing:
-        ``storage`` and ``cluster.pools``. Explicit values always win."""
+        ``storage``, ``queueName`` and ``cluster.pools``. Explicit values always win."""
         out = dict(spec)
         if self.default_storage and not out.get("storage"):
             out["storage"] = self.default_storage
+        if self.default_queue and not out.get("queueName") and not out.get("queue_name"):
+            out["queueName"] = self.default_queue
         if self.default_pools:
             cluster = dict(out.get("cluster") or {})
             if not cluster.get("pools"):
@@ -135,6 +140,7 @@ class OperatorConfig:
             image_tpu=text("TUNIX_RT_IMAGE_TPU", base.image_tpu) or base.image_tpu,
             image_pull_policy=text("TUNIX_RT_IMAGE_PULL_POLICY", None),
             default_storage=storage,
+            default_queue=text("TUNIX_RT_DEFAULT_QUEUE", None),
             storage_secret=text("TUNIX_RT_STORAGE_SECRET", None),
             namespaces=namespaces,
             peering=text("TUNIX_RT_PEERING", None),

@@ -119,7 +119,8 @@ async def start(call: Call) -> None:
     if unschedulable := check_placement(parsed):
         REHEARSAL.reject_invalid(call, describe_pairs(unschedulable), UNSCHEDULABLE)
         return
-    outcome = await resolve(call.runtime, call.namespace, parsed)
+    notes = (call.meta.get("annotations") or {}) if isinstance(call.meta, Mapping) else {}
+    outcome = await resolve(call.runtime, call.namespace, parsed, notes)
     if isinstance(outcome, Unresolvable):
         _unresolvable(call, outcome)
     elif isinstance(outcome, Waiting):

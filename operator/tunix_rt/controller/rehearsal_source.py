@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 
 from tunix_rt.api.common import Phase
 from tunix_rt.api.errors import ManifestError, describe
+from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.controller.runtime import Runtime
@@ -51,14 +53,25 @@ class Unresolvable:
 Outcome = Resolved | Waiting | Unresolvable
 
 
-async def resolve(runtime: Runtime, namespace: str, spec: RehearsalSpec) -> Outcome:
-    """The spec to run, with ``trainer`` inline (from the source Sweep's best trial)."""
+async def resolve(
+    runtime: Runtime,
+    namespace: str,
+    spec: RehearsalSpec,
+    annotations: Mapping[str, str] | None = None,
+) -> Outcome:
+    """The spec to run, with ``trainer`` inline (from the source Sweep's best trial). An
+    inline trainer's source is what a promoted manifest's annotations say, if anything."""
     if spec.trainer is not None:
         try:
             trainer = spec.trainer.with_overrides(spec.overrides)
         except ManifestError as exc:
             return Unresolvable(INVALID_SPEC, str(exc))
-        return Resolved(spec.model_copy(update={"trainer": trainer, "overrides": None}))
+        notes = annotations or {}
+        return Resolved(
+            spec.model_copy(update={"trainer": trainer, "overrides": None}),
+            source_sweep=notes.get(SOURCE_SWEEP_ANNOTATION) or None,
+            source_trial=notes.get(SOURCE_TRIAL_ANNOTATION) or None,
+        )
     sweep_name = str(spec.from_sweep)
     try:
         sweep = await runtime.rayjobs.get_sweep(namespace, sweep_name)

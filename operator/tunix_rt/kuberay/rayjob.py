@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from tunix_rt.api.common import Accelerator, ClusterSpec, NodePool, TrialResources
+from tunix_rt.api.common import QUEUE_LABEL, Accelerator, ClusterSpec, NodePool, TrialResources
 from tunix_rt.api.names import child_name, label_value
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
@@ -369,13 +369,19 @@ def _rayjob(
     if deadline is not None:
         job_spec["activeDeadlineSeconds"] = deadline
     job_spec.update(extra_spec or {})
+    job_labels = dict(labels)
+    if spec.queue_name:
+        # Kueue admits it: created suspended, in the named LocalQueue. The operator never
+        # touches `suspend` again (Kueue owns it from here).
+        job_labels[QUEUE_LABEL] = spec.queue_name
+        job_spec["suspend"] = True
     return {
         "apiVersion": RAY_API_VERSION,
         "kind": RAYJOB_KIND,
         "metadata": {
             "name": child_name(kind, name),
             "namespace": namespace,
-            "labels": labels,
+            "labels": job_labels,
             "annotations": {SPEC_ANNOTATION: spec_json(spec), **(annotations or {})},
             "ownerReferences": [owner.reference()],
         },

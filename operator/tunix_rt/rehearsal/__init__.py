@@ -4,6 +4,7 @@
 local CLI. Importing this package does not import JAX (only a run does).
 """
 
+from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
 from tunix_rt.contract.layout import FAILED_DIR
 from tunix_rt.contract.layout import FAILURE_FILE as FAILURE_NAME
 from tunix_rt.rehearsal.failure import (
@@ -11,8 +12,6 @@ from tunix_rt.rehearsal.failure import (
     failure_from_store,
 )
 from tunix_rt.rehearsal.run import (
-    SOURCE_SWEEP_ANNOTATION,
-    SOURCE_TRIAL_ANNOTATION,
     RehearsalError,
     RehearsalPlan,
     RehearsalResult,

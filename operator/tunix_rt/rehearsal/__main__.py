@@ -26,14 +26,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
 from tunix_rt.api.rehearsal import Rehearsal, RehearsalSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.contract.codec import SPEC_FLAG, decode_document
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.layout import LOCAL_NAMESPACE
 from tunix_rt.rehearsal.run import (
-    SOURCE_SWEEP_ANNOTATION,
-    SOURCE_TRIAL_ANNOTATION,
     RehearsalError,
     exit_code,
     plan_from_spec,

@@ -48,6 +48,7 @@ from pydantic import Field, ValidationError
 from tunix_rt.api.base import ApiModel
 from tunix_rt.api.common import DEFAULT_STORAGE, Phase
 from tunix_rt.api.errors import ManifestError
+from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
 from tunix_rt.api.rehearsal import EvidenceOptions, Rehearsal, RehearsalSpec, RehearsalStatus
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult
@@ -97,9 +98,6 @@ from tunix_rt.rehearsal.failure import (
 )
 from tunix_rt.scoring import PRIMARY_SCORE, compute_primary_score
 from tunix_rt.storage import Store, StoreError, StoreNotFoundError, redact_uri, scrub
-
-SOURCE_SWEEP_ANNOTATION = "tunixrt.io/source-sweep"
-SOURCE_TRIAL_ANNOTATION = "tunixrt.io/source-trial"
 
 Trainer = Callable[..., Any]
 """``run_trial(config, *, report=None, checkpoint_dir=None, log=None[, deadline]) ->
