@@ -89,6 +89,14 @@ def check_storage(field: str, value: str) -> None:
             f"{scheme}://BUCKET/PREFIX",
             None,
         )
+    if scheme in ("s3", "gs") and ("?" in rest or "#" in rest):
+        raise field_error(
+            field,
+            f"a {scheme}:// URI takes no query string or fragment (region, endpoint and "
+            "credentials come from the environment or the Secret); use "
+            f"{scheme}://BUCKET/PREFIX",
+            None,
+        )
     if scheme in ("s3", "gs") and not rest.split("/", 1)[0]:
         raise field_error(
             field,
@@ -131,9 +139,23 @@ TrialMemory = Annotated[str, _quantity_check("4Gi", re.compile(QUANTITY_PATTERN)
 """A trial's memory (``QUANTITY_PATTERN``)."""
 
 
-def _check_name(value: str) -> str:
+def check_name(value: str) -> str:
+    """A DNS-1123 object name, or a ValueError that says what one is."""
     if len(value) > NAME_MAX or not re.match(NAME_PATTERN, value):
         raise ValueError(f"{value!r} is not {NAME_RULE}")
+    return value
+
+
+SEED_MAX = 2**32 - 1
+"""Largest seed numpy's and JAX's generators take (the CRD says so too)."""
+
+
+def _check_namespace(value: str) -> str:
+    if len(value) > 63 or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", value):
+        raise ValueError(
+            f"{value!r} is not a namespace name (a lowercase DNS-1123 label: a-z, 0-9 and "
+            "'-', starting and ending with a letter or digit, at most 63 characters)"
+        )
     return value
 
 
@@ -151,10 +173,10 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: Annotated[str, AfterValidator(_check_name)] = Field(
+    name: Annotated[str, AfterValidator(check_name)] = Field(
         description="DNS-1123 name: lowercase letters, digits, '-' and '.'.",
     )
-    namespace: str | None = None
+    namespace: Annotated[str, AfterValidator(_check_namespace)] | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
 

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from tunix_rt.api.common import API_VERSION
 from tunix_rt.api.errors import ManifestError, validation_errors
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Sweep, SweepSpec
@@ -59,6 +60,17 @@ def decode_text(raw: bytes, source: str) -> str:
                 return raw.decode(codec)
             except UnicodeDecodeError:
                 break
+    if b"\x00" in raw:
+        raise ManifestError.of(
+            source,
+            [
+                (
+                    "",
+                    "holds NUL bytes: UTF-16 or UTF-32 without a byte-order mark, or not text; "
+                    "save the file as UTF-8",
+                )
+            ],
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -116,11 +128,16 @@ def check_document(doc: Any, index: int = 0) -> Checked:
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
         return Checked(index, str(kind) if kind else None, name, [], skipped=True)
+    errors: list[tuple[str, str]] = []
+    if doc.get("apiVersion") != API_VERSION:  # kubectl refuses it; say so here first
+        found = doc.get("apiVersion")
+        problem = "is missing" if found is None else f"is {found!r}"
+        errors.append(("apiVersion", f"{problem}; a {kind} needs {API_VERSION}"))
     try:
         model.model_validate(doc)
     except ValidationError as exc:
-        return Checked(index, kind, name, validation_errors(exc))
-    return Checked(index, kind, name, [])
+        errors += validation_errors(exc)
+    return Checked(index, kind, name, errors)
 
 
 @dataclass

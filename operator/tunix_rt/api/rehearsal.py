@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, model_validator
 
 from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error, field_errors
 from tunix_rt.api.common import (
@@ -13,6 +13,7 @@ from tunix_rt.api.common import (
     Resource,
     RunStatus,
     TrialResources,
+    check_name,
     check_storage,
     cluster_field,
     queue_field,
@@ -55,7 +56,7 @@ class RehearsalSpec(ApiModel):
     )
 
     trainer: TrainerConfig | None = Field(None, description="Inline trainer config.")
-    from_sweep: str | None = Field(
+    from_sweep: Annotated[str, AfterValidator(check_name)] | None = Field(
         None,
         min_length=1,
         max_length=253,

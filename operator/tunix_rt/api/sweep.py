@@ -19,6 +19,7 @@ from pydantic import (
 
 from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
 from tunix_rt.api.common import (
+    SEED_MAX,
     ClusterSpec,
     Resource,
     RunStatus,
@@ -390,7 +391,7 @@ class SweepSpec(ApiModel):
     cluster: ClusterSpec = cluster_field()
     storage: str = storage_field("trial results")
     queue_name: str | None = queue_field()
-    seed: int = Field(0, ge=0, description="Seed of the search algorithm.")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the search algorithm.")
 
     @field_validator("search_space", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
+from tunix_rt.api.common import SEED_MAX
 from tunix_rt.api.errors import ManifestError, error_pairs, validation_errors
 from tunix_rt.scoring import PRIMARY_SCORE
 
@@ -67,7 +68,9 @@ class DatasetConfig(ApiModel):
         "dev-reasoning-v2",
         description="Built-in generated dataset name, or a label for user JSONL files.",
     )
-    seed: int = Field(0, ge=0, description="Seed of the generated dataset (not the trainer).")
+    seed: int = Field(
+        0, ge=0, le=SEED_MAX, description="Seed of the generated dataset (not the trainer)."
+    )
     train_size: PositiveInt = Field(20000, le=1_000_000, description="Generated train rows.")
     eval_size: PositiveInt = Field(512, le=100_000, description="Generated eval rows.")
     train_path: str | None = Field(
@@ -159,7 +162,7 @@ class TrainerConfig(ApiModel):
     warmup_steps: int = Field(30, ge=0, description="Linear warmup steps before cosine decay.")
     batch_size: int = Field(96, ge=1, le=65536, description="Global train batch size.")
     max_steps: int = Field(300, ge=1, le=10_000_000, description="Train steps (the smoke cap).")
-    seed: int = Field(0, ge=0, description="Seed for init, shuffling and dropout.")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed for init, shuffling and dropout.")
     grad_clip: float = Field(1.0, gt=0, description="Global gradient-norm clip.")
     layers: int | None = Field(
         None, ge=1, le=48, description="Searchable override of model.layers."

@@ -9,8 +9,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import typer
+from pydantic import ValidationError
 from rich.markup import escape
 
+from tunix_rt.api.common import check_storage
+from tunix_rt.api.errors import validation_errors
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.storage import Store, StoreError
 from tunix_rt.storage.store import RETRY_ATTEMPT
@@ -118,3 +122,15 @@ __all__ = [
     "store_problem",
     "writable_problem",
 ]
+
+
+def storage_option(value: str | None) -> str | None:
+    """``--storage``: checked as a spec's ``storage`` is, before anything runs, and named as
+    the flag (exit 2); a credential in it is never echoed."""
+    if value is None:
+        return None
+    try:
+        check_storage("storage", value)
+    except ValidationError as exc:
+        raise typer.BadParameter(validation_errors(exc)[0][1], param_hint="--storage") from None
+    return value

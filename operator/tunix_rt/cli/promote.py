@@ -22,6 +22,7 @@ from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult
+from tunix_rt.cli.common import storage_option
 from tunix_rt.cli.display import format_params, format_score, make_console
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.scoring import PRIMARY_SCORE
@@ -51,7 +52,10 @@ def promote(
     ),
     name: str | None = typer.Option(None, "--name", help="Rehearsal name (default: <sweep>-best)."),
     storage: str | None = typer.Option(
-        None, "--storage", help="Rehearsal evidence store (default: the sweep's storage)."
+        None,
+        "--storage",
+        callback=storage_option,
+        help="Rehearsal evidence store (default: the sweep's storage).",
     ),
 ) -> None:
     """Turn a finished sweep's best params into a trainer config and a Rehearsal manifest."""

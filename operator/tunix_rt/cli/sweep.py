@@ -35,7 +35,7 @@ from tunix_rt.api.manifests import SweepDocument, load_sweep
 from tunix_rt.api.results import best_trial, objective_value
 from tunix_rt.api.sweep import Objective, SweepSpec
 from tunix_rt.api.trial import TrialResult, TrialState
-from tunix_rt.cli.common import esc, exit_meaning, no_retries, store_problem
+from tunix_rt.cli.common import esc, exit_meaning, no_retries, storage_option, store_problem
 from tunix_rt.cli.display import (
     format_params,
     format_score,
@@ -157,7 +157,10 @@ def _forward_sigterm(proc: subprocess.Popen[bytes]) -> Iterator[None]:
 def run(
     file: Path = typer.Argument(..., help="Sweep manifest (YAML) or a bare spec.", exists=False),
     storage: str | None = typer.Option(
-        None, "--storage", help="Store URI (default: the spec's storage, file://./runs)."
+        None,
+        "--storage",
+        callback=storage_option,
+        help="Store URI (default: the spec's storage, file://./runs).",
     ),
     name: str | None = typer.Option(
         None, "--name", help="Sweep name (default: metadata.name, else the file name)."

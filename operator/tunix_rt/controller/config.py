@@ -77,7 +77,7 @@ class OperatorConfig:
         """The spec with the operator's defaults filled in where it sets nothing:
         ``storage``, ``queueName`` and ``cluster.pools``. Explicit values always win."""
         out = dict(spec)
-        if self.default_storage and not out.get("storage"):
+        if self.default_storage and out.get("storage") is None:  # "" is refused, not filled
             out["storage"] = self.default_storage
         if self.default_queue and not out.get("queueName") and not out.get("queue_name"):
             out["queueName"] = self.default_queue

@@ -25,6 +25,7 @@ import re
 import stat
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -330,9 +331,10 @@ def verify_zip(path: Path) -> VerifyReport:
                 report.errors.append(f"entry {info.filename!r} is a folder entry")
                 continue
             safe[info.filename] = info
-        bad_crc = archive.testzip() if safe and len(safe) == len(infos) else None
+        bad_crc = _failing_entry(archive) if safe and len(safe) == len(infos) else None
         if bad_crc is not None:
-            report.errors.append(f"entry {bad_crc!r} fails its CRC check")
+            report.errors.append(f"entry {bad_crc!r} fails its CRC check (corrupt data)")
+            return report
         if SUMS_NAME not in safe:
             report.errors.append(f"{SUMS_NAME} is missing")
             return report
@@ -354,6 +356,19 @@ def verify_zip(path: Path) -> VerifyReport:
                 report.errors.append(f"{name}: sha256 does not match {SUMS_NAME}")
         _check_documents(contents, report)
     return report
+
+
+def _failing_entry(archive: zipfile.ZipFile) -> str | None:
+    """The first entry whose data does not decompress or match its CRC (a corrupt
+    deflate stream raises instead of failing the CRC: both mean the same here)."""
+    for info in archive.infolist():
+        try:
+            with archive.open(info) as member:
+                while member.read(1 << 20):
+                    pass
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
+            return info.filename
+    return None
 
 
 def _check_documents(contents: dict[str, bytes], report: VerifyReport) -> None:
