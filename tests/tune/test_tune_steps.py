@@ -331,3 +331,28 @@ def test_sweep_run_passes_the_spec_as_the_operator_does(tmp_path: Path) -> None:
     assert cmd[cmd.index("--namespace") + 1] == "local"
     assert cmd[-3:] == ["--fresh", "--num-cpus", "2"]
     assert local.summary_uri == f"{store.uri}/local/sw/summary.json"
+
+
+def test_a_bad_user_dataset_is_found_before_any_trial(tmp_path: Path) -> None:
+    """Every trial would fail on it after compiling: the driver says so first, naming
+    the field (and says nothing for the generated set)."""
+    from tunix_rt.tune.driver import dataset_problem
+
+    good = SweepSpec.model_validate(
+        {"searchSpace": {"learningRate": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}}
+    )
+    assert dataset_problem(good) is None
+    missing = str(tmp_path / "nope.jsonl")
+    bad = good.model_copy(
+        update={
+            "trainer": good.trainer.model_copy(
+                update={
+                    "dataset": good.trainer.dataset.model_copy(
+                        update={"train_path": missing, "eval_path": missing}
+                    )
+                }
+            )
+        }
+    )
+    problem = dataset_problem(bad)
+    assert problem is not None and "dataset.trainPath" in problem and "no such file" in problem

@@ -33,6 +33,7 @@ STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
 TIMEOUT_REASON = "TrainingTimeout"
 TRAINING_FAILED_REASON = "TrainingFailed"
+BAD_DATASET_REASON = "BadDataset"
 BAD_EVIDENCE_REASON = "BadEvidence"
 UPLOAD_FAILED_REASON = "UploadFailed"
 INTERRUPTED_REASON = "Interrupted"

@@ -86,6 +86,7 @@ from tunix_rt.evidence.manifest import CommitInfo, canonical_json, iso
 from tunix_rt.evidence.summary import row_dict, rows_jsonl
 from tunix_rt.evidence.upload import publish_folder
 from tunix_rt.rehearsal.failure import (
+    BAD_DATASET_REASON,
     BAD_EVIDENCE_REASON,
     ERROR_REASON,
     INTERRUPTED_REASON,
@@ -656,6 +657,19 @@ def sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def check_user_dataset(plan: RehearsalPlan) -> None:
+    """A bad user dataset fails the run in seconds, before any training, naming the field
+    (it would otherwise surface as a training failure, after the model compiled)."""
+    from tunix_rt.train.data import check_dataset
+
+    try:
+        check_dataset(plan.config)
+    except (ValueError, OSError) as exc:
+        raise RehearsalError(
+            f"rehearsal {plan.name}: bad dataset, nothing trained: {exc}", reason=BAD_DATASET_REASON
+        ) from None
+
+
 def run_rehearsal(
     plan: RehearsalPlan,
     *,
@@ -679,6 +693,8 @@ def run_rehearsal(
     """
     store = store or Store(plan.storage)
     preflight(plan, store)
+    if trainer is None:
+        check_user_dataset(plan)
     # --out naming the store's own folder (file://) is built elsewhere too, so that a
     # failed run cannot remove the good evidence there: only a complete bundle replaces it.
     keep = out_dir is not None and not _is_store_folder(store, plan.prefix, Path(out_dir))

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from tunix_rt.api.trainer import DatasetConfig
+from tunix_rt.api.trainer import DatasetConfig, TrainerConfig
 from tunix_rt.train import tokenizer
 
 MASK64 = (1 << 64) - 1
@@ -249,8 +249,8 @@ def _load(
     stamp: tuple[int, ...],
 ) -> Dataset:
     if train_path is not None and eval_path is not None:
-        train, train_errors = load_jsonl(train_path)
-        eval_rows, eval_errors = load_jsonl(eval_path)
+        train, train_errors = _load_split("train", train_path)
+        eval_rows, eval_errors = _load_split("eval", eval_path)
         for split, path, rows, errors in (
             ("train", train_path, train, train_errors),
             ("eval", eval_path, eval_rows, eval_errors),
@@ -271,6 +271,26 @@ def _load(
     return Dataset(train, eval_rows, info, rejected)
 
 
+def _load_split(split: str, path: str) -> tuple[list[Example], list[RowError]]:
+    """One user file; one that is not UTF-8 text is named with the field it came from."""
+    try:
+        return load_jsonl(path)
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"dataset.{split}Path {path}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+
+
+def check_dataset(config: TrainerConfig) -> None:
+    """Read and check a config's user files before any training: every file readable,
+    rows valid, each train row within ``model.context``. Raises ValueError naming the
+    field; the generated dataset needs no check."""
+    if config.dataset.train_path is None and config.dataset.eval_path is None:
+        return
+    dataset = load_dataset(config.dataset)
+    encode_train(dataset.train, config.model.context)
+
+
 def load_dataset(config: DatasetConfig) -> Dataset:
     """The train and eval rows a config names (cached: sweeps reuse one dataset; a
     user file is read again when its size or modification time changes)."""
@@ -278,7 +298,8 @@ def load_dataset(config: DatasetConfig) -> Dataset:
     for field, path in (("trainPath", config.train_path), ("evalPath", config.eval_path)):
         if path is not None:
             if not Path(path).is_file():
-                raise ValueError(f"dataset.{field} {path}: no such file")
+                what = "a folder, not a file" if Path(path).is_dir() else "no such file"
+                raise ValueError(f"dataset.{field} {path}: {what}")
             stat = Path(path).stat()
             stamp += (stat.st_mtime_ns, stat.st_size)
     return _load(

@@ -520,6 +520,18 @@ def _graceful_sigterm() -> None:
         signal.signal(signal.SIGTERM, forward)
 
 
+def dataset_problem(spec: SweepSpec) -> str | None:
+    """What is wrong with the user dataset every trial would train on (None: nothing, or
+    the generated set): found here in seconds, not by every trial after it compiled."""
+    from tunix_rt.train.data import check_dataset
+
+    try:
+        check_dataset(spec.trial_config({}))
+    except (ValueError, OSError) as exc:
+        return str(exc)
+    return None
+
+
 def run_sweep(run: SweepRun) -> SweepOutcome:
     """Run (or resume) a sweep to the end; write every trial record and the summary."""
     global _ACTIVE_LOG
@@ -530,6 +542,9 @@ def run_sweep(run: SweepRun) -> SweepOutcome:
         store.probe(target.layout.prefix)
     except StoreError as exc:
         return SweepOutcome(ExitCode.FAILED, f"preflight failed, nothing ran: {exc}")
+    problem = dataset_problem(run.spec)
+    if problem:
+        return SweepOutcome(ExitCode.INVALID, f"bad dataset, nothing ran: {problem}")
     say = SweepLog(files, echo=run.echo)
     _ACTIVE_LOG = say
     try:
