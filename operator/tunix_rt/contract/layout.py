@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -82,6 +82,16 @@ def latest_bundle(store: Store, prefix: str) -> str | None:
 # ----------------------------------------------------------------------------- keys
 
 
+class _File:
+    """A layout attribute: the key of ``parts`` under the run's prefix."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    def __get__(self, layout: _Layout, owner: type | None = None) -> str:
+        return layout.key(*self.parts)
+
+
 @dataclass(frozen=True)
 class _Layout:
     """A run's folder in the store: keys are joined under ``prefix``."""
@@ -91,9 +101,7 @@ class _Layout:
     def key(self, *parts: str) -> str:
         return _join(self.prefix, *parts)
 
-    @property
-    def archive_prefix(self) -> str:
-        return self.key(ARCHIVE_DIR)
+    archive_prefix = _File(ARCHIVE_DIR)
 
 
 @dataclass(frozen=True)
@@ -108,28 +116,17 @@ class SweepLayout(_Layout):
     def of(cls, namespace: str, sweep: str) -> SweepLayout:
         return cls(f"{namespace}/{sweep}")
 
+    spec_key = _File(SPEC_FILE)
+    summary_key = _File(SUMMARY_FILE)
+    log_key = _File(SWEEP_LOG_FILE)
+    evidence_prefix = _File(EVIDENCE_DIR)
+
     @property
     def trials_prefix(self) -> str:
         return self.key(TRIALS_DIR) + "/"
 
     def trial_key(self, trial_id: str) -> str:
         return self.key(TRIALS_DIR, f"{trial_id}.json")
-
-    @property
-    def summary_key(self) -> str:
-        return self.key(SUMMARY_FILE)
-
-    @property
-    def spec_key(self) -> str:
-        return self.key(SPEC_FILE)
-
-    @property
-    def log_key(self) -> str:
-        return self.key(SWEEP_LOG_FILE)
-
-    @property
-    def evidence_prefix(self) -> str:
-        return self.key(EVIDENCE_DIR)
 
 
 @dataclass(frozen=True)
@@ -140,21 +137,10 @@ class RehearsalLayout(_Layout):
     def of(cls, namespace: str, name: str) -> RehearsalLayout:
         return cls(f"{namespace}/{REHEARSALS_DIR}/{name}")
 
-    @property
-    def manifest_key(self) -> str:
-        return self.key(MANIFEST_FILE)
-
-    @property
-    def eval_summary_key(self) -> str:
-        return self.key(EVAL_SUMMARY_FILE)
-
-    @property
-    def log_key(self) -> str:
-        return self.key(RUN_LOG_FILE)
-
-    @property
-    def failed_prefix(self) -> str:
-        return self.key(FAILED_DIR)
+    manifest_key = _File(MANIFEST_FILE)
+    eval_summary_key = _File(EVAL_SUMMARY_FILE)
+    log_key = _File(RUN_LOG_FILE)
+    failed_prefix = _File(FAILED_DIR)
 
     def is_current(self, key: str) -> bool:
         """A key of the current evidence (not under failed/ or archive/)."""
@@ -223,16 +209,23 @@ class Reader:
             return None
 
 
-class SweepFiles(Reader):
-    """One sweep's records in a store: the readers and writers both sides use."""
+L = TypeVar("L", bound=_Layout)
 
-    def __init__(self, store: Store, layout: SweepLayout) -> None:
+
+class _RunFiles(Reader, Generic[L]):
+    """A run's files in a store: a reader bound to the run's layout."""
+
+    def __init__(self, store: Store, layout: L) -> None:
         super().__init__(store)
         self.layout = layout
 
     @property
     def uri(self) -> str:
         return self.store.uri_for(self.layout.prefix)
+
+
+class SweepFiles(_RunFiles[SweepLayout]):
+    """One sweep's records in a store: the readers and writers both sides use."""
 
     def trial(self, trial_id: str) -> TrialResult | None:
         return self.model(self.layout.trial_key(trial_id), TrialResult)
@@ -304,16 +297,8 @@ class SweepTarget:
         return SweepFiles(store or self.store(), self.layout)
 
 
-class RehearsalFiles(Reader):
+class RehearsalFiles(_RunFiles[RehearsalLayout]):
     """One rehearsal's evidence in a store, as the operator and the CLI read it."""
-
-    def __init__(self, store: Store, layout: RehearsalLayout) -> None:
-        super().__init__(store)
-        self.layout = layout
-
-    @property
-    def uri(self) -> str:
-        return self.store.uri_for(self.layout.prefix)
 
     def current_keys(self) -> list[str]:
         """The keys of the evidence at the prefix (failed attempts and archives left out)."""

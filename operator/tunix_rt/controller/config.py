@@ -89,13 +89,10 @@ class OperatorConfig:
         return out
 
     def build_options(self) -> BuildOptions:
+        """The RayJob builder's options: this config's fields of the same names."""
+        shared = {f.name for f in dataclasses.fields(BuildOptions)}
         return BuildOptions(
-            image_cpu=self.image_cpu,
-            image_gpu=self.image_gpu,
-            image_tpu=self.image_tpu,
-            image_pull_policy=self.image_pull_policy,
-            storage_secret=self.storage_secret,
-            deadline_grace_seconds=self.deadline_grace_seconds,
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in shared}
         )
 
     def replace(self, **changes: object) -> OperatorConfig:
