@@ -89,6 +89,13 @@ def get(node: Any, path: tuple[Any, ...]) -> Any:
     return node
 
 
+pytestmark = pytest.mark.reliability(
+    "input",
+    "hypothesis: arbitrary YAML documents, text and mutations of the example manifests",
+    result="only ValidationError or ManifestError, each naming a field",
+)
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> dict[str, Any]:
     """A valid example with 1-3 mutations: a key dropped, a value replaced by a random

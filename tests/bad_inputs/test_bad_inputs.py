@@ -123,6 +123,11 @@ def _subprocess_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.reliability(
+    "input",
+    "bad manifests, datasets, evidence folders, zips and --storage values through the CLI",
+    result="the exit code, the field named, no traceback (pending cases: xfail)",
+)
 @pytest.mark.parametrize("case", [param(c) for c in CASES])
 def test_cli_refuses(case: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, output = run_cli(case, tmp_path, monkeypatch)
@@ -261,6 +266,11 @@ def operator_seen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seen]:
         yield asyncio.run(drive(config))
 
 
+@pytest.mark.reliability(
+    "input",
+    "a valid Sweep beside the bad ones",
+    result="it gets its RayJob; no refused object gets one",
+)
 def test_operator_serves_a_valid_sweep_beside_the_bad_ones(operator_seen: Seen) -> None:
     assert f"sweep-{VALID}" in operator_seen.rayjobs
     status = operator_seen.objects[VALID].get("status") or {}
@@ -270,6 +280,11 @@ def test_operator_serves_a_valid_sweep_beside_the_bad_ones(operator_seen: Seen) 
     assert not bad & set(operator_seen.rayjobs), "a bad object got a RayJob"
 
 
+@pytest.mark.reliability(
+    "input",
+    "the corpus's spec.* manifests created at once through the Kubernetes API",
+    result="Failed (InvalidSpec or Unschedulable), the field named, a Warning Event",
+)
 @pytest.mark.parametrize("case", [param(c, "operator_pending") for c in OPERATOR_CASES])
 def test_operator_refuses(case: dict[str, Any], operator_seen: Seen) -> None:
     obj = operator_seen.objects.get(case["id"])
