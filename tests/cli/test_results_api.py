@@ -80,3 +80,25 @@ def test_sweep_show_json_and_csv(sweep_folder: Path) -> None:
 def test_load_of_nothing_says_where(tmp_path: Path) -> None:
     with pytest.raises(results.ResultsError, match="no sweep results"):
         results.load(str(tmp_path))
+
+
+def test_live_view_has_ray_tunes_status_line() -> None:
+    """While a sweep runs: pending / running / terminated counts and the resources the
+    running trials hold, as Ray Tune's status table reports them."""
+    from rich.console import Console
+
+    from tunix_rt.api.sweep import Objective
+    from tunix_rt.api.trial import TrialResult, TrialState
+    from tunix_rt.cli.display import progress_view
+
+    trials = [
+        TrialResult(trial_id="a", sweep="s", state=TrialState.SUCCEEDED, primary_score=0.5),
+        TrialResult(trial_id="b", sweep="s", state=TrialState.FAILED, error="boom"),
+        TrialResult(trial_id="c", sweep="s", state=TrialState.RUNNING, steps=10),
+        TrialResult(trial_id="d", sweep="s", state=TrialState.RUNNING, steps=20),
+    ]
+    console = Console(width=120, record=True)
+    console.print(progress_view("s", trials, 6, Objective(), 300, 12.0, {"CPU": 1.0, "GPU": 0.5}))
+    text = console.export_text()
+    assert "pending 2 | running 2 | terminated 2 (1 failed)" in text
+    assert "using 2 CPU, 1 GPU (1 CPU, 0.5 GPU a trial)" in text

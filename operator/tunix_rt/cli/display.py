@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rich import box
@@ -111,8 +111,10 @@ def progress_view(
     objective: Objective,
     max_steps: int,
     elapsed: float,
+    per_trial: Mapping[str, float] | None = None,
 ) -> RenderableType:
-    """The live view while a sweep runs: counts, a bar, running trials, best so far."""
+    """The live view while a sweep runs: counts, a bar, Ray Tune's status line (pending,
+    running, terminated; the resources running trials hold), running trials, best so far."""
     done = sum(1 for t in trials if t.finished)
     failed = sum(1 for t in trials if t.state is TrialState.FAILED)
     running = [t for t in trials if t.state is TrialState.RUNNING]
@@ -126,7 +128,7 @@ def progress_view(
     )
     top = Table.grid(padding=(0, 2))
     top.add_row(ProgressBar(total=max(planned, 1), completed=done, width=30), head)
-    lines: list[RenderableType] = [top]
+    lines: list[RenderableType] = [top, status_line(planned, done, failed, len(running), per_trial)]
     for trial in running:
         loss = trial.metrics.get("loss")
         lines.append(
@@ -146,3 +148,21 @@ def progress_view(
             )
         )
     return Group(*lines)
+
+
+def status_line(
+    planned: int,
+    done: int,
+    failed: int,
+    running: int,
+    per_trial: Mapping[str, float] | None,
+) -> Text:
+    """``pending 3 | running 2 | terminated 0 (0 failed) | using 2 CPU, 1 GPU``: what Ray
+    Tune's status table says, from the trial records."""
+    pending = max(planned - done - running, 0)
+    text = f"  pending {pending} | running {running} | terminated {done} ({failed} failed)"
+    if per_trial:
+        used = ", ".join(f"{amount * running:g} {name}" for name, amount in per_trial.items())
+        each = ", ".join(f"{amount:g} {name}" for name, amount in per_trial.items())
+        text += f" | using {used} ({each} a trial)"
+    return Text(text, style="dim")

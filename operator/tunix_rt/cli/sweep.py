@@ -105,6 +105,13 @@ def _tail(path: Path, lines: int = 25) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def trial_resources(spec: SweepSpec) -> dict[str, float]:
+    """What one trial reserves, as Ray Tune's status table names it (CPU, GPU, TPU)."""
+    res = spec.resources
+    named = {"CPU": res.cpu, "GPU": res.gpu, "TPU": float(res.tpu)}
+    return {name: amount for name, amount in named.items() if amount}
+
+
 class _Lines:
     """Progress for logs and CI (no terminal): one line per trial state change."""
 
@@ -445,6 +452,7 @@ def _watch(
             spec.objective,
             spec.budget.smoke_steps,
             time.monotonic() - started,
+            trial_resources(spec),
         )
 
     with contextlib.ExitStack() as stack:
