@@ -37,10 +37,11 @@ $(VENV_STAMP): pyproject.toml uv.lock
 setup: $(VENV_STAMP)
 
 # The demo says what it does and how long it takes before anything slow starts (Ray and
-# JAX take ~15 s to import); measured: 286 s for the 5 trials on 2 shared cores.
+# JAX take ~15 s to import). Measured with `make demo` from a fresh clone: 203 s on 2 idle
+# cores, 286 s with other work on them.
 demo: $(VENV_STAMP)
 	@echo "tunix-rt demo: $(SWEEP) -- 5 trials x 300 steps of a small JAX transformer on a"
-	@echo "generated reasoning set, 2 at a time on a local Ray; about 5 minutes on 2 CPU cores."
+	@echo "generated reasoning set, 2 at a time on a local Ray; 3-5 minutes on 2 CPU cores."
 	@echo "Starting Ray and JAX (about 15 s), then a live table; results in runs/local/."
 	$(RUN) tunix-rt sweep run $(SWEEP) $(ARGS)
 
