@@ -68,3 +68,34 @@ def test_validate_cli_reports_instead_of_crashing(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert "Traceback" not in out.stderr + out.stdout
     assert "UTF-8" in out.stderr + out.stdout
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"# caf\xe9\nlearningRate: 0.003\n", "not UTF-8 text"),
+        (b"learningRate: 0.003\nlearningRate: 0.004\n", "duplicate key 'learningRate'"),
+    ],
+)
+def test_rehearsal_run_reads_its_file_as_validate_does(
+    tmp_path: Path, raw: bytes, expected: str
+) -> None:
+    """One reader for a single manifest or config file (``read_document``): the
+    rehearsal CLI and entrypoint refuse what validate refuses, with no traceback."""
+    path = tmp_path / "config.yaml"
+    path.write_bytes(raw)
+    exe = Path(sys.executable).with_name("tunix-rt")
+    out = subprocess.run(
+        [str(exe), "rehearsal", "run", str(path), "--storage", f"file://{tmp_path}/runs"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    assert expected in out.stderr
+    entry = subprocess.run(
+        [sys.executable, "-m", "tunix_rt.rehearsal", "--spec", str(path), "--name", "r"],
+        capture_output=True,
+        text=True,
+    )
+    assert entry.returncode == 2 and expected in entry.stderr and "Traceback" not in entry.stderr

@@ -100,11 +100,26 @@ def parse_documents(text: str, source: str = "<input>") -> list[Any]:
     try:
         docs = list(yaml.load_all(text, Loader=StrictLoader))  # a SafeLoader
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ManifestError.of(source, [("", f"not valid YAML: {where}{problem}")]) from exc
+        raise _not_yaml(exc, source) from exc
     return [doc for doc in docs if doc is not None]
+
+
+def read_document(raw: bytes, source: str) -> Any:
+    """The one YAML/JSON document in a file's bytes, read as ``validate`` reads manifests
+    (any Unicode encoding with a BOM, duplicate keys refused); for the entrypoints and
+    commands that take a single file (a Rehearsal manifest, a promoted config)."""
+    text = decode_text(raw, source)
+    try:
+        return yaml.load(text, Loader=StrictLoader)  # a SafeLoader
+    except yaml.YAMLError as exc:
+        raise _not_yaml(exc, source) from exc
+
+
+def _not_yaml(exc: yaml.YAMLError, source: str) -> ManifestError:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    return ManifestError.of(source, [("", f"not valid YAML: {where}{problem}")])
 
 
 @dataclass

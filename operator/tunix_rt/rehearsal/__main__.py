@@ -23,9 +23,9 @@ import json
 import sys
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from tunix_rt.api.manifests import read_document
 from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
 from tunix_rt.api.rehearsal import Rehearsal, RehearsalSpec
 from tunix_rt.api.trainer import TrainerConfig
@@ -83,7 +83,7 @@ def _read_spec(args: argparse.Namespace) -> tuple[Any, bytes, str]:
         return doc, base64.b64decode(args.spec_b64, validate=True), "<--spec-b64>"
     with open(args.spec, "rb") as handle:
         raw = handle.read()
-    return yaml.safe_load(raw.decode()), raw, args.spec
+    return read_document(raw, args.spec), raw, args.spec
 
 
 def _fail(message: str, code: ExitCode) -> ExitCode:
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         doc, raw, config_path = _read_spec(args)
         spec, manifest_name, annotations = _spec(doc)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # ManifestError and ValidationError included
         detail = exc if not isinstance(exc, ValidationError) else exc.errors()[:5]
         return _fail(f"bad spec: {detail}", ExitCode.INVALID)
     if args.timeout_seconds is not None and not 0 < args.timeout_seconds < float("inf"):

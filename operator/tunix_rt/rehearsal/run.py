@@ -42,12 +42,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
 from pydantic import Field, ValidationError
 
 from tunix_rt.api.base import ApiModel
 from tunix_rt.api.common import DEFAULT_STORAGE, Phase
 from tunix_rt.api.errors import ManifestError
+from tunix_rt.api.manifests import decode_text, read_document
 from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
 from tunix_rt.api.rehearsal import EvidenceOptions, Rehearsal, RehearsalSpec, RehearsalStatus
 from tunix_rt.api.trainer import TrainerConfig
@@ -381,18 +381,17 @@ def plan_from_file(
         raw = source.read_bytes()
     except OSError as exc:
         raise RehearsalError(f"cannot read {source}: {exc.strerror or exc}") from None
-    text = raw.decode()
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RehearsalError(f"{source} is not YAML/JSON: {exc}") from None
+        doc = read_document(raw, str(source))
+    except ManifestError as exc:
+        raise RehearsalError(f"{source} is not YAML/JSON: {exc.reason}") from None
     if not isinstance(doc, dict):
         raise RehearsalError(f"{source}: expected a Rehearsal manifest or a trainer config")
     if doc.get("kind") == "Rehearsal" or "spec" in doc:
         spec, default_name, named_sweep, named_trial = _manifest_parts(source, doc)
     else:
         spec, default_name = _config_spec(source, doc, storage), _slug(source.stem)
-        named_sweep, named_trial = source_from_comments(text)
+        named_sweep, named_trial = source_from_comments(decode_text(raw, str(source)))
     return plan_from_spec(
         spec,
         name=name or default_name,
