@@ -18,39 +18,17 @@ import asyncio
 import json
 import logging
 import os
-import platform
 import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS = HERE / "results.json"
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "operator")]
 
+from recording import cpu_name, merge_results  # noqa: E402
 from support.load import sweeps_at_once  # noqa: E402
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
-
-
-def merge_results(values: dict[str, Any]) -> None:
-    current: dict[str, Any] = {}
-    if RESULTS.exists():
-        current = json.loads(RESULTS.read_text(encoding="utf-8"))
-    current.update(values)
-    RESULTS.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
     report = result.as_dict() | {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine(),
+        "machine": cpu_name(),
         "loadavg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "emulator": "kmock 0.8 + tests/support/kmock_fast.py (history dropped, key lookups)",
         "rss_note": "VmHWM of the one process holding operator, emulator and client",

@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -39,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from recording import cpu_name, merge_results
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.train import data, run_trial, sharding
 from tunix_rt.train.config import load_trainer_config
@@ -49,7 +48,6 @@ from tunix_rt.train.train_step import Hyperparams, init_state, jitted_train_step
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "examples"
-RESULTS = HERE / "results.json"
 README = HERE / "README.md"
 BEGIN, END = "<!-- trainer:begin -->", "<!-- trainer:end -->"
 QBEGIN, QEND = "<!-- trainer-quality:begin -->", "<!-- trainer-quality:end -->"
@@ -111,23 +109,7 @@ def sequence_length(config: TrainerConfig) -> int:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {jax.devices()[0].platform} x {jax.device_count()}"
-
-
-def merge_results(values: dict[str, Any]) -> None:
-    current: dict[str, Any] = {}
-    if RESULTS.exists():
-        current = json.loads(RESULTS.read_text(encoding="utf-8"))
-    current.update(values)
-    RESULTS.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return f"{cpu_name()}, {jax.devices()[0].platform} x {jax.device_count()}"
 
 
 def replace_section(begin: str, end: str, body: str) -> None:
