@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from support.s3 import MotoS3
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -13,6 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3]:
+    """moto's S3 server on loopback, one for the whole session (support.s3); each test
+    takes a fresh bucket (``MotoS3.fresh_bucket``)."""
+    server = MotoS3()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

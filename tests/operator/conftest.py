@@ -75,15 +75,6 @@ async def start_operator(
 # ----------------------------------------------------------------------------- s3://
 
 
-@pytest.fixture(scope="session")
-def moto_s3() -> Iterator[MotoS3]:
-    """moto's S3 server on loopback (shared with the store tests: support.s3)."""
-    server = MotoS3()
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def s3_env(monkeypatch: pytest.MonkeyPatch, moto_s3: MotoS3) -> MotoS3:
     """Dummy credentials (a recognisable secret) and moto's endpoint in the environment,

@@ -28,11 +28,6 @@ def serve(server: S) -> Iterator[S]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def moto_s3() -> Iterator[MotoS3]:
-    yield from serve(MotoS3())
-
-
 @pytest.fixture
 def s3_env(monkeypatch: pytest.MonkeyPatch, moto_s3: MotoS3) -> MotoS3:
     """Dummy credentials in the environment (with a recognisable secret) and the endpoint
