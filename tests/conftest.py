@@ -19,13 +19,21 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def moto_s3() -> Iterator[MotoS3]:
-    """moto's S3 server on loopback, one for the whole session (support.s3); each test
-    takes a fresh bucket (``MotoS3.fresh_bucket``)."""
+def moto_server() -> Iterator[MotoS3]:
+    """moto's S3 server on loopback, one for the whole session (support.s3)."""
     server = MotoS3()
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def moto_s3(moto_server: MotoS3) -> MotoS3:
+    """The session's moto server, running (started again if a fault test stopped it);
+    each test takes a fresh bucket (``MotoS3.fresh_bucket``)."""
+    if not moto_server.running:
+        moto_server.start()
+    return moto_server
 
 
 @pytest.fixture

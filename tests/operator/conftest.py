@@ -80,8 +80,6 @@ def s3_env(monkeypatch: pytest.MonkeyPatch, moto_s3: MotoS3) -> MotoS3:
     """Dummy credentials (a recognisable secret) and moto's endpoint in the environment,
     as the Helm chart's storage Secret would provide them; the Store's retries and
     timeouts kept small so that a store fault costs the tests little time."""
-    if moto_s3.server is None:  # a test left it stopped
-        moto_s3.start()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

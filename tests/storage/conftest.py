@@ -30,10 +30,7 @@ def serve(server: S) -> Iterator[S]:
 
 @pytest.fixture
 def s3_env(monkeypatch: pytest.MonkeyPatch, moto_s3: MotoS3) -> MotoS3:
-    """Dummy credentials in the environment (with a recognisable secret) and the endpoint
-    (moto restarted first if a test left it stopped)."""
-    if not moto_s3.running:
-        moto_s3.start()
+    """Dummy credentials in the environment (with a recognisable secret) and the endpoint."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
