@@ -119,8 +119,9 @@ async def start(call: Call) -> None:
     if unschedulable := check_placement(parsed):
         REHEARSAL.reject_invalid(call, describe_pairs(unschedulable), UNSCHEDULABLE)
         return
-    notes = (call.meta.get("annotations") or {}) if isinstance(call.meta, Mapping) else {}
-    outcome = await resolve(call.runtime, call.namespace, parsed, notes)
+    outcome = await resolve(
+        call.runtime, call.namespace, parsed, call.meta.get("annotations") or {}
+    )
     if isinstance(outcome, Unresolvable):
         _unresolvable(call, outcome)
     elif isinstance(outcome, Waiting):
