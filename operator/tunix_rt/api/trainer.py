@@ -7,7 +7,7 @@ params are a flat ``{field_name: value}`` mapping applied with ``with_params``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
@@ -17,6 +17,15 @@ from tunix_rt.api.errors import ManifestError, error_pairs, validation_errors
 from tunix_rt.scoring import PRIMARY_SCORE
 
 BUILTIN_DATASETS = ("dev-reasoning-v2",)
+TrainerBackend = Literal["builtin", "tunix-sft", "tunix-grpo", "python"]
+"""What trains a trial: the built-in char transformer, Tunix's PeftTrainer (LoRA or full
+fine-tuning), Tunix's GRPOLearner, or a user's own function (``entrypoint``)."""
+TUNIX_BACKENDS = ("tunix-sft", "tunix-grpo")
+TUNIX_ONLY = ("lora_rank", "lora_alpha")
+GRPO_ONLY = ("kl_beta", "num_generations", "clip_epsilon", "temperature", "max_generation_length")
+PYTHON_ONLY = ("entrypoint", "parameters", "user_params")
+UserParamType = Literal["float", "int", "str", "bool"]
+"""The types a ``python`` backend may declare for its own searchable parameters."""
 DEFAULT_WIDTH = 128
 DEFAULT_HEADS = 8
 
@@ -116,6 +125,16 @@ class ModelConfig(ApiModel):
     )
     mlp_ratio: int = Field(4, ge=1, le=16, description="MLP hidden width / model width.")
     context: int = Field(64, ge=32, le=8192, description="Maximum sequence length in tokens.")
+    name: str | None = Field(
+        None,
+        description="Tunix backends: a Gemma config by name (gemma3-270m, gemma3-1b, ...) or "
+        "gemma3-tiny for tests; the built-in trainer ignores nothing and refuses it.",
+    )
+    checkpoint: str | None = Field(
+        None,
+        description="Tunix backends: weights to start from (a path or gs:// / s3:// URI, "
+        "orbax or safetensors); random init when absent (the run manifest says so).",
+    )
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:
@@ -157,6 +176,20 @@ class TrainerConfig(ApiModel):
         ),
     )
 
+    backend: TrainerBackend = Field(
+        "builtin", description="builtin, tunix-sft, tunix-grpo, or python (entrypoint)."
+    )
+    entrypoint: str | None = Field(
+        None, description="backend python: 'package.module:function' that trains one trial."
+    )
+    parameters: dict[str, UserParamType] | None = Field(
+        None,
+        description="backend python: the entrypoint's own parameters (name: float, int, str "
+        "or bool), which searchSpace may name.",
+    )
+    user_params: dict[str, Any] | None = Field(
+        None, description="backend python: values of the declared parameters for this run."
+    )
     learning_rate: float = Field(3e-3, gt=0, le=1.0, description="Peak AdamW learning rate.")
     weight_decay: float = Field(0.01, ge=0, le=1.0, description="AdamW decoupled weight decay.")
     warmup_steps: int = Field(30, ge=0, description="Linear warmup steps before cosine decay.")
@@ -169,6 +202,27 @@ class TrainerConfig(ApiModel):
     )
     width: int | None = Field(
         None, ge=16, le=8192, description="Searchable override of model.width."
+    )
+    lora_rank: int | None = Field(
+        None, ge=0, le=1024, description="Tunix: LoRA rank (0: full fine-tuning; default 8)."
+    )
+    lora_alpha: float | None = Field(
+        None, gt=0, le=4096, description="Tunix: LoRA alpha (default 2 x loraRank)."
+    )
+    kl_beta: float | None = Field(
+        None, ge=0, le=10, description="tunix-grpo: KL penalty weight (default 0.04)."
+    )
+    num_generations: int | None = Field(
+        None, ge=2, le=64, description="tunix-grpo: completions per prompt (default 4)."
+    )
+    clip_epsilon: float | None = Field(
+        None, gt=0, le=1, description="tunix-grpo: PPO-style ratio clip (default 0.2)."
+    )
+    temperature: float | None = Field(
+        None, gt=0, le=5, description="tunix-grpo: sampling temperature (default 0.9)."
+    )
+    max_generation_length: int | None = Field(
+        None, ge=1, le=8192, description="tunix-grpo: tokens generated per completion."
     )
     log_every: int = Field(25, ge=1, description="Steps between loss reports.")
     checkpoint_every: int = Field(0, ge=0, description="Steps between checkpoints (0: never).")
@@ -189,6 +243,34 @@ class TrainerConfig(ApiModel):
                     "width" if "width" in updates else "layers", str(first["msg"]), updates
                 ) from exc
             object.__setattr__(self, "model", model)
+        return self
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> TrainerConfig:
+        """Each backend's fields only with that backend: a setting that would be ignored
+        is refused, naming the field and the backend that reads it."""
+        for names, backends in (
+            (TUNIX_ONLY, TUNIX_BACKENDS),
+            (GRPO_ONLY, ("tunix-grpo",)),
+            (PYTHON_ONLY, ("python",)),
+        ):
+            for name in names:
+                if getattr(self, name) is not None and self.backend not in backends:
+                    wire = TrainerConfig.model_fields[name].alias or name
+                    raise field_error(
+                        wire,
+                        f"{wire} is read by backend {' and '.join(backends)} only; "
+                        f"remove it or set backend (now {self.backend})",
+                        getattr(self, name),
+                    )
+        for name in ("name", "checkpoint"):
+            if getattr(self.model, name) is not None and self.backend not in TUNIX_BACKENDS:
+                raise field_error(
+                    f"model.{name}",
+                    f"model.{name} is read by the Tunix backends only; remove it or set "
+                    f"backend tunix-sft or tunix-grpo (now {self.backend})",
+                    getattr(self.model, name),
+                )
         return self
 
     def with_params(self, params: dict[str, Any]) -> TrainerConfig:
@@ -264,7 +346,9 @@ def searchable_params() -> dict[str, str]:
     """Searchable field name -> wire alias (scalar top-level fields)."""
     out: dict[str, str] = {}
     for name, info in TrainerConfig.model_fields.items():
-        if name in {"model", "dataset", "eval"}:
+        if name in {"model", "dataset", "eval", "backend", "entrypoint", "parameters"} or (
+            name == "user_params"
+        ):
             continue
         out[name] = info.alias or name
     return out

@@ -3,13 +3,15 @@
 Imports JAX, flax and optax (the ``train`` extra); the operator never imports this package.
 """
 
+from tunix_rt.train.backends import run_trial
 from tunix_rt.train.data import DatasetInfo, dataset_info
 from tunix_rt.train.evaluate import EvalRow
-from tunix_rt.train.loop import TrainingTimeout, TrainResult, run_trial
+from tunix_rt.train.loop import ModelSource, TrainingTimeout, TrainResult
 
 __all__ = [
     "DatasetInfo",
     "EvalRow",
+    "ModelSource",
     "TrainResult",
     "TrainingTimeout",
     "dataset_info",

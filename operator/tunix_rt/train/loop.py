@@ -66,6 +66,21 @@ class TrainingTimeout(TimeoutError):
         )
 
 
+class ModelSource(BaseModel):
+    """Where a backend's model came from: what the run manifest records about it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Config name, e.g. gemma3-1b or char-transformer-L2-W128.")
+    config: dict[str, Any] = Field(description="The model config the backend built.")
+    checkpoint: str | None = Field(None, description="Weights URI or path; None: random init.")
+    checkpoint_sha256: str | None = Field(None, description="Digest of the weights read.")
+    random_init: bool = Field(description="True when no checkpoint was loaded.")
+    versions: dict[str, str] = Field(
+        default_factory=dict, description="Library versions, e.g. google-tunix, qwix."
+    )
+
+
 class TrainResult(BaseModel):
     """Everything one trial produced; snake_case JSON (eval rows feed compute_primary_score)."""
 
@@ -83,6 +98,10 @@ class TrainResult(BaseModel):
     devices: list[str] = Field(description="The JAX devices the batch was split over.")
     config: dict[str, Any] = Field(description="The TrainerConfig used, wire (camelCase) form.")
     model_id: str = Field(description="e.g. tunix-rt/char-transformer-L2-W128.")
+    backend: str = Field("builtin", description="The trainer.backend that ran.")
+    model_source: ModelSource | None = Field(
+        None, description="Checkpoint, digest and versions (None for the built-in trainer)."
+    )
 
 
 def model_id(config: TrainerConfig) -> str:
