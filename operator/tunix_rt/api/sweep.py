@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -16,6 +17,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
 from tunix_rt.api.common import (
@@ -39,6 +41,7 @@ from tunix_rt.api.trainer import (
     TrainerConfig,
     integer_params,
     searchable_params,
+    unknown_param_message,
     wire_param_name,
 )
 from tunix_rt.api.trial import TrialState
@@ -266,7 +269,12 @@ class Budget(ApiModel):
 
 
 def _search_key(key: str) -> str:
-    return wire_param_name(key)
+    """A trainer parameter in its wire spelling; any other name is kept as written: it
+    may be one of the user's own ``trainer.parameters``, which SweepSpec checks."""
+    try:
+        return wire_param_name(key)
+    except ValueError:
+        return key
 
 
 SearchKey = Annotated[str, AfterValidator(_search_key)]
@@ -281,6 +289,8 @@ def _spellings_cel() -> str:
 
 _INTEGER_PARAMS = integer_params()
 _INTEGER_WIRE = [p for p in _INTEGER_PARAMS if p in searchable_params().values()]
+_TRAINER_PARAMS = sorted({k for name, alias in searchable_params().items() for k in (name, alias)})
+_USER_PARAMS_CEL = "has(self.trainer) && has(self.trainer.parameters)"
 _EVAL_EVERY_CEL = (
     "has(self.trainer) && has(self.trainer.eval) && has(self.trainer.eval.evalEvery) && "
     "self.trainer.eval.evalEvery > 0 && self.trainer.eval.evalEvery < "
@@ -316,6 +326,22 @@ class SweepSpec(ApiModel):
                 "!(self.searchSpace[k].type in ['uniform', 'loguniform']))",
                 "integer parameters (" + _listed(_INTEGER_WIRE) + ") take randint or "
                 "choice, not uniform or loguniform",
+                ".searchSpace",
+            ),
+            cel(
+                f"self.searchSpace.all(k, k in {_cel_list(_TRAINER_PARAMS)} || "
+                f"({_USER_PARAMS_CEL} && k in self.trainer.parameters))",
+                "searchSpace names a trainer parameter (e.g. learningRate) or one declared in "
+                "trainer.parameters (backend python)",
+                ".searchSpace",
+            ),
+            cel(
+                f"!({_USER_PARAMS_CEL}) || self.searchSpace.all(k, !(k in "
+                "self.trainer.parameters) || self.trainer.parameters[k] == 'float' || "
+                "(self.trainer.parameters[k] == 'int' ? !(self.searchSpace[k].type in "
+                "['uniform', 'loguniform']) : self.searchSpace[k].type in ['choice', 'grid']))",
+                "declared int parameters take randint, choice or grid; str and bool ones take "
+                "choice or grid",
                 ".searchSpace",
             ),
             cel(
@@ -356,7 +382,8 @@ class SweepSpec(ApiModel):
     search_space: dict[SearchKey, SearchParam] = Field(
         min_length=1,
         max_length=MAX_SEARCH_PARAMS,
-        description="Trainer parameter name (e.g. learningRate) -> distribution.",
+        description="Trainer parameter name (e.g. learningRate), or one of "
+        "trainer.parameters (backend python) -> distribution.",
     )
     objective: Objective = Field(
         default_factory=Objective,
@@ -416,6 +443,35 @@ class SweepSpec(ApiModel):
                 seen[wire] = key
         return value
 
+    @field_validator("search_space", mode="after")
+    @classmethod
+    def _known_names(cls, value: dict[str, SearchParam], info: ValidationInfo) -> Any:
+        """Every name a trainer parameter or one of the user's ``trainer.parameters``;
+        checked here (not in the key's own validator, which cannot see the trainer) so
+        that an unknown name is reported with the spec's other errors."""
+        trainer = info.data.get("trainer")
+        if not isinstance(trainer, TrainerConfig):
+            return value  # the trainer's own errors come first
+        declared = trainer.parameters or {}
+        unknown = [key for key in value if key not in _TRAINER_PARAMS and key not in declared]
+        if unknown:
+            raise ValidationError.from_exception_data(
+                "ValueError",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "value_error",
+                            "{message}",
+                            {"message": unknown_param_message(key, declared)},
+                        ),
+                        loc=(key, "[key]"),
+                        input=key,
+                    )
+                    for key in unknown
+                ],
+            )
+        return value
+
     @model_validator(mode="after")
     def _cross_field(self, info: ValidationInfo) -> SweepSpec:
         check_storage("storage", self.storage)
@@ -472,7 +528,11 @@ class SweepSpec(ApiModel):
 
     def _check_search_space(self) -> None:
         """What the trials could not run, or would run other than written."""
+        declared = self.trainer.parameters or {}
         for key, param in self.search_space.items():
+            if key not in _TRAINER_PARAMS:
+                self._check_user_param(key, param, declared)
+                continue
             if key == "maxSteps":
                 raise field_error(
                     "searchSpace.maxSteps",
@@ -489,6 +549,27 @@ class SweepSpec(ApiModel):
                     "or choice with integer values",
                     param.type.value,
                 )
+
+    @staticmethod
+    def _check_user_param(key: str, param: SearchParam, declared: Mapping[str, str]) -> None:
+        """A name that is no trainer parameter: one of ``trainer.parameters``, searched
+        with a distribution that samples its type."""
+        kind = declared.get(key)  # a name neither declared nor a trainer's: _known_names
+        if kind == "int" and param.type in FRACTIONAL:
+            raise field_error(
+                f"searchSpace.{key}.type",
+                f"{key} is declared int in trainer.parameters, and {param.type.value} samples "
+                "fractions (e.g. 23.7) that every trial would refuse; use randint (integers in "
+                "[low, high)) or choice with integer values",
+                param.type.value,
+            )
+        if kind in ("str", "bool") and param.type in RANGED:
+            raise field_error(
+                f"searchSpace.{key}.type",
+                f"{key} is declared {kind} in trainer.parameters; {param.type.value} samples "
+                f"numbers: use choice or grid with {kind} values",
+                param.type.value,
+            )
 
     def _check_scheduler(self) -> None:
         """An early-stopping scheduler on an eval metric needs evals while trials train."""

@@ -6,6 +6,8 @@ params are a flat ``{field_name: value}`` mapping applied with ``with_params``.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
@@ -26,6 +28,12 @@ GRPO_ONLY = ("kl_beta", "num_generations", "clip_epsilon", "temperature", "max_g
 PYTHON_ONLY = ("entrypoint", "parameters", "user_params")
 UserParamType = Literal["float", "int", "str", "bool"]
 """The types a ``python`` backend may declare for its own searchable parameters."""
+UserParamValue = float | int | str | bool
+MAX_USER_PARAMS = 64
+USER_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+"""A declared parameter's name: a Python identifier (it reaches the entrypoint as a key)."""
+ENTRYPOINT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+"""``package.module:function``."""
 DEFAULT_WIDTH = 128
 DEFAULT_HEADS = 8
 
@@ -172,7 +180,12 @@ class TrainerConfig(ApiModel):
                 f"{DEFAULT_HEADS}) == 0",
                 "model.heads must divide width",
                 ".width",
-            )
+            ),
+            cel(
+                "!has(self.backend) || self.backend != 'python' || has(self.entrypoint)",
+                "backend python needs entrypoint ('package.module:function')",
+                ".entrypoint",
+            ),
         ),
     )
 
@@ -184,6 +197,7 @@ class TrainerConfig(ApiModel):
     )
     parameters: dict[str, UserParamType] | None = Field(
         None,
+        max_length=MAX_USER_PARAMS,
         description="backend python: the entrypoint's own parameters (name: float, int, str "
         "or bool), which searchSpace may name.",
     )
@@ -273,12 +287,63 @@ class TrainerConfig(ApiModel):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _user_params(self) -> TrainerConfig:
+        """backend python: an entrypoint to call, declared parameters with names of their
+        own, and userParams values of the declared types (normalised: 3 -> 3.0 for a
+        float, 2.0 -> 2 for an int), as the entrypoint will receive them."""
+        if self.backend != "python":
+            return self
+        if self.entrypoint is None:
+            raise field_error(
+                "entrypoint",
+                "backend python needs entrypoint: the function that trains one trial, "
+                "written 'package.module:function'",
+            )
+        if not ENTRYPOINT.fullmatch(self.entrypoint):
+            raise field_error(
+                "entrypoint",
+                f"{self.entrypoint!r} is not 'package.module:function' (dotted module path, "
+                "a colon, the function's name)",
+                self.entrypoint,
+            )
+        declared = self.parameters or {}
+        for name in declared:
+            problem = user_param_name_problem(name)
+            if problem:
+                raise field_error("parameters", problem, name)
+        values: dict[str, UserParamValue] = {}
+        for name, value in (self.user_params or {}).items():
+            if name not in declared:
+                raise field_error(
+                    "userParams",
+                    f"{name!r} is not declared in trainer.parameters; declare it there "
+                    f"(name: float, int, str or bool) or use one of {sorted(declared)}",
+                    name,
+                )
+            try:
+                values[name] = user_param_value(declared[name], value)
+            except ValueError as exc:
+                raise field_error("userParams", f"{name}: {exc}", value) from None
+        if self.user_params is not None:
+            object.__setattr__(self, "user_params", values)
+        return self
+
     def with_params(self, params: dict[str, Any]) -> TrainerConfig:
-        """A copy with searched params applied (keys in either spelling), re-validated."""
+        """A copy with searched params applied, re-validated: trainer fields (either
+        spelling) replace their value, the user's declared ``parameters`` go into
+        ``userParams`` (under the user's names)."""
         data = self.model_dump()
+        declared = self.parameters or {}
+        user = dict(self.user_params or {})
         for key, value in params.items():
-            name = searchable_name(key)
+            if key in declared:
+                user[key] = value
+                continue
+            name = searchable_name(key, declared)
             data[name] = value
+        if user:
+            data["user_params"] = user
         return TrainerConfig.model_validate(data)
 
     def with_overrides(
@@ -354,17 +419,80 @@ def searchable_params() -> dict[str, str]:
     return out
 
 
-def searchable_name(key: str) -> str:
-    """Canonical (snake_case) name of a searchable param, from either spelling."""
+def searchable_name(key: str, declared: Mapping[str, str] | None = None) -> str:
+    """Canonical (snake_case) name of a searchable param, from either spelling.
+
+    ``declared``: the user's own parameters (``trainer.parameters``), named in the error
+    as choices too."""
     fields = searchable_params()
     if key in fields:
         return key
     for name, alias in fields.items():
         if alias == key:
             return name
-    raise ValueError(
-        f"{key!r} is not a searchable trainer parameter; choose from {sorted(fields.values())}"
+    raise ValueError(unknown_param_message(key, declared))
+
+
+def unknown_param_message(key: str, declared: Mapping[str, str] | None = None) -> str:
+    """Why ``key`` cannot be searched: the trainer's parameters, and the user's own."""
+    message = (
+        f"{key!r} is not a searchable trainer parameter; choose from "
+        f"{sorted(searchable_params().values())}"
     )
+    if declared:
+        return f"{message} or the declared trainer.parameters {sorted(declared)}"
+    return (
+        f"{message}, or declare it in trainer.parameters (name: float, int, str or bool) "
+        "with backend python"
+    )
+
+
+def trainer_field_names() -> set[str]:
+    """Every TrainerConfig field name, in both spellings."""
+    return {
+        key
+        for name, info in TrainerConfig.model_fields.items()
+        for key in (name, info.alias)
+        if key
+    }
+
+
+def user_param_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a user parameter (None: it can)."""
+    if not USER_PARAM_NAME.fullmatch(name):
+        return (
+            f"parameter name {name!r} must be a Python identifier of at most 63 characters "
+            "(letters, digits, _; not starting with a digit)"
+        )
+    if name in trainer_field_names():
+        return (
+            f"parameter name {name!r} is a trainer field already (trainer.{name}); "
+            "rename the parameter, e.g. user_" + name
+        )
+    return None
+
+
+def user_param_value(kind: str, value: Any) -> UserParamValue:
+    """``value`` as a parameter of type ``kind`` (float, int, str, bool); ValueError when
+    it is not one. Like trainer fields: no strings for numbers, no bools for numbers, an
+    integral float for an int (``randint`` bounds and YAML both give these)."""
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"declared bool, got {value!r}; use true or false")
+    if kind == "str":
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"declared str, got {value!r}; quote it")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"declared {kind}, got {value!r}; write a number without quotes")
+    if not math.isfinite(value):
+        raise ValueError(f"declared {kind}, got {value!r}; use a finite number")
+    if kind == "int":
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"declared int, got {value!r}; use a whole number")
+        return int(value)
+    return float(value)
 
 
 def wire_param_name(key: str) -> str:
@@ -401,6 +529,8 @@ def _merge(
         )
         if nested is not None and isinstance(value, Mapping):
             out[wire] = _merge(nested, dict(out.get(wire) or {}), value, f"{path}.{key}")
+        elif wire == "userParams" and isinstance(value, Mapping):
+            out[wire] = {**dict(out.get(wire) or {}), **value}  # one value at a time
         else:
             out[wire] = value
     return out
