@@ -1,0 +1,1 @@
+"""linear_arith: an example trainer for tunix-rt's ``backend: python`` (see README.md)."""
