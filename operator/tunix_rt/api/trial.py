@@ -44,6 +44,14 @@ class TrialResult(ApiModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = Field(None, description="Why the trial failed, when it did.")
+    backend: str | None = Field(
+        None, description="trainer.backend of the trial (absent in records from before backends)."
+    )
+    model_source: dict[str, Any] | None = Field(
+        None,
+        description="Where the trial's model came from (config name, checkpoint and digest, "
+        "random_init, versions), as its backend reported it.",
+    )
 
     @property
     def finished(self) -> bool:

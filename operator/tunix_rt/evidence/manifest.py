@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -22,6 +24,11 @@ MANIFEST_SCHEMA_VERSION = "tunix-rt/run_manifest/v1"
 
 VERSIONED_PACKAGES = ("tunix-rt", "jax", "jaxlib", "flax", "optax", "ray", "numpy")
 """Distributions whose versions every manifest records (None when not installed)."""
+BACKEND_PACKAGES: dict[str, tuple[str, ...]] = {
+    "tunix-sft": ("google-tunix", "qwix", "orbax-checkpoint"),
+    "tunix-grpo": ("google-tunix", "qwix", "orbax-checkpoint"),
+}
+"""Distributions a backend adds to the manifest's versions."""
 
 
 @dataclass(frozen=True)
@@ -69,10 +76,11 @@ def commit_info(cwd: Path | None = None, environ: dict[str, str] | None = None) 
     return CommitInfo("unknown", None, "unknown")
 
 
-def package_versions() -> dict[str, str | None]:
-    """Versions of tunix-rt and the training stack, via importlib.metadata, plus Python."""
+def package_versions(backend: str | None = None) -> dict[str, str | None]:
+    """Versions of tunix-rt and the training stack, via importlib.metadata, plus Python;
+    with ``backend``, the libraries it trains with too (google-tunix, qwix)."""
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
+    for name in (*VERSIONED_PACKAGES, *BACKEND_PACKAGES.get(backend or "", ())):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -118,11 +126,16 @@ def build_run_manifest(
     versions: dict[str, str | None] | None = None,
     environ: dict[str, str] | None = None,
     kind: str = "rehearsal",
+    backend: str | None = None,
+    model_source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest as a dict, validated against run_manifest.schema.json.
 
     Nothing from the environment goes in except TUNIX_RT_IMAGE; the command line and the
-    storage URI are scrubbed of credential values.
+    storage URI are scrubbed of credential values. ``backend`` (trainer.backend) and
+    ``model_source`` (where the model came from: config name, checkpoint URI and digest,
+    ``random_init``, library versions) are written when given; manifests written before
+    trainer backends existed have neither, and stay valid.
     """
     env = os.environ if environ is None else environ
     manifest: dict[str, Any] = {
@@ -146,12 +159,42 @@ def build_run_manifest(
         "end_time": iso(end_time),
         "wall_seconds": round(max(wall_seconds, 0.0), 3),
         "steps": steps,
-        "versions": versions if versions is not None else package_versions(),
+        "versions": versions if versions is not None else package_versions(backend),
         "devices": devices,
         "image": env.get("TUNIX_RT_IMAGE") or "local",
         "platform": f"{platform.system()}-{platform.machine()}",
         "storage": {"uri": redact_uri(storage_uri), "prefix": storage_prefix},
         "source": source,
     }
+    if backend is not None:
+        manifest["backend"] = backend
+        manifest["model_source"] = _model_source(model_source, env)
     validate("run_manifest", manifest, label=MANIFEST_NAME)
     return manifest
+
+
+def _model_source(source: dict[str, Any] | None, env: Mapping[str, str]) -> dict[str, Any] | None:
+    """``model_source`` as written: JSON-safe, the checkpoint URI without credentials."""
+    if source is None:
+        return None
+    out: dict[str, Any] = json_safe(source)
+    if isinstance(out.get("checkpoint"), str):
+        out["checkpoint"] = scrub(redact_uri(out["checkpoint"]), env)
+    return out
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON: unknown types as their text, NaN and infinity as null
+    (JSON has neither)."""
+    value = json.loads(json.dumps(value, default=str))
+    return _finite(value)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

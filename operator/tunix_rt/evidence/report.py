@@ -253,6 +253,9 @@ def _kv_table(rows: Sequence[tuple[str, Any]]) -> str:
 
 
 _CURVE_PRIORITY = (PRIMARY_SCORE, "format_valid_rate", "learning_rate", "lr")
+REWARD_PREFIX = "reward"
+"""History metrics plotted together as the reward curves (GRPO reports ``reward_mean``
+and ``reward_<fn>`` per reward function)."""
 _CURVE_SKIP = ("seconds", "per_second", "eval_rows", "step")
 
 
@@ -275,6 +278,9 @@ def _curve_series(history: Sequence[Mapping[str, Any]]) -> list[tuple[str, dict[
     loss = {k: usable[k] for k in sorted(usable) if "loss" in k}
     if loss:
         charts.append(("loss", loss))
+    reward = {k: usable[k] for k in sorted(usable) if k.startswith(REWARD_PREFIX)}
+    if reward:  # GRPO: reward_mean and one reward_<fn> per reward function
+        charts.append(("reward", reward))
     for key in _CURVE_PRIORITY:
         if key in usable:
             charts.append((key, {key: usable[key]}))
@@ -462,6 +468,7 @@ def render_sweep_report(
 def _run_facts(manifest: Mapping[str, Any]) -> list[tuple[str, Any]]:
     dataset = manifest.get("dataset") or {}
     return [
+        *_backend_facts(manifest),
         ("model_id", manifest.get("model_id")),
         ("dataset", f"{dataset.get('name')} (sha256 {dataset.get('sha256')})"),
         ("dataset rows", f"train {dataset.get('train_rows')}, eval {dataset.get('eval_rows')}"),
@@ -472,6 +479,28 @@ def _run_facts(manifest: Mapping[str, Any]) -> list[tuple[str, Any]]:
         ("image", manifest.get("image")),
         ("command", " ".join(str(a) for a in manifest.get("command") or [])),
     ]
+
+
+def _backend_facts(manifest: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The backend and where its model came from (manifests that record them)."""
+    if "backend" not in manifest:
+        return []
+    facts: list[tuple[str, Any]] = [("backend", manifest.get("backend"))]
+    source = manifest.get("model_source")
+    if isinstance(source, Mapping):
+        checkpoint = source.get("checkpoint")
+        weights = (
+            "random init (no checkpoint loaded)"
+            if source.get("random_init")
+            else f"{checkpoint} (sha256 {source.get('checkpoint_sha256') or 'not recorded'})"
+        )
+        facts += [("model", source.get("name")), ("weights", weights)]
+        versions = source.get("versions") or {}
+        if versions:
+            facts.append(
+                ("model libraries", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+            )
+    return facts
 
 
 def _versions_section(manifest: Mapping[str, Any]) -> str:

@@ -115,6 +115,8 @@ def write_sweep_evidence(
         source=None,
         storage_uri=facts.storage_uri,
         storage_prefix=facts.storage_prefix,
+        backend=str((facts.spec.get("trainer") or {}).get("backend") or "builtin"),
+        model_source=None,  # per trial: each trial's record says where its model came from
     )
     summary_wire = summary.to_wire()
     (folder / MANIFEST_NAME).write_text(_dump(manifest), encoding="utf-8")

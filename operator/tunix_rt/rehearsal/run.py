@@ -1131,8 +1131,29 @@ def _write_up(
         source=plan.source(),
         storage_uri=store.uri,
         storage_prefix=plan.prefix,
+        backend=plan.config.backend,
+        model_source=model_source_of(outcome, plan.config, model_id),
     )
     _write_files(plan, folder, evidence)
+
+
+def model_source_of(outcome: Any, config: TrainerConfig, model_id: str) -> dict[str, Any] | None:
+    """What the manifest records as ``model_source``: the backend's own account (Tunix:
+    config name, checkpoint and digest, versions; python: what the entrypoint declared
+    and its code), or for the built-in trainer its model config, from random init."""
+    source = getattr(outcome, "model_source", None)
+    if source is not None:
+        return _as_dict(source)
+    if config.backend != "builtin":
+        return None
+    return {
+        "name": model_id,
+        "config": config.model.to_wire(),
+        "checkpoint": None,
+        "checkpoint_sha256": None,
+        "random_init": True,
+        "versions": {},
+    }
 
 
 def _write_files(plan: RehearsalPlan, folder: Path, evidence: _Evidence) -> None:

@@ -22,6 +22,7 @@ from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.contract.layout import SweepFiles, SweepTarget
+from tunix_rt.evidence.manifest import json_safe
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import StoreError
 from tunix_rt.tune.records import failed_record, plain, utcnow
@@ -158,7 +159,7 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
         tune.report(replayed_metrics(previous))
         return
 
-    record = running_record(context.target, trial_id, params)
+    record = running_record(context.target, trial_id, params, context.spec.trainer.backend)
     files.write_trial(record)
     started = time.monotonic()
     reporter = Reporter(record, files.write_trial, lambda m: tune.report(m), context.write_every_s)
@@ -213,7 +214,9 @@ def replayed_metrics(previous: TrialResult) -> dict[str, Any]:
     return again
 
 
-def running_record(target: SweepTarget, trial_id: str, params: dict[str, Any]) -> TrialResult:
+def running_record(
+    target: SweepTarget, trial_id: str, params: dict[str, Any], backend: str | None = None
+) -> TrialResult:
     return TrialResult(
         trial_id=trial_id,
         sweep=target.sweep,
@@ -221,6 +224,7 @@ def running_record(target: SweepTarget, trial_id: str, params: dict[str, Any]) -
         params=params,
         state=TrialState.RUNNING,
         started_at=utcnow(),
+        backend=backend,
     )
 
 
@@ -260,6 +264,17 @@ def final_record(record: TrialResult, result: Any) -> tuple[TrialResult, dict[st
             "steps": int(result.steps),
             "wall_seconds": float(result.wall_seconds),
             "finished_at": utcnow(),
+            "backend": getattr(result, "backend", None) or record.backend,
+            "model_source": _model_source(getattr(result, "model_source", None)),
         }
     )
     return final, metrics
+
+
+def _model_source(source: Any) -> dict[str, Any] | None:
+    """A backend's ModelSource as the record's plain JSON (None when it gave none)."""
+    if source is None:
+        return None
+    dumped = source.model_dump(mode="json") if hasattr(source, "model_dump") else dict(source)
+    safe: dict[str, Any] = json_safe(dumped)
+    return safe or None
