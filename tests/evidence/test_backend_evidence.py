@@ -236,3 +236,28 @@ def test_a_python_backend_rehearsal_leaves_verifiable_evidence(
     (bundle,) = sorted((out / "submission").glob("*.zip"))
     check = verify_zip(bundle)
     assert check.ok, check.errors
+
+
+def test_a_python_sweeps_manifest_names_the_entrypoint_as_its_model() -> None:
+    from tunix_rt.evidence.sweep import SweepRunFacts, sweep_model_id
+
+    def facts(trainer: dict[str, Any]) -> SweepRunFacts:
+        return SweepRunFacts(
+            spec={"trainer": trainer, "searchSpace": {}},
+            config_path="inline",
+            command=["tunix-rt"],
+            commit=CommitInfo("a" * 40, False, "git"),
+            model_id="tunix-rt/char-transformer-L2-W128",
+            dataset={},
+            seed=0,
+            devices=[],
+            start_time=T0,
+            end_time=T0,
+            wall_seconds=0.0,
+            storage_uri="file:///tmp",
+            storage_prefix="p",
+        )
+
+    python = facts({"backend": "python", "entrypoint": "pkg.mod:fit"})
+    assert sweep_model_id(python) == "python/pkg.mod:fit"
+    assert sweep_model_id(facts({})) == "tunix-rt/char-transformer-L2-W128"

@@ -66,6 +66,7 @@ def test_the_python_trainer_example_sweep_runs_the_example_package(
     assert verify_zip(bundle).ok
     manifest = json.loads((folder / "evidence" / "run_manifest.json").read_text())
     assert manifest["backend"] == "python"
+    assert manifest["model_id"] == "python/linear_arith.train:train"
 
     promoted = tmp_path / "best.yaml"
     done = subprocess.run(

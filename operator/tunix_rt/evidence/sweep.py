@@ -61,6 +61,20 @@ class SweepRunFacts:
     storage_prefix: str
 
 
+def _trainer(facts: SweepRunFacts) -> dict[str, Any]:
+    trainer = facts.spec.get("trainer")
+    return trainer if isinstance(trainer, dict) else {}
+
+
+def sweep_model_id(facts: SweepRunFacts) -> str:
+    """The manifest's model_id: the driver's (the base config's model), except for
+    backend python, whose model is whatever the entrypoint trains: named by it."""
+    trainer = _trainer(facts)
+    if trainer.get("backend") == "python" and trainer.get("entrypoint"):
+        return f"python/{trainer['entrypoint']}"
+    return facts.model_id
+
+
 def best_config(summary: SweepResult) -> dict[str, Any] | None:
     """The best trial's trainer config (base config + its params), wire form."""
     if summary.best_params is None or not summary.base_config:
@@ -99,7 +113,7 @@ def write_sweep_evidence(
         run_name=summary.sweep,
         namespace=summary.namespace,
         commit=facts.commit,
-        model_id=facts.model_id,
+        model_id=sweep_model_id(facts),
         dataset=facts.dataset,
         config=facts.spec,
         config_path=facts.config_path,
@@ -115,7 +129,7 @@ def write_sweep_evidence(
         source=None,
         storage_uri=facts.storage_uri,
         storage_prefix=facts.storage_prefix,
-        backend=str((facts.spec.get("trainer") or {}).get("backend") or "builtin"),
+        backend=_trainer(facts).get("backend") or "builtin",
         model_source=None,  # per trial: each trial's record says where its model came from
     )
     summary_wire = summary.to_wire()
