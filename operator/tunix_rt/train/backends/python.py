@@ -288,21 +288,47 @@ class Trial:
     def _score_one(self, number: int, index: int, row: Mapping[str, Any]) -> EvalRow:
         """The built-in trainer's parser and guardrail on one row's output."""
         where = f"trial.eval_rows: row {number}"
-        tokens = tokenizer.encode(row["output"])
-        cut = next((i + 1 for i, t in enumerate(tokens) if t in tokenizer.STOP_TOKENS), len(tokens))
-        tokens = tokens[:cut]  # the built-in decoder stops at the first </answer>
-        counted = row.get("trace_tokens", len(tokens))
-        if isinstance(counted, bool) or not isinstance(counted, int) or counted < 0:
+        counted = row.get("trace_tokens")
+        if counted is not None and (
+            isinstance(counted, bool) or not isinstance(counted, int) or counted < 0
+        ):
             raise TrialReportError(f"{where}: 'trace_tokens' must be an integer >= 0")
         capped = row.get("hit_cap", False)
         if not isinstance(capped, bool):
             raise TrialReportError(f"{where}: 'hit_cap' must be true or false")
-        cap = self.max_trace_tokens
-        hit_cap = capped or counted > cap
-        if "trace_tokens" not in row and len(tokens) > cap:
-            tokens = tokens[:cap]
-        output = tokenizer.decode(tokens)
-        return score_row(index, self.dataset.eval[index], output, min(counted, cap), hit_cap)
+        return score_generation(
+            index,
+            self.dataset.eval[index],
+            row["output"],
+            self.max_trace_tokens,
+            trace_tokens=counted,
+            hit_cap=capped,
+        )
+
+
+def score_generation(
+    index: int,
+    example: Example,
+    output: str,
+    max_trace_tokens: int,
+    *,
+    trace_tokens: int | None = None,
+    hit_cap: bool = False,
+) -> EvalRow:
+    """Score a generation made outside the built-in decoder as the built-in eval would:
+    read up to its first ``</answer>`` (where the decoder stops), capped at
+    ``max_trace_tokens`` tokens (tunix-rt's tokenizer, unless ``trace_tokens`` counts
+    them with the generator's own), a capped trace scoring 0; then the built-in parser
+    (``score_row``). For any backend that generates text itself."""
+    tokens = tokenizer.encode(output)
+    cut = next((i + 1 for i, t in enumerate(tokens) if t in tokenizer.STOP_TOKENS), len(tokens))
+    tokens = tokens[:cut]
+    counted = len(tokens) if trace_tokens is None else trace_tokens
+    capped = hit_cap or counted > max_trace_tokens
+    if trace_tokens is None and len(tokens) > max_trace_tokens:
+        tokens = tokens[:max_trace_tokens]
+    text = tokenizer.decode(tokens)
+    return score_row(index, example, text, min(counted, max_trace_tokens), capped)
 
 
 def _number(where: str, value: Any) -> float:
