@@ -27,6 +27,8 @@ trial's Tune function asks: the trial's driver (its Tune function and the JaxTra
 controller, which Ray pins to the same node) runs on the head, never on a slice host."""
 TRIAL_DRIVER_SLOTS = 1000
 """Slots the head (or a local Ray) advertises: more than any sweep runs at once."""
+TRAIN_V2_ENV = "RAY_TRAIN_V2_ENABLED"
+"""Ray Train v2 (``ray.train.v2.jax.JaxTrainer`` + Tune): set in a multi-host sweep's job."""
 
 
 class TpuSliceRequest(ApiModel):
