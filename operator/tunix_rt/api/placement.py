@@ -253,6 +253,7 @@ def _spanning(
     shaped = [(i, p, pod) for i, p, pod in pools if pod is not None]
     memory = quantity_bytes(res.memory) if res.memory else 0
     workers = res.worker_count()
+    gpus = res.gpus_per_worker or 0
     if res.tpu_slice is not None:
         want = res.tpu_slice.shape()
         what = f"a whole {want.gke_accelerator} {want.topology} slice ({_hosts(want.hosts)} of "
@@ -285,7 +286,6 @@ def _spanning(
             ]
         candidates, unit, per_worker = same, "host", "a worker (one per host)"
     else:
-        gpus = res.gpus_per_worker
         kind = Accelerator.GPU if gpus else Accelerator.CPU
         candidates = [(i, p, pod) for i, p, pod in shaped if pod.accelerator is kind]
         unit, per_worker = ("GPU pod" if gpus else "pod"), "a worker"
@@ -305,8 +305,7 @@ def _spanning(
                 )
             ]
     asks = [
-        Ask("gpu", res.gpus_per_worker, _count(res.gpus_per_worker, "GPU"), unit,
-            "raise gpusPerPod"),
+        Ask("gpu", gpus, _count(gpus, "GPU"), unit, "raise gpusPerPod"),
         Ask("cpu", res.cpu, _count(res.cpu, "CPU"), unit, "raise the pool's cpu"),
         Ask("memory", memory, f"memory {res.memory}", unit, "raise the pool's memory"),
     ]  # fmt: skip

@@ -34,6 +34,17 @@ TRAIN_V2_ENV = "RAY_TRAIN_V2_ENABLED"
 class TpuSliceRequest(ApiModel):
     """A whole TPU slice for one trial: GKE accelerator type and slice topology."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel(
+                "self.accelerator in [" + ", ".join(f"'{n}'" for n in accelerator_names()) + "]",
+                "unknown TPU accelerator; use one of "
+                + ", ".join(g.gke_accelerator for g in GENERATIONS),
+                ".accelerator",
+            )
+        )
+    )
+
     accelerator: str = Field(
         min_length=1,
         description="GKE TPU type, e.g. tpu-v6e-slice or v6e (cloud.google.com/gke-tpu-accelerator).",
@@ -95,15 +106,16 @@ class SweepResources(TrialResources):
     cpu: float = Field(
         1.0, gt=0, le=512, description="CPUs per trial (per worker when it spans workers)."
     )
-    workers: int = Field(
-        1,
+    workers: int | None = Field(
+        None,
         ge=1,
         le=1024,
         description="Workers the trial spans, one per host or GPU pod (>1: a Ray Train "
-        "JaxTrainer, data-parallel). With tpuSlice: the slice's hosts (may be left out).",
+        "JaxTrainer, data-parallel; unset: 1). With tpuSlice: the slice's hosts (may be "
+        "left out).",
     )
-    gpus_per_worker: int = Field(
-        0, ge=0, le=16, description="GPUs of each worker of a multi-worker trial."
+    gpus_per_worker: int | None = Field(
+        None, ge=0, le=16, description="GPUs of each worker of a multi-worker trial (unset: 0)."
     )
     tpu_slice: TpuSliceRequest | None = Field(
         None, description="A whole TPU slice per trial, one worker per host of it."
@@ -118,11 +130,11 @@ class SweepResources(TrialResources):
                 "or tpuSlice",
                 self.gpus_per_worker,
             )
-        if self.gpus_per_worker and self.workers < 2 and self.tpu_slice is None:
+        if self.gpus_per_worker and (self.workers or 1) < 2 and self.tpu_slice is None:
             raise field_error(
                 "gpusPerWorker",
                 f"gpusPerWorker ({self.gpus_per_worker}) is for trials over 2 or more workers "
-                f"(workers is {self.workers}); for one pod write gpu: {self.gpus_per_worker}, "
+                f"(workers is {self.workers or 1}); for one pod write gpu: {self.gpus_per_worker}, "
                 "or set workers >= 2",
                 self.gpus_per_worker,
             )
@@ -138,7 +150,7 @@ class SweepResources(TrialResources):
                     )
         if self.tpu_slice is not None:
             hosts = self.tpu_slice.shape().hosts
-            if "workers" in self.model_fields_set and self.workers != hosts:
+            if self.workers is not None and self.workers != hosts:
                 slice_ = self.tpu_slice
                 raise field_error(
                     "workers",
@@ -151,13 +163,13 @@ class SweepResources(TrialResources):
 
     def spans_hosts(self) -> bool:
         """Whether the trial runs as a JaxTrainer over workers (not as one Ray task)."""
-        return self.tpu_slice is not None or self.workers > 1
+        return self.tpu_slice is not None or (self.workers or 1) > 1
 
     def worker_count(self) -> int:
         """Workers of the trial: the slice's hosts, or ``workers``."""
         if self.tpu_slice is not None:
             return self.tpu_slice.shape().hosts
-        return self.workers
+        return self.workers or 1
 
     def chips_per_worker(self) -> int:
         """TPU chips of each worker (a slice host's chips; 0 without a slice)."""
