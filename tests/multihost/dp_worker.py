@@ -32,9 +32,13 @@ def main() -> None:
     # The compiled train step of this mesh: with devices in several processes, the
     # gradient mean is an all-reduce across them.
     trainer = Trainer(config, lambda line: None)
-    hlo = trainer.step_fn.lower(
-        trainer.graphdef, trainer.initial, *trainer.batches.get(0), trainer.hp
-    ).compile().as_text()
+    hlo = (
+        trainer.step_fn.lower(
+            trainer.graphdef, trainer.initial, *trainer.batches.get(0), trainer.hp
+        )
+        .compile()
+        .as_text()
+    )
     with open(args.out, "w") as out:
         json.dump(
             {

@@ -47,7 +47,8 @@ class TpuSliceRequest(ApiModel):
 
     accelerator: str = Field(
         min_length=1,
-        description="GKE TPU type, e.g. tpu-v6e-slice or v6e (cloud.google.com/gke-tpu-accelerator).",
+        description="GKE TPU type, e.g. tpu-v6e-slice or v6e "
+        "(cloud.google.com/gke-tpu-accelerator).",
     )
     topology: str = Field(
         pattern=r"^[0-9]+(x[0-9]+){1,2}$", description="Slice topology, e.g. 4x4 or 2x2x2."

@@ -377,9 +377,7 @@ def _rayjob(
         "ttlSecondsAfterFinished": cluster.ttl_seconds_after_finished,
         "backoffLimit": 0,
         "submissionMode": "K8sJobMode",
-        "rayClusterSpec": ray_cluster_spec(
-            cluster, labels, options, head_resources=head_resources
-        ),
+        "rayClusterSpec": ray_cluster_spec(cluster, labels, options, head_resources=head_resources),
     }
     if deadline is not None:
         job_spec["activeDeadlineSeconds"] = deadline

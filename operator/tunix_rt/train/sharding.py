@@ -71,7 +71,7 @@ def join_processes(coordinator: str, num_processes: int, process_id: int) -> Non
     other JAX call). On CPU, JAX's own cross-process collectives (gloo) carry the
     all-reduce; on TPU and GPU, Ray Train's JAX backend has already joined, so this is
     only called for CPU workers (and tests)."""
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # type: ignore[no-untyped-call]
     jax.distributed.initialize(coordinator, num_processes, process_id)
 
 

@@ -81,8 +81,8 @@ from tunix_rt.evidence import SweepRunFacts, commit_info, publish_folder, write_
 from tunix_rt.evidence.manifest import iso
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import Store, StoreError, scrub
-from tunix_rt.tune.records import failed_record, finished, plain, stopped_record, utcnow
 from tunix_rt.tune import multihost
+from tunix_rt.tune.records import failed_record, finished, plain, stopped_record, utcnow
 from tunix_rt.tune.trainable import TrialContext, train_trial
 
 KEEP_FOLDERS = (EXPERIMENT_DIR, CHECKPOINTS_DIR, ARCHIVE_DIR, LOGS_DIR)

@@ -154,7 +154,7 @@ def train_multihost_trial(config: dict[str, Any], context: TrialContext) -> None
         run_config=RunConfig(
             name=f"{context.target.sweep}-{trial_id}",
             storage_path=os.path.join(tempfile.gettempdir(), "tunix-rt-train"),
-            callbacks=[TuneReportCallback()],
+            callbacks=[TuneReportCallback()],  # type: ignore[no-untyped-call]
             failure_config=FailureConfig(max_failures=0),
         ),
     )
@@ -206,7 +206,7 @@ def worker_loop(config: dict[str, Any]) -> None:
         if on_cpu and size > 1:
             import jax
 
-            jax.distributed.shutdown()
+            jax.distributed.shutdown()  # type: ignore[no-untyped-call]
 
 
 def join_cpu_processes(rank: int, size: int) -> None:
@@ -222,7 +222,7 @@ def join_cpu_processes(rank: int, size: int) -> None:
         with socket.socket() as probe:
             probe.bind(("", 0))
             port = probe.getsockname()[1]
-        address = f"{ray.util.get_node_ip_address()}:{port}"
+        address = f"{ray.util.get_node_ip_address()}:{port}"  # type: ignore[no-untyped-call]
     coordinator = broadcast_from_rank_zero(address)
     assert coordinator is not None
     sharding.join_processes(coordinator, size, rank)
