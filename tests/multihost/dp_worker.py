@@ -16,6 +16,7 @@ def main() -> None:
     parser.add_argument("--coordinator", default="")
     parser.add_argument("--checkpoint-dir", default=None)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--hlo", default="", help="non-empty: inspect the compiled step")
     args = parser.parse_args()
 
     from tunix_rt.train import sharding
@@ -29,16 +30,14 @@ def main() -> None:
 
     config = TrainerConfig.model_validate_json(args.config)
     result = run_trial(config, checkpoint_dir=args.checkpoint_dir, log=lambda line: None)
-    # The compiled train step of this mesh: with devices in several processes, the
-    # gradient mean is an all-reduce across them.
-    trainer = Trainer(config, lambda line: None)
-    hlo = (
-        trainer.step_fn.lower(
-            trainer.graphdef, trainer.initial, *trainer.batches.get(0), trainer.hp
-        )
-        .compile()
-        .as_text()
-    )
+    hlo = ""
+    if args.hlo:
+        # The compiled train step of this mesh: with devices in several processes, the
+        # gradient mean is an all-reduce across them.
+        trainer = Trainer(config, lambda line: None)
+        batch = trainer.batches.get(0)
+        lowered = trainer.step_fn.lower(trainer.graphdef, trainer.initial, *batch, trainer.hp)
+        hlo = lowered.compile().as_text()
     with open(args.out, "w") as out:
         json.dump(
             {
