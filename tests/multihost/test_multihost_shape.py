@@ -219,6 +219,7 @@ def test_a_rehearsal_stays_one_pod() -> None:
     ("accelerator", "topology", "ray_type", "workers", "chips"),
     [
         ("tpu-v6e-slice", "4x4", "TPU-V6E", 4, 4),
+        ("tpu-v6e-slice", "2x4", "TPU-V6E", 1, 8),  # a one-host slice: 1 worker, 8 chips
         ("tpu-v5p-slice", "2x2x2", "TPU-V5P", 2, 4),
         ("tpu-v5-lite-podslice", "4x8", "TPU-V5LITEPOD", 8, 4),
         ("tpu-v4-podslice", "2x2x4", "TPU-V4", 4, 4),

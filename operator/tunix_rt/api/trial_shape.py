@@ -61,7 +61,7 @@ class TpuSliceRequest(ApiModel):
 
     def shape(self) -> TpuSlice:
         """Hosts and chips of the slice (a field error when the TPU table refuses it)."""
-        if self.accelerator.strip().lower() not in accelerator_names():
+        if self.accelerator not in accelerator_names():
             known = ", ".join(g.gke_accelerator for g in GENERATIONS)
             raise field_error(
                 "accelerator",
