@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from support.rayjob_schema import validate_rayjob
+from tunix_rt.api.placement import check_placement
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.kuberay import ManifestError, Owner, build_sweep_rayjob
 
@@ -155,5 +156,9 @@ def test_builder_refuses_a_pool_that_cannot_hold_the_slices() -> None:
         },
         context={"placement": False},
     )
+    # What the operator checks after filling in its defaults (then fails the Sweep with
+    # reason Unschedulable):
+    ((field, message),) = check_placement(spec)
+    assert field == "spec.maxConcurrentTrials" and "needs 2 slices" in message
     with pytest.raises(ManifestError, match=r"spec\.resources"):
         build_sweep_rayjob(name="big", namespace="ml", spec=spec, owner=OWNER)
