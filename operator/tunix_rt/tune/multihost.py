@@ -55,9 +55,6 @@ from tunix_rt.tune.trainable import (
 
 __all__ = ["TRAIN_V2_ENV", "make_trainable", "scaling_config", "total_resources"]
 
-RAY_TPU_TYPES = {"v4": "TPU-V4", "v5e": "TPU-V5LITEPOD", "v5p": "TPU-V5P", "v6e": "TPU-V6E"}
-"""Our TPU generation -> Ray's ``accelerator_type`` (``ray.util.tpu`` naming)."""
-
 
 @dataclass(frozen=True)
 class WorkerJob:
@@ -113,7 +110,7 @@ def scaling_config(spec: SweepSpec) -> Any:
         kwargs.update(
             use_tpu=True,
             topology=shape.topology,
-            accelerator_type=RAY_TPU_TYPES[generation_for(shape.gke_accelerator).name],
+            accelerator_type=generation_for(shape.gke_accelerator).ray_type,
         )
     elif res.gpus_per_worker:
         kwargs["use_gpu"] = True
