@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tunix_rt.api.common import Accelerator
+from tunix_rt.api.placement import spanning_fit
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Sweep
 from tunix_rt.cli import app
@@ -24,6 +25,8 @@ GITOPS = EXAMPLES / "gitops"
 CLUSTER_EXAMPLES = [
     "sweep-gpu.yaml",
     "sweep-tpu-v6e.yaml",
+    "sweep-tpu-v6e-multihost.yaml",
+    "sweep-gpu-multiworker.yaml",
     "rehearsal.yaml",
     "rehearsal-smoke.yaml",
 ]
@@ -93,6 +96,30 @@ def test_tpu_sweep_uses_a_v6e_slice() -> None:
     chips = math.prod(int(n) for n in pool.tpu_topology.split("x"))
     assert 0 < sweep.spec.resources.tpu <= chips
     assert sweep.spec.max_concurrent_trials * sweep.spec.resources.tpu <= chips * pool.replicas
+
+
+def test_multihost_tpu_sweep_trials_take_a_v6e_4x4_slice() -> None:
+    """Each trial is a whole 4x4 slice (4 hosts of 4 chips, one worker a host); the pool
+    holds a slice per concurrent trial and the batch splits over the 16 chips."""
+    sweep = Sweep.model_validate(load(EXAMPLES / "sweep-tpu-v6e-multihost.yaml"))
+    res, (pool,) = sweep.spec.resources, sweep.spec.cluster.pools
+    assert res.tpu_slice is not None and res.spans_hosts()
+    shape = res.tpu_slice.shape()
+    assert (shape.gke_accelerator, shape.topology, shape.hosts) == ("tpu-v6e-slice", "4x4", 4)
+    assert pool.tpu_shape() == shape
+    fit = spanning_fit(sweep.spec)
+    assert fit is not None and fit.pods == sweep.spec.max_concurrent_trials <= pool.replicas
+    assert sweep.spec.trainer.batch_size % shape.chips == 0
+
+
+def test_multiworker_gpu_sweep_trials_take_two_pods_of_four_gpus() -> None:
+    sweep = Sweep.model_validate(load(EXAMPLES / "sweep-gpu-multiworker.yaml"))
+    res, (pool,) = sweep.spec.resources, sweep.spec.cluster.pools
+    assert (res.worker_count(), res.gpus_per_worker) == (2, 4) == (2, pool.gpus_per_pod)
+    fit = spanning_fit(sweep.spec)
+    assert fit is not None and fit.workers_per_pod == 1
+    assert fit.pods == 2 * sweep.spec.max_concurrent_trials <= pool.replicas
+    assert sweep.spec.trainer.batch_size % 8 == 0
 
 
 def test_smoke_rehearsal_rehearses_the_smoke_sweep() -> None:

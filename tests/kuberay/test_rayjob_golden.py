@@ -25,7 +25,14 @@ ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden")
 UPDATE = os.environ.get("TUNIX_RT_UPDATE_GOLDEN") == "1"
 
-SWEEPS = ["sweep-smoke", "sweep-gpu", "sweep-tpu-v6e", "gitops/sweep"]
+SWEEPS = [
+    "sweep-smoke",
+    "sweep-gpu",
+    "sweep-tpu-v6e",
+    "sweep-tpu-v6e-multihost",
+    "sweep-gpu-multiworker",
+    "gitops/sweep",
+]
 CONFIGS = {
     "default": OperatorConfig(),
     "chart": OperatorConfig(

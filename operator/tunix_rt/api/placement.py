@@ -19,6 +19,7 @@ from pydantic import ValidationInfo
 
 from tunix_rt.api.base import field_errors
 from tunix_rt.api.common import Accelerator, NodePool, quantity_bytes, quantity_value
+from tunix_rt.api.trial_shape import SweepResources
 
 if TYPE_CHECKING:
     from tunix_rt.api.rehearsal import RehearsalSpec
@@ -91,6 +92,8 @@ def check_placement(spec: SweepSpec | RehearsalSpec, prefix: str = "spec") -> li
     res = spec.resources
     at = f"{prefix}.resources" if prefix else "resources"
     who = "a trial" if hasattr(spec, "search_space") else "the run"
+    if isinstance(res, SweepResources) and res.spans_hosts():
+        return _spanning_problems(spec, res, at)
     pods = [p for p in (pod_of(pool) for pool in spec.cluster.pools) if p is not None]
     if not pods:
         names = ", ".join(f"'{p.name}'" for p in spec.cluster.pools)
@@ -106,7 +109,8 @@ def check_placement(spec: SweepSpec | RehearsalSpec, prefix: str = "spec") -> li
         Ask("gpu", res.gpu, _count(res.gpu, "GPU"), "GPU pod", "raise gpusPerPod"),
         Ask(
             "tpu", res.tpu, _count(res.tpu, "TPU chip"), "TPU host",
-            "use a topology with more chips per host (a trial runs on one host)",
+            "use a topology with more chips per host (a trial runs on one host), or take "
+            "whole slices with resources.tpuSlice",
         ),
         Ask("cpu", res.cpu, _count(res.cpu, "CPU"), "pod", "raise the pool's cpu"),
         Ask("memory", memory, f"memory {res.memory}", "pod", "raise the pool's memory"),
@@ -200,3 +204,180 @@ def check_placement_here(spec: SweepSpec | RehearsalSpec, info: ValidationInfo) 
     problems = check_placement(spec, prefix="")
     if problems:
         raise field_errors(problems, spec.resources.to_wire(), kind=PLACEMENT_ERROR)
+
+
+# ------------------------------------------------------------------ trials over several hosts
+
+
+@dataclass(frozen=True)
+class SpanningFit:
+    """The pool a multi-host trial's workers run on, sized for ``maxConcurrentTrials``
+    trials at once: the RayJob builder gives that pool at least ``pods`` replicas (TPU
+    pools: slices)."""
+
+    index: int
+    pool: NodePool
+    workers_per_pod: int
+    pods: int
+
+
+def spanning_fit(spec: SweepSpec) -> SpanningFit | None:
+    """Where the workers of ``spec``'s trials go (None: the trial fits one pod, or no pool
+    can hold it, which :func:`check_placement` says in words)."""
+    res = spec.resources
+    if not res.spans_hosts():
+        return None
+    fit, _ = _spanning(spec, res, "resources", "")
+    return fit
+
+
+def _spanning_problems(
+    spec: SweepSpec | RehearsalSpec, res: SweepResources, at: str
+) -> list[tuple[str, str]]:
+    top = at.removesuffix("resources")
+    return _spanning(spec, res, at, top)[1]
+
+
+def _pool_shape(pool: NodePool) -> Pod | None:
+    """What one pod (TPU: one host) of ``pool`` offers, whatever its replicas."""
+    return pod_of(pool.model_copy(update={"replicas": max(pool.replicas, 1)}))
+
+
+def _spanning(
+    spec: SweepSpec | RehearsalSpec, res: SweepResources, at: str, top: str
+) -> tuple[SpanningFit | None, list[tuple[str, str]]]:
+    """The first pool that holds the trial's workers for every concurrent trial, or the
+    reasons none does (``(field, message)``, numbers side by side)."""
+    concurrent = int(getattr(spec, "max_concurrent_trials", 1))
+    pools = [(i, p, _pool_shape(p)) for i, p in enumerate(spec.cluster.pools)]
+    shaped = [(i, p, pod) for i, p, pod in pools if pod is not None]
+    memory = quantity_bytes(res.memory) if res.memory else 0
+    workers = res.worker_count()
+    gpus = res.gpus_per_worker or 0
+    if res.tpu_slice is not None:
+        want = res.tpu_slice.shape()
+        what = f"a whole {want.gke_accelerator} {want.topology} slice ({_hosts(want.hosts)} of "
+        what += f"{want.chips_per_host} chips)"
+        fix = f"tpuAccelerator: {want.gke_accelerator} and tpuTopology: {want.topology}"
+        tpus = [(i, p, pod) for i, p, pod in shaped if pod.accelerator is Accelerator.TPU]
+        if not tpus:
+            return None, [
+                (
+                    f"{at}.tpuSlice",
+                    f"a trial asks {what} but no pool has TPUs (pools: "
+                    f"{_pools([pod for _, _, pod in shaped])}); add a pool with accelerator: "
+                    f"tpu, {fix}",
+                )
+            ]
+        same = [
+            (i, p, pod)
+            for i, p, pod in tpus
+            if (s := p.tpu_shape()).gke_accelerator == want.gke_accelerator
+            and s.topology == want.topology
+        ]
+        if not same:
+            offered = "; ".join(f"'{p.name}' ({pod.tpu_shape})" for _, p, pod in tpus)
+            return None, [
+                (
+                    f"{at}.tpuSlice",
+                    f"a trial asks {what} but no pool is such a slice (TPU pools: {offered}); "
+                    f"give a pool {fix}, or ask for the slice a pool has",
+                )
+            ]
+        candidates, unit, per_worker = same, "host", "a worker (one per host)"
+    else:
+        kind = Accelerator.GPU if gpus else Accelerator.CPU
+        candidates = [(i, p, pod) for i, p, pod in shaped if pod.accelerator is kind]
+        unit, per_worker = ("GPU pod" if gpus else "pod"), "a worker"
+        if not candidates:
+            field = f"{at}.gpusPerWorker" if gpus else f"{at}.workers"
+            fix = (
+                f"add a pool with accelerator: gpu and gpusPerPod >= {gpus}"
+                if gpus
+                else "add a pool with accelerator: cpu"
+            )
+            return None, [
+                (
+                    field,
+                    f"a trial asks {workers} workers of {_worker(res)} but no pool has "
+                    f"{kind.value.upper()} pods (pools: {_pools([pod for _, _, pod in shaped])})"
+                    f"; {fix}",
+                )
+            ]
+    asks = [
+        Ask("gpu", gpus, _count(gpus, "GPU"), unit, "raise gpusPerPod"),
+        Ask("cpu", res.cpu, _count(res.cpu, "CPU"), unit, "raise the pool's cpu"),
+        Ask("memory", memory, f"memory {res.memory}", unit, "raise the pool's memory"),
+    ]  # fmt: skip
+    asks = [a for a in asks if a.amount]
+    slots = [(i, p, _slots(asks, pod) if res.tpu_slice is None else _host_fits(asks, pod))
+             for i, p, pod in candidates]  # fmt: skip
+    if not any(n for _, _, n in slots):
+        out = []
+        for ask in asks:
+            best = max((pod for _, _, pod in candidates), key=ask.offer)
+            if ask.offer(best) < ask.amount:
+                name = "gpusPerWorker" if ask.what == "gpu" else ask.what
+                out.append(
+                    (
+                        f"{at}.{name}",
+                        f"{per_worker} asks {ask.shown} but the largest {unit} offers "
+                        f"{ask.offered(best)} ({best.describe(ask.what)}); lower "
+                        f"resources.{name} or {ask.fix}",
+                    )
+                )
+        return None, out
+    problems: list[tuple[str, str]] = []
+    for i, pool, per_pod in slots:
+        if not per_pod:
+            continue
+        need = concurrent if res.tpu_slice is not None else -(-workers * concurrent // per_pod)
+        if pool.max_replicas is None or pool.max_replicas >= need:
+            return SpanningFit(i, pool, per_pod, need), []
+        if problems:
+            continue
+        if res.tpu_slice is not None:
+            what_needs = (
+                f"maxConcurrentTrials ({concurrent}) runs {concurrent} trials at once, each on "
+                f"its own {res.tpu_slice.topology} slice, so pool '{pool.name}' needs "
+                f"{need} slices"
+            )
+        else:
+            what_needs = (
+                f"maxConcurrentTrials ({concurrent}) trials of {workers} workers at once, "
+                f"{per_pod} worker{'s' if per_pod > 1 else ''} a pod, need {need} pods of "
+                f"pool '{pool.name}'"
+            )
+        problems.append(
+            (
+                f"{top}maxConcurrentTrials",
+                f"{what_needs}, but it can have at most {pool.max_replicas} (maxReplicas "
+                f"{pool.max_replicas}); raise cluster.pools[{i}].maxReplicas to {need} or "
+                f"lower maxConcurrentTrials",
+            )
+        )
+    return None, problems
+
+
+def _slots(asks: list[Ask], pod: Pod) -> int:
+    """Workers one pod holds (each ask divides the pod's offer)."""
+    counts = [int(ask.offer(pod) // ask.amount) for ask in asks]
+    return min(counts) if counts else 1
+
+
+def _host_fits(asks: list[Ask], pod: Pod) -> int:
+    """1 when a slice host holds one worker (its chips are the worker's), else 0."""
+    return int(all(ask.offer(pod) >= ask.amount for ask in asks if ask.what != "gpu"))
+
+
+def _hosts(n: int) -> str:
+    return f"{n} host{'s' if n != 1 else ''}"
+
+
+def _worker(res: SweepResources) -> str:
+    parts = [_count(res.cpu, "CPU")]
+    if res.gpus_per_worker:
+        parts.append(_count(res.gpus_per_worker, "GPU"))
+    if res.memory:
+        parts.append(f"memory {res.memory}")
+    return ", ".join(parts)

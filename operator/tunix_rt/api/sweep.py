@@ -25,11 +25,9 @@ from tunix_rt.api.common import (
     ClusterSpec,
     Resource,
     RunStatus,
-    TrialResources,
     check_storage,
     cluster_field,
     queue_field,
-    resources_field,
     storage_field,
 )
 from tunix_rt.api.placement import check_placement_here
@@ -45,6 +43,7 @@ from tunix_rt.api.trainer import (
     wire_param_name,
 )
 from tunix_rt.api.trial import TrialState
+from tunix_rt.api.trial_shape import SweepResources
 from tunix_rt.scoring import PRIMARY_SCORE
 
 MAX_TRIALS_LIMIT = 200
@@ -414,7 +413,11 @@ class SweepSpec(ApiModel):
         default_factory=Budget,
         description="Per-trial step cap and time budgets.",
     )
-    resources: TrialResources = resources_field("one trial")
+    resources: SweepResources = Field(
+        default_factory=SweepResources,
+        description="What one trial reserves: cpu, memory, gpu, tpu on one pod; or workers "
+        "across hosts (tpuSlice: a whole TPU slice; workers + gpusPerWorker: GPU pods).",
+    )
     cluster: ClusterSpec = cluster_field()
     storage: str = storage_field("trial results")
     queue_name: str | None = queue_field()

@@ -35,11 +35,17 @@ class TpuGeneration:
     """Allowed multi-host topologies; None: any AxBxC whose chip count is a multiple of 4."""
     max_chips: int
     aliases: tuple[str, ...] = ()
+    ray_type: str = ""
+    """Ray's ``accelerator_type`` for it (``ray.util.tpu``, Ray Train's ScalingConfig)."""
+
+
+RAY_TYPES = {"v4": "TPU-V4", "v5e": "TPU-V5LITEPOD", "v5p": "TPU-V5P", "v6e": "TPU-V6E"}
 
 
 def _torus_3d(name: str, gke_accelerator: str, max_chips: int, *aliases: str) -> TpuGeneration:
     """v4, v5p: 2x2x1 is one host of 4 chips; any larger AxBxC is hosts of 4."""
     return TpuGeneration(
+        ray_type=RAY_TYPES[name],
         name=name,
         gke_accelerator=gke_accelerator,
         dims=3,
@@ -54,6 +60,7 @@ def _torus_3d(name: str, gke_accelerator: str, max_chips: int, *aliases: str) ->
 def _torus_2d(name: str, gke_accelerator: str, *aliases: str) -> TpuGeneration:
     """v5e, v6e: up to 2x4 on one host (1, 4 or 8 chips); larger slices are hosts of 4."""
     return TpuGeneration(
+        ray_type=RAY_TYPES[name],
         name=name,
         gke_accelerator=gke_accelerator,
         dims=2,

@@ -29,8 +29,10 @@ import yaml
 
 from tunix_rt.api.common import QUEUE_LABEL, Accelerator, ClusterSpec, NodePool, TrialResources
 from tunix_rt.api.names import child_name, label_value
+from tunix_rt.api.placement import spanning_fit
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.api.trial_shape import TRAIN_V2_ENV, TRIAL_DRIVER_RESOURCE, TRIAL_DRIVER_SLOTS
 from tunix_rt.contract.codec import compact_json, encode_spec, spec_json
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.tpu import (
@@ -212,8 +214,10 @@ def head_group_spec(
     labels: Mapping[str, str],
     options: BuildOptions,
     field_prefix: str = "spec.cluster",
+    resources: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The head: runs the driver, takes no trials (``num-cpus: "0"``)."""
+    """The head: runs the driver, takes no trials (``num-cpus: "0"``); ``resources``: the
+    custom Ray resources it advertises (multi-host sweeps: the trial-driver slots)."""
     image = cluster.image or options.image_cpu
     container = _container(
         HEAD_CONTAINER,
@@ -229,8 +233,11 @@ def head_group_spec(
             {"containerPort": 10001, "name": "client"},
         ],
     )
+    params = {"num-cpus": "0", "dashboard-host": "0.0.0.0"}
+    if resources:
+        params["resources"] = json.dumps(json.dumps(dict(resources)))
     return {
-        "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
+        "rayStartParams": params,
         "template": _pod_template(container, labels, cluster),
     }
 
@@ -318,6 +325,7 @@ def ray_cluster_spec(
     labels: Mapping[str, str],
     options: BuildOptions,
     field_prefix: str = "spec.cluster",
+    head_resources: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """``spec.rayClusterSpec``: the head and one worker group per pool."""
     workers = [
@@ -326,7 +334,9 @@ def ray_cluster_spec(
     ]
     spec: dict[str, Any] = {
         "rayVersion": cluster.ray_version,
-        "headGroupSpec": head_group_spec(cluster, labels, options, field_prefix),
+        "headGroupSpec": head_group_spec(
+            cluster, labels, options, field_prefix, resources=head_resources
+        ),
         "workerGroupSpecs": workers,
     }
     if any(g["minReplicas"] != g["maxReplicas"] for g in workers):
@@ -352,11 +362,14 @@ def _rayjob(
     deadline: int | None,
     annotations: Mapping[str, str] | None = None,
     extra_spec: Mapping[str, Any] | None = None,
+    cluster: ClusterSpec | None = None,
+    head_resources: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The RayJob ``child_name(kind, name)``: labels, the resolved spec as an annotation
-    (then ``annotations``), the owner, the Ray cluster of ``spec.cluster``."""
+    (then ``annotations``), the owner, the Ray cluster of ``cluster`` (default
+    ``spec.cluster``)."""
     labels = _labels(kind, name, options)
-    cluster = spec.cluster
+    cluster = cluster or spec.cluster
     job_spec: dict[str, Any] = {
         "entrypoint": entrypoint,
         "runtimeEnvYAML": runtime_env_yaml(cluster.env),
@@ -364,7 +377,7 @@ def _rayjob(
         "ttlSecondsAfterFinished": cluster.ttl_seconds_after_finished,
         "backoffLimit": 0,
         "submissionMode": "K8sJobMode",
-        "rayClusterSpec": ray_cluster_spec(cluster, labels, options),
+        "rayClusterSpec": ray_cluster_spec(cluster, labels, options, head_resources=head_resources),
     }
     if deadline is not None:
         job_spec["activeDeadlineSeconds"] = deadline
@@ -438,6 +451,7 @@ def build_sweep_rayjob(
 ) -> dict[str, Any]:
     """The RayJob of a Sweep: the Tune driver on the head, trials on the worker groups."""
     options = options or BuildOptions()
+    multihost = spec.resources.spans_hosts()
     return _rayjob(
         "sweep",
         name,
@@ -447,7 +461,33 @@ def build_sweep_rayjob(
         options=options,
         entrypoint=sweep_entrypoint(spec, namespace, name),
         deadline=sweep_deadline(spec, options.deadline_grace_seconds),
+        cluster=sweep_cluster(spec),
+        head_resources={TRIAL_DRIVER_RESOURCE: TRIAL_DRIVER_SLOTS} if multihost else None,
     )
+
+
+def sweep_cluster(spec: SweepSpec) -> ClusterSpec:
+    """The Ray cluster of a Sweep: ``spec.cluster``; for trials that span hosts, the pool
+    their workers use has enough pods (TPU: slices) for ``maxConcurrentTrials`` trials at
+    once, and the job runs Ray Train v2.
+
+    A v6e 4x4 trial with 2 concurrent trials: the slice pool gets 2 replicas (2 slices of
+    4 hosts each); a pool whose maxReplicas cannot hold them was refused at admission.
+    """
+    if not spec.resources.spans_hosts():
+        return spec.cluster
+    fit = spanning_fit(spec)
+    if fit is None:
+        raise ManifestError(
+            "spec.resources",
+            "no pool holds this sweep's multi-host trials; run `tunix-rt validate` on the "
+            "Sweep for the numbers",
+        )
+    pools = list(spec.cluster.pools)
+    if fit.pool.replicas < fit.pods:
+        pools[fit.index] = fit.pool.model_copy(update={"replicas": fit.pods})
+    env = {TRAIN_V2_ENV: "1", **(spec.cluster.env or {})}
+    return spec.cluster.model_copy(update={"pools": pools, "env": env})
 
 
 # ----------------------------------------------------------------------------- rehearsals

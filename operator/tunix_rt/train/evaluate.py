@@ -235,7 +235,7 @@ class Evaluator:
                 jax.device_put(prompt_len, self.row_sharding),
                 self.config.max_trace_tokens,
             )
-            tokens, generated, stopped = jax.device_get(decoded)
+            tokens, generated, stopped = sharding.fetch(decoded)
             for row in range(stop - start):
                 begin = int(prompt_len[row])
                 end = begin + int(generated[row])

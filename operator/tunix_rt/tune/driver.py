@@ -64,6 +64,7 @@ from tunix_rt.api.manifests import SweepDocument, load_sweep
 from tunix_rt.api.results import best_trial, ranked
 from tunix_rt.api.sweep import Algorithm, Distribution, SchedulerType, SearchParam, SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
+from tunix_rt.api.trial_shape import TRIAL_DRIVER_RESOURCE, TRIAL_DRIVER_SLOTS
 from tunix_rt.contract.codec import decode_sweep
 from tunix_rt.contract.exits import ExitCode, exit_code_for
 from tunix_rt.contract.layout import (
@@ -80,6 +81,7 @@ from tunix_rt.evidence import SweepRunFacts, commit_info, publish_folder, write_
 from tunix_rt.evidence.manifest import iso
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import Store, StoreError, scrub
+from tunix_rt.tune import multihost
 from tunix_rt.tune.records import failed_record, finished, plain, stopped_record, utcnow
 from tunix_rt.tune.trainable import TrialContext, train_trial
 
@@ -178,8 +180,11 @@ def scheduler(spec: SweepSpec) -> TrialScheduler:
 
 
 def trial_resources(spec: SweepSpec) -> dict[str, float]:
-    """Per-trial resources for ``tune.with_resources``."""
+    """Per-trial resources for ``tune.with_resources`` (a multi-host trial: all its
+    workers together, for the local fit check; Tune reserves them through its JaxTrainer)."""
     res = spec.resources
+    if res.spans_hosts():
+        return multihost.total_resources(spec)
     out: dict[str, float] = {"cpu": res.cpu}
     if res.gpu:
         out["gpu"] = res.gpu
@@ -481,6 +486,7 @@ def _init_ray(run: SweepRun) -> None:
         log_to_driver=False,
         logging_level=logging.WARNING,
         object_store_memory=300 * 1024 * 1024,
+        resources={TRIAL_DRIVER_RESOURCE: TRIAL_DRIVER_SLOTS},  # multi-host trial drivers
     )
 
 
@@ -500,6 +506,7 @@ def _check_local_resources(spec: SweepSpec) -> str | None:
 
 def _sweep_env() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault(multihost.TRAIN_V2_ENV, "1")  # multi-host trials: Ray Train v2
     # Save Tune's experiment state at most ~1 s behind, so an interrupted sweep resumes
     # with (almost) every finished trial known; the trainable covers the rest.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
@@ -691,6 +698,8 @@ def trial_context(session: Session) -> TrialContext:
 
 def make_trainable(session: Session) -> Any:
     """``train_trial`` with the trial context bound and the spec's resources per trial."""
+    if session.run.spec.resources.spans_hosts():
+        return multihost.make_trainable(trial_context(session))
     return tune.with_resources(
         tune.with_parameters(train_trial, context=trial_context(session)),
         trial_resources(session.run.spec),
