@@ -256,3 +256,18 @@ def test_scaling_config_of_gpu_and_cpu_workers() -> None:
     config = multihost.scaling_config(cpu)
     assert not config.use_gpu and not config.use_tpu and config.num_workers == 3
     assert multihost.driver_resources() == {"cpu": 0, "tunix_rt_trial_driver": 1}
+
+
+@pytest.mark.parametrize("backend", ["python", "tunix-sft"])
+def test_a_trial_over_workers_needs_the_builtin_trainer(backend: str) -> None:
+    """Only the built-in trainer splits its batch over processes: another backend on a
+    4-host slice would repeat one trial's work on every host."""
+    trainer: dict[str, Any] = {"backend": backend}
+    if backend == "python":
+        trainer |= {"entrypoint": "pkg.mod:train"}
+    else:
+        trainer |= {"model": {"name": "gemma3-tiny"}}
+    data = spec({"tpuSlice": V6E_4X4, "cpu": 8}, [tpu_pool()]) | {"trainer": trainer}
+    [(where, message)] = errors(data)
+    assert where == "resources"
+    assert "4 workers" in message and f"not backend {backend}" in message

@@ -480,6 +480,7 @@ class SweepSpec(ApiModel):
         check_storage("storage", self.storage)
         self._check_search_space()
         self._check_scheduler()
+        self._check_backend_spans()
         if self.max_concurrent_trials > self.max_trials:
             raise field_error(
                 "maxConcurrentTrials",
@@ -528,6 +529,19 @@ class SweepSpec(ApiModel):
                     ) from None
         check_placement_here(self, info)
         return self
+
+    def _check_backend_spans(self) -> None:
+        """Only the built-in trainer splits its batch across processes: a trial of another
+        backend over several workers would run the same work on each and be no faster."""
+        workers = self.resources.worker_count()
+        if workers > 1 and self.trainer.backend != "builtin":
+            raise field_error(
+                "resources",
+                f"a trial over {workers} workers (resources.tpuSlice or resources.workers) "
+                f"runs data-parallel with the built-in trainer only, not backend "
+                f"{self.trainer.backend}; use a one-host slice or one worker per trial",
+                self.trainer.backend,
+            )
 
     def _check_search_space(self) -> None:
         """What the trials could not run, or would run other than written."""
