@@ -1,14 +1,20 @@
-"""The operator under load: N Sweeps (default 200) created at once against the kmock
-emulator made to keep up (tests/support/kmock_fast.py); the operator (kopf) runs for real.
+"""The operator under load, each party in a process of its own (tests/support/load.py):
+the emulator (kmock made to keep up: tests/support/kmock_fast.py), the operator
+(``tunix-rt operator``, as deployed, logged in with a kubeconfig) and this client.
 
 Records in ``benchmarks/results.json`` (merged: other benchmarks keep their keys):
 
-* ``operator_p95_create_s_200``: p95 seconds from a Sweep's create to its RayJob's create;
-* ``operator_rss_mib_200``: peak RSS (VmHWM) of the process running the operator, MiB
-  (the emulator and the client share that process: an upper bound);
-* ``operator_load``: every figure, the machine and its load average while measured.
+* ``operator_p95_create_s_200``: p95 seconds from a Sweep's create to its RayJob's
+  create, 200 Sweeps created at once (median of ``--repeats`` fresh runs);
+* ``operator_rss_mib_200``: the operator process's peak RSS (VmHWM) with those 200
+  Sweeps followed, MiB (median of the runs);
+* ``operator_cpu_s_per_sweep_hour``: the operator's CPU seconds per followed Sweep per
+  hour with ``--followed`` (800) Pending Sweeps and nothing changing, over a window of
+  one resync period (every Sweep's slow timer fires once in it);
+* ``operator_load``: every figure of every run, the spread, CPU seconds and API requests
+  per Sweep, the machine and its load average.
 
-    uv run --frozen --no-sync python benchmarks/operator_load.py [--sweeps 200]
+    uv run --frozen --no-sync python benchmarks/operator_load.py [--sweeps 200] [--quick]
 """
 
 from __future__ import annotations
@@ -18,46 +24,112 @@ import asyncio
 import json
 import logging
 import os
+import statistics
 import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "operator")]
 
 from recording import cpu_name, merge_results  # noqa: E402
-from support.load import sweeps_at_once  # noqa: E402
+from support.load import Burst, Idle, LoadSession  # noqa: E402
+from tunix_rt.controller.config import OperatorConfig  # noqa: E402
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, min and max of one figure over the runs."""
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+async def one_run(n: int, followed: int, window: float | None, poll: float) -> dict[str, Any]:
+    """A fresh emulator and operator: ``n`` Sweeps at once; then, if ``window``, more up to
+    ``followed`` and the idle cost over ``window`` seconds."""
+    with tempfile.TemporaryDirectory(prefix="tunix-rt-load-") as tmp:
+        async with LoadSession(Path(tmp), poll_seconds=poll) as session:
+            rss_start = session.rss_idle_mib()
+            burst = await session.burst(n)
+            out: dict[str, Any] = {"rss_start_mib": rss_start, "burst": burst.as_dict()}
+            if window:
+                more: Burst = await session.burst(followed - n, timeout=300)
+                idle: Idle = await session.idle(window)
+                out["more"] = more.as_dict()
+                out["idle"] = vars(idle)
+            return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sweeps", type=int, default=200)
+    parser.add_argument("--followed", type=int, default=800)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--poll-seconds", type=float, default=OperatorConfig.poll_seconds,
+        help="TUNIX_RT_POLL_SECONDS of the operator (default: the operator's default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--window", type=float, default=None,
+        help="seconds of idle measurement (default: one resync period plus 5 s)",
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="1 run, a 30 s window, no write")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    resync = OperatorConfig.resync_seconds
+    window = args.window or (30.0 if args.quick else resync + 5.0)
+    repeats = 1 if args.quick else args.repeats
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="tunix-rt-load-") as tmp:
-        result = asyncio.run(sweeps_at_once(args.sweeps, f"file://{tmp}/store"))
+    runs = []
+    for index in range(repeats):
+        last = index == repeats - 1
+        runs.append(
+            asyncio.run(one_run(args.sweeps, args.followed, window if last else None,
+                                args.poll_seconds))
+        )  # fmt: skip
+        print(json.dumps(runs[-1]), file=sys.stderr)
     load_after = os.getloadavg()
-    report = result.as_dict() | {
+    bursts = [run["burst"] for run in runs]
+    idle = runs[-1]["idle"]
+    figures = {
+        key: spread([float(b[key]) for b in bursts])
+        for key in (
+            "p50_create_s", "p95_create_s", "max_create_s", "converged_s",
+            "operator_rss_peak_mib", "cpu_s_per_sweep", "requests_per_sweep",
+        )
+    }  # fmt: skip
+    figures["operator_rss_start_mib"] = spread([float(run["rss_start_mib"]) for run in runs])
+    n = args.sweeps
+    report = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "machine": cpu_name(),
         "loadavg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
-        "emulator": "kmock 0.8 + tests/support/kmock_fast.py (history dropped, key lookups)",
-        "rss_note": "VmHWM of the one process holding operator, emulator and client",
+        "setup": (
+            "3 processes: emulator (kmock 0.8 + tests/support/kmock_fast.py), operator "
+            f"(tunix-rt operator, poll {args.poll_seconds:g} s, resync {resync:g} s), client"
+        ),
+        "repeats": repeats,
+        f"burst_{n}": figures,
+        f"idle_{args.followed}": idle,
+        f"more_{args.followed - n}": runs[-1]["more"],
+        "runs": bursts,
     }
     print(json.dumps(report, indent=2))
-    if result.rayjobs != args.sweeps or result.duplicates or result.with_status != args.sweeps:
+    if any(b["rayjobs"] != n or b["duplicates"] or b["with_status"] != n for b in bursts):
         print("did not converge to one RayJob and a status per Sweep", file=sys.stderr)
         return 1
-    if not args.no_write:
-        n = args.sweeps
+    if not (args.no_write or args.quick):
         merge_results(
             {
-                f"operator_p95_create_s_{n}": result.p95_create_s,
-                f"operator_rss_mib_{n}": result.rss_peak_mib,
+                f"operator_p95_create_s_{n}": figures["p95_create_s"]["median"],
+                f"operator_rss_mib_{n}": figures["operator_rss_peak_mib"]["median"],
+                "operator_cpu_s_per_sweep_hour": idle["cpu_s_per_sweep_hour"],
                 "operator_load": report,
             }
         )

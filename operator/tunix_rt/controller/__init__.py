@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tunix_rt import kopf_lean  # noqa: F401  # isort: skip  (before kopf: see there)
 import kopf
 
 from tunix_rt.controller import settings

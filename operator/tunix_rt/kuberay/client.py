@@ -18,6 +18,8 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import aiohttp
+
+from tunix_rt import kopf_lean  # noqa: F401  # isort: skip  (before kopf: see there)
 import kopf
 
 from tunix_rt.api.common import GROUP, VERSION
