@@ -140,7 +140,8 @@ class Operator:
         runner = ["-m", "cProfile", "-o", profile] if profile else []
         with self.log.open("wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, *runner, str(script), "operator", "--all-namespaces", "--standalone",
+                sys.executable, *runner, str(script),
+                "operator", "--all-namespaces", "--standalone",
                 "--liveness", f"http://127.0.0.1:{live}/healthz", "--metrics-port", "0",
                 env=self.env, stdout=out, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip

@@ -13,7 +13,7 @@
 | ``TUNIX_RT_NAMESPACES`` | unset | comma-separated namespaces to serve (else cluster-wide) |
 | ``TUNIX_RT_PEERING`` | unset | kopf peering name (several replicas); else standalone |
 | ``TUNIX_RT_POLL_SECONDS`` | ``10`` | how often a Running object's RayJob and store are read |
-| ``TUNIX_RT_RESYNC_SECONDS`` | ``300`` | how often a Pending one is read (its RayJob's watch events wake it) |
+| ``TUNIX_RT_RESYNC_SECONDS`` | ``300`` | how often a Pending one is read (RayJob events wake it) |
 | ``TUNIX_RT_SUMMARY_GRACE_SECONDS`` | ``60`` | wait for the final summary after the job succeeded |
 | ``TUNIX_RT_DEADLINE_GRACE_SECONDS`` | ``900`` | added to the timeout for activeDeadlineSeconds |
 | ``TUNIX_RT_LIVENESS`` | ``http://0.0.0.0:8080/healthz`` | kopf liveness endpoint ("" disables) |
