@@ -102,10 +102,18 @@ class CountingApiServer(FastApiServer):
     """:class:`FastApiServer` that also counts requests by sender (:func:`_agent`)."""
 
     by_agent: dict[str, int] = attrs.field(factory=dict, init=False)
+    by_request: dict[str, int] = attrs.field(factory=dict, init=False)
+    """``"<sender> <action> <plural>[/<subresource>]"`` → requests."""
 
     async def _handle(self, request: kmock.Request) -> Any:
         agent = _agent(request)
         self.by_agent[agent] = self.by_agent.get(agent, 0) + 1
+        action = request.action.value if request.action is not None else request.method
+        plural = request.resource.plural if request.resource is not None else "-"
+        what = f"{agent} {action} {plural}" + (
+            f"/{request.subresource}" * bool(request.subresource)
+        )
+        self.by_request[what] = self.by_request.get(what, 0) + 1
         return await super()._handle(request)
 
     def stats(self) -> dict[str, Any]:
@@ -113,6 +121,7 @@ class CountingApiServer(FastApiServer):
         return {
             "served": self.served,
             "by_agent": dict(self.by_agent),
+            "by_request": dict(self.by_request),
             "created": {_key_text(k): t for k, t in self.created.items()},
             "creates": {_key_text(k): count for k, count in self.creates.items()},
         }

@@ -200,6 +200,8 @@ class Burst:
     requests_per_sweep: float
     operator_rss_mib: float
     operator_rss_peak_mib: float
+    requests_by_kind: dict[str, float] = field(default_factory=dict)
+    """The operator's requests per Sweep by ``"<sender> <action> <resource>"``."""
     followed: int = 0
     """Sweeps the operator follows after this burst (this one's and earlier ones)."""
 
@@ -272,7 +274,8 @@ class LoadSession:
         names = [f"load-{i:04d}" for i in range(first, first + n)]
         self.names += names
         total = len(self.names)
-        before, requests_before = operator.stat(), operator_requests(await self.emulator.stats())
+        before, stats_before = operator.stat(), await self.emulator.stats()
+        requests_before = operator_requests(stats_before)
         started = time.monotonic()
         await asyncio.gather(*(api.create(SWEEPS, sweep_body(name, NS)) for name in names))
         while True:
@@ -299,6 +302,12 @@ class LoadSession:
         creates = {name: stats["creates"].get(f"{RAYJOBS}|{NS}|sweep-{name}", 0) for name in names}
         cpu = after.cpu_s - before.cpu_s
         requests = operator_requests(stats) - requests_before
+        by_kind = {
+            what: round((count - stats_before["by_request"].get(what, 0)) / n, 2)
+            for what, count in sorted(stats["by_request"].items())
+            if what.split()[0] in OPERATOR_AGENTS
+            and count > stats_before["by_request"].get(what, 0)
+        }
         return Burst(
             sweeps=n,
             rayjobs=len(jobs) - first,
@@ -315,6 +324,7 @@ class LoadSession:
             requests_per_sweep=round(requests / n, 2),
             operator_rss_mib=round(after.rss_mib, 1),
             operator_rss_peak_mib=round(after.hwm_mib, 1),
+            requests_by_kind=by_kind,
             followed=total,
         )
 
