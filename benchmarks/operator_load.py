@@ -9,8 +9,10 @@ Records in ``benchmarks/results.json`` (merged: other benchmarks keep their keys
 * ``operator_rss_mib_200``: the operator process's peak RSS (VmHWM) with those 200
   Sweeps followed, MiB (median of the runs);
 * ``operator_cpu_s_per_sweep_hour``: the operator's CPU seconds per followed Sweep per
-  hour with ``--followed`` (800) Pending Sweeps and nothing changing, over a window of
-  one resync period (every Sweep's slow timer fires once in it);
+  hour with ``--followed`` (800) Pending Sweeps whose RayJobs KubeRay has marked
+  ``Initializing`` (each such watch event wakes its Sweep once; measured apart) and then
+  nothing changes, over a window of one resync period plus 5 s (every Sweep's slow
+  resync timer fires once in it);
 * ``operator_load``: every figure of every run, the spread, CPU seconds and API requests
   per Sweep, the machine and its load average.
 
@@ -36,7 +38,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "operator")]
 
 from recording import cpu_name, merge_results  # noqa: E402
-from support.load import Burst, Idle, LoadSession  # noqa: E402
+from support.load import Burst, Idle, LoadSession, Woken  # noqa: E402
 from tunix_rt.controller.config import OperatorConfig  # noqa: E402
 
 
@@ -59,8 +61,10 @@ async def one_run(n: int, followed: int, window: float | None, poll: float) -> d
             out: dict[str, Any] = {"rss_start_mib": rss_start, "burst": burst.as_dict()}
             if window:
                 more: Burst = await session.burst(followed - n, timeout=300)
+                woken: Woken = await session.kuberay_initializing()
                 idle: Idle = await session.idle(window)
                 out["more"] = more.as_dict()
+                out["woken"] = vars(woken)
                 out["idle"] = vars(idle)
             return out
 
@@ -118,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         f"burst_{n}": figures,
         f"idle_{args.followed}": idle,
         f"more_{args.followed - n}": runs[-1]["more"],
+        f"woken_{args.followed}": runs[-1]["woken"],
         "runs": bursts,
     }
     print(json.dumps(report, indent=2))

@@ -217,6 +217,7 @@ class Idle:
     window_s: float
     cpu_s: float
     requests: int
+    requests_by_kind: dict[str, Any] = field(default_factory=dict)
     cpu_s_per_sweep_hour: float = field(init=False)
     requests_per_sweep_hour: float = field(init=False)
 
@@ -224,6 +225,28 @@ class Idle:
         hours = self.window_s / 3600
         self.cpu_s_per_sweep_hour = round(self.cpu_s / self.followed / hours, 4)
         self.requests_per_sweep_hour = round(self.requests / self.followed / hours, 2)
+
+
+@dataclass
+class Woken:
+    """KubeRay's first status on every RayJob (``Initializing``): what the watch events
+    cost the operator (each wakes its Pending Sweep for one follow step)."""
+
+    rayjobs: int
+    all_followed_s: float
+    cpu_s_per_wake: float
+    requests_per_wake: float
+    requests_by_kind: dict[str, Any]
+
+
+def requests_by_kind(before: dict[str, Any], after: dict[str, Any], per: int) -> dict[str, Any]:
+    """The operator's requests between two emulator stats, by kind, divided by ``per``."""
+    out: dict[str, Any] = {}
+    for what, count in sorted(after["by_request"].items()):
+        made = count - before["by_request"].get(what, 0)
+        if what.split()[0] in OPERATOR_AGENTS and made:
+            out[what] = round(made / per, 2) if per > 1 else made
+    return out
 
 
 def operator_requests(stats: dict[str, Any]) -> int:
@@ -302,12 +325,7 @@ class LoadSession:
         creates = {name: stats["creates"].get(f"{RAYJOBS}|{NS}|sweep-{name}", 0) for name in names}
         cpu = after.cpu_s - before.cpu_s
         requests = operator_requests(stats) - requests_before
-        by_kind = {
-            what: round((count - stats_before["by_request"].get(what, 0)) / n, 2)
-            for what, count in sorted(stats["by_request"].items())
-            if what.split()[0] in OPERATOR_AGENTS
-            and count > stats_before["by_request"].get(what, 0)
-        }
+        by_kind = requests_by_kind(stats_before, stats, n)
         return Burst(
             sweeps=n,
             rayjobs=len(jobs) - first,
@@ -328,17 +346,52 @@ class LoadSession:
             followed=total,
         )
 
+    async def kuberay_initializing(self, timeout: float = 300.0) -> Woken:
+        """Give every RayJob the status KubeRay gives it first; wait until every Sweep has
+        been followed once since (its status then carries the trial counts)."""
+        assert self.api is not None and self.operator is not None
+        api, operator = self.api, self.operator
+        before, stats_before = operator.stat(), await self.emulator.stats()
+        started = time.monotonic()
+        gate = asyncio.Semaphore(50)
+
+        async def initializing(name: str) -> None:
+            async with gate:
+                await api.job_status(NS, f"sweep-{name}", jobDeploymentStatus="Initializing")
+
+        await asyncio.gather(*(initializing(name) for name in self.names))
+        while True:
+            sweeps = await api.list(SWEEPS, NS)
+            if sum("trialsRunning" in (s.get("status") or {}) for s in sweeps) >= len(self.names):
+                break
+            assert time.monotonic() - started < timeout, operator.tail()
+            await asyncio.sleep(0.2)
+        followed = time.monotonic() - started
+        await asyncio.sleep(1.0)
+        after, stats = operator.stat(), await self.emulator.stats()
+        n = len(self.names)
+        return Woken(
+            rayjobs=n,
+            all_followed_s=round(followed, 2),
+            cpu_s_per_wake=round((after.cpu_s - before.cpu_s) / n, 4),
+            requests_per_wake=round(
+                (operator_requests(stats) - operator_requests(stats_before)) / n, 2
+            ),
+            requests_by_kind=requests_by_kind(stats_before, stats, n),
+        )
+
     async def idle(self, window_s: float) -> Idle:
         """The operator's CPU and API requests over ``window_s`` seconds of nothing new."""
         assert self.operator is not None
-        before, req_before = self.operator.stat(), operator_requests(await self.emulator.stats())
+        before, stats_before = self.operator.stat(), await self.emulator.stats()
         await asyncio.sleep(window_s)
-        after, req_after = self.operator.stat(), operator_requests(await self.emulator.stats())
+        after, stats = self.operator.stat(), await self.emulator.stats()
         return Idle(
             followed=len(self.names),
             window_s=window_s,
             cpu_s=round(after.cpu_s - before.cpu_s, 3),
-            requests=req_after - req_before,
+            requests=operator_requests(stats) - operator_requests(stats_before),
+            requests_by_kind=requests_by_kind(stats_before, stats, 1),
         )
 
     def rss_idle_mib(self) -> float:

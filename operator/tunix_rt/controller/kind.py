@@ -92,6 +92,9 @@ class Call:
     spec_problem: str | None = None
     """Why ``spec`` cannot be read at all (a string, a list, null): then ``spec`` is
     empty and a start fails the object with reason ``InvalidSpec`` (:func:`shape_problem`)."""
+    rayjob: Mapping[str, Any] | None = None
+    """The RayJob as its watch event just delivered it (:mod:`~tunix_rt.controller.wake`):
+    :meth:`read_rayjob` returns it instead of reading it again."""
 
     @property
     def namespace(self) -> str:
@@ -107,6 +110,8 @@ class Call:
 
     async def read_rayjob(self, rayjob_name: str) -> dict[str, Any] | None:
         """The RayJob (None when it is gone); API trouble makes kopf retry."""
+        if self.rayjob is not None and self.rayjob.get("metadata", {}).get("name") == rayjob_name:
+            return dict(self.rayjob)
         return await get_rayjob(self.runtime, self.namespace, rayjob_name)
 
     async def read_store(

@@ -56,10 +56,17 @@ def parent_of(rayjob: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-async def wake(kind: Kind, runtime: Runtime, namespace: str, name: str) -> bool:
+async def wake(
+    kind: Kind,
+    runtime: Runtime,
+    namespace: str,
+    name: str,
+    rayjob: Mapping[str, Any] | None = None,
+) -> bool:
     """Run ``kind.follow`` on the object, read afresh, if it is pending (a running one is
-    polled; a finished or deleted one has nothing to follow); patch its status as kopf
-    would. True when the step ran. API trouble is logged: the resync timer retries."""
+    polled; a finished or deleted one has nothing to follow) with ``rayjob`` as the event
+    delivered it (None: read it); patch its status as kopf would. True when the step ran.
+    API trouble is logged: the resync timer retries."""
     ref = ResourceRef(GROUP, VERSION, kind.plural)
     async with runtime.lock_for(kind.key, namespace, name):
         try:
@@ -70,6 +77,7 @@ async def wake(kind: Kind, runtime: Runtime, namespace: str, name: str) -> bool:
         call = _call(kind, runtime, obj)
         if call is None:
             return False
+        call.rayjob = rayjob
         try:
             with runtime.metrics.time(kind.key, "wake"):
                 await kind.follow(call)
@@ -118,9 +126,10 @@ def register(registry: kopf.OperatorRegistry, kinds: Sequence[Kind]) -> None:
         key = (namespace, str(body.metadata.name))
         if event.get("type") == "DELETED":
             seen.pop(key, None)
-        else:
-            now = signature(body)
-            if now == EMPTY or seen.get(key) == now:
-                return
-            seen[key] = now
-        await wake(kind, runtime_of(memo), namespace, parent[1])
+            await wake(kind, runtime_of(memo), namespace, parent[1])
+            return
+        now = signature(body)
+        if now == EMPTY or seen.get(key) == now:
+            return
+        seen[key] = now
+        await wake(kind, runtime_of(memo), namespace, parent[1], body)
