@@ -104,6 +104,9 @@ class CountingApiServer(FastApiServer):
     by_agent: dict[str, int] = attrs.field(factory=dict, init=False)
     by_request: dict[str, int] = attrs.field(factory=dict, init=False)
     """``"<sender> <action> <plural>[/<subresource>]"`` → requests."""
+    first: dict[str, float] = attrs.field(factory=dict, init=False)
+    """``"<sender> <action> <plural>[/<sub>]|<namespace>|<name>"`` → when the operator
+    first made that request for that object (where a Sweep's first second goes)."""
 
     async def _handle(self, request: kmock.Request) -> Any:
         agent = _agent(request)
@@ -114,6 +117,8 @@ class CountingApiServer(FastApiServer):
             f"/{request.subresource}" * bool(request.subresource)
         )
         self.by_request[what] = self.by_request.get(what, 0) + 1
+        if agent != "other" and request.name and plural in ("sweeps", "rayjobs"):
+            self.first.setdefault(f"{what}|{request.namespace}|{request.name}", time.monotonic())
         return await super()._handle(request)
 
     def stats(self) -> dict[str, Any]:
@@ -122,6 +127,7 @@ class CountingApiServer(FastApiServer):
             "served": self.served,
             "by_agent": dict(self.by_agent),
             "by_request": dict(self.by_request),
+            "first": dict(self.first),
             "created": {_key_text(k): t for k, t in self.created.items()},
             "creates": {_key_text(k): count for k, count in self.creates.items()},
         }

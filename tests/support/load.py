@@ -150,6 +150,7 @@ class Operator:
             assert self.proc.returncode is None, f"the operator exited: {self.tail()}"
             assert time.monotonic() < deadline, f"the operator did not start: {self.tail()}"
             await asyncio.sleep(0.1)
+        await asyncio.sleep(2.0)  # kopf's first LISTs and WATCHes: not the load's cost
         return self
 
     async def _healthy(self, port: int) -> bool:
@@ -202,6 +203,9 @@ class Burst:
     operator_rss_peak_mib: float
     requests_by_kind: dict[str, float] = field(default_factory=dict)
     """The operator's requests per Sweep by ``"<sender> <action> <resource>"``."""
+    stages_p50_s: dict[str, float] = field(default_factory=dict)
+    """Median seconds from a Sweep's create to the operator's first request of each kind
+    for it (finalizer patch, RayJob read, RayJob create, status patch)."""
     followed: int = 0
     """Sweeps the operator follows after this burst (this one's and earlier ones)."""
 
@@ -246,6 +250,37 @@ def requests_by_kind(before: dict[str, Any], after: dict[str, Any], per: int) ->
         made = count - before["by_request"].get(what, 0)
         if what.split()[0] in OPERATOR_AGENTS and made:
             out[what] = round(made / per, 2) if per > 1 else made
+    return out
+
+
+STAGES = {
+    "finalizer patch": ("kopf UPDATE sweeps", "{name}"),
+    "RayJob read": ("tunix-rt-operator FETCH rayjobs", "sweep-{name}"),
+    "status patch": ("kopf UPDATE sweeps/status", "{name}"),
+}
+
+
+def stage_medians(stats: dict[str, Any], names: list[str]) -> dict[str, float]:
+    """:attr:`Burst.stages_p50_s` from the emulator's first-request times."""
+    out: dict[str, float] = {}
+    for stage, (what, obj) in STAGES.items():
+        delays = []
+        for name in names:
+            made = stats["created"].get(f"{SWEEPS}|{NS}|{name}")
+            at = stats["first"].get(f"{what}|{NS}|{obj.format(name=name)}")
+            if made is not None and at is not None:
+                delays.append(at - made)
+        if delays:
+            out[stage] = round(statistics.median(delays), 3)
+        if stage == "RayJob read":  # a create names its object in the body, not the URL
+            out["RayJob create"] = round(
+                statistics.median(
+                    stats["created"][f"{RAYJOBS}|{NS}|sweep-{name}"]
+                    - stats["created"][f"{SWEEPS}|{NS}|{name}"]
+                    for name in names
+                ),
+                3,
+            )
     return out
 
 
@@ -326,6 +361,7 @@ class LoadSession:
         cpu = after.cpu_s - before.cpu_s
         requests = operator_requests(stats) - requests_before
         by_kind = requests_by_kind(stats_before, stats, n)
+        stages = stage_medians(stats, names)
         return Burst(
             sweeps=n,
             rayjobs=len(jobs) - first,
@@ -343,6 +379,7 @@ class LoadSession:
             operator_rss_mib=round(after.rss_mib, 1),
             operator_rss_peak_mib=round(after.hwm_mib, 1),
             requests_by_kind=by_kind,
+            stages_p50_s=stages,
             followed=total,
         )
 
