@@ -280,9 +280,9 @@ def adopt_existing(
     (the status already records it as followed), so it is logged, not posted as an Event:
     a ``RayJobAdopted`` Event on every operator start for every unfinished object would
     pile up. (A RayJob found on *create*, which the status does not name yet, is news:
-    :func:`ensure_rayjob` posts the Event.) The RayJob is not read here: the timer reads
-    it at its next poll and reports a missing one (RayJobLost, or success from what the
-    store holds)."""
+    :func:`ensure_rayjob` posts the Event.) The RayJob is not read here: the follow step
+    reads it (at the next poll; for a Pending object, when the RayJob watch lists it or
+    at the resync) and reports a missing one (RayJobLost, or success from the store)."""
     meta = body.get("metadata") or {}
     name = str(meta.get("name"))
     log.info("resuming %s %s/%s: following RayJob %s", kind, namespace, name, status["rayJobName"])
