@@ -14,8 +14,9 @@ driver runs trials) -> ``Succeeded`` or ``Failed``. Each transition posts an Eve
   ``TUNIX_RT_RESYNC_SECONDS``): read the RayJob's ``jobStatus`` /
   ``jobDeploymentStatus`` and the trial files the driver writes to the store
   (:class:`~tunix_rt.contract.layout.SweepFiles`, finished records read once); judge
-  the phase with the run contract's :func:`~tunix_rt.contract.phases.judge_sweep`; patch phase, conditions, trials
-  (params, state, primary_score), counts, best trial and primary score
+  the phase with the run contract's :func:`~tunix_rt.contract.phases.judge_sweep`;
+  patch phase, conditions, trials (params, state, primary_score), counts, best trial
+  and primary score
   (:mod:`tunix_rt.controller.sweep_status`); an Event per finished trial. The job
   SUCCEEDED and the summary exists -> ``Succeeded`` (final trials from the summary); the
   job FAILED/STOPPED (or its deployment failed, e.g. DeadlineExceeded) -> ``Failed``
