@@ -107,6 +107,7 @@ def readme_section(report: dict[str, Any], n: int, followed: int) -> str:
         report[f"woken_{followed}"],
     )
     last = report["runs"][-1]
+    stages = last["stages_p50_s"].items()
     rows = [
         ("operator_p95_create_s_200", f"{burst['p95_create_s']['median']} s "
          f"(runs {burst['p95_create_s']['min']} to {burst['p95_create_s']['max']}; p50 "
@@ -121,7 +122,7 @@ def readme_section(report: dict[str, Any], n: int, followed: int) -> str:
         ("API requests per Sweep created", f"{burst['requests_per_sweep']['median']} "
          f"({', '.join(f'{k}: {v:g}' for k, v in last['requests_by_kind'].items())})", ""),
         ("first request per stage, median s after the Sweep's create (last run)",
-         ", ".join(f"{k} {v}" for k, v in last["stages_p50_s"].items()), ""),
+         ", ".join(f"{k} {v}" for k, v in sorted(stages, key=lambda kv: kv[1])), ""),
         ("one RayJob status change (KubeRay: Initializing) → Sweep followed",
          f"{woken['cpu_s_per_wake']} CPU-s, {woken['requests_per_wake']} requests", ""),
     ]  # fmt: skip
