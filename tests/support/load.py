@@ -18,6 +18,7 @@ client's ``tunix-rt-operator``).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import os
@@ -195,6 +196,10 @@ class Burst:
     p95_create_s: float
     max_create_s: float
     converged_s: float
+    p50_create_cpu_s: float
+    p95_create_cpu_s: float
+    """Operator CPU seconds spent between a Sweep's create and its RayJob's create (p95
+    over the Sweeps): the latency on a core of its own, whatever the machine's load."""
     operator_cpu_s: float
     operator_requests: int
     cpu_s_per_sweep: float
@@ -251,6 +256,24 @@ def requests_by_kind(before: dict[str, Any], after: dict[str, Any], per: int) ->
         if what.split()[0] in OPERATOR_AGENTS and made:
             out[what] = round(made / per, 2) if per > 1 else made
     return out
+
+
+async def sample_cpu(operator: Operator, samples: list[tuple[float, float]]) -> None:
+    """(monotonic time, operator CPU seconds) every 20 ms until cancelled."""
+    while True:
+        await asyncio.sleep(0.02)
+        samples.append((time.monotonic(), operator.stat().cpu_s))
+
+
+def cpu_at(samples: list[tuple[float, float]], at: float) -> float:
+    """The operator's CPU seconds at time ``at`` (linear between samples)."""
+    index = bisect.bisect_left(samples, (at, float("-inf")))
+    if index == 0:
+        return samples[0][1]
+    if index >= len(samples):
+        return samples[-1][1]
+    (t0, c0), (t1, c1) = samples[index - 1], samples[index]
+    return c0 + (c1 - c0) * (at - t0) / (t1 - t0) if t1 > t0 else c1
 
 
 STAGES = {
@@ -334,6 +357,8 @@ class LoadSession:
         total = len(self.names)
         before, stats_before = operator.stat(), await self.emulator.stats()
         requests_before = operator_requests(stats_before)
+        samples: list[tuple[float, float]] = [(time.monotonic(), before.cpu_s)]
+        sampler = asyncio.create_task(sample_cpu(operator, samples))
         started = time.monotonic()
         await asyncio.gather(*(api.create(SWEEPS, sweep_body(name, NS)) for name in names))
         while True:
@@ -349,14 +374,16 @@ class LoadSession:
                 )
             await asyncio.sleep(0.1)
         converged = time.monotonic() - started
+        sampler.cancel()
         await asyncio.sleep(1.0)  # the status patches' follow-up (kopf's own bookkeeping)
         after, stats = operator.stat(), await self.emulator.stats()
-        delays = []
+        delays, cpu_delays = [], []
         for name in names:
             made = stats["created"].get(f"{SWEEPS}|{NS}|{name}")
             job = stats["created"].get(f"{RAYJOBS}|{NS}|sweep-{name}")
             assert made is not None and job is not None, name
             delays.append(job - made)
+            cpu_delays.append(cpu_at(samples, job) - cpu_at(samples, made))
         creates = {name: stats["creates"].get(f"{RAYJOBS}|{NS}|sweep-{name}", 0) for name in names}
         cpu = after.cpu_s - before.cpu_s
         requests = operator_requests(stats) - requests_before
@@ -372,6 +399,8 @@ class LoadSession:
             p95_create_s=round(percentile(delays, 0.95), 3),
             max_create_s=round(max(delays), 3),
             converged_s=round(converged, 3),
+            p50_create_cpu_s=round(statistics.median(cpu_delays), 3),
+            p95_create_cpu_s=round(percentile(cpu_delays, 0.95), 3),
             operator_cpu_s=round(cpu, 2),
             operator_requests=requests,
             cpu_s_per_sweep=round(cpu / n, 4),
