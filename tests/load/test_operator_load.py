@@ -15,6 +15,7 @@ N = 200
 
 
 @pytest.mark.load
+@pytest.mark.slow
 @pytest.mark.reliability(
     "load",
     f"{N} Sweeps created at once (operator against the emulator)",
