@@ -82,11 +82,13 @@ What bounds each figure:
 * **p95 create → RayJob** (goal ≤ 0.5 s): not met. Each Sweep costs the operator about
   10 ms of CPU in one event loop (kopf: 4 watch events, 3 patches (finalizer, status,
   progress/diff-base annotations), 2 Events; ours: validate the spec and build the
-  RayJob ~1.5 ms, GET + POST the RayJob). 200 at once is ~2 CPU-s before the last
-  RayJob exists, so even on an idle core p95 stays well above 0.5 s; kopf adds the
-  finalizer in a cycle of its own before any handler runs (the first stage below). To
-  meet the goal the RayJob would have to be created on the Sweep's first watch event,
-  outside kopf's per-object cycle (a later issue).
+  RayJob ~1.5 ms, GET + POST the RayJob), and the 200 interleave in that loop: the
+  p95 Sweep waits for ~1.35 operator CPU-s (second row), so even on a core of its own
+  p95 stays near 1.4 s. kopf adds the finalizer in a cycle of its own before any
+  handler runs (the first stage below); its time-based batching is gone in kopf 1.45
+  (`batch_window` "affects nothing"), so no setting trims it. To meet the goal the
+  RayJob would have to be created on the Sweep's first watch event, outside kopf's
+  per-object cycle, or the work spread over processes (a later issue).
 * **peak RSS with 200 Sweeps** (goal ≤ 100 MiB): met. kopf imported itself
   `kubernetes_asyncio.client` (~860 modules, ~60 MiB) if installed; the operator now
   imports kopf with the client libraries hidden (`tunix_rt/kopf_lean.py`) and logs in
