@@ -13,8 +13,12 @@ Records in ``benchmarks/results.json`` (merged: other benchmarks keep their keys
   ``Initializing`` (each such watch event wakes its Sweep once; measured apart) and then
   nothing changes, over a window of one resync period plus 5 s (every Sweep's slow
   resync timer fires once in it);
-* ``operator_load``: every figure of every run, the spread, CPU seconds and API requests
-  per Sweep, the machine and its load average.
+* ``operator_p95_create_cpu_s_200``: the same p95 in operator CPU seconds (what it would
+  be on a core of its own: holds under load); ``operator_cpu_s_per_sweep_200`` and
+  ``operator_requests_per_sweep_200``: the operator's CPU seconds and API requests per
+  Sweep created;
+* ``operator_load``: every figure of every run, the spread, requests by kind, where the
+  first second goes, the machine and its load average.
 
     uv run --frozen --no-sync python benchmarks/operator_load.py [--sweeps 200] [--quick]
 """
@@ -221,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"operator_p95_create_s_{n}": figures["p95_create_s"]["median"],
                 f"operator_rss_mib_{n}": figures["operator_rss_peak_mib"]["median"],
                 "operator_cpu_s_per_sweep_hour": idle["cpu_s_per_sweep_hour"],
+                f"operator_p95_create_cpu_s_{n}": figures["p95_create_cpu_s"]["median"],
+                f"operator_cpu_s_per_sweep_{n}": figures["cpu_s_per_sweep"]["median"],
+                f"operator_requests_per_sweep_{n}": figures["requests_per_sweep"]["median"],
                 "operator_load": report,
             }
         )
