@@ -299,12 +299,12 @@ def test_namespaced_install_has_no_cluster_wide_workload_rights(chart: helm.Char
         }
         # Exactly what the operator does (docs/operator.md, tests/helm/test_rbac.py).
         assert granted[("tunixrt.io", "sweeps")] == {"get", "list", "watch", "patch"}
-        assert granted[("tunixrt.io", "rehearsals")] == {"list", "watch", "patch"}
+        assert granted[("tunixrt.io", "rehearsals")] == {"get", "list", "watch", "patch"}
         assert granted[("tunixrt.io", "sweeps/status")] == {"patch"}
         assert granted[("tunixrt.io", "rehearsals/status")] == {"patch"}
         assert granted[("tunixrt.io", "sweeps/finalizers")] == {"update"}
         assert granted[("tunixrt.io", "rehearsals/finalizers")] == {"update"}
-        assert granted[("ray.io", "rayjobs")] == {"get", "create", "delete"}
+        assert granted[("ray.io", "rayjobs")] == {"get", "list", "watch", "create", "delete"}
         assert granted[("", "events")] == {"create"}
         assert granted[("kopf.dev", "kopfpeerings")] == {"list", "watch", "patch"}
     bindings = of_kind(docs, "RoleBinding")
@@ -363,8 +363,8 @@ def test_cluster_wide_install_uses_one_cluster_role(chart: helm.Chart) -> None:
         for g in rule["apiGroups"]
         for r in rule["resources"]
     }
-    assert granted[("tunixrt.io", "rehearsals")] == {"list", "watch", "patch"}
-    assert granted[("ray.io", "rayjobs")] == {"get", "create", "delete"}
+    assert granted[("tunixrt.io", "rehearsals")] == {"get", "list", "watch", "patch"}
+    assert granted[("ray.io", "rayjobs")] == {"get", "list", "watch", "create", "delete"}
     assert granted[("kopf.dev", "clusterkopfpeerings")] == {"list", "watch", "patch"}
     assert ("kopf.dev", "kopfpeerings") not in granted
     assert granted[("apiextensions.k8s.io", "customresourcedefinitions")] == {"list", "watch"}

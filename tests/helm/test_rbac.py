@@ -8,8 +8,11 @@ Where each verb comes from:
   ``/status`` subresource, POST Events (``events.post_event``; it never patches one),
   list + watch CRDs and namespaces (``observation``), and, with peering, list + watch +
   patch its peering object.
-* ``tunix_rt.kuberay.client``: RayJobs GET / POST / DELETE by name (polled, never
-  listed), Sweeps GET (a Rehearsal's ``fromSweep``). Nothing reads a Rehearsal by name.
+* kopf: list + watch RayJobs (``tunix_rt.controller.wake``: a RayJob's status change
+  moves its pending parent on).
+* ``tunix_rt.kuberay.client``: RayJobs GET / POST / DELETE by name, Sweeps GET (a
+  Rehearsal's ``fromSweep``), Sweeps and Rehearsals GET and ``/status`` PATCH (a pending
+  parent woken by its RayJob's watch event).
 * The API server: ``blockOwnerDeletion`` on the RayJob's ownerReference needs
   ``update`` on the owner's ``finalizers`` subresource.
 
@@ -30,12 +33,12 @@ Grants = dict[tuple[str, str], set[str]]
 
 WORKLOAD: Grants = {
     ("tunixrt.io", "sweeps"): {"get", "list", "watch", "patch"},
-    ("tunixrt.io", "rehearsals"): {"list", "watch", "patch"},
+    ("tunixrt.io", "rehearsals"): {"get", "list", "watch", "patch"},
     ("tunixrt.io", "sweeps/status"): {"patch"},
     ("tunixrt.io", "rehearsals/status"): {"patch"},
     ("tunixrt.io", "sweeps/finalizers"): {"update"},
     ("tunixrt.io", "rehearsals/finalizers"): {"update"},
-    ("ray.io", "rayjobs"): {"get", "create", "delete"},
+    ("ray.io", "rayjobs"): {"get", "list", "watch", "create", "delete"},
     ("", "events"): {"create"},
 }
 """In each watched namespace (a Role each), or cluster-wide (the one ClusterRole)."""

@@ -28,6 +28,19 @@ import kmock
 from support.operator import ApiServer
 
 
+def _created_key(request: kmock.Request) -> tuple[str, str, str] | None:
+    """(resource, namespace, name) of a CREATE (the name is in the body), else None."""
+    if request.action != kmock.action.CREATE or request.resource is None:
+        return None
+    res = request.resource
+    meta = (request.data or {}).get("metadata") or {}
+    return (
+        f"{res.group}/{res.version}/{res.plural}".lstrip("/"),
+        str(request.namespace or meta.get("namespace")),
+        str(meta.get("name")),
+    )
+
+
 @attrs.define(kw_only=True)
 class FastApiServer(ApiServer):
     served: int = attrs.field(default=0, init=False)
@@ -36,17 +49,16 @@ class FastApiServer(ApiServer):
     created: dict[tuple[str, str, str], float] = attrs.field(factory=dict, init=False)
     """(resource, namespace, name) → time.monotonic() when its first CREATE was answered."""
 
+    creates: dict[tuple[str, str, str], int] = attrs.field(factory=dict, init=False)
+    """(resource, namespace, name) → CREATE requests made for it (refused ones included)."""
+
     async def _handle(self, request: kmock.Request) -> Any:
+        key = _created_key(request)
+        if key is not None:
+            self.creates[key] = self.creates.get(key, 0) + 1
         try:
             response = await super()._handle(request)
-            if request.action == kmock.action.CREATE and request.resource is not None:
-                res = request.resource
-                meta = (request.data or {}).get("metadata") or {}
-                key = (
-                    f"{res.group}/{res.version}/{res.plural}".lstrip("/"),
-                    str(request.namespace or meta.get("namespace")),
-                    str(meta.get("name")),
-                )
+            if key is not None:
                 self.created.setdefault(key, time.monotonic())
             return response
         finally:
@@ -68,3 +80,81 @@ class FastApiServer(ApiServer):
             return [obj] if obj is not None else []
         objs: list[Any] = super()._KubernetesEmulator__get_objs(request, strict)  # type: ignore[misc]
         return objs
+
+
+# ----------------------------------------------------------------------------- a process
+
+
+def _key_text(key: tuple[str, str, str]) -> str:
+    return "|".join(key)
+
+
+def _agent(request: kmock.Request) -> str:
+    """Who sent it: ``kopf``, ``tunix-rt-operator`` (the RayJob client) or another client."""
+    agent = str((request.headers or {}).get("User-Agent") or "")
+    if agent.startswith("kopf/"):
+        return "kopf"
+    return "tunix-rt-operator" if agent.startswith("tunix-rt-operator") else "other"
+
+
+@attrs.define(kw_only=True)
+class CountingApiServer(FastApiServer):
+    """:class:`FastApiServer` that also counts requests by sender (:func:`_agent`)."""
+
+    by_agent: dict[str, int] = attrs.field(factory=dict, init=False)
+    by_request: dict[str, int] = attrs.field(factory=dict, init=False)
+    """``"<sender> <action> <plural>[/<subresource>]"`` → requests."""
+    first: dict[str, float] = attrs.field(factory=dict, init=False)
+    """``"<sender> <action> <plural>[/<sub>]|<namespace>|<name>"`` → when the operator
+    first made that request for that object (where a Sweep's first second goes)."""
+
+    async def _handle(self, request: kmock.Request) -> Any:
+        agent = _agent(request)
+        self.by_agent[agent] = self.by_agent.get(agent, 0) + 1
+        action = request.action.value if request.action is not None else request.method
+        plural = request.resource.plural if request.resource is not None else "-"
+        what = f"{agent} {action} {plural}" + (
+            f"/{request.subresource}" * bool(request.subresource)
+        )
+        self.by_request[what] = self.by_request.get(what, 0) + 1
+        if agent != "other" and request.name and plural in ("sweeps", "rayjobs"):
+            self.first.setdefault(f"{what}|{request.namespace}|{request.name}", time.monotonic())
+        return await super()._handle(request)
+
+    def stats(self) -> dict[str, Any]:
+        """What a benchmark asks for: requests served (by sender), creates by object."""
+        return {
+            "served": self.served,
+            "by_agent": dict(self.by_agent),
+            "by_request": dict(self.by_request),
+            "first": dict(self.first),
+            "created": {_key_text(k): t for k, t in self.created.items()},
+            "creates": {_key_text(k): count for k, count in self.creates.items()},
+        }
+
+
+async def _serve() -> None:
+    """Serve until stdin closes; print the URL, then answer each ``stats`` line on stdin
+    with a JSON line on stdout."""
+    import asyncio
+    import json
+    import sys
+
+    from support.operator import register_resources
+
+    server = CountingApiServer()
+    async with server, kmock.Server(server):
+        register_resources(server)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        print(json.dumps({"url": str(server.url)}), flush=True)
+        while line := await reader.readline():
+            if line.strip() == b"stats":
+                print(json.dumps(server.stats()), flush=True)
+
+
+if __name__ == "__main__":
+    import asyncio
+
+    asyncio.run(_serve())

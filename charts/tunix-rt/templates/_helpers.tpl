@@ -66,14 +66,13 @@ app.kubernetes.io/part-of: tunix-rt
 {{- define "tunix-rt.workloadRules" -}}
 # Exactly the calls the operator makes (tests/helm/test_rbac.py holds the table):
 # kopf lists and watches Sweeps/Rehearsals and merge-patches their finalizer and
-# annotations; a Rehearsal's fromSweep reads its Sweep by name (get).
+# annotations; a Rehearsal's fromSweep reads its Sweep by name (get), and a RayJob's
+# watch event makes the operator read its pending parent afresh (get).
 - apiGroups: ["tunixrt.io"]
-  resources: ["sweeps"]
+  resources: ["sweeps", "rehearsals"]
   verbs: ["get", "list", "watch", "patch"]
-- apiGroups: ["tunixrt.io"]
-  resources: ["rehearsals"]
-  verbs: ["list", "watch", "patch"]
-# kopf patches status through the status subresource (never reads it there).
+# kopf patches status through the status subresource (never reads it there); so does
+# the operator when a RayJob's watch event moves a pending parent on.
 - apiGroups: ["tunixrt.io"]
   resources: ["sweeps/status", "rehearsals/status"]
   verbs: ["patch"]
@@ -81,11 +80,11 @@ app.kubernetes.io/part-of: tunix-rt
 - apiGroups: ["tunixrt.io"]
   resources: ["sweeps/finalizers", "rehearsals/finalizers"]
   verbs: ["update"]
-# The RayJob each Sweep/Rehearsal owns: read by name (polled, not watched), created,
-# deleted with its parent.
+# The RayJob each Sweep/Rehearsal owns: watched (its status changes move a pending
+# parent on), read by name, created, deleted with its parent.
 - apiGroups: ["ray.io"]
   resources: ["rayjobs"]
-  verbs: ["get", "create", "delete"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 # Events on Sweeps/Rehearsals (kopf posts them; it never patches one).
 - apiGroups: [""]
   resources: ["events"]

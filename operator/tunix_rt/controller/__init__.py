@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tunix_rt import kopf_lean  # noqa: F401  # isort: skip  (before kopf: see there)
 import kopf
 
-from tunix_rt.controller import settings
+from tunix_rt.controller import settings, wake
 from tunix_rt.controller.config import ConfigError, OperatorConfig
 from tunix_rt.controller.kind import register_kind
 from tunix_rt.controller.metrics import Metrics
@@ -46,7 +47,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     settings.register(registry)
     for kind in (SWEEP, REHEARSAL):
-        register_kind(registry, kind, config.poll_seconds)
+        register_kind(registry, kind, config.poll_seconds, config.resync_seconds)
+    wake.register(registry, (SWEEP, REHEARSAL))
     return registry
 
 

@@ -12,7 +12,8 @@
 | ``TUNIX_RT_DEFAULT_QUEUE`` | unset | Kueue LocalQueue for specs that set no ``queueName`` |
 | ``TUNIX_RT_NAMESPACES`` | unset | comma-separated namespaces to serve (else cluster-wide) |
 | ``TUNIX_RT_PEERING`` | unset | kopf peering name (several replicas); else standalone |
-| ``TUNIX_RT_POLL_SECONDS`` | ``10`` | how often a running RayJob and the store are read |
+| ``TUNIX_RT_POLL_SECONDS`` | ``10`` | how often a Running object's RayJob and store are read |
+| ``TUNIX_RT_RESYNC_SECONDS`` | ``300`` | how often a Pending one is read (RayJob events wake it) |
 | ``TUNIX_RT_SUMMARY_GRACE_SECONDS`` | ``60`` | wait for the final summary after the job succeeded |
 | ``TUNIX_RT_DEADLINE_GRACE_SECONDS`` | ``900`` | added to the timeout for activeDeadlineSeconds |
 | ``TUNIX_RT_LIVENESS`` | ``http://0.0.0.0:8080/healthz`` | kopf liveness endpoint ("" disables) |
@@ -60,6 +61,10 @@ class OperatorConfig:
     peering: str | None = None
     """kopf peering object name; None: standalone (one replica)."""
     poll_seconds: float = 10.0
+    """Running objects: their trials change in the store, which sends no events."""
+    resync_seconds: float = 300.0
+    """Pending objects (Ray cluster starting or queued: no trial can change): read when
+    their RayJob changes (watch events) and, as a safety net, this often."""
     summary_grace_seconds: float = 60.0
     deadline_grace_seconds: int = 900
     liveness_endpoint: str | None = DEFAULT_LIVENESS
@@ -142,6 +147,7 @@ class OperatorConfig:
             namespaces=namespaces,
             peering=text("TUNIX_RT_PEERING", None),
             poll_seconds=number("TUNIX_RT_POLL_SECONDS", base.poll_seconds, 0.05),
+            resync_seconds=number("TUNIX_RT_RESYNC_SECONDS", base.resync_seconds, 0.05),
             summary_grace_seconds=number(
                 "TUNIX_RT_SUMMARY_GRACE_SECONDS", base.summary_grace_seconds, 0
             ),

@@ -6,7 +6,10 @@ predicates on its status:
 
 * ``start`` (create / resume): validate, create or adopt the RayJob;
 * ``follow`` (the timer, every ``poll_seconds`` while ``following(status)``: by default
-  while it has a RayJob and has not finished);
+  while it runs, i.e. has a RayJob, has not finished and is past Pending; while
+  ``pending(status)`` -- it has a RayJob that has not started, so nothing in the store
+  can change -- the step runs when the RayJob changes (:mod:`~tunix_rt.controller.wake`:
+  kopf watches RayJobs) and, as a safety net, every ``resync_seconds``);
 * ``restarts(status)``: a spec change is applied by starting again (by default: the
   object never got a RayJob) instead of being ignored visibly (``SpecChangeIgnored``).
 
@@ -31,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -83,11 +86,15 @@ class Call:
     spec: Mapping[str, Any]
     status: dict[str, Any]
     patch: kopf.Patch
-    memo: kopf.Memo
+    memo: MutableMapping[str, Any]
+    """The object's cache between steps (:meth:`Runtime.memo_for`)."""
     logger: kopf.Logger | logging.Logger
     spec_problem: str | None = None
     """Why ``spec`` cannot be read at all (a string, a list, null): then ``spec`` is
     empty and a start fails the object with reason ``InvalidSpec`` (:func:`shape_problem`)."""
+    rayjob: Mapping[str, Any] | None = None
+    """The RayJob as its watch event just delivered it (:mod:`~tunix_rt.controller.wake`):
+    :meth:`read_rayjob` returns it instead of reading it again."""
 
     @property
     def namespace(self) -> str:
@@ -103,6 +110,8 @@ class Call:
 
     async def read_rayjob(self, rayjob_name: str) -> dict[str, Any] | None:
         """The RayJob (None when it is gone); API trouble makes kopf retry."""
+        if self.rayjob is not None and self.rayjob.get("metadata", {}).get("name") == rayjob_name:
+            return dict(self.rayjob)
         return await get_rayjob(self.runtime, self.namespace, rayjob_name)
 
     async def read_store(
@@ -149,6 +158,16 @@ StatusTest = Callable[[Mapping[str, Any]], bool]
 
 
 def started_and_running(status: Mapping[str, Any]) -> bool:
+    """Polled every ``poll_seconds``: its trials or evidence may change in the store."""
+    return started(status) and phase_of(status) not in (None, Phase.PENDING)
+
+
+def started_and_pending(status: Mapping[str, Any]) -> bool:
+    """Woken by its RayJob's events (and resynced slowly): the run has not started."""
+    return started(status) and phase_of(status) in (None, Phase.PENDING)
+
+
+def started(status: Mapping[str, Any]) -> bool:
     return bool(status.get("rayJobName")) and not is_terminal(status)
 
 
@@ -172,7 +191,10 @@ class Kind:
     start: Step
     follow: Step
     following: StatusTest = started_and_running
-    """The timer runs (default: it has a RayJob and has not finished)."""
+    """The poll timer runs (default: it has a RayJob, runs and has not finished)."""
+    pending: StatusTest = started_and_pending
+    """RayJob events wake it, the resync timer runs (default: it has a RayJob that has
+    not started)."""
     restarts: StatusTest = never_started
     """A spec change starts it again (default: it never got a RayJob)."""
 
@@ -249,6 +271,8 @@ class Kind:
             call.body, old, verdict.phase, verdict.message, verdict.reason if failed else None
         )
         self.observe(call, verdict.phase)
+        if verdict.finished:
+            call.runtime.forget(self.key, call.namespace, call.name)
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -333,6 +357,7 @@ def handler(kind: Kind, op: str, step: Step) -> Callable[..., Awaitable[None]]:
     ) -> None:
         runtime = runtime_of(memo)
         problem = shape_problem(body.get("spec", _ABSENT), kind.spec_fields)
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         call = Call(
             runtime,
             body,
@@ -340,12 +365,13 @@ def handler(kind: Kind, op: str, step: Step) -> Callable[..., Awaitable[None]]:
             {} if problem else spec,
             status_dict(body, logger),
             patch,
-            memo,
+            runtime.memo_for(kind.key, namespace, name),
             logger,
             spec_problem=problem,
         )
-        with runtime.metrics.time(kind.key, op):
-            await step(call)
+        async with runtime.lock_for(kind.key, namespace, name):
+            with runtime.metrics.time(kind.key, op):
+                await step(call)
         if not isinstance(body.get("status") or {}, Mapping):
             replace_status(patch)
 
@@ -353,8 +379,12 @@ def handler(kind: Kind, op: str, step: Step) -> Callable[..., Awaitable[None]]:
     return handle
 
 
-def register_kind(registry: kopf.OperatorRegistry, kind: Kind, poll_seconds: float) -> None:
-    """Attach one kind's handlers to a registry."""
+def register_kind(
+    registry: kopf.OperatorRegistry, kind: Kind, poll_seconds: float, resync_seconds: float
+) -> None:
+    """Attach one kind's handlers to a registry: start, spec change, delete; follow by a
+    poll timer while it runs and by a slow resync timer while it is pending (its RayJob's
+    events wake it then: :func:`tunix_rt.controller.wake.register`)."""
     on: dict[str, Any] = {"registry": registry, "backoff": 10}
     start = handler(kind, "start", kind.start)
     kopf.on.resume(GROUP, VERSION, kind.plural, id=f"start_{kind.key}", **on)(start)
@@ -366,6 +396,10 @@ def register_kind(registry: kopf.OperatorRegistry, kind: Kind, poll_seconds: flo
     def following(body: kopf.Body, **_: Any) -> bool:
         return kind.following(status_dict(body))
 
+    def pending(body: kopf.Body, **_: Any) -> bool:
+        return kind.pending(status_dict(body))
+
+    follow = handler(kind, "follow", kind.follow)
     kopf.timer(
         GROUP,
         VERSION,
@@ -375,7 +409,18 @@ def register_kind(registry: kopf.OperatorRegistry, kind: Kind, poll_seconds: flo
         interval=poll_seconds,
         backoff=max(poll_seconds, 1.0),
         when=following,
-    )(handler(kind, "follow", kind.follow))
+    )(follow)
+    kopf.timer(
+        GROUP,
+        VERSION,
+        kind.plural,
+        registry=registry,
+        id=f"resync_{kind.key}",
+        interval=resync_seconds,
+        initial_delay=resync_seconds,
+        backoff=max(poll_seconds, 1.0),
+        when=pending,
+    )(follow)
     kopf.on.delete(GROUP, VERSION, kind.plural, id=f"delete_{kind.key}", **on)(
         handler(kind, "delete", partial(delete_rayjob, kind))
     )
@@ -400,6 +445,7 @@ async def delete_rayjob(kind: Kind, call: Call) -> None:
     except KubeApiError as exc:
         raise kopf.TemporaryError(f"deleting RayJob {rayjob_name}: {exc}", delay=10) from exc
     call.runtime.metrics.forget(kind.key, call.namespace, call.name)
+    call.runtime.forget(kind.key, call.namespace, call.name)  # ends its follow steps' cache
     if deleted:
         message = f"deleted RayJob {rayjob_name}; {kind.kept} stay in the store"
         call.logger.info(message)

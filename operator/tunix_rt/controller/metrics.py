@@ -29,6 +29,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self._phases: dict[str, dict[tuple[str, str], str]] = {k: {} for k in KINDS}
+        self._counts: dict[str, dict[str, int]] = {k: {} for k in KINDS}
         self._lock = threading.Lock()
         self.sweeps = Gauge(
             "tunixrt_sweeps", "Sweeps followed by this operator, by phase.", ["phase"],
@@ -59,23 +60,27 @@ class Metrics:
     def _gauge(self, kind: str) -> Gauge:
         return self.sweeps if kind == "sweep" else self.rehearsals
 
-    def _refresh(self, kind: str) -> None:
-        counts = {p.value: 0 for p in Phase}
-        for phase in self._phases[kind].values():
-            counts[phase] = counts.get(phase, 0) + 1
+    def _move(self, kind: str, old: str | None, new: str | None) -> None:
+        """One object left phase ``old`` for ``new``: two gauge values change (constant
+        time: recounting every followed object on each poll was quadratic in them)."""
         gauge = self._gauge(kind)
-        for phase, count in counts.items():
-            gauge.labels(phase=phase).set(count)
+        counts = self._counts[kind]
+        for phase, step in ((old, -1), (new, 1)):
+            if phase is not None:
+                counts[phase] = counts.get(phase, 0) + step
+                gauge.labels(phase=phase).set(counts[phase])
 
     def observe_phase(self, kind: str, namespace: str, name: str, phase: str) -> None:
         with self._lock:
-            self._phases[kind][(namespace, name)] = phase
-            self._refresh(kind)
+            old = self._phases[kind].get((namespace, name))
+            if old != phase:
+                self._phases[kind][(namespace, name)] = phase
+                self._move(kind, old, phase)
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
         with self._lock:
-            self._phases[kind].pop((namespace, name), None)
-            self._refresh(kind)
+            old = self._phases[kind].pop((namespace, name), None)
+            self._move(kind, old, None)
 
     def trials_finished(self, namespace: str, count: int) -> None:
         if count > 0:

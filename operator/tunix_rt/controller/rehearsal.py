@@ -44,7 +44,7 @@ from tunix_rt.api.placement import SKIP_PLACEMENT, UNSCHEDULABLE, check_placemen
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.contract.layout import RehearsalFiles, RehearsalLayout, bundle_key
 from tunix_rt.contract.phases import Verdict, job_status, judge_rehearsal
-from tunix_rt.controller.kind import Call, Kind
+from tunix_rt.controller.kind import Call, Kind, started_and_running
 from tunix_rt.controller.rehearsal_source import Resolved, Unresolvable, Waiting, resolve
 from tunix_rt.controller.rehearsal_status import (
     WAITING_FOR_SWEEP,
@@ -243,9 +243,10 @@ def _waiting(status: Mapping[str, Any]) -> bool:
 
 
 def _active(status: Mapping[str, Any]) -> bool:
+    """Polled: waiting for its source Sweep, or running (a pending RayJob wakes it)."""
     if is_terminal(status):
         return False
-    return bool(status.get("rayJobName")) or _waiting(status)
+    return _waiting(status) or started_and_running(status)
 
 
 def _not_started(status: Mapping[str, Any]) -> bool:

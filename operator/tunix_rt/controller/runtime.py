@@ -45,6 +45,9 @@ from tunix_rt.storage import Store
 log = logging.getLogger(__name__)
 """Not kopf's per-object logger: that one posts each record as an Event."""
 
+ObjectKey = tuple[str, str, str]
+"""(kind, namespace, name), the kind lower-cased."""
+
 
 @dataclass
 class Runtime:
@@ -57,6 +60,8 @@ class Runtime:
     kube: KubeClient = field(init=False)
     rayjobs: RayJobClient = field(init=False)
     _stores: dict[str, Store] = field(default_factory=dict, init=False)
+    _memos: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict, init=False)
+    _locks: dict[ObjectKey, asyncio.Lock] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.kube = KubeClient(lambda: self.connection)
@@ -77,6 +82,21 @@ class Runtime:
 
     def with_defaults(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         return self.config.with_defaults(spec)
+
+    def memo_for(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        """One object's cache between its follow steps, whichever woke them (its timers or
+        its RayJob's watch events: kopf's per-object memo is not shared with the latter)."""
+        return self._memos.setdefault((kind, namespace, name), {})
+
+    def lock_for(self, kind: str, namespace: str, name: str) -> asyncio.Lock:
+        """One follow step at a time per object (a timer and a RayJob event can coincide)."""
+        return self._locks.setdefault((kind, namespace, name), asyncio.Lock())
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        """Drop what :meth:`memo_for` and :meth:`lock_for` keep: the object finished or is
+        deleted, so no follow step runs for it again."""
+        self._memos.pop((kind, namespace, name), None)
+        self._locks.pop((kind, namespace, name), None)
 
     async def close(self) -> None:
         await self.kube.close()
@@ -260,9 +280,9 @@ def adopt_existing(
     (the status already records it as followed), so it is logged, not posted as an Event:
     a ``RayJobAdopted`` Event on every operator start for every unfinished object would
     pile up. (A RayJob found on *create*, which the status does not name yet, is news:
-    :func:`ensure_rayjob` posts the Event.) The RayJob is not read here: the timer reads
-    it at its next poll and reports a missing one (RayJobLost, or success from what the
-    store holds)."""
+    :func:`ensure_rayjob` posts the Event.) The RayJob is not read here: the follow step
+    reads it (at the next poll; for a Pending object, when the RayJob watch lists it or
+    at the resync) and reports a missing one (RayJobLost, or success from the store)."""
     meta = body.get("metadata") or {}
     name = str(meta.get("name"))
     log.info("resuming %s %s/%s: following RayJob %s", kind, namespace, name, status["rayJobName"])

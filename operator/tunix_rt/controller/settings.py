@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import socket
 from typing import Any
 
@@ -51,13 +53,45 @@ def make_settings(config: OperatorConfig) -> kopf.OperatorSettings:
 async def login(
     memo: kopf.Memo, logger: kopf.Logger, settings: kopf.OperatorSettings, **_: Any
 ) -> kopf.ConnectionInfo | None:
-    """In-cluster service account or kubeconfig (via kubernetes_asyncio), or a fixed server;
-    the RayJob client uses the same credentials."""
+    """A fixed server, else the in-cluster service account, else the kubeconfig (read by
+    kopf; by kubernetes_asyncio only when it needs a plugin); the RayJob client uses the
+    same credentials."""
     runtime = runtime_of(memo)
-    info = runtime.fixed_connection
-    if info is None:
+    info = runtime.fixed_connection or in_cluster(settings) or from_kubeconfig(settings)
+    if info is None:  # exec plugins, auth providers: the client library runs them
         info = await kopf.login_via_async_client(logger=logger, settings=settings)
     runtime.connection = info
+    return info
+
+
+def in_cluster(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
+    """The pod's service account, at ``KUBERNETES_SERVICE_HOST:PORT`` (as the client
+    libraries do: a process with those unset uses its kubeconfig even in a pod)."""
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    port = os.environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    info = kopf.login_with_service_account(settings=settings)
+    if info is None:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return dataclasses.replace(info, server=f"https://{host}:{port}")
+
+
+def from_kubeconfig(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
+    """kopf's own kubeconfig reader (no client library: that is ~60 MiB resident, see
+    :mod:`tunix_rt.kopf_lean`), when the kubeconfig holds the credentials themselves
+    (token, client certificate, basic auth); None when it names none (an exec plugin or
+    auth provider: the client library is needed) or there is no kubeconfig."""
+    if not os.environ.get("KUBECONFIG") and not os.path.exists(
+        os.path.expanduser("~/.kube/config")
+    ):
+        return None
+    info = kopf.login_with_kubeconfig(settings=settings)
+    if info is None or not (
+        info.token or info.certificate_path or info.certificate_data or info.username
+    ):
+        return None
     return info
 
 

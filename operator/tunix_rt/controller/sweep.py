@@ -8,12 +8,15 @@ driver runs trials) -> ``Succeeded`` or ``Failed``. Each transition posts an Eve
   whose message names the field, plus a Warning Event; nothing is retried), build the
   RayJob and create it under the deterministic name ``sweep-<name>`` -- or adopt it when
   it exists (operator restarts, another replica, a 409 on create). Never a second RayJob.
-* timer (``follow_sweep``, :func:`follow`, every ``TUNIX_RT_POLL_SECONDS`` while not
-  finished): read the RayJob's ``jobStatus`` / ``jobDeploymentStatus`` and the trial
-  files the driver writes to the store (:class:`~tunix_rt.contract.layout.SweepFiles`,
-  finished records read once); judge the phase with the run contract's
-  :func:`~tunix_rt.contract.phases.judge_sweep`; patch phase, conditions, trials
-  (params, state, primary_score), counts, best trial and primary score
+* follow (:func:`follow`; timer ``follow_sweep`` every ``TUNIX_RT_POLL_SECONDS`` while
+  Running; while Pending, each change of its RayJob's status seen by the watch
+  (:mod:`~tunix_rt.controller.wake`) and timer ``resync_sweep`` every
+  ``TUNIX_RT_RESYNC_SECONDS``): read the RayJob's ``jobStatus`` /
+  ``jobDeploymentStatus`` and the trial files the driver writes to the store
+  (:class:`~tunix_rt.contract.layout.SweepFiles`, finished records read once); judge
+  the phase with the run contract's :func:`~tunix_rt.contract.phases.judge_sweep`;
+  patch phase, conditions, trials (params, state, primary_score), counts, best trial
+  and primary score
   (:mod:`tunix_rt.controller.sweep_status`); an Event per finished trial. The job
   SUCCEEDED and the summary exists -> ``Succeeded`` (final trials from the summary); the
   job FAILED/STOPPED (or its deployment failed, e.g. DeadlineExceeded) -> ``Failed``

@@ -12,12 +12,15 @@ process or another replica) created it": read it back and adopt it.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
 import aiohttp
+
+from tunix_rt import kopf_lean  # noqa: F401  # isort: skip  (before kopf: see there)
 import kopf
 
 from tunix_rt.api.common import GROUP, VERSION
@@ -100,11 +103,18 @@ class KubeClient:
             return self._session, info.server.rstrip("/")
 
     async def request(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
     ) -> dict[str, Any]:
         session, server = await self._session_for()
+        kwargs: dict[str, Any] = {"json": body}
+        if content_type is not None:
+            kwargs = {"data": json.dumps(body), "headers": {"Content-Type": content_type}}
         try:
-            async with session.request(method, server + path, json=body) as resp:
+            async with session.request(method, server + path, **kwargs) as resp:
                 text = await resp.text()
                 if resp.status >= 400:
                     reason, message = resp.reason or "", text[:500]
@@ -143,6 +153,14 @@ class KubeClient:
         self, ref: ResourceRef, namespace: str, body: Mapping[str, Any]
     ) -> dict[str, Any]:
         return await self.request("POST", ref.path(namespace), body)
+
+    async def patch_status(
+        self, ref: ResourceRef, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch the ``/status`` subresource (what kopf does with a handler's patch)."""
+        path = ref.path(namespace, name, "status")
+        body = {"status": dict(status)}
+        return await self.request("PATCH", path, body, "application/merge-patch+json")
 
     async def delete(self, ref: ResourceRef, namespace: str, name: str) -> bool:
         """Delete (background propagation); False when it was already gone."""

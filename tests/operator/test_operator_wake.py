@@ -1,0 +1,80 @@
+"""A Pending Sweep is followed by its RayJob's watch events, not polled
+(:mod:`tunix_rt.controller.wake`): with the poll and resync timers slower than the test,
+only a RayJob event can move it on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from support.operator import (
+    RAYJOBS,
+    SWEEPS,
+    Api,
+    ApiServer,
+    StartOperator,
+    phase_is,
+    sweep_body,
+    wait_for,
+)
+from tunix_rt.controller import OperatorConfig
+from tunix_rt.controller.wake import EMPTY, parent_of, signature
+
+NS = "ml"
+
+
+def rayjob(status: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "sweep-a", **meta}, "spec": {}, "status": status}
+
+
+def test_signature_is_what_the_phase_rules_read() -> None:
+    assert signature(rayjob()) == EMPTY
+    running = rayjob({"jobStatus": "RUNNING", "jobDeploymentStatus": "Running"})
+    assert signature(running) != EMPTY
+    noisy = rayjob({"jobStatus": "RUNNING", "jobDeploymentStatus": "Running", "startTime": "t"})
+    assert signature(noisy) == signature(running)  # fields the rules do not read: no wake
+    suspended = {**rayjob(), "spec": {"suspend": True}}
+    assert signature(suspended) != EMPTY
+
+
+def test_parent_is_the_controlling_owner_of_our_group() -> None:
+    ref = {"apiVersion": "tunixrt.io/v1alpha1", "kind": "Sweep", "name": "a", "uid": "u"}
+    assert parent_of(rayjob(ownerReferences=[{**ref, "controller": True}])) == ("Sweep", "a")
+    assert parent_of(rayjob(ownerReferences=[ref])) is None  # not the controller
+    other = {**ref, "apiVersion": "example.com/v1", "controller": True}
+    assert parent_of(rayjob(ownerReferences=[other])) is None
+    assert parent_of(rayjob()) is None
+
+
+async def test_pending_sweep_moves_on_rayjob_events_without_polling(
+    api: Api, apiserver: ApiServer, config: OperatorConfig, start_operator: StartOperator
+) -> None:
+    await start_operator(config.replace(poll_seconds=120.0, resync_seconds=120.0))
+    await api.create(SWEEPS, sweep_body("woken"))
+    await wait_for(lambda: phase_is(api, SWEEPS, "woken", "Pending"), what="Pending")
+
+    # Pending and nothing changes: the operator does not read the RayJob again.
+    reads = apiserver.count("fetch", RAYJOBS, "sweep-woken")
+    await asyncio.sleep(1.0)
+    assert apiserver.count("fetch", RAYJOBS, "sweep-woken") == reads
+
+    # KubeRay starts it: the watch event moves the Sweep to Running at once.
+    await api.job_status(NS, "sweep-woken", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    await wait_for(lambda: phase_is(api, SWEEPS, "woken", "Running"), what="Running", timeout=10)
+
+
+async def test_pending_sweep_fails_when_its_rayjob_fails_or_goes(
+    api: Api, config: OperatorConfig, start_operator: StartOperator
+) -> None:
+    await start_operator(config.replace(poll_seconds=120.0, resync_seconds=120.0))
+    for name in ("doomed", "lost"):
+        await api.create(SWEEPS, sweep_body(name))
+        await wait_for(lambda n=name: phase_is(api, SWEEPS, n, "Pending"), what="Pending")
+    await api.job_status(
+        NS, "sweep-doomed", jobDeploymentStatus="Failed", jobStatus="FAILED", message="OOM"
+    )
+    await api.delete(RAYJOBS, NS, "sweep-lost")
+    doomed = await wait_for(lambda: phase_is(api, SWEEPS, "doomed", "Failed"), timeout=10)
+    lost = await wait_for(lambda: phase_is(api, SWEEPS, "lost", "Failed"), timeout=10)
+    assert "OOM" in doomed["message"]
+    assert lost["conditions"] and "RayJob sweep-lost was deleted" in lost["message"]
