@@ -135,7 +135,7 @@ class ByteTokenizer:
     vocab_size = byte_tokenizer.VOCAB_SIZE
 
     def encode(self, text: str, **_: Any) -> list[int]:
-        return byte_tokenizer.encode(text)
+        return byte_tokenizer.encode(str(text))  # Tunix hands over numpy strings
 
     def decode(self, ids: Sequence[int], **_: Any) -> str:
         return byte_tokenizer.decode(ids)
@@ -271,29 +271,39 @@ def load_weights(model: Any, path: Path, fmt: str, mesh: Mesh) -> Any:
         restored = gemma_params.map_from_upstream_checkpoint(
             restored, text_only=config.vision_config is None
         )
-    current = nnx.to_pure_dict(nnx.state(model, base_weights()))
-    _check_shapes(current, restored, path)
-    update = jax.tree.map(lambda old, new: jnp.asarray(new, dtype=old.dtype), current, restored)
-    nnx.update(model, update)
+    current = traverse_util.flatten_dict(nnx.to_pure_dict(nnx.state(model, base_weights())))
+    update = matched_weights(current, traverse_util.flatten_dict(restored), path)
+    nnx.update(model, traverse_util.unflatten_dict(update))
     return model
 
 
-def _check_shapes(current: dict[str, Any], restored: dict[str, Any], path: Path) -> None:
-    want = traverse_util.flatten_dict(current)
-    got = traverse_util.flatten_dict(restored)
-    missing = sorted("/".join(map(str, k)) for k in want if k not in got)
+def matched_weights(
+    want: dict[tuple[Any, ...], Any], got: dict[tuple[Any, ...], Any], path: Path
+) -> dict[tuple[Any, ...], Any]:
+    """The checkpoint's value for each of the model's weights (keys compared as text:
+    orbax writes a layer index as a string), cast to the model's dtype; a missing weight
+    or a shape the config does not have is an error naming the checkpoint."""
+    by_text = {tuple(map(str, key)): value for key, value in got.items()}
+    out: dict[tuple[Any, ...], Any] = {}
+    missing: list[str] = []
+    for key, old in want.items():
+        text = tuple(map(str, key))
+        if text not in by_text:
+            missing.append("/".join(text))
+            continue
+        new = by_text[text]
+        if tuple(np.shape(new)) != tuple(old.shape):
+            raise ValueError(
+                f"model.checkpoint {path}: {'/'.join(text)} has shape {tuple(np.shape(new))}, "
+                f"the config needs {tuple(old.shape)}; check model.name and model.tokenizer"
+            )
+        out[key] = jnp.asarray(new, dtype=old.dtype)
     if missing:
         raise ValueError(
             f"model.checkpoint {path}: missing {len(missing)} weights of model.name's "
             f"config (first: {missing[:3]}); is it a checkpoint of that model?"
         )
-    for key, value in want.items():
-        if tuple(np.shape(got[key])) != tuple(value.shape):
-            raise ValueError(
-                f"model.checkpoint {path}: {'/'.join(map(str, key))} has shape "
-                f"{tuple(np.shape(got[key]))}, the config needs {tuple(value.shape)}; "
-                "check model.name and model.tokenizer"
-            )
+    return out
 
 
 def save_orbax(model: Any, folder: Path) -> Path:

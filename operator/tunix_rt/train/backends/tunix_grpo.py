@@ -79,15 +79,15 @@ class RewardLog:
 def prompt_batches(
     examples: Sequence[Example], config: TrainerConfig, clock: common.Deadline
 ) -> Iterator[dict[str, Any]]:
-    """``{"prompts": [...], "answer": [...]}`` per step until max_steps or the deadline."""
+    """``{"prompts": ..., "answer": ...}`` per step until max_steps or the deadline."""
     size = min(config.batch_size, len(examples))
     order = common.batch_rows(len(examples), size, config.seed)
     for step, rows in enumerate(order):
         if step >= config.max_steps or not clock.allows(step):
             return
-        yield {
-            "prompts": [examples[i].prompt for i in rows],
-            "answer": [examples[i].answer for i in rows],
+        yield {  # numpy columns: Tunix repeats each row numGenerations times with np.repeat
+            "prompts": np.array([examples[i].prompt for i in rows]),
+            "answer": np.array([examples[i].answer for i in rows]),
         }
 
 

@@ -55,14 +55,15 @@ class StepReporter:
         self.history: list[dict[str, float]] = []
         self.losses: list[float] = []
         self.last_loss = float("nan")
-        self.started = time.perf_counter()
+        self.started: float | None = None
         self.first_done: float | None = None
         self.compile_seconds = 0.0
         self.eval_seconds = 0.0
         self.timed_steps = 0
 
     def on_train_start(self, trainer: Any) -> None:
-        self.started = time.perf_counter()
+        if self.started is None:  # GRPO calls the actor's train() once per step
+            self.started = time.perf_counter()
 
     def on_train_end(self, trainer: Any) -> None:
         if self.losses:
@@ -81,7 +82,7 @@ class StepReporter:
         now = time.perf_counter()
         self.losses.append(float(train_loss))
         if self.first_done is None:
-            self.first_done, self.compile_seconds = now, now - self.started
+            self.first_done, self.compile_seconds = now, now - (self.started or now)
             self.first_step = train_step
         done = int(train_step)
         self.timed_steps = done - self.first_step
