@@ -13,11 +13,11 @@ from tunix_rt.api.trainer import TUNIX_MODELS, TrainerConfig, tunix_model_name
 
 pytest.importorskip("tunix", reason="the tunix extra is not installed")
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-from flax import nnx, traverse_util  # noqa: E402
+import jax
+import numpy as np
+from flax import nnx, traverse_util
 
-from tunix_rt.train.backends import tunix_common as common  # noqa: E402
+from tunix_rt.train.backends import tunix_common as common
 
 
 def tiny_config(**model: Any) -> TrainerConfig:
@@ -28,7 +28,7 @@ def tiny_config(**model: Any) -> TrainerConfig:
 
 def weights(model: Any) -> dict[tuple[Any, ...], np.ndarray]:
     pure = nnx.to_pure_dict(nnx.state(model, common.base_weights()))
-    return {k: np.asarray(v) for k, v in traverse_util.flatten_dict(pure).items()}
+    return {k: np.asarray(v) for k, v in common.flatten(pure).items()}
 
 
 def random_model(seed: int) -> Any:
@@ -52,18 +52,18 @@ def test_spellings_of_one_name(spelling: str) -> None:
 
 
 def test_admission_requires_a_known_name_for_tunix_backends() -> None:
-    with pytest.raises(ValueError, match="model.name") as missing:
+    with pytest.raises(ValueError, match=r"model\.name") as missing:
         TrainerConfig.model_validate({"backend": "tunix-grpo"})
     assert "gemma3-tiny" in str(missing.value)
     with pytest.raises(ValueError, match="unknown Tunix model 'gemma3-2b'"):
         TrainerConfig.model_validate({"backend": "tunix-sft", "model": {"name": "gemma3-2b"}})
-    with pytest.raises(ValueError, match="model.tokenizer is read by the Tunix backends"):
+    with pytest.raises(ValueError, match=r"model\.tokenizer is read by the Tunix backends"):
         TrainerConfig.model_validate({"model": {"tokenizer": "t.model"}})
 
 
 def test_overrides_cannot_drop_the_model_name() -> None:
     base = tiny_config()
-    with pytest.raises(ManifestError, match="model.name"):
+    with pytest.raises(ManifestError, match=r"model\.name"):
         base.with_overrides({"model": {"name": None}})
 
 
@@ -133,13 +133,13 @@ def test_digest_changes_with_the_content(tmp_path: Path) -> None:
 
 
 def test_bad_checkpoints_name_the_field(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="model.checkpoint .*: no such file"):
+    with pytest.raises(ValueError, match=r"model\.checkpoint .*: no such file"):
         common.fetch(str(tmp_path / "missing"), tmp_path, "model.checkpoint")
     (tmp_path / "weights.bin").write_bytes(b"x")
-    with pytest.raises(ValueError, match="not .safetensors"):
+    with pytest.raises(ValueError, match=r"not \.safetensors"):
         common.checkpoint_format(tmp_path / "weights.bin")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="neither \\*.safetensors nor an orbax"):
+    with pytest.raises(ValueError, match=r"neither \*\.safetensors nor an orbax"):
         common.checkpoint_format(tmp_path / "empty")
 
 
@@ -147,7 +147,7 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
     other = common._init_model(common.gemma_config("gemma3-tiny", 300), 0)  # bigger vocab
     path = common.save_orbax(other, tmp_path / "ckpt")
     mesh = common.make_mesh()
-    with mesh, pytest.raises(ValueError, match="input_embedding has shape \\(300, 64\\)"):
+    with mesh, pytest.raises(ValueError, match=r"input_embedding has shape \(300, 64\)"):
         common.load_weights(random_model(seed=0), path, "orbax", mesh)
 
 

@@ -79,9 +79,7 @@ def reward_fns(max_trace_tokens: int, count: CountTokens) -> list[RewardFn]:
 
     def judged(completions: Sequence[str], answer: Sequence[str]) -> list[Completion]:
         if len(completions) != len(answer):
-            raise ValueError(
-                f"{len(completions)} completions but {len(answer)} expected answers"
-            )
+            raise ValueError(f"{len(completions)} completions but {len(answer)} expected answers")
         return [
             as_evaluated(text, str(expected), max_trace_tokens, count)
             for text, expected in zip(completions, answer, strict=True)

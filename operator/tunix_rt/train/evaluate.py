@@ -29,6 +29,7 @@ from tunix_rt.scoring.judge import (  # noqa: F401 (callers import the parser fr
 from tunix_rt.train import sharding, tokenizer
 from tunix_rt.train.data import Example, encode_prompt
 
+
 class EvalRow(BaseModel):
     """One eval example, what the model wrote, and how it scored (snake_case on purpose:
     ``compute_primary_score`` reads ``answer_correctness`` from these dicts)."""

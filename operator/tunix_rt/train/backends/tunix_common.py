@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import importlib.metadata
 import math
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx, traverse_util
+from flax import nnx
 from jax.sharding import Mesh
 
 from tunix_rt.api.trainer import TrainerConfig, tunix_model_name
@@ -51,7 +52,9 @@ TINY_DIMS: dict[str, Any] = {
 }
 """gemma3-tiny: Gemma3's architecture at ~140k parameters (with the byte vocabulary)."""
 DEFAULT_LORA_RANK = 8
-LORA_MODULES = ".*q_einsum|.*kv_einsum|.*qkv_einsum|.*attn_vec_einsum|.*gate_proj|.*up_proj|.*down_proj"
+LORA_MODULES = (
+    ".*q_einsum|.*kv_einsum|.*qkv_einsum|.*attn_vec_einsum|.*gate_proj|.*up_proj|.*down_proj"
+)
 """Where LoRA adapters go: every attention and MLP projection."""
 VERSION_PACKAGES = ("google-tunix", "qwix", "jax", "flax", "optax", "orbax-checkpoint")
 SAFETENSORS_FILE = "model.safetensors"
@@ -64,7 +67,7 @@ ORBAX_MARKERS = ("_CHECKPOINT_METADATA", "_METADATA", "manifest.ocdbt", "checkpo
 def gemma_config(name: str, vocab_size: int) -> Any:
     """Tunix's ``gemma3 ModelConfig`` for ``model.name`` (gemma3-tiny: float32 params and
     the tokenizer's vocabulary; the named configs keep Gemma's 262144-token vocabulary)."""
-    from tunix.models.gemma3 import model as gemma
+    from tunix.models.gemma3 import model as gemma  # type: ignore[import-untyped]
 
     canonical = tunix_model_name(name)
     if canonical is None:
@@ -103,9 +106,29 @@ def config_record(config: Any) -> dict[str, Any]:
 def make_mesh() -> Mesh:
     """Every local device on the ``fsdp`` axis (Tunix's Gemma shards over fsdp and tp)."""
     devices = jax.device_count()
-    return jax.make_mesh(
-        (devices, 1), ("fsdp", "tp"), axis_types=(jax.sharding.AxisType.Auto,) * 2
-    )
+    return jax.make_mesh((devices, 1), ("fsdp", "tp"), axis_types=(jax.sharding.AxisType.Auto,) * 2)
+
+
+def flatten(tree: dict[Any, Any], prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], Any]:
+    """A nested dict as ``{path tuple: leaf}``."""
+    out: dict[tuple[Any, ...], Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, (*prefix, key)))
+        else:
+            out[(*prefix, key)] = value
+    return out
+
+
+def unflatten(flat: dict[tuple[Any, ...], Any]) -> dict[Any, Any]:
+    """The inverse of :func:`flatten`."""
+    tree: dict[Any, Any] = {}
+    for path, value in flat.items():
+        node = tree
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return tree
 
 
 def base_weights() -> Any:
@@ -165,7 +188,7 @@ class Tokenizer:
 
 def load_tokenizer(uri: str | None, workdir: Path) -> Tokenizer:
     """``model.tokenizer`` (a SentencePiece model) or the built-in byte tokenizer."""
-    from tunix.generate.tokenizer_adapter import TokenizerAdapter
+    from tunix.generate.tokenizer_adapter import TokenizerAdapter  # type: ignore[import-untyped]
 
     if uri is None:
         return Tokenizer(TokenizerAdapter(ByteTokenizer()), ByteTokenizer.vocab_size, "byte")
@@ -264,16 +287,16 @@ def load_weights(model: Any, path: Path, fmt: str, mesh: Mesh) -> Any:
                 str(folder), config, mesh, dtype=config.param_dtype
             )
         return loaded
-    import orbax.checkpoint as ocp
+    import orbax.checkpoint as ocp  # type: ignore[import-untyped]
 
     restored = ocp.StandardCheckpointer().restore(str(path.resolve()))
     if "transformer" in restored:  # Google's released Gemma checkpoints
         restored = gemma_params.map_from_upstream_checkpoint(
             restored, text_only=config.vision_config is None
         )
-    current = traverse_util.flatten_dict(nnx.to_pure_dict(nnx.state(model, base_weights())))
-    update = matched_weights(current, traverse_util.flatten_dict(restored), path)
-    nnx.update(model, traverse_util.unflatten_dict(update))
+    current = flatten(nnx.to_pure_dict(nnx.state(model, base_weights())))
+    update = matched_weights(current, flatten(restored), path)
+    nnx.update(model, unflatten(update))
     return model
 
 
@@ -323,7 +346,7 @@ def save_safetensors(model: Any, folder: Path) -> Path:
     from safetensors.numpy import save_file
 
     config = model.config
-    params = traverse_util.flatten_dict(nnx.to_pure_dict(nnx.state(model, base_weights())))
+    params = flatten(nnx.to_pure_dict(nnx.state(model, base_weights())))
     tensors: dict[str, np.ndarray] = {}
     d, n, k, h = config.embed_dim, config.num_heads, config.num_kv_heads, config.head_dim
 
@@ -430,7 +453,7 @@ def _init_model(gemma: Any, seed: int) -> Any:
 
 def apply_lora(model: Any, rank: int, alpha: float, seed: int) -> Any:
     """``model`` with qwix LoRA adapters on every projection (only they are trained)."""
-    import qwix
+    import qwix  # type: ignore[import-untyped]
 
     provider = qwix.LoraProvider(module_path=LORA_MODULES, rank=rank, alpha=alpha)
     return qwix.apply_lora_to_model(
@@ -527,6 +550,35 @@ class Deadline:
             )
 
 
+class _StderrWithIsatty:
+    """``sys.stderr`` as it is, plus the ``isatty`` Tunix's progress bar calls (Ray's
+    log tee in a trial process has none)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def tunix_stderr() -> Iterator[None]:
+    """Run Tunix's loops with a ``sys.stderr`` that has ``isatty`` (its progress bar
+    asks; it then stays off, as it should in a log)."""
+    if callable(getattr(sys.stderr, "isatty", None)):
+        yield
+        return
+    original = sys.stderr
+    sys.stderr = _StderrWithIsatty(original)
+    try:
+        yield
+    finally:
+        sys.stderr = original
+
+
 # ------------------------------------------------------------------ eval
 
 
@@ -548,7 +600,7 @@ class TunixEvaluator:
 
     def generate(self, model: Any, limit: int | None = None) -> list[list[int]]:
         """Generated token ids per row (up to ``cap`` each, EOS excluded)."""
-        from tunix.generate import sampler as sampler_lib
+        from tunix.generate import sampler as sampler_lib  # type: ignore[import-untyped]
 
         config = model.config
         sampler = sampler_lib.Sampler(

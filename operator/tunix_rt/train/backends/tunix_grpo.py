@@ -105,10 +105,10 @@ def make_learner(
     checkpoint_dir: str | None,
 ) -> Any:
     """The RL cluster (actor, reference, rollout on one mesh) and the GRPO learner."""
-    import orbax.checkpoint as ocp
-    from tunix.rl import rl_cluster as rl_cluster_lib
-    from tunix.rl.grpo import grpo_learner
-    from tunix.rl.rollout import base_rollout
+    import orbax.checkpoint as ocp  # type: ignore[import-untyped]
+    from tunix.rl import rl_cluster as rl_cluster_lib  # type: ignore[import-untyped]
+    from tunix.rl.grpo import grpo_learner  # type: ignore[import-untyped]
+    from tunix.rl.rollout import base_rollout  # type: ignore[import-untyped]
 
     batch = min(config.batch_size, config.dataset.train_size)
     generation = config.max_generation_length or config.eval.max_trace_tokens
@@ -119,7 +119,11 @@ def make_learner(
         every = config.checkpoint_every or config.max_steps
         options = ocp.CheckpointManagerOptions(save_interval_steps=every, max_to_keep=1)
     cluster_config = rl_cluster_lib.ClusterConfig(
-        role_to_mesh={roles.ACTOR: built.mesh, roles.REFERENCE: built.mesh, roles.ROLLOUT: built.mesh},
+        role_to_mesh={
+            roles.ACTOR: built.mesh,
+            roles.REFERENCE: built.mesh,
+            roles.ROLLOUT: built.mesh,
+        },
         rollout_engine="vanilla",
         offload_to_cpu=False,
         training_config=rl_cluster_lib.RLTrainingConfig(
@@ -128,7 +132,9 @@ def make_learner(
             max_steps=config.max_steps,
             mini_batch_size=batch,
             train_micro_batch_size=batch,
-            checkpoint_root_directory=checkpoint_dir,
+            checkpoint_root_directory=None
+            if checkpoint_dir is None
+            else str(Path(checkpoint_dir).resolve()),
             checkpointing_options=options,
             pbar_description=None,
         ),
@@ -191,7 +197,7 @@ def run_trial(
         evaluator = common.TunixEvaluator(dataset.eval, built.tokenizer, config)
         clock = common.Deadline(deadline, config.max_steps)
         hooks = StepReporter(config, tell, say, evaluator, extra=rewards.drain)
-        with built.mesh:
+        with built.mesh, common.tunix_stderr():
             learner = make_learner(built, config, rewards.wrapped, prompt_len, checkpoint_dir)
             trainer = learner.rl_cluster.actor_trainer
             trainer.with_training_hooks(hooks)

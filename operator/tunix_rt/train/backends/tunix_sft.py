@@ -120,7 +120,7 @@ def batches(
     tokens: np.ndarray, mask: np.ndarray, config: TrainerConfig, clock: common.Deadline
 ) -> Iterator[Any]:
     """Training inputs, step after step, until max_steps or the deadline."""
-    from tunix.sft import peft_trainer
+    from tunix.sft import peft_trainer  # type: ignore[import-untyped]
 
     order = common.batch_rows(len(tokens), min(config.batch_size, len(tokens)), config.seed)
     for step, rows in enumerate(order):
@@ -146,11 +146,9 @@ def model_inputs(pad_id: int) -> Any:
     return make
 
 
-def make_trainer(
-    built: common.Built, config: TrainerConfig, checkpoint_dir: str | None
-) -> Any:
+def make_trainer(built: common.Built, config: TrainerConfig, checkpoint_dir: str | None) -> Any:
     """PeftTrainer over the model (LoRA params only when LoRA is on)."""
-    import orbax.checkpoint as ocp
+    import orbax.checkpoint as ocp  # type: ignore[import-untyped]
     from tunix.sft import peft_trainer
 
     options = None
@@ -163,7 +161,9 @@ def make_trainer(
         peft_trainer.TrainingConfig(
             eval_every_n_steps=config.max_steps + 1,
             max_steps=config.max_steps,
-            checkpoint_root_directory=checkpoint_dir,
+            checkpoint_root_directory=None
+            if checkpoint_dir is None
+            else str(Path(checkpoint_dir).resolve()),
             checkpointing_options=options,
             pbar_description=None,
         ),
@@ -176,7 +176,7 @@ def export(built: common.Built, folder: Path, say: Log) -> Path:
     if built.lora_rank == 0:
         path = common.save_safetensors(built.model, folder)
     else:
-        from tunix.models.gemma3 import params as gemma_params
+        from tunix.models.gemma3 import params as gemma_params  # type: ignore[import-untyped]
 
         with tempfile.TemporaryDirectory(prefix="tunix-rt-base-") as base:
             common.save_safetensors(built.base, Path(base))
@@ -214,7 +214,7 @@ def run_trial(
         evaluator = common.TunixEvaluator(dataset.eval, built.tokenizer, config)
         clock = common.Deadline(deadline, config.max_steps)
         hooks = StepReporter(config, tell, say, evaluator)
-        with built.mesh:
+        with built.mesh, common.tunix_stderr():
             trainer = make_trainer(built, config, checkpoint_dir)
             trainer.with_training_hooks(hooks)
             trainer.train(batches(tokens, mask, config, clock))
