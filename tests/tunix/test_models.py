@@ -15,7 +15,7 @@ pytest.importorskip("tunix", reason="the tunix extra is not installed")
 
 import jax
 import numpy as np
-from flax import nnx, traverse_util
+from flax import nnx
 
 from tunix_rt.train.backends import tunix_common as common
 

@@ -102,6 +102,7 @@ def make_learner(
     config: TrainerConfig,
     rewards: Sequence[RewardFn],
     prompt_len: int,
+    batch: int,
     checkpoint_dir: str | None,
 ) -> Any:
     """The RL cluster (actor, reference, rollout on one mesh) and the GRPO learner."""
@@ -110,7 +111,6 @@ def make_learner(
     from tunix.rl.grpo import grpo_learner  # type: ignore[import-untyped]
     from tunix.rl.rollout import base_rollout  # type: ignore[import-untyped]
 
-    batch = min(config.batch_size, config.dataset.train_size)
     generation = config.max_generation_length or config.eval.max_trace_tokens
     reference = built.base if built.lora_rank else common.clone_model(built.base)
     roles = rl_cluster_lib.Role
@@ -198,7 +198,10 @@ def run_trial(
         clock = common.Deadline(deadline, config.max_steps)
         hooks = StepReporter(config, tell, say, evaluator, extra=rewards.drain)
         with built.mesh, common.tunix_stderr():
-            learner = make_learner(built, config, rewards.wrapped, prompt_len, checkpoint_dir)
+            batch = min(config.batch_size, len(dataset.train))
+            learner = make_learner(
+                built, config, rewards.wrapped, prompt_len, batch, checkpoint_dir
+            )
             trainer = learner.rl_cluster.actor_trainer
             trainer.with_training_hooks(hooks)
             learner.train(prompt_batches(dataset.train, config, clock))
