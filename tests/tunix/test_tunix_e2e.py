@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -28,7 +27,6 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-CHECKPOINT = EXAMPLES / "checkpoints" / "gemma3-tiny-sft" / "model.safetensors"
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: int) -> subprocess.CompletedProcess[str]:
@@ -71,8 +69,6 @@ def test_grpo_sweep_of_three_trials(tmp_path: Path, subprocess_env: dict[str, st
     summary = SweepResult.model_validate_json((folder / "summary.json").read_text())
     assert summary.phase.value == "Succeeded"
     assert summary.primary_score == scores[-1]
-    digest = hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest()  # every trial loads it
-    assert digest[:16] in log + out.stdout + out.stderr
     print(f"3-trial tunix-grpo sweep: {wall:.0f} s, scores {scores}")
 
 

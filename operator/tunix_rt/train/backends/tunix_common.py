@@ -461,6 +461,43 @@ def apply_lora(model: Any, rank: int, alpha: float, seed: int) -> Any:
     )
 
 
+LORA_INPUT_AXIS = {"qkv_einsum": 2, "kv_einsum": 2, "q_einsum": 1}
+"""Where the input (embedding) axis sits in these einsum weights: a LoRA delta
+``a ⊗ b`` has it first, the weight (e.g. qkv ``[3, heads, embed, head_dim]``) does not."""
+
+
+def merged_weights(model: Any, rank: int, alpha: float) -> dict[tuple[Any, ...], Any]:
+    """The base weights of a qwix LoRA model with ``a @ b * alpha / rank`` added: the
+    plain model that computes what the adapted one does."""
+    params = {
+        k: np.asarray(v)
+        for k, v in flatten(nnx.to_pure_dict(nnx.state(model, base_weights()))).items()
+    }
+    adapters = flatten(nnx.to_pure_dict(nnx.state(model, nnx.LoRAParam)))
+    for path, a in adapters.items():
+        name = str(path[-1])
+        if not name.endswith("_lora_a"):
+            continue
+        weight = name.removesuffix("_lora_a")
+        b = adapters[(*path[:-1], f"{weight}_lora_b")]
+        delta = np.tensordot(np.asarray(a), np.asarray(b), axes=([-1], [0])) * (alpha / rank)
+        delta = np.moveaxis(delta, 0, LORA_INPUT_AXIS.get(str(path[-2]), 0))
+        key = (*path[:-1], weight)
+        if delta.shape != params[key].shape:
+            raise ValueError(f"LoRA delta {delta.shape} does not fit {'/'.join(map(str, key))}")
+        params[key] = params[key] + delta.astype(params[key].dtype)
+    return params
+
+
+def merge_lora(model: Any, rank: int, alpha: float, seed: int = 0) -> Any:
+    """A plain Gemma3 with the LoRA adapters folded into its weights."""
+    plain = _init_model(model.config, seed)
+    nnx.update(
+        plain, unflatten({k: jnp.asarray(v) for k, v in merged_weights(model, rank, alpha).items()})
+    )
+    return plain
+
+
 def clone_model(model: Any) -> Any:
     """An independent copy (the GRPO reference model for full fine-tuning)."""
     graphdef, state = nnx.split(model)

@@ -51,6 +51,7 @@ class RewardLog:
         self.lock = threading.Lock()
         self.names = [fn.__name__ for fn in fns]
         self.values: dict[str, list[float]] = {name: [] for name in self.names}
+        self.last: dict[str, float] = {}
         self.wrapped = [self._wrap(fn) for fn in fns]
 
     def _wrap(self, fn: RewardFn) -> RewardFn:
@@ -73,7 +74,13 @@ class RewardLog:
         out = {f"reward_{name}": float(np.mean(v)) for name, v in values.items()}
         totals = np.sum([v[:count] for v in values.values()], axis=0)
         out["reward_mean"] = float(np.mean(totals))
+        self.last = out
         return out
+
+    def final(self) -> dict[str, float]:
+        """What :meth:`drain` has, or else what it last returned (Tunix calls the step
+        hooks one step late, so the last report may already hold the last rewards)."""
+        return self.drain() or dict(self.last)
 
 
 def prompt_batches(
@@ -213,7 +220,7 @@ def run_trial(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     train_seconds = hooks.train_seconds()
-    final.update(rewards.drain())
+    final.update(rewards.final())
     final.update(
         {
             "step": float(steps),

@@ -173,17 +173,10 @@ def make_trainer(built: common.Built, config: TrainerConfig, checkpoint_dir: str
 
 def export(built: common.Built, folder: Path, say: Log) -> Path:
     """The trained weights as safetensors in ``folder`` (LoRA adapters merged in)."""
-    if built.lora_rank == 0:
-        path = common.save_safetensors(built.model, folder)
-    else:
-        from tunix.models.gemma3 import params as gemma_params  # type: ignore[import-untyped]
-
-        with tempfile.TemporaryDirectory(prefix="tunix-rt-base-") as base:
-            common.save_safetensors(built.base, Path(base))
-            gemma_params.save_lora_merged_model_as_safetensors(
-                base, str(folder), built.model, built.lora_rank, built.lora_alpha or 0.0
-            )
-        path = folder / common.SAFETENSORS_FILE
+    model = built.model
+    if built.lora_rank:
+        model = common.merge_lora(built.model, built.lora_rank, built.lora_alpha or 0.0)
+    path = common.save_safetensors(model, folder)
     say(f"exported the trained weights to {path} (sha256 {common.sha256_of(path)[:16]})")
     return path
 
