@@ -348,7 +348,7 @@ def save_safetensors(model: Any, folder: Path) -> Path:
     config = model.config
     params = flatten(nnx.to_pure_dict(nnx.state(model, base_weights())))
     tensors: dict[str, np.ndarray] = {}
-    d, n, k, h = config.embed_dim, config.num_heads, config.num_kv_heads, config.head_dim
+    d, n, h = config.embed_dim, config.num_heads, config.head_dim
 
     def put(name: str, value: Any) -> None:
         tensors[name] = np.ascontiguousarray(np.asarray(value, dtype=np.float32))
@@ -379,7 +379,6 @@ def save_safetensors(model: Any, folder: Path) -> Path:
             ("post_ffw_norm", "post_feedforward_layernorm"),
         ):
             put(f"{pre}.{theirs}.weight", p[(ours, "scale")])
-    del k
     folder.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(folder / SAFETENSORS_FILE))
     return folder / SAFETENSORS_FILE
@@ -653,7 +652,7 @@ class TunixEvaluator:
         count = len(self.examples) if limit is None else min(limit, len(self.examples))
         out: list[list[int]] = []
         for start in range(0, count, self.batch):
-            prompts = [ex.prompt for ex in self.examples[start : start + self.batch]]
+            prompts = [ex.prompt for ex in self.examples[start : min(start + self.batch, count)]]
             padded = prompts + [prompts[0]] * (self.batch - len(prompts))  # one shape
             result = sampler(
                 padded,
