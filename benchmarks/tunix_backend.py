@@ -1,6 +1,6 @@
 """A Tunix trial's step throughput vs the same Tunix training loop run bare.
 
-    uv run python benchmarks/tunix.py [--steps 80] [--repeats 3] [--lora-rank 8]
+    uv run python benchmarks/tunix_backend.py [--steps 80] [--repeats 3] [--lora-rank 8]
 
 In one process, alternating to share the machine's noise fairly, on gemma3-tiny (random
 init, byte tokenizer) with the same optimizer, batches and step count:
@@ -14,7 +14,8 @@ init, byte tokenizer) with the same optimizer, batches and step count:
 
 ``tunix_vs_bare_ratio`` = median trial steps/s / median bare steps/s (goal >= 0.95).
 Writes the ``tunix`` key of ``benchmarks/results.json`` and the section between the
-``tunix`` markers of ``benchmarks/README.md``.
+``tunix`` markers of ``benchmarks/README.md``. (Not ``benchmarks/tunix.py``: a script's
+folder comes first on ``sys.path``, and that name would shadow the ``tunix`` package.)
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def section(figures: dict[str, Any]) -> str:
     load = figures["loadavg_1m_before_after"]
     return "\n".join(
         [
-            "## Tunix backend overhead (`benchmarks/tunix.py`)",
+            "## Tunix backend overhead (`benchmarks/tunix_backend.py`)",
             "",
             f"Measured {figures['date']} on {figures['machine']}, 1-minute load average "
             f"{load[0]} before and {load[1]} after (the machine is shared: read the ratio, "
