@@ -211,6 +211,7 @@ def test_devices_form_the_mesh() -> None:
     assert mesh.axis_names == ("fsdp", "tp")
 
 
+@pytest.mark.slow
 def test_merged_lora_computes_what_the_adapted_model_does() -> None:
     """Folding the adapters into the weights (the SFT export) keeps the function."""
     import jax.numpy as jnp
