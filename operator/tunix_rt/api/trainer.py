@@ -26,6 +26,22 @@ TUNIX_BACKENDS = ("tunix-sft", "tunix-grpo")
 TUNIX_ONLY = ("lora_rank", "lora_alpha")
 GRPO_ONLY = ("kl_beta", "num_generations", "clip_epsilon", "temperature", "max_generation_length")
 PYTHON_ONLY = ("entrypoint", "parameters", "user_params")
+TUNIX_MODELS = (
+    "gemma3-tiny",
+    "gemma3-270m",
+    "gemma3-270m-it",
+    "gemma3-1b",
+    "gemma3-1b-it",
+    "gemma3-4b",
+    "gemma3-4b-it",
+    "gemma3-12b",
+    "gemma3-12b-it",
+    "gemma3-27b",
+    "gemma3-27b-it",
+)
+"""``model.name`` for the Tunix backends: Tunix's Gemma3 configs (``gemma3-1b`` is its
+``gemma3_1b_pt``; underscores and a ``-pt`` suffix are accepted too) and gemma3-tiny, a
+2-layer random-init config (~140k params) for tests and CPU runs."""
 UserParamType = Literal["float", "int", "str", "bool"]
 """The types a ``python`` backend may declare for its own searchable parameters."""
 UserParamValue = float | int | str | bool
@@ -135,13 +151,18 @@ class ModelConfig(ApiModel):
     context: int = Field(64, ge=32, le=8192, description="Maximum sequence length in tokens.")
     name: str | None = Field(
         None,
-        description="Tunix backends: a Gemma config by name (gemma3-270m, gemma3-1b, ...) or "
-        "gemma3-tiny for tests; the built-in trainer ignores nothing and refuses it.",
+        description="Tunix backends (required there): a Gemma3 config by name (gemma3-270m, "
+        "gemma3-1b, gemma3-1b-it, ...) or gemma3-tiny for tests.",
     )
     checkpoint: str | None = Field(
         None,
         description="Tunix backends: weights to start from (a path or gs:// / s3:// URI, "
         "orbax or safetensors); random init when absent (the run manifest says so).",
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="Tunix backends: a SentencePiece model (path or gs:// / s3:// URI) for a "
+        "real Gemma checkpoint; absent: the built-in byte tokenizer.",
     )
 
     @model_validator(mode="after")
@@ -277,7 +298,9 @@ class TrainerConfig(ApiModel):
                         f"remove it or set backend (now {self.backend})",
                         getattr(self, name),
                     )
-        for name in ("name", "checkpoint"):
+        if self.backend in TUNIX_BACKENDS:
+            _check_tunix_model(self.model.name, self.backend)
+        for name in ("name", "checkpoint", "tokenizer"):
             if getattr(self.model, name) is not None and self.backend not in TUNIX_BACKENDS:
                 raise field_error(
                     f"model.{name}",
@@ -363,6 +386,28 @@ class TrainerConfig(ApiModel):
         except ValidationError as exc:
             errors = validation_errors(exc, field)
             raise ManifestError(*errors[0], errors=errors) from None
+
+
+def tunix_model_name(name: str) -> str | None:
+    """The canonical spelling of a Tunix model name (one of TUNIX_MODELS), or None:
+    ``gemma3_1b_pt``, ``Gemma3-1B`` and ``gemma3-1b`` are all ``gemma3-1b``."""
+    canonical = name.strip().lower().replace("_", "-").removesuffix("-pt")
+    return canonical if canonical in TUNIX_MODELS else None
+
+
+def _check_tunix_model(name: str | None, backend: str) -> None:
+    if name is None:
+        raise field_error(
+            "model.name",
+            f"backend {backend} needs model.name, the Gemma3 config to build; use one of "
+            f"{list(TUNIX_MODELS)}",
+        )
+    if tunix_model_name(name) is None:
+        raise field_error(
+            "model.name",
+            f"unknown Tunix model {name!r}; use one of {list(TUNIX_MODELS)}",
+            name,
+        )
 
 
 def check_overrides(

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: invalid trainer config: {exc}", file=sys.stderr)
         return ExitCode.INVALID
 
-    from tunix_rt.train.loop import run_trial  # imports JAX: after the config is known good
+    from tunix_rt.train import run_trial  # imports JAX: after the config is known good
 
     try:
         result = run_trial(config, checkpoint_dir=args.checkpoint_dir)

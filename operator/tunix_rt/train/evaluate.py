@@ -8,7 +8,6 @@ buffer (fixed shapes: no recompiles) and exits as soon as every row has closed i
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -21,11 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tunix_rt.api.trainer import EvalConfig
 from tunix_rt.scoring import PRIMARY_SCORE, compute_primary_score
+from tunix_rt.scoring.judge import (  # noqa: F401 (callers import the parser from here)
+    ParsedOutput,
+    answers_match,
+    judge,
+    parse_output,
+)
 from tunix_rt.train import sharding, tokenizer
 from tunix_rt.train.data import Example, encode_prompt
-
-_FORMAT = re.compile(r"\s*<reasoning>(.*?)</reasoning>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
 class EvalRow(BaseModel):
@@ -48,38 +50,13 @@ class EvalRow(BaseModel):
     hit_cap: bool = Field(description="Generation ran out of max_trace_tokens before </answer>.")
 
 
-class ParsedOutput(NamedTuple):
-    reasoning: str | None
-    answer: str | None
-    format_valid: bool
-
-
-def parse_output(text: str) -> ParsedOutput:
-    """Split a generation into reasoning and answer; malformed text yields None parts."""
-    full = _FORMAT.fullmatch(text)
-    if full is not None:
-        return ParsedOutput(full.group(1), full.group(2).strip(), True)
-    answer = _ANSWER.search(text)
-    return ParsedOutput(None, answer.group(1).strip() if answer else None, False)
-
-
-def answers_match(answer: str | None, expected: str) -> bool:
-    """Integers compare by value ('+7' == '7'), anything else by stripped text."""
-    if answer is None:
-        return False
-    expected = expected.strip()
-    try:
-        return int(answer) == int(expected)
-    except ValueError:
-        return answer == expected
-
-
 def score_row(
     index: int, example: Example, output: str, trace_tokens: int, hit_cap: bool
 ) -> EvalRow:
-    """Parse one generation and score it: an unparsable or truncated answer is 0."""
-    parsed = parse_output(output)
-    correct = not hit_cap and answers_match(parsed.answer, example.answer)
+    """Parse one generation and score it (``scoring.judge``: the rule the GRPO rewards
+    use too): an unparsable or truncated answer is 0."""
+    judged = judge(output, example.answer, hit_cap)
+    parsed = judged.parsed
     return EvalRow(
         index=index,
         prompt=example.prompt,
@@ -87,8 +64,8 @@ def score_row(
         output=output,
         reasoning=parsed.reasoning,
         answer=parsed.answer,
-        answer_correctness=int(correct),
-        format_valid=parsed.format_valid and not hit_cap,
+        answer_correctness=judged.answer_correctness,
+        format_valid=judged.format_valid,
         trace_tokens=trace_tokens,
         hit_cap=hit_cap,
     )

@@ -1,0 +1,255 @@
+"""Backend ``tunix-grpo``: reinforcement learning with Tunix's ``GRPOLearner``.
+
+``GRPOLearner(rl_cluster=RLCluster(actor, reference, tokenizer, cluster_config=...),
+algo_config=GRPOConfig(num_generations, beta=klBeta, epsilon=clipEpsilon), reward_fns)``
+on one mesh (actor, reference and rollout colocated, Tunix's vanilla sampler). Each step
+takes ``batchSize`` prompts of the train split and samples ``numGenerations``
+completions of up to ``maxGenerationLength`` tokens (default ``eval.maxTraceTokens``) at
+``temperature`` for each.
+
+The rewards are ``tunix_rt.scoring.rewards``: answer correctness judged exactly as the
+eval judges a row, format validity, and a trace-length penalty at ``eval.maxTraceTokens``
+— so a completion the reward calls correct is one the eval would score 1. Step metrics
+carry ``reward_mean`` (the summed reward per completion) and ``reward_<fn>`` per function.
+
+The policy starts from ``model.checkpoint`` (e.g. a ``tunix-sft`` export): GRPO improves
+a model that sometimes gets the answer; from random init there is no reward to learn from.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.scoring import PRIMARY_SCORE
+from tunix_rt.scoring.rewards import RewardFn, reward_fns
+from tunix_rt.train import data
+from tunix_rt.train.backends import tunix_common as common
+from tunix_rt.train.backends.tunix_sft import StepReporter, model_id
+from tunix_rt.train.data import Example
+from tunix_rt.train.loop import Log, Report, TrainResult
+
+DEFAULT_KL_BETA = 0.04
+DEFAULT_NUM_GENERATIONS = 4
+DEFAULT_CLIP_EPSILON = 0.2
+DEFAULT_TEMPERATURE = 0.9
+
+
+class RewardLog:
+    """Wraps the reward functions to keep what they returned since the last report (they
+    run on Tunix's rollout thread; the report is made on the main thread)."""
+
+    def __init__(self, fns: Sequence[RewardFn]) -> None:
+        self.lock = threading.Lock()
+        self.names = [fn.__name__ for fn in fns]
+        self.values: dict[str, list[float]] = {name: [] for name in self.names}
+        self.last: dict[str, float] = {}
+        self.wrapped = [self._wrap(fn) for fn in fns]
+
+    def _wrap(self, fn: RewardFn) -> RewardFn:
+        def recorded(*args: Any, **kwargs: Any) -> list[float]:
+            rewards = fn(*args, **kwargs)
+            with self.lock:
+                self.values[fn.__name__].extend(float(r) for r in rewards)
+            return rewards
+
+        recorded.__name__ = fn.__name__
+        return recorded
+
+    def drain(self) -> dict[str, float]:
+        """``reward_mean`` (mean summed reward per completion) and ``reward_<fn>``."""
+        with self.lock:
+            values, self.values = self.values, {name: [] for name in self.names}
+        count = min((len(v) for v in values.values()), default=0)
+        if count == 0:
+            return {}
+        out = {f"reward_{name}": float(np.mean(v)) for name, v in values.items()}
+        totals = np.sum([v[:count] for v in values.values()], axis=0)
+        out["reward_mean"] = float(np.mean(totals))
+        self.last = out
+        return out
+
+    def final(self) -> dict[str, float]:
+        """What :meth:`drain` has, or else what it last returned (Tunix calls the step
+        hooks one step late, so the last report may already hold the last rewards)."""
+        return self.drain() or dict(self.last)
+
+
+def prompt_batches(
+    examples: Sequence[Example], config: TrainerConfig, clock: common.Deadline
+) -> Iterator[dict[str, Any]]:
+    """``{"prompts": ..., "answer": ...}`` per step until max_steps or the deadline."""
+    size = min(config.batch_size, len(examples))
+    order = common.batch_rows(len(examples), size, config.seed)
+    for step, rows in enumerate(order):
+        if step >= config.max_steps or not clock.allows(step):
+            return
+        yield {  # numpy columns: Tunix repeats each row numGenerations times with np.repeat
+            "prompts": np.array([examples[i].prompt for i in rows]),
+            "answer": np.array([examples[i].answer for i in rows]),
+        }
+
+
+def prompt_length(examples: Sequence[Example], tokenizer: common.Tokenizer) -> int:
+    """The rollout's prompt buffer: a power of two that fits every prompt and its BOS."""
+    longest = max(len(tokenizer.adapter.encode(ex.prompt)) + 1 for ex in examples)
+    return 1 << max(longest - 1, 1).bit_length()
+
+
+def make_learner(
+    built: common.Built,
+    config: TrainerConfig,
+    rewards: Sequence[RewardFn],
+    prompt_len: int,
+    batch: int,
+    checkpoint_dir: str | None,
+) -> Any:
+    """The RL cluster (actor, reference, rollout on one mesh) and the GRPO learner."""
+    import orbax.checkpoint as ocp  # type: ignore[import-untyped]
+    from tunix.rl import rl_cluster as rl_cluster_lib  # type: ignore[import-untyped]
+    from tunix.rl.grpo import grpo_learner  # type: ignore[import-untyped]
+    from tunix.rl.rollout import base_rollout  # type: ignore[import-untyped]
+
+    generation = config.max_generation_length or config.eval.max_trace_tokens
+    reference = built.base if built.lora_rank else common.clone_model(built.base)
+    roles = rl_cluster_lib.Role
+    options = None
+    if checkpoint_dir is not None:
+        every = config.checkpoint_every or config.max_steps
+        options = ocp.CheckpointManagerOptions(save_interval_steps=every, max_to_keep=1)
+    cluster_config = rl_cluster_lib.ClusterConfig(
+        role_to_mesh={
+            roles.ACTOR: built.mesh,
+            roles.REFERENCE: built.mesh,
+            roles.ROLLOUT: built.mesh,
+        },
+        rollout_engine="vanilla",
+        offload_to_cpu=False,
+        training_config=rl_cluster_lib.RLTrainingConfig(
+            actor_optimizer=common.make_optimizer(config),
+            eval_every_n_steps=config.max_steps + 1,
+            max_steps=config.max_steps,
+            mini_batch_size=batch,
+            train_micro_batch_size=batch,
+            checkpoint_root_directory=None
+            if checkpoint_dir is None
+            else str(Path(checkpoint_dir).resolve()),
+            checkpointing_options=options,
+            pbar_description=None,
+        ),
+        rollout_config=base_rollout.RolloutConfig(
+            max_tokens_to_generate=generation,
+            max_prompt_length=prompt_len,
+            kv_cache_size=prompt_len + generation,
+            temperature=config.temperature or DEFAULT_TEMPERATURE,
+            top_p=1.0,
+            top_k=None,
+            seed=config.seed,
+        ),
+    )
+    cluster = rl_cluster_lib.RLCluster(
+        actor=built.model,
+        reference=reference,
+        tokenizer=built.tokenizer.adapter,
+        cluster_config=cluster_config,
+    )
+    algo = grpo_learner.GRPOConfig(
+        num_generations=config.num_generations or DEFAULT_NUM_GENERATIONS,
+        num_iterations=1,
+        beta=DEFAULT_KL_BETA if config.kl_beta is None else config.kl_beta,
+        epsilon=config.clip_epsilon or DEFAULT_CLIP_EPSILON,
+    )
+    return grpo_learner.GRPOLearner(rl_cluster=cluster, algo_config=algo, reward_fns=list(rewards))
+
+
+def run_trial(
+    config: TrainerConfig,
+    *,
+    report: Report | None = None,
+    checkpoint_dir: str | None = None,
+    log: Log | None = None,
+    deadline: float | None = None,
+) -> TrainResult:
+    """Train ``config`` with GRPO, evaluate, return the result (TrainFn)."""
+    started = time.perf_counter()
+    say: Log = log or print
+    tell: Report = report or (lambda metrics: None)
+    dataset = data.load_dataset(config.dataset)
+    workdir = Path(tempfile.mkdtemp(prefix="tunix-rt-grpo-"))
+    try:
+        built = common.build(config, workdir, say)
+        if built.source.random_init:
+            say(
+                "WARNING: GRPO from a random init: rewards stay near zero until the policy "
+                "produces the format; give model.checkpoint (e.g. a tunix-sft export)"
+            )
+        rewards = RewardLog(reward_fns(config.eval.max_trace_tokens, built.tokenizer.count))
+        prompt_len = prompt_length(dataset.train, built.tokenizer)
+        say(
+            f"dataset {dataset.info.name} sha256 {dataset.info.sha256[:16]} train "
+            f"{dataset.info.train_rows} eval {dataset.info.eval_rows} rows; backend "
+            f"tunix-grpo: {config.num_generations or DEFAULT_NUM_GENERATIONS} generations of "
+            f"{config.max_generation_length or config.eval.max_trace_tokens} tokens per "
+            f"prompt, {min(config.batch_size, len(dataset.train))} prompts per step, rewards "
+            f"{rewards.names}"
+        )
+        evaluator = common.TunixEvaluator(dataset.eval, built.tokenizer, config)
+        clock = common.Deadline(deadline, config.max_steps)
+        hooks = StepReporter(config, tell, say, evaluator, extra=rewards.drain)
+        with built.mesh, common.tunix_stderr():
+            batch = min(config.batch_size, len(dataset.train))
+            learner = make_learner(
+                built, config, rewards.wrapped, prompt_len, batch, checkpoint_dir
+            )
+            trainer = learner.rl_cluster.actor_trainer
+            trainer.with_training_hooks(hooks)
+            learner.train(prompt_batches(dataset.train, config, clock))
+            steps = int(trainer.train_steps)
+            clock.raise_if_passed(steps)
+            clock.raise_if_passed(steps, before_eval=True)
+            eval_started = time.perf_counter()
+            rows, final = evaluator(trainer.model)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    train_seconds = hooks.train_seconds()
+    final.update(rewards.final())
+    final.update(
+        {
+            "step": float(steps),
+            "loss": hooks.last_loss,
+            "steps_per_second": hooks.timed_steps / train_seconds if train_seconds > 0 else 0.0,
+            "compile_seconds": hooks.compile_seconds,
+            "train_seconds": train_seconds,
+            "eval_seconds": time.perf_counter() - eval_started + hooks.eval_seconds,
+        }
+    )
+    final = common.finite(final)
+    hooks.history.append(final)
+    tell(final)
+    say(
+        f"done: {steps} GRPO steps, primary_score {final.get(PRIMARY_SCORE, 'n/a')} on "
+        f"{len(rows)} eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, "
+        f"reward_mean {final.get('reward_mean', float('nan')):.3f}"
+    )
+    return TrainResult(
+        primary_score=final.get(PRIMARY_SCORE),
+        metrics=final,
+        eval_rows=rows,
+        history=hooks.history,
+        steps=steps,
+        wall_seconds=time.perf_counter() - started,
+        dataset=dataset.info,
+        devices=[str(d) for d in built.mesh.devices.flat],
+        config=config.to_wire(),
+        model_id=model_id(built.source.name, built.lora_rank) + "-grpo",
+        backend="tunix-grpo",
+        model_source=built.source,
+    )
