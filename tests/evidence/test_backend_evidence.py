@@ -238,26 +238,28 @@ def test_a_python_backend_rehearsal_leaves_verifiable_evidence(
     assert check.ok, check.errors
 
 
-def test_a_python_sweeps_manifest_names_the_entrypoint_as_its_model() -> None:
-    from tunix_rt.evidence.sweep import SweepRunFacts, sweep_model_id
+@pytest.mark.parametrize(
+    ("trainer", "expected"),
+    [
+        ({}, "tunix-rt/char-transformer-L2-W128"),
+        ({"backend": "python", "entrypoint": "pkg.mod:fit"}, "python/pkg.mod:fit"),
+        ({"backend": "tunix-sft", "model": {"name": "Gemma3_1B_pt"}}, "tunix-rt/gemma3-1b-lora8"),
+        (
+            {"backend": "tunix-sft", "loraRank": 0, "model": {"name": "gemma3-tiny"}},
+            "tunix-rt/gemma3-tiny-full",
+        ),
+        (
+            {"backend": "tunix-grpo", "loraRank": 4, "model": {"name": "gemma3-tiny"}},
+            "tunix-rt/gemma3-tiny-lora4-grpo",
+        ),
+    ],
+)
+def test_a_sweeps_manifest_names_the_model_its_backend_trains(
+    trainer: dict[str, Any], expected: str
+) -> None:
+    """The driver names the model from the config alone (it never runs a trial itself):
+    a python sweep by its entrypoint, a Tunix sweep by its Gemma config and LoRA rank."""
+    from tunix_rt.api.trainer import TrainerConfig
+    from tunix_rt.train.backends import model_id
 
-    def facts(trainer: dict[str, Any]) -> SweepRunFacts:
-        return SweepRunFacts(
-            spec={"trainer": trainer, "searchSpace": {}},
-            config_path="inline",
-            command=["tunix-rt"],
-            commit=CommitInfo("a" * 40, False, "git"),
-            model_id="tunix-rt/char-transformer-L2-W128",
-            dataset={},
-            seed=0,
-            devices=[],
-            start_time=T0,
-            end_time=T0,
-            wall_seconds=0.0,
-            storage_uri="file:///tmp",
-            storage_prefix="p",
-        )
-
-    python = facts({"backend": "python", "entrypoint": "pkg.mod:fit"})
-    assert sweep_model_id(python) == "python/pkg.mod:fit"
-    assert sweep_model_id(facts({})) == "tunix-rt/char-transformer-L2-W128"
+    assert model_id(TrainerConfig.model_validate(trainer)) == expected

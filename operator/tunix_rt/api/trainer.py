@@ -23,6 +23,8 @@ TrainerBackend = Literal["builtin", "tunix-sft", "tunix-grpo", "python"]
 """What trains a trial: the built-in char transformer, Tunix's PeftTrainer (LoRA or full
 fine-tuning), Tunix's GRPOLearner, or a user's own function (``entrypoint``)."""
 TUNIX_BACKENDS = ("tunix-sft", "tunix-grpo")
+DEFAULT_LORA_RANK = 8
+"""loraRank when the spec leaves it out."""
 TUNIX_ONLY = ("lora_rank", "lora_alpha")
 GRPO_ONLY = ("kl_beta", "num_generations", "clip_epsilon", "temperature", "max_generation_length")
 PYTHON_ONLY = ("entrypoint", "parameters", "user_params")

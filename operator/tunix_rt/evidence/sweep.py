@@ -66,15 +66,6 @@ def _trainer(facts: SweepRunFacts) -> dict[str, Any]:
     return trainer if isinstance(trainer, dict) else {}
 
 
-def sweep_model_id(facts: SweepRunFacts) -> str:
-    """The manifest's model_id: the driver's (the base config's model), except for
-    backend python, whose model is whatever the entrypoint trains: named by it."""
-    trainer = _trainer(facts)
-    if trainer.get("backend") == "python" and trainer.get("entrypoint"):
-        return f"python/{trainer['entrypoint']}"
-    return facts.model_id
-
-
 def best_config(summary: SweepResult) -> dict[str, Any] | None:
     """The best trial's trainer config (base config + its params), wire form."""
     if summary.best_params is None or not summary.base_config:
@@ -113,7 +104,7 @@ def write_sweep_evidence(
         run_name=summary.sweep,
         namespace=summary.namespace,
         commit=facts.commit,
-        model_id=sweep_model_id(facts),
+        model_id=facts.model_id,
         dataset=facts.dataset,
         config=facts.spec,
         config_path=facts.config_path,

@@ -823,8 +823,8 @@ def publish_evidence(
     the trial records and the summary are the results; the bundle is their evidence.
     """
     from tunix_rt.api.trainer import TrainerConfig
+    from tunix_rt.train.backends import model_id
     from tunix_rt.train.data import dataset_info
-    from tunix_rt.train.loop import model_id
 
     run, say = session.run, session.say
     store, layout = session.files.store, session.files.layout

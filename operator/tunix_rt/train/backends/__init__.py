@@ -11,7 +11,13 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol
 
-from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.trainer import (
+    DEFAULT_LORA_RANK,
+    TUNIX_BACKENDS,
+    TrainerConfig,
+    tunix_model_name,
+)
+from tunix_rt.train import loop
 from tunix_rt.train.loop import Log, Report, TrainResult
 
 
@@ -38,6 +44,24 @@ BACKENDS: dict[str, str] = {
     "python": "tunix_rt.train.backends.python:run_trial",
 }
 """``trainer.backend`` -> ``module:function`` implementing :class:`TrainFn`."""
+
+
+def tunix_model_id(name: str, lora_rank: int, backend: str) -> str:
+    """``tunix-rt/gemma3-1b-lora8`` (``-full`` at rank 0; ``-grpo`` appended for GRPO)."""
+    base = f"tunix-rt/{name}-" + (f"lora{lora_rank}" if lora_rank else "full")
+    return base + ("-grpo" if backend == "tunix-grpo" else "")
+
+
+def model_id(config: TrainerConfig) -> str:
+    """What the config trains, as evidence names it, without importing its backend: the
+    sweep's manifest is written by a driver that never ran a trial itself."""
+    if config.backend == "python":
+        return f"python/{config.entrypoint}"
+    if config.backend in TUNIX_BACKENDS and config.model.name is not None:
+        rank = DEFAULT_LORA_RANK if config.lora_rank is None else config.lora_rank
+        name = tunix_model_name(config.model.name) or config.model.name
+        return tunix_model_id(name, rank, config.backend)
+    return loop.model_id(config)
 
 
 def backend_for(name: str) -> TrainFn:

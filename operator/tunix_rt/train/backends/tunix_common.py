@@ -32,7 +32,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from tunix_rt.api.trainer import TrainerConfig, tunix_model_name
+from tunix_rt.api.trainer import DEFAULT_LORA_RANK, TrainerConfig, tunix_model_name
 from tunix_rt.scoring.judge import ANSWER_CLOSE
 from tunix_rt.train import tokenizer as byte_tokenizer
 from tunix_rt.train.data import Example
@@ -51,7 +51,6 @@ TINY_DIMS: dict[str, Any] = {
     "sliding_window_size": 64,
 }
 """gemma3-tiny: Gemma3's architecture at ~140k parameters (with the byte vocabulary)."""
-DEFAULT_LORA_RANK = 8
 LORA_MODULES = (
     ".*q_einsum|.*kv_einsum|.*qkv_einsum|.*attn_vec_einsum|.*gate_proj|.*up_proj|.*down_proj"
 )

@@ -33,7 +33,8 @@ from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.scoring.rewards import RewardFn, reward_fns
 from tunix_rt.train import data
 from tunix_rt.train.backends import tunix_common as common
-from tunix_rt.train.backends.tunix_sft import StepReporter, model_id
+from tunix_rt.train.backends import tunix_model_id
+from tunix_rt.train.backends.tunix_sft import StepReporter
 from tunix_rt.train.data import Example
 from tunix_rt.train.loop import Log, Report, TrainResult
 
@@ -249,7 +250,7 @@ def run_trial(
         dataset=dataset.info,
         devices=[str(d) for d in built.mesh.devices.flat],
         config=config.to_wire(),
-        model_id=model_id(built.source.name, built.lora_rank) + "-grpo",
+        model_id=tunix_model_id(built.source.name, built.lora_rank, "tunix-grpo"),
         backend="tunix-grpo",
         model_source=built.source,
     )

@@ -26,14 +26,11 @@ from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.train import data
 from tunix_rt.train.backends import tunix_common as common
+from tunix_rt.train.backends import tunix_model_id
 from tunix_rt.train.loop import Log, Report, TrainResult
 
 EXPORT_DIR = "export"
 """Under ``checkpoint_dir``: the final weights as safetensors (Hugging Face layout)."""
-
-
-def model_id(source_name: str, lora_rank: int) -> str:
-    return f"tunix-rt/{source_name}-" + (f"lora{lora_rank}" if lora_rank else "full")
 
 
 class StepReporter:
@@ -249,7 +246,7 @@ def run_trial(
         dataset=dataset.info,
         devices=[str(d) for d in built.mesh.devices.flat],
         config=config.to_wire(),
-        model_id=model_id(built.source.name, built.lora_rank),
+        model_id=tunix_model_id(built.source.name, built.lora_rank, "tunix-sft"),
         backend="tunix-sft",
         model_source=built.source,
     )
