@@ -421,14 +421,14 @@ class SweepSpec(ApiModel):
     storage: str = storage_field("trial results")
     queue_name: str | None = queue_field()
     seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the search algorithm.")
-    retries: int = Field(
-        DEFAULT_RETRIES,
+    retries: int | None = Field(
+        None,
         ge=0,
         le=MAX_RETRIES,
         description="New RayJobs the operator starts, each resuming the sweep from the store, "
         "after an infrastructure failure (head pod lost, node preempted, cluster deleted, "
-        "driver killed). A failure of the sweep itself (too many failed trials, a bad spec) "
-        "is never retried.",
+        f"driver killed); default {DEFAULT_RETRIES}. A failure of the sweep itself (too many "
+        "failed trials, a bad spec) is never retried.",
     )
 
     @field_validator("search_space", mode="before")
@@ -567,6 +567,10 @@ class SweepSpec(ApiModel):
         """How many trials the sweep runs in all (status: trialsTotal)."""
         return self.samples() * self.grid_points()
 
+    def max_retries(self) -> int:
+        """``retries``, or its default when unset (unset keeps the wire form unchanged)."""
+        return DEFAULT_RETRIES if self.retries is None else self.retries
+
     def accelerators_per_trial(self) -> float:
         """Devices one trial holds, for accelerator-hours: its GPUs, else its TPU chips,
         else 1 (a CPU-only trial counts as one device, so a budget means the same on a
@@ -621,6 +625,9 @@ class SweepStatus(RunStatus):
     completion_time: datetime | None = Field(None, description="When the sweep finished.")
     attempts: int | None = Field(
         None, description="RayJobs started for this sweep (1 + resumes after failures)."
+    )
+    attempt_start_time: datetime | None = Field(
+        None, description="When the current attempt's RayJob was created."
     )
     last_retry_reason: str | None = Field(
         None, description="Why the latest resume was started (the failed RayJob's reason)."

@@ -107,7 +107,9 @@ def failed_record(base: TrialResult, error: str) -> TrialResult:
     )
 
 
-def extend_curve(curve: list[dict[str, float]], point: Mapping[str, float]) -> list[dict[str, float]]:
+def extend_curve(
+    curve: list[dict[str, float]], point: Mapping[str, float]
+) -> list[dict[str, float]]:
     """``curve`` with ``point`` added: one point a step, in step order. A report at the
     step of the last point adds to it (the final eval after the last train report); one
     at a step the curve already passed (a trial resumed from an earlier checkpoint
