@@ -167,7 +167,7 @@ async def start(call: Call) -> None:
     planned = parsed.planned_trials()
     results = _files(call, parsed).uri
     started = {"resultsUri": results, "trialsTotal": planned, "trialsProgress": f"0/{planned}"}
-    started.update(attempt_fields(1, timestamp()))
+    started["attempts"] = 1  # its RayJob's creation: status.startTime (attempt_start)
     await SWEEP.launch(call, manifest, started)
 
 
