@@ -104,10 +104,14 @@ def driver_args(manifest: Path, store: Store, name: str) -> list[str]:
     ]  # fmt: skip
 
 
-def make_driver(cmd: list[str], env: dict[str, str], base: Path, attempt: int) -> Driver:
+def make_driver(
+    cmd: list[str], env: dict[str, str], base: Path, attempt: int, logs: Path | None = None
+) -> Driver:
+    """Driver ``attempt`` with its local state in ``base/a<attempt>`` (its log in ``logs``,
+    default ``base``)."""
     local = base / f"a{attempt}"
     extra = {"RAY_TMPDIR": str(local), "TMPDIR": str(local)}
-    return Driver(cmd, env | extra, base / f"driver-{attempt}.log", local)
+    return Driver(cmd, env | extra, (logs or base) / f"driver-{attempt}.log", local)
 
 
 def sweep_files(store: Store, name: str) -> SweepFiles:
@@ -124,3 +128,15 @@ def summary_of(store: Store, name: str) -> SweepResult | None:
 
 def sessions_of(store: Store, name: str) -> DriverSessions | None:
     return sweep_files(store, name).sessions()
+
+
+def driver_from_rayjob(rayjob: dict[str, Any]) -> list[str]:
+    """The RayJob's entrypoint as a local driver command: this Python, a local Ray of 2
+    CPUs instead of ``--address auto`` (what the head pod would run)."""
+    import shlex
+
+    args = shlex.split(rayjob["spec"]["entrypoint"])
+    assert args[:3] == ["python", "-m", "tunix_rt.tune"], args[:3]
+    at = args.index("--address")
+    del args[at : at + 2]
+    return [sys.executable, *args[1:], "--num-cpus", "2"]

@@ -380,12 +380,10 @@ class SweepMonitor(tune.Callback, tune.Stopper):
         return self._files
 
     def _recorded(self, trial_id: str) -> TrialResult | None:
-        """The trial's own record; None when absent, unreadable or unreachable (then the
-        monitor writes one itself, whose failure it reports)."""
-        try:
-            return self.files.trial(trial_id)
-        except StoreError:
-            return None
+        """The trial's own record; None when absent or unreadable (then the monitor writes
+        one itself). A store that cannot be reached raises StoreError: the callers report
+        it and leave the record as the trial wrote it, never a blank one over it."""
+        return self.files.trial(trial_id)
 
     def _blank(self, trial: Any) -> TrialResult:
         """A record for a trial that wrote none itself."""

@@ -156,8 +156,9 @@ class Reporter:
             update={"curve": extend_curve(self.record.curve, point)}
         )
         eval_point = PRIMARY_SCORE in metrics
+        checkpoint = self.checkpoints is not None and self.checkpoints.has_new()
         now = time.monotonic()
-        if eval_point or now - self.last_write >= self.every_s:
+        if eval_point or checkpoint or now - self.last_write >= self.every_s:
             self.record = self.refreshed()
             self.write(self.record)
             self.last_write = now
@@ -165,7 +166,8 @@ class Reporter:
         out = self.tune_metrics()
         if self.accelerators is not None:
             out[HOURS_KEY] = self.hours()
-        if self.checkpoints is not None and self.checkpoints.has_new():
+        if checkpoint:
+            assert self.checkpoints is not None
             self.checkpoints.send(out)
         else:
             self.tune_report(out)
