@@ -89,6 +89,13 @@ class SweepResults:
                 points.append(numeric_metrics(report))
         return points
 
+    @property
+    def accelerator_hours(self) -> float:
+        """Accelerator-hours the sweep used: the summary's count, else the records' sum."""
+        if self.summary is not None and self.summary.accelerator_hours_used is not None:
+            return self.summary.accelerator_hours_used
+        return sum(t.accelerator_hours for t in self.trials)
+
     def rows(self) -> list[dict[str, Any]]:
         """One flat dict a trial, best first: id, state, the objective, steps, wall
         seconds, ``params.<name>`` and ``metrics.<name>`` (for pandas or a CSV)."""
@@ -101,6 +108,7 @@ class SweepResults:
                 "objective": objective_value(trial, self.objective),
                 "steps": trial.steps,
                 "wall_seconds": round(trial.wall_seconds, 3),
+                "accelerator_hours": round(trial.accelerator_hours, 6),
                 "error": trial.error,
             }
             row.update({f"params.{k}": v for k, v in sorted(trial.params.items())})
@@ -116,6 +124,8 @@ class SweepResults:
             "sweep": self.summary.sweep if self.summary else None,
             "phase": self.summary.phase.value if self.summary else None,
             "message": self.summary.message if self.summary else None,
+            "reason": self.summary.reason if self.summary else None,
+            "acceleratorHoursUsed": self.accelerator_hours,
             "objective": {"metric": self.objective.metric, "mode": self.objective.mode},
             "trialsPlanned": self.planned,
             "bestTrial": best.trial_id if best else None,

@@ -53,6 +53,7 @@ async def test_killed_driver_is_resumed_by_a_new_rayjob(
     s3_sweep_store: Store,
     driver_env: dict[str, str],
     short_tmp: Path,
+    tmp_path: Path,
 ) -> None:
     store = s3_sweep_store
     layout = SweepLayout.of(NS, NAME)
@@ -63,7 +64,7 @@ async def test_killed_driver_is_resumed_by_a_new_rayjob(
     assert status["attempts"] == 1 and status["resultsUri"] == store.uri_for(layout.prefix)
 
     # Attempt 1: the driver runs until a trial finished and another is checkpointed.
-    first = make_driver(driver_from_rayjob(rayjob), env, short_tmp, 1).start()
+    first = make_driver(driver_from_rayjob(rayjob), env, short_tmp, 1, tmp_path).start()
     await api.job_status(NS, f"sweep-{NAME}", jobDeploymentStatus="Running", jobStatus="RUNNING")
 
     def progressed() -> dict[str, Any] | None:
@@ -111,7 +112,7 @@ async def test_killed_driver_is_resumed_by_a_new_rayjob(
     assert second_job["spec"]["entrypoint"] == rayjob["spec"]["entrypoint"]
 
     # Attempt 2: a new driver, nothing local, resumes from the store and finishes.
-    second = make_driver(driver_from_rayjob(second_job), env, short_tmp, 2).start()
+    second = make_driver(driver_from_rayjob(second_job), env, short_tmp, 2, tmp_path).start()
     await api.job_status(NS, f"sweep-{NAME}-a2", jobDeploymentStatus="Running", jobStatus="RUNNING")
     code = await asyncio.to_thread(second.wait, 240)
     assert code == 0, second.output()[-4000:]
@@ -126,7 +127,20 @@ async def test_killed_driver_is_resumed_by_a_new_rayjob(
     # Every trial ran exactly once, counted from the store.
     trials = records(store, NAME)
     assert len(trials) == 6 and status["trialsProgress"] == "6/6" and status["attempts"] == 2
-    assert all(t.state is TrialState.SUCCEEDED for t in trials.values()), trials
+    states = {k: (t.state.value, t.starts, t.steps, t.error) for k, t in trials.items()}
+    import os
+    if os.environ.get("DBG_DIR"):
+        dbg = Path(os.environ["DBG_DIR"])
+        dbg.mkdir(exist_ok=True)
+        (dbg / "d1.log").write_text(first.output())
+        (dbg / "d2.log").write_text(second.output())
+        (dbg / "sweep_log.txt").write_text(store.read_text(layout.log_key))
+        (dbg / "states.txt").write_text(repr(states) + "\n" + repr(cut) + repr(finished["done"].keys()))
+    assert all(t.state is TrialState.SUCCEEDED for t in trials.values()), (
+        states,
+        first.output()[-3000:],
+        second.output()[-3000:],
+    )
     assert len({t.params["learningRate"] for t in trials.values()}) == 6
     for trial_id, data in finished["done"].items():  # never re-run: byte for byte as it was
         assert store.read_bytes(layout.trial_key(trial_id)) == data

@@ -34,10 +34,16 @@ CUT_SUFFIX = ".cut"
 
 
 def experiment_filesystem(store: Store) -> Any:
-    """The pyarrow filesystem Ray Tune writes the experiment through: the store's own."""
+    """The pyarrow filesystem Ray Tune writes the experiment through: the store's
+    (same class, endpoint and credentials), as an instance of its own that keeps no
+    directory listings (trials on other nodes write under the same folders; a cached
+    listing would answer "not found" for what they wrote) and retries on its own (Ray's
+    calls do not go through the Store's retries)."""
     from pyarrow.fs import FSSpecHandler, PyFileSystem  # type: ignore[import-untyped]
 
-    return PyFileSystem(FSSpecHandler(store.fs))
+    options = dict(getattr(store.fs, "storage_options", {}) or {})
+    options.update(use_listings_cache=False, skip_instance_cache=True)
+    return PyFileSystem(FSSpecHandler(type(store.fs)(**options)))
 
 
 def _snapshots(store: Store, prefix: str) -> list[str]:
