@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -57,7 +56,7 @@ async def test_killed_driver_is_resumed_by_a_new_rayjob(
 ) -> None:
     store = s3_sweep_store
     layout = SweepLayout.of(NS, NAME)
-    env = driver_env | {"TUNIX_RT_TEST_STEP_SECONDS": "0.6"}
+    env = driver_env | {"TUNIX_RT_TEST_STEP_SECONDS": "1.0"}  # ~4 s a trial
     await api.create(SWEEPS, sweep_body(NAME, **tiny_spec()))
     rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, f"sweep-{NAME}"), what="the RayJob")
     status = await wait_for(lambda: phase_is(api, SWEEPS, NAME, "Pending"), what="Pending")
@@ -67,32 +66,37 @@ async def test_killed_driver_is_resumed_by_a_new_rayjob(
     first = make_driver(driver_from_rayjob(rayjob), env, short_tmp, 1, tmp_path).start()
     await api.job_status(NS, f"sweep-{NAME}", jobDeploymentStatus="Running", jobStatus="RUNNING")
 
-    def progressed() -> dict[str, Any] | None:
+    def progressed() -> bool:
         trials = records(store, NAME)
-        done = {k: store.read_bytes(layout.trial_key(k)) for k, t in trials.items()
-                if t.state is TrialState.SUCCEEDED}  # fmt: skip
         ray = store.list(layout.experiment_prefix + "/")
-        cut = [
+        done = [t for t in trials.values() if t.state is TrialState.SUCCEEDED]
+        halfway = [
             k
             for k, t in trials.items()
             if t.state is TrialState.RUNNING
-            and t.steps >= 20
+            and 20 <= t.steps < 40
             and any(key.startswith(f"{layout.experiment_prefix}/{k}/checkpoint_") for key in ray)
         ]
-        return {"done": done, "cut": cut} if done and cut else None
+        return bool(done and halfway)
 
-    async def probe() -> dict[str, Any] | None:
+    async def probe() -> bool:
         assert first.proc is not None and first.proc.poll() is None, first.output()[-3000:]
         return await asyncio.to_thread(progressed)
 
     try:
-        seen = await wait_for(probe, timeout=180, what="a finished and a checkpointed trial")
-        await asyncio.sleep(2.5)  # Tune's snapshot (every ~1 s) knows the checkpoint
-        finished = await asyncio.to_thread(progressed) or seen
+        await wait_for(probe, timeout=180, what="a finished and a checkpointed trial")
+        await asyncio.sleep(1.2)  # Tune's snapshot (every ~1 s) knows the checkpoint
     finally:
         first.kill()
         first.lose_local_state()
-    cut = [k for k in seen["cut"] if k not in finished["done"]]
+    at_kill = records(store, NAME)
+    finished = {
+        k: store.read_bytes(layout.trial_key(k))
+        for k, t in at_kill.items()
+        if t.state is TrialState.SUCCEEDED
+    }
+    cut = [k for k, t in at_kill.items() if t.state is TrialState.RUNNING]
+    assert finished and cut, at_kill
     assert summary_of(store, NAME) is None
     await api.job_status(
         NS, f"sweep-{NAME}", jobDeploymentStatus="Failed", jobStatus="FAILED",
@@ -128,21 +132,13 @@ async def test_killed_driver_is_resumed_by_a_new_rayjob(
     trials = records(store, NAME)
     assert len(trials) == 6 and status["trialsProgress"] == "6/6" and status["attempts"] == 2
     states = {k: (t.state.value, t.starts, t.steps, t.error) for k, t in trials.items()}
-    import os
-    if os.environ.get("DBG_DIR"):
-        dbg = Path(os.environ["DBG_DIR"])
-        dbg.mkdir(exist_ok=True)
-        (dbg / "d1.log").write_text(first.output())
-        (dbg / "d2.log").write_text(second.output())
-        (dbg / "sweep_log.txt").write_text(store.read_text(layout.log_key))
-        (dbg / "states.txt").write_text(repr(states) + "\n" + repr(cut) + repr(finished["done"].keys()))
     assert all(t.state is TrialState.SUCCEEDED for t in trials.values()), (
         states,
         first.output()[-3000:],
         second.output()[-3000:],
     )
     assert len({t.params["learningRate"] for t in trials.values()}) == 6
-    for trial_id, data in finished["done"].items():  # never re-run: byte for byte as it was
+    for trial_id, data in finished.items():  # never re-run: byte for byte as it was
         assert store.read_bytes(layout.trial_key(trial_id)) == data
     for trial_id, trial in trials.items():
         if trial_id in cut:  # started again, its curve kept whole
@@ -150,7 +146,6 @@ async def test_killed_driver_is_resumed_by_a_new_rayjob(
             assert [p["step"] for p in trial.curve] == [10.0, 20.0, 30.0, 40.0]
         else:
             assert trial.starts == 1 and trial.metrics["resumed_from"] == 0, trial
-    assert cut, "no trial was cut mid-way"
     # ... and it continued from its last checkpoint, not from step 0.
     assert max(trials[k].metrics["resumed_from"] for k in cut) >= 10, [trials[k] for k in cut]
     sessions = sessions_of(store, NAME)

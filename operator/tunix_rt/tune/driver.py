@@ -746,6 +746,10 @@ def _tune(session: Session, restoring: bool, limits: SweepLimits) -> SweepOutcom
 
     trainable = make_trainable(session)
     started = time.monotonic()
+    # Trials created ahead of a free slot: as many as run at once (Ray's default for a
+    # wrapped search algorithm is 1, which would ask the autoscaler for one trial at a
+    # time); few enough that the budget gate decides on each before it is created.
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(run.spec.max_concurrent_trials))
     try:
         tuner = make_tuner(session, trainable, restoring)
     except Exception as exc:  # Tune's own state, unreadable: say which and what to do
