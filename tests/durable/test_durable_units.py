@@ -193,3 +193,39 @@ def test_session_ledger_adds_up_wall_time(tmp_path: Path) -> None:
     sessions = files.sessions()
     assert sessions is not None and [s.exit_code for s in sessions.sessions] == [None, 0]
     assert sessions.last is not None and sessions.last.message == "done"
+
+
+# ----------------------------------------------------------------------------- operator
+
+
+def test_retry_plan_counts_attempts_against_spec_retries() -> None:
+    from tunix_rt.api.common import Phase
+    from tunix_rt.contract.phases import Verdict
+    from tunix_rt.controller.sweep_status import out_of_retries, retry_plan
+
+    lost = Verdict(Phase.FAILED, "AppFailed", "Ray head pod not found")
+    plan = retry_plan(lost, True, {"attempts": 1}, 2, "sweep-s")
+    assert plan is not None and (plan.attempt, plan.reason) == (2, "AppFailed")
+    assert "attempt 2 of 3" in plan.message and "Ray head pod not found" in plan.message
+    assert retry_plan(lost, True, {}, 2, "sweep-s") is not None  # status from before attempts
+    assert retry_plan(lost, True, {"attempts": 3}, 2, "sweep-s") is None  # 1 + 2 retries made
+    assert retry_plan(lost, False, {"attempts": 1}, 2, "sweep-s") is None  # the sweep's own
+    assert retry_plan(lost, True, {"attempts": 1}, 0, "sweep-s") is None  # retries: 0
+    running = Verdict(Phase.RUNNING, "TrialsRunning")
+    assert retry_plan(running, True, {}, 2, "sweep-s") is None
+    final = out_of_retries(lost, True, {"attempts": 3}, 2)
+    assert final.reason == "AppFailed" and "not resumed: 3 attempt(s) made" in final.message
+    assert out_of_retries(lost, False, {"attempts": 3}, 2) == lost
+
+
+def test_attempt_names_and_start() -> None:
+    from tunix_rt.controller.sweep_status import attempt_rayjob_name, attempt_start
+
+    assert attempt_rayjob_name("lr", 1) == "sweep-lr"
+    assert attempt_rayjob_name("lr", 2) == "sweep-lr-a2"
+    long = attempt_rayjob_name("x" * 80, 12)
+    assert len(long) <= 47 and long.endswith("-a12")
+    assert attempt_rayjob_name("x" * 80, 12) != attempt_rayjob_name("x" * 79 + "y", 12)
+    assert attempt_start({"attemptStartTime": "2026-11-30T08:00:00Z"}) == NOW
+    assert attempt_start({"startTime": "2026-11-30T08:00:00Z"}) == NOW
+    assert attempt_start({}) is None and attempt_start({"startTime": "soon"}) is None
