@@ -723,15 +723,17 @@ def _run_sweep(session: Session) -> SweepOutcome:
         return early
     files.write_spec(run.spec)
     limits = _open_session(session)
-    outcome = SweepOutcome(ExitCode.INTERRUPTED, "the driver stopped", results_uri=files.uri)
+    ledger = _ACTIVE_LEDGER
+    assert ledger is not None
     try:
         outcome = _tune(session, restoring, limits)
-    except (StoreError, ManifestError) as exc:
-        outcome = SweepOutcome(ExitCode.FAILED, str(exc), results_uri=files.uri)
+    except BaseException as exc:  # recorded, then raised as before
+        # Ctrl-C is an interruption (resumable); anything else ends the sweep as failed,
+        # so that the operator does not start the same crash again.
+        code = ExitCode.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else ExitCode.FAILED
+        ledger.close(code, f"{type(exc).__name__}: {exc}"[:500])
         raise
-    finally:
-        if _ACTIVE_LEDGER is not None:
-            _ACTIVE_LEDGER.close(outcome.exit_code, outcome.message)
+    ledger.close(outcome.exit_code, outcome.message)
     return outcome
 
 
