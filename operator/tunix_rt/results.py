@@ -11,9 +11,10 @@ summary.json, an evidence folder, or a URI (``file://``, ``s3://``, ``gs://``).
     sweep.rows()                                    # flat dicts (params.*, metrics.*): pandas
     sweep.to_json(), sweep.to_csv(open("trials.csv", "w"))
 
-``tunix-rt sweep show LOCATION --json`` / ``--csv`` print the same. Curves come from Ray
-Tune's own per-trial ``result.json`` under the sweep's ``ray/`` folder (local runs keep
-it; a cluster's stays on the Ray head).
+``tunix-rt sweep show LOCATION --json`` / ``--csv`` print the same. Curves come from the
+trial records (every report, kept in the store as the trial runs, so they outlive the
+RayJob); for records written before curves were kept, from Ray Tune's own per-trial
+``result.json`` under the sweep's ``ray/`` folder, which is in the store too.
 """
 
 from __future__ import annotations
@@ -68,8 +69,11 @@ class SweepResults:
         return best_trial(self.trials, self.objective)
 
     def curve(self, trial_id: str) -> list[dict[str, float]]:
-        """Every report of one trial, in order (its metrics at each step), from Ray Tune's
-        ``ray/<trial>/result.json``; empty where the store does not hold it."""
+        """Every report of one trial, in order (its metrics at each step): its record's
+        curve, else Ray Tune's ``ray/<trial>/result.json``; empty where neither is kept."""
+        record = next((t for t in self.trials if t.trial_id == trial_id), None)
+        if record is not None and record.curve:
+            return [dict(point) for point in record.curve]
         store = Store(self.uri)
         try:
             text = store.read_text(f"{EXPERIMENT_DIR}/{trial_id}/result.json")
@@ -85,6 +89,13 @@ class SweepResults:
                 points.append(numeric_metrics(report))
         return points
 
+    @property
+    def accelerator_hours(self) -> float:
+        """Accelerator-hours the sweep used: the summary's count, else the records' sum."""
+        if self.summary is not None and self.summary.accelerator_hours_used is not None:
+            return self.summary.accelerator_hours_used
+        return sum(t.accelerator_hours for t in self.trials)
+
     def rows(self) -> list[dict[str, Any]]:
         """One flat dict a trial, best first: id, state, the objective, steps, wall
         seconds, ``params.<name>`` and ``metrics.<name>`` (for pandas or a CSV)."""
@@ -97,6 +108,7 @@ class SweepResults:
                 "objective": objective_value(trial, self.objective),
                 "steps": trial.steps,
                 "wall_seconds": round(trial.wall_seconds, 3),
+                "accelerator_hours": round(trial.accelerator_hours, 6),
                 "error": trial.error,
             }
             row.update({f"params.{k}": v for k, v in sorted(trial.params.items())})
@@ -112,6 +124,8 @@ class SweepResults:
             "sweep": self.summary.sweep if self.summary else None,
             "phase": self.summary.phase.value if self.summary else None,
             "message": self.summary.message if self.summary else None,
+            "reason": self.summary.reason if self.summary else None,
+            "acceleratorHoursUsed": self.accelerator_hours,
             "objective": {"metric": self.objective.metric, "mode": self.objective.mode},
             "trialsPlanned": self.planned,
             "bestTrial": best.trial_id if best else None,

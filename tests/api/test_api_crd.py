@@ -101,7 +101,8 @@ def test_sweep_printer_columns() -> None:
     shown = [
         c["name"] for c in versions("Sweep")["additionalPrinterColumns"] if not c.get("priority")
     ]
-    assert shown == ["Phase", "Trials", "Best score", "Age"]
+    assert shown == ["Phase", "Trials", "Best score", "Acc-hours", "Age"]
+    assert columns["Acc-hours"]["jsonPath"] == ".status.acceleratorHoursUsed"
     status = root_schema("Sweep")["properties"]["status"]["properties"]
     for column in columns.values():
         parts = column["jsonPath"].split(".")[1:]

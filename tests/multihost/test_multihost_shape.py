@@ -271,3 +271,14 @@ def test_a_trial_over_workers_needs_the_builtin_trainer(backend: str) -> None:
     [(where, message)] = errors(data)
     assert where == "resources"
     assert "4 workers" in message and f"not backend {backend}" in message
+
+
+def test_a_multi_host_trial_counts_every_chip_for_accelerator_hours() -> None:
+    """A budget in accelerator-hours counts the whole slice (16 chips of a v6e 4x4) or
+    every GPU of every worker, not one host's."""
+    tpu = SweepSpec.model_validate(spec({"tpuSlice": V6E_4X4, "cpu": 8}, [tpu_pool()]))
+    assert tpu.accelerators_per_trial() == 16.0
+    gpus = SweepSpec.model_validate(
+        spec({"workers": 2, "gpusPerWorker": 4, "cpu": 4}, [gpu_pool(gpus=4, maxReplicas=2)])
+    )
+    assert gpus.accelerators_per_trial() == 8.0

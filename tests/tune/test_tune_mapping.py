@@ -68,7 +68,8 @@ def test_grid_algorithm_enumerates_choices() -> None:
     assert driver.search_space(s) == {"batchSize": {"grid_search": [16, 32, 64]}}
     config = driver.tune_config(s)
     assert config.num_samples == 2  # the 3-point grid twice: 6 trials
-    assert isinstance(config.search_alg, BasicVariantGenerator)
+    assert isinstance(config.search_alg, driver.BudgetGate)  # the budget's gate in front
+    assert isinstance(config.search_alg.searcher, BasicVariantGenerator)
 
 
 def test_random_search_is_seeded_and_limited() -> None:
@@ -215,11 +216,14 @@ def test_main_rejects_an_invalid_spec_without_starting_ray(
     assert "--name" in capsys.readouterr().err
 
 
-def test_remote_stores_keep_ray_state_on_the_head(tmp_path: Path) -> None:
+def test_ray_state_lives_under_the_sweeps_prefix_in_any_store(tmp_path: Path) -> None:
     target = SweepTarget("s3://bucket/prefix", "ns", "sw")
     run = driver.SweepRun(spec=spec(), name="sw", namespace="ns")
     remote = SimpleNamespace(scheme="s3", root="bucket/prefix")
-    assert driver.experiment_root(run, remote, target) == "/tmp/tunix-rt/ns/sw"  # type: ignore[arg-type]
+    assert driver.experiment_root(run, remote, target) == "bucket/prefix/ns/sw"  # type: ignore[arg-type]
+    elsewhere = driver.SweepRun(spec=spec(), name="sw", namespace="ns", ray_storage="/r")
+    assert driver.experiment_root(elsewhere, remote, target) == "/r"  # type: ignore[arg-type]
+    assert driver.experiment_fs(elsewhere, remote) is None  # type: ignore[arg-type]
     local = Store(f"file://{tmp_path}")
     assert (
         driver.experiment_root(run, local, SweepTarget(local.uri, "local", "sw"))

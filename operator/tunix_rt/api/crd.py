@@ -322,6 +322,13 @@ _REHEARSAL_DOC = (
 _SWEEP_COLUMNS = [
     _column("Trials", "string", ".status.trialsProgress", "Trials finished / planned."),
     _column("Best score", "number", ".status.primaryScore", "Best primary_score so far."),
+    _column(
+        "Acc-hours",
+        "number",
+        ".status.acceleratorHoursUsed",
+        "Accelerator-hours used (budget.acceleratorHours caps it).",
+    ),
+    _column("Attempts", "integer", ".status.attempts", "RayJobs started.", priority=1),
     _column("Algorithm", "string", ".spec.algorithm", "Search algorithm.", priority=1),
     _column("Best trial", "string", ".status.bestTrial.id", "Best trial id.", priority=1),
 ]

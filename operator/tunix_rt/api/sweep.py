@@ -48,6 +48,9 @@ from tunix_rt.scoring import PRIMARY_SCORE
 
 MAX_TRIALS_LIMIT = 200
 MAX_SEARCH_PARAMS = 32
+DEFAULT_RETRIES = 2
+"""Resumes after infrastructure failures when ``spec.retries`` is not set."""
+MAX_RETRIES = 20
 
 
 class Distribution(StrEnum):
@@ -176,6 +179,17 @@ class Objective(ApiModel):
         description="Metric the search optimises (primary_score: mean answer correctness).",
     )
     mode: Literal["max", "min"] = Field("max", description="max or min.")
+    goal: float | None = Field(
+        None,
+        description="End the sweep as soon as a trial reaches this value of metric (at "
+        "least it for max, at most for min); the sweep Succeeds with reason GoalReached.",
+    )
+
+    def reached(self, value: float | None) -> bool:
+        """Whether ``value`` of the metric reaches :attr:`goal` (never without a goal)."""
+        if self.goal is None or value is None or not math.isfinite(value):
+            return False
+        return value >= self.goal if self.mode == "max" else value <= self.goal
 
     @model_validator(mode="after")
     def _reported(self) -> Objective:
@@ -254,7 +268,7 @@ class Scheduler(ApiModel):
 
 
 class Budget(ApiModel):
-    """The per-trial cap: the 'smoke' budget."""
+    """The caps: per trial (the 'smoke' budget) and for the whole sweep (time, hours)."""
 
     smoke_steps: int = Field(
         300, ge=1, le=1_000_000, description="Train steps per trial (overrides trainer.maxSteps)."
@@ -264,6 +278,21 @@ class Budget(ApiModel):
     )
     sweep_timeout_seconds: int | None = Field(
         None, ge=60, description="Stop the sweep after this long; finished trials are kept."
+    )
+    accelerator_hours: float | None = Field(
+        None,
+        gt=0,
+        le=1_000_000,
+        description="Cap on accelerator-hours for the whole sweep, across retries: each "
+        "trial counts its devices (GPUs, or TPU chips; 1 for a CPU-only trial) times its "
+        "wall hours. No trial starts once the next would pass it; running trials stop at "
+        "it; the sweep then Succeeds with reason BudgetExhausted.",
+    )
+    wall_clock_seconds: int | None = Field(
+        None,
+        ge=1,
+        description="Cap on the sweep's wall-clock time, summed over every attempt (a "
+        "resumed sweep counts the time earlier attempts ran); ends like acceleratorHours.",
     )
 
 
@@ -422,6 +451,15 @@ class SweepSpec(ApiModel):
     storage: str = storage_field("trial results")
     queue_name: str | None = queue_field()
     seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the search algorithm.")
+    retries: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_RETRIES,
+        description="New RayJobs the operator starts, each resuming the sweep from the store, "
+        "after an infrastructure failure (head pod lost, node preempted, cluster deleted, "
+        f"driver killed); default {DEFAULT_RETRIES}. A failure of the sweep itself (too many "
+        "failed trials, a bad spec) is never retried.",
+    )
 
     @field_validator("search_space", mode="before")
     @classmethod
@@ -627,6 +665,19 @@ class SweepSpec(ApiModel):
         """How many trials the sweep runs in all (status: trialsTotal)."""
         return self.samples() * self.grid_points()
 
+    def max_retries(self) -> int:
+        """``retries``, or its default when unset (unset keeps the wire form unchanged)."""
+        return DEFAULT_RETRIES if self.retries is None else self.retries
+
+    def accelerators_per_trial(self) -> float:
+        """Devices one trial holds, for accelerator-hours: its GPUs, else its TPU chips,
+        else 1 (a CPU-only trial counts as one device, so a budget means the same on a
+        laptop as in the cluster: trial-hours)."""
+        res = self.resources
+        if res.spans_hosts():  # every worker's chips or GPUs, on every host of the trial
+            return float(res.worker_count() * (res.chips_per_worker() or res.gpus_per_worker or 1))
+        return float(res.gpu or res.tpu or 1)
+
     def trial_config(self, params: dict[str, Any]) -> TrainerConfig:
         """The trainer config of one trial: base config, searched params, smoke cap."""
         config = self.trainer.with_params(params)
@@ -672,6 +723,18 @@ class SweepStatus(RunStatus):
     bundle_uri: str | None = Field(None, description="The finished sweep's evidence zip.")
     start_time: datetime | None = Field(None, description="When the sweep started running.")
     completion_time: datetime | None = Field(None, description="When the sweep finished.")
+    attempts: int | None = Field(
+        None, description="RayJobs started for this sweep (1 + resumes after failures)."
+    )
+    attempt_start_time: datetime | None = Field(
+        None, description="When the current attempt's RayJob was created."
+    )
+    last_retry_reason: str | None = Field(
+        None, description="Why the latest resume was started (the failed RayJob's reason)."
+    )
+    accelerator_hours_used: float | None = Field(
+        None, description="Accelerator-hours the trials used so far, every attempt included."
+    )
 
 
 class Sweep(Resource[SweepSpec, SweepStatus]):

@@ -52,6 +52,23 @@ class TrialResult(ApiModel):
         description="Where the trial's model came from (config name, checkpoint and digest, "
         "random_init, versions), as its backend reported it.",
     )
+    curve: list[dict[str, float]] = Field(
+        default_factory=list,
+        description="The metrics of every report, in step order (a resumed trial's repeated "
+        "steps replace the earlier ones).",
+    )
+    accelerators: float = Field(
+        1.0, ge=0, description="Devices the trial holds (GPUs, TPU chips; 1 on CPU)."
+    )
+    accelerator_hours: float = Field(
+        0.0, ge=0, description="accelerators x wall hours, every session of the trial included."
+    )
+    starts: int = Field(
+        0,
+        ge=0,
+        description="Times the trial started training (a resume from its checkpoint "
+        "after an interruption counts again; a finished trial is never run again).",
+    )
 
     @property
     def finished(self) -> bool:
@@ -75,3 +92,48 @@ class SweepResult(ApiModel):
     base_config: dict[str, Any] = Field(default_factory=dict, description="Trainer config (wire).")
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    reason: str | None = Field(
+        None,
+        description="How it ended: Succeeded, BudgetExhausted, GoalReached, TimedOut, "
+        "TooManyFailedTrials, NoScore.",
+    )
+    accelerator_hours_used: float | None = Field(
+        None, description="Accelerator-hours of every trial, every attempt included."
+    )
+    wall_seconds_used: float | None = Field(
+        None, description="Wall-clock seconds of every driver session of the sweep."
+    )
+
+
+class DriverSession(ApiModel):
+    """One run of the Tune driver (one RayJob attempt, or one local run): when it ran and
+    how it ended. ``exit_code`` None: it did not end on its own (killed, node lost)."""
+
+    started_at: datetime
+    seen_at: datetime = Field(description="Last sign of life (updated while it runs).")
+    ended_at: datetime | None = None
+    exit_code: int | None = Field(None, description="contract.exits.ExitCode, once it ended.")
+    message: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        """Wall seconds it ran (to its end, else to its last sign of life)."""
+        end = self.ended_at or self.seen_at
+        return max(0.0, (end - self.started_at).total_seconds())
+
+
+class DriverSessions(ApiModel):
+    """``<storage>/<namespace>/<sweep>/sessions.json``: every driver session, oldest first.
+
+    The sweep's wall-clock budget sums them; the operator reads the last one to tell a
+    sweep that failed (do not retry) from a driver that was cut off (resume)."""
+
+    sessions: list[DriverSession] = Field(default_factory=list)
+
+    @property
+    def wall_seconds(self) -> float:
+        return sum(s.seconds for s in self.sessions)
+
+    @property
+    def last(self) -> DriverSession | None:
+        return self.sessions[-1] if self.sessions else None

@@ -534,6 +534,8 @@ def show(
     done = sum(1 for t in results.trials if t.finished)
     planned = results.planned if results.planned is not None else len(results.trials)
     console.print(f"trials: {done}/{planned} finished")
+    if results.accelerator_hours:
+        console.print(f"accelerator-hours used: {results.accelerator_hours:.4f}")
     _print_best(console, results.trials, results.objective)
     if summary is not None:
         style = "green" if summary.phase.value == "Succeeded" else "red"

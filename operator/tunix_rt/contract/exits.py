@@ -6,6 +6,7 @@ KubeRay reads only zero / non-zero; people and scripts read the rest.
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 
 from tunix_rt.api.common import Phase
@@ -31,3 +32,27 @@ def exit_code_for(phase: Phase) -> ExitCode:
     if phase is Phase.FAILED:
         return ExitCode.FAILED
     return ExitCode.INTERRUPTED
+
+
+NOT_RETRIED = frozenset({ExitCode.FAILED, ExitCode.INVALID})
+"""Exits that are the sweep's own verdict: a new attempt would end the same way."""
+
+_EXIT_IN_MESSAGE = re.compile(r"exit(?:ed with)? code:? (-?\d+)", re.IGNORECASE)
+
+
+def exit_code_in(message: str | None) -> int | None:
+    """The driver's exit code as Ray's job message states it ("Job entrypoint command
+    failed with exit code 1, …"); None when the message names none."""
+    found = _EXIT_IN_MESSAGE.search(message or "")
+    return int(found.group(1)) if found else None
+
+
+def retriable(code: int | None) -> bool:
+    """Whether a driver that ended with ``code`` should be resumed by a new attempt.
+
+    None (it never said: killed, its node lost), INTERRUPTED (SIGTERM on preemption or
+    drain) and deaths by signal (negative codes, 128+N) are infrastructure; FAILED and
+    INVALID are the sweep's own verdict; OK needs nothing."""
+    if code is None:
+        return True
+    return code != ExitCode.OK and code not in NOT_RETRIED

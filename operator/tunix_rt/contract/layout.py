@@ -6,8 +6,15 @@ and the one reader of each, under one error policy.
         trials/<id>.json       TrialResult, rewritten as the trial runs
         sweep_log.txt          the driver's own lines, saved after every finished trial
         summary.json           SweepResult, written last: the sweep is over
+        sessions.json          DriverSessions: every driver run, how it ended (resume rules,
+                               the wall-clock budget across attempts)
         evidence/              the sweep's evidence bundle (submission/<zip> last)
-        ray/ checkpoints/ logs/  Ray Tune's state (file:// stores), trial checkpoints, logs
+        ray/                   Ray Tune's experiment (any store): experiment_state-*.json,
+                               tuner.pkl, searcher state, and per trial ray/<id>/
+                               {progress.csv,result.json,events.out.tfevents.*,
+                               checkpoint_*/} (object stores keep trial checkpoints here)
+        checkpoints/<id>/      trial checkpoints written in place (file:// stores)
+        logs/                  trial logs
         archive/<stamp>/       earlier runs' files (``--fresh``, a re-applied Sweep)
     <storage>/<namespace>/rehearsals/<name>/
         run_manifest.json eval_summary.json kaggle_output_log.txt … submission/<zip>
@@ -30,7 +37,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.api.trial import FINISHED_STATES, SweepResult, TrialResult
+from tunix_rt.api.trial import FINISHED_STATES, DriverSessions, SweepResult, TrialResult
 from tunix_rt.storage import Store, StoreError, StoreNotFoundError
 
 LOCAL_NAMESPACE = "local"
@@ -43,6 +50,15 @@ SUMMARY_FILE = "summary.json"
 SWEEP_LOG_FILE = "sweep_log.txt"
 EVIDENCE_DIR = "evidence"
 EXPERIMENT_DIR = "ray"
+"""Ray Tune's experiment folder (``RunConfig(name=…)``) under the sweep's prefix."""
+SESSIONS_FILE = "sessions.json"
+TUNER_FILE = "tuner.pkl"
+"""Written by Ray Tune when an experiment starts; ``Tuner.can_restore`` looks for it."""
+EXPERIMENT_STATE_GLOB = "experiment_state-*.json"
+"""Ray Tune's snapshots of trial states and the searcher (the newest one is restored)."""
+TRIAL_RESULT_FILES = ("progress.csv", "result.json", "params.json")
+"""Ray Tune's own per-trial result files under ``ray/<trial-id>/`` (plus TensorBoard's
+``events.out.tfevents.*``)."""
 CHECKPOINTS_DIR = "checkpoints"
 LOGS_DIR = "logs"
 REHEARSALS_DIR = "rehearsals"
@@ -119,7 +135,14 @@ class SweepLayout(_Layout):
     spec_key = _File(SPEC_FILE)
     summary_key = _File(SUMMARY_FILE)
     log_key = _File(SWEEP_LOG_FILE)
+    sessions_key = _File(SESSIONS_FILE)
     evidence_prefix = _File(EVIDENCE_DIR)
+    experiment_prefix = _File(EXPERIMENT_DIR)
+    """Ray Tune's experiment (``storage_path`` = the sweep's prefix, name ``ray``)."""
+
+    def ray_trial_key(self, trial_id: str, name: str) -> str:
+        """One of Ray Tune's own files of a trial (``progress.csv``, ``result.json``)."""
+        return self.key(EXPERIMENT_DIR, trial_id, name)
 
     @property
     def trials_prefix(self) -> str:
@@ -253,6 +276,17 @@ class SweepFiles(_RunFiles[SweepLayout]):
     def spec(self) -> SweepSpec | None:
         return self.model(self.layout.spec_key, SweepSpec)
 
+    def sessions(self) -> DriverSessions | None:
+        """Every driver session so far (None before the first)."""
+        return self.model(self.layout.sessions_key, DriverSessions)
+
+    def ray_trial_text(self, trial_id: str, name: str) -> str | None:
+        """One of Ray Tune's per-trial files as text; None when absent."""
+        try:
+            return self.store.read_text(self.layout.ray_trial_key(trial_id, name))
+        except StoreNotFoundError:
+            return None
+
     def log(self) -> str | None:
         try:
             return self.store.read_text(self.layout.log_key)
@@ -276,6 +310,9 @@ class SweepFiles(_RunFiles[SweepLayout]):
 
     def write_log(self, text: str) -> str:
         return self.store.write_text(self.layout.log_key, text)
+
+    def write_sessions(self, sessions: DriverSessions) -> str:
+        return self.store.write_json(self.layout.sessions_key, sessions)
 
 
 @dataclass(frozen=True)
@@ -324,6 +361,7 @@ __all__ = [
     "EVAL_SUMMARY_FILE",
     "EVIDENCE_DIR",
     "EXPERIMENT_DIR",
+    "EXPERIMENT_STATE_GLOB",
     "FAILED_DIR",
     "FAILURE_FILE",
     "LOCAL_NAMESPACE",
@@ -331,11 +369,14 @@ __all__ = [
     "MANIFEST_FILE",
     "REHEARSALS_DIR",
     "RUN_LOG_FILE",
+    "SESSIONS_FILE",
     "SPEC_FILE",
     "SUBMISSION_DIR",
     "SUMMARY_FILE",
     "SWEEP_LOG_FILE",
     "TRIALS_DIR",
+    "TRIAL_RESULT_FILES",
+    "TUNER_FILE",
     "Reader",
     "RehearsalFiles",
     "RehearsalLayout",

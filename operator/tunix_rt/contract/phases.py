@@ -11,16 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from tunix_rt.api.common import QUEUE_LABEL, Phase
 from tunix_rt.api.results import best_trial, objective_value
 from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
+from tunix_rt.api.trial import DriverSession, SweepResult, TrialResult, TrialState
+from tunix_rt.contract.exits import exit_code_in, retriable
 from tunix_rt.contract.layout import EVAL_SUMMARY_FILE
 
 INTERRUPTED = "Interrupted"
 """Reason of a sweep that stopped before it finished: a rerun resumes it."""
+SUCCEEDED = "Succeeded"
+BUDGET_EXHAUSTED = "BudgetExhausted"
+"""Reason of a sweep ended by budget.acceleratorHours or budget.wallClockSeconds."""
+GOAL_REACHED = "GoalReached"
+"""Reason of a sweep ended because a trial reached objective.goal."""
+TIMED_OUT = "TimedOut"
+"""Reason of a sweep ended by budget.sweepTimeoutSeconds (one session's limit)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,15 @@ class SweepEnd:
     """Some trial neither terminated nor errored (the run was interrupted)."""
     timed_out: bool
     """The sweep's time budget ran out."""
+    budget: str | None = None
+    """Why a sweep budget (acceleratorHours, wallClockSeconds) ended it; None: it did not."""
+    goal_trial: str | None = None
+    """The trial that reached objective.goal; None: none did."""
+
+    @property
+    def ended_early(self) -> bool:
+        """Ended on purpose before every planned trial ran: time, budget or goal."""
+        return self.timed_out or self.budget is not None or self.goal_trial is not None
 
 
 def sweep_verdict(end: SweepEnd, spec: SweepSpec) -> Verdict:
@@ -59,6 +77,16 @@ def sweep_verdict(end: SweepEnd, spec: SweepSpec) -> Verdict:
         or _no_score(end, spec)
         or _best(end, spec)
     )
+
+
+def goal_trial(trials: Sequence[TrialResult], spec: SweepSpec) -> TrialResult | None:
+    """The first finished trial (by id) whose objective value reaches objective.goal."""
+    for trial in sorted(trials, key=lambda t: t.trial_id):
+        if trial.state in (TrialState.SUCCEEDED, TrialState.STOPPED) and spec.objective.reached(
+            objective_value(trial, spec.objective)
+        ):
+            return trial
+    return None
 
 
 def _too_many_failures(end: SweepEnd, spec: SweepSpec) -> Verdict | None:
@@ -74,7 +102,7 @@ def _too_many_failures(end: SweepEnd, spec: SweepSpec) -> Verdict | None:
 
 
 def _interrupted(end: SweepEnd, spec: SweepSpec) -> Verdict | None:
-    if end.timed_out or not (end.incomplete or end.launched < spec.planned_trials()):
+    if end.ended_early or not (end.incomplete or end.launched < spec.planned_trials()):
         return None
     done = sum(1 for t in end.trials if t.finished)
     return Verdict(
@@ -88,24 +116,44 @@ def _interrupted(end: SweepEnd, spec: SweepSpec) -> Verdict | None:
 def _no_score(end: SweepEnd, spec: SweepSpec) -> Verdict | None:
     if best_trial(end.trials, spec.objective) is not None:
         return None
+    if end.budget is not None:
+        return Verdict(
+            Phase.FAILED,
+            BUDGET_EXHAUSTED,
+            f"{end.budget} before any trial reported {spec.objective.metric}",
+        )
     return Verdict(Phase.FAILED, "NoScore", f"no trial reported {spec.objective.metric}")
+
+
+def _end_reason(end: SweepEnd, spec: SweepSpec) -> tuple[str, str]:
+    """(reason, what to add to the message) of a sweep that has a best trial."""
+    if end.goal_trial is not None:
+        goal = spec.objective.goal
+        return GOAL_REACHED, (
+            f" (trial {end.goal_trial} reached objective.goal {spec.objective.metric}={goal})"
+        )
+    if end.budget is not None:
+        return BUDGET_EXHAUSTED, f" ({end.budget})"
+    if end.timed_out:
+        return TIMED_OUT, " (sweep time budget reached)"
+    return SUCCEEDED, ""
 
 
 def _best(end: SweepEnd, spec: SweepSpec) -> Verdict:
     best = best_trial(end.trials, spec.objective)
     assert best is not None
     value = objective_value(best, spec.objective)
-    message = f"best trial {best.trial_id}: {spec.objective.metric}={value}"
-    if end.timed_out:
-        message += " (sweep time budget reached)"
-    return Verdict(Phase.SUCCEEDED, "Succeeded", message)
+    reason, why = _end_reason(end, spec)
+    message = f"best trial {best.trial_id}: {spec.objective.metric}={value}{why}"
+    return Verdict(Phase.SUCCEEDED, reason, message)
 
 
 def from_summary(summary: SweepResult) -> Verdict:
-    """The verdict the driver wrote into ``summary.json``."""
+    """The verdict the driver wrote into ``summary.json`` (its reason, when it wrote one)."""
     if summary.phase is Phase.FAILED:
-        return Verdict(Phase.FAILED, "SweepFailed", summary.message or "the sweep failed")
-    return Verdict(Phase.SUCCEEDED, "Succeeded", summary.message or "")
+        reason = summary.reason or "SweepFailed"
+        return Verdict(Phase.FAILED, reason, summary.message or "the sweep failed")
+    return Verdict(Phase.SUCCEEDED, summary.reason or SUCCEEDED, summary.message or "")
 
 
 # ----------------------------------------------------------------------------- the RayJob
@@ -250,6 +298,52 @@ def _sweep_job_failed(
     if summary is not None and summary.message and summary.phase is Phase.FAILED:
         return Verdict(verdict.phase, verdict.reason, f"{verdict.message}; {summary.message}")
     return verdict
+
+
+# ----------------------------------------------------------------------------- resume
+
+CLOCK_SKEW = timedelta(seconds=5)
+"""How much earlier than its RayJob a driver session may seem to start (node clocks)."""
+
+NOT_RETRIED_REASONS = frozenset({"DeadlineExceeded", "ValidationFailed"})
+"""RayJob reasons that are the sweep's own limits or spec, never infrastructure."""
+
+
+def session_of_attempt(
+    session: DriverSession | None, attempt_started: datetime | None
+) -> DriverSession | None:
+    """The driver session of the current attempt: the last one, when it started after the
+    attempt's RayJob was created (None: this attempt's driver never started)."""
+    if session is None:
+        return None
+    if attempt_started is not None and session.started_at < attempt_started - CLOCK_SKEW:
+        return None
+    return session
+
+
+def infrastructure_failure(
+    rayjob: Mapping[str, Any] | None,
+    summary: SweepResult | None,
+    session: DriverSession | None,
+) -> bool:
+    """Whether a failed attempt was cut off by its infrastructure (resume it) rather than
+    ended by the sweep itself (do not). ``session``: this attempt's driver session
+    (:func:`session_of_attempt`).
+
+    The sweep's own verdict (a summary), its deadline, or a driver exit of FAILED or
+    INVALID are final. A driver that started and did not end on its own (killed, its pod
+    or node lost, the cluster deleted), or ended INTERRUPTED or by a signal, is resumed. A
+    driver that never started is not: the same RayJob would fail the same way (image,
+    bucket, config), unless Ray's message says it was killed."""
+    if summary is not None:
+        return False
+    status = (rayjob or {}).get("status") or {}
+    if str(status.get("reason") or "") in NOT_RETRIED_REASONS:
+        return False
+    if session is not None:
+        return retriable(session.exit_code)
+    code = exit_code_in(str(status.get("message") or ""))
+    return code is not None and retriable(code)
 
 
 # ----------------------------------------------------------------------------- Rehearsal

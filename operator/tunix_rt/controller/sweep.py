@@ -23,6 +23,14 @@ driver runs trials) -> ``Succeeded`` or ``Failed``. Each transition posts an Eve
   with the RayJob's message, keeping every trial result already in the store. A store
   that cannot be reached is retried at the next poll (condition ``Degraded=True``,
   reason ``StoreUnavailable``, until it can be read again; no phase change).
+* resume (:func:`retry`): a RayJob that failed for an infrastructure reason (its driver
+  started and did not end on its own: killed, head pod or node lost, cluster deleted;
+  or ended INTERRUPTED; :func:`~tunix_rt.contract.phases.infrastructure_failure`, from
+  the RayJob's status and the driver's ``sessions.json``) is followed by a new RayJob
+  ``sweep-<name>-a<N>`` running the same spec, whose driver resumes Ray Tune's state
+  from the store; up to ``spec.retries`` times (``status.attempts``,
+  ``lastRetryReason``, a ``Retrying`` Warning Event). The sweep's own failures (too
+  many failed trials, a bad spec, its deadline) are final.
 * spec changes (``sweep_spec_changed``): a Sweep whose spec was invalid is validated again
   and started once valid. Otherwise the change is *not* applied: the running RayJob keeps
   the spec it started with (recorded on the RayJob as ``tunixrt.io/spec``), a finished
@@ -45,21 +53,36 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from tunix_rt.api.common import Phase
 from tunix_rt.api.errors import ManifestError, describe, describe_pairs
 from tunix_rt.api.names import child_name
 from tunix_rt.api.placement import SKIP_PLACEMENT, UNSCHEDULABLE, check_placement
 from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.api.trial import SweepResult, TrialResult
+from tunix_rt.api.trial import DriverSessions, SweepResult, TrialResult
 from tunix_rt.contract.layout import SweepFiles, SweepLayout
-from tunix_rt.contract.phases import job_finished, job_status, judge_sweep
+from tunix_rt.contract.phases import (
+    Verdict,
+    infrastructure_failure,
+    job_finished,
+    job_status,
+    judge_sweep,
+    session_of_attempt,
+)
 from tunix_rt.controller.kind import Call, Kind
 from tunix_rt.controller.runtime import Runtime, fail, owner_of
-from tunix_rt.controller.status import INVALID_SPEC
+from tunix_rt.controller.status import INVALID_SPEC, timestamp
 from tunix_rt.controller.sweep_status import (
+    RETRYING,
+    Retry,
+    attempt_fields,
+    attempt_rayjob_name,
+    attempt_start,
     desired_status,
     evidence_fields,
     merge_trials,
     newly_finished,
+    out_of_retries,
+    retry_plan,
     settle,
     trial_event,
     trial_fields,
@@ -103,13 +126,17 @@ class Snapshot:
     summary: SweepResult | None = None
     bundle_uri: str | None = None
     """The finished sweep's evidence zip (uploaded before summary.json)."""
+    sessions: DriverSessions | None = None
+    """The driver sessions (read once the RayJob ended: did its driver end on its own?)."""
 
 
 def read_snapshot(files: SweepFiles, cache: dict[str, TrialResult], with_summary: bool) -> Snapshot:
-    """Trial files (finished ones read once, then cached) and, if asked, the summary."""
+    """Trial files (finished ones read once, then cached) and, if asked, the summary and
+    the driver sessions."""
     snap = Snapshot(trials=files.trials(cache=cache))
     if with_summary:
         snap.summary = files.summary()
+        snap.sessions = files.sessions()
     if snap.summary is not None:
         snap.bundle_uri = files.bundle_uri()
     return snap
@@ -143,6 +170,7 @@ async def start(call: Call) -> None:
     planned = parsed.planned_trials()
     results = _files(call, parsed).uri
     started = {"resultsUri": results, "trialsTotal": planned, "trialsProgress": f"0/{planned}"}
+    started["attempts"] = 1  # its RayJob's creation: status.startTime (attempt_start)
     await SWEEP.launch(call, manifest, started)
 
 
@@ -174,6 +202,10 @@ async def follow(call: Call) -> None:
     trials = merge_trials(snap.trials, snap.summary)
     fields = trial_fields(trials, parsed, snap.summary)
     verdict = settle(judged, fields)
+    if verdict.phase is Phase.FAILED:
+        verdict = await retry_or_fail(call, rayjob, rayjob_name, parsed, snap, verdict)
+        if verdict.phase is not Phase.FAILED:
+            return
     evidence = evidence_fields(files.store.uri_for(files.layout.evidence_prefix), snap.bundle_uri)
     _trial_events(call, trials)
     desired = desired_status(verdict, fields, call.status, rayjob_name, evidence)
@@ -181,6 +213,41 @@ async def follow(call: Call) -> None:
     if verdict.finished:
         call.memo.pop(CACHE_KEY, None)
         call.memo.pop(SUMMARY_WAIT_KEY, None)
+
+
+async def retry_or_fail(
+    call: Call,
+    rayjob: Mapping[str, Any] | None,
+    rayjob_name: str,
+    spec: SweepSpec,
+    snap: Snapshot,
+    verdict: Verdict,
+) -> Verdict:
+    """A failed attempt: resume it with a new RayJob when its infrastructure failed and
+    ``spec.retries`` allows (returns Pending), else the failure, saying why it was not."""
+    last = snap.sessions.last if snap.sessions else None
+    session = session_of_attempt(last, attempt_start(call.status))
+    infra = infrastructure_failure(rayjob, snap.summary, session)
+    plan = retry_plan(verdict, infra, call.status, spec.max_retries(), rayjob_name)
+    if plan is None:
+        return out_of_retries(verdict, infra, call.status, spec.max_retries())
+    await retry(call, spec, plan)
+    return Verdict(Phase.PENDING, RETRYING, plan.message)
+
+
+async def retry(call: Call, spec: SweepSpec, plan: Retry) -> None:
+    """Create (or adopt) the next attempt's RayJob; status Pending with the attempt."""
+    kopf.warn(call.body, reason=RETRYING, message=plan.message)
+    manifest = build_sweep_rayjob(
+        name=call.name,
+        namespace=call.namespace,
+        spec=spec,
+        owner=owner_of(call.body, SWEEP.name),
+        options=call.runtime.config.build_options(),
+    )
+    manifest["metadata"]["name"] = attempt_rayjob_name(call.name, plan.attempt)
+    call.memo.pop(SUMMARY_WAIT_KEY, None)
+    await SWEEP.launch(call, manifest, attempt_fields(plan.attempt, timestamp(), plan.reason))
 
 
 def _spec_lost(call: Call, rayjob: Mapping[str, Any] | None, rayjob_name: str) -> None:

@@ -12,15 +12,21 @@ verdict and the trial records into the desired status:
 * :func:`evidence_fields`: the evidence folder and zip of a finished sweep;
 * :func:`desired_status`: all of it, in the keys ``status`` holds;
 * :func:`newly_finished` / :func:`trial_event`: one Event per trial that finished since
-  the last status.
+  the last status;
+* :func:`retry_plan` / :func:`attempt_rayjob_name` / :func:`attempt_fields` /
+  :func:`out_of_retries`: a RayJob cut off by its infrastructure is followed by a new
+  one that resumes the sweep, up to ``spec.retries`` times.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from tunix_rt.api.common import Phase
+from tunix_rt.api.names import child_name
 from tunix_rt.api.results import best_summary, best_trial, trial_summary
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import FINISHED_STATES, SweepResult, TrialResult, TrialState
@@ -65,6 +71,7 @@ def trial_fields(
     best = _best(trials, spec, summary)
     best_wire = best_summary(best)
     return {
+        "acceleratorHoursUsed": accelerator_hours_used(trials, summary),
         "trials": [trial_summary(t).to_wire() for t in trials],
         "trialsTotal": total,
         "trialsCompleted": completed,
@@ -74,6 +81,13 @@ def trial_fields(
         "bestTrial": best_wire.to_wire() if best_wire else None,
         "primaryScore": best.primary_score if best else None,
     }
+
+
+def accelerator_hours_used(trials: Sequence[TrialResult], summary: SweepResult | None) -> float:
+    """The driver's count once it summarised, else the trial records' (rounded: status)."""
+    if summary is not None and summary.accelerator_hours_used is not None:
+        return round(summary.accelerator_hours_used, 6)
+    return round(sum(t.accelerator_hours for t in trials), 6)
 
 
 def _best_suffix(fields: Mapping[str, Any]) -> str:
@@ -169,3 +183,86 @@ def trial_event(trial: TrialResult) -> tuple[bool, str]:
     if trial.error:
         text += f" ({trial.error.splitlines()[0][:200]})"
     return trial.state is TrialState.FAILED, text
+
+
+# ----------------------------------------------------------------------------- retries
+
+
+RETRYING = "Retrying"
+"""Event reason (Warning) of a resume after an infrastructure failure."""
+NAME_LIMIT = 47
+"""RayJob names feed RayCluster and Service names, which KubeRay caps (api.names)."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A new attempt: its number, why the last one failed, what the Event says."""
+
+    attempt: int
+    reason: str
+    message: str
+
+
+def attempts_of(status: Mapping[str, Any]) -> int:
+    """Attempts made so far (a Sweep from before attempts were counted: 1)."""
+    return int(status.get("attempts") or 1)
+
+
+def attempt_start(status: Mapping[str, Any]) -> datetime | None:
+    """When the current attempt's RayJob was created (else the sweep's start)."""
+    raw = status.get("attemptStartTime") or status.get("startTime")
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def retry_plan(
+    verdict: Verdict, infrastructure: bool, status: Mapping[str, Any], retries: int, rayjob: str
+) -> Retry | None:
+    """The next attempt, when ``verdict`` failed the attempt for an infrastructure reason
+    and ``spec.retries`` leaves one; else None."""
+    if verdict.phase is not Phase.FAILED or not infrastructure:
+        return None
+    done = attempts_of(status)
+    if done > retries:
+        return None
+    message = (
+        f"RayJob {rayjob} failed ({verdict.reason}: {verdict.message}); starting attempt "
+        f"{done + 1} of {retries + 1}, which resumes the sweep from the store"
+    )
+    return Retry(done + 1, verdict.reason, message)
+
+
+def out_of_retries(
+    verdict: Verdict, infrastructure: bool, status: Mapping[str, Any], retries: int
+) -> Verdict:
+    """A failed attempt that is not resumed says why, when it could have been."""
+    if verdict.phase is not Phase.FAILED or not infrastructure:
+        return verdict
+    done = attempts_of(status)
+    return Verdict(
+        verdict.phase,
+        verdict.reason,
+        f"{verdict.message}; not resumed: {done} attempt(s) made, spec.retries is {retries}",
+    )
+
+
+def attempt_rayjob_name(sweep: str, attempt: int) -> str:
+    """``sweep-<name>`` for the first attempt, ``sweep-<name>-a<N>`` after (deterministic:
+    an operator restarted mid-retry adopts it instead of creating another)."""
+    if attempt <= 1:
+        return child_name("sweep", sweep)
+    suffix = f"-a{attempt}"
+    return child_name("sweep", sweep, max_len=NAME_LIMIT - len(suffix)) + suffix
+
+
+def attempt_fields(attempt: int, created: str, reason: str | None = None) -> dict[str, Any]:
+    """What the status records of an attempt whose RayJob was ``created`` (besides its
+    RayJob and phase): the count, when, and why the one before it failed."""
+    fields: dict[str, Any] = {"attempts": attempt, "attemptStartTime": created}
+    if reason is not None:
+        fields["lastRetryReason"] = reason
+    return fields

@@ -738,6 +738,10 @@ class Store:
                 found = self.fs.find(base)
             except FileNotFoundError:
                 return []
+            finally:
+                # Keep no listing: s3fs answers "not found" from a cached listing for a
+                # key another process wrote since (a trial record the driver then reads).
+                self._forget_listings()
             keys = []
             root = self.root.rstrip("/")
             for path in found:

@@ -23,9 +23,16 @@ budget                 smokeSteps -> trainer maxSteps; trial/sweep timeouts -> s
 
 Local runs (no ``--address``) start a Ray on this machine; with ``--address auto`` the
 same code joins the Ray cluster it runs in (the operator's RayJob). Ray's own
-experiment state lives at ``<store>/<ns>/<sweep>/ray`` for ``file://`` stores, so a rerun
-after an interruption resumes (``Tuner.restore``); for object stores it defaults to
-``/tmp/tunix-rt/<ns>/<sweep>`` on the head node (``--ray-storage`` overrides).
+experiment (its state, the searcher's, each trial's ``progress.csv`` / ``result.json`` /
+TensorBoard events and, on object stores, its checkpoints) lives at
+``<store>/<ns>/<sweep>/ray`` on every store (object stores through the store's own
+filesystem, :mod:`tunix_rt.tune.durable`), so any later run, a new RayJob included,
+resumes it (``Tuner.restore``); ``--ray-storage`` puts it elsewhere.
+
+Sweep budgets (``budget.acceleratorHours``, ``budget.wallClockSeconds``, across
+sessions) and ``objective.goal`` are enforced here (:mod:`tunix_rt.tune.budget`): a gate
+on the search algorithm starts no trial that would pass a cap, the stopper stops
+running trials at a cap or once a trial reaches the goal.
 """
 
 from __future__ import annotations
@@ -55,7 +62,13 @@ from ray.tune.schedulers import (
     MedianStoppingRule,
     TrialScheduler,
 )
-from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm
+from ray.tune.search import (
+    BasicVariantGenerator,
+    ConcurrencyLimiter,
+    SearchAlgorithm,
+    Searcher,
+    SearchGenerator,
+)
 from ray.tune.search.optuna import OptunaSearch
 
 from tunix_rt.api.common import Phase, quantity_bytes
@@ -76,12 +89,19 @@ from tunix_rt.contract.layout import (
     SweepFiles,
     SweepTarget,
 )
-from tunix_rt.contract.phases import SweepEnd, Verdict, sweep_verdict
+from tunix_rt.contract.phases import SweepEnd, Verdict, goal_trial, sweep_verdict
 from tunix_rt.evidence import SweepRunFacts, commit_info, publish_folder, write_sweep_evidence
 from tunix_rt.evidence.manifest import iso
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import Store, StoreError, scrub
 from tunix_rt.tune import multihost
+from tunix_rt.tune.budget import SweepLimits
+from tunix_rt.tune.durable import (
+    SessionLedger,
+    drop_experiment,
+    experiment_filesystem,
+    state_problem,
+)
 from tunix_rt.tune.records import failed_record, finished, plain, stopped_record, utcnow
 from tunix_rt.tune.trainable import TrialContext, train_trial
 
@@ -198,13 +218,73 @@ def trial_resources(spec: SweepSpec) -> dict[str, float]:
 def tune_config(spec: SweepSpec) -> tune.TuneConfig:
     """Metric/mode live on the searcher and scheduler (they differ: primary_score vs loss)."""
     return tune.TuneConfig(
-        search_alg=search_algorithm(spec),
+        search_alg=BudgetGate(search_algorithm(spec)),
         scheduler=scheduler(spec),
         num_samples=spec.samples(),
         time_budget_s=spec.budget.sweep_timeout_seconds,
         trial_name_creator=trial_name,
         trial_dirname_creator=trial_name,
     )
+
+
+class BudgetGate(SearchAlgorithm):
+    """The sweep's search algorithm, behind the budget: no new trial once the next would
+    pass ``budget.acceleratorHours`` / ``budget.wallClockSeconds`` or a trial reached
+    ``objective.goal`` (:class:`~tunix_rt.tune.budget.SweepLimits` of this session);
+    everything else is the wrapped algorithm's. It holds no limits itself: Tune restores
+    it from the experiment's first session, the limits are this session's."""
+
+    def __init__(self, inner: SearchAlgorithm | Searcher) -> None:
+        self.searcher = inner if isinstance(inner, SearchAlgorithm) else SearchGenerator(inner)
+
+    def _closed(self) -> bool:
+        limits = _ACTIVE_LIMITS
+        if limits is None:
+            return False
+        now = time.monotonic()
+        return limits.goal_trial is not None or limits.close_if_needed(now) is not None
+
+    def next_trial(self) -> Any:
+        if not self.searcher.is_finished() and self._closed():
+            return None
+        return self.searcher.next_trial()
+
+    def is_finished(self) -> bool:
+        return bool(self.searcher.is_finished()) or self._closed()
+
+    @property
+    def metric(self) -> Any:
+        return self.searcher.metric
+
+    @property
+    def total_samples(self) -> int:
+        return int(self.searcher.total_samples)
+
+    def set_search_properties(self, metric: Any, mode: Any, config: Any, **spec: Any) -> bool:
+        return bool(self.searcher.set_search_properties(metric, mode, config, **spec))
+
+    def add_configurations(self, experiments: Any) -> None:
+        self.searcher.add_configurations(experiments)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        self.searcher.on_trial_complete(trial_id, result=result, error=error)
+
+    def set_finished(self) -> None:
+        self.searcher.set_finished()  # type: ignore[no-untyped-call]
+
+    def has_checkpoint(self, dirpath: str) -> bool:
+        return bool(self.searcher.has_checkpoint(dirpath))
+
+    def save_to_dir(self, dirpath: str, **kwargs: Any) -> None:
+        self.searcher.save_to_dir(dirpath, **kwargs)
+
+    def restore_from_dir(self, dirpath: str) -> None:
+        self.searcher.restore_from_dir(dirpath)
 
 
 def trial_name(trial: Any) -> str:
@@ -262,6 +342,11 @@ class SweepLog:
 _ACTIVE_LOG: SweepLog | None = None
 """The running sweep's log: Tune restores the monitor from its pickle on resume, so the
 monitor finds the log here rather than holding it."""
+_ACTIVE_LIMITS: SweepLimits | None = None
+"""This session's budgets and goal (:mod:`tunix_rt.tune.budget`), found here by the
+monitor and the gate for the same reason."""
+_ACTIVE_LEDGER: SessionLedger | None = None
+"""This session's entry in ``sessions.json``; the monitor refreshes its sign of life."""
 
 
 # ----------------------------------------------------------------------------- monitor
@@ -300,12 +385,10 @@ class SweepMonitor(tune.Callback, tune.Stopper):
         return self._files
 
     def _recorded(self, trial_id: str) -> TrialResult | None:
-        """The trial's own record; None when absent, unreadable or unreachable (then the
-        monitor writes one itself, whose failure it reports)."""
-        try:
-            return self.files.trial(trial_id)
-        except StoreError:
-            return None
+        """The trial's own record; None when absent or unreadable (then the monitor writes
+        one itself). A store that cannot be reached raises StoreError: the callers report
+        it and leave the record as the trial wrote it, never a blank one over it."""
+        return self.files.trial(trial_id)
 
     def _blank(self, trial: Any) -> TrialResult:
         """A record for a trial that wrote none itself."""
@@ -325,15 +408,33 @@ class SweepMonitor(tune.Callback, tune.Stopper):
 
     # Stopper ------------------------------------------------------------------
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        limits = _ACTIVE_LIMITS
+        if limits is not None:
+            limits.trial_reported(trial_id, result, time.monotonic())
+            if self._limits_stop(limits):
+                return True
         if self.trial_timeout_s is None:
             return False
         return float(result.get("time_total_s", 0.0)) >= self.trial_timeout_s
 
     def stop_all(self) -> bool:
+        limits = _ACTIVE_LIMITS
+        if limits is not None and self._limits_stop(limits):
+            return True
         return len(self.failed) > self.max_failed_trials
+
+    def _limits_stop(self, limits: SweepLimits) -> bool:
+        """A cap reached or the goal met: said once, then every trial stops."""
+        why = limits.stop_everything(time.monotonic())
+        if why is not None and not getattr(self, "_stopping", False):
+            self._stopping = True
+            self._say(f"{why}: stopping the sweep")
+        return why is not None
 
     # Callback -----------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if _ACTIVE_LIMITS is not None:
+            _ACTIVE_LIMITS.trial_started(trial.trial_id, time.monotonic())
         params = json.dumps({k: plain(v) for k, v in dict(trial.config).items()}, sort_keys=True)
         self._say(f"trial {trial.trial_id} started: {params}")
 
@@ -342,20 +443,31 @@ class SweepMonitor(tune.Callback, tune.Stopper):
         for trial in trials:
             if trial.status == "ERROR":
                 self.failed.add(trial.trial_id)
+        if _ACTIVE_LEDGER is not None:
+            _ACTIVE_LEDGER.alive(time.monotonic())
+
+    def _ended(self, trial: Any, full: bool) -> None:
+        if _ACTIVE_LIMITS is not None:
+            _ACTIVE_LIMITS.trial_ended(trial.trial_id, time.monotonic(), full=full)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         try:
             record = self._recorded(trial.trial_id)
             if finished(record):
                 assert record is not None
+                self._ended(trial, full=record.state is TrialState.SUCCEEDED)
                 self._say(f"trial {trial.trial_id} {record.state.value.lower()}{_score(record)}")
                 return
+            self._ended(trial, full=False)
             last = dict(trial.last_result or {})
             if record is None:
                 if not last:
                     return  # never started (a pending trial of a stopped sweep)
                 record = self._blank(trial)
             record = stopped_record(record, last)
+            if _ACTIVE_LIMITS is not None:
+                hours = _ACTIVE_LIMITS.trial_hours(trial.trial_id, time.monotonic())
+                record = record.model_copy(update={"accelerator_hours": hours})
             self.files.write_trial(record)
             self._say(f"trial {trial.trial_id} stopped early{_score(record)}")
         except StoreError as exc:
@@ -363,6 +475,7 @@ class SweepMonitor(tune.Callback, tune.Stopper):
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.failed.add(trial.trial_id)
+        self._ended(trial, full=False)
         try:
             record = self._recorded(trial.trial_id)
             if record is not None and record.state is TrialState.FAILED:
@@ -433,12 +546,20 @@ class SweepOutcome:
 
 
 def experiment_root(run: SweepRun, store: Store, target: SweepTarget) -> str:
-    """Folder (``storage_path``) under which Ray keeps the experiment ``ray/``."""
+    """Folder (``storage_path``) under which Ray keeps the experiment ``ray/``: the
+    sweep's prefix in the store (a path in the store's filesystem), unless
+    ``--ray-storage`` names another."""
     if run.ray_storage:
         return run.ray_storage
-    if store.scheme == "file":
-        return f"{store.root}/{target.layout.prefix}"
-    return f"/tmp/tunix-rt/{target.layout.prefix}"
+    return f"{store.root}/{target.layout.prefix}"
+
+
+def experiment_fs(run: SweepRun, store: Store) -> Any:
+    """The pyarrow filesystem of :func:`experiment_root`: the store's own for object
+    stores (None: a local folder, Ray's default)."""
+    if run.ray_storage or store.scheme == "file":
+        return None
+    return experiment_filesystem(store)
 
 
 def archive_previous(files: SweepFiles, say: Callable[[str], None]) -> None:
@@ -541,7 +662,7 @@ def dataset_problem(spec: SweepSpec) -> str | None:
 
 def run_sweep(run: SweepRun) -> SweepOutcome:
     """Run (or resume) a sweep to the end; write every trial record and the summary."""
-    global _ACTIVE_LOG
+    global _ACTIVE_LOG, _ACTIVE_LIMITS, _ACTIVE_LEDGER
     store = Store(run.storage_uri)
     target = SweepTarget(store.uri, run.namespace, run.name)
     files = target.files(store)
@@ -554,13 +675,25 @@ def run_sweep(run: SweepRun) -> SweepOutcome:
         return SweepOutcome(ExitCode.INVALID, f"bad dataset, nothing ran: {problem}")
     say = SweepLog(files, echo=run.echo)
     _ACTIVE_LOG = say
+    root, fs = experiment_root(run, store, target), experiment_fs(run, store)
+    session = Session(run, target, files, say, root, utcnow(), fs)
     try:
-        return _run_sweep(
-            Session(run, target, files, say, experiment_root(run, store, target), utcnow())
-        )
+        return _run_sweep(session)
     finally:
         say.save()
-        _ACTIVE_LOG = None
+        _ACTIVE_LOG = _ACTIVE_LIMITS = _ACTIVE_LEDGER = None
+
+
+def _open_session(session: Session) -> SweepLimits:
+    """This session in ``sessions.json``, and its limits seeded from earlier sessions
+    (their wall seconds, the trial records' hours)."""
+    global _ACTIVE_LIMITS, _ACTIVE_LEDGER
+    local = session.files.store.scheme == "file"
+    ledger = SessionLedger(session.files, every_s=5.0 if local else 30.0)
+    earlier = ledger.open()
+    limits = SweepLimits.seeded(session.run.spec, time.monotonic(), session.files.trials(), earlier)
+    _ACTIVE_LEDGER, _ACTIVE_LIMITS = ledger, limits
+    return limits
 
 
 @dataclass(frozen=True)
@@ -574,22 +707,46 @@ class Session:
     root: str
     """Ray's ``storage_path`` (:func:`experiment_root`)."""
     started: datetime
+    fs: Any = None
+    """Ray's ``storage_filesystem`` (:func:`experiment_fs`); None: a local folder."""
 
     @property
     def experiment(self) -> str:
         """Ray Tune's experiment folder: what a later session restores."""
         return f"{self.root}/{EXPERIMENT_DIR}"
 
+    @property
+    def in_store(self) -> bool:
+        """Ray's experiment lives under the sweep's prefix in the store."""
+        return not self.run.ray_storage
+
 
 def _run_sweep(session: Session) -> SweepOutcome:
     """The steps of one driver session, each a function of its own."""
-    run, files, say = session.run, session.files, session.say
+    run, files = session.run, session.files
     _sweep_env()
     restoring, early = restore_or_archive(session)
     if early is not None:
         return early
     files.write_spec(run.spec)
+    limits = _open_session(session)
+    ledger = _ACTIVE_LEDGER
+    assert ledger is not None
+    try:
+        outcome = _tune(session, restoring, limits)
+    except BaseException as exc:  # recorded, then raised as before
+        # Ctrl-C is an interruption (resumable); anything else ends the sweep as failed,
+        # so that the operator does not start the same crash again.
+        code = ExitCode.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else ExitCode.FAILED
+        ledger.close(code, f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    ledger.close(outcome.exit_code, outcome.message)
+    return outcome
 
+
+def _tune(session: Session, restoring: bool, limits: SweepLimits) -> SweepOutcome:
+    """Ray, the Tuner, its run, the verdict, the summary."""
+    run, files, say = session.run, session.files, session.say
     _init_ray(run)
     if not run.address:
         problem = _check_local_resources(run.spec)
@@ -598,17 +755,37 @@ def _run_sweep(session: Session) -> SweepOutcome:
 
     trainable = make_trainable(session)
     started = time.monotonic()
-    tuner = make_tuner(session, trainable, restoring)
+    # Trials created ahead of a free slot: as many as run at once (Ray's default for a
+    # wrapped search algorithm is 1, which would ask the autoscaler for one trial at a
+    # time); few enough that the budget gate decides on each before it is created.
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(run.spec.max_concurrent_trials))
+    try:
+        tuner = make_tuner(session, trainable, restoring)
+    except Exception as exc:  # Tune's own state, unreadable: say which and what to do
+        if not restoring:
+            raise
+        return SweepOutcome(ExitCode.FAILED, restore_failed(session, exc), results_uri=files.uri)
     _graceful_sigterm()
     grid = tuner.fit()
-    end = sweep_end(grid, files.trials(), run.spec, time.monotonic() - started)
+    end = sweep_end(grid, files.trials(), run.spec, time.monotonic() - started, limits)
 
     verdict = sweep_verdict(end, run.spec)
     if not verdict.finished:
         return SweepOutcome(exit_code_for(verdict.phase), verdict.message, results_uri=files.uri)
-    summary = summarise(run, end.trials, verdict)
+    summary = summarise(run, end.trials, verdict, limits)
     say(f"{verdict.phase.value}: {verdict.message}")
     return publish(session, summary, end.trials)
+
+
+def restore_failed(session: Session, exc: BaseException) -> str:
+    """The message of a resume that Ray Tune refused: what, where, and the way out."""
+    detail = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    return (
+        f"cannot resume sweep {session.run.name!r} from Ray Tune's state at "
+        f"{session.files.store.uri_for(session.files.layout.experiment_prefix)} ({detail}); "
+        "its trial records are intact. Run it again with --fresh to start over (earlier "
+        "results move to archive/)"
+    )
 
 
 # ----------------------------------------------------------------------------- steps
@@ -623,14 +800,38 @@ def restore_or_archive(session: Session) -> tuple[bool, SweepOutcome | None]:
     """
     run, files, say, experiment = session.run, session.files, session.say, session.experiment
     if run.fresh:
-        if os.path.isdir(experiment):
-            shutil.rmtree(experiment)
+        drop_state(session)
         archive_previous(files, say)
-    if not tune.Tuner.can_restore(experiment):
+    if not tune.Tuner.can_restore(experiment, storage_filesystem=session.fs):
         archive_previous(files, say)
         return False, None
     say.resume()
-    return True, check_resume(run, files, say)
+    early = check_resume(run, files, say)
+    if early is not None or not session.in_store:
+        return True, early
+    problem = state_problem(files, say)
+    if problem is None:
+        return True, None
+    if not files.trials():  # cut before any trial ran: nothing to resume, nothing to lose
+        drop_state(session)
+        archive_previous(files, say)
+        return False, None
+    return True, SweepOutcome(ExitCode.FAILED, problem, results_uri=files.uri)
+
+
+def drop_state(session: Session) -> None:
+    """Delete Ray Tune's experiment (a fresh start)."""
+    if not session.in_store:
+        if os.path.isdir(session.experiment):
+            shutil.rmtree(session.experiment)
+        return
+    store = session.files.store
+    if store.scheme == "file":
+        path = store.local_path(session.files.layout.experiment_prefix)
+        if path is not None and path.is_dir():
+            shutil.rmtree(path)
+        return
+    drop_experiment(store, session.files.layout.experiment_prefix)
 
 
 def check_resume(
@@ -714,7 +915,11 @@ def make_tuner(session: Session, trainable: Any, restoring: bool) -> tune.Tuner:
     if restoring:
         say(f"resuming sweep {run.name!r} from {session.experiment}")
         return tune.Tuner.restore(
-            session.experiment, trainable, resume_unfinished=True, resume_errored=False
+            session.experiment,
+            trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            storage_filesystem=session.fs,
         )
     monitor = SweepMonitor(
         target,
@@ -733,6 +938,8 @@ def make_tuner(session: Session, trainable: Any, restoring: bool) -> tune.Tuner:
         run_config=tune.RunConfig(
             name=EXPERIMENT_DIR,
             storage_path=root,
+            storage_filesystem=session.fs,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             stop=monitor,
             callbacks=[monitor],
             failure_config=tune.FailureConfig(max_failures=0),
@@ -752,30 +959,50 @@ def grid_trial_ids(grid: Any) -> list[str]:
     return ids
 
 
-def sweep_end(grid: Any, records: list[TrialResult], spec: SweepSpec, elapsed: float) -> SweepEnd:
+def sweep_end(
+    grid: Any,
+    records: list[TrialResult],
+    spec: SweepSpec,
+    elapsed: float,
+    limits: SweepLimits | None = None,
+) -> SweepEnd:
     """How Tune's run ended: this run's trial records (``records`` may hold earlier
-    ones), how many trials it launched, whether some did not finish, whether time ran out."""
+    ones), how many trials it launched, whether some did not finish, whether time ran
+    out, whether a sweep budget or the goal ended it."""
     ids = grid_trial_ids(grid)
     by_id = {r.trial_id: r for r in records}
     timeout = spec.budget.sweep_timeout_seconds
+    trials = [by_id[i] for i in sorted(set(ids)) if i in by_id]
+    goal = goal_trial(trials, spec)
     return SweepEnd(
-        trials=[by_id[i] for i in sorted(set(ids)) if i in by_id],
+        trials=trials,
         launched=len(ids),
         incomplete=grid.num_terminated + grid.num_errors < len(grid),
         timed_out=bool(timeout and elapsed >= timeout - 1),
+        budget=limits.closed if limits is not None else None,
+        goal_trial=goal.trial_id if goal is not None else None,
     )
 
 
-def summarise(run: SweepRun, trials: Sequence[TrialResult], verdict: Verdict) -> SweepResult:
+def summarise(
+    run: SweepRun,
+    trials: Sequence[TrialResult],
+    verdict: Verdict,
+    limits: SweepLimits | None = None,
+) -> SweepResult:
     """``summary.json`` of a finished sweep: its verdict and its trials, best first."""
     spec = run.spec
     best = best_trial(trials, spec.objective)
     starts = [t.started_at for t in trials if t.started_at is not None]
+    seconds = limits.used_seconds(time.monotonic()) if limits is not None else None
     return SweepResult(
         sweep=run.name,
         namespace=run.namespace,
         phase=verdict.phase,
         message=verdict.message,
+        reason=verdict.reason,
+        accelerator_hours_used=sum(t.accelerator_hours for t in trials),
+        wall_seconds_used=seconds,
         trials_planned=spec.planned_trials(),
         objective_metric=spec.objective.metric,
         objective_mode=spec.objective.mode,

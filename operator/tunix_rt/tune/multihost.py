@@ -49,6 +49,7 @@ from tunix_rt.tune.trainable import (
     prepare_worker,
     previous_record,
     replayed_metrics,
+    resumed_record,
     run_workload,
     running_record,
 )
@@ -141,7 +142,8 @@ def train_multihost_trial(config: dict[str, Any], context: TrialContext) -> None
     if previous is not None and previous.state is TrialState.SUCCEEDED:
         tune.report(replayed_metrics(previous))  # finished in an earlier session
         return
-    record = running_record(context.target, trial_id, params)
+    backend = context.spec.trainer.backend
+    record = resumed_record(running_record(context.target, trial_id, params, backend), previous)
     files.write_trial(record)
     started = time.monotonic()
     trainer = JaxTrainer(
@@ -187,7 +189,13 @@ def worker_loop(config: dict[str, Any]) -> None:
     write = files.write_trial if rank == 0 else _no_write
     # Every rank reports at the same steps with the same metrics (Ray Train's report is
     # collective); TuneReportCallback forwards rank 0's to Tune.
-    reporter = Reporter(job.record, write, lambda m: report(m), context.write_every_s)
+    reporter = Reporter(
+        job.record,
+        write,
+        lambda m: report(m),
+        context.write_every_s,
+        accelerators=spec.accelerators_per_trial(),
+    )
     try:
         result = run_workload(context, job.trial_id, job.params, reporter)
         final, metrics = final_record(reporter.record, result)

@@ -43,6 +43,14 @@ TUNE_KEYS = frozenset(
 )
 
 
+HOURS_KEY = "accelerator_hours"
+"""What every trial report to Tune also carries: the trial's accelerator-hours so far (its
+record's), so that the driver's budget counts what the records say."""
+
+CURVE_LIMIT = 10_000
+"""Reports kept in a record's curve (the newest); a trial reports every logEvery steps."""
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -59,7 +67,7 @@ def numeric_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     """The finite numeric metrics of a report (Tune bookkeeping and config left out)."""
     out: dict[str, float] = {}
     for key, value in result.items():
-        if key in TUNE_KEYS or key.startswith("config/"):
+        if key in TUNE_KEYS or key == HOURS_KEY or key.startswith("config/"):
             continue
         value = plain(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -97,3 +105,24 @@ def failed_record(base: TrialResult, error: str) -> TrialResult:
     return base.model_copy(
         update={"state": TrialState.FAILED, "error": error[-4000:], "finished_at": utcnow()}
     )
+
+
+def extend_curve(
+    curve: list[dict[str, float]], point: Mapping[str, float]
+) -> list[dict[str, float]]:
+    """``curve`` with ``point`` added: one point a step, in step order. A report at the
+    step of the last point adds to it (the final eval after the last train report); one
+    at a step the curve already passed (a trial resumed from an earlier checkpoint
+    repeats steps) replaces the points from that step on."""
+    step = point.get("step")
+    if step is None:
+        return [*curve, dict(point)][-CURVE_LIMIT:]
+    kept = [p for p in curve if p.get("step", -1.0) < step]
+    same = [p for p in curve if p.get("step") == step]
+    merged = {**same[-1], **point} if same and len(kept) + len(same) == len(curve) else point
+    return [*kept, dict(merged)][-CURVE_LIMIT:]
+
+
+def trial_hours(accelerators: float, seconds: float) -> float:
+    """accelerators x wall hours."""
+    return accelerators * max(0.0, seconds) / 3600.0

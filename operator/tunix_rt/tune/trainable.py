@@ -3,13 +3,21 @@
 It writes the trial's record to the store when it starts (Running, params), at eval
 points and every few seconds while it trains, and the final record (Succeeded with
 metrics, or Failed with the error) before it returns; every trainer report goes on to
-Tune with ``tune.report`` so schedulers and search algorithms see it.
+Tune with ``tune.report`` so schedulers and search algorithms see it. The record keeps
+the curve (every report) and the accelerator-hours, both carried over when an
+interrupted trial resumes.
+
+Checkpoints: with a ``file://`` store the trainer writes them in place
+(``<sweep>/checkpoints/<id>``); with an object store it writes them to a local folder
+that goes to Tune as a ``ray.tune.Checkpoint`` after each save, which Tune uploads under
+the experiment (``<sweep>/ray/<id>/checkpoint_*``) and hands back to the resumed trial.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -25,7 +33,15 @@ from tunix_rt.contract.layout import SweepFiles, SweepTarget
 from tunix_rt.evidence.manifest import json_safe
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import StoreError
-from tunix_rt.tune.records import failed_record, plain, utcnow
+from tunix_rt.tune.records import (
+    HOURS_KEY,
+    extend_curve,
+    failed_record,
+    numeric_metrics,
+    plain,
+    trial_hours,
+    utcnow,
+)
 
 WORKLOAD_ENV = "TUNIX_RT_TRIAL_WORKLOAD"
 """``module:function`` with ``run_trial``'s signature that trials run instead of the
@@ -106,41 +122,135 @@ class Reporter:
         write: Callable[[TrialResult], object],
         tune_report: Callable[[dict[str, Any]], None],
         every_s: float,
+        *,
+        accelerators: float | None = None,
+        checkpoints: CheckpointSender | None = None,
     ) -> None:
         self.record = record
         self.write = write
         self.tune_report = tune_report
         self.every_s = every_s
         self.latest: dict[str, float] = {}
-        self.last_write = time.monotonic()
+        self.started = time.monotonic()
+        self.last_write = self.started
         self.reports = 0
+        self.accelerators = accelerators
+        """Devices held: each write adds their hours to the record's (None: not counted)."""
+        self.base_hours = record.accelerator_hours
+        self.checkpoints = checkpoints
+
+    def hours(self) -> float:
+        """The trial's accelerator-hours: earlier sessions' plus this one's so far."""
+        if self.accelerators is None:
+            return self.record.accelerator_hours
+        elapsed = time.monotonic() - self.started
+        return self.base_hours + trial_hours(self.accelerators, elapsed)
 
     def __call__(self, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
             value = plain(value)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 self.latest[key] = float(value)
+        point = numeric_metrics(metrics)
         self.reports += 1
+        self.record = self.record.model_copy(
+            update={"curve": extend_curve(self.record.curve, point)}
+        )
         eval_point = PRIMARY_SCORE in metrics
+        checkpoint = self.checkpoints is not None and self.checkpoints.has_new()
         now = time.monotonic()
-        if eval_point or now - self.last_write >= self.every_s:
-            self.record = self.record.model_copy(
-                update={
-                    "metrics": dict(self.latest),
-                    "steps": int(self.latest.get("step", self.record.steps)),
-                    "primary_score": self.latest.get(PRIMARY_SCORE),
-                }
-            )
+        if eval_point or checkpoint or now - self.last_write >= self.every_s:
+            self.record = self.refreshed()
             self.write(self.record)
             self.last_write = now
         # Written before reporting: Tune may stop the trial while report() blocks.
-        self.tune_report(self.tune_metrics())
+        out = self.tune_metrics()
+        if self.accelerators is not None:
+            out[HOURS_KEY] = self.hours()
+        if checkpoint:
+            assert self.checkpoints is not None
+            self.checkpoints.send(out)
+        else:
+            self.tune_report(out)
+
+    def refreshed(self) -> TrialResult:
+        """The record with the latest metrics, steps, score and hours."""
+        return self.record.model_copy(
+            update={
+                "metrics": dict(self.latest),
+                "steps": int(self.latest.get("step", self.record.steps)),
+                "primary_score": self.latest.get(PRIMARY_SCORE),
+                "accelerator_hours": self.hours(),
+            }
+        )
 
     def tune_metrics(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.latest)
         if "step" in out:
             out["step"] = int(out["step"])
         return out
+
+
+class CheckpointSender:
+    """Hands the trainer's newest checkpoint (a local folder) to Tune with the next
+    report, once per checkpoint: Tune uploads it to the store and gives it back to the
+    trial when the sweep resumes (:func:`restore_checkpoint`)."""
+
+    def __init__(self, directory: str, report: Callable[..., None]) -> None:
+        self.directory = directory
+        self.report = report
+        self.sent: str | None = None
+
+    def newest(self) -> str | None:
+        """The newest entry the trainer saved (orbax: one folder a step), None: none yet."""
+        try:
+            names = [n for n in os.listdir(self.directory) if not n.startswith(".")]
+        except FileNotFoundError:
+            return None
+        steps = sorted((int(n), n) for n in names if n.isdigit())
+        if steps:
+            return steps[-1][1]
+        return max(names) if names else None
+
+    def has_new(self) -> bool:
+        newest = self.newest()
+        return newest is not None and newest != self.sent
+
+    def send(self, metrics: dict[str, Any]) -> None:
+        from ray.tune import Checkpoint
+
+        self.sent = self.newest()
+        self.report(metrics, checkpoint=Checkpoint.from_directory(self.directory))
+
+
+def local_checkpoint_dir(trial_id: str) -> str:
+    """Where a trial of an object-store sweep keeps its checkpoints on its node."""
+    return os.path.join(tempfile.gettempdir(), "tunix-rt-checkpoints", trial_id)
+
+
+def restore_checkpoint(directory: str, get: Callable[[], Any]) -> bool:
+    """Fill ``directory`` with the checkpoint Tune kept for this trial (``get``:
+    ``tune.get_checkpoint``); False when it kept none (the trial starts from step 0)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    checkpoint = get()
+    if checkpoint is None:
+        return False
+    with checkpoint.as_directory() as path:
+        shutil.copytree(path, directory)
+    return True
+
+
+def resumed_record(record: TrialResult, previous: TrialResult | None) -> TrialResult:
+    """A trial starting again after an interruption keeps its curve and its hours."""
+    if previous is None:
+        return record.model_copy(update={"starts": 1})
+    return record.model_copy(
+        update={
+            "curve": list(previous.curve),
+            "accelerator_hours": previous.accelerator_hours,
+            "starts": previous.starts + 1,
+        }
+    )
 
 
 def train_trial(config: dict[str, Any], context: TrialContext) -> None:
@@ -159,30 +269,59 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
         tune.report(replayed_metrics(previous))
         return
 
-    record = running_record(context.target, trial_id, params, context.spec.trainer.backend)
+    record = resumed_record(
+        running_record(context.target, trial_id, params, context.spec.trainer.backend),
+        previous,
+    )
     files.write_trial(record)
     started = time.monotonic()
-    reporter = Reporter(record, files.write_trial, lambda m: tune.report(m), context.write_every_s)
+    sender = checkpoint_sender(context, trial_id, params)
+    reporter = Reporter(
+        record,
+        files.write_trial,
+        lambda m: tune.report(m),
+        context.write_every_s,
+        accelerators=context.spec.accelerators_per_trial(),
+        checkpoints=sender,
+    )
     try:
-        result = run_workload(context, trial_id, params, reporter)
+        result = run_workload(context, trial_id, params, reporter, sender)
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         files.write_trial(
-            failed_record(reporter.record, detail).model_copy(
+            failed_record(reporter.refreshed(), detail).model_copy(
                 update={"wall_seconds": time.monotonic() - started}
             )
         )
         raise
 
-    final, metrics = final_record(reporter.record, result)
+    final, metrics = final_record(reporter.refreshed(), result)
     if reporter.reports == 0 or reporter.latest.get(PRIMARY_SCORE) != result.primary_score:
         # The trainer's last report did not carry the final score: report it so that
         # the searcher and the result grid see what the record says.
         reporter.latest.update(metrics)
         files.write_trial(final)
-        tune.report(reporter.tune_metrics())
+        out = reporter.tune_metrics()
+        out[HOURS_KEY] = final.accelerator_hours
+        tune.report(out)
     else:
         files.write_trial(final)
+
+
+def checkpoint_sender(
+    context: TrialContext, trial_id: str, params: dict[str, Any]
+) -> CheckpointSender | None:
+    """For a sweep on an object store whose trainer checkpoints: the trial's local folder,
+    filled with the checkpoint Tune kept (a resumed trial continues from it)."""
+    from ray import tune
+
+    if context.checkpoint_root is not None:
+        return None
+    if context.spec.trial_config(params).checkpoint_every <= 0:
+        return None
+    directory = local_checkpoint_dir(trial_id)
+    restore_checkpoint(directory, tune.get_checkpoint)
+    return CheckpointSender(directory, tune.report)
 
 
 def prepare_worker(context: TrialContext) -> None:
@@ -237,14 +376,19 @@ def checkpoint_dir(context: TrialContext, trial_id: str, config: TrainerConfig) 
 
 
 def run_workload(
-    context: TrialContext, trial_id: str, params: dict[str, Any], reporter: Reporter
+    context: TrialContext,
+    trial_id: str,
+    params: dict[str, Any],
+    reporter: Reporter,
+    sender: CheckpointSender | None = None,
 ) -> Any:
     """Train the trial: the workload (the trainer by default) with the trial's config."""
     trainer_config = context.spec.trial_config(params)
+    directory = sender.directory if sender else checkpoint_dir(context, trial_id, trainer_config)
     return load_workload()(
         trainer_config,
         report=reporter,
-        checkpoint_dir=checkpoint_dir(context, trial_id, trainer_config),
+        checkpoint_dir=directory,
         log=lambda line: print(line, flush=True),
     )
 

@@ -1,0 +1,93 @@
+"""Fixtures for the durability tests: a short local folder for the driver's own state,
+a fresh s3:// store on moto, the driver's environment (helpers: ``support.durable``)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import kmock
+import pytest
+
+from support.durable import WORKLOAD
+from support.operator import Api, ApiServer, OperatorRun, register_resources
+from support.s3 import SECRET, MotoS3
+from tunix_rt.controller import OperatorConfig
+from tunix_rt.storage import Store
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short folder under /tmp (Ray's socket paths must stay under ~100 characters)."""
+    path = Path(tempfile.mkdtemp(prefix="trt-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def s3_sweep_store(moto_s3: MotoS3, request: pytest.FixtureRequest) -> Store:
+    bucket = moto_s3.fresh_bucket("d-", request.node.name)
+    return Store(f"s3://{bucket}/tunix-rt", endpoint_url=moto_s3.endpoint)
+
+
+@pytest.fixture
+def driver_env(
+    subprocess_env: dict[str, str], moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """The driver's environment: moto's endpoint and dummy credentials (as the chart's
+    Secret gives them), the checkpointing stand-in workload. The test process gets the
+    same variables, so its Store and the operator reach moto too."""
+    s3 = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "TUNIX_RT_S3_ENDPOINT_URL": moto_s3.endpoint,
+    }
+    for name, value in s3.items():
+        monkeypatch.setenv(name, value)
+    for name in (
+        "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+        "TUNIX_RT_STORE_ATTEMPTS", "TUNIX_RT_STORE_BACKOFF_S",
+    ):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    env = {k: v for k, v in subprocess_env.items() if not k.startswith("AWS_")}
+    return env | s3 | {"TUNIX_RT_TRIAL_WORKLOAD": WORKLOAD}
+
+
+# ----------------------------------------------------------------------------- operator
+
+
+@pytest.fixture
+async def apiserver() -> AsyncIterator[ApiServer]:
+    async with ApiServer() as server, kmock.Server(server):
+        register_resources(server)
+        yield server
+
+
+@pytest.fixture
+def api(apiserver: ApiServer) -> Api:
+    return Api(str(apiserver.url))
+
+
+@pytest.fixture
+async def s3_operator(
+    apiserver: ApiServer, s3_sweep_store: Store, driver_env: dict[str, str]
+) -> AsyncIterator[OperatorRun]:
+    """The operator (kopf against kmock) with the s3:// store as its default storage."""
+    config = OperatorConfig(
+        image_cpu="registry.example/trainer:t-cpu",
+        image_gpu="registry.example/trainer:t-cuda",
+        image_tpu="registry.example/trainer:t-tpu",
+        default_storage=s3_sweep_store.uri,
+        storage_secret="store-creds",
+        poll_seconds=0.3,
+        summary_grace_seconds=5.0,
+        liveness_endpoint=None,
+        metrics_port=0,
+    )
+    run = OperatorRun(config, str(apiserver.url))
+    await run.start()
+    yield run
+    await run.stop()
