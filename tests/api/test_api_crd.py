@@ -310,6 +310,11 @@ BAD_SWEEPS: list[tuple[str, dict[str, Any]]] = [
     ("model.heads must divide width", {"trainer": {"width": 66}}),
     ("trainPath and evalPath", {"trainer": {"dataset": {"trainPath": "t.jsonl"}}}),
     ("unknown built-in dataset", {"trainer": {"dataset": {"name": "mine"}}}),
+    (
+        "set model.context to at least 65",
+        {"trainer": {"dataset": {"name": "dev-reasoning-v2-hard"}, "model": {"context": 64}}},
+    ),
+    ("at least 36", {"trainer": {"model": {"context": 32}}}),
     ("pool names must be unique", {"cluster": {"pools": [{"name": "a"}, {"name": "a"}]}}),
     ("pool names must be unique", {"cluster": {"pools": [{}, {"name": "workers"}]}}),
     ("tpu pool needs", {"cluster": {"pools": [{"name": "t", "accelerator": "tpu"}]}}),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
@@ -18,7 +18,30 @@ from tunix_rt.api.common import SEED_MAX
 from tunix_rt.api.errors import ManifestError, error_pairs, validation_errors
 from tunix_rt.scoring import PRIMARY_SCORE
 
-BUILTIN_DATASETS = ("dev-reasoning-v2",)
+
+class BuiltinDataset(NamedTuple):
+    """What a built-in dataset needs from the config (``tests/train/test_tiers.py``
+    checks these against the generator in ``train/data.py``)."""
+
+    row_tokens: int
+    """Longest row, prompt and target: the least ``model.context``."""
+    trace_tokens: int
+    """Longest target (reasoning and answer, tags included): what ``eval.maxTraceTokens``
+    must allow for every row to be scorable."""
+    example: str
+    """A trainer config that fits it, for error messages."""
+
+
+BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
+    "dev-reasoning-v2": BuiltinDataset(36, 26, "examples/trainer-smoke.yaml"),
+    "dev-reasoning-v2-hard": BuiltinDataset(65, 48, "examples/trainer-hard.yaml"),
+    "dev-reasoning-v2-hard-worded": BuiltinDataset(110, 48, "examples/trainer-hard-worded.yaml"),
+}
+"""The generated datasets by ``dataset.name``: the default and two harder tiers (the
+same problems written compactly and as fixed-length sentences)."""
+DEFAULT_DATASET = "dev-reasoning-v2"
+DEFAULT_CONTEXT = 64
+
 TrainerBackend = Literal["builtin", "tunix-sft", "tunix-grpo", "python"]
 """What trains a trial: the built-in char transformer, Tunix's PeftTrainer (LoRA or full
 fine-tuning), Tunix's GRPOLearner, or a user's own function (``entrypoint``)."""
@@ -100,8 +123,9 @@ class DatasetConfig(ApiModel):
     )
 
     name: str = Field(
-        "dev-reasoning-v2",
-        description="Built-in generated dataset name, or a label for user JSONL files.",
+        DEFAULT_DATASET,
+        description="Built-in generated dataset (" + ", ".join(BUILTIN_DATASETS) + "), "
+        "or a label for user JSONL files.",
     )
     seed: int = Field(
         0, ge=0, le=SEED_MAX, description="Seed of the generated dataset (not the trainer)."
@@ -130,6 +154,33 @@ class DatasetConfig(ApiModel):
         return self
 
 
+def context_problem(dataset: DatasetConfig, context: int) -> str | None:
+    """Why ``model.context`` cannot hold the built-in dataset's longest row (None: it can,
+    or the rows are the user's, checked when the files are read)."""
+    need = BUILTIN_DATASETS.get(dataset.name)
+    if dataset.train_path is not None or need is None or context >= need.row_tokens:
+        return None
+    return (
+        f"model.context={context} is shorter than the longest row of dataset "
+        f"{dataset.name!r} ({need.row_tokens} tokens); set model.context to at least "
+        f"{need.row_tokens} (as {need.example} does)"
+    )
+
+
+def _context_rule(name: str, need: BuiltinDataset) -> dict[str, str]:
+    """The CEL twin of :func:`context_problem` for one built-in dataset."""
+    return cel(
+        "(has(self.dataset) && has(self.dataset.trainPath)) || "
+        f"(has(self.dataset) && has(self.dataset.name) ? self.dataset.name : "
+        f"'{DEFAULT_DATASET}') != '{name}' || "
+        f"(has(self.model) && has(self.model.context) ? self.model.context : {DEFAULT_CONTEXT})"
+        f" >= {need.row_tokens}",
+        f"model.context is shorter than the longest row of dataset {name!r} "
+        f"({need.row_tokens} tokens); set model.context to at least {need.row_tokens}",
+        ".model.context",
+    )
+
+
 class ModelConfig(ApiModel):
     """Decoder-only transformer size."""
 
@@ -150,7 +201,9 @@ class ModelConfig(ApiModel):
         DEFAULT_HEADS, ge=1, le=128, description="Attention heads; must divide width."
     )
     mlp_ratio: int = Field(4, ge=1, le=16, description="MLP hidden width / model width.")
-    context: int = Field(64, ge=32, le=8192, description="Maximum sequence length in tokens.")
+    context: int = Field(
+        DEFAULT_CONTEXT, ge=32, le=8192, description="Maximum sequence length in tokens."
+    )
     name: str | None = Field(
         None,
         description="Tunix backends (required there): a Gemma3 config by name (gemma3-270m, "
@@ -204,6 +257,7 @@ class TrainerConfig(ApiModel):
                 "model.heads must divide width",
                 ".width",
             ),
+            *(_context_rule(name, need) for name, need in BUILTIN_DATASETS.items()),
             cel(
                 "!has(self.backend) || self.backend != 'python' || has(self.entrypoint)",
                 "backend python needs entrypoint ('package.module:function')",
@@ -280,6 +334,13 @@ class TrainerConfig(ApiModel):
                     "width" if "width" in updates else "layers", str(first["msg"]), updates
                 ) from exc
             object.__setattr__(self, "model", model)
+        return self
+
+    @model_validator(mode="after")
+    def _context_fits_dataset(self) -> TrainerConfig:
+        problem = context_problem(self.dataset, self.model.context)
+        if problem:
+            raise field_error("model.context", problem, self.model.context)
         return self
 
     @model_validator(mode="after")

@@ -19,6 +19,15 @@ see (what lets a 2-layer model reach high accuracy in a few hundred steps):
 Example ``05-60+30=``: ``<reasoning>051419 050709 -520</reasoning><answer>-25</answer>``
 (5-60 = 945 mod 1000, columns 5-0 → borrow 0 digit 5, 0-6 → borrow 1 digit 4,
 0-0-1 → borrow 1 digit 9; then 945+30 = 975; 975 is -25, written units first as 520).
+
+Harder tiers (``dataset.name``, see :data:`TIERS`) keep this trace and raise the
+difficulty: 3-4 operands of three digits, a first step that may multiply by one digit
+(``*`` only first, so left to right is also the usual precedence), and totals kept
+over five columns. ``dev-reasoning-v2-hard`` writes them compactly
+(``034*007+120-045=``); ``dev-reasoning-v2-hard-worded`` writes the same problems as
+fixed-length sentences (``Ann has 034 beans; times 007, gains 120, loses 045. How
+many?``): the same draws, traces and answers, so the two tiers differ only in the
+prompt. Every number keeps three digits, so each digit still sits in a fixed column.
 """
 
 from __future__ import annotations
@@ -39,6 +48,45 @@ from tunix_rt.train import tokenizer
 MASK64 = (1 << 64) - 1
 COLUMNS = 3
 """Totals are kept modulo 10**COLUMNS; all true totals lie in [-198, 297]."""
+DEFAULT_TIER = "dev-reasoning-v2"
+
+
+@dataclass(frozen=True)
+class Tier:
+    """How one built-in dataset draws its problems and writes its prompts."""
+
+    name: str
+    operands: tuple[int, ...]
+    """Operand counts, drawn uniformly."""
+    digits: int
+    """Operands are 0 .. 10**digits - 1, written with exactly this many digits."""
+    columns: int
+    """Running totals are kept modulo 10**columns (true totals stay within half of it)."""
+    multiply: bool = False
+    """The first step may be ``*`` by one digit 2-9 (one draw in three)."""
+    worded: bool = False
+    """Prompts are fixed-length sentences instead of ``a+b-c=``."""
+
+
+TIERS: dict[str, Tier] = {
+    DEFAULT_TIER: Tier(DEFAULT_TIER, operands=(2, 3), digits=2, columns=COLUMNS),
+    "dev-reasoning-v2-hard": Tier(
+        "dev-reasoning-v2-hard", operands=(3, 4), digits=3, columns=5, multiply=True
+    ),
+    "dev-reasoning-v2-hard-worded": Tier(
+        "dev-reasoning-v2-hard-worded",
+        operands=(3, 4),
+        digits=3,
+        columns=5,
+        multiply=True,
+        worded=True,
+    ),
+}
+"""The built-in datasets, by ``dataset.name`` (``api/trainer.py`` lists the same names
+with their longest row and trace, which ``tests/train/test_tiers.py`` checks)."""
+WORDS = {"+": "gains", "-": "loses", "*": "times"}
+"""Worded steps: every verb five letters, so a sentence's length depends only on its
+operand count."""
 
 
 @dataclass(frozen=True)
@@ -71,66 +119,119 @@ class SplitMix64:
                 return x % n
 
 
-def column_step(total: int, operand: int, op: str) -> tuple[str, int]:
-    """``total op operand`` modulo 1000, units column first, each column as carry-out
-    (or borrow-out) then digit. Returns the group's text and the new total (mod 1000)."""
+def apply(total: int, operand: int, op: str) -> int:
+    """``total op operand`` in plain integers."""
+    if op == "*":
+        return total * operand
+    return total + operand if op == "+" else total - operand
+
+
+def column_step(total: int, operand: int, op: str, columns: int = COLUMNS) -> tuple[str, int]:
+    """``total op operand`` modulo 10**columns, units column first, each column as
+    carry-out (or borrow-out) then digit. Returns the group's text and the new total.
+
+    ``*`` multiplies by one digit: per column ``x * operand + carry``, whose carry-out
+    (0-8) is again one digit, so every group has the same shape."""
+    if op == "*" and not 0 <= operand <= 9:
+        raise ValueError(f"'*' multiplies by one digit, got {operand}")
     text = []
     carry = 0
-    for column in range(COLUMNS):
+    for column in range(columns):
         x, y = (total // 10**column) % 10, (operand // 10**column) % 10
-        value = x + y + carry if op == "+" else x - y - carry
-        carry = int(value >= 10) if op == "+" else int(value < 0)
+        if op == "*":
+            value = x * operand + carry
+            carry = value // 10
+        elif op == "+":
+            value = x + y + carry
+            carry = int(value >= 10)
+        else:
+            value = x - y - carry
+            carry = int(value < 0)
         text.append(f"{carry}{value % 10}")
-    modulus = 10**COLUMNS
-    return "".join(text), (total + operand if op == "+" else total - operand) % modulus
+    return "".join(text), apply(total, operand, op) % 10**columns
 
 
-def solve(operands: Sequence[int], ops: Sequence[str]) -> tuple[str, str]:
-    """The reasoning trace and the answer for ``operands[0] ops[0] operands[1] ...``."""
-    if len(operands) != len(ops) + 1 or any(op not in "+-" for op in ops):
-        raise ValueError("need one more operand than operators, and operators in '+-'")
+def solve(operands: Sequence[int], ops: Sequence[str], columns: int = COLUMNS) -> tuple[str, str]:
+    """The reasoning trace and the answer for ``operands[0] ops[0] operands[1] ...``,
+    evaluated left to right."""
+    if len(operands) != len(ops) + 1 or any(op not in "+-*" for op in ops):
+        raise ValueError("need one more operand than operators, and operators in '+-*'")
     total = operands[0]
     true_total = operands[0]
     groups = []
     for op, operand in zip(ops, operands[1:], strict=True):
-        group, total = column_step(total, operand, op)
+        group, total = column_step(total, operand, op, columns)
         groups.append(group)
-        true_total = true_total + operand if op == "+" else true_total - operand
+        true_total = apply(true_total, operand, op)
+    if not -(10**columns) // 2 < true_total < 10**columns // 2:
+        raise ValueError(f"total {true_total} does not fit {columns} columns")
     if true_total < 0:
-        groups.append("-" + f"{-true_total:0{COLUMNS}d}"[::-1])
+        groups.append("-" + f"{-true_total:0{columns}d}"[::-1])
     return " ".join(groups), str(true_total)
 
 
-def make_example(operands: Sequence[int], ops: Sequence[str]) -> Example:
-    """One problem: two-digit operands, e.g. ``05-60+30=``."""
-    prompt = f"{operands[0]:02d}" + "".join(
-        f"{op}{x:02d}" for op, x in zip(ops, operands[1:], strict=True)
-    )
-    reasoning, answer = solve(operands, ops)
-    return Example(prompt + "=", reasoning, answer)
+def make_example(operands: Sequence[int], ops: Sequence[str], tier: Tier | None = None) -> Example:
+    """One problem of ``tier`` (the default: two-digit operands, e.g. ``05-60+30=``)."""
+    tier = tier or TIERS[DEFAULT_TIER]
+    if "*" in ops[1:]:
+        raise ValueError("'*' only as the first step (left to right is then the precedence)")
+    reasoning, answer = solve(operands, ops, tier.columns)
+    return Example(write_prompt(operands, ops, tier), reasoning, answer)
 
 
-def draw(rng: SplitMix64) -> Example:
-    """2 or 3 operands in 0..99 with + or - between them, uniformly."""
-    count = 2 + rng.below(2)
-    operands = [rng.below(100) for _ in range(count)]
+def write_prompt(operands: Sequence[int], ops: Sequence[str], tier: Tier) -> str:
+    """Compact ``034*007+120-045=`` or worded ``Ann has 034 beans; times 007, gains 120,
+    loses 045. How many?``; every number with ``tier.digits`` digits."""
+    width = tier.digits
+    steps = list(zip(ops, operands[1:], strict=True))
+    if tier.worded:
+        clauses = ", ".join(f"{WORDS[op]} {x:0{width}d}" for op, x in steps)
+        return f"Ann has {operands[0]:0{width}d} beans; {clauses}. How many?"
+    return f"{operands[0]:0{width}d}" + "".join(f"{op}{x:0{width}d}" for op, x in steps) + "="
+
+
+def draw(rng: SplitMix64, tier: Tier | None = None) -> Example:
+    """One problem of ``tier``: operand count, operands and operators uniformly; with
+    ``tier.multiply`` the first step is ``*`` by 2-9 one time in three.
+
+    The default tier's draws (2 or 3 operands in 0..99, + or -) are exactly the ones
+    dev-reasoning-v2 was pinned with: the calls on ``rng`` must stay in this order."""
+    tier = tier or TIERS[DEFAULT_TIER]
+    count = tier.operands[rng.below(len(tier.operands))]
+    operands = [rng.below(10**tier.digits) for _ in range(count)]
     ops = ["+-"[rng.below(2)] for _ in range(count - 1)]
-    return make_example(operands, ops)
+    if tier.multiply and rng.below(3) == 0:
+        ops[0] = "*"
+        operands[1] = 2 + rng.below(8)
+    return make_example(operands, ops, tier)
 
 
-def generate(seed: int, train_size: int, eval_size: int) -> tuple[list[Example], list[Example]]:
+def tier_of(name: str) -> Tier:
+    """The built-in tier called ``name``; an unknown name names ``dataset.name``."""
+    if name not in TIERS:
+        raise ValueError(
+            f"dataset.name {name!r} is not a built-in dataset; use one of {list(TIERS)} "
+            "or give dataset.trainPath and dataset.evalPath"
+        )
+    return TIERS[name]
+
+
+def generate(
+    seed: int, train_size: int, eval_size: int, name: str = DEFAULT_TIER
+) -> tuple[list[Example], list[Example]]:
     """Deterministic train and eval splits; eval prompts are distinct and never in train."""
+    tier = tier_of(name)
     rng = SplitMix64(seed * 2 + 1)
     eval_rows: list[Example] = []
     seen: set[str] = set()
     while len(eval_rows) < eval_size:
-        example = draw(rng)
+        example = draw(rng, tier)
         if example.prompt not in seen:
             seen.add(example.prompt)
             eval_rows.append(example)
     train: list[Example] = []
     while len(train) < train_size:
-        example = draw(rng)
+        example = draw(rng, tier)
         if example.prompt not in seen:
             train.append(example)
     return train, eval_rows
@@ -260,7 +361,7 @@ def _load(
                 raise ValueError(f"dataset.{split}Path {path} has no valid rows: {shown}")
         rejected = train_errors + eval_errors
     else:
-        train, eval_rows = generate(seed, train_size, eval_size)
+        train, eval_rows = generate(seed, train_size, eval_size, name)
         rejected = []
     info = DatasetInfo(
         name=name,
