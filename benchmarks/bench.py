@@ -272,7 +272,7 @@ def _trainer_block(settings: Settings) -> dict[str, Any]:
 def overhead_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
     """20 short trials one at a time: what Ray Tune and the driver add around them."""
     steps = 10 if settings.fake else 30
-    trials = 6 if settings.quick else 20
+    trials = 4 if settings.quick else 20
     doc = {
         "searchSpace": {"learningRate": {"type": "loguniform", "low": 1e-4, "high": 3e-2}},
         "maxTrials": trials,
@@ -308,7 +308,7 @@ def search_doc(settings: Settings, seed: int) -> tuple[dict[str, Any], dict[str,
             "learningRate": {"type": "loguniform", "low": 1e-4, "high": 3e-2},
             "warmupSteps": {"type": "randint", "low": 0, "high": 60},
         },
-        "maxTrials": 6 if settings.quick else 20,
+        "maxTrials": 4 if settings.quick else 20,
         "maxConcurrentTrials": 2,
         "budget": {"smokeSteps": steps},
         "trainer": _trainer_block(settings),

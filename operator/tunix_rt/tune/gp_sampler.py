@@ -10,14 +10,15 @@ method on scikit-learn's ``GaussianProcessRegressor`` (tens of MB, CPU only):
   CMA-ES does for categorical ones);
 * the first ``n_startup_trials`` are random; after that a Matern-5/2 GP with a noise term
   is fitted to the finished trials (hyperparameters by marginal likelihood), running
-  trials are added at the GP's own prediction ("kriging believer", so concurrent trials
-  do not all get the same point), and the next point maximises expected improvement over
-  random candidates plus candidates near the best points so far.
+  trials are added as if they had scored the worst value so far ("constant liar", so
+  concurrent trials do not all get the same point), and the next point maximises expected
+  improvement over random candidates plus candidates near the best points so far.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -128,6 +129,7 @@ class GPSampler(BaseSampler):
 
     def next_point(self, points: np.ndarray, values: np.ndarray, pending: np.ndarray) -> np.ndarray:
         """The candidate in [0, 1]^d with the highest expected improvement (minimising)."""
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
@@ -137,13 +139,15 @@ class GPSampler(BaseSampler):
         ) + WhiteKernel(1e-3, (1e-6, 1e-1))
         seed = int(self._rng.integers(2**31 - 1))
         gp = GaussianProcessRegressor(
-            kernel, normalize_y=True, n_restarts_optimizer=2, random_state=seed
+            kernel, normalize_y=True, n_restarts_optimizer=1, random_state=seed
         )
-        gp.fit(points, values)
+        with warnings.catch_warnings():  # a bound reached is no news to the sweep log
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gp.fit(points, values)
         if len(pending):
-            believed = gp.predict(pending)
+            lies = np.full(len(pending), values.max())
             gp = GaussianProcessRegressor(gp.kernel_, normalize_y=True, optimizer=None)
-            gp.fit(np.vstack([points, pending]), np.concatenate([values, believed]))
+            gp.fit(np.vstack([points, pending]), np.concatenate([values, lies]))
         candidates = self._candidates(points, values, dim)
         mean, std = gp.predict(candidates, return_std=True)
         ei = expected_improvement(mean, std, float(values.min()))
