@@ -71,7 +71,9 @@ def limit_threads(cpus: float) -> None:
 
     Two 1-CPU trials on a 2-core machine must not each spawn a thread per core. Only
     CPU-backend flags are set, and never ``JAX_PLATFORMS``: on GPU/TPU nodes JAX still
-    picks the accelerator. No effect once JAX is imported in this worker.
+    picks the accelerator. No effect once JAX is imported in this worker. These flags
+    cover BLAS/OpenMP and Eigen; XLA's own CPU pools follow the affinity
+    (:func:`size_cpu_pools`).
     """
     threads = max(1, int(cpus))
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -80,7 +82,7 @@ def limit_threads(cpus: float) -> None:
         return
     flags = os.environ.get("XLA_FLAGS", "")
     if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
-        flags = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        flags = f"{flags} --xla_cpu_multi_thread_eigen=false"
         os.environ["XLA_FLAGS"] = flags.strip()
 
 
@@ -219,7 +221,8 @@ def prepare_worker(context: TrialContext) -> None:
     use_compile_cache()
     limit_threads(context.cpus)
     resources = context.spec.resources
-    if not (resources.gpu or resources.tpu):
+    jax_trainer = (os.environ.get(WORKLOAD_ENV) or DEFAULT_WORKLOAD) == DEFAULT_WORKLOAD
+    if jax_trainer and not (resources.gpu or resources.tpu):
         size_cpu_pools(max(1, int(context.cpus)))
 
 
