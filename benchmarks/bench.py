@@ -119,6 +119,11 @@ class Settings:
     out: Path
     readme: Path
     sweep_env: dict[str, str] = field(default_factory=dict)
+    trials: int | None = None
+    """Trials of the 20-trial sweeps (None: 20, quick 4): a smaller real-trainer run."""
+
+    def sweep_trials(self) -> int:
+        return self.trials or (4 if self.quick else 20)
 
     @property
     def fake(self) -> bool:
@@ -272,7 +277,7 @@ def _trainer_block(settings: Settings) -> dict[str, Any]:
 def overhead_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
     """20 short trials one at a time: what Ray Tune and the driver add around them."""
     steps = 10 if settings.fake else 30
-    trials = 4 if settings.quick else 20
+    trials = settings.sweep_trials()
     doc = {
         "searchSpace": {"learningRate": {"type": "loguniform", "low": 1e-4, "high": 3e-2}},
         "maxTrials": trials,
@@ -308,7 +313,7 @@ def search_doc(settings: Settings, seed: int) -> tuple[dict[str, Any], dict[str,
             "learningRate": {"type": "loguniform", "low": 1e-4, "high": 3e-2},
             "warmupSteps": {"type": "randint", "low": 0, "high": 60},
         },
-        "maxTrials": 4 if settings.quick else 20,
+        "maxTrials": settings.sweep_trials(),
         "maxConcurrentTrials": 2,
         "budget": {"smokeSteps": steps},
         "trainer": _trainer_block(settings),
@@ -361,8 +366,9 @@ def demo_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
     spec = load_sweep(ROOT / "examples" / "sweep-smoke.yaml").spec
     doc = spec.to_wire()
     doc.pop("storage", None)
+    if settings.trials or settings.quick:
+        doc["maxTrials"] = min(doc["maxTrials"], max(2, settings.trials or 3))
     if settings.fake:
-        doc["maxTrials"] = 3 if settings.quick else doc["maxTrials"]
         doc["trainer"] = {"logEvery": 5}
         doc["budget"] = {"smokeSteps": 40}
     slots = int(doc.get("maxConcurrentTrials", 2))
@@ -462,7 +468,7 @@ def table(record: dict[str, Any], results: dict[str, Any]) -> str:
             f = figures[key]
             lines.append(
                 f"| {what} | `{key}` | {goal} | **{f['median']:.3f}** | "
-                f"{f['min']:.3f}-{f['max']:.3f} | {f['definition']} |"
+                f"{f['min']:.3f} to {f['max']:.3f} | {f['definition']} |"
             )
         elif isinstance(results.get(key), int | float):
             lines.append(
@@ -480,6 +486,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="repeats of each figure (default 3)")
     parser.add_argument("--quick", action="store_true", help="smallest sizes (BENCH_QUICK=1)")
     parser.add_argument("--out-dir", help="write results.json and README.md here")
+    parser.add_argument("--trials", type=int, help="trials of the 20-trial sweeps (a trial run)")
     parser.add_argument("--compile-worker", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -507,6 +514,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         out=out,
         readme=README if out == HERE else out / "README.md",
         sweep_env=env,
+        trials=args.trials,
     )
 
 
