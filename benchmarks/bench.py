@@ -198,7 +198,7 @@ def compile_worker(config_json: str) -> None:
 def compile_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
     """``trials`` fresh processes per repeat, one after another, sharing a new cache."""
     config = small_config(settings).model_copy(update={"max_steps": 2, "log_every": 1})
-    trials = 3 if settings.quick else 4
+    trials = 2 if settings.quick else 4
     ratios, rows = [], []
     for _ in range(settings.repeats):
         cache = tempfile.mkdtemp(prefix="tunix-rt-bench-cache-")

@@ -55,12 +55,12 @@ def check_figures(results: dict[str, Any], keys: list[str], out: Path, repeats: 
 
 @pytest.mark.slow
 def test_quick_trainer_and_compile_figures(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    results = run_quick(tmp_path, "trainer,compile", subprocess_env)
-    check_figures(
-        results, ["trainer_vs_bare_ratio", "trainer_mfu_cpu", "compile_cache_ratio"], tmp_path
-    )
+    results = run_quick(tmp_path, "trainer,compile", subprocess_env, repeats=1)
+    keys = ["trainer_vs_bare_ratio", "trainer_mfu_cpu", "compile_cache_ratio"]
+    check_figures(results, keys, tmp_path, repeats=1)
     compile_runs = results["bench"]["details"]["compile"]["compile_seconds_per_trial"]
-    assert len(compile_runs) == 2 and all(len(run) == 3 for run in compile_runs)
+    assert len(compile_runs) == 1 and len(compile_runs[0]) == 2  # trial 1, then a cache hit
+    assert all(seconds > 0 for seconds in compile_runs[0])
 
 
 @pytest.mark.slow
