@@ -1,7 +1,7 @@
 """``make bench``: every performance figure of tunix-rt, side by side in one run.
 
-    make bench                         # everything, full size (about 2 h on 2 idle cores)
-    BENCH_QUICK=1 make bench           # smallest sizes, stand-in trial workload: a minute or two
+    make bench                         # everything, full size (2-2.5 h on 2 idle cores)
+    BENCH_QUICK=1 make bench           # smallest sizes, stand-in trial workload (minutes)
     uv run python benchmarks/bench.py --only trainer,compile [--repeats 3] [--out-dir DIR]
 
 Each figure is a ratio of two things measured in the same run, repeated (3 times by
@@ -483,7 +483,7 @@ def table(record: dict[str, Any], results: dict[str, Any]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
-    parser.add_argument("--repeats", type=int, help="repeats of each figure (default 3)")
+    parser.add_argument("--repeats", type=int, help="repeats of each figure (3; quick: 1)")
     parser.add_argument("--quick", action="store_true", help="smallest sizes (BENCH_QUICK=1)")
     parser.add_argument("--out-dir", help="write results.json and README.md here")
     parser.add_argument("--trials", type=int, help="trials of the 20-trial sweeps (a trial run)")
@@ -510,7 +510,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         )
     return Settings(
         quick=is_quick,
-        repeats=args.repeats or 3,
+        repeats=args.repeats or (1 if is_quick else 3),
         out=out,
         readme=README if out == HERE else out / "README.md",
         sweep_env=env,
