@@ -69,9 +69,13 @@ crds: $(VENV_STAMP)
 	@if [ -x scripts/sync-chart-crds.sh ] || [ -f scripts/sync-chart-crds.sh ]; then \
 		bash scripts/sync-chart-crds.sh; fi
 
-# Times the demo sweep from scratch and keeps the result in benchmarks/.
+# Every performance figure side by side, 3 repeats each (benchmarks/bench.py): 2-2.5 h on
+# 2 idle cores; writes benchmarks/results.json and the table in benchmarks/README.md.
+# BENCH_QUICK=1 make bench: smallest sizes and a stand-in trial workload, results under
+# $TMPDIR/tunix-rt-bench-quick (proves the harness; the figures mean nothing). ARGS="--only
+# trainer,compile" runs some sections. The demo sweep alone: python benchmarks/sweep_smoke.py.
 bench: $(VENV_STAMP)
-	$(RUN) python benchmarks/sweep_smoke.py $(ARGS)
+	$(RUN) python benchmarks/bench.py $(ARGS)
 
 # 200 Sweeps at once against the operator; figures into benchmarks/results.json.
 bench-operator: $(VENV_STAMP)

@@ -169,7 +169,7 @@ def test_bounds_enums_and_defaults() -> None:
         "minimum": 1,
         "maximum": 200,
     }
-    assert spec["algorithm"]["enum"] == ["random", "grid", "tpe"]
+    assert spec["algorithm"]["enum"] == ["random", "grid", "tpe", "cmaes", "qmc", "gp"]
     assert spec["scheduler"]["properties"]["type"]["enum"] == ["fifo", "asha", "median"]
     param = spec["searchSpace"]["additionalProperties"]["properties"]["type"]
     assert param["enum"] == ["uniform", "loguniform", "randint", "choice", "grid"]
@@ -304,6 +304,18 @@ BAD_SWEEPS: list[tuple[str, dict[str, Any]]] = [
         "not tpe",
         {"algorithm": "tpe", "searchSpace": {"learningRate": {"type": "grid", "values": [0.1]}}},
     ),
+    (
+        "not tpe, cmaes, qmc or gp",
+        {"algorithm": "qmc", "searchSpace": {"learningRate": {"type": "grid", "values": [0.1]}}},
+    ),
+    (
+        "cmaes and gp model uniform, loguniform and randint",
+        {"algorithm": "cmaes", "searchSpace": {"batchSize": {"type": "choice", "values": [8]}}},
+    ),
+    (
+        "cmaes and gp model uniform, loguniform and randint",
+        {"algorithm": "gp", "searchSpace": {"batchSize": {"type": "choice", "values": [8, 16]}}},
+    ),
     ("grid or choice", {"algorithm": "grid", "searchSpace": {"learningRate": LR}}),
     ("heads must divide width", {"trainer": {"model": {"width": 100, "heads": 8}}}),
     ("heads must divide width", {"trainer": {"model": {"width": 130}}}),
@@ -331,6 +343,15 @@ def spec_schema(kind: str) -> Schema:
 def test_cel_accepts_a_good_sweep() -> None:
     Sweep.model_validate({"metadata": {"name": "s"}, "spec": GOOD_SWEEP})
     assert cel_violations(GOOD_SWEEP, spec_schema("Sweep")) == []
+
+
+@pytest.mark.parametrize("algorithm", ["random", "tpe", "cmaes", "qmc", "gp"])
+def test_every_sampler_takes_ranged_and_choice_entries(algorithm: str) -> None:
+    """A space of ranged and choice entries runs with every sampler (cmaes and gp sample
+    the choice entry at random): CEL and the model both accept it."""
+    spec = copy.deepcopy(GOOD_SWEEP) | {"algorithm": algorithm}
+    assert cel_violations(spec, spec_schema("Sweep")) == []
+    Sweep.model_validate({"metadata": {"name": "s"}, "spec": spec})
 
 
 @pytest.mark.parametrize(("message", "patch"), BAD_SWEEPS, ids=[m for m, _ in BAD_SWEEPS])

@@ -173,6 +173,19 @@ def test_planned_trials(spec: dict[str, Any], planned: int, samples: int) -> Non
             "spec.algorithm",
             "not tpe",
         ),
+        (
+            {
+                "algorithm": "gp",
+                "searchSpace": {"learningRate": {"type": "grid", "values": [0.01]}},
+            },
+            "spec.algorithm",
+            "not tpe, cmaes, qmc or gp",
+        ),
+        (
+            {"algorithm": "cmaes", "searchSpace": {"batchSize": {"type": "choice", "values": [8]}}},
+            "spec.algorithm",
+            "add a ranged parameter or use tpe, qmc or random",
+        ),
         ({"algorithm": "grid"}, "spec.algorithm", "grid or choice"),
         (
             {

@@ -207,6 +207,16 @@ class Algorithm(StrEnum):
     RANDOM = "random"
     GRID = "grid"
     TPE = "tpe"
+    CMAES = "cmaes"
+    QMC = "qmc"
+    GP = "gp"
+
+
+MODEL_BASED = frozenset({Algorithm.TPE, Algorithm.CMAES, Algorithm.QMC, Algorithm.GP})
+"""Algorithms that are Optuna samplers: they propose one point at a time, so no grid."""
+CONTINUOUS_ONLY = frozenset({Algorithm.CMAES, Algorithm.GP})
+"""Algorithms that model only ranged parameters; they sample choice entries at random."""
+_NO_GRID = "grid parameters need algorithm grid or random, not tpe, cmaes, qmc or gp"
 
 
 class SchedulerType(StrEnum):
@@ -338,9 +348,17 @@ class SweepSpec(ApiModel):
                 ".maxConcurrentTrials",
             ),
             cel(
-                "!has(self.algorithm) || self.algorithm != 'tpe' || "
-                "self.searchSpace.all(k, self.searchSpace[k].type != 'grid')",
-                "grid parameters need algorithm grid or random, not tpe",
+                f"!has(self.algorithm) || !(self.algorithm in {_cel_list(sorted(MODEL_BASED))}) "
+                "|| self.searchSpace.all(k, self.searchSpace[k].type != 'grid')",
+                _NO_GRID,
+                ".algorithm",
+            ),
+            cel(
+                f"!has(self.algorithm) || !(self.algorithm in {_cel_list(sorted(CONTINUOUS_ONLY))})"
+                " || self.searchSpace.exists(k, self.searchSpace[k].type in "
+                "['uniform', 'loguniform', 'randint'])",
+                "cmaes and gp model uniform, loguniform and randint parameters (choice ones are "
+                "sampled at random); add at least one, or use tpe, qmc or random",
                 ".algorithm",
             ),
             cel(
@@ -418,7 +436,11 @@ class SweepSpec(ApiModel):
         description="Metric and direction that pick the best trial.",
     )
     algorithm: Algorithm = Field(
-        Algorithm.RANDOM, description="random, grid or tpe (Optuna's TPE sampler)."
+        Algorithm.RANDOM,
+        description="random, grid, tpe (Optuna's TPE), cmaes (Optuna's CMA-ES), qmc "
+        "(scrambled Sobol sequence) or gp (Gaussian-process Bayesian optimisation). cmaes and "
+        "gp model the uniform, loguniform and randint entries and sample choice entries at "
+        "random; no Optuna-based algorithm takes grid entries.",
     )
     scheduler: Scheduler = Field(
         default_factory=Scheduler,
@@ -527,15 +549,22 @@ class SweepSpec(ApiModel):
                 self.max_concurrent_trials,
             )
         types = {key: p.type for key, p in self.search_space.items()}
-        if self.algorithm is Algorithm.TPE:
+        if self.algorithm in MODEL_BASED:
             for key, kind in types.items():
                 if kind is Distribution.GRID:
                     raise field_error(
                         "algorithm",
-                        f"searchSpace.{key} is a grid; grid parameters need algorithm grid or "
-                        "random, not tpe",
+                        f"searchSpace.{key} is a grid; {_NO_GRID}",
                         self.algorithm.value,
                     )
+        if self.algorithm in CONTINUOUS_ONLY and not any(k in RANGED for k in types.values()):
+            raise field_error(
+                "algorithm",
+                f"{self.algorithm.value} models uniform, loguniform and randint parameters and "
+                "samples choice ones at random, and searchSpace has only choice entries; add a "
+                "ranged parameter or use tpe, qmc or random",
+                self.algorithm.value,
+            )
         if self.algorithm is Algorithm.GRID:
             for key, kind in types.items():
                 if kind not in {Distribution.GRID, Distribution.CHOICE}:

@@ -10,6 +10,8 @@ searchSpace            ``param_space``: uniform/loguniform/randint/choice -> ``t
 algorithm random       ``BasicVariantGenerator(random_state=seed, max_concurrent=…)``
 algorithm grid         the same generator; ``num_samples`` = repeats of the grid
 algorithm tpe          ``ConcurrencyLimiter(OptunaSearch(TPESampler(seed=seed)))``
+algorithm cmaes/qmc/gp the same with ``CmaEsSampler``, ``QMCSampler`` (scrambled Sobol) or
+                       ``tune.gp_sampler.GPSampler`` (scikit-learn GP, expected improvement)
 scheduler fifo         ``FIFOScheduler``
 scheduler asha         ``ASHAScheduler(time_attr="step", max_t=smokeSteps, …)``
 scheduler median       ``MedianStoppingRule(time_attr="step", …)``
@@ -75,7 +77,14 @@ from tunix_rt.api.common import Phase, quantity_bytes
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import SweepDocument, load_sweep
 from tunix_rt.api.results import best_trial, ranked
-from tunix_rt.api.sweep import Algorithm, Distribution, SchedulerType, SearchParam, SweepSpec
+from tunix_rt.api.sweep import (
+    MODEL_BASED,
+    Algorithm,
+    Distribution,
+    SchedulerType,
+    SearchParam,
+    SweepSpec,
+)
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.api.trial_shape import TRIAL_DRIVER_RESOURCE, TRIAL_DRIVER_SLOTS
 from tunix_rt.contract.codec import decode_sweep
@@ -153,16 +162,37 @@ class _OptunaSearch(OptunaSearch):
             super().on_trial_result(trial_id, result)
 
 
+def optuna_sampler(spec: SweepSpec) -> Any:
+    """The Optuna sampler of a model-based algorithm (tpe, cmaes, qmc, gp), seeded.
+
+    The model-based ones start with random trials (half the sweep, 2 to 10) before they
+    model anything; qmc is a scrambled Sobol sequence (unscrambled, every seed would try
+    the same points).
+    """
+    from optuna import samplers
+
+    startup = max(2, min(10, spec.max_trials // 2))
+    seed = spec.seed
+    if spec.algorithm is Algorithm.CMAES:
+        return samplers.CmaEsSampler(
+            seed=seed, n_startup_trials=startup, warn_independent_sampling=False
+        )
+    if spec.algorithm is Algorithm.QMC:
+        return samplers.QMCSampler(
+            qmc_type="sobol", scramble=True, seed=seed, warn_independent_sampling=False
+        )
+    if spec.algorithm is Algorithm.GP:
+        from tunix_rt.tune.gp_sampler import GPSampler
+
+        return GPSampler(seed=seed, n_startup_trials=startup)
+    return samplers.TPESampler(seed=seed, n_startup_trials=startup)
+
+
 def search_algorithm(spec: SweepSpec) -> SearchAlgorithm | ConcurrencyLimiter:
     """The search algorithm, with the sweep's concurrency limit built in."""
-    if spec.algorithm is Algorithm.TPE:
-        from optuna.samplers import TPESampler
-
-        startup = max(2, min(10, spec.max_trials // 2))
+    if spec.algorithm in MODEL_BASED:
         searcher = _OptunaSearch(
-            metric=spec.objective.metric,
-            mode=spec.objective.mode,
-            sampler=TPESampler(seed=spec.seed, n_startup_trials=startup),
+            metric=spec.objective.metric, mode=spec.objective.mode, sampler=optuna_sampler(spec)
         )
         return ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent_trials)
     return BasicVariantGenerator(

@@ -15,6 +15,7 @@ the experiment (``<sweep>/ray/<id>/checkpoint_*``) and hands back to the resumed
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -87,7 +88,9 @@ def limit_threads(cpus: float) -> None:
 
     Two 1-CPU trials on a 2-core machine must not each spawn a thread per core. Only
     CPU-backend flags are set, and never ``JAX_PLATFORMS``: on GPU/TPU nodes JAX still
-    picks the accelerator. No effect once JAX is imported in this worker.
+    picks the accelerator. No effect once JAX is imported in this worker. These flags
+    cover BLAS/OpenMP and Eigen; XLA's own CPU pools follow the affinity
+    (:func:`size_cpu_pools`).
     """
     threads = max(1, int(cpus))
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -96,8 +99,35 @@ def limit_threads(cpus: float) -> None:
         return
     flags = os.environ.get("XLA_FLAGS", "")
     if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
-        flags = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        flags = f"{flags} --xla_cpu_multi_thread_eigen=false"
         os.environ["XLA_FLAGS"] = flags.strip()
+
+
+def size_cpu_pools(threads: int) -> None:
+    """Start JAX's CPU backend with as many compute threads as the trial has CPUs.
+
+    XLA's CPU runtime sizes its thread pools by the cores the process may run on when the
+    backend starts (``sched_getaffinity``), whatever XLA_FLAGS say: measured here, a
+    "1-CPU" trial ran every train step on two threads, so alone it used both cores and two
+    side by side each got half (benchmarks/README.md). The affinity is narrowed while the
+    backend starts and then given back to every thread: the pools stay small and the OS
+    still runs the trial on whichever core is free (nothing is pinned). Only for trials
+    without accelerators (it starts JAX's backends); no effect once JAX is imported.
+    """
+    if "jax" in sys.modules or not hasattr(os, "sched_getaffinity"):
+        return
+    allowed = os.sched_getaffinity(0)
+    if threads >= len(allowed):
+        return
+    os.sched_setaffinity(0, set(sorted(allowed)[:threads]))
+    try:
+        import jax
+
+        jax.devices()
+    finally:
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(int(tid), allowed)
 
 
 def load_workload() -> Callable[..., Any]:
@@ -330,6 +360,10 @@ def prepare_worker(context: TrialContext) -> None:
         os.environ.setdefault(key, value)
     use_compile_cache()
     limit_threads(context.cpus)
+    resources = context.spec.resources
+    jax_trainer = (os.environ.get(WORKLOAD_ENV) or DEFAULT_WORKLOAD) == DEFAULT_WORKLOAD
+    if jax_trainer and not (resources.gpu or resources.tpu):
+        size_cpu_pools(max(1, int(context.cpus)))
 
 
 def previous_record(files: SweepFiles, trial_id: str) -> TrialResult | None:

@@ -1,0 +1,569 @@
+"""``make bench``: every performance figure of tunix-rt, side by side in one run.
+
+    make bench                         # everything, full size (2-2.5 h on 2 idle cores)
+    BENCH_QUICK=1 make bench           # smallest sizes, stand-in trial workload (minutes)
+    uv run python benchmarks/bench.py --only trainer,compile [--repeats 3] [--out-dir DIR]
+
+Each figure is a ratio of two things measured in the same run, repeated (3 times by
+default, the two sides interleaved) so that it holds on a shared machine; the median is
+the figure, min and max its spread. Full runs write ``benchmarks/results.json`` (top-level
+keys as named in issue 15, each the median; ``bench`` holds runs, spreads, definitions and
+details) and the table between the ``bench`` markers of ``benchmarks/README.md``. Quick runs
+write both under ``--out-dir`` (default: a temporary folder), never over recorded figures.
+
+Sections (``--only``):
+
+* ``trainer``: ``trainer_vs_bare_ratio`` (run_trial's steps/s ÷ the bare jitted step's, per
+  pair), ``trainer_mfu_cpu`` (analytic FLOP/s ÷ best jitted matmul, measured each repeat);
+* ``compile``: ``compile_cache_ratio``: N fresh trial processes sharing an empty persistent
+  compilation cache: mean train-step compile seconds of trials 2..N ÷ trial 1's;
+* ``overhead``: ``tune_overhead_fraction``: a 20-trial sweep one at a time of short trials:
+  (sweep wall - Σ trials' own run_trial wall) ÷ sweep wall;
+* ``search``: the same 20-trial space (learningRate x warmupSteps), seeds 0..repeats-1:
+  FIFO random is the baseline; ``asha_step_fraction`` (Σ steps ASHA ÷ Σ steps FIFO),
+  ``asha_score_gap`` (best ASHA - best FIFO), ``search_<alg>_vs_random`` (best - best of
+  random) for cmaes, qmc and gp;
+* ``demo``: ``demo_parallel_efficiency``: the demo sweep 1 at a time and 2 at a time:
+  wall(1) ÷ (2 x wall(2)), i.e. speedup ÷ slots (1.0: two slots give twice the
+  throughput; 0.5: none). The issue's literal ratio wall(2) ÷ Σ trial compute is kept beside;
+* ``concurrency``: benchmarks/concurrency.py (why paired trials are slow; details only);
+* ``external``: benchmarks/operator_load.py and benchmarks/tunix.py when present, run as
+  scripts with ``BENCH_QUICK`` / ``BENCH_RESULTS`` set; they merge their own keys
+  (operator_*, ``tunix_vs_bare_ratio``) and the table shows them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT / "operator"), str(ROOT / "tests")]
+
+from recording import (  # noqa: E402
+    QUICK_ENV,
+    RESULTS,
+    RESULTS_ENV,
+    cpu_name,
+    merge_results,
+    quick,
+    read_results,
+    replace_section,
+)
+
+README = HERE / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+SECTIONS = ("trainer", "compile", "overhead", "search", "demo", "concurrency", "external")
+EXTERNAL = ("operator_load.py", "tunix.py")
+FAKE_WORKLOAD = "support.tune_workloads:run_trial"
+SEARCHERS = ("cmaes", "qmc", "gp")
+
+# Every figure of issue 15: key -> (what, goal). The table lists them all, measured or not.
+GOALS: dict[str, tuple[str, str]] = {
+    "trainer_vs_bare_ratio": ("trainer steps/s ÷ bare jitted step", ">= 0.95"),
+    "trainer_mfu_cpu": ("trainer FLOP/s ÷ measured matmul peak", "report, raise"),
+    "compile_cache_ratio": ("compile s of trials 2..N ÷ trial 1", "<= 0.1"),
+    "tune_overhead_fraction": ("(sweep wall - Σ trial compute) ÷ wall, 20 trials", "<= 0.10"),
+    "asha_step_fraction": ("trial-steps ASHA ÷ FIFO, 20 trials", "<= 0.5"),
+    "asha_score_gap": ("best primary_score ASHA - FIFO", ">= -0.02"),
+    "operator_p95_create_s_200": ("p95 s Sweep created → RayJob, 200 Sweeps", "<= 0.5"),
+    "operator_rss_mib_200": ("operator peak RSS MiB, 200 Sweeps", "<= 100"),
+    "operator_cpu_s_per_sweep_hour": ("operator CPU s / followed Sweep / h", "<= 0.05"),
+    "tunix_vs_bare_ratio": ("Tunix trial steps/s ÷ bare Tunix loop", ">= 0.95"),
+    "demo_parallel_efficiency": ("demo wall 1-at-a-time ÷ (2 x wall 2-at-a-time)", "report, raise"),
+    **{
+        f"search_{alg}_vs_random": (f"best primary_score {alg} - random, 20 trials", "> 0")
+        for alg in SEARCHERS
+    },
+}
+
+
+@dataclass
+class Figure:
+    """One figure: its value in every repeat; the median is what is recorded."""
+
+    key: str
+    runs: list[float]
+    definition: str
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "median": statistics.median(self.runs),
+            "min": min(self.runs),
+            "max": max(self.runs),
+            "runs": self.runs,
+            "goal": GOALS.get(self.key, ("", ""))[1],
+            "definition": self.definition,
+        }
+
+
+@dataclass
+class Settings:
+    """Sizes of one bench run (full or quick)."""
+
+    quick: bool
+    repeats: int
+    out: Path
+    readme: Path
+    sweep_env: dict[str, str] = field(default_factory=dict)
+    trials: int | None = None
+    """Trials of the 20-trial sweeps (None: 20, quick 4): a smaller real-trainer run."""
+
+    def sweep_trials(self) -> int:
+        return self.trials or (4 if self.quick else 20)
+
+    @property
+    def fake(self) -> bool:
+        return bool(self.sweep_env.get("TUNIX_RT_TRIAL_WORKLOAD"))
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+def small_config(settings: Settings) -> Any:
+    """The trainer config the trainer and compile sections time."""
+    from tunix_rt.api.trainer import TrainerConfig
+
+    if settings.quick:
+        config = TrainerConfig(width=32, layers=1, batch_size=16, max_steps=12, log_every=4)
+    else:
+        config = TrainerConfig(max_steps=120, log_every=25)
+    return config.model_copy(
+        update={
+            "eval": config.eval.model_copy(update={"batch_size": 64}),
+            "dataset": config.dataset.model_copy(update={"eval_size": 64}),
+        }
+    )
+
+
+def trainer_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
+    """Bare step and trainer loop alternated; the matmul peak measured every repeat."""
+    import trainer as tb
+    from tunix_rt.train.model import train_flops_per_token
+
+    config = small_config(settings)
+    seq = tb.sequence_length(config)
+    flops_per_step = train_flops_per_token(config.model, seq) * config.batch_size * seq
+    sizes = (256, 512) if settings.quick else (1024, 2048, 3072)
+    ratios, mfus, rows = [], [], []
+    for _ in range(settings.repeats):
+        bare = tb.bare_steps_per_second(config, config.max_steps)
+        loop = tb.trainer_run(config)["steps_per_second"]
+        peak = tb.matmul_peak(sizes, repeats=3)
+        ratios.append(loop / bare)
+        mfus.append(flops_per_step * loop / peak)
+        rows.append({"trainer_steps_per_s": loop, "bare_steps_per_s": bare, "peak_flops": peak})
+    figures = [
+        Figure("trainer_vs_bare_ratio", ratios, "run_trial steps/s ÷ bare jitted step, per pair"),
+        Figure("trainer_mfu_cpu", mfus, "analytic FLOPs/step x trainer steps/s ÷ matmul peak"),
+    ]
+    detail = {
+        "config": f"L{config.model.layers}-W{config.model.width}, batch {config.batch_size}, "
+        f"{seq} tokens/row, {config.max_steps} steps",
+        "flops_per_step": flops_per_step,
+        "runs": rows,
+    }
+    return figures, detail
+
+
+# ----------------------------------------------------------------------------- compile
+
+
+def compile_worker(config_json: str) -> None:
+    """One fresh trial process: the trial's environment, then run_trial; prints metrics."""
+    from tunix_rt.api.trainer import TrainerConfig
+    from tunix_rt.tune.trainable import limit_threads, use_compile_cache
+
+    use_compile_cache()
+    limit_threads(1.0)
+    from tunix_rt.train import run_trial
+
+    result = run_trial(TrainerConfig.model_validate_json(config_json), log=lambda line: None)
+    print(json.dumps({k: float(v) for k, v in result.metrics.items()}), flush=True)
+
+
+def compile_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
+    """``trials`` fresh processes per repeat, one after another, sharing a new cache."""
+    config = small_config(settings).model_copy(update={"max_steps": 2, "log_every": 1})
+    trials = 2 if settings.quick else 4
+    ratios, rows = [], []
+    for _ in range(settings.repeats):
+        cache = tempfile.mkdtemp(prefix="tunix-rt-bench-cache-")
+        env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache)
+        if settings.quick:  # tiny programs compile under the trainable's 0.5 s floor
+            env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+        times = []
+        for _ in range(trials):
+            cmd = [sys.executable, __file__, "--compile-worker", config.model_dump_json()]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            times.append(json.loads(out.stdout.strip().splitlines()[-1])["compile_seconds"])
+        shutil.rmtree(cache, ignore_errors=True)
+        ratios.append(statistics.mean(times[1:]) / times[0])
+        rows.append(times)
+    figure = Figure(
+        "compile_cache_ratio",
+        ratios,
+        f"mean train-step compile s of trials 2..{trials} ÷ trial 1, fresh processes, one cache",
+    )
+    return [figure], {"compile_seconds_per_trial": rows}
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+@dataclass
+class SweepStats:
+    wall: float
+    compute: float
+    steps: int
+    best: float | None
+    trials: int
+
+
+def run_bench_sweep(settings: Settings, spec_doc: dict[str, Any], name: str) -> SweepStats:
+    """One sweep through the driver in this process (Ray started once, kept for the next)."""
+    from tunix_rt.api.sweep import SweepSpec
+    from tunix_rt.contract.layout import SweepTarget
+    from tunix_rt.tune.driver import SweepRun, run_sweep
+
+    store = tempfile.mkdtemp(prefix="tunix-rt-bench-sweep-")
+    spec = SweepSpec.model_validate(spec_doc)
+    run = SweepRun(
+        spec=spec,
+        name=name,
+        storage=f"file://{store}",
+        fresh=True,
+        num_cpus=os.cpu_count(),
+        echo=False,
+        env=settings.sweep_env,
+    )
+    started = time.monotonic()
+    outcome = run_sweep(run)
+    wall = time.monotonic() - started
+    if int(outcome.exit_code) != 0:
+        raise RuntimeError(f"bench sweep {name} failed: {outcome.message} (store {store})")
+    records = SweepTarget(f"file://{store}", run.namespace, name).files().trials()
+    shutil.rmtree(store, ignore_errors=True)
+    scores = [r.primary_score for r in records if r.primary_score is not None]
+    return SweepStats(
+        wall=wall,
+        compute=sum(r.wall_seconds or 0.0 for r in records),
+        steps=sum(r.steps or 0 for r in records),
+        best=max(scores) if scores else None,
+        trials=len(records),
+    )
+
+
+def _trainer_block(settings: Settings) -> dict[str, Any]:
+    """Trials of the sweep sections: the stand-in, or a smaller-batch smoke trainer."""
+    if settings.fake:
+        return {"logEvery": 5}
+    return {"batchSize": 64, "logEvery": 25, "dataset": {"evalSize": 256}}
+
+
+def overhead_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
+    """20 short trials one at a time: what Ray Tune and the driver add around them."""
+    steps = 10 if settings.fake else 30
+    trials = settings.sweep_trials()
+    doc = {
+        "searchSpace": {"learningRate": {"type": "loguniform", "low": 1e-4, "high": 3e-2}},
+        "maxTrials": trials,
+        "maxConcurrentTrials": 1,
+        "budget": {"smokeSteps": steps},
+        "trainer": _trainer_block(settings),
+    }
+    fractions, rows = [], []
+    for i in range(settings.repeats):
+        stats = run_bench_sweep(settings, doc | {"seed": i}, f"bench-overhead-{i}")
+        fractions.append((stats.wall - stats.compute) / stats.wall)
+        rows.append(
+            {
+                "wall_s": stats.wall,
+                "trial_compute_s": stats.compute,
+                "overhead_s_per_trial": (stats.wall - stats.compute) / stats.trials,
+            }
+        )
+    figure = Figure(
+        "tune_overhead_fraction",
+        fractions,
+        f"(run_sweep wall - Σ trial run_trial wall) ÷ wall; {trials} trials x {steps} steps, "
+        "1 at a time",
+    )
+    return [figure], {"runs": rows, "trials": trials, "steps": steps}
+
+
+def search_doc(settings: Settings, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The 20-trial space every search figure shares, and the ASHA block for it."""
+    steps = 40 if settings.fake else 200
+    doc = {
+        "searchSpace": {
+            "learningRate": {"type": "loguniform", "low": 1e-4, "high": 3e-2},
+            "warmupSteps": {"type": "randint", "low": 0, "high": 60},
+        },
+        "maxTrials": settings.sweep_trials(),
+        "maxConcurrentTrials": 2,
+        "budget": {"smokeSteps": steps},
+        "trainer": _trainer_block(settings),
+        "seed": seed,
+    }
+    grace = 10 if settings.fake else 25
+    asha = {"type": "asha", "gracePeriod": grace, "reductionFactor": 3}
+    return doc, asha
+
+
+def search_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
+    """Per seed: FIFO random (the baseline), ASHA random, then each new sampler (FIFO)."""
+    fraction, gap = [], []
+    vs_random: dict[str, list[float]] = {alg: [] for alg in SEARCHERS}
+    rows = []
+    for seed in range(settings.repeats):
+        doc, asha = search_doc(settings, seed)
+        fifo = run_bench_sweep(settings, doc, f"bench-fifo-{seed}")
+        early = run_bench_sweep(settings, doc | {"scheduler": asha}, f"bench-asha-{seed}")
+        row: dict[str, Any] = {"seed": seed, "random_best": fifo.best, "asha_best": early.best}
+        row |= {"fifo_steps": fifo.steps, "asha_steps": early.steps}
+        fraction.append(early.steps / fifo.steps)
+        gap.append((early.best or 0.0) - (fifo.best or 0.0))
+        for alg in SEARCHERS:
+            stats = run_bench_sweep(settings, doc | {"algorithm": alg}, f"bench-{alg}-{seed}")
+            vs_random[alg].append((stats.best or 0.0) - (fifo.best or 0.0))
+            row[f"{alg}_best"] = stats.best
+        rows.append(row)
+    figures = [
+        Figure("asha_step_fraction", fraction, "Σ trial steps ASHA ÷ FIFO, same space and seed"),
+        Figure("asha_score_gap", gap, "best primary_score ASHA - FIFO, same space and seed"),
+    ]
+    for alg in SEARCHERS:
+        figures.append(
+            Figure(
+                f"search_{alg}_vs_random",
+                vs_random[alg],
+                f"best primary_score {alg} - random (FIFO), same 20-trial budget, per seed",
+            )
+        )
+    doc, asha = search_doc(settings, 0)
+    space = {"space": doc["searchSpace"], "trials": doc["maxTrials"], "steps": doc["budget"]}
+    return figures, {"per_seed": rows, "asha": asha} | space
+
+
+def demo_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
+    """The demo sweep one at a time, then two at a time (its own setting), per repeat."""
+    from tunix_rt.api.manifests import load_sweep
+
+    spec = load_sweep(ROOT / "examples" / "sweep-smoke.yaml").spec
+    doc = spec.to_wire()
+    doc.pop("storage", None)
+    if settings.trials or settings.quick:
+        doc["maxTrials"] = min(doc["maxTrials"], max(2, settings.trials or 3))
+    if settings.fake:
+        doc["trainer"] = {"logEvery": 5}
+        doc["budget"] = {"smokeSteps": 40}
+    slots = int(doc.get("maxConcurrentTrials", 2))
+    effs, literal, rows = [], [], []
+    for i in range(settings.repeats):
+        one = run_bench_sweep(settings, doc | {"maxConcurrentTrials": 1}, f"bench-demo1-{i}")
+        two = run_bench_sweep(settings, doc, f"bench-demo2-{i}")
+        effs.append(one.wall / (slots * two.wall))
+        literal.append(two.wall / two.compute)
+        rows.append(
+            {
+                "wall_1_s": one.wall,
+                "wall_2_s": two.wall,
+                "compute_1_s": one.compute,
+                "compute_2_s": two.compute,
+            }
+        )
+    figure = Figure(
+        "demo_parallel_efficiency",
+        effs,
+        f"wall 1 at a time ÷ ({slots} x wall {slots} at a time), examples/sweep-smoke.yaml",
+    )
+    detail = {"runs": rows, "wall2_over_trial_compute": literal, "slots": slots}
+    return [figure], detail
+
+
+# ----------------------------------------------------------------------------- others
+
+
+def concurrency_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
+    out = settings.out / "concurrency.json"
+    steps = "10" if settings.quick else "80"
+    cmd = [sys.executable, str(HERE / "concurrency.py"), "--steps", steps, "--out", str(out)]
+    cmd += ["--repeats", str(settings.repeats)]
+    if settings.quick:
+        cmd += ["--only", "spin"]
+    subprocess.run(cmd, check=True)
+    detail: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return [], detail
+
+
+def external_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
+    """Other owners' scripts: run when present; they merge their own keys."""
+    env = dict(os.environ, **{RESULTS_ENV: str(settings.out / "results.json")})
+    if settings.quick:
+        env[QUICK_ENV] = "1"
+    ran: dict[str, Any] = {}
+    for script in EXTERNAL:
+        path = HERE / script
+        if not path.exists():
+            ran[script] = "absent"
+            continue
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, str(path)], env=env, cwd=ROOT)
+        ran[script] = {"exit": proc.returncode, "seconds": round(time.monotonic() - started, 1)}
+    return [], ran
+
+
+SECTION_FUNCS: dict[str, Callable[[Settings], tuple[list[Figure], dict[str, Any]]]] = {
+    "trainer": trainer_section,
+    "compile": compile_section,
+    "overhead": overhead_section,
+    "search": search_section,
+    "demo": demo_section,
+    "concurrency": concurrency_section,
+    "external": external_section,
+}
+
+
+# ----------------------------------------------------------------------------- recording
+
+
+def loadavg() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def table(record: dict[str, Any], results: dict[str, Any]) -> str:
+    """The README section: machine and load, then one row per figure of issue 15."""
+    figures = record["figures"]
+    lines = [
+        "## Every figure side by side (`make bench` = `benchmarks/bench.py`)",
+        "",
+        f"Run {record['date']} on {record['machine']}; load average (1 min) "
+        f"{record['load_before']} before, {record['load_after']} after; "
+        f"{record['repeats']} repeats, median (min-max); {record['seconds']:.0f} s in all"
+        + (
+            " — QUICK MODE: sizes too small for the figures to mean anything."
+            if record["quick"]
+            else "."
+        ),
+        "",
+        "| figure | key | goal | median | spread | definition |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, (what, goal) in GOALS.items():
+        if key in figures:
+            f = figures[key]
+            lines.append(
+                f"| {what} | `{key}` | {goal} | **{f['median']:.3f}** | "
+                f"{f['min']:.3f} to {f['max']:.3f} | {f['definition']} |"
+            )
+        elif isinstance(results.get(key), int | float):
+            lines.append(
+                f"| {what} | `{key}` | {goal} | **{results[key]:.3f}** | (its own script) | "
+                "see its section |"
+            )
+        else:
+            lines.append(f"| {what} | `{key}` | {goal} | not measured | | |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
+    parser.add_argument("--repeats", type=int, help="repeats of each figure (3; quick: 1)")
+    parser.add_argument("--quick", action="store_true", help="smallest sizes (BENCH_QUICK=1)")
+    parser.add_argument("--out-dir", help="write results.json and README.md here")
+    parser.add_argument("--trials", type=int, help="trials of the 20-trial sweeps (a trial run)")
+    parser.add_argument("--compile-worker", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    is_quick = args.quick or quick()
+    if args.out_dir:
+        out = Path(args.out_dir)
+    elif is_quick:
+        out = Path(tempfile.gettempdir()) / "tunix-rt-bench-quick"
+    else:
+        out = HERE
+    out.mkdir(parents=True, exist_ok=True)
+    env: dict[str, str] = {}
+    if is_quick:
+        env["TUNIX_RT_TRIAL_WORKLOAD"] = FAKE_WORKLOAD
+        # Ray's workers inherit this process's environment: the stand-in must import.
+        path = os.environ.get("PYTHONPATH", "")
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(ROOT / "tests"), str(ROOT / "operator"), path) if p
+        )
+    return Settings(
+        quick=is_quick,
+        repeats=args.repeats or (1 if is_quick else 3),
+        out=out,
+        readme=README if out == HERE else out / "README.md",
+        sweep_env=env,
+        trials=args.trials,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.compile_worker:
+        compile_worker(args.compile_worker)
+        return 0
+    settings = settings_from(args)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    results_file = RESULTS if settings.out == HERE else settings.out / "results.json"
+    sections = args.only.split(",") if args.only else list(SECTIONS)
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        print(f"bench: unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+        return 2
+    previous = read_results(results_file).get("bench", {})
+    record: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": cpu_name(),
+        "quick": settings.quick,
+        "repeats": settings.repeats,
+        "load_before": loadavg(),
+        "figures": dict(previous.get("figures", {})) if not settings.quick else {},
+        "details": dict(previous.get("details", {})) if not settings.quick else {},
+        "section_seconds": {},
+    }
+    started = time.monotonic()
+    for name in SECTIONS:
+        if name not in sections:
+            continue
+        print(f"bench: {name} (load {loadavg()})", flush=True)
+        t0 = time.monotonic()
+        figures, detail = SECTION_FUNCS[name](settings)
+        record["section_seconds"][name] = round(time.monotonic() - t0, 1)
+        record["details"][name] = detail | {"load_after": loadavg()}
+        for figure in figures:
+            record["figures"][figure.key] = figure.record()
+            print(f"bench: {figure.key} = {figure.record()['median']:.4f}", flush=True)
+    record["load_after"] = loadavg()
+    record["seconds"] = time.monotonic() - started
+    medians = {key: f["median"] for key, f in record["figures"].items()}
+    merge_results(medians | {"bench": record}, results_file)
+    results = read_results(results_file)
+    replace_section(settings.readme, BEGIN, END, table(record, results))
+    print(table(record, results))
+    print(f"bench: wrote {results_file} and {settings.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
