@@ -361,8 +361,13 @@ def prepare_worker(context: TrialContext) -> None:
     use_compile_cache()
     limit_threads(context.cpus)
     resources = context.spec.resources
-    jax_trainer = (os.environ.get(WORKLOAD_ENV) or DEFAULT_WORKLOAD) == DEFAULT_WORKLOAD
-    if jax_trainer and not (resources.gpu or resources.tpu):
+    builtin = (
+        (os.environ.get(WORKLOAD_ENV) or DEFAULT_WORKLOAD) == DEFAULT_WORKLOAD
+        and context.spec.trainer.backend == "builtin"
+    )
+    # Not for trials over several processes: JAX must join them (jax.distributed) before
+    # its backend starts, and size_cpu_pools starts it.
+    if builtin and not (resources.gpu or resources.tpu or resources.spans_hosts()):
         size_cpu_pools(max(1, int(context.cpus)))
 
 
