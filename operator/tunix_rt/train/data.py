@@ -28,6 +28,10 @@ over five columns. ``dev-reasoning-v2-hard`` writes them compactly
 fixed-length sentences (``Ann has 034 beans; times 007, gains 120, loses 045. How
 many?``): the same draws, traces and answers, so the two tiers differ only in the
 prompt. Every number keeps three digits, so each digit still sits in a fixed column.
+``dev-reasoning-v2-hardest`` (compact) adds a step the others never show: the first
+step's ``*`` is by a two-digit number, worked as two groups of partial products
+(``operand * tens``, then that shifted one column plus ``operand * units``), with
+totals over six columns (``034*027+120-045=``).
 """
 
 from __future__ import annotations
