@@ -17,6 +17,7 @@ from tunix_rt.train.config import load_trainer_config
 from tunix_rt.train.evaluate import parse_output, score_row
 
 HARD_TIERS = ("dev-reasoning-v2-hard", "dev-reasoning-v2-hard-worded")
+HARDEST = "dev-reasoning-v2-hardest"
 COMPACT = re.compile(r"(\d+)((?:[-+*]\d+)+)=")
 WORDED = re.compile(r"Ann has (\d+) beans; ((?:(?:gains|loses|times) \d+(?:, )?)+)\. How many\?")
 VERBS = {"gains": "+", "loses": "-", "times": "*"}
@@ -116,6 +117,64 @@ def test_trace_groups_are_running_totals_over_five_columns() -> None:
     assert negative.answer == "-2992"
 
 
+def test_the_hardest_tier_covers_two_digit_multipliers_over_six_columns(
+    tiers: dict[str, tuple[list[data.Example], list[data.Example]]],
+) -> None:
+    train, _ = tiers[HARDEST]
+    problems = [read_problem(ex.prompt) for ex in train]
+    counts = {n: sum(len(ops) + 1 == n for _, ops, _ in problems) for n in (3, 4)}
+    assert min(counts.values()) > 800
+    multipliers = [int(operands[1]) for operands, ops, _ in problems if ops[0] == "*"]
+    assert 550 < len(multipliers) < 780  # one time in three, as the hard tiers
+    assert set(multipliers) == set(range(10, 100))
+    answers = [int(ex.answer) for ex in train]
+    assert min(answers) < -1000 and max(answers) > 50_000  # the sixth column is used
+
+
+def group_value(group: str) -> int:
+    """A trace group's number: its digits are every second character, units first."""
+    return int(group[1::2][::-1])
+
+
+def test_hardest_traces_hold_the_partial_products_and_the_running_totals(
+    tiers: dict[str, tuple[list[data.Example], list[data.Example]]],
+) -> None:
+    """Recomputed from the prompt alone: a two-digit multiply writes operand * tens, then
+    operand * multiplier; every other group the running total, all modulo 10**6."""
+    train, eval_rows = tiers[HARDEST]
+    for ex in train[:2000] + eval_rows:
+        operands, ops, _ = read_problem(ex.prompt)
+        values = [int(x) for x in operands]
+        expected = []
+        total = values[0]
+        for op, x in zip(ops, values[1:], strict=True):
+            if op == "*":
+                expected.append(values[0] * (x // 10))
+                total *= x
+            else:
+                total = total + x if op == "+" else total - x
+            expected.append(total % 10**6)
+        groups = ex.reasoning.split(" ")
+        if total < 0:
+            assert groups.pop() == "-" + f"{-total:06d}"[::-1]
+        assert [len(g) for g in groups] == [12] * len(groups)  # carry and digit, six columns
+        assert [group_value(g) for g in groups] == expected
+        assert int(ex.answer) == total
+
+
+def test_a_two_digit_multiply_is_worked_as_shifted_partial_products() -> None:
+    # 034*27: 034*2 = 68 (units 4*2 -> 0 8; tens 3*2 -> 0 6); then 680 + 034*7 per column:
+    # 0+4*7 = 28 -> carry 2 digit 8; 8+3*7+2 = 31 -> 3, 1; 6+0*7+3 = 9 -> 0, 9: 918
+    ex = data.make_example([34, 27, 120, 45], ["*", "+", "-"], data.TIERS[HARDEST])
+    assert ex.prompt == "034*027+120-045="
+    assert ex.reasoning.split(" ")[:2] == ["080600000000", "283109000000"]
+    assert ex.answer == str(34 * 27 + 120 - 45)
+    # the shifted digit, the product and the carry all reach 9: 999*99 = 98901
+    assert data.two_digit_product(999, 99, 6) == ("818989080000 819099180900", 98901)
+    with pytest.raises(ValueError, match="10-99"):
+        data.two_digit_product(5, 9, 6)
+
+
 def test_the_compact_and_worded_tiers_are_the_same_problems_differently_written(
     tiers: dict[str, tuple[list[data.Example], list[data.Example]]],
 ) -> None:
@@ -143,8 +202,13 @@ def worst_rows(name: str) -> list[data.Example]:
     top, count = 10**tier.digits - 1, max(tier.operands)
     rows = [data.make_example([0] + [top] * (count - 1), ["-"] * (count - 1), tier)]
     if tier.multiply:
+        low, high = (2, 9) if tier.multiplier_digits == 1 else (10, 99)
         rows.append(
-            data.make_example([top, 9] + [top] * (count - 2), ["*"] + ["+"] * (count - 2), tier)
+            data.make_example([top, high] + [top] * (count - 2), ["*"] + ["+"] * (count - 2), tier)
+        )
+        # a product too small to cover the subtractions: the most groups, then a sign
+        rows.append(
+            data.make_example([0, low] + [top] * (count - 2), ["*"] + ["-"] * (count - 2), tier)
         )
     else:
         rows.append(data.make_example([top] * count, ["+"] * (count - 1), tier))
@@ -163,11 +227,13 @@ def test_the_api_knows_each_tiers_longest_row_and_trace(
     assert all(target_tokens(ex) <= need.trace_tokens for ex in train + eval_rows)
     # encode_train packs to the longest row, which must fit the bound
     assert data.encode_train(train, need.row_tokens).tokens.shape[1] <= need.row_tokens
-    # the defaults leave room for every trace: no tier needs a larger eval.maxTraceTokens
-    assert need.trace_tokens <= TrainerConfig().eval.max_trace_tokens
+    # the defaults leave room for every trace but the hardest tier's, whose example
+    # config raises eval.maxTraceTokens (checked below)
+    default_cap = TrainerConfig().eval.max_trace_tokens
+    assert (need.trace_tokens <= default_cap) == (name != HARDEST)
 
 
-@pytest.mark.parametrize("name", HARD_TIERS)
+@pytest.mark.parametrize("name", [*HARD_TIERS, HARDEST])
 def test_a_context_too_short_for_the_tier_is_refused_naming_the_field(name: str) -> None:
     need = BUILTIN_DATASETS[name].row_tokens
     with pytest.raises(ValidationError) as caught:

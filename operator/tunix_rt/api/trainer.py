@@ -36,9 +36,12 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
     "dev-reasoning-v2": BuiltinDataset(36, 26, "examples/trainer-smoke.yaml"),
     "dev-reasoning-v2-hard": BuiltinDataset(65, 48, "examples/trainer-hard.yaml"),
     "dev-reasoning-v2-hard-worded": BuiltinDataset(110, 48, "examples/trainer-hard-worded.yaml"),
+    "dev-reasoning-v2-hardest": BuiltinDataset(85, 68, "examples/trainer-hardest.yaml"),
 }
-"""The generated datasets by ``dataset.name``: the default and two harder tiers (the
-same problems written compactly and as fixed-length sentences)."""
+"""The generated datasets by ``dataset.name``: the default, two harder tiers (the
+same problems written compactly and as fixed-length sentences) and the hardest (a
+two-digit multiplier worked as partial products; its traces exceed the default
+``eval.maxTraceTokens``, so its example config raises it)."""
 DEFAULT_DATASET = "dev-reasoning-v2"
 DEFAULT_CONTEXT = 64
 

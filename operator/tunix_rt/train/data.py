@@ -28,6 +28,10 @@ over five columns. ``dev-reasoning-v2-hard`` writes them compactly
 fixed-length sentences (``Ann has 034 beans; times 007, gains 120, loses 045. How
 many?``): the same draws, traces and answers, so the two tiers differ only in the
 prompt. Every number keeps three digits, so each digit still sits in a fixed column.
+``dev-reasoning-v2-hardest`` (compact) adds a step the others never show: the first
+step's ``*`` is by a two-digit number, worked as two groups of partial products
+(``operand * tens``, then that shifted one column plus ``operand * units``), with
+totals over six columns (``034*027+120-045=``).
 """
 
 from __future__ import annotations
@@ -63,7 +67,10 @@ class Tier:
     columns: int
     """Running totals are kept modulo 10**columns (true totals stay within half of it)."""
     multiply: bool = False
-    """The first step may be ``*`` by one digit 2-9 (one draw in three)."""
+    """The first step may be ``*`` (one draw in three)."""
+    multiplier_digits: int = 1
+    """1: ``*`` by one digit 2-9, one group; 2: by 10-99, two groups of partial products
+    (see :func:`two_digit_product`)."""
     worded: bool = False
     """Prompts are fixed-length sentences instead of ``a+b-c=``."""
 
@@ -80,6 +87,14 @@ TIERS: dict[str, Tier] = {
         columns=5,
         multiply=True,
         worded=True,
+    ),
+    "dev-reasoning-v2-hardest": Tier(
+        "dev-reasoning-v2-hardest",
+        operands=(3, 4),
+        digits=3,
+        columns=6,
+        multiply=True,
+        multiplier_digits=2,
     ),
 }
 """The built-in datasets, by ``dataset.name`` (``api/trainer.py`` lists the same names
@@ -151,6 +166,28 @@ def column_step(total: int, operand: int, op: str, columns: int = COLUMNS) -> tu
     return "".join(text), apply(total, operand, op) % 10**columns
 
 
+def two_digit_product(operand: int, multiplier: int, columns: int) -> tuple[str, int]:
+    """``operand * multiplier`` for a two-digit multiplier as two groups of partial
+    products, so the trace teaches a step the one-digit tiers never show.
+
+    The first group is ``operand * tens`` (a one-digit :func:`column_step`); the second
+    is that product shifted one column plus ``operand * units``: per column
+    ``first[c-1] + operand[c] * units + carry``, whose carry-out is again one digit
+    (at most 9 + 81 + 9 = 99). Returns both groups and the product."""
+    if not 10 <= multiplier <= 99:
+        raise ValueError(f"a two-digit multiplier is 10-99, got {multiplier}")
+    tens, units = divmod(multiplier, 10)
+    first_text, first = column_step(operand, tens, "*", columns)
+    text = []
+    carry = 0
+    for column in range(columns):
+        shifted = (first // 10 ** (column - 1)) % 10 if column else 0
+        value = shifted + ((operand // 10**column) % 10) * units + carry
+        carry = value // 10
+        text.append(f"{carry}{value % 10}")
+    return first_text + " " + "".join(text), operand * multiplier % 10**columns
+
+
 def solve(operands: Sequence[int], ops: Sequence[str], columns: int = COLUMNS) -> tuple[str, str]:
     """The reasoning trace and the answer for ``operands[0] ops[0] operands[1] ...``,
     evaluated left to right."""
@@ -160,7 +197,10 @@ def solve(operands: Sequence[int], ops: Sequence[str], columns: int = COLUMNS) -
     true_total = operands[0]
     groups = []
     for op, operand in zip(ops, operands[1:], strict=True):
-        group, total = column_step(total, operand, op, columns)
+        if op == "*" and operand > 9:
+            group, total = two_digit_product(total, operand, columns)
+        else:
+            group, total = column_step(total, operand, op, columns)
         groups.append(group)
         true_total = apply(true_total, operand, op)
     if not -(10**columns) // 2 < true_total < 10**columns // 2:
@@ -192,7 +232,8 @@ def write_prompt(operands: Sequence[int], ops: Sequence[str], tier: Tier) -> str
 
 def draw(rng: SplitMix64, tier: Tier | None = None) -> Example:
     """One problem of ``tier``: operand count, operands and operators uniformly; with
-    ``tier.multiply`` the first step is ``*`` by 2-9 one time in three.
+    ``tier.multiply`` the first step is ``*`` one time in three, by 2-9 (or 10-99 with
+    ``tier.multiplier_digits`` 2).
 
     The default tier's draws (2 or 3 operands in 0..99, + or -) are exactly the ones
     dev-reasoning-v2 was pinned with: the calls on ``rng`` must stay in this order."""
@@ -202,7 +243,7 @@ def draw(rng: SplitMix64, tier: Tier | None = None) -> Example:
     ops = ["+-"[rng.below(2)] for _ in range(count - 1)]
     if tier.multiply and rng.below(3) == 0:
         ops[0] = "*"
-        operands[1] = 2 + rng.below(8)
+        operands[1] = 2 + rng.below(8) if tier.multiplier_digits == 1 else 10 + rng.below(90)
     return make_example(operands, ops, tier)
 
 
