@@ -362,9 +362,8 @@ def prepare_worker(context: TrialContext) -> None:
     limit_threads(context.cpus)
     resources = context.spec.resources
     builtin = (
-        (os.environ.get(WORKLOAD_ENV) or DEFAULT_WORKLOAD) == DEFAULT_WORKLOAD
-        and context.spec.trainer.backend == "builtin"
-    )
+        os.environ.get(WORKLOAD_ENV) or DEFAULT_WORKLOAD
+    ) == DEFAULT_WORKLOAD and context.spec.trainer.backend == "builtin"
     # Not for trials over several processes: JAX must join them (jax.distributed) before
     # its backend starts, and size_cpu_pools starts it.
     if builtin and not (resources.gpu or resources.tpu or resources.spans_hosts()):
