@@ -27,7 +27,7 @@ Sections (``--only``):
   wall(1) ÷ (2 x wall(2)), i.e. speedup ÷ slots (1.0: two slots give twice the
   throughput; 0.5: none). The issue's literal ratio wall(2) ÷ Σ trial compute is kept beside;
 * ``concurrency``: benchmarks/concurrency.py (why paired trials are slow; details only);
-* ``external``: benchmarks/operator_load.py and benchmarks/tunix.py when present, run as
+* ``external``: benchmarks/operator_load.py and benchmarks/tunix_backend.py when present, run as
   scripts with ``BENCH_QUICK`` / ``BENCH_RESULTS`` set; they merge their own keys
   (operator_*, ``tunix_vs_bare_ratio``) and the table shows them.
 """
@@ -67,7 +67,7 @@ from recording import (  # noqa: E402
 README = HERE / "README.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 SECTIONS = ("trainer", "compile", "overhead", "search", "demo", "concurrency", "external")
-EXTERNAL = ("operator_load.py", "tunix.py")
+EXTERNAL = ("operator_load.py", "tunix_backend.py")
 FAKE_WORKLOAD = "support.tune_workloads:run_trial"
 SEARCHERS = ("cmaes", "qmc", "gp")
 

@@ -79,11 +79,11 @@ def test_quick_sweep_figures(tmp_path: Path, subprocess_env: dict[str, str]) -> 
 def test_external_scripts_merge_their_figures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """benchmarks/tunix.py (another owner's) runs when present, in quick mode, and the
+    """benchmarks/tunix_backend.py (another owner's) runs when present, in quick mode, and the
     figure it merges shows in the table; an absent script is reported as such."""
     folder = tmp_path / "benchmarks"
     folder.mkdir()
-    (folder / "tunix.py").write_text(
+    (folder / "tunix_backend.py").write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(BENCHMARKS)!r})\n"
         "from recording import merge_results, quick\n"
@@ -96,7 +96,7 @@ def test_external_scripts_merge_their_figures(
     figures, ran = bench.external_section(settings)
     assert figures == []
     assert ran["operator_load.py"] == "absent"
-    assert ran["tunix.py"]["exit"] == 0
+    assert ran["tunix_backend.py"]["exit"] == 0
     results = recording.read_results(out / "results.json")
     assert results["tunix_vs_bare_ratio"] == 0.97 and results["tunix_quick"] is True
     record = {"date": "d", "machine": "m", "load_before": 0.1, "load_after": 0.2}
