@@ -33,6 +33,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from tunix_rt.api.trainer import DEFAULT_LORA_RANK, TrainerConfig, tunix_model_name
+from tunix_rt.evidence.checksums import sha256_file
 from tunix_rt.scoring.judge import ANSWER_CLOSE
 from tunix_rt.train import tokenizer as byte_tokenizer
 from tunix_rt.train.data import Example
@@ -234,21 +235,13 @@ def sha256_of(path: Path) -> str:
     """sha256 of a file, or of a folder as the sorted ``<sha256>  <relative path>`` lines
     of its files (so a renamed or changed shard changes the digest)."""
     if path.is_file():
-        return _file_sha256(path)
+        return sha256_file(path)
     lines = [
-        f"{_file_sha256(p)}  {p.relative_to(path).as_posix()}\n"
+        f"{sha256_file(p)}  {p.relative_to(path).as_posix()}\n"
         for p in sorted(path.rglob("*"))
         if p.is_file()
     ]
     return hashlib.sha256("".join(lines).encode()).hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checkpoint_format(path: Path) -> str:
