@@ -83,16 +83,21 @@ moves with the load average; CPU seconds and requests per Sweep do not.
 
 What bounds each figure:
 
-* **p95 create → RayJob** (goal ≤ 0.5 s): not met. Each Sweep costs the operator about
-  10 ms of CPU in one event loop (kopf: 4 watch events, 3 patches (finalizer, status,
-  progress/diff-base annotations), 2 Events; ours: validate the spec and build the
-  RayJob ~1.5 ms, GET + POST the RayJob), and the 200 interleave in that loop: the
-  p95 Sweep waits for ~1.35 operator CPU-s (second row), so even on a core of its own
-  p95 stays near 1.4 s. kopf adds the finalizer in a cycle of its own before any
-  handler runs (the first stage below); its time-based batching is gone in kopf 1.45
-  (`batch_window` "affects nothing"), so no setting trims it. To meet the goal the
-  RayJob would have to be created on the Sweep's first watch event, outside kopf's
-  per-object cycle, or the work spread over processes (a later issue).
+* **p95 create → RayJob** (goal ≤ 0.5 s): 1.22 s on an idle machine before this
+  change (2026-11-30 09:28, load 1.2; p95 1.0 operator CPU-s). kopf spends an object's
+  first cycle adding its finalizer and runs the create handler in the next, and the 200
+  objects' cycles interleave in one event loop, so every RayJob waited for nearly all
+  of them. Now the RayJob is created on the Sweep's first watch event
+  (`controller/kind.py` `eager_start`, a kopf `on.event` handler, which kopf runs
+  before the finalizer patch; the create handler then takes that RayJob without a
+  request) and created without a GET first (`kuberay/client.py` `ensure`: POST, a 409
+  means adopt): 7 → 6 requests per Sweep. Side by side, old and new code alternating
+  under the same load (search benchmark running, load 3): p95 1.51 and 1.52 s → 0.53
+  and 0.54 s; in operator CPU-s 1.00 → 0.47 and 0.49. What bounds it now: each Sweep's
+  first kopf cycle (~2.4 ms of CPU: the watch event, the handler, the RayJob POST,
+  kopf's finalizer PATCH) runs one after another in one event loop, so the 190th
+  Sweep waits for ~190 of them. Cheaper than that needs fewer objects per operator
+  process (sharding by namespace) or a lighter framework than kopf.
 * **peak RSS with 200 Sweeps** (goal ≤ 100 MiB): met. kopf imported itself
   `kubernetes_asyncio.client` (~860 modules, ~60 MiB) if installed; the operator now
   imports kopf with the client libraries hidden (`tunix_rt/kopf_lean.py`) and logs in

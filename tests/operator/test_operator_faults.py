@@ -236,7 +236,9 @@ async def test_restarts_post_no_adoption_events(
     assert counts[0] == counts[1] == counts[2], counts  # the 2nd and 3rd start: no Event
     steady = await reasons_of(api, "steady")
     assert steady["RayJobAdopted"] == 0 and steady["RayJobCreated"] == 2  # Sweep + Rehearsal
-    assert apiserver.count("create", RAYJOBS) == 3  # 2 by the operator, the orphan's by us
+    # 2 created by the operator, the orphan's by us, and the operator's one try at the
+    # orphan's (create first: refused 409, then adopted); never a second RayJob.
+    assert apiserver.count("create", RAYJOBS) == 4
     assert len(await api.list(RAYJOBS, NS)) == 3
     status = await status_of(api, SWEEPS, "orphan")
     assert status["rayJobName"] == "sweep-orphan"

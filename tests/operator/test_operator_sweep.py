@@ -157,6 +157,27 @@ async def _reasons_with(api: Api, name: str, reason: str) -> list[str] | None:
     return reasons if reason in reasons else None
 
 
+async def test_rayjob_is_created_before_kopfs_finalizer_cycle(
+    api: Api, apiserver: ApiServer, start_operator: StartOperator
+) -> None:
+    """The RayJob is created on the Sweep's first watch event (the eager start), before
+    kopf patches in its finalizer; the create handler then takes it without another
+    request, and says so once, as before."""
+    await start_operator()
+    await api.create(SWEEPS, sweep_body("eager"))
+    status = await wait_for(lambda: phase_is(api, SWEEPS, "eager", "Pending"), what="Pending")
+    assert status["rayJobName"] == "sweep-eager"
+
+    requests = [(action.lower(), res, name) for action, res, name in apiserver.writes]
+    rayjob_create = requests.index(("create", RAYJOBS, None))
+    first_patch = requests.index(("update", SWEEPS, "eager"))
+    assert rayjob_create < first_patch, requests
+    assert apiserver.count("create", RAYJOBS) == 1
+    assert apiserver.count("fetch", RAYJOBS) == 0  # created first, not looked up first
+    reasons = await wait_for(lambda: _reasons_with(api, "eager", "Pending"), what="Events")
+    assert reasons.count("RayJobCreated") == 1 and reasons.count("RayJobAdopted") == 0
+
+
 async def test_restart_adopts_the_rayjob(
     api: Api, apiserver: ApiServer, store: Store, start_operator: StartOperator
 ) -> None:

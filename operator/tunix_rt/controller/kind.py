@@ -69,7 +69,7 @@ from tunix_rt.controller.status import (
     started_status,
     store_conditions,
 )
-from tunix_rt.kuberay.client import KubeApiError
+from tunix_rt.kuberay.client import Ensured, ForeignObjectError, KubeApiError
 from tunix_rt.storage import StoreError
 
 T = TypeVar("T")
@@ -197,6 +197,10 @@ class Kind:
     not started)."""
     restarts: StatusTest = never_started
     """A spec change starts it again (default: it never got a RayJob)."""
+    eager: Callable[[Call], Mapping[str, Any] | None] | None = None
+    """The RayJob a new object gets when its spec can run (None: ``start`` will say why),
+    created on the object's first watch event (:func:`eager_start`); None: no eager
+    start, the RayJob waits for ``start``."""
 
     @property
     def key(self) -> str:
@@ -249,7 +253,14 @@ class Kind:
     ) -> None:
         """Create or adopt the RayJob, then Pending with ``fields`` added to the status."""
         ensured = await ensure_rayjob(
-            call.runtime, call.body, call.patch, call.status, manifest, self.key, call.generation
+            call.runtime,
+            call.body,
+            call.patch,
+            call.status,
+            manifest,
+            self.key,
+            call.generation,
+            created=take_eager(call, str(manifest["metadata"]["name"])),
         )
         if ensured is None:
             self.observe(call, Phase.FAILED)
@@ -341,6 +352,32 @@ def replace_status(patch: kopf.Patch) -> None:
 # ----------------------------------------------------------------------------- wiring
 
 
+def make_call(
+    kind: Kind,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger | logging.Logger,
+) -> Call:
+    """The :class:`Call` of a handler (a ``spec`` that is not an object taken as empty,
+    with the problem said in ``spec_problem``)."""
+    runtime = runtime_of(memo)
+    problem = shape_problem(body.get("spec", _ABSENT), kind.spec_fields)
+    meta = body.meta
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    return Call(
+        runtime,
+        body,
+        meta,
+        {} if problem else body.spec,
+        status_dict(body, logger),
+        patch,
+        runtime.memo_for(kind.key, namespace, name),
+        logger,
+        spec_problem=problem,
+    )
+
+
 def handler(kind: Kind, op: str, step: Step) -> Callable[..., Awaitable[None]]:
     """A kopf handler running ``step``: runtime from memo, timed, status as a plain dict
     (a ``spec`` or ``status`` that is not an object taken as empty: :func:`shape_problem`,
@@ -348,29 +385,14 @@ def handler(kind: Kind, op: str, step: Step) -> Callable[..., Awaitable[None]]:
 
     async def handle(
         body: kopf.Body,
-        meta: kopf.Meta,
-        spec: kopf.Spec,
         patch: kopf.Patch,
         memo: kopf.Memo,
         logger: kopf.Logger,
         **_: Any,
     ) -> None:
-        runtime = runtime_of(memo)
-        problem = shape_problem(body.get("spec", _ABSENT), kind.spec_fields)
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        call = Call(
-            runtime,
-            body,
-            meta,
-            {} if problem else spec,
-            status_dict(body, logger),
-            patch,
-            runtime.memo_for(kind.key, namespace, name),
-            logger,
-            spec_problem=problem,
-        )
-        async with runtime.lock_for(kind.key, namespace, name):
-            with runtime.metrics.time(kind.key, op):
+        call = make_call(kind, body, patch, memo, logger)
+        async with call.runtime.lock_for(kind.key, call.namespace, call.name):
+            with call.runtime.metrics.time(kind.key, op):
                 await step(call)
         if not isinstance(body.get("status") or {}, Mapping):
             replace_status(patch)
@@ -389,6 +411,10 @@ def register_kind(
     start = handler(kind, "start", kind.start)
     kopf.on.resume(GROUP, VERSION, kind.plural, id=f"start_{kind.key}", **on)(start)
     kopf.on.create(GROUP, VERSION, kind.plural, id=f"start_{kind.key}", **on)(start)
+    if kind.eager is not None:
+        kopf.on.event(GROUP, VERSION, kind.plural, registry=registry, id=f"eager_{kind.key}")(
+            eager_start(kind)
+        )
     kopf.on.update(GROUP, VERSION, kind.plural, field="spec", id=f"{kind.key}_spec_changed", **on)(
         handler(kind, "update", partial(spec_changed, kind))
     )
@@ -424,6 +450,87 @@ def register_kind(
     kopf.on.delete(GROUP, VERSION, kind.plural, id=f"delete_{kind.key}", **on)(
         handler(kind, "delete", partial(delete_rayjob, kind))
     )
+
+
+# ----------------------------------------------------------------------------- eager
+
+
+EAGER_KEY = "tunixrt_eager"
+
+
+@dataclass(frozen=True)
+class Eager:
+    """What the eager start did for one version (uid, generation) of one object."""
+
+    uid: str | None
+    generation: int | None
+    rayjob_name: str | None
+    ensured: Ensured | None
+    """None: no RayJob (the spec cannot run, or the API said no): ``start`` says why."""
+
+
+def take_eager(call: Call, rayjob_name: str) -> Ensured | None:
+    """The RayJob the eager start created or adopted for this very object and spec, once."""
+    eager = call.memo.get(EAGER_KEY)
+    if not isinstance(eager, Eager) or eager.ensured is None:
+        return None
+    if (eager.uid, eager.generation, eager.rayjob_name) != (
+        call.meta.get("uid"),
+        call.generation,
+        rayjob_name,
+    ):
+        return None
+    call.memo[EAGER_KEY] = Eager(eager.uid, eager.generation, rayjob_name, None)
+    return eager.ensured
+
+
+def eager_start(kind: Kind) -> Callable[..., Awaitable[None]]:
+    """on.event: create a new object's RayJob on its first watch event.
+
+    kopf spends an object's first cycle adding its finalizer and runs the create handler
+    in the next; with hundreds of new objects those cycles interleave, so the last RayJob
+    waited for every object's two cycles (benchmarks/README.md, "Operator"). Here the
+    RayJob is created in the first cycle; ``start`` then takes it (:func:`take_eager`, no
+    API call) and does the rest (status, Events) as before. Whatever goes wrong here
+    (an invalid spec, API trouble) is left to ``start``, which retries and says why.
+    """
+
+    async def eager(
+        event: kopf.RawEvent,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        memo: kopf.Memo,
+        logger: kopf.Logger,
+        **_: Any,
+    ) -> None:
+        if kind.eager is None or event.get("type") == "DELETED":
+            return
+        status = body.get("status")
+        if isinstance(status, Mapping) and (status.get("phase") or status.get("rayJobName")):
+            return  # started (or refused) already: the usual case, decided cheaply
+        if body.meta.get("deletionTimestamp"):
+            return
+        call = make_call(kind, body, patch, memo, logger)
+        if call.spec_problem or call.status.get("phase") or call.status.get("rayJobName"):
+            return
+        uid = call.meta.get("uid")
+        seen = call.memo.get(EAGER_KEY)
+        if isinstance(seen, Eager) and (seen.uid, seen.generation) == (uid, call.generation):
+            return  # tried for this version already
+        async with call.runtime.lock_for(kind.key, call.namespace, call.name):
+            with call.runtime.metrics.time(kind.key, "eager"):
+                manifest = kind.eager(call)
+                name = str(manifest["metadata"]["name"]) if manifest else None
+                ensured = None
+                if manifest is not None:
+                    try:
+                        ensured = await call.runtime.rayjobs.ensure(manifest, uid)
+                    except (KubeApiError, ForeignObjectError) as exc:
+                        logger.debug("RayJob %s left to the start handler: %s", name, exc)
+                call.memo[EAGER_KEY] = Eager(uid, call.generation, name, ensured)
+
+    eager.__name__ = eager.__qualname__ = f"eager_start_{kind.key}"
+    return eager
 
 
 async def spec_changed(kind: Kind, call: Call) -> None:

@@ -190,13 +190,15 @@ async def ensure_rayjob(
     manifest: Mapping[str, Any],
     kind: str,
     generation: int | None,
+    created: Ensured | None = None,
 ) -> Ensured | None:
-    """Create or adopt the RayJob. Transient API trouble raises kopf.TemporaryError (kopf
-    retries); a manifest the API server rejects fails the object (returns None)."""
+    """Create or adopt the RayJob (``created``: already done, by the eager start).
+    Transient API trouble raises kopf.TemporaryError (kopf retries); a manifest the API
+    server rejects fails the object (returns None)."""
     meta = manifest["metadata"]
     owner_uid = (body.get("metadata") or {}).get("uid")
     try:
-        ensured = await runtime.rayjobs.ensure(manifest, owner_uid)
+        ensured = created or await runtime.rayjobs.ensure(manifest, owner_uid)
     except ForeignObjectError as exc:
         kopf.warn(body, reason="RayJobConflict", message=str(exc))
         raise kopf.TemporaryError(str(exc), delay=30) from exc

@@ -3,7 +3,9 @@
 Lifecycle: ``Pending`` (RayJob created, Ray cluster starting) -> ``Running`` (the Tune
 driver runs trials) -> ``Succeeded`` or ``Failed``. Each transition posts an Event.
 
-* create / resume (``start_sweep``, :func:`start`): validate the spec with the pydantic
+* create / resume (``start_sweep``, :func:`start`; for a new Sweep the RayJob itself is
+  created a cycle earlier, on its first watch event: :func:`eager_rayjob` and
+  :func:`~tunix_rt.controller.kind.eager_start`): validate the spec with the pydantic
   model (an invalid spec -> ``Failed`` with condition ``Failed=True, reason=InvalidSpec``
   whose message names the field, plus a Warning Event; nothing is retried), build the
   RayJob and create it under the deterministic name ``sweep-<name>`` -- or adopt it when
@@ -145,15 +147,22 @@ def read_snapshot(files: SweepFiles, cache: dict[str, TrialResult], with_summary
 # ----------------------------------------------------------------------------- start
 
 
-async def start(call: Call) -> None:
-    """create / resume: validate, then create or adopt the RayJob."""
-    if await SWEEP.already_started(call):
-        return
+@dataclass(frozen=True)
+class Plan:
+    """A start's pure part: the spec and its RayJob, or why the spec cannot run."""
+
+    spec: SweepSpec | None = None
+    manifest: dict[str, Any] | None = None
+    problem: str | None = None
+    reason: str = INVALID_SPEC
+
+
+def plan(call: Call) -> Plan:
+    """Validate the spec, check it can be placed, build the RayJob."""
     try:
         parsed = parse_spec(call.spec, call.runtime)
         if unschedulable := check_placement(parsed):
-            SWEEP.reject_invalid(call, describe_pairs(unschedulable), UNSCHEDULABLE)
-            return
+            return Plan(problem=describe_pairs(unschedulable), reason=UNSCHEDULABLE)
         manifest = build_sweep_rayjob(
             name=call.name,
             namespace=call.namespace,
@@ -162,16 +171,30 @@ async def start(call: Call) -> None:
             options=call.runtime.config.build_options(),
         )
     except ValidationError as exc:
-        SWEEP.reject_invalid(call, describe(exc))
-        return
+        return Plan(problem=describe(exc))
     except ManifestError as exc:
-        SWEEP.reject_invalid(call, str(exc))
+        return Plan(problem=str(exc))
+    return Plan(parsed, manifest)
+
+
+def eager_rayjob(call: Call) -> dict[str, Any] | None:
+    """The RayJob of a new Sweep that can run (the eager start's; None: ``start`` says why)."""
+    return plan(call).manifest
+
+
+async def start(call: Call) -> None:
+    """create / resume: validate, then create or adopt the RayJob."""
+    if await SWEEP.already_started(call):
         return
-    planned = parsed.planned_trials()
-    results = _files(call, parsed).uri
-    started = {"resultsUri": results, "trialsTotal": planned, "trialsProgress": f"0/{planned}"}
+    planned = plan(call)
+    if planned.spec is None or planned.manifest is None:
+        SWEEP.reject_invalid(call, planned.problem or "invalid spec", planned.reason)
+        return
+    trials = planned.spec.planned_trials()
+    results = _files(call, planned.spec).uri
+    started = {"resultsUri": results, "trialsTotal": trials, "trialsProgress": f"0/{trials}"}
     started["attempts"] = 1  # its RayJob's creation: status.startTime (attempt_start)
-    await SWEEP.launch(call, manifest, started)
+    await SWEEP.launch(call, planned.manifest, started)
 
 
 def _files(call: Call, spec: SweepSpec) -> SweepFiles:
@@ -284,4 +307,5 @@ SWEEP = Kind(
     spec_fields="searchSpace, maxTrials",
     start=start,
     follow=follow,
+    eager=eager_rayjob,
 )

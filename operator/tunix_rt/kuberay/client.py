@@ -222,18 +222,17 @@ class RayJobClient:
         match_labels = {
             k: v for k, v in meta.get("labels", {}).items() if k.startswith("tunixrt.io/")
         }
-        existing = await self.get(namespace, name)
-        action: Literal["created", "adopted"] = "adopted"
-        if existing is None:
-            try:
-                existing = await self.kube.create(RAYJOBS, namespace, manifest)
-                action = "created"
-            except KubeApiError as exc:
-                if exc.status != 409:
-                    raise
-                existing = await self.get(namespace, name)
-                if existing is None:  # created and deleted in between: let the caller retry
-                    raise
+        action: Literal["created", "adopted"] = "created"
+        try:  # create first: a new object's RayJob (the common case) costs one request
+            existing = await self.kube.create(RAYJOBS, namespace, manifest)
+        except KubeApiError as exc:
+            if exc.status != 409:
+                raise
+            action = "adopted"
+            found = await self.get(namespace, name)
+            if found is None:  # deleted in between: let the caller retry
+                raise
+            existing = found
         if not is_owned_by(existing, owner_uid, match_labels):
             deleting = bool((existing.get("metadata") or {}).get("deletionTimestamp"))
             raise ForeignObjectError(
