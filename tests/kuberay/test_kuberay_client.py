@@ -47,7 +47,7 @@ async def client(server: kmock.KubernetesEmulator) -> Any:
 
 
 class LaggingClient(KubeClient):
-    """A GET that does not see the object yet (another replica created it meanwhile)."""
+    """A GET that does not see the object (deleted between the 409 and the read)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -69,19 +69,25 @@ async def test_create_then_adopt(client: RayJobClient, server: kmock.KubernetesE
     assert len([k for k in server.objects if k[0] == "ray.io/v1/rayjobs"]) == 1
 
 
-async def test_a_409_on_create_adopts(
+async def test_a_409_then_a_vanished_object_is_left_to_a_retry(
     client: RayJobClient, server: kmock.KubernetesEmulator
 ) -> None:
+    """Created first, looked up only on a 409; gone by then: the 409 goes to the caller
+    (the handler retries), nothing is created twice."""
     await client.ensure(manifest(), "uid-1")
     lagging = RayJobClient(
         LaggingClient(kopf.ConnectionInfo(server=str(server.url), insecure=True))
     )
     try:
-        result = await lagging.ensure(manifest(), "uid-1")  # GET misses, POST gets 409
+        with pytest.raises(KubeApiError) as info:
+            await lagging.ensure(manifest(), "uid-1")  # POST gets 409, the GET misses
+        result = await lagging.ensure(manifest(), "uid-1")  # the retry adopts it
     finally:
         await lagging.kube.close()
+    assert info.value.status == 409
     assert result.action == "adopted"
     assert result.obj["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert len([k for k in server.objects if k[0] == "ray.io/v1/rayjobs"]) == 1
 
 
 async def test_foreign_objects_are_neither_adopted_nor_deleted(client: RayJobClient) -> None:
