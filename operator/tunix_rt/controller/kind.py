@@ -471,7 +471,7 @@ class Eager:
 
 def take_eager(call: Call, rayjob_name: str) -> Ensured | None:
     """The RayJob the eager start created or adopted for this very object and spec, once."""
-    eager = call.memo.get(EAGER_KEY)
+    eager = call.memo.pop(EAGER_KEY, None)  # the object's memo lives as long as it does
     if not isinstance(eager, Eager) or eager.ensured is None:
         return None
     if (eager.uid, eager.generation, eager.rayjob_name) != (
@@ -480,7 +480,6 @@ def take_eager(call: Call, rayjob_name: str) -> Ensured | None:
         rayjob_name,
     ):
         return None
-    call.memo[EAGER_KEY] = Eager(eager.uid, eager.generation, rayjob_name, None)
     return eager.ensured
 
 
