@@ -8,6 +8,7 @@ use the real trainer.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,3 +60,21 @@ def run_trial(
 def run_trial_slow(config: TrainerConfig, **kwargs: Any) -> FakeResult:
     """About 0.5 s per logged step: slow enough to interrupt between trials."""
     return run_trial(config, step_seconds=0.5, **kwargs)
+
+
+def run_trial_pid(
+    config: TrainerConfig,
+    *,
+    report: Callable[[dict[str, float]], None] | None = None,
+    **kwargs: Any,
+) -> FakeResult:
+    """:func:`run_trial` whose every report says which process ran it (``worker_pid``)."""
+    pid = float(os.getpid())
+
+    def with_pid(metrics: dict[str, float]) -> None:
+        if report:
+            report(metrics | {"worker_pid": pid})
+
+    result = run_trial(config, report=with_pid, step_seconds=0.3, **kwargs)
+    result.metrics["worker_pid"] = pid
+    return result

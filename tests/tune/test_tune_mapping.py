@@ -174,6 +174,24 @@ def test_tune_config_samples_and_budget() -> None:
     assert driver.trial_name(SimpleNamespace(trial_id="abc_00001")) == "abc_00001"
 
 
+@pytest.mark.parametrize(
+    ("fields", "reused"),
+    [
+        ({}, True),
+        ({"resources": {"gpu": 1}}, True),
+        ({"trainer": {"backend": "tunix-sft", "model": {"name": "gemma3-tiny"}}}, False),
+        ({"trainer": {"backend": "python", "entrypoint": "pkg.mod:fn"}}, False),
+        ({"resources": {"cpu": 1, "workers": 2}}, False),
+    ],
+)
+def test_worker_processes_are_reused_for_builtin_single_host_trials(
+    fields: dict[str, Any], reused: bool
+) -> None:
+    """Built-in trials keep JAX, the dataset and the compiled step between trials; a
+    Tunix model, a user's module state or a Ray Train run per trial do not carry over."""
+    assert driver.tune_config(spec(**fields)).reuse_actors is reused
+
+
 def test_parse_args_contract() -> None:
     args = driver.parse_args(
         [

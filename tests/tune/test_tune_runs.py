@@ -130,6 +130,41 @@ def test_failed_trials_within_budget_then_stop(
     assert "Failed: 2 trial(s) failed" in log and "loss diverged" in log
 
 
+def test_trials_reuse_one_worker_process_even_after_early_stops(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """Built-in trials run one after another in the same worker process (Ray Tune's
+    reuse_actors: JAX, the dataset and the compiled step stay loaded). Trials that ASHA
+    stops mid-way leave the process reusable: every trial after them runs there too,
+    and none fails for it."""
+    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "support.tune_workloads:run_trial_pid"}
+    spec = write_spec(
+        tmp_path / "reuse.yaml",
+        "reuse",
+        {
+            # loss = 2/step + lr: each trial after the first is worse at the first rung
+            "searchSpace": {"learningRate": {"type": "grid", "values": [0.0001, 0.01, 0.02, 0.03]}},
+            "algorithm": "grid",
+            "maxTrials": 4,
+            "maxConcurrentTrials": 1,
+            "scheduler": {"type": "asha", "gracePeriod": 10, "reductionFactor": 2},
+            "budget": {"smokeSteps": 40},
+            "trainer": {"logEvery": 10},
+        },
+    )
+    storage = tmp_path / "runs"
+    out = run_driver(driver_cmd(spec, storage, "reuse"), env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    trials = sorted(records(storage, "reuse").values(), key=lambda t: t.params["learningRate"])
+    states = [(t.params["learningRate"], t.state.value, t.steps) for t in trials]
+    assert [t.state for t in trials].count(TrialState.STOPPED) >= 2, states
+    assert not [t for t in trials if t.state is TrialState.FAILED], states
+    assert trials[0].state is TrialState.SUCCEEDED, states
+    pids = {t.metrics.get("worker_pid") for t in trials}
+    assert len(pids) == 1 and None not in pids, (pids, states)
+    assert os.getpid() not in pids  # a Ray worker, not this process
+
+
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:

@@ -254,7 +254,20 @@ def tune_config(spec: SweepSpec) -> tune.TuneConfig:
         time_budget_s=spec.budget.sweep_timeout_seconds,
         trial_name_creator=trial_name,
         trial_dirname_creator=trial_name,
+        reuse_actors=reuse_workers(spec),
     )
+
+
+def reuse_workers(spec: SweepSpec) -> bool:
+    """Run a trial in the worker process the last one ended in (Ray Tune's
+    ``reuse_actors``) when trials are the built-in trainer on one host: JAX stays
+    imported, and the dataset and the compiled train step stay cached in the process
+    (``train/data.py``, ``train/train_step.py``), so a short trial no longer pays for a
+    process start (benchmarks/README.md, ``tune_overhead_fraction``). Not for Tunix
+    (a model's state per trial), a user's trainer (its own module state) or multi-host
+    trials (a Ray Train run each). A trial that does not stop within 2 s of being
+    stopped gets a fresh process (Ray Tune's own rule)."""
+    return spec.trainer.backend == "builtin" and not spec.resources.spans_hosts()
 
 
 class BudgetGate(SearchAlgorithm):
