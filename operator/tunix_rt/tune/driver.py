@@ -265,8 +265,10 @@ def reuse_workers(spec: SweepSpec) -> bool:
     (``train/data.py``, ``train/train_step.py``), so a short trial no longer pays for a
     process start (benchmarks/README.md, ``tune_overhead_fraction``). Not for Tunix
     (a model's state per trial), a user's trainer (its own module state) or multi-host
-    trials (a Ray Train run each). A trial that does not stop within 2 s of being
-    stopped gets a fresh process (Ray Tune's own rule)."""
+    trials (a Ray Train run each). A trial that a scheduler or stopper ends is ended right
+    after a report, while its thread waits there (function trainables report
+    synchronously), so its thread exits at once and the process is free for the next
+    (``tests/tune/test_tune_runs.py`` checks one worker across ASHA-stopped trials)."""
     return spec.trainer.backend == "builtin" and not spec.resources.spans_hosts()
 
 

@@ -73,7 +73,8 @@ COMPILE_CACHE_DIR = os.path.join(tempfile.gettempdir(), "tunix-rt-jax-cache")
 def use_compile_cache() -> None:
     """JAX's persistent compilation cache for this trial (unless the environment sets one).
 
-    Every trial is a fresh process that would compile the same train step and eval
+    Every trial worker process (one per concurrent trial, kept between trials of the
+    built-in trainer: ``driver.reuse_workers``) would compile the same train step and eval
     (3-5 s on CPU here, more on accelerators); with the cache the trials after the first
     load them (measured in benchmarks/README.md). Entries are keyed by JAX version,
     backend, flags and program, so a machine-wide folder is safe to share. An empty
