@@ -196,29 +196,76 @@ def compile_worker(config_json: str) -> None:
 
 
 def compile_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
-    """``trials`` fresh processes per repeat, one after another, sharing a new cache."""
+    """Per repeat, with a new empty cache each: a sweep of ``trials`` trials one at a time
+    with the real trainer (what a sweep pays: the first trial compiles, the rest run in
+    the same worker: the figure), and ``trials`` fresh processes one after another (what
+    a new worker pays: the persistent cache alone, in the details)."""
     config = small_config(settings).model_copy(update={"max_steps": 2, "log_every": 1})
     trials = 2 if settings.quick else 4
-    ratios, rows = [], []
+    sweep_ratios, fresh_ratios, rows = [], [], []
     for _ in range(settings.repeats):
-        cache = tempfile.mkdtemp(prefix="tunix-rt-bench-cache-")
-        env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache)
-        if settings.quick:  # tiny programs compile under the trainable's 0.5 s floor
-            env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-        times = []
-        for _ in range(trials):
-            cmd = [sys.executable, __file__, "--compile-worker", config.model_dump_json()]
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-            times.append(json.loads(out.stdout.strip().splitlines()[-1])["compile_seconds"])
-        shutil.rmtree(cache, ignore_errors=True)
-        ratios.append(statistics.mean(times[1:]) / times[0])
-        rows.append(times)
+        row: dict[str, Any] = {"fresh_processes": fresh_process_compiles(settings, config, trials)}
+        fresh_ratios.append(statistics.mean(row["fresh_processes"][1:]) / row["fresh_processes"][0])
+        row["sweep"] = sweep_compiles(config, trials)  # the real trainer, quick or not
+        sweep_ratios.append(statistics.mean(row["sweep"][1:]) / row["sweep"][0])
+        rows.append(row)
     figure = Figure(
         "compile_cache_ratio",
-        ratios,
-        f"mean train-step compile s of trials 2..{trials} ÷ trial 1, fresh processes, one cache",
+        sweep_ratios,
+        f"mean train-step compile s of trials 2..{trials} ÷ trial 1, one sweep, one at a "
+        "time, empty cache (fresh processes, the cache alone: details)",
     )
-    return [figure], {"compile_seconds_per_trial": rows}
+    detail = {
+        "compile_seconds_per_trial": rows,
+        "fresh_process_ratio": fresh_ratios,
+        "sweep_ratio": sweep_ratios,
+    }
+    return [figure], detail
+
+
+def fresh_process_compiles(settings: Settings, config: Any, trials: int) -> list[float]:
+    """Compile seconds of ``trials`` fresh processes, one after another, one new cache."""
+    cache = tempfile.mkdtemp(prefix="tunix-rt-bench-cache-")
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache)
+    if settings.quick:  # tiny programs compile under the trainable's 0.5 s floor
+        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    times = []
+    for _ in range(trials):
+        cmd = [sys.executable, __file__, "--compile-worker", config.model_dump_json()]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        times.append(json.loads(out.stdout.strip().splitlines()[-1])["compile_seconds"])
+    shutil.rmtree(cache, ignore_errors=True)
+    return times
+
+
+def sweep_compiles(config: Any, trials: int) -> list[float]:
+    """Compile seconds of each trial, in start order, of a sweep run by the driver's own
+    command in a process of its own (its Ray, its workers) with a new, empty cache."""
+    work = Path(tempfile.mkdtemp(prefix="tunix-rt-bench-compile-"))
+    doc = {
+        "apiVersion": "tunixrt.io/v1alpha1",
+        "kind": "Sweep",
+        "metadata": {"name": "bench-compile"},
+        "spec": {
+            "searchSpace": {"learningRate": {"type": "loguniform", "low": 1e-4, "high": 3e-2}},
+            "maxTrials": trials,
+            "maxConcurrentTrials": 1,
+            "budget": {"smokeSteps": config.max_steps},
+            "trainer": {k: v for k, v in config.to_wire().items() if k != "maxSteps"},
+        },
+    }
+    (work / "sweep.json").write_text(json.dumps(doc), encoding="utf-8")
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(work / "cache"))
+    cmd = [sys.executable, "-m", "tunix_rt.tune", "--spec", str(work / "sweep.json")]
+    cmd += ["--storage", f"file://{work / 'store'}", "--namespace", "bench"]
+    cmd += ["--name", "bench-compile"]
+    subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    from tunix_rt.contract.layout import SweepTarget
+
+    records = SweepTarget(f"file://{work / 'store'}", "bench", "bench-compile").files().trials()
+    ordered = sorted(records, key=lambda r: r.trial_id)  # one at a time: start order
+    shutil.rmtree(work, ignore_errors=True)
+    return [float(r.metrics["compile_seconds"]) for r in ordered]
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -446,37 +493,51 @@ def loadavg() -> float:
 
 
 def table(record: dict[str, Any], results: dict[str, Any]) -> str:
-    """The README section: machine and load, then one row per figure of issue 15."""
+    """The README section: the runs the figures come from (command, date, machine, load),
+    then one row per figure of issue 15 naming its run."""
     figures = record["figures"]
+    runs: list[dict[str, Any]] = []
+    for key in GOALS:
+        run = figures.get(key, {}).get("run")
+        if run and run not in runs:
+            runs.append(run)
+    letter = {json.dumps(run, sort_keys=True): chr(ord("A") + i) for i, run in enumerate(runs)}
     lines = [
         "## Every figure side by side (`make bench` = `benchmarks/bench.py`)",
         "",
-        f"Run {record['date']} on {record['machine']}; load average (1 min) "
-        f"{record['load_before']} before, {record['load_after']} after; "
-        f"{record['repeats']} repeats, median (min-max); {record['seconds']:.0f} s in all"
-        + (
-            " — QUICK MODE: sizes too small for the figures to mean anything."
-            if record["quick"]
-            else "."
-        ),
+        f"On {record['machine']}; each row names the run it comes from (median of "
+        "its repeats, min to max):",
         "",
-        "| figure | key | goal | median | spread | definition |",
-        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for run in runs:
+        lines.append(
+            f"* {letter[json.dumps(run, sort_keys=True)]}: `bench.py {run['args']}` at "
+            f"{run['date']}, load average (1 min) {run['load_before']} at the start of the "
+            f"section, {run['load_after']} at its end; {run['repeats']} repeat(s)"
+            + (f"; {run['note']}" if run.get("note") else "")
+        )
+    if record["quick"]:
+        lines.append("* QUICK MODE: sizes too small for the figures to mean anything.")
+    lines += [
+        "",
+        "| figure | key | goal | median | spread | run | definition |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for key, (what, goal) in GOALS.items():
         if key in figures:
             f = figures[key]
+            run_id = letter.get(json.dumps(f.get("run"), sort_keys=True), "")
             lines.append(
                 f"| {what} | `{key}` | {goal} | **{f['median']:.3f}** | "
-                f"{f['min']:.3f} to {f['max']:.3f} | {f['definition']} |"
+                f"{f['min']:.3f} to {f['max']:.3f} | {run_id} | {f['definition']} |"
             )
         elif isinstance(results.get(key), int | float):
             lines.append(
-                f"| {what} | `{key}` | {goal} | **{results[key]:.3f}** | (its own script) | "
+                f"| {what} | `{key}` | {goal} | **{results[key]:.3f}** | | its own script | "
                 "see its section |"
             )
         else:
-            lines.append(f"| {what} | `{key}` | {goal} | not measured | | |")
+            lines.append(f"| {what} | `{key}` | {goal} | not measured | | | |")
     return "\n".join(lines)
 
 
@@ -487,6 +548,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smallest sizes (BENCH_QUICK=1)")
     parser.add_argument("--out-dir", help="write results.json and README.md here")
     parser.add_argument("--trials", type=int, help="trials of the 20-trial sweeps (a trial run)")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the README table from results.json"
+    )
     parser.add_argument("--compile-worker", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -532,6 +596,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
         return 2
     previous = read_results(results_file).get("bench", {})
+    if args.render:
+        results = read_results(results_file)
+        replace_section(settings.readme, BEGIN, END, table(previous, results))
+        print(f"bench: rewrote the table in {settings.readme}")
+        return 0
     record: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": cpu_name(),
@@ -546,13 +615,21 @@ def main(argv: list[str] | None = None) -> int:
     for name in SECTIONS:
         if name not in sections:
             continue
-        print(f"bench: {name} (load {loadavg()})", flush=True)
+        load = loadavg()
+        print(f"bench: {name} (load {load})", flush=True)
         t0 = time.monotonic()
         figures, detail = SECTION_FUNCS[name](settings)
         record["section_seconds"][name] = round(time.monotonic() - t0, 1)
         record["details"][name] = detail | {"load_after": loadavg()}
+        run = {
+            "args": " ".join(argv if argv is not None else sys.argv[1:]),
+            "date": record["date"],
+            "load_before": load,
+            "load_after": loadavg(),
+            "repeats": settings.repeats,
+        }
         for figure in figures:
-            record["figures"][figure.key] = figure.record()
+            record["figures"][figure.key] = figure.record() | {"run": run}
             print(f"bench: {figure.key} = {figure.record()['median']:.4f}", flush=True)
     record["load_after"] = loadavg()
     record["seconds"] = time.monotonic() - started
