@@ -21,7 +21,8 @@ sys.path.insert(0, str(BENCHMARKS))
 import bench  # noqa: E402
 import recording  # noqa: E402
 
-FIGURE_FIELDS = {"median", "min", "max", "runs", "goal", "definition"}
+FIGURE_FIELDS = {"median", "min", "max", "runs", "goal", "definition", "run"}
+RUN_FIELDS = {"args", "date", "load_before", "load_after", "repeats"}
 
 
 def run_quick(out: Path, sections: str, env: dict[str, str], repeats: int) -> dict[str, Any]:
@@ -47,10 +48,16 @@ def check_figures(results: dict[str, Any], keys: list[str], out: Path, repeats: 
         assert len(figure["runs"]) == repeats and all(math.isfinite(v) for v in figure["runs"])
         assert figure["min"] <= figure["median"] <= figure["max"]
         assert results[key] == figure["median"]
+        run = figure["run"]  # where the figure comes from: the command, when, the load
+        assert set(run) == RUN_FIELDS and "--quick" in run["args"] and run["repeats"] == repeats
     table = (out / "README.md").read_text()
     assert bench.BEGIN in table and bench.END in table and "QUICK MODE" in table
     for key in bench.GOALS:
         assert f"`{key}`" in table
+    for key in keys:  # each measured row names its run, and the run is told above the table
+        row = next(line for line in table.splitlines() if f"`{key}`" in line)
+        letter = row.split("|")[6].strip()
+        assert letter and f"* {letter}: `bench.py " in table, row
 
 
 @pytest.mark.slow
