@@ -327,6 +327,11 @@ BAD_SWEEPS: list[tuple[str, dict[str, Any]]] = [
         {"trainer": {"dataset": {"name": "dev-reasoning-v2-hard"}, "model": {"context": 64}}},
     ),
     ("at least 36", {"trainer": {"model": {"context": 32}}}),
+    (
+        "set eval.maxTraceTokens to at least 68",
+        {"trainer": {"dataset": {"name": "dev-reasoning-v2-hardest"}, "model": {"context": 96}}},
+    ),
+    ("set eval.maxTraceTokens to at least 26", {"trainer": {"eval": {"maxTraceTokens": 20}}}),
     ("pool names must be unique", {"cluster": {"pools": [{"name": "a"}, {"name": "a"}]}}),
     ("pool names must be unique", {"cluster": {"pools": [{}, {"name": "workers"}]}}),
     ("tpu pool needs", {"cluster": {"pools": [{"name": "t", "accelerator": "tpu"}]}}),
@@ -364,6 +369,24 @@ def test_cel_and_pydantic_reject_the_same_sweeps(message: str, patch: dict[str, 
     assert any(message in v for v in violations), violations
     with pytest.raises(ValidationError):
         Sweep.model_validate({"metadata": {"name": "s"}, "spec": spec})
+
+
+@pytest.mark.parametrize(
+    "trainer",
+    [
+        {"dataset": {"name": "dev-reasoning-v2-hardest"}, "model": {"context": 96},
+         "eval": {"maxTraceTokens": 68}},
+        {"eval": {"maxTraceTokens": 26}},
+        # Tunix and a user's trainer count tokens their own way: not the built-in bound
+        {"backend": "tunix-sft", "model": {"name": "gemma3-tiny"}, "eval": {"maxTraceTokens": 16}},
+        {"dataset": {"name": "d", "trainPath": "t.jsonl", "evalPath": "e.jsonl"},
+         "eval": {"maxTraceTokens": 16}},
+    ],
+)  # fmt: skip
+def test_cel_and_pydantic_accept_a_trace_cap_that_fits(trainer: dict[str, Any]) -> None:
+    spec = copy.deepcopy(GOOD_SWEEP) | {"trainer": trainer}
+    assert cel_violations(spec, spec_schema("Sweep")) == []
+    Sweep.model_validate({"metadata": {"name": "s"}, "spec": spec})
 
 
 @pytest.mark.parametrize(

@@ -135,7 +135,7 @@ def tiny_trainer(**extra: Any) -> dict[str, Any]:
         "logEvery": 5,
         "model": {"layers": 1, "width": 32, "heads": 2, "context": 96},
         "dataset": {"trainSize": 256, "evalSize": 16},
-        "eval": {"maxTraceTokens": 24, "batchSize": 16},
+        "eval": {"maxTraceTokens": 26, "batchSize": 16},
     }
     base.update(extra)
     return base

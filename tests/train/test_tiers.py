@@ -241,11 +241,28 @@ def test_a_context_too_short_for_the_tier_is_refused_naming_the_field(name: str)
     error = caught.value.errors()[0]
     assert error["loc"] == ("model", "context")
     assert f"at least {need}" in error["msg"] and name in error["msg"]
-    TrainerConfig.model_validate({"dataset": {"name": name}, "model": {"context": need}})
+    cap = max(BUILTIN_DATASETS[name].trace_tokens, 48)
+    TrainerConfig.model_validate(
+        {"dataset": {"name": name}, "model": {"context": need}, "eval": {"maxTraceTokens": cap}}
+    )
     # user files are measured when read, not by the tier's bound
     TrainerConfig.model_validate(
         {"dataset": {"name": name, "trainPath": "t.jsonl", "evalPath": "e.jsonl"}}
     )
+
+
+@pytest.mark.parametrize("name", list(data.TIERS))
+def test_a_trace_cap_that_cuts_the_tiers_longest_trace_is_refused(name: str) -> None:
+    """Rows whose gold trace the cap cuts could never score: refused at validation, naming
+    eval.maxTraceTokens and the bound, instead of a silently lower primary_score."""
+    need = BUILTIN_DATASETS[name]
+    base = {"dataset": {"name": name}, "model": {"context": 128}}
+    with pytest.raises(ValidationError) as caught:
+        TrainerConfig.model_validate(base | {"eval": {"maxTraceTokens": need.trace_tokens - 1}})
+    error = caught.value.errors()[0]
+    assert error["loc"] == ("eval", "maxTraceTokens")
+    assert f"at least {need.trace_tokens}" in error["msg"] and name in error["msg"]
+    TrainerConfig.model_validate(base | {"eval": {"maxTraceTokens": need.trace_tokens}})
 
 
 def test_an_unknown_tier_is_refused_naming_dataset_name_and_listing_the_tiers() -> None:

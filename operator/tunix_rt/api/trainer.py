@@ -44,6 +44,7 @@ two-digit multiplier worked as partial products; its traces exceed the default
 ``eval.maxTraceTokens``, so its example config raises it)."""
 DEFAULT_DATASET = "dev-reasoning-v2"
 DEFAULT_CONTEXT = 64
+DEFAULT_MAX_TRACE_TOKENS = 48
 
 TrainerBackend = Literal["builtin", "tunix-sft", "tunix-grpo", "python"]
 """What trains a trial: the built-in char transformer, Tunix's PeftTrainer (LoRA or full
@@ -170,6 +171,37 @@ def context_problem(dataset: DatasetConfig, context: int) -> str | None:
     )
 
 
+def trace_problem(dataset: DatasetConfig, backend: str, max_trace_tokens: int) -> str | None:
+    """Why ``eval.maxTraceTokens`` would cut the built-in trainer's longest gold trace of
+    a built-in dataset (its rows could never be scored correct: primary_score lowered
+    silently); None when it cannot. Other backends count tokens their own way."""
+    need = BUILTIN_DATASETS.get(dataset.name)
+    if backend != "builtin" or dataset.train_path is not None or need is None:
+        return None
+    if max_trace_tokens >= need.trace_tokens:
+        return None
+    return (
+        f"eval.maxTraceTokens={max_trace_tokens} is shorter than the longest trace of dataset "
+        f"{dataset.name!r} ({need.trace_tokens} tokens): those rows would be cut and scored "
+        f"0; set eval.maxTraceTokens to at least {need.trace_tokens} (as {need.example} does)"
+    )
+
+
+def _trace_rule(name: str, need: BuiltinDataset) -> dict[str, str]:
+    """The CEL twin of :func:`trace_problem` for one built-in dataset."""
+    return cel(
+        "(has(self.backend) && self.backend != 'builtin') || "
+        "(has(self.dataset) && has(self.dataset.trainPath)) || "
+        f"(has(self.dataset) && has(self.dataset.name) ? self.dataset.name : "
+        f"'{DEFAULT_DATASET}') != '{name}' || "
+        "(has(self.eval) && has(self.eval.maxTraceTokens) ? self.eval.maxTraceTokens : "
+        f"{DEFAULT_MAX_TRACE_TOKENS}) >= {need.trace_tokens}",
+        f"eval.maxTraceTokens is shorter than the longest trace of dataset {name!r} "
+        f"({need.trace_tokens} tokens); set eval.maxTraceTokens to at least {need.trace_tokens}",
+        ".eval.maxTraceTokens",
+    )
+
+
 def _context_rule(name: str, need: BuiltinDataset) -> dict[str, str]:
     """The CEL twin of :func:`context_problem` for one built-in dataset."""
     return cel(
@@ -236,7 +268,10 @@ class EvalConfig(ApiModel):
     """How and how often the model is scored."""
 
     max_trace_tokens: int = Field(
-        48, ge=8, le=8192, description="Guardrail: generation stops after this many tokens."
+        DEFAULT_MAX_TRACE_TOKENS,
+        ge=8,
+        le=8192,
+        description="Guardrail: generation stops after this many tokens.",
     )
     eval_every: int = Field(
         0, ge=0, description="Steps between intermediate evals reported to the tuner (0: end only)."
@@ -261,6 +296,7 @@ class TrainerConfig(ApiModel):
                 ".width",
             ),
             *(_context_rule(name, need) for name, need in BUILTIN_DATASETS.items()),
+            *(_trace_rule(name, need) for name, need in BUILTIN_DATASETS.items()),
             cel(
                 "!has(self.backend) || self.backend != 'python' || has(self.entrypoint)",
                 "backend python needs entrypoint ('package.module:function')",
@@ -344,6 +380,9 @@ class TrainerConfig(ApiModel):
         problem = context_problem(self.dataset, self.model.context)
         if problem:
             raise field_error("model.context", problem, self.model.context)
+        problem = trace_problem(self.dataset, self.backend, self.eval.max_trace_tokens)
+        if problem:
+            raise field_error("eval.maxTraceTokens", problem, self.eval.max_trace_tokens)
         return self
 
     @model_validator(mode="after")
