@@ -471,7 +471,7 @@ class Eager:
 
 def take_eager(call: Call, rayjob_name: str) -> Ensured | None:
     """The RayJob the eager start created or adopted for this very object and spec, once."""
-    eager = call.memo.pop(EAGER_KEY, None)  # the object's memo lives as long as it does
+    eager = call.memo.get(EAGER_KEY)
     if not isinstance(eager, Eager) or eager.ensured is None:
         return None
     if (eager.uid, eager.generation, eager.rayjob_name) != (
@@ -480,6 +480,10 @@ def take_eager(call: Call, rayjob_name: str) -> Ensured | None:
         rayjob_name,
     ):
         return None
+    # Kept, without the RayJob, so that the eager step does not run again for this version:
+    # kopf writes a handler's annotations and its status in two patches, and the event of
+    # the first still shows no status.
+    call.memo[EAGER_KEY] = Eager(eager.uid, eager.generation, rayjob_name, None)
     return eager.ensured
 
 
