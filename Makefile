@@ -69,7 +69,7 @@ crds: $(VENV_STAMP)
 	@if [ -x scripts/sync-chart-crds.sh ] || [ -f scripts/sync-chart-crds.sh ]; then \
 		bash scripts/sync-chart-crds.sh; fi
 
-# Every performance figure side by side, 3 repeats each (benchmarks/bench.py): 2-2.5 h on
+# Every performance figure side by side, 3 repeats each (benchmarks/bench.py): ~3 h on
 # 2 idle cores; writes benchmarks/results.json and the table in benchmarks/README.md.
 # BENCH_QUICK=1 make bench: smallest sizes and a stand-in trial workload, results under
 # $TMPDIR/tunix-rt-bench-quick (proves the harness; the figures mean nothing). ARGS="--only
