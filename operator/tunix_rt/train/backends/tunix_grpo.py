@@ -33,8 +33,7 @@ from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.scoring.rewards import RewardFn, reward_fns
 from tunix_rt.train import data
 from tunix_rt.train.backends import tunix_common as common
-from tunix_rt.train.backends import tunix_model_id
-from tunix_rt.train.backends.tunix_sft import StepReporter
+from tunix_rt.train.backends.tunix_sft import StepReporter, trial_result
 from tunix_rt.train.data import Example
 from tunix_rt.train.loop import Log, Report, TrainResult
 
@@ -220,37 +219,10 @@ def run_trial(
             rows, final = evaluator(trainer.model)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    train_seconds = hooks.train_seconds()
-    final.update(rewards.final())
-    final.update(
-        {
-            "step": float(steps),
-            "loss": hooks.last_loss,
-            "steps_per_second": hooks.timed_steps / train_seconds if train_seconds > 0 else 0.0,
-            "compile_seconds": hooks.compile_seconds,
-            "train_seconds": train_seconds,
-            "eval_seconds": time.perf_counter() - eval_started + hooks.eval_seconds,
-        }
-    )
-    final = common.finite(final)
-    hooks.history.append(final)
-    tell(final)
+    final = hooks.finish(final | rewards.final(), steps, eval_started)
     say(
         f"done: {steps} GRPO steps, primary_score {final.get(PRIMARY_SCORE, 'n/a')} on "
         f"{len(rows)} eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, "
         f"reward_mean {final.get('reward_mean', float('nan')):.3f}"
     )
-    return TrainResult(
-        primary_score=final.get(PRIMARY_SCORE),
-        metrics=final,
-        eval_rows=rows,
-        history=hooks.history,
-        steps=steps,
-        wall_seconds=time.perf_counter() - started,
-        dataset=dataset.info,
-        devices=[str(d) for d in built.mesh.devices.flat],
-        config=config.to_wire(),
-        model_id=tunix_model_id(built.source.name, built.lora_rank, "tunix-grpo"),
-        backend="tunix-grpo",
-        model_source=built.source,
-    )
+    return trial_result("tunix-grpo", config, built, dataset.info, rows, final, hooks, started)

@@ -107,6 +107,25 @@ class StepReporter:
         self.history.append(metrics)
         self.tell(metrics)
 
+    def finish(self, final: dict[str, float], steps: int, eval_started: float) -> dict[str, float]:
+        """The final metrics: the eval's scores and the run's timings, made finite, kept as
+        the curve's last point and reported once."""
+        train_seconds = self.train_seconds()
+        final = common.finite(
+            final
+            | {
+                "step": float(steps),
+                "loss": self.last_loss,
+                "steps_per_second": self.timed_steps / train_seconds if train_seconds > 0 else 0.0,
+                "compile_seconds": self.compile_seconds,
+                "train_seconds": train_seconds,
+                "eval_seconds": time.perf_counter() - eval_started + self.eval_seconds,
+            }
+        )
+        self.history.append(final)
+        self.tell(final)
+        return final
+
     def train_seconds(self) -> float:
         if self.first_done is None:
             return 0.0
@@ -217,37 +236,38 @@ def run_trial(
                 export(built, Path(checkpoint_dir) / EXPORT_DIR, say)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    train_seconds = hooks.train_seconds()
-    final.update(
-        {
-            "step": float(steps),
-            "loss": hooks.last_loss,
-            "steps_per_second": hooks.timed_steps / train_seconds if train_seconds > 0 else 0.0,
-            "compile_seconds": hooks.compile_seconds,
-            "train_seconds": train_seconds,
-            "eval_seconds": time.perf_counter() - eval_started + hooks.eval_seconds,
-        }
-    )
-    final = common.finite(final)
-    hooks.history.append(final)
-    tell(final)
+    final = hooks.finish(final, steps, eval_started)
     say(
         f"done: {steps} steps, primary_score {final.get(PRIMARY_SCORE, 'n/a')} on {len(rows)} "
         f"eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, cap_hit "
         f"{final.get('cap_hit_rate', 0):.3f}"
     )
+    return trial_result("tunix-sft", config, built, dataset.info, rows, final, hooks, started)
+
+
+def trial_result(
+    backend: str,
+    config: TrainerConfig,
+    built: common.Built,
+    dataset: Any,
+    rows: list[Any],
+    final: dict[str, float],
+    hooks: StepReporter,
+    started: float,
+) -> TrainResult:
+    """A Tunix run's :class:`TrainResult` (``dataset``: the run's DatasetInfo)."""
     return TrainResult(
         primary_score=final.get(PRIMARY_SCORE),
         metrics=final,
         eval_rows=rows,
         history=hooks.history,
-        steps=steps,
+        steps=int(final["step"]),
         wall_seconds=time.perf_counter() - started,
-        dataset=dataset.info,
+        dataset=dataset,
         devices=[str(d) for d in built.mesh.devices.flat],
         config=config.to_wire(),
-        model_id=tunix_model_id(built.source.name, built.lora_rank, "tunix-sft"),
-        backend="tunix-sft",
+        model_id=tunix_model_id(built.source.name, built.lora_rank, backend),
+        backend=backend,
         model_source=built.source,
     )
 
