@@ -187,14 +187,21 @@ def trace_problem(dataset: DatasetConfig, backend: str, max_trace_tokens: int) -
     )
 
 
+def _not_this_builtin(name: str) -> str:
+    """CEL: the trainer does not train built-in dataset ``name`` (user files, another name)."""
+    return (
+        "(has(self.dataset) && has(self.dataset.trainPath)) || "
+        f"(has(self.dataset) && has(self.dataset.name) ? self.dataset.name : "
+        f"'{DEFAULT_DATASET}') != '{name}' || "
+    )
+
+
 def _trace_rule(name: str, need: BuiltinDataset) -> dict[str, str]:
     """The CEL twin of :func:`trace_problem` for one built-in dataset."""
     return cel(
         "(has(self.backend) && self.backend != 'builtin') || "
-        "(has(self.dataset) && has(self.dataset.trainPath)) || "
-        f"(has(self.dataset) && has(self.dataset.name) ? self.dataset.name : "
-        f"'{DEFAULT_DATASET}') != '{name}' || "
-        "(has(self.eval) && has(self.eval.maxTraceTokens) ? self.eval.maxTraceTokens : "
+        + _not_this_builtin(name)
+        + "(has(self.eval) && has(self.eval.maxTraceTokens) ? self.eval.maxTraceTokens : "
         f"{DEFAULT_MAX_TRACE_TOKENS}) >= {need.trace_tokens}",
         f"eval.maxTraceTokens is shorter than the longest trace of dataset {name!r} "
         f"({need.trace_tokens} tokens); set eval.maxTraceTokens to at least {need.trace_tokens}",
@@ -205,10 +212,8 @@ def _trace_rule(name: str, need: BuiltinDataset) -> dict[str, str]:
 def _context_rule(name: str, need: BuiltinDataset) -> dict[str, str]:
     """The CEL twin of :func:`context_problem` for one built-in dataset."""
     return cel(
-        "(has(self.dataset) && has(self.dataset.trainPath)) || "
-        f"(has(self.dataset) && has(self.dataset.name) ? self.dataset.name : "
-        f"'{DEFAULT_DATASET}') != '{name}' || "
-        f"(has(self.model) && has(self.model.context) ? self.model.context : {DEFAULT_CONTEXT})"
+        _not_this_builtin(name)
+        + f"(has(self.model) && has(self.model.context) ? self.model.context : {DEFAULT_CONTEXT})"
         f" >= {need.row_tokens}",
         f"model.context is shorter than the longest row of dataset {name!r} "
         f"({need.row_tokens} tokens); set model.context to at least {need.row_tokens}",
