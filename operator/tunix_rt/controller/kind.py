@@ -514,7 +514,7 @@ def eager_start(kind: Kind) -> Callable[..., Awaitable[None]]:
         if body.meta.get("deletionTimestamp"):
             return
         call = make_call(kind, body, patch, memo, logger)
-        if call.spec_problem or call.status.get("phase") or call.status.get("rayJobName"):
+        if call.spec_problem:
             return
         uid = call.meta.get("uid")
         seen = call.memo.get(EAGER_KEY)
