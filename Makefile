@@ -17,11 +17,11 @@ VENV_STAMP := .venv/.tunix-rt-synced
 SWEEP ?= examples/sweep-smoke.yaml
 ARGS ?=
 
-.PHONY: help demo test lint format typecheck pytest crds bench bench-operator reliability setup clean
+.PHONY: help demo test lint format typecheck pytest control-plane crds bench bench-operator reliability setup clean
 
 help:
 	@echo "make demo   run the 5-trial smoke sweep on a local Ray (ARGS=--fresh to start over)"
-	@echo "make test   ruff, ruff format --check, mypy and pytest"
+	@echo "make test   ruff, ruff format --check, mypy, the control-plane binaries and pytest"
 	@echo "make lint | typecheck | pytest | crds (regenerate crds/) | bench | clean"
 
 # uv, then the virtual environment from uv.lock (again when pyproject/uv.lock change).
@@ -45,7 +45,15 @@ demo: $(VENV_STAMP)
 	@echo "Starting Ray and JAX (about 15 s), then a live table; results in runs/local/."
 	$(RUN) tunix-rt sweep run $(SWEEP) $(ARGS)
 
-test: lint typecheck pytest
+# The control-plane binaries are built (or found in their cache) before pytest, so a cold
+# build is not charged to the first test's timeout.
+test: lint typecheck control-plane pytest
+
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and helm from the Go
+# module proxy, cached under ~/.cache/tunix-rt/control-plane/<versions>/ (README: times).
+control-plane:
+	@command -v go >/dev/null 2>&1 || { echo "make control-plane needs Go (go1.26+) on PATH" >&2; exit 1; }
+	bash scripts/control-plane/build.sh
 
 lint: $(VENV_STAMP)
 	$(RUN) ruff check .

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from lupa import LuaRuntime
 
+from support.argocd import LUA, health
 from tunix_rt.api.common import Phase
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
@@ -19,27 +19,10 @@ from tunix_rt.controller import rehearsal_status, sweep_status
 from tunix_rt.controller.status import INVALID_SPEC, phase_status, started_status
 
 ROOT = Path(__file__).resolve().parents[2]
-LUA = ROOT / "charts" / "tunix-rt" / "files" / "argocd-health.lua"
 SNIPPET = ROOT / "examples" / "gitops" / "argocd-cm-health.yaml"
 SPEC = SweepSpec.model_validate(
     {"searchSpace": {"learningRate": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}}
 )
-
-
-def health(obj: dict[str, Any]) -> tuple[str, str]:
-    """Argo CD's contract: a global ``obj``, the script returns {status, message}."""
-    lua = LuaRuntime(unpack_returned_tuples=True)
-
-    def table(value: Any) -> Any:
-        if isinstance(value, dict):
-            return lua.table_from({k: table(v) for k, v in value.items()})
-        if isinstance(value, list):
-            return lua.table_from([table(v) for v in value])
-        return value
-
-    lua.globals().obj = table(obj)
-    result = lua.execute(LUA.read_text())
-    return str(result["status"]), str(result["message"])
 
 
 def rayjob(job_status: str = "", deployment: str = "", message: str = "") -> dict[str, Any]:

@@ -6,7 +6,6 @@ after the Sweep it rehearses."""
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,26 +15,11 @@ import helm_python as helm
 import pytest
 import yaml
 
+from support.readme import kubernetes_quick_path as quick_path
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Sweep
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
-
-
-def quick_path() -> list[list[str]]:
-    """The commands of the README's Kubernetes block (comments dropped, lines joined)."""
-    text = README.read_text()
-    section = text[text.index("## Run on Kubernetes") :]
-    block = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert block, "the README's Kubernetes section has no bash block"
-    joined = block.group(1).replace("\\\n", " ")
-    commands = []
-    for line in joined.splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if line and not line.startswith("#"):
-            commands.append(shlex.split(line))
-    return commands
 
 
 def set_values(pairs: list[str]) -> dict[str, Any]:

@@ -1,0 +1,59 @@
+"""One real control plane (etcd, kube-apiserver, kube-controller-manager) per test run,
+with the chart installed the way the README installs it."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.control_plane import ChartOperator, ControlPlane, control_plane
+from support.readme import kubernetes_quick_path
+
+KUBERAY_CRDS = Path(__file__).resolve().parents[3] / "shared" / "kuberay-crds"
+
+
+@pytest.fixture(scope="session")
+def plane() -> Iterator[ControlPlane]:
+    with control_plane() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def kuberay_crds(plane: ControlPlane) -> None:
+    """KubeRay's RayJob and RayCluster CRDs (the operator creates RayJobs)."""
+    if not KUBERAY_CRDS.is_dir():
+        pytest.skip(f"KubeRay CRDs not found at {KUBERAY_CRDS} (shared/ is beside the clone in CI)")
+    for crd in sorted(KUBERAY_CRDS.glob("ray.io_*.yaml")):
+        plane.kubectl("apply", "--server-side", "-f", str(crd))
+    plane.kubectl("wait", "--for=condition=Established", "--timeout=120s",
+                  "crd/rayjobs.ray.io", "crd/rayclusters.ray.io")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def installed(plane: ControlPlane, kuberay_crds: None) -> ControlPlane:
+    """The README's "Run on Kubernetes" steps 0 and 1: namespaces, Secrets, helm install."""
+    for command in kubernetes_quick_path():
+        if command[:2] == ["kubectl", "apply"]:
+            break  # the rest is the user's work: tests/control_plane/test_readme_path.py
+        plane.run(command[0], *command[1:])
+    plane.kubectl("wait", "--for=condition=Established", "--timeout=120s",
+                  "crd/sweeps.tunixrt.io", "crd/rehearsals.tunixrt.io")  # fmt: skip
+    return plane
+
+
+@pytest.fixture(scope="session")
+def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The operator's store: a local folder stands in for the README's s3:// bucket (the
+    operator reads results there; nothing here writes to S3)."""
+    return f"file://{tmp_path_factory.mktemp('store')}"
+
+
+@pytest.fixture(scope="session")
+def operator(installed: ControlPlane, store_uri: str) -> Iterator[ChartOperator]:
+    """The chart's operator: its Deployment's args and env, its ServiceAccount's token."""
+    running = ChartOperator(installed, storage=store_uri).start()
+    yield running
+    running.kill(signal.SIGTERM)

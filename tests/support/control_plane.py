@@ -1,0 +1,609 @@
+"""A real Kubernetes control plane for the tests, as plain processes on loopback.
+
+etcd, kube-apiserver and kube-controller-manager (and, when asked, kube-scheduler), built
+from Go modules by ``scripts/control-plane/build.sh``, started the way controller-runtime's
+envtest starts them: generated certificates, one client identity per component, RBAC
+authorization and the admission plugins a GKE cluster enables. ``ControlPlane.start()``
+waits until the API server is ready and its garbage collector and namespace controller run;
+``stop()`` leaves no process behind.
+
+A missing binary is an error, never a skip: the tests that use this must run everywhere
+``make test`` runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from support.net import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO / "scripts" / "control-plane" / "build.sh"
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "helm",
+)
+
+# What GKE enables besides the API server's defaults (GKE's documented admission plugins).
+ADMISSION_PLUGINS = ",".join(
+    [
+        "NamespaceLifecycle",
+        "LimitRanger",
+        "ServiceAccount",
+        "DefaultTolerationSeconds",
+        "DefaultStorageClass",
+        "StorageObjectInUseProtection",
+        "PersistentVolumeClaimResize",
+        "RuntimeClass",
+        "Priority",
+        "PodSecurity",
+        "NodeRestriction",
+        "TaintNodesByCondition",
+        "MutatingAdmissionWebhook",
+        "ValidatingAdmissionWebhook",
+        "ValidatingAdmissionPolicy",
+        "ResourceQuota",
+    ]
+)
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be built or started (its log tail is in the message)."""
+
+
+def binaries_dir() -> Path:
+    """The folder of built binaries: ``$TUNIX_RT_CONTROL_PLANE_BIN``, else the build script's
+    cache (built now when missing; a second call returns at once)."""
+    given = os.environ.get("TUNIX_RT_CONTROL_PLANE_BIN")
+    folder = Path(given) if given else _build()
+    missing = [b for b in BINARIES if not os.access(folder / b, os.X_OK)]
+    if missing:
+        raise ControlPlaneError(
+            f"missing control-plane binaries in {folder}: {', '.join(missing)}; "
+            "run `make control-plane` (scripts/control-plane/build.sh)"
+        )
+    return folder
+
+
+def _build() -> Path:
+    proc = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, check=False, timeout=3600
+    )
+    if proc.returncode != 0:
+        raise ControlPlaneError(f"{BUILD_SCRIPT} failed:\n{proc.stderr[-4000:]}")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+# -- certificates ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    cert: Path
+    key: Path
+
+
+def _key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _write_key(key: rsa.RSAPrivateKey, path: Path) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+class Certificates:
+    """A CA and the certificates signed by it, written under ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._ca_key = _key()
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tunix-rt-test-ca")])
+        self._ca = (
+            self._builder(name, self._ca_key.public_key(), name)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self._ca_key, hashes.SHA256())
+        )
+        self.ca = folder / "ca.crt"
+        self.ca.write_bytes(self._ca.public_bytes(serialization.Encoding.PEM))
+        _write_key(self._ca_key, folder / "ca.key")
+        self.ca_key = folder / "ca.key"
+
+    @staticmethod
+    def _builder(subject: x509.Name, public: Any, issuer: x509.Name) -> x509.CertificateBuilder:
+        now = dt.datetime.now(dt.UTC)
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=2))
+        )
+
+    def issue(self, stem: str, common_name: str, *, groups: tuple[str, ...] = ()) -> KeyPair:
+        """A client and serving certificate for 127.0.0.1/localhost (``O=`` the groups)."""
+        key = _key()
+        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+        attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
+        sans = x509.SubjectAlternativeName(
+            [
+                x509.DNSName("localhost"),
+                x509.DNSName("kubernetes.default.svc"),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            ]
+        )
+        cert = (
+            self._builder(x509.Name(attrs), key.public_key(), self._ca.subject)
+            .add_extension(sans, critical=False)
+            .sign(self._ca_key, hashes.SHA256())
+        )
+        pair = KeyPair(self.folder / f"{stem}.crt", self.folder / f"{stem}.key")
+        pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(key, pair.key)
+        return pair
+
+    def signing_key(self, stem: str) -> tuple[Path, Path]:
+        """A service-account signing key pair (private, public)."""
+        key = _key()
+        private, public = self.folder / f"{stem}.key", self.folder / f"{stem}.pub"
+        _write_key(key, private)
+        public.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        return private, public
+
+
+def kubeconfig(server: str, ca: Path, *, pair: KeyPair | None = None, token: str = "") -> str:
+    """A kubeconfig for one identity: a client certificate or a bearer token."""
+    user: dict[str, str] = (
+        {"token": token}
+        if token
+        else {
+            "client-certificate": str(pair.cert) if pair else "",
+            "client-key": str(pair.key) if pair else "",
+        }
+    )
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "test", "cluster": {"server": server, "certificate-authority": str(ca)}}
+        ],
+        "users": [{"name": "test", "user": user}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+        "current-context": "test",
+    }
+    return yaml.safe_dump(config)
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout)
+
+
+def wait_until(
+    what: str, probe: Callable[[], bool], *, timeout: float, alive: Sequence[Process] = ()
+) -> None:
+    """Poll ``probe`` until it holds; fail early, with its log, when a process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in alive:
+            if proc.popen.poll() is not None:
+                raise ControlPlaneError(
+                    f"{proc.name} exited while waiting for {what}:\n{proc.tail()}"
+                )
+        with contextlib.suppress(Exception):
+            if probe():
+                return
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {p.name}\n{p.tail()}" for p in alive)
+    raise ControlPlaneError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
+
+
+@dataclass
+class ControlPlane:
+    """etcd + kube-apiserver + kube-controller-manager (+ kube-scheduler) on loopback."""
+
+    bin: Path
+    root: Path
+    with_scheduler: bool = False
+    processes: list[Process] = field(default_factory=list)
+    server: str = ""
+    certs: Certificates | None = None
+    admin_kubeconfig: Path = Path()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self, timeout: float = 180.0) -> ControlPlane:
+        certs = self.certs = Certificates(self.root / "pki")
+        serving = certs.issue("apiserver", "kube-apiserver")
+        admin = certs.issue("admin", "tunix-rt-test-admin", groups=("system:masters",))
+        manager = certs.issue("controller-manager", "system:kube-controller-manager")
+        scheduler = certs.issue("scheduler", "system:kube-scheduler")
+        sa_private, sa_public = certs.signing_key("service-account")
+
+        etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        self.server = f"https://127.0.0.1:{api_port}"
+        self.admin_kubeconfig = self._write(
+            "admin.kubeconfig", kubeconfig(self.server, certs.ca, pair=admin)
+        )
+        manager_kc = self._write(
+            "controller-manager.kubeconfig", kubeconfig(self.server, certs.ca, pair=manager)
+        )
+        scheduler_kc = self._write(
+            "scheduler.kubeconfig", kubeconfig(self.server, certs.ca, pair=scheduler)
+        )
+
+        etcd = self._spawn(
+            "etcd",
+            [
+                f"--data-dir={self.root / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-cluster=default=http://127.0.0.1:{etcd_peer}",
+                "--unsafe-no-fsync",  # a test store: durability is not what is tested here
+                "--log-level=warn",
+            ],
+        )
+        wait_until("etcd", lambda: _http_ok(f"{etcd_url}/health"), timeout=60, alive=[etcd])
+
+        apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--tls-cert-file={serving.cert}",
+                f"--tls-private-key-file={serving.key}",
+                f"--client-ca-file={certs.ca}",
+                "--authorization-mode=RBAC",
+                f"--enable-admission-plugins={ADMISSION_PLUGINS}",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={sa_public}",
+                f"--service-account-signing-key-file={sa_private}",
+                "--allow-privileged=true",
+                f"--cert-dir={self.root / 'apiserver-certs'}",
+                "--v=1",
+            ],
+        )
+        wait_until(
+            "kube-apiserver /readyz",
+            lambda: self._readyz(admin),
+            timeout=timeout,
+            alive=[etcd, apiserver],
+        )
+        manager_proc = self._spawn(
+            "kube-controller-manager",
+            [
+                f"--kubeconfig={manager_kc}",
+                f"--authentication-kubeconfig={manager_kc}",
+                f"--authorization-kubeconfig={manager_kc}",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={sa_private}",
+                f"--root-ca-file={certs.ca}",
+                f"--cluster-signing-cert-file={certs.ca}",
+                f"--cluster-signing-key-file={certs.ca_key}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
+                "--concurrent-gc-syncs=5",
+                "--v=1",
+            ],
+        )
+        if self.with_scheduler:
+            self._spawn(
+                "kube-scheduler",
+                [
+                    f"--kubeconfig={scheduler_kc}",
+                    f"--authentication-kubeconfig={scheduler_kc}",
+                    f"--authorization-kubeconfig={scheduler_kc}",
+                    "--leader-elect=false",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={free_port()}",
+                    "--v=1",
+                ],
+            )
+        # The service-account controller creates each namespace's `default` ServiceAccount:
+        # once it has, the controller manager's informers run.
+        wait_until(
+            "kube-controller-manager (the default ServiceAccount exists)",
+            lambda: (
+                self.kubectl(
+                    "-n", "default", "get", "serviceaccount", "default", check=False
+                ).returncode
+                == 0
+            ),
+            timeout=timeout,
+            alive=[etcd, apiserver, manager_proc],
+        )
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+    def assert_alive(self) -> None:
+        dead = [p for p in self.processes if p.popen.poll() is not None]
+        if dead:
+            raise ControlPlaneError(
+                "\n".join(f"{p.name} exited ({p.popen.returncode}):\n{p.tail()}" for p in dead)
+            )
+
+    # -- clients ----------------------------------------------------------------------------
+
+    def env(self, kubeconfig_path: Path | None = None) -> dict[str, str]:
+        """The environment for kubectl/helm/the operator: PATH with the binaries first."""
+        env = dict(os.environ)
+        env["KUBECONFIG"] = str(kubeconfig_path or self.admin_kubeconfig)
+        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        env["HELM_CACHE_HOME"] = str(self.root / "helm" / "cache")
+        env["HELM_CONFIG_HOME"] = str(self.root / "helm" / "config")
+        env["HELM_DATA_HOME"] = str(self.root / "helm" / "data")
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        return env
+
+    def run(
+        self,
+        tool: str,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        kubeconfig_path: Path | None = None,
+        timeout: float = 180.0,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(self.bin / tool), *args],
+            env=self.env(kubeconfig_path),
+            capture_output=True,
+            text=True,
+            input=input,
+            check=False,
+            timeout=timeout,
+            cwd=REPO,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{tool} {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def kubectl(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return self.run("kubectl", *args, **kwargs)
+
+    def helm(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return self.run("helm", *args, **kwargs)
+
+    def get_json(self, *args: str, **kwargs: Any) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json", **kwargs).stdout)
+
+    def apply(
+        self, manifest: str | dict[str, Any], *args: str, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
+        text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
+        return self.kubectl("apply", "-f", "-", *args, input=text, **kwargs)
+
+    def token_kubeconfig(self, namespace: str, service_account: str, name: str) -> Path:
+        """A kubeconfig that acts as a ServiceAccount (a token the API server issued)."""
+        token = self.kubectl(
+            "-n", namespace, "create", "token", service_account, "--duration=2h"
+        ).stdout.strip()
+        assert self.certs is not None
+        return self._write(
+            f"{name}.kubeconfig", kubeconfig(self.server, self.certs.ca, token=token)
+        )
+
+    def request(
+        self, method: str, path: str, body: bytes = b"", content_type: str = "application/json"
+    ) -> tuple[int, dict[str, Any]]:
+        """One request as the admin (status code, decoded body): for checks a kubectl
+        invocation each would make slow, such as hundreds of server-side dry runs."""
+        assert self.certs is not None
+        context = ssl.create_default_context(cafile=str(self.certs.ca))
+        admin = KeyPair(self.certs.folder / "admin.crt", self.certs.folder / "admin.key")
+        context.load_cert_chain(str(admin.cert), str(admin.key))
+        req = urllib.request.Request(
+            f"{self.server}{path}", data=body or None, method=method,
+            headers={"Content-Type": content_type, "Accept": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(req, context=context, timeout=30) as resp:
+                return resp.status, json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _write(self, name: str, text: str) -> Path:
+        path = self.root / name
+        path.write_text(text)
+        path.chmod(0o600)
+        return path
+
+    def _spawn(self, name: str, args: list[str]) -> Process:
+        log = self.root / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            popen = subprocess.Popen(
+                [str(self.bin / name), *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        proc = Process(name, popen, log)
+        self.processes.append(proc)
+        return proc
+
+    def _readyz(self, admin: KeyPair) -> bool:
+        assert self.certs is not None
+        context = ssl.create_default_context(cafile=str(self.certs.ca))
+        context.load_cert_chain(str(admin.cert), str(admin.key))
+        with urllib.request.urlopen(f"{self.server}/readyz", context=context, timeout=5) as resp:
+            return bool(resp.status == 200)
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return bool(resp.status == 200)
+
+
+@contextlib.contextmanager
+def control_plane(*, with_scheduler: bool = False) -> Iterator[ControlPlane]:
+    """Start a control plane in a fresh folder; stop it and remove the folder afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="tunix-rt-cp-"))
+    plane = ControlPlane(bin=binaries_dir(), root=root, with_scheduler=with_scheduler)
+    try:
+        yield plane.start()
+    finally:
+        plane.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+# -- the operator as the chart runs it ------------------------------------------------------
+
+
+@dataclass
+class ChartOperator:
+    """``tunix-rt operator`` as a local process with the chart Deployment's arguments and
+    environment, logged in as the chart's ServiceAccount (a token, not admin).
+
+    Only what a pod has and a process here cannot is replaced: the liveness and metrics
+    ports (free loopback ports) and, where given, the store (``storage``).
+    """
+
+    plane: ControlPlane
+    namespace: str = "tunix-rt-system"
+    deployment: str = "tunix-rt"
+    storage: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    popen: subprocess.Popen[bytes] | None = None
+    log: Path = Path()
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        deploy = self.plane.get_json("deployment", self.deployment, "-n", self.namespace)
+        container = deploy["spec"]["template"]["spec"]["containers"][0]
+        sa = deploy["spec"]["template"]["spec"]["serviceAccountName"]
+        args = list(container["args"])
+        for flag, value in (("--liveness", f"http://127.0.0.1:{free_port()}/healthz"),
+                            ("--metrics-port", str(free_port()))):  # fmt: skip
+            args[args.index(flag) + 1] = value
+        env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+        if self.storage:
+            env["TUNIX_RT_DEFAULT_STORAGE"] = self.storage
+        kc = self.plane.token_kubeconfig(self.namespace, sa, f"operator-{sa}")
+        full = self.plane.env(kc) | env | self.extra_env
+        argv = [sys.executable, "-c", "from tunix_rt.cli import main; main()", "operator", *args]
+        return argv, full
+
+    def liveness_url(self, argv: list[str]) -> str:
+        return argv[argv.index("--liveness") + 1]
+
+    def start(self, timeout: float = 90.0) -> ChartOperator:
+        argv, env = self.command()
+        self.log = self.plane.root / "logs" / f"operator-{free_port()}.log"
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=REPO, start_new_session=True,
+            )  # fmt: skip
+        proc = Process("operator", self.popen, self.log)
+        wait_until("the operator's /healthz", lambda: _http_ok(self.liveness_url(argv)),
+                   timeout=timeout, alive=[proc])  # fmt: skip
+        return self
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the operator (default SIGKILL, as a node loss) and wait for it."""
+        if self.popen is not None and self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+            self.popen.wait(60)
+        self.popen = None
+
+
+def wait_for_json(
+    plane: ControlPlane, what: str, probe: Callable[[], Any], *, timeout: float = 60.0
+) -> Any:
+    """Poll ``probe`` (reads from the API server) until it returns something truthy."""
+    found: list[Any] = []
+
+    def check() -> bool:
+        value = probe()
+        if value:
+            found.append(value)
+        return bool(value)
+
+    wait_until(what, check, timeout=timeout, alive=plane.processes)
+    return found[-1]
