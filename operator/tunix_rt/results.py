@@ -40,7 +40,6 @@ from tunix_rt.contract.layout import (
 from tunix_rt.evidence.package import SWEEP_SUMMARY_NAME
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import Store, StoreError, StoreNotFoundError
-from tunix_rt.tune.records import numeric_metrics
 
 
 class ResultsError(RuntimeError):
@@ -74,6 +73,8 @@ class SweepResults:
         record = next((t for t in self.trials if t.trial_id == trial_id), None)
         if record is not None and record.curve:
             return [dict(point) for point in record.curve]
+        from tunix_rt.tune.records import numeric_metrics  # the operator never loads tune
+
         store = Store(self.uri)
         try:
             text = store.read_text(f"{EXPERIMENT_DIR}/{trial_id}/result.json")

@@ -31,7 +31,7 @@ from support.operator import (
 from support.rayjob_schema import validate_rayjob
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.contract.layout import rehearsal_prefix
-from tunix_rt.rehearsal.failure import RehearsalFailure, upload_failure
+from tunix_rt.evidence.failure import RehearsalFailure, upload_failure
 from tunix_rt.storage import Store
 
 NS = "ml"

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from support.rehearsal import FakeTrainer, tiny_trainer, use_trainer, write_rehearsal
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.contract.layout import rehearsal_prefix
+from tunix_rt.evidence.failure import failure_schema_errors
 from tunix_rt.evidence.manifest import canonical_json
 from tunix_rt.rehearsal import (
     RehearsalError,
@@ -31,8 +32,8 @@ from tunix_rt.rehearsal import (
     run_rehearsal,
 )
 from tunix_rt.rehearsal import __main__ as entry
-from tunix_rt.rehearsal.failure import failure_schema_errors
-from tunix_rt.rehearsal.run import exit_code, sigterm_interrupts
+from tunix_rt.rehearsal.errors import exit_code
+from tunix_rt.rehearsal.run import sigterm_interrupts
 from tunix_rt.storage import Store, StoreError
 
 STAMP = r"\d{8}T\d{6}Z(-\d+)?"

@@ -34,7 +34,7 @@ from tunix_rt.rehearsal import (
     run_rehearsal,
 )
 from tunix_rt.rehearsal import __main__ as entry
-from tunix_rt.rehearsal.run import source_from_comments
+from tunix_rt.rehearsal.plan_file import source_from_comments
 from tunix_rt.scoring import compute_primary_score
 from tunix_rt.storage import Store
 

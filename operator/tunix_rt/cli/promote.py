@@ -24,6 +24,7 @@ from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult
 from tunix_rt.cli.common import storage_option
 from tunix_rt.cli.display import format_params, format_score, make_console
+from tunix_rt.contract.best_config import best_trial_config
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import StoreError
@@ -135,9 +136,7 @@ def _finished(result: str, err: Console) -> tuple[results_mod.SweepResults, Swee
 def _trainer(summary: SweepResult, steps: int | None, err: Console) -> TrainerConfig:
     """The best trial's trainer config (maxSteps raised to ``steps``); exits (1) if invalid."""
     try:
-        trainer = TrainerConfig.model_validate(summary.base_config).with_params(
-            summary.best_params or {}
-        )
+        trainer = best_trial_config(summary.base_config, summary.best_params or {})
         if steps is not None:
             trainer = TrainerConfig.model_validate(trainer.model_dump() | {"max_steps": steps})
     except ValidationError as exc:

@@ -13,6 +13,7 @@ from tunix_rt.api.rehearsal import RehearsalStatus
 from tunix_rt.cli.common import storage_option, store_problem, writable_problem
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.layout import LOCAL_NAMESPACE, RehearsalLayout
+from tunix_rt.contract.rehearsal_evidence import UnreadableEvidence
 from tunix_rt.evidence import PackageError
 from tunix_rt.rehearsal import (
     RehearsalError,
@@ -112,7 +113,7 @@ def show(
     try:
         result = result_from_store(storage, namespace, name)
         failure = failure_from_store(storage, namespace, name)
-    except StoreError as exc:
+    except (StoreError, UnreadableEvidence) as exc:
         raise _fail(str(exc), ExitCode.FAILED) from None
     if result is None and failure is None:
         raise _fail(f"no evidence for rehearsal {name!r} in {storage} ({namespace})")

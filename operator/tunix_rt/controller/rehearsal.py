@@ -42,8 +42,9 @@ from tunix_rt.api.common import DEFAULT_STORAGE, Phase
 from tunix_rt.api.errors import ManifestError, describe, describe_pairs
 from tunix_rt.api.placement import SKIP_PLACEMENT, UNSCHEDULABLE, check_placement
 from tunix_rt.api.rehearsal import RehearsalSpec
-from tunix_rt.contract.layout import RehearsalFiles, RehearsalLayout, bundle_key
+from tunix_rt.contract.layout import RehearsalFiles, RehearsalLayout
 from tunix_rt.contract.phases import Verdict, job_status, judge_rehearsal
+from tunix_rt.contract.rehearsal_evidence import read_rehearsal_evidence
 from tunix_rt.controller.kind import Call, Kind, started_and_running
 from tunix_rt.controller.rehearsal_source import Resolved, Unresolvable, Waiting, resolve
 from tunix_rt.controller.rehearsal_status import (
@@ -65,8 +66,8 @@ from tunix_rt.controller.status import (
     is_terminal,
     phase_of,
 )
+from tunix_rt.evidence.failure import RehearsalFailure, failure_from_store
 from tunix_rt.kuberay.rayjob import REHEARSAL_LABEL, build_rehearsal_rayjob, spec_annotation
-from tunix_rt.rehearsal.failure import RehearsalFailure, failure_from_store
 from tunix_rt.storage import Store, StoreError
 
 SUMMARY_WAIT_KEY = "tunixrt_evidence_wait"
@@ -76,29 +77,24 @@ SUMMARY_WAIT_KEY = "tunixrt_evidence_wait"
 
 
 def read_evidence(files: RehearsalFiles, since: datetime | None = None) -> Evidence:
-    """What the prefix holds. Evidence whose run ended before ``since`` (this Rehearsal's
-    start) is an earlier run's: listed in ``files``, never taken as this run's result."""
-    layout = files.layout
-    keys = files.current_keys()
-    out = Evidence(files=[files.store.uri_for(k) for k in keys])
-    if since is not None and layout.manifest_key in keys and _ended_before(files, since):
+    """What the prefix holds (:func:`read_rehearsal_evidence`). Evidence whose run ended
+    before ``since`` (this Rehearsal's start) is an earlier run's: listed in ``files``,
+    never taken as this run's result."""
+    found = read_rehearsal_evidence(files)
+    out = Evidence(files=found.uris)
+    if since is not None and _ended_before(found.manifest, since):
         return out  # an earlier run's evidence
-    if layout.log_key in keys:
-        out.log = files.store.uri_for(layout.log_key)
-    bundle = bundle_key(keys, layout.prefix)
-    if bundle is not None:
-        out.bundle = files.store.uri_for(bundle)
-    if layout.eval_summary_key in keys:
-        summary = files.json(layout.eval_summary_key)
-        if summary is not None:
-            out.has_summary = True
-            out.primary_score = score_of(summary)
+    out.log = found.log_uri
+    out.bundle = found.bundle_uri
+    if found.eval_summary is not None:
+        out.has_summary = True
+        out.primary_score = score_of(found.eval_summary)
     return out
 
 
-def _ended_before(files: RehearsalFiles, since: datetime) -> bool:
+def _ended_before(manifest: Mapping[str, Any] | None, since: datetime) -> bool:
     """The run that wrote the manifest at the prefix ended before ``since``."""
-    ended = parse_time((files.manifest() or {}).get("end_time"))
+    ended = parse_time((manifest or {}).get("end_time"))
     return ended is not None and ended < since
 
 

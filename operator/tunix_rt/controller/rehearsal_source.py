@@ -26,6 +26,7 @@ from tunix_rt.api.errors import ManifestError, describe
 from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.contract.best_config import best_trial_config
 from tunix_rt.controller.runtime import Runtime
 from tunix_rt.controller.status import INVALID_SPEC
 from tunix_rt.kuberay.client import KubeApiError
@@ -109,7 +110,7 @@ def _not_ready(sweep_name: str, sweep_status: dict[str, Any]) -> Outcome | None:
 
 
 def _from_best_trial(spec: RehearsalSpec, sweep_name: str, sweep: dict[str, Any]) -> Outcome:
-    """The Sweep's trial config of its best trial's params, with the overrides on top."""
+    """The Sweep's best trial's config (:func:`best_trial_config`), overrides on top."""
     best = (sweep.get("status") or {}).get("bestTrial") or {}
     try:
         sweep_spec = SweepSpec.model_validate(sweep.get("spec") or {})
@@ -119,7 +120,9 @@ def _from_best_trial(spec: RehearsalSpec, sweep_name: str, sweep: dict[str, Any]
         )
     params = dict(best.get("params") or {})
     try:
-        trainer = sweep_spec.trial_config(params).with_overrides(spec.overrides)
+        trainer = best_trial_config(sweep_spec.trial_config({}), params).with_overrides(
+            spec.overrides
+        )
     except ManifestError as exc:
         return Unresolvable(INVALID_SPEC, str(exc))
     except (ValidationError, ValueError) as exc:

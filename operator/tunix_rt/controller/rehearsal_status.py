@@ -22,7 +22,7 @@ from typing import Any
 from tunix_rt.api.common import Phase
 from tunix_rt.contract.phases import Verdict, reason_of
 from tunix_rt.controller.status import clear_spec_change, phase_conditions, phase_status
-from tunix_rt.rehearsal.failure import RehearsalFailure
+from tunix_rt.evidence.failure import RehearsalFailure
 from tunix_rt.scoring import PRIMARY_SCORE
 
 WAITING_FOR_SWEEP = "WaitingForSweep"

@@ -23,8 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult, TrialResult
+from tunix_rt.contract.best_config import best_trial_config
 from tunix_rt.contract.layout import MANIFEST_FILE as MANIFEST_NAME
 from tunix_rt.contract.layout import SUBMISSION_DIR, TRIALS_DIR
 from tunix_rt.contract.layout import SWEEP_LOG_FILE as SWEEP_LOG_NAME
@@ -67,11 +67,10 @@ def _trainer(facts: SweepRunFacts) -> dict[str, Any]:
 
 
 def best_config(summary: SweepResult) -> dict[str, Any] | None:
-    """The best trial's trainer config (base config + its params), wire form."""
+    """The best trial's trainer config (:func:`best_trial_config`), wire form."""
     if summary.best_params is None or not summary.base_config:
         return None
-    config = TrainerConfig.model_validate(summary.base_config).with_params(summary.best_params)
-    return config.to_wire()
+    return best_trial_config(summary.base_config, summary.best_params).to_wire()
 
 
 def summary_bytes(summary: SweepResult) -> bytes:

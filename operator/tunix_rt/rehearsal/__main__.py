@@ -32,13 +32,9 @@ from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.contract.codec import SPEC_FLAG, decode_document
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.layout import LOCAL_NAMESPACE
-from tunix_rt.rehearsal.run import (
-    RehearsalError,
-    exit_code,
-    plan_from_spec,
-    run_rehearsal,
-    sigterm_interrupts,
-)
+from tunix_rt.rehearsal.errors import RehearsalError, exit_code
+from tunix_rt.rehearsal.plan import plan_from_spec
+from tunix_rt.rehearsal.run import run_rehearsal, sigterm_interrupts
 from tunix_rt.storage import StoreError, scrub
 
 

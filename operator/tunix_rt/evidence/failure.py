@@ -1,4 +1,5 @@
-"""What a failed rehearsal leaves in the store, and how to read it back (no JAX).
+"""What a failed rehearsal leaves in the store, written by the run and read back by the
+operator and the CLI (pure Python: the operator imports it).
 
 A run that fails (the trainer raised, ``timeoutSeconds`` passed, the evidence did not
 check out, the upload failed) uploads its log and a small ``failure.json`` to
@@ -22,8 +23,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from tunix_rt.contract.layout import FAILURE_FILE as FAILURE_NAME
+from tunix_rt.contract.layout import RUN_LOG_FILE as LOG_NAME
 from tunix_rt.contract.layout import Reader, RehearsalLayout
-from tunix_rt.evidence import LOG_NAME
 from tunix_rt.evidence.manifest import iso
 from tunix_rt.evidence.validation import schema_errors
 from tunix_rt.storage import Store

@@ -1,0 +1,125 @@
+"""A rehearsal plan read from a file: a Rehearsal manifest, or a promoted trainer config
+(``tunix-rt promote``) whose comments name the sweep and trial it came from."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from tunix_rt.api.common import DEFAULT_STORAGE
+from tunix_rt.api.errors import ManifestError
+from tunix_rt.api.manifests import decode_text, read_document
+from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
+from tunix_rt.api.rehearsal import Rehearsal, RehearsalSpec
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.contract.layout import LOCAL_NAMESPACE
+from tunix_rt.rehearsal.errors import RehearsalError
+from tunix_rt.rehearsal.plan import RehearsalPlan, plan_from_spec
+
+_COMMENT_SOURCE = re.compile(
+    r"(?:tunixrt\.io/)?source[-_ ](sweep|trial)\s*[:=]\s*([A-Za-z0-9._-]+)", re.IGNORECASE
+)
+_COMMENT_PROSE = re.compile(
+    r"\bsweep\s+['\"]?([a-z0-9][-a-z0-9./]*)['\"]?.{0,40}?\btrial\s+['\"]?([A-Za-z0-9._-]+)",
+    re.IGNORECASE,
+)
+
+
+def source_from_comments(text: str) -> tuple[str | None, str | None]:
+    """(sweep, trial) named in the leading '#' comments of a promoted config file."""
+    comments = "\n".join(
+        line.lstrip()[1:] for line in text.splitlines() if line.lstrip().startswith("#")
+    )
+    found = {kind.lower(): value for kind, value in _COMMENT_SOURCE.findall(comments)}
+    if "sweep" in found or "trial" in found:
+        return found.get("sweep"), found.get("trial")
+    prose = _COMMENT_PROSE.search(comments)
+    if prose:
+        # "sweep local/sweep-smoke" (namespace/name, as tunix-rt promote writes) -> the name
+        sweep = prose.group(1).rstrip("./").rsplit("/", 1)[-1]
+        return sweep or None, prose.group(2).rstrip(".")
+    return None, None
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    return slug[:63].strip("-") or "rehearsal"
+
+
+def plan_from_file(
+    path: str | Path,
+    *,
+    storage: str | None = None,
+    namespace: str | None = None,
+    name: str | None = None,
+    max_steps: int | None = None,
+    source_sweep: str | None = None,
+    source_trial: str | None = None,
+    timeout_seconds: float | None = None,
+) -> RehearsalPlan:
+    """A plan from a Rehearsal manifest (YAML/JSON) or a promoted TrainerConfig file;
+    ``timeout_seconds`` overrides the manifest's ``spec.timeoutSeconds``."""
+    source = Path(path)
+    try:
+        raw = source.read_bytes()
+    except OSError as exc:
+        raise RehearsalError(f"cannot read {source}: {exc.strerror or exc}") from None
+    try:
+        doc = read_document(raw, str(source))
+    except ManifestError as exc:
+        raise RehearsalError(f"{source} is not YAML/JSON: {exc.reason}") from None
+    if not isinstance(doc, dict):
+        raise RehearsalError(f"{source}: expected a Rehearsal manifest or a trainer config")
+    if doc.get("kind") == "Rehearsal" or "spec" in doc:
+        spec, default_name, named_sweep, named_trial = _manifest_parts(source, doc)
+    else:
+        spec, default_name = _config_spec(source, doc, storage), _slug(source.stem)
+        named_sweep, named_trial = source_from_comments(decode_text(raw, str(source)))
+    return plan_from_spec(
+        spec,
+        name=name or default_name,
+        namespace=namespace or LOCAL_NAMESPACE,
+        storage=storage,
+        config_path=str(path),
+        config_source_sha256=hashlib.sha256(raw).hexdigest(),
+        source_sweep=source_sweep or named_sweep,
+        source_trial=source_trial or named_trial,
+        max_steps=max_steps,
+        timeout_seconds=timeout_seconds,
+    )
+
+
+def _manifest_parts(
+    source: Path, doc: dict[str, Any]
+) -> tuple[RehearsalSpec, str, str | None, str | None]:
+    """(spec, name, source sweep, source trial) of a Rehearsal manifest."""
+    try:
+        manifest = Rehearsal.model_validate(doc)
+    except ValidationError as exc:
+        raise RehearsalError(f"{source}: invalid Rehearsal: {_short(exc)}") from None
+    annotations = manifest.metadata.annotations or {}
+    return (
+        manifest.spec,
+        manifest.metadata.name,
+        annotations.get(SOURCE_SWEEP_ANNOTATION),
+        annotations.get(SOURCE_TRIAL_ANNOTATION),
+    )
+
+
+def _config_spec(source: Path, doc: dict[str, Any], storage: str | None) -> RehearsalSpec:
+    """The spec of a promoted trainer config file (``tunix-rt promote``)."""
+    try:
+        config = TrainerConfig.model_validate(doc)
+    except ValidationError as exc:
+        raise RehearsalError(f"{source}: invalid trainer config: {_short(exc)}") from None
+    return RehearsalSpec(trainer=config, storage=storage or DEFAULT_STORAGE)
+
+
+def _short(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:10]
+    )
