@@ -85,9 +85,11 @@ crds: $(VENV_STAMP)
 bench: $(VENV_STAMP)
 	$(RUN) python benchmarks/bench.py $(ARGS)
 
-# 200 Sweeps at once against the operator; figures into benchmarks/results.json.
-bench-operator: $(VENV_STAMP)
+# 200 Sweeps at once against the operator, with the kmock emulator and with a real
+# kube-apiserver (the control-plane binaries); figures into benchmarks/results.json.
+bench-operator: $(VENV_STAMP) control-plane
 	$(RUN) python benchmarks/operator_load.py $(ARGS)
+	$(RUN) python benchmarks/operator_load_apiserver.py
 
 # Regenerates RELIABILITY.md's table from a pytest run of the tests registered for it.
 reliability: $(VENV_STAMP)

@@ -28,8 +28,7 @@ def kuberay_crds(plane: ControlPlane) -> None:
         pytest.skip(f"KubeRay CRDs not found at {KUBERAY_CRDS} (shared/ is beside the clone in CI)")
     for crd in sorted(KUBERAY_CRDS.glob("ray.io_*.yaml")):
         plane.kubectl("apply", "--server-side", "-f", str(crd))
-    plane.kubectl("wait", "--for=condition=Established", "--timeout=120s",
-                  "crd/rayjobs.ray.io", "crd/rayclusters.ray.io")  # fmt: skip
+    plane.wait_established("rayjobs.ray.io", "rayclusters.ray.io")
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +38,7 @@ def installed(plane: ControlPlane, kuberay_crds: None) -> ControlPlane:
         if command[:2] == ["kubectl", "apply"]:
             break  # the rest is the user's work: tests/control_plane/test_readme_path.py
         plane.run(command[0], *command[1:])
-    plane.kubectl("wait", "--for=condition=Established", "--timeout=120s",
-                  "crd/sweeps.tunixrt.io", "crd/rehearsals.tunixrt.io")  # fmt: skip
+    plane.wait_established("sweeps.tunixrt.io", "rehearsals.tunixrt.io")
     return plane
 
 

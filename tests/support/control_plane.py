@@ -75,6 +75,18 @@ ADMISSION_PLUGINS = ",".join(
 )
 
 
+# Every request made with a ServiceAccount's token (the operator's among them), one JSON line
+# each, so a test or benchmark can count what the operator asked of the server.
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+"""
+
+
 class ControlPlaneError(RuntimeError):
     """The control plane could not be built or started (its log tail is in the message)."""
 
@@ -131,6 +143,7 @@ class Certificates:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self._ca_key = _key()
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tunix-rt-test-ca")])
         self._ca = (
@@ -328,6 +341,10 @@ class ControlPlane:
                 f"--service-account-signing-key-file={sa_private}",
                 "--allow-privileged=true",
                 f"--cert-dir={self.root / 'apiserver-certs'}",
+                f"--audit-policy-file={self._write('audit-policy.yaml', AUDIT_POLICY)}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=0",
                 "--v=1",
             ],
         )
@@ -396,6 +413,22 @@ class ControlPlane:
                 "\n".join(f"{p.name} exited ({p.popen.returncode}):\n{p.tail()}" for p in dead)
             )
 
+    @property
+    def audit_log(self) -> Path:
+        return self.root / "logs" / "audit.jsonl"
+
+    def requests_by(self, username: str) -> list[dict[str, Any]]:
+        """The audited requests of one user (e.g. system:serviceaccount:NS:NAME), in order."""
+        if not self.audit_log.exists():
+            return []
+        found = []
+        for line in self.audit_log.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if event.get("user", {}).get("username") == username:
+                    found.append(event)
+        return found
+
     # -- clients ----------------------------------------------------------------------------
 
     def env(self, kubeconfig_path: Path | None = None) -> dict[str, str]:
@@ -448,6 +481,18 @@ class ControlPlane:
     ) -> subprocess.CompletedProcess[str]:
         text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
         return self.kubectl("apply", "-f", "-", *args, input=text, **kwargs)
+
+    def wait_established(self, *crds: str, timeout: float = 120.0) -> None:
+        """Wait until each CRD is Established (``kubectl wait`` fails on a CRD whose status
+        the server has not written yet, so poll)."""
+
+        def established(name: str) -> bool:
+            conditions = self.get_json("crd", name).get("status", {}).get("conditions") or []
+            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+        wait_until(f"CRDs {', '.join(crds)} Established",
+                   lambda: all(established(c) for c in crds), timeout=timeout,
+                   alive=self.processes)  # fmt: skip
 
     def token_kubeconfig(self, namespace: str, service_account: str, name: str) -> Path:
         """A kubeconfig that acts as a ServiceAccount (a token the API server issued)."""
