@@ -28,7 +28,8 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from tunix_rt.api.results import best_trial, objective_value, ranked
-from tunix_rt.api.sweep import Objective, SweepSpec
+from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.api.sweep_goals import Objective
 from tunix_rt.api.trial import SweepResult, TrialResult
 from tunix_rt.contract.layout import (
     EXPERIMENT_DIR,

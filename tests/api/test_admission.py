@@ -21,7 +21,8 @@ from tunix_rt.api.names import label_value
 from tunix_rt.api.placement import check_placement
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.api.trainer import REPORTED_METRICS, TrainerConfig, check_overrides
+from tunix_rt.api.trainer import TrainerConfig, check_overrides
+from tunix_rt.api.trial_metrics import REPORTED_METRICS
 from tunix_rt.kuberay import Owner, build_sweep_rayjob
 from tunix_rt.kuberay.client import is_owned_by
 from tunix_rt.kuberay.rayjob import SWEEP_LABEL

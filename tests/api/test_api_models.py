@@ -10,7 +10,9 @@ from pydantic import ValidationError
 from tunix_rt.api.errors import ManifestError, error_path, validation_errors
 from tunix_rt.api.manifests import check_document, parse_documents, parse_sweep
 from tunix_rt.api.rehearsal import Rehearsal
-from tunix_rt.api.sweep import Algorithm, SchedulerType, Sweep, SweepSpec
+from tunix_rt.api.search_space import Algorithm
+from tunix_rt.api.sweep import Sweep, SweepSpec
+from tunix_rt.api.sweep_goals import SchedulerType
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 
 LR = {"type": "loguniform", "low": 1e-4, "high": 3e-2}

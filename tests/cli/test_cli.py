@@ -305,7 +305,7 @@ def test_real_plugins_show_up_when_present() -> None:
 def test_progress_view_and_lines() -> None:
     from rich.console import Console
 
-    from tunix_rt.api.sweep import Objective
+    from tunix_rt.api.sweep_goals import Objective
     from tunix_rt.cli.display import progress_view
     from tunix_rt.cli.sweep import _Lines
 

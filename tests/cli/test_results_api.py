@@ -87,7 +87,7 @@ def test_live_view_has_ray_tunes_status_line() -> None:
     running trials hold, as Ray Tune's status table reports them."""
     from rich.console import Console
 
-    from tunix_rt.api.sweep import Objective
+    from tunix_rt.api.sweep_goals import Objective
     from tunix_rt.api.trial import TrialResult, TrialState
     from tunix_rt.cli.display import progress_view
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tunix_rt.api.common import Accelerator
+from tunix_rt.api.cluster import Accelerator
 from tunix_rt.api.placement import spanning_fit
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Sweep

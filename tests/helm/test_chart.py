@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tunix_rt.api.common import NodePool
+from tunix_rt.api.cluster import NodePool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "tunix-rt"

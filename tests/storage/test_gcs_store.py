@@ -24,7 +24,7 @@ from support.gcs import GcsEmulator
 from support.net import CuttingProxy
 from support.stores import StoreBackend, policy, retry_warnings
 from tunix_rt.storage import Store, StoreError, is_transient
-from tunix_rt.storage.store import TMP_PREFIX
+from tunix_rt.storage.local import TMP_PREFIX
 
 SIMPLE_UPLOAD_LIMIT = 5 * 2**20
 """gcsfs uploads a file of this size or more as a resumable upload (else one request)."""

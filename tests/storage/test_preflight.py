@@ -26,7 +26,8 @@ from tunix_rt.contract.exits import ExitCode
 from tunix_rt.rehearsal import RehearsalError, plan_from_spec, run_rehearsal
 from tunix_rt.rehearsal.run import STORE_UNAVAILABLE_REASON
 from tunix_rt.storage import Store
-from tunix_rt.storage.store import PROBE_PREFIX, StorePreflightError
+from tunix_rt.storage.errors import StorePreflightError
+from tunix_rt.storage.store import PROBE_PREFIX
 
 FAST = 5.0
 """Seconds a failed preflight may take (it is a few requests; no retries for 4xx)."""

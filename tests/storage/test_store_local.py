@@ -20,7 +20,7 @@ from tunix_rt.storage import (
     redact_uri,
     scrub,
 )
-from tunix_rt.storage.store import TMP_PREFIX
+from tunix_rt.storage.local import TMP_PREFIX
 
 
 def fast_policy(attempts: int = 4, sleeps: list[float] | None = None) -> RetryPolicy:

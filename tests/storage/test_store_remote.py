@@ -21,7 +21,7 @@ from support.net import CuttingProxy, come_back_after_cut
 from support.s3 import SECRET
 from support.stores import StoreBackend, policy, retry_warnings
 from tunix_rt.storage import Store, StoreError, StoreNotFoundError
-from tunix_rt.storage.store import TMP_PREFIX
+from tunix_rt.storage.local import TMP_PREFIX
 
 
 def test_roundtrip(backend: StoreBackend, tmp_path: Path) -> None:

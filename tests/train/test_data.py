@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tunix_rt.api.trainer import DatasetConfig
+from tunix_rt.api.trainer_sections import DatasetConfig
 from tunix_rt.train import data, dataset_info, tokenizer
 
 DEFAULT_SHA256 = "13813d57966f690d328f7befd762b755d2aa7176b85a385055651cbf644af8c9"

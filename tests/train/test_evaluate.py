@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tunix_rt.api.trainer import EvalConfig, ModelConfig
+from tunix_rt.api.trainer_sections import EvalConfig, ModelConfig
 from tunix_rt.train import tokenizer
 from tunix_rt.train.data import Example
 from tunix_rt.train.evaluate import (

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tunix_rt.api.trainer import ModelConfig
+from tunix_rt.api.trainer_sections import ModelConfig
 from tunix_rt.train import tokenizer
 from tunix_rt.train.model import Transformer, param_count, train_flops_per_token
 

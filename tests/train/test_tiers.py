@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import check_document, parse_sweep
-from tunix_rt.api.trainer import BUILTIN_DATASETS, DatasetConfig, TrainerConfig
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.trainer_sections import BUILTIN_DATASETS, DatasetConfig
 from tunix_rt.train import data, dataset_info, tokenizer
 from tunix_rt.train.config import load_trainer_config
 from tunix_rt.train.evaluate import parse_output, score_row

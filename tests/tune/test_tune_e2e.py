@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.results import best_trial
-from tunix_rt.api.sweep import Objective
+from tunix_rt.api.sweep_goals import Objective
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.cli import app

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from tunix_rt.api.errors import ManifestError
-from tunix_rt.api.trainer import TUNIX_MODELS, TrainerConfig, tunix_model_name
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.trainer_backends import TUNIX_MODELS, tunix_model_name
 
 pytest.importorskip("tunix", reason="the tunix extra is not installed")
 

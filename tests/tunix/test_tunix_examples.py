@@ -10,10 +10,11 @@ from typing import Any
 
 import yaml
 
-from tunix_rt.api.common import Accelerator
+from tunix_rt.api.cluster import Accelerator
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Sweep
-from tunix_rt.api.trainer import TrainerConfig, tunix_model_name
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.trainer_backends import tunix_model_name
 from tunix_rt.train.config import load_trainer_config
 
 ROOT = Path(__file__).resolve().parents[2]

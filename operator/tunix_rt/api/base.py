@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any, Union, get_args, get_origin
 
@@ -151,6 +151,11 @@ def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str
     if field_path:
         out["fieldPath"] = field_path
     return out
+
+
+def cel_list(values: Iterable[object]) -> str:
+    """A CEL list literal of strings: ``['a', 'b']``."""
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
 
 
 def cel_rules(*rules: dict[str, str]) -> dict[str, Any]:

@@ -24,7 +24,8 @@ from pydantic import BaseModel
 
 from tunix_rt.api.common import CATEGORY, GROUP, RUNTIME_DEFAULT, VERSION
 from tunix_rt.api.rehearsal import RehearsalSpec, RehearsalStatus
-from tunix_rt.api.sweep import SweepSpec, SweepStatus
+from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.api.sweep_status import SweepStatus
 
 Schema = dict[str, Any]
 

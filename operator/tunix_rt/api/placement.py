@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationInfo
 
 from tunix_rt.api.base import field_errors
-from tunix_rt.api.common import Accelerator, NodePool, quantity_bytes, quantity_value
+from tunix_rt.api.cluster import Accelerator, NodePool
+from tunix_rt.api.quantities import quantity_bytes, quantity_value
 from tunix_rt.api.trial_shape import SweepResources
 
 if TYPE_CHECKING:

@@ -7,26 +7,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, model_validator
 
-from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error, field_errors
+from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error, field_errors
+from tunix_rt.api.cluster import ClusterSpec, cluster_field
 from tunix_rt.api.common import (
-    ClusterSpec,
     Resource,
     RunStatus,
-    TrialResources,
     check_name,
     check_storage,
-    cluster_field,
     queue_field,
-    resources_field,
     storage_field,
 )
 from tunix_rt.api.placement import check_placement_here
-from tunix_rt.api.trainer import TrainerConfig, check_overrides
-
-
-def _override_keys() -> str:
-    keys = sorted({k for n, f in TrainerConfig.model_fields.items() for k in (n, f.alias) if k})
-    return "[" + ", ".join(f"'{k}'" for k in keys) + "]"
+from tunix_rt.api.trainer import TrainerConfig, check_overrides, trainer_field_names
+from tunix_rt.api.trial_shape import TrialResources, resources_field
 
 
 class EvidenceOptions(ApiModel):
@@ -48,7 +41,9 @@ class RehearsalSpec(ApiModel):
                 ".fromSweep",
             ),
             cel(
-                f"!has(self.overrides) || self.overrides.all(k, k in {_override_keys()})",
+                "!has(self.overrides) || self.overrides.all(k, k in "
+                + cel_list(sorted(trainer_field_names()))
+                + ")",
                 "overrides take trainer fields (e.g. maxSteps, learningRate, eval)",
                 ".overrides",
             ),

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tunix_rt.api.sweep import BestTrial, Objective, TrialSummary
+from tunix_rt.api.sweep_goals import Objective
+from tunix_rt.api.sweep_status import BestTrial, TrialSummary
 from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.scoring import PRIMARY_SCORE
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -19,303 +16,46 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
+from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error
+from tunix_rt.api.cluster import ClusterSpec, cluster_field
 from tunix_rt.api.common import (
     SEED_MAX,
-    ClusterSpec,
     Resource,
-    RunStatus,
     check_storage,
-    cluster_field,
     queue_field,
     storage_field,
 )
 from tunix_rt.api.placement import check_placement_here
+from tunix_rt.api.search_space import (
+    CONTINUOUS_ONLY,
+    FRACTIONAL,
+    MODEL_BASED,
+    NO_GRID,
+    RANGED,
+    Algorithm,
+    Distribution,
+    SearchKey,
+    SearchParam,
+)
+from tunix_rt.api.sweep_goals import Budget, Objective, Scheduler, SchedulerType
+from tunix_rt.api.sweep_status import SweepStatus
 from tunix_rt.api.trainer import (
-    EVAL_METRICS,
-    FINAL_METRICS,
-    REPORTED_METRICS,
-    SCHEDULER_METRICS,
     TrainerConfig,
     integer_params,
     searchable_params,
     unknown_param_message,
     wire_param_name,
 )
-from tunix_rt.api.trial import TrialState
+from tunix_rt.api.trial_metrics import (
+    EVAL_METRICS,
+)
 from tunix_rt.api.trial_shape import SweepResources
-from tunix_rt.scoring import PRIMARY_SCORE
 
 MAX_TRIALS_LIMIT = 200
 MAX_SEARCH_PARAMS = 32
 DEFAULT_RETRIES = 2
 """Resumes after infrastructure failures when ``spec.retries`` is not set."""
 MAX_RETRIES = 20
-
-
-class Distribution(StrEnum):
-    UNIFORM = "uniform"
-    LOGUNIFORM = "loguniform"
-    RANDINT = "randint"
-    CHOICE = "choice"
-    GRID = "grid"
-
-
-RANGED = frozenset({Distribution.UNIFORM, Distribution.LOGUNIFORM, Distribution.RANDINT})
-_RANGED_CEL = "self.type in ['uniform', 'loguniform', 'randint']"
-FRACTIONAL = frozenset({Distribution.UNIFORM, Distribution.LOGUNIFORM})
-"""Distributions that sample fractions: not for integer parameters."""
-
-
-def _cel_list(values: Any) -> str:
-    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
-
-
-def _listed(values: Any) -> str:
-    return ", ".join(values)
-
-
-class SearchParam(ApiModel):
-    """A distribution over one trainer parameter: bounds for ranges, values for choice/grid."""
-
-    model_config = ConfigDict(
-        json_schema_extra=cel_rules(
-            cel(
-                f"{_RANGED_CEL} ? (has(self.low) && has(self.high) && !has(self.values))"
-                " : (has(self.values) && !has(self.low) && !has(self.high))",
-                "uniform, loguniform and randint take low and high; choice and grid take values",
-            ),
-            cel(
-                "!has(self.low) || !has(self.high) || self.low < self.high",
-                "low must be less than high",
-                ".low",
-            ),
-            cel(
-                "self.type != 'loguniform' || !has(self.low) || self.low > 0.0",
-                "loguniform needs low > 0",
-                ".low",
-            ),
-        )
-    )
-
-    type: Distribution = Field(
-        description="uniform, loguniform (log scale), randint (integers in [low, high)), "
-        "choice (one of values, sampled) or grid (every value, enumerated)."
-    )
-    low: float | None = Field(None, description="Lower bound (uniform, loguniform, randint).")
-    high: float | None = Field(
-        None, description="Upper bound (uniform, loguniform; randint: exclusive)."
-    )
-    values: list[Any] | None = Field(
-        None, min_length=1, max_length=1000, description="Candidates (choice, grid)."
-    )
-
-    @model_validator(mode="after")
-    def _shape(self) -> SearchParam:
-        kind = self.type.value
-        for name, value in (("low", self.low), ("high", self.high)):
-            if value is not None and not math.isfinite(value):
-                raise field_error(name, f"{name} must be a finite number, got {value}", value)
-        if self.type in RANGED:
-            for name, value in (("low", self.low), ("high", self.high)):
-                if value is None:
-                    raise field_error(name, f"type {kind} needs low and high")
-            if self.values is not None:
-                raise field_error("values", f"type {kind} takes low/high, not values", self.values)
-            assert self.low is not None and self.high is not None
-            if not self.low < self.high:
-                raise field_error(
-                    "low", f"low ({self.low:g}) must be less than high ({self.high:g})", self.low
-                )
-            if self.type is Distribution.LOGUNIFORM and self.low <= 0:
-                raise field_error("low", "loguniform needs low > 0", self.low)
-            if self.type is Distribution.RANDINT:
-                for name, value in (("low", self.low), ("high", self.high)):
-                    if not float(value).is_integer():
-                        raise field_error(name, "randint bounds must be integers", value)
-        else:
-            if not self.values:
-                raise field_error("values", f"type {kind} needs a non-empty values list")
-            for name, value in (("low", self.low), ("high", self.high)):
-                if value is not None:
-                    raise field_error(name, f"type {kind} takes values, not low/high", value)
-            for index, value in enumerate(self.values):
-                if not isinstance(value, str | int | float | bool):
-                    raise field_error(
-                        f"values.{index}", "values must be scalars (number, string, bool)", value
-                    )
-                if isinstance(value, float) and not math.isfinite(value):
-                    raise field_error(
-                        f"values.{index}", f"values must be finite numbers, got {value}", value
-                    )
-        return self
-
-    def candidates(self) -> list[Any]:
-        """Values that bound what the sweep can try (for up-front validation)."""
-        if self.values is not None:
-            return list(self.values)
-        assert self.low is not None and self.high is not None
-        if self.type is Distribution.RANDINT:
-            return [int(self.low), int(self.high) - 1]
-        return [self.low, self.high]
-
-
-class Objective(ApiModel):
-    """What the search algorithm optimises and which trial is best."""
-
-    model_config = ConfigDict(
-        json_schema_extra=cel_rules(
-            cel(
-                f"!has(self.metric) || self.metric in {_cel_list(REPORTED_METRICS)}",
-                f"the trainer does not report this metric; use one of {_listed(REPORTED_METRICS)}",
-                ".metric",
-            )
-        )
-    )
-
-    metric: str = Field(
-        PRIMARY_SCORE,
-        min_length=1,
-        description="Metric the search optimises (primary_score: mean answer correctness).",
-    )
-    mode: Literal["max", "min"] = Field("max", description="max or min.")
-    goal: float | None = Field(
-        None,
-        description="End the sweep as soon as a trial reaches this value of metric (at "
-        "least it for max, at most for min); the sweep Succeeds with reason GoalReached.",
-    )
-
-    def reached(self, value: float | None) -> bool:
-        """Whether ``value`` of the metric reaches :attr:`goal` (never without a goal)."""
-        if self.goal is None or value is None or not math.isfinite(value):
-            return False
-        return value >= self.goal if self.mode == "max" else value <= self.goal
-
-    @model_validator(mode="after")
-    def _reported(self) -> Objective:
-        if self.metric not in REPORTED_METRICS:
-            raise field_error(
-                "metric",
-                f"the trainer does not report {self.metric!r}; use one of "
-                f"{_listed(REPORTED_METRICS)} (primary_score: mean answer correctness)",
-                self.metric,
-            )
-        return self
-
-
-class Algorithm(StrEnum):
-    RANDOM = "random"
-    GRID = "grid"
-    TPE = "tpe"
-    CMAES = "cmaes"
-    QMC = "qmc"
-    GP = "gp"
-
-
-MODEL_BASED = frozenset({Algorithm.TPE, Algorithm.CMAES, Algorithm.QMC, Algorithm.GP})
-"""Algorithms that are Optuna samplers: they propose one point at a time, so no grid."""
-CONTINUOUS_ONLY = frozenset({Algorithm.CMAES, Algorithm.GP})
-"""Algorithms that model only ranged parameters; they sample choice entries at random."""
-_NO_GRID = "grid parameters need algorithm grid or random, not tpe, cmaes, qmc or gp"
-
-
-class SchedulerType(StrEnum):
-    FIFO = "fifo"
-    ASHA = "asha"
-    MEDIAN = "median"
-
-
-class Scheduler(ApiModel):
-    """Early stopping of bad trials, on the metrics trials report while they train."""
-
-    model_config = ConfigDict(
-        json_schema_extra=cel_rules(
-            cel(
-                "!has(self.metric) || self.metric in "
-                f"{_cel_list(SCHEDULER_METRICS)} || "
-                f"((!has(self.type) || self.type == 'fifo') && self.metric in "
-                f"{_cel_list(FINAL_METRICS)})",
-                "early stopping compares a metric reported while trials train; use one of "
-                f"{_listed(SCHEDULER_METRICS)}",
-                ".metric",
-            )
-        )
-    )
-
-    type: SchedulerType = Field(
-        SchedulerType.FIFO,
-        description="fifo (run every trial to the end), asha (successive halving) or "
-        "median (median stopping rule).",
-    )
-    grace_period: int = Field(
-        50, ge=1, description="Steps a trial always runs before it may be stopped."
-    )
-    reduction_factor: float = Field(3.0, gt=1, le=10, description="ASHA halving rate.")
-    metric: str = Field(
-        "loss",
-        min_length=1,
-        description="Metric the scheduler compares (loss is reported every logEvery steps).",
-    )
-    mode: Literal["max", "min"] = Field("min", description="max or min for the scheduler metric.")
-
-    @model_validator(mode="after")
-    def _reported_while_training(self) -> Scheduler:
-        if self.metric in SCHEDULER_METRICS:
-            return self
-        if self.metric in FINAL_METRICS:
-            if self.type is SchedulerType.FIFO:
-                return self
-            why = f"{self.metric!r} is reported only when a trial ends, so {self.type.value} "
-            why += "never compares it"
-        else:
-            why = f"the trainer does not report {self.metric!r}"
-        raise field_error(
-            "metric",
-            f"{why}; use one of {_listed(SCHEDULER_METRICS)} (loss: reported every "
-            "trainer.logEvery steps)",
-            self.metric,
-        )
-
-
-class Budget(ApiModel):
-    """The caps: per trial (the 'smoke' budget) and for the whole sweep (time, hours)."""
-
-    smoke_steps: int = Field(
-        300, ge=1, le=1_000_000, description="Train steps per trial (overrides trainer.maxSteps)."
-    )
-    trial_timeout_seconds: int | None = Field(
-        None, ge=10, description="Stop a trial after this long (its last report counts)."
-    )
-    sweep_timeout_seconds: int | None = Field(
-        None, ge=60, description="Stop the sweep after this long; finished trials are kept."
-    )
-    accelerator_hours: float | None = Field(
-        None,
-        gt=0,
-        le=1_000_000,
-        description="Cap on accelerator-hours for the whole sweep, across retries: each "
-        "trial counts its devices (GPUs, or TPU chips; 1 for a CPU-only trial) times its "
-        "wall hours. No trial starts once the next would pass it; running trials stop at "
-        "it; the sweep then Succeeds with reason BudgetExhausted.",
-    )
-    wall_clock_seconds: int | None = Field(
-        None,
-        ge=1,
-        description="Cap on the sweep's wall-clock time, summed over every attempt (a "
-        "resumed sweep counts the time earlier attempts ran); ends like acceleratorHours.",
-    )
-
-
-def _search_key(key: str) -> str:
-    """A trainer parameter in its wire spelling; any other name is kept as written: it
-    may be one of the user's own ``trainer.parameters``, which SweepSpec checks."""
-    try:
-        return wire_param_name(key)
-    except ValueError:
-        return key
-
-
-SearchKey = Annotated[str, AfterValidator(_search_key)]
 
 
 def _spellings_cel() -> str:
@@ -348,13 +88,13 @@ class SweepSpec(ApiModel):
                 ".maxConcurrentTrials",
             ),
             cel(
-                f"!has(self.algorithm) || !(self.algorithm in {_cel_list(sorted(MODEL_BASED))}) "
+                f"!has(self.algorithm) || !(self.algorithm in {cel_list(sorted(MODEL_BASED))}) "
                 "|| self.searchSpace.all(k, self.searchSpace[k].type != 'grid')",
-                _NO_GRID,
+                NO_GRID,
                 ".algorithm",
             ),
             cel(
-                f"!has(self.algorithm) || !(self.algorithm in {_cel_list(sorted(CONTINUOUS_ONLY))})"
+                f"!has(self.algorithm) || !(self.algorithm in {cel_list(sorted(CONTINUOUS_ONLY))})"
                 " || self.searchSpace.exists(k, self.searchSpace[k].type in "
                 "['uniform', 'loguniform', 'randint'])",
                 "cmaes and gp model uniform, loguniform and randint parameters (choice ones are "
@@ -368,14 +108,14 @@ class SweepSpec(ApiModel):
                 ".algorithm",
             ),
             cel(
-                f"self.searchSpace.all(k, !(k in {_cel_list(_INTEGER_PARAMS)}) || "
+                f"self.searchSpace.all(k, !(k in {cel_list(_INTEGER_PARAMS)}) || "
                 "!(self.searchSpace[k].type in ['uniform', 'loguniform']))",
-                "integer parameters (" + _listed(_INTEGER_WIRE) + ") take randint or "
+                "integer parameters (" + ", ".join(_INTEGER_WIRE) + ") take randint or "
                 "choice, not uniform or loguniform",
                 ".searchSpace",
             ),
             cel(
-                f"self.searchSpace.all(k, k in {_cel_list(_TRAINER_PARAMS)} || "
+                f"self.searchSpace.all(k, k in {cel_list(_TRAINER_PARAMS)} || "
                 f"({_USER_PARAMS_CEL} && k in self.trainer.parameters))",
                 "searchSpace names a trainer parameter (e.g. learningRate) or one declared in "
                 "trainer.parameters (backend python)",
@@ -404,7 +144,7 @@ class SweepSpec(ApiModel):
             cel(
                 "!has(self.scheduler) || !has(self.scheduler.type) || "
                 "self.scheduler.type == 'fifo' || !has(self.scheduler.metric) || "
-                f"!(self.scheduler.metric in {_cel_list(EVAL_METRICS)}) || ({_EVAL_EVERY_CEL})",
+                f"!(self.scheduler.metric in {cel_list(EVAL_METRICS)}) || ({_EVAL_EVERY_CEL})",
                 "this scheduler metric is reported only at evals: set trainer.eval.evalEvery "
                 "between 1 and budget.smokeSteps, or use scheduler.metric loss",
                 ".scheduler.metric",
@@ -554,7 +294,7 @@ class SweepSpec(ApiModel):
                 if kind is Distribution.GRID:
                     raise field_error(
                         "algorithm",
-                        f"searchSpace.{key} is a grid; {_NO_GRID}",
+                        f"searchSpace.{key} is a grid; {NO_GRID}",
                         self.algorithm.value,
                     )
         if self.algorithm in CONTINUOUS_ONLY and not any(k in RANGED for k in types.values()):
@@ -711,59 +451,6 @@ class SweepSpec(ApiModel):
         """The trainer config of one trial: base config, searched params, smoke cap."""
         config = self.trainer.with_params(params)
         return config.model_copy(update={"max_steps": self.budget.smoke_steps})
-
-
-class TrialSummary(ApiModel):
-    """One trial as shown in status (kubectl describe)."""
-
-    id: str = Field(description="Trial id (Ray Tune), also the name of its result file.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Searched params.")
-    primary_score: float | None = Field(None, description="The trial's primary_score.")
-    state: TrialState = Field(
-        TrialState.PENDING, description="Pending, Running, Succeeded, Stopped or Failed."
-    )
-    steps: int | None = Field(None, description="Train steps completed.")
-
-
-class BestTrial(ApiModel):
-    """The best finished trial by the sweep objective."""
-
-    id: str = Field(description="Trial id.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Its searched params.")
-    primary_score: float | None = Field(None, description="Its primary_score.")
-
-
-class SweepStatus(RunStatus):
-    """Written only by the operator (or the local runner) through the status subresource."""
-
-    ray_job_name: str | None = Field(None, description="The owned RayJob running the sweep.")
-    trials: list[TrialSummary] = Field(default_factory=list, description="Every trial so far.")
-    trials_total: int = Field(0, description="Trials the sweep will run in all.")
-    trials_completed: int = Field(0, description="Trials finished (succeeded or stopped).")
-    trials_failed: int = Field(0, description="Trials that failed.")
-    trials_running: int = Field(0, description="Trials running now.")
-    trials_progress: str | None = Field(None, description="'completed/total' for kubectl get.")
-    best_trial: BestTrial | None = Field(None, description="The best trial so far.")
-    primary_score: float | None = Field(None, description="The best trial's primary_score.")
-    results_uri: str | None = Field(None, description="Where trial results and summary live.")
-    evidence_uri: str | None = Field(
-        None, description="Evidence folder of the finished sweep (manifest, report, trials)."
-    )
-    bundle_uri: str | None = Field(None, description="The finished sweep's evidence zip.")
-    start_time: datetime | None = Field(None, description="When the sweep started running.")
-    completion_time: datetime | None = Field(None, description="When the sweep finished.")
-    attempts: int | None = Field(
-        None, description="RayJobs started for this sweep (1 + resumes after failures)."
-    )
-    attempt_start_time: datetime | None = Field(
-        None, description="When the current attempt's RayJob was created."
-    )
-    last_retry_reason: str | None = Field(
-        None, description="Why the latest resume was started (the failed RayJob's reason)."
-    )
-    accelerator_hours_used: float | None = Field(
-        None, description="Accelerator-hours the trials used so far, every attempt included."
-    )
 
 
 class Sweep(Resource[SweepSpec, SweepStatus]):

@@ -6,285 +6,40 @@ params are a flat ``{field_name: value}`` mapping applied with ``with_params``.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
 from tunix_rt.api.common import SEED_MAX
 from tunix_rt.api.errors import ManifestError, error_pairs, validation_errors
-from tunix_rt.scoring import PRIMARY_SCORE
-
-
-class BuiltinDataset(NamedTuple):
-    """What a built-in dataset needs from the config (``tests/train/test_tiers.py``
-    checks these against the generator in ``train/data.py``)."""
-
-    row_tokens: int
-    """Longest row, prompt and target: the least ``model.context``."""
-    trace_tokens: int
-    """Longest target (reasoning and answer, tags included): what ``eval.maxTraceTokens``
-    must allow for every row to be scorable."""
-    example: str
-    """A trainer config that fits it, for error messages."""
-
-
-BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
-    "dev-reasoning-v2": BuiltinDataset(36, 26, "examples/trainer-smoke.yaml"),
-    "dev-reasoning-v2-hard": BuiltinDataset(65, 48, "examples/trainer-hard.yaml"),
-    "dev-reasoning-v2-hard-worded": BuiltinDataset(110, 48, "examples/trainer-hard-worded.yaml"),
-    "dev-reasoning-v2-hardest": BuiltinDataset(85, 68, "examples/trainer-hardest.yaml"),
-}
-"""The generated datasets by ``dataset.name``: the default, two harder tiers (the
-same problems written compactly and as fixed-length sentences) and the hardest (a
-two-digit multiplier worked as partial products; its traces exceed the default
-``eval.maxTraceTokens``, so its example config raises it)."""
-DEFAULT_DATASET = "dev-reasoning-v2"
-DEFAULT_CONTEXT = 64
-DEFAULT_MAX_TRACE_TOKENS = 48
-
-TrainerBackend = Literal["builtin", "tunix-sft", "tunix-grpo", "python"]
-"""What trains a trial: the built-in char transformer, Tunix's PeftTrainer (LoRA or full
-fine-tuning), Tunix's GRPOLearner, or a user's own function (``entrypoint``)."""
-TUNIX_BACKENDS = ("tunix-sft", "tunix-grpo")
-DEFAULT_LORA_RANK = 8
-"""loraRank when the spec leaves it out."""
-TUNIX_ONLY = ("lora_rank", "lora_alpha")
-GRPO_ONLY = ("kl_beta", "num_generations", "clip_epsilon", "temperature", "max_generation_length")
-PYTHON_ONLY = ("entrypoint", "parameters", "user_params")
-TUNIX_MODELS = (
-    "gemma3-tiny",
-    "gemma3-270m",
-    "gemma3-270m-it",
-    "gemma3-1b",
-    "gemma3-1b-it",
-    "gemma3-4b",
-    "gemma3-4b-it",
-    "gemma3-12b",
-    "gemma3-12b-it",
-    "gemma3-27b",
-    "gemma3-27b-it",
+from tunix_rt.api.overrides import merge_overrides
+from tunix_rt.api.trainer_backends import (
+    ENTRYPOINT,
+    GRPO_ONLY,
+    MAX_USER_PARAMS,
+    PYTHON_ONLY,
+    TUNIX_BACKENDS,
+    TUNIX_ONLY,
+    USER_PARAM_NAME,
+    TrainerBackend,
+    UserParamType,
+    UserParamValue,
+    check_tunix_model,
+    user_param_value,
 )
-"""``model.name`` for the Tunix backends: Tunix's Gemma3 configs (``gemma3-1b`` is its
-``gemma3_1b_pt``; underscores and a ``-pt`` suffix are accepted too) and gemma3-tiny, a
-2-layer random-init config (~140k params) for tests and CPU runs."""
-UserParamType = Literal["float", "int", "str", "bool"]
-"""The types a ``python`` backend may declare for its own searchable parameters."""
-UserParamValue = float | int | str | bool
-MAX_USER_PARAMS = 64
-USER_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-"""A declared parameter's name: a Python identifier (it reaches the entrypoint as a key)."""
-ENTRYPOINT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
-"""``package.module:function``."""
-DEFAULT_WIDTH = 128
-DEFAULT_HEADS = 8
-
-# What the built-in trainer reports (``train/loop.py``, ``train/evaluate.py``; a trial
-# forwards every report to Ray Tune with the latest value of each metric seen so far):
-TRAIN_METRICS = ("loss", "learning_rate", "steps_per_second")
-"""Reported every ``logEvery`` steps while a trial trains (with ``step``, the time axis)."""
-EVAL_METRICS = (
-    PRIMARY_SCORE,
-    "format_valid_rate",
-    "cap_hit_rate",
-    "trace_len_p50",
-    "trace_len_p95",
-    "eval_rows",
+from tunix_rt.api.trainer_sections import (
+    BUILTIN_DATASETS,
+    DEFAULT_HEADS,
+    DatasetConfig,
+    EvalConfig,
+    ModelConfig,
+    context_problem,
+    context_rule,
+    trace_problem,
+    trace_rule,
 )
-"""Reported at each eval: every ``eval.evalEvery`` steps (0: only the final eval)."""
-FINAL_METRICS = ("compile_seconds", "train_seconds", "eval_seconds")
-"""Reported once, when a trial ends."""
-REPORTED_METRICS = (*EVAL_METRICS, *TRAIN_METRICS, *FINAL_METRICS)
-"""Every metric a trial reports: what ``objective.metric`` may name."""
-SCHEDULER_METRICS = (*TRAIN_METRICS, *EVAL_METRICS)
-"""Metrics reported while a trial trains: what an early-stopping scheduler may compare
-(the eval metrics only with ``eval.evalEvery`` > 0)."""
-
-
-class DatasetConfig(ApiModel):
-    """Which examples to train and evaluate on."""
-
-    model_config = ConfigDict(
-        json_schema_extra=cel_rules(
-            cel(
-                "has(self.trainPath) == has(self.evalPath)",
-                "set both trainPath and evalPath, or neither",
-                ".evalPath",
-            ),
-            cel(
-                "has(self.trainPath) || !has(self.name) || self.name in "
-                + "["
-                + ", ".join(f"'{d}'" for d in BUILTIN_DATASETS)
-                + "]",
-                f"unknown built-in dataset; use one of {list(BUILTIN_DATASETS)} "
-                "or give trainPath and evalPath",
-                ".name",
-            ),
-        )
-    )
-
-    name: str = Field(
-        DEFAULT_DATASET,
-        description="Built-in generated dataset (" + ", ".join(BUILTIN_DATASETS) + "), "
-        "or a label for user JSONL files.",
-    )
-    seed: int = Field(
-        0, ge=0, le=SEED_MAX, description="Seed of the generated dataset (not the trainer)."
-    )
-    train_size: PositiveInt = Field(20000, le=1_000_000, description="Generated train rows.")
-    eval_size: PositiveInt = Field(512, le=100_000, description="Generated eval rows.")
-    train_path: str | None = Field(
-        None, description="JSONL with prompt, reasoning, answer per line; replaces the generator."
-    )
-    eval_path: str | None = Field(
-        None, description="JSONL eval set with the same fields; required with trainPath."
-    )
-
-    @model_validator(mode="after")
-    def _paths_together(self) -> DatasetConfig:
-        if (self.train_path is None) != (self.eval_path is None):
-            missing = "evalPath" if self.eval_path is None else "trainPath"
-            raise field_error(missing, "set both trainPath and evalPath, or neither")
-        if self.train_path is None and self.name not in BUILTIN_DATASETS:
-            raise field_error(
-                "name",
-                f"unknown built-in dataset {self.name!r}; use one of {list(BUILTIN_DATASETS)} "
-                "or give trainPath and evalPath",
-                self.name,
-            )
-        return self
-
-
-def context_problem(dataset: DatasetConfig, context: int) -> str | None:
-    """Why ``model.context`` cannot hold the built-in dataset's longest row (None: it can,
-    or the rows are the user's, checked when the files are read)."""
-    need = BUILTIN_DATASETS.get(dataset.name)
-    if dataset.train_path is not None or need is None or context >= need.row_tokens:
-        return None
-    return (
-        f"model.context={context} is shorter than the longest row of dataset "
-        f"{dataset.name!r} ({need.row_tokens} tokens); set model.context to at least "
-        f"{need.row_tokens} (as {need.example} does)"
-    )
-
-
-def trace_problem(dataset: DatasetConfig, backend: str, max_trace_tokens: int) -> str | None:
-    """Why ``eval.maxTraceTokens`` would cut the built-in trainer's longest gold trace of
-    a built-in dataset (its rows could never be scored correct: primary_score lowered
-    silently); None when it cannot. Other backends count tokens their own way."""
-    need = BUILTIN_DATASETS.get(dataset.name)
-    if backend != "builtin" or dataset.train_path is not None or need is None:
-        return None
-    if max_trace_tokens >= need.trace_tokens:
-        return None
-    return (
-        f"eval.maxTraceTokens={max_trace_tokens} is shorter than the longest trace of dataset "
-        f"{dataset.name!r} ({need.trace_tokens} tokens): those rows would be cut and scored "
-        f"0; set eval.maxTraceTokens to at least {need.trace_tokens} (as {need.example} does)"
-    )
-
-
-def _not_this_builtin(name: str) -> str:
-    """CEL: the trainer does not train built-in dataset ``name`` (user files, another name)."""
-    return (
-        "(has(self.dataset) && has(self.dataset.trainPath)) || "
-        f"(has(self.dataset) && has(self.dataset.name) ? self.dataset.name : "
-        f"'{DEFAULT_DATASET}') != '{name}' || "
-    )
-
-
-def _trace_rule(name: str, need: BuiltinDataset) -> dict[str, str]:
-    """The CEL twin of :func:`trace_problem` for one built-in dataset."""
-    return cel(
-        "(has(self.backend) && self.backend != 'builtin') || "
-        + _not_this_builtin(name)
-        + "(has(self.eval) && has(self.eval.maxTraceTokens) ? self.eval.maxTraceTokens : "
-        f"{DEFAULT_MAX_TRACE_TOKENS}) >= {need.trace_tokens}",
-        f"eval.maxTraceTokens is shorter than the longest trace of dataset {name!r} "
-        f"({need.trace_tokens} tokens); set eval.maxTraceTokens to at least {need.trace_tokens}",
-        ".eval.maxTraceTokens",
-    )
-
-
-def _context_rule(name: str, need: BuiltinDataset) -> dict[str, str]:
-    """The CEL twin of :func:`context_problem` for one built-in dataset."""
-    return cel(
-        _not_this_builtin(name)
-        + f"(has(self.model) && has(self.model.context) ? self.model.context : {DEFAULT_CONTEXT})"
-        f" >= {need.row_tokens}",
-        f"model.context is shorter than the longest row of dataset {name!r} "
-        f"({need.row_tokens} tokens); set model.context to at least {need.row_tokens}",
-        ".model.context",
-    )
-
-
-class ModelConfig(ApiModel):
-    """Decoder-only transformer size."""
-
-    model_config = ConfigDict(
-        json_schema_extra=cel_rules(
-            cel(
-                f"(has(self.width) ? self.width : {DEFAULT_WIDTH}) % "
-                f"(has(self.heads) ? self.heads : {DEFAULT_HEADS}) == 0",
-                "heads must divide width",
-                ".heads",
-            )
-        )
-    )
-
-    layers: int = Field(2, ge=1, le=48, description="Transformer blocks.")
-    width: int = Field(DEFAULT_WIDTH, ge=16, le=8192, description="Model (embedding) width.")
-    heads: int = Field(
-        DEFAULT_HEADS, ge=1, le=128, description="Attention heads; must divide width."
-    )
-    mlp_ratio: int = Field(4, ge=1, le=16, description="MLP hidden width / model width.")
-    context: int = Field(
-        DEFAULT_CONTEXT, ge=32, le=8192, description="Maximum sequence length in tokens."
-    )
-    name: str | None = Field(
-        None,
-        description="Tunix backends (required there): a Gemma3 config by name (gemma3-270m, "
-        "gemma3-1b, gemma3-1b-it, ...) or gemma3-tiny for tests.",
-    )
-    checkpoint: str | None = Field(
-        None,
-        description="Tunix backends: weights to start from (a path or gs:// / s3:// URI, "
-        "orbax or safetensors); random init when absent (the run manifest says so).",
-    )
-    tokenizer: str | None = Field(
-        None,
-        description="Tunix backends: a SentencePiece model (path or gs:// / s3:// URI) for a "
-        "real Gemma checkpoint; absent: the built-in byte tokenizer.",
-    )
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self) -> ModelConfig:
-        if self.width % self.heads:
-            raise field_error(
-                "heads", f"heads ({self.heads}) must divide width ({self.width})", self.heads
-            )
-        return self
-
-
-class EvalConfig(ApiModel):
-    """How and how often the model is scored."""
-
-    max_trace_tokens: int = Field(
-        DEFAULT_MAX_TRACE_TOKENS,
-        ge=8,
-        le=8192,
-        description="Guardrail: generation stops after this many tokens.",
-    )
-    eval_every: int = Field(
-        0, ge=0, description="Steps between intermediate evals reported to the tuner (0: end only)."
-    )
-    intermediate_rows: int = Field(
-        128, ge=1, description="Eval rows used at intermediate evals (the final eval uses all)."
-    )
-    batch_size: int = Field(256, ge=1, le=65536, description="Rows decoded per batch.")
 
 
 class TrainerConfig(ApiModel):
@@ -300,8 +55,8 @@ class TrainerConfig(ApiModel):
                 "model.heads must divide width",
                 ".width",
             ),
-            *(_context_rule(name, need) for name, need in BUILTIN_DATASETS.items()),
-            *(_trace_rule(name, need) for name, need in BUILTIN_DATASETS.items()),
+            *(context_rule(name, need) for name, need in BUILTIN_DATASETS.items()),
+            *(trace_rule(name, need) for name, need in BUILTIN_DATASETS.items()),
             cel(
                 "!has(self.backend) || self.backend != 'python' || has(self.entrypoint)",
                 "backend python needs entrypoint ('package.module:function')",
@@ -409,7 +164,7 @@ class TrainerConfig(ApiModel):
                         getattr(self, name),
                     )
         if self.backend in TUNIX_BACKENDS:
-            _check_tunix_model(self.model.name, self.backend)
+            check_tunix_model(self.model.name, self.backend)
         for name in ("name", "checkpoint", "tokenizer"):
             if getattr(self.model, name) is not None and self.backend not in TUNIX_BACKENDS:
                 raise field_error(
@@ -490,34 +245,21 @@ class TrainerConfig(ApiModel):
         """
         if not overrides:
             return self
-        merged = _merge(TrainerConfig, self.to_wire(), overrides, field)
-        try:
-            return TrainerConfig.model_validate(merged)
-        except ValidationError as exc:
-            errors = validation_errors(exc, field)
-            raise ManifestError(*errors[0], errors=errors) from None
+        return apply_overrides(self.to_wire(), overrides, field)
 
 
-def tunix_model_name(name: str) -> str | None:
-    """The canonical spelling of a Tunix model name (one of TUNIX_MODELS), or None:
-    ``gemma3_1b_pt``, ``Gemma3-1B`` and ``gemma3-1b`` are all ``gemma3-1b``."""
-    canonical = name.strip().lower().replace("_", "-").removesuffix("-pt")
-    return canonical if canonical in TUNIX_MODELS else None
-
-
-def _check_tunix_model(name: str | None, backend: str) -> None:
-    if name is None:
-        raise field_error(
-            "model.name",
-            f"backend {backend} needs model.name, the Gemma3 config to build; use one of "
-            f"{list(TUNIX_MODELS)}",
-        )
-    if tunix_model_name(name) is None:
-        raise field_error(
-            "model.name",
-            f"unknown Tunix model {name!r}; use one of {list(TUNIX_MODELS)}",
-            name,
-        )
+def apply_overrides(
+    base: Mapping[str, Any], overrides: Mapping[str, Any], field: str
+) -> TrainerConfig:
+    """The TrainerConfig of ``base`` (its fields in either spelling, not yet validated, e.g.
+    a file's) with ``overrides`` merged in (:func:`merge_overrides`), validated; a
+    :class:`ManifestError` names ``<field>.<key>`` (``<key>`` for an empty ``field``)."""
+    merged = merge_overrides(TrainerConfig, base, overrides, field)
+    try:
+        return TrainerConfig.model_validate(merged)
+    except ValidationError as exc:
+        errors = validation_errors(exc, field)
+        raise ManifestError(*errors[0], errors=errors) from None
 
 
 def check_overrides(
@@ -541,7 +283,7 @@ def check_overrides(
         if base is not None:
             base.with_overrides(overrides, field)
             return []
-        merged = _merge(TrainerConfig, TrainerConfig().to_wire(), overrides, field)
+        merged = merge_overrides(TrainerConfig, TrainerConfig().to_wire(), overrides, field)
         TrainerConfig.model_validate(merged)
     except ManifestError as exc:
         return exc.errors
@@ -627,65 +369,9 @@ def user_param_name_problem(name: str) -> str | None:
     return None
 
 
-def user_param_value(kind: str, value: Any) -> UserParamValue:
-    """``value`` as a parameter of type ``kind`` (float, int, str, bool); ValueError when
-    it is not one. Like trainer fields: no strings for numbers, no bools for numbers, an
-    integral float for an int (``randint`` bounds and YAML both give these)."""
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f"declared bool, got {value!r}; use true or false")
-    if kind == "str":
-        if isinstance(value, str):
-            return value
-        raise ValueError(f"declared str, got {value!r}; quote it")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"declared {kind}, got {value!r}; write a number without quotes")
-    if not math.isfinite(value):
-        raise ValueError(f"declared {kind}, got {value!r}; use a finite number")
-    if kind == "int":
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"declared int, got {value!r}; use a whole number")
-        return int(value)
-    return float(value)
-
-
 def wire_param_name(key: str) -> str:
     """Canonical wire (camelCase) name of a searchable param, from either spelling.
 
     Sweep search spaces, trial params and status use this spelling, like the manifests.
     """
     return searchable_params()[searchable_name(key)]
-
-
-def _merge(
-    model: type[BaseModel], base: dict[str, Any], overrides: Mapping[str, Any], path: str
-) -> dict[str, Any]:
-    """``base`` (wire form) with ``overrides`` merged in; nested models merge key by key."""
-    out = dict(base)
-    fields = {
-        key: (info.alias or name, info.annotation)
-        for name, info in model.model_fields.items()
-        for key in (name, info.alias)
-        if key
-    }
-    for key, value in overrides.items():
-        if key not in fields:
-            known = sorted({wire for wire, _ in fields.values()})
-            raise ManifestError(f"{path}.{key}", f"unknown trainer field; use one of {known}")
-        wire, annotation = fields[key]
-        nested = next(
-            (
-                c
-                for c in (annotation, *get_args(annotation))
-                if isinstance(c, type) and issubclass(c, BaseModel)
-            ),
-            None,
-        )
-        if nested is not None and isinstance(value, Mapping):
-            out[wire] = _merge(nested, dict(out.get(wire) or {}), value, f"{path}.{key}")
-        elif wire == "userParams" and isinstance(value, Mapping):
-            out[wire] = {**dict(out.get(wire) or {}), **value}  # one value at a time
-        else:
-            out[wire] = value
-    return out

@@ -14,11 +14,13 @@ and then ``cpu`` and ``memory`` are per worker. What fits where is
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ConfigDict, Field, model_validator
 
-from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
-from tunix_rt.api.common import TrialResources
+from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error
 from tunix_rt.api.errors import ManifestError
+from tunix_rt.api.quantities import QUANTITY_PATTERN, TrialMemory, quantity_field
 from tunix_rt.api.tpu import GENERATIONS, TpuSlice, accelerator_names, tpu_slice
 
 TRIAL_DRIVER_RESOURCE = "tunix_rt_trial_driver"
@@ -31,13 +33,32 @@ TRAIN_V2_ENV = "RAY_TRAIN_V2_ENABLED"
 """Ray Train v2 (``ray.train.v2.jax.JaxTrainer`` + Tune): set in a multi-host sweep's job."""
 
 
+class TrialResources(ApiModel):
+    """What one trial reserves on a Ray node (Ray Tune resources per trial)."""
+
+    cpu: float = Field(1.0, gt=0, le=512, description="CPUs per trial.")
+    memory: TrialMemory | None = quantity_field(
+        None, "Memory per trial as a Kubernetes quantity (e.g. 4Gi).", QUANTITY_PATTERN
+    )
+    gpu: float = Field(0, ge=0, le=16, description="GPUs per trial (fractions share a GPU).")
+    tpu: int = Field(0, ge=0, le=256, description="TPU chips per trial.")
+
+
+def resources_field(holder: str) -> Any:
+    """``spec.resources``: what ``holder`` (one trial, the run) reserves."""
+    return Field(
+        default_factory=TrialResources,
+        description=f"What {holder} reserves (cpu, memory, gpu, tpu).",
+    )
+
+
 class TpuSliceRequest(ApiModel):
     """A whole TPU slice for one trial: GKE accelerator type and slice topology."""
 
     model_config = ConfigDict(
         json_schema_extra=cel_rules(
             cel(
-                "self.accelerator in [" + ", ".join(f"'{n}'" for n in accelerator_names()) + "]",
+                "self.accelerator in " + cel_list(accelerator_names()),
                 "unknown TPU accelerator; use one of "
                 + ", ".join(g.gke_accelerator for g in GENERATIONS),
                 ".accelerator",

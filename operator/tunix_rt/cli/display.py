@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tunix_rt.api.results import best_trial, objective_value, ranked
-from tunix_rt.api.sweep import Objective
+from tunix_rt.api.sweep_goals import Objective
 from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.scoring import PRIMARY_SCORE
 

@@ -33,7 +33,8 @@ from tunix_rt import results as results_mod
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import SweepDocument, load_sweep
 from tunix_rt.api.results import best_trial, objective_value
-from tunix_rt.api.sweep import Objective, SweepSpec
+from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.api.sweep_goals import Objective
 from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.cli.common import esc, exit_meaning, no_retries, storage_option, store_problem
 from tunix_rt.cli.display import (

@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tunix_rt import __version__
-from tunix_rt.api.common import NodePool
+from tunix_rt.api.cluster import NodePool
 from tunix_rt.kuberay.rayjob import BuildOptions
 
 IMAGE_REPO = "ghcr.io/tunix-rt/trainer"

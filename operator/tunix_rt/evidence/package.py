@@ -50,7 +50,7 @@ from tunix_rt.evidence.checksums import (
 from tunix_rt.evidence.summary import ROWS_NAME
 from tunix_rt.evidence.validation import schema_errors
 from tunix_rt.scoring import PRIMARY_SCORE, compute_primary_score
-from tunix_rt.storage.store import TMP_PREFIX, atomic_local_file
+from tunix_rt.storage.local import TMP_PREFIX, atomic_local_file
 
 REHEARSAL_REQUIRED = (MANIFEST_NAME, SUMMARY_NAME, RUN_LOG_FILE, SUMS_NAME)
 

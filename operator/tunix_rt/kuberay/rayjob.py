@@ -27,12 +27,18 @@ from typing import Any
 
 import yaml
 
-from tunix_rt.api.common import QUEUE_LABEL, Accelerator, ClusterSpec, NodePool, TrialResources
+from tunix_rt.api.cluster import Accelerator, ClusterSpec, NodePool
+from tunix_rt.api.common import QUEUE_LABEL
 from tunix_rt.api.names import child_name, label_value
 from tunix_rt.api.placement import spanning_fit
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.api.trial_shape import TRAIN_V2_ENV, TRIAL_DRIVER_RESOURCE, TRIAL_DRIVER_SLOTS
+from tunix_rt.api.trial_shape import (
+    TRAIN_V2_ENV,
+    TRIAL_DRIVER_RESOURCE,
+    TRIAL_DRIVER_SLOTS,
+    TrialResources,
+)
 from tunix_rt.contract.codec import compact_json, encode_spec, spec_json
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.tpu import (

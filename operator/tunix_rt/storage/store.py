@@ -21,25 +21,27 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
-import errno
-import functools
 import json
 import logging
 import os
 import random
-import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import fsspec
 
 from tunix_rt.api.base import ApiModel
+from tunix_rt.storage.errors import StoreError, StoreNotFoundError, StorePreflightError
+from tunix_rt.storage.failures import is_transient, probe_cause
+from tunix_rt.storage.filesystems import make_filesystem
+from tunix_rt.storage.local import TMP_PREFIX, atomic_local_copy, atomic_local_write
+from tunix_rt.storage.redact import redact_uri, scrub
 
 log = logging.getLogger("tunix_rt.storage")
 
@@ -47,156 +49,13 @@ T = TypeVar("T")
 
 SCHEMES = ("file", "s3", "gs")
 
-TMP_PREFIX = ".tmp-"
-"""Name prefix of in-flight local writes; never listed, never packaged."""
-
-S3_ENDPOINT_ENV = ("TUNIX_RT_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
-"""Where an S3-compatible endpoint (MinIO, moto, …) is read from, first set wins."""
-
-GCS_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
-"""A GCS JSON-API emulator for gs:// (``host:port`` or a URL), the variable Google's own
-clients read; anonymous credentials are used with it, as they do."""
-
-SECRET_ENV_PATTERN = re.compile(
-    r"(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|SESSION|API_KEY|ACCESS_KEY)",
-    re.IGNORECASE,
-)
-"""Environment variable names whose values are treated as secrets and scrubbed."""
-
-_SECRET_QUERY = re.compile(
-    r"(sig|signature|token|secret|key|credential|password|auth|session)", re.IGNORECASE
-)
-
-_MIN_SECRET_LEN = 6
-
 RETRY_ATTEMPT = "store_retry_attempt"
 """Attribute of each retry warning's log record: the attempt that failed (1-based), so
 a terminal can show one line per burst of retries (the first) rather than one per attempt."""
 
 
-class StoreError(RuntimeError):
-    """A store operation failed; the message names the URI, never credentials."""
-
-
-class StoreNotFoundError(StoreError, FileNotFoundError):
-    """The key does not exist (also a FileNotFoundError, so both kinds of handler work)."""
-
-
-class StorePreflightError(StoreError):
-    """The store cannot be written (:meth:`Store.probe`); ``cause`` says why in a few words
-    (``credentials missing``, ``bucket absent``, ``permission denied``, …) and ``uri`` is
-    the store URI probed (no credentials)."""
-
-    def __init__(self, message: str, *, cause: str, uri: str) -> None:
-        super().__init__(message)
-        self.cause = cause
-        self.uri = uri
-
-
 PROBE_PREFIX = ".tunix-rt-probe-"
 """Name prefix of :meth:`Store.probe`'s object (written, then deleted at once)."""
-
-_NO_CREDENTIALS = frozenset(
-    {
-        "NoCredentialsError",
-        "PartialCredentialsError",
-        "CredentialRetrievalError",
-        "DefaultCredentialsError",
-        "RefreshError",
-    }
-)
-_BAD_CREDENTIALS = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "InvalidToken",
-        "TokenRefreshRequired",
-        "InvalidClientTokenId",
-        "AuthFailure",
-    }
-)
-_NO_BUCKET = frozenset({"NoSuchBucket", "BucketNotFound"})
-_DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "Forbidden", "AccountProblem"})
-
-
-def probe_cause(exc: BaseException, scheme: str = "s3") -> str:
-    """A few words on why a store could not be written: credentials missing or rejected,
-    bucket absent, permission denied, read-only file system, unreachable, or unknown."""
-    text = str(exc)
-    for err in _chain(exc):
-        names = {cls.__name__ for cls in type(err).__mro__}
-        code = _error_code(err)
-        status = _http_status(err)
-        if names & _NO_CREDENTIALS:
-            return "credentials missing (none found in the environment or workload identity)"
-        if code in _BAD_CREDENTIALS or status == 401:
-            return "credentials rejected (check the access key and secret)"
-        if code in _NO_BUCKET or "bucket does not exist" in str(err).lower():
-            return "bucket absent"
-        if code in _DENIED or status == 403 or isinstance(err, PermissionError):
-            return "permission denied"
-        if isinstance(err, OSError) and err.errno == errno.EROFS:
-            return "read-only file system"
-    if isinstance(exc, StoreNotFoundError) or "not found" in text:
-        if scheme == "file":
-            return "folder cannot be created (a parent is missing or not a folder)"
-        return "bucket absent"
-    if "Unable to locate credentials" in text or "NoCredentialsError" in text:
-        return "credentials missing (none found in the environment or workload identity)"
-    if any(code in text for code in _BAD_CREDENTIALS) or "status=401" in text:
-        return "credentials rejected (check the access key and secret)"
-    if any(code in text for code in _NO_BUCKET):
-        return "bucket absent"
-    if any(code in text for code in _DENIED) or "PermissionError" in text or "403" in text:
-        return "permission denied"
-    if "Read-only file system" in text:
-        return "read-only file system"
-    if "attempts" in text:
-        return "unreachable (transient errors persisted after retries)"
-    return "cannot write"
-
-
-# --------------------------------------------------------------------------- redaction
-
-
-def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Values of credential-like environment variables, longest first (for scrubbing)."""
-    env = os.environ if environ is None else environ
-    values = {
-        value
-        for name, value in env.items()
-        if SECRET_ENV_PATTERN.search(name) and value and len(value) >= _MIN_SECRET_LEN
-    }
-    return sorted(values, key=len, reverse=True)
-
-
-def scrub(text: str, environ: Mapping[str, str] | None = None) -> str:
-    """Replace every credential value found in the environment, and URI userinfo, by ***."""
-    for value in secret_values(environ):
-        text = text.replace(value, "***")
-    return re.sub(r"([a-z][a-z0-9+.-]*://)[^/\s@]+@", r"\1***@", text)
-
-
-def redact_uri(uri: str) -> str:
-    """The URI without userinfo and with secret-looking query values replaced by ***."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return scrub(uri)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*"
-        )
-    return scrub(urlunsplit((parts.scheme, netloc, parts.path, query, "")))
-
-
-# --------------------------------------------------------------------------- retries
 
 
 @dataclass(frozen=True)
@@ -228,132 +87,6 @@ class RetryPolicy:
         return float(ceiling * (0.5 + 0.5 * self.rng.random()))
 
 
-_TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalError",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "BadGateway",
-        "GatewayTimeout",
-    }
-)
-_TRANSIENT_ERRNOS = frozenset(
-    {
-        errno.ECONNREFUSED,
-        errno.ECONNRESET,
-        errno.ECONNABORTED,
-        errno.EPIPE,
-        errno.ETIMEDOUT,
-        errno.EHOSTUNREACH,
-        errno.ENETUNREACH,
-        errno.EREMOTEIO,
-        errno.EAGAIN,
-    }
-)
-_PERMANENT = (
-    FileNotFoundError,
-    FileExistsError,
-    PermissionError,
-    IsADirectoryError,
-    NotADirectoryError,
-    ValueError,
-    TypeError,
-)
-_TRANSIENT_NAMES = frozenset(
-    {
-        # botocore
-        "EndpointConnectionError",
-        "ConnectionClosedError",
-        "ConnectTimeoutError",
-        "ReadTimeoutError",
-        "HTTPClientError",
-        "ProxyConnectionError",
-        "ResponseStreamingError",
-        "IncompleteReadError",
-        # aiohttp
-        "ClientConnectionError",
-        "ClientConnectorError",
-        "ClientOSError",
-        "ServerDisconnectedError",
-        "ServerTimeoutError",
-        "ClientPayloadError",
-        # fsspec / http.client / google-auth
-        "FSTimeoutError",
-        "IncompleteRead",
-        "RemoteDisconnected",
-        "TransportError",
-        # what gcsfs's own (disabled) retry loop retried: a token refresh that failed
-        # (metadata server, workload identity), HTTP 502 (raised as requests'
-        # ProxyError), a payload whose checksum did not match
-        "RefreshError",
-        "ProxyError",
-        "ChecksumError",
-    }
-)
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _http_status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        meta = response.get("ResponseMetadata") or {}
-        status = meta.get("HTTPStatusCode")
-        if isinstance(status, int):
-            return status
-    for attr in ("status", "code", "status_code"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, int) and 100 <= value < 600:
-            return value
-    return None
-
-
-def _error_code(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = (response.get("Error") or {}).get("Code")
-        return str(code) if code is not None else None
-    return None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures worth retrying: connection trouble, timeouts, 5xx, throttling."""
-    for err in _chain(exc):
-        status = _http_status(err)
-        code = _error_code(err)
-        if code in _TRANSIENT_CODES:
-            return True
-        if status is not None:
-            return status >= 500 or status in (408, 429)
-        if code is not None:  # an S3 error response without a retryable code: 4xx
-            return False
-        if any(cls.__name__ in _TRANSIENT_NAMES for cls in type(err).__mro__):
-            return True
-        if isinstance(err, ConnectionError | TimeoutError):
-            return True
-        if isinstance(err, OSError) and err.errno in _TRANSIENT_ERRNOS:
-            return True
-        if isinstance(err, _PERMANENT):
-            return False
-    return False
-
-
 def _is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, FileNotFoundError) or isinstance(exc.__cause__, FileNotFoundError)
 
@@ -361,103 +94,6 @@ def _is_not_found(exc: BaseException) -> bool:
 def _describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip()
     return scrub(text)[:500]
-
-
-# --------------------------------------------------------------------------- the store
-
-
-def _timeouts() -> tuple[float, float]:
-    """Seconds to connect and to wait for the next bytes of a response."""
-    return (
-        float(os.environ.get("TUNIX_RT_STORE_CONNECT_TIMEOUT_S", "10")),
-        float(os.environ.get("TUNIX_RT_STORE_READ_TIMEOUT_S", "120")),
-    )
-
-
-def _s3_options() -> dict[str, Any]:
-    """s3fs options: endpoint from the environment, one attempt per call (the Store retries)."""
-    connect_timeout, read_timeout = _timeouts()
-    options: dict[str, Any] = {
-        "config_kwargs": {
-            "retries": {"mode": "standard", "total_max_attempts": 1},
-            "connect_timeout": connect_timeout,
-            "read_timeout": read_timeout,
-        },
-    }
-    for name in S3_ENDPOINT_ENV:
-        endpoint = os.environ.get(name)
-        if endpoint:
-            options["endpoint_url"] = endpoint
-            break
-    return options
-
-
-def _gcs_options() -> dict[str, Any]:
-    """gcsfs options: project, timeouts, and the emulator (with anonymous access) if set."""
-    import aiohttp  # gcsfs's HTTP client
-
-    connect_timeout, read_timeout = _timeouts()
-    options: dict[str, Any] = {
-        "project": os.environ.get("GOOGLE_CLOUD_PROJECT"),
-        "requests_timeout": aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=read_timeout
-        ),
-    }
-    emulator = os.environ.get(GCS_EMULATOR_ENV, "").strip()
-    if emulator and emulator != "default":  # gcsfs reads "default" as unset, too
-        options["endpoint_url"] = emulator if "://" in emulator else f"http://{emulator}"
-        options["token"] = "anon"
-    return options
-
-
-@functools.cache
-def _gcs_filesystem_class() -> type[fsspec.AbstractFileSystem]:
-    """gcsfs's JSON-API filesystem, making one attempt per HTTP request.
-
-    gcsfs wraps each request in its own retry loop (6 tries, sleeping 1, 2, 4, 8, 16 s):
-    about 31 s per Store attempt against a dead endpoint, uncounted and unlogged. The
-    loop is a decorator; its ``__wrapped__`` function is the single attempt. The plain
-    ``gcsfs.core.GCSFileSystem`` is used rather than the default class of recent gcsfs
-    (``ExtendedGcsFileSystem``, zonal/HNS buckets over gRPC): that one first asks each
-    bucket's storage layout over gRPC, which HTTP emulators do not serve (a 60 s stall
-    per call), and it overrides downloads on top of the retrying parent methods.
-    """
-    from gcsfs.core import GCSFileSystem
-
-    single: dict[str, Any] = {}
-    for name in ("_request", "_get_file_request", "_get_file_concurrent"):
-        inner = getattr(getattr(GCSFileSystem, name, None), "__wrapped__", None)
-        if inner is not None:
-            single[name] = inner
-    cls: type[fsspec.AbstractFileSystem] = type("StoreGCSFileSystem", (GCSFileSystem,), single)
-    return cls
-
-
-def _make_filesystem(scheme: str, uri: str, options: dict[str, Any]) -> fsspec.AbstractFileSystem:
-    if scheme == "file":
-        return fsspec.filesystem("file", **options)
-    if scheme == "s3":
-        merged = _s3_options()
-        merged.update(options)
-        try:
-            fs = fsspec.filesystem("s3", **merged)
-        except ImportError as exc:  # pragma: no cover - s3fs is a core dependency
-            raise StoreError(f"s3:// storage needs s3fs ({redact_uri(uri)}): {exc}") from None
-        # One retry layer (the Store's, logged and bounded) instead of three nested ones.
-        fs.retries = 1
-        return fs
-    if scheme == "gs":
-        try:
-            import gcsfs  # noqa: F401
-        except ImportError:
-            raise StoreError(
-                f"{redact_uri(uri)}: gs:// storage needs the optional 'gcs' extra "
-                "(pip install 'tunix-rt[gcs]', which installs gcsfs)"
-            ) from None
-        merged = _gcs_options() | options
-        merged = {k: v for k, v in merged.items() if v is not None}
-        return _gcs_filesystem_class()(**merged)
-    raise StoreError(f"unsupported storage scheme {scheme!r} in {redact_uri(uri)}")
 
 
 class Store:
@@ -496,7 +132,7 @@ class Store:
                 raise StoreError(f"storage URI {redact_uri(uri)} names no bucket")
             self.root = bucket_path
             self.uri = f"{scheme}://{bucket_path}"
-        self.fs: fsspec.AbstractFileSystem = _make_filesystem(scheme, self.uri, options)
+        self.fs: fsspec.AbstractFileSystem = make_filesystem(scheme, self.uri, options)
 
     def __repr__(self) -> str:
         return f"Store({self.uri!r})"
@@ -575,7 +211,7 @@ class Store:
         if not key.strip("/"):
             raise StoreError(f"cannot write to the store root {self.uri}")
         if self.scheme == "file":
-            self._call("writing", key, lambda: _atomic_local_write(Path(path), data))
+            self._call("writing", key, lambda: atomic_local_write(Path(path), data))
         else:
             kwargs: dict[str, Any] = {}
             if self.part_size and self.scheme == "s3":
@@ -602,7 +238,7 @@ class Store:
             raise StoreError(f"uploading to {self.uri_for(key)} failed: {source} is not a file")
         path = self._path(key)
         if self.scheme == "file":
-            self._call("uploading", key, lambda: _atomic_local_copy(source, Path(path)))
+            self._call("uploading", key, lambda: atomic_local_copy(source, Path(path)))
         elif self.scheme == "s3" and self.part_size:
             data = source.read_bytes()
             self._call(
@@ -756,31 +392,3 @@ class Store:
             return sorted(keys)
 
         return self._call("listing", prefix, find)
-
-
-@contextlib.contextmanager
-def atomic_local_file(path: Path) -> Iterator[BinaryIO]:
-    """A handle on a temp file next to ``path`` that becomes ``path`` (mode 0644, fsynced)
-    when the block ends, or disappears when it raises: readers never see a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=TMP_PREFIX)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_local_write(path: Path, data: bytes) -> None:
-    with atomic_local_file(path) as handle:
-        handle.write(data)
-
-
-def _atomic_local_copy(source: Path, path: Path) -> None:
-    with atomic_local_file(path) as handle, source.open("rb") as src:
-        shutil.copyfileobj(src, handle, 1 << 20)

@@ -46,7 +46,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from tunix_rt.api.trainer import DatasetConfig, TrainerConfig
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.trainer_sections import DatasetConfig
 from tunix_rt.train import tokenizer
 
 MASK64 = (1 << 64) - 1

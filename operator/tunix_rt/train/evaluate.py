@@ -18,7 +18,7 @@ from flax import nnx
 from jax.sharding import Mesh
 from pydantic import BaseModel, ConfigDict, Field
 
-from tunix_rt.api.trainer import EvalConfig
+from tunix_rt.api.trainer_sections import EvalConfig
 from tunix_rt.scoring import PRIMARY_SCORE, compute_primary_score
 from tunix_rt.scoring.judge import (  # noqa: F401 (callers import the parser from here)
     ParsedOutput,

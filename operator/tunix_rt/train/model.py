@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tunix_rt.api.trainer import ModelConfig
+from tunix_rt.api.trainer_sections import ModelConfig
 from tunix_rt.train import tokenizer
 
 _EMBED_INIT = nnx.initializers.normal(stddev=0.02)

@@ -73,18 +73,14 @@ from ray.tune.search import (
 )
 from ray.tune.search.optuna import OptunaSearch
 
-from tunix_rt.api.common import Phase, quantity_bytes
+from tunix_rt.api.common import Phase
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import SweepDocument, load_sweep
+from tunix_rt.api.quantities import quantity_bytes
 from tunix_rt.api.results import best_trial, ranked
-from tunix_rt.api.sweep import (
-    MODEL_BASED,
-    Algorithm,
-    Distribution,
-    SchedulerType,
-    SearchParam,
-    SweepSpec,
-)
+from tunix_rt.api.search_space import MODEL_BASED, Algorithm, Distribution, SearchParam
+from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.api.sweep_goals import SchedulerType
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.api.trial_shape import TRIAL_DRIVER_RESOURCE, TRIAL_DRIVER_SLOTS
 from tunix_rt.contract.codec import decode_sweep

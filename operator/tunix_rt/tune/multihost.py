@@ -35,7 +35,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from tunix_rt.api.common import quantity_bytes
+from tunix_rt.api.quantities import quantity_bytes
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.tpu import generation_for
 from tunix_rt.api.trial import TrialResult, TrialState

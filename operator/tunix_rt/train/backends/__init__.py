@@ -11,12 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol
 
-from tunix_rt.api.trainer import (
-    DEFAULT_LORA_RANK,
-    TUNIX_BACKENDS,
-    TrainerConfig,
-    tunix_model_name,
-)
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.trainer_backends import DEFAULT_LORA_RANK, TUNIX_BACKENDS, tunix_model_name
 from tunix_rt.train import loop
 from tunix_rt.train.loop import Log, Report, TrainResult
 

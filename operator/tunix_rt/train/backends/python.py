@@ -37,7 +37,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from tunix_rt.api.trainer import EVAL_METRICS, TrainerConfig, UserParamValue
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.trainer_backends import UserParamValue
+from tunix_rt.api.trial_metrics import EVAL_METRICS
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.train import data, tokenizer
 from tunix_rt.train.data import DatasetInfo, Example

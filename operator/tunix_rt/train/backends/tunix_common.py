@@ -32,7 +32,8 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from tunix_rt.api.trainer import DEFAULT_LORA_RANK, TrainerConfig, tunix_model_name
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.trainer_backends import DEFAULT_LORA_RANK, tunix_model_name
 from tunix_rt.evidence.checksums import sha256_file
 from tunix_rt.scoring.judge import ANSWER_CLOSE
 from tunix_rt.train import tokenizer as byte_tokenizer

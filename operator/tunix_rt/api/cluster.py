@@ -1,0 +1,246 @@
+"""The Ray cluster a run asks for: its worker pools (cpu, gpu, tpu) and head pod."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ConfigDict, Field, model_validator
+
+from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error
+from tunix_rt.api.errors import ManifestError
+from tunix_rt.api.quantities import (
+    K8S_QUANTITY_PATTERN,
+    CpuQuantity,
+    MemoryQuantity,
+    quantity_field,
+)
+from tunix_rt.api.tpu import GENERATIONS, accelerator_names, tpu_slice
+
+
+class Accelerator(StrEnum):
+    CPU = "cpu"
+    GPU = "gpu"
+    TPU = "tpu"
+
+
+def _tpu_cel() -> list[dict[str, str]]:
+    """CEL mirrors of the TPU table: a known accelerator, a topology it offers."""
+    names = accelerator_names()
+    rules = [
+        cel(
+            "!has(self.tpuAccelerator) || self.tpuAccelerator in " + cel_list(names),
+            "unknown TPU accelerator; use one of "
+            + ", ".join(g.gke_accelerator for g in GENERATIONS),
+            ".tpuAccelerator",
+        ),
+        cel(
+            "(has(self.accelerator) && self.accelerator == 'tpu') || "
+            "(!has(self.tpuAccelerator) && !has(self.tpuTopology))",
+            "tpuAccelerator and tpuTopology are only valid with accelerator: tpu",
+            ".tpuAccelerator",
+        ),
+    ]
+    for gen in GENERATIONS:
+        aliases = cel_list((gen.gke_accelerator, *gen.aliases))
+        guard = f"!has(self.tpuAccelerator) || !(self.tpuAccelerator in {aliases}) || "
+        guard += "!has(self.tpuTopology) || "
+        if gen.multi_host is not None:
+            offered = [*gen.single_host, *gen.multi_host]
+            rules.append(
+                cel(
+                    guard + "self.tpuTopology in " + cel_list(offered),
+                    f"{gen.gke_accelerator} offers the topologies {', '.join(offered)}",
+                    ".tpuTopology",
+                )
+            )
+        else:
+            rules.append(
+                cel(
+                    guard + "self.tpuTopology.matches('^[0-9]+x[0-9]+x[0-9]+$')",
+                    f"{gen.gke_accelerator} topologies take 3 dimensions, e.g. 2x2x2",
+                    ".tpuTopology",
+                )
+            )
+    return rules
+
+
+class NodePool(ApiModel):
+    """One Ray worker group: a kind of node the trials run on."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel(
+                "!has(self.accelerator) || self.accelerator != 'tpu' || "
+                "(has(self.tpuAccelerator) && has(self.tpuTopology))",
+                "a tpu pool needs tpuAccelerator (e.g. tpu-v6e-slice) and tpuTopology (e.g. 2x2)",
+                ".accelerator",
+            ),
+            cel(
+                "!has(self.accelerator) || self.accelerator != 'gpu' || "
+                "(has(self.gpusPerPod) && self.gpusPerPod >= 1)",
+                "a gpu pool needs gpusPerPod >= 1",
+                ".gpusPerPod",
+            ),
+            cel(
+                "(has(self.accelerator) && self.accelerator == 'gpu') || "
+                "!has(self.gpusPerPod) || self.gpusPerPod == 0",
+                "gpusPerPod is only valid with accelerator: gpu",
+                ".gpusPerPod",
+            ),
+            cel(
+                "!has(self.minReplicas) || self.minReplicas <= "
+                "(has(self.replicas) ? self.replicas : 1)",
+                "minReplicas must not exceed replicas",
+                ".minReplicas",
+            ),
+            cel(
+                "!has(self.maxReplicas) || self.maxReplicas >= "
+                "(has(self.replicas) ? self.replicas : 1)",
+                "maxReplicas must not be below replicas",
+                ".maxReplicas",
+            ),
+            *_tpu_cel(),
+        )
+    )
+
+    name: str = Field(
+        "workers",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=40,
+        description="Worker group name.",
+    )
+    accelerator: Accelerator = Field(Accelerator.CPU, description="cpu, gpu or tpu.")
+    replicas: int = Field(1, ge=0, le=1000, description="Worker pods (TPU: slices).")
+    min_replicas: int | None = Field(None, ge=0, description="Autoscaling floor.")
+    max_replicas: int | None = Field(None, ge=0, description="Autoscaling ceiling.")
+    cpu: CpuQuantity = quantity_field(
+        "2", "CPU request/limit per pod (quantity).", K8S_QUANTITY_PATTERN
+    )
+    memory: MemoryQuantity = quantity_field(
+        "8Gi", "Memory request/limit per pod (quantity).", K8S_QUANTITY_PATTERN
+    )
+    gpus_per_pod: int = Field(0, ge=0, le=16, description="nvidia.com/gpu per pod (gpu pools).")
+    gpu_type: str | None = Field(
+        None, description="Node label value of cloud.google.com/gke-accelerator, e.g. nvidia-l4."
+    )
+    tpu_accelerator: str | None = Field(
+        None,
+        description="GKE TPU type, e.g. tpu-v6e-slice (cloud.google.com/gke-tpu-accelerator).",
+    )
+    tpu_topology: str | None = Field(
+        None, pattern=r"^[0-9]+(x[0-9]+){1,2}$", description="TPU slice topology, e.g. 2x2 or 4x4."
+    )
+    image: str | None = Field(None, description="Trainer image; default chosen per accelerator.")
+    node_selector: dict[str, str] | None = Field(None, description="Extra node selector labels.")
+
+    @model_validator(mode="after")
+    def _accelerator_fields(self) -> NodePool:
+        if self.accelerator is Accelerator.TPU and not (self.tpu_accelerator and self.tpu_topology):
+            raise field_error(
+                "tpuAccelerator" if not self.tpu_accelerator else "tpuTopology",
+                "a tpu pool needs tpuAccelerator (e.g. tpu-v6e-slice) and tpuTopology (e.g. 2x2)",
+            )
+        if self.accelerator is Accelerator.GPU and self.gpus_per_pod < 1:
+            raise field_error("gpusPerPod", "a gpu pool needs gpusPerPod >= 1", self.gpus_per_pod)
+        if self.accelerator is not Accelerator.GPU and self.gpus_per_pod:
+            raise field_error(
+                "gpusPerPod", "gpusPerPod is only valid with accelerator: gpu", self.gpus_per_pod
+            )
+        if self.accelerator is not Accelerator.TPU and (self.tpu_accelerator or self.tpu_topology):
+            raise field_error(
+                "tpuAccelerator" if self.tpu_accelerator else "tpuTopology",
+                "tpuAccelerator and tpuTopology are only valid with accelerator: tpu; "
+                "set accelerator: tpu or remove them",
+            )
+        if self.accelerator is Accelerator.TPU:
+            self.tpu_shape()
+        low, high = self.min_replicas, self.max_replicas
+        if low is not None and low > self.replicas:
+            raise field_error(
+                "minReplicas",
+                f"minReplicas ({low}) exceeds replicas ({self.replicas}); lower minReplicas "
+                f"to at most {self.replicas} or raise replicas",
+                low,
+            )
+        if high is not None and high < self.replicas:
+            raise field_error(
+                "maxReplicas",
+                f"maxReplicas ({high}) is below replicas ({self.replicas}); raise maxReplicas "
+                f"to at least {self.replicas} or lower replicas",
+                high,
+            )
+        return self
+
+    def tpu_shape(self) -> Any:
+        """The TPU slice of a tpu pool (a field error naming what the table refuses)."""
+        accelerator = self.tpu_accelerator or ""
+        if accelerator not in accelerator_names():
+            known = ", ".join(g.gke_accelerator for g in GENERATIONS)
+            short = ", ".join(g.name for g in GENERATIONS)
+            raise field_error(
+                "tpuAccelerator",
+                f"unknown TPU accelerator {accelerator!r}; use one of {known} (or {short})",
+                accelerator,
+            )
+        try:
+            return tpu_slice(accelerator, self.tpu_topology or "")
+        except ManifestError as exc:
+            raise field_error(exc.field, exc.reason, self.tpu_topology) from None
+
+    def pods(self) -> int:
+        """The most pods the pool can have (replicas, or maxReplicas when autoscaling)."""
+        return max(self.replicas, self.max_replicas or 0)
+
+
+class ClusterSpec(ApiModel):
+    """The Ray cluster a sweep or rehearsal runs on (KubeRay); ignored by local runs."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel(
+                "!has(self.pools) || self.pools.all(p, self.pools.exists_one(q, "
+                "(has(q.name) ? q.name : 'workers') == (has(p.name) ? p.name : 'workers')))",
+                "pool names must be unique",
+                ".pools",
+            )
+        )
+    )
+
+    ray_version: str = Field("2.60.0", description="Ray version in the images.")
+    image: str | None = Field(None, description="Head image; default from the operator config.")
+    head_cpu: CpuQuantity = quantity_field(
+        "1", "Head pod CPU (it runs the Tune driver, no trials).", K8S_QUANTITY_PATTERN
+    )
+    head_memory: MemoryQuantity = quantity_field("4Gi", "Head pod memory.", K8S_QUANTITY_PATTERN)
+    pools: list[NodePool] = Field(
+        default_factory=lambda: [NodePool()],
+        min_length=1,
+        max_length=8,
+        description="Worker groups; one per node pool kind.",
+    )
+    service_account: str | None = Field(
+        None, description="Pod service account (workload identity)."
+    )
+    env: dict[str, str] | None = Field(None, description="Extra environment for the Ray job.")
+    ttl_seconds_after_finished: int = Field(600, ge=0, description="Keep the finished RayJob.")
+
+    @model_validator(mode="after")
+    def _unique_pool_names(self) -> ClusterSpec:
+        names = [p.name for p in self.pools]
+        if len(names) != len(set(names)):
+            raise field_error("pools", f"pool names must be unique, got {names}", names)
+        return self
+
+    def declares_pools(self) -> bool:
+        """Whether the spec itself names its pools (not the implicit one CPU pool that the
+        operator may replace with its default pools, and that local runs ignore)."""
+        return "pools" in self.model_fields_set and self.pools != [NodePool()]
+
+
+def cluster_field() -> Any:
+    """``spec.cluster``: the KubeRay cluster."""
+    return Field(
+        default_factory=ClusterSpec,
+        description="The Ray cluster on Kubernetes (ignored by local runs).",
+    )
