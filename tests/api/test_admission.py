@@ -25,7 +25,7 @@ from tunix_rt.api.trainer import TrainerConfig, check_overrides
 from tunix_rt.api.trial_metrics import REPORTED_METRICS
 from tunix_rt.kuberay import Owner, build_sweep_rayjob
 from tunix_rt.kuberay.client import is_owned_by
-from tunix_rt.kuberay.rayjob import SWEEP_LABEL
+from tunix_rt.kuberay.metadata import SWEEP_LABEL
 
 LR = {"type": "loguniform", "low": 1e-4, "high": 3e-2}
 GPU_POOL = {"name": "gpu", "accelerator": "gpu", "gpusPerPod": 1, "cpu": "8", "memory": "32Gi"}

@@ -15,8 +15,9 @@ from tunix_rt.api.common import Phase
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.contract.phases import Verdict, judge_rehearsal, judge_sweep
+from tunix_rt.contract.reasons import INVALID_SPEC
 from tunix_rt.controller import rehearsal_status, sweep_status
-from tunix_rt.controller.status import INVALID_SPEC, phase_status, started_status
+from tunix_rt.controller.status import phase_status, started_status
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPET = ROOT / "examples" / "gitops" / "argocd-cm-health.yaml"

@@ -20,7 +20,7 @@ from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.kuberay import BuildOptions, ManifestError, Owner, build_rehearsal_rayjob
 from tunix_rt.kuberay import build_sweep_rayjob as build
-from tunix_rt.kuberay.rayjob import spec_annotation
+from tunix_rt.kuberay.metadata import spec_annotation
 
 OWNER = Owner("tunixrt.io/v1alpha1", "Sweep", "lr-search", "0b7c-uid")
 OPTIONS = BuildOptions(

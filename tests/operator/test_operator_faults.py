@@ -66,7 +66,8 @@ from tunix_rt.contract.phases import SweepEnd, sweep_verdict
 from tunix_rt.controller import OperatorConfig
 from tunix_rt.kuberay.client import RAYJOBS as RAYJOB_REF
 from tunix_rt.kuberay.client import KubeApiError, KubeClient
-from tunix_rt.kuberay.rayjob import Owner, build_sweep_rayjob
+from tunix_rt.kuberay.metadata import Owner
+from tunix_rt.kuberay.rayjob import build_sweep_rayjob
 from tunix_rt.storage import Store
 
 NS = "ml"

@@ -9,8 +9,10 @@ Run it with ``tunix-rt operator`` (see ``tunix_rt.cli.operator``), or embedded::
 
 Behaviour (spec changes, deletion, restarts) is documented in ``sweep.py`` and
 ``rehearsal.py`` and in ``docs/operator.md``. Both kinds run on one skeleton
-(``kind.py``: handlers, registration, the steps they share); each kind's status rules
-are pure functions (``status.py``, ``sweep_status.py``, ``rehearsal_status.py``), and
+(``kind.py``: the steps they share; ``handlers.py``: the kopf handlers and their
+registration); each kind's status rules are pure functions (``status.py``,
+``sweep_status.py``, ``rehearsal_status.py``), written in one place
+(``status_writer.py``); the reasons they give are named in ``tunix_rt.contract.reasons``;
 what crosses the RayJob boundary (store layout, phase rules) is the run contract,
 ``tunix_rt.contract``.
 """
@@ -25,7 +27,7 @@ import kopf
 
 from tunix_rt.controller import settings, wake
 from tunix_rt.controller.config import ConfigError, OperatorConfig
-from tunix_rt.controller.kind import register_kind
+from tunix_rt.controller.handlers import register_kind
 from tunix_rt.controller.metrics import Metrics
 from tunix_rt.controller.rehearsal import REHEARSAL
 from tunix_rt.controller.runtime import Runtime

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from tunix_rt import __version__
 from tunix_rt.api.cluster import NodePool
-from tunix_rt.kuberay.rayjob import BuildOptions
+from tunix_rt.kuberay.options import BuildOptions
 
 IMAGE_REPO = "ghcr.io/tunix-rt/trainer"
 DEFAULT_LIVENESS = "http://0.0.0.0:8080/healthz"

@@ -4,8 +4,9 @@ Lifecycle and behaviour match the Sweep's (see ``tunix_rt.controller.sweep``): P
 Running -> Succeeded | Failed, Events on each transition, create-or-adopt of the RayJob
 ``rehearsal-<name>``, spec changes after the start are ignored visibly
 (``SpecChangeIgnored``), an invalid spec fails with the field named, deletion removes the
-RayJob and keeps the evidence in the store. The handlers and what both kinds share are
-in :mod:`tunix_rt.controller.kind`; :data:`REHEARSAL` is what this module gives it.
+RayJob and keeps the evidence in the store. The handlers are in
+:mod:`tunix_rt.controller.handlers`, what both kinds share in
+:mod:`tunix_rt.controller.kind`; :data:`REHEARSAL` is what this module gives it.
 
 ``fromSweep`` (:mod:`tunix_rt.controller.rehearsal_source`): the operator reads the Sweep
 (same namespace). Succeeded with a best trial -> ``spec.trainer`` = the sweep's
@@ -35,39 +36,33 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import kopf
 from pydantic import ValidationError
 
 from tunix_rt.api.common import DEFAULT_STORAGE, Phase
 from tunix_rt.api.errors import ManifestError, describe, describe_pairs
 from tunix_rt.api.placement import SKIP_PLACEMENT, UNSCHEDULABLE, check_placement
 from tunix_rt.api.rehearsal import RehearsalSpec
+from tunix_rt.contract import reasons
 from tunix_rt.contract.layout import RehearsalFiles, RehearsalLayout
 from tunix_rt.contract.phases import Verdict, job_status, judge_rehearsal
 from tunix_rt.contract.rehearsal_evidence import read_rehearsal_evidence
-from tunix_rt.controller.kind import Call, Kind, started_and_running
+from tunix_rt.controller.call import Call
+from tunix_rt.controller.kind import Kind, started_and_running
 from tunix_rt.controller.rehearsal_source import Resolved, Unresolvable, Waiting, resolve
 from tunix_rt.controller.rehearsal_status import (
-    WAITING_FOR_SWEEP,
     Evidence,
     desired_status,
     failed_as_recorded,
     parse_time,
     score_of,
     succeeded,
-    waiting_status,
 )
 from tunix_rt.controller.runtime import owner_of, read_in_thread
-from tunix_rt.controller.status import (
-    INVALID_SPEC,
-    PROGRESSING,
-    apply_status,
-    condition,
-    is_terminal,
-    phase_of,
-)
+from tunix_rt.controller.status import PROGRESSING, condition, is_terminal
+from tunix_rt.controller.status_writer import write_waiting
 from tunix_rt.evidence.failure import RehearsalFailure, failure_from_store
-from tunix_rt.kuberay.rayjob import REHEARSAL_LABEL, build_rehearsal_rayjob, spec_annotation
+from tunix_rt.kuberay.metadata import REHEARSAL_LABEL, spec_annotation
+from tunix_rt.kuberay.rayjob import build_rehearsal_rayjob
 from tunix_rt.storage import Store, StoreError
 
 SUMMARY_WAIT_KEY = "tunixrt_evidence_wait"
@@ -127,7 +122,7 @@ async def start(call: Call) -> None:
 
 
 def _unresolvable(call: Call, outcome: Unresolvable) -> None:
-    if outcome.reason == INVALID_SPEC:
+    if outcome.reason == reasons.INVALID_SPEC:
         REHEARSAL.reject_invalid(call, outcome.message)
     else:
         REHEARSAL.give_up(call, outcome.reason, outcome.message)
@@ -135,12 +130,7 @@ def _unresolvable(call: Call, outcome: Unresolvable) -> None:
 
 def _wait_for_sweep(call: Call, parsed: RehearsalSpec, waiting: Waiting) -> None:
     """Pending until the source Sweep succeeds; an Event when the reason is new."""
-    desired = waiting_status(call.status, waiting.message, call.generation, parsed.from_sweep)
-    news = phase_of(call.status) is not Phase.PENDING or (
-        call.status.get("message") != waiting.message
-    )
-    if apply_status(call.patch, call.status, desired) and news:
-        kopf.info(call.body, reason=WAITING_FOR_SWEEP, message=waiting.message)
+    write_waiting(call, waiting.message, call.generation, parsed.from_sweep)
     REHEARSAL.observe(call, Phase.PENDING)
 
 
@@ -235,7 +225,7 @@ async def _own_failure(call: Call, store: Store) -> RehearsalFailure | None:
 
 def _waiting(status: Mapping[str, Any]) -> bool:
     cond = condition(status.get("conditions") or [], PROGRESSING)
-    return bool(cond and cond.get("reason") == WAITING_FOR_SWEEP)
+    return bool(cond and cond.get("reason") == reasons.WAITING_FOR_SWEEP)
 
 
 def _active(status: Mapping[str, Any]) -> bool:

@@ -27,8 +27,8 @@ from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.contract.best_config import best_trial_config
+from tunix_rt.contract.reasons import INVALID_SPEC
 from tunix_rt.controller.runtime import Runtime
-from tunix_rt.controller.status import INVALID_SPEC
 from tunix_rt.kuberay.client import KubeApiError
 
 

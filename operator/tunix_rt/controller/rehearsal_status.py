@@ -20,12 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tunix_rt.api.common import Phase
+from tunix_rt.contract import reasons
 from tunix_rt.contract.phases import Verdict, reason_of
 from tunix_rt.controller.status import clear_spec_change, phase_conditions, phase_status
 from tunix_rt.evidence.failure import RehearsalFailure
 from tunix_rt.scoring import PRIMARY_SCORE
-
-WAITING_FOR_SWEEP = "WaitingForSweep"
 
 
 @dataclass
@@ -104,7 +103,7 @@ def waiting_status(
         "phase": Phase.PENDING.value,
         "message": message,
         "conditions": phase_conditions(
-            conditions, Phase.PENDING, WAITING_FOR_SWEEP, message, generation
+            conditions, Phase.PENDING, reasons.WAITING_FOR_SWEEP, message, generation
         ),
         "observedGeneration": generation,
         "sourceSweep": source_sweep,

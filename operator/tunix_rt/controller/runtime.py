@@ -2,10 +2,10 @@
 
 One :class:`Runtime` per operator process, handed to kopf as ``memo.runtime``; kopf
 gives each object a shallow copy of that memo, so per-object caches live next to it.
-Also the API-facing steps both kinds use: fail an object, ignore a spec change visibly,
-create or adopt a RayJob (:func:`ensure_rayjob`), read one (:func:`get_rayjob`), and the
-create/resume prologue (:func:`nothing_to_start`). The handler skeleton itself is in
-:mod:`tunix_rt.controller.kind`.
+Also the API-facing steps both kinds use: create or adopt a RayJob
+(:func:`ensure_rayjob`), read one (:func:`get_rayjob`), and the create/resume prologue
+(:func:`nothing_to_start`). The handlers themselves are in
+:mod:`tunix_rt.controller.handlers`.
 """
 
 from __future__ import annotations
@@ -19,19 +19,11 @@ from typing import Any
 import kopf
 
 from tunix_rt.api.common import API_VERSION, Phase
+from tunix_rt.contract import reasons
 from tunix_rt.controller.config import OperatorConfig
 from tunix_rt.controller.metrics import Metrics
-from tunix_rt.controller.status import (
-    SPEC_CHANGE_IGNORED,
-    apply_status,
-    failed_for_invalid_spec,
-    is_terminal,
-    phase_conditions,
-    phase_of,
-    post_transition,
-    set_condition,
-    timestamp,
-)
+from tunix_rt.controller.status import failed_for_invalid_spec, is_terminal
+from tunix_rt.controller.status_writer import Target, write_failed
 from tunix_rt.kuberay.client import (
     Ensured,
     ForeignObjectError,
@@ -39,7 +31,7 @@ from tunix_rt.kuberay.client import (
     KubeClient,
     RayJobClient,
 )
-from tunix_rt.kuberay.rayjob import RAYJOB_KIND, Owner
+from tunix_rt.kuberay.metadata import RAYJOB_KIND, Owner
 from tunix_rt.storage import Store
 
 log = logging.getLogger(__name__)
@@ -124,69 +116,9 @@ def plain(status: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in status.items()}
 
 
-def fail(
-    body: kopf.Body,
-    patch: kopf.Patch,
-    status: Mapping[str, Any],
-    *,
-    reason: str,
-    message: str,
-    generation: int | None,
-) -> None:
-    """Phase Failed with Ready/Progressing/Failed conditions, and a Warning Event."""
-    old = phase_of(status)
-    conds = phase_conditions(
-        status.get("conditions") or [], Phase.FAILED, reason, message, generation
-    )
-    desired: dict[str, Any] = {
-        "phase": Phase.FAILED.value,
-        "message": message,
-        "conditions": conds,
-        "observedGeneration": generation,
-        "completionTime": status.get("completionTime") or timestamp(),
-    }
-    apply_status(patch, status, desired)
-    if old is Phase.FAILED:
-        kopf.warn(body, reason=reason, message=message)
-    else:
-        post_transition(body, old, Phase.FAILED, message, reason)
-
-
-def ignore_spec_change(
-    body: kopf.Body,
-    patch: kopf.Patch,
-    status: Mapping[str, Any],
-    kind: str,
-    generation: int | None,
-) -> None:
-    """The documented answer to a spec edit after a run started: keep running what was
-    started, say so in a condition and a Warning Event."""
-    phase = phase_of(status) or Phase.PENDING
-    if phase in (Phase.SUCCEEDED, Phase.FAILED):
-        what = f"the {kind} has finished ({phase.value}); its results stay as they are"
-    else:
-        what = f"the {kind} is {phase.value}; its RayJob keeps the spec it started with"
-    message = (
-        f"spec changed (generation {generation}) but {what}. To run the new spec, create a "
-        f"new {kind} (or delete this one and apply it again)."
-    )
-    conds = set_condition(
-        status.get("conditions") or [],
-        SPEC_CHANGE_IGNORED,
-        True,
-        SPEC_CHANGE_IGNORED,
-        message,
-        generation,
-    )
-    apply_status(patch, status, {"conditions": conds, "observedGeneration": generation})
-    kopf.warn(body, reason=SPEC_CHANGE_IGNORED, message=message)
-
-
 async def ensure_rayjob(
     runtime: Runtime,
-    body: kopf.Body,
-    patch: kopf.Patch,
-    status: Mapping[str, Any],
+    target: Target,
     manifest: Mapping[str, Any],
     kind: str,
     generation: int | None,
@@ -195,12 +127,12 @@ async def ensure_rayjob(
     """Create or adopt the RayJob (``created``: already done, by the eager start).
     Transient API trouble raises kopf.TemporaryError (kopf retries); a manifest the API
     server rejects fails the object (returns None)."""
-    meta = manifest["metadata"]
+    meta, body = manifest["metadata"], target.body
     owner_uid = (body.get("metadata") or {}).get("uid")
     try:
         ensured = created or await runtime.rayjobs.ensure(manifest, owner_uid)
     except ForeignObjectError as exc:
-        kopf.warn(body, reason="RayJobConflict", message=str(exc))
+        kopf.warn(body, reason=reasons.RAYJOB_CONFLICT, message=str(exc))
         raise kopf.TemporaryError(str(exc), delay=30) from exc
     except KubeApiError as exc:
         if exc.status == 404:
@@ -208,33 +140,29 @@ async def ensure_rayjob(
                 f"cannot create RayJob {meta['name']}: the ray.io/v1 RayJob resource is not "
                 "served here; install the KubeRay operator and its CRDs"
             )
-            kopf.warn(body, reason="KubeRayMissing", message=message)
+            kopf.warn(body, reason=reasons.KUBERAY_MISSING, message=message)
             raise kopf.TemporaryError(message, delay=30) from exc
         if exc.status in (401, 403):
             message = (
                 f"not allowed to create RayJob {meta['namespace']}/{meta['name']}: "
                 f"{exc.message} (check the operator's RBAC for ray.io rayjobs)"
             )
-            kopf.warn(body, reason="Forbidden", message=message)
+            kopf.warn(body, reason=reasons.FORBIDDEN, message=message)
             raise kopf.TemporaryError(message, delay=60) from exc
         if exc.status in (400, 422):
-            fail(
-                body,
-                patch,
-                status,
-                reason="RayJobRejected",
-                message=f"the API server rejected RayJob {meta['name']}: {exc.message}",
-                generation=generation,
-            )
+            message = f"the API server rejected RayJob {meta['name']}: {exc.message}"
+            write_failed(target, reasons.RAYJOB_REJECTED, message, generation)
             return None
         raise kopf.TemporaryError(f"RayJob {meta['name']}: {exc}", delay=10) from exc
     if ensured.action == "created":
         runtime.metrics.rayjobs_created.labels(kind=kind).inc()
-        kopf.info(body, reason="RayJobCreated", message=f"created {RAYJOB_KIND} {meta['name']}")
+        kopf.info(
+            body, reason=reasons.RAYJOB_CREATED, message=f"created {RAYJOB_KIND} {meta['name']}"
+        )
     else:
         kopf.info(
             body,
-            reason="RayJobAdopted",
+            reason=reasons.RAYJOB_ADOPTED,
             message=f"adopted the existing {RAYJOB_KIND} {meta['name']}",
         )
     return ensured

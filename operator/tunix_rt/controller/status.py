@@ -1,10 +1,12 @@
-"""Status helpers shared by the Sweep and Rehearsal handlers: conditions, phases, messages.
+"""The status rules both kinds share: conditions, phases, messages, and their Events.
 
-Pure functions from (current status, what happened) to the desired status keys; the
-handlers patch only the keys that change (:func:`apply_status`). The rules both kinds
-share: :func:`started_status` (the RayJob was created or adopted: Pending) and
-:func:`phase_status` (phase, message, conditions and completion time of a verdict).
-Each kind's own fields are in ``sweep_status`` and ``rehearsal_status``.
+Pure functions from (current status, what happened) to the desired status keys and the
+Events (:class:`Notice`) that say so; :mod:`~tunix_rt.controller.status_writer` patches
+only the keys that change. The rules: :func:`started_status` (the RayJob was created or
+adopted: Pending), :func:`phase_status` (phase, message, conditions and completion time
+of a verdict), :func:`failed_status`, :func:`spec_ignored_status`,
+:func:`store_conditions`, :func:`transition_notice`. Each kind's own fields are in
+``sweep_status`` and ``rehearsal_status``.
 
 Conditions (``Ready``, ``Progressing``, ``Failed``, ``Succeeded``, kstatus's
 ``Reconciling`` / ``Stalled``, and ``SpecChangeIgnored`` / ``Degraded`` when they apply)
@@ -16,13 +18,13 @@ was computed for.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import kopf
-
 from tunix_rt.api.common import TERMINAL_PHASES, Condition, Phase
 from tunix_rt.api.placement import UNSCHEDULABLE
+from tunix_rt.contract import reasons
 from tunix_rt.contract.phases import Verdict
 from tunix_rt.storage import scrub
 
@@ -34,16 +36,18 @@ RECONCILING = "Reconciling"
 """kstatus: True while the object is working towards its end; False once it is there."""
 STALLED = "Stalled"
 """kstatus: True when the object cannot get further on its own (it failed)."""
-SPEC_CHANGE_IGNORED = "SpecChangeIgnored"
+SPEC_CHANGE_IGNORED = reasons.SPEC_CHANGE_IGNORED
+"""The condition's type is its reason."""
 DEGRADED = "Degraded"
 
-STORE_UNAVAILABLE = "StoreUnavailable"
-"""Reason of a ``Degraded=True`` condition: the store cannot be read (retried every poll)."""
-STORE_AVAILABLE = "StoreAvailable"
-"""Reason of ``Degraded=False`` once the store can be read again."""
 
-INVALID_SPEC = "InvalidSpec"
-"""Reason of a Failed condition for a spec that does not validate."""
+@dataclass(frozen=True)
+class Notice:
+    """A Kubernetes Event about the object that a status write posts."""
+
+    reason: str
+    message: str
+    warning: bool = False
 
 
 def now() -> datetime:
@@ -76,8 +80,8 @@ def condition(conditions: Iterable[Mapping[str, Any]], ctype: str) -> Mapping[st
 def failed_for_invalid_spec(status: Mapping[str, Any]) -> bool:
     """The object failed admission (invalid, or unschedulable), so it never got a RayJob."""
     cond = condition(status.get("conditions") or [], FAILED)
-    reasons = (INVALID_SPEC, UNSCHEDULABLE)
-    return bool(cond and cond.get("status") == "True" and cond.get("reason") in reasons)
+    refused = (reasons.INVALID_SPEC, UNSCHEDULABLE)
+    return bool(cond and cond.get("status") == "True" and cond.get("reason") in refused)
 
 
 def set_condition(
@@ -140,11 +144,11 @@ def _phase_rules(phase: Phase, reason: str, message: str) -> list[tuple[str, boo
     if phase is Phase.SUCCEEDED:
         return [
             (READY, True, reason, message),
-            (PROGRESSING, False, "Finished", message),
-            (FAILED, False, "AsExpected", ""),
+            (PROGRESSING, False, reasons.FINISHED, message),
+            (FAILED, False, reasons.AS_EXPECTED, ""),
             (SUCCEEDED, True, reason, message),
-            (RECONCILING, False, "Finished", message),
-            (STALLED, False, "AsExpected", ""),
+            (RECONCILING, False, reasons.FINISHED, message),
+            (STALLED, False, reasons.AS_EXPECTED, ""),
         ]
     if phase is Phase.FAILED:
         return [
@@ -158,10 +162,10 @@ def _phase_rules(phase: Phase, reason: str, message: str) -> list[tuple[str, boo
     return [
         (READY, False, phase.value, message),
         (PROGRESSING, True, reason, message),
-        (FAILED, False, "AsExpected", ""),
+        (FAILED, False, reasons.AS_EXPECTED, ""),
         (SUCCEEDED, False, phase.value, message),
         (RECONCILING, True, reason, message),
-        (STALLED, False, "AsExpected", ""),
+        (STALLED, False, reasons.AS_EXPECTED, ""),
     ]
 
 
@@ -179,12 +183,14 @@ def store_conditions(
         if not current or current.get("status") != "True":
             return None
         message = f"the store {uri} can be read again"
-        return set_condition(conditions, DEGRADED, False, STORE_AVAILABLE, message, generation)
+        return set_condition(
+            conditions, DEGRADED, False, reasons.STORE_AVAILABLE, message, generation
+        )
     message = (
         f"cannot read the store {uri}: {error}; retrying at every poll (results written "
         "meanwhile are read once it is back)"
     )
-    return set_condition(conditions, DEGRADED, True, STORE_UNAVAILABLE, message, generation)
+    return set_condition(conditions, DEGRADED, True, reasons.STORE_UNAVAILABLE, message, generation)
 
 
 def clear_spec_change(conditions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -197,7 +203,7 @@ def started_status(
 ) -> dict[str, Any]:
     """Pending: the RayJob was ``action`` (created or adopted); the Ray cluster starts."""
     message = f"RayJob {rayjob_name} {action}; waiting for the Ray cluster"
-    reason = "RayJobCreated" if action == "created" else "RayJobAdopted"
+    reason = reasons.RAYJOB_CREATED if action == "created" else reasons.RAYJOB_ADOPTED
     conditions = clear_spec_change(status.get("conditions") or [])
     return {
         "phase": Phase.PENDING.value,
@@ -226,33 +232,82 @@ def phase_status(status: Mapping[str, Any], verdict: Verdict) -> dict[str, Any]:
     return desired
 
 
+def failed_status(
+    status: Mapping[str, Any], reason: str, message: str, generation: int | None
+) -> dict[str, Any]:
+    """Phase Failed with ``reason``: Ready/Progressing/Failed conditions, completion time."""
+    conds = phase_conditions(
+        status.get("conditions") or [], Phase.FAILED, reason, message, generation
+    )
+    return {
+        "phase": Phase.FAILED.value,
+        "message": message,
+        "conditions": conds,
+        "observedGeneration": generation,
+        "completionTime": status.get("completionTime") or timestamp(),
+    }
+
+
+def failed_notice(status: Mapping[str, Any], reason: str, message: str) -> Notice | None:
+    """The Warning of a failure: the transition, or ``reason`` again when already Failed."""
+    old = phase_of(status)
+    if old is Phase.FAILED:
+        return Notice(reason, message, warning=True)
+    return transition_notice(old, Phase.FAILED, message, reason)
+
+
+def spec_ignored_message(status: Mapping[str, Any], kind: str, generation: int | None) -> str:
+    """The documented answer to a spec edit after a run started: what keeps running."""
+    phase = phase_of(status) or Phase.PENDING
+    if phase in (Phase.SUCCEEDED, Phase.FAILED):
+        what = f"the {kind} has finished ({phase.value}); its results stay as they are"
+    else:
+        what = f"the {kind} is {phase.value}; its RayJob keeps the spec it started with"
+    return (
+        f"spec changed (generation {generation}) but {what}. To run the new spec, create a "
+        f"new {kind} (or delete this one and apply it again)."
+    )
+
+
+def spec_ignored_status(
+    status: Mapping[str, Any], message: str, generation: int | None
+) -> dict[str, Any]:
+    """Condition ``SpecChangeIgnored=True`` saying ``message``, for ``generation``."""
+    conds = set_condition(
+        status.get("conditions") or [],
+        SPEC_CHANGE_IGNORED,
+        True,
+        SPEC_CHANGE_IGNORED,
+        message,
+        generation,
+    )
+    return {"conditions": conds, "observedGeneration": generation}
+
+
+def store_notice(
+    before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]]
+) -> Notice | None:
+    """The Event of a ``Degraded`` condition that flipped (a Warning when it became True)."""
+    was = (condition(before, DEGRADED) or {}).get("status")
+    now = condition(after, DEGRADED) or {}
+    if now.get("status") == was:
+        return None
+    warning = now.get("status") == "True"
+    return Notice(str(now.get("reason")), str(now.get("message")), warning)
+
+
+def transition_notice(
+    old: Phase | None, new: Phase, message: str, reason: str | None = None
+) -> Notice | None:
+    """The Event of a phase transition (a Warning for Failed); None when the phase stays."""
+    if old is new:
+        return None
+    text = scrub(f"{old.value if old else 'New'} -> {new.value}: {message}")
+    if new is Phase.FAILED:
+        return Notice(reason or reasons.FAILED, text, warning=True)
+    return Notice(reason or new.value, text)
+
+
 def generation_of(meta: Mapping[str, Any]) -> int | None:
     value = meta.get("generation")
     return int(value) if isinstance(value, int) else None
-
-
-def apply_status(patch: kopf.Patch, current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
-    """Patch only the status keys that change; returns whether anything changed.
-
-    Keys present now but absent from ``desired`` are left alone (merge-patch semantics):
-    callers that want a key removed set it to None.
-    """
-    changed = False
-    for key, value in desired.items():
-        if current.get(key) != value:
-            patch.status[key] = value
-            changed = True
-    return changed
-
-
-def post_transition(
-    body: kopf.Body, old: Phase | None, new: Phase, message: str, reason: str | None = None
-) -> None:
-    """A Kubernetes Event for a phase transition (Warning for Failed)."""
-    if old is new:
-        return
-    text = scrub(f"{old.value if old else 'New'} -> {new.value}: {message}")
-    if new is Phase.FAILED:
-        kopf.warn(body, reason=reason or "Failed", message=text)
-    else:
-        kopf.info(body, reason=reason or new.value, message=text)

@@ -5,7 +5,7 @@ driver runs trials) -> ``Succeeded`` or ``Failed``. Each transition posts an Eve
 
 * create / resume (``start_sweep``, :func:`start`; for a new Sweep the RayJob itself is
   created a cycle earlier, on its first watch event: :func:`eager_rayjob` and
-  :func:`~tunix_rt.controller.kind.eager_start`): validate the spec with the pydantic
+  :func:`~tunix_rt.controller.handlers.eager_start`): validate the spec with the pydantic
   model (an invalid spec -> ``Failed`` with condition ``Failed=True, reason=InvalidSpec``
   whose message names the field, plus a Warning Event; nothing is retried), build the
   RayJob and create it under the deterministic name ``sweep-<name>`` -- or adopt it when
@@ -41,8 +41,8 @@ driver runs trials) -> ``Succeeded`` or ``Failed``. Each transition posts an Eve
 * delete (``delete_sweep``): deletes the RayJob (it also carries an ownerReference, so
   Kubernetes' garbage collector would too). Results in the store are never deleted.
 
-The handlers themselves (and what both kinds share) are in
-:mod:`tunix_rt.controller.kind`; :data:`SWEEP` is what this module gives it.
+The handlers themselves are in :mod:`tunix_rt.controller.handlers`, what both kinds
+share in :mod:`tunix_rt.controller.kind`; :data:`SWEEP` is what this module gives it.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from tunix_rt.api.names import child_name
 from tunix_rt.api.placement import SKIP_PLACEMENT, UNSCHEDULABLE, check_placement
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import DriverSessions, SweepResult, TrialResult
+from tunix_rt.contract import reasons
 from tunix_rt.contract.layout import SweepFiles, SweepLayout
 from tunix_rt.contract.phases import (
     Verdict,
@@ -70,11 +71,12 @@ from tunix_rt.contract.phases import (
     judge_sweep,
     session_of_attempt,
 )
-from tunix_rt.controller.kind import Call, Kind
-from tunix_rt.controller.runtime import Runtime, fail, owner_of
-from tunix_rt.controller.status import INVALID_SPEC, timestamp
+from tunix_rt.controller.call import Call
+from tunix_rt.controller.kind import Kind
+from tunix_rt.controller.runtime import Runtime, owner_of
+from tunix_rt.controller.status import timestamp
+from tunix_rt.controller.status_writer import write_failed
 from tunix_rt.controller.sweep_status import (
-    RETRYING,
     Retry,
     attempt_fields,
     attempt_rayjob_name,
@@ -89,7 +91,8 @@ from tunix_rt.controller.sweep_status import (
     trial_event,
     trial_fields,
 )
-from tunix_rt.kuberay.rayjob import SWEEP_LABEL, build_sweep_rayjob, spec_annotation
+from tunix_rt.kuberay.metadata import SWEEP_LABEL, spec_annotation
+from tunix_rt.kuberay.rayjob import build_sweep_rayjob
 
 CACHE_KEY = "tunixrt_trials"
 SUMMARY_WAIT_KEY = "tunixrt_summary_wait"
@@ -154,7 +157,7 @@ class Plan:
     spec: SweepSpec | None = None
     manifest: dict[str, Any] | None = None
     problem: str | None = None
-    reason: str = INVALID_SPEC
+    reason: str = reasons.INVALID_SPEC
 
 
 def plan(call: Call) -> Plan:
@@ -163,18 +166,23 @@ def plan(call: Call) -> Plan:
         parsed = parse_spec(call.spec, call.runtime)
         if unschedulable := check_placement(parsed):
             return Plan(problem=describe_pairs(unschedulable), reason=UNSCHEDULABLE)
-        manifest = build_sweep_rayjob(
-            name=call.name,
-            namespace=call.namespace,
-            spec=parsed,
-            owner=owner_of(call.body, SWEEP.name),
-            options=call.runtime.config.build_options(),
-        )
+        manifest = _rayjob(call, parsed)
     except ValidationError as exc:
         return Plan(problem=describe(exc))
     except ManifestError as exc:
         return Plan(problem=str(exc))
     return Plan(parsed, manifest)
+
+
+def _rayjob(call: Call, spec: SweepSpec) -> dict[str, Any]:
+    """The Sweep's RayJob for ``spec`` (its first attempt's name)."""
+    return build_sweep_rayjob(
+        name=call.name,
+        namespace=call.namespace,
+        spec=spec,
+        owner=owner_of(call.body, SWEEP.name),
+        options=call.runtime.config.build_options(),
+    )
 
 
 def eager_rayjob(call: Call) -> dict[str, Any] | None:
@@ -255,19 +263,13 @@ async def retry_or_fail(
     if plan is None:
         return out_of_retries(verdict, infra, call.status, spec.max_retries())
     await retry(call, spec, plan)
-    return Verdict(Phase.PENDING, RETRYING, plan.message)
+    return Verdict(Phase.PENDING, reasons.RETRYING, plan.message)
 
 
 async def retry(call: Call, spec: SweepSpec, plan: Retry) -> None:
     """Create (or adopt) the next attempt's RayJob; status Pending with the attempt."""
-    kopf.warn(call.body, reason=RETRYING, message=plan.message)
-    manifest = build_sweep_rayjob(
-        name=call.name,
-        namespace=call.namespace,
-        spec=spec,
-        owner=owner_of(call.body, SWEEP.name),
-        options=call.runtime.config.build_options(),
-    )
+    kopf.warn(call.body, reason=reasons.RETRYING, message=plan.message)
+    manifest = _rayjob(call, spec)
     manifest["metadata"]["name"] = attempt_rayjob_name(call.name, plan.attempt)
     call.memo.pop(SUMMARY_WAIT_KEY, None)
     await SWEEP.launch(call, manifest, attempt_fields(plan.attempt, timestamp(), plan.reason))
@@ -275,14 +277,8 @@ async def retry(call: Call, spec: SweepSpec, plan: Retry) -> None:
 
 def _spec_lost(call: Call, rayjob: Mapping[str, Any] | None, rayjob_name: str) -> None:
     """Failed: neither the RayJob's recorded spec nor the current one validates."""
-    fail(
-        call.body,
-        call.patch,
-        call.status,
-        reason="RayJobLost" if rayjob is None else INVALID_SPEC,
-        message=f"cannot read the spec RayJob {rayjob_name} runs",
-        generation=None,
-    )
+    reason = reasons.RAYJOB_LOST if rayjob is None else reasons.INVALID_SPEC
+    write_failed(call, reason, f"cannot read the spec RayJob {rayjob_name} runs", None)
 
 
 def _trial_events(call: Call, trials: list[TrialResult]) -> None:
@@ -291,9 +287,9 @@ def _trial_events(call: Call, trials: list[TrialResult]) -> None:
     for trial in newly:
         warning, text = trial_event(trial)
         if warning:
-            kopf.warn(call.body, reason="TrialFailed", message=text)
+            kopf.warn(call.body, reason=reasons.TRIAL_FAILED, message=text)
         else:
-            kopf.info(call.body, reason="TrialFinished", message=text)
+            kopf.info(call.body, reason=reasons.TRIAL_FINISHED, message=text)
     call.runtime.metrics.trials_finished(call.namespace, len(newly))
 
 

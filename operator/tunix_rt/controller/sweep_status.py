@@ -188,8 +188,6 @@ def trial_event(trial: TrialResult) -> tuple[bool, str]:
 # ----------------------------------------------------------------------------- retries
 
 
-RETRYING = "Retrying"
-"""Event reason (Warning) of a resume after an infrastructure failure."""
 NAME_LIMIT = 47
 """RayJob names feed RayCluster and Service names, which KubeRay caps (api.names)."""
 

@@ -22,10 +22,12 @@ from typing import Any
 import kopf
 
 from tunix_rt.api.common import GROUP, VERSION
-from tunix_rt.controller.kind import Call, Kind
+from tunix_rt.controller.call import Call
+from tunix_rt.controller.kind import Kind
 from tunix_rt.controller.runtime import Runtime, runtime_of
+from tunix_rt.controller.status_writer import send
 from tunix_rt.kuberay.client import KubeApiError, ResourceRef
-from tunix_rt.kuberay.rayjob import MANAGED_BY, MANAGED_BY_LABEL
+from tunix_rt.kuberay.metadata import MANAGED_BY, MANAGED_BY_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +83,7 @@ async def wake(
         try:
             with runtime.metrics.time(kind.key, "wake"):
                 await kind.follow(call)
-            if call.patch.get("status"):
-                await runtime.kube.patch_status(ref, namespace, name, call.patch["status"])
+            await send(runtime.kube, ref, namespace, name, call.patch)
         except (kopf.TemporaryError, KubeApiError) as exc:
             log.warning("following %s %s/%s: %s (retried)", kind.name, namespace, name, exc)
             return False
@@ -92,7 +93,7 @@ async def wake(
 def _call(kind: Kind, runtime: Runtime, obj: Mapping[str, Any] | None) -> Call | None:
     """The step's call on a pending object; None when there is nothing to follow (gone,
     being deleted, not pending, or a status or spec that is not an object: the timers
-    handle those, see :func:`tunix_rt.controller.kind.handler`)."""
+    handle those, see :func:`tunix_rt.controller.handlers.handler`)."""
     if obj is None:
         return None
     status, spec = obj.get("status") or {}, obj.get("spec")

@@ -1,13 +1,15 @@
 """KubeRay: RayJob manifests for Sweeps and Rehearsals, TPU slice shapes, a thin API client.
 
-The builder (``rayjob``) and the TPU table (``tpu``) are pure functions; the HTTP client
+The builders are pure functions, one per resource: ``rayjob`` (the RayJob), ``raycluster``
+(its Ray cluster), ``pod`` (a group's pod template), with ``metadata`` (labels,
+annotations, owner), ``options`` and the TPU table (``tpu``); the HTTP client
 lives in ``tunix_rt.kuberay.client`` (imported on demand, it needs kopf and aiohttp).
 """
 
 from tunix_rt.kuberay.errors import ManifestError
+from tunix_rt.kuberay.metadata import Owner
+from tunix_rt.kuberay.options import BuildOptions
 from tunix_rt.kuberay.rayjob import (
-    BuildOptions,
-    Owner,
     build_rehearsal_rayjob,
     build_sweep_rayjob,
     rehearsal_entrypoint,

@@ -25,7 +25,7 @@ import kopf
 
 from tunix_rt.api.common import GROUP, VERSION
 from tunix_rt.api.names import label_value
-from tunix_rt.kuberay.rayjob import MANAGED_BY, MANAGED_BY_LABEL
+from tunix_rt.kuberay.metadata import MANAGED_BY, MANAGED_BY_LABEL
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,172 @@
+"""The Ray cluster of a RayJob (``spec.rayClusterSpec``): a head group and worker groups.
+
+* the head group runs the driver (the Tune driver of a Sweep, or the rehearsal run) and
+  no trials (``num-cpus: "0"``);
+* one worker group per node pool: CPU pools; GPU pools (``nvidia.com/gpu`` requests and
+  limits, the GKE accelerator node selector, the ``nvidia.com/gpu`` toleration); TPU pools
+  (``google.com/tpu`` per host, ``numOfHosts`` hosts per slice, ``replicas`` slices, the GKE
+  TPU accelerator/topology node selectors, a ``TPU`` Ray resource, the ``google.com/tpu``
+  toleration).
+
+Each group's pod comes from :mod:`tunix_rt.kuberay.pod`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from tunix_rt.api.cluster import Accelerator, ClusterSpec, NodePool
+from tunix_rt.kuberay import pod
+from tunix_rt.kuberay.errors import ManifestError
+from tunix_rt.kuberay.options import BuildOptions
+from tunix_rt.kuberay.tpu import (
+    GKE_TPU_ACCELERATOR_LABEL,
+    GKE_TPU_TOPOLOGY_LABEL,
+    TPU_RESOURCE,
+    tpu_slice,
+)
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GKE_GPU_LABEL = "cloud.google.com/gke-accelerator"
+
+HEAD_CONTAINER = "ray-head"
+WORKER_CONTAINER = "ray-worker"
+
+JAX_PLATFORMS = {Accelerator.CPU: "cpu", Accelerator.GPU: "cuda", Accelerator.TPU: "tpu"}
+
+
+def head_group_spec(
+    cluster: ClusterSpec,
+    labels: Mapping[str, str],
+    options: BuildOptions,
+    field_prefix: str = "spec.cluster",
+    resources: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """The head: runs the driver, takes no trials (``num-cpus: "0"``); ``resources``: the
+    custom Ray resources it advertises (multi-host sweeps: the trial-driver slots)."""
+    image = cluster.image or options.image_cpu
+    container = pod.container(
+        HEAD_CONTAINER,
+        image,
+        cpu=pod.quantity(cluster.head_cpu, f"{field_prefix}.headCpu"),
+        memory=pod.quantity(cluster.head_memory, f"{field_prefix}.headMemory"),
+        extra_resources={},
+        env={"JAX_PLATFORMS": "cpu"},
+        options=options,
+        ports=[
+            {"containerPort": 6379, "name": "gcs-server"},
+            {"containerPort": 8265, "name": "dashboard"},
+            {"containerPort": 10001, "name": "client"},
+        ],
+    )
+    params = {"num-cpus": "0", "dashboard-host": "0.0.0.0"}
+    if resources:
+        params["resources"] = json.dumps(json.dumps(dict(resources)))
+    return {
+        "rayStartParams": params,
+        "template": pod.template(container, labels, cluster),
+    }
+
+
+def _replicas(pool: NodePool, field_path: str) -> tuple[int, int, int]:
+    low = pool.min_replicas if pool.min_replicas is not None else pool.replicas
+    high = pool.max_replicas if pool.max_replicas is not None else pool.replicas
+    if low > pool.replicas:
+        raise ManifestError(
+            f"{field_path}.minReplicas", f"minReplicas ({low}) exceeds replicas ({pool.replicas})"
+        )
+    if high < pool.replicas:
+        raise ManifestError(
+            f"{field_path}.maxReplicas",
+            f"maxReplicas ({high}) is below replicas ({pool.replicas})",
+        )
+    return pool.replicas, low, high
+
+
+def worker_group_spec(
+    pool: NodePool,
+    index: int,
+    cluster: ClusterSpec,
+    labels: Mapping[str, str],
+    options: BuildOptions,
+    field_prefix: str = "spec.cluster",
+) -> dict[str, Any]:
+    """One worker group for one node pool (CPU, GPU or TPU)."""
+    path = f"{field_prefix}.pools[{index}]"
+    replicas, low, high = _replicas(pool, path)
+    image = pool.image or options.image_for(pool.accelerator)
+    extra: dict[str, str] = {}
+    selector: dict[str, str] = {}
+    tolerations: list[dict[str, Any]] = []
+    ray_start: dict[str, str] = {}
+    hosts = 1
+
+    if pool.accelerator is Accelerator.GPU:
+        extra[GPU_RESOURCE] = str(pool.gpus_per_pod)
+        if pool.gpu_type:
+            selector[GKE_GPU_LABEL] = pool.gpu_type
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    elif pool.accelerator is Accelerator.TPU:
+        shape = tpu_slice(
+            pool.tpu_accelerator or "",
+            pool.tpu_topology or "",
+            accelerator_field=f"{path}.tpuAccelerator",
+            topology_field=f"{path}.tpuTopology",
+        )
+        hosts = shape.hosts
+        extra[TPU_RESOURCE] = str(shape.chips_per_host)
+        selector[GKE_TPU_ACCELERATOR_LABEL] = shape.gke_accelerator
+        selector[GKE_TPU_TOPOLOGY_LABEL] = shape.topology
+        tolerations.append({"key": TPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+        # ray start --resources takes a JSON string; KubeRay passes it through a shell.
+        ray_start["resources"] = json.dumps(json.dumps({"TPU": shape.chips_per_host}))
+
+    selector = pod.merge_selector(selector, pool.node_selector, f"{path}.nodeSelector")
+    container = pod.container(
+        WORKER_CONTAINER,
+        image,
+        cpu=pod.quantity(pool.cpu, f"{path}.cpu"),
+        memory=pod.quantity(pool.memory, f"{path}.memory"),
+        extra_resources=extra,
+        env={"JAX_PLATFORMS": JAX_PLATFORMS[pool.accelerator]},
+        options=options,
+    )
+    group: dict[str, Any] = {
+        "groupName": pool.name,
+        "replicas": replicas,
+        "minReplicas": low,
+        "maxReplicas": high,
+        "rayStartParams": ray_start,
+        "template": pod.template(
+            container, labels, cluster, node_selector=selector, tolerations=tolerations
+        ),
+    }
+    if pool.accelerator is Accelerator.TPU:
+        group["numOfHosts"] = hosts
+    return group
+
+
+def ray_cluster_spec(
+    cluster: ClusterSpec,
+    labels: Mapping[str, str],
+    options: BuildOptions,
+    field_prefix: str = "spec.cluster",
+    head_resources: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """``spec.rayClusterSpec``: the head and one worker group per pool."""
+    workers = [
+        worker_group_spec(pool, i, cluster, labels, options, field_prefix)
+        for i, pool in enumerate(cluster.pools)
+    ]
+    spec: dict[str, Any] = {
+        "rayVersion": cluster.ray_version,
+        "headGroupSpec": head_group_spec(
+            cluster, labels, options, field_prefix, resources=head_resources
+        ),
+        "workerGroupSpecs": workers,
+    }
+    if any(g["minReplicas"] != g["maxReplicas"] for g in workers):
+        spec["enableInTreeAutoscaling"] = True
+    return spec
