@@ -22,8 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from tunix_rt.contract.layout import FAILURE_FILE as FAILURE_NAME
-from tunix_rt.contract.layout import RUN_LOG_FILE as LOG_NAME
+from tunix_rt.contract.file_names import FAILURE_JSON, KAGGLE_OUTPUT_LOG_TXT
 from tunix_rt.contract.layout import Reader, RehearsalLayout
 from tunix_rt.evidence.manifest import iso
 from tunix_rt.evidence.validation import schema_errors
@@ -66,7 +65,7 @@ class RehearsalFailure(BaseModel):
     config_path: str = "<inline>"
     config_sha256: str
     source: dict[str, str | None] | None = None
-    log: str | None = Field(LOG_NAME, description="The log's name in the same folder.")
+    log: str | None = Field(KAGGLE_OUTPUT_LOG_TXT, description="The log's name in the same folder.")
 
     folder_uri: str | None = Field(None, exclude=True)
     log_uri: str | None = Field(None, exclude=True)
@@ -110,12 +109,12 @@ def upload_failure(store: Store, failure: RehearsalFailure, log: Path | None) ->
         n += 1
         folder = f"{first}-{n}"
     has_log = log is not None and log.is_file()
-    failure = failure.model_copy(update={"log": LOG_NAME if has_log else None})
+    failure = failure.model_copy(update={"log": KAGGLE_OUTPUT_LOG_TXT if has_log else None})
     log_uri = None
     if has_log:
         assert log is not None
-        log_uri = store.upload_file(log, f"{base}/{folder}/{LOG_NAME}")
-    failure_uri = store.write_bytes(f"{base}/{folder}/{FAILURE_NAME}", failure.to_json())
+        log_uri = store.upload_file(log, f"{base}/{folder}/{KAGGLE_OUTPUT_LOG_TXT}")
+    failure_uri = store.write_bytes(f"{base}/{folder}/{FAILURE_JSON}", failure.to_json())
     failure.folder_uri = store.uri_for(f"{base}/{folder}")
     failure.log_uri = log_uri
     failure.failure_uri = failure_uri
@@ -144,13 +143,13 @@ def failure_from_store(
         {
             key[len(base) + 1 :].split("/", 1)[0]
             for key in keys
-            if key.startswith(base + "/") and key.endswith("/" + FAILURE_NAME)
+            if key.startswith(base + "/") and key.endswith("/" + FAILURE_JSON)
         },
         reverse=True,
     )
     reader = Reader(store)  # absent or not a failure.json: None (the next one is tried)
     for folder in folders:
-        key = f"{base}/{folder}/{FAILURE_NAME}"
+        key = f"{base}/{folder}/{FAILURE_JSON}"
         failure = reader.model(key, RehearsalFailure)
         if failure is None:
             continue
@@ -158,7 +157,7 @@ def failure_from_store(
             return None  # the newest readable one is older: nothing from this attempt
         failure.folder_uri = store.uri_for(f"{base}/{folder}")
         failure.failure_uri = store.uri_for(key)
-        log_key = f"{base}/{folder}/{failure.log or LOG_NAME}"
+        log_key = f"{base}/{folder}/{failure.log or KAGGLE_OUTPUT_LOG_TXT}"
         failure.log_uri = store.uri_for(log_key) if log_key in keys else None
         return failure
     return None

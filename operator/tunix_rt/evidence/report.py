@@ -15,8 +15,6 @@ from typing import Any
 
 from tunix_rt.scoring import PRIMARY_SCORE
 
-REPORT_NAME = "report.html"
-
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
 max-width:1040px;color:#1d2430;padding:0 1rem}
