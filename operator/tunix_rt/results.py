@@ -25,22 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import ValidationError
-
-from tunix_rt.api.results import best_trial, objective_value, ranked
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.sweep_goals import Objective
 from tunix_rt.api.trial import SweepResult, TrialResult
-from tunix_rt.contract.layout import (
-    EXPERIMENT_DIR,
-    SUMMARY_FILE,
+from tunix_rt.contract.best_trial import objective_value, ranked, sweep_best
+from tunix_rt.contract.file_names import (
+    RAY_RESULT_JSON,
+    SUMMARY_JSON,
+    SWEEP_SUMMARY_JSON,
     TRIALS_DIR,
-    SweepFiles,
-    SweepLayout,
 )
-from tunix_rt.evidence.package import SWEEP_SUMMARY_NAME
+from tunix_rt.contract.layout import SweepFiles, SweepLayout, read_sweep_summary
 from tunix_rt.scoring import PRIMARY_SCORE
-from tunix_rt.storage import Store, StoreError, StoreNotFoundError
+from tunix_rt.storage import Store, StoreError
 
 
 class ResultsError(RuntimeError):
@@ -62,11 +59,7 @@ class SweepResults:
     @property
     def best(self) -> TrialResult | None:
         """The finished trial with the best objective (the summary's pick once written)."""
-        if self.summary is not None and self.summary.best_trial_id:
-            chosen = [t for t in self.trials if t.trial_id == self.summary.best_trial_id]
-            if chosen:
-                return chosen[0]
-        return best_trial(self.trials, self.objective)
+        return sweep_best(self.trials, self.objective, self.summary)
 
     def curve(self, trial_id: str) -> list[dict[str, float]]:
         """Every report of one trial, in order (its metrics at each step): its record's
@@ -78,7 +71,7 @@ class SweepResults:
 
         store = Store(self.uri)
         try:
-            text = store.read_text(f"{EXPERIMENT_DIR}/{trial_id}/result.json")
+            text = store.read_text(SweepLayout("").ray_trial_key(trial_id, RAY_RESULT_JSON))
         except StoreError:
             return []
         points = []
@@ -163,27 +156,6 @@ def sweep_folder(location: str) -> str:
     return uri
 
 
-EVIDENCE_SUMMARY_FILE = SWEEP_SUMMARY_NAME
-"""The summary's copy in a sweep's evidence folder (``<sweep>/evidence/``): such a folder
-is a finished sweep, shown as one."""
-
-
-def _evidence_summary(store: Store, problems: list[str]) -> SweepResult | None:
-    """The summary of an evidence folder (its sweep_summary.json); None when absent."""
-    try:
-        raw = store.read_bytes(EVIDENCE_SUMMARY_FILE)
-    except StoreNotFoundError:
-        return None
-    try:
-        return SweepResult.model_validate_json(raw)
-    except ValidationError as exc:
-        problems.append(
-            f"{store.uri_for(EVIDENCE_SUMMARY_FILE)} is not a sweep summary: "
-            f"{exc.error_count()} error(s)"
-        )
-        return None
-
-
 def load(location: str) -> SweepResults:
     """Summary (when written), trial records and the objective of one sweep.
 
@@ -194,9 +166,10 @@ def load(location: str) -> SweepResults:
     files = SweepFiles(Store(uri), SweepLayout(""))
     try:
         summary = files.summary()
+        if summary is None and not files.problems:  # an evidence folder: a finished sweep
+            stored = read_sweep_summary(files, files.layout.key(SWEEP_SUMMARY_JSON))
+            summary = stored.result if stored is not None else None
         problems = list(files.problems)
-        if summary is None and not problems:
-            summary = _evidence_summary(files.store, problems)
         trials = files.trials()
         spec = files.spec()
     except StoreError as exc:
@@ -204,7 +177,7 @@ def load(location: str) -> SweepResults:
     if summary is None and problems:
         raise ResultsError(problems[0])
     if summary is None and not trials:
-        raise ResultsError(f"no sweep results at {uri} (no {SUMMARY_FILE}, no {TRIALS_DIR}/*.json)")
+        raise ResultsError(f"no sweep results at {uri} (no {SUMMARY_JSON}, no {TRIALS_DIR}/*.json)")
     if summary is not None:
         objective = Objective.model_validate(
             {"metric": summary.objective_metric, "mode": summary.objective_mode}

@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tunix_rt.cli.package import app as package_app
+from tunix_rt.contract.file_names import SHA256SUMS
 from tunix_rt.evidence import (
-    SUMS_NAME,
     PackageError,
     build_zip,
     bundle_name,
@@ -31,17 +31,17 @@ def test_zip_holds_every_file_and_the_checksums(evidence_dir: Path, tmp_path: Pa
     (evidence_dir / "extra").mkdir()
     (evidence_dir / "extra" / "notes.txt").write_text("nested files count too\n")
     names = sorted(p.relative_to(evidence_dir).as_posix() for p in evidence_dir.rglob("*"))
-    names = [n for n in names if (evidence_dir / n).is_file() and n != SUMS_NAME]
+    names = [n for n in names if (evidence_dir / n).is_file() and n != SHA256SUMS]
     # SHA256SUMS was written before extra/ existed: packaging must refuse the unlisted file.
     with pytest.raises(PackageError, match=r"not listed in SHA256SUMS: extra/notes.txt"):
         build_zip(evidence_dir, tmp_path / "out")
-    (evidence_dir / SUMS_NAME).unlink()
+    (evidence_dir / SHA256SUMS).unlink()
     path = build_zip(evidence_dir, tmp_path / "out")
     assert path.name == EXPECTED_NAME
     with zipfile.ZipFile(path) as archive:
         entries = archive.namelist()
-        sums = parse_sums(archive.read(SUMS_NAME).decode())
-    assert sorted(entries) == sorted([*names, SUMS_NAME])
+        sums = parse_sums(archive.read(SHA256SUMS).decode())
+    assert sorted(entries) == sorted([*names, SHA256SUMS])
     assert sorted(sums) == sorted(names)
     assert "extra/notes.txt" in entries
     assert verify_zip(path).ok
@@ -50,7 +50,7 @@ def test_zip_holds_every_file_and_the_checksums(evidence_dir: Path, tmp_path: Pa
 def test_zip_matches_folder_checksums(evidence_dir: Path, tmp_path: Path) -> None:
     path = build_zip(evidence_dir, tmp_path)
     with zipfile.ZipFile(path) as archive:
-        assert archive.read(SUMS_NAME) == (evidence_dir / SUMS_NAME).read_bytes()
+        assert archive.read(SHA256SUMS) == (evidence_dir / SHA256SUMS).read_bytes()
         for name in collect_files(evidence_dir):
             assert archive.read(name) == (evidence_dir / name).read_bytes()
 
@@ -132,7 +132,7 @@ def test_symlinked_run_folder_is_refused(evidence_dir: Path, tmp_path: Path) -> 
 )
 def test_traversal_in_checksums_is_refused(evidence_dir: Path, tmp_path: Path, listed: str) -> None:
     (tmp_path / "outside.txt").write_text("outside the run folder")
-    sums = evidence_dir / SUMS_NAME
+    sums = evidence_dir / SHA256SUMS
     sums.write_text(sums.read_text() + f"{'0' * 64}  {listed}\n")
     with pytest.raises(PackageError, match=r"unsafe path|escapes"):
         build_zip(evidence_dir, tmp_path / "out")
@@ -195,7 +195,7 @@ def test_verify_detects_a_score_that_does_not_follow_from_the_rows(
     summary = json.loads((evidence_dir / "eval_summary.json").read_text())
     summary["primary_score"] = 1.0
     (evidence_dir / "eval_summary.json").write_text(json.dumps(summary))
-    (evidence_dir / SUMS_NAME).unlink()
+    (evidence_dir / SHA256SUMS).unlink()
     report = verify_zip(build_zip(evidence_dir, tmp_path))
     assert any("!= compute_primary_score over eval_rows.jsonl" in e for e in report.errors)
 
@@ -204,7 +204,7 @@ def test_verify_checks_schemas(evidence_dir: Path, tmp_path: Path) -> None:
     manifest = json.loads((evidence_dir / "run_manifest.json").read_text())
     del manifest["commit_sha"]
     (evidence_dir / "run_manifest.json").write_text(json.dumps(manifest))
-    (evidence_dir / SUMS_NAME).unlink()
+    (evidence_dir / SHA256SUMS).unlink()
     report = verify_zip(build_zip(evidence_dir, tmp_path))
     assert any("'commit_sha' is a required property" in e for e in report.errors)
 
@@ -216,7 +216,7 @@ def test_checksums_are_coreutils_compatible(evidence_dir: Path, tmp_path: Path) 
     with zipfile.ZipFile(path) as archive:
         archive.extractall(out)
     done = subprocess.run(
-        ["sha256sum", "-c", "--strict", SUMS_NAME], cwd=out, capture_output=True, text=True
+        ["sha256sum", "-c", "--strict", SHA256SUMS], cwd=out, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
 

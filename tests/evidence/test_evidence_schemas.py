@@ -1,4 +1,5 @@
-"""The JSON Schemas of run_manifest.json and eval_summary.json: shipped, valid, enforced."""
+"""The JSON Schemas of the evidence files: shipped, valid, enforced, and (failure.json)
+built from its model."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from support.evidence import sample_manifest, sample_rows, sample_summary
 from tunix_rt.evidence import EvidenceError, schema_errors, validate
+from tunix_rt.evidence.schema_build import BUILT, main, render
 from tunix_rt.evidence.validation import SCHEMA_FILES, load_schema
 from tunix_rt.scoring import compute_primary_score
 
@@ -127,3 +129,13 @@ def test_written_evidence_files_validate(evidence_dir: Path) -> None:
     for row in rows:
         validate("eval_row", row)
     assert summary["primary_score"] == compute_primary_score(rows)
+
+
+@pytest.mark.parametrize("name", sorted(BUILT))
+def test_built_schemas_ship_up_to_date(name: str) -> None:
+    """failure.schema.json is built from RehearsalFailure: the shipped copy must match."""
+    text = (resources.files("tunix_rt.evidence") / "schemas" / SCHEMA_FILES[name]).read_text()
+    assert text == render(BUILT[name]()), (
+        f"{SCHEMA_FILES[name]} is stale: run `python -m tunix_rt.evidence.schema_build`"
+    )
+    assert main(["--check"]) == 0

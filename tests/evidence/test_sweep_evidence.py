@@ -15,12 +15,16 @@ from tunix_rt.api.common import Phase
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.cli.package import app as package_app
+from tunix_rt.contract.file_names import (
+    BEST_CONFIG_JSON,
+    REPORT_HTML,
+    RUN_MANIFEST_JSON,
+    SHA256SUMS,
+    SUBMISSION_DIR,
+    SWEEP_LOG_TXT,
+    SWEEP_SUMMARY_JSON,
+)
 from tunix_rt.evidence import (
-    MANIFEST_NAME,
-    REPORT_NAME,
-    SUMS_NAME,
-    SWEEP_LOG_NAME,
-    SWEEP_SUMMARY_NAME,
     PackageError,
     SweepRunFacts,
     build_zip,
@@ -30,8 +34,7 @@ from tunix_rt.evidence import (
     write_sweep_evidence,
 )
 from tunix_rt.evidence.manifest import CommitInfo
-from tunix_rt.evidence.package import SUBMISSION_DIR
-from tunix_rt.evidence.sweep import BEST_CONFIG_NAME, summary_bytes
+from tunix_rt.evidence.sweep import summary_bytes
 from tunix_rt.evidence.upload import latest_bundle
 from tunix_rt.storage import Store
 
@@ -119,37 +122,37 @@ def test_folder_holds_the_whole_story_and_the_zip_verifies(tmp_path: Path) -> No
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert files == sorted(
         [
-            MANIFEST_NAME,
-            SWEEP_SUMMARY_NAME,
-            BEST_CONFIG_NAME,
-            SWEEP_LOG_NAME,
-            REPORT_NAME,
-            SUMS_NAME,
+            RUN_MANIFEST_JSON,
+            SWEEP_SUMMARY_JSON,
+            BEST_CONFIG_JSON,
+            SWEEP_LOG_TXT,
+            REPORT_HTML,
+            SHA256SUMS,
             "trials/t_00000.json",
             "trials/t_00001.json",
             "trials/t_00002.json",
             f"{SUBMISSION_DIR}/{bundle.name}",
         ]
     )
-    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    manifest = json.loads((folder / RUN_MANIFEST_JSON).read_text())
     assert manifest["kind"] == "sweep"
     assert manifest["run_name"] == "smoke" and manifest["commit_sha"] == SHA
     assert manifest["config_path"] == "examples/sweep-smoke.yaml"
     assert manifest["config"]["maxTrials"] == 3
     assert manifest["steps"] == 300 + 300 + 40
     # The bundled summary is byte for byte what the store's summary.json holds.
-    assert (folder / SWEEP_SUMMARY_NAME).read_bytes() == summary_bytes(_summary())
+    assert (folder / SWEEP_SUMMARY_JSON).read_bytes() == summary_bytes(_summary())
     assert (folder / "trials/t_00001.json").read_bytes() == _trial_files()["t_00001"]
-    best = json.loads((folder / BEST_CONFIG_NAME).read_text())
+    best = json.loads((folder / BEST_CONFIG_JSON).read_text())
     assert best["learningRate"] == 3e-3
     assert TrainerConfig.model_validate(best).learning_rate == 3e-3
-    sums = parse_sums((folder / SUMS_NAME).read_text())
-    assert set(sums) == set(files) - {SUMS_NAME, f"{SUBMISSION_DIR}/{bundle.name}"}
+    sums = parse_sums((folder / SHA256SUMS).read_text())
+    assert set(sums) == set(files) - {SHA256SUMS, f"{SUBMISSION_DIR}/{bundle.name}"}
 
     report = verify_zip(bundle)
     assert report.ok, report.errors
     assert report.primary_score == 0.7246 and report.run_name == "smoke"
-    html = (folder / REPORT_NAME).read_text()
+    html = (folder / REPORT_HTML).read_text()
     for text in ("t_00000", "t_00001", "t_00002", "0.7246", "Best params", "<svg"):
         assert text in html
 
@@ -202,7 +205,7 @@ def _resummed(src: Path, dst: Path, change: dict[str, bytes | None]) -> None:
             entries.pop(name, None)
         else:
             entries[name] = data
-    entries.pop(SUMS_NAME)
+    entries.pop(SHA256SUMS)
     sums = "".join(
         f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in sorted(entries.items())
     ).encode()
@@ -210,7 +213,7 @@ def _resummed(src: Path, dst: Path, change: dict[str, bytes | None]) -> None:
     with zipfile.ZipFile(buffer, "w") as new:
         for name, data in sorted(entries.items()):
             new.writestr(name, data)
-        new.writestr(SUMS_NAME, sums)
+        new.writestr(SHA256SUMS, sums)
     dst.write_bytes(buffer.getvalue())
 
 
@@ -223,12 +226,12 @@ def test_verify_catches_sweep_inconsistencies(tmp_path: Path) -> None:
 
     lying = _summary().model_copy(update={"primary_score": 0.99})
     wrong_best = tmp_path / "best.zip"
-    _resummed(bundle, wrong_best, {SWEEP_SUMMARY_NAME: summary_bytes(lying)})
+    _resummed(bundle, wrong_best, {SWEEP_SUMMARY_JSON: summary_bytes(lying)})
     report = verify_zip(wrong_best)
     assert any("its best trial's (0.7246)" in e for e in report.errors), report.errors
 
     no_log = tmp_path / "nolog.zip"
-    _resummed(bundle, no_log, {SWEEP_LOG_NAME: None})
+    _resummed(bundle, no_log, {SWEEP_LOG_TXT: None})
     report = verify_zip(no_log)
     assert any("sweep_log.txt is missing" in e for e in report.errors), report.errors
 

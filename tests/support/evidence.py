@@ -7,17 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tunix_rt.evidence import (
-    LOG_NAME,
-    MANIFEST_NAME,
-    REPORT_NAME,
-    ROWS_NAME,
-    SUMMARY_NAME,
-    build_eval_summary,
-    build_run_manifest,
-    render_report,
-    write_sums,
+from tunix_rt.contract.file_names import (
+    EVAL_ROWS_JSONL,
+    EVAL_SUMMARY_JSON,
+    KAGGLE_OUTPUT_LOG_TXT,
+    REPORT_HTML,
+    RUN_MANIFEST_JSON,
 )
+from tunix_rt.evidence import build_eval_summary, build_run_manifest, render_report, write_sums
 from tunix_rt.evidence.manifest import CommitInfo
 from tunix_rt.evidence.summary import rows_jsonl
 
@@ -103,11 +100,11 @@ def write_evidence(folder: Path) -> Path:
     rows = sample_rows()
     manifest = sample_manifest()
     summary = sample_summary(rows)
-    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    (folder / SUMMARY_NAME).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    (folder / ROWS_NAME).write_text(rows_jsonl(rows))
-    (folder / LOG_NAME).write_text("2025-03-04T10:00:00.000Z step 0 loss 3.0\n")
-    (folder / REPORT_NAME).write_text(render_report(manifest=manifest, summary=summary, rows=rows))
+    (folder / RUN_MANIFEST_JSON).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (folder / EVAL_SUMMARY_JSON).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    (folder / EVAL_ROWS_JSONL).write_text(rows_jsonl(rows))
+    (folder / KAGGLE_OUTPUT_LOG_TXT).write_text("2025-03-04T10:00:00.000Z step 0 loss 3.0\n")
+    (folder / REPORT_HTML).write_text(render_report(manifest=manifest, summary=summary, rows=rows))
     names = sorted(p.name for p in folder.iterdir())
     write_sums(folder, names)
     return folder

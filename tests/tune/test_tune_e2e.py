@@ -17,11 +17,11 @@ import yaml
 from typer.testing import CliRunner
 
 from tunix_rt.api.rehearsal import Rehearsal
-from tunix_rt.api.results import best_trial
 from tunix_rt.api.sweep_goals import Objective
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.cli import app
+from tunix_rt.contract.best_trial import best_trial
 from tunix_rt.evidence import verify_zip
 from tunix_rt.scoring import PRIMARY_SCORE
 

@@ -1,48 +1,13 @@
-"""From trial records to what a person reads: the best trial and the status trial table.
+"""From trial records to the status' trial rows: what the Sweep's status shows of a trial.
 
-Shared by the local CLI, the Tune driver's summary and the operator (pure Python).
+The operator's status rows (pure Python); which trial is best is
+:mod:`tunix_rt.contract.best_trial`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from tunix_rt.api.sweep_goals import Objective
 from tunix_rt.api.sweep_status import BestTrial, TrialSummary
-from tunix_rt.api.trial import TrialResult, TrialState
-from tunix_rt.scoring import PRIMARY_SCORE
-
-
-def objective_value(trial: TrialResult, objective: Objective) -> float | None:
-    """The trial's value of the sweep objective (primary_score unless the spec says else)."""
-    if objective.metric == PRIMARY_SCORE:
-        return trial.primary_score
-    return trial.metrics.get(objective.metric)
-
-
-def best_trial(trials: Iterable[TrialResult], objective: Objective) -> TrialResult | None:
-    """The finished, non-failed trial with the best objective; ties go to the earlier id."""
-    scored = [
-        (value, t.trial_id, t)
-        for t in trials
-        if t.state in {TrialState.SUCCEEDED, TrialState.STOPPED}
-        and (value := objective_value(t, objective)) is not None
-    ]
-    if not scored:
-        return None
-    sign = -1.0 if objective.mode == "max" else 1.0
-    return min(scored, key=lambda item: (sign * item[0], item[1]))[2]
-
-
-def ranked(trials: Iterable[TrialResult], objective: Objective) -> list[TrialResult]:
-    """Trials best first; unscored trials last, in id order."""
-    sign = -1.0 if objective.mode == "max" else 1.0
-
-    def key(t: TrialResult) -> tuple[int, float, str]:
-        value = objective_value(t, objective)
-        return (value is None, sign * value if value is not None else 0.0, t.trial_id)
-
-    return sorted(trials, key=key)
+from tunix_rt.api.trial import TrialResult
 
 
 def trial_summary(trial: TrialResult) -> TrialSummary:

@@ -16,6 +16,7 @@ from rich.markup import escape
 from tunix_rt.api.common import check_storage
 from tunix_rt.api.errors import validation_errors
 from tunix_rt.contract.exits import ExitCode
+from tunix_rt.contract.file_names import SPEC_JSON
 from tunix_rt.storage import Store, StoreError
 from tunix_rt.storage.store import RETRY_ATTEMPT
 
@@ -67,7 +68,7 @@ def store_problem(store: Store, prefix: str) -> str | None:
             return None
         return f"cannot write to {store.uri}: {problem}; choose a writable --storage"
     try:
-        store.exists(f"{prefix.strip('/')}/spec.json")
+        store.exists(f"{prefix.strip('/')}/{SPEC_JSON}")
     except StoreError as exc:
         return f"cannot use the store {store.uri}: {exc}"
     return None

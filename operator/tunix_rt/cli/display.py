@@ -12,9 +12,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from tunix_rt.api.results import best_trial, objective_value, ranked
 from tunix_rt.api.sweep_goals import Objective
 from tunix_rt.api.trial import TrialResult, TrialState
+from tunix_rt.contract.best_trial import best_trial, objective_value, ranked
 from tunix_rt.scoring import PRIMARY_SCORE
 
 STATE_STYLE = {

@@ -32,7 +32,6 @@ from rich.text import Text
 from tunix_rt import results as results_mod
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import SweepDocument, load_sweep
-from tunix_rt.api.results import best_trial, objective_value
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.sweep_goals import Objective
 from tunix_rt.api.trial import TrialResult, TrialState
@@ -45,9 +44,11 @@ from tunix_rt.cli.display import (
     trial_table,
 )
 from tunix_rt.cli.validate import print_errors
+from tunix_rt.contract.best_trial import best_trial, objective_value
 from tunix_rt.contract.codec import encode_spec
 from tunix_rt.contract.exits import ExitCode
-from tunix_rt.contract.layout import LOCAL_NAMESPACE, LOGS_DIR, SweepFiles, SweepLayout
+from tunix_rt.contract.file_names import LOGS_DIR
+from tunix_rt.contract.layout import LOCAL_NAMESPACE, SweepFiles, SweepLayout
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import Store, StoreError
 

@@ -4,8 +4,10 @@ The operator and the code inside a RayJob share nothing but the store and the
 entrypoint's arguments. Both sides import this package:
 
 * :mod:`~tunix_rt.contract.codec`: the spec codec (``--spec-b64``, the spec annotation);
+* :mod:`~tunix_rt.contract.file_names`: the name of every store and evidence file;
 * :mod:`~tunix_rt.contract.layout`: the store layout, its readers and writers, one
   error policy;
+* :mod:`~tunix_rt.contract.best_trial`: which trial of a sweep is best;
 * :mod:`~tunix_rt.contract.exits`: the entrypoints' exit codes;
 * :mod:`~tunix_rt.contract.phases`: what makes a run Succeeded or Failed.
 

@@ -21,10 +21,12 @@ and the one reader of each, under one error policy.
         failed/<stamp>/{failure.json,kaggle_output_log.txt}   failed attempts
         archive/<stamp>/       earlier runs' evidence
 
-Error policy, the same for every reader here: a key that is absent reads as ``None``; one
-that is there but unreadable (not JSON, not the model) reads as ``None`` and adds a line
-to ``problems``; a store that cannot be reached raises :class:`StoreError`, for the
-caller to retry (the operator), report (the CLI) or record (the driver).
+The names in it are :mod:`tunix_rt.contract.file_names`'s. Error policy, the same for
+every reader here (:func:`read_sweep_summary` is the one reader of a stored SweepResult):
+a key that is absent reads as ``None``; one that is there but unreadable (not JSON, not
+the model) reads as ``None`` and adds a line to ``problems``; a store that cannot be
+reached raises :class:`StoreError`, for the caller to retry (the operator), report (the
+CLI) or record (the driver).
 """
 
 from __future__ import annotations
@@ -38,42 +40,26 @@ from pydantic import BaseModel, ValidationError
 
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import FINISHED_STATES, DriverSessions, SweepResult, TrialResult
+from tunix_rt.contract.file_names import (
+    ARCHIVE_DIR,
+    EVAL_SUMMARY_JSON,
+    EVIDENCE_DIR,
+    EXPERIMENT_DIR,
+    FAILED_DIR,
+    KAGGLE_OUTPUT_LOG_TXT,
+    REHEARSALS_DIR,
+    RUN_MANIFEST_JSON,
+    SESSIONS_JSON,
+    SPEC_JSON,
+    SUBMISSION_DIR,
+    SUMMARY_JSON,
+    SWEEP_LOG_TXT,
+    TRIALS_DIR,
+)
 from tunix_rt.storage import Store, StoreError, StoreNotFoundError
 
 LOCAL_NAMESPACE = "local"
 """Namespace in store keys for runs without a cluster."""
-
-# A sweep's folder.
-SPEC_FILE = "spec.json"
-TRIALS_DIR = "trials"
-SUMMARY_FILE = "summary.json"
-SWEEP_LOG_FILE = "sweep_log.txt"
-EVIDENCE_DIR = "evidence"
-EXPERIMENT_DIR = "ray"
-"""Ray Tune's experiment folder (``RunConfig(name=…)``) under the sweep's prefix."""
-SESSIONS_FILE = "sessions.json"
-TUNER_FILE = "tuner.pkl"
-"""Written by Ray Tune when an experiment starts; ``Tuner.can_restore`` looks for it."""
-EXPERIMENT_STATE_GLOB = "experiment_state-*.json"
-"""Ray Tune's snapshots of trial states and the searcher (the newest one is restored)."""
-TRIAL_RESULT_FILES = ("progress.csv", "result.json", "params.json")
-"""Ray Tune's own per-trial result files under ``ray/<trial-id>/`` (plus TensorBoard's
-``events.out.tfevents.*``)."""
-CHECKPOINTS_DIR = "checkpoints"
-LOGS_DIR = "logs"
-REHEARSALS_DIR = "rehearsals"
-
-# Any evidence folder (a rehearsal's prefix, a sweep's evidence/).
-MANIFEST_FILE = "run_manifest.json"
-EVAL_SUMMARY_FILE = "eval_summary.json"
-RUN_LOG_FILE = "kaggle_output_log.txt"
-SUBMISSION_DIR = "submission"
-"""Subfolder of an evidence folder holding the packaged zip (uploaded last)."""
-ARCHIVE_DIR = "archive"
-"""Subfolder holding earlier runs' files, one folder each, named by their end time."""
-FAILED_DIR = "failed"
-"""Subfolder of a rehearsal's prefix with the logs of failed attempts; never pruned."""
-FAILURE_FILE = "failure.json"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -132,10 +118,10 @@ class SweepLayout(_Layout):
     def of(cls, namespace: str, sweep: str) -> SweepLayout:
         return cls(f"{namespace}/{sweep}")
 
-    spec_key = _File(SPEC_FILE)
-    summary_key = _File(SUMMARY_FILE)
-    log_key = _File(SWEEP_LOG_FILE)
-    sessions_key = _File(SESSIONS_FILE)
+    spec_key = _File(SPEC_JSON)
+    summary_key = _File(SUMMARY_JSON)
+    log_key = _File(SWEEP_LOG_TXT)
+    sessions_key = _File(SESSIONS_JSON)
     evidence_prefix = _File(EVIDENCE_DIR)
     experiment_prefix = _File(EXPERIMENT_DIR)
     """Ray Tune's experiment (``storage_path`` = the sweep's prefix, name ``ray``)."""
@@ -160,9 +146,9 @@ class RehearsalLayout(_Layout):
     def of(cls, namespace: str, name: str) -> RehearsalLayout:
         return cls(f"{namespace}/{REHEARSALS_DIR}/{name}")
 
-    manifest_key = _File(MANIFEST_FILE)
-    eval_summary_key = _File(EVAL_SUMMARY_FILE)
-    log_key = _File(RUN_LOG_FILE)
+    manifest_key = _File(RUN_MANIFEST_JSON)
+    eval_summary_key = _File(EVAL_SUMMARY_JSON)
+    log_key = _File(KAGGLE_OUTPUT_LOG_TXT)
     failed_prefix = _File(FAILED_DIR)
 
     def is_current(self, key: str) -> bool:
@@ -205,11 +191,18 @@ class Reader:
     store: Store
     problems: list[str] = field(default_factory=list)
 
-    def json(self, key: str) -> object | None:
-        """The JSON at ``key``; None when absent or not JSON (a problem is recorded)."""
+    def raw(self, key: str) -> bytes | None:
+        """The bytes at ``key``; None when absent."""
         try:
-            raw = self.store.read_bytes(key)
+            return self.store.read_bytes(key)
         except StoreNotFoundError:
+            return None
+
+    def json(self, key: str, raw: bytes | None = None) -> object | None:
+        """The JSON at ``key`` (``raw``: its bytes, already read); None when absent or not
+        JSON (a problem is recorded)."""
+        raw = self.raw(key) if raw is None else raw
+        if raw is None:
             return None
         try:
             data: object = json.loads(raw)
@@ -218,9 +211,10 @@ class Reader:
             return None
         return data
 
-    def model(self, key: str, model: type[M]) -> M | None:
-        """The model at ``key``; None when absent or not that model (a problem is recorded)."""
-        data = self.json(key)
+    def model(self, key: str, model: type[M], raw: bytes | None = None) -> M | None:
+        """The model at ``key`` (``raw``: its bytes, already read); None when absent or not
+        that model (a problem is recorded)."""
+        data = self.json(key, raw)
         if data is None:
             return None
         try:
@@ -230,6 +224,27 @@ class Reader:
             detail = "; ".join(first[:3])
             self.problems.append(f"{self.store.uri_for(key)}: not a {model.__name__}: {detail}")
             return None
+
+
+@dataclass(frozen=True)
+class StoredSummary:
+    """A sweep's summary as stored: the model, its URI, and its bytes (a rehearsal's
+    evidence copies them unchanged)."""
+
+    result: SweepResult
+    uri: str
+    raw: bytes
+
+
+def read_sweep_summary(reader: Reader, key: str) -> StoredSummary | None:
+    """The one reader of a stored SweepResult: a sweep's ``summary.json``, or the
+    ``sweep_summary.json`` of its evidence folder. None when absent, or when unreadable
+    (then ``reader.problems`` names the file and why)."""
+    raw = reader.raw(key)
+    if raw is None:
+        return None
+    result = reader.model(key, SweepResult, raw)
+    return StoredSummary(result, reader.store.uri_for(key), raw) if result is not None else None
 
 
 L = TypeVar("L", bound=_Layout)
@@ -271,7 +286,8 @@ class SweepFiles(_RunFiles[SweepLayout]):
         return sorted(out, key=lambda t: t.trial_id)
 
     def summary(self) -> SweepResult | None:
-        return self.model(self.layout.summary_key, SweepResult)
+        stored = read_sweep_summary(self, self.layout.summary_key)
+        return stored.result if stored is not None else None
 
     def spec(self) -> SweepSpec | None:
         return self.model(self.layout.spec_key, SweepSpec)
@@ -356,36 +372,18 @@ def read_trial(store: Store, key: str) -> TrialResult | None:
 
 
 __all__ = [
-    "ARCHIVE_DIR",
-    "CHECKPOINTS_DIR",
-    "EVAL_SUMMARY_FILE",
-    "EVIDENCE_DIR",
-    "EXPERIMENT_DIR",
-    "EXPERIMENT_STATE_GLOB",
-    "FAILED_DIR",
-    "FAILURE_FILE",
     "LOCAL_NAMESPACE",
-    "LOGS_DIR",
-    "MANIFEST_FILE",
-    "REHEARSALS_DIR",
-    "RUN_LOG_FILE",
-    "SESSIONS_FILE",
-    "SPEC_FILE",
-    "SUBMISSION_DIR",
-    "SUMMARY_FILE",
-    "SWEEP_LOG_FILE",
-    "TRIALS_DIR",
-    "TRIAL_RESULT_FILES",
-    "TUNER_FILE",
     "Reader",
     "RehearsalFiles",
     "RehearsalLayout",
     "StoreError",
+    "StoredSummary",
     "SweepFiles",
     "SweepLayout",
     "SweepTarget",
     "bundle_key",
     "latest_bundle",
+    "read_sweep_summary",
     "read_trial",
     "rehearsal_prefix",
     "summary_key",

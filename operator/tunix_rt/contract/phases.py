@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tunix_rt.api.common import QUEUE_LABEL, Phase
-from tunix_rt.api.results import best_trial, objective_value
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import DriverSession, SweepResult, TrialResult, TrialState
+from tunix_rt.contract.best_trial import best_trial, objective_value
 from tunix_rt.contract.exits import exit_code_in, retriable
-from tunix_rt.contract.layout import EVAL_SUMMARY_FILE
+from tunix_rt.contract.file_names import EVAL_SUMMARY_JSON, SUMMARY_JSON
 
 INTERRUPTED = "Interrupted"
 """Reason of a sweep that stopped before it finished: a rerun resumes it."""
@@ -269,7 +269,7 @@ def judge_sweep(
             Verdict(
                 Phase.FAILED,
                 "NoSummary",
-                f"RayJob {rayjob_name} succeeded but the driver left no summary.json",
+                f"RayJob {rayjob_name} succeeded but the driver left no {SUMMARY_JSON}",
             ),
         )
     if job_failed(rayjob):
@@ -381,7 +381,7 @@ def judge_rehearsal(
             Verdict(
                 Phase.FAILED,
                 "NoEvidence",
-                f"RayJob {rayjob_name} succeeded but left no {EVAL_SUMMARY_FILE} in {uri}",
+                f"RayJob {rayjob_name} succeeded but left no {EVAL_SUMMARY_JSON} in {uri}",
             ),
         )
     if job_failed(rayjob):

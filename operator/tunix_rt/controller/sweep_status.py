@@ -27,9 +27,10 @@ from typing import Any
 
 from tunix_rt.api.common import Phase
 from tunix_rt.api.names import child_name
-from tunix_rt.api.results import best_summary, best_trial, trial_summary
+from tunix_rt.api.results import best_summary, trial_summary
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import FINISHED_STATES, SweepResult, TrialResult, TrialState
+from tunix_rt.contract.best_trial import sweep_best
 from tunix_rt.contract.phases import Verdict
 from tunix_rt.controller.status import phase_status
 from tunix_rt.scoring import PRIMARY_SCORE
@@ -50,16 +51,6 @@ def _planned(spec: SweepSpec, summary: SweepResult | None) -> int:
     )
 
 
-def _best(
-    trials: list[TrialResult], spec: SweepSpec, summary: SweepResult | None
-) -> TrialResult | None:
-    """The summary's best trial, else the best by the spec's objective."""
-    best = None
-    if summary is not None and summary.best_trial_id:
-        best = next((t for t in trials if t.trial_id == summary.best_trial_id), None)
-    return best if best is not None else best_trial(trials, spec.objective)
-
-
 def trial_fields(
     trials: list[TrialResult], spec: SweepSpec, summary: SweepResult | None
 ) -> dict[str, Any]:
@@ -68,7 +59,7 @@ def trial_fields(
     failed = sum(t.state is TrialState.FAILED for t in trials)
     running = sum(t.state is TrialState.RUNNING for t in trials)
     total = max(_planned(spec, summary), len(trials))
-    best = _best(trials, spec, summary)
+    best = sweep_best(trials, spec.objective, summary)
     best_wire = best_summary(best)
     return {
         "acceleratorHoursUsed": accelerator_hours_used(trials, summary),

@@ -5,14 +5,9 @@ finished Sweep its summary, trial records, log and report (``evidence.sweep``).
 Pure Python (no JAX): the operator and the CLI import it as well as the trial images.
 """
 
-from tunix_rt.contract.layout import EVAL_SUMMARY_FILE as SUMMARY_NAME
-from tunix_rt.contract.layout import MANIFEST_FILE as MANIFEST_NAME
-from tunix_rt.contract.layout import RUN_LOG_FILE as LOG_NAME
-from tunix_rt.contract.layout import SWEEP_LOG_FILE as SWEEP_LOG_NAME
-from tunix_rt.evidence.checksums import SUMS_NAME, ChecksumError, parse_sums, write_sums
+from tunix_rt.evidence.checksums import ChecksumError, parse_sums, write_sums
 from tunix_rt.evidence.manifest import build_run_manifest, commit_info
 from tunix_rt.evidence.package import (
-    SWEEP_SUMMARY_NAME,
     PackageError,
     VerifyReport,
     build_zip,
@@ -20,21 +15,13 @@ from tunix_rt.evidence.package import (
     collect_files,
     verify_zip,
 )
-from tunix_rt.evidence.report import REPORT_NAME, render_report
-from tunix_rt.evidence.summary import ROWS_NAME, build_eval_summary
+from tunix_rt.evidence.report import render_report
+from tunix_rt.evidence.summary import build_eval_summary
 from tunix_rt.evidence.sweep import SweepRunFacts, write_sweep_evidence
 from tunix_rt.evidence.upload import Published, publish_folder
 from tunix_rt.evidence.validation import EvidenceError, schema_errors, validate
 
 __all__ = [
-    "LOG_NAME",
-    "MANIFEST_NAME",
-    "REPORT_NAME",
-    "ROWS_NAME",
-    "SUMMARY_NAME",
-    "SUMS_NAME",
-    "SWEEP_LOG_NAME",
-    "SWEEP_SUMMARY_NAME",
     "ChecksumError",
     "EvidenceError",
     "PackageError",

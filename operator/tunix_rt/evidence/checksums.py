@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-SUMS_NAME = "SHA256SUMS"
+from tunix_rt.contract.file_names import SHA256SUMS
 
 _LINE = re.compile(r"^(?P<digest>[0-9a-f]{64}) [ *](?P<name>.+)$")
 
@@ -67,10 +67,10 @@ def parse_sums(text: str) -> dict[str, str]:
             continue
         match = _LINE.match(line)
         if match is None:
-            raise ChecksumError(f"{SUMS_NAME} line {number} is not '<sha256>  <name>': {line!r}")
+            raise ChecksumError(f"{SHA256SUMS} line {number} is not '<sha256>  <name>': {line!r}")
         name = check_name(match.group("name"))
         if name in out:
-            raise ChecksumError(f"{SUMS_NAME} lists {name!r} twice")
+            raise ChecksumError(f"{SHA256SUMS} lists {name!r} twice")
         out[name] = match.group("digest")
     return out
 
@@ -81,7 +81,7 @@ def digests_of(folder: Path, names: Iterable[str]) -> dict[str, str]:
 
 def write_sums(folder: Path, names: Iterable[str]) -> Path:
     """Write ``folder/SHA256SUMS`` over the given relative names (never over itself)."""
-    listed = sorted({check_name(n) for n in names if n != SUMS_NAME})
-    path = folder / SUMS_NAME
+    listed = sorted({check_name(n) for n in names if n != SHA256SUMS})
+    path = folder / SHA256SUMS
     path.write_text(format_sums(digests_of(folder, listed)))
     return path

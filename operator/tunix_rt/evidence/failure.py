@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic.config import JsonDict
 
-from tunix_rt.contract.layout import FAILURE_FILE as FAILURE_NAME
-from tunix_rt.contract.layout import RUN_LOG_FILE as LOG_NAME
+from tunix_rt.contract.file_names import FAILED_DIR, FAILURE_JSON, KAGGLE_OUTPUT_LOG_TXT
 from tunix_rt.contract.layout import Reader, RehearsalLayout
 from tunix_rt.evidence.manifest import iso
 from tunix_rt.evidence.validation import schema_errors
@@ -41,32 +41,121 @@ INTERRUPTED_REASON = "Interrupted"
 ERROR_REASON = "RehearsalError"
 
 
+_TIMESTAMP: JsonDict = {
+    "format": "date-time",
+    "pattern": (
+        r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+        r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+    ),
+}
+_SHA256: JsonDict = {"pattern": "^[0-9a-f]{64}$"}
+_NAME: JsonDict = {"minLength": 1}
+_PUBLISHED: JsonDict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://tunixrt.io/schemas/failure.v1.json",
+    "title": "tunix-rt failed rehearsal",
+    "description": (
+        "Why a rehearsal run failed, how far it got, and which code and config it ran. "
+        f"Written as {FAILURE_JSON} next to the run's {KAGGLE_OUTPUT_LOG_TXT} under "
+        f"<rehearsal prefix>/{FAILED_DIR}/<UTC stamp>/; an earlier successful evidence "
+        "bundle at the prefix is left as it was."
+    ),
+    "required": [
+        "schema_version",
+        "kind",
+        "run_name",
+        "namespace",
+        "phase",
+        "reason",
+        "message",
+        "step",
+        "max_steps",
+        "start_time",
+        "end_time",
+        "wall_seconds",
+        "commit_sha",
+        "config_sha256",
+    ],
+    "additionalProperties": False,
+}
+"""What failure.schema.json says besides the fields' types (built by
+:mod:`tunix_rt.evidence.schema_build`); schema-only: reading stays as lenient as it was."""
+
+
 class RehearsalFailure(BaseModel):
     """failure.json (snake_case, as the other evidence files); ``folder_uri`` and
-    ``log_uri`` / ``failure_uri`` are filled in when read back from the store."""
+    ``log_uri`` / ``failure_uri`` are filled in when read back from the store. Its
+    ``json_schema_extra`` is for failure.schema.json only (never checked on read)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_PUBLISHED)
 
     schema_version: Literal["tunix-rt/failure/v1"] = "tunix-rt/failure/v1"
     kind: Literal["rehearsal"] = "rehearsal"
-    run_name: str
-    namespace: str
+    run_name: str = Field(json_schema_extra=_NAME)
+    namespace: str = Field(json_schema_extra=_NAME)
     phase: Literal["Failed"] = "Failed"
-    reason: str = Field(description="CamelCase: TrainingTimeout, TrainingFailed, …")
-    message: str = Field(description="What went wrong and what to do (no log location).")
-    error_type: str | None = None
-    step: int | None = Field(None, description="Train steps reached, when known.")
-    max_steps: int
-    timeout_seconds: float | None = None
-    start_time: datetime
-    end_time: datetime
-    wall_seconds: float
-    commit_sha: str
+    reason: str = Field(
+        description=(
+            "CamelCase, as in a status condition: TrainingTimeout, TrainingFailed, "
+            "BadEvidence, UploadFailed, Interrupted or RehearsalError."
+        ),
+        json_schema_extra={"pattern": "^[A-Z][A-Za-z0-9]*$"},
+    )
+    message: str = Field(
+        description=(
+            "What went wrong and what to do about it (the same text the run's error "
+            "carries, without the log location)."
+        ),
+        json_schema_extra=_NAME,
+    )
+    error_type: str | None = Field(
+        None, description="Class name of the exception that ended the run, when there was one."
+    )
+    step: int | None = Field(
+        None,
+        description="Train steps reached (dispatched) when the run stopped, when known.",
+        json_schema_extra={"minimum": 0},
+    )
+    max_steps: int = Field(json_schema_extra={"minimum": 1})
+    timeout_seconds: float | None = Field(
+        None,
+        description=(
+            "The run's wall-clock limit (spec.timeoutSeconds or --timeout-seconds); null when none."
+        ),
+        json_schema_extra={"exclusiveMinimum": 0},
+    )
+    start_time: datetime = Field(json_schema_extra=_TIMESTAMP)
+    end_time: datetime = Field(json_schema_extra=_TIMESTAMP)
+    wall_seconds: float = Field(json_schema_extra={"minimum": 0})
+    commit_sha: str = Field(
+        description="git HEAD of the working tree, else $TUNIX_RT_COMMIT_SHA, else 'unknown'.",
+        json_schema_extra={"pattern": "^([0-9a-f]{7,64}|unknown)$"},
+    )
     commit_dirty: bool | None = None
-    config_path: str = "<inline>"
-    config_sha256: str
-    source: dict[str, str | None] | None = None
-    log: str | None = Field(LOG_NAME, description="The log's name in the same folder.")
+    config_path: str = Field("<inline>", json_schema_extra=_NAME)
+    config_sha256: str = Field(
+        description=(
+            "sha256 of the canonical JSON of the trainer config (as in run_manifest.json)."
+        ),
+        json_schema_extra=_SHA256,
+    )
+    source: dict[str, str | None] | None = Field(
+        None,
+        description="The sweep and trial the config was promoted from; null for an inline config.",
+        json_schema_extra={
+            "additionalProperties": False,
+            "properties": {
+                "sweep": {"type": ["string", "null"]},
+                "trial": {"type": ["string", "null"]},
+            },
+        },
+    )
+    log: str | None = Field(
+        KAGGLE_OUTPUT_LOG_TXT,
+        description=(
+            "Name of the run's log in the same folder; null when it could not be uploaded."
+        ),
+    )
 
     folder_uri: str | None = Field(None, exclude=True)
     log_uri: str | None = Field(None, exclude=True)
@@ -110,12 +199,12 @@ def upload_failure(store: Store, failure: RehearsalFailure, log: Path | None) ->
         n += 1
         folder = f"{first}-{n}"
     has_log = log is not None and log.is_file()
-    failure = failure.model_copy(update={"log": LOG_NAME if has_log else None})
+    failure = failure.model_copy(update={"log": KAGGLE_OUTPUT_LOG_TXT if has_log else None})
     log_uri = None
     if has_log:
         assert log is not None
-        log_uri = store.upload_file(log, f"{base}/{folder}/{LOG_NAME}")
-    failure_uri = store.write_bytes(f"{base}/{folder}/{FAILURE_NAME}", failure.to_json())
+        log_uri = store.upload_file(log, f"{base}/{folder}/{KAGGLE_OUTPUT_LOG_TXT}")
+    failure_uri = store.write_bytes(f"{base}/{folder}/{FAILURE_JSON}", failure.to_json())
     failure.folder_uri = store.uri_for(f"{base}/{folder}")
     failure.log_uri = log_uri
     failure.failure_uri = failure_uri
@@ -144,13 +233,13 @@ def failure_from_store(
         {
             key[len(base) + 1 :].split("/", 1)[0]
             for key in keys
-            if key.startswith(base + "/") and key.endswith("/" + FAILURE_NAME)
+            if key.startswith(base + "/") and key.endswith("/" + FAILURE_JSON)
         },
         reverse=True,
     )
     reader = Reader(store)  # absent or not a failure.json: None (the next one is tried)
     for folder in folders:
-        key = f"{base}/{folder}/{FAILURE_NAME}"
+        key = f"{base}/{folder}/{FAILURE_JSON}"
         failure = reader.model(key, RehearsalFailure)
         if failure is None:
             continue
@@ -158,7 +247,7 @@ def failure_from_store(
             return None  # the newest readable one is older: nothing from this attempt
         failure.folder_uri = store.uri_for(f"{base}/{folder}")
         failure.failure_uri = store.uri_for(key)
-        log_key = f"{base}/{folder}/{failure.log or LOG_NAME}"
+        log_key = f"{base}/{folder}/{failure.log or KAGGLE_OUTPUT_LOG_TXT}"
         failure.log_uri = store.uri_for(log_key) if log_key in keys else None
         return failure
     return None

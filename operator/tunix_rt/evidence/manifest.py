@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tunix_rt.contract.layout import MANIFEST_FILE as MANIFEST_NAME
+from tunix_rt.contract.file_names import RUN_MANIFEST_JSON
 from tunix_rt.evidence.validation import validate
 from tunix_rt.storage import redact_uri, scrub
 
@@ -169,7 +169,7 @@ def build_run_manifest(
     if backend is not None:
         manifest["backend"] = backend
         manifest["model_source"] = _model_source(model_source, env)
-    validate("run_manifest", manifest, label=MANIFEST_NAME)
+    validate("run_manifest", manifest, label=RUN_MANIFEST_JSON)
     return manifest
 
 

@@ -34,12 +34,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from tunix_rt.api.trial import SweepResult, TrialResult
-from tunix_rt.contract.layout import EVAL_SUMMARY_FILE as SUMMARY_NAME
-from tunix_rt.contract.layout import MANIFEST_FILE as MANIFEST_NAME
-from tunix_rt.contract.layout import RUN_LOG_FILE, SUBMISSION_DIR, TRIALS_DIR
-from tunix_rt.contract.layout import SWEEP_LOG_FILE as SWEEP_LOG_NAME
+from tunix_rt.contract.file_names import (
+    EVAL_ROWS_JSONL,
+    EVAL_SUMMARY_JSON,
+    KAGGLE_OUTPUT_LOG_TXT,
+    RUN_MANIFEST_JSON,
+    SHA256SUMS,
+    SUBMISSION_DIR,
+    SWEEP_LOG_TXT,
+    SWEEP_SUMMARY_JSON,
+    TRIALS_DIR,
+    TUNIX_RT_IGNORE,
+)
 from tunix_rt.evidence.checksums import (
-    SUMS_NAME,
     ChecksumError,
     check_name,
     format_sums,
@@ -47,15 +54,13 @@ from tunix_rt.evidence.checksums import (
     sha256_bytes,
     sha256_file,
 )
-from tunix_rt.evidence.summary import ROWS_NAME
 from tunix_rt.evidence.validation import schema_errors
 from tunix_rt.scoring import PRIMARY_SCORE, compute_primary_score
 from tunix_rt.storage.local import TMP_PREFIX, atomic_local_file
 
-REHEARSAL_REQUIRED = (MANIFEST_NAME, SUMMARY_NAME, RUN_LOG_FILE, SUMS_NAME)
+REHEARSAL_REQUIRED = (RUN_MANIFEST_JSON, EVAL_SUMMARY_JSON, KAGGLE_OUTPUT_LOG_TXT, SHA256SUMS)
 
-SWEEP_SUMMARY_NAME = "sweep_summary.json"
-SWEEP_REQUIRED = (MANIFEST_NAME, SWEEP_SUMMARY_NAME, SWEEP_LOG_NAME, SUMS_NAME)
+SWEEP_REQUIRED = (RUN_MANIFEST_JSON, SWEEP_SUMMARY_JSON, SWEEP_LOG_TXT, SHA256SUMS)
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644
@@ -96,15 +101,9 @@ def safe_member(run_dir: Path, name: str) -> Path:
     return candidate
 
 
-IGNORE_FILE = ".tunix-rt-ignore"
-"""Names what sits beside the evidence in a folder a person assembled (a README, the
-commands that made it, a sweep's folder): one pattern a line, like ``.helmignore``. The
-runs never write one, so every file of a run's own folder is evidence."""
-
-
 def ignore_patterns(run_dir: Path) -> list[str]:
     """The folder's ignore patterns (``#`` comments and blank lines skipped)."""
-    path = run_dir / IGNORE_FILE
+    path = run_dir / TUNIX_RT_IGNORE
     if not path.is_file() or path.is_symlink():
         return []
     lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
@@ -153,7 +152,7 @@ def collect_files(run_dir: Path) -> list[str]:
             mode = path.lstat().st_mode
             if not stat.S_ISREG(mode):
                 raise PackageError(f"refusing {run_dir / rel}: not a regular file")
-            if name.startswith(TMP_PREFIX) or rel == IGNORE_FILE or _ignored(rel, ignored):
+            if name.startswith(TMP_PREFIX) or rel == TUNIX_RT_IGNORE or _ignored(rel, ignored):
                 continue
             check_name(rel)
             names.append(rel)
@@ -175,7 +174,7 @@ def bundle_name(manifest: dict[str, Any]) -> str:
     try:
         date = datetime.fromisoformat(end.replace("Z", "+00:00")).strftime("%Y%m%d")
     except ValueError:
-        raise PackageError(f"{MANIFEST_NAME} has no valid end_time: {end!r}") from None
+        raise PackageError(f"{RUN_MANIFEST_JSON} has no valid end_time: {end!r}") from None
     sha = str(manifest.get("commit_sha") or "unknown")
     short = "unknown" if sha == "unknown" else sha[:7]
     if manifest.get("commit_dirty") and short != "unknown":
@@ -211,36 +210,36 @@ def zip_date_time() -> tuple[int, int, int, int, int, int]:
 
 def _checked_sums(run_dir: Path, files: list[str]) -> bytes:
     """The SHA256SUMS bytes for the bundle: the folder's own (checked) or computed."""
-    evidence = [n for n in files if n != SUMS_NAME]
-    if SUMS_NAME not in files:
+    evidence = [n for n in files if n != SHA256SUMS]
+    if SHA256SUMS not in files:
         return format_sums({n: sha256_file(safe_member(run_dir, n)) for n in evidence}).encode()
-    raw = safe_member(run_dir, SUMS_NAME).read_bytes()
+    raw = safe_member(run_dir, SHA256SUMS).read_bytes()
     try:
         listed = parse_sums(raw.decode())
     except (ChecksumError, UnicodeDecodeError) as exc:
-        raise PackageError(f"{run_dir / SUMS_NAME}: {exc}") from None
+        raise PackageError(f"{run_dir / SHA256SUMS}: {exc}") from None
     for name in listed:
         safe_member(run_dir, name)  # a listed ../ or symlink is refused, not followed
     unlisted = sorted(set(evidence) - set(listed))
     missing = sorted(set(listed) - set(evidence))
     if unlisted:
-        raise PackageError(f"files not listed in {SUMS_NAME}: {', '.join(unlisted)}")
+        raise PackageError(f"files not listed in {SHA256SUMS}: {', '.join(unlisted)}")
     if missing:
-        raise PackageError(f"files listed in {SUMS_NAME} but missing: {', '.join(missing)}")
+        raise PackageError(f"files listed in {SHA256SUMS} but missing: {', '.join(missing)}")
     changed = sorted(n for n in evidence if sha256_file(run_dir / n) != listed[n])
     if changed:
-        raise PackageError(f"files changed since {SUMS_NAME} was written: {', '.join(changed)}")
+        raise PackageError(f"files changed since {SHA256SUMS} was written: {', '.join(changed)}")
     return raw
 
 
 def zip_bytes(run_dir: Path) -> bytes:
     """The deterministic zip of a run folder, in memory."""
     files = collect_files(run_dir)
-    if not [n for n in files if n != SUMS_NAME]:
+    if not [n for n in files if n != SHA256SUMS]:
         raise PackageError(f"{run_dir} holds no evidence files")
     sums = _checked_sums(run_dir, files)
-    entries = {n: safe_member(run_dir, n).read_bytes() for n in files if n != SUMS_NAME}
-    entries[SUMS_NAME] = sums
+    entries = {n: safe_member(run_dir, n).read_bytes() for n in files if n != SHA256SUMS}
+    entries[SHA256SUMS] = sums
     stamp = zip_date_time()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -259,9 +258,9 @@ def zip_bytes(run_dir: Path) -> bytes:
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
-    path = safe_member(run_dir, MANIFEST_NAME)
+    path = safe_member(run_dir, RUN_MANIFEST_JSON)
     if not path.is_file():
-        raise PackageError(f"{run_dir} has no {MANIFEST_NAME}: not an evidence folder")
+        raise PackageError(f"{run_dir} has no {RUN_MANIFEST_JSON}: not an evidence folder")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -335,25 +334,25 @@ def verify_zip(path: Path) -> VerifyReport:
         if bad_crc is not None:
             report.errors.append(f"entry {bad_crc!r} fails its CRC check (corrupt data)")
             return report
-        if SUMS_NAME not in safe:
-            report.errors.append(f"{SUMS_NAME} is missing")
+        if SHA256SUMS not in safe:
+            report.errors.append(f"{SHA256SUMS} is missing")
             return report
         try:
-            listed = parse_sums(archive.read(SUMS_NAME).decode())
+            listed = parse_sums(archive.read(SHA256SUMS).decode())
         except (ChecksumError, UnicodeDecodeError) as exc:
-            report.errors.append(f"{SUMS_NAME}: {exc}")
+            report.errors.append(f"{SHA256SUMS}: {exc}")
             return report
-        entries = set(safe) - {SUMS_NAME}
+        entries = set(safe) - {SHA256SUMS}
         for name in sorted(set(listed) - entries):
-            report.errors.append(f"{name} is listed in {SUMS_NAME} but not in the zip")
+            report.errors.append(f"{name} is listed in {SHA256SUMS} but not in the zip")
         for name in sorted(entries - set(listed)):
-            report.errors.append(f"{name} is in the zip but not listed in {SUMS_NAME}")
+            report.errors.append(f"{name} is in the zip but not listed in {SHA256SUMS}")
         contents: dict[str, bytes] = {}
         for name in sorted(entries & set(listed)):
             data = archive.read(name)
             contents[name] = data
             if sha256_bytes(data) != listed[name]:
-                report.errors.append(f"{name}: sha256 does not match {SUMS_NAME}")
+                report.errors.append(f"{name}: sha256 does not match {SHA256SUMS}")
         _check_documents(contents, report)
     return report
 
@@ -372,44 +371,44 @@ def _failing_entry(archive: zipfile.ZipFile) -> str | None:
 
 
 def _check_documents(contents: dict[str, bytes], report: VerifyReport) -> None:
-    manifest = _checked_document(contents, MANIFEST_NAME, "run_manifest", report)
+    manifest = _checked_document(contents, RUN_MANIFEST_JSON, "run_manifest", report)
     if manifest is not None:
         report.run_name = manifest.get("run_name")
     kind = manifest.get("kind") if manifest is not None else None
     required_files = {"rehearsal": REHEARSAL_REQUIRED, "sweep": SWEEP_REQUIRED}.get(str(kind), ())
     for required in required_files:
-        if required not in contents and required != SUMS_NAME:
+        if required not in contents and required != SHA256SUMS:
             report.errors.append(f"{required} is missing (required in a {kind} bundle)")
-    if kind == "sweep" and SWEEP_SUMMARY_NAME in contents:
+    if kind == "sweep" and SWEEP_SUMMARY_JSON in contents:
         _check_sweep(contents, report)
-    summary = _checked_document(contents, SUMMARY_NAME, "eval_summary", report)
+    summary = _checked_document(contents, EVAL_SUMMARY_JSON, "eval_summary", report)
     if summary is not None:
         score = summary.get(PRIMARY_SCORE)
         report.primary_score = score if isinstance(score, int | float) else None
-    if ROWS_NAME in contents:
+    if EVAL_ROWS_JSONL in contents:
         rows: list[Any] = []
-        for number, line in enumerate(contents[ROWS_NAME].decode().splitlines(), start=1):
-            row = _json_or_error(f"{ROWS_NAME} line {number}", line.encode(), report)
+        for number, line in enumerate(contents[EVAL_ROWS_JSONL].decode().splitlines(), start=1):
+            row = _json_or_error(f"{EVAL_ROWS_JSONL} line {number}", line.encode(), report)
             errors = schema_errors("eval_row", row) if row is not None else ["not JSON"]
             if errors:
-                report.errors.append(f"{ROWS_NAME} line {number} {errors[0]}")
+                report.errors.append(f"{EVAL_ROWS_JSONL} line {number} {errors[0]}")
                 return
             rows.append(row)
-        if SUMMARY_NAME in contents and report.primary_score is not None:
+        if EVAL_SUMMARY_JSON in contents and report.primary_score is not None:
             recomputed = compute_primary_score(rows)
             if recomputed != report.primary_score:
                 report.errors.append(
-                    f"{SUMMARY_NAME} primary_score {report.primary_score} != "
-                    f"compute_primary_score over {ROWS_NAME} ({recomputed})"
+                    f"{EVAL_SUMMARY_JSON} primary_score {report.primary_score} != "
+                    f"compute_primary_score over {EVAL_ROWS_JSONL} ({recomputed})"
                 )
 
 
 def _check_sweep(contents: dict[str, bytes], report: VerifyReport) -> None:
     """The summary reads as the operator reads it, and names exactly the bundled trials."""
     try:
-        summary = SweepResult.model_validate_json(contents[SWEEP_SUMMARY_NAME])
+        summary = SweepResult.model_validate_json(contents[SWEEP_SUMMARY_JSON])
     except ValidationError as exc:
-        report.errors.append(f"{SWEEP_SUMMARY_NAME} is not a sweep summary: {exc}")
+        report.errors.append(f"{SWEEP_SUMMARY_JSON} is not a sweep summary: {exc}")
         return
     report.primary_score = summary.primary_score
     bundled: dict[str, TrialResult] = {}
@@ -423,15 +422,15 @@ def _check_sweep(contents: dict[str, bytes], report: VerifyReport) -> None:
             bundled[trial.trial_id] = trial
     listed = {t.trial_id for t in summary.trials}
     for trial_id in sorted(listed - set(bundled)):
-        report.errors.append(f"trial {trial_id} is in {SWEEP_SUMMARY_NAME}, not in {TRIALS_DIR}/")
+        report.errors.append(f"trial {trial_id} is in {SWEEP_SUMMARY_JSON}, not in {TRIALS_DIR}/")
     for trial_id in sorted(set(bundled) - listed):
-        report.errors.append(f"{TRIALS_DIR}/{trial_id}.json is not in {SWEEP_SUMMARY_NAME}")
+        report.errors.append(f"{TRIALS_DIR}/{trial_id}.json is not in {SWEEP_SUMMARY_JSON}")
     best = next((t for t in summary.trials if t.trial_id == summary.best_trial_id), None)
     if summary.best_trial_id is not None and best is None:
         report.errors.append(f"best trial {summary.best_trial_id} is not among the trials")
     elif best is not None and best.primary_score != summary.primary_score:
         report.errors.append(
-            f"{SWEEP_SUMMARY_NAME} primary_score {summary.primary_score} != its best trial's "
+            f"{SWEEP_SUMMARY_JSON} primary_score {summary.primary_score} != its best trial's "
             f"({best.primary_score})"
         )
 

@@ -17,9 +17,6 @@ from tunix_rt.evidence.charts import bar_chart, line_chart
 from tunix_rt.evidence.markup import esc, flatten, fmt, kv_table, page
 from tunix_rt.scoring import PRIMARY_SCORE
 
-REPORT_NAME = "report.html"
-
-
 _CURVE_PRIORITY = (PRIMARY_SCORE, "format_valid_rate", "learning_rate", "lr")
 REWARD_PREFIX = "reward"
 """History metrics plotted together as the reward curves (GRPO reports ``reward_mean``

@@ -11,11 +11,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tunix_rt.contract.layout import EVAL_SUMMARY_FILE as SUMMARY_NAME
+from tunix_rt.contract.file_names import EVAL_ROWS_JSONL, EVAL_SUMMARY_JSON
 from tunix_rt.evidence.validation import validate
 from tunix_rt.scoring import PRIMARY_SCORE, compute_primary_score
 
-ROWS_NAME = "eval_rows.jsonl"
 SUMMARY_SCHEMA_VERSION = "tunix-rt/eval_summary/v1"
 
 PRIMARY_SCORE_DEFINITION = (
@@ -59,7 +58,7 @@ def rows_jsonl(rows: Iterable[Mapping[str, Any]]) -> str:
     """eval_rows.jsonl text: one compact JSON object per line, keys sorted, each validated."""
     lines = []
     for number, row in enumerate(rows):
-        validate("eval_row", row, label=f"{ROWS_NAME} line {number + 1}")
+        validate("eval_row", row, label=f"{EVAL_ROWS_JSONL} line {number + 1}")
         lines.append(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
     return "".join(lines)
 
@@ -86,7 +85,7 @@ def build_eval_summary(
     trainer_primary_score: float | None,
     history: Sequence[Mapping[str, Any]] = (),
     max_trace_tokens: int | None = None,
-    rows_file: str | None = ROWS_NAME,
+    rows_file: str | None = EVAL_ROWS_JSONL,
 ) -> dict[str, Any]:
     """The summary as a dict, validated against eval_summary.schema.json."""
     counts: dict[str, Any] = row_counts(rows)
@@ -109,5 +108,5 @@ def build_eval_summary(
     }
     if max_trace_tokens is not None:
         summary["max_trace_tokens"] = max_trace_tokens
-    validate("eval_summary", summary, label=SUMMARY_NAME)
+    validate("eval_summary", summary, label=EVAL_SUMMARY_JSON)
     return summary

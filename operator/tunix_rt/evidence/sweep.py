@@ -25,20 +25,19 @@ from typing import Any
 
 from tunix_rt.api.trial import SweepResult, TrialResult
 from tunix_rt.contract.best_config import best_trial_config
-from tunix_rt.contract.layout import MANIFEST_FILE as MANIFEST_NAME
-from tunix_rt.contract.layout import SUBMISSION_DIR, TRIALS_DIR
-from tunix_rt.contract.layout import SWEEP_LOG_FILE as SWEEP_LOG_NAME
+from tunix_rt.contract.file_names import (
+    BEST_CONFIG_JSON,
+    REPORT_HTML,
+    RUN_MANIFEST_JSON,
+    SUBMISSION_DIR,
+    SWEEP_LOG_TXT,
+    SWEEP_SUMMARY_JSON,
+    TRIALS_DIR,
+)
 from tunix_rt.evidence.checksums import write_sums
 from tunix_rt.evidence.manifest import CommitInfo, build_run_manifest
-from tunix_rt.evidence.package import (
-    SWEEP_SUMMARY_NAME,
-    PackageError,
-    build_zip,
-    verify_zip,
-)
-from tunix_rt.evidence.report import REPORT_NAME, render_sweep_report
-
-BEST_CONFIG_NAME = "best_config.json"
+from tunix_rt.evidence.package import PackageError, build_zip, verify_zip
+from tunix_rt.evidence.report import render_sweep_report
 
 
 @dataclass(frozen=True)
@@ -123,19 +122,19 @@ def write_sweep_evidence(
         model_source=None,  # per trial: each trial's record says where its model came from
     )
     summary_wire = summary.to_wire()
-    (folder / MANIFEST_NAME).write_text(_dump(manifest), encoding="utf-8")
-    (folder / SWEEP_SUMMARY_NAME).write_bytes(summary_bytes(summary))
+    (folder / RUN_MANIFEST_JSON).write_text(_dump(manifest), encoding="utf-8")
+    (folder / SWEEP_SUMMARY_JSON).write_bytes(summary_bytes(summary))
     best = best_config(summary)
     if best is not None:
-        (folder / BEST_CONFIG_NAME).write_text(_dump(best), encoding="utf-8")
+        (folder / BEST_CONFIG_JSON).write_text(_dump(best), encoding="utf-8")
     trials = folder / TRIALS_DIR
     trials.mkdir()
     for trial_id, data in sorted(trial_files.items()):
         TrialResult.model_validate_json(data)  # only records the readers accept go in
         (trials / f"{trial_id}.json").write_bytes(data)
-    (folder / SWEEP_LOG_NAME).write_text(log_text, encoding="utf-8")
+    (folder / SWEEP_LOG_TXT).write_text(log_text, encoding="utf-8")
     html = render_sweep_report(manifest=manifest, summary=summary_wire, best_config=best)
-    (folder / REPORT_NAME).write_text(html, encoding="utf-8")
+    (folder / REPORT_HTML).write_text(html, encoding="utf-8")
     names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     write_sums(folder, names)
     bundle = build_zip(folder, folder / SUBMISSION_DIR)

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tunix_rt.contract.layout import ARCHIVE_DIR, SUBMISSION_DIR, bundle_key, latest_bundle
-from tunix_rt.contract.layout import MANIFEST_FILE as MANIFEST_NAME
-from tunix_rt.evidence.checksums import SUMS_NAME
+from tunix_rt.contract.file_names import ARCHIVE_DIR, RUN_MANIFEST_JSON, SHA256SUMS, SUBMISSION_DIR
+from tunix_rt.contract.layout import bundle_key, latest_bundle
 from tunix_rt.storage import Store, StoreError
 
 
@@ -46,8 +45,8 @@ def publish_folder(
     """
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     in_zip_dir = f"{SUBMISSION_DIR}/"
-    order = [n for n in files if n != SUMS_NAME and not n.startswith(in_zip_dir)]
-    order += [n for n in files if n == SUMS_NAME]
+    order = [n for n in files if n != SHA256SUMS and not n.startswith(in_zip_dir)]
+    order += [n for n in files if n == SHA256SUMS]
     order += [n for n in files if n.startswith(in_zip_dir)]
     target = store.local_path(prefix)
     if target is not None and target.resolve() == folder.resolve():
@@ -80,9 +79,9 @@ def archive_earlier(
     if not earlier:
         return None
     moment = datetime.now(UTC)
-    if f"{prefix}/{MANIFEST_NAME}" in earlier:
+    if f"{prefix}/{RUN_MANIFEST_JSON}" in earlier:
         try:
-            end = str(store.read_json(f"{prefix}/{MANIFEST_NAME}").get("end_time") or "")
+            end = str(store.read_json(f"{prefix}/{RUN_MANIFEST_JSON}").get("end_time") or "")
             moment = datetime.fromisoformat(end.replace("Z", "+00:00"))
         except (StoreError, ValueError, AttributeError):
             pass

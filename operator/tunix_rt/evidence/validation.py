@@ -1,6 +1,7 @@
 """JSON Schemas (draft 2020-12) of the evidence files, shipped as package data.
 
 Every JSON evidence file is checked against its schema when written and when verified.
+failure.schema.json is built from its model (:mod:`tunix_rt.evidence.schema_build`).
 """
 
 from __future__ import annotations

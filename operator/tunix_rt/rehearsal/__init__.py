@@ -7,8 +7,6 @@ imports none of it: what it reads back (failure.json, the evidence at the prefix
 """
 
 from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
-from tunix_rt.contract.layout import FAILED_DIR
-from tunix_rt.contract.layout import FAILURE_FILE as FAILURE_NAME
 from tunix_rt.evidence.failure import (
     RehearsalFailure,
     failure_from_store,
@@ -21,8 +19,6 @@ from tunix_rt.rehearsal.run import run_rehearsal, sigterm_interrupts
 from tunix_rt.rehearsal.run_log import RunLog
 
 __all__ = [
-    "FAILED_DIR",
-    "FAILURE_NAME",
     "SOURCE_SWEEP_ANNOTATION",
     "SOURCE_TRIAL_ANNOTATION",
     "RehearsalError",

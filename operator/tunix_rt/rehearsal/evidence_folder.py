@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from tunix_rt.api.trainer import TrainerConfig
-from tunix_rt.contract.layout import EVAL_SUMMARY_FILE as SUMMARY_NAME
-from tunix_rt.contract.layout import MANIFEST_FILE as MANIFEST_NAME
-from tunix_rt.contract.layout import SUBMISSION_DIR
+from tunix_rt.contract.file_names import (
+    EVAL_ROWS_JSONL,
+    EVAL_SUMMARY_JSON,
+    REPORT_HTML,
+    RUN_MANIFEST_JSON,
+    SUBMISSION_DIR,
+    SWEEP_SUMMARY_JSON,
+)
 from tunix_rt.evidence import (
-    REPORT_NAME,
-    ROWS_NAME,
-    SWEEP_SUMMARY_NAME,
     build_eval_summary,
     build_run_manifest,
     build_zip,
@@ -98,7 +100,7 @@ def write_up(
         trainer_primary_score=getattr(outcome, PRIMARY_SCORE, None),
         history=[dict(p) for p in getattr(outcome, "history", []) or []],
         max_trace_tokens=plan.config.eval.max_trace_tokens,
-        rows_file=ROWS_NAME if plan.evidence.include_eval_rows else None,
+        rows_file=EVAL_ROWS_JSONL if plan.evidence.include_eval_rows else None,
     )
     evidence.manifest = build_run_manifest(
         run_name=plan.name,
@@ -146,12 +148,12 @@ def model_source_of(outcome: Any, config: TrainerConfig, model_id: str) -> dict[
 
 
 def _write_files(plan: RehearsalPlan, folder: Path, evidence: RunEvidence) -> None:
-    _write_json(folder / SUMMARY_NAME, evidence.summary)
-    _write_json(folder / MANIFEST_NAME, evidence.manifest)
+    _write_json(folder / EVAL_SUMMARY_JSON, evidence.summary)
+    _write_json(folder / RUN_MANIFEST_JSON, evidence.manifest)
     if plan.evidence.include_eval_rows:
-        (folder / ROWS_NAME).write_text(rows_jsonl(evidence.rows), encoding="utf-8")
+        (folder / EVAL_ROWS_JSONL).write_text(rows_jsonl(evidence.rows), encoding="utf-8")
     if plan.sweep_summary_bytes is not None:
-        (folder / SWEEP_SUMMARY_NAME).write_bytes(plan.sweep_summary_bytes)
+        (folder / SWEEP_SUMMARY_JSON).write_bytes(plan.sweep_summary_bytes)
     if plan.evidence.report:
         html = render_report(
             manifest=evidence.manifest,
@@ -159,7 +161,7 @@ def _write_files(plan: RehearsalPlan, folder: Path, evidence: RunEvidence) -> No
             rows=evidence.rows,
             sweep=plan.sweep_summary,
         )
-        (folder / REPORT_NAME).write_text(html, encoding="utf-8")
+        (folder / REPORT_HTML).write_text(html, encoding="utf-8")
 
 
 def package(plan: RehearsalPlan, folder: Path) -> Path | None:

@@ -22,9 +22,15 @@ from tunix_rt.api.rehearsal import EvidenceOptions, RehearsalSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult
 from tunix_rt.contract.best_config import best_trial_config
-from tunix_rt.contract.layout import LOCAL_NAMESPACE, RehearsalLayout, SweepLayout
+from tunix_rt.contract.layout import (
+    LOCAL_NAMESPACE,
+    RehearsalLayout,
+    SweepFiles,
+    SweepLayout,
+    read_sweep_summary,
+)
 from tunix_rt.rehearsal.errors import RehearsalError
-from tunix_rt.storage import Store, StoreError, StoreNotFoundError
+from tunix_rt.storage import Store, StoreError
 
 TIMEOUT_FIELD = "spec.timeoutSeconds"
 
@@ -88,18 +94,16 @@ def _overridden(config: TrainerConfig, overrides: Mapping[str, Any] | None) -> T
 def _sweep_summary(store: Store, namespace: str, sweep: str) -> tuple[SweepResult, str, bytes]:
     """The source sweep's summary, its URI, and its bytes as stored (copied into the
     evidence unchanged, so read once)."""
-    key = SweepLayout.of(namespace, sweep).summary_key
-    try:
-        raw = store.read_bytes(key)
-    except StoreNotFoundError:
-        raise RehearsalError(
-            f"sweep {sweep!r} has no summary at {store.uri_for(key)}: run the sweep first "
-            f"(tunix-rt sweep run …) or check --storage/--namespace"
-        ) from None
-    try:
-        return SweepResult.model_validate_json(raw), store.uri_for(key), raw
-    except ValidationError as exc:
-        raise RehearsalError(f"{store.uri_for(key)} is not a sweep summary: {exc}") from None
+    files = SweepFiles(store, SweepLayout.of(namespace, sweep))
+    stored = read_sweep_summary(files, files.layout.summary_key)
+    if stored is not None:
+        return stored.result, stored.uri, stored.raw
+    if files.problems:
+        raise RehearsalError(files.problems[0])
+    raise RehearsalError(
+        f"sweep {sweep!r} has no summary at {store.uri_for(files.layout.summary_key)}: run "
+        f"the sweep first (tunix-rt sweep run …) or check --storage/--namespace"
+    )
 
 
 @dataclass

@@ -34,11 +34,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tunix_rt.contract.layout import EVAL_SUMMARY_FILE as SUMMARY_NAME
-from tunix_rt.contract.layout import FAILED_DIR
-from tunix_rt.contract.layout import MANIFEST_FILE as MANIFEST_NAME
-from tunix_rt.contract.layout import RUN_LOG_FILE as LOG_NAME
-from tunix_rt.evidence import SUMS_NAME, commit_info
+from tunix_rt.contract.file_names import (
+    EVAL_SUMMARY_JSON,
+    FAILED_DIR,
+    KAGGLE_OUTPUT_LOG_TXT,
+    RUN_MANIFEST_JSON,
+    SHA256SUMS,
+)
+from tunix_rt.evidence import commit_info
 from tunix_rt.evidence.failure import BAD_DATASET_REASON
 from tunix_rt.evidence.manifest import canonical_json
 from tunix_rt.evidence.upload import publish_folder
@@ -67,7 +70,7 @@ def _prepare_dir(out_dir: Path) -> None:
             raise RehearsalError(f"{out_dir} exists and is not a folder")
         entries = list(out_dir.iterdir())
         if entries:
-            markers = {MANIFEST_NAME, LOG_NAME, SUMS_NAME, SUMMARY_NAME}
+            markers = {RUN_MANIFEST_JSON, KAGGLE_OUTPUT_LOG_TXT, SHA256SUMS, EVAL_SUMMARY_JSON}
             if not any(e.name in markers for e in entries):
                 raise RehearsalError(
                     f"refusing to write evidence into {out_dir}: it holds other files"
@@ -209,7 +212,7 @@ def _run(
 ) -> RehearsalResult:
     """The steps of one run: log the header, train, score, write the evidence (all in the
     run log), then package, verify and publish it."""
-    log = RunLog(folder / LOG_NAME, echo)
+    log = RunLog(folder / KAGGLE_OUTPUT_LOG_TXT, echo)
     try:
         with capture_logging(log):
             _log_header(log, plan, store, command, attempt)

@@ -9,8 +9,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tunix_rt.contract.layout import FAILURE_FILE as FAILURE_NAME
-from tunix_rt.contract.layout import RUN_LOG_FILE as LOG_NAME
+from tunix_rt.contract.file_names import FAILURE_JSON, KAGGLE_OUTPUT_LOG_TXT
 from tunix_rt.evidence import ChecksumError, EvidenceError, PackageError
 from tunix_rt.evidence.failure import (
     BAD_EVIDENCE_REASON,
@@ -92,7 +91,7 @@ def record_failure(
     """Finish the log, upload it with failure.json to failed/<stamp>/, and return the
     error to raise: the same message plus where the log went (or why it did not)."""
     ended = datetime.now(UTC)
-    log_path = folder / LOG_NAME
+    log_path = folder / KAGGLE_OUTPUT_LOG_TXT
     message = str(error)
     prefix = f"rehearsal {plan.name}: "
     core = message[len(prefix) :] if message.startswith(prefix) else message
@@ -101,9 +100,9 @@ def record_failure(
     failure = _failure_record(plan, attempt, error, exc, core, ended)
     problems = failure_schema_errors(failure.document())
     if problems:  # a bug here must not hide the run's own error
-        _say(echo, f"WARNING: {FAILURE_NAME} does not match its schema: {problems}")
+        _say(echo, f"WARNING: {FAILURE_JSON} does not match its schema: {problems}")
     with suppress(OSError):  # the local folder's copy (kept with --out)
-        (folder / FAILURE_NAME).write_bytes(failure.to_json())
+        (folder / FAILURE_JSON).write_bytes(failure.to_json())
     try:
         uploaded = upload_failure(store, failure, log_path)
     except (StoreError, OSError) as up:
@@ -144,7 +143,7 @@ def _finish_failed_log(
                 tail(f"FAILED: {core}")
                 if error.reason == ERROR_REASON and not isinstance(exc, RehearsalError):
                     tail("".join(traceback.format_exception(exc)).rstrip())  # a bug: where
-            tail(f"uploading this log and {FAILURE_NAME} to {failed_uri}/")
+            tail(f"uploading this log and {FAILURE_JSON} to {failed_uri}/")
         finally:
             tail.close()
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from statistics import mean
 from typing import Any
 
-from tunix_rt.api.results import objective_value
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import TrialResult, TrialState
+from tunix_rt.contract.best_trial import objective_value
 from tunix_rt.tune.records import HOURS_KEY, trial_hours
 
 

@@ -77,23 +77,16 @@ from tunix_rt.api.common import Phase
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import SweepDocument, load_sweep
 from tunix_rt.api.quantities import quantity_bytes
-from tunix_rt.api.results import best_trial, ranked
 from tunix_rt.api.search_space import MODEL_BASED, Algorithm, Distribution, SearchParam
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.sweep_goals import SchedulerType
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.api.trial_shape import TRIAL_DRIVER_RESOURCE, TRIAL_DRIVER_SLOTS
+from tunix_rt.contract.best_trial import best_trial, ranked
 from tunix_rt.contract.codec import decode_sweep
 from tunix_rt.contract.exits import ExitCode, exit_code_for
-from tunix_rt.contract.layout import (
-    ARCHIVE_DIR,
-    CHECKPOINTS_DIR,
-    EXPERIMENT_DIR,
-    LOCAL_NAMESPACE,
-    LOGS_DIR,
-    SweepFiles,
-    SweepTarget,
-)
+from tunix_rt.contract.file_names import ARCHIVE_DIR, CHECKPOINTS_DIR, EXPERIMENT_DIR, LOGS_DIR
+from tunix_rt.contract.layout import LOCAL_NAMESPACE, SweepFiles, SweepTarget
 from tunix_rt.contract.phases import SweepEnd, Verdict, goal_trial, sweep_verdict
 from tunix_rt.evidence import SweepRunFacts, commit_info, publish_folder, write_sweep_evidence
 from tunix_rt.evidence.manifest import iso

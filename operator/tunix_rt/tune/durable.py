@@ -23,7 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tunix_rt.api.trial import DriverSession, DriverSessions
-from tunix_rt.contract.layout import EXPERIMENT_STATE_GLOB, TUNER_FILE, SweepFiles
+from tunix_rt.contract.file_names import EXPERIMENT_STATE_GLOB, TUNER_PKL
+from tunix_rt.contract.layout import SweepFiles
 from tunix_rt.storage import Store, StoreError
 from tunix_rt.tune.records import utcnow
 
@@ -77,7 +78,7 @@ def state_problem(files: SweepFiles, say: Callable[[str], None]) -> str | None:
     records = len([k for k in store.list(files.layout.trials_prefix) if k.endswith(".json")])
     return (
         f"Ray Tune's experiment state at {store.uri_for(prefix)} is incomplete: "
-        f"{TUNER_FILE} is there but no readable {EXPERIMENT_STATE_GLOB} (the store was cut "
+        f"{TUNER_PKL} is there but no readable {EXPERIMENT_STATE_GLOB} (the store was cut "
         f"while it was written), so the sweep cannot resume where it was. Nothing was "
         f"deleted: the {records} trial record(s) under {store.uri_for(files.layout.trials_prefix)} "
         "are intact. Run the sweep again with --fresh to start over (earlier results move "
