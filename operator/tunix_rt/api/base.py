@@ -161,3 +161,9 @@ def cel_list(values: Iterable[object]) -> str:
 def cel_rules(*rules: dict[str, str]) -> dict[str, Any]:
     """``json_schema_extra`` for a model whose CRD schema carries these CEL rules."""
     return {CEL_KEY: list(rules)}
+
+
+EXACTLY_ONE_OF = "x-tunix-rt-exactly-one-of"
+"""Schema note for the CRD generator: exactly one of these fields is set (``oneOf`` of
+``required``). For a field CEL cannot see: the API server drops a list of untyped values
+(such as a search space's ``values``) from a CEL rule's view of the object."""

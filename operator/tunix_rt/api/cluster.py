@@ -126,10 +126,14 @@ class NodePool(ApiModel):
     )
     tpu_accelerator: str | None = Field(
         None,
+        max_length=64,  # bounds the cost of the pool's CEL rules on the API server
         description="GKE TPU type, e.g. tpu-v6e-slice (cloud.google.com/gke-tpu-accelerator).",
     )
     tpu_topology: str | None = Field(
-        None, pattern=r"^[0-9]+(x[0-9]+){1,2}$", description="TPU slice topology, e.g. 2x2 or 4x4."
+        None,
+        max_length=32,  # bounds the cost of the pool's CEL rules (a regex match) on the server
+        pattern=r"^[0-9]+(x[0-9]+){1,2}$",
+        description="TPU slice topology, e.g. 2x2 or 4x4.",
     )
     image: str | None = Field(None, description="Trainer image; default chosen per accelerator.")
     node_selector: dict[str, str] | None = Field(None, description="Extra node selector labels.")

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from tunix_rt.api.base import EXACTLY_ONE_OF
 from tunix_rt.api.common import CATEGORY, GROUP, RUNTIME_DEFAULT, VERSION
 from tunix_rt.api.rehearsal import RehearsalSpec, RehearsalStatus
 from tunix_rt.api.sweep import SweepSpec
@@ -96,6 +97,8 @@ class _Converter:
         """A resolved schema plus the keys written next to it (description, default)."""
         out = dict(base)
         extra = self._plain(siblings, path, typed=False)
+        if "properties" in extra:  # a free-form map given declared keys: only those
+            out.pop("x-kubernetes-preserve-unknown-fields", None)
         out.update(extra)
         return out
 
@@ -115,6 +118,8 @@ class _Converter:
                     out[key] = True
             elif key == RUNTIME_DEFAULT:
                 continue
+            elif key == EXACTLY_ONE_OF:
+                out["oneOf"] = [{"required": [name]} for name in value]
             elif key == "default":
                 if self.keep_defaults and value is not None and not node.get(RUNTIME_DEFAULT):
                     out["default"] = copy.deepcopy(value)
@@ -197,6 +202,7 @@ _KEY_ORDER = [
     "maxProperties",
     "x-kubernetes-preserve-unknown-fields",
     "x-kubernetes-validations",
+    "oneOf",
     "required",
     "properties",
     "additionalProperties",

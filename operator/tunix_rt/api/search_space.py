@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
-from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
+from tunix_rt.api.base import EXACTLY_ONE_OF, ApiModel, cel, cel_rules, field_error
 from tunix_rt.api.trainer import wire_param_name
 
 
@@ -31,9 +31,11 @@ class SearchParam(ApiModel):
 
     model_config = ConfigDict(
         json_schema_extra=cel_rules(
+            # `values` (untyped items) is invisible to CEL on the API server: the presence of
+            # exactly one of low/values is the schema's oneOf (EXACTLY_ONE_OF) below.
             cel(
-                f"{_RANGED_CEL} ? (has(self.low) && has(self.high) && !has(self.values))"
-                " : (has(self.values) && !has(self.low) && !has(self.high))",
+                f"{_RANGED_CEL} ? (has(self.low) && has(self.high))"
+                " : (!has(self.low) && !has(self.high))",
                 "uniform, loguniform and randint take low and high; choice and grid take values",
             ),
             cel(
@@ -47,6 +49,7 @@ class SearchParam(ApiModel):
                 ".low",
             ),
         )
+        | {EXACTLY_ONE_OF: ["low", "values"]}
     )
 
     type: Distribution = Field(
