@@ -17,7 +17,7 @@ set -euo pipefail
 KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.8}"
 HELM_VERSION="${HELM_VERSION:-v4.3.2}"
-BUILD_REVISION=1   # bump when this script changes what it builds
+BUILD_REVISION=2   # bump when this script changes what it builds
 
 key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}_r${BUILD_REVISION}"
 cache_root="${TUNIX_RT_CONTROL_PLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tunix-rt/control-plane}"
@@ -82,7 +82,17 @@ GO
         go mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
         timed "go mod tidy" go mod tidy -e >/dev/null
         mkdir -p "$out"
-        timed "go build kubernetes + etcd" go build -ldflags="-s -w" -tags tools -o "$out/" \
+        # The version Kubernetes' own build stamps in (hack/lib/version.sh): helm's
+        # kubeVersion checks and `kubectl version` read it.
+        local major="${KUBERNETES_VERSION#v}" stamp="" pkg
+        major="${major%%.*}"
+        local minor_num="${KUBERNETES_VERSION#v*.}"
+        minor_num="${minor_num%%.*}"
+        for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+            stamp+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=$major"
+            stamp+=" -X $pkg.gitMinor=$minor_num -X $pkg.gitTreeState=clean"
+        done
+        timed "go build kubernetes" go build -ldflags="-s -w$stamp" -tags tools -o "$out/" \
             k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
             k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
         timed "go build etcd" go build -ldflags="-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3
@@ -99,7 +109,9 @@ build_helm() {
         cd "$dir"
         timed "go mod tidy" go mod tidy -e >/dev/null
         mkdir -p "$out"
-        timed "go build helm" go build -ldflags="-s -w" -o "$out/helm" helm.sh/helm/v4/cmd/helm
+        timed "go build helm" go build -o "$out/helm" \
+            -ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+            helm.sh/helm/v4/cmd/helm
     )
 }
 
