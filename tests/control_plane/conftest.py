@@ -35,7 +35,7 @@ def kuberay_crds(plane: ControlPlane) -> None:
 def installed(plane: ControlPlane, kuberay_crds: None) -> ControlPlane:
     """The README's "Run on Kubernetes" steps 0 and 1: namespaces, Secrets, helm install."""
     for command in kubernetes_quick_path():
-        if command[:2] == ["kubectl", "apply"]:
+        if command[0] == "kubectl" and "apply" in command:
             break  # the rest is the user's work: tests/control_plane/test_readme_path.py
         plane.run(command[0], *command[1:])
     plane.wait_established("sweeps.tunixrt.io", "rehearsals.tunixrt.io")
