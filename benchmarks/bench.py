@@ -284,7 +284,8 @@ def run_bench_sweep(settings: Settings, spec_doc: dict[str, Any], name: str) -> 
     """One sweep through the driver in this process (Ray started once, kept for the next)."""
     from tunix_rt.api.sweep import SweepSpec
     from tunix_rt.contract.layout import SweepTarget
-    from tunix_rt.tune.driver import SweepRun, run_sweep
+    from tunix_rt.tune.driver import run_sweep
+    from tunix_rt.tune.session import SweepRun
 
     store = tempfile.mkdtemp(prefix="tunix-rt-bench-sweep-")
     spec = SweepSpec.model_validate(spec_doc)

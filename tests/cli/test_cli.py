@@ -306,8 +306,7 @@ def test_progress_view_and_lines() -> None:
     from rich.console import Console
 
     from tunix_rt.api.sweep_goals import Objective
-    from tunix_rt.cli.display import progress_view
-    from tunix_rt.cli.sweep import _Lines
+    from tunix_rt.cli.display import ProgressLines, progress_view
 
     running = trial("t9", 0.002, None, TrialState.RUNNING).model_copy(
         update={"steps": 20, "metrics": {"loss": 1.25}}
@@ -320,7 +319,7 @@ def test_progress_view_and_lines() -> None:
     assert "best so far t1: primary_score=0.7500" in text
 
     out = Console(record=True, width=160)
-    lines = _Lines(
+    lines = ProgressLines(
         out,
         SweepSpec.model_validate(
             {"searchSpace": {"learningRate": {"type": "uniform", "low": 0.001, "high": 0.01}}}

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,16 @@ from typer.testing import CliRunner
 import tunix_rt.cli as cli
 from support.evidence import write_evidence
 from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
+from tunix_rt.api.trial import (
+    DriverSession,
+    DriverSessions,
+    SweepResult,
+    TrialResult,
+    TrialState,
+)
 from tunix_rt.cli import sweep as sweep_cli
+from tunix_rt.cli.display import ProgressLines
+from tunix_rt.cli.sweep_process import CLI_MARK
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.storage import Store
 
@@ -150,7 +159,7 @@ def test_progress_lines_print_params_as_written() -> None:
 
     out = Console(record=True, width=160)
     spec = {"searchSpace": {"learningRate": {"type": "uniform", "low": 0.001, "high": 0.01}}}
-    lines = sweep_cli._Lines(out, SweepSpec.model_validate(spec))
+    lines = ProgressLines(out, SweepSpec.model_validate(spec))
     running = TrialResult(
         trial_id="t[/x]", sweep="d", namespace="local", params={"[red]lr": "[/x]"}
     ).model_copy(update={"state": TrialState.RUNNING})
@@ -285,10 +294,17 @@ def test_package_to_an_unwritable_folder(tmp_path: Path) -> None:
 
 FAKE_DRIVER = """\
 import sys
+from datetime import UTC, datetime
+from tunix_rt.api.trial import DriverSession, DriverSessions
+from tunix_rt.storage import Store
+REASON = ("the spec of sweep 'sweep-smoke' changed since its earlier run at X; run it "
+          "with --fresh to start over (earlier results are kept in archive/), or give it "
+          "another name")
 print("[tunix-rt] code: commit abc1234", flush=True)
-print("[tunix-rt] the spec of sweep 'sweep-smoke' changed since its earlier run at X; run it "
-      "with --fresh to start over (earlier results are kept in archive/), or give it another "
-      "name", file=sys.stderr, flush=True)
+print(f"[tunix-rt] {REASON}", file=sys.stderr, flush=True)
+now = datetime.now(UTC)
+ended = DriverSession(started_at=now, seen_at=now, ended_at=now, exit_code=2, message=REASON)
+Store(sys.argv[1]).write_json("local/sweep-smoke/sessions.json", DriverSessions(sessions=[ended]))
 sys.exit(2)
 """
 
@@ -304,7 +320,9 @@ def test_rerun_with_a_changed_spec_says_why(
     )
     driver = tmp_path / "driver.py"
     driver.write_text(FAKE_DRIVER)
-    monkeypatch.setattr(sweep_cli, "_driver_cmd", lambda *a: [sys.executable, str(driver)])
+    monkeypatch.setattr(
+        sweep_cli, "driver_cmd", lambda *a: [sys.executable, str(driver), store.uri]
+    )
     result = invoke("sweep", "run", str(SMOKE), "--storage", f"file://{store_root}", "--no-live")
     assert result.exit_code == ExitCode.INVALID, result.output
     assert "error: the spec of sweep 'sweep-smoke' changed" in result.output
@@ -325,6 +343,15 @@ def driver_log(folder: Path, *lines: str) -> Path:
     return path
 
 
+def driver_ended(folder: Path, code: int, message: str, at: datetime | None = None) -> None:
+    """How the driver ended, as it records it in the sweep's ``sessions.json``."""
+    now = at or datetime.now(UTC)
+    ended = DriverSession(
+        started_at=now, seen_at=now, ended_at=now, exit_code=code, message=message
+    )
+    Store(f"file://{folder}").write_json("sessions.json", DriverSessions(sessions=[ended]))
+
+
 def show_title(folder: Path) -> str:
     result = invoke("sweep", "show", str(folder), columns=400)
     assert result.exit_code == 0, result.output
@@ -335,23 +362,25 @@ def show_title(folder: Path) -> str:
 def test_sweep_show_interrupted_and_running(tmp_path: Path) -> None:
     folder = markup_sweep(tmp_path, summary=False)
     host = socket.gethostname()
-    driver_log(folder, f"{sweep_cli.CLI_MARK} driver pid 1 on {host}", "[tunix-rt] trial t0")
+    driver_log(folder, f"{CLI_MARK} driver pid 1 on {host}", "[tunix-rt] trial t0")
     # pid 1 is no driver of ours: the driver is gone without a word: interrupted.
     assert "(interrupted: run the same command again to resume)" in show_title(folder)
 
+    driver_ended(folder, ExitCode.INTERRUPTED, "sweep interrupted with 1 of 2 trials finished")
     driver_log(
         folder,
         "[tunix-rt] sweep interrupted with 1 of 2 trials finished; rerun to resume",
-        f"{sweep_cli.CLI_MARK} driver exited: exit 130 (interrupted: …)",
+        f"{CLI_MARK} driver exited: exit 130 (interrupted: …)",
     )
     assert "(interrupted: run the same command again to resume)" in show_title(folder)
 
     driver_log(folder, "[tunix-rt] sweep interrupted with 1 of 2 trials finished")
     assert "(interrupted: run the same command again to resume)" in show_title(folder)
 
+    (folder / "sessions.json").unlink()  # a new driver, that has recorded no end yet
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "tunix_rt.tune"])
     try:
-        driver_log(folder, f"{sweep_cli.CLI_MARK} driver pid {live.pid} on {host}")
+        driver_log(folder, f"{CLI_MARK} driver pid {live.pid} on {host}")
         assert "(running)" in show_title(folder)
     finally:
         live.kill()
@@ -364,9 +393,13 @@ def test_sweep_show_not_run(tmp_path: Path) -> None:
     driver_log(
         folder,
         "[tunix-rt] the spec changed; use --fresh",
-        f"{sweep_cli.CLI_MARK} driver exited: exit 2 (invalid: nothing ran)",
+        f"{CLI_MARK} driver exited: exit 2 (invalid: nothing ran)",
     )
+    driver_ended(folder, ExitCode.INVALID, "the spec changed; use --fresh")
     assert "(not run: the spec changed; use --fresh)" in show_title(folder)
+    # An end recorded before this log's driver started is an earlier driver's.
+    driver_ended(folder, ExitCode.INVALID, "the spec changed", at=datetime(2025, 1, 1, tzinfo=UTC))
+    assert "not run" not in show_title(folder)
 
 
 def test_sweep_show_an_evidence_folder_as_finished(tmp_path: Path) -> None:

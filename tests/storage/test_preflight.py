@@ -241,7 +241,8 @@ def test_sweep_run_fails_before_ray_on_unwritable_folder(tmp_path: Path) -> None
     import ray
 
     from tunix_rt.api.manifests import load_sweep
-    from tunix_rt.tune.driver import SweepRun, run_sweep
+    from tunix_rt.tune.driver import run_sweep
+    from tunix_rt.tune.session import SweepRun
 
     doc = load_sweep(str(_sweep_file(tmp_path / "s.yaml")))
     folder = unwritable_folder(tmp_path)

@@ -20,8 +20,9 @@ from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.layout import SweepTarget, read_trial
 from tunix_rt.storage import Store
-from tunix_rt.tune import driver
+from tunix_rt.tune import command, hooks, mapping, resume
 from tunix_rt.tune.records import numeric_metrics
+from tunix_rt.tune.session import SweepRun, experiment_fs, experiment_root
 from tunix_rt.tune.trainable import COMPILE_CACHE_DIR, Reporter, limit_threads, use_compile_cache
 
 LR = {"type": "loguniform", "low": 1e-4, "high": 3e-2}
@@ -34,7 +35,7 @@ def spec(**fields: Any) -> SweepSpec:
 
 
 def test_search_space_distributions() -> None:
-    space = driver.search_space(
+    space = mapping.search_space(
         spec(
             searchSpace={
                 "learningRate": LR,
@@ -65,15 +66,15 @@ def test_grid_algorithm_enumerates_choices() -> None:
         maxTrials=6,
         searchSpace={"batchSize": {"type": "choice", "values": [16, 32, 64]}},
     )
-    assert driver.search_space(s) == {"batchSize": {"grid_search": [16, 32, 64]}}
-    config = driver.tune_config(s)
+    assert mapping.search_space(s) == {"batchSize": {"grid_search": [16, 32, 64]}}
+    config = mapping.tune_config(s)
     assert config.num_samples == 2  # the 3-point grid twice: 6 trials
-    assert isinstance(config.search_alg, driver.BudgetGate)  # the budget's gate in front
+    assert isinstance(config.search_alg, hooks.BudgetGate)  # the budget's gate in front
     assert isinstance(config.search_alg.searcher, BasicVariantGenerator)
 
 
 def test_random_search_is_seeded_and_limited() -> None:
-    alg = driver.search_algorithm(spec(seed=7, maxTrials=6, maxConcurrentTrials=3))
+    alg = mapping.search_algorithm(spec(seed=7, maxTrials=6, maxConcurrentTrials=3))
     assert isinstance(alg, BasicVariantGenerator)
     assert alg.max_concurrent == 3
     assert alg._constant_grid_search is True
@@ -81,12 +82,12 @@ def test_random_search_is_seeded_and_limited() -> None:
 
 def sample_configs(seed: int) -> list[dict[str, Any]]:
     s = spec(seed=seed, maxTrials=3)
-    alg = driver.search_algorithm(s)
+    alg = mapping.search_algorithm(s)
     assert isinstance(alg, BasicVariantGenerator)
     tune.register_trainable("tunix_rt_mapping_test", lambda config: None)
     experiment = {
         "run": "tunix_rt_mapping_test",
-        "config": driver.search_space(s),
+        "config": mapping.search_space(s),
         "num_samples": 3,
     }
     alg.add_configurations({"t": experiment})
@@ -107,11 +108,13 @@ def test_same_seed_same_trials() -> None:
 
 
 def test_tpe_is_optuna_with_a_seed_behind_a_concurrency_limit() -> None:
-    alg = driver.search_algorithm(spec(algorithm="tpe", seed=3, maxTrials=8, maxConcurrentTrials=2))
+    alg = mapping.search_algorithm(
+        spec(algorithm="tpe", seed=3, maxTrials=8, maxConcurrentTrials=2)
+    )
     assert isinstance(alg, ConcurrencyLimiter)
     assert alg.max_concurrent == 2
     searcher = alg.searcher
-    assert isinstance(searcher, driver._OptunaSearch)
+    assert isinstance(searcher, mapping._OptunaSearch)
     assert searcher.metric == "primary_score" and searcher.mode == "max"
     sampler = searcher._sampler
     assert isinstance(sampler, TPESampler)
@@ -119,7 +122,7 @@ def test_tpe_is_optuna_with_a_seed_behind_a_concurrency_limit() -> None:
 
 
 def test_tpe_ignores_reports_without_the_objective() -> None:
-    searcher = driver._OptunaSearch(metric="primary_score", mode="max", sampler=TPESampler(seed=0))
+    searcher = mapping._OptunaSearch(metric="primary_score", mode="max", sampler=TPESampler(seed=0))
     assert searcher.set_search_properties(None, None, {"learningRate": tune.loguniform(1e-4, 1e-2)})
     config = searcher.suggest("t1")
     assert 1e-4 <= config["learningRate"] <= 1e-2
@@ -130,8 +133,8 @@ def test_tpe_ignores_reports_without_the_objective() -> None:
 
 
 def test_schedulers() -> None:
-    assert isinstance(driver.scheduler(spec()), FIFOScheduler)
-    asha = driver.scheduler(
+    assert isinstance(mapping.scheduler(spec()), FIFOScheduler)
+    asha = mapping.scheduler(
         spec(
             scheduler={"type": "asha", "gracePeriod": 20, "reductionFactor": 2},
             budget={"smokeSteps": 160},
@@ -143,7 +146,7 @@ def test_schedulers() -> None:
     assert asha._reduction_factor == 2 and asha._metric == "loss" and asha._mode == "min"
     assert asha._stop_last_trials is False
     assert [milestone for milestone, _ in asha._brackets[0]._rungs] == [80, 40, 20]
-    median = driver.scheduler(
+    median = mapping.scheduler(
         spec(
             scheduler={
                 "type": "median",
@@ -160,18 +163,18 @@ def test_schedulers() -> None:
 
 
 def test_resources_per_trial() -> None:
-    assert driver.trial_resources(spec()) == {"cpu": 1.0}
-    res = driver.trial_resources(spec(resources={"cpu": 4, "gpu": 0.5, "memory": "2Gi", "tpu": 4}))
+    assert mapping.trial_resources(spec()) == {"cpu": 1.0}
+    res = mapping.trial_resources(spec(resources={"cpu": 4, "gpu": 0.5, "memory": "2Gi", "tpu": 4}))
     assert res == {"cpu": 4.0, "gpu": 0.5, "memory": float(2 * 1024**3), "TPU": 4.0}
 
 
 def test_tune_config_samples_and_budget() -> None:
-    config = driver.tune_config(spec(maxTrials=9, budget={"sweepTimeoutSeconds": 600}))
+    config = mapping.tune_config(spec(maxTrials=9, budget={"sweepTimeoutSeconds": 600}))
     assert config.num_samples == 9
     assert config.time_budget_s == 600
     assert config.metric is None and config.mode is None  # on the searcher and scheduler
     assert config.max_concurrent_trials is None  # inside the search algorithm
-    assert driver.trial_name(SimpleNamespace(trial_id="abc_00001")) == "abc_00001"
+    assert mapping.trial_name(SimpleNamespace(trial_id="abc_00001")) == "abc_00001"
 
 
 @pytest.mark.parametrize(
@@ -189,11 +192,11 @@ def test_worker_processes_are_reused_for_builtin_single_host_trials(
 ) -> None:
     """Built-in trials keep JAX, the dataset and the compiled step between trials; a
     Tunix model, a user's module state or a Ray Train run per trial do not carry over."""
-    assert driver.tune_config(spec(**fields)).reuse_actors is reused
+    assert mapping.tune_config(spec(**fields)).reuse_actors is reused
 
 
 def test_parse_args_contract() -> None:
-    args = driver.parse_args(
+    args = command.parse_args(
         [
             "--spec-b64",
             "e30=",
@@ -215,7 +218,7 @@ def test_parse_args_contract() -> None:
         "auto",
     )
     with pytest.raises(SystemExit):
-        driver.parse_args(["--storage", "file://x"])  # --spec or --spec-b64 is required
+        command.parse_args(["--storage", "file://x"])  # --spec or --spec-b64 is required
 
 
 def test_main_rejects_an_invalid_spec_without_starting_ray(
@@ -226,26 +229,25 @@ def test_main_rejects_an_invalid_spec_without_starting_ray(
         "kind: Sweep\nmetadata: {name: b}\nspec:\n  searchSpace:\n"
         "    learningRate: {type: uniform, low: 1, high: 0.5}\n"
     )
-    assert driver.main(["--spec", str(bad)]) == ExitCode.INVALID
+    assert command.main(["--spec", str(bad)]) == ExitCode.INVALID
     assert "spec.searchSpace.learningRate.low" in capsys.readouterr().err
     bare = tmp_path / "bare.yaml"
     bare.write_text("searchSpace:\n  learningRate: {type: uniform, low: 0.001, high: 0.01}\n")
-    assert driver.main(["--spec", str(bare)]) == ExitCode.INVALID
+    assert command.main(["--spec", str(bare)]) == ExitCode.INVALID
     assert "--name" in capsys.readouterr().err
 
 
 def test_ray_state_lives_under_the_sweeps_prefix_in_any_store(tmp_path: Path) -> None:
     target = SweepTarget("s3://bucket/prefix", "ns", "sw")
-    run = driver.SweepRun(spec=spec(), name="sw", namespace="ns")
+    run = SweepRun(spec=spec(), name="sw", namespace="ns")
     remote = SimpleNamespace(scheme="s3", root="bucket/prefix")
-    assert driver.experiment_root(run, remote, target) == "bucket/prefix/ns/sw"  # type: ignore[arg-type]
-    elsewhere = driver.SweepRun(spec=spec(), name="sw", namespace="ns", ray_storage="/r")
-    assert driver.experiment_root(elsewhere, remote, target) == "/r"  # type: ignore[arg-type]
-    assert driver.experiment_fs(elsewhere, remote) is None  # type: ignore[arg-type]
+    assert experiment_root(run, remote, target) == "bucket/prefix/ns/sw"  # type: ignore[arg-type]
+    elsewhere = SweepRun(spec=spec(), name="sw", namespace="ns", ray_storage="/r")
+    assert experiment_root(elsewhere, remote, target) == "/r"  # type: ignore[arg-type]
+    assert experiment_fs(elsewhere, remote) is None  # type: ignore[arg-type]
     local = Store(f"file://{tmp_path}")
     assert (
-        driver.experiment_root(run, local, SweepTarget(local.uri, "local", "sw"))
-        == f"{tmp_path}/local/sw"
+        experiment_root(run, local, SweepTarget(local.uri, "local", "sw")) == f"{tmp_path}/local/sw"
     )
 
 
@@ -267,7 +269,7 @@ def fake_trial(
 def test_monitor_records_stopped_and_failed_trials(tmp_path: Path) -> None:
     store = Store(f"file://{tmp_path}")
     target = SweepTarget(store.uri, "local", "sw")
-    monitor = driver.SweepMonitor(target, max_failed_trials=1, trial_timeout_s=60, echo=False)
+    monitor = hooks.SweepMonitor(target, max_failed_trials=1, trial_timeout_s=60, echo=False)
     running = TrialResult(
         trial_id="a",
         sweep="sw",
@@ -372,7 +374,7 @@ def test_fresh_start_archives_earlier_results(tmp_path: Path) -> None:
     store.write_text("local/sw/ray/experiment_state.json", "{}")
     store.write_text("local/sw/logs/driver.log", "log")
     said: list[str] = []
-    driver.archive_previous(target.files(store), said.append)
+    resume.archive_previous(target.files(store), said.append)
     assert not store.exists(target.layout.trial_key("old_00000"))
     assert not store.exists(target.layout.summary_key)
     assert store.exists("local/sw/ray/experiment_state.json")  # Ray's state and logs stay
@@ -381,7 +383,7 @@ def test_fresh_start_archives_earlier_results(tmp_path: Path) -> None:
     assert len(archived) == 1 and read_trial(store, archived[0]) == old
     assert said and "moved 2 file(s)" in said[0]
     said.clear()
-    driver.archive_previous(target.files(store), said.append)  # nothing left to move
+    resume.archive_previous(target.files(store), said.append)  # nothing left to move
     assert said == []
 
 

@@ -19,7 +19,7 @@ from ray.tune.search import ConcurrencyLimiter
 
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import TrialResult, TrialState
-from tunix_rt.tune import driver
+from tunix_rt.tune import mapping
 from tunix_rt.tune.gp_sampler import GPSampler, from_unit, to_unit
 
 LR = {"type": "loguniform", "low": 1e-4, "high": 3e-2}
@@ -42,7 +42,7 @@ def spec(**fields: Any) -> SweepSpec:
 def test_each_model_based_algorithm_is_its_seeded_sampler(
     algorithm: str, sampler_type: type
 ) -> None:
-    alg = driver.search_algorithm(
+    alg = mapping.search_algorithm(
         spec(algorithm=algorithm, seed=4, maxTrials=10, maxConcurrentTrials=3)
     )
     assert isinstance(alg, ConcurrencyLimiter) and alg.max_concurrent == 3
@@ -54,7 +54,7 @@ def test_qmc_is_scrambled_so_seeds_differ() -> None:
     """Unscrambled Sobol would give every seed the same points."""
 
     def points(seed: int) -> list[float]:
-        sampler = driver.optuna_sampler(spec(algorithm="qmc", seed=seed))
+        sampler = mapping.optuna_sampler(spec(algorithm="qmc", seed=seed))
         study = optuna.create_study(sampler=sampler)
         dist = {"x": FloatDistribution(0.0, 1.0)}
         out = []
@@ -126,7 +126,8 @@ def test_gp_beats_random_on_a_two_parameter_sweep() -> None:
 SWEEPS = """
 import sys
 from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.tune.driver import SweepRun, run_sweep
+from tunix_rt.tune.driver import run_sweep
+from tunix_rt.tune.session import SweepRun
 storage = sys.argv[1]
 for algorithm in ("cmaes", "qmc", "gp"):
     spec = SweepSpec.model_validate({

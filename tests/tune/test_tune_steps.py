@@ -25,7 +25,8 @@ from tunix_rt.contract.layout import SweepFiles, SweepLayout, SweepTarget
 from tunix_rt.contract.phases import INTERRUPTED, SweepEnd, Verdict, sweep_verdict
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import Store, StoreError
-from tunix_rt.tune import driver, trainable
+from tunix_rt.tune import driver, publish, resume, sweep_log, trainable
+from tunix_rt.tune.session import Session, SweepRun
 
 LR = {"type": "loguniform", "low": 1e-4, "high": 3e-2}
 
@@ -128,16 +129,16 @@ def result(trial_id: str, *, in_metrics: bool = True) -> Any:
 
 def test_sweep_end_reads_this_runs_trials_off_the_grid() -> None:
     grid = FakeGrid([result("b"), result("a", in_metrics=False), result("c")], terminated=2)
-    assert driver.grid_trial_ids(grid) == ["b", "a", "c"]
+    assert publish.grid_trial_ids(grid) == ["b", "a", "c"]
     records = [
         trial("a", TrialState.SUCCEEDED, 0.1),
         trial("b", TrialState.FAILED),
         trial("old", TrialState.SUCCEEDED, 0.9),  # not this run's
     ]
-    got = driver.sweep_end(grid, records, spec(), elapsed=10.0)
+    got = publish.sweep_end(grid, records, spec(), elapsed=10.0)
     assert [t.trial_id for t in got.trials] == ["a", "b"]  # id order; c wrote no record
     assert (got.launched, got.incomplete, got.timed_out) == (3, True, False)
-    done = driver.sweep_end(FakeGrid([result("a")], terminated=0, errors=1), records, spec(), 1.0)
+    done = publish.sweep_end(FakeGrid([result("a")], terminated=0, errors=1), records, spec(), 1.0)
     assert not done.incomplete
 
 
@@ -145,19 +146,19 @@ def test_sweep_end_reads_this_runs_trials_off_the_grid() -> None:
 def test_sweep_end_time_budget(elapsed: float, timed_out: bool) -> None:
     limited = spec(budget={"sweepTimeoutSeconds": 60})
     grid = FakeGrid([result("a")], terminated=1)
-    assert driver.sweep_end(grid, [], limited, elapsed).timed_out is timed_out
-    assert driver.sweep_end(grid, [], spec(), 1e9).timed_out is False  # no budget
+    assert publish.sweep_end(grid, [], limited, elapsed).timed_out is timed_out
+    assert publish.sweep_end(grid, [], spec(), 1e9).timed_out is False  # no budget
 
 
 def test_summarise() -> None:
-    run = driver.SweepRun(spec=spec(), name="sw", namespace="ns")
+    run = SweepRun(spec=spec(), name="sw", namespace="ns")
     early = datetime(2024, 1, 1, tzinfo=UTC)
     trials = [
         trial("a", TrialState.SUCCEEDED, 0.25, started_at=datetime(2024, 1, 2, tzinfo=UTC)),
         trial("b", TrialState.SUCCEEDED, 0.5, params={"learningRate": 0.01}, started_at=early),
     ]
     verdict = Verdict(Phase.SUCCEEDED, "Succeeded", "best trial b")
-    summary = driver.summarise(run, trials, verdict)
+    summary = publish.summarise(run, trials, verdict)
     assert (summary.sweep, summary.namespace, summary.phase) == ("sw", "ns", Phase.SUCCEEDED)
     assert summary.message == "best trial b" and summary.trials_planned == 3
     assert [t.trial_id for t in summary.trials] == ["b", "a"]
@@ -165,7 +166,7 @@ def test_summarise() -> None:
     assert summary.primary_score == 0.5 and summary.started_at == early
     assert summary.base_config == run.spec.trial_config({}).to_wire()
     assert summary.finished_at is not None
-    none = driver.summarise(run, [], Verdict(Phase.FAILED, "NoScore", "no trial"))
+    none = publish.summarise(run, [], Verdict(Phase.FAILED, "NoScore", "no trial"))
     assert none.best_trial_id is None and none.best_params is None and none.started_at is None
 
 
@@ -178,15 +179,15 @@ def sweep_files(tmp_path: Path) -> SweepFiles:
 
 def test_check_resume(tmp_path: Path) -> None:
     files = sweep_files(tmp_path)
-    run = driver.SweepRun(spec=spec(), name="sw")
+    run = SweepRun(spec=spec(), name="sw")
     said: list[str] = []
-    assert driver.check_resume(run, files, said.append) is None  # nothing stored yet
+    assert resume.check_resume(run, files, said.append) is None  # nothing stored yet
 
     files.write_spec(spec(storage="s3://elsewhere/runs"))  # where it is stored: not the spec
-    assert driver.check_resume(run, files, said.append) is None
+    assert resume.check_resume(run, files, said.append) is None
 
     files.write_spec(spec(maxTrials=4))
-    refused = driver.check_resume(run, files, said.append)
+    refused = resume.check_resume(run, files, said.append)
     assert refused is not None and refused.exit_code is ExitCode.INVALID
     assert "changed since its earlier run" in refused.message and "--fresh" in refused.message
     assert refused.results_uri == files.uri and said == []
@@ -194,7 +195,7 @@ def test_check_resume(tmp_path: Path) -> None:
     files.write_spec(run.spec)
     done = SweepResult(sweep="sw", phase=Phase.FAILED, message="no trial reported x")
     files.write_summary(done)
-    reported = driver.check_resume(run, files, said.append)
+    reported = resume.check_resume(run, files, said.append)
     assert reported is not None and reported.exit_code is ExitCode.FAILED
     assert (reported.message, reported.summary) == ("no trial reported x", done)
     assert (reported.evidence_uri, reported.bundle_uri) == (None, None)
@@ -203,7 +204,7 @@ def test_check_resume(tmp_path: Path) -> None:
     files.write_summary(done.model_copy(update={"phase": Phase.SUCCEEDED, "message": None}))
     zip_key = files.layout.key("evidence", "submission", "tunix_rt_sw_1.zip")
     files.store.write_bytes(zip_key, b"zip")
-    ok = driver.check_resume(run, files, said.append)
+    ok = resume.check_resume(run, files, said.append)
     assert ok is not None and ok.exit_code is ExitCode.OK and ok.message == "Succeeded"
     assert ok.bundle_uri == files.store.uri_for(zip_key)
     assert ok.evidence_uri == files.store.uri_for(files.layout.evidence_prefix)
@@ -211,21 +212,21 @@ def test_check_resume(tmp_path: Path) -> None:
 
 def test_check_resume_unreadable_files(tmp_path: Path) -> None:
     files = sweep_files(tmp_path)
-    run = driver.SweepRun(spec=spec(), name="sw")
+    run = SweepRun(spec=spec(), name="sw")
     files.store.write_text(files.layout.summary_key, "{not json")
-    assert driver.check_resume(run, files, print) is None  # resumed, as if absent
+    assert resume.check_resume(run, files, print) is None  # resumed, as if absent
     files.store.write_text(files.layout.spec_key, "{not json")
     with pytest.raises(StoreError, match=r"spec\.json: not JSON"):
-        driver.check_resume(run, files, print)
+        resume.check_resume(run, files, print)
 
 
 def test_sweep_log_resumes_and_saves(tmp_path: Path) -> None:
     files = sweep_files(tmp_path)
-    log = driver.SweepLog(files, echo=False)
+    log = sweep_log.SweepLog(files, echo=False)
     log.resume()  # nothing earlier
     log("first")
     log.save()
-    again = driver.SweepLog(files, echo=False)
+    again = sweep_log.SweepLog(files, echo=False)
     again("second")
     again.resume()
     lines = (files.log() or "").splitlines()
@@ -234,12 +235,12 @@ def test_sweep_log_resumes_and_saves(tmp_path: Path) -> None:
 
 
 def test_trial_context(tmp_path: Path) -> None:
-    run = driver.SweepRun(spec=spec(resources={"cpu": 2}), name="sw", env={"A": "1"})
+    run = SweepRun(spec=spec(resources={"cpu": 2}), name="sw", env={"A": "1"})
     files = sweep_files(tmp_path)
     target = SweepTarget(files.store.uri, "local", "sw")
-    say = driver.SweepLog(files, echo=False)
+    say = sweep_log.SweepLog(files, echo=False)
     started = datetime.now(UTC)
-    session = driver.Session(run, target, files, say, "/root", started)
+    session = Session(run, target, files, say, "/root", started)
     assert session.experiment == "/root/ray"
     local = driver.trial_context(session)
     assert local.spec is run.spec and local.target == target  # validated once, in the driver
@@ -247,7 +248,7 @@ def test_trial_context(tmp_path: Path) -> None:
     assert local.checkpoint_root == "/root/checkpoints"
     remote_files = SimpleNamespace(store=SimpleNamespace(scheme="s3"))
     remote = driver.trial_context(
-        driver.Session(run, target, remote_files, say, "/tmp/x", started)  # type: ignore[arg-type]
+        Session(run, target, remote_files, say, "/tmp/x", started)  # type: ignore[arg-type]
     )
     assert (remote.write_every_s, remote.checkpoint_root) == (30.0, None)
 
@@ -318,12 +319,12 @@ def test_checkpoint_dir() -> None:
 
 
 def test_sweep_run_passes_the_spec_as_the_operator_does(tmp_path: Path) -> None:
-    from tunix_rt.cli import sweep as sweep_cli
+    from tunix_rt.cli import sweep_process
 
     store = Store(f"file://{tmp_path}")
     files = SweepFiles(store, SweepLayout.of("local", "sw"))
-    local = sweep_cli._LocalSweep(Path("s.yaml"), spec(), "sw", files, tmp_path / "d.log")
-    cmd = sweep_cli._driver_cmd(local, fresh=True, num_cpus=2)
+    local = sweep_process.LocalSweep(Path("s.yaml"), spec(), "sw", files, tmp_path / "d.log")
+    cmd = sweep_process.driver_cmd(local, fresh=True, num_cpus=2)
     blob = cmd[cmd.index("--spec-b64") + 1]
     wire = json.dumps(spec().to_wire(), separators=(",", ":"), sort_keys=True)
     assert blob == base64.b64encode(wire.encode()).decode()
@@ -356,3 +357,18 @@ def test_a_bad_user_dataset_is_found_before_any_trial(tmp_path: Path) -> None:
     )
     problem = dataset_problem(bad)
     assert problem is not None and "dataset.trainPath" in problem and "no such file" in problem
+
+
+def test_a_session_that_ends_before_tune_records_how_in_the_ledger(tmp_path: Path) -> None:
+    """What reads ``sessions.json`` (the operator, ``sweep show``) learns why nothing ran."""
+    from tunix_rt.tune.driver import run_sweep
+
+    missing = {"trainPath": str(tmp_path / "nope.jsonl"), "evalPath": str(tmp_path / "n.jsonl")}
+    bad = spec(trainer={"dataset": missing})
+    run = SweepRun(spec=bad, name="sw", storage=f"file://{tmp_path}", echo=False)
+    outcome = run_sweep(run)
+    assert outcome.exit_code is ExitCode.INVALID and "bad dataset" in outcome.message
+    sessions = sweep_files(tmp_path).sessions()
+    assert sessions is not None and sessions.last is not None
+    assert (sessions.last.exit_code, sessions.last.message) == (ExitCode.INVALID, outcome.message)
+    assert sessions.last.ended_at is not None

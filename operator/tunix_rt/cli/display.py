@@ -1,9 +1,10 @@
-"""Rich tables and progress lines for sweeps (shared by ``sweep run`` and ``sweep show``)."""
+"""Rich tables, progress lines and the best trial for sweeps (``sweep run``, ``sweep show``)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from rich import box
@@ -12,8 +13,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.sweep_goals import Objective
 from tunix_rt.api.trial import TrialResult, TrialState
+from tunix_rt.cli.common import esc
 from tunix_rt.contract.best_trial import best_trial, objective_value, ranked
 from tunix_rt.scoring import PRIMARY_SCORE
 
@@ -166,3 +169,52 @@ def status_line(
         each = ", ".join(f"{amount:g} {name}" for name, amount in per_trial.items())
         text += f" | using {used} ({each} a trial)"
     return Text(text, style="dim")
+
+
+def print_best(
+    console: Console, trials: list[TrialResult], objective: Objective
+) -> TrialResult | None:
+    """The best trial's line (none without one); the best trial."""
+    best = best_trial(trials, objective)
+    if best is not None:
+        console.print(
+            f"[bold green]best trial {esc(best.trial_id)}[/bold green]: {esc(objective.metric)}="
+            f"{format_score(objective_value(best, objective))} "
+            f"({esc(format_params(best.params))})",
+            soft_wrap=True,
+        )
+    return best
+
+
+class ProgressLines:
+    """Progress for logs and CI (no terminal): one line per trial state change."""
+
+    def __init__(self, console: Console, spec: SweepSpec) -> None:
+        self.console = console
+        self.spec = spec
+        self.seen: dict[str, TrialState] = {}
+        self.finished = 0
+
+    def update(self, trials: list[TrialResult], planned: int) -> None:
+        for trial in sorted(trials, key=lambda t: t.started_at or datetime.min.replace(tzinfo=UTC)):
+            if self.seen.get(trial.trial_id) is trial.state:
+                continue
+            self.seen[trial.trial_id] = trial.state
+            if trial.finished:
+                self.finished += 1
+            done = self.finished
+            if trial.state is TrialState.RUNNING:
+                params = format_params(trial.params)
+                self.console.print(
+                    f"[{done}/{planned}] trial {esc(trial.trial_id)} running ({esc(params)})"
+                )
+            elif trial.finished:
+                extra = (
+                    f": {trial.error.splitlines()[-1]}"
+                    if trial.state is TrialState.FAILED and trial.error
+                    else f", {PRIMARY_SCORE}={format_score(trial.primary_score)}"
+                )
+                self.console.print(
+                    f"[{done}/{planned}] trial {esc(trial.trial_id)} "
+                    f"{trial.state.value.lower()}{esc(extra)}"
+                )

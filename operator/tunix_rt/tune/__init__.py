@@ -5,10 +5,13 @@ Entry point (the operator's RayJob and ``tunix-rt sweep run`` both use it)::
     python -m tunix_rt.tune --spec FILE|--spec-b64 B64 --storage URI \\
         --namespace NS --name NAME [--address auto]
 
-The spec -> Tuner mapping lives in ``tunix_rt.tune.driver``; the per-trial function in
-``tunix_rt.tune.trainable``; the record builders in ``tunix_rt.tune.records`` (where the
-records live and how they are read and written: ``tunix_rt.contract.layout``). Importing
-this package does not import Ray.
+The command line lives in ``tunix_rt.tune.command``; a driver session's steps in
+``tunix_rt.tune.driver`` (resume or start over: ``resume``; the summary and evidence:
+``publish``); the spec -> Tuner mapping in ``tunix_rt.tune.mapping``, the driver's hooks
+in Tune's loop (monitor, budget gate) in ``tunix_rt.tune.hooks``; the per-trial function
+in ``tunix_rt.tune.trainable``; the record builders in ``tunix_rt.tune.records`` (where
+the records live and how they are read and written: ``tunix_rt.contract.layout``).
+Importing this package does not import Ray.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m tunix_rt.tune``: the Tune driver's command line (see ``driver.main``)."""
+"""``python -m tunix_rt.tune``: the Tune driver's command line (see ``command.main``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 # package is installed where trials run (the venv, the trial images); set it to 1 to opt in.
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
-from tunix_rt.tune.driver import main
+from tunix_rt.tune.command import main
 
 if __name__ == "__main__":
     sys.exit(main())

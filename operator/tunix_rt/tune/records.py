@@ -2,7 +2,7 @@
 callback (stopped by the scheduler, failed). Where they live in the store, and how they
 are read and written, is the run contract's (:mod:`tunix_rt.contract.layout`).
 
-Nothing here imports Ray; the Ray callback lives in ``driver.py``.
+Nothing here imports Ray; the Ray callback lives in ``hooks.py``.
 """
 
 from __future__ import annotations
