@@ -34,7 +34,8 @@ def manifests(folder: Path) -> list[Path]:
 def server_apply(plane: ControlPlane, doc: dict[str, Any], text: str) -> tuple[bool, str]:
     """``kubectl apply --server-side --dry-run=server`` of ``text`` (which parses to ``doc``)
     as one request: the apply patch with strict field validation (kubectl's default)."""
-    name = (doc.get("metadata") or {}).get("name")
+    metadata = doc.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
     plural = PLURALS.get(str(doc.get("kind")))
     version = str(doc.get("apiVersion"))
     if not name or plural is None or version != "tunixrt.io/v1alpha1":
@@ -77,22 +78,23 @@ def refused_by_validate() -> list[dict[str, Any]]:
 def test_the_server_refuses_what_validate_refuses_or_the_list_says_why(
     installed: ControlPlane, ns: str
 ) -> None:
-    listed: dict[str, str] = yaml.safe_load(
-        (Path(__file__).parent / "validate_only.yaml").read_text()
+    listed: dict[str, str] = (
+        yaml.safe_load((Path(__file__).parent / "validate_only.yaml").read_text()) or {}
     )
     accepted: dict[str, str] = {}
     client_side = 0
     for case in refused_by_validate():
         raw = (BAD / case["file"]).read_bytes()
         try:
-            docs = list(yaml.safe_load_all(raw))
+            text = raw.decode("utf-8")  # kubectl reads UTF-8 (a UTF-16 file fails there too)
+            docs = list(yaml.safe_load_all(text))
         except (yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError):
             client_side += 1  # kubectl cannot parse it either: refused before any request
             continue
         if len(docs) != 1 or not isinstance(docs[0], dict):
             client_side += 1
             continue
-        ok, _ = server_apply(installed, docs[0], raw.decode())
+        ok, _ = server_apply(installed, docs[0], text)
         if ok:
             accepted[case["id"]] = case["class"]
     unexplained = sorted(set(accepted) - set(listed))

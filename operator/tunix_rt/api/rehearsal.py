@@ -10,6 +10,7 @@ from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, model_va
 from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error, field_errors
 from tunix_rt.api.cluster import ClusterSpec, cluster_field
 from tunix_rt.api.common import (
+    NAME_PATTERN,
     Resource,
     RunStatus,
     check_name,
@@ -49,6 +50,7 @@ class RehearsalSpec(ApiModel):
         min_length=1,
         max_length=253,
         description="Name of a Sweep in this namespace whose best trial to rehearse.",
+        json_schema_extra={"pattern": NAME_PATTERN},  # the API server checks it too
     )
     overrides: dict[str, Any] | None = Field(
         None,

@@ -12,6 +12,7 @@
 | ``TUNIX_RT_DEFAULT_QUEUE`` | unset | Kueue LocalQueue for specs that set no ``queueName`` |
 | ``TUNIX_RT_NAMESPACES`` | unset | comma-separated namespaces to serve (else cluster-wide) |
 | ``TUNIX_RT_PEERING`` | unset | kopf peering name (several replicas); else standalone |
+| ``TUNIX_RT_PEERING_PRIORITY`` | drawn at start | this replica's kopf peering priority |
 | ``TUNIX_RT_POLL_SECONDS`` | ``10`` | how often a Running object's RayJob and store are read |
 | ``TUNIX_RT_RESYNC_SECONDS`` | ``300`` | how often a Pending one is read (RayJob events wake it) |
 | ``TUNIX_RT_SUMMARY_GRACE_SECONDS`` | ``60`` | wait for the final summary after the job succeeded |
@@ -60,6 +61,8 @@ class OperatorConfig:
     """Namespaces to serve; empty: cluster-wide."""
     peering: str | None = None
     """kopf peering object name; None: standalone (one replica)."""
+    peering_priority: int | None = None
+    """This replica's peering priority; None: drawn at random when the operator starts."""
     poll_seconds: float = 10.0
     """Running objects: their trials change in the store, which sends no events."""
     resync_seconds: float = 300.0
@@ -146,6 +149,7 @@ class OperatorConfig:
             storage_secret=text("TUNIX_RT_STORAGE_SECRET", None),
             namespaces=namespaces,
             peering=text("TUNIX_RT_PEERING", None),
+            peering_priority=_priority(text("TUNIX_RT_PEERING_PRIORITY", None)),
             poll_seconds=number("TUNIX_RT_POLL_SECONDS", base.poll_seconds, 0.05),
             resync_seconds=number("TUNIX_RT_RESYNC_SECONDS", base.resync_seconds, 0.05),
             summary_grace_seconds=number(
@@ -157,6 +161,15 @@ class OperatorConfig:
             liveness_endpoint=text("TUNIX_RT_LIVENESS", base.liveness_endpoint),
             metrics_port=int(number("TUNIX_RT_METRICS_PORT", base.metrics_port, 0)),
         )
+
+
+def _priority(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"TUNIX_RT_PEERING_PRIORITY={raw!r} is not an integer") from None
 
 
 def _parse_pools(raw: str | None) -> tuple[dict[str, Any], ...]:

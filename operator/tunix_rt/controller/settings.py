@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import random
 import socket
 from typing import Any
 
@@ -26,6 +27,15 @@ from tunix_rt.controller.runtime import Runtime, runtime_of
 
 PREFIX = "tunixrt.io"
 FINALIZER = f"{PREFIX}/finalizer"
+
+
+def replica_priority(config: OperatorConfig) -> int:
+    """kopf pauses every operator of the same priority, so two replicas of equal priority
+    would both wait and none act: each replica draws its own, the highest acts, the others
+    stand by and take over when its peering entry expires."""
+    if config.peering_priority is not None:
+        return config.peering_priority
+    return random.SystemRandom().randint(1, 2**31 - 1)
 
 
 def make_settings(config: OperatorConfig) -> kopf.OperatorSettings:
@@ -44,6 +54,7 @@ def make_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     if config.peering is not None:
         settings.peering.name = config.peering
         settings.peering.mandatory = True
+        settings.peering.priority = replica_priority(config)
     settings.scanning.disabled = not config.scan_namespaces
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
