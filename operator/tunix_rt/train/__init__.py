@@ -6,7 +6,7 @@ Imports JAX, flax and optax (the ``train`` extra); the operator never imports th
 from tunix_rt.train.backends import run_trial
 from tunix_rt.train.data import DatasetInfo, dataset_info
 from tunix_rt.train.evaluate import EvalRow
-from tunix_rt.train.loop import ModelSource, TrainingTimeout, TrainResult
+from tunix_rt.train.result import ModelSource, TrainingTimeout, TrainResult
 
 __all__ = [
     "DatasetInfo",
