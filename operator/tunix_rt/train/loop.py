@@ -27,7 +27,8 @@ from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.train import data, sharding
 from tunix_rt.train.backends import builtin_model_id
-from tunix_rt.train.evaluate import EvalRow, Evaluator
+from tunix_rt.train.eval_rows import EvalRow
+from tunix_rt.train.evaluate import Evaluator
 from tunix_rt.train.model import Transformer, param_count
 from tunix_rt.train.result import Log, Outcome, Report, Run, TrainingTimeout, progress_line
 from tunix_rt.train.sharding import data_mesh

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.train.data import DatasetInfo
-from tunix_rt.train.evaluate import EvalRow
+from tunix_rt.train.eval_rows import EvalRow
 
 Report = Callable[[dict[str, float]], None]
 Log = Callable[[str], None]

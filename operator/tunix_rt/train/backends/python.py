@@ -37,7 +37,7 @@ from tunix_rt.train import data
 from tunix_rt.train.backends.python_code import EntrypointError, load_entrypoint, model_source
 from tunix_rt.train.backends.python_rows import EvalRowChecker, TrialReportError
 from tunix_rt.train.data import DatasetInfo, Example
-from tunix_rt.train.evaluate import EvalRow, summarize
+from tunix_rt.train.eval_rows import EvalRow, summarize
 from tunix_rt.train.result import Log, ModelSource, Outcome, Report, Run, TrainingTimeout
 
 RESERVED_METRICS = frozenset({*EVAL_METRICS, "step"})

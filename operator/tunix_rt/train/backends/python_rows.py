@@ -9,7 +9,7 @@ from typing import Any
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.train import tokenizer
 from tunix_rt.train.data import Example
-from tunix_rt.train.evaluate import EvalRow, score_row
+from tunix_rt.train.eval_rows import EvalRow, score_row
 
 ROW_REQUIRED = ("prompt", "expected_answer", "output")
 ROW_OPTIONAL = ("index", "trace_tokens", "hit_cap")

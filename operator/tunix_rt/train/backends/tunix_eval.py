@@ -10,7 +10,7 @@ from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring.judge import ANSWER_CLOSE
 from tunix_rt.train.backends.tunix_tokenizer import Tokenizer
 from tunix_rt.train.data import Example
-from tunix_rt.train.evaluate import EvalRow, score_row, summarize
+from tunix_rt.train.eval_rows import EvalRow, score_row, summarize
 
 
 class TunixEvaluator:

@@ -19,7 +19,7 @@ from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.train.backends import tunix_model_id
 from tunix_rt.train.backends.tunix_model import Built
 from tunix_rt.train.data import DatasetInfo
-from tunix_rt.train.evaluate import EvalRow
+from tunix_rt.train.eval_rows import EvalRow
 from tunix_rt.train.result import Log, Outcome, Report, TrainingTimeout, progress_line
 from tunix_rt.train.train_step import Hyperparams, learning_rate_at
 
