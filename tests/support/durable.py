@@ -38,6 +38,7 @@ def tiny_spec(**over: Any) -> dict[str, Any]:
             "entrypoint": WORKLOAD,
             "logEvery": 10,
             "checkpointEvery": 10,
+            "dataset": {"trainSize": 256, "evalSize": 64},  # quick to load and score
         },
     }
     spec.update(over)
