@@ -68,7 +68,7 @@ README = HERE / "README.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 SECTIONS = ("trainer", "compile", "overhead", "search", "demo", "concurrency", "external")
 EXTERNAL = ("operator_load.py", "tunix_backend.py")
-FAKE_WORKLOAD = "support.tune_workloads:run_trial"
+FAKE_ENTRYPOINT = "support.tune_workloads:train"
 SEARCHERS = ("cmaes", "qmc", "gp")
 
 # Every figure of issue 15: key -> (what, goal). The table lists them all, measured or not.
@@ -127,7 +127,7 @@ class Settings:
 
     @property
     def fake(self) -> bool:
-        return bool(self.sweep_env.get("TUNIX_RT_TRIAL_WORKLOAD"))
+        return self.quick
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -318,7 +318,7 @@ def run_bench_sweep(settings: Settings, spec_doc: dict[str, Any], name: str) -> 
 def _trainer_block(settings: Settings) -> dict[str, Any]:
     """Trials of the sweep sections: the stand-in, or a smaller-batch smoke trainer."""
     if settings.fake:
-        return {"logEvery": 5}
+        return {"backend": "python", "entrypoint": FAKE_ENTRYPOINT, "logEvery": 5}
     return {"batchSize": 64, "logEvery": 25, "dataset": {"evalSize": 256}}
 
 
@@ -417,7 +417,7 @@ def demo_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
     if settings.trials or settings.quick:
         doc["maxTrials"] = min(doc["maxTrials"], max(2, settings.trials or 3))
     if settings.fake:
-        doc["trainer"] = {"logEvery": 5}
+        doc["trainer"] = _trainer_block(settings)
         doc["budget"] = {"smokeSteps": 40}
     slots = int(doc.get("maxConcurrentTrials", 2))
     effs, literal, rows = [], [], []
@@ -567,7 +567,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
     out.mkdir(parents=True, exist_ok=True)
     env: dict[str, str] = {}
     if is_quick:
-        env["TUNIX_RT_TRIAL_WORKLOAD"] = FAKE_WORKLOAD
         # Ray's workers inherit this process's environment: the stand-in must import.
         path = os.environ.get("PYTHONPATH", "")
         os.environ["PYTHONPATH"] = os.pathsep.join(

@@ -5,7 +5,7 @@
 In one process, alternating to share the machine's noise fairly, on gemma3-tiny (random
 init, byte tokenizer) with the same optimizer, batches and step count:
 
-* trial: ``tunix_rt.train.backends.tunix_sft.run_trial`` (the ``tunix-sft`` backend:
+* trial: ``tunix_rt.train.backends.run_trial`` (the ``tunix-sft`` backend:
   the batch iterator with its deadline check, the training hooks that report every
   ``logEvery`` steps, the learning-curve bookkeeping), read from the result's
   ``steps_per_second`` (the steps after the first, evaluation excluded);
@@ -34,8 +34,7 @@ import jax
 from recording import cpu_name, merge_results, quick
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.train import data
-from tunix_rt.train.backends import tunix_common as common
-from tunix_rt.train.backends import tunix_sft
+from tunix_rt.train.backends import run_trial, tunix_loop, tunix_model, tunix_sft
 
 HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
@@ -59,7 +58,7 @@ def config(steps: int, lora_rank: int) -> TrainerConfig:
 
 
 def trial_steps_per_second(cfg: TrainerConfig) -> float:
-    result = tunix_sft.run_trial(cfg, log=lambda line: None)
+    result = run_trial(cfg, log=lambda line: None)
     return float(result.metrics["steps_per_second"])
 
 
@@ -69,9 +68,9 @@ def bare_steps_per_second(cfg: TrainerConfig) -> float:
 
     dataset = data.load_dataset(cfg.dataset)
     with tempfile.TemporaryDirectory() as work:
-        built = common.build(cfg, Path(work), lambda line: None)
-    tokens, mask = common.sft_rows(dataset.train, built.tokenizer, cfg.model.context)
-    order = common.batch_rows(len(tokens), cfg.batch_size, cfg.seed)
+        built = tunix_model.build(cfg, Path(work), lambda line: None)
+    tokens, mask = tunix_sft.sft_rows(dataset.train, built.tokenizer, cfg.model.context)
+    order = tunix_loop.batch_rows(len(tokens), cfg.batch_size, cfg.seed)
     batches = [
         peft_trainer.TrainingInput(input_tokens=tokens[rows], input_mask=mask[rows])
         for rows, _ in zip(order, range(cfg.max_steps), strict=False)
@@ -111,7 +110,7 @@ def measure(steps: int, repeats: int, lora_rank: int) -> dict[str, Any]:
         "bare_spread": [min(bare), max(bare)],
         "tunix_vs_bare_ratio": ratio,
         "loadavg_1m_before_after": [round(load_before, 2), round(load_after, 2)],
-        "versions": common.versions(),
+        "versions": tunix_model.versions(),
     }
 
 

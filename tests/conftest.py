@@ -39,7 +39,7 @@ def moto_s3(moto_server: MotoS3) -> MotoS3:
 @pytest.fixture
 def subprocess_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a child ``tunix-rt`` / ``python -m tunix_rt.tune``: no usage stats,
-    the test workloads importable (``TUNIX_RT_TRIAL_WORKLOAD=support.tune_workloads:…``)."""
+    the test workloads importable (``entrypoint: support.tune_workloads:train``)."""
     env = dict(os.environ)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     env["PYTHONPATH"] = os.pathsep.join(

@@ -11,7 +11,6 @@ from pathlib import Path
 import kmock
 import pytest
 
-from support.durable import WORKLOAD
 from support.operator import Api, ApiServer, OperatorRun, register_resources
 from support.s3 import SECRET, MotoS3
 from tunix_rt.controller import OperatorConfig
@@ -37,8 +36,8 @@ def driver_env(
     subprocess_env: dict[str, str], moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
     """The driver's environment: moto's endpoint and dummy credentials (as the chart's
-    Secret gives them), the checkpointing stand-in workload. The test process gets the
-    same variables, so its Store and the operator reach moto too."""
+    Secret gives them). The test process gets the same variables, so its Store and the
+    operator reach moto too."""
     s3 = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": SECRET,
@@ -53,7 +52,7 @@ def driver_env(
     ):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     env = {k: v for k, v in subprocess_env.items() if not k.startswith("AWS_")}
-    return env | s3 | {"TUNIX_RT_TRIAL_WORKLOAD": WORKLOAD}
+    return env | s3
 
 
 # ----------------------------------------------------------------------------- operator

@@ -21,7 +21,7 @@ from tunix_rt.evidence.manifest import CommitInfo, build_run_manifest
 from tunix_rt.evidence.report import render_report
 from tunix_rt.evidence.validation import EvidenceError
 from tunix_rt.rehearsal import plan_from_spec, run_rehearsal
-from tunix_rt.train.loop import ModelSource
+from tunix_rt.train.result import ModelSource
 from tunix_rt.tune.trainable import final_record
 
 ROOT = Path(__file__).resolve().parents[2]

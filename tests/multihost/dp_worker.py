@@ -26,7 +26,8 @@ def main() -> None:
     import jax
 
     from tunix_rt.api.trainer import TrainerConfig
-    from tunix_rt.train.loop import Trainer, run_trial
+    from tunix_rt.train import run_trial
+    from tunix_rt.train.loop import Trainer
 
     config = TrainerConfig.model_validate_json(args.config)
     result = run_trial(config, checkpoint_dir=args.checkpoint_dir, log=lambda line: None)

@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from support.s3 import MotoS3
+from support.tune_workloads import python_trainer
 
 CANARY = "canary-XYZ-7f3a9c1e5b2d4068"
 CANARY_KEY_ID = "AKIACANARY0000000XYZ"
@@ -73,7 +74,7 @@ def sweep_manifest(path: Path, name: str) -> Path:
                     "maxTrials": 2,
                     "maxFailedTrials": 1,
                     "budget": {"smokeSteps": 20},
-                    "trainer": {"logEvery": 10},
+                    "trainer": python_trainer(logEvery=10),
                 },
             }
         )
@@ -92,7 +93,6 @@ def test_local_sweep_never_prints_or_stores_the_canary(
 ) -> None:
     bucket = moto_s3.fresh_bucket("canary-", "sweep")
     env = subprocess_env | {
-        "TUNIX_RT_TRIAL_WORKLOAD": "support.tune_workloads:run_trial",
         "AWS_ACCESS_KEY_ID": CANARY_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": CANARY,
         "AWS_DEFAULT_REGION": "us-east-1",

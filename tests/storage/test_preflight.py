@@ -21,6 +21,7 @@ import yaml
 
 from support.rehearsal import FakeTrainer, tiny_trainer
 from support.s3 import MotoS3
+from support.tune_workloads import python_trainer
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.rehearsal import RehearsalError, plan_from_spec, run_rehearsal
@@ -196,7 +197,7 @@ def _sweep_file(path: Path) -> Path:
                     "algorithm": "grid",
                     "maxTrials": 1,
                     "budget": {"smokeSteps": 20},
-                    "trainer": {"logEvery": 10},
+                    "trainer": python_trainer(logEvery=10),
                 },
             }
         )
@@ -213,7 +214,6 @@ def test_sweep_driver_fails_before_ray_when_bucket_absent(
     s3_env: MotoS3, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     env = subprocess_env | {
-        "TUNIX_RT_TRIAL_WORKLOAD": "support.tune_workloads:run_trial",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing-secret",
         "AWS_DEFAULT_REGION": "us-east-1",

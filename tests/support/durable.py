@@ -21,7 +21,8 @@ from tunix_rt.contract.layout import SweepFiles, SweepLayout
 from tunix_rt.storage import Store
 
 NS = "ml"
-WORKLOAD = "support.durable_workloads:run_trial"
+WORKLOAD = "support.durable_workloads:train"
+"""The checkpointing stand-in, a ``backend: python`` entrypoint (``tiny_spec``'s trainer)."""
 
 
 def tiny_spec(**over: Any) -> dict[str, Any]:
@@ -32,7 +33,13 @@ def tiny_spec(**over: Any) -> dict[str, Any]:
         "maxConcurrentTrials": 2,
         "seed": 3,
         "budget": {"smokeSteps": 40},
-        "trainer": {"logEvery": 10, "checkpointEvery": 10},
+        "trainer": {
+            "backend": "python",
+            "entrypoint": WORKLOAD,
+            "logEvery": 10,
+            "checkpointEvery": 10,
+            "dataset": {"trainSize": 256, "evalSize": 64},  # quick to load and score
+        },
     }
     spec.update(over)
     return spec

@@ -1,10 +1,11 @@
-"""A stand-in trial workload that checkpoints like the trainer, for the durability tests.
+"""A stand-in trial that checkpoints like the trainer, for the durability tests: a
+``trainer.backend: python`` entrypoint (``support.durable_workloads:train``).
 
-It sleeps instead of training, saves ``<checkpoint_dir>/<step>/state.json`` after every
-logged step (the newest two kept, written to a temporary name and renamed, like orbax),
-resumes from the newest one it finds, and reports ``resumed_from`` (the step it
+It sleeps instead of training, saves ``<trial.checkpoint_dir>/<step>/state.json`` after
+every logged step (the newest two kept, written to a temporary name and renamed, like
+orbax), resumes from the newest one it finds, and reports ``resumed_from`` (the step it
 continued from, 0 for a fresh start) with every report. Ray Tune, the driver, the store,
-the records and Tune's checkpoints are real.
+the records, Tune's checkpoints and the python backend's scoring are real.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from support.tune_workloads import FakeResult, _score
-from tunix_rt.api.trainer import TrainerConfig
+from support.tune_workloads import _score, eval_rows
+
+if TYPE_CHECKING:
+    from tunix_rt.train.backends.python import Trial
+
+ENTRYPOINT = "support.durable_workloads:train"
 
 STEP_SECONDS_ENV = "TUNIX_RT_TEST_STEP_SECONDS"
 
@@ -39,37 +43,16 @@ def _save(directory: str, step: int) -> None:
         shutil.rmtree(os.path.join(directory, str(old)), ignore_errors=True)
 
 
-def run_trial(
-    config: TrainerConfig,
-    *,
-    report: Callable[[dict[str, float]], None] | None = None,
-    checkpoint_dir: str | None = None,
-    log: Callable[[str], None] | None = None,
-    **_: Any,
-) -> FakeResult:
+def train(trial: Trial) -> None:
     """``logEvery`` steps a sleep of ``TUNIX_RT_TEST_STEP_SECONDS`` (default 0.3 s)."""
     step_seconds = float(os.environ.get(STEP_SECONDS_ENV, "0.3"))
-    start = time.monotonic()
-    resumed = _newest(checkpoint_dir)
-    history = []
+    config, directory = trial.config, trial.checkpoint_dir
+    resumed = _newest(directory)
     for step in range(resumed + config.log_every, config.max_steps + 1, config.log_every):
         time.sleep(step_seconds)
-        metrics = {
-            "step": float(step),
-            "loss": 2.0 / step + config.learning_rate,
-            "resumed_from": float(resumed),
-        }
-        history.append(metrics)
-        if checkpoint_dir:
-            _save(checkpoint_dir, step)
-        if report:
-            report(metrics)
-    score = _score(config)
-    final = {
-        "step": float(config.max_steps),
-        "primary_score": score,
-        "resumed_from": float(resumed),
-    }
-    if report:
-        report(final)
-    return FakeResult(score, final, config.max_steps, time.monotonic() - start, history)
+        if directory:
+            _save(directory, step)
+        trial.report(step, loss=2.0 / step + config.learning_rate, resumed_from=float(resumed))
+    if trial.step == 0:  # nothing left to train: the final metrics still say where it began
+        trial.report(resumed, resumed_from=float(resumed))
+    trial.eval_rows(eval_rows(trial, _score(config)), step=trial.max_steps)

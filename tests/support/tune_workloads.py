@@ -1,8 +1,9 @@
-"""Stand-in trial workloads with ``run_trial``'s signature, for failure-injection tests.
+"""Stand-in trial workloads for failure-injection tests: ``trainer.backend: python``
+entrypoints (``entrypoint: support.tune_workloads:train``) that sleep instead of training.
 
-Ray Tune, the driver, the store and the records are real; only the training is replaced
-by a few sleeps so that failure and resume paths run in seconds. The end-to-end tests
-use the real trainer.
+Ray Tune, the driver, the store, the records and the python backend's scoring are real;
+only the training is replaced by a few sleeps so that failure and resume paths run in
+seconds. The end-to-end tests use the real trainer.
 """
 
 from __future__ import annotations
@@ -10,11 +11,61 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.train.tokenizer import format_target
+
+if TYPE_CHECKING:
+    from tunix_rt.train.backends.python import Trial
+
+ENTRYPOINT = "support.tune_workloads:train"
+"""The stand-in as a Sweep's ``trainer.entrypoint`` (with ``backend: python``)."""
+
+
+def python_trainer(entrypoint: str = ENTRYPOINT, **fields: Any) -> dict[str, Any]:
+    """A Sweep's ``trainer`` block that runs ``entrypoint`` with the python backend."""
+    return {"backend": "python", "entrypoint": entrypoint, **fields}
+
+
+def _score(config: TrainerConfig) -> float:
+    # Best near learning rate 3e-3; deterministic.
+    return max(0.0, 1.0 - abs(math.log10(config.learning_rate) - math.log10(3e-3)) / 2)
+
+
+def eval_rows(trial: Trial, score: float) -> Iterator[dict[str, Any]]:
+    """The eval split answered so that its primary_score is ``score`` (to 1/rows): the
+    first ``round(score * rows)`` rows right, the others with a wrong answer."""
+    right = round(score * len(trial.dataset.eval))
+    for index, example in enumerate(trial.dataset.eval):
+        answer = example.answer if index < right else f"not {example.answer}"
+        yield {
+            "index": index,
+            "prompt": example.prompt,
+            "expected_answer": example.answer,
+            "output": format_target("", answer),
+        }
+
+
+def train(trial: Trial, step_seconds: float = 0.05) -> None:
+    """Fails when the learning rate is above 0.1 (a 'diverging' trial)."""
+    config = trial.config
+    for step in range(config.log_every, config.max_steps + 1, config.log_every):
+        time.sleep(step_seconds)
+        if config.learning_rate > 0.1:
+            raise FloatingPointError(f"loss diverged at step {step} (learning rate too high)")
+        trial.report(step, loss=2.0 / step + config.learning_rate)
+    trial.eval_rows(eval_rows(trial, _score(config)), step=trial.max_steps)
+
+
+def train_slow(trial: Trial) -> None:
+    """About 0.5 s per logged step: slow enough to interrupt between trials."""
+    train(trial, step_seconds=0.5)
+
+
+# --------------------------------------------------------------- TUNIX_RT_TRIAL_WORKLOAD
 
 
 @dataclass
@@ -26,55 +77,31 @@ class FakeResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _score(config: TrainerConfig) -> float:
-    # Best near learning rate 3e-3; deterministic.
-    return max(0.0, 1.0 - abs(math.log10(config.learning_rate) - math.log10(3e-3)) / 2)
-
-
-def run_trial(
-    config: TrainerConfig,
-    *,
-    report: Callable[[dict[str, float]], None] | None = None,
-    checkpoint_dir: str | None = None,
-    log: Callable[[str], None] | None = None,
-    step_seconds: float = 0.05,
-) -> FakeResult:
-    """Fails when the learning rate is above 0.1 (a 'diverging' trial)."""
-    start = time.monotonic()
-    history = []
-    for step in range(config.log_every, config.max_steps + 1, config.log_every):
-        time.sleep(step_seconds)
-        if config.learning_rate > 0.1:
-            raise FloatingPointError(f"loss diverged at step {step} (learning rate too high)")
-        metrics = {"step": float(step), "loss": 2.0 / step + config.learning_rate}
-        history.append(metrics)
-        if report:
-            report(metrics)
-    score = _score(config)
-    final = {"step": float(config.max_steps), "loss": history[-1]["loss"], "primary_score": score}
-    if report:
-        report(final)
-    return FakeResult(score, final, config.max_steps, time.monotonic() - start, history)
-
-
-def run_trial_slow(config: TrainerConfig, **kwargs: Any) -> FakeResult:
-    """About 0.5 s per logged step: slow enough to interrupt between trials."""
-    return run_trial(config, step_seconds=0.5, **kwargs)
-
-
 def run_trial_pid(
     config: TrainerConfig,
     *,
     report: Callable[[dict[str, float]], None] | None = None,
-    **kwargs: Any,
+    **_: Any,
 ) -> FakeResult:
-    """:func:`run_trial` whose every report says which process ran it (``worker_pid``)."""
+    """A stand-in for the built-in trainer (``TUNIX_RT_TRIAL_WORKLOAD``) whose every
+    report says which process ran it (``worker_pid``): only built-in trials reuse their
+    worker process, which a ``backend: python`` entrypoint cannot show."""
     pid = float(os.getpid())
-
-    def with_pid(metrics: dict[str, float]) -> None:
+    start = time.monotonic()
+    history = []
+    for step in range(config.log_every, config.max_steps + 1, config.log_every):
+        time.sleep(0.3)
+        metrics = {"step": float(step), "loss": 2.0 / step + config.learning_rate}
+        history.append(metrics)
         if report:
             report(metrics | {"worker_pid": pid})
-
-    result = run_trial(config, report=with_pid, step_seconds=0.3, **kwargs)
-    result.metrics["worker_pid"] = pid
-    return result
+    score = _score(config)
+    final = {
+        "step": float(config.max_steps),
+        "loss": history[-1]["loss"],
+        "primary_score": score,
+        "worker_pid": pid,
+    }
+    if report:
+        report(final)
+    return FakeResult(score, final, config.max_steps, time.monotonic() - start, history)

@@ -11,15 +11,11 @@ import pytest
 from flax import nnx
 
 from tunix_rt.api.trainer_sections import EvalConfig, ModelConfig
+from tunix_rt.scoring.judge import parse_output
 from tunix_rt.train import tokenizer
 from tunix_rt.train.data import Example
-from tunix_rt.train.evaluate import (
-    Evaluator,
-    greedy_decode,
-    parse_output,
-    score_row,
-    summarize,
-)
+from tunix_rt.train.eval_rows import score_row, summarize
+from tunix_rt.train.evaluate import Evaluator, greedy_decode
 from tunix_rt.train.model import Transformer
 from tunix_rt.train.sharding import data_mesh
 

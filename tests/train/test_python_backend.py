@@ -15,8 +15,9 @@ from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring import compute_primary_score
 from tunix_rt.train import TrainingTimeout, run_trial
 from tunix_rt.train.backends import BACKENDS, backend_for
-from tunix_rt.train.backends.python import EntrypointError, TrialReportError
-from tunix_rt.train.backends.python import run_trial as python_run_trial
+from tunix_rt.train.backends.python import train as python_train
+from tunix_rt.train.backends.python_code import EntrypointError
+from tunix_rt.train.backends.python_rows import TrialReportError
 from tunix_rt.train.data import load_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,8 +89,8 @@ def test_the_entrypoint_trains_and_tunix_rt_scores_its_rows(
 
 
 def test_backend_python_is_in_the_backend_table() -> None:
-    assert BACKENDS["python"] == "tunix_rt.train.backends.python:run_trial"
-    assert backend_for("python") is python_run_trial
+    assert BACKENDS["python"] == "tunix_rt.train.backends.python:train"
+    assert backend_for("python") is python_train
 
 
 def test_the_trial_gets_the_declared_params_and_the_dataset(

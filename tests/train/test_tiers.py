@@ -13,9 +13,10 @@ from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import check_document, parse_sweep
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trainer_sections import BUILTIN_DATASETS, DatasetConfig
+from tunix_rt.scoring.judge import parse_output
 from tunix_rt.train import data, dataset_info, tokenizer
 from tunix_rt.train.config import load_trainer_config
-from tunix_rt.train.evaluate import parse_output, score_row
+from tunix_rt.train.eval_rows import score_row
 
 HARD_TIERS = ("dev-reasoning-v2-hard", "dev-reasoning-v2-hard-worded")
 HARDEST = "dev-reasoning-v2-hardest"

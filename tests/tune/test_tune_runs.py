@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from support.tune_workloads import python_trainer
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.evidence import verify_zip
 
@@ -84,7 +85,7 @@ def kill_session(sid: int) -> None:
 def test_failed_trials_within_budget_then_stop(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "support.tune_workloads:run_trial"}
+    env = subprocess_env
     spec = write_spec(
         tmp_path / "fails.yaml",
         "fails",
@@ -95,7 +96,7 @@ def test_failed_trials_within_budget_then_stop(
             "maxTrials": 4,
             "maxFailedTrials": 1,
             "budget": {"smokeSteps": 20},
-            "trainer": {"logEvery": 10},
+            "trainer": python_trainer(logEvery=10),
         },
     )
     storage = tmp_path / "runs"
@@ -137,6 +138,7 @@ def test_trials_reuse_one_worker_process_even_after_early_stops(
     reuse_actors: JAX, the dataset and the compiled step stay loaded). Trials that ASHA
     stops mid-way leave the process reusable: every trial after them runs there too,
     and none fails for it."""
+    # The seam's one remaining user: only built-in trials reuse their worker process.
     env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "support.tune_workloads:run_trial_pid"}
     spec = write_spec(
         tmp_path / "reuse.yaml",
@@ -168,7 +170,7 @@ def test_trials_reuse_one_worker_process_even_after_early_stops(
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "support.tune_workloads:run_trial_slow"}
+    env = subprocess_env
     spec = write_spec(
         tmp_path / "resume.yaml",
         "resume",
@@ -177,7 +179,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
             "maxTrials": 3,
             "seed": 5,
             "budget": {"smokeSteps": 40},
-            "trainer": {"logEvery": 10},
+            "trainer": python_trainer("support.tune_workloads:train_slow", logEvery=10),
         },
     )
     storage = tmp_path / "runs"
@@ -243,7 +245,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
 
 
 def test_tpe_with_asha_on_a_real_tuner(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "support.tune_workloads:run_trial"}
+    env = subprocess_env
     spec = write_spec(
         tmp_path / "tpe.yaml",
         "tpe",
@@ -258,7 +260,7 @@ def test_tpe_with_asha_on_a_real_tuner(tmp_path: Path, subprocess_env: dict[str,
             "maxConcurrentTrials": 2,
             "seed": 1,
             "budget": {"smokeSteps": 40},
-            "trainer": {"logEvery": 10},
+            "trainer": python_trainer(logEvery=10),
         },
     )
     storage = tmp_path / "runs"

@@ -137,7 +137,9 @@ for algorithm in ("cmaes", "qmc", "gp"):
             "batchSize": {"type": "choice", "values": [16, 32]},
         },
         "algorithm": algorithm, "maxTrials": 5, "maxConcurrentTrials": 2, "seed": 1,
-        "budget": {"smokeSteps": 20}, "trainer": {"logEvery": 10},
+        "budget": {"smokeSteps": 20},
+        "trainer": {"backend": "python", "entrypoint": "support.tune_workloads:train",
+                    "logEvery": 10},
     })
     out = run_sweep(SweepRun(spec=spec, name=algorithm, namespace="ns",
                              storage=f"file://{storage}", num_cpus=2, echo=False))
@@ -152,7 +154,7 @@ def test_a_tiny_sweep_of_each_new_algorithm_runs(
 ) -> None:
     """cmaes, qmc and gp each run 5 trials (2 at a time, past their random start) on one
     local Ray: every trial succeeds with params inside the space."""
-    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "support.tune_workloads:run_trial"}
+    env = subprocess_env
     storage = tmp_path / "runs"
     out = subprocess.run(
         [sys.executable, "-c", SWEEPS, str(storage)],

@@ -16,8 +16,7 @@ from tunix_rt.scoring import compute_primary_score
 pytest.importorskip("tunix", reason="the tunix extra is not installed")
 
 from tunix_rt.train import TrainingTimeout
-from tunix_rt.train.backends import run_trial
-from tunix_rt.train.backends import tunix_common as common
+from tunix_rt.train.backends import run_trial, tunix_model, tunix_weights
 
 pytestmark = pytest.mark.slow
 
@@ -61,12 +60,12 @@ def test_sft_lora_reports_evaluates_and_exports_merged_weights(tmp_path: Path) -
     # The export (LoRA merged in) loads as a checkpoint of the same config.
     exported = tmp_path / "ckpt" / "export" / "model.safetensors"
     assert exported.is_file()
-    built = common.build(
+    built = tunix_model.build(
         tiny(model={"name": "gemma3-tiny", "checkpoint": str(exported)}, loraRank=0),
         tmp_path / "work",
         lines.append,
     )
-    assert built.source.checkpoint_sha256 == common.sha256_of(exported)
+    assert built.source.checkpoint_sha256 == tunix_weights.sha256_of(exported)
 
 
 def test_a_passed_deadline_stops_training(tmp_path: Path) -> None:

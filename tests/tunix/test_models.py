@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from tunix_rt.train.backends import tunix_common as common
+from tunix_rt.train.backends import tunix_eval, tunix_model, tunix_tokenizer, tunix_weights
 
 
 def tiny_config(**model: Any) -> TrainerConfig:
@@ -28,12 +28,12 @@ def tiny_config(**model: Any) -> TrainerConfig:
 
 
 def weights(model: Any) -> dict[tuple[Any, ...], np.ndarray]:
-    pure = nnx.to_pure_dict(nnx.state(model, common.base_weights()))
-    return {k: np.asarray(v) for k, v in common.flatten(pure).items()}
+    pure = nnx.to_pure_dict(nnx.state(model, tunix_weights.base_weights()))
+    return {k: np.asarray(v) for k, v in tunix_weights.flatten(pure).items()}
 
 
 def random_model(seed: int) -> Any:
-    return common._init_model(common.gemma_config("gemma3-tiny", 264), seed)
+    return tunix_model._init_model(tunix_model.gemma_config("gemma3-tiny", 264), seed)
 
 
 # ------------------------------------------------------------------ names
@@ -41,10 +41,10 @@ def random_model(seed: int) -> Any:
 
 def test_every_listed_name_builds_a_tunix_config() -> None:
     for name in TUNIX_MODELS:
-        config = common.gemma_config(name, 264)
+        config = tunix_model.gemma_config(name, 264)
         assert config.num_layers >= 2 and config.num_embed >= 264
-    assert common.gemma_config("gemma3-1b", 264).num_layers == 26
-    assert common.gemma_config("gemma3-tiny", 300).num_embed == 300
+    assert tunix_model.gemma_config("gemma3-1b", 264).num_layers == 26
+    assert tunix_model.gemma_config("gemma3-tiny", 300).num_embed == 300
 
 
 @pytest.mark.parametrize("spelling", ["gemma3_1b_pt", "Gemma3-1B", "gemma3-1b", "gemma3_1b"])
@@ -76,16 +76,16 @@ def test_checkpoint_round_trip(tmp_path: Path, fmt: str) -> None:
     """Weights saved from one model load into a freshly initialised other one."""
     trained = random_model(seed=1)
     if fmt == "orbax":
-        path = common.save_orbax(trained, tmp_path / "ckpt")
+        path = tunix_weights.save_orbax(trained, tmp_path / "ckpt")
     else:
-        path = common.save_safetensors(trained, tmp_path / "ckpt")
-    assert common.checkpoint_format(path) == fmt
-    mesh = common.make_mesh()
+        path = tunix_weights.save_safetensors(trained, tmp_path / "ckpt")
+    assert tunix_weights.checkpoint_format(path) == fmt
+    mesh = tunix_model.make_mesh()
     fresh = random_model(seed=2)
     key = ("embedder", "input_embedding")
     assert not np.allclose(weights(fresh)[key], weights(trained)[key])
     with mesh:
-        loaded = common.load_weights(fresh, path, fmt, mesh)
+        loaded = tunix_weights.load_weights(fresh, path, fmt, mesh)
     want, got = weights(trained), weights(loaded)
     assert want.keys() == got.keys()
     for key, value in want.items():
@@ -93,19 +93,19 @@ def test_checkpoint_round_trip(tmp_path: Path, fmt: str) -> None:
 
 
 def test_safetensors_folder_and_file_both_load(tmp_path: Path) -> None:
-    path = common.save_safetensors(random_model(seed=3), tmp_path / "st")
+    path = tunix_weights.save_safetensors(random_model(seed=3), tmp_path / "st")
     assert path.name == "model.safetensors"
-    assert common.checkpoint_format(path.parent) == "safetensors"
-    assert common.checkpoint_format(path) == "safetensors"
+    assert tunix_weights.checkpoint_format(path.parent) == "safetensors"
+    assert tunix_weights.checkpoint_format(path) == "safetensors"
 
 
 def test_build_records_the_checkpoint_and_its_digest(tmp_path: Path) -> None:
-    path = common.save_orbax(random_model(seed=4), tmp_path / "ckpt")
+    path = tunix_weights.save_orbax(random_model(seed=4), tmp_path / "ckpt")
     lines: list[str] = []
-    built = common.build(tiny_config(checkpoint=str(path)), tmp_path / "work", lines.append)
+    built = tunix_model.build(tiny_config(checkpoint=str(path)), tmp_path / "work", lines.append)
     source = built.source
     assert not source.random_init and source.checkpoint == str(path)
-    assert source.checkpoint_sha256 == common.sha256_of(path)
+    assert source.checkpoint_sha256 == tunix_weights.sha256_of(path)
     assert source.versions["google-tunix"] and source.versions["qwix"]
     assert source.config["num_layers"] == 2 and source.config["lora_rank"] == 8
     assert any("orbax weights from" in line for line in lines)
@@ -117,7 +117,7 @@ def test_build_records_the_checkpoint_and_its_digest(tmp_path: Path) -> None:
 
 def test_random_init_is_said_plainly(tmp_path: Path) -> None:
     lines: list[str] = []
-    built = common.build(tiny_config(), tmp_path, lines.append)
+    built = tunix_model.build(tiny_config(), tmp_path, lines.append)
     assert built.source.random_init and built.source.checkpoint is None
     assert built.source.checkpoint_sha256 is None
     assert any("RANDOM INIT" in line for line in lines)
@@ -127,48 +127,48 @@ def test_digest_changes_with_the_content(tmp_path: Path) -> None:
     folder = tmp_path / "ckpt"
     folder.mkdir()
     (folder / "a.bin").write_bytes(b"one")
-    first = common.sha256_of(folder)
-    assert common.sha256_of(folder) == first
+    first = tunix_weights.sha256_of(folder)
+    assert tunix_weights.sha256_of(folder) == first
     (folder / "a.bin").write_bytes(b"two")
-    assert common.sha256_of(folder) != first
+    assert tunix_weights.sha256_of(folder) != first
 
 
 def test_bad_checkpoints_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"model\.checkpoint .*: no such file"):
-        common.fetch(str(tmp_path / "missing"), tmp_path, "model.checkpoint")
+        tunix_weights.fetch(str(tmp_path / "missing"), tmp_path, "model.checkpoint")
     (tmp_path / "weights.bin").write_bytes(b"x")
     with pytest.raises(ValueError, match=r"not \.safetensors"):
-        common.checkpoint_format(tmp_path / "weights.bin")
+        tunix_weights.checkpoint_format(tmp_path / "weights.bin")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match=r"neither \*\.safetensors nor an orbax"):
-        common.checkpoint_format(tmp_path / "empty")
+        tunix_weights.checkpoint_format(tmp_path / "empty")
 
 
 def test_a_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
-    other = common._init_model(common.gemma_config("gemma3-tiny", 300), 0)  # bigger vocab
-    path = common.save_orbax(other, tmp_path / "ckpt")
-    mesh = common.make_mesh()
+    other = tunix_model._init_model(tunix_model.gemma_config("gemma3-tiny", 300), 0)  # bigger vocab
+    path = tunix_weights.save_orbax(other, tmp_path / "ckpt")
+    mesh = tunix_model.make_mesh()
     with mesh, pytest.raises(ValueError, match=r"input_embedding has shape \(300, 64\)"):
-        common.load_weights(random_model(seed=0), path, "orbax", mesh)
+        tunix_weights.load_weights(random_model(seed=0), path, "orbax", mesh)
 
 
 def test_s3_checkpoint_is_copied_and_loaded(tmp_path: Path, bucket: str) -> None:
     """An s3:// prefix (moto's real S3 server) is copied with the store's client."""
     from tunix_rt.storage import Store
 
-    path = common.save_safetensors(random_model(seed=5), tmp_path / "st")
+    path = tunix_weights.save_safetensors(random_model(seed=5), tmp_path / "st")
     uri = f"s3://{bucket}/models/tiny"
     Store(uri).upload_file(path, "model.safetensors")
-    local = common.fetch(uri, tmp_path / "work", "model.checkpoint")
-    assert common.checkpoint_format(local) == "safetensors"
-    assert common.sha256_of(local) == common.sha256_of(path.parent)
+    local = tunix_weights.fetch(uri, tmp_path / "work", "model.checkpoint")
+    assert tunix_weights.checkpoint_format(local) == "safetensors"
+    assert tunix_weights.sha256_of(local) == tunix_weights.sha256_of(path.parent)
 
 
 # ------------------------------------------------------------------ tokenizers, stop rule
 
 
 def test_byte_tokenizer_fits_the_gemma_interface() -> None:
-    tok = common.load_tokenizer(None, Path("."))
+    tok = tunix_tokenizer.load_tokenizer(None, Path("."))
     ids = tok.adapter.encode("<reasoning>12</reasoning><answer>3</answer>")
     assert len(ids) == 7 and max(ids) < tok.vocab_size == 264
     assert tok.adapter.decode(ids) == "<reasoning>12</reasoning><answer>3</answer>"
@@ -190,24 +190,24 @@ def test_sentencepiece_tokenizer_from_a_model_the_test_trains(tmp_path: Path) ->
         eos_id=1,
         user_defined_symbols=["<reasoning>", "</reasoning>", "<answer>", "</answer>"],
     )
-    tok = common.load_tokenizer(str(tmp_path / "sp.model"), tmp_path)
+    tok = tunix_tokenizer.load_tokenizer(str(tmp_path / "sp.model"), tmp_path)
     assert tok.vocab_size == 60 and tok.source.endswith("sp.model")
     text = "<answer>12+3</answer>"
     assert tok.adapter.decode(tok.adapter.encode(text)) == text
-    assert common.gemma_config("gemma3-tiny", tok.vocab_size).num_embed == 60
+    assert tunix_model.gemma_config("gemma3-tiny", tok.vocab_size).num_embed == 60
 
 
 def test_stop_index_finds_the_first_closing_tag() -> None:
-    tok = common.load_tokenizer(None, Path("."))
+    tok = tunix_tokenizer.load_tokenizer(None, Path("."))
     tokens = tok.adapter.encode("<reasoning>1</reasoning><answer>2</answer>junk</answer>")
-    stop = common.stop_index(tokens, tok.adapter.decode)
+    stop = tunix_eval.stop_index(tokens, tok.adapter.decode)
     assert stop == 6
     assert tok.adapter.decode(tokens[:stop]).endswith("<answer>2</answer>")
-    assert common.stop_index(tok.adapter.encode("<reasoning>1"), tok.adapter.decode) is None
+    assert tunix_eval.stop_index(tok.adapter.encode("<reasoning>1"), tok.adapter.decode) is None
 
 
 def test_devices_form_the_mesh() -> None:
-    mesh = common.make_mesh()
+    mesh = tunix_model.make_mesh()
     assert mesh.devices.size == jax.device_count()
     assert mesh.axis_names == ("fsdp", "tp")
 
@@ -218,13 +218,13 @@ def test_merged_lora_computes_what_the_adapted_model_does() -> None:
     import jax.numpy as jnp
     from tunix.sft import utils
 
-    lora = common.apply_lora(random_model(seed=6), rank=4, alpha=8.0, seed=6)
+    lora = tunix_model.apply_lora(random_model(seed=6), rank=4, alpha=8.0, seed=6)
     adapters = nnx.state(lora, nnx.LoRAParam)
     keys = iter(jax.random.split(jax.random.key(7), 64))
     nnx.update(  # lora_b starts at zero (no change): make every adapter count
         lora, jax.tree.map(lambda x: 0.05 * jax.random.normal(next(keys), x.shape), adapters)
     )
-    merged = common.merge_lora(lora, rank=4, alpha=8.0)
+    merged = tunix_model.merge_lora(lora, rank=4, alpha=8.0)
     assert not nnx.state(merged, nnx.LoRAParam)
     tokens = jnp.asarray(np.random.default_rng(0).integers(3, 264, (2, 12)), jnp.int32)
     present = jnp.ones_like(tokens, bool)

@@ -1,12 +1,13 @@
 """The trial workload: dataset, tokenizer, model, train loop, evaluation.
 
-Imports JAX, flax and optax (the ``train`` extra); the operator never imports this package.
+Its backends import JAX, flax and optax (the ``train`` extra), each when first used; the
+operator never imports this package.
 """
 
 from tunix_rt.train.backends import run_trial
 from tunix_rt.train.data import DatasetInfo, dataset_info
-from tunix_rt.train.evaluate import EvalRow
-from tunix_rt.train.loop import ModelSource, TrainingTimeout, TrainResult
+from tunix_rt.train.eval_rows import EvalRow
+from tunix_rt.train.result import ModelSource, TrainingTimeout, TrainResult
 
 __all__ = [
     "DatasetInfo",

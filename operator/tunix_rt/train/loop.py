@@ -1,12 +1,12 @@
-"""run_trial: train one config, report as it goes, evaluate, return the result.
+"""Backend ``builtin``: train one config, report as it goes, evaluate, return the outcome.
 
-This is the workload of every Sweep trial and every Rehearsal. The loop keeps the
+This is the default workload of every Sweep trial and every Rehearsal. The loop keeps the
 device busy: steps are dispatched asynchronously, the next batch is prepared while the
 current step runs, and losses are only fetched to the host at report points.
 
 An optional ``deadline`` (a ``time.monotonic()`` instant) is checked before every step
 and before the final evaluation, with a clock read only (no device sync); past it,
-``run_trial`` raises :class:`TrainingTimeout`.
+:func:`train` raises :class:`TrainingTimeout`.
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding
-from pydantic import BaseModel, ConfigDict, Field
 
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.train import data, sharding
-from tunix_rt.train.data import DatasetInfo
-from tunix_rt.train.evaluate import EvalRow, Evaluator
+from tunix_rt.train.backends import builtin_model_id
+from tunix_rt.train.eval_rows import EvalRow
+from tunix_rt.train.evaluate import Evaluator
 from tunix_rt.train.model import Transformer, param_count
+from tunix_rt.train.result import Log, Outcome, Report, Run, TrainingTimeout, progress_line
 from tunix_rt.train.sharding import data_mesh
 from tunix_rt.train.train_step import (
     Hyperparams,
@@ -41,71 +42,6 @@ from tunix_rt.train.train_step import (
 
 if TYPE_CHECKING:
     from tunix_rt.train.checkpoint import Checkpointer
-
-Report = Callable[[dict[str, float]], None]
-Log = Callable[[str], None]
-
-
-class TrainingTimeout(TimeoutError):
-    """``run_trial`` passed its deadline: ``step`` of ``max_steps`` train steps were
-    dispatched (the device may still be finishing the last few) after ``elapsed_seconds``
-    of run_trial; ``before_eval`` when training was complete but the final evaluation had
-    not started."""
-
-    def __init__(
-        self, step: int, max_steps: int, elapsed_seconds: float, *, before_eval: bool = False
-    ) -> None:
-        self.step = step
-        self.max_steps = max_steps
-        self.elapsed_seconds = elapsed_seconds
-        self.before_eval = before_eval
-        where = "before the final evaluation" if before_eval else "in training"
-        super().__init__(
-            f"deadline reached at step {step} of {max_steps} ({where}) after "
-            f"{elapsed_seconds:.0f} s"
-        )
-
-
-class ModelSource(BaseModel):
-    """Where a backend's model came from: what the run manifest records about it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(description="Config name, e.g. gemma3-1b or char-transformer-L2-W128.")
-    config: dict[str, Any] = Field(description="The model config the backend built.")
-    checkpoint: str | None = Field(None, description="Weights URI or path; None: random init.")
-    checkpoint_sha256: str | None = Field(None, description="Digest of the weights read.")
-    random_init: bool = Field(description="True when no checkpoint was loaded.")
-    versions: dict[str, str] = Field(
-        default_factory=dict, description="Library versions, e.g. google-tunix, qwix."
-    )
-
-
-class TrainResult(BaseModel):
-    """Everything one trial produced; snake_case JSON (eval rows feed compute_primary_score)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    primary_score: float | None = Field(description="compute_primary_score over the final eval.")
-    metrics: dict[str, float] = Field(description="Final eval metrics, final loss, throughput.")
-    eval_rows: list[EvalRow] = Field(description="Every final eval row with its output and score.")
-    history: list[dict[str, float]] = Field(
-        description="Every report, in order: the learning curve."
-    )
-    steps: int = Field(description="Train steps completed.")
-    wall_seconds: float = Field(description="Wall time of run_trial, compile and eval included.")
-    dataset: DatasetInfo
-    devices: list[str] = Field(description="The JAX devices the batch was split over.")
-    config: dict[str, Any] = Field(description="The TrainerConfig used, wire (camelCase) form.")
-    model_id: str = Field(description="e.g. tunix-rt/char-transformer-L2-W128.")
-    backend: str = Field("builtin", description="The trainer.backend that ran.")
-    model_source: ModelSource | None = Field(
-        None, description="Checkpoint, digest and versions (None for the built-in trainer)."
-    )
-
-
-def model_id(config: TrainerConfig) -> str:
-    return f"tunix-rt/char-transformer-L{config.model.layers}-W{config.model.width}"
 
 
 class BatchOrder:
@@ -191,7 +127,7 @@ class Trainer:
         self.graphdef, params = build_model(config)
         self.initial = jax.device_put(init_state(params), self.replicated)
         say(
-            f"model {model_id(config)} {param_count(params):,} params, batch "
+            f"model {builtin_model_id(config)} {param_count(params):,} params, batch "
             f"{config.batch_size} over {self.mesh.devices.size} x "
             f"{self.mesh.devices.flat[0].platform}"
         )
@@ -256,7 +192,7 @@ class Trainer:
                     _, scores = self.evaluator(state.params, limit=config.eval.intermediate_rows)
                     timing.eval += time.perf_counter() - eval_started
                     metrics.update(scores)
-                say(_progress_line(metrics, total))
+                say(progress_line(metrics, total))
                 history.append(metrics)
             if save is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
                 save(state, last_loss)  # before the report: the trial may be stopped in it
@@ -271,26 +207,18 @@ class Trainer:
         return state, last_loss, timing
 
 
-def run_trial(
-    config: TrainerConfig,
-    *,
-    report: Report | None = None,
-    checkpoint_dir: str | None = None,
-    log: Log | None = None,
-    deadline: float | None = None,
-) -> TrainResult:
-    """Train ``config``, reporting every ``log_every`` steps and at eval points, evaluate
-    on the full eval split, and return the result. Resumes from ``checkpoint_dir``.
+def train(run: Run) -> Outcome:
+    """Train ``run.config``, reporting every ``log_every`` steps and at eval points,
+    evaluate on the full eval split, and return the outcome. Resumes from
+    ``run.checkpoint_dir``.
 
-    ``deadline``: a ``time.monotonic()`` instant; checked before every train step and
-    before the final evaluation (which, once started, runs to the end). Past it,
-    :class:`TrainingTimeout` is raised (no checkpoint is written for the partial run
-    beyond the regular ``checkpointEvery`` saves). None (the default): no limit."""
-    started = time.perf_counter()
-    say: Log = log or print
-    tell: Report = report or (lambda metrics: None)
+    ``run.deadline``: checked before every train step and before the final evaluation
+    (which, once started, runs to the end). Past it, :class:`TrainingTimeout` is raised
+    (no checkpoint is written for the partial run beyond the regular ``checkpointEvery``
+    saves). None: no limit."""
+    config, tell, say, deadline = run.config, run.tell, run.say, run.deadline
     trainer = Trainer(config, say)
-    state, last_loss, timing, history = _train(trainer, checkpoint_dir, tell, say, deadline)
+    state, last_loss, timing, history = _train(trainer, run.checkpoint_dir, tell, say, deadline)
     if deadline is not None and time.monotonic() >= deadline:
         raise TrainingTimeout(
             config.max_steps,
@@ -302,17 +230,15 @@ def run_trial(
     history.append(final)
     tell(final)
     say(_final_line(final, len(rows)))
-    return TrainResult(
+    return Outcome(
         primary_score=final.get(PRIMARY_SCORE),
         metrics=final,
         eval_rows=rows,
         history=history,
         steps=config.max_steps,
-        wall_seconds=time.perf_counter() - started,
         dataset=trainer.info,
         devices=[str(d) for d in trainer.mesh.devices.flat],
-        config=config.to_wire(),
-        model_id=model_id(config),
+        model_id=builtin_model_id(config),
     )
 
 
@@ -398,16 +324,6 @@ def _final_line(metrics: dict[str, float], rows: int) -> str:
         f"trace p50/p95 {metrics.get('trace_len_p50', 0):.0f}/"
         f"{metrics.get('trace_len_p95', 0):.0f} tokens"
     )
-
-
-def _progress_line(metrics: dict[str, float], total: int) -> str:
-    line = (
-        f"step {metrics['step']:.0f}/{total} loss {metrics['loss']:.4f} "
-        f"lr {metrics['learning_rate']:.2e} {metrics['steps_per_second']:.1f} steps/s"
-    )
-    if PRIMARY_SCORE in metrics:
-        line += f" primary_score {metrics[PRIMARY_SCORE]:.4f} on {metrics['eval_rows']:.0f} rows"
-    return line
 
 
 def _meta(config: TrainerConfig, history: list[dict[str, float]], loss: float) -> dict[str, Any]:

@@ -45,9 +45,11 @@ from tunix_rt.tune.records import (
 )
 
 WORKLOAD_ENV = "TUNIX_RT_TRIAL_WORKLOAD"
-"""``module:function`` with ``run_trial``'s signature that trials run instead of the
-trainer (default ``tunix_rt.train:run_trial``); for failure-injection tests and custom
-workloads."""
+"""A test seam, not a feature: ``module:function`` with ``run_trial``'s signature that
+trials run instead of the trainer (default ``tunix_rt.train:run_trial``). Stand-in and
+custom workloads are ``trainer.backend: python`` entrypoints; the seam is kept only for
+tests/tune/test_tune_runs.py's worker-reuse test, whose stand-in must pass for a
+``builtin`` trial (only those reuse their worker process: ``driver.reuse_workers``)."""
 
 DEFAULT_WORKLOAD = "tunix_rt.train:run_trial"
 

@@ -18,8 +18,6 @@ a model that sometimes gets the answer; from random init there is no reward to l
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -32,10 +30,9 @@ from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.scoring.rewards import RewardFn, reward_fns
 from tunix_rt.train import data
-from tunix_rt.train.backends import tunix_common as common
-from tunix_rt.train.backends.tunix_sft import StepReporter, trial_result
+from tunix_rt.train.backends import tunix_eval, tunix_loop, tunix_model, tunix_tokenizer
 from tunix_rt.train.data import Example
-from tunix_rt.train.loop import Log, Report, TrainResult
+from tunix_rt.train.result import Outcome, Run
 
 DEFAULT_KL_BETA = 0.04
 DEFAULT_NUM_GENERATIONS = 4
@@ -84,11 +81,11 @@ class RewardLog:
 
 
 def prompt_batches(
-    examples: Sequence[Example], config: TrainerConfig, clock: common.Deadline
+    examples: Sequence[Example], config: TrainerConfig, clock: tunix_loop.Deadline
 ) -> Iterator[dict[str, Any]]:
     """``{"prompts": ..., "answer": ...}`` per step until max_steps or the deadline."""
     size = min(config.batch_size, len(examples))
-    order = common.batch_rows(len(examples), size, config.seed)
+    order = tunix_loop.batch_rows(len(examples), size, config.seed)
     for step, rows in enumerate(order):
         if step >= config.max_steps or not clock.allows(step):
             return
@@ -98,14 +95,14 @@ def prompt_batches(
         }
 
 
-def prompt_length(examples: Sequence[Example], tokenizer: common.Tokenizer) -> int:
+def prompt_length(examples: Sequence[Example], tokenizer: tunix_tokenizer.Tokenizer) -> int:
     """The rollout's prompt buffer: a power of two that fits every prompt and its BOS."""
     longest = max(len(tokenizer.adapter.encode(ex.prompt)) + 1 for ex in examples)
     return 1 << max(longest - 1, 1).bit_length()
 
 
 def make_learner(
-    built: common.Built,
+    built: tunix_model.Built,
     config: TrainerConfig,
     rewards: Sequence[RewardFn],
     prompt_len: int,
@@ -119,7 +116,7 @@ def make_learner(
     from tunix.rl.rollout import base_rollout  # type: ignore[import-untyped]
 
     generation = config.max_generation_length or config.eval.max_trace_tokens
-    reference = built.base if built.lora_rank else common.clone_model(built.base)
+    reference = built.base if built.lora_rank else tunix_model.clone_model(built.base)
     roles = rl_cluster_lib.Role
     options = None
     if checkpoint_dir is not None:
@@ -134,7 +131,7 @@ def make_learner(
         rollout_engine="vanilla",
         offload_to_cpu=False,
         training_config=rl_cluster_lib.RLTrainingConfig(
-            actor_optimizer=common.make_optimizer(config),
+            actor_optimizer=tunix_loop.make_optimizer(config),
             eval_every_n_steps=config.max_steps + 1,
             max_steps=config.max_steps,
             mini_batch_size=batch,
@@ -170,22 +167,11 @@ def make_learner(
     return grpo_learner.GRPOLearner(rl_cluster=cluster, algo_config=algo, reward_fns=list(rewards))
 
 
-def run_trial(
-    config: TrainerConfig,
-    *,
-    report: Report | None = None,
-    checkpoint_dir: str | None = None,
-    log: Log | None = None,
-    deadline: float | None = None,
-) -> TrainResult:
-    """Train ``config`` with GRPO, evaluate, return the result (TrainFn)."""
-    started = time.perf_counter()
-    say: Log = log or print
-    tell: Report = report or (lambda metrics: None)
+def train(run: Run) -> Outcome:
+    """Train ``config`` with GRPO, evaluate, return the result (a backend Train)."""
+    config, say, tell = run.config, run.say, run.tell
     dataset = data.load_dataset(config.dataset)
-    workdir = Path(tempfile.mkdtemp(prefix="tunix-rt-grpo-"))
-    try:
-        built = common.build(config, workdir, say)
+    with tunix_model.built_in_workdir(config, say, "tunix-rt-grpo-") as built:
         if built.source.random_init:
             say(
                 "WARNING: GRPO from a random init: rewards stay near zero until the policy "
@@ -201,13 +187,13 @@ def run_trial(
             f"prompt, {min(config.batch_size, len(dataset.train))} prompts per step, rewards "
             f"{rewards.names}"
         )
-        evaluator = common.TunixEvaluator(dataset.eval, built.tokenizer, config)
-        clock = common.Deadline(deadline, config.max_steps)
-        hooks = StepReporter(config, tell, say, evaluator, extra=rewards.drain)
-        with built.mesh, common.tunix_stderr():
+        evaluator = tunix_eval.TunixEvaluator(dataset.eval, built.tokenizer, config)
+        clock = tunix_loop.Deadline(run.deadline, config.max_steps)
+        hooks = tunix_loop.StepReporter(config, tell, say, evaluator, extra=rewards.drain)
+        with built.mesh, tunix_loop.tunix_stderr():
             batch = min(config.batch_size, len(dataset.train))
             learner = make_learner(
-                built, config, rewards.wrapped, prompt_len, batch, checkpoint_dir
+                built, config, rewards.wrapped, prompt_len, batch, run.checkpoint_dir
             )
             trainer = learner.rl_cluster.actor_trainer
             trainer.with_training_hooks(hooks)
@@ -217,12 +203,10 @@ def run_trial(
             clock.raise_if_passed(steps, before_eval=True)
             eval_started = time.perf_counter()
             rows, final = evaluator(trainer.model)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     final = hooks.finish(final | rewards.final(), steps, eval_started)
     say(
         f"done: {steps} GRPO steps, primary_score {final.get(PRIMARY_SCORE, 'n/a')} on "
         f"{len(rows)} eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, "
         f"reward_mean {final.get('reward_mean', float('nan')):.3f}"
     )
-    return trial_result("tunix-grpo", config, built, dataset.info, rows, final, hooks, started)
+    return tunix_loop.tunix_outcome("tunix-grpo", config, built, dataset.info, rows, final, hooks)
