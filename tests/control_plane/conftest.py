@@ -55,3 +55,12 @@ def operator(installed: ControlPlane, store_uri: str) -> Iterator[ChartOperator]
     running = ChartOperator(installed, storage=store_uri).start()
     yield running
     running.kill(signal.SIGTERM)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With pytest-xdist (``--dist loadgroup``) every control-plane test runs in one worker,
+    so the control plane starts once per test run."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.xdist_group("control_plane"))

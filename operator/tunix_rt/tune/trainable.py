@@ -49,7 +49,7 @@ WORKLOAD_ENV = "TUNIX_RT_TRIAL_WORKLOAD"
 trials run instead of the trainer (default ``tunix_rt.train:run_trial``). Stand-in and
 custom workloads are ``trainer.backend: python`` entrypoints; the seam is kept only for
 tests/tune/test_tune_runs.py's worker-reuse test, whose stand-in must pass for a
-``builtin`` trial (only those reuse their worker process: ``driver.reuse_workers``)."""
+``builtin`` trial (only those reuse their worker process: ``mapping.reuse_workers``)."""
 
 DEFAULT_WORKLOAD = "tunix_rt.train:run_trial"
 
@@ -76,7 +76,7 @@ def use_compile_cache() -> None:
     """JAX's persistent compilation cache for this trial (unless the environment sets one).
 
     Every trial worker process (one per concurrent trial, kept between trials of the
-    built-in trainer: ``driver.reuse_workers``) would compile the same train step and eval
+    built-in trainer: ``mapping.reuse_workers``) would compile the same train step and eval
     (3-5 s on CPU here, more on accelerators); with the cache the trials after the first
     load them (measured in benchmarks/README.md). Entries are keyed by JAX version,
     backend, flags and program, so a machine-wide folder is safe to share. An empty
