@@ -78,3 +78,24 @@ async def test_pending_sweep_fails_when_its_rayjob_fails_or_goes(
     lost = await wait_for(lambda: phase_is(api, SWEEPS, "lost", "Failed"), timeout=10)
     assert "OOM" in doomed["message"]
     assert lost["conditions"] and "RayJob sweep-lost was deleted" in lost["message"]
+
+
+async def test_a_rayjob_event_that_overtakes_the_start_still_wakes_the_sweep(
+    api: Api, config: OperatorConfig, start_operator: StartOperator
+) -> None:
+    """KubeRay can answer before the start handler's status patch lands (a slow API server):
+    the event then finds a Sweep with no phase yet. It is woken again once started, not
+    left for the resync timer."""
+    sweep = await api.create(SWEEPS, sweep_body("early"))
+    owner = {"apiVersion": "tunixrt.io/v1alpha1", "kind": "Sweep", "name": "early",
+             "uid": sweep["metadata"]["uid"], "controller": True}  # fmt: skip
+    labels = {"app.kubernetes.io/managed-by": "tunix-rt", "tunixrt.io/sweep": "early"}
+    await api.create(RAYJOBS, {
+        "apiVersion": "ray.io/v1", "kind": "RayJob",
+        "metadata": {"name": "sweep-early", "namespace": NS, "labels": labels,
+                     "ownerReferences": [owner]},
+        "spec": {"entrypoint": "python -m tunix_rt.tune"},
+        "status": {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"},
+    })  # fmt: skip
+    await start_operator(config.replace(poll_seconds=120.0, resync_seconds=120.0))
+    await wait_for(lambda: phase_is(api, SWEEPS, "early", "Running"), what="Running", timeout=30)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import datetime as dt
 import ipaddress
 import json
@@ -85,6 +86,9 @@ rules:
     userGroups: ["system:serviceaccounts"]
   - level: None
 """
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 class ControlPlaneError(RuntimeError):
@@ -252,6 +256,13 @@ class Process:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(timeout)
+
+
+def die_with_parent() -> None:
+    """In the child before exec: the kernel kills it when the test process dies, however
+    it dies (a pytest timeout, kill -9), so no server outlives its test run."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def wait_until(
@@ -541,6 +552,7 @@ class ControlPlane:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         proc = Process(name, popen, log)
         self.processes.append(proc)

@@ -15,6 +15,8 @@ changes.
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -58,27 +60,44 @@ def parent_of(rayjob: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+class Woken(enum.Enum):
+    """What a wake did: what the watch handler does next depends on it."""
+
+    RAN = "ran"
+    NOTHING_TO_FOLLOW = "nothing to follow"  # running (polled), finished, deleted, invalid
+    NOT_STARTED = "not started"  # its start handler has not written a status yet
+    FAILED = "failed"  # API trouble: logged, the next event or the resync timer retries
+
+
+STARTING_RETRIES = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""Seconds between wakes of a parent whose start has not written its status yet: a RayJob
+event can overtake that status patch (KubeRay answers fast, the API server is slow under
+load), and the next event may never come."""
+
+
 async def wake(
     kind: Kind,
     runtime: Runtime,
     namespace: str,
     name: str,
     rayjob: Mapping[str, Any] | None = None,
-) -> bool:
+) -> Woken:
     """Run ``kind.follow`` on the object, read afresh, if it is pending (a running one is
     polled; a finished or deleted one has nothing to follow) with ``rayjob`` as the event
-    delivered it (None: read it); patch its status as kopf would. True when the step ran.
-    API trouble is logged: the resync timer retries."""
+    delivered it (None: read it); patch its status as kopf would."""
     ref = ResourceRef(GROUP, VERSION, kind.plural)
     async with runtime.lock_for(kind.key, namespace, name):
         try:
             obj = await runtime.kube.get(ref, namespace, name)
         except KubeApiError as exc:
             log.warning("cannot read %s %s/%s: %s", kind.name, namespace, name, exc)
-            return False
+            return Woken.FAILED
+        status = (obj or {}).get("status") or {}
+        if obj is not None and isinstance(status, Mapping) and not status.get("phase"):
+            return Woken.NOT_STARTED
         call = _call(kind, runtime, obj)
         if call is None:
-            return False
+            return Woken.NOTHING_TO_FOLLOW
         call.rayjob = rayjob
         try:
             with runtime.metrics.time(kind.key, "wake"):
@@ -86,8 +105,21 @@ async def wake(
             await send(runtime.kube, ref, namespace, name, call.patch)
         except (kopf.TemporaryError, KubeApiError) as exc:
             log.warning("following %s %s/%s: %s (retried)", kind.name, namespace, name, exc)
-            return False
-    return True
+            return Woken.FAILED
+    return Woken.RAN
+
+
+async def wake_when_started(
+    kind: Kind, runtime: Runtime, namespace: str, name: str, rayjob: Mapping[str, Any]
+) -> Woken:
+    """:func:`wake`, again after short pauses while the parent has not been started."""
+    woken = await wake(kind, runtime, namespace, name, rayjob)
+    for delay in STARTING_RETRIES:
+        if woken is not Woken.NOT_STARTED:
+            break
+        await asyncio.sleep(delay)
+        woken = await wake(kind, runtime, namespace, name, rayjob)
+    return woken
 
 
 def _call(kind: Kind, runtime: Runtime, obj: Mapping[str, Any] | None) -> Call | None:
@@ -132,5 +164,6 @@ def register(registry: kopf.OperatorRegistry, kinds: Sequence[Kind]) -> None:
         now = signature(body)
         if now == EMPTY or seen.get(key) == now:
             return
-        seen[key] = now
-        await wake(kind, runtime_of(memo), namespace, parent[1], body)
+        woken = await wake_when_started(kind, runtime_of(memo), namespace, parent[1], body)
+        if woken in (Woken.RAN, Woken.NOTHING_TO_FOLLOW):
+            seen[key] = now  # else the same status, delivered again, wakes it again
