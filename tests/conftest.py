@@ -12,6 +12,8 @@ from support.s3 import MotoS3
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["support.kube_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:

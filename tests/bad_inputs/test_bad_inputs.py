@@ -36,6 +36,7 @@ from support.operator import (
     OperatorRun,
     register_resources,
 )
+from support.operator_config import operator_config
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import load_documents
 from tunix_rt.controller import OperatorConfig
@@ -249,17 +250,7 @@ async def drive(config: OperatorConfig, timeout: float = 90.0) -> Seen:
 @pytest.fixture(scope="module")
 def operator_seen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seen]:
     store = tmp_path_factory.mktemp("bad-inputs-store")
-    config = OperatorConfig(
-        image_cpu="registry.example/trainer:t-cpu",
-        image_gpu="registry.example/trainer:t-cuda",
-        image_tpu="registry.example/trainer:t-tpu",
-        default_storage=f"file://{store}",
-        storage_secret="store-creds",
-        poll_seconds=0.5,
-        summary_grace_seconds=1.0,
-        liveness_endpoint=None,
-        metrics_port=0,
-    )
+    config = operator_config(f"file://{store}", poll_seconds=0.5)
     with pytest.MonkeyPatch.context() as env:
         for name, value in ENV.items():  # the s3:// specs: no credentials, no retries
             env.setenv(name, value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ import yaml
 from typer.testing import CliRunner
 
 import tunix_rt.cli as cli
+from support.sweeps import GOOD_SWEEP_YAML as GOOD
+from support.trials import lr_trial
 from tunix_rt.api import crd
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import SweepSpec
@@ -24,16 +25,6 @@ from tunix_rt.storage import Store
 
 runner = CliRunner()
 
-GOOD = textwrap.dedent(
-    """\
-    apiVersion: tunixrt.io/v1alpha1
-    kind: Sweep
-    metadata: {name: good}
-    spec:
-      searchSpace:
-        learningRate: {type: loguniform, low: 1.0e-4, high: 3.0e-2}
-    """
-)
 BAD = GOOD.replace("low: 1.0e-4", "low: 0.5")
 
 
@@ -121,13 +112,12 @@ def test_crds_prints_and_writes(tmp_path: Path, repo_root: Path) -> None:
 def trial(
     trial_id: str, lr: float, score: float | None, state: TrialState = TrialState.SUCCEEDED
 ) -> TrialResult:
-    return TrialResult(
-        trial_id=trial_id,
-        sweep="demo",
-        namespace="local",
-        params={"learningRate": lr},
-        state=state,
-        primary_score=score,
+    return lr_trial(
+        "demo",
+        trial_id,
+        lr,
+        score,
+        state,
         steps=40,
         wall_seconds=3.0,
         started_at=datetime(2026, 1, 1, tzinfo=UTC),

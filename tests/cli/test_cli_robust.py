@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 import tunix_rt.cli as cli
 from support.evidence import write_evidence
+from support.sweeps import GOOD_SWEEP_YAML as GOOD
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import (
     DriverSession,
@@ -35,16 +36,6 @@ from tunix_rt.storage import Store
 runner = CliRunner()
 EXE = Path(sys.executable).with_name("tunix-rt")
 ROOT = Path(__file__).resolve().parents[2]
-GOOD = textwrap.dedent(
-    """\
-    apiVersion: tunixrt.io/v1alpha1
-    kind: Sweep
-    metadata: {name: good}
-    spec:
-      searchSpace:
-        learningRate: {type: loguniform, low: 1.0e-4, high: 3.0e-2}
-    """
-)
 SMOKE = ROOT / "examples" / "sweep-smoke.yaml"
 TRAINER = ROOT / "examples" / "trainer-smoke.yaml"
 

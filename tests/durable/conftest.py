@@ -8,12 +8,11 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import kmock
 import pytest
 
-from support.operator import Api, ApiServer, OperatorRun, register_resources
+from support.operator import ApiServer, OperatorRun
+from support.operator_config import operator_config
 from support.s3 import SECRET, MotoS3
-from tunix_rt.controller import OperatorConfig
 from tunix_rt.storage import Store
 
 
@@ -59,33 +58,11 @@ def driver_env(
 
 
 @pytest.fixture
-async def apiserver() -> AsyncIterator[ApiServer]:
-    async with ApiServer() as server, kmock.Server(server):
-        register_resources(server)
-        yield server
-
-
-@pytest.fixture
-def api(apiserver: ApiServer) -> Api:
-    return Api(str(apiserver.url))
-
-
-@pytest.fixture
 async def s3_operator(
     apiserver: ApiServer, s3_sweep_store: Store, driver_env: dict[str, str]
 ) -> AsyncIterator[OperatorRun]:
     """The operator (kopf against kmock) with the s3:// store as its default storage."""
-    config = OperatorConfig(
-        image_cpu="registry.example/trainer:t-cpu",
-        image_gpu="registry.example/trainer:t-cuda",
-        image_tpu="registry.example/trainer:t-tpu",
-        default_storage=s3_sweep_store.uri,
-        storage_secret="store-creds",
-        poll_seconds=0.3,
-        summary_grace_seconds=5.0,
-        liveness_endpoint=None,
-        metrics_port=0,
-    )
+    config = operator_config(s3_sweep_store.uri, poll_seconds=0.3, summary_grace_seconds=5.0)
     run = OperatorRun(config, str(apiserver.url))
     await run.start()
     yield run

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from support.trials import lr_trial
 from tunix_rt.api.common import Phase
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
@@ -43,13 +44,12 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
 def _trial(trial_id: str, lr: float, score: float | None, state: TrialState) -> TrialResult:
-    return TrialResult(
-        trial_id=trial_id,
-        sweep="smoke",
-        namespace="local",
-        params={"learningRate": lr},
-        state=state,
-        primary_score=score,
+    return lr_trial(
+        "smoke",
+        trial_id,
+        lr,
+        score,
+        state,
         metrics={"primary_score": score} if score is not None else {},
         steps=300 if state is not TrialState.FAILED else 40,
         wall_seconds=47.5,

@@ -55,6 +55,17 @@ def _text(manifest: dict[str, Any]) -> str:
     return json.dumps(manifest, indent=2) + "\n"
 
 
+def _placement(doc: dict[str, Any], uid: str, operator: OperatorConfig) -> dict[str, Any]:
+    """Where the RayJob of the manifest ``doc`` goes, whose it is, how it is built."""
+    name = doc["metadata"]["name"]
+    return {
+        "name": name,
+        "namespace": "ml-sweeps",
+        "owner": Owner("tunixrt.io/v1alpha1", doc["kind"], name, uid),
+        "options": operator.build_options(),
+    }
+
+
 def _check(name: str, manifest: dict[str, Any]) -> None:
     validate_rayjob(manifest)
     path = GOLDEN / f"{name}.json"
@@ -71,15 +82,7 @@ def test_sweep_rayjob_is_unchanged(example: str, config: str) -> None:
     doc = _manifest(example)
     operator = CONFIGS[config]
     spec = SweepSpec.model_validate(operator.with_defaults(doc["spec"]))
-    name = doc["metadata"]["name"]
-    owner = Owner("tunixrt.io/v1alpha1", "Sweep", name, "uid-0001")
-    manifest = build_sweep_rayjob(
-        name=name,
-        namespace="ml-sweeps",
-        spec=spec,
-        owner=owner,
-        options=operator.build_options(),
-    )
+    manifest = build_sweep_rayjob(spec=spec, **_placement(doc, "uid-0001", operator))
     _check(f"{example.replace('/', '-')}.{config}", manifest)
 
 
@@ -94,14 +97,9 @@ def test_rehearsal_rayjob_is_unchanged(example: str, config: str) -> None:
     trainer.update(wire.pop("overrides", None) or {})
     source = wire.pop("fromSweep")
     spec = RehearsalSpec.model_validate({**wire, "trainer": trainer})
-    name = doc["metadata"]["name"]
-    owner = Owner("tunixrt.io/v1alpha1", "Rehearsal", name, "uid-0002")
     manifest = build_rehearsal_rayjob(
-        name=name,
-        namespace="ml-sweeps",
         spec=spec,
-        owner=owner,
-        options=operator.build_options(),
+        **_placement(doc, "uid-0002", operator),
         source_sweep=source,
         source_trial="abc123_00001",
         params={"learningRate": 0.003, "warmupSteps": 10},

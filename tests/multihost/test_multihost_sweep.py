@@ -8,50 +8,32 @@ Nothing is mocked: Ray Tune, Ray Train v2, JAX across processes and the real tra
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
+from support.sweeps import run_sweep_cli, tiny_jax_sweep
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.scoring import PRIMARY_SCORE
 
 pytestmark = pytest.mark.slow
 
-SWEEP = {
-    "apiVersion": "tunixrt.io/v1alpha1",
-    "kind": "Sweep",
-    "metadata": {"name": "two-hosts"},
-    "spec": {
-        "trainer": {
-            "model": {"layers": 1, "width": 32, "heads": 2, "context": 128},
-            "dataset": {"trainSize": 128, "evalSize": 8},
-            "eval": {"evalEvery": 5, "intermediateRows": 4, "maxTraceTokens": 32},
-            "batchSize": 8,
-            "logEvery": 5,
-            "warmupSteps": 2,
-        },
-        "searchSpace": {"learningRate": {"type": "grid", "values": [3.0e-3, 1.0e-5]}},
-        "algorithm": "grid",
-        "maxTrials": 2,
-        "maxConcurrentTrials": 2,
-        "budget": {"smokeSteps": 10},
-        # 2 workers of half a CPU per trial: both trials fit the 2 CPUs of a CI machine.
-        "resources": {"workers": 2, "cpu": 0.5},
-    },
-}
+SWEEP = tiny_jax_sweep(
+    "two-hosts",
+    rows=(128, 8),
+    eval_every=5,
+    intermediate_rows=4,
+    max_trace_tokens=32,
+    batch_size=8,
+    smoke_steps=10,
+    # 2 workers of half a CPU per trial: both trials fit the 2 CPUs of a CI machine.
+    resources={"workers": 2, "cpu": 0.5},
+)
 
 
 def test_sweep_of_two_worker_trials(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    spec = tmp_path / "two-hosts.yaml"
-    spec.write_text(yaml.safe_dump(SWEEP))
-    storage = tmp_path / "runs"
-    exe = Path(sys.executable).with_name("tunix-rt")
-    cmd = [str(exe), "sweep", "run", str(spec), "--no-live", "--storage", f"file://{storage}"]
-    out = subprocess.run(cmd, env=subprocess_env, capture_output=True, text=True, timeout=900)
-    folder = storage / "local" / "two-hosts"
+    run = run_sweep_cli(tmp_path, SWEEP, subprocess_env, timeout=900)
+    out, folder = run.out, run.folder
     logs = sorted((folder / "logs").glob("driver-*.log"))
     assert out.returncode == 0, (
         out.stdout[-4000:] + out.stderr[-3000:] + (logs[-1].read_text()[-4000:] if logs else "")

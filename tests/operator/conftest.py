@@ -6,33 +6,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import kmock
 import pytest
 
 from support.net import CuttingProxy
 from support.operator import (
     S3_ACCESS_KEY,
-    Api,
     ApiServer,
     OperatorRun,
     StartOperator,
-    register_resources,
 )
+from support.operator_config import operator_config
 from support.s3 import SECRET, MotoS3
 from tunix_rt.controller import OperatorConfig
 from tunix_rt.storage import Store
-
-
-@pytest.fixture
-async def apiserver() -> AsyncIterator[ApiServer]:
-    async with ApiServer() as server, kmock.Server(server):
-        register_resources(server)
-        yield server
-
-
-@pytest.fixture
-def api(apiserver: ApiServer) -> Api:
-    return Api(str(apiserver.url))
 
 
 @pytest.fixture
@@ -42,17 +28,7 @@ def store(tmp_path: Path) -> Store:
 
 @pytest.fixture
 def config(store: Store) -> OperatorConfig:
-    return OperatorConfig(
-        image_cpu="registry.example/trainer:t-cpu",
-        image_gpu="registry.example/trainer:t-cuda",
-        image_tpu="registry.example/trainer:t-tpu",
-        default_storage=store.uri,
-        storage_secret="store-creds",
-        poll_seconds=0.2,
-        summary_grace_seconds=1.0,
-        liveness_endpoint=None,
-        metrics_port=0,
-    )
+    return operator_config(store.uri)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from support.operator import (
     phase_is,
     printer_columns,
     rehearsal_body,
+    rehearsal_succeeds,
     status_of,
     sweep_body,
     wait_for,
@@ -103,13 +104,7 @@ async def test_inline_rehearsal_runs_and_lists_evidence(
     after = await api.get(RAYJOBS, NS, "rehearsal-final")
     assert after is not None and after["spec"] == rayjob["spec"]
 
-    keys = write_evidence(store, NS, "final", score=0.8125)
-    await api.job_status(
-        NS, "rehearsal-final", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
-    )
-    status = await wait_for(
-        lambda: phase_is(api, REHEARSALS, "final", "Succeeded"), what="Succeeded"
-    )
+    status, keys = await rehearsal_succeeds(api, store, "final", score=0.8125, namespace=NS)
     assert status["primaryScore"] == 0.8125
     assert sorted(status["evidenceFiles"]) == sorted(store.uri_for(k) for k in keys)
     assert status["bundleUri"] == store.uri_for(

@@ -30,10 +30,10 @@ from support.operator import (
     events_of,
     phase_is,
     rehearsal_body,
+    rehearsal_succeeds,
     status_of,
     sweep_body,
     wait_for,
-    write_evidence,
     write_summary,
     write_trial,
 )
@@ -129,14 +129,8 @@ async def test_rehearsal_on_s3_runs_to_success(
 
     await api.job_status(NS, "rehearsal-final", jobDeploymentStatus="Running", jobStatus="RUNNING")
     await wait_for(lambda: phase_is(api, REHEARSALS, "final", "Running"), what="Running")
-    keys = write_evidence(s3_store, NS, "final", score=0.8125)
-    await api.job_status(
-        NS, "rehearsal-final", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
-    )
+    status, keys = await rehearsal_succeeds(api, s3_store, "final", score=0.8125, namespace=NS)
 
-    status = await wait_for(
-        lambda: phase_is(api, REHEARSALS, "final", "Succeeded"), what="Succeeded"
-    )
     assert status["primaryScore"] == 0.8125
     assert status["evidenceUri"] == f"{s3_store.uri}/{prefix}"
     assert sorted(status["evidenceFiles"]) == sorted(s3_store.uri_for(k) for k in keys)

@@ -178,8 +178,8 @@ async def test_operator_outputs_never_carry_the_canary(
         write_summary,
         write_trial,
     )
+    from support.operator_config import operator_config
     from tunix_rt.api.trial import TrialState
-    from tunix_rt.controller import OperatorConfig
     from tunix_rt.storage import Store
 
     bucket = moto_s3.fresh_bucket("canary-", "operator")
@@ -194,17 +194,7 @@ async def test_operator_outputs_never_carry_the_canary(
         monkeypatch.delenv(name, raising=False)
     caplog.set_level(logging.DEBUG)
     store = Store(f"s3://{bucket}/tunix-rt")
-    config = OperatorConfig(
-        image_cpu="registry.example/trainer:t-cpu",
-        image_gpu="registry.example/trainer:t-cuda",
-        image_tpu="registry.example/trainer:t-tpu",
-        default_storage=store.uri,
-        storage_secret="store-creds",
-        poll_seconds=0.2,
-        summary_grace_seconds=1.0,
-        liveness_endpoint=None,
-        metrics_port=0,
-    )
+    config = operator_config(store.uri)
     async with ApiServer() as server, kmock.Server(server):
         register_resources(server)
         api = Api(str(server.url))

@@ -83,7 +83,8 @@ class Driver:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def kill_session(sid: int) -> None:
+def kill_session(sid: int, pause: float = 0.3) -> None:
+    """SIGKILL every process of a session: the driver, its local Ray and the trial workers."""
     for _ in range(3):
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -94,7 +95,7 @@ def kill_session(sid: int) -> None:
                     os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 continue
-        time.sleep(0.3)
+        time.sleep(pause)
 
 
 def write_manifest(path: Path, name: str, spec: dict[str, Any]) -> Path:

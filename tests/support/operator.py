@@ -564,6 +564,21 @@ def write_evidence(
     return keys
 
 
+async def rehearsal_succeeds(
+    api: Api, store: Store, name: str, score: float, namespace: str = "ml"
+) -> tuple[dict[str, Any], list[str]]:
+    """The rehearsal run leaves its evidence and its RayJob completes: the Succeeded
+    status the operator then reports, and the evidence keys."""
+    keys = write_evidence(store, namespace, name, score=score)
+    await api.job_status(
+        namespace, f"rehearsal-{name}", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
+    )
+    status = await wait_for(
+        lambda: phase_is(api, REHEARSALS, name, "Succeeded", namespace), what="Succeeded"
+    )
+    return status, keys
+
+
 def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any]:
     for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
         if cond.get("type") == ctype:

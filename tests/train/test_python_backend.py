@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,20 @@ _names = itertools.count()
 DATASET = {"trainSize": 64, "evalSize": 8}
 
 
-def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> str:
-    """A module of the user's, importable under a name of its own; its name."""
-    name = f"user_trainer_{next(_names)}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(body))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return name
+UserModule = Callable[[str], str]
+
+
+@pytest.fixture
+def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> UserModule:
+    """Writes a module of the user's, importable under a name of its own; gives its name."""
+
+    def write(body: str) -> str:
+        name = f"user_trainer_{next(_names)}"
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(body))
+        monkeypatch.syspath_prepend(str(tmp_path))
+        return name
+
+    return write
 
 
 def config(entrypoint: str, **extra: Any) -> TrainerConfig:
@@ -61,10 +70,8 @@ ORACLE = """
 """
 
 
-def test_the_entrypoint_trains_and_tunix_rt_scores_its_rows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    name = user_module(tmp_path, monkeypatch, ORACLE)
+def test_the_entrypoint_trains_and_tunix_rt_scores_its_rows(user_module: UserModule) -> None:
+    name = user_module(ORACLE)
     reports: list[dict[str, float]] = []
     result = run_trial(config(f"{name}:train"), report=reports.append, log=lambda _: None)
     assert result.backend == "python"
@@ -93,12 +100,8 @@ def test_backend_python_is_in_the_backend_table() -> None:
     assert backend_for("python") is python_train
 
 
-def test_the_trial_gets_the_declared_params_and_the_dataset(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_trial_gets_the_declared_params_and_the_dataset(user_module: UserModule) -> None:
     name = user_module(
-        tmp_path,
-        monkeypatch,
         """
         SEEN = {}
 
@@ -129,12 +132,8 @@ def test_the_trial_gets_the_declared_params_and_the_dataset(
     assert result.model_id == "python/mine"
 
 
-def test_the_guardrail_is_the_built_in_trainers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_guardrail_is_the_built_in_trainers(user_module: UserModule) -> None:
     name = user_module(
-        tmp_path,
-        monkeypatch,
         """
         def train(trial):
             a, b, c, d = trial.dataset.eval[:4]
@@ -207,9 +206,9 @@ ROW = (
     ],
 )
 def test_a_malformed_report_fails_the_trial_naming_what_is_wrong(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: str, message: str
+    user_module: UserModule, call: str, message: str
 ) -> None:
-    name = user_module(tmp_path, monkeypatch, f"def train(trial):\n    {ROW}\n    {call}\n")
+    name = user_module(f"def train(trial):\n    {ROW}\n    {call}\n")
     with pytest.raises(TrialReportError) as info:
         run_trial(config(f"{name}:train"), log=lambda _: None)
     assert message in str(info.value)
@@ -241,21 +240,17 @@ def test_a_malformed_report_fails_the_trial_naming_what_is_wrong(
     ],
 )
 def test_a_bad_entrypoint_is_named_with_what_to_do(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, entry: str, message: str
+    user_module: UserModule, body: str, entry: str, message: str
 ) -> None:
-    name = user_module(tmp_path, monkeypatch, body)
+    name = user_module(body)
     with pytest.raises(EntrypointError) as info:
         run_trial(config(entry.format(name=name)), log=lambda _: None)
     assert "trainer.entrypoint" in str(info.value)
     assert message in str(info.value)
 
 
-def test_the_deadline_stops_the_entrypoint_at_its_next_report(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_deadline_stops_the_entrypoint_at_its_next_report(user_module: UserModule) -> None:
     name = user_module(
-        tmp_path,
-        monkeypatch,
         """
         import time
 

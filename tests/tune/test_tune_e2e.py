@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from support.sweeps import run_sweep_cli, tiny_jax_sweep
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep_goals import Objective
 from tunix_rt.api.trainer import TrainerConfig
@@ -27,41 +27,17 @@ from tunix_rt.scoring import PRIMARY_SCORE
 
 pytestmark = pytest.mark.slow
 
-TINY_SWEEP = {
-    "apiVersion": "tunixrt.io/v1alpha1",
-    "kind": "Sweep",
-    "metadata": {"name": "tiny"},
-    "spec": {
-        "trainer": {
-            "model": {"layers": 1, "width": 32, "heads": 2, "context": 128},
-            "dataset": {"trainSize": 256, "evalSize": 16},
-            "eval": {"evalEvery": 10, "intermediateRows": 8, "maxTraceTokens": 48},
-            "batchSize": 16,
-            "logEvery": 5,
-            "warmupSteps": 2,
-        },
-        "searchSpace": {"learningRate": {"type": "grid", "values": [3.0e-3, 1.0e-5]}},
-        "algorithm": "grid",
-        "maxTrials": 2,
-        "maxConcurrentTrials": 2,
-        "budget": {"smokeSteps": 20},
-    },
-}
+TINY_SWEEP = tiny_jax_sweep("tiny")
 
 
 def test_sweep_run_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    spec = tmp_path / "tiny.yaml"
-    spec.write_text(yaml.safe_dump(TINY_SWEEP))
-    storage = tmp_path / "runs"
-    exe = Path(sys.executable).with_name("tunix-rt")
-    cmd = [str(exe), "sweep", "run", str(spec), "--no-live", "--storage", f"file://{storage}"]
-    out = subprocess.run(cmd, env=subprocess_env, capture_output=True, text=True, timeout=600)
-    logs = sorted((storage / "local" / "tiny" / "logs").glob("driver-*.log"))
+    run = run_sweep_cli(tmp_path, TINY_SWEEP, subprocess_env, timeout=600)
+    spec, cmd, out, folder = run.spec, run.cmd, run.out, run.folder
+    logs = sorted((folder / "logs").glob("driver-*.log"))
     assert out.returncode == 0, (
         out.stdout[-4000:] + out.stderr[-2000:] + (logs[-1].read_text()[-4000:] if logs else "")
     )
 
-    folder = storage / "local" / "tiny"
     trials = check_trials(folder)
     summary = check_summary(folder, trials)
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from support.durable import kill_session
 from support.tune_workloads import python_trainer
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.evidence import verify_zip
@@ -54,6 +55,15 @@ def run_driver(
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def run_sweep(
+    tmp_path: Path, name: str, spec: dict[str, Any], env: dict[str, str]
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The driver run of a Sweep of ``spec`` into ``tmp_path/runs``: that store, the run."""
+    storage = tmp_path / "runs"
+    path = write_spec(tmp_path / f"{name}.yaml", name, spec)
+    return storage, run_driver(driver_cmd(path, storage, name), env)
+
+
 def records(storage: Path, name: str) -> dict[str, TrialResult]:
     folder = storage / "ns" / name / "trials"
     out = {}
@@ -67,27 +77,12 @@ def summary(storage: Path, name: str) -> SweepResult:
     return SweepResult.model_validate_json((storage / "ns" / name / "summary.json").read_text())
 
 
-def kill_session(sid: int) -> None:
-    """SIGKILL every process of a session: the driver, its local Ray and the trial workers."""
-    for _ in range(3):
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            pid = int(entry)
-            try:
-                if os.getsid(pid) == sid:
-                    os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                continue
-        time.sleep(0.5)
-
-
 def test_failed_trials_within_budget_then_stop(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     env = subprocess_env
-    spec = write_spec(
-        tmp_path / "fails.yaml",
+    storage, out = run_sweep(
+        tmp_path,
         "fails",
         {
             # grid order: ok, diverges, diverges, never runs
@@ -98,9 +93,8 @@ def test_failed_trials_within_budget_then_stop(
             "budget": {"smokeSteps": 20},
             "trainer": python_trainer(logEvery=10),
         },
+        env,
     )
-    storage = tmp_path / "runs"
-    out = run_driver(driver_cmd(spec, storage, "fails"), env)
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     assert "more than maxFailedTrials (1)" in out.stderr
 
@@ -140,8 +134,8 @@ def test_trials_reuse_one_worker_process_even_after_early_stops(
     and none fails for it."""
     # The seam's one remaining user: only built-in trials reuse their worker process.
     env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "support.tune_workloads:run_trial_pid"}
-    spec = write_spec(
-        tmp_path / "reuse.yaml",
+    storage, out = run_sweep(
+        tmp_path,
         "reuse",
         {
             # loss = 2/step + lr: each trial after the first is worse at the first rung
@@ -153,9 +147,8 @@ def test_trials_reuse_one_worker_process_even_after_early_stops(
             "budget": {"smokeSteps": 40},
             "trainer": {"logEvery": 10},
         },
+        env,
     )
-    storage = tmp_path / "runs"
-    out = run_driver(driver_cmd(spec, storage, "reuse"), env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     trials = sorted(records(storage, "reuse").values(), key=lambda t: t.params["learningRate"])
     states = [(t.params["learningRate"], t.state.value, t.steps) for t in trials]
@@ -203,7 +196,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
                 break
             time.sleep(0.2)
     finally:
-        kill_session(first.pid)  # like a kill -9 of the whole run, Ray included
+        kill_session(first.pid, pause=0.5)  # like a kill -9 of the whole run, Ray included
         first.wait(timeout=30)
         log.close()
     assert first.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()[-3000:]
@@ -246,8 +239,8 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
 
 def test_tpe_with_asha_on_a_real_tuner(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     env = subprocess_env
-    spec = write_spec(
-        tmp_path / "tpe.yaml",
+    storage, out = run_sweep(
+        tmp_path,
         "tpe",
         {
             "searchSpace": {
@@ -262,9 +255,8 @@ def test_tpe_with_asha_on_a_real_tuner(tmp_path: Path, subprocess_env: dict[str,
             "budget": {"smokeSteps": 40},
             "trainer": python_trainer(logEvery=10),
         },
+        env,
     )
-    storage = tmp_path / "runs"
-    out = run_driver(driver_cmd(spec, storage, "tpe"), env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     trials = records(storage, "tpe")
     assert len(trials) == 4

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trainer_sections import DatasetConfig
 from tunix_rt.train import tokenizer
+from tunix_rt.train.packing import fitting_row, pack_rows
 
 MASK64 = (1 << 64) - 1
 COLUMNS = 3
@@ -292,6 +293,13 @@ class DatasetInfo(BaseModel):
     train_rows: int
     eval_rows: int
 
+    def describe(self) -> str:
+        """How the trainers' logs name it: name, hash prefix and row counts."""
+        return (
+            f"dataset {self.name} sha256 {self.sha256[:16]} train {self.train_rows} "
+            f"eval {self.eval_rows} rows"
+        )
+
 
 @dataclass(frozen=True)
 class RowError:
@@ -476,21 +484,15 @@ def encode_prompt(prompt: str) -> list[int]:
 
 def encode_train(examples: Sequence[Example], context: int) -> EncodedTrain:
     """Rows as [n, length] arrays, length = the longest row: no padding column is wasted."""
-    encoded = []
-    for index, ex in enumerate(examples):
-        prompt = encode_prompt(ex.prompt)
-        target = tokenizer.encode(tokenizer.format_target(ex.reasoning, ex.answer))
-        if len(prompt) + len(target) > context:
-            raise ValueError(
-                f"train row {index} is {len(prompt) + len(target)} tokens, longer than "
-                f"model.context={context}; raise model.context or shorten the row"
-            )
-        encoded.append((prompt, target))
-    length = max(len(p) + len(t) for p, t in encoded)
-    tokens = np.zeros((len(encoded), length), np.int32)
-    loss_mask = np.zeros((len(encoded), length), np.int8)
-    for row, (prompt, target) in enumerate(encoded):
-        end = len(prompt) + len(target)
-        tokens[row, :end] = prompt + target
-        loss_mask[row, len(prompt) : end] = 1
-    return EncodedTrain(tokens, loss_mask)
+    fix = "raise model.context or shorten the row"
+    rows = [
+        fitting_row(
+            index,
+            encode_prompt(ex.prompt),
+            tokenizer.encode(tokenizer.format_target(ex.reasoning, ex.answer)),
+            context,
+            fix,
+        )
+        for index, ex in enumerate(examples)
+    ]
+    return EncodedTrain(*pack_rows(rows, 0, np.int8))

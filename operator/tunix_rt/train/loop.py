@@ -119,11 +119,7 @@ class Trainer:
             say(f"rejected row {error}")
         encoded = data.encode_train(dataset.train, config.model.context)
         self.info = dataset.info
-        say(
-            f"dataset {self.info.name} sha256 {self.info.sha256[:16]} train "
-            f"{self.info.train_rows} eval {self.info.eval_rows} rows, "
-            f"{encoded.tokens.shape[1]} tokens/row"
-        )
+        say(f"{self.info.describe()}, {encoded.tokens.shape[1]} tokens/row")
         self.graphdef, params = build_model(config)
         self.initial = jax.device_put(init_state(params), self.replicated)
         say(

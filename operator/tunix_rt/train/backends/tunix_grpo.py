@@ -180,9 +180,8 @@ def train(run: Run) -> Outcome:
         rewards = RewardLog(reward_fns(config.eval.max_trace_tokens, built.tokenizer.count))
         prompt_len = prompt_length(dataset.train, built.tokenizer)
         say(
-            f"dataset {dataset.info.name} sha256 {dataset.info.sha256[:16]} train "
-            f"{dataset.info.train_rows} eval {dataset.info.eval_rows} rows; backend "
-            f"tunix-grpo: {config.num_generations or DEFAULT_NUM_GENERATIONS} generations of "
+            f"{dataset.info.describe()}; backend tunix-grpo: "
+            f"{config.num_generations or DEFAULT_NUM_GENERATIONS} generations of "
             f"{config.max_generation_length or config.eval.max_trace_tokens} tokens per "
             f"prompt, {min(config.batch_size, len(dataset.train))} prompts per step, rewards "
             f"{rewards.names}"

@@ -27,6 +27,7 @@ from tunix_rt.train import tokenizer as byte_tokenizer
 from tunix_rt.train.backends import tunix_eval, tunix_loop, tunix_model, tunix_weights
 from tunix_rt.train.backends.tunix_tokenizer import Tokenizer
 from tunix_rt.train.data import Example
+from tunix_rt.train.packing import fitting_row, pack_rows
 from tunix_rt.train.result import Log, Outcome, Run
 
 EXPORT_DIR = "export"
@@ -46,19 +47,8 @@ def sft_rows(
             *adapter.encode(byte_tokenizer.format_target(ex.reasoning, ex.answer)),
             adapter.eos_id(),
         ]
-        if len(prompt) + len(target) > context:
-            raise ValueError(
-                f"train row {index} is {len(prompt) + len(target)} tokens, longer than "
-                f"model.context={context}; raise model.context"
-            )
-        rows.append((prompt, target))
-    length = max(len(p) + len(t) for p, t in rows)
-    tokens = np.full((len(rows), length), adapter.pad_id(), np.int32)
-    mask = np.zeros((len(rows), length), bool)
-    for row, (prompt, target) in enumerate(rows):
-        tokens[row, : len(prompt) + len(target)] = prompt + target
-        mask[row, len(prompt) : len(prompt) + len(target)] = True
-    return tokens, mask
+        rows.append(fitting_row(index, prompt, target, context, "raise model.context"))
+    return pack_rows(rows, adapter.pad_id(), bool)
 
 
 def batches(
@@ -135,9 +125,7 @@ def train(run: Run) -> Outcome:
     with tunix_model.built_in_workdir(config, say, "tunix-rt-sft-") as built:
         tokens, mask = sft_rows(dataset.train, built.tokenizer, config.model.context)
         say(
-            f"dataset {dataset.info.name} sha256 {dataset.info.sha256[:16]} train "
-            f"{dataset.info.train_rows} eval {dataset.info.eval_rows} rows, "
-            f"{tokens.shape[1]} tokens/row; backend tunix-sft on "
+            f"{dataset.info.describe()}, {tokens.shape[1]} tokens/row; backend tunix-sft on "
             f"{built.mesh.devices.size} x {built.mesh.devices.flat[0].platform}"
         )
         evaluator = tunix_eval.TunixEvaluator(dataset.eval, built.tokenizer, config)

@@ -1,0 +1,92 @@
+"""Sweeps more than one test file runs: the CLI's one good Sweep, the 2-trial grid
+sweep of a tiny JAX model that the end-to-end tests train for real, and running one
+with ``tunix-rt sweep run``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GOOD_SWEEP_YAML = textwrap.dedent(
+    """\
+    apiVersion: tunixrt.io/v1alpha1
+    kind: Sweep
+    metadata: {name: good}
+    spec:
+      searchSpace:
+        learningRate: {type: loguniform, low: 1.0e-4, high: 3.0e-2}
+    """
+)
+
+
+def tiny_jax_sweep(
+    name: str,
+    *,
+    rows: tuple[int, int] = (256, 16),
+    eval_every: int = 10,
+    intermediate_rows: int = 8,
+    max_trace_tokens: int = 48,
+    batch_size: int = 16,
+    smoke_steps: int = 20,
+    **spec: Any,
+) -> dict[str, Any]:
+    """Two trials of a 1-layer, 32-wide model (``rows``: train and eval rows), learning
+    rates 3e-3 and 1e-5 on a grid, both at once; ``spec``: further spec fields. The
+    defaults: the end-to-end sweep (tests/tune/test_tune_e2e.py)."""
+    train_size, eval_size = rows
+    return {
+        "apiVersion": "tunixrt.io/v1alpha1",
+        "kind": "Sweep",
+        "metadata": {"name": name},
+        "spec": {
+            "trainer": {
+                "model": {"layers": 1, "width": 32, "heads": 2, "context": 128},
+                "dataset": {"trainSize": train_size, "evalSize": eval_size},
+                "eval": {
+                    "evalEvery": eval_every,
+                    "intermediateRows": intermediate_rows,
+                    "maxTraceTokens": max_trace_tokens,
+                },
+                "batchSize": batch_size,
+                "logEvery": 5,
+                "warmupSteps": 2,
+            },
+            "searchSpace": {"learningRate": {"type": "grid", "values": [3.0e-3, 1.0e-5]}},
+            "algorithm": "grid",
+            "maxTrials": 2,
+            "maxConcurrentTrials": 2,
+            "budget": {"smokeSteps": smoke_steps},
+            **spec,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class CliSweep:
+    """One ``tunix-rt sweep run``: the manifest file, the command, its output and the
+    sweep's folder in the store."""
+
+    spec: Path
+    cmd: list[str]
+    out: subprocess.CompletedProcess[str]
+    folder: Path
+
+
+def run_sweep_cli(
+    tmp_path: Path, manifest: dict[str, Any], env: dict[str, str], timeout: float
+) -> CliSweep:
+    """``tunix-rt sweep run`` of ``manifest`` into a file:// store at ``tmp_path/runs``."""
+    name = manifest["metadata"]["name"]
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text(yaml.safe_dump(manifest))
+    storage = tmp_path / "runs"
+    exe = Path(sys.executable).with_name("tunix-rt")
+    cmd = [str(exe), "sweep", "run", str(spec), "--no-live", "--storage", f"file://{storage}"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    return CliSweep(spec, cmd, out, storage / "local" / name)
