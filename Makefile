@@ -17,11 +17,14 @@ VENV_STAMP := .venv/.tunix-rt-synced
 SWEEP ?= examples/sweep-smoke.yaml
 ARGS ?=
 
-.PHONY: help demo test lint format typecheck pytest control-plane crds bench bench-operator reliability setup clean
+PYTEST_WORKERS ?= 0
+
+.PHONY: help demo test test-fast lint format typecheck pytest control-plane crds bench bench-operator reliability setup clean
 
 help:
 	@echo "make demo   run the 5-trial smoke sweep on a local Ray (ARGS=--fresh to start over)"
 	@echo "make test   ruff, ruff format --check, mypy, the control-plane binaries and pytest"
+	@echo "make test-fast   the unit tests only (no training, Ray or control plane)"
 	@echo "make lint | typecheck | pytest | crds (regenerate crds/) | bench | clean"
 
 # uv, then the virtual environment from uv.lock (again when pyproject/uv.lock change).
@@ -49,6 +52,11 @@ demo: $(VENV_STAMP)
 # build is not charged to the first test's timeout.
 test: lint typecheck control-plane pytest
 
+# The edit loop: the tests that neither train, run Ray nor start a control plane, in two
+# pytest-xdist workers.
+test-fast: $(VENV_STAMP)
+	$(RUN) pytest -q -n 2 -m "not slow and not load" --ignore=tests/control_plane $(ARGS)
+
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and helm from the Go
 # module proxy, cached under ~/.cache/tunix-rt/control-plane/<versions>/ (README: times).
 control-plane:
@@ -67,8 +75,9 @@ typecheck: $(VENV_STAMP)
 	$(RUN) mypy
 
 # pytest exits 5 when it collected no test (e.g. ARGS="-k nothing"): say so, don't fail.
+# PYTEST_WORKERS=N runs N pytest-xdist workers (the control-plane tests share one).
 pytest: $(VENV_STAMP)
-	@rc=0; $(RUN) pytest -q $(ARGS) || rc=$$?; \
+	@rc=0; $(RUN) pytest -q $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup) $(ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
 # Regenerate crds/ from the models (and the Helm chart's copy, when the chart is there).
