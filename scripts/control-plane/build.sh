@@ -44,7 +44,6 @@ go 1.26
 require $module $version
 $extra
 MOD
-    printf 'package tools\n\nimport _ "%s"\n' "$module/cmd/kube-apiserver" > /dev/null
 }
 
 timed() {  # timed LABEL CMD...: run CMD, then say how long it took

@@ -13,7 +13,6 @@ A missing binary is an error, never a skip: the tests that use this must run eve
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import ctypes
 import datetime as dt
@@ -295,6 +294,7 @@ class ControlPlane:
     server: str = ""
     certs: Certificates | None = None
     admin_kubeconfig: Path = Path()
+    _tls: ssl.SSLContext | None = field(default=None, repr=False)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -361,7 +361,7 @@ class ControlPlane:
         )
         wait_until(
             "kube-apiserver /readyz",
-            lambda: self._readyz(admin),
+            lambda: self._readyz(),
             timeout=timeout,
             alive=[etcd, apiserver],
         )
@@ -520,16 +520,12 @@ class ControlPlane:
     ) -> tuple[int, dict[str, Any]]:
         """One request as the admin (status code, decoded body): for checks a kubectl
         invocation each would make slow, such as hundreds of server-side dry runs."""
-        assert self.certs is not None
-        context = ssl.create_default_context(cafile=str(self.certs.ca))
-        admin = KeyPair(self.certs.folder / "admin.crt", self.certs.folder / "admin.key")
-        context.load_cert_chain(str(admin.cert), str(admin.key))
         req = urllib.request.Request(
             f"{self.server}{path}", data=body or None, method=method,
             headers={"Content-Type": content_type, "Accept": "application/json"},
         )  # fmt: skip
         try:
-            with urllib.request.urlopen(req, context=context, timeout=30) as resp:
+            with urllib.request.urlopen(req, context=self._admin_tls(), timeout=30) as resp:
                 return resp.status, json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"{}")
@@ -558,11 +554,19 @@ class ControlPlane:
         self.processes.append(proc)
         return proc
 
-    def _readyz(self, admin: KeyPair) -> bool:
-        assert self.certs is not None
-        context = ssl.create_default_context(cafile=str(self.certs.ca))
-        context.load_cert_chain(str(admin.cert), str(admin.key))
-        with urllib.request.urlopen(f"{self.server}/readyz", context=context, timeout=5) as resp:
+    def _admin_tls(self) -> ssl.SSLContext:
+        """TLS as the admin (the server checked against the CA), built once per plane."""
+        if self._tls is None:
+            assert self.certs is not None
+            self._tls = ssl.create_default_context(cafile=str(self.certs.ca))
+            self._tls.load_cert_chain(
+                self.certs.folder / "admin.crt", self.certs.folder / "admin.key"
+            )
+        return self._tls
+
+    def _readyz(self) -> bool:
+        url = f"{self.server}/readyz"
+        with urllib.request.urlopen(url, context=self._admin_tls(), timeout=5) as resp:
             return bool(resp.status == 200)
 
 
@@ -581,10 +585,6 @@ def control_plane(*, with_scheduler: bool = False) -> Iterator[ControlPlane]:
     finally:
         plane.stop()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
 
 
 # -- the operator as the chart runs it ------------------------------------------------------
