@@ -28,6 +28,10 @@ EXIT_MEANING: dict[int, str] = {
 }
 
 
+TRAIN_EXTRA_HINT = "make demo, or uv sync --frozen --all-extras, or pip install 'tunix-rt[train]'"
+"""What to type to get the train extra (Ray, JAX); print it through :func:`esc`."""
+
+
 def esc(value: object) -> str:
     """``value`` as text that rich prints as written (``[red]`` stays ``[red]``)."""
     return escape(str(value))
