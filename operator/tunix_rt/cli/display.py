@@ -58,10 +58,20 @@ def _header(table: Table, name: str, **options: Any) -> None:
     table.add_column(Text(name), min_width=max(len(w) for w in words), **options)
 
 
+CUT = "Interrupted"
+"""How a trial whose record still says Running (or Pending) reads once its driver ended:
+it was cut, and a rerun continues it."""
+
+
 def trial_table(
-    trials: Iterable[TrialResult], objective: Objective, title: str | None = None
+    trials: Iterable[TrialResult],
+    objective: Objective,
+    title: str | None = None,
+    *,
+    cut: bool = False,
 ) -> Table:
-    """Trials sorted best first by the objective; the best one marked.
+    """Trials sorted best first by the objective; the best one marked. ``cut``: the
+    driver has ended, so unfinished trials read Interrupted, not Running.
 
     Fits 80 columns with every header whole: the params column folds, the others keep
     their header's width. Every cell is a :class:`Text`, so names and values print as
@@ -93,7 +103,7 @@ def trial_table(
         cells: list[RenderableType] = [
             Text(str(index)),
             Text(trial.trial_id + (" *" if is_best else ""), style="bold" if is_best else ""),
-            Text(trial.state.value, style=STATE_STYLE.get(trial.state, "")),
+            _state_cell(trial, cut),
             Text(format_score(value)),
         ]
         if objective.metric != PRIMARY_SCORE:
@@ -105,6 +115,12 @@ def trial_table(
         ]
         table.add_row(*cells)
     return table
+
+
+def _state_cell(trial: TrialResult, cut: bool) -> Text:
+    if cut and not trial.finished:
+        return Text(CUT, style="yellow")
+    return Text(trial.state.value, style=STATE_STYLE.get(trial.state, ""))
 
 
 def progress_view(
@@ -189,15 +205,21 @@ def print_best(
 class ProgressLines:
     """Progress for logs and CI (no terminal): one line per trial state change."""
 
-    def __init__(self, console: Console, spec: SweepSpec) -> None:
+    def __init__(self, console: Console, spec: SweepSpec, since: datetime | None = None) -> None:
         self.console = console
         self.spec = spec
         self.seen: dict[str, TrialState] = {}
         self.finished = 0
+        self.since = since
+        """When this run started: trials that finished before are counted, not listed."""
 
     def update(self, trials: list[TrialResult], planned: int) -> None:
         for trial in sorted(trials, key=lambda t: t.started_at or datetime.min.replace(tzinfo=UTC)):
             if self.seen.get(trial.trial_id) is trial.state:
+                continue
+            if trial.trial_id not in self.seen and self._earlier(trial):
+                self.seen[trial.trial_id] = trial.state
+                self.finished += 1
                 continue
             self.seen[trial.trial_id] = trial.state
             if trial.finished:
@@ -218,3 +240,8 @@ class ProgressLines:
                     f"[{done}/{planned}] trial {esc(trial.trial_id)} "
                     f"{trial.state.value.lower()}{esc(extra)}"
                 )
+
+    def _earlier(self, trial: TrialResult) -> bool:
+        """It finished in an earlier run (a resumed sweep): counted, not announced."""
+        ended, since = trial.finished_at, self.since
+        return trial.finished and since is not None and ended is not None and ended < since

@@ -26,13 +26,13 @@ from tunix_rt.api.manifests import SweepDocument, load_sweep
 from tunix_rt.cli.common import (
     TRAIN_EXTRA_HINT,
     esc,
-    exit_meaning,
     storage_option,
     store_problem,
 )
 from tunix_rt.cli.display import make_console, print_best, trial_table
+from tunix_rt.cli.sweep_end import report_end, rerun_words, starting_note
 from tunix_rt.cli.sweep_process import LocalSweep, driver_cmd, log_path, run_driver
-from tunix_rt.cli.sweep_state import end_reason, unfinished_state
+from tunix_rt.cli.sweep_state import INTERRUPTED, RUNNING, unfinished_state
 from tunix_rt.cli.validate import print_errors
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.layout import LOCAL_NAMESPACE, SweepFiles, SweepLayout
@@ -56,14 +56,6 @@ def _bundle_uri(files: SweepFiles) -> str | None:
         return files.bundle_uri()
     except StoreError:
         return None
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
 @app.command("run")
@@ -102,42 +94,26 @@ def run(
         log_file = log_path(files, sweep_name)
     except OSError as exc:
         raise _fail(err, f"cannot write the driver log: {exc.strerror or exc}") from None
-    sweep = LocalSweep(file, doc.spec, sweep_name, files, log_file)
-    _announce(console, sweep)
-
     started = time.monotonic()
     started_at = datetime.now(UTC)
+    sweep = LocalSweep(
+        file,
+        doc.spec,
+        sweep_name,
+        files,
+        log_file,
+        rerun=rerun_words(file, name, storage, num_cpus),
+        fresh=fresh,
+        started_at=started_at,
+    )
+    _announce(console, sweep)
+    starting_note(console, sweep)
+
     use_live = console.is_terminal if live is None else live
     code = run_driver(sweep, driver_cmd(sweep, fresh, num_cpus), console, started, use_live)
-    elapsed = time.monotonic() - started
-    if code == ExitCode.INTERRUPTED:
-        err.print(
-            f"[yellow]sweep interrupted after {elapsed:.0f}s; finished trials are kept. "
-            f"Run the same command again to resume.[/yellow]"
-        )
-        raise typer.Exit(ExitCode.INTERRUPTED)
-    if code == ExitCode.INVALID:
-        # Nothing ran (a spec changed under an earlier run, resources this machine lacks):
-        # any summary in the store is an earlier run's, not this one's.
-        _report_not_run(err, sweep, code, started_at)
-        raise typer.Exit(code)
-    try:
-        results = results_mod.load(sweep.summary_uri)
-    except (results_mod.ResultsError, StoreError):
-        results = None
-    if results is not None and results.summary is not None:
-        _report(console, err, sweep, results, code, started_at, elapsed)
-    if code != 0:
-        if results is None or results.summary is None:
-            err.print(Text(_tail(sweep.log_file)))
-            reason = end_reason(sweep.files, started_at)
-            if reason:
-                err.print(f"[red]error: {esc(reason)}[/red]", soft_wrap=True)
-            err.print(
-                f"[red]sweep {esc(sweep_name)} failed ({exit_meaning(code)}); "
-                f"log: {esc(sweep.log_file)}[/red]",
-                soft_wrap=True,
-            )
+    report_end(console, err, sweep, code, started_at)
+    console.print(f"wall time: {time.monotonic() - started:.0f}s")
+    if code != ExitCode.OK:
         raise typer.Exit(code if code > 0 else ExitCode.FAILED)
 
 
@@ -158,16 +134,6 @@ def _writable_files(uri: str, name: str, err: Console) -> SweepFiles:
     if problem is not None:
         raise _fail(err, problem)
     return files
-
-
-def _report_not_run(err: Console, sweep: LocalSweep, code: int, started_at: datetime) -> None:
-    """Exit 2: the driver's reason (its session in ``sessions.json``), what the code means."""
-    reason = end_reason(sweep.files, started_at) or "see the driver log"
-    err.print(f"[red]error: {esc(reason)}[/red]", soft_wrap=True)
-    err.print(
-        f"sweep {esc(sweep.name)}: {exit_meaning(code)}; driver log: {esc(sweep.log_file)}",
-        soft_wrap=True,
-    )
 
 
 def _load(file: Path, err: Console) -> SweepDocument:
@@ -195,49 +161,6 @@ def _announce(console: Console, sweep: LocalSweep) -> None:
     )
     console.print(f"[dim]results: {esc(sweep.files.uri)}[/dim]", soft_wrap=True)
     console.print(f"[dim]driver log: {esc(sweep.log_file)}[/dim]", soft_wrap=True)
-
-
-def _report(
-    console: Console,
-    err: Console,
-    sweep: LocalSweep,
-    results: results_mod.SweepResults,
-    code: int,
-    started_at: datetime,
-    elapsed: float,
-) -> None:
-    """The finished sweep's trials, best trial, where its results are, what next."""
-    summary = results.summary
-    assert summary is not None
-    console.print(trial_table(results.trials, results.objective, title=f"sweep {sweep.name}"))
-    best = print_best(console, results.trials, results.objective)
-    if summary.finished_at is not None and summary.finished_at < started_at:
-        when = summary.finished_at.strftime("%Y-%m-%d %H:%M:%S")
-        console.print(
-            f"[yellow]this sweep had already finished (at {when} UTC); nothing was "
-            "re-run. --fresh runs it again.[/yellow]"
-        )
-    console.print(f"results: {esc(sweep.summary_uri)}", soft_wrap=True)
-    bundle = _bundle_uri(sweep.files)
-    if bundle is not None:
-        console.print(f"evidence: {esc(bundle)}", soft_wrap=True)
-    console.print(f"wall time: {elapsed:.0f}s")
-    if code == 0 and best is not None:
-        console.print(
-            f"next: tunix-rt promote {esc(sweep.summary_uri)} -o {esc(sweep.name)}-best.yaml "
-            "(a trainer config and a ready Rehearsal manifest)",
-            soft_wrap=True,
-        )
-    else:
-        err.print(
-            f"[red]sweep {summary.phase.value.lower()}: {esc(summary.message)}[/red]",
-            soft_wrap=True,
-        )
-        err.print(
-            f"{exit_meaning(code)}; driver log: {esc(sweep.log_file)}; to start over: "
-            f"tunix-rt sweep run {esc(sweep.file)} --fresh",
-            soft_wrap=True,
-        )
 
 
 @app.command("show")
@@ -278,12 +201,11 @@ def show(
         results.to_csv(sys.stdout)
         return
     summary = results.summary
-    title = (
-        f"sweep {summary.sweep}"
-        if summary
-        else f"sweep at {results.uri} ({unfinished_state(results.uri)})"
-    )
-    console.print(trial_table(results.trials, results.objective, title=title))
+    state = RUNNING if summary else unfinished_state(results.uri)
+    title = f"sweep {summary.sweep}" if summary else f"sweep at {results.uri} ({state})"
+    # Its driver ended without a summary: a trial still "Running" in its record was cut.
+    cut = state == INTERRUPTED or state.startswith("not run")
+    console.print(trial_table(results.trials, results.objective, title=title, cut=cut))
     done = sum(1 for t in results.trials if t.finished)
     planned = results.planned if results.planned is not None else len(results.trials)
     console.print(f"trials: {done}/{planned} finished")

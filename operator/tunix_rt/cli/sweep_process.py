@@ -47,6 +47,12 @@ class LocalSweep:
     name: str
     files: SweepFiles
     log_file: Path
+    rerun: tuple[str, ...] = ()
+    """The command that runs this sweep again as the user gave it (file, --name,
+    --storage, --num-cpus): what every hint prints, with --fresh added where it says so."""
+    fresh: bool = False
+    started_at: datetime | None = None
+    """When this ``sweep run`` started (UTC): records older than that are an earlier run's."""
 
     @property
     def summary_uri(self) -> str:
@@ -71,13 +77,22 @@ def _parent_death_signal() -> None:  # pragma: no cover - runs in the child
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _read_trials(files: SweepFiles) -> list[TrialResult]:
+def _read_trials(files: SweepFiles, sweep: LocalSweep | None = None) -> list[TrialResult]:
     """The trial records so far; none while the store cannot be read (the next poll
-    tries again)."""
+    tries again). A ``--fresh`` run leaves out the earlier run's, which the driver is
+    about to archive."""
     try:
-        return files.trials()
+        trials = files.trials()
     except StoreError:
         return []
+    if sweep is None or not sweep.fresh or sweep.started_at is None:
+        return trials
+    return [t for t in trials if not _before(t, sweep.started_at)]
+
+
+def _before(trial: TrialResult, when: datetime) -> bool:
+    stamps = [s for s in (trial.started_at, trial.finished_at) if s is not None]
+    return bool(stamps) and min(stamps) < when
 
 
 def trial_resources(spec: SweepSpec) -> dict[str, float]:
@@ -155,7 +170,7 @@ def _watch(
     """Poll the store for trial records until the driver exits; pass Ctrl-C on once."""
     spec = sweep.spec
     planned = spec.planned_trials()
-    lines = ProgressLines(console, spec)
+    lines = ProgressLines(console, spec, sweep.started_at)
     interrupts = 0
     # Polls make one attempt each: the next poll is the retry, and a store that is down
     # for a while prints nothing here (the driver, which writes, retries and reports).
@@ -164,7 +179,7 @@ def _watch(
     def view() -> Any:
         return progress_view(
             sweep.name,
-            _read_trials(polled),
+            _read_trials(polled, sweep),
             planned,
             spec.objective,
             spec.budget.smoke_steps,
@@ -189,7 +204,7 @@ def _watch(
                 if live is not None:
                     live.update(view())
                 else:
-                    lines.update(_read_trials(polled), planned)
+                    lines.update(_read_trials(polled, sweep), planned)
             except KeyboardInterrupt:
                 interrupts += 1
                 if proc.poll() is None:
@@ -198,7 +213,7 @@ def _watch(
                     if interrupts == 1:
                         console.print("[yellow]stopping the sweep (its state is saved)…[/yellow]")
     if live is None:
-        lines.update(_read_trials(sweep.files), planned)
+        lines.update(_read_trials(sweep.files, sweep), planned)
     if interrupts and code != 0:
         return ExitCode.INTERRUPTED
     return code

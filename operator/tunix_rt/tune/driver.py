@@ -126,6 +126,23 @@ def dataset_problem(spec: SweepSpec) -> str | None:
     return None
 
 
+def entrypoint_problem(run: SweepRun) -> str | None:
+    """Why a ``backend: python`` entrypoint cannot be imported here (None: it can, or the
+    trainer is built in): found before Ray starts, not by the first trials. Only for a
+    local run, whose trials import it from this machine's PYTHONPATH; on a cluster the
+    trial image may hold a package the driver's lacks."""
+    trainer = run.spec.trainer
+    if run.address or trainer.backend != "python" or not trainer.entrypoint:
+        return None
+    from tunix_rt.train.backends.python_code import EntrypointError, load_entrypoint
+
+    try:
+        load_entrypoint(trainer.entrypoint)
+    except EntrypointError as exc:
+        return str(exc)
+    return None
+
+
 def run_sweep(run: SweepRun) -> SweepOutcome:
     """Run (or resume) a sweep to the end; write every trial record and the summary."""
     store = Store(run.storage_uri)
@@ -138,6 +155,10 @@ def run_sweep(run: SweepRun) -> SweepOutcome:
     problem = dataset_problem(run.spec)
     if problem:
         outcome = SweepOutcome(ExitCode.INVALID, f"bad dataset, nothing ran: {problem}")
+        return _ended_early(files, outcome)
+    problem = entrypoint_problem(run)
+    if problem:
+        outcome = SweepOutcome(ExitCode.INVALID, f"{problem}; nothing ran")
         return _ended_early(files, outcome)
     say = SweepLog(files, echo=run.echo)
     root, fs = experiment_root(run, store, target), experiment_fs(run, store)

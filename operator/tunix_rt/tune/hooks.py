@@ -201,20 +201,34 @@ class SweepMonitor(tune.Callback, tune.Stopper):
                 self._ended(trial, full=record.state is TrialState.SUCCEEDED)
                 self._say(f"trial {trial.trial_id} {record.state.value.lower()}{_score(record)}")
                 return
-            self._ended(trial, full=False)
             last = dict(trial.last_result or {})
             if record is None:
                 if not last:
+                    self._ended(trial, full=False)
                     return  # never started (a pending trial of a stopped sweep)
                 record = self._blank(trial)
             record = stopped_record(record, last)
+            full = self._ran_to_the_end(record)
+            if full:
+                # Stopped after its last report (the goal, a budget): it ran every step
+                # and was scored, which is what Succeeded means.
+                record = record.model_copy(update={"state": TrialState.SUCCEEDED})
+            self._ended(trial, full=full)
             if self.limits is not None:
                 hours = self.limits.trial_hours(trial.trial_id, time.monotonic())
                 record = record.model_copy(update={"accelerator_hours": hours})
             self.files.write_trial(record)
-            self._say(f"trial {trial.trial_id} stopped early{_score(record)}")
+            ended = "succeeded" if full else "stopped early"
+            self._say(f"trial {trial.trial_id} {ended}{_score(record)}")
         except StoreError as exc:
             self._say(f"could not record trial {trial.trial_id}: {exc}")
+
+    def _ran_to_the_end(self, record: TrialResult) -> bool:
+        """Whether a trial Tune stopped had run all its steps and been scored already."""
+        limits = self.limits
+        if limits is None or record.primary_score is None:
+            return False
+        return record.steps >= limits.spec.budget.smoke_steps
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.failed.add(trial.trial_id)

@@ -17,6 +17,7 @@ from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.file_names import ARCHIVE_DIR, CHECKPOINTS_DIR, EXPERIMENT_DIR, LOGS_DIR
 from tunix_rt.contract.layout import SweepFiles
+from tunix_rt.contract.spec_diff import changes_text, spec_changes
 from tunix_rt.storage import StoreError
 from tunix_rt.tune.durable import drop_experiment, state_problem
 from tunix_rt.tune.records import utcnow
@@ -78,11 +79,12 @@ def check_resume(
     """
     stored = _stored_spec(files)
     if stored is not None and _spec_fingerprint(stored) != _spec_fingerprint(run.spec):
+        changed = changes_text(spec_changes(stored, run.spec)) or "its fields"
         return SweepOutcome(
             ExitCode.INVALID,
-            f"the spec of sweep {run.name!r} changed since its earlier run at {files.uri}; "
-            "run it with --fresh to start over (earlier results are kept in archive/), "
-            "or give it another name",
+            f"the spec of sweep {run.name!r} changed since its earlier run at {files.uri} "
+            f"({changed}); run it with --fresh to start over (earlier results are kept in "
+            "archive/), or give it another name",
             results_uri=files.uri,
         )
     try:
