@@ -90,7 +90,7 @@ def test_rehearsal_run_reads_its_file_as_validate_does(
         capture_output=True,
         text=True,
     )
-    assert out.returncode == 1, out.stderr
+    assert out.returncode == 2, out.stderr  # invalid input: nothing ran
     assert "Traceback" not in out.stderr + out.stdout
     assert expected in out.stderr
     entry = subprocess.run(

@@ -244,7 +244,7 @@ def test_validate_shows_an_unknown_parameter_and_the_declared_ones(tmp_path: Pat
         "  searchSpace:\n    threshhold: {type: uniform, low: 0.1, high: 0.9}\n"
     )
     result = CliRunner().invoke(app, ["validate", str(manifest)])
-    assert result.exit_code == ExitCode.FAILED, result.output
+    assert result.exit_code == ExitCode.INVALID, result.output
     assert "spec.searchSpace.threshhold (key)" in result.output
     assert "the declared trainer.parameters ['threshold']" in result.output
     manifest.write_text(manifest.read_text().replace("threshhold", "threshold"))

@@ -67,7 +67,7 @@ def test_validate_good_and_bad(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: ConfigMap\nmetadata: {name: c}\n---\n" + BAD)
     result = invoke("validate", str(good), str(bad))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "spec.searchSpace.learningRate.low" in result.output
     assert "low (0.5) must be less than high (0.03)" in result.output
     assert "ConfigMap/c skipped" in result.output
@@ -75,8 +75,8 @@ def test_validate_good_and_bad(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("kind: Sweep\nspec: [1, 2\n")
     result = invoke("validate", str(broken))
-    assert result.exit_code == 1 and "not valid YAML" in result.output
-    assert invoke("validate", str(tmp_path / "missing.yaml")).exit_code == 1
+    assert result.exit_code == 2 and "not valid YAML" in result.output
+    assert invoke("validate", str(tmp_path / "missing.yaml")).exit_code == 2
 
 
 def test_validate_console_script_exits_non_zero(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_validate_console_script_exits_non_zero(tmp_path: Path) -> None:
     bad.write_text(BAD)
     exe = Path(sys.executable).with_name("tunix-rt")
     out = subprocess.run([str(exe), "validate", str(bad)], capture_output=True, text=True)
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert "spec.searchSpace.learningRate.low" in out.stdout + out.stderr
 
 

@@ -77,14 +77,14 @@ def test_validate_prints_names_and_values_as_written(tmp_path: Path) -> None:
         )
     )
     result = invoke("validate", str(manifest))
-    assert result.exit_code == ExitCode.FAILED, result.output
+    assert result.exit_code == ExitCode.INVALID, result.output
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
     assert "Sweep/[/x]: invalid" in result.output
     assert "spec.searchSpace.[red]lr (key)" in result.output
     assert "metadata.name: '[/x]' is not a lowercase DNS-1123 name" in result.output
     assert "spec.algorithm" in result.output
     out = console("validate", str(manifest))
-    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "[/x]" in out.stderr and "[red]lr" in out.stderr
 
 
@@ -94,7 +94,7 @@ def test_validate_file_names_with_markup(tmp_path: Path) -> None:
     path = folder / "[bold]x.yaml"
     path.write_text(GOOD)
     result = invoke("validate", str(path), str(folder / "[/x]missing.yaml"))
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert "[red]dir/[bold]x.yaml: Sweep/good is valid" in result.output
     assert "[red]dir/[/x]missing.yaml: invalid" in result.output
     assert isinstance(result.exception, SystemExit)
@@ -188,7 +188,7 @@ def test_validate_refuses_unknown_tunix_kinds(tmp_path: Path, text: str, got: st
     path = tmp_path / "k.yaml"
     path.write_text(text + "---\nkind: ConfigMap\nmetadata: {name: c}\n")
     result = invoke("validate", str(path))
-    assert result.exit_code == ExitCode.FAILED, result.output
+    assert result.exit_code == ExitCode.INVALID, result.output
     assert "kind must be Sweep or Rehearsal" in result.output and got in result.output
     assert "ConfigMap/c skipped (not a tunix-rt kind)" in result.output
 
@@ -200,7 +200,7 @@ def test_validate_skips_other_groups_and_says_when_nothing_was_checked(tmp_path:
         "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
     )
     alone = invoke("validate", str(others))
-    assert alone.exit_code == ExitCode.FAILED, alone.output
+    assert alone.exit_code == ExitCode.INVALID, alone.output
     assert "Kustomization/? skipped (not a tunix-rt kind)" in alone.output
     assert "no Sweep or Rehearsal in this file" in alone.output
     assert "nothing to validate" in alone.output

@@ -46,9 +46,9 @@ def package(
                 f"OK {verify}: {len(report.files)} files, checksums match, primary_score {score}"
             )
             return
-        typer.echo(f"FAILED {verify}:", err=True)
         for error in report.errors:
-            typer.echo(f"  - {error}", err=True)
+            typer.echo(f"error: {verify}: {error}", err=True)
+        typer.echo(f"FAILED {verify}: {len(report.errors)} problem(s)", err=True)
         raise typer.Exit(ExitCode.FAILED)
     if run_dir is None:
         raise typer.BadParameter("RUN_DIR is required (or --verify ZIP)")

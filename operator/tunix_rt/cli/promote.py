@@ -120,13 +120,15 @@ def _finished(result: str, err: Console) -> tuple[results_mod.SweepResults, Swee
     summary = results.summary
     if summary is None:
         err.print(
-            Text(f"{results.uri} has no summary yet: the sweep has not finished", style="red"),
+            Text(f"error: {results.uri}: no summary yet: the sweep has not finished", style="red"),
             soft_wrap=True,
         )
         raise typer.Exit(ExitCode.FAILED)
     if summary.best_trial_id is None or summary.best_params is None:
         err.print(
-            Text(f"sweep {summary.sweep} has no best trial ({summary.message})", style="red"),
+            Text(
+                f"error: sweep {summary.sweep} has no best trial ({summary.message})", style="red"
+            ),
             soft_wrap=True,
         )
         raise typer.Exit(ExitCode.FAILED)
@@ -140,9 +142,10 @@ def _trainer(summary: SweepResult, steps: int | None, err: Console) -> TrainerCo
         if steps is not None:
             trainer = TrainerConfig.model_validate(trainer.model_dump() | {"max_steps": steps})
     except ValidationError as exc:
+        where = "--steps" if steps is not None else f"sweep {summary.sweep}'s best params"
         for path, msg in validation_errors(exc, "trainer"):
-            err.print(Text(f"{path}: {msg}", style="red"), soft_wrap=True)
-        raise typer.Exit(ExitCode.FAILED) from None
+            err.print(Text(f"error: {where}: {path}: {msg}", style="red"), soft_wrap=True)
+        raise typer.Exit(ExitCode.INVALID if steps is not None else ExitCode.FAILED) from None
     except ValueError as exc:  # best params that are no trainer field (with_params)
         err.print(Text(f"error: sweep {summary.sweep}'s best params: {exc}", style="red"))
         raise typer.Exit(ExitCode.FAILED) from None
@@ -175,6 +178,6 @@ def _rehearsal(
         Rehearsal.model_validate(manifest)
     except ValidationError as exc:
         for path, msg in validation_errors(exc):
-            err.print(Text(f"{path}: {msg}", style="red"), soft_wrap=True)
-        raise typer.Exit(ExitCode.FAILED) from exc
+            err.print(Text(f"error: Rehearsal {name}: {path}: {msg}", style="red"), soft_wrap=True)
+        raise typer.Exit(ExitCode.INVALID) from exc
     return manifest

@@ -69,7 +69,8 @@ def run(
     <storage>/<namespace>/rehearsals/<name>/. A failed run (an error, the timeout, bad
     evidence) uploads its log and failure.json to .../<name>/failed/<UTC time>/ instead,
     leaves earlier evidence alone, says where, and exits with status 1 (130 when
-    interrupted by Ctrl-C or SIGTERM, whose log is uploaded the same way).
+    interrupted by Ctrl-C or SIGTERM, whose log is uploaded the same way). A file,
+    flag or fromSweep that cannot run exits with status 2 before anything starts.
     """
     try:
         plan = plan_from_file(
@@ -82,6 +83,11 @@ def run(
             source_trial=source_trial,
             timeout_seconds=timeout_seconds,
         )
+    except RehearsalError as exc:  # the file, the flags or fromSweep: nothing ran
+        raise _fail(str(exc), ExitCode.INVALID) from None
+    except StoreError as exc:
+        raise _fail(str(exc), ExitCode.FAILED) from None
+    try:
         _check_writable(plan.storage, RehearsalLayout.of(plan.namespace, plan.name).prefix, out)
         with sigterm_interrupts():
             result = run_rehearsal(plan, out_dir=out)

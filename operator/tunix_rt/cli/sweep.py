@@ -15,6 +15,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -22,7 +23,7 @@ from rich.text import Text
 
 from tunix_rt import results as results_mod
 from tunix_rt.api.errors import ManifestError
-from tunix_rt.api.manifests import SweepDocument, load_sweep
+from tunix_rt.api.manifests import SweepDocument, load_documents, load_sweep
 from tunix_rt.cli.common import (
     TRAIN_EXTRA_HINT,
     esc,
@@ -141,7 +142,7 @@ def _load(file: Path, err: Console) -> SweepDocument:
     try:
         doc = load_sweep(file)
     except ManifestError as exc:
-        print_errors(err, str(file), exc.errors)
+        print_errors(err, str(file), exc.errors, "Sweep", _first_document(file))
         raise typer.Exit(ExitCode.INVALID) from exc
     if importlib.util.find_spec("ray") is None:
         err.print(
@@ -150,6 +151,15 @@ def _load(file: Path, err: Console) -> SweepDocument:
         )
         raise typer.Exit(ExitCode.INVALID)
     return doc
+
+
+def _first_document(file: Path) -> Any:
+    """The file's first document as written (for "did you mean"); None when unreadable."""
+    try:
+        docs = load_documents(file)
+    except ManifestError:
+        return None
+    return docs[0] if docs else None
 
 
 def _announce(console: Console, sweep: LocalSweep) -> None:

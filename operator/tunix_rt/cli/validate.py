@@ -7,26 +7,33 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from tunix_rt.api.common import GROUP
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import KINDS, Checked, check_document, load_documents
 from tunix_rt.cli.common import esc
 from tunix_rt.cli.display import make_console
+from tunix_rt.cli.suggest import with_hints
 from tunix_rt.contract.exits import ExitCode
 
 KIND_ERROR = f"kind must be {' or '.join(KINDS)}"
 
 
-def print_errors(console: Console, where: str, errors: list[tuple[str, str]]) -> None:
-    """Each ``(field, message)`` on its own line, then ``where: invalid`` (all user text
-    escaped: a name or value such as ``[/x]`` prints as written)."""
-    for path, message in errors:
-        console.print(
-            f"  [red]✗[/red] [bold]{esc(path or '(document)')}[/bold]: {esc(message)}",
-            soft_wrap=True,
-        )
-    console.print(f"[red]{esc(where)}: invalid[/red]", soft_wrap=True)
+def print_errors(
+    console: Console,
+    where: str,
+    errors: list[tuple[str, str]],
+    kind: str | None = "Sweep",
+    doc: Any = None,
+) -> None:
+    """Each ``(field, message)`` as ``error: <where>: <field>: <message>`` (a misspelt
+    name followed by "did you mean"), then ``where: invalid``. User text prints as
+    written (``[/x]`` is not markup)."""
+    for path, message in with_hints(errors, kind, doc):
+        line = f"error: {where}: {path}: {message}" if path else f"error: {where}: {message}"
+        console.print(Text(line, style="red"), soft_wrap=True)
+    console.print(Text(f"{where}: invalid", style="red"), soft_wrap=True)
 
 
 def _tunix_kind_problem(doc: Any, index: int) -> Checked | None:
@@ -65,9 +72,9 @@ def validate(
     sweep) is an error. Documents of other API groups (a ConfigMap, a Kustomization) are
     skipped with a note; a file holding none of ours is noted too.
 
-    Exit status: 0 when every Sweep and Rehearsal is valid; 1 when any is invalid, a file
-    cannot be read or parsed, or no file given holds a Sweep or Rehearsal at all (there
-    was nothing to check).
+    Exit status: 0 when every Sweep and Rehearsal is valid; 2 (invalid input) when any
+    is invalid, a file cannot be read or parsed, or no file given holds a Sweep or
+    Rehearsal at all (there was nothing to check).
     """
     out = make_console()
     err = make_console(stderr=True)
@@ -90,7 +97,7 @@ def validate(
                 continue
             ours += 1
             if checked.errors:
-                print_errors(err, f"{label}: {what}", checked.errors)
+                print_errors(err, f"{label}: {what}", checked.errors, checked.kind, doc)
                 bad += 1
             else:
                 out.print(f"[green]✓[/green] {esc(label)}: {esc(what)} is valid")
@@ -100,7 +107,7 @@ def validate(
             out.print(f"[yellow]{esc(path)}: no Sweep or Rehearsal in this file[/yellow]")
         checked_any = checked_any or ours > 0
     if not checked_any and not bad:
-        err.print("[red]nothing to validate: no Sweep or Rehearsal in the files given[/red]")
-        raise typer.Exit(ExitCode.FAILED)
+        err.print("[red]error: nothing to validate: no Sweep or Rehearsal in the files given[/red]")
+        raise typer.Exit(ExitCode.INVALID)
     if bad:
-        raise typer.Exit(ExitCode.FAILED)
+        raise typer.Exit(ExitCode.INVALID)
