@@ -39,7 +39,6 @@ def run(
     file: Path = typer.Argument(
         ...,
         help="Rehearsal manifest, or a promoted trainer config (YAML).",
-        exists=True,
         dir_okay=False,
     ),
     storage: str | None = typer.Option(
