@@ -16,6 +16,7 @@ from rich.text import Text
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.sweep_goals import Objective
 from tunix_rt.api.trial import TrialResult, TrialState
+from tunix_rt.cli.activity import Activity
 from tunix_rt.cli.common import esc
 from tunix_rt.contract.best_trial import best_trial, objective_value, ranked
 from tunix_rt.scoring import PRIMARY_SCORE
@@ -131,9 +132,12 @@ def progress_view(
     max_steps: int,
     elapsed: float,
     per_trial: Mapping[str, float] | None = None,
+    activity: Activity | None = None,
+    driver_started: bool = False,
 ) -> RenderableType:
     """The live view while a sweep runs: counts, a bar, Ray Tune's status line (pending,
-    running, terminated; the resources running trials hold), running trials, best so far."""
+    running, terminated; the resources running trials hold), what it is doing before a
+    trial trains (:class:`Activity`), running trials with their speed, best so far."""
     done = sum(1 for t in trials if t.finished)
     failed = sum(1 for t in trials if t.state is TrialState.FAILED)
     running = [t for t in trials if t.state is TrialState.RUNNING]
@@ -148,11 +152,15 @@ def progress_view(
     top = Table.grid(padding=(0, 2))
     top.add_row(ProgressBar(total=max(planned, 1), completed=done, width=30), head)
     lines: list[RenderableType] = [top, status_line(planned, done, failed, len(running), per_trial)]
+    stage = activity.stage(trials, driver_started) if activity is not None else None
+    if stage is not None:
+        lines.append(Text(f"  {stage}…", style="cyan"))
     for trial in running:
         loss = trial.metrics.get("loss")
         lines.append(
             Text(
                 f"  running {trial.trial_id}: step {trial.steps}/{max_steps}"
+                + (activity.speed(trial) if activity is not None else "")
                 + (f", loss {loss:.4f}" if loss is not None else "")
                 + f"  ({format_params(trial.params)})",
                 style="cyan",
@@ -212,6 +220,13 @@ class ProgressLines:
         self.finished = 0
         self.since = since
         """When this run started: trials that finished before are counted, not listed."""
+        self.said: str | None = None
+
+    def note(self, stage: str | None) -> None:
+        """Say what the sweep is doing (starting Ray, compiling), once each time it changes."""
+        if stage is not None and stage != self.said:
+            self.console.print(Text(f"… {stage}", style="dim"))
+        self.said = stage
 
     def update(self, trials: list[TrialResult], planned: int) -> None:
         for trial in sorted(trials, key=lambda t: t.started_at or datetime.min.replace(tzinfo=UTC)):

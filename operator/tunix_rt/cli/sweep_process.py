@@ -21,12 +21,14 @@ from rich.live import Live
 
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import TrialResult
+from tunix_rt.cli.activity import Activity
 from tunix_rt.cli.common import exit_meaning, no_retries
 from tunix_rt.cli.display import ProgressLines, progress_view
 from tunix_rt.contract.codec import encode_spec
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.file_names import LOGS_DIR
 from tunix_rt.contract.layout import LOCAL_NAMESPACE, SweepFiles
+from tunix_rt.contract.phases import session_of_attempt
 from tunix_rt.storage import StoreError
 
 CLI_MARK = "[tunix-rt cli]"
@@ -100,6 +102,15 @@ def trial_resources(spec: SweepSpec) -> dict[str, float]:
     res = spec.resources
     named = {"CPU": res.cpu, "GPU": res.gpu, "TPU": float(res.tpu)}
     return {name: amount for name, amount in named.items() if amount}
+
+
+def _driver_started(files: SweepFiles, since: datetime | None) -> bool:
+    """Whether this run's driver has opened its session (it then starts Ray)."""
+    try:
+        sessions = files.sessions()
+    except StoreError:
+        return False
+    return session_of_attempt(sessions.last if sessions else None, since) is not None
 
 
 @contextlib.contextmanager
@@ -176,16 +187,27 @@ def _watch(
     # for a while prints nothing here (the driver, which writes, retries and reports).
     polled = SweepFiles(no_retries(sweep.files.store), sweep.files.layout)
 
+    activity = Activity(spec.budget.smoke_steps, builtin=spec.trainer.backend == "builtin")
+
     def view() -> Any:
+        trials = _read_trials(polled, sweep)
+        activity.update(trials, time.monotonic())
         return progress_view(
             sweep.name,
-            _read_trials(polled, sweep),
+            trials,
             planned,
             spec.objective,
             spec.budget.smoke_steps,
             time.monotonic() - started,
             trial_resources(spec),
+            activity,
+            _driver_started(polled, sweep.started_at),
         )
+
+    def say() -> None:
+        trials = _read_trials(polled, sweep)
+        lines.note(activity.stage(trials, _driver_started(polled, sweep.started_at)))
+        lines.update(trials, planned)
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(_forward_sigterm(proc))
@@ -194,6 +216,8 @@ def _watch(
             if use_live
             else None
         )
+        if live is None:
+            say()  # from the first second: what it is doing
         while True:
             try:
                 try:
@@ -204,7 +228,7 @@ def _watch(
                 if live is not None:
                     live.update(view())
                 else:
-                    lines.update(_read_trials(polled, sweep), planned)
+                    say()
             except KeyboardInterrupt:
                 interrupts += 1
                 if proc.poll() is None:
