@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from support.tune_workloads import python_trainer
+from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import DriverSessions, SweepResult, TrialResult, TrialState
 from tunix_rt.contract.exits import ExitCode
 
@@ -161,7 +162,8 @@ def test_ctrl_c_prints_the_reason_and_the_table(
     cut = table(stdout)
     assert "Interrupted" in cut.values() and "Running" not in cut.values(), stdout
     text = " ".join(stderr.split())
-    assert "sweep interrupted: sweep interrupted with 0 of 2 trials finished" in text
+    planned = SweepSpec.model_validate(spec).planned_trials()
+    assert f"sweep interrupted: sweep interrupted with 0 of {planned} trials finished" in text
     assert f"to resume: tunix-rt sweep run {path} --storage file://{storage}" in text
     assert not (folder / "summary.json").exists()
     shown = subprocess.run(
