@@ -318,6 +318,42 @@ def test_monitor_records_stopped_and_failed_trials(tmp_path: Path) -> None:
     assert clone.failed == monitor.failed and clone._files is None
 
 
+def test_a_trial_stopped_after_its_last_step_and_score_succeeded(tmp_path: Path) -> None:
+    """The goal (or a budget) met at a trial's last report stops it in Tune; having run
+    every step and been scored, it is Succeeded. One stopped before its last step is
+    Stopped, and only a full trial estimates the next one's hours."""
+    import time
+
+    from tunix_rt.tune.budget import SweepLimits
+    from tunix_rt.tune.context import SessionContext
+    from tunix_rt.tune.durable import SessionLedger
+    from tunix_rt.tune.sweep_log import SweepLog
+
+    store = Store(f"file://{tmp_path}")
+    target = SweepTarget(store.uri, "local", "sw")
+    files = target.files(store)
+    sweep = spec(budget={"smokeSteps": 40}, objective={"goal": 0.9})
+    limits = SweepLimits.seeded(sweep, time.monotonic(), [], 0.0)
+    monitor = hooks.SweepMonitor(target, max_failed_trials=0, echo=False)
+    monitor.context = SessionContext(
+        SweepLog(files, echo=False), limits, SessionLedger(files, every_s=5.0)
+    )
+    for trial_id, step in (("full", 40), ("cut", 20)):
+        running = TrialResult(
+            trial_id=trial_id, sweep="sw", namespace="local", state=TrialState.RUNNING
+        )
+        store.write_json(target.layout.trial_key(trial_id), running)
+        limits.trial_started(trial_id, time.monotonic())
+        last = {"step": step, "primary_score": 1.0, "time_total_s": 3.0}
+        monitor.on_trial_complete(0, [], fake_trial(trial_id, last))
+    full = read_trial(store, target.layout.trial_key("full"))
+    cut = read_trial(store, target.layout.trial_key("cut"))
+    assert full is not None and full.state is TrialState.SUCCEEDED and full.error is None
+    assert (full.steps, full.primary_score) == (40, 1.0)
+    assert cut is not None and cut.state is TrialState.STOPPED and cut.steps == 20
+    assert len(limits.full_trials) == 1
+
+
 def test_numeric_metrics_drop_tune_bookkeeping() -> None:
     result = {
         "loss": 1.5,
