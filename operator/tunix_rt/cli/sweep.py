@@ -84,7 +84,9 @@ def run(
     """Run a sweep on a local Ray and print its trials sorted by primary_score.
 
     Interrupted (Ctrl-C), the sweep stops with its state saved: the same command resumes
-    it without re-running finished trials. Exits non-zero when the sweep fails.
+    it without re-running finished trials. Whichever way it ends (every trial ran, the
+    goal, a budget, failures, Ctrl-C, finished already) it prints why and the trials.
+    Exit status: 0 done, 1 failed, 2 invalid input (nothing ran), 130 interrupted.
     """
     console = make_console()
     err = make_console(stderr=True)
