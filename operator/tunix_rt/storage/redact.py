@@ -5,17 +5,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tunix_rt.api.secrets import redact
 
 SECRET_ENV_PATTERN = re.compile(
     r"(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|SESSION|API_KEY|ACCESS_KEY)",
     re.IGNORECASE,
 )
 """Environment variable names whose values are treated as secrets and scrubbed."""
-
-_SECRET_QUERY = re.compile(
-    r"(sig|signature|token|secret|key|credential|password|auth|session)", re.IGNORECASE
-)
 
 _MIN_SECRET_LEN = 6
 
@@ -32,25 +29,16 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
 
 
 def scrub(text: str, environ: Mapping[str, str] | None = None) -> str:
-    """Replace every credential value found in the environment, and URI userinfo, by ***."""
+    """Replace every credential value found in the environment, and every credential
+    :func:`tunix_rt.api.secrets.redact` finds (URI userinfo, signed query values,
+    key-shaped tokens), by ***."""
     for value in secret_values(environ):
         text = text.replace(value, "***")
-    return re.sub(r"([a-z][a-z0-9+.-]*://)[^/\s@]+@", r"\1***@", text)
+    return redact(text)
 
 
 def redact_uri(uri: str) -> str:
-    """The URI without userinfo and with secret-looking query values replaced by ***."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return scrub(uri)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*"
-        )
-    return scrub(urlunsplit((parts.scheme, netloc, parts.path, query, "")))
+    """The URI without userinfo (also when the secret holds ``/``), with secret-looking
+    query values and key-shaped tokens replaced by ***, and environment secrets scrubbed:
+    the one form in which a URI is shown (CLI, logs, Events, status, evidence)."""
+    return scrub(uri)
