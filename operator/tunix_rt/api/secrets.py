@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,10 +29,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 FIX = (
-    "credentials never go in a spec (anyone who can read the object or its RayJob "
-    "sees them): put them in the store's Secret (the chart's storage.credentialsSecret, "
-    "whose keys become the pods' environment) or use workload identity "
-    "(cluster.serviceAccount)"
+    "put them in the store's Secret (storage.credentialsSecret in the chart) or use "
+    "workload identity (cluster.serviceAccount)"
 )
 """The fix every refusal says."""
 
@@ -188,8 +187,22 @@ def _aws_secrets(text: str) -> Iterator[re.Match[str]]:
             yield match
 
 
+_SUSPECT = re.compile(
+    "|".join(["://", _AWS_SECRET.pattern, *(pattern.pattern for _, pattern in _TOKENS)]),
+    re.DOTALL,
+)
+"""Every shape at once: one search clears the usual string (``loguniform``, ``2Gi``)."""
+
+
 def credentials(text: str) -> list[str]:
     """What credentials ``text`` holds, in words (never the values); empty: none."""
+    return list(_credentials(text)) if _SUSPECT.search(text) else []
+
+
+@lru_cache(maxsize=4096)
+def _credentials(text: str) -> tuple[str, ...]:
+    """:func:`credentials`, cached: a spec's strings are checked again each time a trial's
+    config is validated (``TrainerConfig.with_params``)."""
     out: list[str] = []
     for start, end in _uris(text):
         uri = text[start:end]
@@ -199,7 +212,7 @@ def credentials(text: str) -> list[str]:
     out.extend(what for what, pattern in _TOKENS if pattern.search(text))
     if any(True for _ in _aws_secrets(text)):
         out.append("an AWS secret access key")
-    return list(dict.fromkeys(out))
+    return tuple(dict.fromkeys(out))
 
 
 def credential_problem(text: str) -> str | None:
@@ -207,7 +220,7 @@ def credential_problem(text: str) -> str | None:
     found = credentials(text)
     if not found:
         return None
-    return f"must not carry credentials (it holds {' and '.join(found)}): {FIX}"
+    return f"must not carry credentials (it holds {', '.join(found)}): {FIX}"
 
 
 def env_problem(name: str, value: str) -> str | None:
@@ -237,8 +250,9 @@ def spec_credentials(value: Any, loc: Loc = ()) -> list[tuple[Loc, str]]:
     elif isinstance(value, Mapping):
         is_env = len(loc) >= 2 and loc[-1] == "env" and loc[-2] == "cluster"
         for key, item in value.items():
-            where = (*loc, str(key))
-            if isinstance(key, str) and (problem := credential_problem(key)):
+            problem = credential_problem(key) if isinstance(key, str) else None
+            where = (*loc, redact(key) if problem else str(key))  # a path is shown
+            if problem:
                 out.append((where, f"the key {problem}"))
             env = env_problem(str(key), item) if is_env and isinstance(item, str) else None
             if env is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -42,3 +43,22 @@ def redact_uri(uri: str) -> str:
     query values and key-shaped tokens replaced by ***, and environment secrets scrubbed:
     the one form in which a URI is shown (CLI, logs, Events, status, evidence)."""
     return scrub(uri)
+
+
+class ScrubFilter(logging.Filter):
+    """A handler filter that scrubs every record's message (:func:`scrub`): the operator's
+    log, kopf's DEBUG dumps of whole objects included, never shows a credential."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def scrub_log_handlers(logger: logging.Logger | None = None) -> None:
+    """Add one :class:`ScrubFilter` to each handler of ``logger`` (default: the root)."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, ScrubFilter) for f in handler.filters):
+            handler.addFilter(ScrubFilter())
