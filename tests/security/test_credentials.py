@@ -318,3 +318,29 @@ def test_validate_names_the_field_and_never_echoes_the_secret(tmp_path: Path) ->
     assert "storage.credentialsSecret" in output
     for secret in ("bPxRfiCY", "AKIAIOSFODNN7EXAMPLE", "9f0e"):
         assert secret not in output, output
+
+
+@pytest.mark.reliability(
+    "security",
+    "a credential slipped into the run manifest's config, overrides, dataset, source",
+    result="written masked (s3://***@…); the report shows the masked form",
+)
+def test_evidence_never_writes_a_credential() -> None:
+    """Defence in depth: a valid spec holds none, but the run manifest (and the report
+    rendered from it) masks any string that does."""
+    from support.evidence import CONFIG, DATASET, sample_manifest, sample_rows, sample_summary
+    from tunix_rt.evidence import render_report
+
+    token = "hf_" + "aB3" * 11
+    manifest = sample_manifest(
+        config={**CONFIG, "dataset": {"trainPath": SLASH_URI, "evalPath": PRESIGNED}},
+        overrides={"model": {"checkpoint": SLASH_URI}},
+        dataset={**DATASET, "name": token},
+        source={"sweep": "s", "trial": "t_0", "params": {"opt": token}},
+    )
+    rows = sample_rows()
+    report = render_report(manifest=manifest, summary=sample_summary(rows), rows=rows)
+    text = str(manifest) + report
+    for secret in ("bPxRfiCY", "AKIAIOSFODNN7EXAMPLE", "9f0e", token):
+        assert secret not in text
+    assert "s3://***@bucket/runs" in text

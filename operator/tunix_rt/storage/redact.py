@@ -6,6 +6,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from tunix_rt.api.secrets import redact
 
@@ -36,6 +37,19 @@ def scrub(text: str, environ: Mapping[str, str] | None = None) -> str:
     for value in secret_values(environ):
         text = text.replace(value, "***")
     return redact(text)
+
+
+def scrub_tree(value: Any, environ: Mapping[str, str] | None = None) -> Any:
+    """``value`` (JSON-like: mappings, lists, scalars) with :func:`scrub` applied to every
+    string, keys included: a config or spec written to evidence never carries a
+    credential, even one that slipped past validation."""
+    if isinstance(value, str):
+        return scrub(value, environ)
+    if isinstance(value, Mapping):
+        return {scrub_tree(k, environ): scrub_tree(v, environ) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_tree(v, environ) for v in value]
+    return value
 
 
 def redact_uri(uri: str) -> str:
