@@ -160,7 +160,7 @@ def kept_rows(text: str, only: list[str]) -> tuple[list[str], str]:
         return [], ""
     body = text.split(BEGIN, 1)[1].split(END, 1)[0].strip().splitlines()
     summary = body[0] if body and body[0].startswith("Generated") else ""
-    rows = [line for line in body if line.startswith("| ") and not line.startswith("| kind")]
+    rows = [line for line in body if line.startswith("| ") and line[2:].split(" ")[0] in KINDS]
     prefixes = tuple(p.rstrip("/") for p in only)
     return [r for r in rows if not any(f"`{p}" in r for p in prefixes)], summary
 
