@@ -344,3 +344,19 @@ def test_evidence_never_writes_a_credential() -> None:
     for secret in ("bPxRfiCY", "AKIAIOSFODNN7EXAMPLE", "9f0e", token):
         assert secret not in text
     assert "s3://***@bucket/runs" in text
+
+
+def test_the_crd_pattern_and_the_storage_check_agree() -> None:
+    """The API server refuses userinfo (also with a '/' in the secret) before the object
+    is stored; pydantic refuses the same URIs (the CRD pattern is its twin)."""
+    import re
+
+    from tunix_rt.api.common import STORAGE_PATTERN
+
+    for uri in (SLASH_URI, "s3://k:s@b/x", "gs://tok@b/x", "s3://b:9000/x", "s3://b/x?sig=1"):
+        assert not re.match(STORAGE_PATTERN, uri), uri
+        with pytest.raises(ValidationError):
+            check_storage("storage", uri)
+    for uri in ("s3://ml-bucket/tunix-rt", "gs://b/a/b@c", "file://./runs", "s3://b"):
+        assert re.match(STORAGE_PATTERN, uri), uri
+        check_storage("storage", uri)

@@ -68,6 +68,13 @@ def check_storage(field: str, value: str) -> None:
             f"{value!r} names no bucket; use {scheme}://BUCKET/PREFIX",
             value,
         )
+    if scheme in ("s3", "gs") and ":" in rest.split("/", 1)[0]:  # as the CRD's pattern
+        raise field_error(
+            field,
+            f"{value!r}: a bucket name holds no ':' (a port or a user:secret pair does); "
+            f"use {scheme}://BUCKET/PREFIX",
+            value,
+        )
 
 
 def check_name(value: str) -> str:
