@@ -23,7 +23,6 @@ from rich.text import Text
 from tunix_rt import results as results_mod
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import SweepDocument, load_sweep
-from tunix_rt.api.secrets import redact
 from tunix_rt.cli.common import esc, exit_meaning, storage_option, store_problem
 from tunix_rt.cli.display import make_console, print_best, trial_table
 from tunix_rt.cli.sweep_process import LocalSweep, driver_cmd, log_path, run_driver
@@ -138,7 +137,7 @@ def run(
 
 def _fail(err: Console, message: str, code: int = ExitCode.FAILED) -> typer.Exit:
     """Say ``error: message`` (one line, as written) on stderr; the Exit to raise."""
-    err.print(Text(f"error: {redact(message)}", style="red"), soft_wrap=True)
+    err.print(f"[red]error: {esc(message)}[/red]", soft_wrap=True)  # esc: credentials masked
     return typer.Exit(code)
 
 
