@@ -122,7 +122,7 @@ def run(
 
 def _fail(err: Console, message: str, code: int = ExitCode.FAILED) -> typer.Exit:
     """Say ``error: message`` (one line, as written) on stderr; the Exit to raise."""
-    err.print(Text(f"error: {message}", style="red"), soft_wrap=True)
+    err.print(f"[red]error: {esc(message)}[/red]", soft_wrap=True)  # esc: credentials masked
     return typer.Exit(code)
 
 
