@@ -326,3 +326,17 @@ def test_a_refused_rerun_says_which_fields_changed_and_keeps_the_options(sweep: 
     assert "changed since the earlier run: budget.smokeSteps: 20 -> 30; maxTrials: 3 -> 4" in text
     assert f"to start over (earlier results move to archive/): {sweep.again('--fresh')}" in text
     assert "resuming" not in text
+
+
+def test_a_failed_driver_says_why_with_credentials_masked(sweep: Sweep) -> None:
+    """No summary (the driver failed before its verdict): its recorded reason, the
+    trials so far, how to resume or start over; a credential in the reason is masked."""
+    reason = "StoreError: cannot write s3://AKIAEXAMPLE:wJalrXUtnFEMIK7MDENG@bucket/x"
+    trials = [trial("t0", 3e-3, None, TrialState.RUNNING)]
+    result = sweep.run(ExitCode.FAILED, trials=trials, message=reason)
+    assert result.exit_code == ExitCode.FAILED, result.output
+    assert "wJalrXUtnFEMIK7MDENG" not in result.output
+    assert "error: StoreError: cannot write s3://***@bucket/x" in result.output
+    assert rows(result.output) == {"t0": "Interrupted"}
+    text = " ".join(result.output.split())
+    assert f"to resume: {sweep.again()}; to start over: {sweep.again('--fresh')}" in text

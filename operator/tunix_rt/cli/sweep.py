@@ -19,7 +19,6 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.text import Text
 
 from tunix_rt import results as results_mod
 from tunix_rt.api.errors import ManifestError

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from tunix_rt import results as results_mod
 from tunix_rt.api.common import Phase
+from tunix_rt.api.secrets import redact
 from tunix_rt.api.trial import SweepResult, TrialResult
 from tunix_rt.cli.common import esc, exit_meaning
 from tunix_rt.cli.display import print_best, trial_table
@@ -48,6 +49,12 @@ ENDED_BECAUSE = {
 
 ARCHIVE_STAMP = "%Y%m%dT%H%M%SZ"
 """How the driver names a folder under ``archive/`` (UTC, when it moved the files)."""
+
+
+def _text(*parts: str | tuple[str, str], style: str = "") -> Text:
+    """A line printed as written, any credential in it masked (as :func:`esc` does)."""
+    masked = [(redact(p[0]), p[1]) if isinstance(p, tuple) else redact(p) for p in parts]
+    return Text.assemble(*masked, style=style)
 
 
 def rerun_words(
@@ -152,19 +159,19 @@ def report_end(
 def _not_run(err: Console, sweep: LocalSweep, code: int, started_at: datetime) -> None:
     """Exit 2: the driver's reason; which fields changed; nothing ran."""
     reason = end_reason(sweep.files, started_at) or "see the driver log"
-    err.print(Text(f"error: {reason}", style="red"), soft_wrap=True)
+    err.print(_text(f"error: {reason}", style="red"), soft_wrap=True)
     changes = _stored_spec_changes(sweep)
     if changes:
-        err.print(Text(f"changed since the earlier run: {changes_text(changes, 10)}"))
+        err.print(_text(f"changed since the earlier run: {changes_text(changes, 10)}"))
         err.print(
-            Text(
+            _text(
                 f"to start over (earlier results move to {ARCHIVE_DIR}/): "
                 f"{command(sweep, '--fresh')}; or undo the change, or give another --name"
             ),
             soft_wrap=True,
         )
     err.print(
-        Text(f"sweep {sweep.name}: {exit_meaning(code)}; driver log: {sweep.log_file}"),
+        _text(f"sweep {sweep.name}: {exit_meaning(code)}; driver log: {sweep.log_file}"),
         soft_wrap=True,
     )
 
@@ -186,7 +193,7 @@ def _finished(
     why = ENDED_BECAUSE.get(summary.reason or "", summary.reason or summary.phase.value)
     style = "green" if summary.phase is Phase.SUCCEEDED else "red"
     console.print(
-        Text.assemble(
+        _text(
             (f"sweep {summary.phase.value.lower()}", style),
             f" ({why}): {summary.message or ''}",
         ),
@@ -196,7 +203,7 @@ def _finished(
         assert summary.finished_at is not None
         when = summary.finished_at.strftime("%Y-%m-%d %H:%M:%S")
         console.print(
-            Text(
+            _text(
                 f"this sweep had already finished (at {when} UTC); nothing was re-run. "
                 f"To run it again: {command(sweep, '--fresh')}",
                 style="yellow",
@@ -215,7 +222,7 @@ def _finished(
         )
     elif code != ExitCode.OK:
         err.print(
-            Text(
+            _text(
                 f"{exit_meaning(code)}; driver log: {sweep.log_file}; to start over: "
                 f"{command(sweep, '--fresh')}"
             ),
@@ -237,21 +244,21 @@ def _cut(
         print_best(console, trials, sweep.spec.objective)
     reason = end_reason(sweep.files, started_at)
     if code != ExitCode.INTERRUPTED:
-        err.print(Text(_tail(sweep.log_file)))
+        err.print(_text(_tail(sweep.log_file)))
     if code == ExitCode.INTERRUPTED:
         err.print(
-            Text(f"sweep interrupted: {reason or 'stopped before it finished'}", style="yellow"),
+            _text(f"sweep interrupted: {reason or 'stopped before it finished'}", style="yellow"),
             soft_wrap=True,
         )
         err.print(
-            Text(f"finished trials are kept; to resume: {command(sweep)}"),
+            _text(f"finished trials are kept; to resume: {command(sweep)}"),
             soft_wrap=True,
         )
         return
     if reason:
-        err.print(Text(f"error: {reason}", style="red"), soft_wrap=True)
+        err.print(_text(f"error: {reason}", style="red"), soft_wrap=True)
     err.print(
-        Text(
+        _text(
             f"sweep {sweep.name} failed ({exit_meaning(code)}); log: {sweep.log_file}; "
             f"to resume: {command(sweep)}; to start over: {command(sweep, '--fresh')}",
             style="red",

@@ -12,6 +12,7 @@ from rich.text import Text
 from tunix_rt.api.common import GROUP
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import KINDS, Checked, check_document, load_documents
+from tunix_rt.api.secrets import redact
 from tunix_rt.cli.common import esc
 from tunix_rt.cli.display import make_console
 from tunix_rt.cli.suggest import with_hints
@@ -32,8 +33,8 @@ def print_errors(
     written (``[/x]`` is not markup)."""
     for path, message in with_hints(errors, kind, doc):
         line = f"error: {where}: {path}: {message}" if path else f"error: {where}: {message}"
-        console.print(Text(line, style="red"), soft_wrap=True)
-    console.print(Text(f"{where}: invalid", style="red"), soft_wrap=True)
+        console.print(Text(redact(line), style="red"), soft_wrap=True)
+    console.print(Text(redact(f"{where}: invalid"), style="red"), soft_wrap=True)
 
 
 def _tunix_kind_problem(doc: Any, index: int) -> Checked | None:
