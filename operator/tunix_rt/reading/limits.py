@@ -9,6 +9,7 @@ them before the expensive step (parsing, inflating, validating), and refuse with
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +67,29 @@ def clip(value: str | bytes, limit: int = QUOTE_CHARS) -> str:
     return f"{text[:limit]!r}… ({size} bytes)"
 
 
+MESSAGE_CHARS = 600
+"""The longest one problem's message may be once its quoted values are clipped."""
+
+_LONG = QUOTE_CHARS + 1
+_LONG_QUOTED = re.compile(f"'([^'\\n]{{{_LONG},}})'|\"([^\"\\n]{{{_LONG},}})\"")
+
+
+def clip_message(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """``text`` with every quoted value longer than :data:`QUOTE_CHARS` clipped
+    (:func:`clip`), then cut at ``limit``: a validator that repeats the user's value
+    never repeats 50 MB of it."""
+    if len(text) <= QUOTE_CHARS:
+        return text
+    text = _LONG_QUOTED.sub(lambda m: clip(m.group(1) or m.group(2)), text)
+    if len(text) > limit:
+        text = f"{text[:limit]}… ({len(text.encode('utf-8', 'replace'))} bytes)"
+    return text
+
+
 def size_text(size: int) -> str:
-    """``1.5 MiB`` / ``12 KiB`` / ``300 bytes``."""
+    """``4 GiB`` / ``1.5 MiB`` / ``12 KiB`` / ``300 bytes``."""
+    if size >= 1024 * MIB:
+        return f"{size / (1024 * MIB):.1f} GiB".replace(".0 ", " ")
     if size >= MIB:
         return f"{size / MIB:.1f} MiB".replace(".0 ", " ")
     if size >= KIB:
