@@ -220,10 +220,11 @@ class Reader:
         if raw is None:
             return None
         try:
-            return load_json(raw, self.store.uri_for(key), RECORD)
+            data: object = load_json(raw, self.store.uri_for(key), RECORD)
         except ReadError as exc:
             self._damaged(key, exc.problem)
             return None
+        return data
 
     def model(self, key: str, model: type[M], raw: bytes | None = None) -> M | None:
         """The model at ``key`` (``raw``: its bytes, already read); None when absent or not

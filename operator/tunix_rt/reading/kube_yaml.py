@@ -169,16 +169,19 @@ class KubeConstructor(yaml.constructor.SafeConstructor):
         )
 
 
-KubeConstructor.add_constructor(INT, KubeConstructor.construct_kube_int)
-KubeConstructor.add_constructor(FLOAT, KubeConstructor.construct_kube_float)
-KubeConstructor.add_constructor(BOOL, KubeConstructor.construct_kube_bool)
-KubeConstructor.add_constructor(TIMESTAMP, KubeConstructor.construct_kube_timestamp)
+KubeConstructor.yaml_constructors = {
+    **yaml.constructor.SafeConstructor.yaml_constructors,
+    INT: KubeConstructor.construct_kube_int,
+    FLOAT: KubeConstructor.construct_kube_float,
+    BOOL: KubeConstructor.construct_kube_bool,
+    TIMESTAMP: KubeConstructor.construct_kube_timestamp,
+}
 
 
 def _parser(text: str) -> Any:
     """libyaml's event parser where PyYAML has it (fast, and no Python recursion)."""
     try:
-        from yaml.cyaml import CParser
+        from yaml._yaml import CParser
     except ImportError:  # PyYAML built without libyaml: the same events, slower
         return yaml.SafeLoader(text)
     return CParser(text)
@@ -261,6 +264,7 @@ class _Composer:
                 raise self._refuse(event, f"alias *{event.anchor} names no anchor above it")
             return anchors[event.anchor]
         node: Node
+        start: Any = event.start_mark  # libyaml's Mark or PyYAML's: both have .line
         if isinstance(event, events.ScalarEvent):
             tag = event.tag
             if tag in (None, "!") or tag not in KNOWN_SCALAR_TAGS:
@@ -268,11 +272,11 @@ class _Composer:
                 tag = go_scalar(event.value)[0] if plain else STR
             if tag == BINARY:
                 raise self._refuse(event, "!!binary is not read here; write the value as text")
-            node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+            node = ScalarNode(tag, event.value, start, None, event.style)
         elif isinstance(event, events.SequenceStartEvent):
-            node = SequenceNode(SEQ, [], event.start_mark, None, event.flow_style)
+            node = SequenceNode(SEQ, [], start, None, event.flow_style)
         elif isinstance(event, events.MappingStartEvent):
-            node = MappingNode(MAP, [], event.start_mark, None, event.flow_style)
+            node = MappingNode(MAP, [], start, None, event.flow_style)
         else:  # pragma: no cover - libyaml emits nothing else inside a document
             raise self._refuse(event, f"unexpected {type(event).__name__}")
         if event.anchor is not None:
