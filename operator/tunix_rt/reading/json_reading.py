@@ -51,7 +51,7 @@ def _not_json(exc: json.JSONDecodeError, size: int) -> str:
     """Why a document is not JSON, telling a file cut short (an interrupted write) from
     one that is malformed."""
     if not exc.doc.strip():
-        return f"empty ({size} bytes): no JSON document"
+        return f"not JSON: empty ({size} bytes)"
     if exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated string"):
-        return f"cut short: the JSON ends mid-document after {size} bytes"
-    return f"malformed JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
+        return f"not JSON: cut short (the document ends mid-way, after {size} bytes)"
+    return f"not JSON: malformed at line {exc.lineno} column {exc.colno} ({exc.msg})"
