@@ -201,7 +201,7 @@ def test_results_load_lists_every_unreadable_record() -> None:
     assert [t.trial_id for t in loaded.trials] == ["309ef_00002", "309ef_00003", "309ef_00004"]
     shown = {uri.rsplit("/", 1)[-1]: why[:40] for uri, why in loaded.unreadable.items()}
     assert shown == {
-        "309ef_00000.json": "not JSON: cut short (the document ends mi",
+        "309ef_00000.json": "not JSON: cut short (the document ends m",
         "309ef_00001.json": "not JSON: malformed at line 23 column 3 ",
     }
     assert loaded.to_json()["unreadable"][0]["problem"].startswith("not JSON: cut short")
