@@ -86,8 +86,8 @@ class SweepResult(ApiModel):
     objective_metric: str = PRIMARY_SCORE
     objective_mode: str = "max"
     trials: list[TrialResult] = Field(default_factory=list)
-    unreadable_trials: list[str] = Field(
-        default_factory=list,
+    unreadable_trials: list[str] | None = Field(
+        None,
         description="Trial records found in the store but unreadable (damaged), left out of "
         "trials: 'file: why' each.",
     )

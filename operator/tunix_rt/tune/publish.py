@@ -77,7 +77,7 @@ def summarise(
         phase=verdict.phase,
         message=with_damage(verdict.message, unreadable),
         reason=verdict.reason,
-        unreadable_trials=list(unreadable),
+        unreadable_trials=list(unreadable) or None,
         accelerator_hours_used=sum(t.accelerator_hours for t in trials),
         wall_seconds_used=seconds,
         trials_planned=spec.planned_trials(),
