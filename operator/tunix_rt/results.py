@@ -20,7 +20,6 @@ RayJob); for records written before curves were kept, from Ray Tune's own per-tr
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,6 +35,7 @@ from tunix_rt.contract.file_names import (
     TRIALS_DIR,
 )
 from tunix_rt.contract.layout import SweepFiles, SweepLayout, read_sweep_summary
+from tunix_rt.reading import RECORD, ReadError, load_json
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import Store, StoreError
 
@@ -81,9 +81,9 @@ class SweepResults:
         points = []
         for line in text.splitlines():
             try:
-                report = json.loads(line)
-            except ValueError:
-                continue  # a report cut by an interruption
+                report = load_json(line, RAY_RESULT_JSON, RECORD)
+            except ReadError:
+                continue  # a report cut by an interruption (or not one at all)
             if isinstance(report, dict):
                 points.append(numeric_metrics(report))
         return points
