@@ -98,7 +98,7 @@ bench: $(VENV_STAMP)
 # kube-apiserver (the control-plane binaries); figures into benchmarks/results.json.
 bench-operator: $(VENV_STAMP) control-plane
 	$(RUN) python benchmarks/operator_load.py $(ARGS)
-	$(RUN) python benchmarks/operator_load_apiserver.py
+	$(RUN) python benchmarks/operator_load_apiserver.py --record
 
 # Regenerates RELIABILITY.md's table from a pytest run of the tests registered for it.
 reliability: $(VENV_STAMP)

@@ -3,6 +3,7 @@
     make reliability            # = uv run --frozen --no-sync python scripts/reliability.py
     python scripts/reliability.py --quick   # without the load test
     python scripts/reliability.py --check   # also exit 1 when a registered test failed
+    python scripts/reliability.py --only tests/security   # rerun and replace those rows only
 
 A test is registered (the convention, also in RELIABILITY.md's header) by
 
@@ -152,16 +153,39 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write(rows: list[Row], exit_code: int, seconds: float, args: list[str]) -> None:
+def kept_rows(text: str, only: list[str]) -> tuple[list[str], str]:
+    """The table lines of ``text`` none of whose tests lies under a path of ``only`` (they
+    stay as generated before), and the summary line they came with."""
+    if BEGIN not in text or END not in text:
+        return [], ""
+    body = text.split(BEGIN, 1)[1].split(END, 1)[0].strip().splitlines()
+    summary = body[0] if body and body[0].startswith("Generated") else ""
+    rows = [line for line in body if line.startswith("| ") and line[2:].split(" ")[0] in KINDS]
+    prefixes = tuple(p.rstrip("/") for p in only)
+    return [r for r in rows if not any(f"`{p}" in r for p in prefixes)], summary
+
+
+def write(
+    rows: list[Row], exit_code: int, seconds: float, args: list[str], only: list[str]
+) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     total = sum(len(r.outcomes) for r in rows)
     passed = sum(list(r.outcomes.values()).count("passed") for r in rows)
     command = " ".join(["python scripts/reliability.py", *args])
-    body = (
-        f"Generated {stamp} by `{command}`: {len(rows)} rows, {passed}/{total} test items "
-        f"passed in {seconds:.0f} s (pytest exit {exit_code}).\n\n{table(rows)}"
-    )
     text = DOC.read_text(encoding="utf-8") if DOC.exists() else f"# Reliability\n\n{BEGIN}\n{END}\n"
+    summary = (
+        f"Generated {stamp} by `{command}`: {len(rows)} rows, {passed}/{total} test items "
+        f"passed in {seconds:.0f} s (pytest exit {exit_code})."
+    )
+    lines = table(rows).splitlines()
+    if only:
+        kept, before = kept_rows(text, only)
+        summary += f" The other {len(kept)} rows as before: {before or 'not generated yet'}"
+        order = {k: i for i, k in enumerate(KINDS)}
+        lines = lines[:2] + sorted(
+            lines[2:] + kept, key=lambda line: (order.get(line.split(" | ")[0][2:], 9), line)
+        )
+    body = summary + "\n\n" + "\n".join(lines)
     if BEGIN not in text or END not in text:
         text = text.rstrip() + f"\n\n{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)
@@ -172,17 +196,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="leave out the load test(s)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a test failed")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="run the registered tests under PATH (e.g. tests/security; repeatable) and "
+        "replace only their rows, keeping the others as generated before",
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     args = parser.parse_args(argv)
     collector = Collector()
-    pytest_args = ["-q", "-p", "no:cacheprovider", str(ROOT / "tests"), *args.pytest_args]
+    paths = [str(ROOT / p) for p in args.only] or [str(ROOT / "tests")]
+    pytest_args = ["-q", "-p", "no:cacheprovider", *paths, *args.pytest_args]
     if args.quick:
         pytest_args += ["-m", "not load"]
     started = time.monotonic()
     code = int(pytest.main(pytest_args, plugins=[collector]))
     rows = list(collector.rows.values())
     shown = list(argv if argv is not None else sys.argv[1:])
-    write(rows, code, time.monotonic() - started, shown)
+    write(rows, code, time.monotonic() - started, shown, args.only)
     print(f"wrote {DOC.relative_to(ROOT)}: {len(rows)} rows")
     failed = any("failed" in r.outcomes.values() for r in rows)
     return 1 if args.check and (failed or code not in (0, 5)) else 0

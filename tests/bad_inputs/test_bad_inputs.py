@@ -290,3 +290,6 @@ def test_operator_refuses(case: dict[str, Any], operator_seen: Seen) -> None:
     warnings = [e for e in operator_seen.events.get(case["id"], []) if e.get("type") == "Warning"]
     assert warnings, "no Warning Event"
     assert any(paths[0] in str(e.get("message")) for e in warnings), warnings
+    if case.get("absent"):  # a secret: neither in the status nor in any Event
+        shown = [str(obj.get("status")), *(str(e) for e in operator_seen.events[case["id"]])]
+        assert not any(case["absent"] in text for text in shown), shown

@@ -325,3 +325,22 @@ def test_progress_view_and_lines() -> None:
         "[0/2] trial t9 running (learningRate=0.002)",
         "[1/2] trial t9 succeeded, primary_score=0.5000",
     ]
+
+
+def test_missing_train_extra_hint_prints_what_to_type(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The hint survives the console's markup: ``[train]`` is printed, not eaten as a tag."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
+    )
+    manifest = tmp_path / "sweep.yaml"
+    manifest.write_text(GOOD)
+    result = invoke("sweep", "run", str(manifest))
+    text = " ".join(result.output.split())
+    assert result.exit_code != 0
+    assert "pip install 'tunix-rt[train]'" in text, text
+    assert "uv sync --frozen --all-extras" in text, text

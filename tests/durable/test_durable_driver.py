@@ -20,11 +20,12 @@ from support.durable import (
     make_driver,
     records,
     sessions_of,
+    snapshot_knows,
     summary_of,
     tiny_spec,
     write_manifest,
 )
-from tunix_rt.api.trial import TrialState
+from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.layout import SweepLayout
 from tunix_rt.contract.phases import BUDGET_EXHAUSTED, GOAL_REACHED
@@ -128,7 +129,7 @@ def test_restart_on_state_cut_mid_upload_fails_clearly_and_keeps_everything(
     cmd = driver_args(manifest, store, name)
     layout = SweepLayout.of(NS, name)
     first = make_driver(cmd, env, short_tmp, 1).start()
-    done: list[object] = []
+    done: list[TrialResult] = []
     snapshots: list[str] = []
     try:
         deadline = time.monotonic() + 180
@@ -137,10 +138,9 @@ def test_restart_on_state_cut_mid_upload_fails_clearly_and_keeps_everything(
             snapshots = [
                 k for k in store.list(layout.experiment_prefix + "/") if "experiment_state" in k
             ]
-            if done and snapshots:
+            if done and snapshots and snapshot_knows(store, name, {t.trial_id for t in done}):
                 break
             time.sleep(0.3)
-        time.sleep(1.5)  # a snapshot that knows the finished trial
     finally:
         first.kill()
         first.lose_local_state()

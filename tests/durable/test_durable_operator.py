@@ -22,6 +22,7 @@ from support.durable import (
     make_driver,
     records,
     sessions_of,
+    snapshot_knows,
     summary_of,
     tiny_spec,
 )
@@ -87,7 +88,14 @@ async def test_killed_driver_is_resumed_by_a_new_rayjob(
 
     try:
         await wait_for(probe, timeout=180, what="a finished and a checkpointed trial")
-        await asyncio.sleep(1.2)  # Tune's snapshot (every ~1 s) knows the checkpoint
+        now = records(store, NAME)
+        done = {k for k, t in now.items() if t.state is TrialState.SUCCEEDED}
+        ckpt = {k for k, t in now.items() if t.state is TrialState.RUNNING and t.steps >= 20}
+
+        async def known() -> bool:
+            return await asyncio.to_thread(snapshot_knows, store, NAME, done, ckpt)
+
+        await wait_for(known, timeout=120, what="a Tune snapshot that knows both")
     finally:
         first.kill()
         first.lose_local_state()

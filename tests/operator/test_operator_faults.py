@@ -50,6 +50,7 @@ from support.operator import (
     condition,
     events_of,
     phase_is,
+    polled,
     rehearsal_body,
     status_of,
     sweep_body,
@@ -476,7 +477,7 @@ async def test_store_outage_sets_degraded_and_loses_nothing(
     Event), keeps what it showed, and stays Running; the trials the driver wrote meanwhile
     appear once the store is back, ``Degraded`` turns False (one Normal Event), and the
     sweep finishes with every trial."""
-    await start_operator(s3_config)
+    run = await start_operator(s3_config)
     await api.create(SWEEPS, sweep_body("outage", maxTrials=3))
     await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-outage"), what="the RayJob")
     await api.job_status(NS, "sweep-outage", jobDeploymentStatus="Running", jobStatus="RUNNING")
@@ -499,7 +500,7 @@ async def test_store_outage_sets_degraded_and_loses_nothing(
     # Meanwhile the driver (which still reaches S3) goes on writing trial records.
     write_trial(s3_store, NS, "outage", "t_00001", TrialState.FAILED, None)
     write_trial(s3_store, NS, "outage", "t_00002", TrialState.SUCCEEDED, 0.9)
-    await asyncio.sleep(1.0)  # several polls while the store is away
+    await polled(run, 3)  # several polls while the store is away
     obj = await api.get(SWEEPS, NS, "outage")
     assert obj is not None
     assert_status_fits_crd(obj)

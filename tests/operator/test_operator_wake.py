@@ -60,7 +60,7 @@ async def test_pending_sweep_moves_on_rayjob_events_without_polling(
 
     # KubeRay starts it: the watch event moves the Sweep to Running at once.
     await api.job_status(NS, "sweep-woken", jobDeploymentStatus="Running", jobStatus="RUNNING")
-    await wait_for(lambda: phase_is(api, SWEEPS, "woken", "Running"), what="Running", timeout=10)
+    await wait_for(lambda: phase_is(api, SWEEPS, "woken", "Running"), what="Running", timeout=60)
 
 
 async def test_pending_sweep_fails_when_its_rayjob_fails_or_goes(
@@ -74,8 +74,8 @@ async def test_pending_sweep_fails_when_its_rayjob_fails_or_goes(
         NS, "sweep-doomed", jobDeploymentStatus="Failed", jobStatus="FAILED", message="OOM"
     )
     await api.delete(RAYJOBS, NS, "sweep-lost")
-    doomed = await wait_for(lambda: phase_is(api, SWEEPS, "doomed", "Failed"), timeout=10)
-    lost = await wait_for(lambda: phase_is(api, SWEEPS, "lost", "Failed"), timeout=10)
+    doomed = await wait_for(lambda: phase_is(api, SWEEPS, "doomed", "Failed"), timeout=60)
+    lost = await wait_for(lambda: phase_is(api, SWEEPS, "lost", "Failed"), timeout=60)
     assert "OOM" in doomed["message"]
     assert lost["conditions"] and "RayJob sweep-lost was deleted" in lost["message"]
 

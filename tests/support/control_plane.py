@@ -75,14 +75,18 @@ ADMISSION_PLUGINS = ",".join(
 )
 
 
-# Every request made with a ServiceAccount's token (the operator's among them), one JSON line
-# each, so a test or benchmark can count what the operator asked of the server.
+# Every request made with a ServiceAccount's token (the operator's among them), and every
+# Sweep create by anyone, one JSON line each, so a test or benchmark can count what the
+# operator asked of the server and time create -> RayJob on the server's own clock.
 AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived, ResponseStarted]
 rules:
   - level: Metadata
     userGroups: ["system:serviceaccounts"]
+  - level: Metadata
+    verbs: ["create"]
+    resources: [{group: tunixrt.io, resources: [sweeps]}]
   - level: None
 """
 
@@ -428,17 +432,19 @@ class ControlPlane:
     def audit_log(self) -> Path:
         return self.root / "logs" / "audit.jsonl"
 
-    def requests_by(self, username: str) -> list[dict[str, Any]]:
-        """The audited requests of one user (e.g. system:serviceaccount:NS:NAME), in order."""
+    def audit_events(self) -> list[dict[str, Any]]:
+        """Every audited request (see AUDIT_POLICY), in order; a torn last line is skipped."""
         if not self.audit_log.exists():
             return []
         found = []
         for line in self.audit_log.read_text().splitlines():
             with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if event.get("user", {}).get("username") == username:
-                    found.append(event)
+                found.append(json.loads(line))
         return found
+
+    def requests_by(self, username: str) -> list[dict[str, Any]]:
+        """The audited requests of one user (e.g. system:serviceaccount:NS:NAME), in order."""
+        return [e for e in self.audit_events() if e.get("user", {}).get("username") == username]
 
     # -- clients ----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ checkpoints) in a folder of its own that a test can delete, like a lost head pod
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -148,3 +149,32 @@ def driver_from_rayjob(rayjob: dict[str, Any]) -> list[str]:
     at = args.index("--address")
     del args[at : at + 2]
     return [sys.executable, *args[1:], "--num-cpus", "2"]
+
+
+def snapshot_knows(
+    store: Store, name: str, finished: set[str], checkpointed: set[str] = frozenset()
+) -> bool:
+    """Whether the newest Ray Tune experiment snapshot in the store, what a resumed driver
+    restores, has each ``finished`` trial TERMINATED and a checkpoint of each
+    ``checkpointed`` one: the state a kill test waits for instead of a snapshot period."""
+    layout = SweepLayout.of(NS, name)
+    keys = [
+        k
+        for k in store.list(layout.experiment_prefix + "/")
+        if k.endswith(".json") and "experiment_state" in k
+    ]
+    if not keys:
+        return False
+    try:
+        data = json.loads(store.read_bytes(max(keys)))
+        trials = {
+            state.get("trial_id"): (state.get("status"), meta)
+            for state, meta in ((json.loads(s), m) for s, m in data.get("trial_data", []))
+        }
+    except (ValueError, TypeError):
+        return False  # caught mid-write: the next one is whole
+    if os.environ.get("TUNIX_RT_DUMP_SNAPSHOT"):
+        Path(os.environ["TUNIX_RT_DUMP_SNAPSHOT"]).write_text(json.dumps(data, indent=1))
+    return all(trials.get(t, ("", ""))[0] == "TERMINATED" for t in finished) and all(
+        "checkpoint_0" in str(trials.get(t, ("", ""))[1]) for t in checkpointed
+    )

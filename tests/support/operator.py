@@ -312,9 +312,10 @@ class Api:
 
 
 async def wait_for(
-    probe: Callable[[], Awaitable[T | None]], timeout: float = 15.0, what: str = "condition"
+    probe: Callable[[], Awaitable[T | None]], timeout: float = 60.0, what: str = "condition"
 ) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with the last value."""
+    """Poll ``probe`` until it returns something truthy; fail with the last value. The bound is
+    far above the normal time (well under a second): a loaded machine only makes it slower."""
     deadline = asyncio.get_running_loop().time() + timeout
     last: Any = None
     while True:
@@ -324,6 +325,27 @@ async def wait_for(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
         await asyncio.sleep(0.05)
+
+
+def handler_runs(run: OperatorRun, kind: str = "sweep", handler: str = "follow") -> int:
+    """How many times the operator ran one handler (its reconcile-duration histogram)."""
+    assert run.runtime is not None, "the operator has not been started"
+    value = run.runtime.metrics.registry.get_sample_value(
+        "tunixrt_reconcile_duration_seconds_count", {"kind": kind, "handler": handler}
+    )
+    return int(value or 0)
+
+
+async def polled(run: OperatorRun, times: int = 3, kind: str = "sweep") -> None:
+    """Wait until the operator has followed (polled) ``times`` more times: a test that shows
+    nothing changes over several polls waits for the polls, not for a period a loaded
+    machine may not fit them in."""
+    target = handler_runs(run, kind) + times
+
+    async def enough() -> bool:
+        return handler_runs(run, kind) >= target
+
+    await wait_for(enough, what=f"{times} more {kind} polls")
 
 
 async def status_of(api: Api, resource: str, name: str, namespace: str = "ml") -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from tunix_rt.api.base import ApiModel, field_error, field_errors
+from tunix_rt.api.secrets import credential_problem
 
 GROUP = "tunixrt.io"
 VERSION = "v1alpha1"
@@ -25,9 +26,11 @@ RUNTIME_DEFAULT = "x-tunix-rt-runtime-default"
 the local folder), so the CRD must not let the API server fill it in."""
 
 STORAGE_SCHEMES = ("file://", "s3://", "gs://")
-STORAGE_PATTERN = r"^(file://.+|(s3|gs)://[^/]+(/.*)?)$"
+STORAGE_PATTERN = r"^(file://.+|(s3|gs)://[^/@:?#]+(/[^?#]*)?)$"
 """Pattern of a storage URI in the CRDs (pydantic checks it with ``check_storage``): a
-bucket stores need their bucket (``s3:///prefix`` has none)."""
+bucket stores need their bucket (``s3:///prefix`` has none), and a bucket name holds no
+``@`` or ``:``, so the API server refuses userinfo (``s3://KEY:SECRET@bucket``, also with
+a ``/`` in the secret) and query strings before the object is stored."""
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 NAME_MAX = 253
@@ -38,24 +41,20 @@ NAME_RULE = (
 
 
 def check_storage(field: str, value: str) -> None:
-    """Raise a field error unless ``value`` is a file://, s3:// or gs:// URI (with a bucket)."""
+    """Raise a field error unless ``value`` is a file://, s3:// or gs:// URI (with a bucket)
+    that carries no credential (checked first: no message below may echo one)."""
+    scheme, _, rest = value.partition("://")
+    problem = credential_problem(value)
+    if problem is not None:
+        # Never echo the value: it holds a credential, which would land in the spec,
+        # the status, the RayJob and the evidence.
+        raise field_error(field, f"{problem}; use s3://BUCKET/PREFIX or gs://BUCKET/PREFIX")
     if not value.startswith(STORAGE_SCHEMES) or value in STORAGE_SCHEMES:
         raise field_error(
             field,
             f"{value!r} is not a store URI; use file://PATH, s3://BUCKET/PREFIX or "
             "gs://BUCKET/PREFIX",
             value,
-        )
-    scheme, _, rest = value.partition("://")
-    if scheme in ("s3", "gs") and "@" in rest.split("/", 1)[0]:
-        # Never echo the value: it holds a credential, which would land in the spec,
-        # the status, the RayJob and the evidence.
-        raise field_error(
-            field,
-            f"a {scheme}:// URI must not carry credentials (user:secret@); put them in a "
-            "Secret (the chart's storage.credentialsSecret) and use "
-            f"{scheme}://BUCKET/PREFIX",
-            None,
         )
     if scheme in ("s3", "gs") and ("?" in rest or "#" in rest):
         raise field_error(
@@ -69,6 +68,13 @@ def check_storage(field: str, value: str) -> None:
         raise field_error(
             field,
             f"{value!r} names no bucket; use {scheme}://BUCKET/PREFIX",
+            value,
+        )
+    if scheme in ("s3", "gs") and ":" in rest.split("/", 1)[0]:  # as the CRD's pattern
+        raise field_error(
+            field,
+            f"{value!r}: a bucket name holds no ':' (a port or a user:secret pair does); "
+            f"use {scheme}://BUCKET/PREFIX",
             value,
         )
 

@@ -19,6 +19,7 @@ from tunix_rt.api.common import (
     storage_field,
 )
 from tunix_rt.api.placement import check_placement_here
+from tunix_rt.api.secrets import refuse_credentials
 from tunix_rt.api.trainer import TrainerConfig, check_overrides, trainer_field_names
 from tunix_rt.api.trial_shape import TrialResources, resources_field
 
@@ -84,6 +85,12 @@ class RehearsalSpec(ApiModel):
             "is this plus the operator's deadline grace."
         ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_credentials(cls, data: Any) -> Any:
+        """Credentials anywhere in the spec are refused first (issue 23)."""
+        return refuse_credentials(data)
 
     @model_validator(mode="after")
     def _one_source(self, info: ValidationInfo) -> RehearsalSpec:

@@ -37,6 +37,7 @@ from tunix_rt.api.search_space import (
     SearchKey,
     SearchParam,
 )
+from tunix_rt.api.secrets import refuse_credentials
 from tunix_rt.api.sweep_goals import Budget, Objective, Scheduler, SchedulerType
 from tunix_rt.api.sweep_status import SweepStatus
 from tunix_rt.api.trainer import (
@@ -222,6 +223,12 @@ class SweepSpec(ApiModel):
         f"driver killed); default {DEFAULT_RETRIES}. A failure of the sweep itself (too many "
         "failed trials, a bad spec) is never retried.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_credentials(cls, data: Any) -> Any:
+        """Credentials anywhere in the spec are refused first (issue 23)."""
+        return refuse_credentials(data)
 
     @field_validator("search_space", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
 from tunix_rt.api.common import SEED_MAX
 from tunix_rt.api.errors import ManifestError, error_pairs, validation_errors
 from tunix_rt.api.overrides import merge_overrides
+from tunix_rt.api.secrets import refuse_credentials
 from tunix_rt.api.trainer_backends import (
     ENTRYPOINT,
     GRPO_ONLY,
@@ -119,6 +120,12 @@ class TrainerConfig(ApiModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_credentials(cls, data: Any) -> Any:
+        """Credentials anywhere in the spec are refused first (issue 23)."""
+        return refuse_credentials(data)
 
     @model_validator(mode="after")
     def _apply_size_overrides(self) -> TrainerConfig:

@@ -56,7 +56,8 @@ def _broken_command(name: str, module: str, error: BaseException) -> Any:
     def unavailable() -> None:
         typer.secho(
             f"tunix-rt {name} is unavailable here: importing {module} failed ({reason}). "
-            "Install the extra it needs, e.g. pip install 'tunix-rt[train]'.",
+            "Install the extra it needs: make demo, or uv sync --frozen --all-extras, "
+            "or pip install 'tunix-rt[train]'.",
             fg="red",
             err=True,
         )

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from tunix_rt.api.common import check_storage
 from tunix_rt.api.errors import validation_errors
+from tunix_rt.api.secrets import redact
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.file_names import SPEC_JSON
 from tunix_rt.storage import Store, StoreError
@@ -28,9 +29,14 @@ EXIT_MEANING: dict[int, str] = {
 }
 
 
+TRAIN_EXTRA_HINT = "make demo, or uv sync --frozen --all-extras, or pip install 'tunix-rt[train]'"
+"""What to type to get the train extra (Ray, JAX); print it through :func:`esc`."""
+
+
 def esc(value: object) -> str:
-    """``value`` as text that rich prints as written (``[red]`` stays ``[red]``)."""
-    return escape(str(value))
+    """``value`` as text that rich prints as written (``[red]`` stays ``[red]``), with
+    any credential in it masked (:func:`tunix_rt.api.secrets.redact`)."""
+    return escape(redact(str(value)))
 
 
 def exit_meaning(code: int) -> str:

@@ -113,6 +113,9 @@ def operator(
     from tunix_rt.controller import run
 
     kopf.configure(verbose=verbose, debug=verbose)
+    from tunix_rt.storage.redact import scrub_log_handlers
+
+    scrub_log_handlers()  # kopf's DEBUG log dumps whole objects: no credential in them
     logging.getLogger("tunix_rt").setLevel(logging.DEBUG if verbose else logging.INFO)
     scope = ", ".join(config.namespaces) if config.namespaces else "all namespaces"
     typer.echo(

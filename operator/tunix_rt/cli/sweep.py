@@ -23,7 +23,13 @@ from rich.text import Text
 from tunix_rt import results as results_mod
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import SweepDocument, load_sweep
-from tunix_rt.cli.common import esc, exit_meaning, storage_option, store_problem
+from tunix_rt.cli.common import (
+    TRAIN_EXTRA_HINT,
+    esc,
+    exit_meaning,
+    storage_option,
+    store_problem,
+)
 from tunix_rt.cli.display import make_console, print_best, trial_table
 from tunix_rt.cli.sweep_process import LocalSweep, driver_cmd, log_path, run_driver
 from tunix_rt.cli.sweep_state import end_reason, unfinished_state
@@ -143,7 +149,7 @@ def run(
 
 def _fail(err: Console, message: str, code: int = ExitCode.FAILED) -> typer.Exit:
     """Say ``error: message`` (one line, as written) on stderr; the Exit to raise."""
-    err.print(Text(f"error: {message}", style="red"), soft_wrap=True)
+    err.print(f"[red]error: {esc(message)}[/red]", soft_wrap=True)  # esc: credentials masked
     return typer.Exit(code)
 
 
@@ -180,7 +186,7 @@ def _load(file: Path, err: Console) -> SweepDocument:
     if importlib.util.find_spec("ray") is None:
         err.print(
             "[red]sweep run needs Ray and JAX: install the train extra "
-            "(pip install 'tunix-rt[train]', or make demo)[/red]"
+            f"({esc(TRAIN_EXTRA_HINT)})[/red]"
         )
         raise typer.Exit(ExitCode.INVALID)
     return doc

@@ -19,6 +19,7 @@ from typing import Any
 from tunix_rt.contract.file_names import RUN_MANIFEST_JSON
 from tunix_rt.evidence.validation import validate
 from tunix_rt.storage import redact_uri, scrub
+from tunix_rt.storage.redact import scrub_tree
 
 MANIFEST_SCHEMA_VERSION = "tunix-rt/run_manifest/v1"
 
@@ -131,11 +132,12 @@ def build_run_manifest(
 ) -> dict[str, Any]:
     """The manifest as a dict, validated against run_manifest.schema.json.
 
-    Nothing from the environment goes in except TUNIX_RT_IMAGE; the command line and the
-    storage URI are scrubbed of credential values. ``backend`` (trainer.backend) and
-    ``model_source`` (where the model came from: config name, checkpoint URI and digest,
-    ``random_init``, library versions) are written when given; manifests written before
-    trainer backends existed have neither, and stay valid.
+    Nothing from the environment goes in except TUNIX_RT_IMAGE; the command line, the
+    storage URI and every string of the config, overrides, dataset and source are
+    scrubbed of credentials (defence in depth: a valid spec holds none). ``backend``
+    (trainer.backend) and ``model_source`` (where the model came from: config name,
+    checkpoint URI and digest, ``random_init``, library versions) are written when given;
+    manifests written before trainer backends existed have neither, and stay valid.
     """
     env = os.environ if environ is None else environ
     manifest: dict[str, Any] = {
@@ -147,12 +149,12 @@ def build_run_manifest(
         "commit_dirty": commit.dirty,
         "commit_source": commit.source,
         "model_id": model_id,
-        "dataset": dataset,
+        "dataset": scrub_tree(dataset, env),
         "config_path": config_path,
         "config_sha256": config_sha256(config),
         "config_source_sha256": config_source_sha256,
-        "config": config,
-        "overrides": overrides,
+        "config": scrub_tree(config, env),
+        "overrides": scrub_tree(overrides, env),
         "command": [scrub(arg, env) for arg in command] or ["unknown"],
         "seed": seed,
         "start_time": iso(start_time),
@@ -164,7 +166,7 @@ def build_run_manifest(
         "image": env.get("TUNIX_RT_IMAGE") or "local",
         "platform": f"{platform.system()}-{platform.machine()}",
         "storage": {"uri": redact_uri(storage_uri), "prefix": storage_prefix},
-        "source": source,
+        "source": scrub_tree(source, env),
     }
     if backend is not None:
         manifest["backend"] = backend

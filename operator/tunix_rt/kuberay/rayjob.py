@@ -8,6 +8,13 @@ owner). Its entrypoint runs the driver (``python -m tunix_rt.tune`` or
 
 Every manifest validates against KubeRay's RayJob CRD schema (tested); anything that
 cannot become a valid RayJob raises :class:`ManifestError` naming the spec field.
+
+No RayJob carries a credential (:func:`refuse_credentials`), even from a spec that was
+never validated (``model_construct``, a bug upstream): the spec is checked before the
+manifest is built, and the finished manifest once more. A credential is refused, not
+masked: a masked storage URI or dataset path would run something other than what was
+written and fail later, while the refusal fails the object once with the field and the
+fix named.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ import yaml
 
 from tunix_rt.api.cluster import ClusterSpec
 from tunix_rt.api.common import QUEUE_LABEL
+from tunix_rt.api.errors import error_path
 from tunix_rt.api.names import child_name, label_value
 from tunix_rt.api.placement import spanning_fit
 from tunix_rt.api.rehearsal import RehearsalSpec
+from tunix_rt.api.secrets import spec_credentials
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial_shape import (
     TRAIN_V2_ENV,
@@ -68,6 +77,17 @@ def runtime_env_yaml(env: Mapping[str, str] | None) -> str:
     return yaml.safe_dump({"env_vars": env_vars}, sort_keys=True)
 
 
+def refuse_credentials(value: Any, at: str) -> None:
+    """Raise :class:`ManifestError` naming every field of ``value`` (a spec, a manifest)
+    that holds a credential; the values are never part of the message."""
+    if isinstance(value, SweepSpec | RehearsalSpec):
+        value = value.model_dump(mode="json", by_alias=True, exclude_none=True, warnings=False)
+    found = spec_credentials(value)
+    if found:
+        errors = [(error_path(tuple(loc), at), message) for loc, message in found]
+        raise ManifestError(*errors[0], errors=errors)
+
+
 def _rayjob(
     kind: str,
     name: str,
@@ -106,7 +126,7 @@ def _rayjob(
         # touches `suspend` again (Kueue owns it from here).
         job_labels[QUEUE_LABEL] = spec.queue_name
         job_spec["suspend"] = True
-    return {
+    manifest = {
         "apiVersion": RAY_API_VERSION,
         "kind": RAYJOB_KIND,
         "metadata": {
@@ -118,6 +138,8 @@ def _rayjob(
         },
         "spec": job_spec,
     }
+    refuse_credentials(manifest, "rayjob")  # whatever the spec check could not see
+    return manifest
 
 
 def _driver_args(
@@ -168,6 +190,7 @@ def build_sweep_rayjob(
     options: BuildOptions | None = None,
 ) -> dict[str, Any]:
     """The RayJob of a Sweep: the Tune driver on the head, trials on the worker groups."""
+    refuse_credentials(spec, "spec")
     options = options or BuildOptions()
     multihost = spec.resources.spans_hosts()
     return _rayjob(
@@ -252,6 +275,8 @@ def build_rehearsal_rayjob(
     """The RayJob of a Rehearsal whose ``spec.trainer`` is already resolved inline."""
     if spec.trainer is None:
         raise ManifestError("spec.trainer", "resolve fromSweep into an inline trainer first")
+    refuse_credentials(spec, "spec")
+    refuse_credentials(dict(params or {}), "params")
     options = options or BuildOptions()
     annotations: dict[str, str] = {}
     if source_sweep:

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import fsspec
 
 from tunix_rt.api.base import ApiModel
+from tunix_rt.api.secrets import credentials, userinfo_span
 from tunix_rt.reading import RECORD, Limits, ReadError, load_json
 from tunix_rt.reading.limits import too_big
 from tunix_rt.storage.errors import (
@@ -120,7 +121,7 @@ class Store:
             raise StoreError(
                 f"unsupported storage URI {redact_uri(uri)}: use file://, s3:// or gs://"
             )
-        if scheme != "file" and ("@" in parts.netloc or parts.query):
+        if (scheme != "file" and (userinfo_span(uri.strip()) or parts.query)) or credentials(uri):
             raise StoreError(
                 f"refusing storage URI {redact_uri(uri)}: credentials and query strings do not "
                 "belong in storage URIs; they come from the environment or workload identity"

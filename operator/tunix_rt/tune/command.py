@@ -12,7 +12,7 @@ from tunix_rt.api.manifests import SweepDocument, load_sweep
 from tunix_rt.contract.codec import decode_sweep
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.layout import LOCAL_NAMESPACE
-from tunix_rt.storage import StoreError
+from tunix_rt.storage import StoreError, scrub
 from tunix_rt.tune.driver import run_sweep
 from tunix_rt.tune.session import SweepRun
 
@@ -69,16 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = load_run(args)
     except ManifestError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return ExitCode.INVALID
     try:
         outcome = run_sweep(run)
     except (StoreError, ManifestError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return ExitCode.FAILED
     finally:
         if ray.is_initialized() and not args.address:
             ray.shutdown()
     if outcome.exit_code != ExitCode.OK:
-        print(f"[tunix-rt] {outcome.message}", file=sys.stderr, flush=True)
+        print(f"[tunix-rt] {scrub(outcome.message)}", file=sys.stderr, flush=True)
     return outcome.exit_code

@@ -19,7 +19,7 @@ from ray.tune.search import SearchAlgorithm, Searcher, SearchGenerator
 from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.contract.layout import SweepFiles, SweepTarget
 from tunix_rt.scoring import PRIMARY_SCORE
-from tunix_rt.storage import StoreError
+from tunix_rt.storage import StoreError, scrub
 from tunix_rt.tune.budget import SweepLimits
 from tunix_rt.tune.context import SessionContext
 from tunix_rt.tune.records import failed_record, finished, plain, stopped_record
@@ -147,7 +147,7 @@ class SweepMonitor(tune.Callback, tune.Stopper):
             self.context.log(line)
             self.context.log.save()
         elif self.echo:
-            print(f"[tunix-rt] {line}", flush=True)
+            print(f"[tunix-rt] {scrub(line)}", flush=True)
 
     # Stopper ------------------------------------------------------------------
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:

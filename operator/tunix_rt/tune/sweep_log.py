@@ -39,11 +39,12 @@ class SweepLog:
             self.lines = earlier.splitlines() + self.lines
 
     def __call__(self, line: str) -> None:
+        line = scrub(line)
         if self.echo:
             print(f"[tunix-rt] {line}", flush=True)
         stamp = iso(utcnow())
         with self._lock:
-            self.lines.extend(f"{stamp} {part}" for part in scrub(line).splitlines() or [""])
+            self.lines.extend(f"{stamp} {part}" for part in line.splitlines() or [""])
 
     @property
     def text(self) -> str:
