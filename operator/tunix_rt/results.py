@@ -20,8 +20,7 @@ RayJob); for records written before curves were kept, from Ray Tune's own per-tr
 from __future__ import annotations
 
 import csv
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,6 +35,7 @@ from tunix_rt.contract.file_names import (
     TRIALS_DIR,
 )
 from tunix_rt.contract.layout import SweepFiles, SweepLayout, read_sweep_summary
+from tunix_rt.reading import RECORD, ReadError, load_json
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import Store, StoreError
 
@@ -55,6 +55,10 @@ class SweepResults:
     planned: int | None
     max_steps: int | None
     spec: SweepSpec | None = None
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Files that are there but could not be read (trial records, the spec): URI -> why
+    (too large, cut short, malformed JSON, not a valid trial record). Never silently
+    dropped: ``tunix-rt sweep show`` lists them and exits 3."""
 
     @property
     def best(self) -> TrialResult | None:
@@ -77,9 +81,9 @@ class SweepResults:
         points = []
         for line in text.splitlines():
             try:
-                report = json.loads(line)
-            except ValueError:
-                continue  # a report cut by an interruption
+                report = load_json(line, RAY_RESULT_JSON, RECORD)
+            except ReadError:
+                continue  # a report cut by an interruption (or not one at all)
             if isinstance(report, dict):
                 points.append(numeric_metrics(report))
         return points
@@ -123,6 +127,7 @@ class SweepResults:
             "acceleratorHoursUsed": self.accelerator_hours,
             "objective": {"metric": self.objective.metric, "mode": self.objective.mode},
             "trialsPlanned": self.planned,
+            "unreadable": [{"uri": uri, "problem": why} for uri, why in self.unreadable.items()],
             "bestTrial": best.trial_id if best else None,
             "bestParams": dict(best.params) if best else None,
             "primaryScore": best.primary_score if best else None,
@@ -160,7 +165,8 @@ def load(location: str) -> SweepResults:
     """Summary (when written), trial records and the objective of one sweep.
 
     The store is opened at the sweep's own folder. Unreadable trial records and spec are
-    left out; an unreadable summary, or nothing at all, is a :class:`ResultsError`.
+    left out of ``trials`` and listed in ``unreadable``; an unreadable summary, trial
+    records that are all unreadable, or nothing at all, is a :class:`ResultsError`.
     """
     uri = sweep_folder(location)
     files = SweepFiles(Store(uri), SweepLayout(""))
@@ -176,6 +182,14 @@ def load(location: str) -> SweepResults:
         raise ResultsError(str(exc)) from exc
     if summary is None and problems:
         raise ResultsError(problems[0])
+    unreadable = {files.store.uri_for(key): why for key, why in files.unreadable.items()}
+    if summary is None and not trials and files.damaged_trials:
+        count = len(files.damaged_trials)
+        first = next(iter(unreadable.items()))
+        raise ResultsError(
+            f"every trial record at {uri} is unreadable ({count} of {count}; none is "
+            f"missing): {first[0]}: {first[1]}" + (f" (and {count - 1} more)" if count > 1 else "")
+        )
     if summary is None and not trials:
         raise ResultsError(f"no sweep results at {uri} (no {SUMMARY_JSON}, no {TRIALS_DIR}/*.json)")
     if summary is not None:
@@ -188,4 +202,4 @@ def load(location: str) -> SweepResults:
         objective = spec.objective if spec else Objective()
         planned = spec.planned_trials() if spec else None
     max_steps = spec.budget.smoke_steps if spec else None
-    return SweepResults(uri, summary, trials, objective, planned, max_steps, spec)
+    return SweepResults(uri, summary, trials, objective, planned, max_steps, spec, unreadable)

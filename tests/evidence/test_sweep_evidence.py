@@ -259,3 +259,26 @@ def test_publish_to_a_store_then_find_the_bundle(tmp_path: Path) -> None:
     assert not store.exists(f"{prefix}/stale.txt")
     assert store.read_bytes(f"{prefix}/{SUBMISSION_DIR}/{bundle.name}") == bundle.read_bytes()
     assert len(published.uris) == 10
+
+
+def test_unreadable_trial_records_are_named_in_the_summary_and_the_report(
+    tmp_path: Path,
+) -> None:
+    """Issue 23: a record the driver could not read is counted in summary.json (and its
+    message) and listed in report.html, never silently left out."""
+    from tunix_rt.tune.publish import with_damage
+
+    damaged = ["t_00003.json: not JSON: cut short (the document ends mid-way, after 40 bytes)"]
+    summary = _summary().model_copy(
+        update={"unreadable_trials": damaged, "message": with_damage("best t_00001", damaged)}
+    )
+    folder = tmp_path / "ev"
+    bundle = write_sweep_evidence(
+        folder, summary=summary, trial_files=_trial_files(), log_text="", facts=_facts()
+    )
+    stored = SweepResult.model_validate_json((folder / SWEEP_SUMMARY_JSON).read_bytes())
+    assert stored.unreadable_trials == damaged
+    assert stored.message == "best t_00001; 1 trial record(s) unreadable and left out"
+    html = (folder / REPORT_HTML).read_text()
+    assert "1 trial record(s) unreadable, left out" in html and "t_00003.json" in html
+    assert verify_zip(bundle).ok

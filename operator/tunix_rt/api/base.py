@@ -10,7 +10,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticUndefined
 
 CEL_KEY = "x-kubernetes-validations"
 """JSON-schema key under which a model carries its CEL rules (copied into the CRDs)."""
@@ -29,6 +29,17 @@ class ApiModel(BaseModel):
         extra="forbid",
         validate_default=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prune_nulls(cls, data: Any) -> Any:
+        """``field: null`` for a field that cannot be null but has a default is dropped, so
+        the default applies: what the API server does (``maxTrials: null`` is stored as
+        the default; a null without a default it refuses, and so does the model)."""
+        if isinstance(data, Mapping) and any(v is None for v in data.values()):
+            drop = defaulted_keys(cls)
+            return {k: v for k, v in data.items() if v is not None or k not in drop}
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -52,6 +63,20 @@ class ApiModel(BaseModel):
     def to_wire(self) -> dict[str, object]:
         """The JSON-ready camelCase form written to manifests, status and files."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+@cache
+def defaulted_keys(model: type[BaseModel]) -> frozenset[str]:
+    """Input keys of the fields that cannot be null (not ``X | None``) and have a default
+    (the CRD's ``default``): a null there means the default, as on the API server."""
+    out: set[str] = set()
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        options = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else ()
+        nullable = annotation is Any or type(None) in options or annotation is type(None)
+        if not nullable and info.default is not PydanticUndefined and info.default is not None:
+            out.update(k for k in (name, info.alias) if k)
+    return frozenset(out)
 
 
 _SCALARS: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}

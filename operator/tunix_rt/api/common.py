@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from tunix_rt.api.base import ApiModel, field_error
+from tunix_rt.api.base import ApiModel, field_error, field_errors
 from tunix_rt.api.secrets import credential_problem
 
 GROUP = "tunixrt.io"
@@ -97,10 +99,44 @@ def _check_namespace(value: str) -> str:
     return value
 
 
+KUBE_METADATA_FIELDS = frozenset(
+    {
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    }
+)
+"""Kubernetes' ObjectMeta fields (k8s.io/apimachinery, v1.36): any other key under
+``metadata`` is refused by the API server's strict field validation (kubectl's default)."""
+
+
 class ObjectMeta(BaseModel):
-    """The slice of Kubernetes metadata tunix-rt reads; everything else is kept as given."""
+    """The slice of Kubernetes metadata tunix-rt reads; the other ObjectMeta fields are
+    kept as given, and a key Kubernetes does not know (``lables``) is refused as kubectl
+    refuses it: ``unknown field "metadata.lables"``."""
 
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = [str(k) for k in data if k not in KUBE_METADATA_FIELDS]
+            if unknown:
+                raise field_errors([(key, _unknown_metadata(key)) for key in unknown], data)
+        return data
 
     name: Annotated[str, AfterValidator(check_name)] = Field(
         description="DNS-1123 name: lowercase letters, digits, '-' and '.'.",
@@ -108,6 +144,13 @@ class ObjectMeta(BaseModel):
     namespace: Annotated[str, AfterValidator(_check_namespace)] | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
+
+
+def _unknown_metadata(key: str) -> str:
+    near = difflib.get_close_matches(key, sorted(KUBE_METADATA_FIELDS), n=1)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    shown = key if len(key) <= 80 else f"{key[:80]}…"
+    return f'unknown field "metadata.{shown}"{hint}'
 
 
 class Phase(StrEnum):

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tunix_rt.reading.limits import clip_message
+
 
 class ManifestError(ValueError):
     """A manifest or spec that cannot run; each problem names its field (wire form).
@@ -26,7 +28,8 @@ class ManifestError(ValueError):
         errors: Sequence[tuple[str, str]] | None = None,
     ) -> None:
         self.source = source
-        self.errors: list[tuple[str, str]] = list(errors) if errors else [(field, message)]
+        given = list(errors) if errors else [(field, message)]
+        self.errors: list[tuple[str, str]] = [(clip_message(p), clip_message(m)) for p, m in given]
         self.field, self.reason = self.errors[0]
         if source is not None:
             lines = "\n".join(f"  {p}: {m}" if p else f"  {m}" for p, m in self.errors)
@@ -86,7 +89,8 @@ def _message(err: Any) -> str:
     if expected is not None:
         got = shown(err.get("input"))
         return f"expected {expected}, got {got}"
-    return str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    text = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return clip_message(text)
 
 
 def validation_errors(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:

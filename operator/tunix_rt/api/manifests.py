@@ -10,39 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from tunix_rt.api.common import API_VERSION
 from tunix_rt.api.errors import ManifestError, validation_errors
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Sweep, SweepSpec
+from tunix_rt.reading import MANIFEST, ReadError, load_all, read_file
+from tunix_rt.reading.limits import too_big
 
 KINDS: dict[str, type[Sweep] | type[Rehearsal]] = {"Sweep": Sweep, "Rehearsal": Rehearsal}
-
-
-class StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping: YAML says the last
-    wins, which silently drops what the user wrote first."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            try:
-                first = seen.get(key)
-            except TypeError:  # an unhashable key: the base loader says so
-                continue
-            if first is not None:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key {key!r} (first on line {first}); keep one",
-                    key_node.start_mark,
-                )
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
 
 
 def decode_text(raw: bytes, source: str) -> str:
@@ -87,39 +64,41 @@ def decode_text(raw: bytes, source: str) -> str:
 
 
 def load_documents(path: str | Path) -> list[Any]:
-    """Every YAML document in a file (empty documents skipped)."""
+    """Every YAML document in a file (empty documents skipped), read within
+    :data:`~tunix_rt.reading.MANIFEST`'s limits."""
     source = str(path)
     try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ManifestError.of(source, [("", f"cannot read: {exc.strerror or exc}")]) from exc
+        raw = read_file(path, MANIFEST)
+    except ReadError as exc:
+        raise ManifestError.of(source, [(exc.field, exc.problem)]) from None
     return parse_documents(decode_text(raw, source), source)
 
 
 def parse_documents(text: str, source: str = "<input>") -> list[Any]:
+    """The documents of ``text`` as kubectl sends them (:mod:`tunix_rt.reading.kube_yaml`):
+    ``1e-4`` a number, ``1:30:00`` a string, aliases and nesting within limits."""
+    if len(text) > MANIFEST.max_bytes:
+        raise ManifestError.of(source, [("", too_big(len(text), MANIFEST))])
     try:
-        docs = list(yaml.load_all(text, Loader=StrictLoader))  # a SafeLoader
-    except yaml.YAMLError as exc:
-        raise _not_yaml(exc, source) from exc
+        docs = load_all(text, source, MANIFEST)
+    except ReadError as exc:
+        raise ManifestError.of(source, [(exc.field, exc.problem)]) from None
     return [doc for doc in docs if doc is not None]
 
 
 def read_document(raw: bytes, source: str) -> Any:
     """The one YAML/JSON document in a file's bytes, read as ``validate`` reads manifests
-    (any Unicode encoding with a BOM, duplicate keys refused); for the entrypoints and
-    commands that take a single file (a Rehearsal manifest, a promoted config)."""
-    text = decode_text(raw, source)
-    try:
-        return yaml.load(text, Loader=StrictLoader)  # a SafeLoader
-    except yaml.YAMLError as exc:
-        raise _not_yaml(exc, source) from exc
-
-
-def _not_yaml(exc: yaml.YAMLError, source: str) -> ManifestError:
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}: " if mark is not None else ""
-    problem = getattr(exc, "problem", None) or str(exc)
-    return ManifestError.of(source, [("", f"not valid YAML: {where}{problem}")])
+    (any Unicode encoding with a BOM, duplicate keys refused, the same limits); for the
+    entrypoints and commands that take a single file (a Rehearsal manifest, a promoted
+    config)."""
+    if len(raw) > MANIFEST.max_bytes:
+        raise ManifestError.of(source, [("", too_big(len(raw), MANIFEST))])
+    docs = parse_documents(decode_text(raw, source), source)
+    if len(docs) > 1:
+        raise ManifestError.of(
+            source, [("", f"holds {len(docs)} documents; expected one (no '---' between)")]
+        )
+    return docs[0] if docs else None
 
 
 @dataclass

@@ -3,16 +3,13 @@ merged key by key; ``--set a.b=value`` flags are the same overrides spelled on a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, get_args
 
-import yaml
 from pydantic import BaseModel
 
 from tunix_rt.api.errors import ManifestError
-
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+from tunix_rt.reading import MANIFEST, ReadError, load_all
 
 
 def merge_overrides(
@@ -65,9 +62,7 @@ def assignments_to_overrides(assignments: Sequence[str]) -> dict[str, Any]:
         key, sep, raw = assignment.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--set {assignment!r}: expected KEY=VALUE, e.g. learningRate=1e-3")
-        value = yaml.safe_load(raw)
-        if isinstance(value, str) and _NUMBER.fullmatch(value):
-            value = float(value)  # YAML 1.1 reads "1e-3" as a string
+        value = _value(assignment, raw)
         *sections, leaf = key.strip().split(".")
         node = out
         for part in sections:
@@ -78,3 +73,15 @@ def assignments_to_overrides(assignments: Sequence[str]) -> dict[str, Any]:
         node.pop(leaf, None)  # last in order, so that it is merged last
         node[leaf] = value
     return out
+
+
+def _value(assignment: str, raw: str) -> Any:
+    """A ``--set`` value read as kubectl reads a YAML value (``1e-3`` a number, ``yes``
+    true, ``{a: 1}`` a mapping), within the manifest limits."""
+    try:
+        docs = load_all(raw, "", MANIFEST)
+    except ReadError as exc:
+        raise ValueError(f"--set {assignment[:80]!r}: {exc.problem}") from None
+    if len(docs) > 1:
+        raise ValueError(f"--set {assignment[:80]!r}: one value, not several documents")
+    return docs[0] if docs else None

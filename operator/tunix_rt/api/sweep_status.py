@@ -42,6 +42,13 @@ class SweepStatus(RunStatus):
     trials_failed: int = Field(0, description="Trials that failed.")
     trials_running: int = Field(0, description="Trials running now.")
     trials_progress: str | None = Field(None, description="'completed/total' for kubectl get.")
+    trials_unreadable: int = Field(
+        0, description="Trial records in the store that could not be read (damaged)."
+    )
+    unreadable_trials: list[str] = Field(
+        default_factory=list,
+        description="Which trial records could not be read and why (at most 20 listed).",
+    )
     best_trial: BestTrial | None = Field(None, description="The best trial so far.")
     primary_score: float | None = Field(None, description="The best trial's primary_score.")
     results_uri: str | None = Field(None, description="Where trial results and summary live.")

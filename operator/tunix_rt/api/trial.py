@@ -86,6 +86,11 @@ class SweepResult(ApiModel):
     objective_metric: str = PRIMARY_SCORE
     objective_mode: str = "max"
     trials: list[TrialResult] = Field(default_factory=list)
+    unreadable_trials: list[str] | None = Field(
+        None,
+        description="Trial records found in the store but unreadable (damaged), left out of "
+        "trials: 'file: why' each.",
+    )
     best_trial_id: str | None = None
     best_params: dict[str, Any] | None = None
     primary_score: float | None = None

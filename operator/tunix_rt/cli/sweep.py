@@ -19,10 +19,12 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from tunix_rt import results as results_mod
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import SweepDocument, load_documents, load_sweep
+from tunix_rt.api.secrets import redact
 from tunix_rt.cli.common import (
     TRAIN_EXTRA_HINT,
     esc,
@@ -35,8 +37,12 @@ from tunix_rt.cli.sweep_process import LocalSweep, driver_cmd, log_path, run_dri
 from tunix_rt.cli.sweep_state import INTERRUPTED, RUNNING, unfinished_state
 from tunix_rt.cli.validate import print_errors
 from tunix_rt.contract.exits import ExitCode
+from tunix_rt.contract.file_names import TRIALS_DIR
 from tunix_rt.contract.layout import LOCAL_NAMESPACE, SweepFiles, SweepLayout
 from tunix_rt.storage import Store, StoreError
+
+DAMAGED_EXIT = 3
+"""``sweep show``: the results were shown, but files that are there could not be read."""
 
 app = typer.Typer(no_args_is_help=True, help="Run a sweep locally, or show a sweep's results.")
 
@@ -193,6 +199,10 @@ def show(
     --json and --csv print the same results for scripts (``tunix_rt.results.load`` in
     Python).
 
+    Exit 0: every file read; 1: nothing readable there; 3: results shown, but some files
+    (trial records, the spec) are damaged: each is named with why (cut short, malformed
+    JSON, not a valid trial record, too large) and left out of the table.
+
     A sweep without a summary is shown as running while its driver lives, and as
     interrupted (run the same command again to resume) when the driver of a local run has
     ended; for object stores without a summary it says it cannot tell which.
@@ -207,10 +217,26 @@ def show(
         raise _fail(err, "give --json or --csv, not both")
     if as_json:
         typer.echo(json.dumps(results.to_json(), indent=2, sort_keys=True))
-        return
-    if as_csv:
+    elif as_csv:
         results.to_csv(sys.stdout)
-        return
+    else:
+        _print_results(console, results)
+    if results.unreadable:
+        raise _damaged(err, results.unreadable)
+
+
+def _damaged(err: Console, unreadable: dict[str, str]) -> typer.Exit:
+    """One line a file that is there but unreadable; the Exit (``DAMAGED_EXIT``)."""
+    count = len(unreadable)
+    err.print(Text(f"error: {count} file(s) could not be read; the results above leave "
+                   "them out:", style="red"), soft_wrap=True)  # fmt: skip
+    for uri, why in unreadable.items():
+        err.print(Text(redact(f"  {uri}: {why}")), soft_wrap=True)
+    return typer.Exit(DAMAGED_EXIT)
+
+
+def _print_results(console: Console, results: results_mod.SweepResults) -> None:
+    """The table, the counts, the best trial, the verdict and where the results are."""
     summary = results.summary
     state = RUNNING if summary else unfinished_state(results.uri)
     title = f"sweep {summary.sweep}" if summary else f"sweep at {results.uri} ({state})"
@@ -219,7 +245,9 @@ def show(
     console.print(trial_table(results.trials, results.objective, title=title, cut=cut))
     done = sum(1 for t in results.trials if t.finished)
     planned = results.planned if results.planned is not None else len(results.trials)
-    console.print(f"trials: {done}/{planned} finished")
+    damaged = sum(1 for uri in results.unreadable if f"/{TRIALS_DIR}/" in uri)
+    unread = f", {damaged} record(s) unreadable (below)" if damaged else ""
+    console.print(f"trials: {done}/{planned} finished{unread}")
     if results.accelerator_hours:
         console.print(f"accelerator-hours used: {results.accelerator_hours:.4f}")
     print_best(console, results.trials, results.objective)

@@ -276,7 +276,9 @@ def _bundle_uri(sweep: LocalSweep) -> str | None:
 
 def _tail(path: Path, lines: int = 25) -> str:
     try:
-        text = path.read_text(errors="replace")
+        with path.open("rb") as handle:  # the end of a log of any size
+            handle.seek(max(0, path.stat().st_size - 64 * 1024))
+            text = handle.read().decode(errors="replace")
     except OSError:
         return ""
     return "\n".join(text.rstrip().splitlines()[-lines:])

@@ -17,6 +17,7 @@ from tunix_rt.cli.common import esc
 from tunix_rt.cli.display import make_console
 from tunix_rt.cli.suggest import with_hints
 from tunix_rt.contract.exits import ExitCode
+from tunix_rt.reading.limits import clip_message
 
 KIND_ERROR = f"kind must be {' or '.join(KINDS)}"
 
@@ -92,7 +93,7 @@ def validate(
         for index, doc in enumerate(docs):
             checked = _tunix_kind_problem(doc, index) or check_document(doc, index)
             label = f"{path}" + (f" (document {index + 1})" if len(docs) > 1 else "")
-            what = f"{checked.kind or '?'}/{checked.name or '?'}"
+            what = clip_message(f"{checked.kind or '?'}/{checked.name or '?'}", limit=120)
             if checked.skipped:
                 out.print(f"[dim]{esc(label)}: {esc(what)} skipped (not a tunix-rt kind)[/dim]")
                 continue

@@ -15,6 +15,7 @@ from typing import Any
 from tunix_rt.api.base import ApiModel
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import SweepDocument, parse_sweep
+from tunix_rt.reading import RECORD, ReadError, load_json
 
 SPEC_FLAG = "--spec-b64"
 
@@ -37,9 +38,13 @@ def encode_spec(spec: ApiModel) -> str:
 def decode_document(value: str, flag: str = SPEC_FLAG) -> Any:
     """The JSON document inside ``--spec-b64`` (not yet validated)."""
     try:
-        return json.loads(base64.b64decode(value.encode(), validate=True))
+        raw = base64.b64decode(value.encode(), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ManifestError.of(flag, [("", f"not base64 of JSON: {exc}")]) from exc
+    try:
+        return load_json(raw, flag, RECORD)
+    except ReadError as exc:
+        raise ManifestError.of(flag, [("", f"not base64 of JSON: {exc.problem}")]) from None
 
 
 def decode_sweep(value: str) -> SweepDocument:

@@ -31,13 +31,13 @@ CLI) or record (the driver).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from tunix_rt.api.errors import validation_errors
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import FINISHED_STATES, DriverSessions, SweepResult, TrialResult
 from tunix_rt.contract.file_names import (
@@ -56,7 +56,9 @@ from tunix_rt.contract.file_names import (
     SWEEP_LOG_TXT,
     TRIALS_DIR,
 )
+from tunix_rt.reading import RECORD, ReadError, load_json
 from tunix_rt.storage import Store, StoreError, StoreNotFoundError
+from tunix_rt.storage.errors import StoreTooLargeError
 
 LOCAL_NAMESPACE = "local"
 """Namespace in store keys for runs without a cluster."""
@@ -186,16 +188,29 @@ def rehearsal_prefix(namespace: str, rehearsal: str) -> str:
 
 @dataclass
 class Reader:
-    """Reads JSON files into models under the module's error policy."""
+    """Reads JSON files into models under the module's error policy: an absent file is
+    None; a file that is there but unreadable (too large, cut short, not JSON, not the
+    model) is None too, and says so twice: a line in ``problems`` and its key in
+    ``unreadable`` (why, in a few words), so that no reader can mistake damage for
+    absence."""
 
     store: Store
     problems: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+    def _damaged(self, key: str, why: str) -> None:
+        self.unreadable[key] = why
+        self.problems.append(f"{self.store.uri_for(key)}: {why}")
 
     def raw(self, key: str) -> bytes | None:
-        """The bytes at ``key``; None when absent."""
+        """The bytes at ``key`` (within :data:`~tunix_rt.reading.RECORD`); None when
+        absent or too large (recorded)."""
         try:
-            return self.store.read_bytes(key)
+            return self.store.read_bytes(key, RECORD)
         except StoreNotFoundError:
+            return None
+        except StoreTooLargeError as exc:
+            self._damaged(key, str(exc).removeprefix(f"{self.store.uri_for(key)} "))
             return None
 
     def json(self, key: str, raw: bytes | None = None) -> object | None:
@@ -205,25 +220,35 @@ class Reader:
         if raw is None:
             return None
         try:
-            data: object = json.loads(raw)
-        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-            self.problems.append(f"{self.store.uri_for(key)}: not JSON ({exc})")
+            data: object = load_json(raw, self.store.uri_for(key), RECORD)
+        except ReadError as exc:
+            self._damaged(key, exc.problem)
             return None
         return data
 
     def model(self, key: str, model: type[M], raw: bytes | None = None) -> M | None:
         """The model at ``key`` (``raw``: its bytes, already read); None when absent or not
-        that model (a problem is recorded)."""
+        that model (a problem is recorded: the fields and what is wrong, in words)."""
         data = self.json(key, raw)
         if data is None:
             return None
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            first = str(exc).splitlines()
-            detail = "; ".join(first[:3])
-            self.problems.append(f"{self.store.uri_for(key)}: not a {model.__name__}: {detail}")
+            pairs = validation_errors(exc)
+            detail = "; ".join(f"{p}: {m}" if p else m for p, m in pairs[:3])
+            more = f" (and {len(pairs) - 3} more)" if len(pairs) > 3 else ""
+            self._damaged(key, f"not a valid {_NAMES.get(model.__name__, model.__name__)}: "
+                          f"{detail[:300]}{more}")  # fmt: skip
             return None
+
+
+_NAMES = {
+    "TrialResult": "trial record",
+    "SweepResult": "sweep summary",
+    "DriverSessions": "sessions file",
+    "SweepSpec": "sweep spec",
+}
 
 
 @dataclass(frozen=True)
@@ -256,6 +281,8 @@ class _RunFiles(Reader, Generic[L]):
     def __init__(self, store: Store, layout: L) -> None:
         super().__init__(store)
         self.layout = layout
+        self.damaged_trials: dict[str, str] = {}
+        """Trial records :meth:`SweepFiles.trials` found but could not read: key -> why."""
 
     @property
     def uri(self) -> str:
@@ -272,6 +299,7 @@ class SweepFiles(_RunFiles[SweepLayout]):
         """Every readable trial record, in id order. Finished records are final: with a
         ``cache`` each is read once (the operator polls)."""
         out = []
+        self.damaged_trials = {}
         for key in self.store.list(self.layout.trials_prefix):
             if not key.endswith(".json"):
                 continue
@@ -279,6 +307,8 @@ class SweepFiles(_RunFiles[SweepLayout]):
             if record is None:
                 record = self.model(key, TrialResult)
                 if record is None:
+                    if key in self.unreadable:  # gone since listed is not damage
+                        self.damaged_trials[key] = self.unreadable[key]
                     continue
                 if cache is not None and record.state in FINISHED_STATES:
                     cache[key] = record

@@ -90,6 +90,7 @@ from tunix_rt.controller.sweep_status import (
     settle,
     trial_event,
     trial_fields,
+    unreadable_fields,
 )
 from tunix_rt.kuberay.metadata import SWEEP_LABEL, spec_annotation
 from tunix_rt.kuberay.rayjob import build_sweep_rayjob
@@ -133,12 +134,15 @@ class Snapshot:
     """The finished sweep's evidence zip (uploaded before summary.json)."""
     sessions: DriverSessions | None = None
     """The driver sessions (read once the RayJob ended: did its driver end on its own?)."""
+    damaged: dict[str, str] = field(default_factory=dict)
+    """Trial records there but unreadable: key -> why (status says how many and which)."""
 
 
 def read_snapshot(files: SweepFiles, cache: dict[str, TrialResult], with_summary: bool) -> Snapshot:
     """Trial files (finished ones read once, then cached) and, if asked, the summary and
     the driver sessions."""
     snap = Snapshot(trials=files.trials(cache=cache))
+    snap.damaged = dict(files.damaged_trials)
     if with_summary:
         snap.summary = files.summary()
         snap.sessions = files.sessions()
@@ -231,7 +235,8 @@ async def follow(call: Call) -> None:
     grace = call.runtime.config.summary_grace_seconds
     judged = judge_sweep(rayjob, rayjob_name, snap.summary, bool(snap.trials), waited, grace)
     trials = merge_trials(snap.trials, snap.summary)
-    fields = trial_fields(trials, parsed, snap.summary)
+    fields = trial_fields(trials, parsed, snap.summary) | unreadable_fields(snap.damaged)
+    _damage_event(call, fields)
     verdict = settle(judged, fields)
     if verdict.phase is Phase.FAILED:
         verdict = await retry_or_fail(call, rayjob, rayjob_name, parsed, snap, verdict)
@@ -279,6 +284,18 @@ def _spec_lost(call: Call, rayjob: Mapping[str, Any] | None, rayjob_name: str) -
     """Failed: neither the RayJob's recorded spec nor the current one validates."""
     reason = reasons.RAYJOB_LOST if rayjob is None else reasons.INVALID_SPEC
     write_failed(call, reason, f"cannot read the spec RayJob {rayjob_name} runs", None)
+
+
+def _damage_event(call: Call, fields: Mapping[str, Any]) -> None:
+    """A Warning Event when more trial records are unreadable than status said."""
+    count = int(fields.get("trialsUnreadable") or 0)
+    if count > int(call.status.get("trialsUnreadable") or 0):
+        listed = "; ".join(fields.get("unreadableTrials") or [])
+        kopf.warn(
+            call.body,
+            reason=reasons.RESULTS_UNREADABLE,
+            message=f"{count} trial record(s) in the store could not be read: {listed}"[:1000],
+        )
 
 
 def _trial_events(call: Call, trials: list[TrialResult]) -> None:

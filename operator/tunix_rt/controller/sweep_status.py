@@ -89,6 +89,20 @@ def _best_suffix(fields: Mapping[str, Any]) -> str:
     return f"; best trial {best['id']} {PRIMARY_SCORE} {fields['primaryScore']:.4f}"
 
 
+UNREADABLE_LISTED = 20
+"""The most unreadable trial records status names (the count is always whole)."""
+
+
+def unreadable_fields(damaged: Mapping[str, str]) -> dict[str, Any]:
+    """``trialsUnreadable`` and ``unreadableTrials`` (``trials/<id>.json: why``, clipped)
+    from :attr:`~tunix_rt.contract.layout.SweepFiles.damaged_trials`."""
+    listed = [
+        f"{key.rsplit('/', 2)[-2]}/{key.rsplit('/', 1)[-1]}: {why}"[:200]
+        for key, why in sorted(damaged.items())[:UNREADABLE_LISTED]
+    ]
+    return {"trialsUnreadable": len(damaged), "unreadableTrials": listed}
+
+
 def progress_message(fields: Mapping[str, Any]) -> str:
     done = fields["trialsCompleted"] + fields["trialsFailed"]
     text = f"{done}/{fields['trialsTotal']} trials finished"
@@ -97,6 +111,8 @@ def progress_message(fields: Mapping[str, Any]) -> str:
         extras.append(f"{fields['trialsRunning']} running")
     if fields["trialsFailed"]:
         extras.append(f"{fields['trialsFailed']} failed")
+    if fields.get("trialsUnreadable"):
+        extras.append(f"{fields['trialsUnreadable']} trial records unreadable")
     if extras:
         text += f" ({', '.join(extras)})"
     return text + _best_suffix(fields)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import fnmatch
 import io
-import json
 import os
 import re
 import stat
@@ -33,6 +32,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tunix_rt.api.errors import validation_errors
 from tunix_rt.api.trial import SweepResult, TrialResult
 from tunix_rt.contract.file_names import (
     EVAL_ROWS_JSONL,
@@ -55,6 +55,9 @@ from tunix_rt.evidence.checksums import (
     sha256_file,
 )
 from tunix_rt.evidence.validation import schema_errors
+from tunix_rt.reading import RECORD, ReadError, load_json, read_file
+from tunix_rt.reading.limits import size_text
+from tunix_rt.reading.zips import BUNDLE, ZipLimitError, entry_problems, read_entry
 from tunix_rt.scoring import PRIMARY_SCORE, compute_primary_score
 from tunix_rt.storage.local import TMP_PREFIX, atomic_local_file
 
@@ -262,9 +265,9 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise PackageError(f"{run_dir} has no {RUN_MANIFEST_JSON}: not an evidence folder")
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PackageError(f"{path} is not JSON: {exc}") from None
+        data = load_json(read_file(path, RECORD), str(path), RECORD)
+    except ReadError as exc:
+        raise PackageError(f"{path} is not JSON: {exc.problem}") from None
     if not isinstance(data, dict):
         raise PackageError(f"{path} is not a JSON object")
     return data
@@ -305,12 +308,23 @@ def verify_zip(path: Path) -> VerifyReport:
     """Check a bundle: safe names, SHA256SUMS ⇔ entries, CRCs, schemas, required files."""
     report = VerifyReport(path=str(path))
     try:
+        size = os.stat(path).st_size
+        if size > BUNDLE.max_archive_bytes:
+            report.errors.append(
+                f"the zip is {size_text(size)}, over the {size_text(BUNDLE.max_archive_bytes)} "
+                "a bundle may be; refused unread"
+            )
+            return report
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
         report.errors.append(f"not a readable zip: {exc}")
         return report
     with archive:
         infos = archive.infolist()
+        oversized = entry_problems(infos)
+        if oversized:  # before anything is inflated
+            report.errors.extend(oversized)
+            return report
         names = [info.filename for info in infos]
         report.files = sorted(names, key=lambda n: n.encode())
         if len(set(names)) != len(names):
@@ -330,15 +344,15 @@ def verify_zip(path: Path) -> VerifyReport:
                 report.errors.append(f"entry {info.filename!r} is a folder entry")
                 continue
             safe[info.filename] = info
-        bad_crc = _failing_entry(archive) if safe and len(safe) == len(infos) else None
-        if bad_crc is not None:
-            report.errors.append(f"entry {bad_crc!r} fails its CRC check (corrupt data)")
+        failing = _failing_entry(archive) if safe and len(safe) == len(infos) else None
+        if failing is not None:
+            report.errors.append(failing)
             return report
         if SHA256SUMS not in safe:
             report.errors.append(f"{SHA256SUMS} is missing")
             return report
         try:
-            listed = parse_sums(archive.read(SHA256SUMS).decode())
+            listed = parse_sums(read_entry(archive, safe[SHA256SUMS]).decode())
         except (ChecksumError, UnicodeDecodeError) as exc:
             report.errors.append(f"{SHA256SUMS}: {exc}")
             return report
@@ -349,7 +363,7 @@ def verify_zip(path: Path) -> VerifyReport:
             report.errors.append(f"{name} is in the zip but not listed in {SHA256SUMS}")
         contents: dict[str, bytes] = {}
         for name in sorted(entries & set(listed)):
-            data = archive.read(name)
+            data = read_entry(archive, safe[name])
             contents[name] = data
             if sha256_bytes(data) != listed[name]:
                 report.errors.append(f"{name}: sha256 does not match {SHA256SUMS}")
@@ -358,15 +372,16 @@ def verify_zip(path: Path) -> VerifyReport:
 
 
 def _failing_entry(archive: zipfile.ZipFile) -> str | None:
-    """The first entry whose data does not decompress or match its CRC (a corrupt
-    deflate stream raises instead of failing the CRC: both mean the same here)."""
+    """Why the first entry whose data does not decompress, inflates past its declared
+    size, or fails its CRC cannot be read (a corrupt deflate stream raises instead of
+    failing the CRC: both mean the same here)."""
     for info in archive.infolist():
         try:
-            with archive.open(info) as member:
-                while member.read(1 << 20):
-                    pass
+            read_entry(archive, info)
+        except ZipLimitError as exc:
+            return f"{exc}: refused (corrupt or a zip bomb)"
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
-            return info.filename
+            return f"entry {info.filename!r} fails its CRC check (corrupt data)"
     return None
 
 
@@ -408,7 +423,7 @@ def _check_sweep(contents: dict[str, bytes], report: VerifyReport) -> None:
     try:
         summary = SweepResult.model_validate_json(contents[SWEEP_SUMMARY_JSON])
     except ValidationError as exc:
-        report.errors.append(f"{SWEEP_SUMMARY_JSON} is not a sweep summary: {exc}")
+        report.errors.append(f"{SWEEP_SUMMARY_JSON} is not a sweep summary: {_fields(exc)}")
         return
     report.primary_score = summary.primary_score
     bundled: dict[str, TrialResult] = {}
@@ -417,7 +432,7 @@ def _check_sweep(contents: dict[str, bytes], report: VerifyReport) -> None:
             try:
                 trial = TrialResult.model_validate_json(data)
             except ValidationError as exc:
-                report.errors.append(f"{name} is not a trial record: {exc.errors()[0]['msg']}")
+                report.errors.append(f"{name} is not a trial record: {_fields(exc)}")
                 continue
             bundled[trial.trial_id] = trial
     listed = {t.trial_id for t in summary.trials}
@@ -448,9 +463,16 @@ def _checked_document(
     return document if isinstance(document, dict) else None
 
 
+def _fields(exc: ValidationError) -> str:
+    """A model's errors as ``field: message`` (three at most), not pydantic's dump."""
+    pairs = validation_errors(exc)
+    text = "; ".join(f"{p}: {m}" if p else m for p, m in pairs[:3])
+    return text + (f" (and {len(pairs) - 3} more)" if len(pairs) > 3 else "")
+
+
 def _json_or_error(label: str, data: bytes, report: VerifyReport) -> Any:
     try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        report.errors.append(f"{label} is not JSON: {exc}")
+        return load_json(data, label, RECORD)
+    except ReadError as exc:
+        report.errors.append(f"{label} is not JSON: {exc.problem}")
         return None

@@ -207,6 +207,7 @@ def render_sweep_report(
         "</div>"
         f"<p class='muted'>trial states: "
         f"{esc(', '.join(f'{k} {v}' for k, v in sorted(states.items())) or 'none')}</p>"
+        + _damage(get("unreadable_trials", "unreadableTrials"))
     )
     best_params = get("best_params", "bestParams")
     parts = [head, _trial_section(summary, None)]
@@ -228,6 +229,15 @@ def render_sweep_report(
         _manifest_section(manifest),
     ]
     return page(title, parts)
+
+
+def _damage(unreadable: Any) -> str:
+    """The trial records the driver found but could not read, named (none: nothing)."""
+    if not unreadable:
+        return ""
+    items = "".join(f"<li>{esc(str(line))}</li>" for line in unreadable)
+    count = len(unreadable)
+    return f"<p class='bad'>{count} trial record(s) unreadable, left out:</p><ul>{items}</ul>"
 
 
 def _run_facts(manifest: Mapping[str, Any]) -> list[tuple[str, Any]]:

@@ -7,10 +7,11 @@ and adopts a RayJob only when its ownerReference (:class:`Owner`) names the pare
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from tunix_rt.reading import RECORD, ReadError, load_json
 
 RAY_API_VERSION = "ray.io/v1"
 RAYJOB_KIND = "RayJob"
@@ -54,7 +55,7 @@ def spec_annotation(rayjob: Mapping[str, Any]) -> dict[str, Any] | None:
     if not raw:
         return None
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = load_json(str(raw), SPEC_ANNOTATION, RECORD)
+    except ReadError:
         return None
     return value if isinstance(value, dict) else None

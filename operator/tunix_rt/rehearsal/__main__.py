@@ -32,6 +32,7 @@ from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.contract.codec import SPEC_FLAG, decode_document
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.layout import LOCAL_NAMESPACE
+from tunix_rt.reading import MANIFEST, read_file
 from tunix_rt.rehearsal.errors import RehearsalError, exit_code
 from tunix_rt.rehearsal.plan import plan_from_spec
 from tunix_rt.rehearsal.run import run_rehearsal, sigterm_interrupts
@@ -77,8 +78,7 @@ def _read_spec(args: argparse.Namespace) -> tuple[Any, bytes, str]:
     if args.spec_b64 is not None:
         doc = decode_document(args.spec_b64, SPEC_FLAG)
         return doc, base64.b64decode(args.spec_b64, validate=True), "<--spec-b64>"
-    with open(args.spec, "rb") as handle:
-        raw = handle.read()
+    raw = read_file(args.spec, MANIFEST)
     return read_document(raw, args.spec), raw, args.spec
 
 

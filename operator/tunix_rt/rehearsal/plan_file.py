@@ -17,6 +17,7 @@ from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
 from tunix_rt.api.rehearsal import Rehearsal, RehearsalSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.contract.layout import LOCAL_NAMESPACE
+from tunix_rt.reading import MANIFEST, ReadError, read_file
 from tunix_rt.rehearsal.errors import RehearsalError
 from tunix_rt.rehearsal.plan import RehearsalPlan, plan_from_spec
 
@@ -65,9 +66,9 @@ def plan_from_file(
     ``timeout_seconds`` overrides the manifest's ``spec.timeoutSeconds``."""
     source = Path(path)
     try:
-        raw = source.read_bytes()
-    except OSError as exc:
-        raise RehearsalError(f"cannot read {source}: {exc.strerror or exc}") from None
+        raw = read_file(source, MANIFEST)
+    except ReadError as exc:
+        raise RehearsalError(str(exc)) from None
     try:
         doc = read_document(raw, str(source))
     except ManifestError as exc:

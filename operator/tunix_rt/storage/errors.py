@@ -20,3 +20,8 @@ class StorePreflightError(StoreError):
         super().__init__(message)
         self.cause = cause
         self.uri = uri
+
+
+class StoreTooLargeError(StoreError):
+    """An object over the size its reader takes (:mod:`tunix_rt.reading.limits`): read up
+    to the cap and refused, never read whole."""

@@ -38,7 +38,14 @@ import fsspec
 
 from tunix_rt.api.base import ApiModel
 from tunix_rt.api.secrets import credentials, userinfo_span
-from tunix_rt.storage.errors import StoreError, StoreNotFoundError, StorePreflightError
+from tunix_rt.reading import RECORD, Limits, ReadError, load_json
+from tunix_rt.reading.limits import too_big
+from tunix_rt.storage.errors import (
+    StoreError,
+    StoreNotFoundError,
+    StorePreflightError,
+    StoreTooLargeError,
+)
 from tunix_rt.storage.failures import is_transient, probe_cause
 from tunix_rt.storage.filesystems import make_filesystem
 from tunix_rt.storage.local import TMP_PREFIX, atomic_local_copy, atomic_local_write
@@ -315,24 +322,32 @@ class Store:
 
     # ------------------------------------------------------------------ reads
 
-    def read_bytes(self, key: str) -> bytes:
+    def read_bytes(self, key: str, limits: Limits | None = None) -> bytes:
+        """The object's bytes (a copy reads them whole); with ``limits`` (a reader that
+        parses them) an object over ``limits.max_bytes`` is a :class:`StoreTooLargeError`
+        after a range read of one byte more, never the whole object."""
         path = self._path(key)
+        end = None if limits is None else limits.max_bytes + 1
 
         def read() -> bytes:
-            data: bytes = self.fs.cat_file(path)
+            data: bytes = self.fs.cat_file(path, start=None if end is None else 0, end=end)
             return data
 
-        return self._call("reading", key, read)
+        data = self._call("reading", key, read)
+        if limits is not None and len(data) > limits.max_bytes:
+            raise StoreTooLargeError(f"{self.uri_for(key)} {too_big(len(data), limits)}")
+        return data
 
-    def read_text(self, key: str) -> str:
-        return self.read_bytes(key).decode()
+    def read_text(self, key: str, limits: Limits | None = RECORD) -> str:
+        """The object as text (undecodable bytes replaced), within ``limits``."""
+        return self.read_bytes(key, limits).decode(errors="replace")
 
     def read_json(self, key: str) -> Any:
-        raw = self.read_bytes(key)
+        raw = self.read_bytes(key, RECORD)
         try:
-            return json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"reading {self.uri_for(key)} failed: not JSON ({exc})") from None
+            return load_json(raw, self.uri_for(key))
+        except ReadError as exc:
+            raise StoreError(f"reading {exc}") from None
 
     def download(self, key: str, local: str | Path) -> Path:
         """Copy a key to a local file, atomically (temp file + rename)."""

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from tunix_rt.api.manifests import read_document
 from tunix_rt.api.overrides import assignments_to_overrides
 from tunix_rt.api.trainer import TrainerConfig, apply_overrides
+from tunix_rt.reading import MANIFEST, read_file
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML or JSON mapping from ``path`` (JSON is YAML, but its errors read better)."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    loaded = read_document(read_file(path, MANIFEST), str(path))
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

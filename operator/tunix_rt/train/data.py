@@ -364,6 +364,8 @@ def load_jsonl(path: str | Path) -> tuple[list[Example], list[RowError]]:
 def _parse_row(path: str, number: int, line: str) -> tuple[Example | None, RowError | None]:
     try:
         record = json.loads(line)
+    except RecursionError:
+        return None, RowError(path, number, None, "nested too deeply to be a row")
     except json.JSONDecodeError as exc:
         return None, RowError(
             path, number, None, f"not valid JSON ({exc.msg} at column {exc.colno})"

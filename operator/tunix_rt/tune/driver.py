@@ -241,11 +241,16 @@ def _tune(session: Session, restoring: bool, context: SessionContext) -> SweepOu
     grid = tuner.fit()
     limits = context.limits
     end = sweep_end(grid, files.trials(), run.spec, time.monotonic() - started, limits)
+    unreadable = [
+        f"{k.rsplit('/', 1)[-1]}: {why}" for k, why in sorted(files.damaged_trials.items())
+    ]
+    for line in unreadable:
+        say(f"WARNING: trial record {line}")
 
     verdict = sweep_verdict(end, run.spec)
     if not verdict.finished:
         return SweepOutcome(exit_code_for(verdict.phase), verdict.message, results_uri=files.uri)
-    summary = summarise(run, end.trials, verdict, limits)
+    summary = summarise(run, end.trials, verdict, limits, unreadable)
     say(f"{verdict.phase.value}: {verdict.message}")
     return publish(session, summary, end.trials)
 

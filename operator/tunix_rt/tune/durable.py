@@ -17,7 +17,6 @@ that state before it is restored, and the ledger of driver sessions.
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +24,10 @@ from typing import Any
 from tunix_rt.api.trial import DriverSession, DriverSessions
 from tunix_rt.contract.file_names import EXPERIMENT_STATE_GLOB, TUNER_PKL
 from tunix_rt.contract.layout import SweepFiles
+from tunix_rt.reading import Limits, ReadError, load_json
+from tunix_rt.reading.limits import MIB
 from tunix_rt.storage import Store, StoreError
+from tunix_rt.storage.errors import StoreTooLargeError
 from tunix_rt.tune.records import utcnow
 
 log = logging.getLogger("tunix_rt.tune")
@@ -54,10 +56,15 @@ def _snapshots(store: Store, prefix: str) -> list[str]:
     return sorted(k for k in keys if fnmatch.fnmatch(k.rsplit("/", 1)[-1], EXPERIMENT_STATE_GLOB))
 
 
+TUNE_STATE = Limits("Ray Tune experiment state", max_bytes=512 * MIB, max_depth=64)
+"""Ray Tune's own snapshot: one JSON string per trial inside, shallow, and large for a
+sweep of thousands of trials."""
+
+
 def _readable(store: Store, key: str) -> bool:
     try:
-        data = json.loads(store.read_bytes(key))
-    except ValueError:
+        data = load_json(store.read_bytes(key, TUNE_STATE), key, TUNE_STATE)
+    except (ReadError, StoreTooLargeError):
         return False
     return isinstance(data, dict) and "trial_data" in data
 

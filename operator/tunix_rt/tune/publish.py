@@ -62,8 +62,11 @@ def summarise(
     trials: Sequence[TrialResult],
     verdict: Verdict,
     limits: SweepLimits | None = None,
+    unreadable: Sequence[str] = (),
 ) -> SweepResult:
-    """``summary.json`` of a finished sweep: its verdict and its trials, best first."""
+    """``summary.json`` of a finished sweep: its verdict and its trials, best first, and
+    the trial records it found but could not read (``unreadable``: 'file: why' each),
+    counted in its message too: damage is reported, never hidden."""
     spec = run.spec
     best = best_trial(trials, spec.objective)
     starts = [t.started_at for t in trials if t.started_at is not None]
@@ -72,8 +75,9 @@ def summarise(
         sweep=run.name,
         namespace=run.namespace,
         phase=verdict.phase,
-        message=verdict.message,
+        message=with_damage(verdict.message, unreadable),
         reason=verdict.reason,
+        unreadable_trials=list(unreadable) or None,
         accelerator_hours_used=sum(t.accelerator_hours for t in trials),
         wall_seconds_used=seconds,
         trials_planned=spec.planned_trials(),
@@ -87,6 +91,14 @@ def summarise(
         started_at=min(starts) if starts else None,
         finished_at=utcnow(),
     )
+
+
+def with_damage(message: str | None, unreadable: Sequence[str]) -> str | None:
+    """``message`` and how many trial records were unreadable (none: ``message``)."""
+    if not unreadable:
+        return message
+    damage = f"{len(unreadable)} trial record(s) unreadable and left out"
+    return f"{message}; {damage}" if message else damage
 
 
 def publish(session: Session, summary: SweepResult, trials: Sequence[TrialResult]) -> SweepOutcome:
