@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error
+from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error, field_errors
 from tunix_rt.api.cluster import ClusterSpec, cluster_field
 from tunix_rt.api.common import (
     SEED_MAX,
@@ -39,6 +39,7 @@ from tunix_rt.api.search_space import (
 )
 from tunix_rt.api.sweep_goals import Budget, Objective, Scheduler, SchedulerType
 from tunix_rt.api.sweep_status import SweepStatus
+from tunix_rt.api.takes_effect import SWEEP_RULES, sweep_problems
 from tunix_rt.api.trainer import (
     TrainerConfig,
     integer_params,
@@ -157,6 +158,7 @@ class SweepSpec(ApiModel):
                 "gpusPerPod >= resources.gpu",
                 ".resources.gpu",
             ),
+            *SWEEP_RULES,
         )
     )
 
@@ -334,6 +336,9 @@ class SweepSpec(ApiModel):
                         f"{where} include {value!r}, which the trainer rejects: {msg}",
                         value,
                     ) from None
+        problems = sweep_problems(self)
+        if problems:
+            raise field_errors(problems, None)
         check_placement_here(self, info)
         return self
 
