@@ -192,8 +192,8 @@ class SweepSpec(ApiModel):
         5,
         ge=1,
         le=MAX_TRIALS_LIMIT,
-        description="Trials to run. With grid entries: the grid is repeated "
-        "maxTrials // gridPoints times (at least once).",
+        description="Trials to run. With grid entries: a whole multiple of the grid's "
+        "points (the grid is repeated maxTrials / gridPoints times).",
     )
     max_concurrent_trials: int = Field(1, ge=1, le=MAX_TRIALS_LIMIT, description="Trials at once.")
     max_failed_trials: int = Field(
