@@ -117,6 +117,13 @@ REFUSED: list[tuple[str, dict[str, Any], str, tuple[str, ...], bool]] = [
         True,
     ),
     (
+        "intermediate-rows-over-eval-rows",
+        trainer(eval={"evalEvery": 50}, dataset={"evalSize": 64}),
+        "spec.trainer.eval.intermediateRows",
+        ("more than dataset.evalSize (64)", "at most 64"),
+        True,
+    ),
+    (
         "goal-above-one",
         {"objective": {"goal": 1.5}},
         "spec.objective.goal",

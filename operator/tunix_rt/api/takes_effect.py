@@ -21,7 +21,9 @@ from tunix_rt.api.base import cel, cel_list
 from tunix_rt.api.trainer_backends import TUNIX_BACKENDS, tunix_model_name
 from tunix_rt.api.trainer_sections import (
     DEFAULT_CONTEXT,
+    DEFAULT_EVAL_SIZE,
     DEFAULT_HEADS,
+    DEFAULT_INTERMEDIATE_ROWS,
     DEFAULT_LAYERS,
     DEFAULT_MLP_RATIO,
     DEFAULT_TRAIN_SIZE,
@@ -79,6 +81,17 @@ def trainer_problems(config: TrainerConfig) -> Problems:
         )
     if config.backend in TUNIX_BACKENDS:
         out += _tunix_problems(config)
+    rows, data = config.eval.intermediate_rows, config.dataset
+    generated = config.backend != "python" and data.train_path is None
+    if generated and config.eval.eval_every and rows > data.eval_size:
+        out.append(
+            (
+                "eval.intermediateRows",
+                f"eval.intermediateRows={rows} is more than dataset.evalSize "
+                f"({data.eval_size}): an intermediate eval scores every row; set "
+                f"intermediateRows to at most {data.eval_size}",
+            )
+        )
     return out
 
 
@@ -157,6 +170,15 @@ def _width_rule() -> dict[str, str]:
 
 
 TRAINER_RULES = [
+    cel(
+        "(has(self.backend) && self.backend == 'python') || (has(self.dataset) && "
+        "has(self.dataset.trainPath)) || !(has(self.eval) && has(self.eval.evalEvery) && "
+        "self.eval.evalEvery > 0) || (has(self.eval) && has(self.eval.intermediateRows) ? "
+        f"self.eval.intermediateRows : {DEFAULT_INTERMEDIATE_ROWS}) <= (has(self.dataset) && "
+        f"has(self.dataset.evalSize) ? self.dataset.evalSize : {DEFAULT_EVAL_SIZE})",
+        "eval.intermediateRows must not exceed dataset.evalSize",
+        ".eval.intermediateRows",
+    ),
     cel(
         "!has(self.loraAlpha) || !has(self.loraRank) || self.loraRank > 0",
         "loraAlpha has no effect with loraRank 0 (full fine-tuning); remove loraAlpha or set "
