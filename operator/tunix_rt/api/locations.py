@@ -46,12 +46,12 @@ def fetchable_problem(field: str, value: str | None) -> str | None:
 def local_file_problem(field: str, value: str | None) -> str | None:
     """Why ``value`` is no local file path (None: it may be one). User datasets are opened
     as files in the trial's pod; a URI is not fetched."""
-    if value is None or _scheme(value) is None:
+    scheme = None if value is None else _scheme(value)
+    if scheme is None:
         return None
     return (
         f"{field} is opened as a file in the trial's pod and takes no URI "
-        f"({_scheme(value)[:16]}://...); give a path (bake the file into the image or mount "
-        "a volume)"
+        f"({scheme[:16]}://...); give a path (bake the file into the image or mount a volume)"
     )
 
 
