@@ -201,6 +201,13 @@ REFUSED: list[tuple[str, dict[str, Any], str, tuple[str, ...], bool]] = [
         True,
     ),
     (
+        "checkpoint-every-past-the-end",
+        {"trainer": {"checkpointEvery": 500}, "budget": {"smokeSteps": 200}},
+        "spec.trainer.checkpointEvery",
+        ("past budget.smokeSteps (200)", "no trial would save"),
+        True,
+    ),
+    (
         "grid-not-a-multiple",
         {
             "algorithm": "grid",

@@ -420,6 +420,16 @@ def sweep_problems(spec: SweepSpec) -> Problems:
                 f"({steps}) in every trial; remove it and set budget.smokeSteps",
             )
         )
+    every = spec.trainer.checkpoint_every
+    if every > steps:
+        out.append(
+            (
+                "trainer.checkpointEvery",
+                f"trainer.checkpointEvery={every} is past budget.smokeSteps ({steps}), where "
+                "every trial ends, so no trial would save a checkpoint to resume from; set "
+                f"it below {steps} (e.g. {max(1, steps // 4)}) or to 0 (never)",
+            )
+        )
     points, planned = spec.grid_points(), spec.planned_trials()
     if planned != spec.max_trials:
         out.append(
@@ -506,6 +516,13 @@ SWEEP_RULES = [
         f"|| self.trainer.maxSteps == {_STEPS}",
         "budget.smokeSteps replaces trainer.maxSteps in every trial; remove trainer.maxSteps",
         ".trainer.maxSteps",
+    ),
+    cel(
+        "!has(self.trainer) || !has(self.trainer.checkpointEvery) || "
+        f"self.trainer.checkpointEvery <= {_STEPS}",
+        "trainer.checkpointEvery is past budget.smokeSteps, where every trial ends: no "
+        "checkpoint would be saved; lower it or set 0",
+        ".trainer.checkpointEvery",
     ),
     cel(
         f"!has(self.maxFailedTrials) || self.maxFailedTrials <= {_MAX_TRIALS}",
