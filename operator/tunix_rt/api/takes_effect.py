@@ -108,7 +108,7 @@ def _tunix_problems(config: TrainerConfig) -> Problems:
             )
     model = config.model.to_wire()
     for key, default in BUILTIN_MODEL_FIELDS.items():
-        if model.get(key, default) != default:
+        if model.get(key, default) != default and getattr(config, key, None) is None:
             out.append(
                 (
                     f"model.{key}",
