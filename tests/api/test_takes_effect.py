@@ -10,7 +10,8 @@ import pytest
 from test_admission import errors, rehearsal_doc, sweep_doc, sweep_spec
 from test_api_crd import cel_violations, spec_schema
 
-from tunix_rt.api.takes_effect import TUNIX_MODEL_WIDTH, metric_bounds
+from tunix_rt.api.sweep_effect import metric_bounds
+from tunix_rt.api.takes_effect import TUNIX_MODEL_WIDTH
 from tunix_rt.api.trainer_backends import TUNIX_MODELS
 from tunix_rt.api.trial_metrics import METRIC_BOUNDS, REPORTED_METRICS
 

@@ -37,9 +37,9 @@ from tunix_rt.api.search_space import (
     SearchKey,
     SearchParam,
 )
+from tunix_rt.api.sweep_effect import SWEEP_RULES, sweep_problems
 from tunix_rt.api.sweep_goals import Budget, Objective, Scheduler, SchedulerType
 from tunix_rt.api.sweep_status import SweepStatus
-from tunix_rt.api.takes_effect import SWEEP_RULES, sweep_problems
 from tunix_rt.api.trainer import (
     TrainerConfig,
     integer_params,

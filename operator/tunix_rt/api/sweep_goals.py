@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error, field_errors
-from tunix_rt.api.takes_effect import (
+from tunix_rt.api.sweep_effect import (
     BUDGET_RULES,
     SCHEDULER_RULES,
     budget_problems,
