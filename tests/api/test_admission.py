@@ -521,7 +521,7 @@ def test_cel_accepts_what_the_models_accept() -> None:
             "scheduler": {"type": "asha", "metric": "primary_score"},
             "trainer": {"eval": {"evalEvery": 50}},
         },
-        {"scheduler": {"type": "fifo", "metric": "eval_seconds"}},
+        {"scheduler": {"type": "fifo", "gracePeriod": 50, "metric": "loss", "mode": "min"}},
         {"searchSpace": {"warmupSteps": {"type": "randint", "low": 1, "high": 50}}},
         {
             "cluster": {

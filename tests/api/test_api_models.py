@@ -72,11 +72,11 @@ def test_trial_config_applies_params_and_the_smoke_cap() -> None:
     ("spec", "planned", "samples"),
     [
         ({"maxTrials": 7}, 7, 7),
-        # grid: every point, repeated maxTrials // points times
+        # grid: every point, repeated maxTrials / points times
         (
             {
                 "algorithm": "grid",
-                "maxTrials": 7,
+                "maxTrials": 6,
                 "searchSpace": {"learningRate": {"type": "grid", "values": [1e-3, 1e-2, 3e-2]}},
             },
             6,

@@ -25,4 +25,6 @@ def tiny_config(**overrides: Any) -> TrainerConfig:
             data[key] = {**data[key], **value}
         else:
             data[key] = value
+    if data["eval"].get("evalEvery") == 0 and "intermediateRows" not in overrides.get("eval", {}):
+        del data["eval"]["intermediateRows"]  # no intermediate evals to size
     return TrainerConfig.model_validate(data)

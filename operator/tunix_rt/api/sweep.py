@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error
+from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error, field_errors
 from tunix_rt.api.cluster import ClusterSpec, cluster_field
 from tunix_rt.api.common import (
     SEED_MAX,
@@ -38,6 +38,7 @@ from tunix_rt.api.search_space import (
     SearchParam,
 )
 from tunix_rt.api.secrets import refuse_credentials
+from tunix_rt.api.sweep_effect import SWEEP_RULES, sweep_problems
 from tunix_rt.api.sweep_goals import Budget, Objective, Scheduler, SchedulerType
 from tunix_rt.api.sweep_status import SweepStatus
 from tunix_rt.api.trainer import (
@@ -158,6 +159,7 @@ class SweepSpec(ApiModel):
                 "gpusPerPod >= resources.gpu",
                 ".resources.gpu",
             ),
+            *SWEEP_RULES,
         )
     )
 
@@ -191,8 +193,8 @@ class SweepSpec(ApiModel):
         5,
         ge=1,
         le=MAX_TRIALS_LIMIT,
-        description="Trials to run. With grid entries: the grid is repeated "
-        "maxTrials // gridPoints times (at least once).",
+        description="Trials to run. With grid entries: a whole multiple of the grid's "
+        "points (the grid is repeated maxTrials / gridPoints times).",
     )
     max_concurrent_trials: int = Field(1, ge=1, le=MAX_TRIALS_LIMIT, description="Trials at once.")
     max_failed_trials: int = Field(
@@ -341,6 +343,9 @@ class SweepSpec(ApiModel):
                         f"{where} include {value!r}, which the trainer rejects: {msg}",
                         value,
                     ) from None
+        problems = sweep_problems(self)
+        if problems:
+            raise field_errors(problems, None)
         check_placement_here(self, info)
         return self
 

@@ -9,7 +9,13 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error
+from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error, field_errors
+from tunix_rt.api.sweep_effect import (
+    BUDGET_RULES,
+    SCHEDULER_RULES,
+    budget_problems,
+    scheduler_problems,
+)
 from tunix_rt.api.trial_metrics import FINAL_METRICS, REPORTED_METRICS, SCHEDULER_METRICS
 from tunix_rt.scoring import PRIMARY_SCORE
 
@@ -18,6 +24,7 @@ class Objective(ApiModel):
     """What the search algorithm optimises and which trial is best."""
 
     model_config = ConfigDict(
+        allow_inf_nan=False,
         json_schema_extra=cel_rules(
             cel(
                 f"!has(self.metric) || self.metric in {cel_list(REPORTED_METRICS)}",
@@ -25,7 +32,7 @@ class Objective(ApiModel):
                 + ", ".join(REPORTED_METRICS),
                 ".metric",
             )
-        )
+        ),
     )
 
     metric: str = Field(
@@ -77,7 +84,8 @@ class Scheduler(ApiModel):
                 "early stopping compares a metric reported while trials train; use one of "
                 f"{', '.join(SCHEDULER_METRICS)}",
                 ".metric",
-            )
+            ),
+            *SCHEDULER_RULES,
         )
     )
 
@@ -115,9 +123,18 @@ class Scheduler(ApiModel):
             self.metric,
         )
 
+    @model_validator(mode="after")
+    def _read_by_type(self) -> Scheduler:
+        problems = scheduler_problems(self)
+        if problems:
+            raise field_errors(problems, None)
+        return self
+
 
 class Budget(ApiModel):
     """The caps: per trial (the 'smoke' budget) and for the whole sweep (time, hours)."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(*BUDGET_RULES))
 
     smoke_steps: int = Field(
         300, ge=1, le=1_000_000, description="Train steps per trial (overrides trainer.maxSteps)."
@@ -143,3 +160,10 @@ class Budget(ApiModel):
         description="Cap on the sweep's wall-clock time, summed over every attempt (a "
         "resumed sweep counts the time earlier attempts ran); ends like acceleratorHours.",
     )
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Budget:
+        problems = budget_problems(self)
+        if problems:
+            raise field_errors(problems, None)
+        return self

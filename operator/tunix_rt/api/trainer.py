@@ -11,11 +11,12 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error
+from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error, field_errors
 from tunix_rt.api.common import SEED_MAX
 from tunix_rt.api.errors import ManifestError, error_pairs, validation_errors
 from tunix_rt.api.overrides import merge_overrides
 from tunix_rt.api.secrets import refuse_credentials
+from tunix_rt.api.takes_effect import TRAINER_RULES, trainer_problems
 from tunix_rt.api.trainer_backends import (
     ENTRYPOINT,
     GRPO_ONLY,
@@ -63,6 +64,7 @@ class TrainerConfig(ApiModel):
                 "backend python needs entrypoint ('package.module:function')",
                 ".entrypoint",
             ),
+            *TRAINER_RULES,
         ),
     )
 
@@ -145,7 +147,7 @@ class TrainerConfig(ApiModel):
     @model_validator(mode="after")
     def _context_fits_dataset(self) -> TrainerConfig:
         problem = context_problem(self.dataset, self.model.context)
-        if problem:
+        if problem and self.backend != "tunix-grpo":  # GRPO reads no model.context
             raise field_error("model.context", problem, self.model.context)
         problem = trace_problem(self.dataset, self.backend, self.eval.max_trace_tokens)
         if problem:
@@ -222,6 +224,14 @@ class TrainerConfig(ApiModel):
                 raise field_error("userParams", f"{name}: {exc}", value) from None
         if self.user_params is not None:
             object.__setattr__(self, "user_params", values)
+        return self
+
+    @model_validator(mode="after")
+    def _takes_effect(self) -> TrainerConfig:
+        """A setting the backend would ignore or cap is refused (``takes_effect.py``)."""
+        problems = trainer_problems(self)
+        if problems:
+            raise field_errors(problems, None)
         return self
 
     def with_params(self, params: dict[str, Any]) -> TrainerConfig:

@@ -6,9 +6,17 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from pydantic import ConfigDict, Field, PositiveInt, model_validator
+from pydantic.alias_generators import to_snake
 
 from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error
 from tunix_rt.api.common import SEED_MAX
+from tunix_rt.api.locations import (
+    MAX_LOCATION,
+    fetchable_problem,
+    fetchable_rule,
+    local_file_problem,
+    local_file_rule,
+)
 
 
 class BuiltinDataset(NamedTuple):
@@ -39,6 +47,13 @@ DEFAULT_CONTEXT = 64
 DEFAULT_MAX_TRACE_TOKENS = 48
 DEFAULT_WIDTH = 128
 DEFAULT_HEADS = 8
+DEFAULT_LAYERS = 2
+DEFAULT_MLP_RATIO = 4
+DEFAULT_TRAIN_SIZE = 20000
+DEFAULT_EVAL_SIZE = 512
+DEFAULT_INTERMEDIATE_ROWS = 128
+GENERATED_ONLY = {"seed": 0, "trainSize": DEFAULT_TRAIN_SIZE, "evalSize": DEFAULT_EVAL_SIZE}
+"""Dataset fields the generator reads, with their defaults: user files ignore them."""
 
 
 class DatasetConfig(ApiModel):
@@ -58,6 +73,17 @@ class DatasetConfig(ApiModel):
                 "or give trainPath and evalPath",
                 ".name",
             ),
+            *(
+                cel(
+                    f"!has(self.trainPath) || !has(self.{key}) || self.{key} == {default}",
+                    f"{key} shapes the generated dataset only, and trainPath/evalPath replace "
+                    f"it; remove {key}",
+                    f".{key}",
+                )
+                for key, default in GENERATED_ONLY.items()
+            ),
+            local_file_rule("trainPath"),
+            local_file_rule("evalPath"),
         )
     )
 
@@ -69,13 +95,22 @@ class DatasetConfig(ApiModel):
     seed: int = Field(
         0, ge=0, le=SEED_MAX, description="Seed of the generated dataset (not the trainer)."
     )
-    train_size: PositiveInt = Field(20000, le=1_000_000, description="Generated train rows.")
-    eval_size: PositiveInt = Field(512, le=100_000, description="Generated eval rows.")
+    train_size: PositiveInt = Field(
+        DEFAULT_TRAIN_SIZE, le=1_000_000, description="Generated train rows."
+    )
+    eval_size: PositiveInt = Field(
+        DEFAULT_EVAL_SIZE, le=100_000, description="Generated eval rows."
+    )
     train_path: str | None = Field(
-        None, description="JSONL with prompt, reasoning, answer per line; replaces the generator."
+        None,
+        max_length=MAX_LOCATION,
+        description="JSONL file (a path in the trial's pod, not a URI) with prompt, "
+        "reasoning, answer per line; replaces the generator.",
     )
     eval_path: str | None = Field(
-        None, description="JSONL eval set with the same fields; required with trainPath."
+        None,
+        max_length=MAX_LOCATION,
+        description="JSONL eval set (a path) with the same fields; required with trainPath.",
     )
 
     @model_validator(mode="after")
@@ -90,6 +125,20 @@ class DatasetConfig(ApiModel):
                 "or give trainPath and evalPath",
                 self.name,
             )
+        for key in ("trainPath", "evalPath"):
+            problem = local_file_problem(key, getattr(self, to_snake(key)))
+            if problem:
+                raise field_error(key, problem)
+        if self.train_path is not None:
+            for key, default in GENERATED_ONLY.items():
+                value = getattr(self, to_snake(key))
+                if value != default:
+                    raise field_error(
+                        key,
+                        f"{key}={value} shapes the generated dataset only, and trainPath/"
+                        f"evalPath replace it (their rows are all used); remove {key}",
+                        value,
+                    )
         return self
 
 
@@ -147,7 +196,8 @@ def trace_rule(name: str, need: BuiltinDataset) -> dict[str, str]:
 def context_rule(name: str, need: BuiltinDataset) -> dict[str, str]:
     """The CEL twin of :func:`context_problem` for one built-in dataset."""
     return cel(
-        _not_this_builtin(name)
+        "(has(self.backend) && self.backend == 'tunix-grpo') || "
+        + _not_this_builtin(name)
         + f"(has(self.model) && has(self.model.context) ? self.model.context : {DEFAULT_CONTEXT})"
         f" >= {need.row_tokens}",
         f"model.context is shorter than the longest row of dataset {name!r} "
@@ -166,16 +216,20 @@ class ModelConfig(ApiModel):
                 f"(has(self.heads) ? self.heads : {DEFAULT_HEADS}) == 0",
                 "heads must divide width",
                 ".heads",
-            )
+            ),
+            fetchable_rule("checkpoint"),
+            fetchable_rule("tokenizer"),
         )
     )
 
-    layers: int = Field(2, ge=1, le=48, description="Transformer blocks.")
+    layers: int = Field(DEFAULT_LAYERS, ge=1, le=48, description="Transformer blocks.")
     width: int = Field(DEFAULT_WIDTH, ge=16, le=8192, description="Model (embedding) width.")
     heads: int = Field(
         DEFAULT_HEADS, ge=1, le=128, description="Attention heads; must divide width."
     )
-    mlp_ratio: int = Field(4, ge=1, le=16, description="MLP hidden width / model width.")
+    mlp_ratio: int = Field(
+        DEFAULT_MLP_RATIO, ge=1, le=16, description="MLP hidden width / model width."
+    )
     context: int = Field(
         DEFAULT_CONTEXT, ge=32, le=8192, description="Maximum sequence length in tokens."
     )
@@ -186,11 +240,13 @@ class ModelConfig(ApiModel):
     )
     checkpoint: str | None = Field(
         None,
+        max_length=MAX_LOCATION,
         description="Tunix backends: weights to start from (a path or gs:// / s3:// URI, "
         "orbax or safetensors); random init when absent (the run manifest says so).",
     )
     tokenizer: str | None = Field(
         None,
+        max_length=MAX_LOCATION,
         description="Tunix backends: a SentencePiece model (path or gs:// / s3:// URI) for a "
         "real Gemma checkpoint; absent: the built-in byte tokenizer.",
     )
@@ -201,11 +257,27 @@ class ModelConfig(ApiModel):
             raise field_error(
                 "heads", f"heads ({self.heads}) must divide width ({self.width})", self.heads
             )
+        for key in ("checkpoint", "tokenizer"):
+            problem = fetchable_problem(f"model.{key}", getattr(self, key))
+            if problem:
+                raise field_error(key, problem)
         return self
 
 
 class EvalConfig(ApiModel):
     """How and how often the model is scored."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel(
+                "(has(self.evalEvery) && self.evalEvery > 0) || !has(self.intermediateRows) || "
+                f"self.intermediateRows == {DEFAULT_INTERMEDIATE_ROWS}",
+                "intermediateRows sizes the intermediate evals, and evalEvery 0 runs none; set "
+                "evalEvery or remove intermediateRows",
+                ".intermediateRows",
+            )
+        )
+    )
 
     max_trace_tokens: int = Field(
         DEFAULT_MAX_TRACE_TOKENS,
@@ -217,6 +289,20 @@ class EvalConfig(ApiModel):
         0, ge=0, description="Steps between intermediate evals reported to the tuner (0: end only)."
     )
     intermediate_rows: int = Field(
-        128, ge=1, description="Eval rows used at intermediate evals (the final eval uses all)."
+        DEFAULT_INTERMEDIATE_ROWS,
+        ge=1,
+        description="Eval rows used at intermediate evals (the final eval uses all).",
     )
     batch_size: int = Field(256, ge=1, le=65536, description="Rows decoded per batch.")
+
+    @model_validator(mode="after")
+    def _intermediate_needs_evals(self) -> EvalConfig:
+        if self.eval_every == 0 and self.intermediate_rows != DEFAULT_INTERMEDIATE_ROWS:
+            raise field_error(
+                "intermediateRows",
+                f"intermediateRows={self.intermediate_rows} sizes the intermediate evals, and "
+                "evalEvery is 0 (the final eval only, on every row); set evalEvery (e.g. 50) "
+                "or remove intermediateRows",
+                self.intermediate_rows,
+            )
+        return self

@@ -24,3 +24,22 @@ REPORTED_METRICS = (*EVAL_METRICS, *TRAIN_METRICS, *FINAL_METRICS)
 SCHEDULER_METRICS = (*TRAIN_METRICS, *EVAL_METRICS)
 """Metrics reported while a trial trains: what an early-stopping scheduler may compare
 (the eval metrics only with ``eval.evalEvery`` > 0)."""
+
+_UNIT = (0.0, 1.0)
+_NON_NEGATIVE: tuple[float, float | None] = (0.0, None)
+METRIC_BOUNDS: dict[str, tuple[float, float | None]] = {
+    PRIMARY_SCORE: _UNIT,  # mean answer correctness
+    "format_valid_rate": _UNIT,
+    "cap_hit_rate": _UNIT,
+    "trace_len_p50": _NON_NEGATIVE,
+    "trace_len_p95": _NON_NEGATIVE,
+    "eval_rows": _NON_NEGATIVE,
+    "loss": _NON_NEGATIVE,  # a cross-entropy
+    "learning_rate": (0.0, 1.0),  # trainer.learningRate is at most 1
+    "steps_per_second": _NON_NEGATIVE,
+    "compile_seconds": _NON_NEGATIVE,
+    "train_seconds": _NON_NEGATIVE,
+    "eval_seconds": _NON_NEGATIVE,
+}
+"""The range of every reported metric (high None: unbounded): what ``objective.goal`` can
+reach (``tests/api`` checks that every reported metric has one)."""
