@@ -128,7 +128,7 @@ def test_the_cli_refuses_an_oversized_file_quickly_without_a_traceback(tmp_path:
         [str(cli), "validate", str(path)], capture_output=True, text=True, timeout=120
     )
     text = out.stdout + out.stderr
-    assert out.returncode == 1 and "Traceback" not in text, text
+    assert out.returncode == 2 and "Traceback" not in text, text
     assert "over the 1 MiB a manifest may be" in text and len(text) < 1000, text
 
 

@@ -61,6 +61,7 @@ def test_an_entrypoint_that_cannot_be_imported_is_refused_before_ray_starts(
     spec = {
         "searchSpace": {"learningRate": {"type": "grid", "values": [1e-3, 3e-3]}},
         "algorithm": "grid",
+        "maxTrials": 2,
         "budget": {"smokeSteps": 10},
         "trainer": python_trainer("no_such_package_here.train:train"),
     }

@@ -201,7 +201,7 @@ def test_validate_refuses_an_unplaceable_sweep(tmp_path: Path) -> None:
     path = tmp_path / "too-big.yaml"
     path.write_text(yaml.safe_dump(doc))
     result = CliRunner().invoke(app, ["validate", str(path)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert "spec.maxConcurrentTrials" in result.output
     assert "needs 2 slices" in result.output and "maxReplicas 1" in result.output
 

@@ -313,7 +313,7 @@ def test_validate_names_the_field_and_never_echoes_the_secret(tmp_path: Path) ->
     manifest = tmp_path / "sweep.yaml"
     manifest.write_text(yaml.safe_dump(doc))
     exit_code, output = invoke("validate", str(manifest))
-    assert exit_code == 1
+    assert exit_code == 2
     assert "spec.trainer.dataset.trainPath" in output and "spec.trainer.dataset.evalPath" in output
     assert "storage.credentialsSecret" in output
     for secret in ("bPxRfiCY", "AKIAIOSFODNN7EXAMPLE", "9f0e"):
