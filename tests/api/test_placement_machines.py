@@ -240,3 +240,44 @@ def test_cel_and_models_accept_named_machines_and_tpu_chip_counts() -> None:
         "1, 2, 4 or 8" in v
         for v in cel_violations(sweep_spec(resources={"tpu": 3}), spec_schema("Sweep"))
     )
+
+
+def test_gpu_pool_sizes_are_checked_against_its_gpu_type_only_when_no_machine_is_named() -> None:
+    """Without machineType the cluster may have any machine with that GPU: cpu 8 is fine
+    (g2-standard-12 and up hold it); cpu 100 fits no L4 machine (g2-standard-96 leaves 95.7)."""
+    fine = {**L4, "cpu": "8", "memory": "32Gi"}
+    assert errors(sweep_doc(resources={"cpu": 4, "gpu": 1}, cluster={"pools": [fine]})) == []
+    found = errors(
+        sweep_doc(resources={"cpu": 4, "gpu": 1}, cluster={"pools": [{**L4, "cpu": "100"}]})
+    )
+    assert any(
+        f == "spec.cluster.pools[0].cpu"
+        and "no GKE machine with that GPU" in m
+        and "g2-standard-96" in m
+        for f, m in found
+    ), found
+
+
+def test_multi_worker_trials_spread_over_capped_pools_as_ray_does() -> None:
+    """Found by tests/control_plane/test_admission_vs_scheduler.py: Ray places a trial's
+    CPU workers on any node with the CPUs, and a trial's slices in any pool of that shape,
+    so capped pools together may hold what none holds alone."""
+    capped = {"name": "a", "machineType": "n2-standard-8", "maxReplicas": 1}
+    spread = {
+        "resources": {"cpu": 2, "workers": 2},
+        "maxConcurrentTrials": 2,
+        "cluster": {"pools": [capped, {**L4, "name": "b"}]},
+    }
+    assert errors(sweep_doc(**spread)) == []
+    alone = {**spread, "cluster": {"pools": [capped]}}
+    [(field, message)] = errors(sweep_doc(**alone))
+    assert field == "spec.maxConcurrentTrials" and "at most 1 (maxReplicas 1)" in message
+    slices = {
+        "resources": {"tpuSlice": {"accelerator": "v6e", "topology": "2x2"}},
+        "maxConcurrentTrials": 2,
+        "cluster": {
+            "pools": [{**V6E_2X2, "maxReplicas": 1}, {**V6E_2X2, "name": "b", "maxReplicas": 1}]
+        },
+    }
+    assert errors(sweep_doc(**slices)) == []
+    assert workers(sweep_spec(**slices))[0]["replicas"] == 1  # nothing to resize

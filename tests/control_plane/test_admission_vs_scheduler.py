@@ -85,10 +85,12 @@ TPU_SLICES = [  # (accelerator, topology, machineType or None)
     ("tpu-v6e-slice", "4x4", None),
     ("tpu-v5-lite-podslice", "2x2", None),
 ]
-CPU_AMOUNTS = [0.5, 1, 2, 4, 8, 16, 40, 80, 120, 178, 200]
-MEMORIES = [None, "4Gi", "16Gi", "64Gi", "200Gi", "700Gi"]
-POOL_CPUS = [None, None, "2", "4", "8", "16", "40", "100"]
-POOL_MEMORIES = [None, None, "8Gi", "30Gi", "64Gi", "160Gi"]
+# Small asks more often than large ones, so that accepted Sweeps and Sweeps that fit only
+# some of their trials at once are as common as refused ones.
+CPU_AMOUNTS = [0.5, 1, 1, 2, 2, 4, 4, 8, 16, 40, 80, 178, 200]
+MEMORIES = [None, None, "4Gi", "16Gi", "16Gi", "64Gi", "200Gi"]
+POOL_CPUS = [None, None, None, "2", "4", "8", "16", "40", "100"]
+POOL_MEMORIES = [None, None, None, "8Gi", "30Gi", "64Gi", "160Gi"]
 
 
 @st.composite
@@ -121,8 +123,15 @@ def pools(draw: st.DrawFn, kind: str, name: str) -> dict[str, Any]:
 
 @st.composite
 def sweeps(draw: st.DrawFn) -> dict[str, Any]:
-    shape = draw(st.sampled_from(["cpu", "gpu", "tpu", "slice", "gpu-workers"]))
-    kinds = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu", "slice": "tpu", "gpu-workers": "gpu"}
+    shape = draw(st.sampled_from(["cpu", "gpu", "tpu", "slice", "gpu-workers", "cpu-workers"]))
+    kinds = {
+        "cpu": "cpu",
+        "gpu": "gpu",
+        "tpu": "tpu",
+        "slice": "tpu",
+        "gpu-workers": "gpu",
+        "cpu-workers": "cpu",
+    }
     first = draw(pools(kinds[shape], "a"))
     extra = draw(st.sampled_from([None, "cpu", "gpu", "tpu"]))
     declared = [first] + ([draw(pools(extra, "b"))] if extra else [])
@@ -140,6 +149,8 @@ def sweeps(draw: st.DrawFn) -> dict[str, Any]:
     elif shape == "gpu-workers":
         resources["workers"] = draw(st.integers(2, 3))
         resources["gpusPerWorker"] = draw(st.sampled_from([1, 2, 4]))
+    elif shape == "cpu-workers":
+        resources["workers"] = draw(st.integers(2, 3))
     concurrent = draw(st.integers(1, 6))
     return {
         "searchSpace": {"learningRate": LR},
@@ -473,6 +484,16 @@ EXAMPLES = int(os.environ.get("TUNIX_RT_ADMISSION_EXAMPLES", "25"))
 """Generated Sweeps per run; more (e.g. 300) explore further, with a fresh random seed."""
 
 
+def _two_pools(
+    resources: dict[str, Any], a: dict[str, Any], b: dict[str, Any], concurrent: int
+) -> dict[str, Any]:
+    return _sweep(resources, a, concurrent) | {"cluster": {"pools": [a, b]}}
+
+
+# found by the property: both were refused though Ray spreads workers (slices) over pools
+CAPPED_CPU = {"name": "a", "accelerator": "cpu", "machineType": "n2-standard-8", "maxReplicas": 1}
+
+
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -483,6 +504,15 @@ EXAMPLES = int(os.environ.get("TUNIX_RT_ADMISSION_EXAMPLES", "25"))
 @example(wire=_sweep({"cpu": 4, "gpu": 1, "memory": "16Gi"}, L4, 4))  # issue: was refused
 @example(wire=_sweep({"cpu": 8, "tpu": 1}, V6E_2X2, 4))  # issue: was refused
 @example(wire=_sweep({"cpu": 80, "tpu": 1}, V6E_2X2, 4))  # issue: was accepted, 2 run
+@example(wire=_two_pools({"cpu": 2, "workers": 2}, CAPPED_CPU, {**L4, "name": "b"}, 2))
+@example(
+    wire=_two_pools(
+        {"tpuSlice": {"accelerator": "v6e", "topology": "2x2"}},
+        {**V6E_2X2, "maxReplicas": 1},
+        {**V6E_2X2, "name": "b", "maxReplicas": 1},
+        2,
+    )
+)
 def test_admission_accepts_exactly_what_the_scheduler_places(
     sched: ControlPlane, wire: dict[str, Any]
 ) -> None:

@@ -259,7 +259,8 @@ def check_placement_here(spec: SweepSpec | RehearsalSpec, info: ValidationInfo) 
 class SpanningFit:
     """The pool a multi-host trial's workers run on, sized for ``maxConcurrentTrials``
     trials at once: the RayJob builder gives that pool at least ``pods`` replicas (TPU
-    pools: slices)."""
+    pools: slices). When no pool alone may grow that far but the capped pools together
+    hold the trials (Ray spreads workers over them), the first of them, at its replicas."""
 
     index: int
     pool: NodePool
@@ -334,7 +335,10 @@ def _spanning(
         candidates, unit, per_worker = same, "host", "a worker (one per host)"
     else:
         kind = Accelerator.GPU if gpus else Accelerator.CPU
-        candidates = [(i, p, pod) for i, p, pod in shaped if pod.accelerator is kind]
+        # GPU workers need GPU pods; Ray places CPU workers on any node with the CPUs
+        # (CPU pools first: the builder sizes the first pool that holds them all)
+        candidates = [(i, p, pod) for i, p, pod in shaped if not gpus or pod.gpus]
+        candidates.sort(key=lambda c: c[2].accelerator is not kind)
         unit, per_worker = ("GPU pod" if gpus else "pod"), "a worker"
         if not candidates:
             field = f"{at}.gpusPerWorker" if gpus else f"{at}.workers"
@@ -375,12 +379,18 @@ def _spanning(
                 )
         return None, out
     problems: list[tuple[str, str]] = []
+    room, wanted = 0, concurrent if res.tpu_slice is not None else workers * concurrent
     for i, pool, per_pod in slots:
         if not per_pod:
             continue
         need = concurrent if res.tpu_slice is not None else -(-workers * concurrent // per_pod)
         if pool.max_replicas is None or pool.max_replicas >= need:
             return SpanningFit(i, pool, per_pod, need), []
+        # capped pools together: Ray spreads a trial's workers (slices) over all of them
+        room += pool.max_replicas * (1 if res.tpu_slice is not None else per_pod)
+        if room >= wanted:
+            first = next((j, q, n) for j, q, n in slots if n)
+            return SpanningFit(first[0], first[1], first[2], first[1].replicas), []
         if problems:
             continue
         if res.tpu_slice is not None:
