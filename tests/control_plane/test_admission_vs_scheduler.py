@@ -219,12 +219,10 @@ def _canary(plane: ControlPlane, run: str, node: dict[str, Any]) -> None:
         {f"{T}/run": run},
         {
             "containers": [{"name": "c", "image": "none"}],
-            "nodeName": "",
             "nodeSelector": {"kubernetes.io/hostname": node["metadata"]["name"]},
             "tolerations": [{"key": t["key"], "operator": "Exists"} for t in taints],
         },
     )
-    pod["spec"].pop("nodeName")
     _create(plane, f"/api/v1/namespaces/{NS}/pods", pod)
     placed = _decide(plane, run, [name])
     assert name in placed.bound, f"canary not bound: {placed.refused}"
