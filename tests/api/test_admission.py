@@ -290,9 +290,15 @@ SWEEP_CASES: list[tuple[str, dict[str, Any], str, tuple[str, ...]]] = [
     ),
     (
         "more TPU chips than a host of the slice has",
-        {"resources": {"tpu": 16}, "cluster": {"pools": [V6E_4X4]}},
+        {"resources": {"tpu": 8}, "cluster": {"pools": [V6E_4X4]}},
         "spec.resources.tpu",
-        ("asks 16 TPU chips but the largest TPU host offers 4", "4x4: 4 hosts of 4 chips"),
+        ("asks 8 TPU chips but the largest TPU host offers 4", "4x4: 4 hosts of 4 chips"),
+    ),
+    (
+        "a TPU chip count Ray does not hand a trial",
+        {"resources": {"tpu": 3}, "cluster": {"pools": [V6E_4X4]}},
+        "spec.resources.tpu",
+        ("tpu is 3", "1, 2, 4 or 8"),
     ),
     (
         "CPUs the GPU pods lack (a bigger CPU pool does not help a GPU trial)",

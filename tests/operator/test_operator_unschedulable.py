@@ -15,7 +15,16 @@ from support.operator import (
 )
 
 NS = "ml"
-GPU_POOL = {"name": "gpu", "accelerator": "gpu", "gpusPerPod": 1, "cpu": "8", "memory": "32Gi"}
+# 2 pods: the Sweep's 2 concurrent trials of 1 GPU each run at once (admission refuses more
+# concurrent trials than the pools hold)
+GPU_POOL = {
+    "name": "gpu",
+    "accelerator": "gpu",
+    "gpusPerPod": 1,
+    "cpu": "8",
+    "memory": "32Gi",
+    "replicas": 2,
+}
 
 
 async def test_unschedulable_sweep_fails_and_starts_once_fixed(

@@ -9,13 +9,15 @@ from pydantic import ConfigDict, Field, model_validator
 
 from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error
 from tunix_rt.api.errors import ManifestError
+from tunix_rt.api.machines import catalog
+from tunix_rt.api.pool_machine import machine_problems, pool_tpu_slice
 from tunix_rt.api.quantities import (
     K8S_QUANTITY_PATTERN,
     CpuQuantity,
     MemoryQuantity,
     quantity_field,
 )
-from tunix_rt.api.tpu import GENERATIONS, accelerator_names, tpu_slice
+from tunix_rt.api.tpu import GENERATIONS, accelerator_names
 
 
 class Accelerator(StrEnum):
@@ -65,6 +67,68 @@ def _tpu_cel() -> list[dict[str, str]]:
     return rules
 
 
+def _machine_cel() -> list[dict[str, str]]:
+    """CEL mirrors of the machine checks: a known machine type, of the pool's accelerator
+    kind, with at least gpusPerPod GPUs of gpuType; a v5e/v6e 2x4 pool names its machine."""
+    machines = catalog().machines
+    names = sorted(machines)
+    gpus = {n: m.gpu for n, m in machines.items() if m.gpu is not None}
+    tpus = [n for n, m in machines.items() if m.tpu is not None]
+    cpus = [n for n, m in machines.items() if m.gpu is None and m.tpu is None]
+    gpu_count = "{" + ", ".join(f"'{n}': {g.count}" for n, g in gpus.items()) + "}"
+    gpu_type = "{" + ", ".join(f"'{n}': '{g.type}'" for n, g in gpus.items()) + "}"
+    two_by_four = [
+        name
+        for gen in GENERATIONS
+        if gen.multi_host is not None
+        for name in (gen.gke_accelerator, *gen.aliases)
+    ]
+    unset = "!has(self.machineType) || "
+    return [
+        cel(
+            unset + "self.machineType in " + cel_list(names),
+            "unknown machine type; use one of " + ", ".join(names),
+            ".machineType",
+        ),
+        cel(
+            unset + f"!(self.machineType in {cel_list(gpus)}) || "
+            "(has(self.accelerator) && self.accelerator == 'gpu')",
+            "a GPU machine type needs accelerator: gpu",
+            ".machineType",
+        ),
+        cel(
+            unset + f"!(self.machineType in {cel_list(tpus)}) || "
+            "(has(self.accelerator) && self.accelerator == 'tpu')",
+            "a TPU machine type needs accelerator: tpu",
+            ".machineType",
+        ),
+        cel(
+            unset + f"!(self.machineType in {cel_list(cpus)}) || "
+            "!has(self.accelerator) || self.accelerator == 'cpu'",
+            "a CPU machine type is for accelerator: cpu",
+            ".machineType",
+        ),
+        cel(
+            unset + f"!has(self.gpusPerPod) || !(self.machineType in {cel_list(gpus)}) || "
+            f"self.gpusPerPod <= {gpu_count}[self.machineType]",
+            "gpusPerPod exceeds the GPUs of the machine type",
+            ".gpusPerPod",
+        ),
+        cel(
+            unset + f"!has(self.gpuType) || !(self.machineType in {cel_list(gpus)}) || "
+            f"self.gpuType == {gpu_type}[self.machineType]",
+            "gpuType differs from the GPUs of the machine type",
+            ".gpuType",
+        ),
+        cel(
+            "!has(self.tpuTopology) || self.tpuTopology != '2x4' || !has(self.tpuAccelerator) "
+            f"|| !(self.tpuAccelerator in {cel_list(two_by_four)}) || has(self.machineType)",
+            "a v5e/v6e 2x4 slice may be one 8-chip VM or two 4-chip VMs; set machineType",
+            ".machineType",
+        ),
+    ]
+
+
 class NodePool(ApiModel):
     """One Ray worker group: a kind of node the trials run on."""
 
@@ -101,6 +165,7 @@ class NodePool(ApiModel):
                 ".maxReplicas",
             ),
             *_tpu_cel(),
+            *_machine_cel(),
         )
     )
 
@@ -114,11 +179,23 @@ class NodePool(ApiModel):
     replicas: int = Field(1, ge=0, le=1000, description="Worker pods (TPU: slices).")
     min_replicas: int | None = Field(None, ge=0, description="Autoscaling floor.")
     max_replicas: int | None = Field(None, ge=0, description="Autoscaling ceiling.")
-    cpu: CpuQuantity = quantity_field(
-        "2", "CPU request/limit per pod (quantity).", K8S_QUANTITY_PATTERN
+    machine_type: str | None = Field(
+        None,
+        max_length=64,
+        description="GKE machine type of the pool's nodes (e.g. ct6e-standard-4t, "
+        "g2-standard-8): sizes pods that state no cpu/memory and is checked against them.",
     )
-    memory: MemoryQuantity = quantity_field(
-        "8Gi", "Memory request/limit per pod (quantity).", K8S_QUANTITY_PATTERN
+    cpu: CpuQuantity | None = quantity_field(
+        None,
+        "CPU request/limit per pod (quantity). Unset: the machine's allocatable CPUs less "
+        "system headroom (machineType, or the one a TPU slice or GPU type implies), else 2.",
+        K8S_QUANTITY_PATTERN,
+    )
+    memory: MemoryQuantity | None = quantity_field(
+        None,
+        "Memory request/limit per pod (quantity). Unset: the machine's allocatable memory "
+        "less system headroom, else 8Gi.",
+        K8S_QUANTITY_PATTERN,
     )
     gpus_per_pod: int = Field(0, ge=0, le=16, description="nvidia.com/gpu per pod (gpu pools).")
     gpu_type: str | None = Field(
@@ -159,6 +236,8 @@ class NodePool(ApiModel):
             )
         if self.accelerator is Accelerator.TPU:
             self.tpu_shape()
+        for field, message in machine_problems(self):
+            raise field_error(field, message, getattr(self, _snake(field)))
         low, high = self.min_replicas, self.max_replicas
         if low is not None and low > self.replicas:
             raise field_error(
@@ -188,13 +267,17 @@ class NodePool(ApiModel):
                 accelerator,
             )
         try:
-            return tpu_slice(accelerator, self.tpu_topology or "")
+            return pool_tpu_slice(self)
         except ManifestError as exc:
             raise field_error(exc.field, exc.reason, self.tpu_topology) from None
 
     def pods(self) -> int:
         """The most pods the pool can have (replicas, or maxReplicas when autoscaling)."""
         return max(self.replicas, self.max_replicas or 0)
+
+
+def _snake(field: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in field)
 
 
 class ClusterSpec(ApiModel):

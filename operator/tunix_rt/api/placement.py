@@ -19,7 +19,8 @@ from pydantic import ValidationInfo
 
 from tunix_rt.api.base import field_errors
 from tunix_rt.api.cluster import Accelerator, NodePool
-from tunix_rt.api.quantities import quantity_bytes, quantity_value
+from tunix_rt.api.pool_machine import machine_fit_problems, pod_size
+from tunix_rt.api.quantities import quantity_bytes
 from tunix_rt.api.trial_shape import SweepResources
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ SKIP_PLACEMENT = {"placement": False}
 
 @dataclass(frozen=True)
 class Pod:
-    """What one pod of a pool offers a trial."""
+    """What one pod of a pool offers a trial, and how many such pods (Ray nodes) the pool
+    can have (``nodes``: pods, times hosts per slice for TPU pools)."""
 
     pool: str
     accelerator: Accelerator
@@ -45,12 +47,15 @@ class Pod:
     gpus: int
     tpu_chips: int
     tpu_shape: str = ""
+    cpu_note: str = ""
+    memory_note: str = ""
+    nodes: int = 1
 
     def describe(self, what: str) -> str:
         if what == "cpu":
-            return f"pool '{self.pool}', cpu {_num(self.cpu)}"
+            return f"pool '{self.pool}', cpu {_num(self.cpu)}{_note(self.cpu_note)}"
         if what == "memory":
-            return f"pool '{self.pool}', memory {_gib(self.memory)}"
+            return f"pool '{self.pool}', memory {_gib(self.memory)}{_note(self.memory_note)}"
         if what == "gpu":
             return f"pool '{self.pool}', gpusPerPod {self.gpus}"
         return f"pool '{self.pool}', {self.tpu_shape}"
@@ -64,32 +69,40 @@ def _gib(value: float) -> str:
     return f"{value / 2**30:g}Gi"
 
 
+def _note(note: str) -> str:
+    return f", {note}" if note else ""
+
+
 def pod_of(pool: NodePool) -> Pod | None:
     """The pod a pool offers; None for a pool that can have no pods, or whose quantities or
     TPU shape are invalid (the pool's own validation reports those)."""
     if pool.pods() == 0:
         return None
     try:
-        cpu = quantity_value(pool.cpu)
-        memory = int(quantity_value(pool.memory))
+        size = pod_size(pool)
     except ValueError:
         return None
-    chips, shape = 0, ""
+    chips, shape, hosts = 0, "", 1
     if pool.accelerator is Accelerator.TPU:
         try:
             tpu = pool.tpu_shape()
         except ValueError:
             return None
-        chips = tpu.chips_per_host
-        hosts = f"{tpu.hosts} hosts" if tpu.hosts > 1 else "1 host"
-        shape = f"{tpu.gke_accelerator} {tpu.topology}: {hosts} of {tpu.chips_per_host} chips"
+        chips, hosts = tpu.chips_per_host, tpu.hosts
+        of = f"{tpu.hosts} hosts" if tpu.hosts > 1 else "1 host"
+        shape = f"{tpu.gke_accelerator} {tpu.topology}: {of} of {tpu.chips_per_host} chips"
     gpus = pool.gpus_per_pod if pool.accelerator is Accelerator.GPU else 0
-    return Pod(pool.name, pool.accelerator, cpu, memory, gpus, chips, shape)
+    return Pod(
+        pool.name, pool.accelerator, size.cpu, size.memory, gpus, chips, shape,
+        size.cpu_note, size.memory_note, pool.pods() * hosts,
+    )  # fmt: skip
 
 
 def check_placement(spec: SweepSpec | RehearsalSpec, prefix: str = "spec") -> list[tuple[str, str]]:
     """``(field, message)`` for each way ``spec.resources`` fits no pod of ``spec.cluster.pools``
     (empty: a pod of some pool holds it). Fields are wire paths under ``prefix``."""
+    if machine := machine_fit_problems(spec.cluster.pools, prefix):
+        return machine
     res = spec.resources
     at = f"{prefix}.resources" if prefix else "resources"
     who = "a trial" if hasattr(spec, "search_space") else "the run"
@@ -133,13 +146,18 @@ def check_placement(spec: SweepSpec | RehearsalSpec, prefix: str = "spec") -> li
     # Pods of the right kind: GPU trials on GPU pools, TPU trials on TPU pools.
     kinds = [p for p in pods if (not res.gpu or p.gpus) and (not res.tpu or p.tpu_chips)]
     if any(all(a.offer(p) >= a.amount for a in asks) for p in kinds):
-        return []
+        return _concurrency_problems(spec, asks, kinds, prefix)
     out: list[tuple[str, str]] = []
     for ask in asks:
         best = max(kinds, key=ask.offer)
         if ask.offer(best) >= ask.amount:
             continue
         offered = ask.offered(best)
+        fix = ask.fix
+        if ask.what in ("cpu", "memory") and "the default" in (
+            best.cpu_note if ask.what == "cpu" else best.memory_note
+        ):
+            fix = f"state the pool's {ask.what} (or its machineType)"
         where = ask.kind
         if where == "pod" and (res.gpu or res.tpu):
             where = "GPU pod" if res.gpu else "TPU host"
@@ -147,7 +165,7 @@ def check_placement(spec: SweepSpec | RehearsalSpec, prefix: str = "spec") -> li
             (
                 f"{at}.{ask.what}",
                 f"{who} asks {ask.shown} but the largest {where} offers {offered} "
-                f"({best.describe(ask.what)}); lower resources.{ask.what} or {ask.fix}",
+                f"({best.describe(ask.what)}); lower resources.{ask.what} or {fix}",
             )
         )
     if not out:
@@ -160,6 +178,33 @@ def check_placement(spec: SweepSpec | RehearsalSpec, prefix: str = "spec") -> li
             )
         )
     return out
+
+
+def _concurrency_problems(
+    spec: SweepSpec | RehearsalSpec, asks: list[Ask], kinds: list[Pod], prefix: str
+) -> list[tuple[str, str]]:
+    """``maxConcurrentTrials`` trials at once need that many trial-sized slots in the pods
+    the pools can have (a pod holds as many trials as each resource divides); more than
+    that would wait for a slot, so admission refuses it with the number that runs at once."""
+    concurrent = int(getattr(spec, "max_concurrent_trials", 1))
+    per_pod = [(p, _slots(asks, p)) for p in kinds]
+    room = sum(n * p.nodes for p, n in per_pod)
+    if room >= concurrent:
+        return []
+    parts = "; ".join(
+        f"pool '{p.pool}': {p.nodes} pod{'s' if p.nodes != 1 else ''} x {n} trial"
+        f"{'s' if n != 1 else ''}"
+        for p, n in per_pod
+        if n
+    )
+    return [
+        (
+            f"{prefix}.maxConcurrentTrials" if prefix else "maxConcurrentTrials",
+            f"maxConcurrentTrials ({concurrent}) trials at once, but the pools hold {room} "
+            f"at once ({parts}); lower maxConcurrentTrials to {room}, or raise the pools' "
+            "replicas (or maxReplicas)",
+        )
+    ]
 
 
 @dataclass(frozen=True)
@@ -214,7 +259,8 @@ def check_placement_here(spec: SweepSpec | RehearsalSpec, info: ValidationInfo) 
 class SpanningFit:
     """The pool a multi-host trial's workers run on, sized for ``maxConcurrentTrials``
     trials at once: the RayJob builder gives that pool at least ``pods`` replicas (TPU
-    pools: slices)."""
+    pools: slices). When no pool alone may grow that far but the capped pools together
+    hold the trials (Ray spreads workers over them), the first of them, at its replicas."""
 
     index: int
     pool: NodePool
@@ -275,6 +321,7 @@ def _spanning(
             for i, p, pod in tpus
             if (s := p.tpu_shape()).gke_accelerator == want.gke_accelerator
             and s.topology == want.topology
+            and s.hosts == want.hosts  # a 2x4 of two 4-chip VMs is not the 1-host 2x4
         ]
         if not same:
             offered = "; ".join(f"'{p.name}' ({pod.tpu_shape})" for _, p, pod in tpus)
@@ -288,7 +335,10 @@ def _spanning(
         candidates, unit, per_worker = same, "host", "a worker (one per host)"
     else:
         kind = Accelerator.GPU if gpus else Accelerator.CPU
-        candidates = [(i, p, pod) for i, p, pod in shaped if pod.accelerator is kind]
+        # GPU workers need GPU pods; Ray places CPU workers on any node with the CPUs
+        # (CPU pools first: the builder sizes the first pool that holds them all)
+        candidates = [(i, p, pod) for i, p, pod in shaped if not gpus or pod.gpus]
+        candidates.sort(key=lambda c: c[2].accelerator is not kind)
         unit, per_worker = ("GPU pod" if gpus else "pod"), "a worker"
         if not candidates:
             field = f"{at}.gpusPerWorker" if gpus else f"{at}.workers"
@@ -329,12 +379,18 @@ def _spanning(
                 )
         return None, out
     problems: list[tuple[str, str]] = []
+    room, wanted = 0, concurrent if res.tpu_slice is not None else workers * concurrent
     for i, pool, per_pod in slots:
         if not per_pod:
             continue
         need = concurrent if res.tpu_slice is not None else -(-workers * concurrent // per_pod)
         if pool.max_replicas is None or pool.max_replicas >= need:
             return SpanningFit(i, pool, per_pod, need), []
+        # capped pools together: Ray spreads a trial's workers (slices) over all of them
+        room += pool.max_replicas * (1 if res.tpu_slice is not None else per_pod)
+        if room >= wanted:
+            first = next((j, q, n) for j, q, n in slots if n)
+            return SpanningFit(first[0], first[1], first[2], first[1].replicas), []
         if problems:
             continue
         if res.tpu_slice is not None:
@@ -361,8 +417,9 @@ def _spanning(
 
 
 def _slots(asks: list[Ask], pod: Pod) -> int:
-    """Workers one pod holds (each ask divides the pod's offer)."""
-    counts = [int(ask.offer(pod) // ask.amount) for ask in asks]
+    """Trials (or workers) one pod holds (each ask divides the pod's offer; a hair of
+    slack so that 0.3 GPU x 3 fits 0.9)."""
+    counts = [int(ask.offer(pod) / ask.amount + 1e-9) for ask in asks]
     return min(counts) if counts else 1
 
 

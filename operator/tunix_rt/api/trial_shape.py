@@ -33,15 +33,41 @@ TRAIN_V2_ENV = "RAY_TRAIN_V2_ENABLED"
 """Ray Train v2 (``ray.train.v2.jax.JaxTrainer`` + Tune): set in a multi-host sweep's job."""
 
 
+TPU_CHIP_OPTIONS = (1, 2, 4, 8)
+"""TPU chips Ray hands a task or trial: ``ray._private.accelerators.tpu.TPU_VALID_CHIP_OPTIONS``
+(Ray refuses other counts); the pod itself requests all the chips of its host, as GKE
+requires (https://cloud.google.com/kubernetes-engine/docs/how-to/tpus)."""
+
+
+_TPU_CHIPS_CEL = cel(
+    "!has(self.tpu) || self.tpu == 0 || self.tpu in [1, 2, 4, 8]",
+    "tpu takes 1, 2, 4 or 8 chips (what Ray hands a trial)",
+    ".tpu",
+)
+
+
 class TrialResources(ApiModel):
     """What one trial reserves on a Ray node (Ray Tune resources per trial)."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(_TPU_CHIPS_CEL))
 
     cpu: float = Field(1.0, gt=0, le=512, description="CPUs per trial.")
     memory: TrialMemory | None = quantity_field(
         None, "Memory per trial as a Kubernetes quantity (e.g. 4Gi).", QUANTITY_PATTERN
     )
     gpu: float = Field(0, ge=0, le=16, description="GPUs per trial (fractions share a GPU).")
-    tpu: int = Field(0, ge=0, le=256, description="TPU chips per trial.")
+    tpu: int = Field(0, ge=0, le=256, description="TPU chips per trial: 1, 2, 4 or 8.")
+
+    @model_validator(mode="after")
+    def _tpu_chips(self) -> TrialResources:
+        if self.tpu and self.tpu not in TPU_CHIP_OPTIONS:
+            raise field_error(
+                "tpu",
+                f"tpu is {self.tpu}, but Ray hands a trial 1, 2, 4 or 8 TPU chips of one host; "
+                "use one of those, or take whole slices with tpuSlice",
+                self.tpu,
+            )
+        return self
 
 
 def resources_field(holder: str) -> Any:
@@ -105,6 +131,7 @@ class SweepResources(TrialResources):
 
     model_config = ConfigDict(
         json_schema_extra=cel_rules(
+            _TPU_CHIPS_CEL,
             cel(
                 "!has(self.tpuSlice) || !has(self.gpusPerWorker) || self.gpusPerWorker == 0",
                 "a trial takes a TPU slice or GPU workers, not both",

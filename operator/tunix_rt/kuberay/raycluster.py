@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tunix_rt.api.cluster import Accelerator, ClusterSpec, NodePool
+from tunix_rt.api.pool_machine import INSTANCE_TYPE_LABEL, pod_size, pool_tpu_slice
 from tunix_rt.kuberay import pod
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.options import BuildOptions
@@ -25,7 +26,6 @@ from tunix_rt.kuberay.tpu import (
     GKE_TPU_ACCELERATOR_LABEL,
     GKE_TPU_TOPOLOGY_LABEL,
     TPU_RESOURCE,
-    tpu_slice,
 )
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -109,9 +109,8 @@ def worker_group_spec(
             selector[GKE_GPU_LABEL] = pool.gpu_type
         tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
     elif pool.accelerator is Accelerator.TPU:
-        shape = tpu_slice(
-            pool.tpu_accelerator or "",
-            pool.tpu_topology or "",
+        shape = pool_tpu_slice(
+            pool,
             accelerator_field=f"{path}.tpuAccelerator",
             topology_field=f"{path}.tpuTopology",
         )
@@ -123,12 +122,20 @@ def worker_group_spec(
         # ray start --resources takes a JSON string; KubeRay passes it through a shell.
         ray_start["resources"] = json.dumps(json.dumps({"TPU": shape.chips_per_host}))
 
+    if pool.machine_type:
+        # the pool names its machine: a 2x4 slice of two 4-chip VMs and one of a single
+        # 8-chip VM carry the same TPU labels; GKE labels each node with its machine type
+        selector[INSTANCE_TYPE_LABEL] = pool.machine_type
     selector = pod.merge_selector(selector, pool.node_selector, f"{path}.nodeSelector")
+    try:
+        size = pod_size(pool)
+    except ValueError:  # a stated quantity that is none: pod.quantity names the field
+        size = None
     container = pod.container(
         WORKER_CONTAINER,
         image,
-        cpu=pod.quantity(pool.cpu, f"{path}.cpu"),
-        memory=pod.quantity(pool.memory, f"{path}.memory"),
+        cpu=pod.quantity(size.cpu_quantity if size else str(pool.cpu), f"{path}.cpu"),
+        memory=pod.quantity(size.memory_quantity if size else str(pool.memory), f"{path}.memory"),
         extra_resources=extra,
         env={"JAX_PLATFORMS": JAX_PLATFORMS[pool.accelerator]},
         options=options,
