@@ -58,10 +58,12 @@ test-fast: $(VENV_STAMP)
 	$(RUN) pytest -q -n 2 -m "not slow and not load" --ignore=tests/control_plane $(ARGS)
 
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and helm from the Go
-# module proxy, cached under ~/.cache/tunix-rt/control-plane/<versions>/ (README: times).
+# module proxy, cached under ~/.cache/tunix-rt/control-plane/<versions>/ (README: times); then
+# the simulated cluster's kwok, KubeRay operator and Kueue, in a cache folder of their own.
 control-plane:
 	@command -v go >/dev/null 2>&1 || { echo "make control-plane needs Go (go1.26+) on PATH" >&2; exit 1; }
 	bash scripts/control-plane/build.sh
+	bash scripts/control-plane/build-cluster.sh
 
 lint: $(VENV_STAMP)
 	$(RUN) ruff check .
