@@ -19,10 +19,11 @@ ARGS ?=
 
 PYTEST_WORKERS ?= 0
 
-.PHONY: help demo test test-fast lint format typecheck pytest control-plane crds bench bench-operator reliability setup clean
+.PHONY: help demo cluster-demo test test-fast lint format typecheck pytest control-plane crds bench bench-operator reliability setup clean
 
 help:
 	@echo "make demo   run the 5-trial smoke sweep on a local Ray (ARGS=--fresh to start over)"
+	@echo "make cluster-demo   the smoke sweep on a simulated GKE cluster (kwok, KubeRay, Kueue)"
 	@echo "make test   ruff, ruff format --check, mypy, the control-plane binaries and pytest"
 	@echo "make test-fast   the unit tests only (no training, Ray or control plane)"
 	@echo "make lint | typecheck | pytest | crds (regenerate crds/) | bench | clean"
@@ -47,6 +48,11 @@ demo: $(VENV_STAMP)
 	@echo "generated reasoning set, 2 at a time on a local Ray; 3-5 minutes on 2 CPU cores."
 	@echo "Starting Ray and JAX (about 15 s), then a live table; results in runs/local/."
 	$(RUN) tunix-rt sweep run $(SWEEP) $(ARGS)
+
+# A Sweep on a simulated GKE cluster (kwok nodes, the real KubeRay operator, Kueue and
+# scheduler), no Docker: scripts/cluster-demo.py (ARGS=--keep stays up until Ctrl-C).
+cluster-demo: $(VENV_STAMP) control-plane
+	$(RUN) python scripts/cluster-demo.py $(ARGS)
 
 # The control-plane binaries are built (or found in their cache) before pytest, so a cold
 # build is not charged to the first test's timeout.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from support.cluster import SimulatedCluster, start_simulated_cluster
+from support.cluster import NodePool, SimulatedCluster, start_simulated_cluster
 from support.control_plane import ChartOperator, ControlPlane, control_plane
 from support.readme import kubernetes_quick_path
 
@@ -62,6 +62,21 @@ def operator(installed: ControlPlane, store_uri: str) -> Iterator[ChartOperator]
     running.kill(signal.SIGTERM)
 
 
+# The simulated cluster's node pools: machine types of tunix_rt/api/gke_machines.yaml, sized
+# so every accelerator example fits as written (one at a time): sweep-gpu's 4 pods of
+# 8 CPUs / 32Gi / 1 L4 need g2-standard-12 (a g2-standard-8 leaves under 8 CPUs allocatable),
+# sweep-gpu-multiworker's 4 pods of 4 A100s a2-highgpu-4g, sweep-tpu-v6e-multihost's 2
+# concurrent trials two 4x4 slices (each its own node pool of 4 hosts).
+CLUSTER_POOLS = [
+    NodePool("cpu", "n2-standard-16", 2),
+    NodePool("l4", "g2-standard-12", 4),
+    NodePool("a100", "a2-highgpu-4g", 4),
+    NodePool("v6e-2x2", "ct6e-standard-4t", 1, "2x2"),
+    NodePool("v6e-4x4-a", "ct6e-standard-4t", 4, "4x4"),
+    NodePool("v6e-4x4-b", "ct6e-standard-4t", 4, "4x4"),
+]
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[SimulatedCluster]:
     """A second control plane, with kube-scheduler, kwok's GKE-shaped nodes, the real
@@ -70,7 +85,7 @@ def cluster() -> Iterator[SimulatedCluster]:
     KubeRay operator would overwrite."""
     with start_simulated_cluster() as started:
         install_chart(started.plane)
-        started.add_gke_nodes()
+        started.add_gke_nodes(CLUSTER_POOLS)
         yield started
 
 

@@ -70,9 +70,10 @@ def check_placement(pod: dict[str, Any], node: dict[str, Any]) -> None:
     taints = {t["key"] for t in node["spec"].get("taints", [])}
     if GPU in want:
         assert GPU in taints and tolerates(pod, GPU)
-        assert labels["cloud.google.com/gke-accelerator"] == pod["spec"]["nodeSelector"][
-            "cloud.google.com/gke-accelerator"
-        ]
+        assert (
+            labels["cloud.google.com/gke-accelerator"]
+            == pod["spec"]["nodeSelector"]["cloud.google.com/gke-accelerator"]
+        )
         assert int(want[GPU]) <= int(node["status"]["allocatable"][GPU])
     elif TPU in want:
         assert TPU in taints and tolerates(pod, TPU)
@@ -108,9 +109,10 @@ def test_example_reaches_placed_pods(
             and (job.get("status") or {}).get("rayClusterName") and job,
             timeout=120,
         )  # fmt: skip
+        cluster_name = rayjob["status"]["rayClusterName"]
         cluster = wait_for_json(
-            plane, "the RayCluster", lambda: get(plane, "raycluster", rayjob["status"]["rayClusterName"])
-        )  # fmt: skip
+            plane, "the RayCluster", lambda: get(plane, "raycluster", cluster_name)
+        )
         pods = placed_pods(plane, cluster)
         nodes = {n["metadata"]["name"]: n for n in plane.get_json("nodes")["items"]}
         for pod in pods:
@@ -133,7 +135,8 @@ def check_slices(
         hosts = group.get("numOfHosts", 1)
         if hosts == 1:
             continue
-        mine = [p for p in pods if p["metadata"]["labels"].get("ray.io/group") == group["groupName"]]
+        group_name = group["groupName"]
+        mine = [p for p in pods if p["metadata"]["labels"].get("ray.io/group") == group_name]
         by_replica: dict[str, list[str]] = defaultdict(list)
         for pod in mine:
             replica = pod["metadata"]["labels"]["ray.io/worker-group-replica-name"]

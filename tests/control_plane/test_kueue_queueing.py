@@ -123,9 +123,9 @@ def test_one_slice_quota_queues_the_second_sweep(
         store = Store(store_uri)
         trial = write_trial(store, NS, "queued-first", "t_00000", TrialState.SUCCEEDED, 0.5)
         write_summary(store, NS, "queued-first", [trial], best="t_00000")
+        ended = {"status": {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}}
         plane.kubectl("-n", NS, "patch", "rayjob", "sweep-queued-first", "--subresource=status",
-                      "--type=merge", "-p", json.dumps({"status": {
-                          "jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}}))  # fmt: skip
+                      "--type=merge", "-p", json.dumps(ended))  # fmt: skip
         plane.kubectl("-n", NS, "wait", "sweep/queued-first", "--for=condition=Succeeded",
                       "--timeout=120s")  # fmt: skip
         admitted(plane, "sweep-queued-second")

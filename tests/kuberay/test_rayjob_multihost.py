@@ -162,3 +162,46 @@ def test_builder_refuses_a_pool_that_cannot_hold_the_slices() -> None:
     assert field == "spec.maxConcurrentTrials" and "needs 2 slices" in message
     with pytest.raises(ManifestError, match=r"spec\.resources"):
         build_sweep_rayjob(name="big", namespace="ml", spec=spec, owner=OWNER)
+
+
+def affinity_terms(group: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    affinity = group["template"]["spec"]["affinity"]
+    return (
+        affinity["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"],
+        affinity["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"],
+    )
+
+
+@pytest.mark.parametrize("concurrent", [1, 2])
+def test_a_slice_stays_on_one_node_pool(concurrent: int) -> None:
+    """The real kube-scheduler put the 8 hosts of two 4x4 trials on two slices at random
+    (KubeRay adds no affinity; GKE's Ray TPU webhook would): the template asks for it, keyed
+    on KubeRay's own pod labels."""
+    manifest = rayjob(
+        {"tpuSlice": {"accelerator": "tpu-v6e-slice", "topology": "4x4"}, "cpu": 8},
+        tpu_pool("tpu-v6e-slice", "4x4"),
+        concurrent,
+    )
+    (group,) = manifest["spec"]["rayClusterSpec"]["workerGroupSpecs"]
+    assert group["template"]["metadata"]["labels"]["tunixrt.io/tpu-slice"] == "slice"
+    (together,), apart = affinity_terms(group)
+    assert together == {
+        "labelSelector": {"matchLabels": {"ray.io/group": "slice"}},
+        "matchLabelKeys": ["ray.io/cluster", "ray.io/worker-group-replica-name"],
+        "topologyKey": "cloud.google.com/gke-nodepool",
+    }
+    # Other RayClusters' slices keep off this node pool, in every namespace.
+    assert apart[0]["mismatchLabelKeys"] == ["ray.io/cluster"]
+    assert apart[0]["namespaceSelector"] == {}
+    # With two slices, the group's replicas keep off each other's node pool.
+    assert len(apart) == concurrent
+    if concurrent == 2:
+        assert apart[1]["mismatchLabelKeys"] == ["ray.io/worker-group-replica-name"]
+        assert apart[1]["matchLabelKeys"] == ["ray.io/cluster"]
+
+
+def test_single_host_slices_get_no_affinity() -> None:
+    manifest = rayjob({"tpu": 4}, tpu_pool("tpu-v6e-slice", "2x2"), 2)
+    (group,) = manifest["spec"]["rayClusterSpec"]["workerGroupSpecs"]
+    assert "affinity" not in group["template"]["spec"]
+    assert "tunixrt.io/tpu-slice" not in group["template"]["metadata"]["labels"]

@@ -54,6 +54,17 @@ KUEUE_FRAMEWORKS = ("ray.io/rayjob",)
 KUEUE_WEBHOOK_RESOURCES = {("kueue.x-k8s.io", "*"), ("ray.io", "rayjobs")}
 
 
+@dataclass(frozen=True)
+class NodePool:
+    """A GKE node pool: ``nodes`` machines of a type in the data file (a TPU pool: the hosts
+    of whole ``topology`` slices; a multi-host slice is one node pool)."""
+
+    name: str
+    machine: str
+    nodes: int
+    topology: str | None = None
+
+
 def cluster_home() -> Path:
     """The folder of bin/ and manifests/: ``$TUNIX_RT_CLUSTER_HOME``, else the build
     script's cache (built now when missing; a second call returns at once)."""
@@ -116,12 +127,23 @@ class SimulatedCluster:
 
     # -- what tests use ---------------------------------------------------------------------
 
-    def add_gke_nodes(self, timeout: float = 120.0) -> list[str]:
-        """The GKE-shaped node pools of the machine data file (``support.gke_nodes``), kept
-        by kwok; returns their names once every one is Ready."""
-        from support.gke_nodes import create_nodes, simulated_cluster
+    def add_gke_nodes(
+        self, pools: list[NodePool] | None = None, timeout: float = 120.0
+    ) -> list[str]:
+        """GKE-shaped nodes kept by kwok (``support.gke_nodes``: the machine shapes of the
+        data file ``tunix_rt/api/gke_machines.yaml``): ``pools``, else that file's own
+        ``node_pools``. Returns their names once every one is Ready."""
+        from support.gke_nodes import create_nodes, pool_nodes, simulated_cluster
 
-        names = create_nodes(self.plane, simulated_cluster())
+        if pools is None:
+            nodes = simulated_cluster()
+        else:
+            nodes = [
+                n
+                for p in pools
+                for n in pool_nodes(p.name, p.machine, p.nodes, topology=p.topology)
+            ]
+        names = create_nodes(self.plane, nodes)
         self.wait_nodes_ready(names, timeout)
         return names
 
@@ -203,6 +225,10 @@ class SimulatedCluster:
                 f"--health-probe-bind-address=127.0.0.1:{probe}",
                 "--enable-leader-election=false",
                 "--log-stdout-encoder=console",
+                # Labels each multi-host replica's pods (ray.io/worker-group-replica-name),
+                # which tunix-rt's slice affinity needs for more than one slice per group
+                # (tunix_rt/kuberay/slices.py); off by default in KubeRay 1.5.
+                "--feature-gates=RayMultiHostIndexing=true",
             ],
             executable=self.home / "bin" / "ray-operator",
             env=self.plane.env(),
@@ -278,12 +304,17 @@ class SimulatedCluster:
             "namespace": KUEUE_NAMESPACE,
             "health": {"healthProbeBindAddress": f"127.0.0.1:{probe}"},
             "metrics": {"bindAddress": "0"},
-            "webhook": {"port": self.kueue_webhook_port, "host": "127.0.0.1",
-                        "certDir": str(root / "serving-certs")},  # fmt: skip
+            "webhook": {
+                "port": self.kueue_webhook_port,
+                "host": "127.0.0.1",
+                "certDir": str(root / "serving-certs"),
+            },
             "leaderElection": {"leaderElect": False},
-            "internalCertManagement": {"enable": True,
-                                       "webhookServiceName": KUEUE_WEBHOOK_SERVICE,
-                                       "webhookSecretName": KUEUE_WEBHOOK_SECRET},  # fmt: skip
+            "internalCertManagement": {
+                "enable": True,
+                "webhookServiceName": KUEUE_WEBHOOK_SERVICE,
+                "webhookSecretName": KUEUE_WEBHOOK_SECRET,
+            },
             "integrations": {"frameworks": list(KUEUE_FRAMEWORKS)},
         }
         config_path = root / "config.yaml"

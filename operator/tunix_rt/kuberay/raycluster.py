@@ -6,7 +6,8 @@
   limits, the GKE accelerator node selector, the ``nvidia.com/gpu`` toleration); TPU pools
   (``google.com/tpu`` per host, ``numOfHosts`` hosts per slice, ``replicas`` slices, the GKE
   TPU accelerator/topology node selectors, a ``TPU`` Ray resource, the ``google.com/tpu``
-  toleration).
+  toleration; the pods of one multi-host slice kept on one node pool:
+  :mod:`tunix_rt.kuberay.slices`).
 
 Each group's pod comes from :mod:`tunix_rt.kuberay.pod`.
 """
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tunix_rt.api.cluster import Accelerator, ClusterSpec, NodePool
-from tunix_rt.kuberay import pod
+from tunix_rt.kuberay import pod, slices
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.options import BuildOptions
 from tunix_rt.kuberay.tpu import (
@@ -145,6 +146,10 @@ def worker_group_spec(
     }
     if pool.accelerator is Accelerator.TPU:
         group["numOfHosts"] = hosts
+    if hosts > 1:  # one slice per replica, on one node pool (kuberay/slices.py)
+        template = group["template"]
+        template["metadata"]["labels"].update(slices.slice_labels(pool.name))
+        template["spec"]["affinity"] = slices.slice_affinity(pool.name, high)
     return group
 
 
