@@ -81,12 +81,15 @@ manifests kueue-crds "sigs.k8s.io/kueue@$KUEUE_VERSION" 'config/components/crd/b
 # harness) and which CRDs convert through its /convert webhook.
 manifests kueue-webhooks "sigs.k8s.io/kueue@$KUEUE_VERSION" \
     config/components/webhook/manifests.yaml 'config/components/crd/patches/webhook_in_*.yaml'
-# kwok's stages (its `fast` set: nodes Ready at once with a lease heartbeat, pods Running
-# and Ready at once, deleted pods gone): kwok refuses to start without stages.
+# kwok's stages (kwok refuses to start without): of its `fast` set, nodes Ready at once,
+# pods Running and Ready at once, deleted pods gone. Not its pod-complete stage, which ends
+# a Job's pods at once: KubeRay's submitter Job would end before the Ray job, and KubeRay
+# fails such a RayJob 30 s later (JobDeploymentStatusTransitionGracePeriodExceeded). Here
+# every pod runs until it is deleted.
 manifests kwok-stages "sigs.k8s.io/kwok@$KWOK_VERSION" \
     kustomize/stage/node/fast/node-initialize.yaml \
     kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
-    'kustomize/stage/pod/fast/pod-*.yaml'
+    kustomize/stage/pod/fast/pod-ready.yaml kustomize/stage/pod/fast/pod-delete.yaml
 rm -rf "$out/src"
 say "kwok $KWOK_VERSION, KubeRay $KUBERAY_VERSION, Kueue $KUEUE_VERSION in $out ($(du -sh "$out" | cut -f1)), $((SECONDS - start)) s"
 echo "$out"

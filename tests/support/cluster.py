@@ -45,6 +45,7 @@ MANIFESTS = ("kuberay-crds", "kueue-crds", "kueue-webhooks", "kwok-stages")
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 """Nodes carrying ``kwok.x-k8s.io/node: fake`` are kept by kwok (and only those)."""
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 KUEUE_NAMESPACE = "kueue-system"
 KUEUE_WEBHOOK_SERVICE = "kueue-webhook-service"  # Kueue's default: names its webhook configs
 KUEUE_WEBHOOK_SECRET = "kueue-webhook-server-cert"
@@ -145,28 +146,31 @@ class SimulatedCluster:
             ]
         names = create_nodes(self.plane, nodes)
         self.wait_nodes_ready(names, timeout)
+        # The TaintNodesByCondition admission plugin gives each new node this taint; the
+        # node-lifecycle controller (off in this harness: kwok keeps no node lease) lifts it
+        # once the node is Ready.
+        for name in names:
+            self.plane.kubectl("taint", "node", name, f"{NOT_READY_TAINT}:NoSchedule-")
         return names
 
     def wait_nodes_ready(self, names: list[str], timeout: float = 120.0) -> None:
-        """Wait until kwok has taken every node (its lease is renewed) and it is Ready."""
+        """Wait until kwok has taken every node (its node-initialize stage stamps
+        ``nodeInfo.kubeletVersion: kwok-<version>``) and it is Ready."""
 
-        def ready() -> bool:
-            leases = {
-                lease["metadata"]["name"]
-                for lease in self.plane.get_json("leases", "-n", "kube-node-lease")["items"]
-            }
+        def taken(node: dict[str, Any]) -> bool:
+            status = node.get("status", {})
+            kubelet = str(status.get("nodeInfo", {}).get("kubeletVersion", ""))
+            ready = any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in status.get("conditions", [])
+            )
+            return kubelet.startswith("kwok-") and ready
+
+        def all_taken() -> bool:
             nodes = {n["metadata"]["name"]: n for n in self.plane.get_json("nodes")["items"]}
-            return all(
-                name in leases
-                and any(
-                    c["type"] == "Ready" and c["status"] == "True"
-                    for c in nodes[name].get("status", {}).get("conditions", [])
-                )
-                for name in names
-                if name in nodes
-            ) and set(names) <= set(nodes)
+            return all(name in nodes and taken(nodes[name]) for name in names)
 
-        wait_until(f"{len(names)} kwok nodes Ready", ready, timeout=timeout,
+        wait_until(f"{len(names)} kwok nodes Ready", all_taken, timeout=timeout,
                    alive=self.plane.processes)  # fmt: skip
 
     def log(self, name: str) -> str:

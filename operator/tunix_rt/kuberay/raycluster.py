@@ -38,6 +38,17 @@ WORKER_CONTAINER = "ray-worker"
 JAX_PLATFORMS = {Accelerator.CPU: "cpu", Accelerator.GPU: "cuda", Accelerator.TPU: "tpu"}
 
 
+def ray_resources_param(resources: Mapping[str, float]) -> str:
+    """``rayStartParams.resources``: single-quoted compact JSON, ``'{"TPU":4}'``.
+
+    KubeRay puts the value into the ``ray start`` shell command as is, and (1.5) parses it
+    first, trimming quotes, to add the pod's accelerators. The double-encoded
+    ``"{\\"TPU\\": 4}"`` of KubeRay's older samples survives the shell but not that parser:
+    the real operator logged "failed to unmarshal resources" on every reconcile and skipped
+    its accelerator handling. Single quotes, as KubeRay writes the value itself, suit both."""
+    return f"'{json.dumps(dict(resources), separators=(',', ':'), sort_keys=True)}'"
+
+
 def head_group_spec(
     cluster: ClusterSpec,
     labels: Mapping[str, str],
@@ -64,7 +75,7 @@ def head_group_spec(
     )
     params = {"num-cpus": "0", "dashboard-host": "0.0.0.0"}
     if resources:
-        params["resources"] = json.dumps(json.dumps(dict(resources)))
+        params["resources"] = ray_resources_param(resources)
     return {
         "rayStartParams": params,
         "template": pod.template(container, labels, cluster),
@@ -121,8 +132,7 @@ def worker_group_spec(
         selector[GKE_TPU_ACCELERATOR_LABEL] = shape.gke_accelerator
         selector[GKE_TPU_TOPOLOGY_LABEL] = shape.topology
         tolerations.append({"key": TPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
-        # ray start --resources takes a JSON string; KubeRay passes it through a shell.
-        ray_start["resources"] = json.dumps(json.dumps({"TPU": shape.chips_per_host}))
+        ray_start["resources"] = ray_resources_param({"TPU": shape.chips_per_host})
 
     selector = pod.merge_selector(selector, pool.node_selector, f"{path}.nodeSelector")
     container = pod.container(
