@@ -152,7 +152,7 @@ def test_tpu_single_host_pool() -> None:
         pod["tolerations"]
     )
     # ray start --resources='{"TPU": 4}' (quoted for the shell KubeRay runs it through)
-    assert tpu["rayStartParams"]["resources"] == '\'{"TPU":4}\''
+    assert tpu["rayStartParams"]["resources"] == "'{\"TPU\":4}'"
 
 
 def test_tpu_multi_host_pool_and_mixed_cluster() -> None:

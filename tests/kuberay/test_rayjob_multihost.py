@@ -98,7 +98,7 @@ def test_v6e_4x4_slices_one_per_concurrent_trial(concurrent: int) -> None:
     (group,) = manifest["spec"]["rayClusterSpec"]["workerGroupSpecs"]
     # One replica is one slice of 4 hosts: 2 concurrent trials, 2 slices (8 pods).
     assert group["replicas"] == group["minReplicas"] == group["maxReplicas"] == concurrent
-    assert group["rayStartParams"]["resources"] == '\'{"TPU":4}\''
+    assert group["rayStartParams"]["resources"] == "'{\"TPU\":4}'"
     head, env = multihost_bits(manifest)
     assert head == {"tunix_rt_trial_driver": 1000}
     assert env["RAY_TRAIN_V2_ENABLED"] == "1"

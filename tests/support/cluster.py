@@ -161,8 +161,7 @@ class SimulatedCluster:
             status = node.get("status", {})
             kubelet = str(status.get("nodeInfo", {}).get("kubeletVersion", ""))
             ready = any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in status.get("conditions", [])
+                c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])
             )
             return kubelet.startswith("kwok-") and ready
 
