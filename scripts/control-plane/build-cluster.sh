@@ -78,9 +78,11 @@ manifests kuberay-crds "github.com/ray-project/kuberay/ray-operator@$KUBERAY_VER
     'config/crd/bases/*.yaml'
 manifests kueue-crds "sigs.k8s.io/kueue@$KUEUE_VERSION" 'config/components/crd/bases/*.yaml'
 # Kueue's webhook configurations (service references, rewritten to loopback URLs by the
-# harness) and which CRDs convert through its /convert webhook.
+# harness) and which CRDs convert through its /convert webhook (the patches its CRD
+# kustomization applies).
 manifests kueue-webhooks "sigs.k8s.io/kueue@$KUEUE_VERSION" \
-    config/components/webhook/manifests.yaml 'config/components/crd/patches/webhook_in_*.yaml'
+    config/components/webhook/manifests.yaml config/components/crd/kustomization.yaml \
+    'config/components/crd/patches/webhook_in_*.yaml'
 # kwok's stages (kwok refuses to start without): of its `fast` set, nodes Ready at once,
 # pods Running and Ready at once, deleted pods gone. Not its pod-complete stage, which ends
 # a Job's pods at once: KubeRay's submitter Job would end before the Ray job, and KubeRay

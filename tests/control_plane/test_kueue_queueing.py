@@ -13,6 +13,7 @@ store as the driver would."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,15 @@ def running_pods(plane: ControlPlane, rayjob: str) -> list[dict[str, Any]]:
     return list(wait_for_json(plane, f"the pods of {rayjob} placed", probe, timeout=180))
 
 
+def pools_of(pods: list[dict[str, Any]], nodes: dict[str, dict[str, Any]]) -> set[str]:
+    """The node pools of the worker pods."""
+    return {
+        nodes[p["spec"]["nodeName"]]["metadata"]["labels"]["cloud.google.com/gke-nodepool"]
+        for p in pods
+        if p["metadata"]["labels"]["ray.io/node-type"] == "worker"
+    }
+
+
 def test_one_slice_quota_queues_the_second_sweep(
     cluster_operator: ChartOperator, trainer_sa: None, store_uri: str
 ) -> None:
@@ -99,11 +109,8 @@ def test_one_slice_quota_queues_the_second_sweep(
         admitted(plane, "sweep-queued-first")
         pods = running_pods(plane, "sweep-queued-first")
         nodes = {n["metadata"]["name"]: n for n in plane.get_json("nodes")["items"]}
+        slice_pools = pools_of(pods, nodes)
         workers = [p for p in pods if p["metadata"]["labels"]["ray.io/node-type"] == "worker"]
-        slice_pools = {
-            nodes[p["spec"]["nodeName"]]["metadata"]["labels"]["cloud.google.com/gke-nodepool"]
-            for p in workers
-        }
         assert len(slice_pools) == 1 and len({p["spec"]["nodeName"] for p in workers}) == 4
 
         plane.apply(second)
@@ -123,14 +130,22 @@ def test_one_slice_quota_queues_the_second_sweep(
         store = Store(store_uri)
         trial = write_trial(store, NS, "queued-first", "t_00000", TrialState.SUCCEEDED, 0.5)
         write_summary(store, NS, "queued-first", [trial], best="t_00000")
-        ended = {"status": {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}}
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ended = {"status": {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED",
+                            "endTime": now}}  # fmt: skip
         plane.kubectl("-n", NS, "patch", "rayjob", "sweep-queued-first", "--subresource=status",
                       "--type=merge", "-p", json.dumps(ended))  # fmt: skip
         plane.kubectl("-n", NS, "wait", "sweep/queued-first", "--for=condition=Succeeded",
                       "--timeout=120s")  # fmt: skip
         admitted(plane, "sweep-queued-second")
-        running_pods(plane, "sweep-queued-second")
+        second = running_pods(plane, "sweep-queued-second")
         assert sweep_rows(plane)["queued-first"][1] == "Succeeded"
+        # Kueue gave the quota back at Complete; KubeRay keeps the first RayCluster, and
+        # its pods on the first slice, for ttlSecondsAfterFinished (600 s): the second
+        # runs on the cluster's other slice (docs/kubernetes.md, Kueue).
+        first_cluster = (get(plane, "rayjob", "sweep-queued-first") or {})["status"]
+        assert get(plane, "raycluster", first_cluster["rayClusterName"]) is not None
+        assert not slice_pools & pools_of(second, nodes)
     finally:
         for name in ("queued-first", "queued-second"):
             plane.kubectl("-n", NS, "delete", "sweep", name, "--ignore-not-found",

@@ -181,9 +181,11 @@ class SimulatedCluster:
     def _install_crds(self) -> None:
         manifests = self.home / "manifests"
         crds = _yaml_docs(*sorted((manifests / "kuberay-crds").glob("*.yaml")))
+        webhooks = manifests / "kueue-webhooks"
+        patches = _yaml_docs(webhooks / "kustomization.yaml")[0]["patches"]
         conversion = {
             d["metadata"]["name"]: d["spec"]["conversion"]
-            for d in _yaml_docs(*sorted((manifests / "kueue-webhooks").glob("webhook_in_*.yaml")))
+            for d in _yaml_docs(*(webhooks / Path(p["path"]).name for p in patches))
         }
         for crd in _yaml_docs(*sorted((manifests / "kueue-crds").glob("*.yaml"))):
             name = crd["metadata"]["name"]
