@@ -49,6 +49,7 @@ NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 KUEUE_NAMESPACE = "kueue-system"
 KUEUE_WEBHOOK_SERVICE = "kueue-webhook-service"  # Kueue's default: names its webhook configs
 KUEUE_WEBHOOK_SECRET = "kueue-webhook-server-cert"
+KUEUE_CA_NAME = "kueue-ca"
 # Kueue integrations started here; only their webhooks (and Kueue's own types') are
 # registered with the API server.
 KUEUE_FRAMEWORKS = ("ray.io/rayjob",)
@@ -251,17 +252,25 @@ class SimulatedCluster:
         }
 
     def _kueue_certs(self) -> Certificates:
-        """A CA for Kueue's webhooks, valid a year: Kueue's certificate manager replaces
-        any CA or certificate that expires within its 90-day look-ahead."""
+        """A CA for Kueue's webhooks as Kueue's certificate manager (open-policy-agent's
+        cert-controller) accepts one rather than replacing it: valid beyond its 90-day
+        look-ahead, the CA named ``kueue-ca`` (it verifies the CA for that name)."""
         if "kueue-pki" not in self.components:
-            self.components["kueue-pki"] = Certificates(self.plane.root / "kueue-pki", days=365)
+            self.components["kueue-pki"] = Certificates(
+                self.plane.root / "kueue-pki", days=365, ca_dns_names=(KUEUE_CA_NAME,)
+            )
         certs: Certificates = self.components["kueue-pki"]
         return certs
 
-    def _kueue_secret(self) -> dict[str, Any]:
+    def _kueue_secret(self, cert_dir: Path) -> dict[str, Any]:
+        """The Secret Kueue keeps its webhook certificate in, and the files a pod would have
+        from it mounted at ``cert_dir`` (Kueue waits for them there)."""
         certs = self._kueue_certs()
         service = f"{KUEUE_WEBHOOK_SERVICE}.{KUEUE_NAMESPACE}.svc"
         pair = certs.issue("kueue-webhook", service, dns_names=(service,))
+        cert_dir.mkdir(parents=True, exist_ok=True)
+        for name, source in (("ca.crt", certs.ca), ("tls.crt", pair.cert), ("tls.key", pair.key)):
+            (cert_dir / name).write_bytes(source.read_bytes())
 
         def b64(path: Path) -> str:
             return base64.b64encode(path.read_bytes()).decode()
@@ -299,7 +308,7 @@ class SimulatedCluster:
         root = self.plane.root / "kueue"
         root.mkdir(parents=True, exist_ok=True)
         self.plane.kubectl("create", "namespace", KUEUE_NAMESPACE)
-        self.plane.apply(self._kueue_secret())
+        self.plane.apply(self._kueue_secret(root / "serving-certs"))
         for config in self._kueue_webhooks():
             self.plane.apply(config)
         probe = free_port()

@@ -144,17 +144,21 @@ def _write_key(key: rsa.RSAPrivateKey, path: Path) -> None:
 class Certificates:
     """A CA and the certificates signed by it, written under ``folder``."""
 
-    def __init__(self, folder: Path, *, days: int = 2) -> None:
+    def __init__(self, folder: Path, *, days: int = 2, ca_dns_names: tuple[str, ...] = ()) -> None:
         self.folder = folder
         self.days = days
         folder.mkdir(parents=True, exist_ok=True)
         self._ca_key = _key()
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tunix-rt-test-ca")])
-        self._ca = (
-            self._builder(name, self._ca_key.public_key(), name)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self._ca_key, hashes.SHA256())
+        builder = self._builder(name, self._ca_key.public_key(), name).add_extension(
+            x509.BasicConstraints(ca=True, path_length=None), critical=True
         )
+        if ca_dns_names:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in ca_dns_names]),
+                critical=False,
+            )
+        self._ca = builder.sign(self._ca_key, hashes.SHA256())
         self.ca = folder / "ca.crt"
         self.ca.write_bytes(self._ca.public_bytes(serialization.Encoding.PEM))
         _write_key(self._ca_key, folder / "ca.key")
