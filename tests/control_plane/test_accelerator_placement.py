@@ -138,9 +138,16 @@ def check_slices(
         group_name = group["groupName"]
         mine = [p for p in pods if p["metadata"]["labels"].get("ray.io/group") == group_name]
         by_replica: dict[str, list[str]] = defaultdict(list)
+        host_index: dict[str, set[str]] = defaultdict(set)
         for pod in mine:
-            replica = pod["metadata"]["labels"]["ray.io/worker-group-replica-name"]
+            labels = pod["metadata"]["labels"]
+            replica = labels["ray.io/worker-group-replica-name"]  # KubeRay's indexing
             by_replica[replica].append(pod["spec"]["nodeName"])
+            host_index[replica].add(labels["ray.io/replica-host-index"])
+            # What GKE's Ray TPU webhook would inject; KubeRay sets none of it.
+            env = {e["name"] for e in pod["spec"]["containers"][0].get("env", [])}
+            assert not {"TPU_WORKER_ID", "TPU_WORKER_HOSTNAMES", "TPU_NAME"} & env
+        assert all(v == {str(i) for i in range(hosts)} for v in host_index.values())
         assert len(by_replica) == group["replicas"]
         pools = []
         for replica, names in by_replica.items():
