@@ -19,10 +19,11 @@ ARGS ?=
 
 PYTEST_WORKERS ?= 0
 
-.PHONY: help demo test test-fast lint format typecheck pytest control-plane crds bench bench-operator reliability setup clean
+.PHONY: help demo cluster-demo test test-fast lint format typecheck pytest control-plane crds bench bench-operator reliability setup clean
 
 help:
 	@echo "make demo   run the 5-trial smoke sweep on a local Ray (ARGS=--fresh to start over)"
+	@echo "make cluster-demo   the smoke sweep on a simulated GKE cluster (kwok, KubeRay, Kueue)"
 	@echo "make test   ruff, ruff format --check, mypy, the control-plane binaries and pytest"
 	@echo "make test-fast   the unit tests only (no training, Ray or control plane)"
 	@echo "make lint | typecheck | pytest | crds (regenerate crds/) | bench | clean"
@@ -48,6 +49,11 @@ demo: $(VENV_STAMP)
 	@echo "Starting Ray and JAX (about 15 s), then a live table; results in runs/local/."
 	$(RUN) tunix-rt sweep run $(SWEEP) $(ARGS)
 
+# A Sweep on a simulated GKE cluster (kwok nodes, the real KubeRay operator, Kueue and
+# scheduler), no Docker: scripts/cluster-demo.py (ARGS=--keep stays up until Ctrl-C).
+cluster-demo: $(VENV_STAMP) control-plane
+	$(RUN) python scripts/cluster-demo.py $(ARGS)
+
 # The control-plane binaries are built (or found in their cache) before pytest, so a cold
 # build is not charged to the first test's timeout.
 test: lint typecheck control-plane pytest
@@ -58,10 +64,12 @@ test-fast: $(VENV_STAMP)
 	$(RUN) pytest -q -n 2 -m "not slow and not load" --ignore=tests/control_plane $(ARGS)
 
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and helm from the Go
-# module proxy, cached under ~/.cache/tunix-rt/control-plane/<versions>/ (README: times).
+# module proxy, cached under ~/.cache/tunix-rt/control-plane/<versions>/ (README: times); then
+# the simulated cluster's kwok, KubeRay operator and Kueue, in a cache folder of their own.
 control-plane:
 	@command -v go >/dev/null 2>&1 || { echo "make control-plane needs Go (go1.26+) on PATH" >&2; exit 1; }
 	bash scripts/control-plane/build.sh
+	bash scripts/control-plane/build-cluster.sh
 
 lint: $(VENV_STAMP)
 	$(RUN) ruff check .

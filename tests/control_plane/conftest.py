@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from support.cluster import NodePool, SimulatedCluster, start_simulated_cluster
 from support.control_plane import ChartOperator, ControlPlane, control_plane
 from support.readme import kubernetes_quick_path
 
@@ -31,8 +32,7 @@ def kuberay_crds(plane: ControlPlane) -> None:
     plane.wait_established("rayjobs.ray.io", "rayclusters.ray.io")
 
 
-@pytest.fixture(scope="session")
-def installed(plane: ControlPlane, kuberay_crds: None) -> ControlPlane:
+def install_chart(plane: ControlPlane) -> ControlPlane:
     """The README's "Run on Kubernetes" steps 0 and 1: namespaces, Secrets, helm install."""
     for command in kubernetes_quick_path():
         if command[0] == "kubectl" and "apply" in command:
@@ -40,6 +40,11 @@ def installed(plane: ControlPlane, kuberay_crds: None) -> ControlPlane:
         plane.run(command[0], *command[1:])
     plane.wait_established("sweeps.tunixrt.io", "rehearsals.tunixrt.io")
     return plane
+
+
+@pytest.fixture(scope="session")
+def installed(plane: ControlPlane, kuberay_crds: None) -> ControlPlane:
+    return install_chart(plane)
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +60,49 @@ def operator(installed: ControlPlane, store_uri: str) -> Iterator[ChartOperator]
     running = ChartOperator(installed, storage=store_uri).start()
     yield running
     running.kill(signal.SIGTERM)
+
+
+# The simulated cluster's node pools: machine types of tunix_rt/api/gke_machines.yaml, sized
+# so every accelerator example fits as written (one at a time): sweep-gpu's 4 pods of
+# 8 CPUs / 32Gi / 1 L4 need g2-standard-12 (a g2-standard-8 leaves under 8 CPUs allocatable),
+# sweep-gpu-multiworker's 4 pods of 4 A100s a2-highgpu-4g, sweep-tpu-v6e-multihost's 2
+# concurrent trials two 4x4 slices (each its own node pool of 4 hosts).
+CLUSTER_POOLS = [
+    NodePool("cpu", "n2-standard-16", 2),
+    NodePool("l4", "g2-standard-12", 4),
+    NodePool("a100", "a2-highgpu-4g", 4),
+    NodePool("v6e-2x2", "ct6e-standard-4t", 1, "2x2"),
+    NodePool("v6e-4x4-a", "ct6e-standard-4t", 4, "4x4"),
+    NodePool("v6e-4x4-b", "ct6e-standard-4t", 4, "4x4"),
+]
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[SimulatedCluster]:
+    """A second control plane, with kube-scheduler, kwok's GKE-shaped nodes, the real
+    KubeRay operator (its own CRDs) and Kueue, and the chart installed as the README does.
+    Separate from ``plane``: there, tests write RayJob status by hand, which a running
+    KubeRay operator would overwrite."""
+    with start_simulated_cluster() as started:
+        install_chart(started.plane)
+        started.add_gke_nodes(CLUSTER_POOLS)
+        yield started
+
+
+@pytest.fixture(scope="session")
+def cluster_operator(cluster: SimulatedCluster, store_uri: str) -> Iterator[ChartOperator]:
+    """The chart's operator on the simulated cluster (its Deployment's args and env)."""
+    running = ChartOperator(cluster.plane, storage=store_uri).start()
+    yield running
+    running.kill(signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def trainer_sa(cluster: SimulatedCluster) -> None:
+    """The TPU examples' Ray pods run as ``tunix-rt-trainer``: the ServiceAccount admission
+    plugin refuses a pod whose ServiceAccount does not exist, so a user creates it first
+    (docs/kubernetes.md)."""
+    cluster.plane.kubectl("-n", "ml-sweeps", "create", "serviceaccount", "tunix-rt-trainer")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -21,6 +21,7 @@ from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.kuberay import BuildOptions, ManifestError, Owner, build_rehearsal_rayjob
 from tunix_rt.kuberay import build_sweep_rayjob as build
 from tunix_rt.kuberay.metadata import spec_annotation
+from tunix_rt.kuberay.raycluster import ray_resources_param
 
 OWNER = Owner("tunixrt.io/v1alpha1", "Sweep", "lr-search", "0b7c-uid")
 OPTIONS = BuildOptions(
@@ -151,7 +152,7 @@ def test_tpu_single_host_pool() -> None:
         pod["tolerations"]
     )
     # ray start --resources='{"TPU": 4}' (quoted for the shell KubeRay runs it through)
-    assert json.loads(json.loads(tpu["rayStartParams"]["resources"])) == {"TPU": 4}
+    assert tpu["rayStartParams"]["resources"] == "'{\"TPU\":4}'"
 
 
 def test_tpu_multi_host_pool_and_mixed_cluster() -> None:
@@ -343,3 +344,13 @@ def test_queued_sweep_is_created_suspended_with_kueues_label() -> None:
     plain = rayjob(sweep())
     assert "suspend" not in plain["spec"]
     assert "kueue.x-k8s.io/queue-name" not in plain["metadata"]["labels"]
+
+
+@pytest.mark.parametrize("resources", [{"TPU": 4}, {"tunix_rt_trial_driver": 1000, "TPU": 0.5}])
+def test_ray_start_resources_survive_kuberay_and_the_shell(resources: dict) -> None:
+    """KubeRay 1.5 parses ``rayStartParams.resources`` (quotes trimmed, then JSON) before it
+    puts it into the ``ray start`` shell command: the value must pass both."""
+    value = ray_resources_param(resources)
+    assert json.loads(value.strip("'\"` ")) == resources  # KubeRay's getResourcesMap
+    (arg,) = shlex.split(f"--resources={value}")  # the shell running KUBERAY_GEN_RAY_START_CMD
+    assert json.loads(arg.removeprefix("--resources=")) == resources

@@ -82,7 +82,7 @@ def multihost_bits(manifest: dict[str, Any]) -> tuple[dict, dict]:
     """The head's custom resources and the job's environment."""
     cluster = manifest["spec"]["rayClusterSpec"]
     raw = cluster["headGroupSpec"]["rayStartParams"]["resources"]
-    head = json.loads(json.loads(raw))
+    head = json.loads(raw.strip("'"))
     env = yaml.safe_load(manifest["spec"]["runtimeEnvYAML"])["env_vars"]
     return head, env
 
@@ -98,7 +98,7 @@ def test_v6e_4x4_slices_one_per_concurrent_trial(concurrent: int) -> None:
     (group,) = manifest["spec"]["rayClusterSpec"]["workerGroupSpecs"]
     # One replica is one slice of 4 hosts: 2 concurrent trials, 2 slices (8 pods).
     assert group["replicas"] == group["minReplicas"] == group["maxReplicas"] == concurrent
-    assert json.loads(json.loads(group["rayStartParams"]["resources"])) == {"TPU": 4}
+    assert group["rayStartParams"]["resources"] == "'{\"TPU\":4}'"
     head, env = multihost_bits(manifest)
     assert head == {"tunix_rt_trial_driver": 1000}
     assert env["RAY_TRAIN_V2_ENABLED"] == "1"
@@ -162,3 +162,46 @@ def test_builder_refuses_a_pool_that_cannot_hold_the_slices() -> None:
     assert field == "spec.maxConcurrentTrials" and "needs 2 slices" in message
     with pytest.raises(ManifestError, match=r"spec\.resources"):
         build_sweep_rayjob(name="big", namespace="ml", spec=spec, owner=OWNER)
+
+
+def affinity_terms(group: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    affinity = group["template"]["spec"]["affinity"]
+    return (
+        affinity["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"],
+        affinity["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"],
+    )
+
+
+@pytest.mark.parametrize("concurrent", [1, 2])
+def test_a_slice_stays_on_one_node_pool(concurrent: int) -> None:
+    """Without affinity the real kube-scheduler split each of two 4x4 trials over both
+    slices (KubeRay adds none; GKE's Ray TPU webhook would): the template asks for it, keyed
+    on KubeRay's own pod labels."""
+    manifest = rayjob(
+        {"tpuSlice": {"accelerator": "tpu-v6e-slice", "topology": "4x4"}, "cpu": 8},
+        tpu_pool("tpu-v6e-slice", "4x4"),
+        concurrent,
+    )
+    (group,) = manifest["spec"]["rayClusterSpec"]["workerGroupSpecs"]
+    assert group["template"]["metadata"]["labels"]["tunixrt.io/tpu-slice"] == "slice"
+    (together,), apart = affinity_terms(group)
+    assert together == {
+        "labelSelector": {"matchLabels": {"ray.io/group": "slice"}},
+        "matchLabelKeys": ["ray.io/cluster", "ray.io/worker-group-replica-name"],
+        "topologyKey": "cloud.google.com/gke-nodepool",
+    }
+    # Other RayClusters' slices keep off this node pool, in every namespace.
+    assert apart[0]["mismatchLabelKeys"] == ["ray.io/cluster"]
+    assert apart[0]["namespaceSelector"] == {}
+    # With two slices, the group's replicas keep off each other's node pool.
+    assert len(apart) == concurrent
+    if concurrent == 2:
+        assert apart[1]["mismatchLabelKeys"] == ["ray.io/worker-group-replica-name"]
+        assert apart[1]["matchLabelKeys"] == ["ray.io/cluster"]
+
+
+def test_single_host_slices_get_no_affinity() -> None:
+    manifest = rayjob({"tpu": 4}, tpu_pool("tpu-v6e-slice", "2x2", replicas=2), 2)
+    (group,) = manifest["spec"]["rayClusterSpec"]["workerGroupSpecs"]
+    assert "affinity" not in group["template"]["spec"]
+    assert "tunixrt.io/tpu-slice" not in group["template"]["metadata"]["labels"]

@@ -148,23 +148,29 @@ def _write_key(key: rsa.RSAPrivateKey, path: Path) -> None:
 class Certificates:
     """A CA and the certificates signed by it, written under ``folder``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, days: int = 2, ca_dns_names: tuple[str, ...] = ()) -> None:
         self.folder = folder
+        self.days = days
         folder.mkdir(parents=True, exist_ok=True)
         self._ca_key = _key()
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tunix-rt-test-ca")])
-        self._ca = (
-            self._builder(name, self._ca_key.public_key(), name)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self._ca_key, hashes.SHA256())
+        builder = self._builder(name, self._ca_key.public_key(), name).add_extension(
+            x509.BasicConstraints(ca=True, path_length=None), critical=True
         )
+        if ca_dns_names:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in ca_dns_names]),
+                critical=False,
+            )
+        self._ca = builder.sign(self._ca_key, hashes.SHA256())
         self.ca = folder / "ca.crt"
         self.ca.write_bytes(self._ca.public_bytes(serialization.Encoding.PEM))
         _write_key(self._ca_key, folder / "ca.key")
         self.ca_key = folder / "ca.key"
 
-    @staticmethod
-    def _builder(subject: x509.Name, public: Any, issuer: x509.Name) -> x509.CertificateBuilder:
+    def _builder(
+        self, subject: x509.Name, public: Any, issuer: x509.Name
+    ) -> x509.CertificateBuilder:
         now = dt.datetime.now(dt.UTC)
         return (
             x509.CertificateBuilder()
@@ -173,18 +179,26 @@ class Certificates:
             .public_key(public)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=2))
+            .not_valid_after(now + dt.timedelta(days=self.days))
         )
 
-    def issue(self, stem: str, common_name: str, *, groups: tuple[str, ...] = ()) -> KeyPair:
-        """A client and serving certificate for 127.0.0.1/localhost (``O=`` the groups)."""
+    def issue(
+        self,
+        stem: str,
+        common_name: str,
+        *,
+        groups: tuple[str, ...] = (),
+        dns_names: tuple[str, ...] = (),
+    ) -> KeyPair:
+        """A client and serving certificate for 127.0.0.1/localhost and ``dns_names``
+        (``O=`` the groups)."""
         key = _key()
         attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
         attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
+        names = ("localhost", "kubernetes.default.svc", *dns_names)
         sans = x509.SubjectAlternativeName(
             [
-                x509.DNSName("localhost"),
-                x509.DNSName("kubernetes.default.svc"),
+                *(x509.DNSName(n) for n in names),
                 x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             ]
         )
@@ -544,15 +558,35 @@ class ControlPlane:
         path.chmod(0o600)
         return path
 
-    def _spawn(self, name: str, args: list[str]) -> Process:
+    def spawn(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        executable: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Process:
+        """Start a component (``executable``, default ``bin/name``) that stops with the
+        plane: logged to logs/NAME.log, killed by the kernel if the test process dies."""
+        return self._spawn(name, args, executable=executable, env=env)
+
+    def _spawn(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        executable: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Process:
         log = self.root / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             popen = subprocess.Popen(
-                [str(self.bin / name), *args],
+                [str(executable or self.bin / name), *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=env,
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )

@@ -6,7 +6,8 @@
   limits, the GKE accelerator node selector, the ``nvidia.com/gpu`` toleration); TPU pools
   (``google.com/tpu`` per host, ``numOfHosts`` hosts per slice, ``replicas`` slices, the GKE
   TPU accelerator/topology node selectors, a ``TPU`` Ray resource, the ``google.com/tpu``
-  toleration).
+  toleration; the pods of one multi-host slice kept on one node pool:
+  :mod:`tunix_rt.kuberay.slices`).
 
 Each group's pod comes from :mod:`tunix_rt.kuberay.pod`.
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 from tunix_rt.api.cluster import Accelerator, ClusterSpec, NodePool
 from tunix_rt.api.pool_machine import INSTANCE_TYPE_LABEL, pod_size, pool_tpu_slice
-from tunix_rt.kuberay import pod
+from tunix_rt.kuberay import pod, slices
 from tunix_rt.kuberay.errors import ManifestError
 from tunix_rt.kuberay.options import BuildOptions
 from tunix_rt.kuberay.tpu import (
@@ -35,6 +36,17 @@ HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
 
 JAX_PLATFORMS = {Accelerator.CPU: "cpu", Accelerator.GPU: "cuda", Accelerator.TPU: "tpu"}
+
+
+def ray_resources_param(resources: Mapping[str, float]) -> str:
+    """``rayStartParams.resources``: single-quoted compact JSON, ``'{"TPU":4}'``.
+
+    KubeRay puts the value into the ``ray start`` shell command as is, and (1.5) parses it
+    first, trimming quotes, to add the pod's accelerators. The double-encoded
+    ``"{\\"TPU\\": 4}"`` of KubeRay's older samples survives the shell but not that parser:
+    the real operator logged "failed to unmarshal resources" on every reconcile and skipped
+    its accelerator handling. Single quotes, as KubeRay writes the value itself, suit both."""
+    return f"'{json.dumps(dict(resources), separators=(',', ':'), sort_keys=True)}'"
 
 
 def head_group_spec(
@@ -63,7 +75,7 @@ def head_group_spec(
     )
     params = {"num-cpus": "0", "dashboard-host": "0.0.0.0"}
     if resources:
-        params["resources"] = json.dumps(json.dumps(dict(resources)))
+        params["resources"] = ray_resources_param(resources)
     return {
         "rayStartParams": params,
         "template": pod.template(container, labels, cluster),
@@ -119,8 +131,7 @@ def worker_group_spec(
         selector[GKE_TPU_ACCELERATOR_LABEL] = shape.gke_accelerator
         selector[GKE_TPU_TOPOLOGY_LABEL] = shape.topology
         tolerations.append({"key": TPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
-        # ray start --resources takes a JSON string; KubeRay passes it through a shell.
-        ray_start["resources"] = json.dumps(json.dumps({"TPU": shape.chips_per_host}))
+        ray_start["resources"] = ray_resources_param({"TPU": shape.chips_per_host})
 
     if pool.machine_type:
         # the pool names its machine: a 2x4 slice of two 4-chip VMs and one of a single
@@ -152,6 +163,10 @@ def worker_group_spec(
     }
     if pool.accelerator is Accelerator.TPU:
         group["numOfHosts"] = hosts
+    if hosts > 1:  # one slice per replica, on one node pool (kuberay/slices.py)
+        template = group["template"]
+        template["metadata"]["labels"].update(slices.slice_labels(pool.name))
+        template["spec"]["affinity"] = slices.slice_affinity(pool.name, high)
     return group
 
 

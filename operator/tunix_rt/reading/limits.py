@@ -71,7 +71,11 @@ MESSAGE_CHARS = 600
 """The longest one problem's message may be once its quoted values are clipped."""
 
 _LONG = QUOTE_CHARS + 1
-_LONG_QUOTED = re.compile(f"'([^'\\n]{{{_LONG},}})'|\"([^\"\\n]{{{_LONG},}})\"")
+# A quote opens after a non-word character and closes before one, so the apostrophes of
+# "GKE's" or the text between two short quoted values are never taken for a long value.
+_LONG_QUOTED = re.compile(
+    f"(?<!\\w)'([^'\\n]{{{_LONG},}})'(?!\\w)|(?<!\\w)\"([^\"\\n]{{{_LONG},}})\"(?!\\w)"
+)
 
 
 def clip_message(text: str, limit: int = MESSAGE_CHARS) -> str:
