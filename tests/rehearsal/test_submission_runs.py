@@ -96,7 +96,11 @@ def test_evidence_is_consistent_with_its_sweep_and_promoted_config() -> None:
     # Read with today's model: a manifest from before a field existed (trainer.backend)
     # lacks its default, and still names the promoted config.
     assert TrainerConfig.model_validate(manifest["config"]).to_wire() == config.to_wire()
-    assert "backend" not in manifest  # recorded before trainer backends: still valid
+    assert manifest["backend"] == "builtin"
+    # Recorded with the numerics pins (issue 23): what was pinned and on which CPU.
+    numerics = manifest["numerics"]
+    assert numerics["applied"] and numerics["bit_identical"] and numerics["scope"] == "trainer"
+    assert numerics["pinned"]["--xla_cpu_max_isa"] == "AVX2" and numerics["cpu"]["flags"]
     assert manifest["config_source_sha256"] == sha256_file(promoted[0])
 
 

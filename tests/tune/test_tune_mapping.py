@@ -392,10 +392,9 @@ def test_limit_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     limit_threads(1)
     assert os.environ["OMP_NUM_THREADS"] == "1"
-    assert "--xla_cpu_multi_thread_eigen=false" in os.environ["XLA_FLAGS"]
     assert "JAX_PLATFORMS" not in os.environ or os.environ["JAX_PLATFORMS"] != "cpu"
-    monkeypatch.delenv("XLA_FLAGS")
-    limit_threads(8)  # a whole machine: no XLA limits
+    # XLA's flags are the numerics pins' (tests/train/test_numerics.py), the same for
+    # every trial size: Eigen's thread count would change the numbers.
     assert "XLA_FLAGS" not in os.environ
 
 

@@ -129,6 +129,7 @@ def build_run_manifest(
     kind: str = "rehearsal",
     backend: str | None = None,
     model_source: dict[str, Any] | None = None,
+    numerics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest as a dict, validated against run_manifest.schema.json.
 
@@ -138,6 +139,8 @@ def build_run_manifest(
     (trainer.backend) and ``model_source`` (where the model came from: config name,
     checkpoint URI and digest, ``random_init``, library versions) are written when given;
     manifests written before trainer backends existed have neither, and stay valid.
+    ``numerics`` (:func:`tunix_rt.contract.numerics.numerics_record`: the pinned XLA flags,
+    the CPU, whether the metrics are promised bit-identical elsewhere) is written when given.
     """
     env = os.environ if environ is None else environ
     manifest: dict[str, Any] = {
@@ -171,6 +174,8 @@ def build_run_manifest(
     if backend is not None:
         manifest["backend"] = backend
         manifest["model_source"] = _model_source(model_source, env)
+    if numerics is not None:
+        manifest["numerics"] = json_safe(numerics)
     validate("run_manifest", manifest, label=RUN_MANIFEST_JSON)
     return manifest
 

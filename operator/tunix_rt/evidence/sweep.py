@@ -58,6 +58,8 @@ class SweepRunFacts:
     wall_seconds: float
     storage_uri: str
     storage_prefix: str
+    numerics: dict[str, Any] | None = None
+    """What the trials pinned and the driver's CPU (``numerics_record``, scope driver)."""
 
 
 def _trainer(facts: SweepRunFacts) -> dict[str, Any]:
@@ -120,6 +122,7 @@ def write_sweep_evidence(
         storage_prefix=facts.storage_prefix,
         backend=_trainer(facts).get("backend") or "builtin",
         model_source=None,  # per trial: each trial's record says where its model came from
+        numerics=facts.numerics,
     )
     summary_wire = summary.to_wire()
     (folder / RUN_MANIFEST_JSON).write_text(_dump(manifest), encoding="utf-8")

@@ -21,6 +21,7 @@ from tunix_rt.contract.file_names import (
     SUBMISSION_DIR,
     SWEEP_SUMMARY_JSON,
 )
+from tunix_rt.contract.numerics import numerics_record
 from tunix_rt.evidence import (
     build_eval_summary,
     build_run_manifest,
@@ -124,6 +125,7 @@ def write_up(
         storage_prefix=plan.prefix,
         backend=plan.config.backend,
         model_source=model_source_of(outcome, plan.config, model_id),
+        numerics=numerics_record([str(d) for d in getattr(outcome, "devices", []) or []]),
     )
     _write_files(plan, folder, evidence)
 

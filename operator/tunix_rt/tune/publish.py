@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -15,6 +16,7 @@ from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult
 from tunix_rt.contract.best_trial import best_trial, ranked
 from tunix_rt.contract.exits import exit_code_for
+from tunix_rt.contract.numerics import numerics_record, trial_flags
 from tunix_rt.contract.phases import SweepEnd, Verdict, goal_trial
 from tunix_rt.evidence import SweepRunFacts, commit_info, publish_folder, write_sweep_evidence
 from tunix_rt.tune.budget import SweepLimits
@@ -126,6 +128,18 @@ def _devices() -> list[str]:
     return [f"ray cluster: {', '.join(parts) or 'no resources'}"]
 
 
+def _numerics(run: SweepRun) -> dict[str, object]:
+    """What the trials pin (they start from this environment, the sweep's variables
+    under it) and this machine's CPU: on a local Ray, the trials' CPU too."""
+    resources = run.spec.resources
+    env = {**run.env, **os.environ}
+    return numerics_record(
+        accelerator=bool(resources.gpu or resources.tpu),
+        environ=trial_flags(env),
+        scope="driver",
+    )
+
+
 def publish_evidence(
     session: Session, summary: SweepResult, trials: Sequence[TrialResult]
 ) -> tuple[str | None, str | None]:
@@ -160,6 +174,7 @@ def publish_evidence(
             wall_seconds=max((ended - started).total_seconds(), 0.0),
             storage_uri=store.uri,
             storage_prefix=prefix,
+            numerics=_numerics(run),
         )
         with tempfile.TemporaryDirectory(prefix="tunix-rt-sweep-") as tmp:
             folder = Path(tmp) / "evidence"

@@ -31,6 +31,7 @@ from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.contract.layout import SweepFiles, SweepTarget
+from tunix_rt.contract.numerics import pin_numerics
 from tunix_rt.evidence.manifest import json_safe
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import StoreError
@@ -89,21 +90,15 @@ def use_compile_cache() -> None:
 def limit_threads(cpus: float) -> None:
     """Keep a trial's JAX/BLAS threads within its CPU reservation.
 
-    Two 1-CPU trials on a 2-core machine must not each spawn a thread per core. Only
-    CPU-backend flags are set, and never ``JAX_PLATFORMS``: on GPU/TPU nodes JAX still
-    picks the accelerator. No effect once JAX is imported in this worker. These flags
-    cover BLAS/OpenMP and Eigen; XLA's own CPU pools follow the affinity
+    Two 1-CPU trials on a 2-core machine must not each spawn a thread per core. Never
+    ``JAX_PLATFORMS``: on GPU/TPU nodes JAX still picks the accelerator. These variables
+    cover BLAS/OpenMP; Eigen runs on one thread in every trial (``pin_numerics``: its
+    thread count changes the numbers), and XLA's own CPU pools follow the affinity
     (:func:`size_cpu_pools`).
     """
     threads = max(1, int(cpus))
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, str(threads))
-    if "jax" in sys.modules or threads >= (os.cpu_count() or threads):
-        return
-    flags = os.environ.get("XLA_FLAGS", "")
-    if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
-        flags = f"{flags} --xla_cpu_multi_thread_eigen=false"
-        os.environ["XLA_FLAGS"] = flags.strip()
 
 
 def size_cpu_pools(threads: int) -> None:
@@ -361,6 +356,7 @@ def prepare_worker(context: TrialContext) -> None:
     """The trial process's environment: the sweep's variables, compile cache, threads."""
     for key, value in context.env.items():
         os.environ.setdefault(key, value)
+    pin_numerics()  # before size_cpu_pools starts JAX's backend
     use_compile_cache()
     limit_threads(context.cpus)
     resources = context.spec.resources

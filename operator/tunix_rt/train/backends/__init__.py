@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trainer_backends import DEFAULT_LORA_RANK, TUNIX_BACKENDS, tunix_model_name
+from tunix_rt.contract.numerics import pin_numerics
 from tunix_rt.train.result import Log, Outcome, Report, Run, TrainResult
 
 Train = Callable[[Run], Outcome]
@@ -72,6 +73,7 @@ def run_trial(
     it goes, evaluate, and return the result with its eval rows. With a
     ``checkpoint_dir`` the backends that checkpoint resume from it; ``deadline`` (a
     ``time.monotonic()`` instant) ends the run with ``TrainingTimeout`` once passed."""
+    pin_numerics()  # before the backend imports JAX: same numbers on any CPU host
     train = backend_for(config.backend)
     started = time.perf_counter()
     run = Run(
