@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from typing import Any
 
@@ -67,14 +68,32 @@ def _init_ray(run: SweepRun) -> None:
         ray.init(address=run.address, log_to_driver=True, logging_level=logging.WARNING)
         return
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
-    ray.init(
-        num_cpus=run.num_cpus or os.cpu_count() or 1,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-        object_store_memory=300 * 1024 * 1024,
-        resources={TRIAL_DRIVER_RESOURCE: TRIAL_DRIVER_SLOTS},  # multi-host trial drivers
-    )
+    for attempt in range(1, RAY_START_ATTEMPTS + 1):
+        try:
+            ray.init(
+                num_cpus=run.num_cpus or os.cpu_count() or 1,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                object_store_memory=300 * 1024 * 1024,
+                resources={TRIAL_DRIVER_RESOURCE: TRIAL_DRIVER_SLOTS},  # multi-host drivers
+            )
+            return
+        except Exception as exc:  # Ray raises a bare Exception for this
+            if "timed out during startup" not in str(exc) or attempt == RAY_START_ATTEMPTS:
+                raise
+            ray.shutdown()
+            print(
+                f"Ray's node did not register within Ray's fixed 30 s (a busy machine); "
+                f"starting it again ({attempt + 1}/{RAY_START_ATTEMPTS})",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+RAY_START_ATTEMPTS = 3
+"""Local Ray waits a fixed 30 s for its raylet to register (ray/_private/node.py); on a
+loaded machine that is not enough, and a second start usually is."""
 
 
 def _check_local_resources(spec: SweepSpec) -> str | None:
