@@ -94,6 +94,7 @@ def test_goal_reached_says_so_and_the_goal_trial_succeeded(
         # The first trial scores 1.0 (the stand-in's best learning rate): the goal.
         "searchSpace": {"learningRate": {"type": "grid", "values": [3e-3, 1e-4, 2e-4]}},
         "algorithm": "grid",
+        "maxTrials": 3,
         "maxConcurrentTrials": 1,
         "objective": {"goal": 0.9},
         "budget": {"smokeSteps": 20},
@@ -131,6 +132,7 @@ def test_ctrl_c_prints_the_reason_and_the_table(
     spec = {
         "searchSpace": {"learningRate": {"type": "grid", "values": [3e-3, 1e-3]}},
         "algorithm": "grid",
+        "maxTrials": 2,
         "maxConcurrentTrials": 1,
         "budget": {"smokeSteps": 400},  # 40 reports of 0.5 s: long enough to interrupt
         "trainer": python_trainer("support.tune_workloads:train_slow", logEvery=10),

@@ -59,9 +59,11 @@ def test_goal_reached_ends_the_sweep_early(
     spec = tiny_spec(
         searchSpace={"learningRate": {"type": "grid", "values": [1e-4, 3e-3, 2e-4, 3e-4, 4e-4]}},
         algorithm="grid",
+        maxTrials=5,
         maxConcurrentTrials=1,
         objective={"metric": "primary_score", "mode": "max", "goal": 0.9},
     )
+    del spec["seed"]  # a grid samples nothing: a seed would be refused
     code, out = run_to_end(tmp_path, short_tmp, store, driver_env, "goal", spec)
     assert code == ExitCode.OK, out[-4000:]
     summary = summary_of(store, "goal")
