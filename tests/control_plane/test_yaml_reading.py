@@ -150,4 +150,4 @@ def test_a_typo_under_metadata_is_refused_in_kubectls_words(
     assert said in out.stderr, out.stderr
     cli = str(Path(sys.executable).parent / "tunix-rt")
     mine = subprocess.run([cli, "validate", str(path)], capture_output=True, text=True)
-    assert mine.returncode == 1 and said in mine.stdout + mine.stderr
+    assert mine.returncode == 2 and said in mine.stdout + mine.stderr
