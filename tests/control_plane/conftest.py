@@ -69,7 +69,7 @@ def operator(installed: ControlPlane, store_uri: str) -> Iterator[ChartOperator]
 # concurrent trials two 4x4 slices (each its own node pool of 4 hosts).
 CLUSTER_POOLS = [
     NodePool("cpu", "n2-standard-16", 2),
-    NodePool("l4", "g2-standard-12", 4),
+    NodePool("l4", "g2-standard-8", 4),  # examples/sweep-gpu.yaml names g2-standard-8
     NodePool("a100", "a2-highgpu-4g", 4),
     NodePool("v6e-2x2", "ct6e-standard-4t", 1, "2x2"),
     NodePool("v6e-4x4-a", "ct6e-standard-4t", 4, "4x4"),
