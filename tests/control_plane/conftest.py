@@ -63,10 +63,10 @@ def operator(installed: ControlPlane, store_uri: str) -> Iterator[ChartOperator]
 
 
 # The simulated cluster's node pools: machine types of tunix_rt/api/gke_machines.yaml, sized
-# sweep-gpu's 4 pods of one L4 each on g2-standard-8 (the machine the example names),
-# 8 CPUs / 32Gi / 1 L4 need g2-standard-12 (a g2-standard-8 leaves under 8 CPUs allocatable),
-# sweep-gpu-multiworker's 4 pods of 4 A100s a2-highgpu-4g, sweep-tpu-v6e-multihost's 2
-# concurrent trials two 4x4 slices (each its own node pool of 4 hosts).
+# so every accelerator example fits as written (one at a time): sweep-gpu's 4 pods of one L4
+# each on g2-standard-8 (the machine the example names), sweep-gpu-multiworker's 4 pods of
+# 4 A100s on a2-highgpu-4g, sweep-tpu-v6e-multihost's 2 concurrent trials two 4x4 slices
+# (each its own node pool of 4 hosts).
 CLUSTER_POOLS = [
     NodePool("cpu", "n2-standard-16", 2),
     NodePool("l4", "g2-standard-8", 4),  # examples/sweep-gpu.yaml names g2-standard-8
