@@ -26,6 +26,17 @@ def sweep_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "sweep-smoke"
     shutil.copytree(SWEEP, folder)
     best = json.loads((folder / "summary.json").read_text())["bestTrialId"]
+    # Records written since curves were kept carry their own; this one is made older, so
+    # its curve comes from Ray Tune's result.json (the other source).
+    record_path = folder / "trials" / f"{best}.json"
+    record = json.loads(record_path.read_text())
+    record.pop("curve", None)
+    record_path.write_text(json.dumps(record))
+    summary = json.loads((folder / "summary.json").read_text())
+    for trial in summary["trials"]:
+        if trial["trialId"] == best:
+            trial.pop("curve", None)
+    (folder / "summary.json").write_text(json.dumps(summary))
     reports = [
         {"step": 25, "loss": 2.5, "learning_rate": 0.0025, "trial_id": best, "done": False},
         {"step": 50, "loss": 0.9, "learning_rate": 0.003, "trial_id": best, "done": False},
@@ -47,7 +58,9 @@ def test_load_gives_trials_best_and_curves(sweep_folder: Path) -> None:
     assert [p["step"] for p in curve] == [25, 50, 300]
     assert curve[-1]["primary_score"] == 0.69 and "done" not in curve[0]  # Tune's own keys out
     other = next(t for t in sweep.trials if t.trial_id != sweep.best.trial_id)
-    assert sweep.curve(other.trial_id) == []  # no result.json for it: no curve, no error
+    assert other.curve and sweep.curve(other.trial_id) == other.curve  # its record's own
+    other.curve = []
+    assert sweep.curve(other.trial_id) == []  # neither kept: no curve, no error
 
 
 def test_rows_are_flat_and_best_first(sweep_folder: Path) -> None:
