@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from support.control_plane import (
     ControlPlane,
     ControlPlaneError,
     control_plane,
+    run_build_script,
     wait_until,
 )
 from support.net import free_port
@@ -71,7 +71,7 @@ def cluster_home() -> Path:
     """The folder of bin/ and manifests/: ``$TUNIX_RT_CLUSTER_HOME``, else the build
     script's cache (built now when missing; a second call returns at once)."""
     given = os.environ.get("TUNIX_RT_CLUSTER_HOME")
-    home = Path(given) if given else _build()
+    home = Path(given) if given else run_build_script(BUILD_SCRIPT)
     missing = [f"bin/{b}" for b in BINARIES if not os.access(home / "bin" / b, os.X_OK)]
     missing += [f"manifests/{m}" for m in MANIFESTS if not any((home / "manifests" / m).glob("*"))]
     if missing:
@@ -80,15 +80,6 @@ def cluster_home() -> Path:
             "`make control-plane` (scripts/control-plane/build-cluster.sh)"
         )
     return home
-
-
-def _build() -> Path:
-    proc = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, check=False, timeout=3600
-    )
-    if proc.returncode != 0:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} failed:\n{proc.stderr[-4000:]}")
-    return Path(proc.stdout.strip().splitlines()[-1])
 
 
 def _yaml_docs(*paths: Path) -> list[dict[str, Any]]:

@@ -102,7 +102,7 @@ def binaries_dir() -> Path:
     """The folder of built binaries: ``$TUNIX_RT_CONTROL_PLANE_BIN``, else the build script's
     cache (built now when missing; a second call returns at once)."""
     given = os.environ.get("TUNIX_RT_CONTROL_PLANE_BIN")
-    folder = Path(given) if given else _build()
+    folder = Path(given) if given else run_build_script()
     missing = [b for b in BINARIES if not os.access(folder / b, os.X_OK)]
     if missing:
         raise ControlPlaneError(
@@ -112,12 +112,14 @@ def binaries_dir() -> Path:
     return folder
 
 
-def _build() -> Path:
+def run_build_script(script: Path = BUILD_SCRIPT) -> Path:
+    """Run a build script of scripts/control-plane (a cache hit returns at once); the folder
+    it prints last."""
     proc = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, check=False, timeout=3600
+        ["bash", str(script)], capture_output=True, text=True, check=False, timeout=3600
     )
     if proc.returncode != 0:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} failed:\n{proc.stderr[-4000:]}")
+        raise ControlPlaneError(f"{script} failed:\n{proc.stderr[-4000:]}")
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
@@ -337,7 +339,7 @@ class ControlPlane:
             "scheduler.kubeconfig", kubeconfig(self.server, certs.ca, pair=scheduler)
         )
 
-        etcd = self._spawn(
+        etcd = self.spawn(
             "etcd",
             [
                 f"--data-dir={self.root / 'etcd'}",
@@ -352,7 +354,7 @@ class ControlPlane:
         )
         wait_until("etcd", lambda: _http_ok(f"{etcd_url}/health"), timeout=60, alive=[etcd])
 
-        apiserver = self._spawn(
+        apiserver = self.spawn(
             "kube-apiserver",
             [
                 f"--etcd-servers={etcd_url}",
@@ -383,7 +385,7 @@ class ControlPlane:
             timeout=timeout,
             alive=[etcd, apiserver],
         )
-        manager_proc = self._spawn(
+        manager_proc = self.spawn(
             "kube-controller-manager",
             [
                 f"--kubeconfig={manager_kc}",
@@ -403,7 +405,7 @@ class ControlPlane:
             ],
         )
         if self.with_scheduler:
-            self._spawn(
+            self.spawn(
                 "kube-scheduler",
                 [
                     f"--kubeconfig={scheduler_kc}",
@@ -568,16 +570,6 @@ class ControlPlane:
     ) -> Process:
         """Start a component (``executable``, default ``bin/name``) that stops with the
         plane: logged to logs/NAME.log, killed by the kernel if the test process dies."""
-        return self._spawn(name, args, executable=executable, env=env)
-
-    def _spawn(
-        self,
-        name: str,
-        args: list[str],
-        *,
-        executable: Path | None = None,
-        env: dict[str, str] | None = None,
-    ) -> Process:
         log = self.root / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
