@@ -24,17 +24,9 @@ BUILD_REVISION=1   # bump when this script changes what it builds
 key="cluster_kwok-${KWOK_VERSION}_kuberay-${KUBERAY_VERSION}_kueue-${KUEUE_VERSION}_r${BUILD_REVISION}"
 cache_root="${TUNIX_RT_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tunix-rt/control-plane}"
 out="$cache_root/$key"
-export GOFLAGS="${GOFLAGS:--buildvcs=false} -trimpath"
-export CGO_ENABLED=0
-
-say() { printf '[cluster] %s\n' "$*" >&2; }
-
-timed() {  # timed LABEL CMD...: run CMD, then say how long it took
-    local label="$1" start=$SECONDS
-    shift
-    "$@"
-    say "$label: $((SECONDS - start)) s"
-}
+SAY_PREFIX=cluster
+# shellcheck source=scripts/control-plane/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 module_dir() {  # module_dir MODULE@VERSION: where `go mod download` put its source
     go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p'

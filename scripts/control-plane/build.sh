@@ -22,10 +22,9 @@ BUILD_REVISION=2   # bump when this script changes what it builds
 key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}_r${BUILD_REVISION}"
 cache_root="${TUNIX_RT_CONTROL_PLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tunix-rt/control-plane}"
 out="$cache_root/$key/bin"
-export GOFLAGS="${GOFLAGS:--buildvcs=false} -trimpath"
-export CGO_ENABLED=0
-
-say() { printf '[control-plane] %s\n' "$*" >&2; }
+SAY_PREFIX=control-plane
+# shellcheck source=scripts/control-plane/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 have_all() {
     local b
@@ -44,13 +43,6 @@ go 1.26
 require $module $version
 $extra
 MOD
-}
-
-timed() {  # timed LABEL CMD...: run CMD, then say how long it took
-    local label="$1" start=$SECONDS
-    shift
-    "$@"
-    say "$label: $((SECONDS - start)) s"
 }
 
 build_kubernetes() {
