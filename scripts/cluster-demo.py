@@ -3,11 +3,14 @@
 Brings up the test harness's simulated cluster (etcd, kube-apiserver, controller-manager,
 kube-scheduler, kwok's GKE-shaped nodes from tunix_rt/api/gke_machines.yaml, the real KubeRay
 operator and Kueue), installs the chart as the README does, runs the operator with the
-chart's ServiceAccount, applies the smoke Sweep and shows it reach placed pods.
+chart's ServiceAccount, applies the smoke Sweep, shows it reach placed pods and runs it to
+completion, then prints ``kubectl get sweeps``.
 
-Nodes are simulated (kwok) and nothing runs in a pod: the RayJob's trials do not run here
-yet, so the Sweep stays Running. ``--keep`` leaves everything up until Ctrl-C (the admin
-kubeconfig path is printed); otherwise it stops and removes everything.
+Nodes are simulated (kwok) and nothing runs in a pod: the RayJob's own entrypoint runs as
+a local process on a local Ray node sized like its RayCluster, and its status is written as
+KubeRay's job-status loop would (tests/support/rayjob_runner.py says exactly what is
+simulated). ``--keep`` leaves everything up until Ctrl-C (the admin kubeconfig path is
+printed); otherwise it stops and removes everything.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.cluster import start_simulated_cluster  # noqa: E402
 from support.control_plane import ChartOperator, wait_for_json  # noqa: E402
+from support.rayjob_runner import RayJobRunner  # noqa: E402
 from support.readme import kubernetes_quick_path  # noqa: E402
 
 NS = "ml-sweeps"
 SWEEP = ROOT / "examples" / "sweep-smoke.yaml"
+RUN_TIMEOUT = 1800.0
 
 
 def say(text: str) -> None:
@@ -53,6 +58,34 @@ def placed(plane: Any, name: str) -> bool:
     return bool(pods) and all(p["status"]["phase"] == "Running" for p in pods)
 
 
+def finished(plane: Any) -> str | None:
+    out = plane.kubectl("-n", NS, "get", "sweep", "sweep-smoke", "-o", "json", check=False)
+    status = (json.loads(out.stdout).get("status") or {}) if out.returncode == 0 else {}
+    phase = status.get("phase")
+    return str(phase) if phase in ("Succeeded", "Failed") else None
+
+
+def run_smoke(plane: Any, store: Path, *, keep: bool) -> str:
+    """Apply the smoke Sweep, show its placed pods, wait for its end and show the table."""
+    plane.kubectl("-n", NS, "apply", "-f", str(SWEEP))
+    name = rayclusters_name(plane)
+    wait_for_json(plane, "the pods placed", lambda: placed(plane, name), timeout=120)
+    print(plane.kubectl("-n", NS, "get", "rayjobs,rayclusters").stdout)
+    print(plane.kubectl("-n", NS, "get", "pods", "-o", "wide").stdout)
+    say("running the RayJob's entrypoint as a local process: 5 trials of 300 steps, 2 at a")
+    say("time on the RayCluster's 2 worker CPUs (several minutes)")
+    began = time.monotonic()
+    phase = str(wait_for_json(plane, "the Sweep to end", lambda: finished(plane),
+                              timeout=RUN_TIMEOUT))  # fmt: skip
+    say(f"the Sweep ended {phase} after {time.monotonic() - began:.0f} s")
+    print(plane.kubectl("-n", NS, "get", "sweeps").stdout)
+    say(f"store: {store} (trial records, summary.json, evidence/)")
+    if keep:
+        say(f"KUBECONFIG={plane.admin_kubeconfig} (Ctrl-C stops everything)")
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    return phase
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="stay up until Ctrl-C")
@@ -73,19 +106,11 @@ def main() -> int:
                             "-L", "node.kubernetes.io/instance-type").stdout)  # fmt: skip
         operator = ChartOperator(plane, storage=f"file://{store}").start()
         try:
-            plane.kubectl("-n", NS, "apply", "-f", str(SWEEP))
-            name = rayclusters_name(plane)
-            wait_for_json(plane, "the pods placed", lambda: placed(plane, name), timeout=120)
-            print(plane.kubectl("-n", NS, "get", "sweeps").stdout)
-            print(plane.kubectl("-n", NS, "get", "rayjobs,rayclusters").stdout)
-            print(plane.kubectl("-n", NS, "get", "pods", "-o", "wide").stdout)
-            say("the trials do not run on the simulated cluster yet; the Sweep stays Running")
-            if args.keep:
-                say(f"KUBECONFIG={plane.admin_kubeconfig} (Ctrl-C stops everything)")
-                signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            with RayJobRunner(plane, NS):
+                phase = run_smoke(plane, store, keep=args.keep)
         finally:
             operator.kill(signal.SIGTERM)
-    return 0
+    return 0 if phase == "Succeeded" else 1
 
 
 if __name__ == "__main__":

@@ -229,3 +229,20 @@ def test_attempt_names_and_start() -> None:
     assert attempt_start({"attemptStartTime": "2026-11-30T08:00:00Z"}) == NOW
     assert attempt_start({"startTime": "2026-11-30T08:00:00Z"}) == NOW
     assert attempt_start({}) is None and attempt_start({"startTime": "soon"}) is None
+
+
+def test_a_rayjob_kuberay_failed_for_its_submitter_is_finished() -> None:
+    """KubeRay 1.5 with its head pod lost: the submitter Job fails, KubeRay writes
+    jobDeploymentStatus Failed (SubmissionFailed) and leaves jobStatus RUNNING, the last the
+    dashboard said. The attempt is over, so the operator reads the driver's sessions and
+    resumes a killed driver (tests/control_plane/test_run_to_completion.py runs it)."""
+    from tunix_rt.contract.phases import infrastructure_failure, job_finished
+
+    message = ("Job submission has failed. Reason: BackoffLimitExceeded. Message: Job has "
+               "reached the specified backoff limit")  # fmt: skip
+    lost = {"status": {"jobStatus": "RUNNING", "jobDeploymentStatus": "Failed",
+                       "reason": "SubmissionFailed", "message": message}}  # fmt: skip
+    assert job_finished(lost)
+    assert not job_finished({"status": {"jobStatus": "RUNNING", "jobDeploymentStatus": "Running"}})
+    killed = DriverSession(started_at=datetime.now(UTC), seen_at=datetime.now(UTC))
+    assert infrastructure_failure(lost, None, killed)

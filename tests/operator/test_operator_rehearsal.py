@@ -266,10 +266,12 @@ async def test_failed_run_reports_its_own_message_and_log(
         )
 
     recorded = record_failure(store, tmp_path, "slow", timeout, datetime.now(UTC))
-    crash = "Job entrypoint command failed with exit code 1, last available logs: …"
+    crash = "Job entrypoint command failed with exit code 1"
+    ray_message = f"{crash}, last available logs (truncated to 20,000 chars):\n…"
     for name in ("slow", "stale"):
         await api.job_status(NS, f"rehearsal-{name}", jobDeploymentStatus="Failed",
-                             jobStatus="FAILED", reason="AppFailed", message=crash)  # fmt: skip
+                             jobStatus="FAILED", reason="AppFailed",
+                             message=ray_message)  # fmt: skip
 
     status = await wait_for(lambda: phase_is(api, REHEARSALS, "slow", "Failed"), what="slow Failed")
     assert recorded.log_uri is not None and recorded.log_uri.endswith("kaggle_output_log.txt")
@@ -288,7 +290,7 @@ async def test_failed_run_reports_its_own_message_and_log(
     stale = await wait_for(
         lambda: phase_is(api, REHEARSALS, "stale", "Failed"), what="stale Failed"
     )
-    assert stale["message"] == crash  # the RayJob's own message: no record of this attempt
+    assert stale["message"] == crash  # the RayJob's own first line: no record of this attempt
     assert "logUri" not in stale
     assert "primaryScore" not in stale and "bundleUri" not in stale
     assert store.uri_for(f"{old}/eval_summary.json") in stale["evidenceFiles"]  # kept, listed

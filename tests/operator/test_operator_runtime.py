@@ -33,6 +33,7 @@ from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.cli.operator import app, build_config
+from tunix_rt.contract.exits import exit_code_in
 from tunix_rt.contract.phases import judge_sweep
 from tunix_rt.controller import ConfigError, Metrics, OperatorConfig
 from tunix_rt.controller.status import set_condition
@@ -388,3 +389,21 @@ def test_kopf_settings_for_peering_and_scope() -> None:
     solo = settings.operator_kwargs(OperatorConfig(liveness_endpoint=None))
     assert solo == {"standalone": True, "clusterwide": True, "liveness_endpoint": None}
     assert settings.make_settings(OperatorConfig()).peering.standalone
+
+
+def test_a_failed_jobs_message_is_rays_first_line_without_the_driver_output() -> None:
+    """Ray's message of a failed job carries up to 20,000 characters of driver output (seen
+    on the simulated cluster, tests/control_plane/test_run_to_completion.py): the status
+    keeps the line that says what happened, with the exit code a retry decision reads."""
+    output = "╭────╮\n│ Trial status │\n" + "Traceback (most recent call last):\n" * 500
+    message = (
+        "Job entrypoint command failed with exit code 1, last available logs (truncated to "
+        f"20,000 chars):\n{output}"
+    )
+    rayjob = {"status": {"jobStatus": "FAILED", "reason": "AppFailed", "message": message}}
+    verdict = judge_sweep(rayjob, "sweep-s", None, False, 0, grace=60)
+    assert verdict.message == "Job entrypoint command failed with exit code 1"
+    assert verdict.reason == "AppFailed"
+    assert exit_code_in(verdict.message) == 1
+    long_line = {"status": {"jobStatus": "FAILED", "message": "x" * 5000}}
+    assert len(judge_sweep(long_line, "sweep-s", None, False, 0, grace=60).message) == 1024

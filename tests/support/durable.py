@@ -152,12 +152,16 @@ def driver_from_rayjob(rayjob: dict[str, Any]) -> list[str]:
 
 
 def snapshot_knows(
-    store: Store, name: str, finished: set[str], checkpointed: set[str] = frozenset()
+    store: Store,
+    name: str,
+    finished: set[str],
+    checkpointed: set[str] = frozenset(),
+    namespace: str = NS,
 ) -> bool:
     """Whether the newest Ray Tune experiment snapshot in the store, what a resumed driver
     restores, has each ``finished`` trial TERMINATED and a checkpoint of each
     ``checkpointed`` one: the state a kill test waits for instead of a snapshot period."""
-    layout = SweepLayout.of(NS, name)
+    layout = SweepLayout.of(namespace, name)
     keys = [
         k
         for k in store.list(layout.experiment_prefix + "/")

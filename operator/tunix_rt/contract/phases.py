@@ -177,9 +177,19 @@ def job_deployment(rayjob: Mapping[str, Any] | None) -> str:
     return str(((rayjob or {}).get("status") or {}).get("jobDeploymentStatus") or "")
 
 
+FINISHED_DEPLOYMENTS = ("Complete", "Failed", "ValidationFailed")
+
+
 def job_finished(rayjob: Mapping[str, Any] | None) -> bool:
-    """The RayJob is gone or its job reached a terminal state: results are final."""
-    return rayjob is None or job_status(rayjob) in ("SUCCEEDED", "FAILED", "STOPPED")
+    """The RayJob is gone, its job reached a terminal state, or KubeRay ended it: results
+    are final. KubeRay fails a RayJob whose submitter Job failed (its head pod lost:
+    ``SubmissionFailed``) and leaves ``jobStatus`` at what the dashboard last said
+    (RUNNING), so the deployment status counts too (seen on the simulated cluster)."""
+    return (
+        rayjob is None
+        or job_status(rayjob) in ("SUCCEEDED", "FAILED", "STOPPED")
+        or job_deployment(rayjob) in FINISHED_DEPLOYMENTS
+    )
 
 
 def job_failed(rayjob: Mapping[str, Any]) -> bool:
@@ -189,12 +199,27 @@ def job_failed(rayjob: Mapping[str, Any]) -> bool:
     )
 
 
+RAY_LOGS_MARKER = ", last available logs"
+"""Where Ray's message of a failed job ("Job entrypoint command failed with exit code 1,
+last available logs (truncated to 20,000 chars):" and the driver's output) turns to logs."""
+MESSAGE_LIMIT = 1024
+
+
+def ray_job_message(raw: object) -> str:
+    """The first line of a RayJob's message, without the driver output Ray appends to a
+    failed job's: up to 20,000 characters of progress tables and tracebacks that belong in
+    the run log (in the store), not in a status message (found on the simulated cluster)."""
+    text = str(raw or "").strip().split(RAY_LOGS_MARKER, 1)[0]
+    line = text.split("\n", 1)[0].strip()
+    return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 1] + "…"
+
+
 def job_failure(rayjob: Mapping[str, Any], rayjob_name: str) -> Verdict:
-    """Failed, with the RayJob's own reason and message."""
+    """Failed, with the RayJob's own reason and message (:func:`ray_job_message`)."""
     job = rayjob.get("status") or {}
     status, deployment = job_status(rayjob), job_deployment(rayjob)
     default = "RayJobStopped" if status == "STOPPED" else "RayJobFailed"
-    message = str(job.get("message") or "").strip() or (
+    message = ray_job_message(job.get("message")) or (
         f"RayJob {rayjob_name} {status or deployment}"
     )
     return Verdict(Phase.FAILED, reason_of(job.get("reason"), default), message)
