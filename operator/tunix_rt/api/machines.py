@@ -87,7 +87,7 @@ class Machine(_Strict):
     gpu: GpuSpec | None = None
     tpu: TpuSpec | None = None
     source: str
-    checked: Literal["excerpt", "recalled"]
+    checked: Literal["excerpt", "catalog", "recalled"]
 
     @property
     def memory_bytes(self) -> int:
