@@ -105,6 +105,11 @@ def test_sweep_then_rehearsal_run_to_completion(
     wait_idle(runner)
 
 
+@pytest.mark.reliability(
+    "fault",
+    "a driver that fails on the real KubeRay (trials cannot import the entrypoint)",
+    result="Sweep Failed: Ray's first line and the driver's verdict, no retry",
+)
 def test_a_failing_driver_fails_the_sweep_with_rays_message_and_no_retry(
     cluster: SimulatedCluster, runner: RayJobRunner
 ) -> None:
@@ -136,6 +141,11 @@ def test_a_failing_driver_fails_the_sweep_with_rays_message_and_no_retry(
     wait_idle(runner)
 
 
+@pytest.mark.reliability(
+    "fault",
+    "the Ray head pod deleted mid-run (real KubeRay 1.5)",
+    result="attempt 2 resumes the trials left; the finished trial kept as it was",
+)
 def test_head_pod_deleted_mid_run_fails_the_rayjob_and_a_new_attempt_resumes(
     cluster: SimulatedCluster, runner: RayJobRunner, store_uri: str
 ) -> None:
