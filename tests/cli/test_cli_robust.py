@@ -193,6 +193,30 @@ def test_validate_refuses_unknown_tunix_kinds(tmp_path: Path, text: str, got: st
     assert "ConfigMap/c skipped (not a tunix-rt kind)" in result.output
 
 
+def test_validate_checks_a_trainer_config_file_as_spec_trainer(tmp_path: Path) -> None:
+    """What ``promote -o`` writes and ``python -m tunix_rt.train --config`` reads: trainer
+    fields at the top level. Checked as a Sweep's spec.trainer is, misspelt names hinted;
+    a mapping of other keys is not taken for one."""
+    smoke = Path(__file__).resolve().parents[2] / "examples" / "trainer-smoke.yaml"
+    good = invoke("validate", str(smoke))
+    assert good.exit_code == 0, good.output
+    assert "TrainerConfig/builtin is valid" in good.output
+    typo = tmp_path / "trainer.yaml"
+    typo.write_text("learningRate: 3.0e-3\nmaxStep: 300\n")
+    bad = invoke("validate", str(typo))
+    assert bad.exit_code == ExitCode.INVALID, bad.output
+    assert "maxStep: Extra inputs are not permitted; did you mean `maxSteps`?" in bad.output
+    negative = tmp_path / "negative.yaml"
+    negative.write_text("learningRate: -1\n")
+    refused = invoke("validate", str(negative))
+    assert refused.exit_code == ExitCode.INVALID and "learningRate:" in refused.output
+    other = tmp_path / "values.yaml"
+    other.write_text("replicaCount: 2\nimage: {tag: x}\n")
+    skipped = invoke("validate", str(other))
+    assert skipped.exit_code == ExitCode.INVALID, skipped.output
+    assert "nothing to validate" in skipped.output
+
+
 def test_validate_skips_other_groups_and_says_when_nothing_was_checked(tmp_path: Path) -> None:
     others = tmp_path / "others.yaml"
     others.write_text(
@@ -202,14 +226,14 @@ def test_validate_skips_other_groups_and_says_when_nothing_was_checked(tmp_path:
     alone = invoke("validate", str(others))
     assert alone.exit_code == ExitCode.INVALID, alone.output
     assert "Kustomization/? skipped (not a tunix-rt kind)" in alone.output
-    assert "no Sweep or Rehearsal in this file" in alone.output
+    assert "no Sweep, Rehearsal or trainer config in this file" in alone.output
     assert "nothing to validate" in alone.output
 
     good = tmp_path / "good.yaml"
     good.write_text(GOOD)
     both = invoke("validate", str(others), str(good))
     assert both.exit_code == 0, both.output
-    assert "no Sweep or Rehearsal in this file" in both.output
+    assert "no Sweep, Rehearsal or trainer config in this file" in both.output
     assert "Sweep/good is valid" in both.output
     assert "nothing to validate" not in both.output
 

@@ -16,6 +16,7 @@ from tunix_rt.api.common import API_VERSION
 from tunix_rt.api.errors import ManifestError, validation_errors
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Sweep, SweepSpec
+from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.reading import MANIFEST, ReadError, load_all, read_file
 from tunix_rt.reading.limits import too_big
 
@@ -132,6 +133,37 @@ def check_document(doc: Any, index: int = 0) -> Checked:
     except ValidationError as exc:
         errors += validation_errors(exc)
     return Checked(index, kind, name, errors)
+
+
+TRAINER_CONFIG = "TrainerConfig"
+"""What ``validate`` calls a trainer config file (``promote -o``, ``python -m
+tunix_rt.train --config``): a mapping of trainer fields, no apiVersion or kind."""
+
+
+def trainer_field_names() -> set[str]:
+    return {key for name, f in TrainerConfig.model_fields.items() for key in (name, f.alias)
+            if key}  # fmt: skip
+
+
+def is_trainer_config(doc: Any) -> bool:
+    """A mapping without apiVersion and kind whose keys are mostly trainer fields (one
+    misspelt key still counts, so it is reported rather than the file skipped)."""
+    if not isinstance(doc, dict) or not doc or "apiVersion" in doc or "kind" in doc:
+        return False
+    known = sum(1 for key in doc if key in trainer_field_names())
+    return known > 0 and known * 2 >= len(doc)
+
+
+def check_trainer_config(doc: Any, index: int = 0) -> Checked:
+    """A trainer config file's verdict, as ``python -m tunix_rt.train --config`` and a
+    Sweep's ``spec.trainer`` validate it."""
+    errors: list[tuple[str, str]] = []
+    try:
+        TrainerConfig.model_validate(doc)
+    except ValidationError as exc:
+        errors = validation_errors(exc)
+    backend = doc.get("backend") if isinstance(doc, dict) else None
+    return Checked(index, TRAINER_CONFIG, str(backend or "builtin"), errors)
 
 
 @dataclass

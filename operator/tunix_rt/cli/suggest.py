@@ -18,12 +18,16 @@ from pydantic import BaseModel
 
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Sweep
-from tunix_rt.api.trainer import searchable_params
+from tunix_rt.api.trainer import TrainerConfig, searchable_params
 
 EXTRA = "Extra inputs are not permitted"
 """pydantic's message for a field the model does not have."""
 
-ROOTS: dict[str, type[BaseModel]] = {"Sweep": Sweep, "Rehearsal": Rehearsal}
+ROOTS: dict[str, type[BaseModel]] = {
+    "Sweep": Sweep,
+    "Rehearsal": Rehearsal,
+    "TrainerConfig": TrainerConfig,  # a trainer config file (validate, promote -o)
+}
 
 _SEARCH_KEY = re.compile(r"^spec\.searchSpace\.(?P<name>[^.\[]+) \(key\)$")
 

@@ -11,7 +11,14 @@ from rich.text import Text
 
 from tunix_rt.api.common import GROUP
 from tunix_rt.api.errors import ManifestError
-from tunix_rt.api.manifests import KINDS, Checked, check_document, load_documents
+from tunix_rt.api.manifests import (
+    KINDS,
+    Checked,
+    check_document,
+    check_trainer_config,
+    is_trainer_config,
+    load_documents,
+)
 from tunix_rt.api.secrets import redact
 from tunix_rt.cli.common import esc
 from tunix_rt.cli.display import make_console
@@ -67,16 +74,19 @@ def validate(
         ..., help="YAML files; each may hold several documents (---).", show_default=False
     ),
 ) -> None:
-    """Check Sweep and Rehearsal manifests; each error names the field.
+    """Check Sweep and Rehearsal manifests and trainer config files; errors name the field.
 
-    Errors name the field, e.g. spec.searchSpace.learningRate.low. A document of the
-    tunixrt.io group whose kind is missing or not exactly Sweep or Rehearsal (e.g. kind:
-    sweep) is an error. Documents of other API groups (a ConfigMap, a Kustomization) are
-    skipped with a note; a file holding none of ours is noted too.
+    A trainer config file (what `tunix-rt promote -o` writes and `python -m
+    tunix_rt.train --config` reads: trainer fields at the top level, no apiVersion or
+    kind) is checked as a Sweep's spec.trainer is. Errors name the field, e.g.
+    spec.searchSpace.learningRate.low. A document of the tunixrt.io group whose kind is
+    missing or not exactly Sweep or Rehearsal (e.g. kind: sweep) is an error. Documents
+    of other API groups (a ConfigMap, a Kustomization) are skipped with a note; a file
+    holding none of ours is noted too.
 
-    Exit status: 0 when every Sweep and Rehearsal is valid; 2 (invalid input) when any
-    is invalid, a file cannot be read or parsed, or no file given holds a Sweep or
-    Rehearsal at all (there was nothing to check).
+    Exit status: 0 when every Sweep, Rehearsal and trainer config is valid; 2 (invalid
+    input) when any is invalid, a file cannot be read or parsed, or no file given holds
+    one at all (there was nothing to check).
     """
     out = make_console()
     err = make_console(stderr=True)
@@ -91,7 +101,10 @@ def validate(
             continue
         ours = 0
         for index, doc in enumerate(docs):
-            checked = _tunix_kind_problem(doc, index) or check_document(doc, index)
+            if is_trainer_config(doc):
+                checked = check_trainer_config(doc, index)
+            else:
+                checked = _tunix_kind_problem(doc, index) or check_document(doc, index)
             label = f"{path}" + (f" (document {index + 1})" if len(docs) > 1 else "")
             what = clip_message(f"{checked.kind or '?'}/{checked.name or '?'}", limit=120)
             if checked.skipped:
@@ -106,10 +119,15 @@ def validate(
         if not docs:
             out.print(f"[yellow]{esc(path)}: no documents[/yellow]")
         elif not ours:
-            out.print(f"[yellow]{esc(path)}: no Sweep or Rehearsal in this file[/yellow]")
+            out.print(
+                f"[yellow]{esc(path)}: no Sweep, Rehearsal or trainer config in this file[/yellow]"
+            )
         checked_any = checked_any or ours > 0
     if not checked_any and not bad:
-        err.print("[red]error: nothing to validate: no Sweep or Rehearsal in the files given[/red]")
+        err.print(
+            "[red]error: nothing to validate: no Sweep, Rehearsal or trainer config in the "
+            "files given[/red]"
+        )
         raise typer.Exit(ExitCode.INVALID)
     if bad:
         raise typer.Exit(ExitCode.INVALID)
