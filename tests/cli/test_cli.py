@@ -212,6 +212,11 @@ def test_promote_writes_config_and_rehearsal(tmp_path: Path) -> None:
         "tunixrt.io/source-primary-score": "0.7500",
     }
     assert rehearsal.spec.trainer == config
+    # The next step, as typed; both files pass validate (a trainer config file too).
+    assert f"next: tunix-rt rehearsal run {tmp_path / 'best-rehearsal.yaml'}" in result.output
+    checked = invoke("validate", str(out), str(tmp_path / "best-rehearsal.yaml"))
+    assert checked.exit_code == 0, checked.output
+    assert "TrainerConfig/builtin is valid" in checked.output
     # Without --steps the config is exactly what the best trial ran (the smoke cap).
     assert (
         invoke(

@@ -95,6 +95,10 @@ def promote(
     )
     console.print(Text(f"wrote {output} (trainer config)"), soft_wrap=True)
     console.print(Text(f"wrote {target} (Rehearsal {rehearsal_name})"), soft_wrap=True)
+    console.print(
+        Text(f"next: tunix-rt rehearsal run {target}   (on a cluster: kubectl apply -f {target})"),
+        soft_wrap=True,
+    )
 
 
 def _write(path: Path, text: str, err: Console) -> None:
