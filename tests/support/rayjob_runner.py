@@ -58,11 +58,13 @@ SUBMITTER_EXIT = 1
 """``ray job logs --follow`` exits 1 when its head goes away."""
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 NODE_START_TIMEOUT = 180.0
-NODE_ENV = {"RAY_AUTH_MODE": "disabled"}
+NODE_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_worker_niceness": "0"}
 """Ray 2.60's ``ray start --head`` turns token authentication on when ``~/.ray/auth_token``
 exists, which any local ``ray.init()`` on this machine (a local sweep, other tests) writes;
 a driver given ``RAY_ADDRESS`` never turns it on, so it could not connect. A head pod's
-home has no token, so there the cluster runs without it, as here."""
+home has no token, so there the cluster runs without it, as here. Workers at nice 0, as
+tunix-rt's own local Ray starts them (tune/driver.py): a pod has its CPUs to itself, this
+machine does not."""
 """A loaded machine can take a minute to start a Ray node."""
 
 

@@ -3,6 +3,7 @@ again (twice at most), saying so; any other start failure is raised at once."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -58,3 +59,17 @@ def test_other_failures_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(Exception, match="object store"):
         driver._init_ray(local_run())
     assert len(calls) == 1
+
+
+def test_local_trials_run_at_normal_priority_unless_the_user_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray's workers default to nice 15: beside a busy process they starve. A local run
+    starts them at 0 (the raylet reads RAY_worker_niceness); a value the user set stays."""
+    fake_ray(monkeypatch, [])
+    monkeypatch.delenv(driver.WORKER_NICENESS_ENV, raising=False)
+    driver._init_ray(local_run())
+    assert os.environ[driver.WORKER_NICENESS_ENV] == "0"
+    monkeypatch.setenv(driver.WORKER_NICENESS_ENV, "10")
+    driver._init_ray(local_run())
+    assert os.environ[driver.WORKER_NICENESS_ENV] == "10"

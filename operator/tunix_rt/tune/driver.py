@@ -68,6 +68,7 @@ def _init_ray(run: SweepRun) -> None:
         ray.init(address=run.address, log_to_driver=True, logging_level=logging.WARNING)
         return
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault(WORKER_NICENESS_ENV, "0")
     for attempt in range(1, RAY_START_ATTEMPTS + 1):
         try:
             ray.init(
@@ -90,6 +91,12 @@ def _init_ray(run: SweepRun) -> None:
                 flush=True,
             )
 
+
+WORKER_NICENESS_ENV = "RAY_worker_niceness"
+"""Local Ray starts its workers at nice 15 (Ray's default), so beside any busy process at
+normal priority the trials got about 3% of a core and a sweep barely moved (found running
+the test suite beside a CPU hog). Local trials run at normal priority; set the variable
+to keep Ray's default."""
 
 RAY_START_ATTEMPTS = 3
 """Local Ray waits a fixed 30 s for its raylet to register (ray/_private/node.py); on a
