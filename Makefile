@@ -19,7 +19,7 @@ ARGS ?=
 
 PYTEST_WORKERS ?= 0
 
-.PHONY: help demo cluster-demo test test-fast lint format typecheck pytest control-plane crds bench bench-operator reliability setup clean
+.PHONY: help demo cluster-demo test test-fast lint format typecheck pytest control-plane crds bench bench-operator bench-examples reliability setup clean
 
 help:
 	@echo "make demo   run the 5-trial smoke sweep on a local Ray (ARGS=--fresh to start over)"
@@ -101,6 +101,12 @@ crds: $(VENV_STAMP)
 # trainer,compile" runs some sections. The demo sweep alone: python benchmarks/sweep_smoke.py.
 bench: $(VENV_STAMP)
 	$(RUN) python benchmarks/bench.py $(ARGS)
+
+# Every example that runs on CPU, run as its header says; the score and wall time each
+# gives into benchmarks/results/examples.json, which the examples' "# Expect" lines must
+# match (tests/examples/test_expectations.py). Run on an idle machine.
+bench-examples: $(VENV_STAMP)
+	$(RUN) python benchmarks/examples.py $(ARGS)
 
 # 200 Sweeps at once against the operator, with the kmock emulator and with a real
 # kube-apiserver (the control-plane binaries); figures into benchmarks/results.json.
