@@ -134,25 +134,21 @@ def test_ctrl_c_prints_the_reason_and_the_table(
         "algorithm": "grid",
         "maxTrials": 2,
         "maxConcurrentTrials": 1,
-        # 200 reports of 0.5 s: the first trial is still running when the interrupt lands,
-        # even on a loaded machine (with 40 this test failed once beside a CPU hog).
+        # 200 reports of 0.5 s: a trial is still running when the interrupt lands. With 40,
+        # two full-suite runs (one beside a CPU hog) saw the sweep end with exit 0 and
+        # both trials done, the interrupt too late or lost (not explained).
         "budget": {"smokeSteps": 2000},
         "trainer": python_trainer("support.tune_workloads:train_slow", logEvery=10),
     }
     path = manifest(tmp_path, "cut", spec)
     storage = tmp_path / "runs"
     folder = storage / "local" / "cut"
-    inherited = signal.getsignal(signal.SIGINT)
     proc = subprocess.Popen(
         command(path, storage),
         env=subprocess_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # As a terminal starts it: SIGINT at its default. A child inherits an ignored
-        # SIGINT, and Python then raises no KeyboardInterrupt; in one full-suite run the
-        # CLI ran to the end past this test's SIGINT.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 400
@@ -168,9 +164,7 @@ def test_ctrl_c_prints_the_reason_and_the_table(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == ExitCode.INTERRUPTED, (
-        f"SIGINT in pytest: {inherited}\n" + stdout[-3000:] + stderr[-3000:]
-    )
+    assert proc.returncode == ExitCode.INTERRUPTED, stdout[-3000:] + stderr[-3000:]
     cut = table(stdout)
     assert "Interrupted" in cut.values() and "Running" not in cut.values(), stdout
     text = " ".join(stderr.split())
