@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "benchmarks" / "results" / "examples.json"
 BIN = Path(sys.executable).parent
@@ -77,10 +79,20 @@ EXAMPLES = [
 
 
 def name_of(example: Example) -> str:
-    import yaml
-
     doc = yaml.safe_load((ROOT / example.file).read_text())
     return str(doc.get("metadata", {}).get("name", "")) if isinstance(doc, dict) else ""
+
+
+def readable(arg: str, store: Path) -> str:
+    """A command argument as a user types it: executables by name, paths from the repo."""
+    if arg.startswith(str(BIN)) or arg == sys.executable:
+        return Path(arg).name
+    return arg.replace(str(store), "<store>").replace(f"{ROOT}/", "")
+
+
+def shown_command(example: Example, command: list[str], store: Path) -> str:
+    env = [f"{key}={readable(value, store)}" for key, value in example.env]
+    return " ".join([*env, *(readable(c, store) for c in command)])
 
 
 def run(example: Example, store: Path) -> dict[str, Any]:
@@ -94,7 +106,7 @@ def run(example: Example, store: Path) -> dict[str, Any]:
     if proc.returncode != 0:
         raise SystemExit(f"{example.file}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
     score = example.score(store, out, name_of(example))
-    shown = " ".join(c if "/" not in c else Path(c).name for c in command[1:4])
+    shown = shown_command(example, command, store)
     print(f"{example.file}: primary_score {score}, {wall:.0f} s (load {load:.1f})", flush=True)
     return {
         "primary_score": score,

@@ -33,6 +33,7 @@ from support.control_plane import (
     Certificates,
     ControlPlane,
     ControlPlaneError,
+    Process,
     control_plane,
     run_build_script,
     wait_until,
@@ -215,8 +216,11 @@ class SimulatedCluster:
 
     def _start_kuberay(self, timeout: float) -> None:
         probe = free_port()
-        proc = self.plane.spawn(
+        self._start_controller(
             "ray-operator",
+            "the KubeRay operator",
+            probe,
+            timeout,
             [
                 "--metrics-addr=0",
                 f"--health-probe-bind-address=127.0.0.1:{probe}",
@@ -227,12 +231,20 @@ class SimulatedCluster:
                 # (tunix_rt/kuberay/slices.py); off by default in KubeRay 1.5.
                 "--feature-gates=RayMultiHostIndexing=true",
             ],
-            executable=self.home / "bin" / "ray-operator",
-            env=self.plane.env(),
         )
-        self.components["ray-operator"] = proc
-        wait_until("the KubeRay operator /readyz", lambda: _http_ok(f"http://127.0.0.1:{probe}/readyz"),
+
+    def _start_controller(
+        self, binary: str, what: str, probe: int, timeout: float, args: list[str]
+    ) -> Process:
+        """A controller built into ``bin/``, logged in as the admin, once its health probe
+        on ``probe`` answers /readyz."""
+        proc = self.plane.spawn(
+            binary, args, executable=self.home / "bin" / binary, env=self.plane.env()
+        )
+        self.components[binary] = proc
+        wait_until(f"{what} /readyz", lambda: _http_ok(f"http://127.0.0.1:{probe}/readyz"),
                    timeout=timeout, alive=[proc])  # fmt: skip
+        return proc
 
     # -- Kueue ------------------------------------------------------------------------------
 
@@ -324,20 +336,18 @@ class SimulatedCluster:
         }
         config_path = root / "config.yaml"
         config_path.write_text(yaml.safe_dump(config))
-        proc = self.plane.spawn(
+        proc = self._start_controller(
             "kueue",
+            "Kueue",
+            probe,
+            timeout,
             [
                 f"--config={config_path}",
                 # The visibility API (pending workloads) needs an APIService and its own
                 # serving port; nothing here reads it.
                 "--feature-gates=VisibilityOnDemand=false",
             ],
-            executable=self.home / "bin" / "kueue",
-            env=self.plane.env(),
         )
-        self.components["kueue"] = proc
-        wait_until("Kueue /readyz", lambda: _http_ok(f"http://127.0.0.1:{probe}/readyz"),
-                   timeout=timeout, alive=[proc])  # fmt: skip
         # Its webhooks answer through the API server: a server-side dry run calls them.
         flavor = {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor",
                   "metadata": {"name": "harness-probe"}}  # fmt: skip

@@ -110,7 +110,6 @@ class JobRun:
 
     name: str
     uid: str
-    job_id: str
     folder: Path
     head_uid: str = ""
     failed_submitters: set[str] = field(default_factory=set)
@@ -181,9 +180,11 @@ class RayJobRunner:
             raise RuntimeError(f"GET {path}: {code} {body.get('message')}")
         return body
 
-    def _pods(self, selector: str) -> list[dict[str, Any]]:
+    def _running_pods(self, selector: str) -> list[dict[str, Any]]:
+        """The pods of ``selector`` that run now (bound, Running, not being deleted)."""
         path = f"/api/v1/namespaces/{self.namespace}/pods?labelSelector={selector}"
-        return list(self._get(path)["items"])
+        return [p for p in self._get(path)["items"] if p["status"].get("phase") == "Running"
+                and not p["metadata"].get("deletionTimestamp")]  # fmt: skip
 
     def _tick(self) -> None:
         jobs = self._get(f"/apis/ray.io/v1/namespaces/{self.namespace}/rayjobs")["items"]
@@ -203,16 +204,12 @@ class RayJobRunner:
         cluster = (job.get("status") or {}).get("rayClusterName")
         if not cluster:
             return None
-        heads = self._pods(f"ray.io/cluster={cluster},ray.io/node-type=head")
-        live = [p for p in heads if p["status"].get("phase") == "Running"
-                and not p["metadata"].get("deletionTimestamp")]  # fmt: skip
-        return live[0] if live else None
+        heads = self._running_pods(f"ray.io/cluster={cluster},ray.io/node-type=head")
+        return heads[0] if heads else None
 
     def _submitters(self, job: dict[str, Any]) -> list[dict[str, Any]]:
         """The RayJob's submitter pods that run now."""
-        pods = self._pods(f"batch.kubernetes.io/job-name={job['metadata']['name']}")
-        return [p for p in pods if p["status"].get("phase") == "Running"
-                and not p["metadata"].get("deletionTimestamp")]  # fmt: skip
+        return self._running_pods(f"batch.kubernetes.io/job-name={job['metadata']['name']}")
 
     def _maybe_start(self, job: dict[str, Any]) -> None:
         status = job.get("status") or {}
@@ -222,7 +219,7 @@ class RayJobRunner:
         if head is None or not self._submitters(job):
             return
         folder = Path(tempfile.mkdtemp(prefix="rj-", dir=self.plane.root))
-        run = JobRun(job["metadata"]["name"], job["metadata"]["uid"], status["jobId"], folder)
+        run = JobRun(job["metadata"]["name"], job["metadata"]["uid"], folder)
         self.runs[run.uid] = run
         self._submit(job, run, head)
 

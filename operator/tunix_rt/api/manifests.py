@@ -7,6 +7,7 @@ manifest reads the same everywhere: ``spec.searchSpace.learningRate.low: low (0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from tunix_rt.api.common import API_VERSION
 from tunix_rt.api.errors import ManifestError, validation_errors
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Sweep, SweepSpec
-from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.api.trainer import TrainerConfig, apply_overrides
 from tunix_rt.reading import MANIFEST, ReadError, load_all, read_file
 from tunix_rt.reading.limits import too_big
 
@@ -140,9 +141,12 @@ TRAINER_CONFIG = "TrainerConfig"
 tunix_rt.train --config``): a mapping of trainer fields, no apiVersion or kind."""
 
 
-def trainer_field_names() -> set[str]:
-    return {key for name, f in TrainerConfig.model_fields.items() for key in (name, f.alias)
-            if key}  # fmt: skip
+@cache
+def trainer_field_names() -> frozenset[str]:
+    """Every key a trainer config accepts, in either spelling."""
+    return frozenset(
+        key for name, f in TrainerConfig.model_fields.items() for key in (name, f.alias) if key
+    )
 
 
 def is_trainer_config(doc: Any) -> bool:
@@ -154,16 +158,15 @@ def is_trainer_config(doc: Any) -> bool:
     return known > 0 and known * 2 >= len(doc)
 
 
-def check_trainer_config(doc: Any, index: int = 0) -> Checked:
-    """A trainer config file's verdict, as ``python -m tunix_rt.train --config`` and a
-    Sweep's ``spec.trainer`` validate it."""
-    errors: list[tuple[str, str]] = []
+def check_trainer_config(doc: dict[str, Any], index: int = 0) -> Checked:
+    """A trainer config file's verdict, reached the one way ``python -m tunix_rt.train
+    --config`` reads the file (:func:`~tunix_rt.api.trainer.apply_overrides`)."""
     try:
-        TrainerConfig.model_validate(doc)
-    except ValidationError as exc:
-        errors = validation_errors(exc)
-    backend = doc.get("backend") if isinstance(doc, dict) else None
-    return Checked(index, TRAINER_CONFIG, str(backend or "builtin"), errors)
+        apply_overrides(doc, {}, "")
+        errors: list[tuple[str, str]] = []
+    except ManifestError as exc:
+        errors = exc.errors
+    return Checked(index, TRAINER_CONFIG, str(doc.get("backend") or "builtin"), errors)
 
 
 @dataclass
