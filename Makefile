@@ -19,13 +19,14 @@ ARGS ?=
 
 PYTEST_WORKERS ?= 0
 
-.PHONY: help demo cluster-demo test test-fast lint format typecheck pytest control-plane crds bench bench-operator bench-examples reliability setup clean
+.PHONY: help demo cluster-demo images test test-fast lint format typecheck pytest control-plane crds bench bench-operator bench-examples reliability setup clean
 
 help:
 	@echo "make demo   run the 5-trial smoke sweep on a local Ray (ARGS=--fresh to start over)"
 	@echo "make cluster-demo   the smoke sweep on a simulated GKE cluster (kwok, KubeRay, Kueue)"
 	@echo "make test   ruff, ruff format --check, mypy, the control-plane binaries and pytest"
 	@echo "make test-fast   the unit tests only (no training, Ray or control plane)"
+	@echo "make images REGISTRY=...   build and push the images, write images.values.yaml for helm"
 	@echo "make lint | typecheck | pytest | crds (regenerate crds/) | bench | clean"
 
 # uv, then the virtual environment from uv.lock (again when pyproject/uv.lock change).
@@ -99,6 +100,13 @@ crds: $(VENV_STAMP)
 # BENCH_QUICK=1 make bench: smallest sizes and a stand-in trial workload, results under
 # $TMPDIR/tunix-rt-bench-quick (proves the harness; the figures mean nothing). ARGS="--only
 # trainer,compile" runs some sections. The demo sweep alone: python benchmarks/sweep_smoke.py.
+# Build and push the operator and trainer images of this commit to REGISTRY and write
+# images.values.yaml for `helm install -f` (scripts/images.py; ARGS=--dry-run, --no-push,
+# --kinds operator,cpu).
+images: $(VENV_STAMP)
+	@test -n "$(REGISTRY)" || { echo "make images needs REGISTRY=<registry/path>, e.g. make images REGISTRY=ghcr.io/my-org/tunix-rt" >&2; exit 2; }
+	$(RUN) python scripts/images.py --registry "$(REGISTRY)" $(ARGS)
+
 bench: $(VENV_STAMP)
 	$(RUN) python benchmarks/bench.py $(ARGS)
 

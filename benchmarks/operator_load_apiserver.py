@@ -59,7 +59,8 @@ def install(plane: ControlPlane) -> None:
         plane.kubectl("apply", "--server-side", "-f", str(crd))
     plane.kubectl("create", "namespace", NS)
     plane.helm("install", "tunix-rt", "charts/tunix-rt", "-n", "tunix-rt-system",
-               "--create-namespace", "--set", f"watch.namespaces={{{NS}}}",
+               "--create-namespace", "-f", plane.images_values(),
+               "--set", f"watch.namespaces={{{NS}}}",
                "--set", "storage.uri=s3://bench/tunix-rt")  # fmt: skip
     plane.wait_established("sweeps.tunixrt.io", "rayjobs.ray.io")
 

@@ -30,7 +30,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support.cluster import start_simulated_cluster  # noqa: E402
 from support.control_plane import ChartOperator, wait_for_json  # noqa: E402
 from support.rayjob_runner import RayJobRunner  # noqa: E402
-from support.readme import kubernetes_quick_path  # noqa: E402
 
 NS = "ml-sweeps"
 SWEEP = ROOT / "examples" / "sweep-smoke.yaml"
@@ -96,10 +95,7 @@ def main() -> int:
     store = Path(tempfile.mkdtemp(prefix="tunix-rt-demo-store-"))
     with start_simulated_cluster() as cluster:
         plane = cluster.plane
-        for command in kubernetes_quick_path():
-            if command[0] == "kubectl" and "apply" in command:
-                break
-            plane.run(command[0], *command[1:])
+        plane.install_as_readme()
         nodes = cluster.add_gke_nodes()
         say(f"up in {time.monotonic() - start:.0f} s: {len(nodes)} GKE-shaped nodes")
         print(plane.kubectl("get", "nodes", "-L", "cloud.google.com/gke-nodepool",

@@ -11,7 +11,6 @@ import pytest
 
 from support.cluster import NodePool, SimulatedCluster, start_simulated_cluster
 from support.control_plane import ChartOperator, ControlPlane, control_plane
-from support.readme import kubernetes_quick_path
 
 KUBERAY_CRDS = Path(__file__).resolve().parents[3] / "shared" / "kuberay-crds"
 
@@ -34,10 +33,7 @@ def kuberay_crds(plane: ControlPlane) -> None:
 
 def install_chart(plane: ControlPlane) -> ControlPlane:
     """The README's "Run on Kubernetes" steps 0 and 1: namespaces, Secrets, helm install."""
-    for command in kubernetes_quick_path():
-        if command[0] == "kubectl" and "apply" in command:
-            break  # the rest is the user's work: tests/control_plane/test_readme_path.py
-        plane.run(command[0], *command[1:])
+    plane.install_as_readme()  # the rest is the user's work: test_readme_path.py
     plane.wait_established("sweeps.tunixrt.io", "rehearsals.tunixrt.io")
     return plane
 

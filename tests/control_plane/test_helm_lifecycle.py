@@ -13,7 +13,7 @@ def test_upgrade_then_uninstall_keeps_crds_and_sweeps(installed: ControlPlane) -
     plane = installed
     plane.kubectl("create", "namespace", WATCHED)
     plane.helm("install", RELEASE, "charts/tunix-rt", "-n", NS, "--create-namespace",
-               "--set", f"watch.namespaces={{{WATCHED}}}",
+               "-f", plane.images_values(), "--set", f"watch.namespaces={{{WATCHED}}}",
                "--set", "storage.uri=s3://bucket/tunix-rt-b", "--wait=false")  # fmt: skip
     plane.apply(sweep_body("kept", WATCHED))
 

@@ -22,7 +22,8 @@ def test_two_replicas_with_peering_one_acts(installed: ControlPlane, store_uri: 
     plane = installed
     plane.kubectl("create", "namespace", WATCHED)
     plane.helm("install", RELEASE, "charts/tunix-rt", "-n", NS, "--create-namespace",
-               "--set", f"watch.namespaces={{{WATCHED}}}", "--set", "peering.enabled=true",
+               "-f", plane.images_values(), "--set", f"watch.namespaces={{{WATCHED}}}",
+               "--set", "peering.enabled=true",
                "--set", "storage.uri=s3://bucket/peer")  # fmt: skip
     replicas = [ChartOperator(plane, namespace=NS, deployment=RELEASE, storage=store_uri).start()
                 for _ in range(2)]  # fmt: skip

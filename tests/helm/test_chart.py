@@ -18,6 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from support.images import built_values
 from tunix_rt.api.cluster import NodePool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +37,17 @@ def chart() -> Iterator[helm.Chart]:
         yield loaded
 
 
-def render(chart: helm.Chart, values: dict[str, Any]) -> tuple[list[Manifest], str]:
-    """All manifests of an install with these values (hooks included), and NOTES.txt."""
+# What `make images REGISTRY=registry.example.com/tunix-rt` writes (images.values.yaml):
+# the chart installs nothing without it (no image is published for users).
+IMAGES = built_values()
+
+
+def render(
+    chart: helm.Chart, values: dict[str, Any], *, images: bool = True
+) -> tuple[list[Manifest], str]:
+    """All manifests of an install with these values (hooks included), and NOTES.txt;
+    ``images``: with the values ``make images`` writes underneath (as the README installs)."""
+    values = {**IMAGES, **values} if images else values
     out = chart.render(values, name=RELEASE, namespace=RELEASE_NS, is_install=True)
     notes = ""
     docs: list[Manifest] = []
@@ -403,10 +413,10 @@ def test_operator_env_carries_images_storage_and_pools(chart: helm.Chart) -> Non
     docs, _ = render(chart, VALUE_SETS["namespace-scoped"])
     container = operator_container(docs)
     env = env_of(container)
-    defaults = chart.values["trainerImages"]
-    assert env["TUNIX_RT_IMAGE_CPU"] == defaults["cpu"]
-    assert env["TUNIX_RT_IMAGE_GPU"] == defaults["gpu"]
-    assert env["TUNIX_RT_IMAGE_TPU"] == defaults["tpu"]
+    built = IMAGES["trainerImages"]
+    assert env["TUNIX_RT_IMAGE_CPU"] == built["cpu"]
+    assert env["TUNIX_RT_IMAGE_GPU"] == built["gpu"]
+    assert env["TUNIX_RT_IMAGE_TPU"] == built["tpu"]
     assert env["TUNIX_RT_DEFAULT_STORAGE"] == "s3://ml-bucket/tunix-rt"
     assert env["TUNIX_RT_STORAGE_SECRET"] == "tunix-rt-s3"
     assert container["envFrom"] == [{"secretRef": {"name": "tunix-rt-s3"}}]
@@ -430,7 +440,7 @@ def test_operator_env_carries_images_storage_and_pools(chart: helm.Chart) -> Non
         "TUNIX_RT_DEFAULT_POOLS",
     } & set(env)
     assert operator_container(docs)["image"] == (
-        f"ghcr.io/tunix-rt/operator:{chart.metadata['appVersion']}"
+        f"{IMAGES['image']['repository']}:{IMAGES['image']['tag']}"
     )
 
 
@@ -457,7 +467,8 @@ def test_service_monitor_scrapes_the_metrics_service(chart: helm.Chart) -> None:
 
     with pytest.raises(helm.HelmError, match=r"metrics\.service\.enabled"):
         chart.render(
-            {"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}},
+            IMAGES
+            | {"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}},
             name=RELEASE,
             namespace=RELEASE_NS,
         )
@@ -551,15 +562,19 @@ def test_chart_metadata_and_default_images(chart: helm.Chart) -> None:
     assert meta["name"] == "tunix-rt"
     app_version = meta["appVersion"]
     assert app_version == "0.1.0"
+    # `make images` tags every image <appVersion>-<commit> (the chart's defaults name none).
+    assert IMAGES["image"]["tag"].startswith(f"{app_version}-")
     for kind in ("cpu", "gpu", "tpu"):
-        ref = chart.values["trainerImages"][kind]
-        assert f":{app_version}" in ref, f"trainerImages.{kind} is not at appVersion {app_version}"
+        ref = IMAGES["trainerImages"][kind]
+        assert f":{app_version}-" in ref, f"trainerImages.{kind} is not at appVersion {app_version}"
     assert chart.schema is not None and chart.schema["additionalProperties"] is False
 
 
 def test_helm_lint_is_clean() -> None:
     for name, values in VALUE_SETS.items():
-        report = helm.lint(CHART, values, strict=True, kube_version=f"v{KUBE_VERSION}.0")
+        report = helm.lint(
+            CHART, {**IMAGES, **values}, strict=True, kube_version=f"v{KUBE_VERSION}.0"
+        )
         problems = [m for m in report["messages"] if m["severity"] >= 2]
         assert not problems and not report["errors"], (name, report)
 
@@ -617,11 +632,40 @@ def test_operator_reads_the_env_the_chart_sets(chart: helm.Chart) -> None:
     assert config.storage_secret == "tunix-rt-s3"
     assert [p["name"] for p in config.default_pools] == ["gpu", "v6e"]
     assert config.default_pools[1]["tpuTopology"] == "2x2"
-    # The chart's default trainer images are the operator's own defaults.
-    defaults = OperatorConfig()
-    assert chart.values["trainerImages"]["cpu"] == defaults.image_cpu
-    assert chart.values["trainerImages"]["gpu"] == defaults.image_gpu
-    assert chart.values["trainerImages"]["tpu"] == defaults.image_tpu
+    # Installed with the CPU image only: the operator knows it has no GPU or TPU image
+    # (empty, not its built-in name of an image nobody pushed).
+    only_cpu = VALUE_SETS["namespace-scoped"] | built_values(kinds="operator,cpu")
+    docs, _ = render(chart, only_cpu, images=False)
+    env = {k: v for k, v in env_of(operator_container(docs)).items() if isinstance(v, str)}
+    config = OperatorConfig.from_env(env)
+    assert config.image_cpu == only_cpu["trainerImages"]["cpu"]
+    assert config.image_gpu == "" and config.image_tpu == ""
+
+
+def test_an_install_without_built_images_is_refused_and_says_how_to_build_them(
+    chart: helm.Chart,
+) -> None:
+    """No registry holds tunix-rt's images until the user pushes them: the chart's
+    defaults name none, and an install without them stops before anything is created."""
+    assert chart.values["image"]["repository"] == ""
+    assert set(chart.values["trainerImages"].values()) == {""}
+    with pytest.raises(helm.HelmError, match=r"image\.repository is empty") as no_images:
+        render(chart, {}, images=False)
+    assert "make images REGISTRY=" in str(no_images.value)
+    assert "-f images.values.yaml" in str(no_images.value)
+    operator_only = {"image": IMAGES["image"]}
+    with pytest.raises(helm.HelmError, match=r"trainerImages\.cpu is empty") as no_trainer:
+        render(chart, operator_only, images=False)
+    assert "make images REGISTRY=" in str(no_trainer.value)
+
+
+def test_notes_name_the_trainer_images_and_the_missing_ones(chart: helm.Chart) -> None:
+    _, notes = render(chart, built_values(kinds="operator,cpu,tpu"), images=False)
+    cpu, tpu = IMAGES["trainerImages"]["cpu"], IMAGES["trainerImages"]["tpu"]
+    assert f"Trainer images: cpu {cpu}, gpu (none), tpu {tpu}" in notes
+    assert "No gpu trainer image" in notes and "refused as InvalidSpec" in notes
+    _, notes = render(chart, {})
+    assert "(none)" not in notes and "trainer image:" not in notes
 
 
 def test_existing_service_account_and_no_rbac(chart: helm.Chart) -> None:
@@ -635,4 +679,6 @@ def test_existing_service_account_and_no_rbac(chart: helm.Chart) -> None:
     assert pod["serviceAccountName"] == "ops-sa"
     validate_manifests(docs)
     with pytest.raises(helm.HelmError, match=r"serviceAccount\.name is required"):
-        chart.render({"serviceAccount": {"create": False}}, name=RELEASE, namespace=RELEASE_NS)
+        chart.render(
+            IMAGES | {"serviceAccount": {"create": False}}, name=RELEASE, namespace=RELEASE_NS
+        )

@@ -15,6 +15,7 @@ import helm_python as helm
 import pytest
 import yaml
 
+from support.images import built_values, script
 from support.readme import kubernetes_quick_path as quick_path
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Sweep
@@ -54,6 +55,8 @@ class Cluster:
     sweeps: set[tuple[str, str]] = field(default_factory=set)
     storage_secret: str | None = None
     installed: bool = False
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Values files the path wrote (``make images``: images.values.yaml)."""
 
     def need_namespace(self, ns: str, why: str) -> None:
         assert ns in self.namespaces, f"{why}: namespace {ns!r} does not exist yet"
@@ -97,6 +100,13 @@ def apply(cluster: Cluster, ns: str, path: Path) -> None:
         )
 
 
+def run_make(cluster: Cluster, args: list[str]) -> None:
+    """``make images REGISTRY=…``: the values file it writes (what it builds is Docker's)."""
+    assert args[1] == "images", f"unexpected make target in the README path: {shlex.join(args)}"
+    registry = next(a.partition("=")[2] for a in args[2:] if a.startswith("REGISTRY="))
+    cluster.files[script().VALUES_FILE] = built_values(registry)
+
+
 def run_helm(cluster: Cluster, args: list[str]) -> None:
     assert args[1] == "install"
     name, chart_path = args[2], ROOT / args[3]
@@ -104,7 +114,11 @@ def run_helm(cluster: Cluster, args: list[str]) -> None:
     if "--create-namespace" in args:
         cluster.namespaces.add(ns)
     cluster.need_namespace(ns, "helm install")
-    values = set_values(option(args, "--set"))
+    values: dict[str, Any] = {}
+    for path in option(args, "-f", "--values"):
+        assert path in cluster.files, f"helm install -f {path} before anything wrote {path}"
+        values |= cluster.files[path]
+    values |= set_values(option(args, "--set"))
     watched = list(values.get("watch", {}).get("namespaces", []))
     for watched_ns in watched:
         cluster.need_namespace(watched_ns, f"the chart's Role/RoleBinding in {watched_ns}")
@@ -142,9 +156,23 @@ def test_readme_kubernetes_path_works_in_the_order_written() -> None:
             run_kubectl(cluster, command)
         elif command[0] == "helm":
             run_helm(cluster, command)
+        elif command[0] == "make":
+            run_make(cluster, command)
         else:
             pytest.fail(f"unexpected command in the README path: {shlex.join(command)}")
     assert cluster.installed and cluster.sweeps
+
+
+def test_the_walk_refuses_an_install_before_the_images() -> None:
+    cluster = Cluster(namespaces={"default", "tunix-rt-system"})
+    with pytest.raises(AssertionError, match=r"-f images\.values\.yaml before anything wrote"):
+        run_helm(
+            cluster,
+            shlex.split(
+                "helm install tunix-rt charts/tunix-rt -n tunix-rt-system "
+                "-f images.values.yaml --set storage.uri=s3://b/x"
+            ),
+        )
 
 
 def test_the_walk_catches_the_order_it_guards() -> None:

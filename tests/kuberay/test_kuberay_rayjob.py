@@ -4,6 +4,7 @@ KubeRay's real RayJob CRD schema (../shared/kuberay-crds)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import shlex
 from pathlib import Path
@@ -129,6 +130,24 @@ def test_gpu_pool() -> None:
     assert (gpu["replicas"], gpu["minReplicas"], gpu["maxReplicas"]) == (2, 1, 4)
     assert manifest["spec"]["rayClusterSpec"]["enableInTreeAutoscaling"] is True
     assert {"name": "JAX_PLATFORMS", "value": "cuda"} in c["env"]
+
+
+def test_a_pool_without_an_image_anywhere_is_refused_by_field() -> None:
+    """The chart installed without a GPU image sets it empty: a GPU pool then needs its own
+    image, and is refused (InvalidSpec, the field named) instead of pulling a guess."""
+    no_gpu = dataclasses.replace(OPTIONS, image_gpu="")
+    pools = [{"name": "c", "replicas": 1}, {"name": "l4", "accelerator": "gpu", "gpusPerPod": 1}]
+    spec = sweep(cluster={"pools": pools})
+    with pytest.raises(ManifestError, match=r"spec\.cluster\.pools\[1\]\.image") as refused:
+        build(name="x", namespace="ml", spec=spec, owner=OWNER, options=no_gpu)
+    assert "trainerImages.gpu" in str(refused.value) and "make images" in str(refused.value)
+    pools[1]["image"] = "registry.example/own:1-cuda"
+    built = build(name="x", namespace="ml", spec=sweep(cluster={"pools": pools}), owner=OWNER,
+                  options=no_gpu)  # fmt: skip
+    assert container(workers(built)["l4"])["image"] == "registry.example/own:1-cuda"
+    with pytest.raises(ManifestError, match=r"\.image: no cpu trainer image.*trainerImages\.cpu"):
+        build(name="x", namespace="ml", spec=sweep(), owner=OWNER,
+              options=dataclasses.replace(OPTIONS, image_cpu=""))  # fmt: skip
 
 
 def test_tpu_single_host_pool() -> None:

@@ -205,6 +205,8 @@ def test_config_from_env() -> None:
     options = config.build_options()
     assert options.image_cpu == "r/t:1-cpu" and options.image_tpu == "r/t:1-tpu"
     assert options.image_gpu.endswith("-cuda")  # default kept
+    # Set but empty (the chart without that image): none, never the built-in guess.
+    assert OperatorConfig.from_env({"TUNIX_RT_IMAGE_TPU": ""}).image_tpu == ""
     assert options.storage_secret == "creds" and config.poll_seconds == 2.5
     filled = config.with_defaults({"searchSpace": {}})
     assert filled["storage"] == "s3://bucket/runs"

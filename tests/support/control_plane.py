@@ -39,7 +39,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from support import images
 from support.net import free_port
+from support.readme import kubernetes_quick_path
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "control-plane" / "build.sh"
@@ -505,6 +507,27 @@ class ControlPlane:
 
     def helm(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         return self.run("helm", *args, **kwargs)
+
+    def images_values(self, registry: str = images.REGISTRY) -> str:
+        """A values file as ``make images REGISTRY=registry`` writes it (nothing pulls the
+        images here: no pod runs), for ``helm install -f``; the chart refuses to install
+        without one."""
+        path = self.root / f"images-{registry.replace('/', '_')}.values.yaml"
+        path.write_text(yaml.safe_dump(images.built_values(registry)))
+        return str(path)
+
+    def install_as_readme(self) -> None:
+        """The README's "Run on Kubernetes" block up to its first ``kubectl apply``: the
+        images' values, namespaces, Secrets, ``helm install`` (the rest is the user's)."""
+        written: dict[str, str] = {}
+        for command in kubernetes_quick_path():
+            if command[0] == "kubectl" and "apply" in command:
+                return
+            if command[:2] == ["make", "images"]:
+                registry = next(a for a in command if a.startswith("REGISTRY=")).partition("=")
+                written[images.script().VALUES_FILE] = self.images_values(registry[2])
+                continue
+            self.run(command[0], *[written.get(arg, arg) for arg in command[1:]])
 
     def get_json(self, *args: str, **kwargs: Any) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json", **kwargs).stdout)

@@ -9,6 +9,21 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
+def local_path() -> list[str]:
+    """The lines of the README's "Local mode" block as a shell runs them (comments
+    dropped; they may set variables, so they stay strings)."""
+    text = README.read_text()
+    section = text[text.index("## Local mode") :]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block, "the README's Local mode section has no bash block"
+    lines = []
+    for line in block.group(1).replace("\\\n", " ").splitlines():
+        line = line.split("  #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            lines.append(line)
+    return lines
+
+
 def kubernetes_quick_path() -> list[list[str]]:
     """The commands of the README's "Run on Kubernetes" block (comments dropped, lines joined)."""
     text = README.read_text()

@@ -43,14 +43,25 @@ app.kubernetes.io/part-of: tunix-rt
 {{- end -}}
 {{- end -}}
 
-{{/* The operator image: repository:tag, repository:tag@digest. */}}
+{{/* How to get images: no registry holds them until the user pushes them. */}}
+{{- define "tunix-rt.buildImages" -}}
+no image is published for you: build and push them with `make images REGISTRY=<your registry>` (it writes images.values.yaml), then install with `-f images.values.yaml`
+{{- end -}}
+
+{{/* The operator image: repository:tag, repository:tag@digest. Refused when unset. */}}
 {{- define "tunix-rt.image" -}}
+{{- $repository := required (printf "image.repository is empty: %s" (include "tunix-rt.buildImages" .)) .Values.image.repository -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag -}}
 {{- if .Values.image.digest -}}
-{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest -}}
+{{- printf "%s:%s@%s" $repository $tag .Values.image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- printf "%s:%s" $repository $tag -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The Ray head's (and CPU pools') image: every RayJob needs it, so it is required. */}}
+{{- define "tunix-rt.cpuTrainerImage" -}}
+{{- required (printf "trainerImages.cpu is empty (every Ray head runs it): %s" (include "tunix-rt.buildImages" .)) .Values.trainerImages.cpu -}}
 {{- end -}}
 
 {{/* Namespaces the operator watches when not cluster-wide (JSON list, for fromJsonArray). */}}

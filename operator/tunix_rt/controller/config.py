@@ -2,9 +2,9 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| ``TUNIX_RT_IMAGE_CPU`` | ``ghcr.io/tunix-rt/trainer:<version>-cpu`` | head and CPU-pool image |
-| ``TUNIX_RT_IMAGE_GPU`` | ``ghcr.io/tunix-rt/trainer:<version>-cuda`` | GPU-pool image |
-| ``TUNIX_RT_IMAGE_TPU`` | ``ghcr.io/tunix-rt/trainer:<version>-tpu`` | TPU-pool image |
+| ``TUNIX_RT_IMAGE_CPU`` | ``ghcr.io/tunix-rt/trainer:<version>-cpu`` | head, CPU-pool image (1) |
+| ``TUNIX_RT_IMAGE_GPU`` | ``ghcr.io/tunix-rt/trainer:<version>-cuda`` | GPU-pool image (1) |
+| ``TUNIX_RT_IMAGE_TPU`` | ``ghcr.io/tunix-rt/trainer:<version>-tpu`` | TPU-pool image (1) |
 | ``TUNIX_RT_IMAGE_PULL_POLICY`` | unset | imagePullPolicy of Ray pods |
 | ``TUNIX_RT_DEFAULT_STORAGE`` | unset | store URI for specs that set no ``storage`` |
 | ``TUNIX_RT_STORAGE_SECRET`` | unset | Secret injected (envFrom) into Ray pods for the store |
@@ -19,6 +19,9 @@
 | ``TUNIX_RT_DEADLINE_GRACE_SECONDS`` | ``900`` | added to the timeout for activeDeadlineSeconds |
 | ``TUNIX_RT_LIVENESS`` | ``http://0.0.0.0:8080/healthz`` | kopf liveness endpoint ("" disables) |
 | ``TUNIX_RT_METRICS_PORT`` | ``9090`` | Prometheus /metrics port (0 disables) |
+
+(1) Set but empty (the chart installed without that image): none; a spec that needs it is
+refused, naming the field, rather than left to pull an image nobody pushed.
 """
 
 from __future__ import annotations
@@ -117,6 +120,12 @@ class OperatorConfig:
                 return default
             return value.strip() or None
 
+        def image(name: str, default: str) -> str:
+            # Set but empty (the chart without that image): none, so a Sweep that needs it
+            # is refused by name instead of pulling an image nobody pushed.
+            value = env.get(name)
+            return default if value is None else value.strip()
+
         def number(name: str, default: float, minimum: float) -> float:
             raw = env.get(name)
             if raw is None or not raw.strip():
@@ -140,9 +149,9 @@ class OperatorConfig:
         pools = _parse_pools(env.get("TUNIX_RT_DEFAULT_POOLS"))
         return cls(
             default_pools=pools,
-            image_cpu=text("TUNIX_RT_IMAGE_CPU", base.image_cpu) or base.image_cpu,
-            image_gpu=text("TUNIX_RT_IMAGE_GPU", base.image_gpu) or base.image_gpu,
-            image_tpu=text("TUNIX_RT_IMAGE_TPU", base.image_tpu) or base.image_tpu,
+            image_cpu=image("TUNIX_RT_IMAGE_CPU", base.image_cpu),
+            image_gpu=image("TUNIX_RT_IMAGE_GPU", base.image_gpu),
+            image_tpu=image("TUNIX_RT_IMAGE_TPU", base.image_tpu),
             image_pull_policy=text("TUNIX_RT_IMAGE_PULL_POLICY", None),
             default_storage=storage,
             default_queue=text("TUNIX_RT_DEFAULT_QUEUE", None),

@@ -49,6 +49,21 @@ def ray_resources_param(resources: Mapping[str, float]) -> str:
     return f"'{json.dumps(dict(resources), separators=(',', ':'), sort_keys=True)}'"
 
 
+def _image(own: str | None, options: BuildOptions, accelerator: Accelerator, field: str) -> str:
+    """The spec's own image, else the operator's for the accelerator; refused when neither
+    is set (the chart installed without that image): a pod must never pull a guess."""
+    image = own or options.image_for(accelerator)
+    if not image:
+        key = accelerator.value
+        raise ManifestError(
+            field,
+            f"no {key} trainer image: the operator was installed without one (the chart's "
+            f"trainerImages.{key}; `make images` builds it); set {field} or install the "
+            "chart with it",
+        )
+    return image
+
+
 def head_group_spec(
     cluster: ClusterSpec,
     labels: Mapping[str, str],
@@ -58,7 +73,7 @@ def head_group_spec(
 ) -> dict[str, Any]:
     """The head: runs the driver, takes no trials (``num-cpus: "0"``); ``resources``: the
     custom Ray resources it advertises (multi-host sweeps: the trial-driver slots)."""
-    image = cluster.image or options.image_cpu
+    image = _image(cluster.image, options, Accelerator.CPU, f"{field_prefix}.image")
     container = pod.container(
         HEAD_CONTAINER,
         image,
@@ -108,7 +123,7 @@ def worker_group_spec(
     """One worker group for one node pool (CPU, GPU or TPU)."""
     path = f"{field_prefix}.pools[{index}]"
     replicas, low, high = _replicas(pool, path)
-    image = pool.image or options.image_for(pool.accelerator)
+    image = _image(pool.image, options, pool.accelerator, f"{path}.image")
     extra: dict[str, str] = {}
     selector: dict[str, str] = {}
     tolerations: list[dict[str, Any]] = []
