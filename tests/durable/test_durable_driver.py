@@ -95,14 +95,18 @@ def test_accelerator_hours_budget_stops_the_sweep(
     """budget.acceleratorHours that fits about 2.7 of the 6 trials (CPU trials count one
     device each): the sweep starts no trial that would pass it, Succeeds with reason
     BudgetExhausted, and the hours it used are within one trial's worth of the cap."""
-    store, cap = s3_sweep_store, 0.0015
-    env = driver_env | {"TUNIX_RT_TEST_STEP_SECONDS": "0.5"}  # ~2 s a trial: 0.00056 h
+    # A trial is mostly sleep (4 reports of 2 s: ~8 s, 0.0022 h), so the cap fits the
+    # same number of trials on a busy machine. With 0.5 s reports (~2 s a trial) and a
+    # 5.4 s cap, beside a CPU hog the start-up and checkpoint writes doubled each trial's
+    # time, both running trials were cut before their first score, and the sweep Failed.
+    store, cap = s3_sweep_store, 0.006
+    env = driver_env | {"TUNIX_RT_TEST_STEP_SECONDS": "2.0"}
     spec = tiny_spec(budget={"smokeSteps": 40, "acceleratorHours": cap})
     code, out = run_to_end(tmp_path, short_tmp, store, env, "budget", spec)
     assert code == ExitCode.OK, out[-4000:]
     summary = summary_of(store, "budget")
     assert summary is not None and summary.reason == BUDGET_EXHAUSTED, out[-3000:]
-    assert "budget.acceleratorHours 0.0015" in (summary.message or "")
+    assert "budget.acceleratorHours 0.006" in (summary.message or "")
     trials = records(store, "budget")
     done = [t for t in trials.values() if t.state is TrialState.SUCCEEDED]
     assert 1 <= len(done) < 6, [(t.trial_id, t.state, t.accelerator_hours) for t in trials.values()]
