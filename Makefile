@@ -101,11 +101,11 @@ crds: $(VENV_STAMP)
 # $TMPDIR/tunix-rt-bench-quick (proves the harness; the figures mean nothing). ARGS="--only
 # trainer,compile" runs some sections. The demo sweep alone: python benchmarks/sweep_smoke.py.
 # Build and push the operator and trainer images of this commit to REGISTRY and write
-# images.values.yaml for `helm install -f` (scripts/images.py; ARGS=--dry-run, --no-push,
+# images.values.yaml for `helm install -f` (scripts/build_images.py; ARGS=--dry-run, --no-push,
 # --kinds operator,cpu).
 images: $(VENV_STAMP)
 	@test -n "$(REGISTRY)" || { echo "make images needs REGISTRY=<registry/path>, e.g. make images REGISTRY=ghcr.io/my-org/tunix-rt" >&2; exit 2; }
-	$(RUN) python scripts/images.py --registry "$(REGISTRY)" $(ARGS)
+	$(RUN) python scripts/build_images.py --registry "$(REGISTRY)" $(ARGS)
 
 bench: $(VENV_STAMP)
 	$(RUN) python benchmarks/bench.py $(ARGS)

@@ -1,4 +1,4 @@
-"""``make images`` (scripts/images.py): what it builds and pushes, with the commit baked in,
+"""``make images`` (scripts/build_images.py): what it builds and pushes, with the commit baked in,
 and the chart values it writes for exactly those images; bad settings said by name."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""scripts/images.py (``make images``), loaded as a module, and the chart values it writes."""
+"""scripts/build_images.py (``make images``), loaded as a module, and the chart values it writes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "images.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_images.py"
 REGISTRY = "registry.example.com/tunix-rt"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -2,7 +2,7 @@
 
     make images REGISTRY=ghcr.io/my-org/tunix-rt                 # build, push, images.values.yaml
     make images REGISTRY=ghcr.io/my-org/tunix-rt ARGS=--dry-run  # print the commands only
-    uv run python scripts/images.py --registry R --kinds operator,cpu --no-push   # kind, a laptop
+    uv run python scripts/build_images.py --registry R --kinds operator,cpu --no-push   # kind, a laptop
 
 Four images from this checkout, each with the commit baked in (``TUNIX_RT_COMMIT_SHA``:
 what every run manifest records as ``commit_sha``) and in its tag,
@@ -143,7 +143,7 @@ def values_text(built: Plan, commit: str, pushed: bool) -> str:
     """The values file: a header that says what it is, then the values."""
     how = "built and pushed" if pushed else "built (not pushed: load them into your cluster)"
     header = (
-        f"# Written by `make images` (scripts/images.py) at commit {commit}: the images it\n"
+        f"# Written by `make images` (scripts/build_images.py) at commit {commit}: the images it\n"
         f"# {how}. Install with: helm install tunix-rt charts/tunix-rt -f {VALUES_FILE} …\n"
     )
     return header + yaml.safe_dump(built.values, sort_keys=False)
