@@ -2,7 +2,7 @@
 
     make images REGISTRY=ghcr.io/my-org/tunix-rt                 # build, push, images.values.yaml
     make images REGISTRY=ghcr.io/my-org/tunix-rt ARGS=--dry-run  # print the commands only
-    uv run python scripts/build_images.py --registry R --kinds operator,cpu --no-push   # kind, a laptop
+    uv run python scripts/build_images.py --registry R --kinds operator,cpu --no-push  # kind
 
 Four images from this checkout, each with the commit baked in (``TUNIX_RT_COMMIT_SHA``:
 what every run manifest records as ``commit_sha``) and in its tag,
