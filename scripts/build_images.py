@@ -23,6 +23,7 @@ be what ran) unless ``--allow-dirty``, which marks the tag and commit ``-dirty``
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shlex
 import shutil
@@ -35,10 +36,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 VALUES_FILE = "images.values.yaml"
-# A registry and path as Docker names them, no tag or digest (the chart's pattern).
+SCHEMA = ROOT / "charts" / "tunix-rt" / "values.schema.json"
+# A registry and path as Docker names them, no tag or digest: the pattern the chart holds
+# image.repository to (it also allows the empty default, which plan() refuses first).
 REGISTRY = re.compile(
-    r"^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
+    json.loads(SCHEMA.read_text())["properties"]["image"]["properties"]["repository"]["pattern"]
 )
+# The chart allows 128 characters; the trainers' tags add -cuda and the like.
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
 
 

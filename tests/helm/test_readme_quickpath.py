@@ -15,7 +15,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from support.images import built_values, script
+from support.images import built_values, registry_of, script
 from support.readme import kubernetes_quick_path as quick_path
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import Sweep
@@ -102,9 +102,7 @@ def apply(cluster: Cluster, ns: str, path: Path) -> None:
 
 def run_make(cluster: Cluster, args: list[str]) -> None:
     """``make images REGISTRY=…``: the values file it writes (what it builds is Docker's)."""
-    assert args[1] == "images", f"unexpected make target in the README path: {shlex.join(args)}"
-    registry = next(a.partition("=")[2] for a in args[2:] if a.startswith("REGISTRY="))
-    cluster.files[script().VALUES_FILE] = built_values(registry)
+    cluster.files[script().VALUES_FILE] = built_values(registry_of(args))
 
 
 def run_helm(cluster: Cluster, args: list[str]) -> None:

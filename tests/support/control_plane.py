@@ -523,9 +523,9 @@ class ControlPlane:
         for command in kubernetes_quick_path():
             if command[0] == "kubectl" and "apply" in command:
                 return
-            if command[:2] == ["make", "images"]:
-                registry = next(a for a in command if a.startswith("REGISTRY=")).partition("=")
-                written[images.script().VALUES_FILE] = self.images_values(registry[2])
+            if command[0] == "make":
+                registry = images.registry_of(command)
+                written[images.script().VALUES_FILE] = self.images_values(registry)
                 continue
             self.run(command[0], *[written.get(arg, arg) for arg in command[1:]])
 

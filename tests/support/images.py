@@ -24,6 +24,12 @@ def script() -> ModuleType:
     return module
 
 
+def registry_of(command: list[str]) -> str:
+    """The REGISTRY of a ``make images REGISTRY=…`` command as the README writes it."""
+    assert command[:2] == ["make", "images"], f"not make images: {command}"
+    return next(a.partition("=")[2] for a in command[2:] if a.startswith("REGISTRY="))
+
+
 def built_values(registry: str = REGISTRY, kinds: str = "operator,cpu,cuda,tpu") -> dict[str, Any]:
     """What ``make images REGISTRY=registry`` writes to images.values.yaml at COMMIT."""
     plan = script().plan(

@@ -9,31 +9,27 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def local_path() -> list[str]:
-    """The lines of the README's "Local mode" block as a shell runs them (comments
-    dropped; they may set variables, so they stay strings)."""
+def _block(heading: str) -> list[str]:
+    """The lines of the first bash block under ``heading``, as a person copies them:
+    continuation lines joined, comments dropped."""
     text = README.read_text()
-    section = text[text.index("## Local mode") :]
+    section = text[text.index(heading) :]
     block = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert block, "the README's Local mode section has no bash block"
+    assert block, f"the README's {heading!r} section has no bash block"
     lines = []
     for line in block.group(1).replace("\\\n", " ").splitlines():
-        line = line.split("  #", 1)[0].strip()
+        line = line.split(" #", 1)[0].strip()
         if line and not line.startswith("#"):
             lines.append(line)
     return lines
 
 
+def local_path() -> list[str]:
+    """The README's "Local mode" block, a line as a shell runs it (lines may set variables,
+    so they stay strings)."""
+    return _block("## Local mode")
+
+
 def kubernetes_quick_path() -> list[list[str]]:
     """The commands of the README's "Run on Kubernetes" block (comments dropped, lines joined)."""
-    text = README.read_text()
-    section = text[text.index("## Run on Kubernetes") :]
-    block = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert block, "the README's Kubernetes section has no bash block"
-    joined = block.group(1).replace("\\\n", " ")
-    commands = []
-    for line in joined.splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if line and not line.startswith("#"):
-            commands.append(shlex.split(line))
-    return commands
+    return [shlex.split(line) for line in _block("## Run on Kubernetes")]
