@@ -9,8 +9,8 @@ from pathlib import Path
 
 import helm_python as helm
 import pytest
-import yaml
 
+from helm.test_chart import CHART, env_of, operator_container, render
 from support.images import COMMIT, REGISTRY, SCRIPT, built_values, script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,19 +60,12 @@ def test_the_values_file_names_what_was_built_and_the_chart_installs_with_it() -
             "tpu": f"{REGISTRY}/trainer:{tag}-tpu",
         },
     }
-    with helm.Chart.load(ROOT / "charts" / "tunix-rt") as chart:
+    with helm.Chart.load(CHART) as chart:
         chart.validate_schema(values)
-        rendered = chart.render(values, name="tunix-rt", namespace="ns", is_install=True)
-    deployment = next(
-        d
-        for path, text in rendered.items()
-        if not path.endswith("NOTES.txt")
-        for d in yaml.safe_load_all(text)
-        if d and d.get("kind") == "Deployment"
-    )
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
+        docs, _ = render(chart, values, images=False)
+    container = operator_container(docs)
     assert container["image"] == f"{REGISTRY}/operator:{tag}"
-    env = {e["name"]: e.get("value") for e in container["env"]}
+    env = env_of(container)
     assert env["TUNIX_RT_IMAGE_GPU"] == f"{REGISTRY}/trainer:{tag}-cuda"
 
 
