@@ -112,8 +112,13 @@ async def test_liveness_and_metrics_of_a_running_operator(
         )
 
     await wait_for(healthy, what="/healthz reporting the followed sweep")
-    status, text = await asyncio.to_thread(http_get, f"http://127.0.0.1:{prom}/metrics")
-    assert status == 200 and 'tunixrt_rayjobs_created_total{kind="sweep"} 1.0' in text
+
+    # The counter moves just after the API server answers the create: wait for it.
+    async def counted() -> bool:
+        status, text = await asyncio.to_thread(http_get, f"http://127.0.0.1:{prom}/metrics")
+        return status == 200 and 'tunixrt_rayjobs_created_total{kind="sweep"} 1.0' in text
+
+    await wait_for(counted, what="the RayJob counted in /metrics")
 
 
 async def test_namespace_scoped_operator_ignores_other_namespaces(
@@ -364,8 +369,15 @@ async def test_cli_runs_the_operator_until_sigterm(
         await api.create(SWEEPS, sweep_body("cli"))
         rayjob = await wait_for(lambda: api.get(RAYJOBS, "ml", "sweep-cli"), what="the RayJob")
         assert f"--storage {store.uri}" in rayjob["spec"]["entrypoint"]
-        _, text = await asyncio.to_thread(http_get, f"http://127.0.0.1:{prom}/metrics")
-        assert 'tunixrt_rayjobs_created_total{kind="sweep"} 1.0' in text
+        # The counter moves just after the API server answers the create: wait for it.
+        created = 'tunixrt_rayjobs_created_total{kind="sweep"} 1.0'
+
+        async def counted() -> str | None:
+            _, text = await asyncio.to_thread(http_get, f"http://127.0.0.1:{prom}/metrics")
+            return text if created in text else None
+
+        text = await wait_for(counted, timeout=60, what=f"{created!r} in /metrics")
+        assert 'tunixrt_rayjobs_created_total{kind="rehearsal"} 1.0' not in text
     except BaseException:
         proc.kill()
         output, _ = await proc.communicate()
