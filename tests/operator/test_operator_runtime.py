@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -19,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from support.net import free_ports
 from support.operator import (
     RAYJOBS,
     SWEEPS,
@@ -39,12 +39,6 @@ from tunix_rt.controller import ConfigError, Metrics, OperatorConfig
 from tunix_rt.controller.status import set_condition
 from tunix_rt.controller.sweep_status import trial_fields
 from tunix_rt.storage import Store
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http_get(url: str) -> tuple[int, str]:
@@ -91,7 +85,7 @@ async def test_metrics_endpoint_serves_prometheus_text() -> None:
 async def test_liveness_and_metrics_of_a_running_operator(
     api: Api, config: OperatorConfig, start_operator: StartOperator
 ) -> None:
-    live, prom = free_port(), free_port()
+    live, prom = free_ports(2)
     await start_operator(config.replace(
         liveness_endpoint=f"http://127.0.0.1:{live}/healthz", metrics_port=prom,
         metrics_addr="127.0.0.1"))  # fmt: skip
@@ -346,7 +340,7 @@ async def test_cli_runs_the_operator_until_sigterm(
         "users": [{"name": "u", "user": {"token": "t"}}],
         "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "u"}}],
     }))  # fmt: skip
-    live, prom = free_port(), free_port()
+    live, prom = free_ports(2)
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "TUNIX_RT_DEFAULT_STORAGE": store.uri,
            "TUNIX_RT_POLL_SECONDS": "0.2"}  # fmt: skip
     env.pop("KUBERNETES_SERVICE_HOST", None)

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from support import images
-from support.net import free_port
+from support.net import free_port, free_ports
 from support.readme import kubernetes_quick_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -328,7 +328,7 @@ class ControlPlane:
         scheduler = certs.issue("scheduler", "system:kube-scheduler")
         sa_private, sa_public = certs.signing_key("service-account")
 
-        etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
+        etcd_port, etcd_peer, api_port = free_ports(3)
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         self.server = f"https://127.0.0.1:{api_port}"
         self.admin_kubeconfig = self._write(
@@ -667,8 +667,9 @@ class ChartOperator:
         container = deploy["spec"]["template"]["spec"]["containers"][0]
         sa = deploy["spec"]["template"]["spec"]["serviceAccountName"]
         args = list(container["args"])
-        for flag, value in (("--liveness", f"http://127.0.0.1:{free_port()}/healthz"),
-                            ("--metrics-port", str(free_port()))):  # fmt: skip
+        live, metrics = free_ports(2)
+        for flag, value in (("--liveness", f"http://127.0.0.1:{live}/healthz"),
+                            ("--metrics-port", str(metrics))):  # fmt: skip
             args[args.index(flag) + 1] = value
         env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
         if self.storage:

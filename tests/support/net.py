@@ -21,6 +21,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports: each is held while the next is asked for, as
+    :func:`free_port` called twice may hand out the same port (Ray refuses a port given to
+    two of its components)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
 class CuttingProxy:
     """Forwards TCP to an upstream; can cut connections mid-request and go away entirely.
 

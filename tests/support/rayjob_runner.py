@@ -50,7 +50,7 @@ from typing import Any
 import yaml
 
 from support.control_plane import ControlPlane
-from support.net import free_port
+from support.net import free_ports
 
 RAY_LOG_TAIL = 20_000
 """Ray's job message carries the driver's last 20,000 characters of output on failure."""
@@ -271,14 +271,12 @@ class RayJobRunner:
 
     def _start_node(self, run: JobRun, cpus: int, gpus: int, custom: dict[str, float]) -> str:
         """``ray start --head --block`` with this cluster's resources on free ports."""
-        port = free_port()
-        ports = {
-            "--port": port, "--node-manager-port": free_port(),
-            "--object-manager-port": free_port(), "--ray-client-server-port": free_port(),
-            "--dashboard-agent-listen-port": free_port(),
-            "--dashboard-agent-grpc-port": free_port(), "--metrics-export-port": free_port(),
-            "--runtime-env-agent-port": free_port(),
-        }  # fmt: skip
+        flags = ("--port", "--node-manager-port", "--object-manager-port",
+                 "--ray-client-server-port", "--dashboard-agent-listen-port",
+                 "--dashboard-agent-grpc-port", "--metrics-export-port",
+                 "--runtime-env-agent-port")  # fmt: skip
+        ports = dict(zip(flags, free_ports(len(flags)), strict=True))
+        port = ports["--port"]
         # Ray puts socket paths under --temp-dir: a Unix socket path has at most 107 bytes.
         temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
         run.ray_temp.append(temp)
