@@ -128,10 +128,10 @@ class Settings:
     readme: Path
     sweep_env: dict[str, str] = field(default_factory=dict)
     trials: int | None = None
-    """Trials of the 20-trial sweeps (None: 20, quick 4): a smaller real-trainer run."""
+    """Trials of the 20-trial sweeps (None: 20, quick 2): a smaller real-trainer run."""
 
     def sweep_trials(self) -> int:
-        return self.trials or (4 if self.quick else 20)
+        return self.trials or (2 if self.quick else 20)
 
     @property
     def fake(self) -> bool:
@@ -423,7 +423,7 @@ def demo_section(settings: Settings) -> tuple[list[Figure], dict[str, Any]]:
     doc = spec.to_wire()
     doc.pop("storage", None)
     if settings.trials or settings.quick:
-        doc["maxTrials"] = min(doc["maxTrials"], max(2, settings.trials or 3))
+        doc["maxTrials"] = min(doc["maxTrials"], max(2, settings.trials or 2))
     if settings.fake:
         doc["trainer"] = _trainer_block(settings)
         doc["budget"] = {"smokeSteps": 40}

@@ -76,7 +76,7 @@ def test_quick_trainer_and_compile_figures(tmp_path: Path, subprocess_env: dict[
 @pytest.mark.slow
 def test_quick_sweep_figures(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """Overhead, ASHA vs FIFO, the three new samplers vs random and the demo, each through
-    the real driver and Ray Tune with the stand-in workload; one repeat (8 sweeps)."""
+    the real driver and Ray Tune with the stand-in workload; one repeat (8 sweeps of 2 trials)."""
     results = run_quick(tmp_path, "overhead,search,demo", subprocess_env, repeats=1)
     keys = ["tune_overhead_fraction", "asha_step_fraction", "asha_score_gap"]
     keys += [f"search_{alg}_vs_random" for alg in bench.SEARCHERS]
