@@ -1,0 +1,118 @@
+"""GRPO's wiring on the committed SFT checkpoint (issue 25, item 1): the policy GRPO trains
+is scored on the tokens SFT taught, and the rewards judge what the eval judges.
+
+Had GRPO's log-probabilities been read one position off, or its prompts built without the
+BOS that SFT put in front of every prompt, the policy gradient would push up tokens the
+model never produced: the score falls while the reward stays flat, which is what the GRPO
+examples showed. These checks rule that out on the real model (benchmarks/README.md,
+"GRPO on gemma3-tiny").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tunix", reason="the tunix extra is not installed")
+
+from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.scoring.rewards import reward_fns
+from tunix_rt.train import data
+from tunix_rt.train import tokenizer as byte_tokenizer
+from tunix_rt.train.backends import tunix_grpo, tunix_model, tunix_sft
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKPOINT = ROOT / "examples" / "checkpoints" / "gemma3-tiny-sft" / "model.safetensors"
+CONFIG = TrainerConfig.model_validate(
+    {
+        "backend": "tunix-grpo",
+        "model": {"name": "gemma3-tiny", "checkpoint": str(CHECKPOINT)},
+        "loraRank": 0,
+        "batchSize": 8,
+        "dataset": {"trainSize": 64, "evalSize": 8},
+        "eval": {"maxTraceTokens": 32},
+    }
+)
+
+
+def test_grpo_reads_the_log_probabilities_sft_trained(tmp_path: Path) -> None:
+    """Tunix's RL path (left-padded prompt, right-padded completion) gives every gold
+    completion token the log-probability the SFT path ([BOS] prompt target [EOS]) gives it,
+    and the SFT start is confident on them (what SFT trained)."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+    from tunix.rl import common
+
+    examples = data.load_dataset(CONFIG.dataset).train[:16]
+    built = tunix_model.build(CONFIG, tmp_path, lambda line: None)
+    adapter = built.tokenizer.adapter
+
+    # The SFT path: the rows and the model inputs the SFT trainer feeds.
+    tokens, mask = tunix_sft.sft_rows(examples, built.tokenizer, context=64)
+    inputs = tunix_sft.model_inputs(adapter.pad_id())(
+        SimpleNamespace(input_tokens=tokens, input_mask=mask)
+    )
+    logits, _ = built.model(
+        jnp.asarray(tokens),
+        positions=inputs["positions"],
+        cache=None,
+        attention_mask=inputs["attention_mask"],
+    )
+    log_probs = jax.nn.log_softmax(logits[:, :-1], axis=-1)
+    logp = np.asarray(jnp.take_along_axis(log_probs, jnp.asarray(tokens[:, 1:, None]), axis=-1))
+    logp = logp[..., 0]
+    sft = [logp[row][mask[row, 1:]] for row in range(len(examples))]
+
+    # The GRPO path: the rollout's left-padded prompts (BOS first, in the buffer GRPO
+    # sizes) and the completions, padded as the learner pads them.
+    prompt_len = tunix_grpo.prompt_length(examples, built.tokenizer)
+    prompts = np.full((len(examples), prompt_len), adapter.pad_id(), np.int32)
+    completions = np.full((len(examples), 40), adapter.pad_id(), np.int32)
+    for row, ex in enumerate(examples):
+        prompt = [adapter.bos_id(), *adapter.encode(ex.prompt)]
+        target = [
+            *adapter.encode(byte_tokenizer.format_target(ex.reasoning, ex.answer)),
+            adapter.eos_id(),
+        ]
+        prompts[row, prompt_len - len(prompt) :] = prompt
+        completions[row, : len(target)] = target
+    graph, state = nnx.split(built.model)
+    rl = np.asarray(
+        common.compute_per_token_logps(
+            graph,
+            state,
+            jnp.asarray(prompts),
+            jnp.asarray(completions),
+            pad_id=adapter.pad_id(),
+            eos_id=adapter.eos_id(),
+        )
+    )
+    for row in range(len(examples)):
+        grpo = rl[row][completions[row] != adapter.pad_id()]
+        np.testing.assert_allclose(grpo, sft[row], atol=1e-4, err_msg=f"row {row}")
+    mean = float(np.mean(np.concatenate(sft)))
+    assert mean > -0.5, f"the SFT start is not confident on its own targets: {mean:.3f}/token"
+
+
+def test_rewards_of_gold_and_wrong_completions() -> None:
+    """The text GRPO's rollout decodes (tags as text, cut at EOS) is judged as the eval
+    judges it: the gold completion gets every reward, a wrong answer none for correctness."""
+    examples = data.load_dataset(CONFIG.dataset).train[:4]
+    fns = reward_fns(32, lambda text: len(byte_tokenizer.encode(text)))
+    targets = [byte_tokenizer.format_target(e.reasoning, e.answer) for e in examples]
+    gold = [byte_tokenizer.decode(byte_tokenizer.encode(text)) for text in targets]
+    wrong = [
+        text.replace(f"<answer>{e.answer}<", "<answer>1234<")
+        for text, e in zip(gold, examples, strict=True)
+    ]
+    assert all(w != g for w, g in zip(wrong, gold, strict=True))
+    answers = [e.answer for e in examples]
+    for fn, on_gold, on_wrong in zip(fns, (1.0, 0.5, 0.0), (0.0, 0.5, 0.0), strict=True):
+        assert fn(prompts=[], completions=gold, answer=answers) == [on_gold] * 4, fn.__name__
+        assert fn(prompts=[], completions=wrong, answer=answers) == [on_wrong] * 4, fn.__name__
