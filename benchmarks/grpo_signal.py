@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,36 +27,26 @@ from tunix_rt.scoring.rewards import reward_fns
 from tunix_rt.train import data
 from tunix_rt.train.backends import tunix_eval, tunix_model
 from tunix_rt.train.backends.tunix_grpo import prompt_length
+from tunix_rt.train.data import Example
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = ROOT / "examples" / "checkpoints" / "gemma3-tiny-sft" / "model.safetensors"
 
 
 def sample_groups(
-    built: Any, prompts: list[str], generations: int, temperature: float, cap: int, seed: int
+    built: Any,
+    examples: Sequence[Example],
+    generations: int,
+    temperature: float,
+    cap: int,
+    seed: int,
 ) -> list[str]:
-    """``generations`` completions per prompt (prompt-major, as Tunix's rollout orders them)."""
-    from tunix.generate import sampler as sampler_lib  # type: ignore[import-untyped]
-
-    model = built.model
-    config = model.config
-    plen = (
-        1
-        << max(max(len(built.tokenizer.adapter.encode(p)) + 1 for p in prompts) - 1, 1).bit_length()
-    )
-    sampler = sampler_lib.Sampler(
-        transformer=model,
-        tokenizer=built.tokenizer.adapter,
-        cache_config=sampler_lib.CacheConfig(
-            cache_size=plen + cap,
-            num_layers=config.num_layers,
-            num_kv_heads=config.num_kv_heads,
-            head_dim=config.head_dim,
-        ),
-    )
-    repeated = [p for p in prompts for _ in range(generations)]
+    """``generations`` completions per prompt (prompt-major, as Tunix's rollout orders them),
+    in the prompt buffer GRPO's rollout uses."""
+    plen = prompt_length(examples, built.tokenizer)
+    sampler = tunix_eval.make_sampler(built.model, built.tokenizer, plen + cap)
     out = sampler(
-        repeated,
+        [ex.prompt for ex in examples for _ in range(generations)],
         max_generation_steps=cap,
         max_prompt_length=plen,
         temperature=temperature,
@@ -106,13 +97,12 @@ def main() -> None:
         print(json.dumps({"greedy_eval": summary.get("primary_score"), "rows": len(rows)}))
         fns = reward_fns(args.cap, built.tokenizer.count)
         train = dataset.train[: args.prompts]
-        prompts = [ex.prompt for ex in train]
         answers = [ex.answer for ex in train]
         print(json.dumps({"prompt_length": prompt_length(train, built.tokenizer)}))
         for temperature in args.temperatures:
             for generations in args.generations:
                 started = time.perf_counter()
-                texts = sample_groups(built, prompts, generations, temperature, args.cap, args.seed)
+                texts = sample_groups(built, train, generations, temperature, args.cap, args.seed)
                 expected = [a for a in answers for _ in range(generations)]
                 rewards = {
                     fn.__name__: np.array(fn(prompts=[], completions=texts, answer=expected))

@@ -22,7 +22,7 @@ from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring.rewards import reward_fns
 from tunix_rt.train import data
 from tunix_rt.train import tokenizer as byte_tokenizer
-from tunix_rt.train.backends import tunix_grpo, tunix_model, tunix_sft
+from tunix_rt.train.backends import tunix_eval, tunix_grpo, tunix_model, tunix_sft
 
 pytestmark = pytest.mark.slow
 
@@ -69,18 +69,19 @@ def test_grpo_reads_the_log_probabilities_sft_trained(tmp_path: Path) -> None:
     logp = logp[..., 0]
     sft = [logp[row][mask[row, 1:]] for row in range(len(examples))]
 
-    # The GRPO path: the rollout's left-padded prompts (BOS first, in the buffer GRPO
-    # sizes) and the completions, padded as the learner pads them.
+    # The GRPO path: each prompt as the rollout's sampler tokenizes it (its BOS), left-padded
+    # in the buffer GRPO sizes, and SFT's own target tokens as the completion, right-padded
+    # as the learner pads them.
     prompt_len = tunix_grpo.prompt_length(examples, built.tokenizer)
+    sampler = tunix_eval.make_sampler(built.model, built.tokenizer, prompt_len + 32)
     prompts = np.full((len(examples), prompt_len), adapter.pad_id(), np.int32)
-    completions = np.full((len(examples), 40), adapter.pad_id(), np.int32)
+    completions = np.full((len(examples), int(mask.sum(axis=1).max())), adapter.pad_id(), np.int32)
     for row, ex in enumerate(examples):
-        prompt = [adapter.bos_id(), *adapter.encode(ex.prompt)]
-        target = [
-            *adapter.encode(byte_tokenizer.format_target(ex.reasoning, ex.answer)),
-            adapter.eos_id(),
-        ]
+        start = int(np.argmax(mask[row]))  # the first target token
+        prompt = [int(t) for t in sampler.tokenize(ex.prompt)]
+        assert prompt == tokens[row, :start].tolist(), f"row {row}: the rollout's prompt differs"
         prompts[row, prompt_len - len(prompt) :] = prompt
+        target = tokens[row][mask[row]]
         completions[row, : len(target)] = target
     graph, state = nnx.split(built.model)
     rl = np.asarray(

@@ -31,19 +31,7 @@ class TunixEvaluator:
 
     def generate(self, model: Any, limit: int | None = None) -> list[list[int]]:
         """Generated token ids per row (up to ``cap`` each, EOS excluded)."""
-        from tunix.generate import sampler as sampler_lib  # type: ignore[import-untyped]
-
-        config = model.config
-        sampler = sampler_lib.Sampler(
-            transformer=model,
-            tokenizer=self.tokenizer.adapter,
-            cache_config=sampler_lib.CacheConfig(
-                cache_size=self.prompt_length + self.cap,
-                num_layers=config.num_layers,
-                num_kv_heads=config.num_kv_heads,
-                head_dim=config.head_dim,
-            ),
-        )
+        sampler = make_sampler(model, self.tokenizer, self.prompt_length + self.cap)
         count = len(self.examples) if limit is None else min(limit, len(self.examples))
         out: list[list[int]] = []
         for start in range(0, count, self.batch):
@@ -75,6 +63,24 @@ class TunixEvaluator:
     ) -> tuple[list[EvalRow], dict[str, float]]:
         rows = [self.row(i, tokens) for i, tokens in enumerate(self.generate(model, limit))]
         return rows, summarize(rows)
+
+
+def make_sampler(model: Any, tokenizer: Tokenizer, cache_size: int) -> Any:
+    """Tunix's ``Sampler`` over ``model`` with a KV cache of ``cache_size`` tokens (prompt
+    buffer plus generation), as the eval and GRPO's vanilla rollout build it."""
+    from tunix.generate import sampler as sampler_lib  # type: ignore[import-untyped]
+
+    config = model.config
+    return sampler_lib.Sampler(
+        transformer=model,
+        tokenizer=tokenizer.adapter,
+        cache_config=sampler_lib.CacheConfig(
+            cache_size=cache_size,
+            num_layers=config.num_layers,
+            num_kv_heads=config.num_kv_heads,
+            head_dim=config.head_dim,
+        ),
+    )
 
 
 def stop_index(tokens: Sequence[int], decode: Callable[[list[int]], str]) -> int | None:
