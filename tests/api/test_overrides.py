@@ -98,7 +98,12 @@ REFUSED: list[tuple[dict[str, Any], str, str]] = [
     ({"learningRate": "abc"}, "learningRate", "expected a number, got the string 'abc'"),
     ({"dataset": {"evalSize": 0}}, "dataset.evalSize", "greater than 0"),
     ({"width": 100}, "width", "heads (8) must divide width (100)"),
-    ({"loraRank": 4}, "loraRank", "loraRank is read by backend tunix-sft and tunix-grpo only"),
+    (
+        {"loraRank": 4},
+        "loraRank",
+        "loraRank is read by backend tunix-sft or tunix-grpo or tunix-dpo only",
+    ),
+    ({"dpoBeta": 0.2}, "dpoBeta", "dpoBeta is read by backend tunix-dpo only"),
 ]
 
 

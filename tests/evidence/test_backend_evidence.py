@@ -258,6 +258,10 @@ def test_a_python_backend_rehearsal_leaves_verifiable_evidence(
             {"backend": "tunix-grpo", "loraRank": 4, "model": {"name": "gemma3-tiny"}},
             "tunix-rt/gemma3-tiny-lora4-grpo",
         ),
+        (
+            {"backend": "tunix-dpo", "loraRank": 0, "model": {"name": "gemma3-tiny"}},
+            "tunix-rt/gemma3-tiny-full-dpo",
+        ),
     ],
 )
 def test_a_sweeps_manifest_names_the_model_its_backend_trains(

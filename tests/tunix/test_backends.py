@@ -1,4 +1,4 @@
-"""The tunix-sft and tunix-grpo train functions on gemma3-tiny (a handful of steps):
+"""The tunix-sft, tunix-grpo and tunix-dpo train functions on gemma3-tiny (a handful of steps):
 what they report, the eval rows they score, the deadline, the weights an SFT run
 exports and a GRPO run starts from."""
 
@@ -97,5 +97,36 @@ def test_grpo_reports_rewards_from_the_committed_checkpoint() -> None:
     for name in ("reward_mean", "reward_answer_correct", "reward_format_valid"):
         assert name in final
     assert final["reward_format_valid"] > 0  # the SFT checkpoint writes the format
+    assert result.model_source is not None and not result.model_source.random_init
+    assert result.primary_score == compute_primary_score(r.model_dump() for r in result.eval_rows)
+
+
+def test_dpo_reports_preferences_from_the_committed_checkpoint() -> None:
+    reports: list[dict[str, float]] = []
+    lines: list[str] = []
+    result = run_trial(
+        tiny(
+            backend="tunix-dpo",
+            model={"name": "gemma3-tiny", "checkpoint": str(CHECKPOINT), "context": 64},
+            loraRank=0,
+            maxSteps=4,
+            batchSize=6,
+            dpoBeta=0.5,
+            learningRate=1e-5,
+            logEvery=2,
+            eval={"maxTraceTokens": 32, "batchSize": 8},
+        ),
+        report=reports.append,
+        log=lines.append,
+    )
+    assert result.backend == "tunix-dpo" and result.steps == 4
+    assert result.model_id == "tunix-rt/gemma3-tiny-full-dpo"
+    assert [r["step"] for r in reports[:2]] == [2.0, 4.0]
+    for metrics in (reports[0], result.metrics):
+        assert 0.0 <= metrics["preference_accuracy"] <= 1.0
+        assert "preference_margin" in metrics
+    # The first steps start at the reference: the DPO loss is near log 2, then falls.
+    assert 0.0 < reports[0]["loss"] < 0.75
+    assert any("64 preference pairs" in line for line in lines)
     assert result.model_source is not None and not result.model_source.random_init
     assert result.primary_score == compute_primary_score(r.model_dump() for r in result.eval_rows)

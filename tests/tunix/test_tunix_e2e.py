@@ -4,7 +4,10 @@
   trials through Ray Tune in local mode, distinct primary_scores, GRPO rewards in the
   trial metrics, the committed checkpoint's digest in the driver's log;
 * ``tunix-rt rehearsal run examples/rehearsal-tunix-sft-tiny.yaml``: a LoRA SFT rehearsal
-  whose evidence bundle verifies, with the backend and model source in the manifest.
+  whose evidence bundle verifies, with the backend and model source in the manifest;
+* ``examples/sweep-tunix-dpo-tiny.yaml``, promoted and rehearsed as its header says: three
+  ``tunix-dpo`` trials, then the best one's rehearsal with the same score and a bundle
+  that verifies.
 """
 
 from __future__ import annotations
@@ -108,3 +111,57 @@ def test_sft_lora_rehearsal_leaves_a_verifiable_bundle(
     assert check.ok, check.errors
     verified = run_cli(["package", "--verify", str(bundle)], subprocess_env, timeout=120)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_dpo_sweep_then_its_best_trial_rehearsed(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    storage = f"file://{tmp_path}/runs"
+    swept = run_cli(
+        ["sweep", "run", "examples/sweep-tunix-dpo-tiny.yaml", "--no-live", "--storage", storage],
+        subprocess_env,
+        timeout=600,
+    )
+    folder = tmp_path / "runs" / "local" / "tunix-dpo-tiny"
+    assert swept.returncode == 0, swept.stdout[-3000:] + swept.stderr[-2000:]
+    trials = [
+        TrialResult.model_validate_json(p.read_text()) for p in (folder / "trials").glob("*.json")
+    ]
+    assert len(trials) == 3 and all(t.state is TrialState.SUCCEEDED for t in trials)
+    for trial in trials:
+        assert trial.steps == 40
+        assert {"preference_accuracy", "preference_margin"} <= set(trial.metrics)
+    summary = SweepResult.model_validate_json((folder / "summary.json").read_text())
+    best = max(t.primary_score or 0.0 for t in trials)
+    assert summary.phase.value == "Succeeded" and summary.primary_score == best
+
+    promoted = run_cli(
+        ["promote", str(folder), "-o", str(tmp_path / "best.yaml"), "--steps", "40"],
+        subprocess_env,
+        timeout=120,
+    )
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    out_dir = tmp_path / "rehearsal"
+    rehearsed = run_cli(
+        [
+            "rehearsal",
+            "run",
+            str(tmp_path / "best-rehearsal.yaml"),
+            "--storage",
+            storage,
+            "--out",
+            str(out_dir),
+        ],
+        subprocess_env,
+        timeout=600,
+    )
+    assert rehearsed.returncode == 0, rehearsed.stdout[-3000:] + rehearsed.stderr[-3000:]
+    manifest = json.loads((out_dir / "run_manifest.json").read_text())
+    assert manifest["config"]["backend"] == "tunix-dpo"
+    assert manifest["model_id"] == "tunix-rt/gemma3-tiny-full-dpo"
+    eval_summary = json.loads((out_dir / "eval_summary.json").read_text())
+    # Same config, same data, same steps: the rehearsal reproduces the trial's score.
+    assert eval_summary["primary_score"] == best
+    (bundle,) = (out_dir / "submission").glob("*.zip")
+    check = verify_zip(bundle)
+    assert check.ok, check.errors

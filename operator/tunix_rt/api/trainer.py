@@ -18,6 +18,7 @@ from tunix_rt.api.overrides import merge_overrides
 from tunix_rt.api.secrets import refuse_credentials
 from tunix_rt.api.takes_effect import TRAINER_RULES, trainer_problems
 from tunix_rt.api.trainer_backends import (
+    DPO_ONLY,
     ENTRYPOINT,
     GRPO_ONLY,
     MAX_USER_PARAMS,
@@ -69,7 +70,8 @@ class TrainerConfig(ApiModel):
     )
 
     backend: TrainerBackend = Field(
-        "builtin", description="builtin, tunix-sft, tunix-grpo, or python (entrypoint)."
+        "builtin",
+        description="builtin, tunix-sft, tunix-grpo, tunix-dpo, or python (entrypoint).",
     )
     entrypoint: str | None = Field(
         None, description="backend python: 'package.module:function' that trains one trial."
@@ -117,6 +119,12 @@ class TrainerConfig(ApiModel):
     max_generation_length: int | None = Field(
         None, ge=1, le=8192, description="tunix-grpo: tokens generated per completion."
     )
+    dpo_beta: float | None = Field(
+        None,
+        gt=0,
+        le=10,
+        description="tunix-dpo: how far the policy may move from its start (default 0.1).",
+    )
     log_every: int = Field(25, ge=1, description="Steps between loss reports.")
     checkpoint_every: int = Field(0, ge=0, description="Steps between checkpoints (0: never).")
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -161,6 +169,7 @@ class TrainerConfig(ApiModel):
         for names, backends in (
             (TUNIX_ONLY, TUNIX_BACKENDS),
             (GRPO_ONLY, ("tunix-grpo",)),
+            (DPO_ONLY, ("tunix-dpo",)),
             (PYTHON_ONLY, ("python",)),
         ):
             for name in names:
@@ -168,7 +177,7 @@ class TrainerConfig(ApiModel):
                     wire = TrainerConfig.model_fields[name].alias or name
                     raise field_error(
                         wire,
-                        f"{wire} is read by backend {' and '.join(backends)} only; "
+                        f"{wire} is read by backend {' or '.join(backends)} only; "
                         f"remove it or set backend (now {self.backend})",
                         getattr(self, name),
                     )
@@ -179,7 +188,7 @@ class TrainerConfig(ApiModel):
                 raise field_error(
                     f"model.{name}",
                     f"model.{name} is read by the Tunix backends only; remove it or set "
-                    f"backend tunix-sft or tunix-grpo (now {self.backend})",
+                    f"backend {' or '.join(TUNIX_BACKENDS)} (now {self.backend})",
                     getattr(self.model, name),
                 )
         return self

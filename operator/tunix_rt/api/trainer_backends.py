@@ -9,14 +9,16 @@ from typing import Any, Literal
 
 from tunix_rt.api.base import field_error
 
-TrainerBackend = Literal["builtin", "tunix-sft", "tunix-grpo", "python"]
+TrainerBackend = Literal["builtin", "tunix-sft", "tunix-grpo", "tunix-dpo", "python"]
 """What trains a trial: the built-in char transformer, Tunix's PeftTrainer (LoRA or full
-fine-tuning), Tunix's GRPOLearner, or a user's own function (``entrypoint``)."""
-TUNIX_BACKENDS = ("tunix-sft", "tunix-grpo")
+fine-tuning), Tunix's GRPOLearner, Tunix's DPOTrainer, or a user's own function
+(``entrypoint``)."""
+TUNIX_BACKENDS = ("tunix-sft", "tunix-grpo", "tunix-dpo")
 DEFAULT_LORA_RANK = 8
 """loraRank when the spec leaves it out."""
 TUNIX_ONLY = ("lora_rank", "lora_alpha")
 GRPO_ONLY = ("kl_beta", "num_generations", "clip_epsilon", "temperature", "max_generation_length")
+DPO_ONLY = ("dpo_beta",)
 PYTHON_ONLY = ("entrypoint", "parameters", "user_params")
 TUNIX_MODELS = (
     "gemma3-tiny",

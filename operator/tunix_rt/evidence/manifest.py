@@ -28,6 +28,7 @@ VERSIONED_PACKAGES = ("tunix-rt", "jax", "jaxlib", "flax", "optax", "ray", "nump
 BACKEND_PACKAGES: dict[str, tuple[str, ...]] = {
     "tunix-sft": ("google-tunix", "qwix", "orbax-checkpoint"),
     "tunix-grpo": ("google-tunix", "qwix", "orbax-checkpoint"),
+    "tunix-dpo": ("google-tunix", "qwix", "orbax-checkpoint"),
 }
 """Distributions a backend adds to the manifest's versions."""
 

@@ -26,6 +26,7 @@ BACKENDS: dict[str, str] = {
     "builtin": "tunix_rt.train.loop:train",
     "tunix-sft": "tunix_rt.train.backends.tunix_sft:train",
     "tunix-grpo": "tunix_rt.train.backends.tunix_grpo:train",
+    "tunix-dpo": "tunix_rt.train.backends.tunix_dpo:train",
     "python": "tunix_rt.train.backends.python:train",
 }
 """``trainer.backend`` -> ``module:function`` implementing :data:`Train`."""
@@ -37,9 +38,10 @@ def builtin_model_id(config: TrainerConfig) -> str:
 
 
 def tunix_model_id(name: str, lora_rank: int, backend: str) -> str:
-    """``tunix-rt/gemma3-1b-lora8`` (``-full`` at rank 0; ``-grpo`` appended for GRPO)."""
+    """``tunix-rt/gemma3-1b-lora8`` (``-full`` at rank 0; ``-grpo`` or ``-dpo`` appended
+    for the preference and RL backends)."""
     base = f"tunix-rt/{name}-" + (f"lora{lora_rank}" if lora_rank else "full")
-    return base + ("-grpo" if backend == "tunix-grpo" else "")
+    return base + {"tunix-grpo": "-grpo", "tunix-dpo": "-dpo"}.get(backend, "")
 
 
 def model_id(config: TrainerConfig) -> str:

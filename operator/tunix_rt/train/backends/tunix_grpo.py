@@ -21,7 +21,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,18 +109,13 @@ def make_learner(
     checkpoint_dir: str | None,
 ) -> Any:
     """The RL cluster (actor, reference, rollout on one mesh) and the GRPO learner."""
-    import orbax.checkpoint as ocp  # type: ignore[import-untyped]
     from tunix.rl import rl_cluster as rl_cluster_lib  # type: ignore[import-untyped]
     from tunix.rl.grpo import grpo_learner  # type: ignore[import-untyped]
     from tunix.rl.rollout import base_rollout  # type: ignore[import-untyped]
 
     generation = config.max_generation_length or config.eval.max_trace_tokens
-    reference = built.base if built.lora_rank else tunix_model.clone_model(built.base)
+    reference = tunix_model.reference_model(built)
     roles = rl_cluster_lib.Role
-    options = None
-    if checkpoint_dir is not None:
-        every = config.checkpoint_every or config.max_steps
-        options = ocp.CheckpointManagerOptions(save_interval_steps=every, max_to_keep=1)
     cluster_config = rl_cluster_lib.ClusterConfig(
         role_to_mesh={
             roles.ACTOR: built.mesh,
@@ -136,11 +130,8 @@ def make_learner(
             max_steps=config.max_steps,
             mini_batch_size=batch,
             train_micro_batch_size=batch,
-            checkpoint_root_directory=None
-            if checkpoint_dir is None
-            else str(Path(checkpoint_dir).resolve()),
-            checkpointing_options=options,
             pbar_description=None,
+            **tunix_loop.checkpointing(config, checkpoint_dir),
         ),
         rollout_config=base_rollout.RolloutConfig(
             max_tokens_to_generate=generation,

@@ -8,6 +8,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
@@ -36,6 +37,23 @@ def make_optimizer(config: TrainerConfig) -> optax.GradientTransformation:
         optax.clip_by_global_norm(config.grad_clip),
         optax.adamw(schedule(config), weight_decay=config.weight_decay),
     )
+
+
+def checkpointing(config: TrainerConfig, checkpoint_dir: str | None) -> dict[str, Any]:
+    """Tunix's ``checkpoint_root_directory`` and ``checkpointing_options`` for a run: none
+    without a ``checkpoint_dir``, else one kept checkpoint every ``checkpointEvery`` steps
+    (or at the end), which Tunix resumes from."""
+    if checkpoint_dir is None:
+        return {"checkpoint_root_directory": None, "checkpointing_options": None}
+    import orbax.checkpoint as ocp  # type: ignore[import-untyped]
+
+    every = config.checkpoint_every or config.max_steps
+    return {
+        "checkpoint_root_directory": str(Path(checkpoint_dir).resolve()),
+        "checkpointing_options": ocp.CheckpointManagerOptions(
+            save_interval_steps=every, max_to_keep=1
+        ),
+    }
 
 
 def batch_rows(rows: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:

@@ -232,6 +232,12 @@ def merge_lora(model: Any, rank: int, alpha: float, seed: int = 0) -> Any:
 
 
 def clone_model(model: Any) -> Any:
-    """An independent copy (the GRPO reference model for full fine-tuning)."""
+    """An independent copy (the reference model for full fine-tuning)."""
     graphdef, state = nnx.split(model)
     return nnx.merge(graphdef, jax.tree.map(jnp.copy, state))
+
+
+def reference_model(built: Built) -> Any:
+    """The frozen start GRPO's KL term and DPO's log-ratios measure against: the base
+    model under LoRA (only the adapters train), else a copy taken before training."""
+    return built.base if built.lora_rank else clone_model(built.base)

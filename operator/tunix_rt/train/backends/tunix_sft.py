@@ -85,24 +85,16 @@ def make_trainer(
     built: tunix_model.Built, config: TrainerConfig, checkpoint_dir: str | None
 ) -> Any:
     """PeftTrainer over the model (LoRA params only when LoRA is on)."""
-    import orbax.checkpoint as ocp  # type: ignore[import-untyped]
     from tunix.sft import peft_trainer
 
-    options = None
-    if checkpoint_dir is not None:
-        every = config.checkpoint_every or config.max_steps
-        options = ocp.CheckpointManagerOptions(save_interval_steps=every, max_to_keep=1)
     trainer = peft_trainer.PeftTrainer(
         built.model,
         tunix_loop.make_optimizer(config),
         peft_trainer.TrainingConfig(
             eval_every_n_steps=config.max_steps + 1,
             max_steps=config.max_steps,
-            checkpoint_root_directory=None
-            if checkpoint_dir is None
-            else str(Path(checkpoint_dir).resolve()),
-            checkpointing_options=options,
             pbar_description=None,
+            **tunix_loop.checkpointing(config, checkpoint_dir),
         ),
     )
     return trainer.with_gen_model_input_fn(model_inputs(built.tokenizer.adapter.pad_id()))
