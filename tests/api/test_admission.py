@@ -22,7 +22,7 @@ from tunix_rt.api.placement import check_placement
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig, check_overrides, trainer_field_names
-from tunix_rt.api.trial_metrics import REPORTED_METRICS
+from tunix_rt.api.trial_metrics import METRIC_BACKENDS, REPORTED_METRICS
 from tunix_rt.kuberay import Owner, build_sweep_rayjob
 from tunix_rt.kuberay.client import is_owned_by
 from tunix_rt.kuberay.metadata import SWEEP_LABEL
@@ -521,8 +521,17 @@ def test_cel_refuses_what_the_models_refuse(message: str, patch: dict[str, Any])
     assert errors(sweep_doc(**patch)) != []
 
 
+def reporting(metric: str) -> dict[str, Any]:
+    """The objective ``metric`` with a trainer whose backend reports it."""
+    backends = METRIC_BACKENDS.get(metric)
+    if backends is None:
+        return {"objective": {"metric": metric}}
+    trainer = {"backend": backends[0], "model": {"name": "gemma3-tiny"}}
+    return {"objective": {"metric": metric}, "trainer": trainer}
+
+
 def test_cel_accepts_what_the_models_accept() -> None:
-    for patch in [{"objective": {"metric": m}} for m in REPORTED_METRICS] + [
+    for patch in [reporting(m) for m in REPORTED_METRICS] + [
         {
             "scheduler": {"type": "asha", "metric": "primary_score"},
             "trainer": {"eval": {"evalEvery": 50}},

@@ -4,7 +4,7 @@ equal the defaults, and the settings a backend does read, stay accepted."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from test_admission import errors, rehearsal_doc, sweep_doc, sweep_spec
@@ -12,12 +12,21 @@ from test_api_crd import cel_violations, spec_schema
 
 from tunix_rt.api.sweep_effect import metric_bounds
 from tunix_rt.api.takes_effect import TUNIX_MODEL_WIDTH
-from tunix_rt.api.trainer_backends import TUNIX_MODELS
-from tunix_rt.api.trial_metrics import METRIC_BOUNDS, REPORTED_METRICS
+from tunix_rt.api.trainer_backends import TUNIX_MODELS, TrainerBackend
+from tunix_rt.api.trial_metrics import (
+    BACKEND_METRICS,
+    METRIC_BOUNDS,
+    REPORTED_METRICS,
+    REWARD_METRICS,
+    SCHEDULER_METRICS,
+)
+from tunix_rt.scoring.rewards import FORMAT_VALID_REWARD, OVER_CAP_PENALTY
 
 SFT = {"backend": "tunix-sft", "model": {"name": "gemma3-tiny"}}
 GRPO = {"backend": "tunix-grpo", "model": {"name": "gemma3-tiny"}}
+DPO = {"backend": "tunix-dpo", "model": {"name": "gemma3-tiny"}}
 ASHA = {"type": "asha", "gracePeriod": 10}
+ASHA_ON_REWARD = {**ASHA, "metric": "reward_mean", "mode": "max"}
 
 
 def trainer(**fields: Any) -> dict[str, Any]:
@@ -143,6 +152,109 @@ REFUSED: list[tuple[str, dict[str, Any], str, tuple[str, ...], bool]] = [
         {"objective": {"metric": "loss", "mode": "min", "goal": -0.5}},
         "spec.objective.goal",
         ("below the least loss", "at least 0"),
+        True,
+    ),
+    (
+        "reward-objective-under-dpo",
+        {"trainer": DPO, "objective": {"metric": "reward_mean"}},
+        "spec.objective.metric",
+        ("reward_mean is reported by backend tunix-grpo only", "trainer.backend is tunix-dpo"),
+        True,
+    ),
+    (
+        "preference-objective-under-grpo",
+        {"trainer": GRPO, "objective": {"metric": "preference_accuracy"}},
+        "spec.objective.metric",
+        ("preference_accuracy is reported by backend tunix-dpo only",),
+        True,
+    ),
+    (
+        "preference-goal-above-one",
+        {"trainer": DPO, "objective": {"metric": "preference_accuracy", "goal": 1.5}},
+        "spec.objective.goal",
+        ("above the best preference_accuracy",),
+        True,
+    ),
+    (
+        "reward-objective-under-builtin",
+        {"objective": {"metric": "reward_mean"}},
+        "spec.objective.metric",
+        (
+            "reward_mean is reported by backend tunix-grpo only",
+            "use primary_score or set trainer.backend tunix-grpo",
+        ),
+        True,
+    ),
+    (
+        "reward-objective-under-sft",
+        {"trainer": SFT, "objective": {"metric": "reward_answer_correct"}},
+        "spec.objective.metric",
+        ("trainer.backend is tunix-sft", "set trainer.backend tunix-grpo"),
+        True,
+    ),
+    (
+        "reward-objective-under-python",
+        {
+            "trainer": {"backend": "python", "entrypoint": "m:f"},
+            "objective": {"metric": "reward_format_valid"},
+        },
+        "spec.objective.metric",
+        ("reward_format_valid is reported by backend tunix-grpo only",),
+        True,
+    ),
+    (
+        "reward-scheduler-under-builtin",
+        {"scheduler": ASHA_ON_REWARD, "maxTrials": 2},
+        "spec.scheduler.metric",
+        ("reported by backend tunix-grpo only", "use loss or set trainer.backend tunix-grpo"),
+        True,
+    ),
+    (
+        "reward-scheduler-logged-too-rarely",
+        {"trainer": {**GRPO, "logEvery": 300}, "scheduler": ASHA_ON_REWARD, "maxTrials": 2},
+        "spec.scheduler.metric",
+        ("reward_mean is reported every trainer.logEvery (300)", "never sees it"),
+        True,
+    ),
+    (
+        "goal-reward-mean-above-best",
+        {"trainer": GRPO, "objective": {"metric": "reward_mean", "goal": 2}},
+        "spec.objective.goal",
+        ("above the best reward_mean", "[-0.5, 1.5]", "at most 1.5"),
+        True,
+    ),
+    (
+        "goal-reward-format-above-best",
+        {"trainer": GRPO, "objective": {"metric": "reward_format_valid", "goal": 0.75}},
+        "spec.objective.goal",
+        ("at most 0.5",),
+        True,
+    ),
+    (
+        "goal-trace-length-max-at-the-penalty",
+        {"trainer": GRPO, "objective": {"metric": "reward_trace_length", "goal": -0.5}},
+        "spec.objective.goal",
+        ("reached by every trial", "[-0.5, 0]", "above -0.5"),
+        True,
+    ),
+    (
+        "goal-trace-length-min-at-zero",
+        {
+            "trainer": GRPO,
+            "objective": {"metric": "reward_trace_length", "mode": "min", "goal": 0},
+        },
+        "spec.objective.goal",
+        ("reached by every trial", "set goal below 0"),
+        True,
+    ),
+    (
+        "goal-trace-length-min-below-the-penalty",
+        {
+            "trainer": GRPO,
+            "objective": {"metric": "reward_trace_length", "mode": "min", "goal": -0.6},
+        },
+        "spec.objective.goal",
+        ("below the least reward_trace_length", "at least -0.5"),
         True,
     ),
     (
@@ -305,6 +417,64 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
         "goal-grpo-negative-loss",
         {"trainer": GRPO, "objective": {"metric": "loss", "mode": "min", "goal": -1}},
     ),
+    *(
+        (f"objective-{metric}-under-grpo", {"trainer": GRPO, "objective": {"metric": metric}})
+        for metric in REWARD_METRICS
+    ),
+    (
+        "preference-objective-under-dpo",
+        {"trainer": DPO, "objective": {"metric": "preference_accuracy", "goal": 0.9}},
+    ),
+    (
+        "asha-on-preference-under-dpo",
+        {
+            "trainer": DPO,
+            "scheduler": {
+                "type": "asha",
+                "gracePeriod": 10,
+                "metric": "preference_accuracy",
+                "mode": "max",
+            },
+            "maxTrials": 2,
+        },
+    ),
+    (
+        "goal-reward-mean-at-best",
+        {"trainer": GRPO, "objective": {"metric": "reward_mean", "goal": 1.5}},
+    ),
+    (
+        "goal-reward-mean-negative-min",
+        {"trainer": GRPO, "objective": {"metric": "reward_mean", "mode": "min", "goal": -0.25}},
+    ),
+    (
+        "goal-trace-length-max-zero",
+        {"trainer": GRPO, "objective": {"metric": "reward_trace_length", "goal": 0}},
+    ),
+    (
+        "goal-trace-length-min",
+        {
+            "trainer": GRPO,
+            "objective": {"metric": "reward_trace_length", "mode": "min", "goal": -0.1},
+        },
+    ),
+    ("asha-on-reward", {"trainer": GRPO, "scheduler": ASHA_ON_REWARD, "maxTrials": 2}),
+    (
+        "median-on-reward-answer",
+        {
+            "trainer": GRPO,
+            "scheduler": {
+                "type": "median",
+                "gracePeriod": 10,
+                "metric": "reward_answer_correct",
+                "mode": "max",
+            },
+            "maxTrials": 4,
+        },
+    ),
+    (
+        "fifo-under-grpo-with-reward-objective",
+        {"trainer": GRPO, "objective": {"metric": "reward_mean"}, "scheduler": {"type": "fifo"}},
+    ),
     ("asha", {"scheduler": ASHA, "maxTrials": 2}),
     ("median", {"scheduler": {"type": "median", "gracePeriod": 10}, "maxTrials": 4}),
     ("trainer-max-steps-equal", {"trainer": {"maxSteps": 40}, "budget": {"smokeSteps": 40}}),
@@ -352,6 +522,25 @@ def test_every_metric_has_a_range() -> None:
     assert set(METRIC_BOUNDS) == set(REPORTED_METRICS)
     assert metric_bounds("loss", "builtin") == (0.0, None)
     assert metric_bounds("loss", "tunix-grpo") is None
+
+
+def test_reward_ranges_come_from_the_rewards() -> None:
+    """A completion's summed reward: correct (1), well formed, no length penalty at best;
+    wrong, unformatted and never closed at worst."""
+    assert metric_bounds("reward_mean", "tunix-grpo") == (
+        -OVER_CAP_PENALTY,
+        1.0 + FORMAT_VALID_REWARD,
+    )
+    assert metric_bounds("reward_answer_correct", "tunix-grpo") == (0.0, 1.0)
+    assert metric_bounds("reward_format_valid", "tunix-grpo") == (0.0, FORMAT_VALID_REWARD)
+    assert metric_bounds("reward_trace_length", "tunix-grpo") == (-OVER_CAP_PENALTY, 0.0)
+
+
+def test_backend_metrics_name_real_backends() -> None:
+    """A misspelt backend in the table would refuse its metrics under every backend."""
+    assert set(BACKEND_METRICS) <= set(get_args(TrainerBackend))
+    own = [m for metrics in BACKEND_METRICS.values() for m in metrics]
+    assert set(own) <= set(REPORTED_METRICS) and set(own) <= set(SCHEDULER_METRICS)
 
 
 def test_every_tunix_model_has_a_width() -> None:

@@ -12,6 +12,7 @@ from tunix_rt.scoring.rewards import (
     FORMAT_VALID_REWARD,
     OVER_CAP_PENALTY,
     REWARD_NAMES,
+    REWARD_RANGES,
     as_evaluated,
     reward_fns,
 )
@@ -99,6 +100,18 @@ def test_names_and_extra_batch_columns() -> None:
     # Tunix passes every column of the batch (and the mode) as keywords.
     out = fns[0](prompts=["p"], completions=["<answer>1</answer>"], answer=["1"], mode="train")
     assert out == [1.0]
+
+
+def test_every_reward_stays_in_its_range() -> None:
+    """REWARD_RANGES bound the reward_<fn> metrics an objective.goal may aim at: each
+    function stays inside its range, and the cases reach both ends of it."""
+    assert tuple(REWARD_RANGES) == REWARD_NAMES
+    texts = [text for text, _ in CASES] + ["noise<answer>1</answer>"]
+    answers = [expected for _, expected in CASES] + ["1"]
+    for fn in reward_fns(CAP, count):
+        values = fn(prompts=["p"] * len(texts), completions=texts, answer=answers)
+        low, high = REWARD_RANGES[fn.__name__]
+        assert (min(values), max(values)) == (low, high), fn.__name__
 
 
 def test_mismatched_answers_are_refused() -> None:

@@ -3,6 +3,8 @@
 * ``tunix-rt sweep run examples/sweep-tunix-grpo-tiny.yaml``: three ``tunix-grpo``
   trials through Ray Tune in local mode, distinct primary_scores, GRPO rewards in the
   trial metrics, the committed checkpoint's digest in the driver's log;
+* the same sweep, shortened, with ``objective: {metric: reward_mean}`` (issue 25 item 4):
+  the best trial is the one with the best final reward_mean;
 * ``tunix-rt rehearsal run examples/rehearsal-tunix-sft-tiny.yaml``: a LoRA SFT rehearsal
   whose evidence bundle verifies, with the backend and model source in the manifest;
 * ``examples/sweep-tunix-dpo-tiny.yaml``, promoted and rehearsed as its header says: three
@@ -19,8 +21,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
+from tunix_rt.api.trial_metrics import METRIC_BOUNDS
 from tunix_rt.evidence import schema_errors, verify_zip
 from tunix_rt.scoring import compute_primary_score
 
@@ -73,6 +77,44 @@ def test_grpo_sweep_of_three_trials(tmp_path: Path, subprocess_env: dict[str, st
     assert summary.phase.value == "Succeeded"
     assert summary.primary_score == scores[-1]
     print(f"3-trial tunix-grpo sweep: {wall:.0f} s, scores {scores}")
+
+
+def test_grpo_sweep_optimises_reward_mean(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """Two short trials searched by TPE for reward_mean: the searcher, the summary and its
+    message go by the final reward_mean (RewardLog.final), each trial keeps its score."""
+    doc = yaml.safe_load((EXAMPLES / "sweep-tunix-grpo-tiny.yaml").read_text())
+    spec = doc["spec"]
+    spec |= {
+        "objective": {"metric": "reward_mean", "mode": "max"},
+        "algorithm": "tpe",
+        "searchSpace": {"learningRate": {"type": "loguniform", "low": 1.0e-5, "high": 3.0e-3}},
+        "maxTrials": 2,
+        "maxConcurrentTrials": 2,
+        "resources": {"cpu": 1},
+        "budget": {"smokeSteps": 2},
+    }
+    spec["trainer"] |= {"logEvery": 1, "dataset": {"trainSize": 64, "evalSize": 8}}
+    spec["trainer"]["eval"]["batchSize"] = 8
+    manifest = tmp_path / "sweep.yaml"
+    manifest.write_text(yaml.safe_dump(doc))
+    storage = tmp_path / "runs"
+    out = run_cli(
+        ["sweep", "run", str(manifest), "--no-live", "--storage", f"file://{storage}"],
+        subprocess_env,
+        timeout=600,
+    )
+    folder = storage / "local" / "tunix-grpo-tiny"
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = SweepResult.model_validate_json((folder / "summary.json").read_text())
+    assert summary.objective_metric == "reward_mean" and len(summary.trials) == 2
+    low, high = METRIC_BOUNDS["reward_mean"]
+    for trial in summary.trials:
+        assert trial.state is TrialState.SUCCEEDED and trial.primary_score is not None
+        assert high is not None and low <= trial.metrics["reward_mean"] <= high
+    best = min(summary.trials, key=lambda t: (-t.metrics["reward_mean"], t.trial_id))
+    assert summary.best_trial_id == best.trial_id
+    assert summary.primary_score == best.primary_score
+    assert f"reward_mean={best.metrics['reward_mean']}" in (summary.message or "")
 
 
 def test_sft_lora_rehearsal_leaves_a_verifiable_bundle(

@@ -1,8 +1,9 @@
 """A Sweep's settings that could not take effect, refused at admission (and their CEL twins):
-an objective's goal against its metric's range, a scheduler's fields against its type and
-the trials it would compare, the budget's timeouts against each other, and the Sweep's own
-fields against what its trials run. The trainer's own: ``takes_effect.py``, which also says
-how these checks are written; ``docs/refusals.md`` lists every field and its verdict.
+an objective's goal against its metric's range, a metric against the backend that reports
+it, a scheduler's fields against its type and the trials it would compare, the budget's
+timeouts against each other, and the Sweep's own fields against what its trials run. The
+trainer's own: ``takes_effect.py``, which also says how these checks are written;
+``docs/refusals.md`` lists every field and its verdict.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunix_rt.api.base import cel, cel_list
 from tunix_rt.api.takes_effect import Problems
-from tunix_rt.api.trial_metrics import METRIC_BOUNDS, TRAIN_METRICS
+from tunix_rt.api.trial_metrics import LOGGED_METRICS, METRIC_BACKENDS, METRIC_BOUNDS, TRAIN_METRICS
 from tunix_rt.scoring import PRIMARY_SCORE
 
 if TYPE_CHECKING:
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
 # ----------------------------------------------------------------------------- objective
 
+
+_BACKEND = "(has(self.trainer) && has(self.trainer.backend) ? self.trainer.backend : 'builtin')"
+"""CEL: the Sweep's trainer.backend, defaulted."""
 
 UNBOUNDED_LOSS = ("tunix-grpo", "python")
 """Backends whose ``loss`` may be negative: a GRPO policy loss, or what a user's function
@@ -73,7 +77,7 @@ def _goal_rule() -> dict[str, str]:
     """The CEL twin of :func:`goal_problem`, on the Sweep (the backend decides loss's range)."""
     metric = f"(has(self.objective.metric) ? self.objective.metric : '{PRIMARY_SCORE}')"
     mode_max = "(!has(self.objective.mode) || self.objective.mode == 'max')"
-    backend = "(has(self.trainer) && has(self.trainer.backend) ? self.trainer.backend : 'builtin')"
+    backend = _BACKEND
     goal = "self.objective.goal"
     groups: dict[tuple[float, float | None], list[str]] = {}
     for name, bounds in METRIC_BOUNDS.items():
@@ -93,13 +97,73 @@ def _goal_rule() -> dict[str, str]:
             f"!({metric} in {cel_list(names)}) || {free}({mode_max} ? "
             f"({goal} > {float(low)} && {above}) : ({goal} >= {float(low)} && {below}))"
         )
+    low, high = METRIC_BOUNDS["reward_mean"]
     return cel(
         "!has(self.objective) || !has(self.objective.goal) || ((" + ") && (".join(parts) + "))",
         "objective.goal is outside what the metric can reach, or every trial reaches it "
         "(primary_score and the rates lie in [0, 1]; lengths, times and the built-in loss "
-        "are >= 0); set a goal inside",
+        f"are >= 0; reward_mean lies in [{low:g}, {high:g}]); set a goal inside",
         ".objective.goal",
     )
+
+
+# ----------------------------------------------------------------------------- metric vs backend
+
+
+def backend_metric_problem(metric: str, backend: str, instead: str) -> str | None:
+    """Why ``metric`` never reaches an objective or a scheduler of a trial of ``backend``
+    (None: it does): only the backends of ``METRIC_BACKENDS`` report it. ``instead``: the
+    metric to suggest."""
+    backends = METRIC_BACKENDS.get(metric)
+    if backends is None or backend in backends:
+        return None
+    which = " or ".join(backends)
+    return (
+        f"{metric} is reported by backend {which} only, and trainer.backend is {backend}; "
+        f"use {instead} or set trainer.backend {which}"
+    )
+
+
+def metric_backend_problems(spec: SweepSpec) -> Problems:
+    """An objective or early-stopping scheduler metric that the trainer's backend never
+    reports: Tune would compare nothing and the sweep end with no score (NoScore)."""
+    backend = spec.trainer.backend
+    out: Problems = []
+    problem = backend_metric_problem(spec.objective.metric, backend, PRIMARY_SCORE)
+    if problem:
+        out.append(("objective.metric", problem))
+    if spec.scheduler.type.value != "fifo":  # fifo reads no metric (scheduler_problems)
+        problem = backend_metric_problem(spec.scheduler.metric, backend, "loss")
+        if problem:
+            out.append(("scheduler.metric", problem))
+    return out
+
+
+def _backend_metric_rules() -> list[dict[str, str]]:
+    """The CEL twins of :func:`metric_backend_problems`: per group of metrics that the same
+    backends report, one rule for the objective and one for the scheduler."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for metric, backends in METRIC_BACKENDS.items():
+        groups.setdefault(backends, []).append(metric)
+    rules = []
+    for backends, names in groups.items():
+        which, listed = " or ".join(backends), ", ".join(names)
+        allowed = f"{_BACKEND} in {cel_list(backends)}"
+        for field, guard, instead in (
+            ("objective", "has(self.objective)", PRIMARY_SCORE),
+            ("scheduler", _SCHED_ON, "loss"),
+        ):
+            metric = f"self.{field}.metric"
+            rules.append(
+                cel(
+                    f"!({guard}) || !has({metric}) || !({metric} in {cel_list(names)}) || "
+                    f"{allowed}",
+                    f"{listed} are reported by backend {which} only; use {instead} or set "
+                    f"trainer.backend {which}",
+                    f".{field}.metric",
+                )
+            )
+    return rules
 
 
 # ----------------------------------------------------------------------------- scheduler
@@ -184,7 +248,7 @@ def sweep_scheduler_problems(spec: SweepSpec) -> Problems:
             )
         )
     log_every = spec.trainer.log_every
-    if sched.metric in TRAIN_METRICS and log_every >= steps:
+    if sched.metric in LOGGED_METRICS and log_every >= steps:
         out.append(
             (
                 "scheduler.metric",
@@ -205,7 +269,7 @@ _MAX_TRIALS = "(has(self.maxTrials) ? self.maxTrials : 5)"
 
 def sweep_problems(spec: SweepSpec) -> Problems:
     """What a Sweep's trials would never use: its own fields against each other."""
-    out = sweep_scheduler_problems(spec)
+    out = metric_backend_problems(spec) + sweep_scheduler_problems(spec)
     problem = goal_problem(spec.objective, spec.trainer.backend)
     if problem:
         out.append(("objective.goal", problem))
@@ -289,6 +353,7 @@ BUDGET_RULES = [
 
 SWEEP_RULES = [
     _goal_rule(),
+    *_backend_metric_rules(),
     cel(
         f"!({_SCHED_ON}) || !has(self.scheduler.gracePeriod) || "
         f"self.scheduler.gracePeriod < {_STEPS}",
@@ -303,7 +368,7 @@ SWEEP_RULES = [
     ),
     cel(
         f"!({_SCHED_ON}) || (has(self.scheduler.metric) && !(self.scheduler.metric in "
-        f"{cel_list(TRAIN_METRICS)})) || (has(self.trainer) && has(self.trainer.logEvery) "
+        f"{cel_list(LOGGED_METRICS)})) || (has(self.trainer) && has(self.trainer.logEvery) "
         f"? self.trainer.logEvery : 25) < {_STEPS}",
         "the scheduler metric is reported every trainer.logEvery steps: set logEvery below "
         "budget.smokeSteps",

@@ -16,7 +16,12 @@ from tunix_rt.api.sweep_effect import (
     budget_problems,
     scheduler_problems,
 )
-from tunix_rt.api.trial_metrics import FINAL_METRICS, REPORTED_METRICS, SCHEDULER_METRICS
+from tunix_rt.api.trial_metrics import (
+    FINAL_METRICS,
+    REPORTED_METRICS,
+    SCHEDULER_METRICS,
+    backend_metrics_note,
+)
 from tunix_rt.scoring import PRIMARY_SCORE
 
 
@@ -38,7 +43,8 @@ class Objective(ApiModel):
     metric: str = Field(
         PRIMARY_SCORE,
         min_length=1,
-        description="Metric the search optimises (primary_score: mean answer correctness).",
+        description="Metric the search optimises (primary_score: mean answer correctness; "
+        f"{backend_metrics_note()}).",
     )
     mode: Literal["max", "min"] = Field("max", description="max or min.")
     goal: float | None = Field(
@@ -101,7 +107,8 @@ class Scheduler(ApiModel):
     metric: str = Field(
         "loss",
         min_length=1,
-        description="Metric the scheduler compares (loss is reported every logEvery steps).",
+        description="Metric the scheduler compares (loss is reported every logEvery steps; "
+        f"{backend_metrics_note()}).",
     )
     mode: Literal["max", "min"] = Field("min", description="max or min for the scheduler metric.")
 

@@ -108,3 +108,10 @@ def reward_fns(max_trace_tokens: int, count: CountTokens) -> list[RewardFn]:
 
 REWARD_NAMES = ("answer_correct", "format_valid", "trace_length")
 """The ``__name__`` of each of :func:`reward_fns`, in order (history: ``reward_<name>``)."""
+REWARD_RANGES: dict[str, tuple[float, float]] = {
+    "answer_correct": (0.0, 1.0),
+    "format_valid": (0.0, FORMAT_VALID_REWARD),
+    "trace_length": (-OVER_CAP_PENALTY, 0.0),
+}
+"""The least and greatest value each of :func:`reward_fns` returns (by name): the range of
+its mean, so of the ``reward_<name>`` metric an ``objective.goal`` may aim at."""
