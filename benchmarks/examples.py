@@ -73,6 +73,7 @@ EXAMPLES = [
     Example("examples/trainer-smoke.yaml", "trainer"),
     Example("examples/trainer-rehearsal.yaml", "trainer"),
     Example("examples/sweep-tunix-grpo-tiny.yaml", "sweep"),
+    Example("examples/sweep-tunix-dpo-tiny.yaml", "sweep"),
     Example("examples/rehearsal-tunix-sft-tiny.yaml", "rehearsal"),
     Example("examples/trainer-tunix-sft-tiny.yaml", "trainer"),
 ]
