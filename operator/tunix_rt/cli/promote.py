@@ -1,8 +1,11 @@
-"""``tunix-rt promote RESULT -o FILE``: a sweep's best trial as files to commit.
+"""``tunix-rt promote RESULT -o FILE``: a sweep's best trial as files to commit, and
+``tunix-rt promote RESULT --git REPO``: those files committed for you (GitOps).
 
 Writes the best trial's trainer config (TrainerConfig, wire YAML) and a ready Rehearsal
-manifest that runs it inline, annotated with where it came from (GitOps: commit both).
-The files' text is :func:`tunix_rt.promotion.promoted_files`'s.
+manifest that runs it inline, annotated with where it came from. Both paths take the
+files' text from :func:`tunix_rt.promotion.promoted_files`; ``--git`` goes through
+:func:`tunix_rt.gitops.promote_to_git` (a new branch, one commit, a push, and a pull /
+merge request when a GitHub or GitLab token is set).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from tunix_rt.promotion import PromotionError, load_finished, promoted_files
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage.redact import scrub
 
+GIT_HELP = "With --git"
+"""The help panel of the options that only --git takes."""
+
 
 def promote(
     result: str = typer.Argument(
@@ -28,7 +34,9 @@ def promote(
         help="The sweep's summary.json (path or URI) or its results folder "
         "(e.g. runs/local/sweep-smoke).",
     ),
-    output: Path = typer.Option(..., "-o", "--output", help="Trainer config file to write."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Trainer config file to write (without --git: needed)."
+    ),
     rehearsal_out: Path | None = typer.Option(
         None,
         "--rehearsal",
@@ -44,9 +52,106 @@ def promote(
         callback=storage_option,
         help="Rehearsal evidence store (default: the sweep's storage).",
     ),
+    git: str | None = typer.Option(
+        None,
+        "--git",
+        help="Commit both files to this git repository (a path or URL; no credentials in it: "
+        "tokens come from GITHUB_TOKEN, GITLAB_TOKEN or TUNIX_RT_GIT_TOKEN_FILE) on a new "
+        "branch, push it, and open a pull / merge request when a token is set.",
+        rich_help_panel=GIT_HELP,
+    ),
+    branch: str | None = typer.Option(
+        None,
+        "--branch",
+        help="New branch (default: tunix-rt/promote-<sweep>-<trial>).",
+        rich_help_panel=GIT_HELP,
+    ),
+    base: str | None = typer.Option(
+        None,
+        "--base",
+        help="Branch to start from and to propose into (default: the remote's default).",
+        rich_help_panel=GIT_HELP,
+    ),
+    path: str | None = typer.Option(
+        None,
+        "--path",
+        help="Folder in the repository (default: rehearsals/<sweep>).",
+        rich_help_panel=GIT_HELP,
+    ),
+    forge: str | None = typer.Option(
+        None,
+        "--forge",
+        help="github, gitlab or none (default: told from the host, github.com or gitlab.com).",
+        rich_help_panel=GIT_HELP,
+    ),
+    forge_project: str | None = typer.Option(
+        None,
+        "--forge-project",
+        help="OWNER/NAME on the forge (default: from the repository URL).",
+        rich_help_panel=GIT_HELP,
+    ),
+    api_url: str | None = typer.Option(
+        None,
+        "--api-url",
+        help="The forge's API (default: GITHUB_API_URL / GITLAB_API_URL, else the public one).",
+        rich_help_panel=GIT_HELP,
+    ),
+    no_push: bool = typer.Option(
+        False,
+        "--no-push",
+        help="Commit in a throwaway clone and print what would be pushed; push nothing.",
+        rich_help_panel=GIT_HELP,
+    ),
 ) -> None:
-    """Turn a finished sweep's best params into a trainer config and a Rehearsal manifest."""
-    _to_files(result, output, rehearsal_out, steps, name, storage, make_console(stderr=True))
+    """Turn a finished sweep's best params into a trainer config and a Rehearsal manifest
+    (-o FILE), or commit both to a git repository and propose them (--git REPO)."""
+    err = make_console(stderr=True)
+    if git is None:
+        given = {
+            "--branch": branch,
+            "--base": base,
+            "--path": path,
+            "--forge": forge,
+            "--forge-project": forge_project,
+            "--api-url": api_url,
+            "--no-push": no_push or None,
+        }
+        used = [flag for flag, value in given.items() if value is not None]
+        if used:
+            _fail(err, [f"{', '.join(used)}: only with --git REPO"], ExitCode.INVALID)
+        if output is None:
+            _fail(
+                err,
+                ["-o/--output: give the trainer config file to write, or --git REPO to commit "
+                 "both files to a repository"],
+                ExitCode.INVALID,
+            )  # fmt: skip
+        _to_files(result, output, rehearsal_out, steps, name, storage, err)
+        return
+    if output is not None or rehearsal_out is not None:
+        _fail(
+            err,
+            ["-o/--rehearsal: with --git the files go to the repository (--path names their "
+             "folder there); leave -o and --rehearsal out"],
+            ExitCode.INVALID,
+        )  # fmt: skip
+    from tunix_rt.cli.promote_git import to_git  # git and HTTP only when asked for
+
+    to_git(
+        result,
+        git,
+        err,
+        branch=branch,
+        base=base,
+        path=path,
+        forge=forge,
+        forge_project=forge_project,
+        api=api_url,
+        steps=steps,
+        name=name,
+        storage=storage,
+        push=not no_push,
+    )
 
 
 def _to_files(
