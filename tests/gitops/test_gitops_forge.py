@@ -153,12 +153,17 @@ def test_without_a_token_the_branch_is_pushed_and_the_reason_said(
         ({"forge": "bitbucket"}, {}, "--forge: 'bitbucket' is not one of github, gitlab, none"),
         ({"forge": "github"}, {"GITHUB_TOKEN": GITHUB_TOKEN}, "--forge-project: give the"),
         (
+            {"forge": "github", "forge_project": "acme/../../user/repos"},
+            {"GITHUB_TOKEN": GITHUB_TOKEN},
+            "--forge-project: give the project on github as OWNER/NAME ('acme/../../user",
+        ),
+        (
             {"forge": "gitlab", "forge_project": "a/b", "api": "http://gitlab.example/api/v4"},
             {"GITLAB_TOKEN": GITLAB_TOKEN},
             "GITLAB_API_URL: 'http://gitlab.example/api/v4' must be an https:// URL",
         ),
     ],
-    ids=["unknown-forge", "no-project", "plain-http-api"],
+    ids=["unknown-forge", "no-project", "dotdot-project", "plain-http-api"],
 )
 def test_forge_options_are_refused_before_git_runs(
     options: dict[str, str],

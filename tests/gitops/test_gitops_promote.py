@@ -34,6 +34,7 @@ from tunix_rt.gitops import (
     RepoRefused,
     promote_to_git,
 )
+from tunix_rt.promotion import PromotionError
 
 BRANCH = f"tunix-rt/promote-{SWEEP}-{BEST}"
 REHEARSAL = f"rehearsals/{SWEEP}/{SWEEP}-best-rehearsal.yaml"
@@ -131,6 +132,27 @@ def test_refusals_that_need_the_remote(sweep: Path, bare: Path, env: dict[str, s
     with pytest.raises(GitOpsError, match=r"nothing to promote: .* first already holds"):
         promote_to_git(str(sweep), str(bare), branch="second", base="first", env=env)
     assert branches(bare, env) == {"main", "first"}
+
+
+@pytest.mark.parametrize(
+    ("options", "starts"),
+    [
+        ({"steps": 0}, "--steps: Input should be greater than or equal to 1"),
+        ({"base": "--upload-pack=touch x"}, "--base: '--upload-pack=touch x' is not a valid"),
+        ({"name": "Not_A_Name"}, "Rehearsal Not_A_Name: metadata.name: "),
+    ],
+    ids=["steps", "base", "name"],
+)
+def test_the_web_views_unchecked_values_are_refused_by_flag(
+    options: dict[str, Any], starts: str, sweep: Path, bare: Path, env: dict[str, str]
+) -> None:
+    """The web view passes its form's fields as they came: each bad one is a
+    PromotionError (exit 2) naming the flag, before git runs."""
+    with pytest.raises(PromotionError) as refused:
+        promote_to_git(str(sweep), str(bare), env=env, **options)
+    assert str(refused.value).startswith(starts)
+    assert refused.value.exit_code == ExitCode.INVALID
+    assert branches(bare, env) == {"main"}
 
 
 def test_an_empty_repository_is_refused(tmp_path: Path, sweep: Path, env: dict[str, str]) -> None:

@@ -62,6 +62,8 @@ def plan_promotion(sweep: FinishedSweep, options: PromoteOptions) -> PromotionPl
     """The plan for ``sweep``; RepoRefused (exit 2) for a bad ``--branch`` or ``--path``,
     PromotionError for a config or manifest that would be invalid."""
     branch = check_branch(options.branch) if options.branch else default_branch(sweep)
+    if options.base is not None:
+        check_branch(options.base, "--base")
     folder = check_folder(options.path if options.path is not None else default_folder(sweep))
     stem = rehearsal_name(sweep, options.name)
     rehearsal_path = _join(folder, f"{stem}-rehearsal.yaml")
@@ -104,8 +106,9 @@ def default_folder(sweep: FinishedSweep) -> str:
     return f"{DEFAULT_FOLDER}/{sweep.summary.sweep}"
 
 
-def check_branch(branch: str) -> str:
-    """``branch`` when git would take it as a new branch's name; else RepoRefused."""
+def check_branch(branch: str, flag: str = "--branch") -> str:
+    """``branch`` when git would take it as a branch's name; else RepoRefused naming
+    ``flag``."""
     name = branch.strip()
     if (
         not name
@@ -115,7 +118,7 @@ def check_branch(branch: str) -> str:
         or name == "@"
     ):
         raise RepoRefused(
-            f"--branch: {branch!r} is not a valid branch name (no spaces, '..', '~^:?*[\\', "
+            f"{flag}: {branch!r} is not a valid branch name (no spaces, '..', '~^:?*[\\', "
             "'@{', leading '-' or '.', trailing '/', '.' or '.lock'); e.g. "
             "tunix-rt/promote-my-sweep"
         )

@@ -16,13 +16,16 @@ the push, and the request. A refused request leaves the pushed branch, and says 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from tunix_rt.api.base import ApiModel
+from tunix_rt.api.errors import validation_errors
 from tunix_rt.gitops.errors import BranchExists, ForgeError, GitOpsError, RepoRefused
 from tunix_rt.gitops.forge import (
     TOKEN_ENV,
@@ -44,6 +47,9 @@ from tunix_rt.gitops.remote import (
     parse_remote,
 )
 from tunix_rt.promotion import EvidenceLinks, load_finished
+
+_PROJECT = re.compile(r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+$")
+"""``owner/name`` (GitLab: ``group/sub/name``): it goes into the API request's path."""
 
 
 class Promotion(ApiModel):
@@ -105,9 +111,7 @@ def promote_to_git(
     say = log or (lambda _line: None)
     remote = parse_remote(repo)
     sweep = load_finished(result)
-    options = PromoteOptions(
-        branch=branch, base=base, path=path, steps=steps, name=name, storage=storage
-    )
+    options = _options(branch=branch, base=base, path=path, steps=steps, name=name, storage=storage)
     plan = plan_promotion(sweep, options)
     chosen = choose_forge(forge, remote)
     token = find_token(TOKEN_ENV.get(chosen), env)
@@ -157,6 +161,16 @@ def promote_to_git(
     return promotion.model_copy(update={"pull_request_url": url})
 
 
+def _options(**given: Any) -> PromoteOptions:
+    """The options as a model; RepoRefused naming the flag of a value it refuses (the web
+    view passes its form's fields here unchecked)."""
+    try:
+        return PromoteOptions.model_validate(given)
+    except ValidationError as exc:
+        field, message = validation_errors(exc)[0]
+        raise RepoRefused(f"--{field.replace('_', '-')}: {message}") from None
+
+
 def _request_target(
     forge: Forge, token: Token | None, remote: Remote, given: str | None, push: bool
 ) -> tuple[str | None, str | None]:
@@ -175,10 +189,10 @@ def _request_target(
             f"{TOKEN_FILE_ENV}); the branch is pushed, open it on {forge.value}"
         )
     project = (given or remote.project or "").strip().strip("/").removesuffix(".git")
-    if "/" not in project:
+    if not _PROJECT.match(project) or ".." in project:
+        told = f"{project!r} is no project path" if project else f"none in {remote.shown}"
         raise RepoRefused(
-            f"--forge-project: give the project on {forge.value} as OWNER/NAME: it cannot be "
-            f"told from {remote.shown}"
+            f"--forge-project: give the project on {forge.value} as OWNER/NAME ({told})"
         )
     return project, None
 
