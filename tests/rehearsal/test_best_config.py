@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 
 from support.rehearsal import tiny_trainer
+from tunix_rt import promotion
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult
-from tunix_rt.cli import promote
 from tunix_rt.contract.best_config import best_trial_config
 from tunix_rt.contract.layout import summary_key
 from tunix_rt.controller.rehearsal_source import Resolved, _from_best_trial
@@ -59,7 +58,7 @@ def four_callers(tmp_path: Path, params: dict[str, Any]) -> dict[str, TrainerCon
     return {
         "operator": resolved.spec.trainer,
         "rehearsal": plan.config,
-        "promote": promote._trainer(summary, None, Console()),
+        "promote": promotion.best_config(summary, None),  # promote -o and --git
         "evidence": TrainerConfig.model_validate(wire),
     }
 

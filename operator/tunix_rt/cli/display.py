@@ -19,6 +19,7 @@ from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.cli.activity import Activity
 from tunix_rt.cli.common import esc
 from tunix_rt.contract.best_trial import best_trial, objective_value, ranked
+from tunix_rt.display_text import format_params, format_score
 from tunix_rt.scoring import PRIMARY_SCORE
 
 STATE_STYLE = {
@@ -37,20 +38,6 @@ def make_console(stderr: bool = False) -> Console:
     probe = Console(stderr=stderr)
     width = None if probe.is_terminal or os.environ.get("COLUMNS", "").isdigit() else 160
     return Console(stderr=stderr, highlight=False, width=width)
-
-
-def format_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def format_params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={format_value(v)}" for k, v in sorted(params.items()))
-
-
-def format_score(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
 
 
 def _header(table: Table, name: str, **options: Any) -> None:

@@ -1,39 +1,31 @@
-"""``tunix-rt promote RESULT -o FILE``: a sweep's best trial as files to commit.
+"""``tunix-rt promote RESULT -o FILE``: a sweep's best trial as files to commit, and
+``tunix-rt promote RESULT --git REPO``: those files committed for you (GitOps).
 
 Writes the best trial's trainer config (TrainerConfig, wire YAML) and a ready Rehearsal
-manifest that runs it inline, annotated with where it came from (GitOps: commit both).
+manifest that runs it inline, annotated with where it came from. Both paths take the
+files' text from :func:`tunix_rt.promotion.promoted_files`; ``--git`` goes through
+:func:`tunix_rt.gitops.promote_to_git` (a new branch, one commit, a push, and a pull /
+merge request when a GitHub or GitLab token is set).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
 import typer
-import yaml
-from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
-from tunix_rt import results as results_mod
-from tunix_rt.api.common import DEFAULT_STORAGE
-from tunix_rt.api.errors import validation_errors
-from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
-from tunix_rt.api.rehearsal import Rehearsal
-from tunix_rt.api.trainer import TrainerConfig
-from tunix_rt.api.trial import SweepResult
 from tunix_rt.cli.common import storage_option
-from tunix_rt.cli.display import format_params, format_score, make_console
-from tunix_rt.contract.best_config import best_trial_config
+from tunix_rt.cli.display import make_console
 from tunix_rt.contract.exits import ExitCode
+from tunix_rt.promotion import PromotionError, load_finished, promoted_files
 from tunix_rt.scoring import PRIMARY_SCORE
-from tunix_rt.storage import StoreError
+from tunix_rt.storage.redact import scrub
 
-SOURCE_SCORE = "tunixrt.io/source-primary-score"
-
-
-def _dump(data: object) -> str:
-    return yaml.safe_dump(data, sort_keys=False, width=100)
+GIT_HELP = "With --git"
+"""The help panel of the options that only --git takes."""
 
 
 def promote(
@@ -42,7 +34,9 @@ def promote(
         help="The sweep's summary.json (path or URI) or its results folder "
         "(e.g. runs/local/sweep-smoke).",
     ),
-    output: Path = typer.Option(..., "-o", "--output", help="Trainer config file to write."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Trainer config file to write (without --git: needed)."
+    ),
     rehearsal_out: Path | None = typer.Option(
         None,
         "--rehearsal",
@@ -58,47 +52,150 @@ def promote(
         callback=storage_option,
         help="Rehearsal evidence store (default: the sweep's storage).",
     ),
+    git: str | None = typer.Option(
+        None,
+        "--git",
+        help="Commit both files to this git repository (a path or URL; no credentials in it: "
+        "tokens come from GITHUB_TOKEN, GITLAB_TOKEN or TUNIX_RT_GIT_TOKEN_FILE) on a new "
+        "branch, push it, and open a pull / merge request when a token is set.",
+        rich_help_panel=GIT_HELP,
+    ),
+    branch: str | None = typer.Option(
+        None,
+        "--branch",
+        help="New branch (default: tunix-rt/promote-<sweep>-<trial>).",
+        rich_help_panel=GIT_HELP,
+    ),
+    base: str | None = typer.Option(
+        None,
+        "--base",
+        help="Branch to start from and to propose into (default: the remote's default).",
+        rich_help_panel=GIT_HELP,
+    ),
+    path: str | None = typer.Option(
+        None,
+        "--path",
+        help="Folder in the repository (default: rehearsals/<sweep>).",
+        rich_help_panel=GIT_HELP,
+    ),
+    forge: str | None = typer.Option(
+        None,
+        "--forge",
+        help="github, gitlab or none (default: told from the host, github.com or gitlab.com).",
+        rich_help_panel=GIT_HELP,
+    ),
+    forge_project: str | None = typer.Option(
+        None,
+        "--forge-project",
+        help="OWNER/NAME on the forge (default: from the repository URL).",
+        rich_help_panel=GIT_HELP,
+    ),
+    api_url: str | None = typer.Option(
+        None,
+        "--api-url",
+        help="The forge's API (default: GITHUB_API_URL / GITLAB_API_URL, else the public one).",
+        rich_help_panel=GIT_HELP,
+    ),
+    no_push: bool = typer.Option(
+        False,
+        "--no-push",
+        help="Commit in a throwaway clone and print what would be pushed; push nothing.",
+        rich_help_panel=GIT_HELP,
+    ),
 ) -> None:
-    """Turn a finished sweep's best params into a trainer config and a Rehearsal manifest."""
-    console = make_console()
+    """Turn a finished sweep's best params into a trainer config and a Rehearsal manifest
+    (-o FILE), or commit both to a git repository and propose them (--git REPO)."""
     err = make_console(stderr=True)
-    results, summary = _finished(result, err)
-    trainer = _trainer(summary, steps, err)
-    source = f"{summary.namespace}/{summary.sweep}"
-    score = format_score(summary.primary_score)
-    header = (
-        f"# Trainer config promoted from sweep {source}, best trial {summary.best_trial_id}\n"
-        f"# ({PRIMARY_SCORE}={score}; {format_params(summary.best_params or {})}).\n"
-        f"# Results: {results.uri}\n"
-        + (f"# maxSteps raised to {steps} for the rehearsal (--steps).\n" if steps else "")
-    )
-    _write(output, header + _dump(trainer.to_wire()), err)
+    if git is None:
+        given = {
+            "--branch": branch,
+            "--base": base,
+            "--path": path,
+            "--forge": forge,
+            "--forge-project": forge_project,
+            "--api-url": api_url,
+            "--no-push": no_push or None,
+        }
+        used = [flag for flag, value in given.items() if value is not None]
+        if used:
+            _fail(err, [f"{', '.join(used)}: only with --git REPO"], ExitCode.INVALID)
+        if output is None:
+            _fail(
+                err,
+                ["-o/--output: give the trainer config file to write, or --git REPO to commit "
+                 "both files to a repository"],
+                ExitCode.INVALID,
+            )  # fmt: skip
+        _to_files(result, output, rehearsal_out, steps, name, storage, err)
+        return
+    if output is not None or rehearsal_out is not None:
+        _fail(
+            err,
+            ["-o/--rehearsal: with --git the files go to the repository (--path names their "
+             "folder there); leave -o and --rehearsal out"],
+            ExitCode.INVALID,
+        )  # fmt: skip
+    from tunix_rt.cli.promote_git import to_git  # git and HTTP only when asked for
 
-    sweep_storage = results.spec.storage if results.spec else DEFAULT_STORAGE
-    rehearsal_name = (name or f"{summary.sweep}-best")[:63].rstrip("-")
-    manifest = _rehearsal(rehearsal_name, summary, score, trainer, storage or sweep_storage, err)
-    target = rehearsal_out or output.with_name(f"{output.stem}-rehearsal.yaml")
-    _write(
-        target,
-        f"# Rehearsal of sweep {source}'s best trial {summary.best_trial_id} "
-        f"({PRIMARY_SCORE}={score}).\n"
-        f"# Run it: tunix-rt rehearsal run {target}   or   kubectl apply -f {target}\n"
-        + _dump(manifest),
+    to_git(
+        result,
+        git,
         err,
+        branch=branch,
+        base=base,
+        path=path,
+        forge=forge,
+        forge_project=forge_project,
+        api=api_url,
+        steps=steps,
+        name=name,
+        storage=storage,
+        push=not no_push,
     )
-    console.print(
-        Text(
-            f"best trial {summary.best_trial_id} of sweep {source}: {PRIMARY_SCORE}={score} "
-            f"({format_params(summary.best_params or {})})"
-        ),
-        soft_wrap=True,
-    )
-    console.print(Text(f"wrote {output} (trainer config)"), soft_wrap=True)
-    console.print(Text(f"wrote {target} (Rehearsal {rehearsal_name})"), soft_wrap=True)
-    console.print(
-        Text(f"next: tunix-rt rehearsal run {target}   (on a cluster: kubectl apply -f {target})"),
-        soft_wrap=True,
-    )
+
+
+def _to_files(
+    result: str,
+    output: Path,
+    rehearsal_out: Path | None,
+    steps: int | None,
+    name: str | None,
+    storage: str | None,
+    err: Console,
+) -> None:
+    """Both files written next to each other (or where -o and --rehearsal say)."""
+    console = make_console()
+    target = rehearsal_out or output.with_name(f"{output.stem}-rehearsal.yaml")
+    try:
+        sweep = load_finished(result)
+        files = promoted_files(
+            sweep,
+            trainer_path=str(output),
+            rehearsal_path=str(target),
+            steps=steps,
+            name=name,
+            storage=storage,
+        )
+    except PromotionError as exc:
+        _fail(err, exc.lines, exc.exit_code)
+    _write(output, files.trainer_text, err)
+    _write(target, files.rehearsal_text, err)
+    say = [
+        f"best trial {sweep.trial_id} of sweep {sweep.source}: {PRIMARY_SCORE}={sweep.score} "
+        f"({sweep.params})",
+        f"wrote {output} (trainer config)",
+        f"wrote {target} (Rehearsal {files.rehearsal_name})",
+        f"next: tunix-rt rehearsal run {target}   (on a cluster: kubectl apply -f {target})",
+    ]
+    for line in say:
+        console.print(Text(line), soft_wrap=True)
+
+
+def _fail(err: Console, lines: list[str], code: ExitCode) -> NoReturn:
+    """Each line as ``error: …`` (credentials masked); exits with ``code``."""
+    for line in lines:
+        err.print(Text(scrub(f"error: {line}"), style="red"), soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def _write(path: Path, text: str, err: Console) -> None:
@@ -107,81 +204,4 @@ def _write(path: Path, text: str, err: Console) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     except OSError as exc:
-        err.print(
-            Text(f"error: cannot write {path}: {exc.strerror or exc}", style="red"),
-            soft_wrap=True,
-        )
-        raise typer.Exit(ExitCode.FAILED) from None
-
-
-def _finished(result: str, err: Console) -> tuple[results_mod.SweepResults, SweepResult]:
-    """The sweep's results and its summary; exits (1) unless it finished with a best trial."""
-    try:
-        results = results_mod.load(result)
-    except (results_mod.ResultsError, StoreError) as exc:
-        err.print(Text(f"error: {exc}", style="red"), soft_wrap=True)
-        raise typer.Exit(ExitCode.FAILED) from None
-    summary = results.summary
-    if summary is None:
-        err.print(
-            Text(f"error: {results.uri}: no summary yet: the sweep has not finished", style="red"),
-            soft_wrap=True,
-        )
-        raise typer.Exit(ExitCode.FAILED)
-    if summary.best_trial_id is None or summary.best_params is None:
-        err.print(
-            Text(
-                f"error: sweep {summary.sweep} has no best trial ({summary.message})", style="red"
-            ),
-            soft_wrap=True,
-        )
-        raise typer.Exit(ExitCode.FAILED)
-    return results, summary
-
-
-def _trainer(summary: SweepResult, steps: int | None, err: Console) -> TrainerConfig:
-    """The best trial's trainer config (maxSteps raised to ``steps``); exits (1) if invalid."""
-    try:
-        trainer = best_trial_config(summary.base_config, summary.best_params or {})
-        if steps is not None:
-            trainer = TrainerConfig.model_validate(trainer.model_dump() | {"max_steps": steps})
-    except ValidationError as exc:
-        where = "--steps" if steps is not None else f"sweep {summary.sweep}'s best params"
-        for path, msg in validation_errors(exc, "trainer"):
-            err.print(Text(f"error: {where}: {path}: {msg}", style="red"), soft_wrap=True)
-        raise typer.Exit(ExitCode.INVALID if steps is not None else ExitCode.FAILED) from None
-    except ValueError as exc:  # best params that are no trainer field (with_params)
-        err.print(Text(f"error: sweep {summary.sweep}'s best params: {exc}", style="red"))
-        raise typer.Exit(ExitCode.FAILED) from None
-    return trainer
-
-
-def _rehearsal(
-    name: str,
-    summary: SweepResult,
-    score: str,
-    trainer: TrainerConfig,
-    storage: str,
-    err: Console,
-) -> dict[str, Any]:
-    """The Rehearsal manifest that runs ``trainer`` inline; exits (1) if it is invalid."""
-    manifest: dict[str, Any] = {
-        "apiVersion": "tunixrt.io/v1alpha1",
-        "kind": "Rehearsal",
-        "metadata": {
-            "name": name,
-            "annotations": {
-                SOURCE_SWEEP_ANNOTATION: summary.sweep,
-                SOURCE_TRIAL_ANNOTATION: summary.best_trial_id,
-                SOURCE_SCORE: score,
-            },
-        },
-        "spec": {"trainer": trainer.to_wire(), "storage": storage},
-    }
-    try:
-        Rehearsal.model_validate(manifest)
-    except ValidationError as exc:
-        for path, msg in validation_errors(exc):
-            err.print(Text(f"error: Rehearsal {name}: {path}: {msg}", style="red"), soft_wrap=True)
-        raise typer.Exit(ExitCode.INVALID) from exc
-    return manifest
+        _fail(err, [f"cannot write {path}: {exc.strerror or exc}"], ExitCode.FAILED)
