@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # The tunix-rt operator image: kopf, kubernetes client, pydantic, fsspec/s3fs and gcsfs
 # (the gcs extra, so gs:// stores work, e.g. for TPU sweeps on GKE).
-# No JAX, no Ray (those live in the trainer images under images/).
+# No JAX, no Ray (those live in the trainer images under images/); git for Promote.
 #
 #   docker build -t ghcr.io/tunix-rt/operator:0.1.0 \
 #     --build-arg TUNIX_RT_COMMIT_SHA="$(git rev-parse HEAD)" .
@@ -35,7 +35,14 @@ LABEL org.opencontainers.image.title="tunix-rt-operator" \
       org.opencontainers.image.description="tunix-rt Kubernetes operator (kopf)" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.revision="${TUNIX_RT_COMMIT_SHA}"
-RUN groupadd --system --gid 65532 tunix \
+# git: the web view's Promote button commits the promoted Rehearsal to a repository
+# (tunix_rt.gitops runs the git CLI). Debian's security updates replace package versions:
+# git/ca-certificates follow the pinned base image's suite.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 65532 tunix \
  && useradd --system --uid 65532 --gid 65532 --home-dir /home/tunix --create-home \
       --shell /usr/sbin/nologin tunix
 COPY --from=build --chown=0:0 /app/.venv /app/.venv
