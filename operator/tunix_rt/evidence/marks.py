@@ -197,10 +197,12 @@ def parallel_coordinates(
     for i, axis in enumerate(fitted):
         ax_x = left + i * gap
         name = axis.name if len(axis.name) <= 16 else axis.name[:15] + "…"
+        anchor = "start" if i == 0 else "end" if i == len(fitted) - 1 else "middle"
+        label_x = 8 if i == 0 else width - 8 if i == len(fitted) - 1 else ax_x
         parts.append(
             f'<line x1="{ax_x:.1f}" x2="{ax_x:.1f}" y1="{top}" y2="{top + plot_h}" '
-            f'stroke="#9aa4b1"/><text x="{ax_x:.1f}" y="{top - 8}" font-size="11" '
-            f'text-anchor="middle" font-weight="600">{esc(name)}'
+            f'stroke="#9aa4b1"/><text x="{label_x:.1f}" y="{top - 8}" font-size="11" '
+            f'text-anchor="{anchor}" font-weight="600">{esc(name)}'
             f"{' (log)' if axis.log else ''}</text>"
         )
         for pos, label in axis.ticks():
