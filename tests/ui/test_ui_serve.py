@@ -3,6 +3,7 @@ security headers, the cache that spares unchanged files, and what it imports."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from support.net import free_port
 from tunix_rt.storage import Store
 from tunix_rt.ui import UiConfig, make_app, serve
+from tunix_rt.ui.app import WARMUP
 from tunix_rt.ui.pages import CONTEXT
 
 
@@ -61,6 +63,21 @@ async def test_a_second_view_parses_nothing_that_did_not_change(
     )
     await client.get("/")
     assert cache.misses == misses + 1  # the one rewritten record, read again
+
+
+async def test_the_app_reads_the_store_ahead_of_the_first_view(store: Store) -> None:
+    app = make_app(store.uri, UiConfig(warm_cache=True))
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        cache = app[CONTEXT].catalog.cache
+        await asyncio.wait_for(asyncio.gather(*app[WARMUP]), timeout=60)
+        misses = cache.misses
+        assert misses > 0
+        assert (await client.get("/")).status == 200
+        assert cache.misses == misses  # the first view parsed nothing itself
+    finally:
+        await client.close()
 
 
 async def test_an_unreachable_store_is_a_page_that_says_so(

@@ -72,6 +72,6 @@ class UiConfig(BaseModel):
     per_page: int = Field(200, ge=1, description="Runs listed on one page.")
     sample_rows: int = Field(20, ge=0, description="Eval rows shown on a trial or rehearsal.")
     trace_chars: int = Field(4000, ge=80, description="Model output shown per eval row.")
-    live_seconds: float = Field(
-        5.0, ge=0, description="How long the live phases are reused between page views."
+    warm_cache: bool = Field(
+        True, description="Read every run once at start, so the first view is fast."
     )
