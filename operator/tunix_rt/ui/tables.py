@@ -41,9 +41,13 @@ class Sort:
         key = query.get("sort", "")
         if key not in {c.key for c in columns}:
             return default
-        order = query.get("order", "")
         column = next(c for c in columns if c.key == key)
-        return cls(key, order if order in ("asc", "desc") else column.first)  # type: ignore[arg-type]
+        order: Order = column.first
+        if query.get("order") == "asc":
+            order = "asc"
+        elif query.get("order") == "desc":
+            order = "desc"
+        return cls(key, order)
 
 
 @dataclass(frozen=True)
