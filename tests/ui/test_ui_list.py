@@ -79,8 +79,9 @@ async def test_a_filter_nothing_matches_says_so(client: TestClient[Any, Any]) ->
 async def test_the_filter_form_is_a_get_form_that_keeps_its_values(
     client: TestClient[Any, Any],
 ) -> None:
-    html = await (await client.get("/?namespace=team-a&q=mix")).text()
+    html = await (await client.get("/?namespace=team-a&q=mix&sort=name&order=asc")).text()
     assert '<form class="filter" method="get" action="/"' in html
+    assert '<input type="hidden" name="sort" value="name">' in html  # the sort survives it
     assert "<option selected>team-a</option>" in html
     assert 'name="q" value="mix"' in html
     assert "2 of 6 runs" in html

@@ -157,6 +157,7 @@ async def runs(request: web.Request) -> web.Response:
         namespaces=sorted({r.namespace for r in rows}),
         phases=sorted({r.phase for r in rows}),
         headers=headers(RUN_COLUMNS, sort, query, "/"),
+        sort_kept=sort if "sort" in query else None,
         page=page,
         pages=[(n, page.href(n, query, "/")) for n in range(1, page.count + 1)],
         refresh=ctx.config.refresh_seconds if any(r.running for r in shown) else None,

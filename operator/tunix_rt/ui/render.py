@@ -69,6 +69,7 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,
     )
     env.filters.update(num=fmt, when=when, duration=duration, json=as_json)
     return env
