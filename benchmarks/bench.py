@@ -27,9 +27,10 @@ Sections (``--only``):
   wall(1) ÷ (2 x wall(2)), i.e. speedup ÷ slots (1.0: two slots give twice the
   throughput; 0.5: none). The issue's literal ratio wall(2) ÷ Σ trial compute is kept beside;
 * ``concurrency``: benchmarks/concurrency.py (why paired trials are slow; details only);
-* ``external``: benchmarks/operator_load.py and benchmarks/tunix_backend.py when present, run as
-  scripts with ``BENCH_QUICK`` / ``BENCH_RESULTS`` set; they merge their own keys
-  (operator_*, ``tunix_vs_bare_ratio``) and the table shows them.
+* ``external``: benchmarks/operator_load.py, benchmarks/tunix_backend.py and
+  benchmarks/ui_pages.py when present, run as scripts with ``BENCH_QUICK`` /
+  ``BENCH_RESULTS`` set; they merge their own keys (operator_*, ``tunix_vs_bare_ratio``,
+  ``ui_*``) and the table shows them.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ EXTERNAL: dict[str, list[str]] = {
     "operator_load.py": [],
     "operator_load_apiserver.py": ["--record"],
     "tunix_backend.py": [],
+    "ui_pages.py": [],
 }
 FAKE_ENTRYPOINT = "support.tune_workloads:train"
 SEARCHERS = ("cmaes", "qmc", "gp")
@@ -91,6 +93,8 @@ GOALS: dict[str, tuple[str, str]] = {
     "operator_rss_mib_200": ("operator peak RSS MiB, 200 Sweeps", "<= 100"),
     "operator_cpu_s_per_sweep_hour": ("operator CPU s / followed Sweep / h", "<= 0.05"),
     "tunix_vs_bare_ratio": ("Tunix trial steps/s ÷ bare Tunix loop", ">= 0.95"),
+    "ui_list_p95_ms_200x20": ("web view list page p95 ms, 200 sweeps x 20 trials", "<= 300"),
+    "ui_sweep_p95_ms_20": ("web view sweep page p95 ms, 20 trials", "<= 300"),
     "demo_parallel_efficiency": ("demo wall 1-at-a-time ÷ (2 x wall 2-at-a-time)", "report, raise"),
     **{
         f"search_{alg}_vs_random": (f"best primary_score {alg} - random, 20 trials", "> 0")

@@ -38,6 +38,7 @@ SWEEP = {
             "primary_score": 0.25,
             "state": "Succeeded",
             "steps": 20,
+            "curve": [{"step": 10, "loss": 2.0}, {"step": 20, "loss": 1.5}],
         },
         {
             "trial_id": "t-0002",
@@ -45,6 +46,7 @@ SWEEP = {
             "primary_score": 0.5,
             "state": "Succeeded",
             "steps": 20,
+            "curve": [{"step": 10, "loss": 1.8}, {"step": 20, "loss": 0.9}],
         },
         {
             "trial_id": "t-0003",
@@ -93,9 +95,17 @@ def test_promoted_report_has_trial_table_and_per_trial_plot() -> None:
     html = render_report(manifest=manifest, summary=sample_summary(rows), rows=rows, sweep=SWEEP)
     parser = Collector()
     parser.feed(html)
-    assert parser.tags.count("svg") == 2
+    # the run's learning curve, the per-trial bars, primary_score against learning_rate
+    # and the trials' loss curves (the web view's charts: evidence.trial_charts)
+    assert parser.tags.count("svg") == 4
     assert "primary_score per trial" in html
     assert parser.tags.count("rect") >= 2  # one bar per scored trial
+    scatter = html.split('aria-label="primary_score vs learning_rate"', 1)[1].split("</svg>")[0]
+    assert scatter.count('<circle class="pt"') == 2  # a point per scored trial
+    assert "learning_rate (log)" in scatter  # 0.001 to 0.9: a log axis without a spec
+    curves = html.split('aria-label="Learning curves: loss"', 1)[1].split("</svg>")[0]
+    assert curves.count('<polyline class="series"') == 2  # a line per trial with a curve
+    assert not [a for a in parser.attrs if a[0] in {"src", "href"}]  # still no links
     assert html.count('<tr class="best">') == 1
     for trial in ("t-0001", "t-0002", "t-0003"):
         assert trial in html

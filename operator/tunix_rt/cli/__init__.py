@@ -25,7 +25,7 @@ from tunix_rt.contract.exits import ExitCode
 # Commands contributed by other modules of tunix_rt.cli: command name -> module.
 #
 # To add a command, create the module and expose a `typer.Typer` named `app` in it; no
-# edit here is needed for the three below. A missing module is skipped.
+# edit here is needed for the ones below. A missing module is skipped.
 #   * an app with exactly one command whose name is the command name below (e.g.
 #     `@app.command()` on `def package(...)`) becomes that command:
 #         tunix-rt package RUN_DIR [--verify ZIP]
@@ -38,6 +38,7 @@ PLUGINS: dict[str, str] = {
     "operator": "tunix_rt.cli.operator",
     "rehearsal": "tunix_rt.cli.rehearsal",
     "package": "tunix_rt.cli.package",
+    "ui": "tunix_rt.cli.ui",
 }
 
 

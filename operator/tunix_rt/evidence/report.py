@@ -1,7 +1,9 @@
 """report.html: one self-contained page a person would rather read than the JSON.
 
 The config, the score, the learning curve and sample traces; for a promoted run also the
-sweep's trial table and a primary_score-per-trial plot (:mod:`~tunix_rt.evidence.charts`).
+sweep's trial table, a primary_score-per-trial plot, primary_score against each searched
+parameter and every trial's learning curves (:mod:`~tunix_rt.evidence.trial_charts`, the
+same charts the web view draws).
 There is no JavaScript and nothing is fetched from anywhere; every piece of text is
 HTML-escaped (:mod:`~tunix_rt.evidence.markup`).
 """
@@ -9,54 +11,27 @@ HTML-escaped (:mod:`~tunix_rt.evidence.markup`).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tunix_rt.evidence.charts import bar_chart, line_chart
+from tunix_rt.evidence.charts import bar_chart
 from tunix_rt.evidence.markup import esc, flatten, fmt, kv_table, page
+from tunix_rt.evidence.trial_charts import (
+    REWARD_PREFIX,
+    from_wire,
+    history_charts,
+    log_params,
+    param_scatters,
+    trial_curve_charts,
+)
 from tunix_rt.scoring import PRIMARY_SCORE
 
-_CURVE_PRIORITY = (PRIMARY_SCORE, "format_valid_rate", "learning_rate", "lr")
-REWARD_PREFIX = "reward"
-"""History metrics plotted together as the reward curves (GRPO reports ``reward_mean``
-and ``reward_<fn>`` per reward function)."""
-_CURVE_SKIP = ("seconds", "per_second", "eval_rows", "step")
+__all__ = ["REWARD_PREFIX", "render_report", "render_sweep_report"]
 
 
-def _curve_series(history: Sequence[Mapping[str, Any]]) -> list[tuple[str, dict[str, list[Any]]]]:
-    """Charts to draw from the history: the loss series together, then primary_score,
-    format_valid_rate and the learning rate; any series with fewer than 2 points is left
-    out (a final-eval-only metric is in the metrics table, not a curve)."""
-    points: dict[str, list[tuple[float, float]]] = {}
-    for index, point in enumerate(history):
-        step = point.get("step", index)
-        if not isinstance(step, int | float) or isinstance(step, bool):
-            continue
-        for key, value in point.items():
-            if key == "step" or isinstance(value, bool) or not isinstance(value, int | float):
-                continue
-            if math.isfinite(value):
-                points.setdefault(key, []).append((float(step), float(value)))
-    usable = {k: v for k, v in points.items() if len(v) >= 2}
-    charts: list[tuple[str, dict[str, list[Any]]]] = []
-    loss = {k: usable[k] for k in sorted(usable) if "loss" in k}
-    if loss:
-        charts.append(("loss", loss))
-    reward = {k: usable[k] for k in sorted(usable) if k.startswith(REWARD_PREFIX)}
-    if reward:  # GRPO: reward_mean and one reward_<fn> per reward function
-        charts.append(("reward", reward))
-    for key in _CURVE_PRIORITY:
-        if key in usable:
-            charts.append((key, {key: usable[key]}))
-    if not charts:  # an unfamiliar history: show what there is, timings aside
-        for key in sorted(usable)[:4]:
-            if not any(part in key for part in _CURVE_SKIP):
-                charts.append((key, {key: usable[key]}))
-    return charts
-
-
-def _trial_section(sweep: Mapping[str, Any], own_score: float | None) -> str:
+def _trial_section(
+    sweep: Mapping[str, Any], own_score: float | None, space: Mapping[str, Any] | None = None
+) -> str:
     trials = [t for t in sweep.get("trials") or [] if isinstance(t, Mapping)]
     best = sweep.get("best_trial_id") or sweep.get("bestTrialId")
 
@@ -92,8 +67,24 @@ def _trial_section(sweep: Mapping[str, Any], own_score: float | None) -> str:
     return (
         f"<h2>Sweep {esc(sweep.get('sweep', ''))}: {len(trials)} trials "
         f"(best <code>{esc(best)}</code>, smoke primary_score {smoke})"
-        f"</h2>{chart}{table}"
+        f"</h2>{chart}{table}{_trial_plots(trials, best, space)}"
     )
+
+
+def _trial_plots(
+    trials: Sequence[Mapping[str, Any]], best: Any, space: Mapping[str, Any] | None
+) -> str:
+    """primary_score against each searched parameter, and every trial's learning curves
+    (the web view draws the same charts: :mod:`~tunix_rt.evidence.trial_charts`)."""
+    plots = from_wire(trials, str(best) if best else None)
+    scatters = param_scatters(plots, log=log_params(space, plots))
+    curves = trial_curve_charts(plots)
+    parts = []
+    if scatters:
+        parts += ["<h3>primary_score against each searched parameter</h3>", *scatters]
+    if curves:
+        parts += ["<h3>Learning curves of every trial (best in orange)</h3>", *curves]
+    return "".join(parts)
 
 
 def _rows_section(rows: Sequence[Mapping[str, Any]], limit: int) -> str:
@@ -154,8 +145,7 @@ def render_report(
         f"<div>wall<b>{esc(fmt(manifest.get('wall_seconds'), 1))} s</b></div>"
         "</div>"
     )
-    curves = _curve_series(summary.get("learning_curve") or [])
-    curve_html = "".join(line_chart(series, title=name) for name, series in curves) or (
+    curve_html = "".join(history_charts(summary.get("learning_curve") or [])) or (
         '<p class="muted">No learning curve was recorded.</p>'
     )
     parts = [head, "<h2>Learning curve</h2>", curve_html]
@@ -210,7 +200,9 @@ def render_sweep_report(
         + _damage(get("unreadable_trials", "unreadableTrials"))
     )
     best_params = get("best_params", "bestParams")
-    parts = [head, _trial_section(summary, None)]
+    spec = manifest.get("config") or {}
+    space = spec.get("searchSpace", spec.get("search_space")) if isinstance(spec, Mapping) else None
+    parts = [head, _trial_section(summary, None, space if isinstance(space, Mapping) else None)]
     if best_params:
         parts += ["<h2>Best params</h2>", kv_table(sorted(best_params.items()))]
     if best_config:

@@ -67,6 +67,24 @@ PROBE_PREFIX = ".tunix-rt-probe-"
 
 
 @dataclass(frozen=True)
+class StoreEntry:
+    """One name directly under a prefix (:meth:`Store.entries`)."""
+
+    folder: bool
+    size: int | None = None
+    stamp: str | None = None
+    """Changes whenever the object is rewritten (mtime and inode, ETag, generation, with
+    the size): a cache key. None for folders."""
+
+
+_STAMP_FIELDS = ("mtime", "ino", "ETag", "etag", "LastModified", "generation", "updated")
+
+
+def _stamp(info: dict[str, Any]) -> str:
+    return "|".join(f"{k}={info[k]}" for k in (*_STAMP_FIELDS, "size") if info.get(k) is not None)
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter: delay_n = min(max_delay, base * 2**n) * U(0.5, 1)."""
 
@@ -379,6 +397,50 @@ class Store:
             return bool(self.fs.exists(path))
 
         return self._call("checking", key, check)
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of the object (fewer at its end): a file served or read
+        in pieces, each piece retried as any call is."""
+        path = self._path(key)
+
+        def read() -> bytes:
+            data: bytes = self.fs.cat_file(path, start=start, end=end)
+            return data
+
+        return self._call("reading", key, read)
+
+    def entries(self, prefix: str = "") -> dict[str, StoreEntry]:
+        """What lies directly under ``prefix``, by name (one listing call, not recursive):
+        folders, and objects with their size and :attr:`StoreEntry.stamp`; empty when
+        nothing is there. Temp files of in-flight writes are left out."""
+        base = self._path(prefix).rstrip("/")
+
+        def ls() -> dict[str, StoreEntry]:
+            self._forget_listings()
+            try:
+                found = self.fs.ls(base, detail=True)
+            except (FileNotFoundError, NotADirectoryError):
+                return {}
+            finally:
+                self._forget_listings()
+            out: dict[str, StoreEntry] = {}
+            for info in found:
+                path = str(info.get("name", "")).rstrip("/")
+                if self.scheme != "file":
+                    path = path.split("://", 1)[-1]
+                name = path.rsplit("/", 1)[-1]
+                if path == base or not name or name.startswith(TMP_PREFIX):
+                    continue
+                if info.get("type") == "directory":
+                    out[name] = StoreEntry(folder=True)
+                else:
+                    size = info.get("size")
+                    out[name] = StoreEntry(
+                        False, int(size) if size is not None else None, _stamp(info)
+                    )
+            return out
+
+        return self._call("listing", prefix, ls)
 
     def list(self, prefix: str = "") -> list[str]:
         """Keys under a prefix (recursive), sorted; temp files of in-flight writes excluded."""
