@@ -7,6 +7,7 @@ the options below override them.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import typer
 
@@ -17,6 +18,26 @@ from tunix_rt.controller.config import (
     ConfigError,
     OperatorConfig,
 )
+
+
+@dataclass(frozen=True)
+class UiOptions:
+    """The web view's options (``--ui-*``): off unless a port is given."""
+
+    port: int | None = None
+    host: str | None = None
+    store: str | None = None
+    promote_repo: str | None = None
+
+    def changes(self) -> dict[str, object]:
+        named = {
+            "ui_port": self.port,
+            "ui_host": self.host,
+            "ui_store": self.store,
+            "ui_promote_repo": self.promote_repo,
+        }
+        return {key: value for key, value in named.items() if value is not None}
+
 
 app = typer.Typer(
     name="operator",
@@ -34,9 +55,11 @@ def build_config(
     liveness: str | None,
     metrics_port: int | None,
     poll_seconds: float | None = None,
+    ui: UiOptions | None = None,
     base: OperatorConfig | None = None,
 ) -> OperatorConfig:
-    """Environment config with the command-line options applied (they win)."""
+    """Environment config with the command-line options applied (they win); the web
+    view's options checked (:func:`tunix_rt.controller.web.check`)."""
     config = base or OperatorConfig.from_env()
     if namespaces and all_namespaces:
         raise ConfigError("use either --namespace or --all-namespaces, not both")
@@ -61,7 +84,13 @@ def build_config(
         if poll_seconds <= 0:
             raise ConfigError("--poll-seconds must be positive")
         changes["poll_seconds"] = poll_seconds
-    return config.replace(**changes)
+    if ui is not None:
+        changes |= ui.changes()
+    config = config.replace(**changes)
+    from tunix_rt.controller import web
+
+    web.check(config)
+    return config
 
 
 @app.command("operator")
@@ -91,6 +120,28 @@ def operator(
     poll_seconds: float | None = typer.Option(
         None, "--poll-seconds", help="How often running RayJobs and results are read."
     ),
+    ui_port: int | None = typer.Option(
+        None,
+        "--ui-port",
+        help="Serve the web view (sweeps, trials, evidence; the live phases from the API) "
+        "on this port. Default: off.",
+    ),
+    ui_host: str | None = typer.Option(
+        None, "--ui-host", help="Address the web view listens on. Default: 0.0.0.0."
+    ),
+    ui_store: str | None = typer.Option(
+        None,
+        "--ui-store",
+        metavar="URI",
+        help="Store the web view reads. Default: TUNIX_RT_DEFAULT_STORAGE.",
+    ),
+    ui_promote_repo: str | None = typer.Option(
+        None,
+        "--ui-promote-repo",
+        metavar="REPO",
+        help="Give finished sweeps a Promote button that commits the best trial's Rehearsal "
+        "to REPO on a new branch and opens a pull / merge request. Default: read-only.",
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     """Watch Sweeps and Rehearsals, run them as RayJobs, report results in their status."""
@@ -103,6 +154,7 @@ def operator(
             liveness=liveness,
             metrics_port=metrics_port,
             poll_seconds=poll_seconds,
+            ui=UiOptions(ui_port, ui_host, ui_store, ui_promote_repo),
         )
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -121,7 +173,8 @@ def operator(
     typer.echo(
         f"tunix-rt operator: {scope}; "
         + (f"peering {config.peering}" if config.peering else "standalone")
-        + (f"; metrics on :{config.metrics_port}" if config.metrics_port else ""),
+        + (f"; metrics on :{config.metrics_port}" if config.metrics_port else "")
+        + (f"; web view on :{config.ui_port}" if config.ui_port is not None else ""),
         err=True,
     )
     run(config)

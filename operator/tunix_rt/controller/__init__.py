@@ -25,7 +25,7 @@ from typing import Any
 from tunix_rt import kopf_lean  # noqa: F401  # isort: skip  (before kopf: see there)
 import kopf
 
-from tunix_rt.controller import settings, wake
+from tunix_rt.controller import settings, wake, web
 from tunix_rt.controller.config import ConfigError, OperatorConfig
 from tunix_rt.controller.handlers import register_kind
 from tunix_rt.controller.metrics import Metrics
@@ -62,11 +62,14 @@ async def run_operator(
     stop_flag: Any = None,
     ready_flag: Any = None,
 ) -> None:
-    """Run until ``stop_flag`` is set (or a signal): serve /metrics, then kopf."""
+    """Run until ``stop_flag`` is set (or a signal): serve /metrics and, when asked, the
+    web view (:mod:`tunix_rt.controller.web`), then kopf."""
     runtime = runtime or settings.new_runtime(config, connection)
     if config.metrics_port:
         runtime.metrics.serve(config.metrics_port, config.metrics_addr)
+    served = None
     try:
+        served = await web.start(config, runtime)
         await kopf.operator(
             registry=build_registry(config),
             settings=settings.make_settings(config),
@@ -76,6 +79,8 @@ async def run_operator(
             **settings.operator_kwargs(config),
         )
     finally:
+        if served is not None:
+            await served.close()
         runtime.metrics.stop()
         await runtime.close()
 

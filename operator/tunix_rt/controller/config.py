@@ -79,6 +79,18 @@ class OperatorConfig:
     scan_namespaces: bool = True
     """Let kopf list/watch namespaces (needs RBAC on namespaces); off: serve exactly the
     given names."""
+    ui_port: int | None = None
+    """Serve the web view (:mod:`tunix_rt.ui`) on this port; None: off; 0: any free port."""
+    ui_host: str = "0.0.0.0"
+    ui_store: str | None = None
+    """The store the web view reads; None: ``default_storage``."""
+    ui_promote_repo: str | None = None
+    """Where the web view's Promote button commits; None: read-only."""
+
+    @property
+    def ui_store_uri(self) -> str | None:
+        """The store the web view reads: ``ui_store``, else the default storage."""
+        return self.ui_store or self.default_storage
 
     @property
     def clusterwide(self) -> bool:
