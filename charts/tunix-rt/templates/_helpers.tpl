@@ -118,3 +118,23 @@ helm.sh/hook: post-install,post-upgrade
 helm.sh/hook-weight: "-5"
 helm.sh/hook-delete-policy: before-hook-creation
 {{- end -}}
+
+{{/* The Secret holding the Promote button's forge token: only with the view and promote on. */}}
+{{- define "tunix-rt.gitToken" -}}
+{{- if and .Values.ui.enabled .Values.ui.promote.enabled -}}
+{{- .Values.ui.promote.tokenSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The web view's settings that only make sense together, refused with the fix. */}}
+{{- define "tunix-rt.uiChecks" -}}
+{{- if and .Values.ui.enabled (not .Values.storage.uri) -}}
+{{- fail "ui.enabled needs storage.uri: the web view shows the runs in that store (set storage.uri=s3://… or gs://…)" -}}
+{{- end -}}
+{{- if and .Values.ui.promote.enabled (not .Values.ui.enabled) -}}
+{{- fail "ui.promote.enabled needs ui.enabled=true: the Promote button is part of the web view" -}}
+{{- end -}}
+{{- if and .Values.ui.promote.enabled (not .Values.ui.promote.repo) -}}
+{{- fail "ui.promote.enabled needs ui.promote.repo: the git repository promotions are committed to" -}}
+{{- end -}}
+{{- end -}}
