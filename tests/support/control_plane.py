@@ -650,8 +650,8 @@ class ChartOperator:
     """``tunix-rt operator`` as a local process with the chart Deployment's arguments and
     environment, logged in as the chart's ServiceAccount (a token, not admin).
 
-    Only what a pod has and a process here cannot is replaced: the liveness and metrics
-    ports (free loopback ports) and, where given, the store (``storage``).
+    Only what a pod has and a process here cannot is replaced: the liveness, metrics and
+    web view ports (free loopback ports) and, where given, the store (``storage``).
     """
 
     plane: ControlPlane
@@ -661,16 +661,22 @@ class ChartOperator:
     extra_env: dict[str, str] = field(default_factory=dict)
     popen: subprocess.Popen[bytes] | None = None
     log: Path = Path()
+    ui_url: str | None = None
+    """Where the web view listens, when the Deployment serves it (``ui.enabled``)."""
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         deploy = self.plane.get_json("deployment", self.deployment, "-n", self.namespace)
         container = deploy["spec"]["template"]["spec"]["containers"][0]
         sa = deploy["spec"]["template"]["spec"]["serviceAccountName"]
         args = list(container["args"])
-        live, metrics = free_ports(2)
+        live, metrics, ui = free_ports(3)
         for flag, value in (("--liveness", f"http://127.0.0.1:{live}/healthz"),
                             ("--metrics-port", str(metrics))):  # fmt: skip
             args[args.index(flag) + 1] = value
+        if "--ui-port" in args:  # the web view (ui.enabled): a free port, on loopback
+            args[args.index("--ui-port") + 1] = str(ui)
+            args += ["--ui-host", "127.0.0.1"]
+            self.ui_url = f"http://127.0.0.1:{ui}/"
         env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
         if self.storage:
             env["TUNIX_RT_DEFAULT_STORAGE"] = self.storage
