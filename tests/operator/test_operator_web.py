@@ -55,7 +55,7 @@ async def test_the_operator_serves_the_view_with_the_live_phases(
 
     row = await wait_for(listed, what="the new Sweep Pending (live) on the list")
     assert "(no files yet)" in row
-    status, html = await asyncio.to_thread(get, f"{base}/")
+    _, html = await asyncio.to_thread(get, f"{base}/")
     store_row = row_of(html, "team-a/mixed")  # only in the store: the store's phase
     assert store_row is not None and "phase-Succeeded" in store_row and ">live<" not in store_row
     assert 'id="promote"' not in (await asyncio.to_thread(get, f"{base}/sweeps/team-a/mixed"))[1]
