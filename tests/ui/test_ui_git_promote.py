@@ -115,12 +115,12 @@ def test_a_pull_request_url_is_a_detail(
 
 
 def test_a_repository_with_credentials_is_refused_by_the_flag(tmp_path: Path) -> None:
-    with pytest.raises(RepoRefused, match="^--ui-promote-repo: ") as refused:
+    with pytest.raises(RepoRefused, match=r"^--ui-promote-repo: ") as refused:
         git_promoter(
             "https://bot:hunter22secret@example.com/ml/models.git", flag="--ui-promote-repo"
         )
     assert "hunter22secret" not in str(refused.value)
-    with pytest.raises(RepoRefused, match="^--promote-repo: .*no such folder"):
+    with pytest.raises(RepoRefused, match=r"^--promote-repo: .*no such folder"):
         git_promoter(str(tmp_path / "missing"))
 
 
