@@ -157,3 +157,20 @@ async def test_the_button_commits_and_the_page_shows_the_branch(
     assert f"✓ pushed branch {BRANCH}" in html
     assert f"<dt>branch</dt><dd>{BRANCH}</dd>" in html
     assert BRANCH in branches(bare, env)
+
+
+async def test_the_cli_app_shows_the_button_only_with_a_promote_repo(
+    runs: Path, bare: Path
+) -> None:
+    """``tunix-rt ui``'s app: read-only without ``--promote-repo``, the button with it."""
+    from tunix_rt.cli.ui import build_app
+
+    for repo, shown in ((None, False), (str(bare), True)):
+        client = TestClient(TestServer(build_app(f"file://{runs}", repo)))
+        await client.start_server()
+        try:
+            page = await (await client.get(f"/sweeps/local/{SWEEP}")).text()
+        finally:
+            await client.close()
+        assert ('id="promote"' in page) is shown
+        assert (f"Promote the best trial to {bare}" in page) is shown
