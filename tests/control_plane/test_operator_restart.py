@@ -28,6 +28,7 @@ def test_kill_9_with_20_sweeps_in_flight_converges_without_duplicates(
 
     wait_for_json(plane, "the first RayJobs", lambda: len(rayjobs()) >= 3, timeout=120)
     operator.kill(signal.SIGKILL)  # mid-flight: some Sweeps done, some not started
+    by_first = set(rayjobs())  # what the killed process created (it can create no more)
     operator.start()
 
     def all_pending() -> bool:
@@ -49,4 +50,9 @@ def test_kill_9_with_20_sweeps_in_flight_converges_without_duplicates(
     twice = {k: v for k, v in posted.items() if v > 1}
     assert not twice, twice
     created = {name for name, reason, _ in posted if reason in ("RayJobCreated", "RayJobAdopted")}
-    assert created == set(names)
+    # kill -9 drops the Events kopf had queued but not yet posted, so a RayJob the first
+    # process created just before the kill may have none (seen once on a loaded machine);
+    # every RayJob the restarted process created or adopted has its Event.
+    missing = set(names) - created
+    assert missing <= by_first, (missing, by_first)
+    assert created <= set(names)

@@ -173,7 +173,10 @@ def test_from_sweep_uses_base_config_best_params_and_overrides(
     assert SweepResult.model_validate_json(copied) == sweep
     html = (out / "report.html").read_text()
     assert "primary_score per trial" in html
-    assert html.count("<svg") == 3  # loss, lr, primary_score per trial
+    # loss, lr, primary_score per trial, and the score against each searched parameter
+    assert html.count("<svg") == 5
+    for param in ("batch_size", "learning_rate"):
+        assert html.count(f'aria-label="primary_score vs {param}"') == 1
     assert html.count('aria-label="primary_score per trial') == 1
     for trial in sweep.trials:
         assert trial.trial_id in html
