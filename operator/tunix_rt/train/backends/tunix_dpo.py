@@ -13,7 +13,6 @@ chosen completion first) and ``preference_margin`` (the mean reward gap, in unit
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -166,11 +165,9 @@ def train(run: Run) -> Outcome:
             trainer = make_trainer(built, config, preferences, run.checkpoint_dir)
             trainer.with_training_hooks(hooks)
             trainer.train(batches(arrays, config, clock))
-            steps = int(trainer.train_steps)
-            clock.raise_if_passed(steps)
-            clock.raise_if_passed(steps, before_eval=True)
-            eval_started = time.perf_counter()
-            rows, final = evaluator(built.model)
+            steps, rows, final, eval_started = tunix_loop.evaluate_trained(
+                trainer, clock, evaluator, built.model
+            )
     final = hooks.finish(final | preferences.final(), steps, eval_started)
     say(
         f"done: {steps} DPO steps, primary_score {final.get(PRIMARY_SCORE, 'n/a')} on "

@@ -19,7 +19,6 @@ a model that sometimes gets the answer; from random init there is no reward to l
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -188,11 +187,9 @@ def train(run: Run) -> Outcome:
             trainer = learner.rl_cluster.actor_trainer
             trainer.with_training_hooks(hooks)
             learner.train(prompt_batches(dataset.train, config, clock))
-            steps = int(trainer.train_steps)
-            clock.raise_if_passed(steps)
-            clock.raise_if_passed(steps, before_eval=True)
-            eval_started = time.perf_counter()
-            rows, final = evaluator(trainer.model)
+            steps, rows, final, eval_started = tunix_loop.evaluate_trained(
+                trainer, clock, evaluator, trainer.model
+            )
     final = hooks.finish(final | rewards.final(), steps, eval_started)
     say(
         f"done: {steps} GRPO steps, primary_score {final.get(PRIMARY_SCORE, 'n/a')} on "

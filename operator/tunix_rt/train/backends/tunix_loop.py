@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -121,6 +121,29 @@ def tunix_stderr() -> Iterator[None]:
         yield
     finally:
         sys.stderr = original
+
+
+class Trained(NamedTuple):
+    """What :func:`evaluate_trained` gives a backend: the steps done, the final eval and
+    when it started (:meth:`StepReporter.finish` times the eval from it)."""
+
+    steps: int
+    rows: list[EvalRow]
+    scores: dict[str, float]
+    eval_started: float
+
+
+def evaluate_trained(
+    trainer: Any, clock: Deadline, evaluate: Callable[[Any], Any], model: Any
+) -> Trained:
+    """After a Tunix trainer's loop: the deadline checked (it may have cut the loop short,
+    or passed before the eval), then the final eval of ``model``."""
+    steps = int(trainer.train_steps)
+    clock.raise_if_passed(steps)
+    clock.raise_if_passed(steps, before_eval=True)
+    eval_started = time.perf_counter()
+    rows, scores = evaluate(model)
+    return Trained(steps, rows, scores, eval_started)
 
 
 def finite(metrics: dict[str, float]) -> dict[str, float]:

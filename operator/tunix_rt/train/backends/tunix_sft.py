@@ -13,7 +13,6 @@ ends, exports the trained weights (LoRA merged in) as safetensors to
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -127,11 +126,9 @@ def train(run: Run) -> Outcome:
             trainer = make_trainer(built, config, run.checkpoint_dir)
             trainer.with_training_hooks(hooks)
             trainer.train(batches(tokens, mask, config, clock))
-            steps = int(trainer.train_steps)
-            clock.raise_if_passed(steps)
-            clock.raise_if_passed(steps, before_eval=True)
-            eval_started = time.perf_counter()
-            rows, final = evaluator(built.model)
+            steps, rows, final, eval_started = tunix_loop.evaluate_trained(
+                trainer, clock, evaluator, built.model
+            )
             if run.checkpoint_dir is not None:
                 export(built, Path(run.checkpoint_dir) / EXPORT_DIR, say)
     final = hooks.finish(final, steps, eval_started)
