@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from tunix_rt.api.search_space import MODEL_BASED, Algorithm, Distribution, SearchParam
 from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.api.trainer import TrainerConfig, searchable_name
+from tunix_rt.api.trainer import TrainerConfig, searchable_name, wire_param_name
 from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.api.warm_start import ReusedFrom, SkippedTrial, SkipReason
 from tunix_rt.contract.best_trial import objective_value
@@ -79,7 +79,10 @@ def judge_trials(
         if isinstance(why, SkippedTrial):
             out.skipped.append(why)
         else:
-            origin = ReusedFrom(sweep=source.sweep, trial_id=trial.trial_id, uri=source.uri)
+            # A trial the earlier sweep reused itself keeps where it was measured.
+            origin = trial.reused_from or ReusedFrom(
+                sweep=source.sweep, trial_id=trial.trial_id, uri=source.uri
+            )
             out.reused.append(trial.model_copy(update={"params": why, "reused_from": origin}))
     return out
 
@@ -108,13 +111,13 @@ def _skip(
         return skipped(SkipReason.DATASET, f"trained on another dataset: {message}")
     if earlier_base is None:
         return skipped(SkipReason.TRAINER_CONFIG, "the earlier trainer config does not validate")
+    point = point_in_space(spec, trial.params, earlier_base)
+    if isinstance(point, str):
+        return skipped(SkipReason.OUTSIDE_SPACE, point)
     try:
         earlier = earlier_base.with_params(trial.params)
     except (ValidationError, ValueError) as exc:
         return skipped(SkipReason.TRAINER_CONFIG, f"its params do not apply here: {_first(exc)}")
-    point = point_in_space(spec, trial.params, earlier)
-    if isinstance(point, str):
-        return skipped(SkipReason.OUTSIDE_SPACE, point)
     differs = config_differences(earlier, spec.trial_config(point))
     if differs:
         return skipped(SkipReason.TRAINER_CONFIG, "trainer config differs: " + "; ".join(differs))
@@ -168,10 +171,12 @@ def point_in_space(
     spec: SweepSpec, params: Mapping[str, Any], earlier: TrainerConfig
 ) -> dict[str, Any] | str:
     """``params`` as a point of ``spec``'s search space (a parameter the earlier trial did
-    not search takes its config's value), or why it is outside (naming the parameter)."""
+    not search takes the value of ``earlier``, its base config), or why it is outside
+    (naming the parameter)."""
     point: dict[str, Any] = {}
+    spelled = {_wire(k): v for k, v in params.items()}
     for key, param in spec.search_space.items():
-        value = params[key] if key in params else param_value(earlier, key)
+        value = spelled[key] if key in spelled else param_value(earlier, key)
         if value is None:
             return f"{key} has no value in the earlier trial"
         inside = value_in(param, value)
@@ -179,6 +184,14 @@ def point_in_space(
             return f"{key}={value!r} is outside searchSpace.{key} ({describe_param(param)})"
         point[key] = inside
     return point
+
+
+def _wire(key: str) -> str:
+    """A trainer parameter in its wire spelling (a user's own name as it is)."""
+    try:
+        return wire_param_name(key)
+    except ValueError:
+        return key
 
 
 def value_in(param: SearchParam, value: Any) -> Any | None:

@@ -28,6 +28,7 @@ Nothing here runs Tune; :mod:`tunix_rt.tune.driver` builds the ``Tuner`` from th
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from ray import tune
@@ -129,17 +130,20 @@ def optuna_sampler(spec: SweepSpec, warm: WarmStart | None = None) -> Any:
     model anything; qmc is a scrambled Sobol sequence (unscrambled, every seed would try
     the same points).
     """
+    import optuna
     from optuna import samplers
 
     startup = max(2, min(10, spec.max_trials // 2))
     seed = spec.seed
     if spec.algorithm is Algorithm.CMAES:
-        return samplers.CmaEsSampler(
-            seed=seed,
-            n_startup_trials=startup,
-            warn_independent_sampling=False,
-            source_trials=cma_source_trials(spec, warm) if warm is not None else None,
-        )
+        with warnings.catch_warnings():  # source_trials: "experimental" since Optuna 2.6
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return samplers.CmaEsSampler(
+                seed=seed,
+                n_startup_trials=startup,
+                warn_independent_sampling=False,
+                source_trials=cma_source_trials(spec, warm) if warm is not None else None,
+            )
     if spec.algorithm is Algorithm.QMC:
         return samplers.QMCSampler(
             qmc_type="sobol", scramble=True, seed=seed, warn_independent_sampling=False

@@ -120,6 +120,9 @@ class SkipMeasured(Delegating):
             if trial is None:
                 return None
             if self._measured(trial):
+                # Never run: the generator must not count it among its live trials, or
+                # its concurrency limit would wait for it forever.
+                self.searcher.on_trial_complete(trial.trial_id, None, False)
                 self.dropped += 1
                 continue
             self.created += 1
