@@ -24,10 +24,14 @@ from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult, WarmStartRecord
 from tunix_rt.api.warm_start import SkipReason
 from tunix_rt.contract.exits import ExitCode
+from tunix_rt.contract.layout import SweepTarget
 from tunix_rt.evidence import verify_zip
 from tunix_rt.tune.driver import run_sweep
-from tunix_rt.tune.session import SweepRun
-from tunix_rt.tune.warm_start import judge
+from tunix_rt.tune.records import utcnow
+from tunix_rt.tune.session import Session, SweepRun
+from tunix_rt.tune.sweep_log import SweepLog
+from tunix_rt.tune.warm_search import WarmStart
+from tunix_rt.tune.warm_start import judge, prepare
 
 EXE = Path(sys.executable).with_name("tunix-rt")
 TRAINER = python_trainer(logEvery=5)
@@ -95,6 +99,7 @@ def test_a_warm_started_grid_reuses_the_fitting_trial_and_runs_only_the_rest(
         (evidence / "trials" / f"{best.trial_id}.json").read_text()
     )
     assert copied.reused_from == best.reused_from
+    assert "reused from sweep earlier" in (evidence / "report.html").read_text()
     (bundle,) = sorted((evidence / "submission").glob("*.zip"))
     assert verify_zip(bundle).ok
 
@@ -119,3 +124,33 @@ def test_an_unusable_source_ends_the_session_before_ray_starts(tmp_path: Path) -
     assert outcome.exit_code == ExitCode.INVALID
     assert "names this sweep's own results" in outcome.message
     assert not (tmp_path / "runs" / "local" / "warm" / "trials").exists()
+
+
+def test_a_resumed_session_reads_its_verdicts_back_and_judges_nothing_again(
+    tmp_path: Path,
+) -> None:
+    """The earlier sweep may be gone by then: the record the first session wrote is what
+    the resumed one (and its summary) uses; Tune restores the searcher with the trials."""
+    storage = f"file://{tmp_path / 'runs'}"
+    spec = SweepSpec.model_validate(grid([3e-3], warmStartFrom={"sweep": "gone"}))
+    run = SweepRun(spec=spec, name="warm", storage=storage, echo=False)
+    target = SweepTarget(storage, "local", "warm")
+    files = target.files()
+    reused = TrialResult(
+        trial_id="e1", sweep="gone", params={"learningRate": 3e-3}, primary_score=0.7,
+        state="Succeeded",
+    )  # fmt: skip
+    record = WarmStartRecord(
+        source="Sweep gone", uri=f"{storage}/local/gone", use="u", reused=["e1"],
+        trials=[reused],
+    )  # fmt: skip
+    files.write_warm_start(record)
+    session = Session(run, target, files, SweepLog(files, echo=False), "", utcnow())
+
+    resumed = prepare(session, restoring=True)
+    assert isinstance(resumed, WarmStart)
+    assert resumed.values == [0.7] and resumed.planned() == 0  # the one grid point: measured
+    assert "1 trial(s) reused, 0 skipped" in session.say.text
+    fresh = prepare(session, restoring=False)  # a new session judges again: the source is gone
+    assert not isinstance(fresh, WarmStart) and fresh is not None
+    assert fresh.exit_code == ExitCode.INVALID and "no sweep results" in fresh.message
