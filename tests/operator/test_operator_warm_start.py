@@ -72,9 +72,6 @@ async def test_a_warm_started_sweep_waits_for_its_source_then_passes_its_results
     api: Api, store: Store, start_operator: StartOperator
 ) -> None:
     await start_operator()
-    earlier = sweep_body("earlier")
-    earlier["status"] = {"phase": "Running", "trialsProgress": "1/4"}
-    await api.create(SWEEPS, earlier)
     await api.create(
         SWEEPS, sweep_body("warm", algorithm="tpe", warmStartFrom={"sweep": "earlier"})
     )
@@ -82,11 +79,13 @@ async def test_a_warm_started_sweep_waits_for_its_source_then_passes_its_results
     status = await wait_for(lambda: phase_is(api, SWEEPS, "warm", "Pending"), what="Pending")
     waiting = condition(await api.get(SWEEPS, NS, "warm"), "Progressing")
     assert waiting["reason"] == "WaitingForSweep"
-    assert "Sweep earlier is Running, 1/4 trials" in waiting["message"]
+    assert "Sweep earlier not found in namespace ml" in waiting["message"]
     assert "rayJobName" not in status and await api.get(RAYJOBS, NS, "sweep-warm") is None
 
-    done = {"phase": "Succeeded", "resultsUri": EARLIER_URI, "trialsProgress": "4/4"}
-    await api.patch(SWEEPS, NS, "earlier", {"status": done})
+    # It finished (as the operator leaves a finished Sweep; a running one: pure test below).
+    earlier = sweep_body("earlier")
+    earlier["status"] = {"phase": "Succeeded", "resultsUri": EARLIER_URI, "trialsProgress": "4/4"}
+    await api.create(SWEEPS, earlier)
     rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-warm"), what="the RayJob")
     validate_rayjob(rayjob)
     assert entrypoint_args(rayjob)["--warm-start-uri"] == EARLIER_URI
