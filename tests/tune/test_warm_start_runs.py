@@ -91,7 +91,8 @@ def test_a_warm_started_grid_reuses_the_fitting_trial_and_runs_only_the_rest(
     assert best.reused_from is not None and best.reused_from.sweep == "earlier"
     assert summary.warm_start is not None and summary.warm_start.reused == record.reused
     assert "(reused from sweep earlier)" in (summary.message or "")
-    assert "1 trial(s) reused, 2 skipped" in out
+    assert "warm start from Sweep earlier" in out
+    assert "1 trial(s) reused, 2 skipped" in (folder / "sweep_log.txt").read_text()
 
     evidence = folder / "evidence"
     assert json.loads((evidence / "warm_start.json").read_text())["reused"] == record.reused
