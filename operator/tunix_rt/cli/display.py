@@ -106,6 +106,8 @@ def trial_table(
 
 
 def _state_cell(trial: TrialResult, cut: bool) -> Text:
+    if trial.reused_from is not None:  # measured by the earlier sweep a warm start names
+        return Text("Reused", style="dim")
     if cut and not trial.finished:
         return Text(CUT, style="yellow")
     return Text(trial.state.value, style=STATE_STYLE.get(trial.state, ""))
