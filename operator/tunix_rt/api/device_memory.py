@@ -74,14 +74,17 @@ _A100 = "https://www.nvidia.com/en-us/data-center/a100/"
 _H100 = "https://www.nvidia.com/en-us/data-center/h100/"
 GPU_MEMORY: dict[str, DeviceMemory] = {
     "nvidia-l4": _gpu("NVIDIA L4", 24, "https://www.nvidia.com/en-us/data-center/l4/", "excerpt"),
-    "nvidia-tesla-a100": _gpu("NVIDIA A100 40GB", 40, _A100, "recalled"),
-    "nvidia-a100-80gb": _gpu("NVIDIA A100 80GB", 80, _A100, "recalled"),
-    "nvidia-h100-80gb": _gpu("NVIDIA H100 80GB", 80, _H100, "recalled"),
-    "nvidia-h100-mega-80gb": _gpu("NVIDIA H100 80GB (Mega)", 80, _H100, "recalled"),
+    "nvidia-tesla-a100": _gpu("NVIDIA A100 40GB", 40, _A100, "excerpt"),
+    "nvidia-a100-80gb": _gpu("NVIDIA A100 80GB", 80, _A100, "excerpt"),
+    "nvidia-h100-80gb": _gpu("NVIDIA H100 80GB", 80, _H100, "excerpt"),
+    "nvidia-h100-mega-80gb": _gpu("NVIDIA H100 80GB (Mega)", 80, _H100, "excerpt"),
 }
 """Memory per GPU, by GKE's ``cloud.google.com/gke-accelerator`` value (a pool's
 ``gpuType``; https://cloud.google.com/kubernetes-engine/docs/how-to/gpus). The L4's 24 GB
-was read in excerpts quoting NVIDIA's datasheet; the A100 and H100 figures are recalled."""
+was read in excerpts quoting NVIDIA's datasheet. The A100's 40 GB HBM2 and 80 GB HBM2e and the
+H100 SXM's 80 GB HBM3 were read in excerpts quoting NVIDIA's A100 datasheet and H100 product
+pages (glennklockwood.com/garden/processors/A100 and /h100, which cite them); a CUDA device
+query of an A100 40GB reports 42,405,855,232 bytes, so 40 x 10^9 is the smaller reading."""
 
 
 def pool_device(pool: NodePool) -> DeviceMemory | None:
