@@ -23,4 +23,9 @@ def trial_summary(trial: TrialResult) -> TrialSummary:
 def best_summary(trial: TrialResult | None) -> BestTrial | None:
     if trial is None:
         return None
-    return BestTrial(id=trial.trial_id, params=trial.params, primary_score=trial.primary_score)
+    return BestTrial(
+        id=trial.trial_id,
+        params=trial.params,
+        primary_score=trial.primary_score,
+        schedule=trial.schedule,
+    )

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from tunix_rt.api.base import ApiModel
 from tunix_rt.api.common import RunStatus
+from tunix_rt.api.schedule import ScheduleStep
 from tunix_rt.api.trial import TrialState
 
 
@@ -30,6 +31,9 @@ class BestTrial(ApiModel):
     id: str = Field(description="Trial id.")
     params: dict[str, Any] = Field(default_factory=dict, description="Its searched params.")
     primary_score: float | None = Field(None, description="Its primary_score.")
+    schedule: list[ScheduleStep] | None = Field(
+        None, description="Scheduler pbt: the schedule it followed, replayed by a Rehearsal."
+    )
 
 
 class SweepStatus(RunStatus):
