@@ -63,9 +63,9 @@ def pbt_sweep_problems(spec: SweepSpec) -> Problems:
             (
                 "scheduler.type",
                 f"scheduler pbt restarts trials from other trials' checkpoints with new "
-                f"hyperparameters, which backend {spec.trainer.backend} cannot take on "
-                "restore (its optimizer and schedule are built once from the config); use "
-                "trainer.backend builtin or scheduler asha",
+                f"hyperparameters, and backend {spec.trainer.backend} does not support it "
+                "yet (a restore under new hyperparameters is unchecked there, and it cannot "
+                "replay a schedule); use trainer.backend builtin or scheduler asha",
             )
         )
     if spec.algorithm.value != "random":
