@@ -11,11 +11,40 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tunix_rt.evidence.charts import line_chart
 from tunix_rt.evidence.markup import esc, fmt
 
 
 def _get(obj: Mapping[str, Any], snake: str, camel: str) -> Any:
     return obj.get(snake, obj.get(camel))
+
+
+def _steps(trial: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [s for s in trial.get("schedule") or [] if isinstance(s, Mapping)]
+
+
+def schedule_charts(trials: Sequence[Mapping[str, Any]], best: str | None) -> list[str]:
+    """One step chart per scheduled param: its value over the steps, a line a trial."""
+    names = sorted({k for t in trials for s in _steps(t) for k in s.get("params") or {}})
+    charts = []
+    for name in names:
+        series: dict[str, list[tuple[float, float]]] = {}
+        for trial in trials:
+            points: list[tuple[float, float]] = []
+            steps = _steps(trial)
+            end = float(trial.get("steps") or 0)
+            for i, step in enumerate(steps):
+                value = (step.get("params") or {}).get(name)
+                if not isinstance(value, int | float):
+                    continue
+                start = float(step["step"])
+                # a hair before the next step: the chart orders points by x
+                until = float(steps[i + 1]["step"]) - 1e-3 if i + 1 < len(steps) else end
+                points += [(start, float(value)), (max(until, start), float(value))]
+            if points:
+                series[str(_get(trial, "trial_id", "trialId"))] = points
+        charts.append(line_chart(series, title=f"PBT schedule: {name}", highlight=best))
+    return charts
 
 
 def schedule_section(trials: Sequence[Mapping[str, Any]], best: str | None) -> str:
@@ -45,6 +74,7 @@ def schedule_section(trials: Sequence[Mapping[str, Any]], best: str | None) -> s
         f"weights trained with these params; {exploits} exploit(s) copied another trial's "
         "checkpoint, and the rows before an exploit are that checkpoint's lineage. The best "
         "trial's (*) rows replay as a Rehearsal's trainer.schedule.</p>"
-        "<table><tr><th>trial</th><th>from step</th><th>params</th><th>exploited from</th>"
+        + "".join(schedule_charts(trials, best))
+        + "<table><tr><th>trial</th><th>from step</th><th>params</th><th>exploited from</th>"
         f"</tr>{''.join(rows)}</table>"
     )
