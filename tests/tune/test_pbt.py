@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ray.tune.schedulers import PopulationBasedTraining
+from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 from ray.tune.search.sample import Float
 
 from tunix_rt.api.schedule import ScheduleStep
@@ -54,6 +55,17 @@ def test_pbt_maps_to_population_based_training() -> None:
     defaults = mapping.scheduler(pbt_spec())
     assert defaults._quantile_fraction == 0.25 and defaults._resample_probability == 0.25
     assert pbt.checkpoints_kept(spec) > 2
+
+
+def test_no_perturbation_at_a_trials_last_step() -> None:
+    """The final report (the eval at smokeSteps) is never exploited: nothing is left to
+    train, and a schedule step at maxSteps could not be replayed. The scheduler pickles
+    (Tune saves it with the experiment)."""
+    sched = pickle.loads(pickle.dumps(mapping.scheduler(pbt_spec())))
+    assert sched.last_step == 40
+    untouched = object()  # neither the controller nor the trial is read at the last step
+    result = {"step": 40, "loss": 1.0}
+    assert sched.on_trial_result(untouched, untouched, result) == TrialScheduler.CONTINUE
 
 
 def test_explore_stays_in_the_searched_range() -> None:

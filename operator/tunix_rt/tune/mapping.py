@@ -157,7 +157,7 @@ def scheduler(spec: SweepSpec) -> TrialScheduler:
             min_samples_required=3,
         )
     if sched.type is SchedulerType.PBT:
-        return pbt.pbt_scheduler(spec)  # type: ignore[no-any-return]
+        return pbt.pbt_scheduler(spec)
     return FIFOScheduler()  # type: ignore[no-untyped-call]
 
 

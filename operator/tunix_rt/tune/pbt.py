@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field, ValidationError
+from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
 from tunix_rt.api.base import ApiModel
 from tunix_rt.api.schedule import MUTABLE_KEYS, ScheduleStep
@@ -66,11 +67,25 @@ class ClipToSpace:
         return config
 
 
-def pbt_scheduler(spec: SweepSpec) -> Any:
+class FinalStepPBT(PopulationBasedTraining):
+    """PopulationBasedTraining that leaves a trial's last report alone: at the final step
+    (its eval) nothing is left to train, and an exploit there would only swap in another
+    trial's finished weights under a schedule step no run could replay."""
+
+    def __init__(self, *, last_step: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.last_step = last_step
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        if result.get("step", 0) >= self.last_step:
+            return str(TrialScheduler.CONTINUE)
+        return str(super().on_trial_result(tune_controller, trial, result))
+
+
+def pbt_scheduler(spec: SweepSpec) -> FinalStepPBT:
     """``PopulationBasedTraining`` over ``step``: ranged params as domains (resampled or
     scaled, then clipped), choice params as lists (resampled or shifted)."""
     from ray import tune
-    from ray.tune.schedulers import PopulationBasedTraining
 
     sched = spec.scheduler
     mutations: dict[str, Any] = {}
@@ -83,7 +98,8 @@ def pbt_scheduler(spec: SweepSpec) -> Any:
         bounds[key] = (param.low, param.high)
         domain = tune.loguniform if param.type is Distribution.LOGUNIFORM else tune.uniform
         mutations[key] = domain(param.low, param.high)
-    return PopulationBasedTraining(
+    return FinalStepPBT(
+        last_step=spec.budget.smoke_steps,
         time_attr="step",
         metric=sched.metric,
         mode=sched.mode,
