@@ -69,6 +69,7 @@ class Example:
 EXAMPLES = [
     Example("examples/sweep-smoke.yaml", "sweep"),
     Example("examples/rehearsal-smoke.yaml", "rehearsal"),  # fromSweep: sweep-smoke, above
+    Example("examples/sweep-pbt-smoke.yaml", "sweep"),
     Example("examples/sweep-python.yaml", "sweep", (("PYTHONPATH", str(PYTHON_TRAINER)),)),
     Example("examples/trainer-smoke.yaml", "trainer"),
     Example("examples/trainer-rehearsal.yaml", "trainer"),

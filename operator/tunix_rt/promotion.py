@@ -187,7 +187,9 @@ def rehearsal_name(sweep: FinishedSweep, name: str | None) -> str:
 def best_config(summary: SweepResult, steps: int | None) -> TrainerConfig:
     """The best trial's trainer config, ``maxSteps`` raised to ``steps``."""
     try:
-        trainer = best_trial_config(summary.base_config, summary.best_params or {})
+        trainer = best_trial_config(
+            summary.base_config, summary.best_params or {}, summary.best_schedule
+        )
         if steps is not None:
             trainer = TrainerConfig.model_validate(trainer.model_dump() | {"max_steps": steps})
     except ValidationError as exc:

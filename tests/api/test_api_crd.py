@@ -174,7 +174,7 @@ def test_bounds_enums_and_defaults() -> None:
         "maximum": 200,
     }
     assert spec["algorithm"]["enum"] == ["random", "grid", "tpe", "cmaes", "qmc", "gp"]
-    assert spec["scheduler"]["properties"]["type"]["enum"] == ["fifo", "asha", "median"]
+    assert spec["scheduler"]["properties"]["type"]["enum"] == ["fifo", "asha", "median", "pbt"]
     param = spec["searchSpace"]["additionalProperties"]["properties"]["type"]
     assert param["enum"] == ["uniform", "loguniform", "randint", "choice", "grid"]
     assert spec["objective"]["properties"]["metric"]["default"] == "primary_score"

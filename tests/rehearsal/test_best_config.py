@@ -36,20 +36,27 @@ def sweep_spec() -> SweepSpec:
     )
 
 
-def four_callers(tmp_path: Path, params: dict[str, Any]) -> dict[str, TrainerConfig]:
-    """The best trial's config as each of the four callers rebuilds it."""
+def four_callers(
+    tmp_path: Path, params: dict[str, Any], schedule: list[dict[str, Any]] | None = None
+) -> dict[str, TrainerConfig]:
+    """The best trial's config as each of the four callers rebuilds it (``schedule``: a
+    pbt trial's, in the summary and in the Sweep's status)."""
     spec = sweep_spec()
     summary = SweepResult(
         sweep="lr",
         namespace="local",
         best_trial_id="lr-t1",
         best_params=params,
+        best_schedule=schedule,
         primary_score=0.5,
         base_config=spec.trial_config({}).to_wire(),
     )
     store = Store(f"file://{tmp_path}/store")
     store.write_json(summary_key("local", "lr"), summary)
-    sweep = {"spec": spec.to_wire(), "status": {"bestTrial": {"id": "lr-t1", "params": params}}}
+    best: dict[str, Any] = {"id": "lr-t1", "params": params}
+    if schedule:
+        best["schedule"] = schedule
+    sweep = {"spec": spec.to_wire(), "status": {"bestTrial": best}}
     resolved = _from_best_trial(RehearsalSpec(from_sweep="lr"), "lr", sweep)
     assert isinstance(resolved, Resolved) and resolved.spec.trainer is not None
     plan = plan_from_spec(RehearsalSpec(from_sweep="lr"), name="r", store=store)
@@ -85,3 +92,16 @@ def test_the_trial_config_is_what_the_trials_ran() -> None:
     ran = spec.trial_config(params).to_wire()
     assert best_trial_config(spec.trial_config({}), params).to_wire() == ran
     assert best_trial_config(spec.trial_config({}).to_wire(), params).to_wire() == ran
+
+
+def test_the_four_callers_agree_on_a_pbt_schedule(tmp_path: Path) -> None:
+    """A pbt trial's schedule reaches every caller's config, exploit and all."""
+    schedule = [
+        {"step": 0, "params": {"learningRate": 0.001}},
+        {"step": 6, "params": {"learningRate": 0.0012}, "exploitedFrom": "lr-t0"},
+    ]
+    params = {"learningRate": 0.0012}
+    expected = best_trial_config(sweep_spec().trial_config({}), params, schedule)
+    assert expected.schedule is not None and expected.schedule[1].exploited_from == "lr-t0"
+    for who, config in four_callers(tmp_path, params, schedule).items():
+        assert config.to_wire() == expected.to_wire(), who

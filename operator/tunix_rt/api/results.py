@@ -29,4 +29,5 @@ def best_summary(trial: TrialResult | None) -> BestTrial | None:
         params=trial.params,
         primary_score=trial.primary_score,
         reused_from=origin,
+        schedule=trial.schedule,
     )

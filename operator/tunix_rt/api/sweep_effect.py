@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tunix_rt.api.base import cel, cel_list
+from tunix_rt.api.schedule import PBT_SWEEP_RULES, pbt_sweep_problems
 from tunix_rt.api.takes_effect import Problems
 from tunix_rt.api.trial_metrics import LOGGED_METRICS, METRIC_BACKENDS, METRIC_BOUNDS, TRAIN_METRICS
 from tunix_rt.scoring import PRIMARY_SCORE
@@ -177,15 +178,29 @@ SCHEDULER_DEFAULTS: dict[str, Any] = {
 """Scheduler fields and their defaults: all of them unread by fifo."""
 
 
+PBT_FIELDS = ("perturbationInterval", "quantileFraction", "resampleProbability")
+"""Fields read by scheduler pbt only."""
+
+
+def _unread(kind: str, key: str) -> bool:
+    """Whether scheduler ``kind`` ignores field ``key``."""
+    if key in PBT_FIELDS:
+        return kind != "pbt"
+    if kind == "pbt":
+        return key in ("gracePeriod", "reductionFactor")
+    return kind == "fifo" or (kind == "median" and key == "reductionFactor")
+
+
 def scheduler_problems(sched: Scheduler) -> Problems:
-    """Scheduler fields its type does not read."""
+    """Scheduler fields its type does not read, and what pbt needs."""
     kind = sched.type.value
     wire = sched.to_wire()
     out: Problems = []
-    for key, default in SCHEDULER_DEFAULTS.items():
-        unread = kind == "fifo" or (kind == "median" and key == "reductionFactor")
-        if unread and wire.get(key, default) != default:
-            hint = "asha or median" if kind == "fifo" else "asha"
+    for key in (*SCHEDULER_DEFAULTS, *PBT_FIELDS):
+        default = SCHEDULER_DEFAULTS.get(key)
+        if _unread(kind, key) and wire.get(key, default) != default:
+            hint = "pbt" if key in PBT_FIELDS else "asha or median"
+            hint = "asha" if key == "reductionFactor" else hint
             out.append(
                 (
                     key,
@@ -194,6 +209,14 @@ def scheduler_problems(sched: Scheduler) -> Problems:
                     + f"; remove {key} or use type {hint}",
                 )
             )
+    if kind == "pbt" and sched.perturbation_interval is None:
+        out.append(
+            (
+                "perturbationInterval",
+                "scheduler pbt needs perturbationInterval: the steps between exploit/explore "
+                "decisions (e.g. budget.smokeSteps / 4, a multiple of trainer.checkpointEvery)",
+            )
+        )
     return out
 
 
@@ -215,9 +238,23 @@ SCHEDULER_RULES = [
         "reductionFactor is read by asha only; remove it or use type asha",
         ".reductionFactor",
     ),
+    cel(
+        "(has(self.type) && self.type == 'pbt') == has(self.perturbationInterval) && "
+        "((has(self.type) && self.type == 'pbt') || (!has(self.quantileFraction) && "
+        "!has(self.resampleProbability)))",
+        "scheduler pbt needs perturbationInterval, and perturbationInterval, "
+        "quantileFraction and resampleProbability are read by pbt only",
+        ".type",
+    ),
+    cel(
+        "!has(self.type) || self.type != 'pbt' || ((!has(self.gracePeriod) || "
+        "self.gracePeriod == 50) && (!has(self.reductionFactor) || self.reductionFactor == 3.0))",
+        "gracePeriod and reductionFactor are not read by scheduler pbt; remove them",
+        ".type",
+    ),
 ]
 
-MIN_TRIALS = {"asha": 2, "median": 4}
+MIN_TRIALS = {"asha": 2, "median": 4, "pbt": 2}
 """Trials an early-stopping scheduler needs to stop one: ASHA compares a trial with those
 recorded before it at a rung; Ray's median rule needs 3 others past the same step."""
 
@@ -229,7 +266,7 @@ def sweep_scheduler_problems(spec: SweepSpec) -> Problems:
     if kind == "fifo":
         return []
     out: Problems = []
-    if sched.grace_period >= steps:
+    if kind != "pbt" and sched.grace_period >= steps:
         out.append(
             (
                 "scheduler.gracePeriod",
@@ -270,6 +307,7 @@ _MAX_TRIALS = "(has(self.maxTrials) ? self.maxTrials : 5)"
 def sweep_problems(spec: SweepSpec) -> Problems:
     """What a Sweep's trials would never use: its own fields against each other."""
     out = metric_backend_problems(spec) + sweep_scheduler_problems(spec)
+    out += pbt_sweep_problems(spec)
     problem = goal_problem(spec.objective, spec.trainer.backend)
     if problem:
         out.append(("objective.goal", problem))
@@ -352,6 +390,7 @@ BUDGET_RULES = [
 ]
 
 SWEEP_RULES = [
+    *PBT_SWEEP_RULES,
     _goal_rule(),
     *_backend_metric_rules(),
     cel(

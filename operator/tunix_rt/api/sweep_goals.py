@@ -75,6 +75,7 @@ class SchedulerType(StrEnum):
     FIFO = "fifo"
     ASHA = "asha"
     MEDIAN = "median"
+    PBT = "pbt"
 
 
 class Scheduler(ApiModel):
@@ -97,8 +98,9 @@ class Scheduler(ApiModel):
 
     type: SchedulerType = Field(
         SchedulerType.FIFO,
-        description="fifo (run every trial to the end), asha (successive halving) or "
-        "median (median stopping rule).",
+        description="fifo (run every trial to the end), asha (successive halving), "
+        "median (median stopping rule) or pbt (population-based training: weak trials "
+        "continue from strong trials' checkpoints with mutated params).",
     )
     grace_period: int = Field(
         50, ge=1, description="Steps a trial always runs before it may be stopped."
@@ -111,6 +113,24 @@ class Scheduler(ApiModel):
         f"{backend_metrics_note()}).",
     )
     mode: Literal["max", "min"] = Field("min", description="max or min for the scheduler metric.")
+    perturbation_interval: int | None = Field(
+        None,
+        ge=1,
+        description="pbt: steps between exploit/explore decisions (a multiple of "
+        "trainer.checkpointEvery).",
+    )
+    quantile_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=0.5,
+        description="pbt: the bottom fraction of trials that copy the top fraction (0.25).",
+    )
+    resample_probability: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="pbt: chance a mutated param is resampled instead of scaled (0.25).",
+    )
 
     @model_validator(mode="after")
     def _reported_while_training(self) -> Scheduler:

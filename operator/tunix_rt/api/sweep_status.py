@@ -9,6 +9,7 @@ from pydantic import Field
 
 from tunix_rt.api.base import ApiModel
 from tunix_rt.api.common import RunStatus
+from tunix_rt.api.schedule import ScheduleStep
 from tunix_rt.api.trial import TrialState
 from tunix_rt.api.warm_start import WarmStartStatus
 
@@ -35,6 +36,9 @@ class BestTrial(ApiModel):
         None,
         description="Set when the best trial is an earlier sweep's, reused by the warm start "
         "(spec.warmStartFrom): that sweep's name.",
+    )
+    schedule: list[ScheduleStep] | None = Field(
+        None, description="Scheduler pbt: the schedule it followed, replayed by a Rehearsal."
     )
 
 

@@ -15,6 +15,7 @@ from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error, field_error
 from tunix_rt.api.common import SEED_MAX
 from tunix_rt.api.errors import ManifestError, error_pairs, validation_errors
 from tunix_rt.api.overrides import merge_overrides
+from tunix_rt.api.schedule import SCHEDULE_RULES, ScheduleStep, schedule_problems
 from tunix_rt.api.secrets import refuse_credentials
 from tunix_rt.api.takes_effect import TRAINER_RULES, trainer_problems
 from tunix_rt.api.trainer_backends import (
@@ -66,6 +67,7 @@ class TrainerConfig(ApiModel):
                 ".entrypoint",
             ),
             *TRAINER_RULES,
+            *SCHEDULE_RULES,
         ),
     )
 
@@ -127,6 +129,11 @@ class TrainerConfig(ApiModel):
     )
     log_every: int = Field(25, ge=1, description="Steps between loss reports.")
     checkpoint_every: int = Field(0, ge=0, description="Steps between checkpoints (0: never).")
+    schedule: list[ScheduleStep] | None = Field(
+        None,
+        description="Params that change at given steps (a PBT trial's schedule, replayed "
+        "by a Rehearsal; backend builtin): each entry applies from its step on.",
+    )
     model: ModelConfig = Field(default_factory=ModelConfig)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -238,7 +245,7 @@ class TrainerConfig(ApiModel):
     @model_validator(mode="after")
     def _takes_effect(self) -> TrainerConfig:
         """A setting the backend would ignore or cap is refused (``takes_effect.py``)."""
-        problems = trainer_problems(self)
+        problems = trainer_problems(self) + schedule_problems(self)
         if problems:
             raise field_errors(problems, None)
         return self
@@ -334,9 +341,15 @@ def searchable_params() -> dict[str, str]:
     """Searchable field name -> wire alias (scalar top-level fields)."""
     out: dict[str, str] = {}
     for name, info in TrainerConfig.model_fields.items():
-        if name in {"model", "dataset", "eval", "backend", "entrypoint", "parameters"} or (
-            name == "user_params"
-        ):
+        if name in {
+            "model",
+            "dataset",
+            "eval",
+            "backend",
+            "entrypoint",
+            "parameters",
+            "schedule",
+        } or (name == "user_params"):
             continue
         out[name] = info.alias or name
     return out

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from tunix_rt.api.base import ApiModel
 from tunix_rt.api.common import Phase
+from tunix_rt.api.schedule import ScheduleStep
 from tunix_rt.api.warm_start import ReusedFrom, WarmStartSummary
 from tunix_rt.scoring import PRIMARY_SCORE
 
@@ -76,6 +77,12 @@ class TrialResult(ApiModel):
         "(spec.warmStartFrom): where it was measured. It ran in that sweep, not this one.",
     )
 
+    schedule: list[ScheduleStep] | None = Field(
+        None,
+        description="Scheduler pbt: the params the trial trained with from each step on, "
+        "and the trial each exploit copied (its lineage before that included).",
+    )
+
     @property
     def finished(self) -> bool:
         return self.state in FINISHED_STATES
@@ -124,6 +131,9 @@ class SweepResult(ApiModel):
     )
     best_trial_id: str | None = None
     best_params: dict[str, Any] | None = None
+    best_schedule: list[ScheduleStep] | None = Field(
+        None, description="The best trial's schedule (scheduler pbt), replayed by promotion."
+    )
     primary_score: float | None = None
     base_config: dict[str, Any] = Field(default_factory=dict, description="Trainer config (wire).")
     started_at: datetime | None = None

@@ -120,9 +120,9 @@ def _from_best_trial(spec: RehearsalSpec, sweep_name: str, sweep: dict[str, Any]
         )
     params = dict(best.get("params") or {})
     try:
-        trainer = best_trial_config(sweep_spec.trial_config({}), params).with_overrides(
-            spec.overrides
-        )
+        trainer = best_trial_config(
+            sweep_spec.trial_config({}), params, best.get("schedule")
+        ).with_overrides(spec.overrides)
     except ManifestError as exc:
         return Unresolvable(INVALID_SPEC, str(exc))
     except (ValidationError, ValueError) as exc:

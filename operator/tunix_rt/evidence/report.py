@@ -16,6 +16,7 @@ from typing import Any
 
 from tunix_rt.evidence.charts import bar_chart
 from tunix_rt.evidence.markup import esc, flatten, fmt, kv_table, page
+from tunix_rt.evidence.schedules import schedule_section
 from tunix_rt.evidence.trial_charts import (
     REWARD_PREFIX,
     from_wire,
@@ -211,6 +212,7 @@ def render_sweep_report(
     spec = manifest.get("config") or {}
     space = spec.get("searchSpace", spec.get("search_space")) if isinstance(spec, Mapping) else None
     parts = [head, _trial_section(summary, None, space if isinstance(space, Mapping) else None)]
+    parts.append(schedule_section(trials, get("best_trial_id", "bestTrialId")))
     if best_params:
         parts += ["<h2>Best params</h2>", kv_table(sorted(best_params.items()))]
     if best_config:

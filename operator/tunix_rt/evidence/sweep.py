@@ -74,7 +74,9 @@ def best_config(summary: SweepResult) -> dict[str, Any] | None:
     """The best trial's trainer config (:func:`best_trial_config`), wire form."""
     if summary.best_params is None or not summary.base_config:
         return None
-    return best_trial_config(summary.base_config, summary.best_params).to_wire()
+    return best_trial_config(
+        summary.base_config, summary.best_params, summary.best_schedule
+    ).to_wire()
 
 
 def summary_bytes(summary: SweepResult) -> bytes:

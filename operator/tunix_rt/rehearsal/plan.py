@@ -142,7 +142,7 @@ def _from_sweep(
         raise RehearsalError(f"sweep {sweep!r} has no best trial yet ({summary_uri})")
     try:
         # base_config is the sweep's trial_config({}) (smoke cap included)
-        config = best_trial_config(summary.base_config, summary.best_params)
+        config = best_trial_config(summary.base_config, summary.best_params, summary.best_schedule)
     except (ValidationError, ValueError) as exc:
         raise RehearsalError(f"{summary_uri}: cannot rebuild the trainer config: {exc}") from None
     trial = source_trial or summary.best_trial_id

@@ -25,7 +25,7 @@ from jax.sharding import NamedSharding
 
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring import PRIMARY_SCORE
-from tunix_rt.train import data, sharding
+from tunix_rt.train import data, schedule, sharding
 from tunix_rt.train.backends import builtin_model_id
 from tunix_rt.train.eval_rows import EvalRow
 from tunix_rt.train.evaluate import Evaluator
@@ -128,6 +128,7 @@ class Trainer:
             f"{self.mesh.devices.flat[0].platform}"
         )
         self.hp = jax.device_put(Hyperparams.from_config(config), self.replicated)
+        self.hp_changes = schedule.changes(config, lambda h: jax.device_put(h, self.replicated))
         self.step_fn = jitted_train_step(self.mesh)
         self.evaluator = Evaluator(
             self.graphdef, self.mesh, dataset.eval, config.eval, config.model.context
@@ -157,11 +158,13 @@ class Trainer:
         losses: list[jax.Array] = []
         started = time.perf_counter()
         upcoming = self.batches.get(first) if first < total else None
+        hp = schedule.at(first, self.hp, self.hp_changes)
         for step in range(first, total):
             if deadline is not None and time.monotonic() >= deadline:
                 raise TrainingTimeout(step, total, time.perf_counter() - self.started)
             assert upcoming is not None
-            state, loss = self.step_fn(self.graphdef, state, *upcoming, self.hp)
+            hp = self.hp_changes.get(step, hp)
+            state, loss = self.step_fn(self.graphdef, state, *upcoming, hp)
             losses.append(loss)
             done = step + 1
             upcoming = self.batches.get(done) if done < total else None  # overlaps the step
@@ -180,7 +183,7 @@ class Trainer:
                 metrics = {
                     "step": done,
                     "loss": last_loss,
-                    "learning_rate": float(learning_rate_at(jnp.asarray(step), self.hp)),
+                    "learning_rate": float(learning_rate_at(jnp.asarray(step), hp)),
                     "steps_per_second": (done - timed_from) / elapsed if elapsed > 0 else 0.0,
                 }
                 if at_eval:

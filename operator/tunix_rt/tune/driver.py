@@ -46,6 +46,7 @@ from tunix_rt.tune.context import SessionContext
 from tunix_rt.tune.durable import SessionLedger
 from tunix_rt.tune.hooks import SweepMonitor, attach
 from tunix_rt.tune.mapping import search_space, trial_resources, tune_config
+from tunix_rt.tune.pbt import checkpoints_kept
 from tunix_rt.tune.publish import publish, summarise, sweep_end
 from tunix_rt.tune.records import utcnow
 from tunix_rt.tune.resume import restore_failed, restore_or_archive
@@ -367,7 +368,7 @@ def _new_tuner(session: Session, trainable: Any, warm: WarmStart | None = None) 
             name=EXPERIMENT_DIR,
             storage_path=root,
             storage_filesystem=session.fs,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoints_kept(spec)),
             stop=monitor,
             callbacks=[monitor],
             failure_config=tune.FailureConfig(max_failures=0),

@@ -15,6 +15,7 @@ algorithm cmaes/qmc/gp the same with ``CmaEsSampler``, ``QMCSampler`` (scrambled
 scheduler fifo         ``FIFOScheduler``
 scheduler asha         ``ASHAScheduler(time_attr="step", max_t=smokeSteps, …)``
 scheduler median       ``MedianStoppingRule(time_attr="step", …)``
+scheduler pbt          ``PopulationBasedTraining(time_attr="step", …)`` (tune/pbt.py)
 maxTrials              ``num_samples`` (grid: maxTrials // gridPoints repeats)
 maxConcurrentTrials    the search algorithm's concurrency limit
 maxFailedTrials        a stopper that ends the sweep when one more trial fails
@@ -51,7 +52,7 @@ from tunix_rt.api.search_space import MODEL_BASED, Algorithm, Distribution, Sear
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.sweep_goals import SchedulerType
 from tunix_rt.contract.warm_start import MeasuredKey
-from tunix_rt.tune import multihost
+from tunix_rt.tune import multihost, pbt
 from tunix_rt.tune.hooks import BudgetGate
 from tunix_rt.tune.warm_search import (
     MAX_PROPOSALS,
@@ -210,6 +211,8 @@ def scheduler(spec: SweepSpec) -> TrialScheduler:
             grace_period=sched.grace_period,
             min_samples_required=3,
         )
+    if sched.type is SchedulerType.PBT:
+        return pbt.pbt_scheduler(spec)
     return FIFOScheduler()  # type: ignore[no-untyped-call]
 
 

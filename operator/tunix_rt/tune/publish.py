@@ -99,6 +99,7 @@ def summarise(
         trials=ranked(every, spec.objective),
         best_trial_id=best.trial_id if best else None,
         best_params=dict(best.params) if best else None,
+        best_schedule=best.schedule if best else None,
         primary_score=best.primary_score if best else None,
         base_config=spec.trial_config({}).to_wire(),
         started_at=min(starts) if starts else None,

@@ -304,6 +304,9 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
     files.write_trial(record)
     started = time.monotonic()
     sender = checkpoint_sender(context, trial_id, params)
+    schedule = getattr(sender, "schedule", None)  # scheduler pbt: tune/pbt.py
+    if schedule:
+        record = record.model_copy(update={"schedule": schedule})
     reporter = Reporter(
         record,
         files.write_trial,
@@ -343,12 +346,16 @@ def checkpoint_sender(
     filled with the checkpoint Tune kept (a resumed trial continues from it)."""
     from ray import tune
 
-    if context.checkpoint_root is not None:
-        return None
+    from tunix_rt.tune import pbt
+
+    if context.checkpoint_root is not None and not pbt.is_pbt(context.spec):
+        return None  # under pbt, checkpoints always go through Tune (tune/pbt.py)
     if context.spec.trial_config(params).checkpoint_every <= 0:
         return None
     directory = local_checkpoint_dir(trial_id)
     restore_checkpoint(directory, tune.get_checkpoint)
+    if pbt.is_pbt(context.spec):
+        return pbt.ScheduleSender(directory, tune.report, trial_id, params)
     return CheckpointSender(directory, tune.report)
 
 
