@@ -63,6 +63,7 @@ def trial_fields(
     best_wire = best_summary(best)
     return {
         "acceleratorHoursUsed": accelerator_hours_used(trials, summary),
+        "preemptions": sum(t.preemptions for t in trials),
         "trials": [trial_summary(t).to_wire() for t in trials],
         "trialsTotal": total,
         "trialsCompleted": completed,

@@ -33,8 +33,10 @@ from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.contract.layout import SweepFiles, SweepTarget
 from tunix_rt.contract.numerics import pin_numerics
 from tunix_rt.evidence.manifest import json_safe
+from tunix_rt.notice import Preempted
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import StoreError
+from tunix_rt.tune.preemption import checkpoint_seen, refuse_retry, trainer_failed
 from tunix_rt.tune.records import (
     HOURS_KEY,
     extend_curve,
@@ -153,6 +155,7 @@ class Reporter:
         *,
         accelerators: float | None = None,
         checkpoints: CheckpointSender | None = None,
+        checkpoint_dir: str | None = None,
     ) -> None:
         self.record = record
         self.write = write
@@ -166,6 +169,8 @@ class Reporter:
         """Devices held: each write adds their hours to the record's (None: not counted)."""
         self.base_hours = record.accelerator_hours
         self.checkpoints = checkpoints
+        self.checkpoint_dir = checkpoints.directory if checkpoints else checkpoint_dir
+        """Watched for new checkpoints: the record says which step a lost worker resumes from."""
 
     def hours(self) -> float:
         """The trial's accelerator-hours: earlier sessions' plus this one's so far."""
@@ -186,8 +191,10 @@ class Reporter:
         )
         eval_point = PRIMARY_SCORE in metrics
         checkpoint = self.checkpoints is not None and self.checkpoints.has_new()
+        seen = checkpoint_seen(self.record, self.checkpoint_dir, utcnow())
+        saved, self.record = seen is not self.record, seen
         now = time.monotonic()
-        if eval_point or checkpoint or now - self.last_write >= self.every_s:
+        if eval_point or checkpoint or saved or now - self.last_write >= self.every_s:
             self.record = self.refreshed()
             self.write(self.record)
             self.last_write = now
@@ -269,7 +276,8 @@ def restore_checkpoint(directory: str, get: Callable[[], Any]) -> bool:
 
 
 def resumed_record(record: TrialResult, previous: TrialResult | None) -> TrialResult:
-    """A trial starting again after an interruption keeps its curve and its hours."""
+    """A trial starting again after an interruption (or a preemption) keeps its curve,
+    its hours and its preemption counts."""
     if previous is None:
         return record.model_copy(update={"starts": 1})
     return record.model_copy(
@@ -277,6 +285,9 @@ def resumed_record(record: TrialResult, previous: TrialResult | None) -> TrialRe
             "curve": list(previous.curve),
             "accelerator_hours": previous.accelerator_hours,
             "starts": previous.starts + 1,
+            "preemptions": previous.preemptions,
+            "lost_steps": previous.lost_steps,
+            "lost_accelerator_hours": previous.lost_accelerator_hours,
         }
     )
 
@@ -296,14 +307,19 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
         # report the stored result again instead of training twice.
         tune.report(replayed_metrics(previous))
         return
+    if trainer_failed(previous):
+        assert previous is not None
+        raise refuse_retry(previous)  # Tune retries lost workers only (tune.preemption)
 
+    sender = checkpoint_sender(context, trial_id, params)
+    directory = trial_checkpoint_dir(context, trial_id, params, sender)
     record = resumed_record(
         running_record(context.target, trial_id, params, context.spec.trainer.backend),
         previous,
     )
+    record = checkpoint_seen(record, directory, utcnow())  # the step it resumes from
     files.write_trial(record)
     started = time.monotonic()
-    sender = checkpoint_sender(context, trial_id, params)
     reporter = Reporter(
         record,
         files.write_trial,
@@ -311,9 +327,13 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
         context.write_every_s,
         accelerators=context.spec.accelerators_per_trial(),
         checkpoints=sender,
+        checkpoint_dir=directory,
     )
     try:
         result = run_workload(context, trial_id, params, reporter, sender)
+    except Preempted:  # SIGTERM, checkpoint saved: still Running, Tune retries it
+        files.write_trial(checkpoint_seen(reporter.refreshed(), directory, utcnow()))
+        raise
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         files.write_trial(
@@ -402,6 +422,18 @@ def running_record(
         started_at=utcnow(),
         backend=backend,
     )
+
+
+def trial_checkpoint_dir(
+    context: TrialContext,
+    trial_id: str,
+    params: dict[str, Any],
+    sender: CheckpointSender | None = None,
+) -> str | None:
+    """The folder the trainer saves to: the sender's (object store) or the sweep's."""
+    if sender is not None:
+        return sender.directory
+    return checkpoint_dir(context, trial_id, context.spec.trial_config(params))
 
 
 def checkpoint_dir(context: TrialContext, trial_id: str, config: TrainerConfig) -> str | None:
