@@ -10,6 +10,8 @@ and the built-in trainer with orbax checkpoints; the node the trial runs on is k
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -142,3 +144,60 @@ def test_lost_worker_node_is_a_preemption(
         f"lost_hours={record.lost_accelerator_hours:.6f}, "
         f"kill->end {time.monotonic() - killed_at:.1f}s, total {time.monotonic() - started:.1f}s"
     )
+
+
+def test_sigterm_to_a_trial_checkpoints_it_and_loses_nothing(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """SIGTERM to the trial's worker process (what a node's pods get before GKE preempts
+    it): the trial saves a checkpoint at its next step, is retried from it as a
+    preemption and loses no step. A local sweep (the driver starts its own Ray)."""
+    doc = tiny_jax_sweep("notice", smoke_steps=STEPS, eval_every=0)
+    grid = {"learningRate": {"type": "grid", "values": [3e-3]}}
+    doc["spec"].update(maxTrials=1, maxConcurrentTrials=1, searchSpace=grid)
+    doc["spec"]["trainer"].update(logEvery=1, checkpointEvery=STEPS)  # none but SIGTERM's
+    doc["spec"]["trainer"]["eval"].pop("intermediateRows")
+    spec_path = tmp_path / "notice.yaml"
+    spec_path.write_text(yaml.safe_dump(doc))
+    storage = tmp_path / "runs"
+    folder = storage / "ns" / "notice"
+    cmd = [
+        sys.executable, "-m", "tunix_rt.tune", "--spec", str(spec_path),
+        "--storage", f"file://{storage}", "--namespace", "ns", "--name", "notice",
+    ]  # fmt: skip
+    log = tmp_path / "driver.log"
+    env = {k: v for k, v in subprocess_env.items() if k != "RAY_ADDRESS"}
+    with log.open("wb") as out:
+        driver = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+
+        def training() -> int | None:
+            step = _last_step(folder)
+            return _worker_pid(folder) if step is not None and step >= 20 else None
+
+        pid = _wait("training", training, driver, log)
+        os.kill(pid, signal.SIGTERM)
+        code = driver.wait(timeout=600)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    text = log.read_text(errors="replace")
+    assert code == 0, text[-6000:]
+    record = _record(folder)
+    assert record is not None and record.state is TrialState.SUCCEEDED, text[-4000:]
+    assert record.preemptions == 1 and record.lost_steps == 0, record
+    said = [line for line in text.splitlines() if "preempted (its worker was lost)" in line]
+    assert said and "0 step(s) to do again" in said[-1], text[-4000:]
+    step = int(said[-1].split("resuming from step ")[1].split(",")[0])
+    assert 20 <= step < STEPS
+    assert (folder / "checkpoints" / record.trial_id / str(step)).is_dir()  # SIGTERM's save
+    print(f"SIGTERM figures: checkpoint at step {step}, lost_steps={record.lost_steps}")
+
+
+def _last_step(folder: Path) -> int | None:
+    """The newest step Tune's results show for the trial."""
+    for path in (folder / "ray").rglob("result.json"):
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        if lines:
+            return int(json.loads(lines[-1]).get("step", 0))
+    return None

@@ -22,6 +22,7 @@ from tunix_rt.tune.preemption import (
     MAX_PREEMPTIONS,
     TrainerFailed,
     checkpoint_seen,
+    lost_worker,
     newest_step,
     preempted_record,
     refuse_retry,
@@ -128,3 +129,15 @@ def test_sigterm_notice_only_while_armed() -> None:
         assert stop_now() and calls == [signal.SIGTERM]
         notice.handle(signal.SIGTERM, None)  # a second one: no more waiting
         assert calls == [signal.SIGTERM, signal.SIGTERM]
+
+
+def test_multihost_lost_workers_are_told_from_trainer_errors() -> None:
+    from ray.exceptions import ActorDiedError
+    from ray.train.v2.api.exceptions import WorkerGroupError
+
+    assert lost_worker(ActorDiedError())
+    assert lost_worker(WorkerGroupError("rank 1 died", {1: ActorDiedError()}))
+    mixed = {0: ActorDiedError(), 1: FloatingPointError("loss diverged")}
+    assert not lost_worker(WorkerGroupError("two errors", mixed))
+    assert not lost_worker(WorkerGroupError("diverged", {0: FloatingPointError("x")}))
+    assert not lost_worker(ValueError("bad config"))

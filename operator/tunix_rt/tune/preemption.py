@@ -10,7 +10,7 @@ preemption (:func:`preempted_record`); a trainer error is not retried
 toward ``maxFailedTrials`` as before. A sweep resumed after its driver was lost restarts
 its trials without an error, so no preemption is counted for it.
 
-Nothing here imports Ray.
+Nothing here imports Ray at import time.
 """
 
 from __future__ import annotations
@@ -45,6 +45,31 @@ def refuse_retry(record: TrialResult) -> TrainerFailed:
     )
 
 
+def lost_worker(exc: BaseException) -> bool:
+    """Whether a multi-host trial's ``JaxTrainer.fit()`` failed because workers were lost
+    (their actors died: process, pod or node gone; or Ray Train's PreemptionError), not
+    because the trainer raised: then the trial is retried as a preemption."""
+    from ray.exceptions import RayActorError
+    from ray.train.v2.api.exceptions import PreemptionError, WorkerGroupError
+
+    if isinstance(exc, PreemptionError):
+        return True
+    if isinstance(exc, WorkerGroupError):
+        failures = list(exc.worker_failures.values())
+        return bool(failures) and all(_actor_died(f, RayActorError) for f in failures)
+    return isinstance(exc, RayActorError)
+
+
+def _actor_died(error: BaseException, actor_error: type[BaseException]) -> bool:
+    """The error, or one it was raised from, is Ray's 'actor died' (not user code)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, actor_error):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def newest_step(directory: str | None) -> int | None:
     """The step of the newest checkpoint in ``directory`` (orbax: a folder a step)."""
     if not directory:
@@ -69,7 +94,8 @@ def preempted_record(
     resumes from that checkpoint). ``last_result``: Tune's last report of the trial (it
     may be newer than the record); ``hours_now``: the driver's count of its hours."""
     reported = plain((last_result or {}).get("step", 0))
-    step = max(record.steps, int(reported) if isinstance(reported, int | float) else 0)
+    reached = int(reported) if isinstance(reported, int | float) else 0
+    step = max(record.steps, reached, record.checkpoint_step or 0)
     since = record.checkpointed_at or record.started_at or now
     lost_hours = trial_hours(accelerators, (now - since).total_seconds())
     return record.model_copy(
