@@ -21,11 +21,13 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from support.ray_nodes import LocalCluster
 from support.sweeps import tiny_jax_sweep
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
+from tunix_rt.cli import app
 from tunix_rt.controller.sweep_status import trial_fields
 
 pytestmark = pytest.mark.slow
@@ -138,6 +140,9 @@ def test_lost_worker_node_is_a_preemption(
     status = trial_fields(summary.trials, spec, summary)
     assert status["preemptions"] == 1 and status["trialsFailed"] == 0
     assert status["trials"][0]["preemptions"] == 1
+    shown = CliRunner().invoke(app, ["sweep", "show", str(folder)])
+    assert "preemptions: 1 (resumed from checkpoints" in shown.stdout, shown.output
+    assert "preemptions: 1 (trials resumed" in (folder / "evidence" / "report.html").read_text()
     print(
         f"preemption figures: lost_steps={record.lost_steps} (interval {CHECKPOINT_EVERY}), "
         f"checkpoint before kill={before.checkpoint_step}, resumed at {resumed_step}, "

@@ -250,6 +250,13 @@ def _print_results(console: Console, results: results_mod.SweepResults) -> None:
     console.print(f"trials: {done}/{planned} finished{unread}")
     if results.accelerator_hours:
         console.print(f"accelerator-hours used: {results.accelerator_hours:.4f}")
+    preempted = sum(t.preemptions for t in results.trials)
+    if preempted:
+        lost = sum(t.lost_accelerator_hours for t in results.trials)
+        console.print(
+            f"preemptions: {preempted} (resumed from checkpoints; {lost:.4f} "
+            "accelerator-hours re-done)"
+        )
     print_best(console, results.trials, results.objective)
     if summary is not None:
         style = "green" if summary.phase.value == "Succeeded" else "red"
