@@ -141,3 +141,17 @@ def test_multihost_lost_workers_are_told_from_trainer_errors() -> None:
     assert not lost_worker(WorkerGroupError("two errors", mixed))
     assert not lost_worker(WorkerGroupError("diverged", {0: FloatingPointError("x")}))
     assert not lost_worker(ValueError("bad config"))
+
+
+def test_a_retried_trial_keeps_its_hours_in_the_budget() -> None:
+    from tunix_rt.tune.budget import SweepLimits
+
+    spec = SweepSpec.model_validate(
+        {"maxTrials": 2, "searchSpace": {"learningRate": {"type": "grid", "values": [1e-3, 3e-3]}}}
+    )
+    limits = SweepLimits.seeded(spec, 0.0, [], None)
+    limits.trial_started("t1", 0.0)
+    limits.trial_reported("t1", {"accelerator_hours": 0.5}, 10.0)
+    limits.trial_ended("t1", 10.0, full=False)  # its worker was lost
+    limits.trial_started("t1", 12.0)  # retried
+    assert limits.trial_hours("t1", 12.0) == pytest.approx(0.5)
