@@ -191,8 +191,10 @@ class Reporter:
         )
         eval_point = PRIMARY_SCORE in metrics
         checkpoint = self.checkpoints is not None and self.checkpoints.has_new()
-        seen = checkpoint_seen(self.record, self.checkpoint_dir, utcnow())
-        saved, self.record = seen is not self.record, seen
+        saved = False
+        if self.checkpoints is None:  # in place: saved is kept (a sent one: once sent)
+            seen = checkpoint_seen(self.record, self.checkpoint_dir, utcnow())
+            saved, self.record = seen is not self.record, seen
         now = time.monotonic()
         if eval_point or checkpoint or saved or now - self.last_write >= self.every_s:
             self.record = self.refreshed()
@@ -205,6 +207,9 @@ class Reporter:
         if checkpoint:
             assert self.checkpoints is not None
             self.checkpoints.send(out)
+            # Tune holds it now: what a retried trial resumes from.
+            self.record = checkpoint_seen(self.record, self.checkpoint_dir, utcnow())
+            self.write(self.record)
         else:
             self.tune_report(out)
 
@@ -331,7 +336,9 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
     )
     try:
         result = run_workload(context, trial_id, params, reporter, sender)
-    except Preempted:  # SIGTERM, checkpoint saved: still Running, Tune retries it
+    except Preempted:  # SIGTERM, checkpoint saved: still Running, Tune retries it from there
+        if sender is not None and sender.has_new():
+            sender.send(reporter.tune_metrics())  # to the store, for the retry
         files.write_trial(checkpoint_seen(reporter.refreshed(), directory, utcnow()))
         raise
     except Exception as exc:
@@ -425,10 +432,7 @@ def running_record(
 
 
 def trial_checkpoint_dir(
-    context: TrialContext,
-    trial_id: str,
-    params: dict[str, Any],
-    sender: CheckpointSender | None = None,
+    context: TrialContext, trial_id: str, params: dict[str, Any], sender: CheckpointSender | None
 ) -> str | None:
     """The folder the trainer saves to: the sender's (object store) or the sweep's."""
     if sender is not None:
