@@ -86,6 +86,26 @@ def test_quick_sweep_figures(tmp_path: Path, subprocess_env: dict[str, str]) -> 
         assert row["fifo_steps"] > 0 and row["random_best"] is not None
 
 
+@pytest.mark.slow
+def test_quick_warm_start_figure(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """``warm_start_trials_ratio``: one ratio per seed (5 in quick mode), the searches in
+    process, and the same sweeps through the real driver giving the same trials."""
+    results = run_quick(tmp_path, "warmstart", subprocess_env, repeats=1)
+    figure = results["bench"]["figures"]["warm_start_trials_ratio"]
+    assert set(figure) == FIGURE_FIELDS and figure["goal"] == "<= 0.6"
+    assert len(figure["runs"]) == 5 and all(r > 0 for r in figure["runs"])
+    assert results["warm_start_trials_ratio"] == figure["median"]
+    detail = results["bench"]["details"]["warmstart"]
+    assert detail["driver_check"]["same_as_simulation"] == {
+        "earlier": True,
+        "cold": True,
+        "warm": True,
+    }
+    for row in detail["per_seed"]:
+        assert 1 <= row["cold_n"] <= 12 and row["reused"] > 0
+    assert "`warm_start_trials_ratio`" in (tmp_path / "README.md").read_text()
+
+
 def test_external_scripts_merge_their_figures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -28,6 +28,12 @@ that runs without a head Failed (exit code 1), the Job controller retries it up 
 backoffLimit (2, KubeRay's default) and fails the Job, and KubeRay fails the RayJob
 (SubmissionFailed). Were a new head to come up, the next submitter pod would submit the job
 again: the runner then runs the entrypoint again on a new local node.
+
+With ``per_pod=True`` the head's node offers only the head pod's resources (tunix-rt's head
+takes no trials) and every running worker pod is its own local node joined to it, started
+when the pod runs and killed (SIGKILL) when the pod goes: a worker pod deleted mid-trial
+loses its node as a preempted GKE node would, and the pod KubeRay makes in its place joins
+as a new node. Off by default: one node per cluster starts faster on 2 cores.
 """
 
 from __future__ import annotations
@@ -119,21 +125,32 @@ class JobRun:
     exit_codes: list[int] = field(default_factory=list)
     finished: bool = False
     ray_temp: list[Path] = field(default_factory=list)
+    head_address: str = ""
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    """Worker pod uid → its local node (``per_pod`` runs only)."""
+    worker_pods: list[str] = field(default_factory=list)
+    """Every worker pod that got a node, in order (a replaced pod adds its successor)."""
 
     @property
     def log(self) -> Path:
         return self.folder / f"driver-{self.submissions}.log"
 
     def kill(self) -> None:
-        """Both process groups at once, as a pod's containers die with it."""
-        for proc in (self.driver, self.node):
-            if proc is not None and proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(30)
+        """Every process group at once, as a pod's containers die with it."""
+        for proc in (self.driver, *self.workers.values(), self.node):
+            kill_group(proc)
         self.driver = self.node = None
+        self.workers.clear()
         for temp in self.ray_temp:
             shutil.rmtree(temp, ignore_errors=True)
+
+
+def kill_group(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL a node's or driver's whole process group (its Ray workers too)."""
+    if proc is not None and proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
 
 
 @dataclass
@@ -142,6 +159,7 @@ class RayJobRunner:
 
     plane: ControlPlane
     namespace: str
+    per_pod: bool = False
     runs: dict[str, JobRun] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -232,6 +250,8 @@ class RayJobRunner:
             code = run.driver.poll()
             if code is not None:
                 self._finish(job, run, code)
+            elif self.per_pod:
+                self._sync_workers(job, run)
             return
         if (job.get("status") or {}).get("jobDeploymentStatus") in ("Complete", "Failed"):
             run.finished = True  # KubeRay ended it (the submitter Job failed)
@@ -257,8 +277,14 @@ class RayJobRunner:
             f"/apis/ray.io/v1/namespaces/{self.namespace}/rayclusters/"
             f"{job['status']['rayClusterName']}"
         )
-        cpus, gpus, custom = cluster_resources(cluster["spec"])
-        address = self._start_node(run, cpus, gpus, custom)
+        if self.per_pod:
+            cpus, gpus, custom = pod_resources(cluster["spec"]["headGroupSpec"])
+        else:
+            cpus, gpus, custom = cluster_resources(cluster["spec"])
+        address = self._start_node(run, int(cpus), int(gpus), custom)
+        run.head_address = address
+        if self.per_pod:
+            self._sync_workers(job, run)
         env = self._driver_env(job, address)
         with run.log.open("ab") as out:
             run.driver = subprocess.Popen(
@@ -269,38 +295,69 @@ class RayJobRunner:
         self._write_status(job, jobStatus="RUNNING", message="Job is currently running.",
                            rayJobInfo={"startTime": now()})  # fmt: skip
 
+    def _sync_workers(self, job: dict[str, Any], run: JobRun) -> None:
+        """One local node per running worker pod: a pod gone takes its node with it, a new
+        pod (KubeRay's replacement) starts one."""
+        cluster = job["status"]["rayClusterName"]
+        pods = self._running_pods(f"ray.io/cluster={cluster},ray.io/node-type=worker")
+        live = {p["metadata"]["uid"]: p for p in pods}
+        for uid in [u for u in run.workers if u not in live]:
+            kill_group(run.workers.pop(uid))
+        new = [p for uid, p in live.items() if uid not in run.workers]
+        if not new:
+            return
+        spec = self._get(f"/apis/ray.io/v1/namespaces/{self.namespace}/rayclusters/{cluster}")
+        groups = {g["groupName"]: g for g in spec["spec"]["workerGroupSpecs"]}
+        for pod in new:
+            cpus, gpus, custom = pod_resources(groups[pod["metadata"]["labels"]["ray.io/group"]])
+            name = pod["metadata"]["name"]
+            run.workers[pod["metadata"]["uid"]] = self._launch(
+                run, f"worker-{name}", int(cpus), int(gpus), custom, join=run.head_address
+            )
+            run.worker_pods.append(name)
+
     def _start_node(self, run: JobRun, cpus: int, gpus: int, custom: dict[str, float]) -> str:
-        """``ray start --head --block`` with this cluster's resources on free ports."""
-        flags = ("--port", "--node-manager-port", "--object-manager-port",
-                 "--ray-client-server-port", "--dashboard-agent-listen-port",
-                 "--dashboard-agent-grpc-port", "--metrics-export-port",
-                 "--runtime-env-agent-port")  # fmt: skip
+        """``ray start --head --block`` with these resources on free ports."""
+        port = free_ports(1)[0]
+        run.node = self._launch(run, f"node-{run.submissions}", cpus, gpus, custom, port=port)
+        return f"127.0.0.1:{port}"
+
+    def _launch(
+        self, run: JobRun, label: str, cpus: int, gpus: int, custom: dict[str, float],
+        *, port: int | None = None, join: str = "",
+    ) -> subprocess.Popen[bytes]:  # fmt: skip
+        """``ray start --block``: a head on ``port``, or a node joining the head at ``join``;
+        returns once the node is up (as a pod's readiness probe would)."""
+        flags = ["--node-manager-port", "--object-manager-port",
+                 "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+                 "--metrics-export-port", "--runtime-env-agent-port"]  # fmt: skip
+        if not join:
+            flags.append("--ray-client-server-port")
         ports = dict(zip(flags, free_ports(len(flags)), strict=True))
-        port = ports["--port"]
         # Ray puts socket paths under --temp-dir: a Unix socket path has at most 107 bytes.
         temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
         run.ray_temp.append(temp)
+        role = [f"--address={join}"] if join else [
+            "--head", f"--port={port}", "--include-dashboard=false"]  # fmt: skip
         args = [
-            str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+            str(Path(sys.executable).parent / "ray"), "start", *role, "--block",
             f"--num-cpus={cpus}", f"--num-gpus={gpus}", f"--resources={json.dumps(custom)}",
-            "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
-            "--node-ip-address=127.0.0.1",
+            "--disable-usage-stats", f"--temp-dir={temp}", "--node-ip-address=127.0.0.1",
             *(f"{flag}={value}" for flag, value in ports.items()),
         ]  # fmt: skip
-        log = run.folder / f"node-{run.submissions}.log"
+        log = run.folder / f"{label}.log"
         with log.open("ab") as out:
-            run.node = subprocess.Popen(
+            node = subprocess.Popen(
                 args, env=self._base_env() | NODE_ENV, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
-        node = run.node
-        # As a head pod's readiness probe: the driver connects once the node is up.
         deadline = time.monotonic() + NODE_START_TIMEOUT
         while "Ray runtime started" not in log.read_text(errors="replace"):
             if node.poll() is not None or time.monotonic() > deadline:
+                kill_group(node)
                 raise RuntimeError(f"ray start failed for {run.name}:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        return f"127.0.0.1:{port}"
+        return node
 
     def _base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
@@ -364,6 +421,7 @@ def wait_idle(runner: RayJobRunner, timeout: float = 30.0) -> None:
     """Until no local driver or node of the runner is alive."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all(r.driver is None and r.node is None for r in runner.runs.values()):
+        if all(r.driver is None and r.node is None and not r.workers
+               for r in runner.runs.values()):  # fmt: skip
             return
         time.sleep(0.2)

@@ -60,6 +60,29 @@ def train(trial: Trial, step_seconds: float = 0.05) -> None:
     trial.eval_rows(eval_rows(trial, _score(config)), step=trial.max_steps)
 
 
+SURFACE_BEST_LR = 2e-3
+
+
+def surface(learning_rate: float, warmup_steps: int, weight_decay: float) -> float:
+    """A deterministic response surface over three parameters, in [0, 1]: sharp in the
+    learning rate (best at 2e-3, log scale), gentler in warmup steps (best at 30) and
+    weight decay (best at 0.1). The warm-start benchmark's workload (benchmarks/README.md)."""
+    lr = math.exp(-(((math.log10(learning_rate) - math.log10(SURFACE_BEST_LR)) / 0.4) ** 2))
+    warmup = 1.0 - 0.4 * min(1.0, ((warmup_steps - 30) / 30) ** 2)
+    decay = 1.0 - 0.3 * min(1.0, abs(weight_decay - 0.1) / 0.2)
+    return lr * warmup * decay
+
+
+def train_surface(trial: Trial) -> None:
+    """:func:`surface` of the trial's config as its primary_score (to 1/eval rows), after
+    one report per logged step and no sleep: as cheap as a trial through Ray gets."""
+    config = trial.config
+    for step in range(config.log_every, config.max_steps + 1, config.log_every):
+        trial.report(step, loss=1.0 / step)
+    score = surface(config.learning_rate, config.warmup_steps, config.weight_decay)
+    trial.eval_rows(eval_rows(trial, score), step=trial.max_steps)
+
+
 def train_slow(trial: Trial) -> None:
     """About 0.5 s per logged step: slow enough to interrupt between trials."""
     train(trial, step_seconds=0.5)

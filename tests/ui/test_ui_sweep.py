@@ -198,3 +198,23 @@ async def test_what_is_not_there_is_a_404(client: TestClient[Any, Any], path: st
     resp = await client.get(path)
     assert resp.status == 404
     assert "<main" in await resp.text()
+
+
+async def test_a_reused_trial_is_marked_with_the_sweep_it_came_from(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    """A warm start's reused trial ran in an earlier sweep: its row and its page say which."""
+    summary = store.read_json("team-a/mixed/summary.json")
+    origin = {"sweep": "last-week", "trialId": "t_00042", "uri": "file:///runs/team-a/last-week"}
+    summary["trials"][3]["reusedFrom"] = origin
+    store.write_json("team-a/mixed/summary.json", summary)
+    reused = summary["trials"][3]["trialId"]
+    html = await (await client.get(MIXED)).text()
+    row = html.split(f'<tr id="trial-{reused}"', 1)[1].split("</tr>", 1)[0]
+    assert "reused from last-week" in row
+    others = html.split('<table id="trials">', 1)[1].replace(row, "")
+    assert "reused from" not in others
+    page = await (await client.get(f"{MIXED}/trials/{reused}")).text()
+    assert 'Measured by sweep <a href="/sweeps/team-a/last-week">last-week</a>' in page
+    plain = await (await client.get(f"{MIXED}/trials/{IDS[0]}")).text()
+    assert "Measured by sweep" not in plain

@@ -19,6 +19,7 @@ from pydantic import ValidationInfo
 
 from tunix_rt.api.base import field_errors
 from tunix_rt.api.cluster import Accelerator, NodePool
+from tunix_rt.api.feasibility import memory_problems
 from tunix_rt.api.pool_machine import machine_fit_problems, pod_size
 from tunix_rt.api.quantities import quantity_bytes
 from tunix_rt.api.trial_shape import SweepResources
@@ -99,8 +100,13 @@ def pod_of(pool: NodePool) -> Pod | None:
 
 
 def check_placement(spec: SweepSpec | RehearsalSpec, prefix: str = "spec") -> list[tuple[str, str]]:
-    """``(field, message)`` for each way ``spec.resources`` fits no pod of ``spec.cluster.pools``
-    (empty: a pod of some pool holds it). Fields are wire paths under ``prefix``."""
+    """``(field, message)`` for each way ``spec.resources`` fits no pod of ``spec.cluster.pools``,
+    or a Tunix trial fits no device it may land on (:func:`memory_problems`); empty: a pod of
+    some pool holds it. Fields are wire paths under ``prefix``."""
+    return _pod_problems(spec, prefix) or memory_problems(spec, prefix)
+
+
+def _pod_problems(spec: SweepSpec | RehearsalSpec, prefix: str) -> list[tuple[str, str]]:
     if machine := machine_fit_problems(spec.cluster.pools, prefix):
         return machine
     res = spec.resources

@@ -52,6 +52,7 @@ from tunix_rt.api.trial_metrics import (
     EVAL_METRICS,
 )
 from tunix_rt.api.trial_shape import SweepResources
+from tunix_rt.api.warm_start import WarmStartFrom, warm_start_field
 
 MAX_TRIALS_LIMIT = 200
 MAX_SEARCH_PARAMS = 32
@@ -225,6 +226,7 @@ class SweepSpec(ApiModel):
         f"driver killed); default {DEFAULT_RETRIES}. A failure of the sweep itself (too many "
         "failed trials, a bad spec) is never retried.",
     )
+    warm_start_from: WarmStartFrom | None = warm_start_field()
 
     @model_validator(mode="before")
     @classmethod

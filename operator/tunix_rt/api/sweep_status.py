@@ -10,6 +10,7 @@ from pydantic import Field
 from tunix_rt.api.base import ApiModel
 from tunix_rt.api.common import RunStatus
 from tunix_rt.api.trial import TrialState
+from tunix_rt.api.warm_start import WarmStartStatus
 
 
 class TrialSummary(ApiModel):
@@ -33,13 +34,22 @@ class BestTrial(ApiModel):
     id: str = Field(description="Trial id.")
     params: dict[str, Any] = Field(default_factory=dict, description="Its searched params.")
     primary_score: float | None = Field(None, description="Its primary_score.")
+    reused_from: str | None = Field(
+        None,
+        description="Set when the best trial is an earlier sweep's, reused by the warm start "
+        "(spec.warmStartFrom): that sweep's name.",
+    )
 
 
 class SweepStatus(RunStatus):
     """Written only by the operator (or the local runner) through the status subresource."""
 
     ray_job_name: str | None = Field(None, description="The owned RayJob running the sweep.")
-    trials: list[TrialSummary] = Field(default_factory=list, description="Every trial so far.")
+    trials: list[TrialSummary] = Field(
+        default_factory=list,
+        description="Every trial this sweep ran so far (a warm start's reused trials are "
+        "counted in warmStart, not here).",
+    )
     trials_total: int = Field(0, description="Trials the sweep will run in all.")
     trials_completed: int = Field(0, description="Trials finished (succeeded or stopped).")
     trials_failed: int = Field(0, description="Trials that failed.")
@@ -75,4 +85,9 @@ class SweepStatus(RunStatus):
     )
     accelerator_hours_used: float | None = Field(
         None, description="Accelerator-hours the trials used so far, every attempt included."
+    )
+    warm_start: WarmStartStatus | None = Field(
+        None,
+        description="spec.warmStartFrom: the earlier sweep, how many of its trials were "
+        "reused and which were skipped, why (warm_start.json in the results has it all).",
     )

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from tunix_rt.api.base import ApiModel
 from tunix_rt.api.common import Phase
+from tunix_rt.api.warm_start import ReusedFrom, WarmStartSummary
 from tunix_rt.scoring import PRIMARY_SCORE
 
 
@@ -69,6 +70,11 @@ class TrialResult(ApiModel):
         description="Times the trial started training (a resume from its checkpoint "
         "after an interruption counts again; a finished trial is never run again).",
     )
+    reused_from: ReusedFrom | None = Field(
+        None,
+        description="Set on an earlier sweep's trial that a warm-started sweep reused "
+        "(spec.warmStartFrom): where it was measured. It ran in that sweep, not this one.",
+    )
 
     preemptions: int = Field(
         0,
@@ -96,6 +102,23 @@ class TrialResult(ApiModel):
     def finished(self) -> bool:
         return self.state in FINISHED_STATES
 
+    @property
+    def reused(self) -> bool:
+        """Measured by an earlier sweep and reused here (not run by this sweep)."""
+        return self.reused_from is not None
+
+
+class WarmStartRecord(WarmStartSummary):
+    """``<storage>/<namespace>/<sweep>/warm_start.json`` (and the evidence's): the warm
+    start's verdicts with the reused trials' records, as this sweep holds them (their
+    params in its search space's spelling, ``reusedFrom`` set)."""
+
+    trials: list[TrialResult] = Field(default_factory=list, description="The reused trials.")
+
+    def summary(self) -> WarmStartSummary:
+        """The record without the trials (``summary.json`` lists those among its own)."""
+        return WarmStartSummary.model_validate(self.model_dump(exclude={"trials"}))
+
 
 class SweepResult(ApiModel):
     """The sweep summary written at the end: ``<storage>/<namespace>/<sweep>/summary.json``."""
@@ -104,10 +127,18 @@ class SweepResult(ApiModel):
     namespace: str = "default"
     phase: Phase = Field(Phase.SUCCEEDED, description="Succeeded or Failed.")
     message: str | None = Field(None, description="Why the sweep failed, or how it ended.")
-    trials_planned: int | None = Field(None, description="Trials the spec asked for.")
+    trials_planned: int | None = Field(
+        None,
+        description="Trials the spec asked for (new ones: a warm start's reused trials "
+        "and the grid points they measured are not counted).",
+    )
     objective_metric: str = PRIMARY_SCORE
     objective_mode: str = "max"
-    trials: list[TrialResult] = Field(default_factory=list)
+    trials: list[TrialResult] = Field(
+        default_factory=list,
+        description="Every trial, best first: this sweep's, and those a warm start reused "
+        "(reusedFrom set).",
+    )
     unreadable_trials: list[str] | None = Field(
         None,
         description="Trial records found in the store but unreadable (damaged), left out of "
@@ -135,6 +166,11 @@ class SweepResult(ApiModel):
     )
     lost_accelerator_hours: float | None = Field(
         None, description="Accelerator-hours preemptions lost (work re-done after a resume)."
+    )
+    warm_start: WarmStartSummary | None = Field(
+        None,
+        description="What spec.warmStartFrom reused (in trials, each with reusedFrom) and "
+        "skipped, and why.",
     )
 
 

@@ -53,10 +53,11 @@ it was cut, and a rerun continues it."""
 
 def preemption_line(trials: Iterable[TrialResult]) -> str | None:
     """``preemptions: N (...)`` when trials lost their worker and resumed; else None."""
-    count = sum(t.preemptions for t in trials)
+    own = [t for t in trials if not t.reused]  # a warm start's were another sweep's
+    count = sum(t.preemptions for t in own)
     if not count:
         return None
-    lost = sum(t.lost_accelerator_hours for t in trials)
+    lost = sum(t.lost_accelerator_hours for t in own)
     return f"preemptions: {count} (resumed from checkpoints; {lost:.4f} accelerator-hours re-done)"
 
 
@@ -115,6 +116,8 @@ def trial_table(
 
 
 def _state_cell(trial: TrialResult, cut: bool) -> Text:
+    if trial.reused_from is not None:  # measured by the earlier sweep a warm start names
+        return Text("Reused", style="dim")
     if cut and not trial.finished:
         return Text(CUT, style="yellow")
     return Text(trial.state.value, style=STATE_STYLE.get(trial.state, ""))

@@ -176,6 +176,9 @@ def _announce(console: Console, sweep: LocalSweep) -> None:
         f"{spec.algorithm.value} search, {spec.scheduler.type.value} scheduler, "
         f"{spec.max_concurrent_trials} at a time, {spec.budget.smoke_steps} steps each"
     )
+    if spec.warm_start_from is not None:
+        source = spec.warm_start_from.describe()
+        console.print(f"warm start from {esc(source)}: its fitting trials are reused, not run")
     console.print(f"[dim]results: {esc(sweep.files.uri)}[/dim]", soft_wrap=True)
     console.print(f"[dim]driver log: {esc(sweep.log_file)}[/dim]", soft_wrap=True)
 

@@ -8,6 +8,8 @@ and the one reader of each, under one error policy.
         summary.json           SweepResult, written last: the sweep is over
         sessions.json          DriverSessions: every driver run, how it ended (resume rules,
                                the wall-clock budget across attempts)
+        warm_start.json        WarmStartRecord: the earlier trials spec.warmStartFrom reused
+                               and those it skipped, why (written before the first trial)
         evidence/              the sweep's evidence bundle (submission/<zip> last)
         ray/                   Ray Tune's experiment (any store): experiment_state-*.json,
                                tuner.pkl, searcher state, and per trial ray/<id>/
@@ -39,7 +41,13 @@ from pydantic import BaseModel, ValidationError
 
 from tunix_rt.api.errors import validation_errors
 from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.api.trial import FINISHED_STATES, DriverSessions, SweepResult, TrialResult
+from tunix_rt.api.trial import (
+    FINISHED_STATES,
+    DriverSessions,
+    SweepResult,
+    TrialResult,
+    WarmStartRecord,
+)
 from tunix_rt.contract.file_names import (
     ARCHIVE_DIR,
     EVAL_SUMMARY_JSON,
@@ -55,6 +63,7 @@ from tunix_rt.contract.file_names import (
     SUMMARY_JSON,
     SWEEP_LOG_TXT,
     TRIALS_DIR,
+    WARM_START_JSON,
 )
 from tunix_rt.reading import RECORD, ReadError, load_json
 from tunix_rt.storage import Store, StoreError, StoreNotFoundError
@@ -124,6 +133,7 @@ class SweepLayout(_Layout):
     summary_key = _File(SUMMARY_JSON)
     log_key = _File(SWEEP_LOG_TXT)
     sessions_key = _File(SESSIONS_JSON)
+    warm_start_key = _File(WARM_START_JSON)
     evidence_prefix = _File(EVIDENCE_DIR)
     experiment_prefix = _File(EXPERIMENT_DIR)
     """Ray Tune's experiment (``storage_path`` = the sweep's prefix, name ``ray``)."""
@@ -248,6 +258,7 @@ _NAMES = {
     "SweepResult": "sweep summary",
     "DriverSessions": "sessions file",
     "SweepSpec": "sweep spec",
+    "WarmStartRecord": "warm start record",
 }
 
 
@@ -326,6 +337,10 @@ class SweepFiles(_RunFiles[SweepLayout]):
         """Every driver session so far (None before the first)."""
         return self.model(self.layout.sessions_key, DriverSessions)
 
+    def warm_start(self) -> WarmStartRecord | None:
+        """What the warm start reused and skipped (None: no warm start, or not yet)."""
+        return self.model(self.layout.warm_start_key, WarmStartRecord)
+
     def ray_trial_text(self, trial_id: str, name: str) -> str | None:
         """One of Ray Tune's per-trial files as text; None when absent."""
         try:
@@ -359,6 +374,9 @@ class SweepFiles(_RunFiles[SweepLayout]):
 
     def write_sessions(self, sessions: DriverSessions) -> str:
         return self.store.write_json(self.layout.sessions_key, sessions)
+
+    def write_warm_start(self, record: WarmStartRecord) -> str:
+        return self.store.write_json(self.layout.warm_start_key, record)
 
 
 @dataclass(frozen=True)

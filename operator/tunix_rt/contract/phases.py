@@ -62,6 +62,10 @@ class SweepEnd:
     """Why a sweep budget (acceleratorHours, wallClockSeconds) ended it; None: it did not."""
     goal_trial: str | None = None
     """The trial that reached objective.goal; None: none did."""
+    planned: int | None = None
+    """New trials planned (a warm start's measured points left out); None: the spec's."""
+    reused: Sequence[TrialResult] = ()
+    """Earlier trials a warm start reused: they can be the best, they were not run here."""
 
     @property
     def ended_early(self) -> bool:
@@ -102,19 +106,20 @@ def _too_many_failures(end: SweepEnd, spec: SweepSpec) -> Verdict | None:
 
 
 def _interrupted(end: SweepEnd, spec: SweepSpec) -> Verdict | None:
-    if end.ended_early or not (end.incomplete or end.launched < spec.planned_trials()):
+    planned = spec.planned_trials() if end.planned is None else end.planned
+    if end.ended_early or not (end.incomplete or end.launched < planned):
         return None
     done = sum(1 for t in end.trials if t.finished)
     return Verdict(
         Phase.RUNNING,
         INTERRUPTED,
-        f"sweep interrupted with {done} of {spec.planned_trials()} trials finished; "
+        f"sweep interrupted with {done} of {planned} trials finished; "
         "run the same command again to resume",
     )
 
 
 def _no_score(end: SweepEnd, spec: SweepSpec) -> Verdict | None:
-    if best_trial(end.trials, spec.objective) is not None:
+    if best_trial([*end.trials, *end.reused], spec.objective) is not None:
         return None
     if end.budget is not None:
         return Verdict(
@@ -140,11 +145,13 @@ def _end_reason(end: SweepEnd, spec: SweepSpec) -> tuple[str, str]:
 
 
 def _best(end: SweepEnd, spec: SweepSpec) -> Verdict:
-    best = best_trial(end.trials, spec.objective)
+    best = best_trial([*end.trials, *end.reused], spec.objective)
     assert best is not None
     value = objective_value(best, spec.objective)
     reason, why = _end_reason(end, spec)
-    message = f"best trial {best.trial_id}: {spec.objective.metric}={value}{why}"
+    origin = best.reused_from
+    reused = f" (reused from sweep {origin.sweep})" if origin is not None else ""
+    message = f"best trial {best.trial_id}{reused}: {spec.objective.metric}={value}{why}"
     return Verdict(Phase.SUCCEEDED, reason, message)
 
 

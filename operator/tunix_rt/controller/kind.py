@@ -33,7 +33,13 @@ from tunix_rt.contract.phases import Verdict
 from tunix_rt.controller.call import Call
 from tunix_rt.controller.eager import take_eager
 from tunix_rt.controller.runtime import ensure_rayjob, nothing_to_start
-from tunix_rt.controller.status import failed_for_invalid_spec, is_terminal, phase_of
+from tunix_rt.controller.status import (
+    PROGRESSING,
+    condition,
+    failed_for_invalid_spec,
+    is_terminal,
+    phase_of,
+)
 from tunix_rt.controller.status_writer import write_failed, write_started, write_verdict
 
 Step = Callable[[Call], Awaitable[None]]
@@ -56,6 +62,19 @@ def started(status: Mapping[str, Any]) -> bool:
 
 def never_started(status: Mapping[str, Any]) -> bool:
     return not status.get("rayJobName")
+
+
+def waiting_for_sweep(status: Mapping[str, Any]) -> bool:
+    """Pending without a RayJob until the Sweep it names has finished (a Rehearsal's
+    ``fromSweep``, a Sweep's ``warmStartFrom.sweep``): polled, started once it has."""
+    cond = condition(status.get("conditions") or [], PROGRESSING)
+    waiting = bool(cond and cond.get("reason") == reasons.WAITING_FOR_SWEEP)
+    return waiting and not status.get("rayJobName") and not is_terminal(status)
+
+
+def started_or_waiting(status: Mapping[str, Any]) -> bool:
+    """Polled: waiting for the Sweep it names, or running (a pending RayJob wakes it)."""
+    return waiting_for_sweep(status) or started_and_running(status)
 
 
 @dataclass(frozen=True)

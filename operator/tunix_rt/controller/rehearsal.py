@@ -47,7 +47,7 @@ from tunix_rt.contract.layout import RehearsalFiles, RehearsalLayout
 from tunix_rt.contract.phases import Verdict, job_status, judge_rehearsal
 from tunix_rt.contract.rehearsal_evidence import read_rehearsal_evidence
 from tunix_rt.controller.call import Call
-from tunix_rt.controller.kind import Kind, started_and_running
+from tunix_rt.controller.kind import Kind, started_or_waiting
 from tunix_rt.controller.rehearsal_source import Resolved, Unresolvable, Waiting, resolve
 from tunix_rt.controller.rehearsal_status import (
     Evidence,
@@ -58,7 +58,7 @@ from tunix_rt.controller.rehearsal_status import (
     succeeded,
 )
 from tunix_rt.controller.runtime import owner_of, read_in_thread
-from tunix_rt.controller.status import PROGRESSING, condition, is_terminal
+from tunix_rt.controller.status import is_terminal
 from tunix_rt.controller.status_writer import write_waiting
 from tunix_rt.evidence.failure import RehearsalFailure, failure_from_store
 from tunix_rt.kuberay.metadata import REHEARSAL_LABEL, spec_annotation
@@ -223,18 +223,6 @@ async def _own_failure(call: Call, store: Store) -> RehearsalFailure | None:
 # ----------------------------------------------------------------------------- wiring
 
 
-def _waiting(status: Mapping[str, Any]) -> bool:
-    cond = condition(status.get("conditions") or [], PROGRESSING)
-    return bool(cond and cond.get("reason") == reasons.WAITING_FOR_SWEEP)
-
-
-def _active(status: Mapping[str, Any]) -> bool:
-    """Polled: waiting for its source Sweep, or running (a pending RayJob wakes it)."""
-    if is_terminal(status):
-        return False
-    return _waiting(status) or started_and_running(status)
-
-
 def _not_started(status: Mapping[str, Any]) -> bool:
     return not status.get("rayJobName") and not is_terminal(status)
 
@@ -246,6 +234,6 @@ REHEARSAL = Kind(
     spec_fields="trainer or fromSweep, overrides",
     start=start,
     follow=follow,
-    following=_active,
+    following=started_or_waiting,
     restarts=_not_started,
 )

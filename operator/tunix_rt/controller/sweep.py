@@ -40,6 +40,13 @@ driver runs trials) -> ``Succeeded`` or ``Failed``. Each transition posts an Eve
   Event says to create a new Sweep.
 * delete (``delete_sweep``): deletes the RayJob (it also carries an ownerReference, so
   Kubernetes' garbage collector would too). Results in the store are never deleted.
+* warm start (``spec.warmStartFrom.sweep``, :mod:`tunix_rt.controller.warm_source`): the
+  Sweep it names is read first; until it has finished this Sweep waits (Pending, reason
+  ``WaitingForSweep``, polled); then its results URI goes to the driver
+  (``--warm-start-uri``) and into ``status.warmStart``, which the follow step completes
+  from the driver's ``warm_start.json`` (reused and skipped trials). A reused trial can
+  be ``bestTrial`` (``reusedFrom`` names its sweep); counts and ``trials`` are this
+  Sweep's own.
 
 The handlers themselves are in :mod:`tunix_rt.controller.handlers`, what both kinds
 share in :mod:`tunix_rt.controller.kind`; :data:`SWEEP` is what this module gives it.
@@ -60,7 +67,7 @@ from tunix_rt.api.errors import ManifestError, describe, describe_pairs
 from tunix_rt.api.names import child_name
 from tunix_rt.api.placement import SKIP_PLACEMENT, UNSCHEDULABLE, check_placement
 from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.api.trial import DriverSessions, SweepResult, TrialResult
+from tunix_rt.api.trial import DriverSessions, SweepResult, TrialResult, WarmStartRecord
 from tunix_rt.contract import reasons
 from tunix_rt.contract.layout import SweepFiles, SweepLayout
 from tunix_rt.contract.phases import (
@@ -72,10 +79,10 @@ from tunix_rt.contract.phases import (
     session_of_attempt,
 )
 from tunix_rt.controller.call import Call
-from tunix_rt.controller.kind import Kind
+from tunix_rt.controller.kind import Kind, never_started, started_or_waiting, waiting_for_sweep
 from tunix_rt.controller.runtime import Runtime, owner_of
 from tunix_rt.controller.status import timestamp
-from tunix_rt.controller.status_writer import write_failed
+from tunix_rt.controller.status_writer import write_failed, write_waiting
 from tunix_rt.controller.sweep_status import (
     Retry,
     attempt_fields,
@@ -92,11 +99,14 @@ from tunix_rt.controller.sweep_status import (
     trial_fields,
     unreadable_fields,
 )
+from tunix_rt.controller.warm_source import Found
+from tunix_rt.controller.warm_source import resolve as resolve_warm_source
 from tunix_rt.kuberay.metadata import SWEEP_LABEL, spec_annotation
 from tunix_rt.kuberay.rayjob import build_sweep_rayjob
 
 CACHE_KEY = "tunixrt_trials"
 SUMMARY_WAIT_KEY = "tunixrt_summary_wait"
+WARM_KEY = "tunixrt_warm_start"
 
 
 # ----------------------------------------------------------------------------- spec
@@ -136,13 +146,22 @@ class Snapshot:
     """The driver sessions (read once the RayJob ended: did its driver end on its own?)."""
     damaged: dict[str, str] = field(default_factory=dict)
     """Trial records there but unreadable: key -> why (status says how many and which)."""
+    warm: WarmStartRecord | None = None
+    """The warm start's verdicts (read once they are there: they never change)."""
 
 
-def read_snapshot(files: SweepFiles, cache: dict[str, TrialResult], with_summary: bool) -> Snapshot:
+def read_snapshot(
+    files: SweepFiles,
+    cache: dict[str, TrialResult],
+    with_summary: bool,
+    with_warm: bool = False,
+) -> Snapshot:
     """Trial files (finished ones read once, then cached) and, if asked, the summary and
-    the driver sessions."""
+    the driver sessions, and the warm start's record."""
     snap = Snapshot(trials=files.trials(cache=cache))
     snap.damaged = dict(files.damaged_trials)
+    if with_warm:
+        snap.warm = files.warm_start()
     if with_summary:
         snap.summary = files.summary()
         snap.sessions = files.sessions()
@@ -164,13 +183,14 @@ class Plan:
     reason: str = reasons.INVALID_SPEC
 
 
-def plan(call: Call) -> Plan:
-    """Validate the spec, check it can be placed, build the RayJob."""
+def plan(call: Call, warm_start_uri: str | None = None) -> Plan:
+    """Validate the spec, check it can be placed, build the RayJob (``warm_start_uri``:
+    the results of the Sweep ``warmStartFrom.sweep`` names, resolved)."""
     try:
         parsed = parse_spec(call.spec, call.runtime)
         if unschedulable := check_placement(parsed):
             return Plan(problem=describe_pairs(unschedulable), reason=UNSCHEDULABLE)
-        manifest = _rayjob(call, parsed)
+        manifest = _rayjob(call, parsed, warm_start_uri)
     except ValidationError as exc:
         return Plan(problem=describe(exc))
     except ManifestError as exc:
@@ -178,7 +198,7 @@ def plan(call: Call) -> Plan:
     return Plan(parsed, manifest)
 
 
-def _rayjob(call: Call, spec: SweepSpec) -> dict[str, Any]:
+def _rayjob(call: Call, spec: SweepSpec, warm_start_uri: str | None = None) -> dict[str, Any]:
     """The Sweep's RayJob for ``spec`` (its first attempt's name)."""
     return build_sweep_rayjob(
         name=call.name,
@@ -186,27 +206,54 @@ def _rayjob(call: Call, spec: SweepSpec) -> dict[str, Any]:
         spec=spec,
         owner=owner_of(call.body, SWEEP.name),
         options=call.runtime.config.build_options(),
+        warm_start_uri=warm_start_uri,
     )
 
 
+def _warm_sweep(spec: SweepSpec | None) -> str | None:
+    """The Sweep ``spec.warmStartFrom`` names (None: none, or a URI)."""
+    warm = spec.warm_start_from if spec is not None else None
+    return warm.sweep if warm is not None else None
+
+
 def eager_rayjob(call: Call) -> dict[str, Any] | None:
-    """The RayJob of a new Sweep that can run (the eager start's; None: ``start`` says why)."""
-    return plan(call).manifest
+    """The RayJob of a new Sweep that can run (the eager start's; None: ``start`` says why,
+    or resolves the Sweep a warm start names first)."""
+    planned = plan(call)
+    return None if _warm_sweep(planned.spec) else planned.manifest
 
 
 async def start(call: Call) -> None:
-    """create / resume: validate, then create or adopt the RayJob."""
+    """create / resume: validate, resolve a warm start's Sweep, create or adopt the RayJob."""
     if await SWEEP.already_started(call):
         return
-    planned = plan(call)
+    planned, started = await _plan_with_source(call)
+    if planned is None:
+        return  # waiting for the Sweep spec.warmStartFrom names
     if planned.spec is None or planned.manifest is None:
         SWEEP.reject_invalid(call, planned.problem or "invalid spec", planned.reason)
         return
     trials = planned.spec.planned_trials()
     results = _files(call, planned.spec).uri
-    started = {"resultsUri": results, "trialsTotal": trials, "trialsProgress": f"0/{trials}"}
+    started |= {"resultsUri": results, "trialsTotal": trials, "trialsProgress": f"0/{trials}"}
     started["attempts"] = 1  # its RayJob's creation: status.startTime (attempt_start)
     await SWEEP.launch(call, planned.manifest, started)
+
+
+async def _plan_with_source(call: Call) -> tuple[Plan | None, dict[str, Any]]:
+    """The plan, its RayJob given the results of the Sweep ``warmStartFrom.sweep`` names,
+    and the status fields that say so; (None, {}) while that Sweep has not finished
+    (the status says it waits)."""
+    planned = plan(call)
+    source = _warm_sweep(planned.spec)
+    if source is None:
+        return planned, {}
+    found = await resolve_warm_source(call.runtime, call.namespace, source)
+    if not isinstance(found, Found):
+        write_waiting(call, found.message, call.generation, None)
+        SWEEP.observe(call, Phase.PENDING)
+        return None, {}
+    return plan(call, found.uri), {"warmStart": {"source": f"Sweep {source}", "uri": found.uri}}
 
 
 def _files(call: Call, spec: SweepSpec) -> SweepFiles:
@@ -217,7 +264,11 @@ def _files(call: Call, spec: SweepSpec) -> SweepFiles:
 
 
 async def follow(call: Call) -> None:
-    """timer: follow the RayJob and the trial files; patch status."""
+    """timer: wait for a warm start's Sweep, or follow the RayJob and the trial files;
+    patch status."""
+    if waiting_for_sweep(call.status):
+        await start(call)  # for the Sweep spec.warmStartFrom names
+        return
     rayjob_name = str(call.status.get("rayJobName") or child_name(SWEEP.key, call.name))
     rayjob = await call.read_rayjob(rayjob_name)
     parsed = running_spec(rayjob, call.spec, call.runtime)
@@ -226,16 +277,20 @@ async def follow(call: Call) -> None:
         return
     files = _files(call, parsed)
     cache: dict[str, TrialResult] = call.memo.setdefault(CACHE_KEY, {})
-    read = partial(read_snapshot, files, cache, job_finished(rayjob))
+    with_warm = parsed.warm_start_from is not None and WARM_KEY not in call.memo
+    read = partial(read_snapshot, files, cache, job_finished(rayjob), with_warm)
     snap = await call.read_store(files, read, "results", "skipping an unreadable result: %s")
     if snap is None:
         return
+    if snap.warm is not None:
+        call.memo[WARM_KEY] = snap.warm
+    warm: WarmStartRecord | None = call.memo.get(WARM_KEY)
     waiting = job_status(rayjob) == "SUCCEEDED" and snap.summary is None
     waited = call.output_wait(SUMMARY_WAIT_KEY, waiting)
     grace = call.runtime.config.summary_grace_seconds
     judged = judge_sweep(rayjob, rayjob_name, snap.summary, bool(snap.trials), waited, grace)
     trials = merge_trials(snap.trials, snap.summary)
-    fields = trial_fields(trials, parsed, snap.summary) | unreadable_fields(snap.damaged)
+    fields = trial_fields(trials, parsed, snap.summary, warm) | unreadable_fields(snap.damaged)
     _damage_event(call, fields)
     verdict = settle(judged, fields)
     if verdict.phase is Phase.FAILED:
@@ -249,6 +304,7 @@ async def follow(call: Call) -> None:
     if verdict.finished:
         call.memo.pop(CACHE_KEY, None)
         call.memo.pop(SUMMARY_WAIT_KEY, None)
+        call.memo.pop(WARM_KEY, None)
 
 
 async def retry_or_fail(
@@ -274,7 +330,8 @@ async def retry_or_fail(
 async def retry(call: Call, spec: SweepSpec, plan: Retry) -> None:
     """Create (or adopt) the next attempt's RayJob; status Pending with the attempt."""
     kopf.warn(call.body, reason=reasons.RETRYING, message=plan.message)
-    manifest = _rayjob(call, spec)
+    warm = call.status.get("warmStart") or {}
+    manifest = _rayjob(call, spec, warm.get("uri") if _warm_sweep(spec) else None)
     manifest["metadata"]["name"] = attempt_rayjob_name(call.name, plan.attempt)
     call.memo.pop(SUMMARY_WAIT_KEY, None)
     await SWEEP.launch(call, manifest, attempt_fields(plan.attempt, timestamp(), plan.reason))
@@ -320,5 +377,7 @@ SWEEP = Kind(
     spec_fields="searchSpace, maxTrials",
     start=start,
     follow=follow,
+    following=started_or_waiting,
+    restarts=never_started,
     eager=eager_rayjob,
 )

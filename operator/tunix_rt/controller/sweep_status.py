@@ -6,7 +6,9 @@ verdict and the trial records into the desired status:
 
 * :func:`merge_trials`: the summary's trials win (they are final), trials only in files
   are kept too;
-* :func:`trial_fields`: trials, counts, progress, best trial and its primary_score;
+* :func:`trial_fields`: trials, counts, progress, best trial and its primary_score (a
+  warm start's reused trials can be the best; counts and rows are this sweep's own), and
+  ``warmStart`` from the driver's record;
 * :func:`status_message` (and :func:`settle`, the verdict carrying it): the driver's own
   message, else the progress (``3/5 trials finished (1 running); best trial …``);
 * :func:`evidence_fields`: the evidence folder and zip of a finished sweep;
@@ -29,9 +31,17 @@ from tunix_rt.api.common import Phase
 from tunix_rt.api.names import child_name
 from tunix_rt.api.results import best_summary, trial_summary
 from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.api.trial import FINISHED_STATES, SweepResult, TrialResult, TrialState
+from tunix_rt.api.trial import (
+    FINISHED_STATES,
+    SweepResult,
+    TrialResult,
+    TrialState,
+    WarmStartRecord,
+)
+from tunix_rt.api.warm_start import WarmStartStatus
 from tunix_rt.contract.best_trial import sweep_best
 from tunix_rt.contract.phases import Verdict
+from tunix_rt.contract.warm_start import new_trials_planned
 from tunix_rt.controller.status import phase_status
 from tunix_rt.scoring import PRIMARY_SCORE
 
@@ -44,27 +54,36 @@ def merge_trials(files: list[TrialResult], summary: SweepResult | None) -> list[
     return [by_id[k] for k in sorted(by_id)]
 
 
-def _planned(spec: SweepSpec, summary: SweepResult | None) -> int:
-    """Trials planned: what the driver reported, else what the spec plans."""
-    return (summary.trials_planned if summary and summary.trials_planned else None) or (
-        spec.planned_trials()
-    )
+def _planned(spec: SweepSpec, summary: SweepResult | None, warm: WarmStartRecord | None) -> int:
+    """Trials planned: what the driver reported, else what the spec plans (less the
+    measured points a warm start takes away)."""
+    if summary is not None and summary.trials_planned:
+        return summary.trials_planned
+    if warm is not None:
+        return new_trials_planned(spec, warm.trials, warm.rerun_measured)
+    return spec.planned_trials()
 
 
 def trial_fields(
-    trials: list[TrialResult], spec: SweepSpec, summary: SweepResult | None
+    trials: list[TrialResult],
+    spec: SweepSpec,
+    summary: SweepResult | None,
+    warm: WarmStartRecord | None = None,
 ) -> dict[str, Any]:
-    """trials / counts / progress / best trial / primary score for status."""
-    completed = sum(t.state in (TrialState.SUCCEEDED, TrialState.STOPPED) for t in trials)
-    failed = sum(t.state is TrialState.FAILED for t in trials)
-    running = sum(t.state is TrialState.RUNNING for t in trials)
-    total = max(_planned(spec, summary), len(trials))
-    best = sweep_best(trials, spec.objective, summary)
+    """trials / counts / progress / best trial / primary score for status, and the warm
+    start (``warm``: the driver's record; the summary's reused trials are in ``trials``)."""
+    own = [t for t in trials if not t.reused]
+    reused = list(warm.trials) if warm is not None else [t for t in trials if t.reused]
+    completed = sum(t.state in (TrialState.SUCCEEDED, TrialState.STOPPED) for t in own)
+    failed = sum(t.state is TrialState.FAILED for t in own)
+    running = sum(t.state is TrialState.RUNNING for t in own)
+    total = max(_planned(spec, summary, warm), len(own))
+    best = sweep_best([*own, *reused], spec.objective, summary)
     best_wire = best_summary(best)
-    return {
-        "acceleratorHoursUsed": accelerator_hours_used(trials, summary),
-        "preemptions": sum(t.preemptions for t in trials),
-        "trials": [trial_summary(t).to_wire() for t in trials],
+    return warm_fields(warm, summary) | {
+        "acceleratorHoursUsed": accelerator_hours_used(own, summary),
+        "preemptions": sum(t.preemptions for t in own),
+        "trials": [trial_summary(t).to_wire() for t in own],
         "trialsTotal": total,
         "trialsCompleted": completed,
         "trialsFailed": failed,
@@ -73,6 +92,14 @@ def trial_fields(
         "bestTrial": best_wire.to_wire() if best_wire else None,
         "primaryScore": best.primary_score if best else None,
     }
+
+
+def warm_fields(warm: WarmStartRecord | None, summary: SweepResult | None) -> dict[str, Any]:
+    """``warmStart`` once the driver recorded it (before: what the start wrote stays)."""
+    recorded = warm.summary() if warm is not None else summary.warm_start if summary else None
+    if recorded is None:
+        return {}
+    return {"warmStart": WarmStartStatus.of(recorded).to_wire()}
 
 
 def accelerator_hours_used(trials: Sequence[TrialResult], summary: SweepResult | None) -> float:

@@ -54,7 +54,7 @@ def _trial_section(
         params = trial.get("params") or {}
         rows.append(
             f'<tr class="{"best" if tid(trial) == best else ""}"><td class="num">{rank}</td>'
-            f"<td><code>{esc(tid(trial))}</code></td><td>{esc(trial.get('state', ''))}</td>"
+            f"<td><code>{esc(tid(trial))}</code></td><td>{esc(state_of(trial))}</td>"
             f'<td class="num">{esc(fmt(score(trial)))}</td>'
             f'<td class="num">{esc(fmt(trial.get("steps")))}</td>'
             f"<td><code>{esc(json.dumps(params, sort_keys=True))}</code></td></tr>"
@@ -85,6 +85,14 @@ def _trial_plots(
     if curves:
         parts += ["<h3>Learning curves of every trial (best in orange)</h3>", *curves]
     return "".join(parts)
+
+
+def state_of(trial: Mapping[str, Any]) -> str:
+    """A trial's state, or where it was measured when a warm start reused it."""
+    origin = trial.get("reusedFrom") or trial.get("reused_from")
+    if isinstance(origin, Mapping):
+        return f"reused from sweep {origin.get('sweep', '?')} ({trial.get('state', '')})"
+    return str(trial.get("state", ""))
 
 
 def _rows_section(rows: Sequence[Mapping[str, Any]], limit: int) -> str:

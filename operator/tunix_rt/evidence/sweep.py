@@ -5,7 +5,9 @@ Layout (also the zip's content)::
     run_manifest.json   kind "sweep": commit, the Sweep spec as config, dataset, versions
     sweep_summary.json  every trial ranked, the best trial and its params (SweepResult)
     best_config.json    the best trial's full trainer config, ready to promote
-    trials/<id>.json    each trial's record, byte for byte as the store holds it
+    trials/<id>.json    each trial's record, byte for byte as the store holds it (a trial
+                        reused by a warm start: as warm_start.json holds it, reusedFrom set)
+    warm_start.json     a warm-started sweep's: what it reused and skipped, and why
     sweep_log.txt       the driver's log: trial starts, scores, failures, the verdict
     report.html         the trial table and a primary_score-per-trial plot
     SHA256SUMS          checksums of all of the above
@@ -23,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tunix_rt.api.trial import SweepResult, TrialResult
+from tunix_rt.api.trial import SweepResult, TrialResult, WarmStartRecord
 from tunix_rt.contract.best_config import best_trial_config
 from tunix_rt.contract.file_names import (
     BEST_CONFIG_JSON,
@@ -33,6 +35,7 @@ from tunix_rt.contract.file_names import (
     SWEEP_LOG_TXT,
     SWEEP_SUMMARY_JSON,
     TRIALS_DIR,
+    WARM_START_JSON,
 )
 from tunix_rt.evidence.checksums import write_sums
 from tunix_rt.evidence.manifest import CommitInfo, build_run_manifest
@@ -76,7 +79,12 @@ def best_config(summary: SweepResult) -> dict[str, Any] | None:
 
 def summary_bytes(summary: SweepResult) -> bytes:
     """The summary exactly as ``Store.write_json`` writes summary.json (same bytes)."""
-    return (json.dumps(summary.to_wire(), indent=2, sort_keys=True) + "\n").encode()
+    return wire_bytes(summary)
+
+
+def wire_bytes(record: SweepResult | TrialResult) -> bytes:
+    """A record as ``Store.write_json`` writes it (same bytes)."""
+    return (json.dumps(record.to_wire(), indent=2, sort_keys=True) + "\n").encode()
 
 
 def _dump(data: Any) -> str:
@@ -90,11 +98,13 @@ def write_sweep_evidence(
     trial_files: dict[str, bytes],
     log_text: str,
     facts: SweepRunFacts,
+    warm_start: bytes | None = None,
 ) -> Path:
     """Write the evidence folder and its zip into ``folder`` (empty); return the zip path.
 
     ``trial_files`` maps trial id to the record's bytes as stored, so the bundle's
-    checksums vouch for exactly what the operator and the CLI read.
+    checksums vouch for exactly what the operator and the CLI read; ``warm_start``: the
+    sweep's ``warm_start.json`` as stored (None: no warm start).
     """
     if folder.exists() and any(folder.iterdir()):
         raise PackageError(f"refusing to write sweep evidence into {folder}: it is not empty")
@@ -136,6 +146,9 @@ def write_sweep_evidence(
         TrialResult.model_validate_json(data)  # only records the readers accept go in
         (trials / f"{trial_id}.json").write_bytes(data)
     (folder / SWEEP_LOG_TXT).write_text(log_text, encoding="utf-8")
+    if warm_start is not None:
+        WarmStartRecord.model_validate_json(warm_start)  # only what the readers accept
+        (folder / WARM_START_JSON).write_bytes(warm_start)
     html = render_sweep_report(manifest=manifest, summary=summary_wire, best_config=best)
     (folder / REPORT_HTML).write_text(html, encoding="utf-8")
     names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())

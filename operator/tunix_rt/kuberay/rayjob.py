@@ -166,13 +166,18 @@ def _driver_args(
 # ----------------------------------------------------------------------------- sweeps
 
 
-def sweep_entrypoint(spec: SweepSpec, namespace: str, name: str) -> str:
-    """The Tune driver command line (shell-quoted)."""
+def sweep_entrypoint(
+    spec: SweepSpec, namespace: str, name: str, warm_start_uri: str | None = None
+) -> str:
+    """The Tune driver command line (shell-quoted); ``warm_start_uri``: the results of the
+    Sweep ``spec.warmStartFrom.sweep`` names, as the operator resolved them."""
+    warm = ["--warm-start-uri", warm_start_uri] if warm_start_uri else []
     return shlex.join(
         [
             *_driver_args("tunix_rt.tune", spec, namespace, name),
             "--source", f"Sweep {namespace}/{name}",
             "--address", "auto",
+            *warm,
         ]
     )  # fmt: skip
 
@@ -196,6 +201,7 @@ def build_sweep_rayjob(
     spec: SweepSpec,
     owner: Owner,
     options: BuildOptions | None = None,
+    warm_start_uri: str | None = None,
 ) -> dict[str, Any]:
     """The RayJob of a Sweep: the Tune driver on the head, trials on the worker groups."""
     refuse_credentials(spec, "spec")
@@ -208,7 +214,7 @@ def build_sweep_rayjob(
         spec,
         owner=owner,
         options=options,
-        entrypoint=sweep_entrypoint(spec, namespace, name),
+        entrypoint=sweep_entrypoint(spec, namespace, name, warm_start_uri),
         deadline=sweep_deadline(spec, options.deadline_grace_seconds),
         cluster=sweep_cluster(spec),
         head_resources={TRIAL_DRIVER_RESOURCE: TRIAL_DRIVER_SLOTS} if multihost else None,

@@ -41,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--fresh", action="store_true", help="start over; earlier results move to archive/"
     )
+    parser.add_argument(
+        "--warm-start-uri",
+        help="results of the Sweep spec.warmStartFrom.sweep names (default: "
+        "<storage>/<namespace>/<name>)",
+    )
     return parser.parse_args(argv)
 
 
@@ -61,6 +66,7 @@ def load_run(args: argparse.Namespace) -> SweepRun:
         fresh=args.fresh,
         num_cpus=args.num_cpus,
         spec_path=args.spec or args.source,
+        warm_start_uri=args.warm_start_uri,
     )
 
 

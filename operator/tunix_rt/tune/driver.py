@@ -54,6 +54,8 @@ from tunix_rt.tune.resume import restore_failed, restore_or_archive
 from tunix_rt.tune.session import Session, SweepOutcome, SweepRun, experiment_fs, experiment_root
 from tunix_rt.tune.sweep_log import SweepLog
 from tunix_rt.tune.trainable import TrialContext, train_trial
+from tunix_rt.tune.warm_search import WarmStart
+from tunix_rt.tune.warm_start import prepare as prepare_warm_start
 
 
 def _init_ray(run: SweepRun) -> None:
@@ -231,10 +233,13 @@ def _run_sweep(session: Session) -> SweepOutcome:
     restoring, early = restore_or_archive(session)
     if early is not None:
         return _ended_early(files, early)
+    warm = prepare_warm_start(session, restoring)
+    if isinstance(warm, SweepOutcome):
+        return _ended_early(files, warm)
     files.write_spec(run.spec)
     context = _open_session(session)
     try:
-        outcome = _tune(session, restoring, context)
+        outcome = _tune(session, restoring, context, warm)
     except BaseException as exc:  # recorded, then raised as before
         # Ctrl-C is an interruption (resumable); anything else ends the sweep as failed,
         # so that the operator does not start the same crash again.
@@ -245,7 +250,9 @@ def _run_sweep(session: Session) -> SweepOutcome:
     return outcome
 
 
-def _tune(session: Session, restoring: bool, context: SessionContext) -> SweepOutcome:
+def _tune(
+    session: Session, restoring: bool, context: SessionContext, warm: WarmStart | None = None
+) -> SweepOutcome:
     """Ray, the Tuner, its run, the verdict, the summary."""
     run, files, say = session.run, session.files, session.say
     _init_ray(run)
@@ -261,7 +268,7 @@ def _tune(session: Session, restoring: bool, context: SessionContext) -> SweepOu
     # time); few enough that the budget gate decides on each before it is created.
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(run.spec.max_concurrent_trials))
     try:
-        tuner = make_tuner(session, trainable, restoring, context)
+        tuner = make_tuner(session, trainable, restoring, context, warm)
     except Exception as exc:  # Tune's own state, unreadable: say which and what to do
         if not restoring:
             raise
@@ -269,7 +276,7 @@ def _tune(session: Session, restoring: bool, context: SessionContext) -> SweepOu
     _graceful_sigterm()
     grid = tuner.fit()
     limits = context.limits
-    end = sweep_end(grid, files.trials(), run.spec, time.monotonic() - started, limits)
+    end = sweep_end(grid, files.trials(), run.spec, time.monotonic() - started, limits, warm)
     unreadable = [
         f"{k.rsplit('/', 1)[-1]}: {why}" for k, why in sorted(files.damaged_trials.items())
     ]
@@ -279,9 +286,9 @@ def _tune(session: Session, restoring: bool, context: SessionContext) -> SweepOu
     verdict = sweep_verdict(end, run.spec)
     if not verdict.finished:
         return SweepOutcome(exit_code_for(verdict.phase), verdict.message, results_uri=files.uri)
-    summary = summarise(run, end.trials, verdict, limits, unreadable)
+    summary = summarise(run, end.trials, verdict, limits, unreadable, warm)
     say(f"{verdict.phase.value}: {verdict.message}")
-    return publish(session, summary, end.trials)
+    return publish(session, summary, end.trials, warm)
 
 
 def trial_context(session: Session) -> TrialContext:
@@ -309,12 +316,20 @@ def make_trainable(session: Session) -> Any:
 
 
 def make_tuner(
-    session: Session, trainable: Any, restoring: bool, context: SessionContext
+    session: Session,
+    trainable: Any,
+    restoring: bool,
+    context: SessionContext,
+    warm: WarmStart | None = None,
 ) -> tune.Tuner:
     """The Tuner of this session, its hooks given the session's context: restored from
-    its experiment, or new from the spec."""
+    its experiment (the searcher with a warm start's trials in it), or new from the spec
+    (a warm start's trials fed to the searcher)."""
     session.say(f"code: commit {commit_info().short}")  # per session: a resumed sweep may differ
-    tuner = _restored_tuner(session, trainable) if restoring else _new_tuner(session, trainable)
+    if restoring:
+        tuner = _restored_tuner(session, trainable)
+    else:
+        tuner = _new_tuner(session, trainable, warm)
     attach(tuner, context)
     return tuner
 
@@ -332,7 +347,7 @@ def _restored_tuner(session: Session, trainable: Any) -> tune.Tuner:
     )
 
 
-def _new_tuner(session: Session, trainable: Any) -> tune.Tuner:
+def _new_tuner(session: Session, trainable: Any, warm: WarmStart | None = None) -> tune.Tuner:
     """A Tuner made from the spec (:mod:`tunix_rt.tune.mapping`)."""
     run, target, say, root = session.run, session.target, session.say, session.root
     spec = run.spec
@@ -342,14 +357,15 @@ def _new_tuner(session: Session, trainable: Any) -> tune.Tuner:
         float(spec.budget.trial_timeout_seconds) if spec.budget.trial_timeout_seconds else None,
         echo=run.echo,
     )
+    planned = warm.planned() if warm is not None else spec.planned_trials()
     say(
-        f"sweep {run.name!r}: {spec.planned_trials()} trials, {spec.algorithm.value} search, "
+        f"sweep {run.name!r}: {planned} trials, {spec.algorithm.value} search, "
         f"{spec.scheduler.type.value} scheduler, {spec.max_concurrent_trials} at a time"
     )
     return tune.Tuner(
         trainable,
         param_space=search_space(spec),
-        tune_config=tune_config(spec),
+        tune_config=tune_config(spec, warm),
         run_config=tune.RunConfig(
             name=EXPERIMENT_DIR,
             storage_path=root,

@@ -26,35 +26,18 @@ from tunix_rt.tune.preemption import MAX_PREEMPTIONS, preempted_record, trainer_
 from tunix_rt.tune.records import failed_record, finished, plain, stopped_record, utcnow
 
 
-class BudgetGate(SearchAlgorithm):
-    """The sweep's search algorithm, behind the budget: no new trial once the next would
-    pass ``budget.acceleratorHours`` / ``budget.wallClockSeconds`` or a trial reached
-    ``objective.goal`` (:class:`~tunix_rt.tune.budget.SweepLimits` of this session);
-    everything else is the wrapped algorithm's. It holds no limits itself: Tune restores
-    it from the experiment's first session, the limits are this session's (its context,
-    left out of the pickle)."""
+class Delegating(SearchAlgorithm):
+    """A search algorithm that hands everything to the one it wraps (a Searcher is
+    wrapped in Tune's ``SearchGenerator`` first); subclasses change what they need."""
 
     def __init__(self, inner: SearchAlgorithm | Searcher) -> None:
         self.searcher = inner if isinstance(inner, SearchAlgorithm) else SearchGenerator(inner)
-        self.context: SessionContext | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return _without_context(self.__dict__)
-
-    def _closed(self) -> bool:
-        if self.context is None:
-            return False
-        limits = self.context.limits
-        now = time.monotonic()
-        return limits.goal_trial is not None or limits.close_if_needed(now) is not None
 
     def next_trial(self) -> Any:
-        if not self.searcher.is_finished() and self._closed():
-            return None
         return self.searcher.next_trial()
 
     def is_finished(self) -> bool:
-        return bool(self.searcher.is_finished()) or self._closed()
+        return bool(self.searcher.is_finished())
 
     @property
     def metric(self) -> Any:
@@ -89,6 +72,37 @@ class BudgetGate(SearchAlgorithm):
 
     def restore_from_dir(self, dirpath: str) -> None:
         self.searcher.restore_from_dir(dirpath)
+
+
+class BudgetGate(Delegating):
+    """The sweep's search algorithm, behind the budget: no new trial once the next would
+    pass ``budget.acceleratorHours`` / ``budget.wallClockSeconds`` or a trial reached
+    ``objective.goal`` (:class:`~tunix_rt.tune.budget.SweepLimits` of this session);
+    everything else is the wrapped algorithm's. It holds no limits itself: Tune restores
+    it from the experiment's first session, the limits are this session's (its context,
+    left out of the pickle)."""
+
+    def __init__(self, inner: SearchAlgorithm | Searcher) -> None:
+        super().__init__(inner)
+        self.context: SessionContext | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return _without_context(self.__dict__)
+
+    def _closed(self) -> bool:
+        if self.context is None:
+            return False
+        limits = self.context.limits
+        now = time.monotonic()
+        return limits.goal_trial is not None or limits.close_if_needed(now) is not None
+
+    def next_trial(self) -> Any:
+        if not self.searcher.is_finished() and self._closed():
+            return None
+        return self.searcher.next_trial()
+
+    def is_finished(self) -> bool:
+        return bool(self.searcher.is_finished()) or self._closed()
 
 
 class SweepMonitor(tune.Callback, tune.Stopper):

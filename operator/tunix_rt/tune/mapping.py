@@ -28,6 +28,7 @@ Nothing here runs Tune; :mod:`tunix_rt.tune.driver` builds the ``Tuner`` from th
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from ray import tune
@@ -41,6 +42,7 @@ from ray.tune.search import (
     BasicVariantGenerator,
     ConcurrencyLimiter,
     SearchAlgorithm,
+    Searcher,
 )
 from ray.tune.search.optuna import OptunaSearch
 
@@ -48,8 +50,16 @@ from tunix_rt.api.quantities import quantity_bytes
 from tunix_rt.api.search_space import MODEL_BASED, Algorithm, Distribution, SearchParam
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.sweep_goals import SchedulerType
+from tunix_rt.contract.warm_start import MeasuredKey
 from tunix_rt.tune import multihost
 from tunix_rt.tune.hooks import BudgetGate
+from tunix_rt.tune.warm_search import (
+    MAX_PROPOSALS,
+    SkipMeasured,
+    WarmStart,
+    cma_source_trials,
+    measured_value,
+)
 
 
 def param_domain(param: SearchParam, *, enumerate_choice: bool = False) -> Any:
@@ -80,32 +90,60 @@ def search_space(spec: SweepSpec) -> dict[str, Any]:
 
 
 class _OptunaSearch(OptunaSearch):
-    """OptunaSearch that skips intermediate reports without the objective metric.
+    """OptunaSearch that skips intermediate reports without the objective metric, and
+    proposes no configuration a warm start measured already.
 
     Trials report ``loss`` every few steps and ``primary_score`` only at eval points;
-    stock OptunaSearch would fail on the first loss-only report.
+    stock OptunaSearch would fail on the first loss-only report. A proposal equal to a
+    ``measured`` configuration is told its measured value (Optuna's own recipe for
+    duplicates) and another is asked for; after :data:`MAX_PROPOSALS` the space counts
+    as exhausted and the search ends.
     """
+
+    def __init__(self, *args: Any, measured: dict[MeasuredKey, float] | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self.measured = measured or {}
+        self.exhausted = False
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if isinstance(self.metric, str) and self.metric in result:
             super().on_trial_result(trial_id, result)
 
+    def suggest(self, trial_id: str) -> dict[Any, Any] | None:
+        for _ in range(MAX_PROPOSALS):
+            params = super().suggest(trial_id)
+            if not self.measured or not isinstance(params, dict):
+                return params
+            value = measured_value(params, self.measured)
+            if value is None:
+                return params
+            study: Any = self._ot_study
+            study.tell(self._ot_trials.pop(trial_id), value)
+        self.exhausted = True
+        return Searcher.FINISHED  # type: ignore[return-value]  # Ray's documented "no more"
 
-def optuna_sampler(spec: SweepSpec) -> Any:
+
+def optuna_sampler(spec: SweepSpec, warm: WarmStart | None = None) -> Any:
     """The Optuna sampler of a model-based algorithm (tpe, cmaes, qmc, gp), seeded.
 
     The model-based ones start with random trials (half the sweep, 2 to 10) before they
     model anything; qmc is a scrambled Sobol sequence (unscrambled, every seed would try
     the same points).
     """
+    import optuna
     from optuna import samplers
 
     startup = max(2, min(10, spec.max_trials // 2))
     seed = spec.seed
     if spec.algorithm is Algorithm.CMAES:
-        return samplers.CmaEsSampler(
-            seed=seed, n_startup_trials=startup, warn_independent_sampling=False
-        )
+        with warnings.catch_warnings():  # source_trials: "experimental" since Optuna 2.6
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return samplers.CmaEsSampler(
+                seed=seed,
+                n_startup_trials=startup,
+                warn_independent_sampling=False,
+                source_trials=cma_source_trials(spec, warm) if warm is not None else None,
+            )
     if spec.algorithm is Algorithm.QMC:
         return samplers.QMCSampler(
             qmc_type="sobol", scramble=True, seed=seed, warn_independent_sampling=False
@@ -117,18 +155,35 @@ def optuna_sampler(spec: SweepSpec) -> Any:
     return samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
-def search_algorithm(spec: SweepSpec) -> SearchAlgorithm | ConcurrencyLimiter:
-    """The search algorithm, with the sweep's concurrency limit built in."""
+def search_algorithm(
+    spec: SweepSpec, warm: WarmStart | None = None
+) -> SearchAlgorithm | ConcurrencyLimiter:
+    """The search algorithm, with the sweep's concurrency limit built in, and a warm
+    start's trials fed to it (:mod:`tunix_rt.tune.warm_search`)."""
     if spec.algorithm in MODEL_BASED:
+        fed: dict[str, Any] = {}
+        if warm is not None and warm.trials:
+            fed = {
+                "points_to_evaluate": warm.points(),
+                "evaluated_rewards": list(warm.values),
+                "measured": warm.measured(),
+            }
         searcher = _OptunaSearch(
-            metric=spec.objective.metric, mode=spec.objective.mode, sampler=optuna_sampler(spec)
+            metric=spec.objective.metric,
+            mode=spec.objective.mode,
+            sampler=optuna_sampler(spec, warm),
+            **fed,
         )
         return ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent_trials)
-    return BasicVariantGenerator(
+    generator = BasicVariantGenerator(
         max_concurrent=spec.max_concurrent_trials,
         random_state=spec.seed,
         constant_grid_search=True,
     )
+    if warm is None or warm.rerun or not warm.trials:
+        return generator
+    grid = spec.algorithm is Algorithm.GRID
+    return SkipMeasured(generator, warm.keys(), grid, warm.planned())
 
 
 def scheduler(spec: SweepSpec) -> TrialScheduler:
@@ -174,12 +229,12 @@ def trial_resources(spec: SweepSpec) -> dict[str, float]:
     return out
 
 
-def tune_config(spec: SweepSpec) -> tune.TuneConfig:
+def tune_config(spec: SweepSpec, warm: WarmStart | None = None) -> tune.TuneConfig:
     """Metric/mode live on the searcher and scheduler (they differ: primary_score vs loss)."""
     return tune.TuneConfig(
-        search_alg=BudgetGate(search_algorithm(spec)),
+        search_alg=BudgetGate(search_algorithm(spec, warm)),
         scheduler=scheduler(spec),
-        num_samples=spec.samples(),
+        num_samples=spec.samples() + (warm.extra_samples() if warm is not None else 0),
         time_budget_s=spec.budget.sweep_timeout_seconds,
         trial_name_creator=trial_name,
         trial_dirname_creator=trial_name,

@@ -19,9 +19,11 @@ from tunix_rt.contract.exits import exit_code_for
 from tunix_rt.contract.numerics import numerics_record, trial_flags
 from tunix_rt.contract.phases import SweepEnd, Verdict, goal_trial
 from tunix_rt.evidence import SweepRunFacts, commit_info, publish_folder, write_sweep_evidence
+from tunix_rt.evidence.sweep import wire_bytes
 from tunix_rt.tune.budget import SweepLimits
 from tunix_rt.tune.records import utcnow
 from tunix_rt.tune.session import Session, SweepOutcome, SweepRun
+from tunix_rt.tune.warm_search import WarmStart
 
 
 def grid_trial_ids(grid: Any) -> list[str]:
@@ -40,10 +42,12 @@ def sweep_end(
     spec: SweepSpec,
     elapsed: float,
     limits: SweepLimits | None = None,
+    warm: WarmStart | None = None,
 ) -> SweepEnd:
     """How Tune's run ended: this run's trial records (``records`` may hold earlier
     ones), how many trials it launched, whether some did not finish, whether time ran
-    out, whether a sweep budget or the goal ended it."""
+    out, whether a sweep budget or the goal ended it; a warm start's reused trials and
+    the new trials it plans."""
     ids = grid_trial_ids(grid)
     by_id = {r.trial_id: r for r in records}
     timeout = spec.budget.sweep_timeout_seconds
@@ -56,6 +60,8 @@ def sweep_end(
         timed_out=bool(timeout and elapsed >= timeout - 1),
         budget=limits.closed if limits is not None else None,
         goal_trial=goal.trial_id if goal is not None else None,
+        planned=warm.planned() if warm is not None else None,
+        reused=warm.trials if warm is not None else (),
     )
 
 
@@ -65,12 +71,17 @@ def summarise(
     verdict: Verdict,
     limits: SweepLimits | None = None,
     unreadable: Sequence[str] = (),
+    warm: WarmStart | None = None,
 ) -> SweepResult:
     """``summary.json`` of a finished sweep: its verdict and its trials, best first, and
     the trial records it found but could not read (``unreadable``: 'file: why' each),
-    counted in its message too: damage is reported, never hidden."""
+    counted in its message too: damage is reported, never hidden. A warm start's reused
+    trials are among the trials (``reusedFrom`` set) and may be the best; the hours and
+    the planned count are this sweep's own."""
     spec = run.spec
-    best = best_trial(trials, spec.objective)
+    reused = warm.trials if warm is not None else []
+    every = [*trials, *reused]
+    best = best_trial(every, spec.objective)
     starts = [t.started_at for t in trials if t.started_at is not None]
     seconds = limits.used_seconds(time.monotonic()) if limits is not None else None
     return SweepResult(
@@ -84,16 +95,17 @@ def summarise(
         preemptions=sum(t.preemptions for t in trials),
         lost_accelerator_hours=sum(t.lost_accelerator_hours for t in trials),
         wall_seconds_used=seconds,
-        trials_planned=spec.planned_trials(),
+        trials_planned=warm.planned() if warm is not None else spec.planned_trials(),
         objective_metric=spec.objective.metric,
         objective_mode=spec.objective.mode,
-        trials=ranked(trials, spec.objective),
+        trials=ranked(every, spec.objective),
         best_trial_id=best.trial_id if best else None,
         best_params=dict(best.params) if best else None,
         primary_score=best.primary_score if best else None,
         base_config=spec.trial_config({}).to_wire(),
         started_at=min(starts) if starts else None,
         finished_at=utcnow(),
+        warm_start=warm.record.summary() if warm is not None else None,
     )
 
 
@@ -105,10 +117,15 @@ def with_damage(message: str | None, unreadable: Sequence[str]) -> str | None:
     return f"{message}; {damage}" if message else damage
 
 
-def publish(session: Session, summary: SweepResult, trials: Sequence[TrialResult]) -> SweepOutcome:
+def publish(
+    session: Session,
+    summary: SweepResult,
+    trials: Sequence[TrialResult],
+    warm: WarmStart | None = None,
+) -> SweepOutcome:
     """The evidence bundle, then ``summary.json``; the outcome of the finished sweep."""
     files = session.files
-    evidence_uri, bundle_uri = publish_evidence(session, summary, trials)
+    evidence_uri, bundle_uri = publish_evidence(session, summary, trials, warm)
     # Last: summary.json tells the operator and the CLI the sweep is over, so everything
     # it points to (trial records, the evidence bundle) is already in the store.
     summary_uri = files.write_summary(summary)
@@ -143,9 +160,13 @@ def _numerics(run: SweepRun) -> dict[str, object]:
 
 
 def publish_evidence(
-    session: Session, summary: SweepResult, trials: Sequence[TrialResult]
+    session: Session,
+    summary: SweepResult,
+    trials: Sequence[TrialResult],
+    warm: WarmStart | None = None,
 ) -> tuple[str | None, str | None]:
     """Write the finished sweep's evidence folder and zip, upload them; (folder, zip) URIs.
+    A warm start's reused trials go in as the records ``warm_start.json`` holds, beside it.
 
     A bundle that cannot be built is reported in the log, never the end of the sweep:
     the trial records and the summary are the results; the bundle is their evidence.
@@ -160,6 +181,8 @@ def publish_evidence(
     try:
         base = TrainerConfig.model_validate(summary.base_config)
         trial_files = {t.trial_id: store.read_bytes(layout.trial_key(t.trial_id)) for t in trials}
+        warm_bytes = store.read_bytes(layout.warm_start_key) if warm is not None else None
+        trial_files |= reused_files(warm)
         started = min([session.started, *(t.started_at for t in trials if t.started_at)])
         ended = summary.finished_at or utcnow()
         facts = SweepRunFacts(
@@ -183,7 +206,12 @@ def publish_evidence(
             say(f"evidence: commit {facts.commit.short}, {len(trial_files)} trial records")
             say.save()
             write_sweep_evidence(
-                folder, summary=summary, trial_files=trial_files, log_text=say.text, facts=facts
+                folder,
+                summary=summary,
+                trial_files=trial_files,
+                log_text=say.text,
+                facts=facts,
+                warm_start=warm_bytes,
             )
             published = publish_folder(store, folder, prefix, say=say)
     except Exception as exc:  # any failure here must not lose the results
@@ -191,6 +219,13 @@ def publish_evidence(
         return None, None
     say(f"evidence bundle: {published.bundle_uri}")
     return store.uri_for(prefix), published.bundle_uri
+
+
+def reused_files(warm: WarmStart | None) -> dict[str, bytes]:
+    """The reused trials' records as the evidence holds them (trial id -> JSON bytes)."""
+    if warm is None:
+        return {}
+    return {t.trial_id: wire_bytes(t) for t in warm.trials}
 
 
 def _default_command() -> list[str]:

@@ -33,6 +33,9 @@ class SweepRun:
     spec_path: str | None = None
     """Where the spec came from (the manifest's config_path); None: passed inline."""
     command: list[str] | None = None
+    warm_start_uri: str | None = None
+    """The results of the Sweep ``spec.warmStartFrom.sweep`` names, as the operator
+    resolved them (None: ``<storage>/<namespace>/<name>``)."""
 
     @property
     def storage_uri(self) -> str:

@@ -78,6 +78,9 @@ class TrialRow(BaseModel):
     curve: list[dict[str, float]] = Field(default_factory=list)
     best: bool = False
     backend: str | None = None
+    reused_from: str | None = Field(
+        None, description="The earlier sweep a warm start took this trial from (not run here)."
+    )
 
 
 class Goal(BaseModel):

@@ -19,6 +19,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
+from tunix_rt.api.memory_estimate import GEMMA3, TINY
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trainer_backends import DEFAULT_LORA_RANK, tunix_model_name
 from tunix_rt.train.backends.tunix_tokenizer import Tokenizer, load_tokenizer
@@ -33,17 +34,9 @@ from tunix_rt.train.backends.tunix_weights import (
 )
 from tunix_rt.train.result import Log, ModelSource
 
-TINY = "gemma3-tiny"
-TINY_DIMS: dict[str, Any] = {
-    "num_layers": 2,
-    "embed_dim": 64,
-    "hidden_dim": 256,
-    "num_heads": 8,
-    "head_dim": 8,
-    "num_kv_heads": 8,
-    "sliding_window_size": 64,
-}
-"""gemma3-tiny: Gemma3's architecture at ~140k parameters (with the byte vocabulary)."""
+TINY_DIMS: dict[str, Any] = GEMMA3[TINY].tunix_dims()
+"""gemma3-tiny: Gemma3's architecture at ~150k parameters (with the byte vocabulary); its
+sizes are the admission estimate's (``tunix_rt.api.memory_estimate.GEMMA3``)."""
 
 
 LORA_MODULES = (
