@@ -108,6 +108,7 @@ class SweepResults:
                 "steps": trial.steps,
                 "wall_seconds": round(trial.wall_seconds, 3),
                 "accelerator_hours": round(trial.accelerator_hours, 6),
+                "preemptions": trial.preemptions,
                 "error": trial.error,
             }
             row.update({f"params.{k}": v for k, v in sorted(trial.params.items())})

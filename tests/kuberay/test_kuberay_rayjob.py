@@ -23,6 +23,7 @@ from tunix_rt.kuberay import BuildOptions, ManifestError, Owner, build_rehearsal
 from tunix_rt.kuberay import build_sweep_rayjob as build
 from tunix_rt.kuberay.metadata import spec_annotation
 from tunix_rt.kuberay.raycluster import ray_resources_param
+from tunix_rt.notice import RAY_HOOK, RAY_HOOK_ENV
 
 OWNER = Owner("tunixrt.io/v1alpha1", "Sweep", "lr-search", "0b7c-uid")
 OPTIONS = BuildOptions(
@@ -78,7 +79,10 @@ def test_cpu_pool_and_common_shape() -> None:
     assert spec["shutdownAfterJobFinishes"] is True
     assert spec["ttlSecondsAfterFinished"] == 600
     assert "activeDeadlineSeconds" not in spec  # no budget timeouts
-    assert yaml.safe_load(spec["runtimeEnvYAML"]) == {"env_vars": {"PYTHONUNBUFFERED": "1"}}
+    # The trials' workers checkpoint on SIGTERM (a node's preemption notice).
+    assert yaml.safe_load(spec["runtimeEnvYAML"]) == {
+        "env_vars": {"PYTHONUNBUFFERED": "1", RAY_HOOK_ENV: RAY_HOOK}
+    }
 
     head = spec["rayClusterSpec"]["headGroupSpec"]
     assert head["rayStartParams"]["num-cpus"] == "0"  # the driver runs here, no trials

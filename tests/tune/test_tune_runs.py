@@ -104,12 +104,14 @@ def test_failed_trials_within_budget_then_stop(
     for lr in (0.5, 0.9):
         assert by_lr[lr].state is TrialState.FAILED
         assert by_lr[lr].error and "FloatingPointError: loss diverged" in by_lr[lr].error
+        assert by_lr[lr].preemptions == 0  # a trainer error: failed, never retried
     assert 0.001 not in by_lr or by_lr[0.001].state is not TrialState.SUCCEEDED  # stopped
 
     result = summary(storage, "fails")
     assert result.phase.value == "Failed"
     assert "2 trial(s) failed, more than maxFailedTrials (1)" in (result.message or "")
     assert result.best_trial_id == by_lr[0.003].trial_id  # what did finish is kept
+    assert result.preemptions == 0
 
     # A failed sweep still leaves its evidence: every trial, the failures, the verdict.
     evidence = storage / "ns" / "fails" / "evidence"
@@ -223,6 +225,8 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
         assert (folder / f"{trial_id}.json").read_bytes() == data
     assert len(after) == 3
     assert all(t.state is TrialState.SUCCEEDED for t in after.values())
+    # A sweep resumed after its driver was lost: no trial lost a worker of its own.
+    assert all(t.preemptions == 0 for t in after.values())
     assert len({t.params["learningRate"] for t in after.values()}) == 3
     result = summary(storage, "resume")
     assert result.phase.value == "Succeeded"

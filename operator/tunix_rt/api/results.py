@@ -17,6 +17,7 @@ def trial_summary(trial: TrialResult) -> TrialSummary:
         primary_score=trial.primary_score,
         state=trial.state,
         steps=trial.steps,
+        preemptions=trial.preemptions or None,
     )
 
 

@@ -24,6 +24,9 @@ class TrialSummary(ApiModel):
         TrialState.PENDING, description="Pending, Running, Succeeded, Stopped or Failed."
     )
     steps: int | None = Field(None, description="Train steps completed.")
+    preemptions: int | None = Field(
+        None, description="Times it resumed from its checkpoint after losing its worker."
+    )
 
 
 class BestTrial(ApiModel):
@@ -56,6 +59,9 @@ class SweepStatus(RunStatus):
     trials_failed: int = Field(0, description="Trials that failed.")
     trials_running: int = Field(0, description="Trials running now.")
     trials_progress: str | None = Field(None, description="'completed/total' for kubectl get.")
+    preemptions: int = Field(
+        0, description="Trials resumed after their worker process, pod or node was lost."
+    )
     trials_unreadable: int = Field(
         0, description="Trial records in the store that could not be read (damaged)."
     )

@@ -82,6 +82,27 @@ class TrialResult(ApiModel):
         description="Scheduler pbt: the params the trial trained with from each step on, "
         "and the trial each exploit copied (its lineage before that included).",
     )
+    preemptions: int = Field(
+        0,
+        ge=0,
+        description="Times the trial's worker process, pod or node was lost and the trial "
+        "resumed from its newest checkpoint (a preemption, never a failure).",
+    )
+    lost_steps: int = Field(
+        0, ge=0, description="Train steps done after the newest checkpoint by lost attempts."
+    )
+    lost_accelerator_hours: float = Field(
+        0.0,
+        ge=0,
+        description="Accelerator-hours of lost attempts since their newest checkpoint "
+        "(included in acceleratorHours).",
+    )
+    checkpoint_step: int | None = Field(
+        None, ge=0, description="Step of the trial's newest checkpoint (None: none yet)."
+    )
+    checkpointed_at: datetime | None = Field(
+        None, description="When the newest checkpoint was seen (what a preemption loses)."
+    )
 
     @property
     def finished(self) -> bool:
@@ -148,6 +169,12 @@ class SweepResult(ApiModel):
     )
     wall_seconds_used: float | None = Field(
         None, description="Wall-clock seconds of every driver session of the sweep."
+    )
+    preemptions: int | None = Field(
+        None, description="Preemptions of every trial (lost workers, resumed from checkpoints)."
+    )
+    lost_accelerator_hours: float | None = Field(
+        None, description="Accelerator-hours preemptions lost (work re-done after a resume)."
     )
     warm_start: WarmStartSummary | None = Field(
         None,

@@ -51,6 +51,16 @@ CUT = "Interrupted"
 it was cut, and a rerun continues it."""
 
 
+def preemption_line(trials: Iterable[TrialResult]) -> str | None:
+    """``preemptions: N (...)`` when trials lost their worker and resumed; else None."""
+    own = [t for t in trials if not t.reused]  # a warm start's were another sweep's
+    count = sum(t.preemptions for t in own)
+    if not count:
+        return None
+    lost = sum(t.lost_accelerator_hours for t in own)
+    return f"preemptions: {count} (resumed from checkpoints; {lost:.4f} accelerator-hours re-done)"
+
+
 def trial_table(
     trials: Iterable[TrialResult],
     objective: Objective,

@@ -31,7 +31,7 @@ from tunix_rt.cli.common import (
     storage_option,
     store_problem,
 )
-from tunix_rt.cli.display import make_console, print_best, trial_table
+from tunix_rt.cli.display import make_console, preemption_line, print_best, trial_table
 from tunix_rt.cli.sweep_end import report_end, rerun_words, starting_note
 from tunix_rt.cli.sweep_process import LocalSweep, driver_cmd, log_path, run_driver
 from tunix_rt.cli.sweep_state import INTERRUPTED, RUNNING, unfinished_state
@@ -253,6 +253,9 @@ def _print_results(console: Console, results: results_mod.SweepResults) -> None:
     console.print(f"trials: {done}/{planned} finished{unread}")
     if results.accelerator_hours:
         console.print(f"accelerator-hours used: {results.accelerator_hours:.4f}")
+    preempted = preemption_line(results.trials)
+    if preempted:
+        console.print(preempted)
     print_best(console, results.trials, results.objective)
     if summary is not None:
         style = "green" if summary.phase.value == "Succeeded" else "red"

@@ -21,7 +21,7 @@ from tunix_rt.api.common import Phase
 from tunix_rt.api.secrets import redact
 from tunix_rt.api.trial import SweepResult, TrialResult
 from tunix_rt.cli.common import esc, exit_meaning
-from tunix_rt.cli.display import print_best, trial_table
+from tunix_rt.cli.display import preemption_line, print_best, trial_table
 from tunix_rt.cli.sweep_process import LocalSweep
 from tunix_rt.cli.sweep_state import end_reason
 from tunix_rt.contract.exits import ExitCode
@@ -188,6 +188,9 @@ def _finished(
     summary = results.summary
     assert summary is not None
     console.print(trial_table(results.trials, results.objective, title=f"sweep {sweep.name}"))
+    preempted = preemption_line(results.trials)
+    if preempted:
+        console.print(preempted)
     best = print_best(console, results.trials, results.objective)
     earlier = summary.finished_at is not None and summary.finished_at < started_at
     why = ENDED_BECAUSE.get(summary.reason or "", summary.reason or summary.phase.value)

@@ -82,6 +82,7 @@ def trial_fields(
     best_wire = best_summary(best)
     return warm_fields(warm, summary) | {
         "acceleratorHoursUsed": accelerator_hours_used(own, summary),
+        "preemptions": sum(t.preemptions for t in own),
         "trials": [trial_summary(t).to_wire() for t in own],
         "trialsTotal": total,
         "trialsCompleted": completed,

@@ -206,6 +206,9 @@ def render_sweep_report(
         "</div>"
         f"<p class='muted'>trial states: "
         f"{esc(', '.join(f'{k} {v}' for k, v in sorted(states.items())) or 'none')}</p>"
+        + _preemptions(
+            get("preemptions", "preemptions"), get("lost_accelerator_hours", "lostAcceleratorHours")
+        )
         + _damage(get("unreadable_trials", "unreadableTrials"))
     )
     best_params = get("best_params", "bestParams")
@@ -231,6 +234,17 @@ def render_sweep_report(
         _manifest_section(manifest),
     ]
     return page(title, parts)
+
+
+def _preemptions(count: Any, lost_hours: Any) -> str:
+    """Trials resumed after losing their worker: never failures, but work re-done."""
+    if not count:
+        return ""
+    return (
+        f"<p class='muted'>preemptions: {esc(count)} (trials resumed from their newest "
+        f"checkpoint after losing their worker; {esc(fmt(lost_hours))} accelerator-hours "
+        "re-done)</p>"
+    )
 
 
 def _damage(unreadable: Any) -> str:

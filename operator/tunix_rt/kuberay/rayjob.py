@@ -58,6 +58,7 @@ from tunix_rt.kuberay.metadata import (
 )
 from tunix_rt.kuberay.options import BuildOptions
 from tunix_rt.kuberay.raycluster import ray_cluster_spec
+from tunix_rt.notice import RAY_HOOK, RAY_HOOK_ENV
 
 
 def _labels(kind: str, name: str, options: BuildOptions) -> dict[str, str]:
@@ -69,6 +70,11 @@ def _labels(kind: str, name: str, options: BuildOptions) -> dict[str, str]:
     }
     labels.update(options.extra_labels)
     return labels
+
+
+SWEEP_WORKER_ENV = {RAY_HOOK_ENV: RAY_HOOK}
+"""A sweep's Ray workers run tunix-rt's setup hook: SIGTERM (a node's preemption notice)
+checkpoints the trial before the worker exits (:mod:`tunix_rt.notice`)."""
 
 
 def runtime_env_yaml(env: Mapping[str, str] | None) -> str:
@@ -110,7 +116,9 @@ def _rayjob(
     cluster = cluster or spec.cluster
     job_spec: dict[str, Any] = {
         "entrypoint": entrypoint,
-        "runtimeEnvYAML": runtime_env_yaml(cluster.env),
+        "runtimeEnvYAML": runtime_env_yaml(
+            {**SWEEP_WORKER_ENV, **(cluster.env or {})} if kind == "sweep" else cluster.env
+        ),
         "shutdownAfterJobFinishes": True,
         "ttlSecondsAfterFinished": cluster.ttl_seconds_after_finished,
         "backoffLimit": 0,

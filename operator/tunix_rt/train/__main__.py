@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tunix_rt.contract.exits import ExitCode
+from tunix_rt.notice import NOTICE, Preempted
 from tunix_rt.train.config import load_trainer_config
 
 
@@ -41,11 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tunix_rt.train import run_trial  # imports JAX: after the config is known good
 
+    NOTICE.install()  # SIGTERM: checkpoint at the next step, exit to be resumed
     try:
         result = run_trial(config, checkpoint_dir=args.checkpoint_dir)
     except ValueError as exc:  # a setting that does not fit the data or the devices
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.INVALID
+    except Preempted as exc:
+        print(f"{exc}; run the same command again to resume", file=sys.stderr)
+        return ExitCode.INTERRUPTED
     m = result.metrics
     print(
         f"{result.model_id} {result.steps} steps in {result.wall_seconds:.1f}s: "

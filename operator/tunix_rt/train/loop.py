@@ -24,6 +24,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 
 from tunix_rt.api.trainer import TrainerConfig
+from tunix_rt.notice import NOTICE, Preempted
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.train import data, schedule, sharding
 from tunix_rt.train.backends import builtin_model_id
@@ -145,12 +146,14 @@ class Trainer:
         save: Callable[[TrainState, float], None] | None,
         last_loss: float = float("nan"),
         deadline: float | None = None,
+        stop_now: Callable[[], bool] | None = None,
     ) -> tuple[TrainState, float, Timing]:
         """Steps from ``state.step`` to max_steps; reports and saves on the way.
 
         Returns the final state, the mean loss since the last report, and the timings.
         Raises TrainingTimeout before a step that would start at or after ``deadline``
-        (a ``time.monotonic()`` instant).
+        (a ``time.monotonic()`` instant). ``stop_now`` (SIGTERM, :mod:`tunix_rt.notice`)
+        is asked after every step: True saves a checkpoint there and raises Preempted.
         """
         config, total = self.config, self.config.max_steps
         first = int(state.step)
@@ -195,6 +198,9 @@ class Trainer:
                 history.append(metrics)
             if save is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
                 save(state, last_loss)  # before the report: the trial may be stopped in it
+            if save is not None and stop_now is not None and stop_now():
+                save(state, last_loss)
+                raise Preempted(done)
             if metrics is not None:
                 tell(metrics)
         sharding.wait(state)
@@ -268,9 +274,12 @@ def _train(
         def save(s: TrainState, loss: float) -> None:
             checkpointer.save(s, _meta(config, history, loss))
 
-        state, last_loss, timing = trainer.train(
-            state, history, tell, say, save, last_loss, deadline
-        )
+        # One process only: a save is collective, and SIGTERM may reach one host alone.
+        with NOTICE.arm() as asked:
+            stop_now = asked if jax.process_count() == 1 else None
+            state, last_loss, timing = trainer.train(
+                state, history, tell, say, save, last_loss, deadline, stop_now
+            )
         save(state, last_loss)  # no-op when this step is already saved
     finally:
         checkpointer.close()

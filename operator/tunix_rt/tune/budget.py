@@ -80,7 +80,8 @@ class SweepLimits:
 
     # ------------------------------------------------------------------ events
     def trial_started(self, trial_id: str, now: float) -> None:
-        hours = self.earlier_hours.get(trial_id, 0.0)
+        # A trial retried after a preemption ended in this session: its hours go on.
+        hours = self.ended_hours.pop(trial_id, self.earlier_hours.get(trial_id, 0.0))
         self.running[trial_id] = _Running(since=now, hours=hours, at=now)
 
     def trial_reported(self, trial_id: str, result: Mapping[str, Any], now: float) -> None:

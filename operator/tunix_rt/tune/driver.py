@@ -39,6 +39,7 @@ from tunix_rt.contract.file_names import CHECKPOINTS_DIR, EXPERIMENT_DIR
 from tunix_rt.contract.layout import SweepFiles, SweepTarget
 from tunix_rt.contract.phases import sweep_verdict
 from tunix_rt.evidence import commit_info
+from tunix_rt.notice import RAY_HOOK, RAY_HOOK_ENV
 from tunix_rt.storage import Store, StoreError
 from tunix_rt.tune import multihost
 from tunix_rt.tune.budget import SweepLimits
@@ -47,6 +48,7 @@ from tunix_rt.tune.durable import SessionLedger
 from tunix_rt.tune.hooks import SweepMonitor, attach
 from tunix_rt.tune.mapping import search_space, trial_resources, tune_config
 from tunix_rt.tune.pbt import checkpoints_kept
+from tunix_rt.tune.preemption import MAX_PREEMPTIONS
 from tunix_rt.tune.publish import publish, summarise, sweep_end
 from tunix_rt.tune.records import utcnow
 from tunix_rt.tune.resume import restore_failed, restore_or_archive
@@ -71,6 +73,7 @@ def _init_ray(run: SweepRun) -> None:
         ray.init(address=run.address, log_to_driver=True, logging_level=logging.WARNING)
         return
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault(RAY_HOOK_ENV, RAY_HOOK)  # SIGTERM checkpoints (tunix_rt.notice)
     os.environ.setdefault(WORKER_NICENESS_ENV, "0")
     for attempt in range(1, RAY_START_ATTEMPTS + 1):
         try:
@@ -371,7 +374,8 @@ def _new_tuner(session: Session, trainable: Any, warm: WarmStart | None = None) 
             checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoints_kept(spec)),
             stop=monitor,
             callbacks=[monitor],
-            failure_config=tune.FailureConfig(max_failures=0),
+            # Lost workers only: a trainer error is not retried (tune.preemption).
+            failure_config=tune.FailureConfig(max_failures=MAX_PREEMPTIONS),
             log_to_file=True,
             verbose=1,
         ),

@@ -22,7 +22,8 @@ from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import StoreError, scrub
 from tunix_rt.tune.budget import SweepLimits
 from tunix_rt.tune.context import SessionContext
-from tunix_rt.tune.records import failed_record, finished, plain, stopped_record
+from tunix_rt.tune.preemption import MAX_PREEMPTIONS, preempted_record, trainer_failed
+from tunix_rt.tune.records import failed_record, finished, plain, stopped_record, utcnow
 
 
 class Delegating(SearchAlgorithm):
@@ -243,6 +244,37 @@ class SweepMonitor(tune.Callback, tune.Stopper):
         if limits is None or record.primary_score is None:
             return False
         return record.steps >= limits.spec.budget.smoke_steps
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        """Tune retries the trial: a preemption when its worker was lost (its record still
+        Running), else its trainer failed and the retry fails at once, never again."""
+        try:
+            record = self._recorded(trial.trial_id)
+        except StoreError as exc:
+            self._say(f"could not record trial {trial.trial_id}: {exc}")
+            return
+        if trainer_failed(record):
+            trial.max_failures = 0  # the retry raises TrainerFailed: then it is an error
+            return
+        now = time.monotonic()
+        limits = self.limits
+        devices = limits.spec.accelerators_per_trial() if limits else 1.0
+        hours = limits.trial_hours(trial.trial_id, now) if limits else None
+        if limits is not None:
+            limits.trial_ended(trial.trial_id, now, full=False)
+        record = preempted_record(
+            record or self._blank(trial), utcnow(), devices, trial.last_result, hours
+        )
+        try:
+            self.files.write_trial(record)
+        except StoreError as exc:
+            self._say(f"could not record trial {trial.trial_id}: {exc}")
+        lost = record.steps - (record.checkpoint_step or 0)
+        self._say(
+            f"trial {trial.trial_id} preempted (its worker was lost): resuming from step "
+            f"{record.checkpoint_step or 0}, {lost} step(s) to do again "
+            f"(preemption {record.preemptions} of at most {MAX_PREEMPTIONS})"
+        )
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.failed.add(trial.trial_id)

@@ -7,7 +7,8 @@ A Sweep whose ``resources`` span hosts (``tpuSlice``, or ``workers`` > 1 with or
   one ``TRIAL_DRIVER_RESOURCE`` slot and no CPU) writes the Running record, builds a
   ``JaxTrainer`` (one worker per host / GPU pod, ``use_tpu`` + topology for a slice,
   ``use_gpu`` for GPUs) and waits for ``fit()``; it writes the Failed record when the
-  training fails;
+  trainer fails; lost workers are a preemption (``tune.preemption``: Tune retries the
+  trial, which resumes from its checkpoints on a ``file://`` store);
 * every **worker** (:func:`worker_loop`) joins ``jax.distributed`` (Ray Train's JAX backend
   does it on TPU and GPU; on CPU the worker does it itself, coordinator address broadcast
   from rank 0) and runs the same trainer, data-parallel over the devices of all workers
@@ -41,10 +42,12 @@ from tunix_rt.api.tpu import generation_for
 from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.api.trial_shape import TRAIN_V2_ENV, TRIAL_DRIVER_RESOURCE
 from tunix_rt.scoring import PRIMARY_SCORE
-from tunix_rt.tune.records import failed_record, plain
+from tunix_rt.tune.preemption import checkpoint_seen, lost_worker, refuse_retry, trainer_failed
+from tunix_rt.tune.records import failed_record, plain, utcnow
 from tunix_rt.tune.trainable import (
     Reporter,
     TrialContext,
+    checkpoint_dir,
     final_record,
     prepare_worker,
     previous_record,
@@ -142,8 +145,13 @@ def train_multihost_trial(config: dict[str, Any], context: TrialContext) -> None
     if previous is not None and previous.state is TrialState.SUCCEEDED:
         tune.report(replayed_metrics(previous))  # finished in an earlier session
         return
+    if trainer_failed(previous):
+        assert previous is not None
+        raise refuse_retry(previous)  # Tune retries lost workers only (tune.preemption)
     backend = context.spec.trainer.backend
     record = resumed_record(running_record(context.target, trial_id, params, backend), previous)
+    directory = checkpoint_dir(context, trial_id, context.spec.trial_config(params))
+    record = checkpoint_seen(record, directory, utcnow())  # the step it resumes from
     files.write_trial(record)
     started = time.monotonic()
     trainer = JaxTrainer(
@@ -162,6 +170,8 @@ def train_multihost_trial(config: dict[str, Any], context: TrialContext) -> None
         if result.error is not None:
             raise result.error
     except Exception as exc:
+        if lost_worker(exc):  # a preemption: still Running, Tune retries the trial
+            raise
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         last = previous_record(files, trial_id) or record
         files.write_trial(
@@ -195,6 +205,7 @@ def worker_loop(config: dict[str, Any]) -> None:
         lambda m: report(m),
         context.write_every_s,
         accelerators=spec.accelerators_per_trial(),
+        checkpoint_dir=checkpoint_dir(context, job.trial_id, spec.trial_config(job.params)),
     )
     try:
         result = run_workload(context, job.trial_id, job.params, reporter)

@@ -25,7 +25,7 @@ from tunix_rt.api.schedule import MUTABLE_KEYS, ScheduleStep
 from tunix_rt.api.search_space import Distribution
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.sweep_goals import SchedulerType
-from tunix_rt.tune.trainable import CheckpointSender
+from tunix_rt.tune.trial_checkpoints import CheckpointSender
 
 LINEAGE_FILE = ".tunix-rt-lineage.json"
 """In a trial's checkpoint folder, beside orbax's step folders (a dot name: neither

@@ -92,6 +92,8 @@ def summarise(
         reason=verdict.reason,
         unreadable_trials=list(unreadable) or None,
         accelerator_hours_used=sum(t.accelerator_hours for t in trials),
+        preemptions=sum(t.preemptions for t in trials),
+        lost_accelerator_hours=sum(t.lost_accelerator_hours for t in trials),
         wall_seconds_used=seconds,
         trials_planned=warm.planned() if warm is not None else spec.planned_trials(),
         objective_metric=spec.objective.metric,

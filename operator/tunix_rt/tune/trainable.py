@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -33,8 +32,10 @@ from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.contract.layout import SweepFiles, SweepTarget
 from tunix_rt.contract.numerics import pin_numerics
 from tunix_rt.evidence.manifest import json_safe
+from tunix_rt.notice import Preempted
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import StoreError
+from tunix_rt.tune.preemption import checkpoint_seen, refuse_retry, trainer_failed
 from tunix_rt.tune.records import (
     HOURS_KEY,
     extend_curve,
@@ -43,6 +44,11 @@ from tunix_rt.tune.records import (
     plain,
     trial_hours,
     utcnow,
+)
+from tunix_rt.tune.trial_checkpoints import (
+    CheckpointSender,
+    local_checkpoint_dir,
+    restore_checkpoint,
 )
 
 WORKLOAD_ENV = "TUNIX_RT_TRIAL_WORKLOAD"
@@ -153,6 +159,7 @@ class Reporter:
         *,
         accelerators: float | None = None,
         checkpoints: CheckpointSender | None = None,
+        checkpoint_dir: str | None = None,
     ) -> None:
         self.record = record
         self.write = write
@@ -166,6 +173,8 @@ class Reporter:
         """Devices held: each write adds their hours to the record's (None: not counted)."""
         self.base_hours = record.accelerator_hours
         self.checkpoints = checkpoints
+        self.checkpoint_dir = checkpoints.directory if checkpoints else checkpoint_dir
+        """Watched for new checkpoints: the record says which step a lost worker resumes from."""
 
     def hours(self) -> float:
         """The trial's accelerator-hours: earlier sessions' plus this one's so far."""
@@ -186,8 +195,12 @@ class Reporter:
         )
         eval_point = PRIMARY_SCORE in metrics
         checkpoint = self.checkpoints is not None and self.checkpoints.has_new()
+        saved = False
+        if self.checkpoints is None:  # in place: saved is kept (a sent one: once sent)
+            seen = checkpoint_seen(self.record, self.checkpoint_dir, utcnow())
+            saved, self.record = seen is not self.record, seen
         now = time.monotonic()
-        if eval_point or checkpoint or now - self.last_write >= self.every_s:
+        if eval_point or checkpoint or saved or now - self.last_write >= self.every_s:
             self.record = self.refreshed()
             self.write(self.record)
             self.last_write = now
@@ -198,6 +211,9 @@ class Reporter:
         if checkpoint:
             assert self.checkpoints is not None
             self.checkpoints.send(out)
+            # Tune holds it now: what a retried trial resumes from.
+            self.record = checkpoint_seen(self.record, self.checkpoint_dir, utcnow())
+            self.write(self.record)
         else:
             self.tune_report(out)
 
@@ -219,57 +235,9 @@ class Reporter:
         return out
 
 
-class CheckpointSender:
-    """Hands the trainer's newest checkpoint (a local folder) to Tune with the next
-    report, once per checkpoint: Tune uploads it to the store and gives it back to the
-    trial when the sweep resumes (:func:`restore_checkpoint`)."""
-
-    def __init__(self, directory: str, report: Callable[..., None]) -> None:
-        self.directory = directory
-        self.report = report
-        self.sent: str | None = None
-
-    def newest(self) -> str | None:
-        """The newest entry the trainer saved (orbax: one folder a step), None: none yet."""
-        try:
-            names = [n for n in os.listdir(self.directory) if not n.startswith(".")]
-        except FileNotFoundError:
-            return None
-        steps = sorted((int(n), n) for n in names if n.isdigit())
-        if steps:
-            return steps[-1][1]
-        return max(names) if names else None
-
-    def has_new(self) -> bool:
-        newest = self.newest()
-        return newest is not None and newest != self.sent
-
-    def send(self, metrics: dict[str, Any]) -> None:
-        from ray.tune import Checkpoint
-
-        self.sent = self.newest()
-        self.report(metrics, checkpoint=Checkpoint.from_directory(self.directory))
-
-
-def local_checkpoint_dir(trial_id: str) -> str:
-    """Where a trial of an object-store sweep keeps its checkpoints on its node."""
-    return os.path.join(tempfile.gettempdir(), "tunix-rt-checkpoints", trial_id)
-
-
-def restore_checkpoint(directory: str, get: Callable[[], Any]) -> bool:
-    """Fill ``directory`` with the checkpoint Tune kept for this trial (``get``:
-    ``tune.get_checkpoint``); False when it kept none (the trial starts from step 0)."""
-    shutil.rmtree(directory, ignore_errors=True)
-    checkpoint = get()
-    if checkpoint is None:
-        return False
-    with checkpoint.as_directory() as path:
-        shutil.copytree(path, directory)
-    return True
-
-
 def resumed_record(record: TrialResult, previous: TrialResult | None) -> TrialResult:
-    """A trial starting again after an interruption keeps its curve and its hours."""
+    """A trial starting again after an interruption (or a preemption) keeps its curve,
+    its hours and its preemption counts."""
     if previous is None:
         return record.model_copy(update={"starts": 1})
     return record.model_copy(
@@ -277,6 +245,9 @@ def resumed_record(record: TrialResult, previous: TrialResult | None) -> TrialRe
             "curve": list(previous.curve),
             "accelerator_hours": previous.accelerator_hours,
             "starts": previous.starts + 1,
+            "preemptions": previous.preemptions,
+            "lost_steps": previous.lost_steps,
+            "lost_accelerator_hours": previous.lost_accelerator_hours,
         }
     )
 
@@ -296,17 +267,22 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
         # report the stored result again instead of training twice.
         tune.report(replayed_metrics(previous))
         return
+    if trainer_failed(previous):
+        assert previous is not None
+        raise refuse_retry(previous)  # Tune retries lost workers only (tune.preemption)
 
+    sender = checkpoint_sender(context, trial_id, params)
+    directory = trial_checkpoint_dir(context, trial_id, params, sender)
     record = resumed_record(
         running_record(context.target, trial_id, params, context.spec.trainer.backend),
         previous,
     )
-    files.write_trial(record)
-    started = time.monotonic()
-    sender = checkpoint_sender(context, trial_id, params)
+    record = checkpoint_seen(record, directory, utcnow())  # the step it resumes from
     schedule = getattr(sender, "schedule", None)  # scheduler pbt: tune/pbt.py
     if schedule:
         record = record.model_copy(update={"schedule": schedule})
+    files.write_trial(record)
+    started = time.monotonic()
     reporter = Reporter(
         record,
         files.write_trial,
@@ -314,9 +290,15 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
         context.write_every_s,
         accelerators=context.spec.accelerators_per_trial(),
         checkpoints=sender,
+        checkpoint_dir=directory,
     )
     try:
         result = run_workload(context, trial_id, params, reporter, sender)
+    except Preempted:  # SIGTERM, checkpoint saved: still Running, Tune retries it from there
+        if sender is not None and sender.has_new():
+            sender.send(reporter.tune_metrics())  # to the store, for the retry
+        files.write_trial(checkpoint_seen(reporter.refreshed(), directory, utcnow()))
+        raise
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         files.write_trial(
@@ -409,6 +391,15 @@ def running_record(
         started_at=utcnow(),
         backend=backend,
     )
+
+
+def trial_checkpoint_dir(
+    context: TrialContext, trial_id: str, params: dict[str, Any], sender: CheckpointSender | None
+) -> str | None:
+    """The folder the trainer saves to: the sender's (object store) or the sweep's."""
+    if sender is not None:
+        return sender.directory
+    return checkpoint_dir(context, trial_id, context.spec.trial_config(params))
 
 
 def checkpoint_dir(context: TrialContext, trial_id: str, config: TrainerConfig) -> str | None:
