@@ -218,3 +218,21 @@ async def test_a_reused_trial_is_marked_with_the_sweep_it_came_from(
     assert 'Measured by sweep <a href="/sweeps/team-a/last-week">last-week</a>' in page
     plain = await (await client.get(f"{MIXED}/trials/{IDS[0]}")).text()
     assert "Measured by sweep" not in plain
+
+
+async def test_a_preempted_trial_says_so_and_the_sweep_counts_it(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    """A preemption is a resume from a checkpoint, not a failure: counted, never red."""
+    before = await (await client.get(MIXED)).text()
+    assert 'id="preemptions"' not in before and ">preempted " not in before
+    summary = store.read_json("team-a/mixed/summary.json")
+    summary["trials"][0].update(preemptions=2, lostSteps=7)
+    store.write_json("team-a/mixed/summary.json", summary)
+    preempted = summary["trials"][0]["trialId"]
+    html = await (await client.get(MIXED)).text()
+    assert '<b id="preemptions">2</b>' in html
+    row = html.split(f'<tr id="trial-{preempted}"', 1)[1].split("</tr>", 1)[0]
+    assert "preempted 2x" in row and "7 steps re-done" in row
+    page = await (await client.get(f"{MIXED}/trials/{preempted}")).text()
+    assert "preemptions<b>2</b> <small>7 steps re-done</small>" in page

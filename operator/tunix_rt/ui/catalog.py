@@ -313,6 +313,8 @@ def trial_row(trial: TrialResult, objective: Objective, best: TrialResult | None
         best=best is not None and best.trial_id == trial.trial_id,
         backend=trial.backend,
         reused_from=trial.reused_from.sweep if trial.reused_from is not None else None,
+        preemptions=trial.preemptions,
+        lost_steps=trial.lost_steps,
     )
 
 

@@ -81,6 +81,8 @@ class TrialRow(BaseModel):
     reused_from: str | None = Field(
         None, description="The earlier sweep a warm start took this trial from (not run here)."
     )
+    preemptions: int = Field(0, description="Lost workers it resumed after (checkpoints).")
+    lost_steps: int = Field(0, description="Steps re-done after those losses.")
 
 
 class Goal(BaseModel):
@@ -134,6 +136,11 @@ class SweepView(BaseModel):
     @property
     def failed(self) -> list[TrialRow]:
         return [t for t in self.trials if t.state == "Failed"]
+
+    @property
+    def preemptions(self) -> int:
+        """Every trial's lost workers: a preemption is a resume, never a failure."""
+        return sum(t.preemptions for t in self.trials)
 
     @property
     def finished(self) -> bool:
