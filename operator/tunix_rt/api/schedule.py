@@ -25,6 +25,10 @@ Problems = list[tuple[str, str]]
 MUTABLE = {"learningRate": "learning_rate", "weightDecay": "weight_decay", "gradClip": "grad_clip"}
 """Wire name -> field name of the params PBT may change mid-run (built-in backend)."""
 MUTABLE_KEYS = frozenset(MUTABLE) | frozenset(MUTABLE.values())
+MAX_SCHEDULE_STEPS = 512
+"""Entries a replayed schedule may hold: a PBT trial adds one per exploit or perturbation,
+and the bound keeps the schedule's CEL rules inside the API server's cost budget."""
+
 PBT_TYPES = ("uniform", "loguniform", "choice")
 """Distributions PBT can mutate: ranged ones are scaled by 0.8/1.2 (clipped to the
 range), choice ones shift to a neighbouring value; randint and grid are refused."""
@@ -35,7 +39,8 @@ class ScheduleStep(ApiModel):
 
     step: int = Field(ge=0, description="First train step the params apply to.")
     params: dict[str, float] = Field(
-        description="learningRate, weightDecay and/or gradClip from this step on."
+        max_length=len(MUTABLE_KEYS),
+        description="learningRate, weightDecay and/or gradClip from this step on.",
     )
     exploited_from: str | None = Field(
         None,

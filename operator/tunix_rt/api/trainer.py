@@ -15,7 +15,12 @@ from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error, field_error
 from tunix_rt.api.common import SEED_MAX
 from tunix_rt.api.errors import ManifestError, error_pairs, validation_errors
 from tunix_rt.api.overrides import merge_overrides
-from tunix_rt.api.schedule import SCHEDULE_RULES, ScheduleStep, schedule_problems
+from tunix_rt.api.schedule import (
+    MAX_SCHEDULE_STEPS,
+    SCHEDULE_RULES,
+    ScheduleStep,
+    schedule_problems,
+)
 from tunix_rt.api.secrets import refuse_credentials
 from tunix_rt.api.takes_effect import TRAINER_RULES, trainer_problems
 from tunix_rt.api.trainer_backends import (
@@ -131,6 +136,7 @@ class TrainerConfig(ApiModel):
     checkpoint_every: int = Field(0, ge=0, description="Steps between checkpoints (0: never).")
     schedule: list[ScheduleStep] | None = Field(
         None,
+        max_length=MAX_SCHEDULE_STEPS,
         description="Params that change at given steps (a PBT trial's schedule, replayed "
         "by a Rehearsal; backend builtin): each entry applies from its step on.",
     )
