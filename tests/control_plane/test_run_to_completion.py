@@ -183,3 +183,47 @@ def test_head_pod_deleted_mid_run_fails_the_rayjob_and_a_new_attempt_resumes(
     assert len(trials) == 3 and all(t.state is TrialState.SUCCEEDED for t in trials.values())
     assert trials[kept.trial_id].finished_at == kept.finished_at  # not run again
     wait_idle(runner)
+
+
+@pytest.mark.reliability(
+    "fault",
+    "the worker pod of a running trial deleted (a preempted GKE node)",
+    result="the trial resumes from its checkpoint on KubeRay's replacement pod, counted as "
+    "a preemption (status.preemptions), not a failure; the Sweep succeeds",
+)
+def test_worker_pod_deleted_mid_trial_resumes_it_from_its_checkpoint(
+    cluster: SimulatedCluster, runner: RayJobRunner, store_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Each worker pod its own Ray node (``per_pod``): deleting the one pod that runs the
+    only trial kills its node mid-trial, as GKE's preemption of its node would. KubeRay
+    makes a replacement pod, whose node joins; Ray Tune retries the trial there and it
+    continues from its newest checkpoint. The RayJob itself never fails."""
+    monkeypatch.setattr(runner, "per_pod", True)
+    plane, store, name, every = cluster.plane, Store(store_uri), "run-preempted", 20
+    doc = small_smoke(name, maxTrials=1, maxConcurrentTrials=1, budget={"smokeSteps": 300})
+    doc["spec"]["trainer"] = {"checkpointEvery": every}
+    plane.apply({**doc, "metadata": {"name": name, "namespace": NS}})
+    files = SweepFiles(store, SweepLayout.of(NS, name))
+
+    def checkpointed() -> TrialResult | None:
+        running = [t for t in files.trials() if t.state is TrialState.RUNNING]
+        return running[0] if running and (running[0].checkpoint_step or 0) >= every else None
+
+    before = wait_for_json(plane, "a running trial with a checkpoint", checkpointed,
+                           timeout=RUN_TIMEOUT)  # fmt: skip
+    run = runner.run_of(f"sweep-{name}")
+    assert run is not None and len(run.worker_pods) == 1, run
+    cluster_name = plane.get_json("rayjob", f"sweep-{name}", "-n", NS)["status"]["rayClusterName"]
+    workers = f"ray.io/cluster={cluster_name},ray.io/node-type=worker"
+    plane.kubectl("-n", NS, "delete", "pod", "-l", workers, "--wait=false")
+
+    status = ended(plane, "sweep", name)["status"]
+    assert status["phase"] == "Succeeded", (status.get("message"), status.get("conditions"))
+    assert status["preemptions"] == 1 and status["trialsFailed"] == 0, status
+    assert status.get("attempts", 1) == 1, status  # the RayJob never failed
+    trial = files.trial(before.trial_id)
+    assert trial.state is TrialState.SUCCEEDED and trial.preemptions == 1, trial
+    assert trial.steps == 300 and trial.lost_steps <= every, trial
+    assert len(run.worker_pods) == 2 and run.exit_codes == [0], run  # the replacement joined
+    wait_idle(runner)
