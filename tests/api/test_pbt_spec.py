@@ -58,6 +58,8 @@ BAD: list[tuple[str, str, str, dict[str, Any]]] = [
      {"warmStartFrom": {"sweep": "last-week"}}),
     ("read by pbt only", "scheduler.quantileFraction", "or use type pbt",
      {"scheduler": {"type": "asha", "gracePeriod": 10, "quantileFraction": 0.5}}),
+    ("read by pbt only", "scheduler.synchronous", "or use type pbt",
+     {"scheduler": {"type": "asha", "gracePeriod": 10, "synchronous": False}}),
     ("not read by scheduler pbt", "scheduler.gracePeriod", "remove gracePeriod",
      {"scheduler": {"type": "pbt", "perturbationInterval": 10, "gracePeriod": 5}}),
     ("belongs in a Rehearsal", "trainer.schedule", "belongs in a Rehearsal",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import random
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,30 @@ def test_promotion_carries_the_best_trials_schedule() -> None:
     assert config.schedule == [ScheduleStep(step=0, params={"learningRate": 0.01})]
     assert config.learning_rate == 0.012 and config.max_steps == 40
     assert best_trial_config(spec.trial_config({}), {"learningRate": 0.012}).schedule is None
+
+
+def test_decisions_wait_for_every_trial_only_when_asked_to() -> None:
+    assert mapping.scheduler(pbt_spec())._synch is False
+    assert mapping.scheduler(pbt_spec(synchronous=True))._synch is True
+
+
+def test_mutations_come_from_the_sweeps_seed_and_leave_the_drivers_random_alone() -> None:
+    """Ray's PBT draws from the process-wide ``random``: the scheduler swaps its own seeded
+    state in around each decision, so the same Sweep draws the same mutations."""
+
+    def draws(sched: Any, count: int) -> list[float]:
+        out = []
+        for _ in range(count):
+            with sched._own_random():
+                out.append(random.random())
+        return out
+
+    random.seed(12345)
+    outer = random.getstate()
+    first = pickle.loads(pickle.dumps(mapping.scheduler(pbt_spec())))  # Tune pickles it
+    again = mapping.scheduler(pbt_spec())
+    seq = draws(first, 3)
+    assert seq == draws(again, 3) and len(set(seq)) == 3  # the state carries on
+    assert random.getstate() == outer
+    other = pbt_spec().model_copy(update={"seed": 7})
+    assert draws(mapping.scheduler(other), 3) != seq

@@ -216,7 +216,9 @@ class SweepSpec(ApiModel):
     cluster: ClusterSpec = cluster_field()
     storage: str = storage_field("trial results")
     queue_name: str | None = queue_field()
-    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the search algorithm.")
+    seed: int = Field(
+        0, ge=0, le=SEED_MAX, description="Seed of the search algorithm (and of pbt's mutations)."
+    )
     retries: int | None = Field(
         None,
         ge=0,

@@ -178,7 +178,7 @@ SCHEDULER_DEFAULTS: dict[str, Any] = {
 """Scheduler fields and their defaults: all of them unread by fifo."""
 
 
-PBT_FIELDS = ("perturbationInterval", "quantileFraction", "resampleProbability")
+PBT_FIELDS = ("perturbationInterval", "quantileFraction", "resampleProbability", "synchronous")
 """Fields read by scheduler pbt only."""
 
 
@@ -241,9 +241,9 @@ SCHEDULER_RULES = [
     cel(
         "(has(self.type) && self.type == 'pbt') == has(self.perturbationInterval) && "
         "((has(self.type) && self.type == 'pbt') || (!has(self.quantileFraction) && "
-        "!has(self.resampleProbability)))",
+        "!has(self.resampleProbability) && !has(self.synchronous)))",
         "scheduler pbt needs perturbationInterval, and perturbationInterval, "
-        "quantileFraction and resampleProbability are read by pbt only",
+        "quantileFraction, resampleProbability and synchronous are read by pbt only",
         ".type",
     ),
     cel(

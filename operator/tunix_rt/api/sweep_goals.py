@@ -131,6 +131,13 @@ class Scheduler(ApiModel):
         le=1,
         description="pbt: chance a mutated param is resampled instead of scaled (0.25).",
     )
+    synchronous: bool | None = Field(
+        None,
+        description="pbt: false (the default) decides as each trial reports, so the order "
+        "trials report in (timing) picks who copies whom; true decides every perturbation "
+        "once all trials have reached it (pausing and restoring each one there), so the "
+        "decisions no longer depend on timing. Mutations are drawn from spec.seed either way.",
+    )
 
     @model_validator(mode="after")
     def _reported_while_training(self) -> Scheduler:

@@ -12,9 +12,11 @@ what a Rehearsal replays (``TrainerConfig.schedule``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import Field, ValidationError
@@ -68,18 +70,32 @@ class ClipToSpace:
 
 
 class FinalStepPBT(PopulationBasedTraining):
-    """PopulationBasedTraining that leaves a trial's last report alone: at the final step
-    (its eval) nothing is left to train, and an exploit there would only swap in another
-    trial's finished weights under a schedule step no run could replay."""
+    """PopulationBasedTraining that leaves a trial's last report alone (at the final step,
+    its eval, nothing is left to train, and an exploit there would only swap in another
+    trial's finished weights under a schedule step no run could replay) and draws its
+    choices from its own seeded generator: Ray's PBT uses the process-wide ``random``, so
+    its state is swapped in around each decision and the driver's is left as it was."""
 
-    def __init__(self, *, last_step: int, **kwargs: Any) -> None:
+    def __init__(self, *, last_step: int, seed: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.last_step = last_step
+        self._random_state = random.Random(seed).getstate()
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         if result.get("step", 0) >= self.last_step:
             return str(TrialScheduler.CONTINUE)
-        return str(super().on_trial_result(tune_controller, trial, result))
+        with self._own_random():
+            return str(super().on_trial_result(tune_controller, trial, result))
+
+    @contextlib.contextmanager
+    def _own_random(self) -> Iterator[None]:
+        outer = random.getstate()
+        random.setstate(self._random_state)
+        try:
+            yield
+        finally:
+            self._random_state = random.getstate()
+            random.setstate(outer)
 
 
 def pbt_scheduler(spec: SweepSpec) -> FinalStepPBT:
@@ -100,6 +116,8 @@ def pbt_scheduler(spec: SweepSpec) -> FinalStepPBT:
         mutations[key] = domain(param.low, param.high)
     return FinalStepPBT(
         last_step=spec.budget.smoke_steps,
+        seed=spec.seed,
+        synch=bool(sched.synchronous),
         time_attr="step",
         metric=sched.metric,
         mode=sched.mode,
