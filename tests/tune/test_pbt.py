@@ -200,3 +200,12 @@ def test_a_tunix_schedule_runs_as_one_segment_per_change() -> None:
     assert [(p.config.learning_rate, p.config.kl_beta) for p in plan] == [(0.02, 0.04), (0.02, 0.1)]
     assert all(p.config.schedule is None for p in plan)
     assert [p.end for p in segments(config.model_copy(update={"schedule": None}))] == [30]
+
+
+def test_a_resumed_tunix_replay_knows_its_saved_step(tmp_path: Path) -> None:
+    from tunix_rt.train.backends.tunix_schedule import saved_step
+
+    assert saved_step(None) == saved_step(str(tmp_path)) == 0
+    for step in ("10", "20"):
+        (tmp_path / "actor" / step).mkdir(parents=True)
+    assert saved_step(str(tmp_path)) == 20

@@ -217,7 +217,10 @@ def train(run: Run) -> Outcome:
             checkpoint_dir = run.checkpoint_dir or (scratch if len(plan) > 1 else None)
             batch = min(config.batch_size, len(dataset.train))
             reference = tunix_model.reference_model(built)
+            done = tunix_schedule.saved_step(checkpoint_dir)
             for part in plan:
+                if part.end <= done and part is not plan[-1]:
+                    continue  # a resumed replay: this segment is in the checkpoint
                 if len(plan) > 1:
                     say(f"schedule: until step {part.end} with {describe(part.config)}")
                 learner = make_learner(

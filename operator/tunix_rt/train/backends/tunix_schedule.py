@@ -17,6 +17,7 @@ rollout seeds every step's sampling with ``seed``), and reach the same weights.
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 from tunix_rt.api.trainer import TrainerConfig
@@ -45,3 +46,16 @@ def segments(config: TrainerConfig) -> list[Segment]:
         current = following
     out.append(Segment(current, config.max_steps))
     return out
+
+
+def saved_step(checkpoint_dir: str | None) -> int:
+    """The step of the newest policy checkpoint Tunix's RL cluster saved in
+    ``checkpoint_dir`` (under ``actor/``), 0: none. A resumed replay skips the segments
+    that end at or before it (their learner would have nothing left to train)."""
+    if checkpoint_dir is None:
+        return 0
+    try:
+        names = os.listdir(os.path.join(checkpoint_dir, "actor"))
+    except FileNotFoundError:
+        return 0
+    return max((int(n) for n in names if n.isdigit()), default=0)
