@@ -29,9 +29,19 @@ def sweep(spec: dict[str, Any]) -> Sweep:
     return Sweep.model_validate({"metadata": {"name": "p"}, "spec": spec})
 
 
-def test_a_good_pbt_sweep_passes_both() -> None:
-    assert cel_violations(GOOD_PBT, spec_schema("Sweep")) == []
-    assert sweep(GOOD_PBT).spec.scheduler.perturbation_interval == 10
+GRPO_TRAINER = {"backend": "tunix-grpo", "model": {"name": "gemma3-tiny"}, "checkpointEvery": 10,
+                "logEvery": 5}  # fmt: skip
+GOOD_GRPO_PBT: dict[str, Any] = GOOD_PBT | {
+    "searchSpace": {"learningRate": LR, "klBeta": {"type": "uniform", "low": 0.01, "high": 0.2},
+                    "temperature": {"type": "choice", "values": [0.7, 0.9]}},
+    "trainer": GRPO_TRAINER,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", [GOOD_PBT, GOOD_GRPO_PBT], ids=["builtin", "tunix-grpo"])
+def test_a_good_pbt_sweep_passes_both(spec: dict[str, Any]) -> None:
+    assert cel_violations(spec, spec_schema("Sweep")) == []
+    assert sweep(spec).spec.scheduler.perturbation_interval == 10
 
 
 BAD: list[tuple[str, str, str, dict[str, Any]]] = [
@@ -65,9 +75,14 @@ BAD: list[tuple[str, str, str, dict[str, Any]]] = [
     ("belongs in a Rehearsal", "trainer.schedule", "belongs in a Rehearsal",
      {"scheduler": None, "trainer": {"checkpointEvery": 10, "logEvery": 5,
       "schedule": [{"step": 0, "params": {"learningRate": 0.01}}]}}),
-    ("needs trainer.backend builtin", "scheduler.type", "use trainer.backend builtin",
+    ("needs trainer.backend builtin or tunix-grpo", "scheduler.type",
+     "use trainer.backend builtin or tunix-grpo",
      {"trainer": {"backend": "tunix-sft", "model": {"name": "gemma3-tiny"},
                   "checkpointEvery": 10, "logEvery": 5}}),
+    ("search only learningRate", "searchSpace.numGenerations",
+     "search only learningRate, weightDecay, gradClip, klBeta, temperature",
+     {"searchSpace": {"learningRate": LR, "numGenerations": {"type": "choice", "values": [2, 4]}},
+      "trainer": GRPO_TRAINER}),
 ]  # fmt: skip
 
 
@@ -97,6 +112,12 @@ def rehearsal(trainer: dict[str, Any]) -> dict[str, Any]:
         ({"maxSteps": 40, "schedule": [{"step": 0, "params": {"maxSteps": 10}}]}, False),
         ({"backend": "tunix-sft", "model": {"name": "gemma3-tiny"},
           "schedule": [{"step": 0, "params": {"learningRate": 0.01}}]}, False),
+        ({"backend": "tunix-grpo", "model": {"name": "gemma3-tiny"}, "maxSteps": 40,
+          "schedule": [{"step": 0, "params": {"learningRate": 0.01, "klBeta": 0.04}},
+                       {"step": 20, "params": {"klBeta": 0.1, "temperature": 0.7}}]}, True),
+        ({"backend": "tunix-grpo", "model": {"name": "gemma3-tiny"}, "maxSteps": 40,
+          "schedule": [{"step": 0, "params": {"numGenerations": 4}}]}, False),
+        ({"maxSteps": 40, "schedule": [{"step": 0, "params": {"klBeta": 0.1}}]}, False),
     ],
 )  # fmt: skip
 def test_a_rehearsal_schedule_sets_only_what_can_change_mid_run(

@@ -186,3 +186,54 @@ def test_mutations_come_from_the_sweeps_seed_and_leave_the_drivers_random_alone(
     assert random.getstate() == outer
     other = pbt_spec().model_copy(update={"seed": 7})
     assert draws(mapping.scheduler(other), 3) != seq
+
+
+def test_the_sender_finds_tunix_grpo_steps_under_actor(tmp_path: Path) -> None:
+    """Tunix's RL cluster saves the policy under ``actor/<step>``: each new step is a new
+    checkpoint for Tune, and the lineage names its step."""
+    folder = tmp_path / "ckpt"
+    (folder / "actor" / "10").mkdir(parents=True)
+    sent: list[dict[str, Any]] = []
+    params = {"learningRate": 0.01, "klBeta": 0.04}
+    sender = pbt.ScheduleSender(str(folder), lambda m, checkpoint: sent.append(m), "t1", params)
+    sender.send({"step": 10})
+    assert json.loads((folder / pbt.LINEAGE_FILE).read_text())["step"] == 10
+    assert not sender.has_new()
+    (folder / "actor" / "20").mkdir()
+    assert sender.has_new() and sender.newest() == "actor/20"
+    sender.send({"step": 20})
+    lineage = pbt.read_lineage(str(folder))
+    assert lineage is not None and lineage.step == 20
+    assert lineage.schedule[0].params == params
+
+
+def test_a_tunix_schedule_runs_as_one_segment_per_change() -> None:
+    from tunix_rt.train.backends.tunix_schedule import segments
+
+    config = TrainerConfig.model_validate(
+        {
+            "backend": "tunix-grpo",
+            "model": {"name": "gemma3-tiny"},
+            "maxSteps": 30,
+            "learningRate": 0.01,
+            "schedule": [
+                {"step": 0, "params": {"learningRate": 0.02, "klBeta": 0.04}},
+                {"step": 10, "params": {"klBeta": 0.04}},  # no change: no new segment
+                {"step": 20, "params": {"klBeta": 0.1}},
+            ],
+        }
+    )
+    plan = segments(config)
+    assert [p.end for p in plan] == [20, 30]
+    assert [(p.config.learning_rate, p.config.kl_beta) for p in plan] == [(0.02, 0.04), (0.02, 0.1)]
+    assert all(p.config.schedule is None for p in plan)
+    assert [p.end for p in segments(config.model_copy(update={"schedule": None}))] == [30]
+
+
+def test_a_resumed_tunix_replay_knows_its_saved_step(tmp_path: Path) -> None:
+    from tunix_rt.train.backends.tunix_schedule import saved_step
+
+    assert saved_step(None) == saved_step(str(tmp_path)) == 0
+    for step in ("10", "20"):
+        (tmp_path / "actor" / step).mkdir(parents=True)
+    assert saved_step(str(tmp_path)) == 20

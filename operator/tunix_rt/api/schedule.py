@@ -2,10 +2,13 @@
 and the checks on a ``pbt`` Sweep and on a Rehearsal that replays a schedule.
 
 PBT restarts a weak trial from a strong trial's checkpoint with mutated params, so only
-params the built-in trainer reads afresh on restore may be searched: its learning rate,
-weight decay and gradient clip enter the train step as traced scalars and the optimizer
-state (Adam moments) does not depend on them. Everything else (model shape, batch size,
-seed, steps, data) would make one trial's checkpoint unusable by another.
+params a backend reads afresh on restore may be searched (:data:`MUTABLE_BY_BACKEND`).
+The built-in trainer's learning rate, weight decay and gradient clip enter the train step
+as traced scalars and the optimizer state (Adam moments) does not depend on them.
+``tunix-grpo`` builds a new learner (optimizer, GRPO loss, sampler) from the new params
+around the restored weights and Adam moments, which is also how it replays a schedule
+(``train/backends/tunix_schedule.py``). Everything else (model shape, batch size, seed,
+steps, data) would make one trial's checkpoint unusable by another.
 """
 
 from __future__ import annotations
@@ -24,7 +27,27 @@ Problems = list[tuple[str, str]]
 
 MUTABLE = {"learningRate": "learning_rate", "weightDecay": "weight_decay", "gradClip": "grad_clip"}
 """Wire name -> field name of the params PBT may change mid-run (built-in backend)."""
-MUTABLE_KEYS = frozenset(MUTABLE) | frozenset(MUTABLE.values())
+MUTABLE_BY_BACKEND: dict[str, dict[str, str]] = {
+    "builtin": MUTABLE,
+    "tunix-grpo": MUTABLE | {"klBeta": "kl_beta", "temperature": "temperature"},
+}
+"""Per backend that supports scheduler pbt and a replayed schedule: what may change."""
+MUTABLE_KEYS = frozenset(
+    key for names in MUTABLE_BY_BACKEND.values() for pair in names.items() for key in pair
+)
+
+
+def mutable_keys(backend: str) -> frozenset[str]:
+    """Wire and field names ``backend`` may change mid-run (empty: no pbt, no schedule)."""
+    names = MUTABLE_BY_BACKEND.get(backend, {})
+    return frozenset(names) | frozenset(names.values())
+
+
+def _listed(backend: str) -> str:
+    return ", ".join(MUTABLE_BY_BACKEND[backend])
+
+
+PBT_BACKENDS = tuple(MUTABLE_BY_BACKEND)
 MAX_SCHEDULE_STEPS = 512
 """Entries a replayed schedule may hold: a PBT trial adds one per exploit or perturbation,
 and the bound keeps the schedule's CEL rules inside the API server's cost budget."""
@@ -40,7 +63,8 @@ class ScheduleStep(ApiModel):
     step: int = Field(ge=0, description="First train step the params apply to.")
     params: dict[str, float] = Field(
         max_length=len(MUTABLE_KEYS),
-        description="learningRate, weightDecay and/or gradClip from this step on.",
+        description="learningRate, weightDecay, gradClip (and on tunix-grpo klBeta, "
+        "temperature) from this step on.",
     )
     exploited_from: str | None = Field(
         None,
@@ -63,16 +87,18 @@ def pbt_sweep_problems(spec: SweepSpec) -> Problems:
     sched = spec.scheduler
     if sched.type.value != "pbt":
         return out
-    if spec.trainer.backend != "builtin":
+    backend = spec.trainer.backend
+    if backend not in MUTABLE_BY_BACKEND:
         out.append(
             (
                 "scheduler.type",
                 f"scheduler pbt restarts trials from other trials' checkpoints with new "
-                f"hyperparameters, and backend {spec.trainer.backend} does not support it "
-                "yet (a restore under new hyperparameters is unchecked there, and it cannot "
-                "replay a schedule); use trainer.backend builtin or scheduler asha",
+                f"hyperparameters, and backend {backend} does not support it yet (a restore "
+                "under new hyperparameters is unchecked there, and it cannot replay a "
+                f"schedule); use trainer.backend {' or '.join(PBT_BACKENDS)}, or scheduler asha",
             )
         )
+        backend = "builtin"  # judge the search space as the built-in trainer would
     if spec.algorithm.value != "random":
         out.append(
             (
@@ -97,13 +123,13 @@ def pbt_sweep_problems(spec: SweepSpec) -> Problems:
     if not spec.search_space:
         out.append(("searchSpace", "scheduler pbt mutates searched params; search learningRate"))
     for key, param in spec.search_space.items():
-        if key not in MUTABLE_KEYS:
+        if key not in mutable_keys(backend):
             out.append(
                 (
                     f"searchSpace.{key}",
                     f"scheduler pbt changes params mid-run, and {key} cannot change once "
-                    f"a run started (checkpoints of other trials would not fit); search "
-                    f"only {', '.join(MUTABLE)} or use scheduler asha",
+                    f"a run of backend {backend} started (checkpoints of other trials would "
+                    f"not fit); search only {_listed(backend)} or use scheduler asha",
                 )
             )
         elif param.type.value not in PBT_TYPES:
@@ -161,6 +187,18 @@ _CKPT = (
 _LOG = "(has(self.trainer) && has(self.trainer.logEvery) ? self.trainer.logEvery : 25)"
 _INTERVAL = "self.scheduler.perturbationInterval"
 
+
+def _cel_mutable(trainer: str) -> str:
+    """A CEL list of the keys the backend of ``trainer`` (a CEL path) may change mid-run:
+    tunix-grpo's set, else the built-in trainer's (other backends are refused apart)."""
+    grpo = cel_list(sorted(mutable_keys("tunix-grpo")))
+    builtin = cel_list(sorted(mutable_keys("builtin")))
+    return (
+        f"((has({trainer}) && has({trainer}.backend) && {trainer}.backend == 'tunix-grpo') "
+        f"? {grpo} : {builtin})"
+    )
+
+
 PBT_SWEEP_RULES = [
     cel(
         "!has(self.trainer) || !has(self.trainer.schedule) || size(self.trainer.schedule) == 0",
@@ -169,9 +207,9 @@ PBT_SWEEP_RULES = [
     ),
     cel(
         f"!({_PBT_ON}) || !has(self.trainer) || !has(self.trainer.backend) || "
-        "self.trainer.backend == 'builtin'",
-        "scheduler pbt needs trainer.backend builtin (other backends cannot take new "
-        "hyperparameters on restore)",
+        f"self.trainer.backend in {cel_list(PBT_BACKENDS)}",
+        f"scheduler pbt needs trainer.backend {' or '.join(PBT_BACKENDS)} (other backends "
+        "cannot take new hyperparameters on restore)",
         ".scheduler.type",
     ),
     cel(
@@ -187,10 +225,10 @@ PBT_SWEEP_RULES = [
     ),
     cel(
         f"!({_PBT_ON}) || (has(self.searchSpace) && size(self.searchSpace) > 0 && "
-        f"self.searchSpace.all(k, k in {cel_list(sorted(MUTABLE_KEYS))} && "
+        f"self.searchSpace.all(k, k in {_cel_mutable('self.trainer')} && "
         f"self.searchSpace[k].type in {cel_list(PBT_TYPES)}))",
-        f"scheduler pbt changes params mid-run: search only {', '.join(MUTABLE)}, with "
-        "uniform, loguniform or choice",
+        f"scheduler pbt changes params mid-run: search only {_listed('builtin')} (tunix-grpo "
+        "also klBeta, temperature), with uniform, loguniform or choice",
         ".searchSpace",
     ),
     cel(
@@ -204,18 +242,20 @@ PBT_SWEEP_RULES = [
 
 
 def schedule_problems(config: TrainerConfig) -> Problems:
-    """A schedule the built-in trainer would not follow as written."""
+    """A schedule the trainer would not follow as written."""
     if not config.schedule:
         return []
     out: Problems = []
-    if config.backend != "builtin":
+    backend = config.backend
+    if backend not in MUTABLE_BY_BACKEND:
         out.append(
             (
                 "schedule",
-                f"schedule is replayed by backend builtin only (now {config.backend}); "
-                "remove it or set backend builtin",
+                f"schedule is replayed by backend {' or '.join(PBT_BACKENDS)} only (now "
+                f"{backend}); remove it or set one of those backends",
             )
         )
+        backend = "builtin"
     last = -1
     for i, entry in enumerate(config.schedule):
         if entry.step <= last or entry.step >= config.max_steps:
@@ -228,11 +268,12 @@ def schedule_problems(config: TrainerConfig) -> Problems:
             )
         last = entry.step
         for key in entry.params:
-            if key not in MUTABLE_KEYS:
+            if key not in mutable_keys(backend):
                 out.append(
                     (
                         f"schedule[{i}].params",
-                        f"{key} cannot change mid-run; a schedule sets only {', '.join(MUTABLE)}",
+                        f"{key} cannot change mid-run on backend {backend}; a schedule "
+                        f"sets only {_listed(backend)}",
                     )
                 )
     return out
@@ -241,14 +282,14 @@ def schedule_problems(config: TrainerConfig) -> Problems:
 SCHEDULE_RULES = [
     cel(
         "!has(self.schedule) || size(self.schedule) == 0 || !has(self.backend) || "
-        "self.backend == 'builtin'",
-        "schedule is replayed by backend builtin only",
+        f"self.backend in {cel_list(PBT_BACKENDS)}",
+        f"schedule is replayed by backend {' or '.join(PBT_BACKENDS)} only",
         ".schedule",
     ),
     cel(
         "!has(self.schedule) || self.schedule.all(e, e.params.all(k, k in "
-        f"{cel_list(sorted(MUTABLE_KEYS))}))",
-        f"a schedule sets only {', '.join(MUTABLE)}",
+        f"{_cel_mutable('self')}))",
+        f"a schedule sets only {_listed('builtin')} (tunix-grpo also klBeta, temperature)",
         ".schedule",
     ),
 ]

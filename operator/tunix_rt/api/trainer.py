@@ -138,7 +138,7 @@ class TrainerConfig(ApiModel):
         None,
         max_length=MAX_SCHEDULE_STEPS,
         description="Params that change at given steps (a PBT trial's schedule, replayed "
-        "by a Rehearsal; backend builtin): each entry applies from its step on.",
+        "by a Rehearsal; backends builtin and tunix-grpo): each entry applies from its step on.",
     )
     model: ModelConfig = Field(default_factory=ModelConfig)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)

@@ -180,8 +180,9 @@ class ScheduleSender(CheckpointSender):
 
     def send(self, metrics: dict[str, Any]) -> None:
         newest = self.newest()
-        if newest is not None and newest.isdigit():
-            step = int(newest)
+        name = None if newest is None else os.path.basename(newest)
+        if name is not None and name.isdigit():
+            step = int(name)
             lineage = Lineage(
                 trial_id=self.trial_id,
                 step=step,

@@ -23,15 +23,9 @@ class CheckpointSender:
         self.sent: str | None = None
 
     def newest(self) -> str | None:
-        """The newest entry the trainer saved (orbax: one folder a step), None: none yet."""
-        try:
-            names = [n for n in os.listdir(self.directory) if not n.startswith(".")]
-        except FileNotFoundError:
-            return None
-        steps = sorted((int(n), n) for n in names if n.isdigit())
-        if steps:
-            return steps[-1][1]
-        return max(names) if names else None
+        """The newest entry the trainer saved (orbax: one folder a step; tunix-grpo:
+        ``actor/<step>``), None: none yet."""
+        return newest_entry(self.directory)
 
     def has_new(self) -> bool:
         newest = self.newest()
@@ -42,6 +36,23 @@ class CheckpointSender:
 
         self.sent = self.newest()
         self.report(metrics, checkpoint=Checkpoint.from_directory(self.directory))
+
+
+def newest_entry(directory: str) -> str | None:
+    """The newest step folder under ``directory`` (or under its ``actor`` folder, where
+    Tunix's RL cluster saves the policy), else its greatest name; None: empty."""
+    try:
+        names = [n for n in os.listdir(directory) if not n.startswith(".")]
+    except FileNotFoundError:
+        return None
+    steps = sorted((int(n), n) for n in names if n.isdigit())
+    if steps:
+        return steps[-1][1]
+    if "actor" in names:
+        inner = newest_entry(os.path.join(directory, "actor"))
+        if inner is not None and inner.isdigit():
+            return f"actor/{inner}"
+    return max(names) if names else None
 
 
 def local_checkpoint_dir(trial_id: str) -> str:

@@ -12,12 +12,17 @@ eval judges a row, format validity, and a trace-length penalty at ``eval.maxTrac
 — so a completion the reward calls correct is one the eval would score 1. Step metrics
 carry ``reward_mean`` (the summed reward per completion) and ``reward_<fn>`` per function.
 
+A ``schedule`` (a PBT trial's, replayed by a Rehearsal) runs as segments, each a learner
+built from its params that restores the previous segment's last checkpoint: what a PBT
+exploit-restart does (``tunix_schedule``).
+
 The policy starts from ``model.checkpoint`` (e.g. a ``tunix-sft`` export): GRPO improves
 a model that sometimes gets the answer; from random init there is no reward to learn from.
 """
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -28,7 +33,13 @@ from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.scoring.rewards import RewardFn, reward_fns
 from tunix_rt.train import data
-from tunix_rt.train.backends import tunix_eval, tunix_loop, tunix_model, tunix_tokenizer
+from tunix_rt.train.backends import (
+    tunix_eval,
+    tunix_loop,
+    tunix_model,
+    tunix_schedule,
+    tunix_tokenizer,
+)
 from tunix_rt.train.data import Example
 from tunix_rt.train.result import Outcome, Run
 
@@ -79,13 +90,18 @@ class RewardLog:
 
 
 def prompt_batches(
-    examples: Sequence[Example], config: TrainerConfig, clock: tunix_loop.Deadline
+    examples: Sequence[Example],
+    config: TrainerConfig,
+    clock: tunix_loop.Deadline,
+    end: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """``{"prompts": ..., "answer": ...}`` per step until max_steps or the deadline."""
+    """``{"prompts": ..., "answer": ...}`` per step until ``end`` (default max_steps) or
+    the deadline."""
     size = min(config.batch_size, len(examples))
     order = tunix_loop.batch_rows(len(examples), size, config.seed)
+    stop = config.max_steps if end is None else end
     for step, rows in enumerate(order):
-        if step >= config.max_steps or not clock.allows(step):
+        if step >= stop or not clock.allows(step):
             return
         yield {  # numpy columns: Tunix repeats each row numGenerations times with np.repeat
             "prompts": np.array([examples[i].prompt for i in rows]),
@@ -106,14 +122,15 @@ def make_learner(
     prompt_len: int,
     batch: int,
     checkpoint_dir: str | None,
+    reference: Any,
 ) -> Any:
-    """The RL cluster (actor, reference, rollout on one mesh) and the GRPO learner."""
+    """The RL cluster (actor, reference, rollout on one mesh) and the GRPO learner;
+    ``reference``: :func:`tunix_model.reference_model`, taken before any training."""
     from tunix.rl import rl_cluster as rl_cluster_lib  # type: ignore[import-untyped]
     from tunix.rl.grpo import grpo_learner  # type: ignore[import-untyped]
     from tunix.rl.rollout import base_rollout  # type: ignore[import-untyped]
 
     generation = config.max_generation_length or config.eval.max_trace_tokens
-    reference = tunix_model.reference_model(built)
     roles = rl_cluster_lib.Role
     cluster_config = rl_cluster_lib.ClusterConfig(
         role_to_mesh={
@@ -157,6 +174,16 @@ def make_learner(
     return grpo_learner.GRPOLearner(rl_cluster=cluster, algo_config=algo, reward_fns=list(rewards))
 
 
+def describe(config: TrainerConfig) -> str:
+    """The params a schedule may change, as one segment of a replay uses them."""
+    kl = DEFAULT_KL_BETA if config.kl_beta is None else config.kl_beta
+    return (
+        f"learningRate {config.learning_rate:g}, weightDecay {config.weight_decay:g}, "
+        f"gradClip {config.grad_clip:g}, klBeta {kl:g}, "
+        f"temperature {config.temperature or DEFAULT_TEMPERATURE:g}"
+    )
+
+
 def train(run: Run) -> Outcome:
     """Train ``config`` with GRPO, evaluate, return the result (a backend Train)."""
     config, say, tell = run.config, run.say, run.tell
@@ -179,14 +206,37 @@ def train(run: Run) -> Outcome:
         evaluator = tunix_eval.TunixEvaluator(dataset.eval, built.tokenizer, config)
         clock = tunix_loop.Deadline(run.deadline, config.max_steps)
         hooks = tunix_loop.StepReporter(config, tell, say, evaluator, extra=rewards.drain)
-        with built.mesh, tunix_loop.tunix_stderr():
+        plan = tunix_schedule.segments(config)
+        with (
+            built.mesh,
+            tunix_loop.tunix_stderr(),
+            tempfile.TemporaryDirectory(prefix="tunix-rt-grpo-schedule-") as scratch,
+        ):
+            # a schedule's segments hand over through a checkpoint, kept in scratch if the
+            # run keeps none
+            checkpoint_dir = run.checkpoint_dir or (scratch if len(plan) > 1 else None)
             batch = min(config.batch_size, len(dataset.train))
-            learner = make_learner(
-                built, config, rewards.wrapped, prompt_len, batch, run.checkpoint_dir
-            )
-            trainer = learner.rl_cluster.actor_trainer
-            trainer.with_training_hooks(hooks)
-            learner.train(prompt_batches(dataset.train, config, clock))
+            reference = tunix_model.reference_model(built)
+            done = tunix_schedule.saved_step(checkpoint_dir)
+            for part in plan:
+                if part.end <= done and part is not plan[-1]:
+                    continue  # a resumed replay: this segment is in the checkpoint
+                if len(plan) > 1:
+                    say(f"schedule: until step {part.end} with {describe(part.config)}")
+                learner = make_learner(
+                    built,
+                    part.config,
+                    rewards.wrapped,
+                    prompt_len,
+                    batch,
+                    checkpoint_dir,
+                    reference,
+                )
+                trainer = learner.rl_cluster.actor_trainer
+                hooks.learning_rate = tunix_loop.schedule(part.config)
+                trainer.with_training_hooks(hooks)
+                learner.train(prompt_batches(dataset.train, part.config, clock, part.end))
+                clock.raise_if_passed(int(trainer.train_steps))
             steps, rows, final, eval_started = tunix_loop.evaluate_trained(
                 trainer, clock, evaluator, trainer.model
             )
