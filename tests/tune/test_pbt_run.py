@@ -1,5 +1,6 @@
 """A real pbt sweep of the built-in trainer (Ray Tune's PopulationBasedTraining, two
-tiny trials, perturbations every 5 steps), then its best trial replayed as a Rehearsal:
+tiny trials, perturbations every 5 steps, synchronous: at each one the weaker trial
+copies the stronger, whatever the timing), then its best trial replayed as a Rehearsal:
 an exploit copies a checkpoint and changes the learning rate mid-run, the records carry
 each trial's schedule, the report shows it, and the replay reaches the same numbers."""
 
@@ -27,7 +28,12 @@ def pbt_sweep() -> dict[str, object]:
         searchSpace={"learningRate": {"type": "loguniform", "low": 1.0e-4, "high": 3.0e-2}},
         algorithm="random",
         seed=3,
-        scheduler={"type": "pbt", "perturbationInterval": 5, "quantileFraction": 0.5},
+        scheduler={
+            "type": "pbt",
+            "perturbationInterval": 5,
+            "quantileFraction": 0.5,
+            "synchronous": True,
+        },
     )
     spec = manifest["spec"]
     assert isinstance(spec, dict)

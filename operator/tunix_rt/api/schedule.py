@@ -193,10 +193,13 @@ def _cel_mutable(trainer: str) -> str:
     tunix-grpo's set, else the built-in trainer's (other backends are refused apart)."""
     grpo = cel_list(sorted(mutable_keys("tunix-grpo")))
     builtin = cel_list(sorted(mutable_keys("builtin")))
-    return (
-        f"((has({trainer}) && has({trainer}.backend) && {trainer}.backend == 'tunix-grpo') "
-        f"? {grpo} : {builtin})"
+    # has() takes a field selection: `has(self)` compiles in celpy but not in Kubernetes.
+    known = (
+        f"has({trainer}.backend)"
+        if trainer == "self"
+        else (f"has({trainer}) && has({trainer}.backend)")
     )
+    return f"(({known} && {trainer}.backend == 'tunix-grpo') ? {grpo} : {builtin})"
 
 
 PBT_SWEEP_RULES = [
