@@ -108,7 +108,12 @@ def plant(obj: Any, path: tuple[Any, ...], value: Any) -> Any:
     if isinstance(obj, BaseModel):
         child = getattr(obj, head)
         if child is None and rest:  # an optional section left out: an unvalidated one
-            child = empty(_base_type(_unwrap(type(obj).model_fields[head].annotation)))
+            section = _base_type(_unwrap(type(obj).model_fields[head].annotation))
+            if get_origin(section) is list:  # an optional list of models: one item
+                (item,) = get_args(section)
+                child = [empty(_base_type(_unwrap(item)))]
+            else:
+                child = empty(section)
         return obj.model_copy(update={head: plant(child, tuple(rest), value)})
     if isinstance(obj, list):
         items = list(obj)
