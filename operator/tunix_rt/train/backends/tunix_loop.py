@@ -50,8 +50,11 @@ def checkpointing(config: TrainerConfig, checkpoint_dir: str | None) -> dict[str
     every = config.checkpoint_every or config.max_steps
     return {
         "checkpoint_root_directory": str(Path(checkpoint_dir).resolve()),
+        # Synchronous, as the built-in trainer's: a trial stopped right after a report
+        # (a PBT exploit, a preemption) finds that step's checkpoint complete, never an
+        # older one with the newer still being written in the background.
         "checkpointing_options": ocp.CheckpointManagerOptions(
-            save_interval_steps=every, max_to_keep=1
+            save_interval_steps=every, max_to_keep=1, enable_async_checkpointing=False
         ),
     }
 
