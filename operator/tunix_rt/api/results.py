@@ -24,11 +24,10 @@ def trial_summary(trial: TrialResult) -> TrialSummary:
 def best_summary(trial: TrialResult | None) -> BestTrial | None:
     if trial is None:
         return None
-    origin = trial.reused_from.sweep if trial.reused_from is not None else None
     return BestTrial(
         id=trial.trial_id,
         params=trial.params,
         primary_score=trial.primary_score,
-        reused_from=origin,
+        reused_from=trial.origin_sweep,
         schedule=trial.schedule,
     )

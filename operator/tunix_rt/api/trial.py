@@ -113,6 +113,11 @@ class TrialResult(ApiModel):
         """Measured by an earlier sweep and reused here (not run by this sweep)."""
         return self.reused_from is not None
 
+    @property
+    def origin_sweep(self) -> str | None:
+        """The earlier sweep that measured a reused trial (None: it ran in this one)."""
+        return self.reused_from.sweep if self.reused_from is not None else None
+
 
 class WarmStartRecord(WarmStartSummary):
     """``<storage>/<namespace>/<sweep>/warm_start.json`` (and the evidence's): the warm

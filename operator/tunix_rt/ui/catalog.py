@@ -312,7 +312,7 @@ def trial_row(trial: TrialResult, objective: Objective, best: TrialResult | None
         curve=[dict(p) for p in trial.curve],
         best=best is not None and best.trial_id == trial.trial_id,
         backend=trial.backend,
-        reused_from=trial.reused_from.sweep if trial.reused_from is not None else None,
+        reused_from=trial.origin_sweep,
         preemptions=trial.preemptions,
         lost_steps=trial.lost_steps,
     )
