@@ -311,34 +311,34 @@ class RayJobRunner:
         for pod in new:
             cpus, gpus, custom = pod_resources(groups[pod["metadata"]["labels"]["ray.io/group"]])
             name = pod["metadata"]["name"]
-            run.workers[pod["metadata"]["uid"]] = self._launch(
+            run.workers[pod["metadata"]["uid"]], _ = self._launch(
                 run, f"worker-{name}", int(cpus), int(gpus), custom, join=run.head_address
             )
             run.worker_pods.append(name)
 
     def _start_node(self, run: JobRun, cpus: int, gpus: int, custom: dict[str, float]) -> str:
-        """``ray start --head --block`` with these resources on free ports."""
-        port = free_ports(1)[0]
-        run.node = self._launch(run, f"node-{run.submissions}", cpus, gpus, custom, port=port)
-        return f"127.0.0.1:{port}"
+        """``ray start --head --block`` with these resources on free ports; its address."""
+        run.node, address = self._launch(run, f"node-{run.submissions}", cpus, gpus, custom)
+        return address
 
     def _launch(
         self, run: JobRun, label: str, cpus: int, gpus: int, custom: dict[str, float],
-        *, port: int | None = None, join: str = "",
-    ) -> subprocess.Popen[bytes]:  # fmt: skip
-        """``ray start --block``: a head on ``port``, or a node joining the head at ``join``;
-        returns once the node is up (as a pod's readiness probe would)."""
+        *, join: str = "",
+    ) -> tuple[subprocess.Popen[bytes], str]:  # fmt: skip
+        """``ray start --block``: a head, or a node joining the head at ``join``; returns
+        once the node is up (as a pod's readiness probe would), with the head's address."""
         flags = ["--node-manager-port", "--object-manager-port",
                  "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
                  "--metrics-export-port", "--runtime-env-agent-port"]  # fmt: skip
-        if not join:
-            flags.append("--ray-client-server-port")
+        if not join:  # head-only flags
+            flags += ["--port", "--ray-client-server-port"]
+        # One call for all: free_port twice may hand out the same port (support.net).
         ports = dict(zip(flags, free_ports(len(flags)), strict=True))
+        address = join or f"127.0.0.1:{ports['--port']}"
         # Ray puts socket paths under --temp-dir: a Unix socket path has at most 107 bytes.
         temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
         run.ray_temp.append(temp)
-        role = [f"--address={join}"] if join else [
-            "--head", f"--port={port}", "--include-dashboard=false"]  # fmt: skip
+        role = [f"--address={join}"] if join else ["--head", "--include-dashboard=false"]
         args = [
             str(Path(sys.executable).parent / "ray"), "start", *role, "--block",
             f"--num-cpus={cpus}", f"--num-gpus={gpus}", f"--resources={json.dumps(custom)}",
@@ -357,7 +357,7 @@ class RayJobRunner:
                 kill_group(node)
                 raise RuntimeError(f"ray start failed for {run.name}:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        return node
+        return node, address
 
     def _base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
