@@ -32,7 +32,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from tunix_rt.reading import kube_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 VALUES_FILE = "images.values.yaml"
@@ -150,7 +150,7 @@ def values_text(built: Plan, commit: str, pushed: bool) -> str:
         f"# Written by `make images` (scripts/build_images.py) at commit {commit}: the images it\n"
         f"# {how}. Install with: helm install tunix-rt charts/tunix-rt -f {VALUES_FILE} …\n"
     )
-    return header + yaml.safe_dump(built.values, sort_keys=False)
+    return header + kube_yaml.dump(built.values, sort_keys=False)
 
 
 def git(*args: str) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from tunix_rt import results as results_mod
@@ -35,6 +34,7 @@ from tunix_rt.contract.file_names import (
 )
 from tunix_rt.contract.layout import latest_bundle
 from tunix_rt.display_text import format_params, format_score
+from tunix_rt.reading import kube_yaml
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage import Store, StoreError
 from tunix_rt.storage.redact import redact_uri
@@ -230,4 +230,4 @@ def rehearsal_manifest(
 
 
 def _dump(data: object) -> str:
-    return yaml.safe_dump(data, sort_keys=False, width=100)
+    return kube_yaml.dump(data, sort_keys=False, width=100)

@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from tunix_rt.api.overrides import assignments_to_overrides
 from tunix_rt.reading import MANIFEST, ReadError, load_all
+from tunix_rt.reading.kube_yaml import dump
 
 
 @pytest.mark.parametrize(
@@ -69,3 +71,34 @@ def test_what_kubectl_cannot_send_is_refused(text: str, said: str) -> None:
 def test_set_values_are_read_as_kubectl_reads_yaml() -> None:
     out = assignments_to_overrides(["learningRate=1e-3", "model.width=0x40", "eval.on=yes"])
     assert out == {"learningRate": 0.001, "model": {"width": 64}, "eval": {"on": True}}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1234e_00001",  # a Ray Tune trial id: 12340 to kubectl, plain to PyYAML
+        "0123e_00002",
+        "12345_00000",
+        "1e5",
+        "0x1F",
+        "y",
+        "N",
+        "yes",
+        "~",
+        "",
+        "1:30",
+        ".5",
+        "-.inf",
+        "a1b2c_00003",
+        "plain words",
+    ],
+)
+def test_dump_writes_strings_that_kubectl_reads_back_as_strings(text: str) -> None:
+    written = dump({"v": text, text: "key"})
+    (doc,) = load_all(written, "t", MANIFEST)
+    assert doc == {"v": text, text: "key"}
+    assert yaml.safe_load(written) == doc  # and PyYAML agrees
+
+
+def test_dump_keeps_numbers_and_booleans_plain() -> None:
+    assert dump({"a": 1, "b": 1e-4, "c": True, "d": None}) == "a: 1\nb: 0.0001\nc: true\nd: null\n"

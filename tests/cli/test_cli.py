@@ -17,6 +17,7 @@ import tunix_rt.cli as cli
 from support.sweeps import GOOD_SWEEP_YAML as GOOD
 from support.trials import lr_trial
 from tunix_rt.api import crd
+from tunix_rt.api.manifests import parse_documents
 from tunix_rt.api.rehearsal import Rehearsal
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
@@ -231,6 +232,22 @@ def test_promote_writes_config_and_rehearsal(tmp_path: Path) -> None:
     )
     same = TrainerConfig.model_validate(yaml.safe_load((tmp_path / "same.yaml").read_text()))
     assert same.max_steps == 40 and same.learning_rate == 0.003
+
+
+def test_promoted_files_read_back_as_written_whatever_the_trial_id(tmp_path: Path) -> None:
+    """Ray Tune's trial ids are hex: ``1234e_00001`` is plain to PyYAML but the number
+    12340 to kubectl (go-yaml), and the Rehearsal would be refused for its annotation."""
+    folder = write_sweep(tmp_path)
+    summary = SweepResult.model_validate_json((folder / "summary.json").read_text())
+    renamed = summary.model_copy(update={"best_trial_id": "1234e_00001"})
+    (folder / "summary.json").write_text(renamed.model_dump_json(by_alias=True))
+    out = tmp_path / "best.yaml"
+    assert invoke("promote", str(folder), "-o", str(out)).exit_code == 0
+    (doc,) = parse_documents((tmp_path / "best-rehearsal.yaml").read_text())
+    rehearsal = Rehearsal.model_validate(doc)
+    assert rehearsal.metadata.annotations["tunixrt.io/source-trial"] == "1234e_00001"
+    checked = invoke("validate", str(tmp_path / "best-rehearsal.yaml"))
+    assert checked.exit_code == 0, checked.output
 
 
 def test_promote_needs_a_finished_sweep_with_a_best_trial(tmp_path: Path) -> None:

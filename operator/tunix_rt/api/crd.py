@@ -19,7 +19,6 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
 from tunix_rt.api.base import EXACTLY_ONE_OF
@@ -27,6 +26,7 @@ from tunix_rt.api.common import CATEGORY, GROUP, RUNTIME_DEFAULT, VERSION
 from tunix_rt.api.rehearsal import RehearsalSpec, RehearsalStatus
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.sweep_status import SweepStatus
+from tunix_rt.reading import kube_yaml
 
 Schema = dict[str, Any]
 
@@ -374,7 +374,7 @@ def file_name(crd: dict[str, Any]) -> str:
 
 def render(crd: dict[str, Any]) -> str:
     """One CRD as the YAML text in ``crds/`` (deterministic)."""
-    body = yaml.safe_dump(crd, sort_keys=False, width=100, allow_unicode=True)
+    body = kube_yaml.dump(crd, sort_keys=False, width=100, allow_unicode=True)
     return HEADER + body
 
 

@@ -25,8 +25,6 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from tunix_rt.api.cluster import ClusterSpec
 from tunix_rt.api.common import QUEUE_LABEL
 from tunix_rt.api.errors import error_path
@@ -59,6 +57,7 @@ from tunix_rt.kuberay.metadata import (
 from tunix_rt.kuberay.options import BuildOptions
 from tunix_rt.kuberay.raycluster import ray_cluster_spec
 from tunix_rt.notice import RAY_HOOK, RAY_HOOK_ENV
+from tunix_rt.reading import kube_yaml
 
 
 def _labels(kind: str, name: str, options: BuildOptions) -> dict[str, str]:
@@ -80,7 +79,7 @@ checkpoints the trial before the worker exits (:mod:`tunix_rt.notice`)."""
 def runtime_env_yaml(env: Mapping[str, str] | None) -> str:
     """``runtimeEnvYAML``: environment variables of the Ray job (driver and trials)."""
     env_vars = {"PYTHONUNBUFFERED": "1", **(env or {})}
-    return yaml.safe_dump({"env_vars": env_vars}, sort_keys=True)
+    return kube_yaml.dump({"env_vars": env_vars}, sort_keys=True)
 
 
 def refuse_credentials(value: Any, at: str) -> None:

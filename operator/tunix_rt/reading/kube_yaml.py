@@ -380,3 +380,26 @@ def scalar(text: str) -> Any:
     """One plain scalar as kubectl reads it (``--set KEY=VALUE``): ``1e-3`` a number,
     ``yes`` true, ``1:30`` a string."""
     return go_scalar(text)[1] if text.strip() == text else text
+
+
+class KubeDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting every string kubectl would read as something else.
+
+    PyYAML quotes what its own YAML 1.1 resolver would misread, not what go-yaml v2
+    misreads: a Ray Tune trial id such as ``1234e_00001`` is written plain and comes back
+    from kubectl as the number 12340, and ``y`` as true."""
+
+    def represent_str(self, data: str) -> yaml.ScalarNode:
+        node = super().represent_str(data)
+        if node.style is None and go_scalar(data)[0] != STR:
+            node.style = "'"
+        return node
+
+
+KubeDumper.add_representer(str, KubeDumper.represent_str)
+
+
+def dump(data: Any, **options: Any) -> str:
+    """YAML that kubectl, the API server and :func:`load_all` read back as ``data``."""
+    text: str = yaml.dump(data, Dumper=KubeDumper, **options)
+    return text
