@@ -256,6 +256,8 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
     """Ray Tune function trainable (wrapped with ``tune.with_parameters(…, context=…)``)."""
     from ray import tune
 
+    from tunix_rt.tune import pbt
+
     prepare_worker(context)
     trial_id = tune.get_context().get_trial_id()
     files = context.target.files()
@@ -278,9 +280,8 @@ def train_trial(config: dict[str, Any], context: TrialContext) -> None:
         previous,
     )
     record = checkpoint_seen(record, directory, utcnow())  # the step it resumes from
-    schedule = getattr(sender, "schedule", None)  # scheduler pbt: tune/pbt.py
-    if schedule:
-        record = record.model_copy(update={"schedule": schedule})
+    if isinstance(sender, pbt.ScheduleSender) and sender.schedule:
+        record = record.model_copy(update={"schedule": sender.schedule})
     files.write_trial(record)
     started = time.monotonic()
     reporter = Reporter(
