@@ -1,5 +1,6 @@
 """Fixtures of the web view's tests: a store of real and hand-made runs
-(support.ui_store), and the app over it in aiohttp's test client."""
+(support.ui_store), the app over it in aiohttp's test client, and for the Promote
+button's git tests the promote-to-git fixtures (support.gitops_fixtures)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from support.gitops_fixtures import bare, env, forge_api
 from support.ui_pages import MakeClient
 from support.ui_store import build_store
 from tunix_rt.storage import Store
 from tunix_rt.ui import UiConfig, make_app
 from tunix_rt.ui.config import LivePhases, Promoter
+
+__all__ = ["bare", "env", "forge_api"]
 
 
 @pytest.fixture

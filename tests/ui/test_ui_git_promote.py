@@ -5,7 +5,7 @@ refusal comes back as the error's words; no token ever reaches the outcome."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,9 @@ from support.gitops import (
     GITHUB_TOKEN,
     SWEEP,
     ForgeStandIn,
-    bare_repo,
     branches,
     finished_sweep,
     git,
-    git_env,
     show,
 )
 from tunix_rt.cli import app as cli_app
@@ -36,24 +34,9 @@ MANIFEST = f"rehearsals/{SWEEP}/{SWEEP}-best-rehearsal.yaml"
 
 
 @pytest.fixture
-def env() -> dict[str, str]:
-    return git_env()
-
-
-@pytest.fixture
-def bare(tmp_path: Path, env: dict[str, str]) -> Path:
-    return bare_repo(tmp_path / "git", env)
-
-
-@pytest.fixture
 def runs(tmp_path: Path) -> Path:
     finished_sweep(tmp_path / "runs")
     return tmp_path / "runs"
-
-
-@pytest.fixture
-def forge_api() -> Iterator[ForgeStandIn]:
-    yield from ForgeStandIn().serve()
 
 
 def ask(runs: Path) -> PromoteRequest:
