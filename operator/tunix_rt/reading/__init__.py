@@ -5,6 +5,7 @@
   80 characters and its size, never whole);
 * :mod:`~tunix_rt.reading.kube_yaml`: YAML as kubectl and the API server read it
   (go-yaml v2's scalars), composed without recursion, aliases measured before expanding;
+  ``kube_yaml.dump`` writes YAML that kubectl reads back as written;
 * :mod:`~tunix_rt.reading.json_reading`: JSON within a size and depth cap;
 * :mod:`~tunix_rt.reading.zips`: zip entries checked against size and ratio caps before
   they are inflated.

@@ -1,4 +1,5 @@
-"""YAML read the way kubectl and the API server read it, within :class:`Limits`.
+"""YAML read the way kubectl and the API server read it, within :class:`Limits`, and
+written so that they read it back unchanged (:func:`dump`).
 
 Kubernetes converts YAML to JSON with ``sigs.k8s.io/yaml`` (go-yaml v2's resolver, then
 ``encoding/json``); PyYAML's default resolver is YAML 1.1 and differs on plain scalars.
