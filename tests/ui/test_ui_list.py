@@ -48,6 +48,7 @@ async def test_lists_every_sweep_and_rehearsal_with_phase_and_score(
     assert "phase-Running" in growing and "1 / 3" in growing and ">0.5<" in growing
     assert "phase-Failed" in row_of(html, "team-a/broken")
     assert "phase-Succeeded" in row_of(html, "team-a/mixed-best")
+    assert ">0.174<" in row_of(html, "local/sweep-smoke-best")  # its accelerator-hours
     # a run is running: the page refreshes itself (JS, and a meta refresh without it)
     assert 'id="live" data-refresh="5"' in html
     assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in html

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from support.ui_pages import svg, table_ids
 from support.ui_store import XSS
 from tunix_rt.storage import Store
+from tunix_rt.ui.rehearsals import accelerator_hours
 
 
 class Tags(HTMLParser):
@@ -92,6 +93,18 @@ async def test_a_rehearsal_shows_score_source_and_a_verified_bundle(
     assert f'href="{base}/report.html"' in html and f'href="{base}/eval_rows.jsonl"' in html
     assert svg(html, "loss").count("polyline") == 1
     assert "<dt>commit</dt><dd>808ade3442796cd2d1fcaa4d79a9923edfdf85d9</dd>" in html
+    # 626.108 s on one CPU device, counted as a sweep counts a trial
+    assert "accelerator-hours<b>0.174</b>" in html
+
+
+def test_a_rehearsals_accelerator_hours_count_as_a_trials_do() -> None:
+    hour = {"wall_seconds": 3600.0}
+    assert accelerator_hours(hour | {"devices": ["cuda:0", "cuda:1"]}) == 2.0
+    assert accelerator_hours(hour | {"devices": ["TPU_0(process=0)"] * 8}) == 8.0
+    # a CPU split into 4 JAX devices is still one device, as SweepSpec counts it
+    assert accelerator_hours(hour | {"devices": ["TFRT_CPU_0", "TFRT_CPU_1"] * 2}) == 1.0
+    assert accelerator_hours({"devices": ["cpu:0"]}) is None
+    assert accelerator_hours(hour | {"devices": []}) is None
 
 
 async def test_a_tampered_bundle_does_not_verify(

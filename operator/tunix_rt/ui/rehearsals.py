@@ -64,6 +64,18 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def accelerator_hours(manifest: dict[str, Any]) -> float | None:
+    """A rehearsal's accelerator-hours from its run manifest, counted as a sweep counts a
+    trial's (``SweepSpec.accelerators_per_trial``): its GPUs or TPU chips for its wall
+    time, and a CPU-only run as one device however many JAX devices it split the CPU into."""
+    wall = _number(manifest.get("wall_seconds"))
+    devices = manifest.get("devices")
+    if wall is None or not isinstance(devices, list) or not devices:
+        return None
+    held = 1 if all("cpu" in str(d).lower() for d in devices) else len(devices)
+    return wall / 3600 * held
+
+
 def rehearsal_row(
     catalog: Catalog, namespace: str, name: str, problems: list[str] | None = None
 ) -> RunRow | None:
@@ -89,6 +101,7 @@ def rehearsal_row(
         name=name,
         phase=phase,
         score=_number(summary.get(PRIMARY_SCORE)),
+        accelerator_hours=accelerator_hours(manifest) if summary else None,
         started_at=started,
         ended_at=ended,
         message=message,
