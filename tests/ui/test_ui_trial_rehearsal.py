@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from support.ui_pages import svg, table_ids
 from support.ui_store import XSS
 from tunix_rt.storage import Store
-from tunix_rt.ui.rehearsals import accelerator_hours
+from tunix_rt.ui.rehearsals import rehearsal_hours
 
 
 class Tags(HTMLParser):
@@ -99,12 +99,12 @@ async def test_a_rehearsal_shows_score_source_and_a_verified_bundle(
 
 def test_a_rehearsals_accelerator_hours_count_as_a_trials_do() -> None:
     hour = {"wall_seconds": 3600.0}
-    assert accelerator_hours(hour | {"devices": ["cuda:0", "cuda:1"]}) == 2.0
-    assert accelerator_hours(hour | {"devices": ["TPU_0(process=0)"] * 8}) == 8.0
+    assert rehearsal_hours(hour | {"devices": ["cuda:0", "cuda:1"]}) == 2.0
+    assert rehearsal_hours(hour | {"devices": ["TPU_0(process=0)"] * 8}) == 8.0
     # a CPU split into 4 JAX devices is still one device, as SweepSpec counts it
-    assert accelerator_hours(hour | {"devices": ["TFRT_CPU_0", "TFRT_CPU_1"] * 2}) == 1.0
-    assert accelerator_hours({"devices": ["cpu:0"]}) is None
-    assert accelerator_hours(hour | {"devices": []}) is None
+    assert rehearsal_hours(hour | {"devices": ["TFRT_CPU_0", "TFRT_CPU_1"] * 2}) == 1.0
+    assert rehearsal_hours({"devices": ["cpu:0"]}) is None
+    assert rehearsal_hours(hour | {"devices": []}) is None
 
 
 async def test_a_tampered_bundle_does_not_verify(

@@ -29,6 +29,12 @@ class TrialState(StrEnum):
 FINISHED_STATES = frozenset({TrialState.SUCCEEDED, TrialState.STOPPED, TrialState.FAILED})
 
 
+def accelerator_hours(accelerators: float, seconds: float) -> float:
+    """accelerators x wall hours: a trial's ``acceleratorHours``, a rehearsal's in the web
+    view, the budget's count."""
+    return accelerators * max(0.0, seconds) / 3600.0
+
+
 class TrialResult(ApiModel):
     """One trial's params and metrics; the file is rewritten as the trial progresses."""
 

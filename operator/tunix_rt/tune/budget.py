@@ -23,9 +23,9 @@ from statistics import mean
 from typing import Any
 
 from tunix_rt.api.sweep import SweepSpec
-from tunix_rt.api.trial import TrialResult, TrialState
+from tunix_rt.api.trial import TrialResult, TrialState, accelerator_hours
 from tunix_rt.contract.best_trial import objective_value
-from tunix_rt.tune.records import HOURS_KEY, trial_hours
+from tunix_rt.tune.records import HOURS_KEY
 
 
 @dataclass
@@ -113,7 +113,7 @@ class SweepLimits:
         run = self.running.get(trial_id)
         if run is None:
             return self.ended_hours.get(trial_id, self.earlier_hours.get(trial_id, 0.0))
-        return run.hours + trial_hours(self.devices, now - run.at)
+        return run.hours + accelerator_hours(self.devices, now - run.at)
 
     def used_hours(self, now: float) -> float:
         """Accelerator-hours of every trial of the sweep, every session included."""

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from tunix_rt.api.trial import TrialResult, TrialState
-from tunix_rt.tune.records import plain, trial_hours
+from tunix_rt.api.trial import TrialResult, TrialState, accelerator_hours
+from tunix_rt.tune.records import plain
 
 MAX_PREEMPTIONS = 3
 """Lost workers a trial survives (Tune's ``max_failures``); one more fails the trial."""
@@ -97,7 +97,7 @@ def preempted_record(
     reached = int(reported) if isinstance(reported, int | float) else 0
     step = max(record.steps, reached, record.checkpoint_step or 0)
     since = record.checkpointed_at or record.started_at or now
-    lost_hours = trial_hours(accelerators, (now - since).total_seconds())
+    lost_hours = accelerator_hours(accelerators, (now - since).total_seconds())
     return record.model_copy(
         update={
             "state": TrialState.RUNNING,

@@ -121,8 +121,3 @@ def extend_curve(
     same = [p for p in curve if p.get("step") == step]
     merged = {**same[-1], **point} if same and len(kept) + len(same) == len(curve) else point
     return [*kept, dict(merged)][-CURVE_LIMIT:]
-
-
-def trial_hours(accelerators: float, seconds: float) -> float:
-    """accelerators x wall hours."""
-    return accelerators * max(0.0, seconds) / 3600.0

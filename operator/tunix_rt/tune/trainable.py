@@ -28,7 +28,7 @@ from typing import Any
 
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
-from tunix_rt.api.trial import TrialResult, TrialState
+from tunix_rt.api.trial import TrialResult, TrialState, accelerator_hours
 from tunix_rt.contract.layout import SweepFiles, SweepTarget
 from tunix_rt.contract.numerics import pin_numerics
 from tunix_rt.evidence.manifest import json_safe
@@ -42,7 +42,6 @@ from tunix_rt.tune.records import (
     failed_record,
     numeric_metrics,
     plain,
-    trial_hours,
     utcnow,
 )
 from tunix_rt.tune.trial_checkpoints import (
@@ -181,7 +180,7 @@ class Reporter:
         if self.accelerators is None:
             return self.record.accelerator_hours
         elapsed = time.monotonic() - self.started
-        return self.base_hours + trial_hours(self.accelerators, elapsed)
+        return self.base_hours + accelerator_hours(self.accelerators, elapsed)
 
     def __call__(self, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():

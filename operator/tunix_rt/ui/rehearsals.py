@@ -14,6 +14,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from tunix_rt.api.trial import accelerator_hours
 from tunix_rt.contract.file_names import (
     EVAL_ROWS_JSONL,
     EVAL_SUMMARY_JSON,
@@ -64,7 +65,7 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def accelerator_hours(manifest: dict[str, Any]) -> float | None:
+def rehearsal_hours(manifest: dict[str, Any]) -> float | None:
     """A rehearsal's accelerator-hours from its run manifest, counted as a sweep counts a
     trial's (``SweepSpec.accelerators_per_trial``): its GPUs or TPU chips for its wall
     time, and a CPU-only run as one device however many JAX devices it split the CPU into."""
@@ -73,7 +74,7 @@ def accelerator_hours(manifest: dict[str, Any]) -> float | None:
     if wall is None or not isinstance(devices, list) or not devices:
         return None
     held = 1 if all("cpu" in str(d).lower() for d in devices) else len(devices)
-    return wall / 3600 * held
+    return accelerator_hours(held, wall)
 
 
 def rehearsal_row(
@@ -101,7 +102,7 @@ def rehearsal_row(
         name=name,
         phase=phase,
         score=_number(summary.get(PRIMARY_SCORE)),
-        accelerator_hours=accelerator_hours(manifest) if summary else None,
+        accelerator_hours=rehearsal_hours(manifest) if summary else None,
         started_at=started,
         ended_at=ended,
         message=message,
