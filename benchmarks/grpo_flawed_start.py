@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from tunix_rt.train import data
@@ -42,10 +42,7 @@ def flawed(example: Example, flaw: str) -> Example:
 def write(path: Path, rows: list[Example]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for row in rows:
-            f.write(
-                json.dumps({"prompt": row.prompt, "reasoning": row.reasoning, "answer": row.answer})
-                + "\n"
-            )
+            f.write(json.dumps(asdict(row)) + "\n")  # the fields load_jsonl reads
 
 
 def main() -> None:
