@@ -5,7 +5,9 @@
   start often runs past ``eval.maxTraceTokens`` (a cap hit scores 0 and costs the
   ``trace_length`` reward);
 * ``reversed``: a share of the train answers is written little-endian, as the trace's
-  columns are (``147`` -> ``741``).
+  columns are (``147`` -> ``741``);
+* ``full-stop``: a share of the train answers ends with a full stop, as prose would
+  (``147`` -> ``147.``), which the eval does not read as the integer (it scores 0).
 
 The eval rows stay clean. Writes ``OUT/train.jsonl`` and ``OUT/eval.jsonl`` for
 ``dataset.trainPath`` / ``dataset.evalPath`` (dev-reasoning-v2, seed 0, 20,000 + 128 rows):
@@ -36,6 +38,8 @@ def reverse_digits(answer: str) -> str:
 def flawed(example: Example, flaw: str) -> Example:
     if flaw == "ramble":
         return replace(example, reasoning=f"{example.reasoning} {example.reasoning}")
+    if flaw == "full-stop":
+        return replace(example, answer=f"{example.answer}.")
     return replace(example, answer=reverse_digits(example.answer))
 
 
@@ -47,7 +51,7 @@ def write(path: Path, rows: list[Example]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("flaw", choices=["ramble", "reversed"])
+    parser.add_argument("flaw", choices=["ramble", "reversed", "full-stop"])
     parser.add_argument("share", type=float, help="share of the train rows given the flaw")
     parser.add_argument("out", type=Path)
     args = parser.parse_args()

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Re-record submission_runs/<name>/ from a real local run, on a clean clone of HEAD:
-# the smoke sweep -> its best trial promoted -> a rehearsal of that config -> both zips
+# a sweep -> its best trial promoted -> a rehearsal of that config -> both zips
 # rebuilt from their folders and verified. Nothing is edited by hand; README.md (kept)
 # says what the run was.
 #
-#   bash scripts/record-submission-run.sh [NAME]       # default m34_v1; ~8-10 min on 2 cores
+#   bash scripts/record-submission-run.sh [NAME [SWEEP [STEPS]]]
+#     m34_v1 (the default): examples/sweep-smoke.yaml, rehearsed for 1500 steps; ~10 min
+#     grpo_v1: examples/sweep-tunix-grpo-repair.yaml 80 (the GRPO repair); ~15 min
 #
 # Layout written (what the M34 milestone names at the top):
 #   <NAME>/run_manifest.json eval_summary.json kaggle_output_log.txt eval_rows.jsonl
@@ -13,6 +15,8 @@
 #   <NAME>/promoted/   <NAME>/commands/
 set -euo pipefail
 NAME="${1:-m34_v1}"
+SWEEP_FILE="${2:-examples/sweep-smoke.yaml}"
+STEPS="${3:-1500}"
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 DEST="$REPO/submission_runs/$NAME"
 export PATH="$HOME/.local/bin:$PATH" RAY_USAGE_STATS_ENABLED=0 COLUMNS=100
@@ -27,22 +31,30 @@ git clone -q "$REPO" "$WORK/repo"
 cd "$WORK/repo"
 uv sync --frozen --all-extras -q
 RUN="uv run --frozen --no-sync"
+SWEEP_NAME="$($RUN python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["metadata"]["name"])' "$SWEEP_FILE")"
+BEST="$SWEEP_NAME-best"
 S="runs/$NAME"
 C="$WORK/commands"
 mkdir -p "$C"
+# the machine's load before each step, to read the wall times by
+mark() { echo "before step $1: $(date -u +%FT%TZ) $(uptime)" >>"$C/load.txt"; }
 
-# 1. the smoke sweep (5 trials x 300 steps, 2 at a time)
-$RUN tunix-rt sweep run examples/sweep-smoke.yaml --storage "file://./$S" --no-live \
+mark 1
+# 1. the sweep
+$RUN tunix-rt sweep run "$SWEEP_FILE" --storage "file://./$S" --no-live \
     >"$C/1-sweep-run.txt" 2>&1
+mark 2
 # 2. its best trial promoted with a rehearsal-length budget
-$RUN tunix-rt promote "$S/local/sweep-smoke" -o "$S/promoted/sweep-smoke-best.yaml" \
-    --steps 1500 --storage "file://./$S" >"$C/2-promote.txt" 2>&1
+$RUN tunix-rt promote "$S/local/$SWEEP_NAME" -o "$S/promoted/$BEST.yaml" \
+    --steps "$STEPS" --storage "file://./$S" >"$C/2-promote.txt" 2>&1
+mark 3
 # 3. the rehearsal of the promoted config
-$RUN tunix-rt rehearsal run "$S/promoted/sweep-smoke-best-rehearsal.yaml" \
+$RUN tunix-rt rehearsal run "$S/promoted/$BEST-rehearsal.yaml" \
     >"$C/3-rehearsal-run.stdout.txt" 2>"$C/3-rehearsal-run.stderr.txt"
+mark 4
 # 4. both zips rebuilt from their folders: byte-identical, and they verify
-REH="$S/local/rehearsals/sweep-smoke-best"
-SWEEP="$S/local/sweep-smoke"
+REH="$S/local/rehearsals/$BEST"
+SWEEP="$S/local/$SWEEP_NAME"
 {
     for pair in "$REH:$S/package-check" "$SWEEP/evidence:$S/package-check-sweep"; do
         folder="${pair%%:*}" out="${pair#*:}"
@@ -52,6 +64,7 @@ SWEEP="$S/local/sweep-smoke"
         cmp "$zip" "$folder"/submission/*.zip && echo "cmp: identical"
     done
 } >"$C/4-package.txt" 2>&1
+mark end
 
 # 5. the folder: the rehearsal's evidence at the top, the rest beside it
 KEEP="$WORK/README.md"

@@ -15,8 +15,9 @@ from tunix_rt.scoring import compute_primary_score
 
 pytest.importorskip("tunix", reason="the tunix extra is not installed")
 
-from tunix_rt.train import TrainingTimeout
-from tunix_rt.train.backends import run_trial, tunix_model, tunix_weights
+from tunix_rt.train import TrainingTimeout, data
+from tunix_rt.train.backends import run_trial, tunix_eval, tunix_model, tunix_weights
+from tunix_rt.train.backends.tunix_loop import START_SCORE
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +57,7 @@ def test_sft_lora_reports_evaluates_and_exports_merged_weights(tmp_path: Path) -
     assert result.history[-1]["step"] == 6 and "compile_seconds" in result.metrics
     source = result.model_source
     assert source is not None and source.random_init and source.config["lora_rank"] == 4
+    assert START_SCORE not in result.metrics  # a random init has no start worth scoring
     assert result.model_id == "tunix-rt/gemma3-tiny-lora4"
     # The export (LoRA merged in) loads as a checkpoint of the same config.
     exported = tmp_path / "ckpt" / "export" / "model.safetensors"
@@ -74,24 +76,21 @@ def test_a_passed_deadline_stops_training(tmp_path: Path) -> None:
     assert stopped.value.step == 0 and stopped.value.max_steps == 6
 
 
-def test_grpo_reports_rewards_from_the_committed_checkpoint() -> None:
+def test_grpo_reports_rewards_from_the_committed_checkpoint(tmp_path: Path) -> None:
     reports: list[dict[str, float]] = []
-    result = run_trial(
-        tiny(
-            backend="tunix-grpo",
-            model={"name": "gemma3-tiny", "checkpoint": str(CHECKPOINT), "context": 64},
-            loraRank=0,
-            maxSteps=2,
-            batchSize=2,
-            numGenerations=2,
-            maxGenerationLength=24,
-            learningRate=1e-5,
-            logEvery=1,
-            eval={"maxTraceTokens": 24, "batchSize": 8},
-        ),
-        report=reports.append,
-        log=lambda line: None,
+    config = tiny(
+        backend="tunix-grpo",
+        model={"name": "gemma3-tiny", "checkpoint": str(CHECKPOINT), "context": 64},
+        loraRank=0,
+        maxSteps=2,
+        batchSize=2,
+        numGenerations=2,
+        maxGenerationLength=24,
+        learningRate=1e-5,
+        logEvery=1,
+        eval={"maxTraceTokens": 24, "batchSize": 8},
     )
+    result = run_trial(config, report=reports.append, log=lambda line: None)
     assert result.backend == "tunix-grpo" and result.steps == 2
     final = result.metrics
     for name in ("reward_mean", "reward_answer_correct", "reward_format_valid"):
@@ -99,6 +98,15 @@ def test_grpo_reports_rewards_from_the_committed_checkpoint() -> None:
     assert final["reward_format_valid"] > 0  # the SFT checkpoint writes the format
     assert result.model_source is not None and not result.model_source.random_init
     assert result.primary_score == compute_primary_score(r.model_dump() for r in result.eval_rows)
+    # The summary's start score is the checkpoint's, on the rows the final eval scored.
+    built = tunix_model.build(config, tmp_path, lambda line: None)
+    evaluate = tunix_eval.TunixEvaluator(
+        data.load_dataset(config.dataset).eval, built.tokenizer, config
+    )
+    with built.mesh:
+        rows, _ = evaluate(built.model)
+    assert [r.index for r in rows] == [r.index for r in result.eval_rows]
+    assert final[START_SCORE] == compute_primary_score(r.model_dump() for r in rows)
 
 
 def test_dpo_reports_preferences_from_the_committed_checkpoint() -> None:
@@ -128,5 +136,7 @@ def test_dpo_reports_preferences_from_the_committed_checkpoint() -> None:
     # The first steps start at the reference: the DPO loss is near log 2, then falls.
     assert 0.0 < reports[0]["loss"] < 0.75
     assert any("64 preference pairs" in line for line in lines)
+    assert 0.0 <= result.metrics[START_SCORE] <= 1.0
+    assert any(line.startswith("start (model.checkpoint): primary_score") for line in lines)
     assert result.model_source is not None and not result.model_source.random_init
     assert result.primary_score == compute_primary_score(r.model_dump() for r in result.eval_rows)

@@ -162,13 +162,14 @@ def train(run: Run) -> Outcome:
         preferences = PreferenceLog()
         hooks = tunix_loop.StepReporter(config, tell, say, evaluator, extra=preferences.drain)
         with built.mesh, tunix_loop.tunix_stderr():
+            start = tunix_loop.start_scores(evaluator, built, say)
             trainer = make_trainer(built, config, preferences, run.checkpoint_dir)
             trainer.with_training_hooks(hooks)
             trainer.train(batches(arrays, config, clock))
             steps, rows, final, eval_started = tunix_loop.evaluate_trained(
                 trainer, clock, evaluator, built.model
             )
-    final = hooks.finish(final | preferences.final(), steps, eval_started)
+    final = hooks.finish(final | preferences.final() | start, steps, eval_started)
     say(
         f"done: {steps} DPO steps, primary_score {final.get(PRIMARY_SCORE, 'n/a')} on "
         f"{len(rows)} eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, "

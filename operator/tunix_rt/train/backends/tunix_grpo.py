@@ -215,6 +215,7 @@ def train(run: Run) -> Outcome:
             # a schedule's segments hand over through a checkpoint, kept in scratch if the
             # run keeps none
             checkpoint_dir = run.checkpoint_dir or (scratch if len(plan) > 1 else None)
+            start = tunix_loop.start_scores(evaluator, built, say)
             batch = min(config.batch_size, len(dataset.train))
             reference = tunix_model.reference_model(built)
             done = tunix_schedule.saved_step(checkpoint_dir)
@@ -240,7 +241,7 @@ def train(run: Run) -> Outcome:
             steps, rows, final, eval_started = tunix_loop.evaluate_trained(
                 trainer, clock, evaluator, trainer.model
             )
-    final = hooks.finish(final | rewards.final(), steps, eval_started)
+    final = hooks.finish(final | rewards.final() | start, steps, eval_started)
     say(
         f"done: {steps} GRPO steps, primary_score {final.get(PRIMARY_SCORE, 'n/a')} on "
         f"{len(rows)} eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, "

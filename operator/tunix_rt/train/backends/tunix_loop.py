@@ -1,5 +1,6 @@
-"""What the SFT and GRPO backends share around Tunix's training loop: the optimizer and
-schedule, the batch order, the deadline, a stderr Tunix can use, and the step hooks."""
+"""What the Tunix backends (SFT, GRPO, DPO) share around Tunix's training loop: the
+optimizer and schedule, the batch order, the deadline, a stderr Tunix can use, the start's
+score and the step hooks."""
 
 from __future__ import annotations
 
@@ -147,6 +148,23 @@ def evaluate_trained(
     eval_started = time.perf_counter()
     rows, scores = evaluate(model)
     return Trained(steps, rows, scores, eval_started)
+
+
+START_SCORE = f"start_{PRIMARY_SCORE}"
+"""The starting checkpoint's primary_score on the run's own eval rows, in the final
+metrics (so in eval_summary.json) beside what training made of it."""
+
+
+def start_scores(evaluate: Callable[[Any], Any], built: Built, say: Log) -> dict[str, float]:
+    """Score ``model.checkpoint`` before training, on the rows the final eval uses: a
+    post-training run's gain is then read from one summary, not from two runs' files.
+    Nothing for a random init (there is no start worth scoring)."""
+    if built.source.random_init:
+        return {}
+    _, scores = evaluate(built.model)
+    score = float(scores[PRIMARY_SCORE])
+    say(f"start (model.checkpoint): primary_score {score:.4f} on the same eval rows")
+    return {START_SCORE: score}
 
 
 def finite(metrics: dict[str, float]) -> dict[str, float]:

@@ -123,6 +123,7 @@ def train(run: Run) -> Outcome:
         clock = tunix_loop.Deadline(run.deadline, config.max_steps)
         hooks = tunix_loop.StepReporter(config, tell, say, evaluator)
         with built.mesh, tunix_loop.tunix_stderr():
+            start = tunix_loop.start_scores(evaluator, built, say)
             trainer = make_trainer(built, config, run.checkpoint_dir)
             trainer.with_training_hooks(hooks)
             trainer.train(batches(tokens, mask, config, clock))
@@ -131,7 +132,7 @@ def train(run: Run) -> Outcome:
             )
             if run.checkpoint_dir is not None:
                 export(built, Path(run.checkpoint_dir) / EXPORT_DIR, say)
-    final = hooks.finish(final, steps, eval_started)
+    final = hooks.finish(final | start, steps, eval_started)
     say(
         f"done: {steps} steps, primary_score {final.get(PRIMARY_SCORE, 'n/a')} on {len(rows)} "
         f"eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, cap_hit "
