@@ -26,7 +26,8 @@ if [ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]; then
     exit 2
 fi
 WORK="$(mktemp -d /tmp/tunix-rt-record.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
+# a failed step leaves the clone and its command outputs for a look
+trap 'status=$?; if [ $status -eq 0 ]; then rm -rf "$WORK"; else echo "failed ($status): kept $WORK" >&2; fi' EXIT
 git clone -q "$REPO" "$WORK/repo"
 cd "$WORK/repo"
 uv sync --frozen --all-extras -q
