@@ -33,6 +33,7 @@ CASES = [
     ("<reasoning>1+2</reasoning><answer>3</answer>", "3"),  # right, 10 tokens
     ("<reasoning>1+2</reasoning><answer>4</answer>", "3"),  # wrong answer
     ("<reasoning>1+2</reasoning><answer>+3</answer>", "3"),  # integers by value
+    ("<reasoning>1+2</reasoning><answer>3.</answer>", "3"),  # prose's stop: not the integer
     ("<answer>3</answer>", "3"),  # right answer, no reasoning: still correct
     ("<reasoning>1+2</reasoning><answer>3</answer>garbage after", "3"),  # eval stops at tag
     ("<reasoning>1+2+3+4+5</reasoning><answer>15</answer>", "15"),  # 15 tokens > CAP
@@ -70,6 +71,21 @@ def test_each_completion_is_judged_like_its_eval_row(text: str, expected: str) -
     row = eval_row(text, expected)
     assert completion.judgement.answer_correctness == row["answer_correctness"]
     assert completion.judgement.format_valid == row["format_valid"]
+
+
+def test_a_full_stop_costs_the_answer_reward_and_nothing_else() -> None:
+    """What the GRPO repair example (examples/sweep-tunix-grpo-repair.yaml) learns from: its
+    SFT start ends answers with a stop, and a group whose samples differ in that one token
+    differs by the whole answer reward, as the eval's score of those rows does."""
+    answer, fmt, length = reward_fns(CAP, count)
+    texts = [
+        "<reasoning>1+2</reasoning><answer>3</answer>",
+        "<reasoning>1+2</reasoning><answer>3.</answer>",
+    ]
+    batch = {"prompts": ["1+2="] * 2, "completions": texts, "answer": ["3", "3"]}
+    assert answer(**batch) == [1.0, 0.0]
+    assert fmt(**batch) == [FORMAT_VALID_REWARD] * 2 and length(**batch) == [0.0, 0.0]
+    assert [judge(t, "3", hit_cap=False).answer_correctness for t in texts] == [1, 0]
 
 
 def test_over_the_cap_is_wrong_even_with_the_right_answer() -> None:
