@@ -157,6 +157,15 @@ def field_errors(
     )
 
 
+def refuse(
+    problems: Sequence[tuple[str, str]], value: Any = None, kind: str = "value_error"
+) -> None:
+    """Raises :func:`field_errors` of what a checker found, when it found anything: how a
+    model's validators refuse a spec."""
+    if problems:
+        raise field_errors(problems, value, kind)
+
+
 def field_error(field: str, message: str, value: Any = None) -> ValidationError:
     """A validation error located at ``field`` (wire name, dotted for nesting).
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error, field_errors, unset
+from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error, refuse, unset
 from tunix_rt.api.sweep_effect import (
     BUDGET_RULES,
     SCHEDULER_RULES,
@@ -150,9 +150,7 @@ class Scheduler(ApiModel):
 
     @model_validator(mode="after")
     def _read_by_type(self) -> Scheduler:
-        problems = scheduler_problems(self)
-        if problems:
-            raise field_errors(problems, None)
+        refuse(scheduler_problems(self))
         return self
 
 
@@ -188,7 +186,5 @@ class Budget(ApiModel):
 
     @model_validator(mode="after")
     def _reachable(self) -> Budget:
-        problems = budget_problems(self)
-        if problems:
-            raise field_errors(problems, None)
+        refuse(budget_problems(self))
         return self

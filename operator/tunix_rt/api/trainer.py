@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error, field_errors, unset
+from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error, refuse, unset
 from tunix_rt.api.common import SEED_MAX
 from tunix_rt.api.errors import ManifestError, error_pairs, validation_errors
 from tunix_rt.api.overrides import merge_overrides
@@ -238,9 +238,7 @@ class TrainerConfig(ApiModel):
     @model_validator(mode="after")
     def _takes_effect(self) -> TrainerConfig:
         """A setting the backend would ignore or cap is refused (``takes_effect.py``)."""
-        problems = trainer_problems(self) + schedule_problems(self)
-        if problems:
-            raise field_errors(problems, None)
+        refuse(trainer_problems(self) + schedule_problems(self))
         return self
 
     def with_params(self, params: dict[str, Any]) -> TrainerConfig:
