@@ -13,6 +13,7 @@ chosen completion first) and ``preference_margin`` (the mean reward gap, in unit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -144,6 +145,10 @@ RANDOM_INIT = (
 """Said (as a WARNING) when DPO starts without model.checkpoint."""
 
 
+DONE = tunix_loop.DoneLine("DPO steps", "preference_accuracy", "preference_accuracy", math.nan)
+"""Its ``done:`` line's words (:func:`tunix_loop.finish_outcome`)."""
+
+
 def train(run: Run) -> Outcome:
     """Train ``config`` with DPO, evaluate, return the result (a backend Train)."""
     config, say, tell = run.config, run.say, run.tell
@@ -166,8 +171,5 @@ def train(run: Run) -> Outcome:
             trainer.train(batches(arrays, config, clock))
             trained = tunix_loop.evaluate_trained(trainer, clock, evaluator, built.model)
     return tunix_loop.finish_outcome(
-        "tunix-dpo", config, built, dataset.info, trained, hooks, say,
-        steps_word="DPO steps",
-        shown=("preference_accuracy", "preference_accuracy", float("nan")),
-        extra=preferences.final(),
-    )  # fmt: skip
+        "tunix-dpo", run, built, dataset.info, trained, hooks, DONE, preferences.final()
+    )

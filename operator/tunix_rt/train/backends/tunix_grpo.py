@@ -22,6 +22,7 @@ a model that sometimes gets the answer; from random init there is no reward to l
 
 from __future__ import annotations
 
+import math
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -189,6 +190,10 @@ RANDOM_INIT = (
 """Said (as a WARNING) when GRPO starts without model.checkpoint."""
 
 
+DONE = tunix_loop.DoneLine("GRPO steps", "reward_mean", "reward_mean", math.nan)
+"""Its ``done:`` line's words (:func:`tunix_loop.finish_outcome`)."""
+
+
 def train(run: Run) -> Outcome:
     """Train ``config`` with GRPO, evaluate, return the result (a backend Train)."""
     config, say, tell = run.config, run.say, run.tell
@@ -238,8 +243,5 @@ def train(run: Run) -> Outcome:
                 clock.raise_if_passed(int(trainer.train_steps))
             trained = tunix_loop.evaluate_trained(trainer, clock, evaluator, trainer.model)
     return tunix_loop.finish_outcome(
-        "tunix-grpo", config, built, dataset.info, trained, hooks, say,
-        steps_word="GRPO steps",
-        shown=("reward_mean", "reward_mean", float("nan")),
-        extra=rewards.final(),
-    )  # fmt: skip
+        "tunix-grpo", run, built, dataset.info, trained, hooks, DONE, rewards.final()
+    )

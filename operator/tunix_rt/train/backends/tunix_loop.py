@@ -1,5 +1,6 @@
-"""What the SFT and GRPO backends share around Tunix's training loop: the optimizer and
-schedule, the batch order, the deadline, a stderr Tunix can use, and the step hooks."""
+"""What the SFT, GRPO and DPO backends share around Tunix's training loop: how a run
+starts and finishes, the optimizer and schedule, the batch order, the deadline, a stderr
+Tunix can use, and the step hooks."""
 
 from __future__ import annotations
 
@@ -286,27 +287,33 @@ def tunix_outcome(
     )
 
 
+class DoneLine(NamedTuple):
+    """How a backend's ``done:`` line names its steps and its own figure."""
+
+    steps: str
+    """What its steps are called (``DPO steps``)."""
+    label: str
+    metric: str
+    absent: float
+    """Shown when the run did not report ``metric``."""
+
+
 def finish_outcome(
     backend: str,
-    config: TrainerConfig,
+    run: Run,
     built: Built,
     dataset: DatasetInfo,
     trained: Trained,
     hooks: StepReporter,
-    say: Log,
-    *,
-    steps_word: str,
-    shown: tuple[str, str, float],
+    done: DoneLine,
     extra: dict[str, float] | None = None,
 ) -> Outcome:
     """The run's final metrics (``extra``: the backend's own, e.g. GRPO's rewards), the one
-    ``done:`` line every Tunix backend says, and its :class:`Outcome`; ``shown`` is the
-    backend's own figure on that line (label, metric, value when the metric is absent)."""
+    ``done:`` line every Tunix backend says, and its :class:`Outcome`."""
     final = hooks.finish(trained.scores | (extra or {}), trained.steps, trained.eval_started)
-    label, metric, absent = shown
-    say(
-        f"done: {trained.steps} {steps_word}, primary_score {final.get(PRIMARY_SCORE, 'n/a')} "
-        f"on {len(trained.rows)} eval rows, format_valid "
-        f"{final.get('format_valid_rate', 0):.3f}, {label} {final.get(metric, absent):.3f}"
+    run.say(
+        f"done: {trained.steps} {done.steps}, primary_score {final.get(PRIMARY_SCORE, 'n/a')} "
+        f"on {len(trained.rows)} eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, "
+        f"{done.label} {final.get(done.metric, done.absent):.3f}"
     )
-    return tunix_outcome(backend, config, built, dataset, trained.rows, final, hooks)
+    return tunix_outcome(backend, run.config, built, dataset, trained.rows, final, hooks)

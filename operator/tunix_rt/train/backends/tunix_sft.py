@@ -107,6 +107,10 @@ def export(built: tunix_model.Built, folder: Path, say: Log) -> Path:
     return path
 
 
+DONE = tunix_loop.DoneLine("steps", "cap_hit", "cap_hit_rate", 0.0)
+"""Its ``done:`` line's words (:func:`tunix_loop.finish_outcome`)."""
+
+
 def train(run: Run) -> Outcome:
     """Fine-tune ``config`` with PeftTrainer, evaluate, return the result (a backend Train)."""
     config, say, tell = run.config, run.say, run.tell
@@ -126,8 +130,4 @@ def train(run: Run) -> Outcome:
             trained = tunix_loop.evaluate_trained(trainer, clock, evaluator, built.model)
             if run.checkpoint_dir is not None:
                 export(built, Path(run.checkpoint_dir) / EXPORT_DIR, say)
-    return tunix_loop.finish_outcome(
-        "tunix-sft", config, built, dataset.info, trained, hooks, say,
-        steps_word="steps",
-        shown=("cap_hit", "cap_hit_rate", 0),
-    )  # fmt: skip
+    return tunix_loop.finish_outcome("tunix-sft", run, built, dataset.info, trained, hooks, DONE)
