@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticUndefined
 
@@ -63,6 +63,12 @@ class ApiModel(BaseModel):
     def to_wire(self) -> dict[str, object]:
         """The JSON-ready camelCase form written to manifests, status and files."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def unset(description: str, **bounds: Any) -> Any:
+    """An optional field that stays None unless set (the backend's default then applies),
+    with its bounds: a model's many such fields read as one table."""
+    return Field(None, description=description, **bounds)
 
 
 @cache
@@ -149,6 +155,15 @@ def field_errors(
             for field, message in errors
         ],
     )
+
+
+def refuse(
+    problems: Sequence[tuple[str, str]], value: Any = None, kind: str = "value_error"
+) -> None:
+    """Raises :func:`field_errors` of what a checker found, when it found anything: how a
+    model's validators refuse a spec."""
+    if problems:
+        raise field_errors(problems, value, kind)
 
 
 def field_error(field: str, message: str, value: Any = None) -> ValidationError:

@@ -8,12 +8,21 @@ with the store's client. ``dataset.trainPath`` / ``evalPath`` are opened as loca
 
 from __future__ import annotations
 
-from tunix_rt.api.base import cel
+from typing import Any
+
+from tunix_rt.api.base import cel, unset
 
 FETCH_SCHEMES = ("file", "s3", "gs")
 """The schemes :func:`tunix_rt.train.backends.tunix_weights.fetch` reads."""
 MAX_LOCATION = 4096
 """Longest path or URI a trainer field takes (it also bounds the cost of the CEL rules)."""
+
+
+def location(description: str) -> Any:
+    """A trainer field naming a path or URI: unset by default, at most MAX_LOCATION long."""
+    return unset(description, max_length=MAX_LOCATION)
+
+
 _FETCHABLE_CEL = r"^(file://.+|(s3|gs)://[^/]+(/.*)?)$"
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationInfo
 
-from tunix_rt.api.base import field_errors
+from tunix_rt.api.base import refuse
 from tunix_rt.api.cluster import Accelerator, NodePool
 from tunix_rt.api.feasibility import memory_problems
 from tunix_rt.api.pool_machine import machine_fit_problems, pod_size
@@ -253,9 +253,7 @@ def check_placement_here(spec: SweepSpec | RehearsalSpec, info: ValidationInfo) 
     context = info.context if isinstance(info.context, dict) else {}
     if context.get("placement") is False or not spec.cluster.declares_pools():
         return
-    problems = check_placement(spec, prefix="")
-    if problems:
-        raise field_errors(problems, spec.resources.to_wire(), kind=PLACEMENT_ERROR)
+    refuse(check_placement(spec, prefix=""), spec.resources.to_wire(), kind=PLACEMENT_ERROR)
 
 
 # ------------------------------------------------------------------ trials over several hosts

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, model_validator
 
-from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error, field_errors
+from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error, refuse
 from tunix_rt.api.cluster import ClusterSpec, cluster_field
 from tunix_rt.api.common import (
     NAME_PATTERN,
@@ -99,9 +99,7 @@ class RehearsalSpec(ApiModel):
             raise field_error("fromSweep", "set exactly one of trainer or fromSweep")
         # The run applies the overrides with TrainerConfig.with_overrides: check them now
         # (against the inline trainer, or as far as possible before the Sweep is known).
-        problems = check_overrides(self.overrides, self.trainer, "overrides")
-        if problems:
-            raise field_errors(problems, self.overrides)
+        refuse(check_overrides(self.overrides, self.trainer, "overrides"), self.overrides)
         check_placement_here(self, info)
         return self
 

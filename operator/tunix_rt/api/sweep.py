@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error, field_errors
+from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error, refuse
 from tunix_rt.api.cluster import ClusterSpec, cluster_field
 from tunix_rt.api.common import (
     SEED_MAX,
@@ -347,9 +347,7 @@ class SweepSpec(ApiModel):
                         f"{where} include {value!r}, which the trainer rejects: {msg}",
                         value,
                     ) from None
-        problems = sweep_problems(self)
-        if problems:
-            raise field_errors(problems, None)
+        refuse(sweep_problems(self))
         check_placement_here(self, info)
         return self
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error, field_errors
+from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error, refuse, unset
 from tunix_rt.api.sweep_effect import (
     BUDGET_RULES,
     SCHEDULER_RULES,
@@ -113,27 +113,18 @@ class Scheduler(ApiModel):
         f"{backend_metrics_note()}).",
     )
     mode: Literal["max", "min"] = Field("min", description="max or min for the scheduler metric.")
-    perturbation_interval: int | None = Field(
-        None,
+    perturbation_interval: int | None = unset(
+        "pbt: steps between exploit/explore decisions (a multiple of trainer.checkpointEvery).",
         ge=1,
-        description="pbt: steps between exploit/explore decisions (a multiple of "
-        "trainer.checkpointEvery).",
     )
-    quantile_fraction: float | None = Field(
-        None,
-        gt=0,
-        le=0.5,
-        description="pbt: the bottom fraction of trials that copy the top fraction (0.25).",
+    quantile_fraction: float | None = unset(
+        "pbt: the bottom fraction of trials that copy the top fraction (0.25).", gt=0, le=0.5
     )
-    resample_probability: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="pbt: chance a mutated param is resampled instead of scaled (0.25).",
+    resample_probability: float | None = unset(
+        "pbt: chance a mutated param is resampled instead of scaled (0.25).", ge=0, le=1
     )
-    synchronous: bool | None = Field(
-        None,
-        description="pbt: false (the default) decides as each trial reports, so the order "
+    synchronous: bool | None = unset(
+        "pbt: false (the default) decides as each trial reports, so the order "
         "trials report in (timing) picks who copies whom; true decides every perturbation "
         "once all trials have reached it (pausing and restoring each one there), so the "
         "decisions no longer depend on timing. Mutations are drawn from spec.seed either way.",
@@ -159,9 +150,7 @@ class Scheduler(ApiModel):
 
     @model_validator(mode="after")
     def _read_by_type(self) -> Scheduler:
-        problems = scheduler_problems(self)
-        if problems:
-            raise field_errors(problems, None)
+        refuse(scheduler_problems(self))
         return self
 
 
@@ -197,7 +186,5 @@ class Budget(ApiModel):
 
     @model_validator(mode="after")
     def _reachable(self) -> Budget:
-        problems = budget_problems(self)
-        if problems:
-            raise field_errors(problems, None)
+        refuse(budget_problems(self))
         return self

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error, field_errors
+from tunix_rt.api.base import ApiModel, cel, cel_rules, field_error, refuse, unset
 from tunix_rt.api.common import SEED_MAX
 from tunix_rt.api.errors import ManifestError, error_pairs, validation_errors
 from tunix_rt.api.overrides import merge_overrides
@@ -99,38 +99,25 @@ class TrainerConfig(ApiModel):
     max_steps: int = Field(300, ge=1, le=10_000_000, description="Train steps (the smoke cap).")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed for init, shuffling and dropout.")
     grad_clip: float = Field(1.0, gt=0, description="Global gradient-norm clip.")
-    layers: int | None = Field(
-        None, ge=1, le=48, description="Searchable override of model.layers."
+    layers: int | None = unset("Searchable override of model.layers.", ge=1, le=48)
+    width: int | None = unset("Searchable override of model.width.", ge=16, le=8192)
+    lora_rank: int | None = unset(
+        "Tunix: LoRA rank (0: full fine-tuning; default 8).", ge=0, le=1024
     )
-    width: int | None = Field(
-        None, ge=16, le=8192, description="Searchable override of model.width."
+    lora_alpha: float | None = unset("Tunix: LoRA alpha (default 2 x loraRank).", gt=0, le=4096)
+    kl_beta: float | None = unset("tunix-grpo: KL penalty weight (default 0.04).", ge=0, le=10)
+    num_generations: int | None = unset(
+        "tunix-grpo: completions per prompt (default 4).", ge=2, le=64
     )
-    lora_rank: int | None = Field(
-        None, ge=0, le=1024, description="Tunix: LoRA rank (0: full fine-tuning; default 8)."
+    clip_epsilon: float | None = unset(
+        "tunix-grpo: PPO-style ratio clip (default 0.2).", gt=0, le=1
     )
-    lora_alpha: float | None = Field(
-        None, gt=0, le=4096, description="Tunix: LoRA alpha (default 2 x loraRank)."
+    temperature: float | None = unset("tunix-grpo: sampling temperature (default 0.9).", gt=0, le=5)
+    max_generation_length: int | None = unset(
+        "tunix-grpo: tokens generated per completion.", ge=1, le=8192
     )
-    kl_beta: float | None = Field(
-        None, ge=0, le=10, description="tunix-grpo: KL penalty weight (default 0.04)."
-    )
-    num_generations: int | None = Field(
-        None, ge=2, le=64, description="tunix-grpo: completions per prompt (default 4)."
-    )
-    clip_epsilon: float | None = Field(
-        None, gt=0, le=1, description="tunix-grpo: PPO-style ratio clip (default 0.2)."
-    )
-    temperature: float | None = Field(
-        None, gt=0, le=5, description="tunix-grpo: sampling temperature (default 0.9)."
-    )
-    max_generation_length: int | None = Field(
-        None, ge=1, le=8192, description="tunix-grpo: tokens generated per completion."
-    )
-    dpo_beta: float | None = Field(
-        None,
-        gt=0,
-        le=10,
-        description="tunix-dpo: how far the policy may move from its start (default 0.1).",
+    dpo_beta: float | None = unset(
+        "tunix-dpo: how far the policy may move from its start (default 0.1).", gt=0, le=10
     )
     log_every: int = Field(25, ge=1, description="Steps between loss reports.")
     checkpoint_every: int = Field(0, ge=0, description="Steps between checkpoints (0: never).")
@@ -251,9 +238,7 @@ class TrainerConfig(ApiModel):
     @model_validator(mode="after")
     def _takes_effect(self) -> TrainerConfig:
         """A setting the backend would ignore or cap is refused (``takes_effect.py``)."""
-        problems = trainer_problems(self) + schedule_problems(self)
-        if problems:
-            raise field_errors(problems, None)
+        refuse(trainer_problems(self) + schedule_problems(self))
         return self
 
     def with_params(self, params: dict[str, Any]) -> TrainerConfig:

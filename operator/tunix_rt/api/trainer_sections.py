@@ -11,11 +11,11 @@ from pydantic.alias_generators import to_snake
 from tunix_rt.api.base import ApiModel, cel, cel_list, cel_rules, field_error
 from tunix_rt.api.common import SEED_MAX
 from tunix_rt.api.locations import (
-    MAX_LOCATION,
     fetchable_problem,
     fetchable_rule,
     local_file_problem,
     local_file_rule,
+    location,
 )
 
 
@@ -101,16 +101,12 @@ class DatasetConfig(ApiModel):
     eval_size: PositiveInt = Field(
         DEFAULT_EVAL_SIZE, le=100_000, description="Generated eval rows."
     )
-    train_path: str | None = Field(
-        None,
-        max_length=MAX_LOCATION,
-        description="JSONL file (a path in the trial's pod, not a URI) with prompt, "
-        "reasoning, answer per line; replaces the generator.",
+    train_path: str | None = location(
+        "JSONL file (a path in the trial's pod, not a URI) with prompt, "
+        "reasoning, answer per line; replaces the generator."
     )
-    eval_path: str | None = Field(
-        None,
-        max_length=MAX_LOCATION,
-        description="JSONL eval set (a path) with the same fields; required with trainPath.",
+    eval_path: str | None = location(
+        "JSONL eval set (a path) with the same fields; required with trainPath."
     )
 
     @model_validator(mode="after")
@@ -238,17 +234,13 @@ class ModelConfig(ApiModel):
         description="Tunix backends (required there): a Gemma3 config by name (gemma3-270m, "
         "gemma3-1b, gemma3-1b-it, ...) or gemma3-tiny for tests.",
     )
-    checkpoint: str | None = Field(
-        None,
-        max_length=MAX_LOCATION,
-        description="Tunix backends: weights to start from (a path or gs:// / s3:// URI, "
-        "orbax or safetensors); random init when absent (the run manifest says so).",
+    checkpoint: str | None = location(
+        "Tunix backends: weights to start from (a path or gs:// / s3:// URI, "
+        "orbax or safetensors); random init when absent (the run manifest says so)."
     )
-    tokenizer: str | None = Field(
-        None,
-        max_length=MAX_LOCATION,
-        description="Tunix backends: a SentencePiece model (path or gs:// / s3:// URI) for a "
-        "real Gemma checkpoint; absent: the built-in byte tokenizer.",
+    tokenizer: str | None = location(
+        "Tunix backends: a SentencePiece model (path or gs:// / s3:// URI) for a "
+        "real Gemma checkpoint; absent: the built-in byte tokenizer."
     )
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -141,3 +142,9 @@ def storage_option(value: str | None) -> str | None:
     except ValidationError as exc:
         raise typer.BadParameter(validation_errors(exc)[0][1], param_hint="--storage") from None
     return value
+
+
+def storage_flag(help: str, default: str | None = None) -> Any:
+    """The ``--storage`` option every command declares alike (checked by
+    :func:`storage_option`); only its default and help differ."""
+    return typer.Option(default, "--storage", callback=storage_option, help=help)

@@ -11,13 +11,13 @@ merge request when a GitHub or GitLab token is set).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from tunix_rt.cli.common import storage_option
+from tunix_rt.cli.common import storage_flag
 from tunix_rt.cli.display import make_console
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.promotion import PromotionError, load_finished, promoted_files
@@ -26,6 +26,11 @@ from tunix_rt.storage.redact import scrub
 
 GIT_HELP = "With --git"
 """The help panel of the options that only --git takes."""
+
+
+def _git_flag(flag: str, help: str, default: bool | None = None) -> Any:
+    """An option that only --git takes: listed in its own help panel."""
+    return typer.Option(default, flag, help=help, rich_help_panel=GIT_HELP)
 
 
 def promote(
@@ -46,61 +51,36 @@ def promote(
         None, "--steps", min=1, help="maxSteps of the rehearsal (longer than the smoke cap)."
     ),
     name: str | None = typer.Option(None, "--name", help="Rehearsal name (default: <sweep>-best)."),
-    storage: str | None = typer.Option(
-        None,
-        "--storage",
-        callback=storage_option,
-        help="Rehearsal evidence store (default: the sweep's storage).",
-    ),
-    git: str | None = typer.Option(
-        None,
+    storage: str | None = storage_flag("Rehearsal evidence store (default: the sweep's storage)."),
+    git: str | None = _git_flag(
         "--git",
-        help="Commit both files to this git repository (a path or URL; no credentials in it: "
+        "Commit both files to this git repository (a path or URL; no credentials in it: "
         "tokens come from GITHUB_TOKEN, GITLAB_TOKEN or TUNIX_RT_GIT_TOKEN_FILE) on a new "
         "branch, push it, and open a pull / merge request when a token is set.",
-        rich_help_panel=GIT_HELP,
     ),
-    branch: str | None = typer.Option(
-        None,
-        "--branch",
-        help="New branch (default: tunix-rt/promote-<sweep>-<trial>).",
-        rich_help_panel=GIT_HELP,
+    branch: str | None = _git_flag(
+        "--branch", "New branch (default: tunix-rt/promote-<sweep>-<trial>)."
     ),
-    base: str | None = typer.Option(
-        None,
-        "--base",
-        help="Branch to start from and to propose into (default: the remote's default).",
-        rich_help_panel=GIT_HELP,
+    base: str | None = _git_flag(
+        "--base", "Branch to start from and to propose into (default: the remote's default)."
     ),
-    path: str | None = typer.Option(
-        None,
-        "--path",
-        help="Folder in the repository (default: rehearsals/<sweep>).",
-        rich_help_panel=GIT_HELP,
+    path: str | None = _git_flag(
+        "--path", "Folder in the repository (default: rehearsals/<sweep>)."
     ),
-    forge: str | None = typer.Option(
-        None,
-        "--forge",
-        help="github, gitlab or none (default: told from the host, github.com or gitlab.com).",
-        rich_help_panel=GIT_HELP,
+    forge: str | None = _git_flag(
+        "--forge", "github, gitlab or none (default: told from the host, github.com or gitlab.com)."
     ),
-    forge_project: str | None = typer.Option(
-        None,
-        "--forge-project",
-        help="OWNER/NAME on the forge (default: from the repository URL).",
-        rich_help_panel=GIT_HELP,
+    forge_project: str | None = _git_flag(
+        "--forge-project", "OWNER/NAME on the forge (default: from the repository URL)."
     ),
-    api_url: str | None = typer.Option(
-        None,
+    api_url: str | None = _git_flag(
         "--api-url",
-        help="The forge's API (default: GITHUB_API_URL / GITLAB_API_URL, else the public one).",
-        rich_help_panel=GIT_HELP,
+        "The forge's API (default: GITHUB_API_URL / GITLAB_API_URL, else the public one).",
     ),
-    no_push: bool = typer.Option(
-        False,
+    no_push: bool = _git_flag(
         "--no-push",
-        help="Commit in a throwaway clone and print what would be pushed; push nothing.",
-        rich_help_panel=GIT_HELP,
+        "Commit in a throwaway clone and print what would be pushed; push nothing.",
+        default=False,
     ),
 ) -> None:
     """Turn a finished sweep's best params into a trainer config and a Rehearsal manifest

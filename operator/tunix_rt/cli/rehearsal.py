@@ -10,7 +10,7 @@ import typer
 
 from tunix_rt.api.common import Phase
 from tunix_rt.api.rehearsal import RehearsalStatus
-from tunix_rt.cli.common import storage_option, store_problem, writable_problem
+from tunix_rt.cli.common import storage_flag, store_problem, writable_problem
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.layout import LOCAL_NAMESPACE, RehearsalLayout
 from tunix_rt.contract.rehearsal_evidence import UnreadableEvidence
@@ -41,12 +41,7 @@ def run(
         help="Rehearsal manifest, or a promoted trainer config (YAML).",
         dir_okay=False,
     ),
-    storage: str | None = typer.Option(
-        None,
-        "--storage",
-        callback=storage_option,
-        help="Store URI (default: the manifest's, else file://./runs).",
-    ),
+    storage: str | None = storage_flag("Store URI (default: the manifest's, else file://./runs)."),
     out: Path | None = typer.Option(None, "--out", help="Also keep the evidence folder here."),
     namespace: str = typer.Option(LOCAL_NAMESPACE, "--namespace", help="Namespace in the store."),
     name: str | None = typer.Option(None, "--name", help="Rehearsal name (default: manifest's)."),
@@ -107,9 +102,7 @@ def run(
 @app.command("show")
 def show(
     name: str = typer.Argument(..., help="Rehearsal name."),
-    storage: str = typer.Option(
-        "file://./runs", "--storage", callback=storage_option, help="Store URI."
-    ),
+    storage: str = storage_flag("Store URI.", "file://./runs"),
     namespace: str = typer.Option(LOCAL_NAMESPACE, "--namespace", help="Namespace in the store."),
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ) -> None:

@@ -28,7 +28,7 @@ from tunix_rt.api.secrets import redact
 from tunix_rt.cli.common import (
     TRAIN_EXTRA_HINT,
     esc,
-    storage_option,
+    storage_flag,
     store_problem,
 )
 from tunix_rt.cli.display import make_console, preemption_line, print_best, trial_table
@@ -67,12 +67,7 @@ def _bundle_uri(files: SweepFiles) -> str | None:
 @app.command("run")
 def run(
     file: Path = typer.Argument(..., help="Sweep manifest (YAML) or a bare spec.", exists=False),
-    storage: str | None = typer.Option(
-        None,
-        "--storage",
-        callback=storage_option,
-        help="Store URI (default: the spec's storage, file://./runs).",
-    ),
+    storage: str | None = storage_flag("Store URI (default: the spec's storage, file://./runs)."),
     name: str | None = typer.Option(
         None, "--name", help="Sweep name (default: metadata.name, else the file name)."
     ),

@@ -40,7 +40,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -77,27 +77,16 @@ class Tier:
     """Prompts are fixed-length sentences instead of ``a+b-c=``."""
 
 
+_HARD = Tier("dev-reasoning-v2-hard", operands=(3, 4), digits=3, columns=5, multiply=True)
+"""The hard tier, which the worded and hardest tiers vary."""
 TIERS: dict[str, Tier] = {
-    DEFAULT_TIER: Tier(DEFAULT_TIER, operands=(2, 3), digits=2, columns=COLUMNS),
-    "dev-reasoning-v2-hard": Tier(
-        "dev-reasoning-v2-hard", operands=(3, 4), digits=3, columns=5, multiply=True
-    ),
-    "dev-reasoning-v2-hard-worded": Tier(
-        "dev-reasoning-v2-hard-worded",
-        operands=(3, 4),
-        digits=3,
-        columns=5,
-        multiply=True,
-        worded=True,
-    ),
-    "dev-reasoning-v2-hardest": Tier(
-        "dev-reasoning-v2-hardest",
-        operands=(3, 4),
-        digits=3,
-        columns=6,
-        multiply=True,
-        multiplier_digits=2,
-    ),
+    tier.name: tier
+    for tier in (
+        Tier(DEFAULT_TIER, operands=(2, 3), digits=2, columns=COLUMNS),
+        _HARD,
+        replace(_HARD, name="dev-reasoning-v2-hard-worded", worded=True),
+        replace(_HARD, name="dev-reasoning-v2-hardest", columns=6, multiplier_digits=2),
+    )
 }
 """The built-in datasets, by ``dataset.name`` (``api/trainer.py`` lists the same names
 with their longest row and trace, which ``tests/train/test_tiers.py`` checks)."""

@@ -100,6 +100,15 @@ def _page(request: web.Request, template: str, **context: Any) -> web.Response:
     return web.Response(text=html, content_type="text/html")
 
 
+def _crumbs(namespace: str, sweep: RunRow | None = None) -> list[tuple[str, str]]:
+    """The breadcrumb trail every page above the list starts with: the namespace's list,
+    then (on a trial's page and the promote page) the sweep."""
+    trail = [(namespace, f"/?namespace={namespace}")]
+    if sweep is not None:
+        trail.append((sweep.name, sweep.href))
+    return trail
+
+
 def _live_row(row: RunRow, phases: Mapping[RunKey, str]) -> RunRow:
     phase = phases.get((row.namespace, row.kind, row.name))
     return row if phase is None else row.model_copy(update={"phase": phase, "live": True})
@@ -203,7 +212,7 @@ async def sweep(request: web.Request) -> web.Response:
         request,
         "sweep",
         title=f"Sweep {view.row.name}",
-        crumbs=[(f"{view.row.namespace}", f"/?namespace={view.row.namespace}")],
+        crumbs=_crumbs(view.row.namespace),
         view=view,
         trials=sort_rows(view.trials, trial_value, sort),
         headers=headers(columns, sort, query, request.path),
@@ -235,10 +244,7 @@ async def trial(request: web.Request) -> web.Response:
         request,
         "trial",
         title=f"Trial {trial_id}",
-        crumbs=[
-            (view.row.namespace, f"/?namespace={view.row.namespace}"),
-            (view.row.name, view.row.href),
-        ],
+        crumbs=_crumbs(view.row.namespace, view.row),
         view=page,
         rehearsals=names,
         charts=trial_charts(row),
@@ -268,10 +274,7 @@ async def promote(request: web.Request) -> web.Response:
         request,
         "promoted",
         title=f"Promote {view.row.name}",
-        crumbs=[
-            (view.row.namespace, f"/?namespace={view.row.namespace}"),
-            (view.row.name, view.row.href),
-        ],
+        crumbs=_crumbs(view.row.namespace, view.row),
         view=view,
         outcome=outcome,
         refresh=None,
@@ -319,7 +322,7 @@ async def rehearsal(request: web.Request) -> web.Response:
         request,
         "rehearsal",
         title=f"Rehearsal {name}",
-        crumbs=[(namespace, f"/?namespace={namespace}")],
+        crumbs=_crumbs(namespace),
         view=view,
         charts=history(view.summary),
         refresh=config.refresh_seconds if view.row.running else None,

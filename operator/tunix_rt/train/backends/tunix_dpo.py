@@ -13,14 +13,13 @@ chosen completion first) and ``preference_margin`` (the mean reward gap, in unit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from tunix_rt.api.trainer import TrainerConfig
-from tunix_rt.scoring import PRIMARY_SCORE
-from tunix_rt.train import data
 from tunix_rt.train.backends import tunix_eval, tunix_loop, tunix_model
 from tunix_rt.train.backends.tunix_tokenizer import Tokenizer
 from tunix_rt.train.packing import fitting_row
@@ -139,16 +138,21 @@ def make_trainer(
     )
 
 
+RANDOM_INIT = (
+    "DPO from a random init: it ranks completions the model cannot yet write; give "
+    "model.checkpoint (e.g. a tunix-sft export)"
+)
+"""Said (as a WARNING) when DPO starts without model.checkpoint."""
+
+
+DONE = tunix_loop.DoneLine("DPO steps", "preference_accuracy", "preference_accuracy", math.nan)
+"""Its ``done:`` line's words (:func:`tunix_loop.finish_outcome`)."""
+
+
 def train(run: Run) -> Outcome:
     """Train ``config`` with DPO, evaluate, return the result (a backend Train)."""
     config, say, tell = run.config, run.say, run.tell
-    dataset = data.load_dataset(config.dataset)
-    with tunix_model.built_in_workdir(config, say, "tunix-rt-dpo-") as built:
-        if built.source.random_init:
-            say(
-                "WARNING: DPO from a random init: it ranks completions the model cannot yet "
-                "write; give model.checkpoint (e.g. a tunix-sft export)"
-            )
+    with tunix_loop.started(run, "tunix-rt-dpo-", RANDOM_INIT) as (dataset, built):
         pairs = preference_pairs(dataset.train, config.eval.max_trace_tokens, built.tokenizer.count)
         arrays = pair_arrays(pairs, built.tokenizer, config.model.context)
         say(
@@ -166,13 +170,7 @@ def train(run: Run) -> Outcome:
             trainer = make_trainer(built, config, preferences, run.checkpoint_dir)
             trainer.with_training_hooks(hooks)
             trainer.train(batches(arrays, config, clock))
-            steps, rows, final, eval_started = tunix_loop.evaluate_trained(
-                trainer, clock, evaluator, built.model
-            )
-    final = hooks.finish(final | preferences.final() | start, steps, eval_started)
-    say(
-        f"done: {steps} DPO steps, primary_score {final.get(PRIMARY_SCORE, 'n/a')} on "
-        f"{len(rows)} eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, "
-        f"preference_accuracy {final.get('preference_accuracy', float('nan')):.3f}"
+            trained = tunix_loop.evaluate_trained(trainer, clock, evaluator, built.model)
+    return tunix_loop.finish_outcome(
+        "tunix-dpo", run, built, dataset.info, trained, hooks, DONE, preferences.final() | start
     )
-    return tunix_loop.tunix_outcome("tunix-dpo", config, built, dataset.info, rows, final, hooks)

@@ -22,6 +22,7 @@ a model that sometimes gets the answer; from random init there is no reward to l
 
 from __future__ import annotations
 
+import math
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -30,9 +31,7 @@ from typing import Any
 import numpy as np
 
 from tunix_rt.api.trainer import TrainerConfig
-from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.scoring.rewards import RewardFn, reward_fns
-from tunix_rt.train import data
 from tunix_rt.train.backends import (
     tunix_eval,
     tunix_loop,
@@ -184,16 +183,21 @@ def describe(config: TrainerConfig) -> str:
     )
 
 
+RANDOM_INIT = (
+    "GRPO from a random init: rewards stay near zero until the policy produces the "
+    "format; give model.checkpoint (e.g. a tunix-sft export)"
+)
+"""Said (as a WARNING) when GRPO starts without model.checkpoint."""
+
+
+DONE = tunix_loop.DoneLine("GRPO steps", "reward_mean", "reward_mean", math.nan)
+"""Its ``done:`` line's words (:func:`tunix_loop.finish_outcome`)."""
+
+
 def train(run: Run) -> Outcome:
     """Train ``config`` with GRPO, evaluate, return the result (a backend Train)."""
     config, say, tell = run.config, run.say, run.tell
-    dataset = data.load_dataset(config.dataset)
-    with tunix_model.built_in_workdir(config, say, "tunix-rt-grpo-") as built:
-        if built.source.random_init:
-            say(
-                "WARNING: GRPO from a random init: rewards stay near zero until the policy "
-                "produces the format; give model.checkpoint (e.g. a tunix-sft export)"
-            )
+    with tunix_loop.started(run, "tunix-rt-grpo-", RANDOM_INIT) as (dataset, built):
         rewards = RewardLog(reward_fns(config.eval.max_trace_tokens, built.tokenizer.count))
         prompt_len = prompt_length(dataset.train, built.tokenizer)
         say(
@@ -238,13 +242,7 @@ def train(run: Run) -> Outcome:
                 trainer.with_training_hooks(hooks)
                 learner.train(prompt_batches(dataset.train, part.config, clock, part.end))
                 clock.raise_if_passed(int(trainer.train_steps))
-            steps, rows, final, eval_started = tunix_loop.evaluate_trained(
-                trainer, clock, evaluator, trainer.model
-            )
-    final = hooks.finish(final | rewards.final() | start, steps, eval_started)
-    say(
-        f"done: {steps} GRPO steps, primary_score {final.get(PRIMARY_SCORE, 'n/a')} on "
-        f"{len(rows)} eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, "
-        f"reward_mean {final.get('reward_mean', float('nan')):.3f}"
+            trained = tunix_loop.evaluate_trained(trainer, clock, evaluator, trainer.model)
+    return tunix_loop.finish_outcome(
+        "tunix-grpo", run, built, dataset.info, trained, hooks, DONE, rewards.final() | start
     )
-    return tunix_loop.tunix_outcome("tunix-grpo", config, built, dataset.info, rows, final, hooks)

@@ -1,6 +1,6 @@
-"""What the Tunix backends (SFT, GRPO, DPO) share around Tunix's training loop: the
-optimizer and schedule, the batch order, the deadline, a stderr Tunix can use, the start's
-score and the step hooks."""
+"""What the SFT, GRPO and DPO backends share around Tunix's training loop: how a run
+starts (its start scored) and finishes, the optimizer and schedule, the batch order, the
+deadline, a stderr Tunix can use, and the step hooks."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ import optax
 
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring import PRIMARY_SCORE
-from tunix_rt.train.backends import tunix_model_id
+from tunix_rt.train.backends import tunix_model, tunix_model_id
 from tunix_rt.train.backends.tunix_model import Built
-from tunix_rt.train.data import DatasetInfo
+from tunix_rt.train.data import Dataset, DatasetInfo, load_dataset
 from tunix_rt.train.eval_rows import EvalRow
-from tunix_rt.train.result import Log, Outcome, Report, TrainingTimeout, progress_line
+from tunix_rt.train.result import Log, Outcome, Report, Run, TrainingTimeout, progress_line
 from tunix_rt.train.train_step import Hyperparams, learning_rate_at
 
 
@@ -125,6 +125,17 @@ def tunix_stderr() -> Iterator[None]:
         yield
     finally:
         sys.stderr = original
+
+
+@contextlib.contextmanager
+def started(run: Run, prefix: str, random_init: str = "") -> Iterator[tuple[Dataset, Built]]:
+    """How every Tunix backend starts: its dataset, and the model built in a temporary
+    folder (``prefix``); ``random_init``: the warning said when no checkpoint was given."""
+    dataset = load_dataset(run.config.dataset)
+    with tunix_model.built_in_workdir(run.config, run.say, prefix) as built:
+        if random_init and built.source.random_init:
+            run.say(f"WARNING: {random_init}")
+        yield dataset, built
 
 
 class Trained(NamedTuple):
@@ -291,3 +302,35 @@ def tunix_outcome(
         model_id=tunix_model_id(built.source.name, built.lora_rank, backend),
         model_source=built.source,
     )
+
+
+class DoneLine(NamedTuple):
+    """How a backend's ``done:`` line names its steps and its own figure."""
+
+    steps: str
+    """What its steps are called (``DPO steps``)."""
+    label: str
+    metric: str
+    absent: float
+    """Shown when the run did not report ``metric``."""
+
+
+def finish_outcome(
+    backend: str,
+    run: Run,
+    built: Built,
+    dataset: DatasetInfo,
+    trained: Trained,
+    hooks: StepReporter,
+    done: DoneLine,
+    extra: dict[str, float] | None = None,
+) -> Outcome:
+    """The run's final metrics (``extra``: the backend's own, e.g. GRPO's rewards), the one
+    ``done:`` line every Tunix backend says, and its :class:`Outcome`."""
+    final = hooks.finish(trained.scores | (extra or {}), trained.steps, trained.eval_started)
+    run.say(
+        f"done: {trained.steps} {done.steps}, primary_score {final.get(PRIMARY_SCORE, 'n/a')} "
+        f"on {len(trained.rows)} eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, "
+        f"{done.label} {final.get(done.metric, done.absent):.3f}"
+    )
+    return tunix_outcome(backend, run.config, built, dataset, trained.rows, final, hooks)

@@ -20,8 +20,6 @@ from typing import Any
 import numpy as np
 
 from tunix_rt.api.trainer import TrainerConfig
-from tunix_rt.scoring import PRIMARY_SCORE
-from tunix_rt.train import data
 from tunix_rt.train import tokenizer as byte_tokenizer
 from tunix_rt.train.backends import tunix_eval, tunix_loop, tunix_model, tunix_weights
 from tunix_rt.train.backends.tunix_tokenizer import Tokenizer
@@ -109,11 +107,14 @@ def export(built: tunix_model.Built, folder: Path, say: Log) -> Path:
     return path
 
 
+DONE = tunix_loop.DoneLine("steps", "cap_hit", "cap_hit_rate", 0.0)
+"""Its ``done:`` line's words (:func:`tunix_loop.finish_outcome`)."""
+
+
 def train(run: Run) -> Outcome:
     """Fine-tune ``config`` with PeftTrainer, evaluate, return the result (a backend Train)."""
     config, say, tell = run.config, run.say, run.tell
-    dataset = data.load_dataset(config.dataset)
-    with tunix_model.built_in_workdir(config, say, "tunix-rt-sft-") as built:
+    with tunix_loop.started(run, "tunix-rt-sft-") as (dataset, built):
         tokens, mask = sft_rows(dataset.train, built.tokenizer, config.model.context)
         say(
             f"{dataset.info.describe()}, {tokens.shape[1]} tokens/row; backend tunix-sft on "
@@ -127,15 +128,9 @@ def train(run: Run) -> Outcome:
             trainer = make_trainer(built, config, run.checkpoint_dir)
             trainer.with_training_hooks(hooks)
             trainer.train(batches(tokens, mask, config, clock))
-            steps, rows, final, eval_started = tunix_loop.evaluate_trained(
-                trainer, clock, evaluator, built.model
-            )
+            trained = tunix_loop.evaluate_trained(trainer, clock, evaluator, built.model)
             if run.checkpoint_dir is not None:
                 export(built, Path(run.checkpoint_dir) / EXPORT_DIR, say)
-    final = hooks.finish(final | start, steps, eval_started)
-    say(
-        f"done: {steps} steps, primary_score {final.get(PRIMARY_SCORE, 'n/a')} on {len(rows)} "
-        f"eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, cap_hit "
-        f"{final.get('cap_hit_rate', 0):.3f}"
+    return tunix_loop.finish_outcome(
+        "tunix-sft", run, built, dataset.info, trained, hooks, DONE, start
     )
-    return tunix_loop.tunix_outcome("tunix-sft", config, built, dataset.info, rows, final, hooks)
