@@ -62,7 +62,7 @@ test: lint typecheck control-plane pytest
 # The edit loop: the tests that neither train, run Ray nor start a control plane, in two
 # pytest-xdist workers.
 test-fast: $(VENV_STAMP)
-	$(RUN) pytest -q -n 2 -m "not slow and not load" --ignore=tests/control_plane $(ARGS)
+	$(RUN) pytest -q -n 2 -m "not slow and not load and not integration" --ignore=tests/control_plane $(ARGS)
 
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and helm from the Go
 # module proxy, cached under ~/.cache/tunix-rt/control-plane/<versions>/ (README: times); then

@@ -1,4 +1,5 @@
-"""Shared test setup: the repository root, and an environment for subprocesses (Ray runs)."""
+"""Shared test setup: the repository root, an environment for subprocesses (Ray runs), and
+the ``integration`` mark that keeps ``make test-fast`` to unit tests."""
 
 from __future__ import annotations
 
@@ -13,6 +14,43 @@ from support.s3 import MotoS3
 ROOT = Path(__file__).resolve().parents[1]
 
 pytest_plugins = ["support.kube_fixtures"]
+
+INTEGRATION_MODULES = (
+    "operator/",  # the operator (kopf) against the emulated API server
+    "bad_inputs/test_bad_inputs.py",
+    "ui/test_ui_playwright.py",  # a browser
+    "evidence/test_report_browser.py",
+    "tunix/",  # Gemma3 models built and compiled
+    "train/test_train.py",  # the built-in trainer compiled and run
+    "train/test_evaluate.py",
+    "train/test_deadline.py",
+    "train/test_model.py",
+    "train/test_numerics.py",
+    "train/test_schedule_replay.py",
+    "tune/test_trial_threads.py",  # processes: the CLI, the driver, a trial
+    "cli/test_cli_sweep_runs.py",
+    "cli/test_cli_activity.py",
+    "cli/test_cli_ui.py",
+    "storage/test_preflight.py",
+    "storage/test_store_remote.py",  # servers: S3 and GCS emulators, a git forge
+    "security/test_canary.py",
+    "rehearsal/test_rehearsal_layers.py",
+    "gitops/test_gitops_forge.py",
+    "bench/",
+)
+"""Test files that start a process, a server or a browser, or compile a model: each test
+takes seconds, not milliseconds. ``make test`` runs them; ``make test-fast`` leaves them
+out (with ``slow`` and ``load``), as it does every test that takes a server fixture."""
+SERVER_FIXTURES = frozenset({"moto_server", "moto_s3"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        where = item.path.relative_to(tests).as_posix()
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if where.startswith(INTEGRATION_MODULES) or fixtures & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

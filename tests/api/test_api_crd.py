@@ -8,6 +8,7 @@ accept or reject: the two layers must agree.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -237,14 +238,21 @@ def to_cel(value: Any, schema: Schema) -> Any:
 ENV = celpy.Environment()
 
 
+@functools.cache
+def cel_program(rule: str) -> Any:
+    """A rule compiled once: parsing CEL is most of what checking a manifest costs."""
+    return ENV.program(ENV.compile(rule))
+
+
 def cel_violations(value: Any, schema: Schema, path: str = "") -> list[str]:
     """Every failing x-kubernetes-validations rule in ``value`` (messages with paths)."""
     out: list[str] = []
     if value is None:
         return out
-    for rule in schema.get("x-kubernetes-validations", []):
-        program = ENV.program(ENV.compile(rule["rule"]))
-        result = program.evaluate({"self": to_cel(value, schema)})
+    rules = schema.get("x-kubernetes-validations", [])
+    activation = {"self": to_cel(value, schema)} if rules else {}
+    for rule in rules:
+        result = cel_program(rule["rule"]).evaluate(activation)
         if not result:
             out.append(f"{path}{rule.get('fieldPath', '')}: {rule['message']}")
     if schema.get("type") == "object" and isinstance(value, dict):
