@@ -601,6 +601,18 @@ async def rehearsal_succeeds(
     return status, keys
 
 
+async def sweep_running(api: Api, body: dict[str, Any]) -> dict[str, Any]:
+    """Create the Sweep ``body``, wait for its RayJob and start it as KubeRay would (its
+    status Running): the RayJob as the operator made it."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    await api.create(SWEEPS, body)
+    rayjob = await wait_for(lambda: api.get(RAYJOBS, namespace, f"sweep-{name}"), what="the RayJob")
+    await api.job_status(
+        namespace, f"sweep-{name}", jobDeploymentStatus="Running", jobStatus="RUNNING"
+    )
+    return rayjob
+
+
 def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any]:
     for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
         if cond.get("type") == ctype:
