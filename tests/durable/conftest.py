@@ -37,12 +37,7 @@ def driver_env(
     """The driver's environment: moto's endpoint and dummy credentials (as the chart's
     Secret gives them). The test process gets the same variables, so its Store and the
     operator reach moto too."""
-    s3 = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "TUNIX_RT_S3_ENDPOINT_URL": moto_s3.endpoint,
-    }
+    s3 = moto_s3.client_env("testing", SECRET)
     for name, value in s3.items():
         monkeypatch.setenv(name, value)
     for name in (

@@ -27,6 +27,16 @@ class MotoS3:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def client_env(self, key_id: str, secret: str) -> dict[str, str]:
+        """The variables that point a client (a subprocess, the Store) at this server
+        with these credentials."""
+        return {
+            "AWS_ACCESS_KEY_ID": key_id,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "TUNIX_RT_S3_ENDPOINT_URL": self.endpoint,
+        }
+
     def start(self) -> None:
         # ThreadedMotoServer binds in its thread (a bind error would hang start()): wait
         # until the port can be bound again after a stop.
