@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from support.sweeps import stand_in_grid, write_sweep
 from support.tune_workloads import python_trainer
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import DriverSessions, SweepResult, TrialResult, TrialState
@@ -27,10 +27,7 @@ EXE = Path(sys.executable).with_name("tunix-rt")
 
 
 def manifest(tmp_path: Path, name: str, spec: dict[str, Any]) -> Path:
-    path = tmp_path / f"{name}.yaml"
-    doc = {"apiVersion": "tunixrt.io/v1alpha1", "kind": "Sweep", "metadata": {"name": name}}
-    path.write_text(yaml.safe_dump({**doc, "spec": spec}))
-    return path
+    return write_sweep(tmp_path / f"{name}.yaml", name, spec)
 
 
 def command(path: Path, storage: Path) -> list[str]:
@@ -58,13 +55,9 @@ def table(output: str) -> dict[str, str]:
 def test_an_entrypoint_that_cannot_be_imported_is_refused_before_ray_starts(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    spec = {
-        "searchSpace": {"learningRate": {"type": "grid", "values": [1e-3, 3e-3]}},
-        "algorithm": "grid",
-        "maxTrials": 2,
-        "budget": {"smokeSteps": 10},
-        "trainer": python_trainer("no_such_package_here.train:train"),
-    }
+    spec = stand_in_grid(
+        [1e-3, 3e-3], smoke_steps=10, trainer=python_trainer("no_such_package_here.train:train")
+    )
     path = manifest(tmp_path, "unimportable", spec)
     started = time.monotonic()
     out = subprocess.run(
@@ -90,16 +83,8 @@ def test_an_entrypoint_that_cannot_be_imported_is_refused_before_ray_starts(
 def test_goal_reached_says_so_and_the_goal_trial_succeeded(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    spec = {
-        # The first trial scores 1.0 (the stand-in's best learning rate): the goal.
-        "searchSpace": {"learningRate": {"type": "grid", "values": [3e-3, 1e-4, 2e-4]}},
-        "algorithm": "grid",
-        "maxTrials": 3,
-        "maxConcurrentTrials": 1,
-        "objective": {"goal": 0.9},
-        "budget": {"smokeSteps": 20},
-        "trainer": python_trainer(logEvery=10),
-    }
+    # The first trial scores 1.0 (the stand-in's best learning rate): the goal.
+    spec = stand_in_grid([3e-3, 1e-4, 2e-4], maxConcurrentTrials=1, objective={"goal": 0.9})
     path = manifest(tmp_path, "goal", spec)
     out = subprocess.run(
         command(path, tmp_path / "runs"),
@@ -129,16 +114,14 @@ def test_goal_reached_says_so_and_the_goal_trial_succeeded(
 def test_ctrl_c_prints_the_reason_and_the_table(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    spec = {
-        "searchSpace": {"learningRate": {"type": "grid", "values": [3e-3, 1e-3]}},
-        "algorithm": "grid",
-        "maxTrials": 2,
-        "maxConcurrentTrials": 1,
-        # 200 reports of 0.5 s: a trial is still running when the interrupt lands, even on
-        # a loaded machine.
-        "budget": {"smokeSteps": 2000},
-        "trainer": python_trainer("support.tune_workloads:train_slow", logEvery=10),
-    }
+    # 200 reports of 0.5 s: a trial is still running when the interrupt lands, even on a
+    # loaded machine.
+    spec = stand_in_grid(
+        [3e-3, 1e-3],
+        smoke_steps=2000,
+        entrypoint="support.tune_workloads:train_slow",
+        maxConcurrentTrials=1,
+    )
     path = manifest(tmp_path, "cut", spec)
     storage = tmp_path / "runs"
     folder = storage / "local" / "cut"

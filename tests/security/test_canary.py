@@ -23,10 +23,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 from support.s3 import MotoS3
-from support.tune_workloads import python_trainer
+from support.sweeps import stand_in_grid, write_sweep
 
 CANARY = "canary-XYZ-7f3a9c1e5b2d4068"
 CANARY_KEY_ID = "AKIACANARY0000000XYZ"
@@ -62,24 +61,7 @@ def zip_members(name: str, data: bytes) -> dict[str, bytes]:
 
 
 def sweep_manifest(path: Path, name: str) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "tunixrt.io/v1alpha1",
-                "kind": "Sweep",
-                "metadata": {"name": name},
-                "spec": {
-                    "searchSpace": {"learningRate": {"type": "grid", "values": [0.003, 0.5]}},
-                    "algorithm": "grid",
-                    "maxTrials": 2,
-                    "maxFailedTrials": 1,
-                    "budget": {"smokeSteps": 20},
-                    "trainer": python_trainer(logEvery=10),
-                },
-            }
-        )
-    )
-    return path
+    return write_sweep(path, name, stand_in_grid([0.003, 0.5], maxFailedTrials=1))
 
 
 @pytest.mark.slow
@@ -92,13 +74,8 @@ def test_local_sweep_never_prints_or_stores_the_canary(
     moto_s3: MotoS3, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     bucket = moto_s3.fresh_bucket("canary-", "sweep")
-    env = subprocess_env | {
-        "AWS_ACCESS_KEY_ID": CANARY_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": CANARY,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "TUNIX_RT_S3_ENDPOINT_URL": moto_s3.endpoint,
-        "TUNIX_RT_API_TOKEN": CANARY,  # any credential-looking variable
-    }
+    env = subprocess_env | moto_s3.client_env(CANARY_KEY_ID, CANARY)
+    env["TUNIX_RT_API_TOKEN"] = CANARY  # any credential-looking variable
     ray_dir = tmp_path / "ray"
     cmd = [
         sys.executable, "-m", "tunix_rt.tune",

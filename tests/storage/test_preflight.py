@@ -21,7 +21,7 @@ import yaml
 
 from support.rehearsal import FakeTrainer, tiny_trainer
 from support.s3 import MotoS3
-from support.tune_workloads import python_trainer
+from support.sweeps import stand_in_grid, write_sweep
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.rehearsal import RehearsalError, plan_from_spec, run_rehearsal
@@ -186,23 +186,7 @@ def test_rehearsal_entrypoint_exits_failed_on_unwritable_folder(
 
 
 def _sweep_file(path: Path) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "tunixrt.io/v1alpha1",
-                "kind": "Sweep",
-                "metadata": {"name": "pre"},
-                "spec": {
-                    "searchSpace": {"learningRate": {"type": "grid", "values": [0.003]}},
-                    "algorithm": "grid",
-                    "maxTrials": 1,
-                    "budget": {"smokeSteps": 20},
-                    "trainer": python_trainer(logEvery=10),
-                },
-            }
-        )
-    )
-    return path
+    return write_sweep(path, "pre", stand_in_grid([0.003]))
 
 
 @pytest.mark.reliability(
@@ -213,12 +197,7 @@ def _sweep_file(path: Path) -> Path:
 def test_sweep_driver_fails_before_ray_when_bucket_absent(
     s3_env: MotoS3, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    env = subprocess_env | {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing-secret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "TUNIX_RT_S3_ENDPOINT_URL": s3_env.endpoint,
-    }
+    env = subprocess_env | s3_env.client_env("testing", "testing-secret")
     cmd = [
         sys.executable, "-m", "tunix_rt.tune",
         "--spec", str(_sweep_file(tmp_path / "s.yaml")),

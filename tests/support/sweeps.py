@@ -1,4 +1,5 @@
-"""Sweeps more than one test file runs: the CLI's one good Sweep, the 2-trial grid
+"""Sweeps more than one test file runs: the CLI's one good Sweep, a Sweep manifest
+written to a file, the grid sweep of the stand-in python trainer, the 2-trial grid
 sweep of a tiny JAX model that the end-to-end tests train for real, and running one
 with ``tunix-rt sweep run``."""
 
@@ -13,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from support.tune_workloads import ENTRYPOINT, python_trainer
+
 GOOD_SWEEP_YAML = textwrap.dedent(
     """\
     apiVersion: tunixrt.io/v1alpha1
@@ -23,6 +26,42 @@ GOOD_SWEEP_YAML = textwrap.dedent(
         learningRate: {type: loguniform, low: 1.0e-4, high: 3.0e-2}
     """
 )
+
+
+def sweep_manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A Sweep named ``name`` (no namespace) of ``spec``."""
+    return {
+        "apiVersion": "tunixrt.io/v1alpha1",
+        "kind": "Sweep",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def write_sweep(path: Path, name: str, spec: dict[str, Any]) -> Path:
+    """``sweep_manifest(name, spec)`` as YAML at ``path``."""
+    path.write_text(yaml.safe_dump(sweep_manifest(name, spec)))
+    return path
+
+
+def stand_in_grid(
+    learning_rates: list[float],
+    *,
+    smoke_steps: int = 20,
+    entrypoint: str = ENTRYPOINT,
+    **spec: Any,
+) -> dict[str, Any]:
+    """The spec of a grid sweep of the stand-in python trainer (``entrypoint``, a report
+    every 10 steps) over ``learning_rates``, a trial each, ``smoke_steps`` steps a trial;
+    ``spec``: further fields (or others in place of these)."""
+    return {
+        "searchSpace": {"learningRate": {"type": "grid", "values": list(learning_rates)}},
+        "algorithm": "grid",
+        "maxTrials": len(learning_rates),
+        "budget": {"smokeSteps": smoke_steps},
+        "trainer": python_trainer(entrypoint, logEvery=10),
+        **spec,
+    }
 
 
 def tiny_jax_sweep(
