@@ -65,6 +65,13 @@ def unwritable_folder(tmp_path: Path) -> Path:
     return folder
 
 
+def _probe_error(uri: str, *prefix: str) -> StorePreflightError:
+    """What ``Store(uri).probe(*prefix)`` raises."""
+    with pytest.raises(StorePreflightError) as caught:
+        Store(uri).probe(*prefix)
+    return caught.value
+
+
 # ------------------------------------------------------------------------- Store.probe
 
 
@@ -84,12 +91,11 @@ def test_probe_writes_then_deletes(bucket: str, s3_env: MotoS3, tmp_path: Path) 
 )
 def test_probe_names_missing_credentials(no_credentials: MotoS3) -> None:
     started = time.monotonic()
-    with pytest.raises(StorePreflightError) as caught:
-        Store("s3://some-bucket/prefix").probe("ns/x")
+    error = _probe_error("s3://some-bucket/prefix", "ns/x")
     assert time.monotonic() - started < FAST
-    assert caught.value.cause.startswith("credentials missing")
-    assert "s3://some-bucket/prefix/ns/x" in str(caught.value)
-    assert "bucket 'some-bucket'" in str(caught.value)
+    assert error.cause.startswith("credentials missing")
+    assert "s3://some-bucket/prefix/ns/x" in str(error)
+    assert "bucket 'some-bucket'" in str(error)
 
 
 @pytest.mark.reliability(
@@ -99,10 +105,9 @@ def test_probe_names_missing_credentials(no_credentials: MotoS3) -> None:
 )
 def test_probe_names_absent_bucket(s3_env: MotoS3) -> None:
     _clear_s3_cache()
-    with pytest.raises(StorePreflightError) as caught:
-        Store("s3://no-such-bucket-here/p").probe()
-    assert caught.value.cause == "bucket absent"
-    assert "bucket 'no-such-bucket-here'" in str(caught.value)
+    error = _probe_error("s3://no-such-bucket-here/p")
+    assert error.cause == "bucket absent"
+    assert "bucket 'no-such-bucket-here'" in str(error)
 
 
 @pytest.mark.reliability(
@@ -112,18 +117,21 @@ def test_probe_names_absent_bucket(s3_env: MotoS3) -> None:
 )
 def test_probe_names_unwritable_folder(tmp_path: Path) -> None:
     folder = unwritable_folder(tmp_path)
-    with pytest.raises(StorePreflightError) as caught:
-        Store(f"file://{folder}").probe("ns/x")
-    assert caught.value.cause in ("permission denied", "read-only file system")
-    assert str(folder) in str(caught.value)
+    error = _probe_error(f"file://{folder}", "ns/x")
+    assert error.cause in ("permission denied", "read-only file system")
+    assert str(folder) in str(error)
 
 
 # ------------------------------------------------------------------------- rehearsal
 
 
-def _plan(storage: str, name: str = "pre") -> object:
+def _rehearsal_error(storage: str, trainer: FakeTrainer) -> RehearsalError:
+    """What a rehearsal of the tiny trainer config on ``storage`` raises."""
     spec = RehearsalSpec.model_validate({"trainer": tiny_trainer(), "storage": storage})
-    return plan_from_spec(spec, name=name, namespace="ml")
+    plan = plan_from_spec(spec, name="pre", namespace="ml")
+    with pytest.raises(RehearsalError) as caught:
+        run_rehearsal(plan, trainer=trainer, echo=None)
+    return caught.value
 
 
 @pytest.mark.reliability(
@@ -135,11 +143,9 @@ def test_rehearsal_fails_before_training_when_bucket_absent(s3_env: MotoS3) -> N
     _clear_s3_cache()
     trainer = FakeTrainer()
     started = time.monotonic()
-    with pytest.raises(RehearsalError) as caught:
-        run_rehearsal(_plan("s3://absent-bucket-pre/runs"), trainer=trainer, echo=None)  # type: ignore[arg-type]
+    error = _rehearsal_error("s3://absent-bucket-pre/runs", trainer)
     assert time.monotonic() - started < FAST
     assert trainer.configs == []  # never trained
-    error = caught.value
     assert error.reason == STORE_UNAVAILABLE_REASON == "StoreUnavailable"
     assert "preflight failed, nothing ran" in str(error)
     assert "bucket absent" in str(error) and "absent-bucket-pre" in str(error)
@@ -152,11 +158,10 @@ def test_rehearsal_fails_before_training_when_bucket_absent(s3_env: MotoS3) -> N
 )
 def test_rehearsal_fails_before_training_without_credentials(no_credentials: MotoS3) -> None:
     trainer = FakeTrainer()
-    with pytest.raises(RehearsalError) as caught:
-        run_rehearsal(_plan("s3://somewhere/runs"), trainer=trainer, echo=None)  # type: ignore[arg-type]
+    error = _rehearsal_error("s3://somewhere/runs", trainer)
     assert trainer.configs == []
-    assert caught.value.reason == "StoreUnavailable"
-    assert "credentials missing" in str(caught.value)
+    assert error.reason == "StoreUnavailable"
+    assert "credentials missing" in str(error)
 
 
 @pytest.mark.reliability(
@@ -185,10 +190,6 @@ def test_rehearsal_entrypoint_exits_failed_on_unwritable_folder(
 # ------------------------------------------------------------------------- sweep driver
 
 
-def _sweep_file(path: Path) -> Path:
-    return write_sweep(path, "pre", stand_in_grid([0.003]))
-
-
 @pytest.mark.reliability(
     "fault",
     "sweep whose bucket is absent (driver)",
@@ -200,7 +201,7 @@ def test_sweep_driver_fails_before_ray_when_bucket_absent(
     env = subprocess_env | s3_env.client_env("testing", "testing-secret")
     cmd = [
         sys.executable, "-m", "tunix_rt.tune",
-        "--spec", str(_sweep_file(tmp_path / "s.yaml")),
+        "--spec", str(write_sweep(tmp_path / "s.yaml", "pre", stand_in_grid([0.003]))),
         "--storage", "s3://absent-bucket-sweep/runs",
         "--namespace", "ns",
     ]  # fmt: skip
@@ -223,7 +224,7 @@ def test_sweep_run_fails_before_ray_on_unwritable_folder(tmp_path: Path) -> None
     from tunix_rt.tune.driver import run_sweep
     from tunix_rt.tune.session import SweepRun
 
-    doc = load_sweep(str(_sweep_file(tmp_path / "s.yaml")))
+    doc = load_sweep(str(write_sweep(tmp_path / "s.yaml", "pre", stand_in_grid([0.003]))))
     folder = unwritable_folder(tmp_path)
     started = time.monotonic()
     outcome = run_sweep(SweepRun(spec=doc.spec, name="pre", storage=f"file://{folder}", echo=False))
