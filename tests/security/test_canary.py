@@ -33,6 +33,9 @@ URI_CANARY = "uri-canary-5d1e77b0a2"
 """Planted in a Sweep's storage URI: the user's own input, which kopf's DEBUG log echoes
 with the whole object (as it does any spec); refused and never echoed at INFO or above."""
 
+SWEEP = stand_in_grid([0.003, 0.5], maxFailedTrials=1)
+"""The sweep's spec: two trials of the stand-in trainer, the second one fails."""
+
 
 def leaks(text: str | bytes) -> list[str]:
     data = text.decode(errors="replace") if isinstance(text, bytes) else text
@@ -60,10 +63,6 @@ def zip_members(name: str, data: bytes) -> dict[str, bytes]:
         return {}
 
 
-def sweep_manifest(path: Path, name: str) -> Path:
-    return write_sweep(path, name, stand_in_grid([0.003, 0.5], maxFailedTrials=1))
-
-
 @pytest.mark.slow
 @pytest.mark.reliability(
     "security",
@@ -79,7 +78,7 @@ def test_local_sweep_never_prints_or_stores_the_canary(
     ray_dir = tmp_path / "ray"
     cmd = [
         sys.executable, "-m", "tunix_rt.tune",
-        "--spec", str(sweep_manifest(tmp_path / "s.yaml", "canary")),
+        "--spec", str(write_sweep(tmp_path / "s.yaml", "canary", SWEEP)),
         "--storage", f"s3://{bucket}/runs",
         "--namespace", "ns",
         "--ray-storage", str(ray_dir),
@@ -114,7 +113,7 @@ def test_storage_uri_with_credentials_is_refused_without_echoing_them(
 ) -> None:
     cmd = [
         sys.executable, "-m", "tunix_rt.tune",
-        "--spec", str(sweep_manifest(tmp_path / "s.yaml", "uri")),
+        "--spec", str(write_sweep(tmp_path / "s.yaml", "uri", SWEEP)),
         "--storage", f"s3://{CANARY_KEY_ID}:{CANARY}@bucket/runs",
         "--namespace", "ns",
     ]  # fmt: skip
