@@ -34,6 +34,10 @@ def command(path: Path, storage: Path) -> list[str]:
     return [str(EXE), "sweep", "run", str(path), "--no-live", "--storage", f"file://{storage}"]
 
 
+def run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def records(folder: Path) -> dict[str, TrialResult]:
     out = {}
     for path in sorted((folder / "trials").glob("*.json")):
@@ -60,13 +64,7 @@ def test_an_entrypoint_that_cannot_be_imported_is_refused_before_ray_starts(
     )
     path = manifest(tmp_path, "unimportable", spec)
     started = time.monotonic()
-    out = subprocess.run(
-        command(path, tmp_path / "runs"),
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run(command(path, tmp_path / "runs"), subprocess_env, timeout=300)
     assert out.returncode == ExitCode.INVALID, out.stdout + out.stderr
     assert "no module named 'no_such_package_here'" in out.stderr
     assert "nothing ran" in out.stderr
@@ -86,13 +84,7 @@ def test_goal_reached_says_so_and_the_goal_trial_succeeded(
     # The first trial scores 1.0 (the stand-in's best learning rate): the goal.
     spec = stand_in_grid([3e-3, 1e-4, 2e-4], maxConcurrentTrials=1, objective={"goal": 0.9})
     path = manifest(tmp_path, "goal", spec)
-    out = subprocess.run(
-        command(path, tmp_path / "runs"),
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    out = run(command(path, tmp_path / "runs"), subprocess_env, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     folder = tmp_path / "runs" / "local" / "goal"
     summary = SweepResult.model_validate_json((folder / "summary.json").read_text())
@@ -159,12 +151,6 @@ def test_ctrl_c_prints_the_reason_and_the_table(
     assert f"sweep interrupted: sweep interrupted with 0 of {planned} trials finished" in text
     assert f"to resume: tunix-rt sweep run {path} --storage file://{storage}" in text
     assert not (folder / "summary.json").exists()
-    shown = subprocess.run(
-        [str(EXE), "sweep", "show", str(folder)],
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    shown = run([str(EXE), "sweep", "show", str(folder)], subprocess_env, timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert "Interrupted" in table(shown.stdout).values() and "Running" not in shown.stdout
