@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from support.sweeps import write_sweep
+from support.manifests import write_sweep
 from support.trials import lr_trial
 from support.tune_workloads import python_trainer
 from tunix_rt.api.sweep import SweepSpec

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from support.sweeps import stand_in_grid, write_sweep
+from support.manifests import write_sweep
+from support.sweeps import stand_in_grid
 from support.tune_workloads import python_trainer
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import DriverSessions, SweepResult, TrialResult, TrialState

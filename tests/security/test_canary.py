@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from support.manifests import write_sweep
 from support.s3 import MotoS3
-from support.sweeps import stand_in_grid, write_sweep
+from support.sweeps import stand_in_grid
 
 CANARY = "canary-XYZ-7f3a9c1e5b2d4068"
 CANARY_KEY_ID = "AKIACANARY0000000XYZ"

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from support.manifests import write_sweep
 from support.rehearsal import FakeTrainer, tiny_trainer
 from support.s3 import MotoS3
-from support.sweeps import stand_in_grid, write_sweep
+from support.sweeps import stand_in_grid
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.rehearsal import RehearsalError, plan_from_spec, run_rehearsal

@@ -1,7 +1,6 @@
-"""Sweeps more than one test file runs: the CLI's one good Sweep, a Sweep manifest
-written to a file, the grid sweep of the stand-in python trainer, the 2-trial grid
-sweep of a tiny JAX model that the end-to-end tests train for real, and running one
-with ``tunix-rt sweep run``."""
+"""Sweeps more than one test file runs: the CLI's one good Sweep, the grid sweep of the
+stand-in python trainer, the 2-trial grid sweep of a tiny JAX model that the end-to-end
+tests train for real, and running one with ``tunix-rt sweep run``."""
 
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from support.manifests import sweep_manifest
 from support.tune_workloads import ENTRYPOINT, python_trainer
 
 GOOD_SWEEP_YAML = textwrap.dedent(
@@ -26,22 +26,6 @@ GOOD_SWEEP_YAML = textwrap.dedent(
         learningRate: {type: loguniform, low: 1.0e-4, high: 3.0e-2}
     """
 )
-
-
-def sweep_manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """A Sweep named ``name`` (no namespace) of ``spec``."""
-    return {
-        "apiVersion": "tunixrt.io/v1alpha1",
-        "kind": "Sweep",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-
-
-def write_sweep(path: Path, name: str, spec: dict[str, Any]) -> Path:
-    """``sweep_manifest(name, spec)`` as YAML at ``path``."""
-    path.write_text(yaml.safe_dump(sweep_manifest(name, spec)))
-    return path
 
 
 def stand_in_grid(
@@ -79,11 +63,9 @@ def tiny_jax_sweep(
     rates 3e-3 and 1e-5 on a grid, both at once; ``spec``: further spec fields. The
     defaults: the end-to-end sweep (tests/tune/test_tune_e2e.py)."""
     train_size, eval_size = rows
-    return {
-        "apiVersion": "tunixrt.io/v1alpha1",
-        "kind": "Sweep",
-        "metadata": {"name": name},
-        "spec": {
+    return sweep_manifest(
+        name,
+        {
             "trainer": {
                 "model": {"layers": 1, "width": 32, "heads": 2, "context": 128},
                 "dataset": {"trainSize": train_size, "evalSize": eval_size},
@@ -103,7 +85,7 @@ def tiny_jax_sweep(
             "budget": {"smokeSteps": smoke_steps},
             **spec,
         },
-    }
+    )
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from support.durable import kill_session
-from support.sweeps import stand_in_grid, write_sweep
+from support.manifests import write_sweep
+from support.sweeps import stand_in_grid
 from support.tune_workloads import python_trainer
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.evidence import verify_zip
