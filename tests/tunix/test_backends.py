@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from support.trainer import SFT_CHECKPOINT
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring import compute_primary_score
 
@@ -19,9 +20,6 @@ from tunix_rt.train import TrainingTimeout
 from tunix_rt.train.backends import run_trial, tunix_model, tunix_weights
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINT = ROOT / "examples" / "checkpoints" / "gemma3-tiny-sft" / "model.safetensors"
 
 
 def tiny(**extra: Any) -> TrainerConfig:
@@ -42,7 +40,7 @@ def from_checkpoint(backend: str, **extra: Any) -> TrainerConfig:
     """A full (no LoRA) run of ``backend`` that starts from the committed SFT checkpoint."""
     return tiny(
         backend=backend,
-        model={"name": "gemma3-tiny", "checkpoint": str(CHECKPOINT), "context": 64},
+        model={"name": "gemma3-tiny", "checkpoint": str(SFT_CHECKPOINT), "context": 64},
         loraRank=0,
         learningRate=1e-5,
         **extra,

@@ -13,31 +13,27 @@ import pytest
 
 pytest.importorskip("tunix", reason="the tunix extra is not installed")
 
+from support.trainer import full_from_sft
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.train.backends import run_trial
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINT = ROOT / "examples" / "checkpoints" / "gemma3-tiny-sft" / "model.safetensors"
-CONFIG = TrainerConfig.model_validate(
-    {
-        "backend": "tunix-grpo",
-        "model": {"name": "gemma3-tiny", "checkpoint": str(CHECKPOINT), "context": 64},
-        "loraRank": 0,
-        "maxSteps": 4,
-        "batchSize": 2,
-        "numGenerations": 2,
-        "maxGenerationLength": 24,
-        "learningRate": 1e-3,
-        "warmupSteps": 0,
-        "klBeta": 0.04,
-        "logEvery": 2,
-        "checkpointEvery": 2,
-        "seed": 0,
-        "dataset": {"trainSize": 16, "evalSize": 4},
-        "eval": {"maxTraceTokens": 24, "batchSize": 4, "evalEvery": 0},
-    }
+CONFIG = full_from_sft(
+    "tunix-grpo",
+    context=64,
+    maxSteps=4,
+    batchSize=2,
+    numGenerations=2,
+    maxGenerationLength=24,
+    learningRate=1e-3,
+    warmupSteps=0,
+    klBeta=0.04,
+    logEvery=2,
+    checkpointEvery=2,
+    seed=0,
+    dataset={"trainSize": 16, "evalSize": 4},
+    eval={"maxTraceTokens": 24, "batchSize": 4, "evalEvery": 0},
 )
 EXPLOIT = {"learningRate": 3e-3, "klBeta": 0.2}
 

@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("tunix", reason="the tunix extra is not installed")
 
-from tunix_rt.api.trainer import TrainerConfig
+from support.trainer import full_from_sft
 from tunix_rt.scoring.rewards import reward_fns
 from tunix_rt.train import data
 from tunix_rt.train import tokenizer as byte_tokenizer
@@ -26,17 +26,11 @@ from tunix_rt.train.backends import tunix_eval, tunix_grpo, tunix_model, tunix_s
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINT = ROOT / "examples" / "checkpoints" / "gemma3-tiny-sft" / "model.safetensors"
-CONFIG = TrainerConfig.model_validate(
-    {
-        "backend": "tunix-grpo",
-        "model": {"name": "gemma3-tiny", "checkpoint": str(CHECKPOINT)},
-        "loraRank": 0,
-        "batchSize": 8,
-        "dataset": {"trainSize": 64, "evalSize": 8},
-        "eval": {"maxTraceTokens": 32},
-    }
+CONFIG = full_from_sft(
+    "tunix-grpo",
+    batchSize=8,
+    dataset={"trainSize": 64, "evalSize": 8},
+    eval={"maxTraceTokens": 32},
 )
 
 
