@@ -19,9 +19,11 @@ SFT_CHECKPOINT = (
 """gemma3-tiny after SFT, committed to the repository."""
 
 
-def full_from_sft(backend: str, *, context: int | None = None, **fields: Any) -> TrainerConfig:
+def full_from_sft(
+    backend: str, fields: dict[str, Any], *, context: int | None = None
+) -> TrainerConfig:
     """A ``backend`` config that trains all of gemma3-tiny (no LoRA) from SFT_CHECKPOINT
-    (``context``: the model's, where given; ``fields``: the rest of the config)."""
+    (``fields``: the rest of the config; ``context``: the model's, where given)."""
     model: dict[str, Any] = {"name": "gemma3-tiny", "checkpoint": str(SFT_CHECKPOINT)}
     if context is not None:
         model["context"] = context

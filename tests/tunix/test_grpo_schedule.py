@@ -21,19 +21,21 @@ pytestmark = pytest.mark.slow
 
 CONFIG = full_from_sft(
     "tunix-grpo",
+    {
+        "maxSteps": 4,
+        "batchSize": 2,
+        "numGenerations": 2,
+        "maxGenerationLength": 24,
+        "learningRate": 1e-3,
+        "warmupSteps": 0,
+        "klBeta": 0.04,
+        "logEvery": 2,
+        "checkpointEvery": 2,
+        "seed": 0,
+        "dataset": {"trainSize": 16, "evalSize": 4},
+        "eval": {"maxTraceTokens": 24, "batchSize": 4, "evalEvery": 0},
+    },
     context=64,
-    maxSteps=4,
-    batchSize=2,
-    numGenerations=2,
-    maxGenerationLength=24,
-    learningRate=1e-3,
-    warmupSteps=0,
-    klBeta=0.04,
-    logEvery=2,
-    checkpointEvery=2,
-    seed=0,
-    dataset={"trainSize": 16, "evalSize": 4},
-    eval={"maxTraceTokens": 24, "batchSize": 4, "evalEvery": 0},
 )
 EXPLOIT = {"learningRate": 3e-3, "klBeta": 0.2}
 

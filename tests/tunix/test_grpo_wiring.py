@@ -28,9 +28,7 @@ pytestmark = pytest.mark.slow
 
 CONFIG = full_from_sft(
     "tunix-grpo",
-    batchSize=8,
-    dataset={"trainSize": 64, "evalSize": 8},
-    eval={"maxTraceTokens": 32},
+    {"batchSize": 8, "dataset": {"trainSize": 64, "evalSize": 8}, "eval": {"maxTraceTokens": 32}},
 )
 
 
