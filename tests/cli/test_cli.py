@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 import tunix_rt.cli as cli
+from support.imports import loaded_by
 from support.sweeps import GOOD_SWEEP_YAML as GOOD
 from support.trials import lr_trial
 from tunix_rt.api import crd
@@ -53,10 +54,7 @@ def test_help(args: tuple[str, ...], words: list[str]) -> None:
 
 
 def test_cli_import_is_light() -> None:
-    heavy = "('ray', 'jax', 'optuna', 'flax')"
-    code = f"import sys, tunix_rt.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert loaded_by(["tunix_rt.cli"], ["ray", "jax", "optuna", "flax"]) == []
 
 
 def test_validate_good_and_bad(tmp_path: Path) -> None:

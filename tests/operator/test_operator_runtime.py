@@ -17,13 +17,13 @@ import yaml
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from support.imports import loaded_by
 from support.net import free_ports
 from support.operator import (
     RAYJOBS,
     SWEEPS,
     Api,
     StartOperator,
-    ml_stacks_imported_by,
     sweep_body,
     wait_for,
 )
@@ -47,8 +47,8 @@ def http_get(url: str) -> tuple[int, str]:
 
 
 def test_operator_never_imports_ml_stacks() -> None:
-    modules = ("tunix_rt.controller", "tunix_rt.cli.operator", "tunix_rt.kuberay.client")
-    assert ml_stacks_imported_by(*modules) == ""
+    modules = ["tunix_rt.controller", "tunix_rt.cli.operator", "tunix_rt.kuberay.client"]
+    assert loaded_by(modules) == []
 
 
 async def test_metrics_endpoint_serves_prometheus_text() -> None:

@@ -14,16 +14,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from support.imports import loaded_by
 from support.net import free_port
-from support.operator import (
-    RAYJOBS,
-    SWEEPS,
-    Api,
-    StartOperator,
-    ml_stacks_imported_by,
-    sweep_body,
-    wait_for,
-)
+from support.operator import RAYJOBS, SWEEPS, Api, StartOperator, sweep_body, wait_for
 from support.ui_store import build_store
 from tunix_rt.cli.operator import UiOptions, app, build_config
 from tunix_rt.controller import ConfigError, OperatorConfig
@@ -117,5 +110,5 @@ def test_the_cli_names_the_ui_options_and_refuses_a_view_without_a_store() -> No
 
 
 def test_the_view_brings_no_ml_stack_into_the_operator() -> None:
-    view = ("tunix_rt.controller.web", "tunix_rt.ui", "tunix_rt.ui.live", "tunix_rt.ui.promote")
-    assert ml_stacks_imported_by("tunix_rt.controller", *view) == ""
+    view = ["tunix_rt.controller.web", "tunix_rt.ui", "tunix_rt.ui.live", "tunix_rt.ui.promote"]
+    assert loaded_by(["tunix_rt.controller", *view]) == []

@@ -7,7 +7,6 @@ import contextlib
 import copy
 import os
 import signal
-import subprocess
 import sys
 import threading
 import urllib.request
@@ -327,20 +326,6 @@ async def wait_for(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
         await asyncio.sleep(0.05)
-
-
-def ml_stacks_imported_by(*modules: str) -> str:
-    """The ML stacks (jax, flax, optax, ray) that importing ``modules`` brings into a fresh
-    interpreter, comma-separated; empty when none."""
-    code = (
-        f"import sys, {', '.join(modules)}\n"
-        "heavy = sorted(m for m in ('jax', 'flax', 'optax', 'ray') if m in sys.modules)\n"
-        "print(','.join(heavy))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    return result.stdout.strip()
 
 
 def handler_runs(run: OperatorRun, kind: str = "sweep", handler: str = "follow") -> int:
