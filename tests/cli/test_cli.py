@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 import tunix_rt.cli as cli
+from support.cli import invoke
 from support.imports import loaded_by
 from support.sweeps import GOOD_SWEEP_YAML as GOOD
 from support.trials import lr_trial
@@ -28,10 +29,6 @@ from tunix_rt.storage import Store
 runner = CliRunner()
 
 BAD = GOOD.replace("low: 1.0e-4", "low: 0.5")
-
-
-def invoke(*args: str) -> Any:
-    return runner.invoke(cli.app, list(args), env={"COLUMNS": "200"})
 
 
 @pytest.mark.parametrize(
