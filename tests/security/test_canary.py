@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from support.manifests import write_sweep
-from support.s3 import MotoS3
+from support.s3 import AWS_ELSEWHERE, MotoS3
 from support.sweeps import stand_in_grid
 
 CANARY = "canary-XYZ-7f3a9c1e5b2d4068"
@@ -160,15 +160,10 @@ async def test_operator_outputs_never_carry_the_canary(
     from tunix_rt.storage import Store
 
     bucket = moto_s3.fresh_bucket("canary-", "operator")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CANARY_KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("TUNIX_RT_S3_ENDPOINT_URL", moto_s3.endpoint)
+    moto_s3.put_client_env(monkeypatch, CANARY_KEY_ID, CANARY, AWS_ELSEWHERE)
     monkeypatch.setenv("TUNIX_RT_API_TOKEN", CANARY)
     monkeypatch.setenv("TUNIX_RT_STORE_ATTEMPTS", "2")
     monkeypatch.setenv("TUNIX_RT_STORE_BACKOFF_S", "0.05")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
     caplog.set_level(logging.DEBUG)
     store = Store(f"s3://{bucket}/tunix-rt")
     config = operator_config(store.uri)
