@@ -15,6 +15,7 @@ import pytest
 from pydantic import ValidationError
 from test_api_crd import cel_violations, spec_schema
 
+from support.manifests import rehearsal_manifest, sweep_manifest
 from tunix_rt.api.errors import describe
 from tunix_rt.api.manifests import check_document
 from tunix_rt.api.names import label_value
@@ -46,21 +47,11 @@ def sweep_spec(**spec: Any) -> dict[str, Any]:
 
 
 def sweep_doc(name: str = "s", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "tunixrt.io/v1alpha1",
-        "kind": "Sweep",
-        "metadata": {"name": name},
-        "spec": sweep_spec(**spec),
-    }
+    return sweep_manifest(name, sweep_spec(**spec))
 
 
 def rehearsal_doc(**spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "tunixrt.io/v1alpha1",
-        "kind": "Rehearsal",
-        "metadata": {"name": "r"},
-        "spec": spec,
-    }
+    return rehearsal_manifest("r", spec)
 
 
 def errors(doc: dict[str, Any]) -> list[tuple[str, str]]:

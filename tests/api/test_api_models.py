@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from support.manifests import rehearsal_manifest, sweep_manifest
 from tunix_rt.api.errors import ManifestError, error_path, validation_errors
 from tunix_rt.api.manifests import check_document, parse_documents, parse_sweep
 from tunix_rt.api.rehearsal import Rehearsal
@@ -21,12 +22,7 @@ LR = {"type": "loguniform", "low": 1e-4, "high": 3e-2}
 def sweep(**spec: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"searchSpace": {"learningRate": LR}}
     body.update(spec)
-    return {
-        "apiVersion": "tunixrt.io/v1alpha1",
-        "kind": "Sweep",
-        "metadata": {"name": "s"},
-        "spec": body,
-    }
+    return sweep_manifest("s", body)
 
 
 def errors_of(doc: dict[str, Any]) -> list[tuple[str, str]]:
@@ -236,11 +232,11 @@ def test_errors_name_the_field(spec: dict[str, Any], path: str, fragment: str) -
 
 
 def test_rehearsal_needs_exactly_one_source() -> None:
-    base = {"apiVersion": "tunixrt.io/v1alpha1", "kind": "Rehearsal", "metadata": {"name": "r"}}
     for spec in ({}, {"fromSweep": "s", "trainer": {}}):
-        errors = errors_of({**base, "spec": spec})
+        errors = errors_of(rehearsal_manifest("r", spec))
         assert ("spec.fromSweep", "set exactly one of trainer or fromSweep") in errors
-    assert Rehearsal.model_validate({**base, "spec": {"fromSweep": "s"}}).spec.from_sweep == "s"
+    fine = rehearsal_manifest("r", {"fromSweep": "s"})
+    assert Rehearsal.model_validate(fine).spec.from_sweep == "s"
 
 
 def test_bad_metadata_name_is_named() -> None:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support.manifests import rehearsal_manifest, sweep_manifest
 from tunix_rt.api.device_memory import GPU_MEMORY, HEADROOM, TPU_MEMORY, jax_share
 from tunix_rt.api.feasibility import Target, largest_batch, memory_problems, trial_config
 from tunix_rt.api.manifests import check_document
@@ -52,8 +53,7 @@ def sweep(
     }
     if pools:
         spec["cluster"] = {"pools": list(pools)}
-    return {"apiVersion": "tunixrt.io/v1alpha1", "kind": "Sweep", "metadata": {"name": "s"},
-            "spec": spec}  # fmt: skip
+    return sweep_manifest("s", spec)
 
 
 def refusals(doc: dict[str, Any]) -> list[tuple[str, str]]:
@@ -267,16 +267,14 @@ def test_a_gpu_memory_fraction_in_cluster_env_counts() -> None:
 
 
 def test_an_inline_rehearsal_is_refused_and_a_from_sweep_one_waits() -> None:
-    rehearsal = {
-        "apiVersion": "tunixrt.io/v1alpha1",
-        "kind": "Rehearsal",
-        "metadata": {"name": "r"},
-        "spec": {
+    rehearsal = rehearsal_manifest(
+        "r",
+        {
             "trainer": {**SFT_12B, "loraRank": 0},
             "resources": {"gpu": 1},
             "cluster": {"pools": [L4_POOL]},
         },
-    }
+    )
     found = refusals(rehearsal)
     assert found and found[0][0] == "spec.trainer" and found[0][1].startswith("the run of")
     rehearsal["spec"] = {"fromSweep": "s", "resources": {"gpu": 1}, "cluster": {"pools": [L4_POOL]}}

@@ -35,6 +35,12 @@ def workers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return groups
 
 
+def accepted_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """The (first) worker group of a Sweep of ``spec``, which admission accepts."""
+    assert errors(sweep_doc(**spec)) == []
+    return workers(sweep_spec(**spec))[0]
+
+
 def container(group: dict[str, Any]) -> dict[str, Any]:
     found: dict[str, Any] = group["template"]["spec"]["containers"][0]
     return found
@@ -47,8 +53,7 @@ def test_gpu_sweep_of_4_cpus_per_trial_on_an_l4_pool_without_sizes_is_accepted()
         "maxTrials": 8,
         "cluster": {"pools": [L4]},
     }
-    assert errors(sweep_doc(**spec)) == []
-    group = workers(sweep_spec(**spec))[0]
+    group = accepted_worker(spec)
     # g2-standard-8 (the assumed L4 machine): 7.91 allocatable CPUs less 0.5 headroom
     assert container(group)["resources"]["requests"] == {
         "cpu": "7",
@@ -67,8 +72,7 @@ def test_v6e_2x2_sweep_of_8_cpus_per_trial_is_accepted_and_pods_take_the_host() 
         "maxTrials": 8,
         "cluster": {"pools": [V6E_2X2]},
     }
-    assert errors(sweep_doc(**spec)) == []
-    group = workers(sweep_spec(**spec))[0]
+    group = accepted_worker(spec)
     assert container(group)["resources"]["requests"] == {
         "cpu": "178",
         "memory": "697Gi",
@@ -180,8 +184,7 @@ def test_a_2x4_pool_names_its_machine_and_the_rayjob_follows() -> None:
     one_vm = {**V6E_2X4, "machineType": "ct6e-standard-8t"}
     for pool, hosts, chips in ((two_vms, 2, "4"), (one_vm, 1, "8")):
         spec = {"resources": {"cpu": 8, "tpu": 4}, "cluster": {"pools": [pool]}}
-        assert errors(sweep_doc(**spec)) == []
-        group = workers(sweep_spec(**spec))[0]
+        group = accepted_worker(spec)
         assert group["numOfHosts"] == hosts
         assert container(group)["resources"]["limits"]["google.com/tpu"] == chips
         selector = group["template"]["spec"]["nodeSelector"]

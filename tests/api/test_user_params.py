@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from test_api_crd import cel_violations, spec_schema  # tests/api is on sys.path
 from typer.testing import CliRunner
 
+from support.manifests import sweep_spec_errors
 from tunix_rt.api.errors import validation_errors
 from tunix_rt.api.sweep import Sweep, SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
@@ -37,14 +38,6 @@ PY_SWEEP: dict[str, Any] = {
     },
     "maxTrials": 4,
 }
-
-
-def errors_of(spec: dict[str, Any]) -> list[tuple[str, str]]:
-    try:
-        Sweep.model_validate({"metadata": {"name": "s"}, "spec": spec})
-    except ValidationError as exc:
-        return validation_errors(exc)
-    return []
 
 
 def patched(**changes: Any) -> dict[str, Any]:
@@ -191,7 +184,7 @@ BAD_USER_SWEEPS: list[tuple[dict[str, Any], str, str, str]] = [
 def test_admission_and_the_crd_refuse_the_same_user_params(
     spec: dict[str, Any], path: str, fragment: str, cel_message: str
 ) -> None:
-    errors = errors_of(spec)
+    errors = sweep_spec_errors(spec)
     assert any(p == path and fragment in m for p, m in errors), errors
     violations = cel_violations(spec, spec_schema("Sweep"))
     assert any(cel_message in v for v in violations), violations
@@ -199,7 +192,7 @@ def test_admission_and_the_crd_refuse_the_same_user_params(
 
 def test_choice_values_of_the_wrong_type_are_refused() -> None:
     spec = patched(searchSpace={"window": {"type": "choice", "values": [1, 2.5]}})
-    errors = errors_of(spec)
+    errors = sweep_spec_errors(spec)
     assert any(
         p == "spec.searchSpace.window" and "declared int, got 2.5" in m for p, m in errors
     ), errors
@@ -207,7 +200,7 @@ def test_choice_values_of_the_wrong_type_are_refused() -> None:
 
 def test_an_unknown_name_without_declared_parameters_says_how_to_declare_one() -> None:
     spec = {"searchSpace": {"threshold": {"type": "uniform", "low": 0.1, "high": 0.9}}}
-    errors = errors_of(spec)
+    errors = sweep_spec_errors(spec)
     assert errors and errors[0][0] == "spec.searchSpace.threshold (key)"
     assert "declare it in trainer.parameters" in errors[0][1]
     assert any(
@@ -217,7 +210,7 @@ def test_an_unknown_name_without_declared_parameters_says_how_to_declare_one() -
 
 def test_an_unknown_name_is_reported_with_the_specs_other_errors() -> None:
     spec = patched(searchSpace={"windw": {"type": "randint", "low": 1, "high": 3}}, maxTrials=0)
-    paths = {p for p, _ in errors_of(spec)}
+    paths = {p for p, _ in sweep_spec_errors(spec)}
     assert {"spec.searchSpace.windw (key)", "spec.maxTrials"} <= paths
 
 
@@ -227,7 +220,7 @@ def test_the_python_backend_needs_an_entrypoint_in_the_crd_too() -> None:
     assert any(
         "backend python needs entrypoint" in v for v in cel_violations(spec, spec_schema("Sweep"))
     )
-    assert any(p == "spec.trainer.entrypoint" for p, _ in errors_of(spec))
+    assert any(p == "spec.trainer.entrypoint" for p, _ in sweep_spec_errors(spec))
 
 
 def test_trial_params_keep_the_users_names_in_the_spec_model() -> None:

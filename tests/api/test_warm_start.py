@@ -7,11 +7,10 @@ import copy
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 from test_api_crd import cel_violations, spec_schema  # tests/api is on sys.path
 
-from tunix_rt.api.errors import validation_errors
-from tunix_rt.api.sweep import Sweep, SweepSpec
+from support.manifests import sweep_spec_errors
+from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.api.warm_start import ReusedFrom, SkipReason
 from tunix_rt.contract.warm_start import (
@@ -36,14 +35,6 @@ SPEC: dict[str, Any] = {
 }
 
 
-def errors_of(spec: dict[str, Any]) -> list[tuple[str, str]]:
-    try:
-        Sweep.model_validate({"metadata": {"name": "s"}, "spec": spec})
-    except ValidationError as exc:
-        return validation_errors(exc)
-    return []
-
-
 def with_warm(warm: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(SPEC) | {"warmStartFrom": warm}
 
@@ -61,7 +52,7 @@ def with_warm(warm: dict[str, Any]) -> dict[str, Any]:
 )
 def test_a_sweep_name_or_a_store_uri_is_accepted(warm: dict[str, Any]) -> None:
     spec = with_warm(warm)
-    assert errors_of(spec) == []
+    assert sweep_spec_errors(spec) == []
     assert cel_violations(spec, spec_schema("Sweep")) == []
     parsed = SweepSpec.model_validate(spec).warm_start_from
     assert parsed is not None and parsed.rerun_measured is bool(warm.get("rerunMeasured"))
@@ -74,7 +65,7 @@ def test_a_sweep_name_or_a_store_uri_is_accepted(warm: dict[str, Any]) -> None:
 )
 def test_exactly_one_source_is_required_by_the_model_and_by_cel(warm: dict[str, Any]) -> None:
     spec = with_warm(warm)
-    (error,) = errors_of(spec)
+    (error,) = sweep_spec_errors(spec)
     assert error[0] == "spec.warmStartFrom.sweep"
     assert "exactly one of warmStartFrom.sweep" in error[1]
     assert any(
@@ -84,20 +75,20 @@ def test_exactly_one_source_is_required_by_the_model_and_by_cel(warm: dict[str, 
 
 
 def test_a_uri_that_is_no_store_is_refused_with_the_fix() -> None:
-    (error,) = errors_of(with_warm({"uri": "https://example.com/sweep"}))
+    (error,) = sweep_spec_errors(with_warm({"uri": "https://example.com/sweep"}))
     assert error[0] == "spec.warmStartFrom.uri"
     assert "file://PATH, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX" in error[1]
 
 
 def test_a_uri_with_a_credential_is_refused_without_echoing_it() -> None:
     secret = "AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"
-    errors = errors_of(with_warm({"uri": f"s3://{secret}@bucket/ml/earlier"}))
+    errors = sweep_spec_errors(with_warm({"uri": f"s3://{secret}@bucket/ml/earlier"}))
     assert errors and all(secret not in message for _, message in errors)
     assert any("warmStartFrom.uri" in path for path, _ in errors)
 
 
 def test_a_sweep_name_must_be_a_kubernetes_name() -> None:
-    (error,) = errors_of(with_warm({"sweep": "Not_A_Name"}))
+    (error,) = sweep_spec_errors(with_warm({"sweep": "Not_A_Name"}))
     assert error[0] == "spec.warmStartFrom.sweep"
     assert "DNS-1123" in error[1]
 

@@ -14,6 +14,8 @@ import yaml
 from typer.testing import CliRunner
 
 import tunix_rt.cli as cli
+from support.cli import invoke
+from support.imports import loaded_by
 from support.sweeps import GOOD_SWEEP_YAML as GOOD
 from support.trials import lr_trial
 from tunix_rt.api import crd
@@ -27,10 +29,6 @@ from tunix_rt.storage import Store
 runner = CliRunner()
 
 BAD = GOOD.replace("low: 1.0e-4", "low: 0.5")
-
-
-def invoke(*args: str) -> Any:
-    return runner.invoke(cli.app, list(args), env={"COLUMNS": "200"})
 
 
 @pytest.mark.parametrize(
@@ -53,10 +51,7 @@ def test_help(args: tuple[str, ...], words: list[str]) -> None:
 
 
 def test_cli_import_is_light() -> None:
-    heavy = "('ray', 'jax', 'optuna', 'flax')"
-    code = f"import sys, tunix_rt.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert loaded_by(["tunix_rt.cli"], ["ray", "jax", "optuna", "flax"]) == []
 
 
 def test_validate_good_and_bad(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 
+from support.manifests import write_sweep
 from support.trials import lr_trial
 from support.tune_workloads import python_trainer
 from tunix_rt.api.sweep import SweepSpec
@@ -99,8 +99,7 @@ def test_a_terminal_shows_what_sweep_run_does_from_the_first_seconds(
         "algorithm": "grid",
         "trainer": python_trainer("no_such_package_here.x:train"),
     }
-    doc = {"apiVersion": "tunixrt.io/v1alpha1", "kind": "Sweep", "metadata": {"name": "screen"}}
-    path.write_text(yaml.safe_dump({**doc, "spec": spec}))
+    write_sweep(path, "screen", spec)
     controller, terminal = pty.openpty()
     env = {**subprocess_env, "TERM": "xterm-256color"}
     env.pop("COLUMNS", None)

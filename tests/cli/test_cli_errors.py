@@ -8,13 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-import tunix_rt.cli as cli
+from support.cli import invoke as invoke_wide
 from tunix_rt.cli.suggest import closest, hint
 from tunix_rt.contract.exits import ExitCode
-
-runner = CliRunner()
 
 HEAD = "apiVersion: tunixrt.io/v1alpha1\nkind: Sweep\nmetadata: {name: typos}\n"
 
@@ -49,7 +46,7 @@ CASES = [
 
 
 def invoke(*args: str) -> Any:
-    return runner.invoke(cli.app, list(args), env={"COLUMNS": "400"})
+    return invoke_wide(*args, columns=400)
 
 
 @pytest.mark.parametrize(("body", "expected"), CASES)

@@ -11,12 +11,10 @@ import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-import tunix_rt.cli as cli
+from support.cli import invoke
 from support.evidence import write_evidence
 from support.sweeps import GOOD_SWEEP_YAML as GOOD
 from tunix_rt.api.sweep import SweepSpec
@@ -33,15 +31,10 @@ from tunix_rt.cli.sweep_process import CLI_MARK
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.storage import Store
 
-runner = CliRunner()
 EXE = Path(sys.executable).with_name("tunix-rt")
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "examples" / "sweep-smoke.yaml"
 TRAINER = ROOT / "examples" / "trainer-smoke.yaml"
-
-
-def invoke(*args: str, columns: int = 200, **env: str) -> Any:
-    return runner.invoke(cli.app, list(args), env={"COLUMNS": str(columns), **env})
 
 
 def console(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

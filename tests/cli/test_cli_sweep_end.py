@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 import tunix_rt.cli as cli
+from support.manifests import write_sweep
 from support.trials import lr_trial
 from tunix_rt.api.common import Phase
 from tunix_rt.api.sweep import SweepSpec
@@ -95,8 +95,7 @@ class Sweep:
         )
 
     def write_spec(self, spec: dict[str, Any]) -> None:
-        doc = {"apiVersion": "tunixrt.io/v1alpha1", "kind": "Sweep", "metadata": {"name": "x"}}
-        self.file.write_text(yaml.safe_dump({**doc, "spec": spec}))
+        write_sweep(self.file, "x", spec)
 
     def earlier(self, *trials: TrialResult, summary: SweepResult | None = None) -> None:
         """What an earlier run left: its spec, trial records, maybe its summary."""

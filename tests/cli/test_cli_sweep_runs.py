@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from support.manifests import write_sweep
+from support.sweeps import stand_in_grid
 from support.tune_workloads import python_trainer
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import DriverSessions, SweepResult, TrialResult, TrialState
@@ -27,14 +28,15 @@ EXE = Path(sys.executable).with_name("tunix-rt")
 
 
 def manifest(tmp_path: Path, name: str, spec: dict[str, Any]) -> Path:
-    path = tmp_path / f"{name}.yaml"
-    doc = {"apiVersion": "tunixrt.io/v1alpha1", "kind": "Sweep", "metadata": {"name": name}}
-    path.write_text(yaml.safe_dump({**doc, "spec": spec}))
-    return path
+    return write_sweep(tmp_path / f"{name}.yaml", name, spec)
 
 
 def command(path: Path, storage: Path) -> list[str]:
     return [str(EXE), "sweep", "run", str(path), "--no-live", "--storage", f"file://{storage}"]
+
+
+def run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def records(folder: Path) -> dict[str, TrialResult]:
@@ -58,22 +60,12 @@ def table(output: str) -> dict[str, str]:
 def test_an_entrypoint_that_cannot_be_imported_is_refused_before_ray_starts(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    spec = {
-        "searchSpace": {"learningRate": {"type": "grid", "values": [1e-3, 3e-3]}},
-        "algorithm": "grid",
-        "maxTrials": 2,
-        "budget": {"smokeSteps": 10},
-        "trainer": python_trainer("no_such_package_here.train:train"),
-    }
+    spec = stand_in_grid(
+        [1e-3, 3e-3], smoke_steps=10, trainer=python_trainer("no_such_package_here.train:train")
+    )
     path = manifest(tmp_path, "unimportable", spec)
     started = time.monotonic()
-    out = subprocess.run(
-        command(path, tmp_path / "runs"),
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run(command(path, tmp_path / "runs"), subprocess_env, timeout=300)
     assert out.returncode == ExitCode.INVALID, out.stdout + out.stderr
     assert "no module named 'no_such_package_here'" in out.stderr
     assert "nothing ran" in out.stderr
@@ -90,24 +82,10 @@ def test_an_entrypoint_that_cannot_be_imported_is_refused_before_ray_starts(
 def test_goal_reached_says_so_and_the_goal_trial_succeeded(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    spec = {
-        # The first trial scores 1.0 (the stand-in's best learning rate): the goal.
-        "searchSpace": {"learningRate": {"type": "grid", "values": [3e-3, 1e-4, 2e-4]}},
-        "algorithm": "grid",
-        "maxTrials": 3,
-        "maxConcurrentTrials": 1,
-        "objective": {"goal": 0.9},
-        "budget": {"smokeSteps": 20},
-        "trainer": python_trainer(logEvery=10),
-    }
+    # The first trial scores 1.0 (the stand-in's best learning rate): the goal.
+    spec = stand_in_grid([3e-3, 1e-4, 2e-4], maxConcurrentTrials=1, objective={"goal": 0.9})
     path = manifest(tmp_path, "goal", spec)
-    out = subprocess.run(
-        command(path, tmp_path / "runs"),
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    out = run(command(path, tmp_path / "runs"), subprocess_env, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     folder = tmp_path / "runs" / "local" / "goal"
     summary = SweepResult.model_validate_json((folder / "summary.json").read_text())
@@ -129,16 +107,14 @@ def test_goal_reached_says_so_and_the_goal_trial_succeeded(
 def test_ctrl_c_prints_the_reason_and_the_table(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    spec = {
-        "searchSpace": {"learningRate": {"type": "grid", "values": [3e-3, 1e-3]}},
-        "algorithm": "grid",
-        "maxTrials": 2,
-        "maxConcurrentTrials": 1,
-        # 200 reports of 0.5 s: a trial is still running when the interrupt lands, even on
-        # a loaded machine.
-        "budget": {"smokeSteps": 2000},
-        "trainer": python_trainer("support.tune_workloads:train_slow", logEvery=10),
-    }
+    # 200 reports of 0.5 s: a trial is still running when the interrupt lands, even on a
+    # loaded machine.
+    spec = stand_in_grid(
+        [3e-3, 1e-3],
+        smoke_steps=2000,
+        entrypoint="support.tune_workloads:train_slow",
+        maxConcurrentTrials=1,
+    )
     path = manifest(tmp_path, "cut", spec)
     storage = tmp_path / "runs"
     folder = storage / "local" / "cut"
@@ -176,12 +152,6 @@ def test_ctrl_c_prints_the_reason_and_the_table(
     assert f"sweep interrupted: sweep interrupted with 0 of {planned} trials finished" in text
     assert f"to resume: tunix-rt sweep run {path} --storage file://{storage}" in text
     assert not (folder / "summary.json").exists()
-    shown = subprocess.run(
-        [str(EXE), "sweep", "show", str(folder)],
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    shown = run([str(EXE), "sweep", "show", str(folder)], subprocess_env, timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert "Interrupted" in table(shown.stdout).values() and "Running" not in shown.stdout

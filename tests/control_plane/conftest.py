@@ -43,6 +43,14 @@ def installed(plane: ControlPlane, kuberay_crds: None) -> ControlPlane:
     return install_chart(plane)
 
 
+@pytest.fixture(scope="module")
+def ns(installed: ControlPlane, request: pytest.FixtureRequest) -> str:
+    """The test module's own namespace (its ``NS``), created."""
+    name: str = request.module.NS
+    installed.kubectl("create", "namespace", name)
+    return name
+
+
 @pytest.fixture(scope="session")
 def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The operator's store: a local folder stands in for the README's s3:// bucket (the

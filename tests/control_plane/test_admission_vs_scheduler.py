@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from support.control_plane import ControlPlane, control_plane
+from support.manifests import sweep_manifest
 from support.scheduler_placement import NS, scheduler_verdict
 from tunix_rt.api.machines import catalog
 from tunix_rt.api.manifests import check_document
@@ -210,14 +211,7 @@ def test_admission_accepts_exactly_what_the_scheduler_places(
         assume(False)  # not a placement question: the shape itself is refused
         return
     problems = check_placement(spec)
-    validate = check_document(
-        {
-            "apiVersion": "tunixrt.io/v1alpha1",
-            "kind": "Sweep",
-            "metadata": {"name": "s"},
-            "spec": wire,
-        }
-    ).errors
+    validate = check_document(sweep_manifest("s", wire)).errors
     assert (problems == []) == (validate == []), (problems, validate)
     placed, said = scheduler_verdict(sched, spec)
     print(f"{'accept' if not problems else 'refuse'} | {said} | {json.dumps(wire['resources'])}")

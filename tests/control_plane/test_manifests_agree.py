@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from support.control_plane import ControlPlane
@@ -45,12 +44,6 @@ def server_apply(plane: ControlPlane, doc: dict[str, Any], text: str) -> tuple[b
             "?fieldManager=kubectl&fieldValidation=Strict&dryRun=All&force=true")  # fmt: skip
     code, body = plane.request("PATCH", path, text.encode(), "application/apply-patch+yaml")
     return code < 300, str(body.get("message", ""))
-
-
-@pytest.fixture(scope="module")
-def ns(installed: ControlPlane) -> str:
-    installed.kubectl("create", "namespace", NS)
-    return NS
 
 
 def test_every_example_is_accepted_by_the_server_and_by_validate(

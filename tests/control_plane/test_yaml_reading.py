@@ -86,12 +86,6 @@ def typed(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
-@pytest.fixture(scope="module")
-def ns(installed: ControlPlane) -> str:
-    installed.kubectl("create", "namespace", NS)
-    return NS
-
-
 def apply(plane: ControlPlane, path: Path, ns: str) -> subprocess.CompletedProcess[str]:
     return plane.kubectl("-n", ns, "apply", "--server-side", "-f", str(path), check=False)
 

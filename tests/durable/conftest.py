@@ -12,7 +12,7 @@ import pytest
 
 from support.operator import ApiServer, OperatorRun
 from support.operator_config import operator_config
-from support.s3 import SECRET, MotoS3
+from support.s3 import AWS_ELSEWHERE, SECRET, MotoS3
 from tunix_rt.storage import Store
 
 
@@ -37,19 +37,8 @@ def driver_env(
     """The driver's environment: moto's endpoint and dummy credentials (as the chart's
     Secret gives them). The test process gets the same variables, so its Store and the
     operator reach moto too."""
-    s3 = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "TUNIX_RT_S3_ENDPOINT_URL": moto_s3.endpoint,
-    }
-    for name, value in s3.items():
-        monkeypatch.setenv(name, value)
-    for name in (
-        "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
-        "TUNIX_RT_STORE_ATTEMPTS", "TUNIX_RT_STORE_BACKOFF_S",
-    ):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
+    unset = (*AWS_ELSEWHERE, "TUNIX_RT_STORE_ATTEMPTS", "TUNIX_RT_STORE_BACKOFF_S")
+    s3 = moto_s3.put_client_env(monkeypatch, "testing", SECRET, unset)
     env = {k: v for k, v in subprocess_env.items() if not k.startswith("AWS_")}
     return env | s3
 

@@ -6,6 +6,7 @@ import re
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,28 +27,28 @@ class Collector(HTMLParser):
         self.attrs.extend(attrs)
 
 
+def _succeeded(
+    trial_id: str, learning_rate: float, score: float, losses: list[float]
+) -> dict[str, Any]:
+    """A trial of 20 steps that ended, its loss at steps 10 and 20."""
+    return {
+        "trial_id": trial_id,
+        "params": {"learning_rate": learning_rate},
+        "primary_score": score,
+        "state": "Succeeded",
+        "steps": 20,
+        "curve": [{"step": 10, "loss": losses[0]}, {"step": 20, "loss": losses[1]}],
+    }
+
+
 SWEEP = {
     "sweep": "smoke",
     "namespace": "local",
     "best_trial_id": "t-0002",
     "primary_score": 0.5,
     "trials": [
-        {
-            "trial_id": "t-0001",
-            "params": {"learning_rate": 0.001},
-            "primary_score": 0.25,
-            "state": "Succeeded",
-            "steps": 20,
-            "curve": [{"step": 10, "loss": 2.0}, {"step": 20, "loss": 1.5}],
-        },
-        {
-            "trial_id": "t-0002",
-            "params": {"learning_rate": 0.01},
-            "primary_score": 0.5,
-            "state": "Succeeded",
-            "steps": 20,
-            "curve": [{"step": 10, "loss": 1.8}, {"step": 20, "loss": 0.9}],
-        },
+        _succeeded("t-0001", 0.001, 0.25, [2.0, 1.5]),
+        _succeeded("t-0002", 0.01, 0.5, [1.8, 0.9]),
         {
             "trial_id": "t-0003",
             "params": {"learning_rate": 0.9},

@@ -5,6 +5,7 @@ and its refusals as named errors that never show the token."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -116,8 +117,7 @@ def test_a_refused_request_is_named_and_the_branch_stays_pushed(
     bare: Path,
     env: dict[str, str],
     forge_api: ForgeStandIn,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    printed: Callable[[], str],
 ) -> None:
     forge_api.status, forge_api.body = status, answer
     token = GITHUB_TOKEN if forge == "github" else GITLAB_TOKEN
@@ -130,8 +130,7 @@ def test_a_refused_request_is_named_and_the_branch_stays_pushed(
     assert refused.value.exit_code == ExitCode.FAILED
     assert refused.value.promotion.pushed and refused.value.promotion.pull_request_url is None
     assert BRANCH in branches(bare, env)
-    captured = capsys.readouterr()
-    assert token not in message + captured.out + captured.err + caplog.text
+    assert token not in message + printed()
 
 
 def test_without_a_token_the_branch_is_pushed_and_the_reason_said(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -184,8 +185,7 @@ def test_a_url_with_credentials_is_refused_before_git_runs(
     sweep: Path,
     env: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    printed: Callable[[], str],
 ) -> None:
     def no_git(*args: Any, **kwargs: Any) -> None:
         raise AssertionError(f"git ran: {args}")
@@ -196,8 +196,7 @@ def test_a_url_with_credentials_is_refused_before_git_runs(
     message = str(refused.value)
     assert message.startswith("--git: the repository URL must not carry credentials")
     assert "GITHUB_TOKEN" in message and "TUNIX_RT_GIT_TOKEN_FILE" in message
-    captured = capsys.readouterr()
-    said = message + captured.out + captured.err + caplog.text
+    said = message + printed()
     assert GITHUB_TOKEN not in said and "plainpassword" not in said
     cli_out = CliRunner().invoke(cli.app, ["promote", str(sweep), "--git", url], env=cli_env())
     assert cli_out.exit_code == ExitCode.INVALID
@@ -209,8 +208,7 @@ def test_the_token_reaches_git_through_its_environment_only(
     sweep: Path,
     env: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    printed: Callable[[], str],
 ) -> None:
     """An https remote with GITHUB_TOKEN: git gets an Authorization header scoped to the
     host through GIT_CONFIG_*; argv never holds it, and when git fails echoing it (as a
@@ -238,8 +236,7 @@ def test_the_token_reaches_git_through_its_environment_only(
     assert git_env["GIT_TERMINAL_PROMPT"] == "0" and "ext" not in git_env["GIT_ALLOW_PROTOCOL"]
     message = str(failed.value)
     assert message.startswith("git ls-remote failed (exit 128): fatal: unable to access")
-    captured = capsys.readouterr()
-    said = message + captured.out + captured.err + caplog.text
+    said = message + printed()
     assert GITHUB_TOKEN not in said and basic not in said
 
 

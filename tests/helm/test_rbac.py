@@ -21,13 +21,12 @@ Any verb beyond the table fails the test; so does a missing one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import helm_python as helm
 import pytest
 
-from helm.test_chart import CHART, VALUE_SETS, Manifest, render
+from helm.test_chart import VALUE_SETS, Manifest, render
 
 Grants = dict[tuple[str, str], set[str]]
 
@@ -93,12 +92,6 @@ def actual(docs: list[Manifest]) -> dict[str, Grants]:
             assert key not in out, f"two {key}s"
             out[key] = grants(doc)
     return out
-
-
-@pytest.fixture(scope="module")
-def chart() -> Iterator[helm.Chart]:
-    with helm.Chart.load(CHART) as loaded:
-        yield loaded
 
 
 @pytest.mark.reliability(

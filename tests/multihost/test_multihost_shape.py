@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from support.manifests import write_sweep
 from tunix_rt.api.placement import check_placement, spanning_fit
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.api.sweep import SweepSpec
@@ -193,14 +193,8 @@ def test_inconsistent_shapes_are_refused(resources: dict, field: str, words: lis
 
 
 def test_validate_refuses_an_unplaceable_sweep(tmp_path: Path) -> None:
-    doc = {
-        "apiVersion": "tunixrt.io/v1alpha1",
-        "kind": "Sweep",
-        "metadata": {"name": "too-big"},
-        "spec": spec({"tpuSlice": V6E_4X4}, [tpu_pool(maxReplicas=1)], concurrent=2),
-    }
-    path = tmp_path / "too-big.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    big = spec({"tpuSlice": V6E_4X4}, [tpu_pool(maxReplicas=1)], concurrent=2)
+    path = write_sweep(tmp_path / "too-big.yaml", "too-big", big)
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 2, result.output
     assert "spec.maxConcurrentTrials" in result.output

@@ -16,7 +16,7 @@ from support.operator import (
     StartOperator,
 )
 from support.operator_config import operator_config
-from support.s3 import SECRET, MotoS3
+from support.s3 import AWS_ELSEWHERE, SECRET, MotoS3
 from tunix_rt.controller import OperatorConfig
 from tunix_rt.storage import Store
 
@@ -56,12 +56,7 @@ def s3_env(monkeypatch: pytest.MonkeyPatch, moto_s3: MotoS3) -> MotoS3:
     """Dummy credentials (a recognisable secret) and moto's endpoint in the environment,
     as the Helm chart's storage Secret would provide them; the Store's retries and
     timeouts kept small so that a store fault costs the tests little time."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("TUNIX_RT_S3_ENDPOINT_URL", moto_s3.endpoint)
+    moto_s3.put_client_env(monkeypatch, S3_ACCESS_KEY, SECRET, AWS_ELSEWHERE)
     monkeypatch.setenv("TUNIX_RT_STORE_ATTEMPTS", "2")
     monkeypatch.setenv("TUNIX_RT_STORE_BACKOFF_S", "0.05")
     monkeypatch.setenv("TUNIX_RT_STORE_CONNECT_TIMEOUT_S", "1")

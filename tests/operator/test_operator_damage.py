@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from support.operator import (
-    RAYJOBS,
     SWEEPS,
     Api,
     StartOperator,
     assert_status_fits_crd,
     status_of,
     sweep_body,
+    sweep_running,
     wait_for,
     write_trial,
 )
@@ -36,9 +36,7 @@ async def test_unreadable_trial_records_are_counted_and_named_in_status(
     api: Api, store: Store, start_operator: StartOperator
 ) -> None:
     await start_operator()
-    await api.create(SWEEPS, sweep_body("dmg"))
-    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-dmg"), what="the RayJob")
-    await api.job_status(NS, "sweep-dmg", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    await sweep_running(api, sweep_body("dmg"))
     write_trial(store, NS, "dmg", "t_00000", TrialState.SUCCEEDED, 0.5)
     good = store.read_bytes(trial_key(NS, "dmg", "t_00000"))
     store.write_bytes(trial_key(NS, "dmg", "t_00001"), good[: len(good) // 2])  # cut short

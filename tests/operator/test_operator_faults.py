@@ -54,6 +54,7 @@ from support.operator import (
     rehearsal_body,
     status_of,
     sweep_body,
+    sweep_running,
     wait_for,
     write_summary,
     write_trial,
@@ -271,9 +272,7 @@ async def test_operator_killed_mid_sweep_converges(
     operator = OperatorProcess(str(apiserver.url), tmp_path, **env)
     await operator.start()
     try:
-        await api.create(SWEEPS, sweep_body("killed", maxTrials=3))
-        await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-killed"), what="the RayJob")
-        await api.job_status(NS, "sweep-killed", jobDeploymentStatus="Running", jobStatus="RUNNING")
+        await sweep_running(api, sweep_body("killed", maxTrials=3))
         write_trial(store, NS, "killed", "t_00000", TrialState.SUCCEEDED, 0.5)
         await wait_for(lambda: _completed(api, "killed", 1), what="one trial seen")
         output = await operator.kill()
@@ -347,9 +346,7 @@ async def test_crashing_trials_count_until_max_failed_trials(
     trial result kept."""
     await start_operator()
     body = sweep_body("crashy", maxTrials=6, maxFailedTrials=1)
-    await api.create(SWEEPS, body)
-    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-crashy"), what="the RayJob")
-    await api.job_status(NS, "sweep-crashy", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    await sweep_running(api, body)
 
     write_trial(store, NS, "crashy", "t_00000", TrialState.FAILED, None)
 
@@ -404,9 +401,7 @@ async def test_driver_restart_keeps_finished_trials(
     their records, and re-runs the one that was running). The Sweep never loses a finished
     trial, never fails, never repeats a trial Event, and ends with every trial."""
     await start_operator()
-    await api.create(SWEEPS, sweep_body("phoenix", maxTrials=4, maxFailedTrials=1))
-    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-phoenix"), what="the RayJob")
-    await api.job_status(NS, "sweep-phoenix", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    await sweep_running(api, sweep_body("phoenix", maxTrials=4, maxFailedTrials=1))
     done = [
         write_trial(store, NS, "phoenix", "t_00000", TrialState.SUCCEEDED, 0.5),
         write_trial(store, NS, "phoenix", "t_00001", TrialState.FAILED, None),
@@ -478,9 +473,7 @@ async def test_store_outage_sets_degraded_and_loses_nothing(
     appear once the store is back, ``Degraded`` turns False (one Normal Event), and the
     sweep finishes with every trial."""
     run = await start_operator(s3_config)
-    await api.create(SWEEPS, sweep_body("outage", maxTrials=3))
-    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-outage"), what="the RayJob")
-    await api.job_status(NS, "sweep-outage", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    await sweep_running(api, sweep_body("outage", maxTrials=3))
     write_trial(s3_store, NS, "outage", "t_00000", TrialState.SUCCEEDED, 0.5)
     await wait_for(lambda: _completed(api, "outage", 1), what="one trial read from S3")
     assert condition(await api.get(SWEEPS, NS, "outage"), "Degraded") == {}

@@ -33,6 +33,7 @@ from support.operator import (
     rehearsal_succeeds,
     status_of,
     sweep_body,
+    sweep_running,
     wait_for,
     write_summary,
     write_trial,
@@ -158,9 +159,7 @@ async def test_store_unreachable_while_running_is_retried_until_back(
     warns and retries; the sweep stays Running past the summary grace period (no
     NoSummary failure), and succeeds once the endpoint is back."""
     operator = await start_operator(s3_config)
-    await api.create(SWEEPS, sweep_body("flaky", maxTrials=2))
-    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-flaky"), what="the RayJob")
-    await api.job_status(NS, "sweep-flaky", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    await sweep_running(api, sweep_body("flaky", maxTrials=2))
     write_trial(s3_store, NS, "flaky", "t_00000", TrialState.SUCCEEDED, 0.5)
 
     async def one_done() -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from support.operator import (
     printer_columns,
     status_of,
     sweep_body,
+    sweep_running,
     wait_for,
     write_summary,
     write_trial,
@@ -182,9 +183,7 @@ async def test_restart_adopts_the_rayjob(
     api: Api, apiserver: ApiServer, store: Store, start_operator: StartOperator
 ) -> None:
     first = await start_operator()
-    await api.create(SWEEPS, sweep_body("restart"))
-    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-restart"), what="the RayJob")
-    await api.job_status(NS, "sweep-restart", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    await sweep_running(api, sweep_body("restart"))
     write_trial(store, NS, "restart", "t_00000", TrialState.SUCCEEDED, 0.4)
     await wait_for(lambda: phase_is(api, SWEEPS, "restart", "Running"), what="Running")
     await first.stop()
@@ -219,9 +218,7 @@ async def test_delete_removes_the_rayjob_and_keeps_results(
     api: Api, store: Store, start_operator: StartOperator
 ) -> None:
     await start_operator()
-    await api.create(SWEEPS, sweep_body("gone"))
-    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-gone"), what="the RayJob")
-    await api.job_status(NS, "sweep-gone", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    await sweep_running(api, sweep_body("gone"))
     write_trial(store, NS, "gone", "t_00000", TrialState.SUCCEEDED, 0.3)
     await wait_for(lambda: phase_is(api, SWEEPS, "gone", "Running"), what="Running")
 
@@ -288,9 +285,7 @@ async def test_spec_change_while_running_is_ignored(
     api: Api, start_operator: StartOperator
 ) -> None:
     await start_operator()
-    await api.create(SWEEPS, sweep_body("edit"))
-    rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-edit"), what="the RayJob")
-    await api.job_status(NS, "sweep-edit", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    rayjob = await sweep_running(api, sweep_body("edit"))
     await wait_for(lambda: phase_is(api, SWEEPS, "edit", "Running"), what="Running")
 
     await api.patch(SWEEPS, NS, "edit", {"spec": {"maxTrials": 8}})

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from support.rehearsal import FakeTrainer, tiny_trainer
+from support.rehearsal import EVIDENCE_FILES, FakeTrainer, tiny_trainer
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.evidence import verify_zip
 from tunix_rt.rehearsal import plan_from_spec, result_from_store, run_rehearsal
@@ -47,14 +47,7 @@ def test_rehearsal_uploads_evidence_and_zip_to_s3(s3_endpoint: str, tmp_path: Pa
     prefix = "tunix-rt/ml/rehearsals/s3-demo/"
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="evidence")["Contents"])
     names = [k.removeprefix(prefix) for k in keys]
-    assert names[:6] == [
-        "SHA256SUMS",
-        "eval_rows.jsonl",
-        "eval_summary.json",
-        "kaggle_output_log.txt",
-        "report.html",
-        "run_manifest.json",
-    ]
+    assert names[:6] == sorted(EVIDENCE_FILES)
     assert len(names) == 7 and names[6].startswith("submission/tunix_rt_s3-demo_")
     assert result.evidence_uri == "s3://evidence/tunix-rt/ml/rehearsals/s3-demo"
     assert result.bundle_uri == f"s3://evidence/{keys[6]}"

@@ -23,16 +23,19 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 
-from support.s3 import MotoS3
-from support.tune_workloads import python_trainer
+from support.manifests import write_sweep
+from support.s3 import AWS_ELSEWHERE, MotoS3
+from support.sweeps import stand_in_grid
 
 CANARY = "canary-XYZ-7f3a9c1e5b2d4068"
 CANARY_KEY_ID = "AKIACANARY0000000XYZ"
 URI_CANARY = "uri-canary-5d1e77b0a2"
 """Planted in a Sweep's storage URI: the user's own input, which kopf's DEBUG log echoes
 with the whole object (as it does any spec); refused and never echoed at INFO or above."""
+
+SWEEP = stand_in_grid([0.003, 0.5], maxFailedTrials=1)
+"""The sweep's spec: two trials of the stand-in trainer, the second one fails."""
 
 
 def leaks(text: str | bytes) -> list[str]:
@@ -61,27 +64,6 @@ def zip_members(name: str, data: bytes) -> dict[str, bytes]:
         return {}
 
 
-def sweep_manifest(path: Path, name: str) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "tunixrt.io/v1alpha1",
-                "kind": "Sweep",
-                "metadata": {"name": name},
-                "spec": {
-                    "searchSpace": {"learningRate": {"type": "grid", "values": [0.003, 0.5]}},
-                    "algorithm": "grid",
-                    "maxTrials": 2,
-                    "maxFailedTrials": 1,
-                    "budget": {"smokeSteps": 20},
-                    "trainer": python_trainer(logEvery=10),
-                },
-            }
-        )
-    )
-    return path
-
-
 @pytest.mark.slow
 @pytest.mark.reliability(
     "security",
@@ -92,17 +74,12 @@ def test_local_sweep_never_prints_or_stores_the_canary(
     moto_s3: MotoS3, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     bucket = moto_s3.fresh_bucket("canary-", "sweep")
-    env = subprocess_env | {
-        "AWS_ACCESS_KEY_ID": CANARY_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": CANARY,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "TUNIX_RT_S3_ENDPOINT_URL": moto_s3.endpoint,
-        "TUNIX_RT_API_TOKEN": CANARY,  # any credential-looking variable
-    }
+    env = subprocess_env | moto_s3.client_env(CANARY_KEY_ID, CANARY)
+    env["TUNIX_RT_API_TOKEN"] = CANARY  # any credential-looking variable
     ray_dir = tmp_path / "ray"
     cmd = [
         sys.executable, "-m", "tunix_rt.tune",
-        "--spec", str(sweep_manifest(tmp_path / "s.yaml", "canary")),
+        "--spec", str(write_sweep(tmp_path / "s.yaml", "canary", SWEEP)),
         "--storage", f"s3://{bucket}/runs",
         "--namespace", "ns",
         "--ray-storage", str(ray_dir),
@@ -137,7 +114,7 @@ def test_storage_uri_with_credentials_is_refused_without_echoing_them(
 ) -> None:
     cmd = [
         sys.executable, "-m", "tunix_rt.tune",
-        "--spec", str(sweep_manifest(tmp_path / "s.yaml", "uri")),
+        "--spec", str(write_sweep(tmp_path / "s.yaml", "uri", SWEEP)),
         "--storage", f"s3://{CANARY_KEY_ID}:{CANARY}@bucket/runs",
         "--namespace", "ns",
     ]  # fmt: skip
@@ -183,15 +160,10 @@ async def test_operator_outputs_never_carry_the_canary(
     from tunix_rt.storage import Store
 
     bucket = moto_s3.fresh_bucket("canary-", "operator")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CANARY_KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("TUNIX_RT_S3_ENDPOINT_URL", moto_s3.endpoint)
+    moto_s3.put_client_env(monkeypatch, CANARY_KEY_ID, CANARY, AWS_ELSEWHERE)
     monkeypatch.setenv("TUNIX_RT_API_TOKEN", CANARY)
     monkeypatch.setenv("TUNIX_RT_STORE_ATTEMPTS", "2")
     monkeypatch.setenv("TUNIX_RT_STORE_BACKOFF_S", "0.05")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
     caplog.set_level(logging.DEBUG)
     store = Store(f"s3://{bucket}/tunix-rt")
     config = operator_config(store.uri)

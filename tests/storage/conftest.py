@@ -31,12 +31,7 @@ def serve(server: S) -> Iterator[S]:
 @pytest.fixture
 def s3_env(monkeypatch: pytest.MonkeyPatch, moto_s3: MotoS3) -> MotoS3:
     """Dummy credentials in the environment (with a recognisable secret) and the endpoint."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("TUNIX_RT_S3_ENDPOINT_URL", moto_s3.endpoint)
+    moto_s3.put_client_env(monkeypatch, "testing", SECRET)
     return moto_s3
 
 

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from support.manifests import write_sweep
 from support.rehearsal import FakeTrainer, tiny_trainer
 from support.s3 import MotoS3
-from support.tune_workloads import python_trainer
+from support.sweeps import stand_in_grid
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.rehearsal import RehearsalError, plan_from_spec, run_rehearsal
@@ -65,6 +66,13 @@ def unwritable_folder(tmp_path: Path) -> Path:
     return folder
 
 
+def _probe_error(uri: str, *prefix: str) -> StorePreflightError:
+    """What ``Store(uri).probe(*prefix)`` raises."""
+    with pytest.raises(StorePreflightError) as caught:
+        Store(uri).probe(*prefix)
+    return caught.value
+
+
 # ------------------------------------------------------------------------- Store.probe
 
 
@@ -84,12 +92,11 @@ def test_probe_writes_then_deletes(bucket: str, s3_env: MotoS3, tmp_path: Path) 
 )
 def test_probe_names_missing_credentials(no_credentials: MotoS3) -> None:
     started = time.monotonic()
-    with pytest.raises(StorePreflightError) as caught:
-        Store("s3://some-bucket/prefix").probe("ns/x")
+    error = _probe_error("s3://some-bucket/prefix", "ns/x")
     assert time.monotonic() - started < FAST
-    assert caught.value.cause.startswith("credentials missing")
-    assert "s3://some-bucket/prefix/ns/x" in str(caught.value)
-    assert "bucket 'some-bucket'" in str(caught.value)
+    assert error.cause.startswith("credentials missing")
+    assert "s3://some-bucket/prefix/ns/x" in str(error)
+    assert "bucket 'some-bucket'" in str(error)
 
 
 @pytest.mark.reliability(
@@ -99,10 +106,9 @@ def test_probe_names_missing_credentials(no_credentials: MotoS3) -> None:
 )
 def test_probe_names_absent_bucket(s3_env: MotoS3) -> None:
     _clear_s3_cache()
-    with pytest.raises(StorePreflightError) as caught:
-        Store("s3://no-such-bucket-here/p").probe()
-    assert caught.value.cause == "bucket absent"
-    assert "bucket 'no-such-bucket-here'" in str(caught.value)
+    error = _probe_error("s3://no-such-bucket-here/p")
+    assert error.cause == "bucket absent"
+    assert "bucket 'no-such-bucket-here'" in str(error)
 
 
 @pytest.mark.reliability(
@@ -112,18 +118,21 @@ def test_probe_names_absent_bucket(s3_env: MotoS3) -> None:
 )
 def test_probe_names_unwritable_folder(tmp_path: Path) -> None:
     folder = unwritable_folder(tmp_path)
-    with pytest.raises(StorePreflightError) as caught:
-        Store(f"file://{folder}").probe("ns/x")
-    assert caught.value.cause in ("permission denied", "read-only file system")
-    assert str(folder) in str(caught.value)
+    error = _probe_error(f"file://{folder}", "ns/x")
+    assert error.cause in ("permission denied", "read-only file system")
+    assert str(folder) in str(error)
 
 
 # ------------------------------------------------------------------------- rehearsal
 
 
-def _plan(storage: str, name: str = "pre") -> object:
+def _rehearsal_error(storage: str, trainer: FakeTrainer) -> RehearsalError:
+    """What a rehearsal of the tiny trainer config on ``storage`` raises."""
     spec = RehearsalSpec.model_validate({"trainer": tiny_trainer(), "storage": storage})
-    return plan_from_spec(spec, name=name, namespace="ml")
+    plan = plan_from_spec(spec, name="pre", namespace="ml")
+    with pytest.raises(RehearsalError) as caught:
+        run_rehearsal(plan, trainer=trainer, echo=None)
+    return caught.value
 
 
 @pytest.mark.reliability(
@@ -135,11 +144,9 @@ def test_rehearsal_fails_before_training_when_bucket_absent(s3_env: MotoS3) -> N
     _clear_s3_cache()
     trainer = FakeTrainer()
     started = time.monotonic()
-    with pytest.raises(RehearsalError) as caught:
-        run_rehearsal(_plan("s3://absent-bucket-pre/runs"), trainer=trainer, echo=None)  # type: ignore[arg-type]
+    error = _rehearsal_error("s3://absent-bucket-pre/runs", trainer)
     assert time.monotonic() - started < FAST
     assert trainer.configs == []  # never trained
-    error = caught.value
     assert error.reason == STORE_UNAVAILABLE_REASON == "StoreUnavailable"
     assert "preflight failed, nothing ran" in str(error)
     assert "bucket absent" in str(error) and "absent-bucket-pre" in str(error)
@@ -152,11 +159,10 @@ def test_rehearsal_fails_before_training_when_bucket_absent(s3_env: MotoS3) -> N
 )
 def test_rehearsal_fails_before_training_without_credentials(no_credentials: MotoS3) -> None:
     trainer = FakeTrainer()
-    with pytest.raises(RehearsalError) as caught:
-        run_rehearsal(_plan("s3://somewhere/runs"), trainer=trainer, echo=None)  # type: ignore[arg-type]
+    error = _rehearsal_error("s3://somewhere/runs", trainer)
     assert trainer.configs == []
-    assert caught.value.reason == "StoreUnavailable"
-    assert "credentials missing" in str(caught.value)
+    assert error.reason == "StoreUnavailable"
+    assert "credentials missing" in str(error)
 
 
 @pytest.mark.reliability(
@@ -185,26 +191,6 @@ def test_rehearsal_entrypoint_exits_failed_on_unwritable_folder(
 # ------------------------------------------------------------------------- sweep driver
 
 
-def _sweep_file(path: Path) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "tunixrt.io/v1alpha1",
-                "kind": "Sweep",
-                "metadata": {"name": "pre"},
-                "spec": {
-                    "searchSpace": {"learningRate": {"type": "grid", "values": [0.003]}},
-                    "algorithm": "grid",
-                    "maxTrials": 1,
-                    "budget": {"smokeSteps": 20},
-                    "trainer": python_trainer(logEvery=10),
-                },
-            }
-        )
-    )
-    return path
-
-
 @pytest.mark.reliability(
     "fault",
     "sweep whose bucket is absent (driver)",
@@ -213,15 +199,10 @@ def _sweep_file(path: Path) -> Path:
 def test_sweep_driver_fails_before_ray_when_bucket_absent(
     s3_env: MotoS3, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    env = subprocess_env | {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing-secret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "TUNIX_RT_S3_ENDPOINT_URL": s3_env.endpoint,
-    }
+    env = subprocess_env | s3_env.client_env("testing", "testing-secret")
     cmd = [
         sys.executable, "-m", "tunix_rt.tune",
-        "--spec", str(_sweep_file(tmp_path / "s.yaml")),
+        "--spec", str(write_sweep(tmp_path / "s.yaml", "pre", stand_in_grid([0.003]))),
         "--storage", "s3://absent-bucket-sweep/runs",
         "--namespace", "ns",
     ]  # fmt: skip
@@ -244,7 +225,7 @@ def test_sweep_run_fails_before_ray_on_unwritable_folder(tmp_path: Path) -> None
     from tunix_rt.tune.driver import run_sweep
     from tunix_rt.tune.session import SweepRun
 
-    doc = load_sweep(str(_sweep_file(tmp_path / "s.yaml")))
+    doc = load_sweep(str(write_sweep(tmp_path / "s.yaml", "pre", stand_in_grid([0.003]))))
     folder = unwritable_folder(tmp_path)
     started = time.monotonic()
     outcome = run_sweep(SweepRun(spec=doc.spec, name="pre", storage=f"file://{folder}", echo=False))

@@ -8,6 +8,10 @@
 * ``support.operator``: the operator (kopf) against the kmock Kubernetes emulator.
 * ``support.rehearsal``: a stand-in trainer for the rehearsal tests, a tiny real config.
 * ``support.evidence``: sample evidence files.
-* ``support.trainer``: a tiny trainer config.
+* ``support.trainer``: a tiny trainer config; the committed gemma3-tiny SFT checkpoint.
 * ``support.tune_workloads``: stand-in trial workloads for the Tune driver's subprocesses.
+* ``support.manifests``: Sweep and Rehearsal manifests (built, written to YAML, validated).
+* ``support.sweeps``: sweeps several test files run (the stand-in trainer's grid, a tiny JAX one).
+* ``support.cli``: ``tunix-rt`` run in-process at a set terminal width.
+* ``support.imports``: what importing some modules brings into a fresh interpreter.
 """

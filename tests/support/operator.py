@@ -22,6 +22,7 @@ import kopf
 import yaml
 from kmock._internal import aiobus
 
+from support.manifests import rehearsal_manifest, sweep_manifest
 from support.net import free_port
 from support.rayjob_schema import strict_schema
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
@@ -511,21 +512,11 @@ def sweep_body(name: str, namespace: str = "ml", **spec: Any) -> dict[str, Any]:
         "maxConcurrentTrials": 2,
     }
     wire.update(spec)
-    return {
-        "apiVersion": "tunixrt.io/v1alpha1",
-        "kind": "Sweep",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": wire,
-    }
+    return sweep_manifest(name, wire, namespace)
 
 
 def rehearsal_body(name: str, namespace: str = "ml", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "tunixrt.io/v1alpha1",
-        "kind": "Rehearsal",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
+    return rehearsal_manifest(name, spec, namespace)
 
 
 def write_trial(
@@ -599,6 +590,18 @@ async def rehearsal_succeeds(
         lambda: phase_is(api, REHEARSALS, name, "Succeeded", namespace), what="Succeeded"
     )
     return status, keys
+
+
+async def sweep_running(api: Api, body: dict[str, Any]) -> dict[str, Any]:
+    """Create the Sweep ``body``, wait for its RayJob and start it as KubeRay would (its
+    status Running): the RayJob as the operator made it."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    await api.create(SWEEPS, body)
+    rayjob = await wait_for(lambda: api.get(RAYJOBS, namespace, f"sweep-{name}"), what="the RayJob")
+    await api.job_status(
+        namespace, f"sweep-{name}", jobDeploymentStatus="Running", jobStatus="RUNNING"
+    )
+    return rayjob
 
 
 def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any]:

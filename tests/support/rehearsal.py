@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from support.manifests import rehearsal_manifest
 from tunix_rt.api.trainer import TrainerConfig
 
 EVIDENCE_FILES = {
@@ -158,7 +159,8 @@ def write_rehearsal(
     path: Path, name: str, spec: dict[str, Any], *, api_version: bool = True
 ) -> Path:
     """A Rehearsal manifest file (with or without its apiVersion line)."""
-    manifest: dict[str, Any] = {"apiVersion": "tunixrt.io/v1alpha1"} if api_version else {}
-    manifest |= {"kind": "Rehearsal", "metadata": {"name": name}, "spec": spec}
+    manifest = rehearsal_manifest(name, spec)
+    if not api_version:
+        del manifest["apiVersion"]
     path.write_text(yaml.safe_dump(manifest))
     return path

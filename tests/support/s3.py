@@ -6,14 +6,19 @@ import contextlib
 import re
 import socket
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import boto3
+import pytest
 from moto.server import ThreadedMotoServer
 
 from support.net import free_port
 
 SECRET = "tunixrtTESTsecretVALUE1234567890"
+
+AWS_ELSEWHERE = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+"""Variables that could send an S3 client elsewhere than moto (or with other credentials)."""
 
 
 class MotoS3:
@@ -26,6 +31,32 @@ class MotoS3:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def client_env(self, key_id: str, secret: str) -> dict[str, str]:
+        """The variables that point a client (a subprocess, the Store) at this server
+        with these credentials."""
+        return {
+            "AWS_ACCESS_KEY_ID": key_id,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "TUNIX_RT_S3_ENDPOINT_URL": self.endpoint,
+        }
+
+    def put_client_env(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        key_id: str,
+        secret: str,
+        unset: Iterable[str] = ("AWS_PROFILE", "AWS_ENDPOINT_URL"),
+    ) -> dict[str, str]:
+        """``client_env(key_id, secret)`` in this process's environment for the test, and
+        the variables ``unset`` (that could point elsewhere) removed: the variables set."""
+        variables = self.client_env(key_id, secret)
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        for name in unset:
+            monkeypatch.delenv(name, raising=False)
+        return variables
 
     def start(self) -> None:
         # ThreadedMotoServer binds in its thread (a bind error would hang start()): wait

@@ -1,6 +1,6 @@
-"""Sweeps more than one test file runs: the CLI's one good Sweep, the 2-trial grid
-sweep of a tiny JAX model that the end-to-end tests train for real, and running one
-with ``tunix-rt sweep run``."""
+"""Sweeps more than one test file runs: the CLI's one good Sweep, the grid sweep of the
+stand-in python trainer, the 2-trial grid sweep of a tiny JAX model that the end-to-end
+tests train for real, and running one with ``tunix-rt sweep run``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from typing import Any
 
 import yaml
 
+from support.manifests import sweep_manifest
+from support.tune_workloads import ENTRYPOINT, python_trainer
+
 GOOD_SWEEP_YAML = textwrap.dedent(
     """\
     apiVersion: tunixrt.io/v1alpha1
@@ -23,6 +26,26 @@ GOOD_SWEEP_YAML = textwrap.dedent(
         learningRate: {type: loguniform, low: 1.0e-4, high: 3.0e-2}
     """
 )
+
+
+def stand_in_grid(
+    learning_rates: list[float],
+    *,
+    smoke_steps: int = 20,
+    entrypoint: str = ENTRYPOINT,
+    **spec: Any,
+) -> dict[str, Any]:
+    """The spec of a grid sweep of the stand-in python trainer (``entrypoint``, a report
+    every 10 steps) over ``learning_rates``, a trial each, ``smoke_steps`` steps a trial;
+    ``spec``: further fields (or others in place of these)."""
+    return {
+        "searchSpace": {"learningRate": {"type": "grid", "values": list(learning_rates)}},
+        "algorithm": "grid",
+        "maxTrials": len(learning_rates),
+        "budget": {"smokeSteps": smoke_steps},
+        "trainer": python_trainer(entrypoint, logEvery=10),
+        **spec,
+    }
 
 
 def tiny_jax_sweep(
@@ -40,11 +63,9 @@ def tiny_jax_sweep(
     rates 3e-3 and 1e-5 on a grid, both at once; ``spec``: further spec fields. The
     defaults: the end-to-end sweep (tests/tune/test_tune_e2e.py)."""
     train_size, eval_size = rows
-    return {
-        "apiVersion": "tunixrt.io/v1alpha1",
-        "kind": "Sweep",
-        "metadata": {"name": name},
-        "spec": {
+    return sweep_manifest(
+        name,
+        {
             "trainer": {
                 "model": {"layers": 1, "width": 32, "heads": 2, "context": 128},
                 "dataset": {"trainSize": train_size, "evalSize": eval_size},
@@ -64,7 +85,7 @@ def tiny_jax_sweep(
             "budget": {"smokeSteps": smoke_steps},
             **spec,
         },
-    }
+    )
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,42 @@
 """Tiny trainer configs: real code paths, seconds on a CPU (imported by the train tests;
-not a conftest, so its name cannot clash with tests/conftest.py)."""
+not a conftest, so its name cannot clash with tests/conftest.py); and the committed
+gemma3-tiny SFT checkpoint the tunix backends' tests start from."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tunix_rt.api.trainer import TrainerConfig
+
+SFT_CHECKPOINT = (
+    Path(__file__).resolve().parents[2]
+    / "examples"
+    / "checkpoints"
+    / "gemma3-tiny-sft"
+    / "model.safetensors"
+)
+"""gemma3-tiny after SFT, committed to the repository."""
+FULLSTOP_CHECKPOINT = SFT_CHECKPOINT.parents[1] / "gemma3-tiny-sft-fullstop" / "model.safetensors"
+"""gemma3-tiny after SFT on answers that mostly end with a full stop (the GRPO repair's
+start: examples/trainer-tunix-sft-tiny-fullstop.yaml)."""
+
+
+def full_from_sft(
+    backend: str,
+    fields: dict[str, Any],
+    *,
+    context: int | None = None,
+    checkpoint: Path = SFT_CHECKPOINT,
+) -> TrainerConfig:
+    """A ``backend`` config that trains all of gemma3-tiny (no LoRA) from ``checkpoint``
+    (``fields``: the rest of the config; ``context``: the model's, where given)."""
+    model: dict[str, Any] = {"name": "gemma3-tiny", "checkpoint": str(checkpoint)}
+    if context is not None:
+        model["context"] = context
+    return TrainerConfig.model_validate(
+        {"backend": backend, "model": model, "loraRank": 0, **fields}
+    )
 
 
 def tiny_config(**overrides: Any) -> TrainerConfig:

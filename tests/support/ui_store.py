@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from support.evidence import sample_manifest, sample_rows, sample_summary
+from support.rehearsal import EVIDENCE_FILES
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import DriverSession, DriverSessions, SweepResult, TrialResult, TrialState
 from tunix_rt.contract.file_names import (
@@ -37,16 +38,7 @@ from tunix_rt.storage import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 M34 = ROOT / "submission_runs" / "m34_v1"
-M34_REHEARSAL_FILES = (
-    "SHA256SUMS",
-    "eval_rows.jsonl",
-    "eval_summary.json",
-    "kaggle_output_log.txt",
-    "report.html",
-    "run_manifest.json",
-    "sweep_summary.json",
-    "submission",
-)
+M34_REHEARSAL_FILES = (*sorted(EVIDENCE_FILES), "sweep_summary.json", "submission")
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 XSS = "<script>alert('trace')</script><img src=x onerror=alert(1)>"
 """Model output that must reach the page as text."""

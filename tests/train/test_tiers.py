@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from support.manifests import manifest
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import check_document, parse_sweep
 from tunix_rt.api.trainer import TrainerConfig
@@ -278,16 +279,15 @@ def test_an_unknown_tier_is_refused_naming_dataset_name_and_listing_the_tiers() 
 
 
 def sweep_manifest(trainer: dict[str, object]) -> dict[str, object]:
-    return {
-        "apiVersion": "tunixrt.io/v1alpha1",
-        "kind": "Sweep",
-        "metadata": {"name": "tiers"},
-        "spec": {
+    return manifest(
+        "Sweep",
+        "tiers",
+        {
             "trainer": trainer,
             "searchSpace": {"learningRate": {"type": "choice", "values": [0.003]}},
             "maxTrials": 1,
         },
-    }
+    )
 
 
 def test_a_sweep_manifest_naming_an_unknown_tier_is_refused_with_the_tiers_listed() -> None:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,54 @@ CHECKPOINT_EVERY = 10
 STEPS = 300
 
 
+def _without_ray_address(subprocess_env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in subprocess_env.items() if k != "RAY_ADDRESS"}
+
+
 @pytest.fixture
 def cluster(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[LocalCluster]:
-    env = {k: v for k, v in subprocess_env.items() if k != "RAY_ADDRESS"}
-    nodes = LocalCluster(tmp_path, env)
+    nodes = LocalCluster(tmp_path, _without_ray_address(subprocess_env))
     try:
         yield nodes.start(workers=2)
     finally:
         nodes.stop()
+
+
+def _one_trial_sweep(
+    tmp_path: Path, name: str, checkpoint_every: int
+) -> tuple[dict[str, Any], Path, list[str]]:
+    """A sweep of one trial of STEPS steps (a log line a step, the final eval only),
+    written to ``<tmp_path>/<name>.yaml``: its manifest, its run folder and the
+    driver's command line (local storage, namespace ``ns``)."""
+    doc = tiny_jax_sweep(name, smoke_steps=STEPS, eval_every=0)
+    grid = {"learningRate": {"type": "grid", "values": [3e-3]}}
+    doc["spec"].update(maxTrials=1, maxConcurrentTrials=1, searchSpace=grid)
+    doc["spec"]["trainer"].update(logEvery=1, checkpointEvery=checkpoint_every)
+    doc["spec"]["trainer"]["eval"].pop("intermediateRows")  # the final eval only
+    spec_path = tmp_path / f"{name}.yaml"
+    spec_path.write_text(yaml.safe_dump(doc))
+    storage = tmp_path / "runs"
+    cmd = [
+        sys.executable, "-m", "tunix_rt.tune", "--spec", str(spec_path),
+        "--storage", f"file://{storage}", "--namespace", "ns", "--name", name,
+    ]  # fmt: skip
+    return doc, storage / "ns" / name, cmd
+
+
+@contextmanager
+def _driver(
+    cmd: list[str], log: Path, subprocess_env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The driver, its output to ``log``; killed on the way out if still running."""
+    with log.open("wb") as out:
+        driver = subprocess.Popen(
+            cmd, env=_without_ray_address(subprocess_env), stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield driver
+    finally:
+        if driver.poll() is None:
+            driver.kill()
 
 
 def _record(folder: Path) -> TrialResult | None:
@@ -80,26 +121,11 @@ def _wait(what: str, check: Any, driver: subprocess.Popen[bytes], log: Path) -> 
 def test_lost_worker_node_is_a_preemption(
     tmp_path: Path, subprocess_env: dict[str, str], cluster: LocalCluster
 ) -> None:
-    doc = tiny_jax_sweep("preempt", smoke_steps=STEPS, eval_every=0)
-    grid = {"learningRate": {"type": "grid", "values": [3e-3]}}
-    doc["spec"].update(maxTrials=1, maxConcurrentTrials=1, searchSpace=grid)
-    doc["spec"]["trainer"].update(logEvery=1, checkpointEvery=CHECKPOINT_EVERY)
-    doc["spec"]["trainer"]["eval"].pop("intermediateRows")  # the final eval only
-    spec_path = tmp_path / "preempt.yaml"
-    spec_path.write_text(yaml.safe_dump(doc))
-    storage = tmp_path / "runs"
-    folder = storage / "ns" / "preempt"
-    cmd = [
-        sys.executable, "-m", "tunix_rt.tune", "--spec", str(spec_path),
-        "--storage", f"file://{storage}", "--namespace", "ns", "--name", "preempt",
-        "--address", cluster.address,
-    ]  # fmt: skip
+    doc, folder, cmd = _one_trial_sweep(tmp_path, "preempt", CHECKPOINT_EVERY)
+    cmd += ["--address", cluster.address]
     log = tmp_path / "driver.log"
-    env = {k: v for k, v in subprocess_env.items() if k != "RAY_ADDRESS"}
     started = time.monotonic()
-    with log.open("wb") as out:
-        driver = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
+    with _driver(cmd, log, subprocess_env) as driver:
         # Running, two checkpoints saved: then its node is lost.
         def checkpointed() -> TrialResult | None:
             record = _record(folder)
@@ -113,9 +139,6 @@ def test_lost_worker_node_is_a_preemption(
         killed_at = time.monotonic()
         node.kill()
         code = driver.wait(timeout=600)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
     text = log.read_text(errors="replace")
     assert code == 0, text[-6000:]
 
@@ -157,24 +180,10 @@ def test_sigterm_to_a_trial_checkpoints_it_and_loses_nothing(
     """SIGTERM to the trial's worker process (what a node's pods get before GKE preempts
     it): the trial saves a checkpoint at its next step, is retried from it as a
     preemption and loses no step. A local sweep (the driver starts its own Ray)."""
-    doc = tiny_jax_sweep("notice", smoke_steps=STEPS, eval_every=0)
-    grid = {"learningRate": {"type": "grid", "values": [3e-3]}}
-    doc["spec"].update(maxTrials=1, maxConcurrentTrials=1, searchSpace=grid)
-    doc["spec"]["trainer"].update(logEvery=1, checkpointEvery=STEPS)  # none but SIGTERM's
-    doc["spec"]["trainer"]["eval"].pop("intermediateRows")
-    spec_path = tmp_path / "notice.yaml"
-    spec_path.write_text(yaml.safe_dump(doc))
-    storage = tmp_path / "runs"
-    folder = storage / "ns" / "notice"
-    cmd = [
-        sys.executable, "-m", "tunix_rt.tune", "--spec", str(spec_path),
-        "--storage", f"file://{storage}", "--namespace", "ns", "--name", "notice",
-    ]  # fmt: skip
+    # No checkpoint but SIGTERM's.
+    _, folder, cmd = _one_trial_sweep(tmp_path, "notice", checkpoint_every=STEPS)
     log = tmp_path / "driver.log"
-    env = {k: v for k, v in subprocess_env.items() if k != "RAY_ADDRESS"}
-    with log.open("wb") as out:
-        driver = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
+    with _driver(cmd, log, subprocess_env) as driver:
 
         def training() -> int | None:
             step = _last_step(folder)
@@ -183,9 +192,6 @@ def test_sigterm_to_a_trial_checkpoints_it_and_loses_nothing(
         pid = _wait("training", training, driver, log)
         os.kill(pid, signal.SIGTERM)
         code = driver.wait(timeout=600)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
     text = log.read_text(errors="replace")
     assert code == 0, text[-6000:]
     record = _record(folder)

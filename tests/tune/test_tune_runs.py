@@ -21,22 +21,13 @@ import pytest
 import yaml
 
 from support.durable import kill_session
+from support.manifests import write_sweep
+from support.sweeps import stand_in_grid
 from support.tune_workloads import python_trainer
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.evidence import verify_zip
 
 pytestmark = pytest.mark.slow
-
-
-def write_spec(path: Path, name: str, spec: dict[str, Any]) -> Path:
-    doc = {
-        "apiVersion": "tunixrt.io/v1alpha1",
-        "kind": "Sweep",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 def driver_cmd(spec: Path, storage: Path, name: str) -> list[str]:
@@ -60,7 +51,7 @@ def run_sweep(
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """The driver run of a Sweep of ``spec`` into ``tmp_path/runs``: that store, the run."""
     storage = tmp_path / "runs"
-    path = write_spec(tmp_path / f"{name}.yaml", name, spec)
+    path = write_sweep(tmp_path / f"{name}.yaml", name, spec)
     return storage, run_driver(driver_cmd(path, storage, name), env)
 
 
@@ -84,15 +75,8 @@ def test_failed_trials_within_budget_then_stop(
     storage, out = run_sweep(
         tmp_path,
         "fails",
-        {
-            # grid order: ok, diverges, diverges, never runs
-            "searchSpace": {"learningRate": {"type": "grid", "values": [0.003, 0.5, 0.9, 0.001]}},
-            "algorithm": "grid",
-            "maxTrials": 4,
-            "maxFailedTrials": 1,
-            "budget": {"smokeSteps": 20},
-            "trainer": python_trainer(logEvery=10),
-        },
+        # grid order: ok, diverges, diverges, never runs
+        stand_in_grid([0.003, 0.5, 0.9, 0.001], maxFailedTrials=1),
         env,
     )
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
@@ -166,7 +150,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     env = subprocess_env
-    spec = write_spec(
+    spec = write_sweep(
         tmp_path / "resume.yaml",
         "resume",
         {
@@ -206,7 +190,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     assert not (storage / "ns" / "resume" / "summary.json").exists()
 
     # A changed spec is not resumed silently (this check runs before Ray starts).
-    changed = write_spec(
+    changed = write_sweep(
         tmp_path / "changed.yaml",
         "resume",
         {**yaml.safe_load(spec.read_text())["spec"], "maxTrials": 4},

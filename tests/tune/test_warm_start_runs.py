@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from support.manifests import write_sweep
 from support.tune_workloads import python_trainer
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult, WarmStartRecord
@@ -49,9 +49,7 @@ def grid(values: list[float], **fields: Any) -> dict[str, Any]:
 
 
 def sweep_run(tmp_path: Path, name: str, spec: dict[str, Any], env: dict[str, str]) -> str:
-    path = tmp_path / f"{name}.yaml"
-    doc = {"apiVersion": "tunixrt.io/v1alpha1", "kind": "Sweep", "metadata": {"name": name}}
-    path.write_text(yaml.safe_dump(doc | {"spec": spec}))
+    path = write_sweep(tmp_path / f"{name}.yaml", name, spec)
     storage = f"file://{tmp_path / 'runs'}"
     cmd = [str(EXE), "sweep", "run", str(path), "--no-live", "--storage", storage]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from support.trainer import SFT_CHECKPOINT
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring import compute_primary_score
 
@@ -20,9 +21,6 @@ from tunix_rt.train.backends import run_trial, tunix_eval, tunix_model, tunix_we
 from tunix_rt.train.backends.tunix_loop import START_SCORE
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINT = ROOT / "examples" / "checkpoints" / "gemma3-tiny-sft" / "model.safetensors"
 
 
 def tiny(**extra: Any) -> TrainerConfig:
@@ -37,6 +35,17 @@ def tiny(**extra: Any) -> TrainerConfig:
         "eval": {"maxTraceTokens": 24, "batchSize": 8, "evalEvery": 4, "intermediateRows": 4},
     }
     return TrainerConfig.model_validate(base | extra)
+
+
+def from_checkpoint(backend: str, **extra: Any) -> TrainerConfig:
+    """A full (no LoRA) run of ``backend`` that starts from the committed SFT checkpoint."""
+    return tiny(
+        backend=backend,
+        model={"name": "gemma3-tiny", "checkpoint": str(SFT_CHECKPOINT), "context": 64},
+        loraRank=0,
+        learningRate=1e-5,
+        **extra,
+    )
 
 
 def test_sft_lora_reports_evaluates_and_exports_merged_weights(tmp_path: Path) -> None:
@@ -78,15 +87,12 @@ def test_a_passed_deadline_stops_training(tmp_path: Path) -> None:
 
 def test_grpo_reports_rewards_from_the_committed_checkpoint(tmp_path: Path) -> None:
     reports: list[dict[str, float]] = []
-    config = tiny(
-        backend="tunix-grpo",
-        model={"name": "gemma3-tiny", "checkpoint": str(CHECKPOINT), "context": 64},
-        loraRank=0,
+    config = from_checkpoint(
+        "tunix-grpo",
         maxSteps=2,
         batchSize=2,
         numGenerations=2,
         maxGenerationLength=24,
-        learningRate=1e-5,
         logEvery=1,
         eval={"maxTraceTokens": 24, "batchSize": 8},
     )
@@ -113,14 +119,11 @@ def test_dpo_reports_preferences_from_the_committed_checkpoint() -> None:
     reports: list[dict[str, float]] = []
     lines: list[str] = []
     result = run_trial(
-        tiny(
-            backend="tunix-dpo",
-            model={"name": "gemma3-tiny", "checkpoint": str(CHECKPOINT), "context": 64},
-            loraRank=0,
+        from_checkpoint(
+            "tunix-dpo",
             maxSteps=4,
             batchSize=6,
             dpoBeta=0.5,
-            learningRate=1e-5,
             logEvery=2,
             eval={"maxTraceTokens": 32, "batchSize": 8},
         ),

@@ -13,18 +13,15 @@ import pytest
 
 pytest.importorskip("tunix", reason="the tunix extra is not installed")
 
+from support.trainer import full_from_sft
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.train.backends import run_trial
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINT = ROOT / "examples" / "checkpoints" / "gemma3-tiny-sft" / "model.safetensors"
-CONFIG = TrainerConfig.model_validate(
+CONFIG = full_from_sft(
+    "tunix-grpo",
     {
-        "backend": "tunix-grpo",
-        "model": {"name": "gemma3-tiny", "checkpoint": str(CHECKPOINT), "context": 64},
-        "loraRank": 0,
         "maxSteps": 4,
         "batchSize": 2,
         "numGenerations": 2,
@@ -37,7 +34,8 @@ CONFIG = TrainerConfig.model_validate(
         "seed": 0,
         "dataset": {"trainSize": 16, "evalSize": 4},
         "eval": {"maxTraceTokens": 24, "batchSize": 4, "evalEvery": 0},
-    }
+    },
+    context=64,
 )
 EXPLOIT = {"learningRate": 3e-3, "klBeta": 0.2}
 

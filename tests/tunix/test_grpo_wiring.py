@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("tunix", reason="the tunix extra is not installed")
 
-from tunix_rt.api.trainer import TrainerConfig
+from support.trainer import FULLSTOP_CHECKPOINT, full_from_sft
 from tunix_rt.scoring.rewards import reward_fns
 from tunix_rt.train import data
 from tunix_rt.train import tokenizer as byte_tokenizer
@@ -26,17 +26,9 @@ from tunix_rt.train.backends import tunix_eval, tunix_grpo, tunix_model, tunix_s
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINT = ROOT / "examples" / "checkpoints" / "gemma3-tiny-sft" / "model.safetensors"
-CONFIG = TrainerConfig.model_validate(
-    {
-        "backend": "tunix-grpo",
-        "model": {"name": "gemma3-tiny", "checkpoint": str(CHECKPOINT)},
-        "loraRank": 0,
-        "batchSize": 8,
-        "dataset": {"trainSize": 64, "evalSize": 8},
-        "eval": {"maxTraceTokens": 32},
-    }
+CONFIG = full_from_sft(
+    "tunix-grpo",
+    {"batchSize": 8, "dataset": {"trainSize": 64, "evalSize": 8}, "eval": {"maxTraceTokens": 32}},
 )
 
 
@@ -128,12 +120,9 @@ def test_grpo_repairs_the_full_stop_start_as_its_reward_says() -> None:
     from tunix_rt.train.backends import run_trial
     from tunix_rt.train.backends.tunix_loop import START_SCORE
 
-    start = ROOT / "examples" / "checkpoints" / "gemma3-tiny-sft-fullstop" / "model.safetensors"
-    config = TrainerConfig.model_validate(
+    config = full_from_sft(
+        "tunix-grpo",
         {
-            "backend": "tunix-grpo",
-            "model": {"name": "gemma3-tiny", "checkpoint": str(start)},
-            "loraRank": 0,
             "learningRate": 5.517e-5,
             "klBeta": 0.0,
             "temperature": 0.7,
@@ -145,7 +134,8 @@ def test_grpo_repairs_the_full_stop_start_as_its_reward_says() -> None:
             "logEvery": 10,
             "dataset": {"trainSize": 2000, "evalSize": 64},
             "eval": {"maxTraceTokens": 32, "batchSize": 64},
-        }
+        },
+        checkpoint=FULLSTOP_CHECKPOINT,
     )
     lines: list[str] = []
     result = run_trial(config, log=lines.append)

@@ -4,15 +4,13 @@ security headers, the cache that spares unchanged files, and what it imports."""
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from support.imports import ML_STACKS, loaded_by
 from support.net import free_port
 from tunix_rt.storage import Store
 from tunix_rt.ui import UiConfig, make_app, serve
@@ -103,10 +101,5 @@ async def test_an_unreachable_store_is_a_page_that_says_so(
 
 
 def test_the_ui_imports_no_trainer_ray_or_kopf() -> None:
-    code = (
-        "import sys, json, tunix_rt.ui, tunix_rt.ui.pages;"
-        "print(json.dumps(sorted(m for m in ('jax', 'flax', 'optax', 'ray', 'tunix', 'kopf',"
-        " 'kubernetes_asyncio') if m in sys.modules)))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == []
+    watched = [*ML_STACKS, "tunix", "kopf", "kubernetes_asyncio"]
+    assert loaded_by(["tunix_rt.ui", "tunix_rt.ui.pages"], watched) == []
