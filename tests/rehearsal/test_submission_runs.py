@@ -27,7 +27,8 @@ RUNS = Path(__file__).resolve().parents[2] / "submission_runs"
 BACKENDS = {"m34_v1": "builtin", "grpo_v1": "tunix-grpo"}
 """The committed runs and the trainer backend each rehearsed."""
 CANDIDATE = os.environ.get("TUNIX_RT_SUBMISSION_RUN")
-"""A folder to check before committing it (its name says which run it stands for)."""
+"""A folder to check before committing it, named as the run it stands for (a key of
+BACKENDS)."""
 
 
 def run_folders() -> list[Path]:
@@ -108,7 +109,7 @@ def test_evidence_is_consistent_with_its_sweep_and_promoted_config(run: Path) ->
     # Read with today's model: a manifest from before a field existed (trainer.backend)
     # lacks its default, and still names the promoted config.
     assert TrainerConfig.model_validate(manifest["config"]).to_wire() == config.to_wire()
-    assert manifest["backend"] == BACKENDS.get(run.name, manifest["backend"])
+    assert manifest["backend"] == BACKENDS[run.name]
     # Recorded with the numerics pins (issue 23): what was pinned and on which CPU.
     numerics = manifest["numerics"]
     assert numerics["applied"] and numerics["bit_identical"] and numerics["scope"] == "trainer"
