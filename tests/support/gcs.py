@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from functools import partial
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -36,30 +37,27 @@ from support.net import free_port
 log = logging.getLogger("tests.gcs_emulator")
 
 
+def _one_at_a_time(handle: Callable[[Any], None]) -> Callable[[_SerialHandler], None]:
+    """``handle`` (an emulator ``do_*``) under the server's lock: its storage is not
+    thread-safe."""
+
+    def serial(self: _SerialHandler) -> None:
+        with self.server.serial:
+            handle(self)
+
+    return serial
+
+
 class _SerialHandler(RequestHandler):
     """The emulator's handler, one request at a time (after the request line is in)."""
 
     server: _EmulatorHTTPServer
 
-    def do_GET(self) -> None:
-        with self.server.serial:
-            super().do_GET()
-
-    def do_POST(self) -> None:
-        with self.server.serial:
-            super().do_POST()
-
-    def do_PUT(self) -> None:
-        with self.server.serial:
-            super().do_PUT()
-
-    def do_DELETE(self) -> None:
-        with self.server.serial:
-            super().do_DELETE()
-
-    def do_PATCH(self) -> None:
-        with self.server.serial:
-            super().do_PATCH()
+    do_GET = _one_at_a_time(RequestHandler.do_GET)
+    do_POST = _one_at_a_time(RequestHandler.do_POST)
+    do_PUT = _one_at_a_time(RequestHandler.do_PUT)
+    do_DELETE = _one_at_a_time(RequestHandler.do_DELETE)
+    do_PATCH = _one_at_a_time(RequestHandler.do_PATCH)
 
 
 class _EmulatorHTTPServer(ThreadingHTTPServer):
