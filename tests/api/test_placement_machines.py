@@ -46,47 +46,34 @@ def container(group: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def test_gpu_sweep_of_4_cpus_per_trial_on_an_l4_pool_without_sizes_is_accepted() -> None:
-    spec = {
-        "resources": {"cpu": 4, "gpu": 1, "memory": "16Gi"},
+def four_at_once(resources: dict[str, Any], pool: dict[str, Any]) -> dict[str, Any]:
+    """A Sweep spec of 8 trials of ``resources``, 4 at once, on the one ``pool``."""
+    return {
+        "resources": resources,
         "maxConcurrentTrials": 4,
         "maxTrials": 8,
-        "cluster": {"pools": [L4]},
+        "cluster": {"pools": [pool]},
     }
-    group = accepted_worker(spec)
+
+
+def test_gpu_sweep_of_4_cpus_per_trial_on_an_l4_pool_without_sizes_is_accepted() -> None:
+    group = accepted_worker(four_at_once({"cpu": 4, "gpu": 1, "memory": "16Gi"}, L4))
     # g2-standard-8 (the assumed L4 machine): 7.91 allocatable CPUs less 0.5 headroom
-    assert container(group)["resources"]["requests"] == {
-        "cpu": "7",
-        "memory": "27Gi",
-        "nvidia.com/gpu": "1",
-    }
+    requests = container(group)["resources"]["requests"]
+    assert requests == {"cpu": "7", "memory": "27Gi", "nvidia.com/gpu": "1"}
     assert group["template"]["spec"]["nodeSelector"] == {
         "cloud.google.com/gke-accelerator": "nvidia-l4"
     }
 
 
 def test_v6e_2x2_sweep_of_8_cpus_per_trial_is_accepted_and_pods_take_the_host() -> None:
-    spec = {
-        "resources": {"cpu": 8, "tpu": 1},
-        "maxConcurrentTrials": 4,
-        "maxTrials": 8,
-        "cluster": {"pools": [V6E_2X2]},
-    }
-    group = accepted_worker(spec)
-    assert container(group)["resources"]["requests"] == {
-        "cpu": "178",
-        "memory": "697Gi",
-        "google.com/tpu": "4",
-    }
+    group = accepted_worker(four_at_once({"cpu": 8, "tpu": 1}, V6E_2X2))
+    requests = container(group)["resources"]["requests"]
+    assert requests == {"cpu": "178", "memory": "697Gi", "google.com/tpu": "4"}
 
 
 def test_four_80_cpu_trials_on_one_v6e_host_are_refused_saying_2_run_at_once() -> None:
-    spec = {
-        "resources": {"cpu": 80, "tpu": 1},
-        "maxConcurrentTrials": 4,
-        "maxTrials": 8,
-        "cluster": {"pools": [V6E_2X2]},
-    }
+    spec = four_at_once({"cpu": 80, "tpu": 1}, V6E_2X2)
     [(field, message)] = errors(sweep_doc(**spec))
     assert field == "spec.maxConcurrentTrials"
     assert "the pools hold 2 at once" in message
