@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 import tunix_rt.cli as cli
-from support.cli import invoke
+from support.cli import invoke, validate_text
 from support.imports import loaded_by
 from support.sweeps import GOOD_SWEEP_YAML as GOOD
 from support.trials import lr_trial
@@ -56,8 +56,7 @@ def test_cli_import_is_light() -> None:
 
 def test_validate_good_and_bad(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
-    good.write_text(GOOD)
-    result = invoke("validate", str(good))
+    result = validate_text(good, GOOD)
     assert result.exit_code == 0 and "Sweep/good is valid" in result.output
 
     bad = tmp_path / "bad.yaml"
@@ -68,9 +67,7 @@ def test_validate_good_and_bad(tmp_path: Path) -> None:
     assert "low (0.5) must be less than high (0.03)" in result.output
     assert "ConfigMap/c skipped" in result.output
 
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("kind: Sweep\nspec: [1, 2\n")
-    result = invoke("validate", str(broken))
+    result = validate_text(tmp_path / "broken.yaml", "kind: Sweep\nspec: [1, 2\n")
     assert result.exit_code == 2 and "not valid YAML" in result.output
     assert invoke("validate", str(tmp_path / "missing.yaml")).exit_code == 2
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from support.cli import invoke as invoke_wide
+from support.cli import validate_text
 from tunix_rt.cli.suggest import closest, hint
 from tunix_rt.contract.exits import ExitCode
 
@@ -85,12 +86,12 @@ def test_closest_is_none_for_nothing_near_and_catches_case() -> None:
 
 
 def test_a_rehearsal_field_gets_did_you_mean(tmp_path: Path) -> None:
-    path = tmp_path / "r.yaml"
-    path.write_text(
+    result = validate_text(
+        tmp_path / "r.yaml",
         "apiVersion: tunixrt.io/v1alpha1\nkind: Rehearsal\nmetadata: {name: r}\n"
-        "spec: {trainer: {maxStep: 3}}\n"
+        "spec: {trainer: {maxStep: 3}}\n",
+        columns=400,
     )
-    result = invoke("validate", str(path))
     assert result.exit_code == ExitCode.INVALID, result.output
     assert "spec.trainer.maxStep: Extra inputs are not permitted; did you mean `maxSteps`?" in (
         result.output

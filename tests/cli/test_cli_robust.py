@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from support.cli import invoke
+from support.cli import invoke, validate_text
 from support.evidence import write_evidence
 from support.sweeps import GOOD_SWEEP_YAML as GOOD
 from tunix_rt.api.sweep import SweepSpec
@@ -178,9 +178,9 @@ def test_promote_prints_params_as_written(tmp_path: Path) -> None:
     ],
 )
 def test_validate_refuses_unknown_tunix_kinds(tmp_path: Path, text: str, got: str) -> None:
-    path = tmp_path / "k.yaml"
-    path.write_text(text + "---\nkind: ConfigMap\nmetadata: {name: c}\n")
-    result = invoke("validate", str(path))
+    result = validate_text(
+        tmp_path / "k.yaml", text + "---\nkind: ConfigMap\nmetadata: {name: c}\n"
+    )
     assert result.exit_code == ExitCode.INVALID, result.output
     assert "kind must be Sweep or Rehearsal" in result.output and got in result.output
     assert "ConfigMap/c skipped (not a tunix-rt kind)" in result.output
@@ -194,29 +194,23 @@ def test_validate_checks_a_trainer_config_file_as_spec_trainer(tmp_path: Path) -
     good = invoke("validate", str(smoke))
     assert good.exit_code == 0, good.output
     assert "TrainerConfig/builtin is valid" in good.output
-    typo = tmp_path / "trainer.yaml"
-    typo.write_text("learningRate: 3.0e-3\nmaxStep: 300\n")
-    bad = invoke("validate", str(typo))
+    bad = validate_text(tmp_path / "trainer.yaml", "learningRate: 3.0e-3\nmaxStep: 300\n")
     assert bad.exit_code == ExitCode.INVALID, bad.output
     assert "maxStep: Extra inputs are not permitted; did you mean `maxSteps`?" in bad.output
-    negative = tmp_path / "negative.yaml"
-    negative.write_text("learningRate: -1\n")
-    refused = invoke("validate", str(negative))
+    refused = validate_text(tmp_path / "negative.yaml", "learningRate: -1\n")
     assert refused.exit_code == ExitCode.INVALID and "learningRate:" in refused.output
-    other = tmp_path / "values.yaml"
-    other.write_text("replicaCount: 2\nimage: {tag: x}\n")
-    skipped = invoke("validate", str(other))
+    skipped = validate_text(tmp_path / "values.yaml", "replicaCount: 2\nimage: {tag: x}\n")
     assert skipped.exit_code == ExitCode.INVALID, skipped.output
     assert "nothing to validate" in skipped.output
 
 
 def test_validate_skips_other_groups_and_says_when_nothing_was_checked(tmp_path: Path) -> None:
     others = tmp_path / "others.yaml"
-    others.write_text(
+    alone = validate_text(
+        others,
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
     )
-    alone = invoke("validate", str(others))
     assert alone.exit_code == ExitCode.INVALID, alone.output
     assert "Kustomization/? skipped (not a tunix-rt kind)" in alone.output
     assert "no Sweep, Rehearsal or trainer config in this file" in alone.output
