@@ -85,6 +85,5 @@ def subprocess_env(tmp_path: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / "tests"), str(ROOT / "operator"), env.get("PYTHONPATH", "")]
     ).rstrip(os.pathsep)
-    env.pop("TUNIX_RT_TRIAL_WORKLOAD", None)
     env["COLUMNS"] = "200"
     return env

@@ -120,7 +120,6 @@ def _subprocess_env() -> dict[str, str]:
     root = CORPUS.parents[1]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(root / "tests"), str(root / "operator")])
-    env.pop("TUNIX_RT_TRIAL_WORKLOAD", None)
     return env
 
 

@@ -9,10 +9,8 @@ seconds. The end-to-end tests use the real trainer.
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tunix_rt.api.trainer import TrainerConfig
@@ -86,45 +84,3 @@ def train_surface(trial: Trial) -> None:
 def train_slow(trial: Trial) -> None:
     """About 0.5 s per logged step: slow enough to interrupt between trials."""
     train(trial, step_seconds=0.5)
-
-
-# --------------------------------------------------------------- TUNIX_RT_TRIAL_WORKLOAD
-
-
-@dataclass
-class FakeResult:
-    primary_score: float | None
-    metrics: dict[str, float]
-    steps: int
-    wall_seconds: float
-    history: list[dict[str, float]] = field(default_factory=list)
-
-
-def run_trial_pid(
-    config: TrainerConfig,
-    *,
-    report: Callable[[dict[str, float]], None] | None = None,
-    **_: Any,
-) -> FakeResult:
-    """A stand-in for the built-in trainer (``TUNIX_RT_TRIAL_WORKLOAD``) whose every
-    report says which process ran it (``worker_pid``): only built-in trials reuse their
-    worker process, which a ``backend: python`` entrypoint cannot show."""
-    pid = float(os.getpid())
-    start = time.monotonic()
-    history = []
-    for step in range(config.log_every, config.max_steps + 1, config.log_every):
-        time.sleep(0.3)
-        metrics = {"step": float(step), "loss": 2.0 / step + config.learning_rate}
-        history.append(metrics)
-        if report:
-            report(metrics | {"worker_pid": pid})
-    score = _score(config)
-    final = {
-        "step": float(config.max_steps),
-        "loss": history[-1]["loss"],
-        "primary_score": score,
-        "worker_pid": pid,
-    }
-    if report:
-        report(final)
-    return FakeResult(score, final, config.max_steps, time.monotonic() - start, history)

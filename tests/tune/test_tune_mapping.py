@@ -290,6 +290,7 @@ def test_monitor_records_stopped_and_failed_trials(tmp_path: Path) -> None:
     assert stopped is not None and stopped.state is TrialState.STOPPED
     assert (stopped.steps, stopped.primary_score, stopped.wall_seconds) == (40, 0.25, 12.0)
     assert stopped.metrics == {"step": 40.0, "loss": 0.7, "primary_score": 0.25}
+    assert stopped.curve == [stopped.metrics]  # the report it was stopped on is kept
 
     done = running.model_copy(
         update={"trial_id": "b", "state": TrialState.SUCCEEDED, "primary_score": 0.5}

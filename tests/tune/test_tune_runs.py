@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -117,33 +118,41 @@ def test_trials_reuse_one_worker_process_even_after_early_stops(
     """Built-in trials run one after another in the same worker process (Ray Tune's
     reuse_actors: JAX, the dataset and the compiled step stay loaded). Trials that ASHA
     stops mid-way leave the process reusable: every trial after them runs there too,
-    and none fails for it."""
-    # The seam's one remaining user: only built-in trials reuse their worker process.
-    env = subprocess_env | {"TUNIX_RT_TRIAL_WORKLOAD": "support.tune_workloads:run_trial_pid"}
+    and none fails for it. Each record names its worker (``<host>:<pid>``)."""
     storage, out = run_sweep(
         tmp_path,
         "reuse",
         {
-            # loss = 2/step + lr: each trial after the first is worse at the first rung
-            "searchSpace": {"learningRate": {"type": "grid", "values": [0.0001, 0.01, 0.02, 0.03]}},
+            # The first rate trains; each later one is smaller, so its loss at the first
+            # rung (step 10) is higher than every loss before it there: ASHA stops it.
+            "searchSpace": {"learningRate": {"type": "grid", "values": [3e-3, 3e-7, 2e-7, 1e-7]}},
             "algorithm": "grid",
             "maxTrials": 4,
             "maxConcurrentTrials": 1,
             "scheduler": {"type": "asha", "gracePeriod": 10, "reductionFactor": 2},
             "budget": {"smokeSteps": 40},
-            "trainer": {"logEvery": 10},
+            "trainer": {
+                "model": {"layers": 1, "width": 32, "heads": 2, "context": 128},
+                "dataset": {"trainSize": 128, "evalSize": 8},
+                "eval": {"evalEvery": 0},
+                "batchSize": 8,
+                "logEvery": 10,
+            },
         },
-        env,
+        subprocess_env,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    trials = sorted(records(storage, "reuse").values(), key=lambda t: t.params["learningRate"])
-    states = [(t.params["learningRate"], t.state.value, t.steps) for t in trials]
+    trials = sorted(records(storage, "reuse").values(), key=lambda t: -t.params["learningRate"])
+    states = [(t.params["learningRate"], t.state.value, t.steps, t.worker) for t in trials]
     assert [t.state for t in trials].count(TrialState.STOPPED) >= 2, states
     assert not [t for t in trials if t.state is TrialState.FAILED], states
     assert trials[0].state is TrialState.SUCCEEDED, states
-    pids = {t.metrics.get("worker_pid") for t in trials}
-    assert len(pids) == 1 and None not in pids, (pids, states)
-    assert os.getpid() not in pids  # a Ray worker, not this process
+    for trial in trials[1:]:  # each stopped on its first rung's report, which it keeps
+        assert trial.curve and trial.curve[-1]["step"] == trial.steps == 10, states
+    workers = {t.worker for t in trials}
+    assert len(workers) == 1 and None not in workers, states
+    host, _, pid = workers.pop().rpartition(":")
+    assert host == socket.gethostname() and int(pid) != os.getpid()  # a Ray worker's
 
 
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(

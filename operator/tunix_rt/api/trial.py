@@ -77,6 +77,11 @@ class TrialResult(ApiModel):
         description="Times the trial started training (a resume from its checkpoint "
         "after an interruption counts again; a finished trial is never run again).",
     )
+    worker: str | None = Field(
+        None,
+        description="The process that ran the trial's latest start, as <host>:<pid>: where "
+        "its Ray worker log is. Built-in trials of one host share a reused worker process.",
+    )
     reused_from: ReusedFrom | None = Field(
         None,
         description="Set on an earlier sweep's trial that a warm-started sweep reused "

@@ -84,13 +84,18 @@ def finished(record: TrialResult | None) -> bool:
 def stopped_record(
     base: TrialResult, last_result: Mapping[str, Any], *, reason: str | None = None
 ) -> TrialResult:
-    """A trial ended by the scheduler, a stopper or the sweep: its last report counts."""
-    metrics = numeric_metrics(last_result) or dict(base.metrics)
+    """A trial ended by the scheduler, a stopper or the sweep: its last report counts, in
+    its metrics and on its curve (a report the trial had not yet written when it was
+    stopped, often the rung's one, is not lost)."""
+    reported = numeric_metrics(last_result)
+    metrics = reported or dict(base.metrics)
     score = metrics.get(PRIMARY_SCORE, base.primary_score)
     steps = int(metrics.get("step", base.steps))
+    curve = extend_curve(base.curve, reported) if "step" in reported else base.curve
     return base.model_copy(
         update={
             "state": TrialState.STOPPED,
+            "curve": curve,
             "metrics": metrics,
             "primary_score": score,
             "steps": steps,

@@ -16,8 +16,8 @@ the experiment (``<sweep>/ray/<id>/checkpoint_*``) and hands back to the resumed
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -49,15 +49,6 @@ from tunix_rt.tune.trial_checkpoints import (
     local_checkpoint_dir,
     restore_checkpoint,
 )
-
-WORKLOAD_ENV = "TUNIX_RT_TRIAL_WORKLOAD"
-"""A test seam, not a feature: ``module:function`` with ``run_trial``'s signature that
-trials run instead of the trainer (default ``tunix_rt.train:run_trial``). Stand-in and
-custom workloads are ``trainer.backend: python`` entrypoints; the seam is kept only for
-tests/tune/test_tune_runs.py's worker-reuse test, whose stand-in must pass for a
-``builtin`` trial (only those reuse their worker process: ``mapping.reuse_workers``)."""
-
-DEFAULT_WORKLOAD = "tunix_rt.train:run_trial"
 
 
 @dataclass(frozen=True)
@@ -134,11 +125,11 @@ def size_cpu_pools(threads: int) -> None:
 
 
 def load_workload() -> Callable[..., Any]:
-    spec = os.environ.get(WORKLOAD_ENV) or DEFAULT_WORKLOAD
-    module_name, _, attr = spec.partition(":")
-    module = importlib.import_module(module_name)
-    workload: Callable[..., Any] = getattr(module, attr or "run_trial")
-    return workload
+    """The trainer's ``run_trial``, imported in the trial's process: the driver never loads
+    JAX or a backend."""
+    from tunix_rt.train import run_trial
+
+    return run_trial
 
 
 class Reporter:
@@ -349,9 +340,7 @@ def prepare_worker(context: TrialContext) -> None:
     use_compile_cache()
     limit_threads(context.cpus)
     resources = context.spec.resources
-    builtin = (
-        os.environ.get(WORKLOAD_ENV) or DEFAULT_WORKLOAD
-    ) == DEFAULT_WORKLOAD and context.spec.trainer.backend == "builtin"
+    builtin = context.spec.trainer.backend == "builtin"
     # Not for trials over several processes: JAX must join them (jax.distributed) before
     # its backend starts, and size_cpu_pools starts it.
     if builtin and not (resources.gpu or resources.tpu or resources.spans_hosts()):
@@ -390,6 +379,7 @@ def running_record(
         state=TrialState.RUNNING,
         started_at=utcnow(),
         backend=backend,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
     )
 
 
