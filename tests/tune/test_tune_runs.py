@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -156,7 +157,7 @@ def test_trials_reuse_one_worker_process_even_after_early_stops(
 
 
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
-    tmp_path: Path, subprocess_env: dict[str, str]
+    tmp_path: Path, subprocess_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     env = subprocess_env
     spec = write_sweep(
@@ -204,8 +205,17 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
         "resume",
         {**yaml.safe_load(spec.read_text())["spec"], "maxTrials": 4},
     )
-    refused = run_driver(driver_cmd(changed, storage, "resume"), env, timeout=120)
-    assert refused.returncode == 2 and "changed since its earlier run" in refused.stderr
+    # The driver's own command line, in this process: no Python and Ray start to pay for
+    # a refusal, and Ray never started here shows that the check comes before it.
+    # The environment the driver sets for its session stays with this check.
+    import ray
+
+    from tunix_rt.tune import command
+
+    with mock.patch.dict(os.environ):
+        refused = command.main(driver_cmd(changed, storage, "resume")[3:])
+    assert refused == 2 and "changed since its earlier run" in capsys.readouterr().err
+    assert not ray.is_initialized()
 
     again = run_driver(cmd, env)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
