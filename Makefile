@@ -13,13 +13,15 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 
 PYTHON ?= python3
 RUN := uv run --frozen --no-sync
-VENV_STAMP := .venv/.tunix-rt-synced
+# The stamp's name changed when the sync started compiling bytecode: older environments
+# are synced (and compiled) once more.
+VENV_STAMP := .venv/.tunix-rt-synced-pyc
 SWEEP ?= examples/sweep-smoke.yaml
 ARGS ?=
 
 PYTEST_WORKERS ?= 0
 
-.PHONY: help demo cluster-demo images test test-fast lint format typecheck pytest control-plane crds bench bench-operator bench-examples reliability setup clean
+.PHONY: bytecode help demo cluster-demo images test test-fast lint format typecheck pytest control-plane crds bench bench-operator bench-examples reliability setup clean
 
 help:
 	@echo "make demo   run the 5-trial smoke sweep on a local Ray (ARGS=--fresh to start over)"
@@ -29,14 +31,19 @@ help:
 	@echo "make images REGISTRY=...   build and push the images, write images.values.yaml for helm"
 	@echo "make lint | typecheck | pytest | crds (regenerate crds/) | bench | clean"
 
-# uv, then the virtual environment from uv.lock (again when pyproject/uv.lock change).
+# uv, then the virtual environment from uv.lock (again when pyproject/uv.lock change),
+# compiled to bytecode as the images are (UV_COMPILE_BYTECODE): where PYTHONDONTWRITEBYTECODE
+# is set (these machines set it), nothing ever writes a .pyc, and every process the demo and
+# the tests start (the CLI, the driver, each Ray worker and trial) would compile Ray, pandas
+# and JAX from source again: `import ray.tune` 4.9 CPU-s without .pyc files, 1.7 with them;
+# `import jax, flax.nnx, optax` 4.0 and 1.6. The compile takes about 1 CPU-minute, once.
 $(VENV_STAMP): pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || { \
 		echo "installing uv with pip"; \
 		$(PYTHON) -m pip install --user --quiet uv \
 		|| $(PYTHON) -m pip install --user --quiet --break-system-packages uv \
 		|| $(PYTHON) -m pip install --quiet uv; }
-	uv sync --frozen --all-extras
+	uv sync --frozen --all-extras --compile-bytecode
 	@touch $@
 
 setup: $(VENV_STAMP)
@@ -61,7 +68,7 @@ test: lint typecheck control-plane pytest
 
 # The edit loop: the tests that neither train, run Ray nor start a control plane, in two
 # pytest-xdist workers.
-test-fast: $(VENV_STAMP)
+test-fast: $(VENV_STAMP) bytecode
 	$(RUN) pytest -q -n 2 -m "not slow and not load and not integration" --ignore=tests/control_plane $(ARGS)
 
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and helm from the Go
@@ -85,9 +92,14 @@ typecheck: $(VENV_STAMP)
 
 # pytest exits 5 when it collected no test (e.g. ARGS="-k nothing"): say so, don't fail.
 # PYTEST_WORKERS=N runs N pytest-xdist workers (the control-plane tests share one).
-pytest: $(VENV_STAMP)
+pytest: $(VENV_STAMP) bytecode
 	@rc=0; $(RUN) pytest -q $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup) $(ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+
+# This repository's own modules as bytecode too (the test processes import them again and
+# again); a file edited later is compiled in memory where the .pyc is stale, never run stale.
+bytecode: $(VENV_STAMP)
+	@$(RUN) python -m compileall -q -j 0 operator/tunix_rt tests > /dev/null
 
 # Regenerate crds/ from the models (and the Helm chart's copy, when the chart is there).
 crds: $(VENV_STAMP)
