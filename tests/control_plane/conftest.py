@@ -26,8 +26,8 @@ def kuberay_crds(plane: ControlPlane) -> None:
     """KubeRay's RayJob and RayCluster CRDs (the operator creates RayJobs)."""
     if not KUBERAY_CRDS.is_dir():
         pytest.skip(f"KubeRay CRDs not found at {KUBERAY_CRDS} (shared/ is beside the clone in CI)")
-    for crd in sorted(KUBERAY_CRDS.glob("ray.io_*.yaml")):
-        plane.kubectl("apply", "--server-side", "-f", str(crd))
+    files = [arg for crd in sorted(KUBERAY_CRDS.glob("ray.io_*.yaml")) for arg in ("-f", str(crd))]
+    plane.kubectl("apply", "--server-side", *files)  # one kubectl for them all
     plane.wait_established("rayjobs.ray.io", "rayclusters.ray.io")
 
 
