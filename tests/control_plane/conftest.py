@@ -26,8 +26,8 @@ def kuberay_crds(plane: ControlPlane) -> None:
     """KubeRay's RayJob and RayCluster CRDs (the operator creates RayJobs)."""
     if not KUBERAY_CRDS.is_dir():
         pytest.skip(f"KubeRay CRDs not found at {KUBERAY_CRDS} (shared/ is beside the clone in CI)")
-    for crd in sorted(KUBERAY_CRDS.glob("ray.io_*.yaml")):
-        plane.kubectl("apply", "--server-side", "-f", str(crd))
+    files = [arg for crd in sorted(KUBERAY_CRDS.glob("ray.io_*.yaml")) for arg in ("-f", str(crd))]
+    plane.kubectl("apply", "--server-side", *files)  # one kubectl for them all
     plane.wait_established("rayjobs.ray.io", "rayclusters.ray.io")
 
 
@@ -58,10 +58,17 @@ def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"file://{tmp_path_factory.mktemp('store')}"
 
 
+FAST_POLL = {"TUNIX_RT_POLL_SECONDS": "1"}
+"""The session operators read a running Sweep's or Rehearsal's RayJob and store every
+second, not every 10 s (the operator's default; a user sets it with the chart's
+``operator.extraEnv``): each end of a run is noticed within a second, so a test that waits
+for a phase waits for the run, not for the timer. No test here depends on the interval."""
+
+
 @pytest.fixture(scope="session")
 def operator(installed: ControlPlane, store_uri: str) -> Iterator[ChartOperator]:
     """The chart's operator: its Deployment's args and env, its ServiceAccount's token."""
-    running = ChartOperator(installed, storage=store_uri).start()
+    running = ChartOperator(installed, storage=store_uri, extra_env=FAST_POLL).start()
     yield running
     running.kill(signal.SIGTERM)
 
@@ -96,7 +103,7 @@ def cluster() -> Iterator[SimulatedCluster]:
 @pytest.fixture(scope="session")
 def cluster_operator(cluster: SimulatedCluster, store_uri: str) -> Iterator[ChartOperator]:
     """The chart's operator on the simulated cluster (its Deployment's args and env)."""
-    running = ChartOperator(cluster.plane, storage=store_uri).start()
+    running = ChartOperator(cluster.plane, storage=store_uri, extra_env=FAST_POLL).start()
     yield running
     running.kill(signal.SIGTERM)
 

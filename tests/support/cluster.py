@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -84,7 +85,11 @@ def cluster_home() -> Path:
 
 
 def _yaml_docs(*paths: Path) -> list[dict[str, Any]]:
-    return [d for p in paths for d in yaml.safe_load_all(p.read_text()) if d]
+    """The documents of YAML files, read by libyaml when PyYAML has it (the same documents
+    as ``yaml.safe_load_all``; KubeRay's and Kueue's CRDs are ~5 MB, which the pure-Python
+    reader takes tens of seconds for on a loaded machine)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [d for p in paths for d in yaml.load_all(p.read_text(), Loader=loader) if d]
 
 
 def _webhook_wanted(hook: dict[str, Any]) -> bool:
@@ -127,7 +132,7 @@ class SimulatedCluster:
         """GKE-shaped nodes kept by kwok (``support.gke_nodes``: the machine shapes of the
         data file ``tunix_rt/api/gke_machines.yaml``): ``pools``, else that file's own
         ``node_pools``. Returns their names once every one is Ready."""
-        from support.gke_nodes import create_nodes, pool_nodes, simulated_cluster
+        from support.gke_nodes import pool_nodes, simulated_cluster
 
         if pools is None:
             nodes = simulated_cluster()
@@ -141,9 +146,8 @@ class SimulatedCluster:
         self.wait_nodes_ready(names, timeout)
         # The TaintNodesByCondition admission plugin gives each new node this taint; the
         # node-lifecycle controller (off in this harness: kwok keeps no node lease) lifts it
-        # once the node is Ready.
-        for name in names:
-            self.plane.kubectl("taint", "node", name, f"{NOT_READY_TAINT}:NoSchedule-")
+        # once the node is Ready. One kubectl for every node (it fails if one lacks it).
+        self.plane.kubectl("taint", "node", *names, f"{NOT_READY_TAINT}:NoSchedule-")
         return names
 
     def wait_nodes_ready(self, names: list[str], timeout: float = 120.0) -> None:
@@ -187,8 +191,10 @@ class SimulatedCluster:
                 webhook["clientConfig"] = self._client_config("/convert")
                 crd["spec"]["conversion"] = {"strategy": "Webhook", "webhook": webhook}
             crds.append(crd)
-        for crd in crds:
-            self.plane.apply(crd, "--server-side", "--force-conflicts")
+        # One server-side apply of them all (a JSON document each): a kubectl process per
+        # CRD cost seconds each on a loaded machine.
+        self.plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
+                           input="\n---\n".join(json.dumps(c) for c in crds))  # fmt: skip
         self.plane.wait_established(*(c["metadata"]["name"] for c in crds))
 
     # -- kwok -------------------------------------------------------------------------------
@@ -357,6 +363,26 @@ class SimulatedCluster:
             timeout=timeout,
             alive=[proc],
         )
+
+
+def create_nodes(plane: ControlPlane, nodes: list[dict[str, Any]]) -> list[str]:
+    """Create ``nodes`` and write their status (capacity, allocatable, Ready), which a
+    create ignores: what ``support.gke_nodes.create_nodes`` does with two kubectl processes
+    a node, here as the admin's requests (tens of nodes in a second). Returns their names."""
+    names = []
+    for node in nodes:
+        name = node["metadata"]["name"]
+        body = {k: v for k, v in node.items() if k != "status"}
+        for method, path, data, kind in (
+            ("POST", "/api/v1/nodes", body, "application/json"),
+            ("PATCH", f"/api/v1/nodes/{name}/status", {"status": node["status"]},
+             "application/merge-patch+json"),
+        ):  # fmt: skip
+            code, answer = plane.request(method, path, json.dumps(data).encode(), kind)
+            if code >= 300:
+                raise AssertionError(f"{method} {path}: {code} {answer.get('message')}")
+        names.append(name)
+    return names
 
 
 def _http_ok(url: str) -> bool:

@@ -535,7 +535,7 @@ class ControlPlane:
     def apply(
         self, manifest: str | dict[str, Any], *args: str, **kwargs: Any
     ) -> subprocess.CompletedProcess[str]:
-        text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest)  # JSON is YAML
         return self.kubectl("apply", "-f", "-", *args, input=text, **kwargs)
 
     def wait_established(self, *crds: str, timeout: float = 120.0) -> None:
