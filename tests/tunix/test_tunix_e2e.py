@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.api.trial_metrics import METRIC_BOUNDS
 from tunix_rt.evidence import schema_errors, verify_zip
 from tunix_rt.scoring import compute_primary_score
+from tunix_rt.tune.trainable import COMPILE_CACHE_DIR
 
 pytest.importorskip("tunix", reason="the tunix extra is not installed")
 
@@ -37,9 +39,22 @@ EXAMPLES = REPO / "examples"
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: int) -> subprocess.CompletedProcess[str]:
+    """``tunix-rt`` with JAX's persistent compile cache on in every process, as the sweep's
+    trial workers have it (``use_compile_cache``): a rehearsal of a trial's config loads
+    the programs the trial compiled instead of compiling them again (same executables,
+    same numbers)."""
     exe = Path(sys.executable).with_name("tunix-rt")
+    cache = {
+        "JAX_COMPILATION_CACHE_DIR": os.environ.get("JAX_COMPILATION_CACHE_DIR", COMPILE_CACHE_DIR),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5",
+    }
     return subprocess.run(
-        [str(exe), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        [str(exe), *args],
+        cwd=REPO,
+        env=cache | env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
