@@ -19,7 +19,10 @@ VENV_STAMP := .venv/.tunix-rt-synced-pyc
 SWEEP ?= examples/sweep-smoke.yaml
 ARGS ?=
 
-PYTEST_WORKERS ?= 0
+# Two pytest-xdist workers by default: most of the suite's time is processes starting and
+# waiting (Ray, the CLI, servers), which two workers overlap on 2 cores. PYTEST_WORKERS=0
+# runs it in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: bytecode help demo cluster-demo images test test-fast lint format typecheck pytest control-plane crds bench bench-operator bench-examples reliability setup clean
 
@@ -91,9 +94,10 @@ typecheck: $(VENV_STAMP)
 	$(RUN) mypy
 
 # pytest exits 5 when it collected no test (e.g. ARGS="-k nothing"): say so, don't fail.
-# PYTEST_WORKERS=N runs N pytest-xdist workers (the control-plane tests share one).
+# PYTEST_WORKERS=N runs N pytest-xdist workers (the control-plane tests share one); the
+# 20 slowest tests are listed at the end, so a run says where its time went.
 pytest: $(VENV_STAMP) bytecode
-	@rc=0; $(RUN) pytest -q $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup) $(ARGS) || rc=$$?; \
+	@rc=0; $(RUN) pytest -q $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup) --durations=20 $(ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
 # This repository's own modules as bytecode too (the test processes import them again and

@@ -417,13 +417,23 @@ async def test_driver_restart_keeps_finished_trials(
             seen.append(await status_of(api, SWEEPS, "phoenix"))
             await asyncio.sleep(0.05)
 
+    async def read_more(reads: int = 6) -> None:
+        """Let the watcher read the status ``reads`` more times (about 0.6 s when idle): on a
+        busy machine a fixed 0.6 s may be a single read."""
+        target = len(seen) + reads
+
+        async def enough() -> bool:
+            return len(seen) >= target
+
+        await wait_for(enough, what=f"{reads} more status reads")
+
     watcher = asyncio.create_task(watch())
     try:
         # The driver dies; KubeRay reports the job pending while it is started again.
         await api.job_status(
             NS, "sweep-phoenix", jobDeploymentStatus="Running", jobStatus="PENDING"
         )
-        await asyncio.sleep(0.6)
+        await read_more()
         # The new session restores what finished and re-runs the running trial.
         for trial in done:
             write_trial(store, NS, "phoenix", trial.trial_id, trial.state, trial.primary_score)
@@ -431,7 +441,7 @@ async def test_driver_restart_keeps_finished_trials(
         await api.job_status(
             NS, "sweep-phoenix", jobDeploymentStatus="Running", jobStatus="RUNNING"
         )
-        await asyncio.sleep(0.6)
+        await read_more()
         trials = [
             *done,
             write_trial(store, NS, "phoenix", "t_00002", TrialState.SUCCEEDED, 0.8),
