@@ -48,6 +48,9 @@ def test_two_replicas_with_peering_one_acts(installed: ControlPlane, store_uri: 
         wait_for_json(plane, "the survivor's RayJob",
                       lambda: plane.kubectl("-n", WATCHED, "get", "rayjob", "sweep-peer-two",
                                             check=False).returncode == 0, timeout=240)  # fmt: skip
+        # The Event follows the RayJob: wait for it, then check there is only one.
+        wait_for_json(plane, "the survivor's RayJobCreated Event",
+                      lambda: created_events(plane, "peer-two"))  # fmt: skip
         assert created_events(plane, "peer-two") == 1
     finally:
         for replica in replicas:

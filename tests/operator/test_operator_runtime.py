@@ -37,7 +37,7 @@ from tunix_rt.contract.exits import exit_code_in
 from tunix_rt.contract.phases import judge_sweep
 from tunix_rt.controller import ConfigError, Metrics, OperatorConfig
 from tunix_rt.controller.status import set_condition
-from tunix_rt.controller.sweep_status import trial_fields
+from tunix_rt.controller.sweep_status import newly_finished, trial_fields
 from tunix_rt.storage import Store
 
 
@@ -408,3 +408,18 @@ def test_a_failed_jobs_message_is_rays_first_line_without_the_driver_output() ->
     assert exit_code_in(verdict.message) == 1
     long_line = {"status": {"jobStatus": "FAILED", "message": "x" * 5000}}
     assert len(judge_sweep(long_line, "sweep-s", None, False, 0, grace=60).message) == 1024
+
+
+def test_a_trial_is_announced_once_even_from_a_stale_status() -> None:
+    """A follow step woken by a RayJob event may hold the status from before the previous
+    step's write: the trials that step announced (its memo) get no second Event."""
+
+    def trial(trial_id: str, state: TrialState) -> TrialResult:
+        return TrialResult(trial_id=trial_id, sweep="s", namespace="ml", params={}, state=state)
+
+    trials = [trial("t0", TrialState.SUCCEEDED), trial("t1", TrialState.RUNNING)]
+    stale = {"trials": [{"id": "t0", "state": "Running"}]}
+    assert [t.trial_id for t in newly_finished(stale, trials)] == ["t0"]
+    assert newly_finished(stale, trials, announced={"t0"}) == []
+    trials.append(trial("t2", TrialState.FAILED))
+    assert [t.trial_id for t in newly_finished(stale, trials, {"t0"})] == ["t2"]

@@ -106,6 +106,7 @@ from tunix_rt.kuberay.rayjob import build_sweep_rayjob
 
 CACHE_KEY = "tunixrt_trials"
 SUMMARY_WAIT_KEY = "tunixrt_summary_wait"
+ANNOUNCED_KEY = "tunixrt_announced_trials"
 WARM_KEY = "tunixrt_warm_start"
 
 
@@ -356,8 +357,11 @@ def _damage_event(call: Call, fields: Mapping[str, Any]) -> None:
 
 
 def _trial_events(call: Call, trials: list[TrialResult]) -> None:
-    """An Event per trial that finished since the last status."""
-    newly = newly_finished(call.status, trials)
+    """An Event per trial that finished since the last status (and was not announced
+    already by this process: the memo)."""
+    announced: set[str] = call.memo.setdefault(ANNOUNCED_KEY, set())
+    newly = newly_finished(call.status, trials, announced)
+    announced.update(t.trial_id for t in newly)
     for trial in newly:
         warning, text = trial_event(trial)
         if warning:

@@ -22,7 +22,7 @@ verdict and the trial records into the desired status:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -200,14 +200,22 @@ def desired_status(
 # ----------------------------------------------------------------------------- events
 
 
-def newly_finished(status: Mapping[str, Any], trials: Sequence[TrialResult]) -> list[TrialResult]:
-    """The trials that finished since ``status`` was written."""
+def newly_finished(
+    status: Mapping[str, Any],
+    trials: Sequence[TrialResult],
+    announced: Collection[str] = (),
+) -> list[TrialResult]:
+    """The trials that finished since ``status`` was written, less those ``announced`` by an
+    earlier step of this process: a step woken by a RayJob event can hold a status older
+    than the one the step before it wrote, and would announce a trial twice."""
     before = {t.get("id"): t.get("state") for t in status.get("trials") or []}
     finished_states = {s.value for s in FINISHED_STATES}
     return [
         t
         for t in trials
-        if t.state in FINISHED_STATES and before.get(t.trial_id) not in finished_states
+        if t.state in FINISHED_STATES
+        and before.get(t.trial_id) not in finished_states
+        and t.trial_id not in announced
     ]
 
 
