@@ -132,7 +132,7 @@ class SimulatedCluster:
         """GKE-shaped nodes kept by kwok (``support.gke_nodes``: the machine shapes of the
         data file ``tunix_rt/api/gke_machines.yaml``): ``pools``, else that file's own
         ``node_pools``. Returns their names once every one is Ready."""
-        from support.gke_nodes import pool_nodes, simulated_cluster
+        from support.gke_nodes import create_nodes, pool_nodes, simulated_cluster
 
         if pools is None:
             nodes = simulated_cluster()
@@ -363,26 +363,6 @@ class SimulatedCluster:
             timeout=timeout,
             alive=[proc],
         )
-
-
-def create_nodes(plane: ControlPlane, nodes: list[dict[str, Any]]) -> list[str]:
-    """Create ``nodes`` and write their status (capacity, allocatable, Ready), which a
-    create ignores: what ``support.gke_nodes.create_nodes`` does with two kubectl processes
-    a node, here as the admin's requests (tens of nodes in a second). Returns their names."""
-    names = []
-    for node in nodes:
-        name = node["metadata"]["name"]
-        body = {k: v for k, v in node.items() if k != "status"}
-        for method, path, data, kind in (
-            ("POST", "/api/v1/nodes", body, "application/json"),
-            ("PATCH", f"/api/v1/nodes/{name}/status", {"status": node["status"]},
-             "application/merge-patch+json"),
-        ):  # fmt: skip
-            code, answer = plane.request(method, path, json.dumps(data).encode(), kind)
-            if code >= 300:
-                raise AssertionError(f"{method} {path}: {code} {answer.get('message')}")
-        names.append(name)
-    return names
 
 
 def _http_ok(url: str) -> bool:

@@ -15,11 +15,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tunix_rt.tune.trainable import COMPILE_CACHE_DIR
+from tunix_rt.tune.trainable import COMPILE_CACHE_DEFAULTS
 
-MIN_COMPILE_SECONDS = 0.5
-"""As the trial workers (``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS``): small ops are
-compiled again, quicker than a read."""
+MIN_COMPILE_SECONDS = float(COMPILE_CACHE_DEFAULTS["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"])
+"""As the trial workers: small ops are compiled again, quicker than a read."""
 
 
 @contextmanager
@@ -29,7 +28,8 @@ def compile_cache() -> Iterator[str]:
     import jax
     from jax.experimental.compilation_cache import compilation_cache as cc
 
-    path = os.environ.get("JAX_COMPILATION_CACHE_DIR", COMPILE_CACHE_DIR)
+    key = "JAX_COMPILATION_CACHE_DIR"
+    path = os.environ.get(key, COMPILE_CACHE_DEFAULTS[key])
     before = (
         jax.config.jax_compilation_cache_dir,
         jax.config.jax_persistent_cache_min_compile_time_secs,

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.api.trial_metrics import METRIC_BOUNDS
 from tunix_rt.evidence import schema_errors, verify_zip
 from tunix_rt.scoring import compute_primary_score
-from tunix_rt.tune.trainable import COMPILE_CACHE_DIR
+from tunix_rt.tune.trainable import COMPILE_CACHE_DEFAULTS
 
 pytest.importorskip("tunix", reason="the tunix extra is not installed")
 
@@ -44,14 +43,10 @@ def run_cli(args: list[str], env: dict[str, str], timeout: int) -> subprocess.Co
     the programs the trial compiled instead of compiling them again (same executables,
     same numbers)."""
     exe = Path(sys.executable).with_name("tunix-rt")
-    cache = {
-        "JAX_COMPILATION_CACHE_DIR": os.environ.get("JAX_COMPILATION_CACHE_DIR", COMPILE_CACHE_DIR),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5",
-    }
     return subprocess.run(
         [str(exe), *args],
         cwd=REPO,
-        env=cache | env,
+        env=COMPILE_CACHE_DEFAULTS | env,  # what env (this process's, copied) sets wins
         capture_output=True,
         text=True,
         timeout=timeout,

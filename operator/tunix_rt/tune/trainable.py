@@ -67,6 +67,11 @@ class TrialContext:
 
 
 COMPILE_CACHE_DIR = os.path.join(tempfile.gettempdir(), "tunix-rt-jax-cache")
+COMPILE_CACHE_DEFAULTS = {
+    "JAX_COMPILATION_CACHE_DIR": COMPILE_CACHE_DIR,
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5",  # small ops: a compile beats a read
+}
+"""The trial workers' compile cache, as environment variables (each one a user sets wins)."""
 
 
 def use_compile_cache() -> None:
@@ -79,8 +84,8 @@ def use_compile_cache() -> None:
     backend, flags and program, so a machine-wide folder is safe to share. An empty
     ``JAX_COMPILATION_CACHE_DIR`` turns it off. No effect once JAX is imported here.
     """
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", COMPILE_CACHE_DIR)
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    for name, value in COMPILE_CACHE_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 def limit_threads(cpus: float) -> None:
