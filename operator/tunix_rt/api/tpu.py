@@ -42,43 +42,48 @@ class TpuGeneration:
 RAY_TYPES = {"v4": "TPU-V4", "v5e": "TPU-V5LITEPOD", "v5p": "TPU-V5P", "v6e": "TPU-V6E"}
 
 
-def _torus_3d(name: str, gke_accelerator: str, max_chips: int, *aliases: str) -> TpuGeneration:
-    """v4, v5p: 2x2x1 is one host of 4 chips; any larger AxBxC is hosts of 4."""
+@dataclass(frozen=True)
+class _Torus:
+    """What a torus shape puts on one host, and which larger (multi-host) slices it has."""
+
+    dims: int
+    single_host: dict[str, int]
+    multi_host: tuple[str, ...] | None
+
+
+_TORUS_3D = _Torus(3, {"2x2x1": 4}, None)
+"""v4, v5p: 2x2x1 is one host of 4 chips; any larger AxBxC is hosts of 4."""
+_TORUS_2D = _Torus(2, {"1x1": 1, "2x2": 4, "2x4": 8}, ("4x4", "4x8", "8x8", "8x16", "16x16"))
+"""v5e, v6e: up to 2x4 on one host (1, 4 or 8 chips); larger slices are hosts of 4."""
+
+
+def _generation(
+    name: str, gke_accelerator: str, torus: _Torus, max_chips: int, aliases: tuple[str, ...]
+) -> TpuGeneration:
     return TpuGeneration(
         ray_type=RAY_TYPES[name],
         name=name,
         gke_accelerator=gke_accelerator,
-        dims=3,
+        dims=torus.dims,
         chips_per_host=4,
-        single_host={"2x2x1": 4},
-        multi_host=None,
+        single_host=dict(torus.single_host),
+        multi_host=torus.multi_host,
         max_chips=max_chips,
         aliases=aliases,
     )
 
 
-def _torus_2d(name: str, gke_accelerator: str, *aliases: str) -> TpuGeneration:
-    """v5e, v6e: up to 2x4 on one host (1, 4 or 8 chips); larger slices are hosts of 4."""
-    return TpuGeneration(
-        ray_type=RAY_TYPES[name],
-        name=name,
-        gke_accelerator=gke_accelerator,
-        dims=2,
-        chips_per_host=4,
-        single_host={"1x1": 1, "2x2": 4, "2x4": 8},
-        multi_host=("4x4", "4x8", "8x8", "8x16", "16x16"),
-        max_chips=256,
-        aliases=aliases,
-    )
-
-
 GENERATIONS: tuple[TpuGeneration, ...] = (
-    _torus_3d("v4", "tpu-v4-podslice", 4096, "v4", "tpu-v4"),
-    _torus_2d(
-        "v5e", "tpu-v5-lite-podslice", "v5e", "v5litepod", "tpu-v5e", "tpu-v5-lite", "tpu-v5e-slice"
+    _generation("v4", "tpu-v4-podslice", _TORUS_3D, 4096, ("v4", "tpu-v4")),
+    _generation(
+        "v5e",
+        "tpu-v5-lite-podslice",
+        _TORUS_2D,
+        256,
+        ("v5e", "v5litepod", "tpu-v5e", "tpu-v5-lite", "tpu-v5e-slice"),
     ),
-    _torus_3d("v5p", "tpu-v5p-slice", 8960, "v5p", "tpu-v5p"),
-    _torus_2d("v6e", "tpu-v6e-slice", "v6e", "tpu-v6e", "trillium"),
+    _generation("v5p", "tpu-v5p-slice", _TORUS_3D, 8960, ("v5p", "tpu-v5p")),
+    _generation("v6e", "tpu-v6e-slice", _TORUS_2D, 256, ("v6e", "tpu-v6e", "trillium")),
 )
 
 

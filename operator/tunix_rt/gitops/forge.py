@@ -45,6 +45,11 @@ TOKEN_ENV = {Forge.GITHUB: "GITHUB_TOKEN", Forge.GITLAB: "GITLAB_TOKEN"}
 API_ENV = {Forge.GITHUB: "GITHUB_API_URL", Forge.GITLAB: "GITLAB_API_URL"}
 DEFAULT_API = {Forge.GITHUB: "https://api.github.com", Forge.GITLAB: "https://gitlab.com/api/v4"}
 HOSTS = {"github.com": Forge.GITHUB, "gitlab.com": Forge.GITLAB}
+REQUEST_KEYS = {
+    Forge.GITHUB: ("head", "base", "title", "body"),
+    Forge.GITLAB: ("source_branch", "target_branch", "title", "description"),
+}
+"""The request's JSON keys of a change's head, base, title and body, in that order."""
 
 
 def choose_forge(given: str | None, remote: Remote) -> Forge:
@@ -99,23 +104,13 @@ def open_change_request(
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": "2022-11-28",
         }
-        payload = {
-            "title": change.title,
-            "head": change.head,
-            "base": change.base,
-            "body": change.body,
-        }
         link = "html_url"
     else:
         url = f"{api}/projects/{quote(change.project, safe='')}/merge_requests"
         headers = {"PRIVATE-TOKEN": token.value}
-        payload = {
-            "source_branch": change.head,
-            "target_branch": change.base,
-            "title": change.title,
-            "description": change.body,
-        }
         link = "web_url"
+    values = (change.head, change.base, change.title, change.body)
+    payload = dict(zip(REQUEST_KEYS[forge], values, strict=True))
     secrets.add(token.value)
     status, text = _run(_post(url, headers, payload, forge, secrets))
     if status in (200, 201):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from tunix_rt.api.cluster import Accelerator, ClusterSpec, NodePool
@@ -64,16 +65,22 @@ def _image(own: str | None, options: BuildOptions, accelerator: Accelerator, fie
     return image
 
 
-def head_group_spec(
-    cluster: ClusterSpec,
-    labels: Mapping[str, str],
-    options: BuildOptions,
-    field_prefix: str = "spec.cluster",
-    resources: Mapping[str, float] | None = None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GroupContext:
+    """What every group of one cluster is built from; ``field_prefix``: where the cluster
+    is in the spec (errors name ``<field_prefix>.pools[0].image``)."""
+
+    cluster: ClusterSpec
+    labels: Mapping[str, str]
+    options: BuildOptions
+    field_prefix: str
+
+
+def head_group_spec(groups: GroupContext, resources: Mapping[str, float] | None) -> dict[str, Any]:
     """The head: runs the driver, takes no trials (``num-cpus: "0"``); ``resources``: the
     custom Ray resources it advertises (multi-host sweeps: the trial-driver slots)."""
-    image = _image(cluster.image, options, Accelerator.CPU, f"{field_prefix}.image")
+    cluster, field_prefix = groups.cluster, groups.field_prefix
+    image = _image(cluster.image, groups.options, Accelerator.CPU, f"{field_prefix}.image")
     container = pod.container(
         HEAD_CONTAINER,
         image,
@@ -81,7 +88,7 @@ def head_group_spec(
         memory=pod.quantity(cluster.head_memory, f"{field_prefix}.headMemory"),
         extra_resources={},
         env={"JAX_PLATFORMS": "cpu"},
-        options=options,
+        options=groups.options,
         ports=[
             {"containerPort": 6379, "name": "gcs-server"},
             {"containerPort": 8265, "name": "dashboard"},
@@ -93,7 +100,7 @@ def head_group_spec(
         params["resources"] = ray_resources_param(resources)
     return {
         "rayStartParams": params,
-        "template": pod.template(container, labels, cluster),
+        "template": pod.template(container, groups.labels, cluster),
     }
 
 
@@ -112,18 +119,11 @@ def _replicas(pool: NodePool, field_path: str) -> tuple[int, int, int]:
     return pool.replicas, low, high
 
 
-def worker_group_spec(
-    pool: NodePool,
-    index: int,
-    cluster: ClusterSpec,
-    labels: Mapping[str, str],
-    options: BuildOptions,
-    field_prefix: str = "spec.cluster",
-) -> dict[str, Any]:
+def worker_group_spec(groups: GroupContext, pool: NodePool, index: int) -> dict[str, Any]:
     """One worker group for one node pool (CPU, GPU or TPU)."""
-    path = f"{field_prefix}.pools[{index}]"
+    path = f"{groups.field_prefix}.pools[{index}]"
     replicas, low, high = _replicas(pool, path)
-    image = _image(pool.image, options, pool.accelerator, f"{path}.image")
+    image = _image(pool.image, groups.options, pool.accelerator, f"{path}.image")
     extra: dict[str, str] = {}
     selector: dict[str, str] = {}
     tolerations: list[dict[str, Any]] = []
@@ -164,7 +164,7 @@ def worker_group_spec(
         memory=pod.quantity(size.memory_quantity if size else str(pool.memory), f"{path}.memory"),
         extra_resources=extra,
         env={"JAX_PLATFORMS": JAX_PLATFORMS[pool.accelerator]},
-        options=options,
+        options=groups.options,
     )
     group: dict[str, Any] = {
         "groupName": pool.name,
@@ -173,7 +173,11 @@ def worker_group_spec(
         "maxReplicas": high,
         "rayStartParams": ray_start,
         "template": pod.template(
-            container, labels, cluster, node_selector=selector, tolerations=tolerations
+            container,
+            groups.labels,
+            groups.cluster,
+            node_selector=selector,
+            tolerations=tolerations,
         ),
     }
     if pool.accelerator is Accelerator.TPU:
@@ -193,15 +197,11 @@ def ray_cluster_spec(
     head_resources: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """``spec.rayClusterSpec``: the head and one worker group per pool."""
-    workers = [
-        worker_group_spec(pool, i, cluster, labels, options, field_prefix)
-        for i, pool in enumerate(cluster.pools)
-    ]
+    groups = GroupContext(cluster, labels, options, field_prefix)
+    workers = [worker_group_spec(groups, pool, i) for i, pool in enumerate(cluster.pools)]
     spec: dict[str, Any] = {
         "rayVersion": cluster.ray_version,
-        "headGroupSpec": head_group_spec(
-            cluster, labels, options, field_prefix, resources=head_resources
-        ),
+        "headGroupSpec": head_group_spec(groups, head_resources),
         "workerGroupSpecs": workers,
     }
     if any(g["minReplicas"] != g["maxReplicas"] for g in workers):
