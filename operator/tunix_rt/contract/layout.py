@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -110,6 +110,12 @@ class _Layout:
     """A run's folder in the store: keys are joined under ``prefix``."""
 
     prefix: str
+    kind_dir: ClassVar[tuple[str, ...]] = ()
+    """The folder of this kind's runs under a namespace (none for sweeps)."""
+
+    @classmethod
+    def of(cls, namespace: str, name: str) -> Self:
+        return cls("/".join((namespace, *cls.kind_dir, name)))
 
     def key(self, *parts: str) -> str:
         return _join(self.prefix, *parts)
@@ -124,10 +130,6 @@ class SweepLayout(_Layout):
     ``prefix`` is ``<namespace>/<sweep>``, or empty for a store rooted at the sweep's own
     folder (what ``tunix-rt sweep show runs/local/my-sweep`` opens).
     """
-
-    @classmethod
-    def of(cls, namespace: str, sweep: str) -> SweepLayout:
-        return cls(f"{namespace}/{sweep}")
 
     spec_key = _File(SPEC_JSON)
     summary_key = _File(SUMMARY_JSON)
@@ -154,9 +156,7 @@ class SweepLayout(_Layout):
 class RehearsalLayout(_Layout):
     """Where one rehearsal's evidence lives: ``<namespace>/rehearsals/<name>``."""
 
-    @classmethod
-    def of(cls, namespace: str, name: str) -> RehearsalLayout:
-        return cls(f"{namespace}/{REHEARSALS_DIR}/{name}")
+    kind_dir = (REHEARSALS_DIR,)
 
     manifest_key = _File(RUN_MANIFEST_JSON)
     eval_summary_key = _File(EVAL_SUMMARY_JSON)

@@ -92,8 +92,9 @@ class Kind:
     """A few of the spec's fields, for the message about a spec that is not an object."""
     start: Step
     follow: Step
-    following: StatusTest = started_and_running
-    """The poll timer runs (default: it has a RayJob, runs and has not finished)."""
+    following: StatusTest = started_or_waiting
+    """The poll timer runs (default: it waits for the Sweep it names, or has a RayJob that
+    runs and has not finished)."""
     pending: StatusTest = started_and_pending
     """RayJob events wake it, the resync timer runs (default: it has a RayJob that has
     not started)."""

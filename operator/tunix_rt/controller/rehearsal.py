@@ -47,7 +47,7 @@ from tunix_rt.contract.layout import RehearsalFiles, RehearsalLayout
 from tunix_rt.contract.phases import Verdict, job_status, judge_rehearsal
 from tunix_rt.contract.rehearsal_evidence import read_rehearsal_evidence
 from tunix_rt.controller.call import Call
-from tunix_rt.controller.kind import Kind, started_or_waiting
+from tunix_rt.controller.kind import Kind
 from tunix_rt.controller.rehearsal_source import Resolved, Unresolvable, Waiting, resolve
 from tunix_rt.controller.rehearsal_status import (
     Evidence,
@@ -234,6 +234,5 @@ REHEARSAL = Kind(
     spec_fields="trainer or fromSweep, overrides",
     start=start,
     follow=follow,
-    following=started_or_waiting,
     restarts=_not_started,
 )

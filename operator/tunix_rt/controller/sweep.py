@@ -79,7 +79,7 @@ from tunix_rt.contract.phases import (
     session_of_attempt,
 )
 from tunix_rt.controller.call import Call
-from tunix_rt.controller.kind import Kind, never_started, started_or_waiting, waiting_for_sweep
+from tunix_rt.controller.kind import Kind, waiting_for_sweep
 from tunix_rt.controller.runtime import Runtime, owner_of
 from tunix_rt.controller.status import timestamp
 from tunix_rt.controller.status_writer import write_failed, write_waiting
@@ -381,7 +381,5 @@ SWEEP = Kind(
     spec_fields="searchSpace, maxTrials",
     start=start,
     follow=follow,
-    following=started_or_waiting,
-    restarts=never_started,
     eager=eager_rayjob,
 )

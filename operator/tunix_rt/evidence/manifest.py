@@ -113,8 +113,8 @@ def build_run_manifest(
     dataset: dict[str, Any],
     config: dict[str, Any],
     config_path: str,
-    config_source_sha256: str | None,
-    overrides: dict[str, Any] | None,
+    config_source_sha256: str | None = None,
+    overrides: dict[str, Any] | None = None,
     command: list[str],
     seed: int,
     start_time: datetime,
@@ -122,7 +122,7 @@ def build_run_manifest(
     wall_seconds: float,
     steps: int,
     devices: list[str],
-    source: dict[str, Any] | None,
+    source: dict[str, Any] | None = None,
     storage_uri: str,
     storage_prefix: str,
     versions: dict[str, str | None] | None = None,
@@ -136,7 +136,9 @@ def build_run_manifest(
 
     Nothing from the environment goes in except TUNIX_RT_IMAGE; the command line, the
     storage URI and every string of the config, overrides, dataset and source are
-    scrubbed of credentials (defence in depth: a valid spec holds none). ``backend``
+    scrubbed of credentials (defence in depth: a valid spec holds none).
+    ``config_source_sha256``, ``overrides`` and ``source`` are a rehearsal's (a sweep has
+    no config file, overrides or source trial). ``backend``
     (trainer.backend) and ``model_source`` (where the model came from: config name,
     checkpoint URI and digest, ``random_init``, library versions) are written when given;
     manifests written before trainer backends existed have neither, and stay valid.

@@ -20,7 +20,7 @@ with hand-made trials.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,8 @@ from tunix_rt.evidence.report import render_sweep_report
 
 @dataclass(frozen=True)
 class SweepRunFacts:
-    """What the driver knows about the run that the summary does not say."""
+    """What the driver knows about the run that the summary does not say (named as the
+    run manifest's arguments: :meth:`manifest_args`)."""
 
     spec: dict[str, Any]
     """The Sweep spec, wire form (the manifest's ``config``)."""
@@ -63,6 +64,12 @@ class SweepRunFacts:
     storage_prefix: str
     numerics: dict[str, Any] | None = None
     """What the trials pinned and the driver's CPU (``numerics_record``, scope driver)."""
+
+    def manifest_args(self) -> dict[str, Any]:
+        """The facts as :func:`build_run_manifest` takes them: each under its own name, the
+        spec as ``config``."""
+        args = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "spec"}
+        return args | {"config": self.spec}
 
 
 def _trainer(facts: SweepRunFacts) -> dict[str, Any]:
@@ -111,30 +118,14 @@ def write_sweep_evidence(
     if folder.exists() and any(folder.iterdir()):
         raise PackageError(f"refusing to write sweep evidence into {folder}: it is not empty")
     folder.mkdir(parents=True, exist_ok=True)
+    # no model_source: each trial's record says where its model came from
     manifest = build_run_manifest(
         kind="sweep",
         run_name=summary.sweep,
         namespace=summary.namespace,
-        commit=facts.commit,
-        model_id=facts.model_id,
-        dataset=facts.dataset,
-        config=facts.spec,
-        config_path=facts.config_path,
-        config_source_sha256=None,
-        overrides=None,
-        command=facts.command,
-        seed=facts.seed,
-        start_time=facts.start_time,
-        end_time=facts.end_time,
-        wall_seconds=facts.wall_seconds,
         steps=sum(t.steps for t in summary.trials),
-        devices=facts.devices,
-        source=None,
-        storage_uri=facts.storage_uri,
-        storage_prefix=facts.storage_prefix,
         backend=_trainer(facts).get("backend") or "builtin",
-        model_source=None,  # per trial: each trial's record says where its model came from
-        numerics=facts.numerics,
+        **facts.manifest_args(),
     )
     summary_wire = summary.to_wire()
     (folder / RUN_MANIFEST_JSON).write_text(_dump(manifest), encoding="utf-8")

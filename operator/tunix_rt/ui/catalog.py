@@ -295,26 +295,18 @@ def unfinished_phase(state: SweepState) -> tuple[str, str | None]:
     return "Interrupted", last.message
 
 
+_AS_RECORDED = set(TrialRow.model_fields) - {"state", "score", "best", "reused_from"}
+"""The fields of a trial row that are the record's own, under the same names (the others
+:func:`trial_row` works out)."""
+
+
 def trial_row(trial: TrialResult, objective: Objective, best: TrialResult | None) -> TrialRow:
     return TrialRow(
-        trial_id=trial.trial_id,
+        **trial.model_dump(include=_AS_RECORDED),
         state=trial.state.value,
         score=objective_value(trial, objective),
-        primary_score=trial.primary_score,
-        steps=trial.steps,
-        wall_seconds=trial.wall_seconds,
-        accelerator_hours=trial.accelerator_hours,
-        started_at=trial.started_at,
-        finished_at=trial.finished_at,
-        error=trial.error,
-        params=dict(trial.params),
-        metrics=dict(trial.metrics),
-        curve=[dict(p) for p in trial.curve],
         best=best is not None and best.trial_id == trial.trial_id,
-        backend=trial.backend,
         reused_from=trial.origin_sweep,
-        preemptions=trial.preemptions,
-        lost_steps=trial.lost_steps,
     )
 
 
