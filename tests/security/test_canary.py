@@ -18,7 +18,6 @@ import io
 import json
 import logging
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import pytest
 
 from support.manifests import write_sweep
 from support.s3 import AWS_ELSEWHERE, MotoS3
-from support.sweeps import stand_in_grid
+from support.sweeps import driver_cmd, stand_in_grid
 
 CANARY = "canary-XYZ-7f3a9c1e5b2d4068"
 CANARY_KEY_ID = "AKIACANARY0000000XYZ"
@@ -77,14 +76,8 @@ def test_local_sweep_never_prints_or_stores_the_canary(
     env = subprocess_env | moto_s3.client_env(CANARY_KEY_ID, CANARY)
     env["TUNIX_RT_API_TOKEN"] = CANARY  # any credential-looking variable
     ray_dir = tmp_path / "ray"
-    cmd = [
-        sys.executable, "-m", "tunix_rt.tune",
-        "--spec", str(write_sweep(tmp_path / "s.yaml", "canary", SWEEP)),
-        "--storage", f"s3://{bucket}/runs",
-        "--namespace", "ns",
-        "--ray-storage", str(ray_dir),
-        "--num-cpus", "2",
-    ]  # fmt: skip
+    spec = write_sweep(tmp_path / "s.yaml", "canary", SWEEP)
+    cmd = driver_cmd(spec, f"s3://{bucket}/runs", "--ray-storage", str(ray_dir), "--num-cpus", "2")
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     # One trial succeeds, one diverges (a failure with its message in the records).
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -112,12 +105,8 @@ def test_local_sweep_never_prints_or_stores_the_canary(
 def test_storage_uri_with_credentials_is_refused_without_echoing_them(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    cmd = [
-        sys.executable, "-m", "tunix_rt.tune",
-        "--spec", str(write_sweep(tmp_path / "s.yaml", "uri", SWEEP)),
-        "--storage", f"s3://{CANARY_KEY_ID}:{CANARY}@bucket/runs",
-        "--namespace", "ns",
-    ]  # fmt: skip
+    spec = write_sweep(tmp_path / "s.yaml", "uri", SWEEP)
+    cmd = driver_cmd(spec, f"s3://{CANARY_KEY_ID}:{CANARY}@bucket/runs")
     out = subprocess.run(cmd, env=subprocess_env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1, out.stderr[-2000:]
     assert "credentials and query strings do not belong in storage URIs" in out.stderr

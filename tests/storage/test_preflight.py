@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import yaml
 from support.manifests import write_sweep
 from support.rehearsal import FakeTrainer, tiny_trainer
 from support.s3 import MotoS3
-from support.sweeps import stand_in_grid
+from support.sweeps import driver_cmd, stand_in_grid
 from tunix_rt.api.rehearsal import RehearsalSpec
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.rehearsal import RehearsalError, plan_from_spec, run_rehearsal
@@ -200,12 +199,8 @@ def test_sweep_driver_fails_before_ray_when_bucket_absent(
     s3_env: MotoS3, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     env = subprocess_env | s3_env.client_env("testing", "testing-secret")
-    cmd = [
-        sys.executable, "-m", "tunix_rt.tune",
-        "--spec", str(write_sweep(tmp_path / "s.yaml", "pre", stand_in_grid([0.003]))),
-        "--storage", "s3://absent-bucket-sweep/runs",
-        "--namespace", "ns",
-    ]  # fmt: skip
+    spec = write_sweep(tmp_path / "s.yaml", "pre", stand_in_grid([0.003]))
+    cmd = driver_cmd(spec, "s3://absent-bucket-sweep/runs")
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == ExitCode.FAILED, out.stdout[-2000:] + out.stderr[-2000:]
     assert "preflight failed, nothing ran" in out.stderr

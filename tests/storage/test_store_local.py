@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from support.stores import write_and_list
 from tunix_rt.storage import (
     RetryPolicy,
     Store,
@@ -37,22 +38,8 @@ def fast_policy(attempts: int = 4, sleeps: list[float] | None = None) -> RetryPo
 def test_roundtrip_list_exists_download(tmp_path: Path) -> None:
     store = Store(f"file://{tmp_path}/root")
     assert store.uri == f"file://{tmp_path}/root"
-    uri = store.write_json("ns/sweep/trials/t1.json", {"b": 1, "a": [1, 2]})
-    assert uri == f"file://{tmp_path}/root/ns/sweep/trials/t1.json"
-    store.write_text("ns/sweep/summary.json", '{"x": 1}')
-    store.write_bytes("ns/other/blob.bin", b"\x00\x01")
-    assert store.read_json("ns/sweep/trials/t1.json") == {"a": [1, 2], "b": 1}
-    assert store.exists("ns/sweep/summary.json")
-    assert not store.exists("ns/sweep/missing.json")
-    assert store.list("ns/sweep") == ["ns/sweep/summary.json", "ns/sweep/trials/t1.json"]
-    assert store.list("ns/sweep/") == store.list("ns/sweep")
-    assert store.list("") == [
-        "ns/other/blob.bin",
-        "ns/sweep/summary.json",
-        "ns/sweep/trials/t1.json",
-    ]
-    assert store.list("nothing/here") == []
-    got = store.download("ns/other/blob.bin", tmp_path / "dl" / "blob.bin")
+    write_and_list(store)
+    got = store.download("local/sw2/other.bin", tmp_path / "dl" / "blob.bin")
     assert got.read_bytes() == b"\x00\x01"
     src = tmp_path / "src.txt"
     src.write_text("hello")
@@ -62,7 +49,7 @@ def test_roundtrip_list_exists_download(tmp_path: Path) -> None:
     store.delete("up/src.txt")  # idempotent
     assert not store.exists("up/src.txt")
     # Files written by the store are readable by others (0644), not mkstemp's 0600.
-    assert (tmp_path / "root/ns/sweep/summary.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "root/local/sw/summary.json").stat().st_mode & 0o777 == 0o644
 
 
 def test_relative_default_uri_resolves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

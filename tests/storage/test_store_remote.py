@@ -19,7 +19,7 @@ import pytest
 
 from support.net import CuttingProxy, come_back_after_cut
 from support.s3 import SECRET
-from support.stores import StoreBackend, policy, retry_warnings
+from support.stores import StoreBackend, policy, retry_warnings, write_and_list
 from tunix_rt.storage import Store, StoreError, StoreNotFoundError
 from tunix_rt.storage.local import TMP_PREFIX
 
@@ -28,27 +28,7 @@ def test_roundtrip(backend: StoreBackend, tmp_path: Path) -> None:
     root = backend.root
     store = Store(f"{root}/root/")
     assert store.uri == f"{root}/root"
-    assert store.write_json("local/sw/trials/t1.json", {"primary_score": 0.5}) == (
-        f"{root}/root/local/sw/trials/t1.json"
-    )
-    store.write_text("local/sw/summary.json", "{}")
-    store.write_bytes("local/sw2/other.bin", b"\x00\x01")
-    store.write_text("local/other.txt", "x")
-    assert store.read_json("local/sw/trials/t1.json") == {"primary_score": 0.5}
-    assert store.read_text("local/sw/summary.json") == "{}"
-    assert store.read_bytes("local/sw2/other.bin") == b"\x00\x01"
-    assert store.exists("local/sw/summary.json")
-    assert not store.exists("local/sw/nope.json")
-    # A prefix is a folder: local/sw does not take in local/sw2.
-    assert store.list("local/sw") == ["local/sw/summary.json", "local/sw/trials/t1.json"]
-    assert store.list("local/sw/") == store.list("local/sw")
-    assert store.list("") == [
-        "local/other.txt",
-        "local/sw/summary.json",
-        "local/sw/trials/t1.json",
-        "local/sw2/other.bin",
-    ]
-    assert store.list("missing/") == []
+    write_and_list(store)
     # The server, asked directly, holds exactly these objects, whole.
     assert backend.objects() == {
         "root/local/other.txt": 1,

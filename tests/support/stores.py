@@ -1,5 +1,6 @@
 """The remote stores' test servers behind one face: the store tests that hold for s3://
-(moto) and gs:// (the GCS emulator) alike run once per backend.
+(moto) and gs:// (the GCS emulator) alike run once per backend; and the round trip that
+every store, file:// included, keeps.
 """
 
 from __future__ import annotations
@@ -10,12 +11,40 @@ from typing import Protocol
 
 import pytest
 
-from tunix_rt.storage import RetryPolicy
+from tunix_rt.storage import RetryPolicy, Store
 
 
 def policy(attempts: int, base: float = 0.05) -> RetryPolicy:
     """A quick, deterministic retry policy."""
     return RetryPolicy(attempts=attempts, base_delay=base, max_delay=1.0, rng=random.Random(1))
+
+
+def write_and_list(store: Store) -> None:
+    """What every store keeps: writes that return the object's URI and read back whole;
+    ``exists``; ``list`` of a prefix, which is a folder (``local/sw`` does not take in
+    ``local/sw2``), with or without its slash. Leaves four objects under ``local/``:
+    ``other.txt`` (1 byte), ``sw/summary.json`` (2), ``sw/trials/t1.json``,
+    ``sw2/other.bin`` (2)."""
+    assert store.write_json("local/sw/trials/t1.json", {"primary_score": 0.5, "a": [1, 2]}) == (
+        f"{store.uri}/local/sw/trials/t1.json"
+    )
+    store.write_text("local/sw/summary.json", "{}")
+    store.write_bytes("local/sw2/other.bin", b"\x00\x01")
+    store.write_text("local/other.txt", "x")
+    assert store.read_json("local/sw/trials/t1.json") == {"a": [1, 2], "primary_score": 0.5}
+    assert store.read_text("local/sw/summary.json") == "{}"
+    assert store.read_bytes("local/sw2/other.bin") == b"\x00\x01"
+    assert store.exists("local/sw/summary.json")
+    assert not store.exists("local/sw/nope.json")
+    assert store.list("local/sw") == ["local/sw/summary.json", "local/sw/trials/t1.json"]
+    assert store.list("local/sw/") == store.list("local/sw")
+    assert store.list("") == [
+        "local/other.txt",
+        "local/sw/summary.json",
+        "local/sw/trials/t1.json",
+        "local/sw2/other.bin",
+    ]
+    assert store.list("missing/") == store.list("nothing/here") == []
 
 
 def retry_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -1,6 +1,6 @@
 """Sweeps more than one test file runs: the CLI's one good Sweep, the grid sweep of the
 stand-in python trainer, the 2-trial grid sweep of a tiny JAX model that the end-to-end
-tests train for real, and running one with ``tunix-rt sweep run``."""
+tests train for real, and running one with ``tunix-rt sweep run`` or with the driver."""
 
 from __future__ import annotations
 
@@ -86,6 +86,13 @@ def tiny_jax_sweep(
             **spec,
         },
     )
+
+
+def driver_cmd(spec: Path, storage: str, *options: str) -> list[str]:
+    """The Tune driver (``python -m tunix_rt.tune``) run on the manifest ``spec`` into
+    ``storage``, namespace ``ns``; ``options``: further flags."""
+    tune = [sys.executable, "-m", "tunix_rt.tune"]
+    return [*tune, "--spec", str(spec), "--storage", storage, "--namespace", "ns", *options]
 
 
 @dataclass(frozen=True)
