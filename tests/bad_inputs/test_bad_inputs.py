@@ -26,16 +26,7 @@ import yaml
 from typer.testing import CliRunner
 
 import tunix_rt.cli as cli
-from support.operator import (
-    EVENTS,
-    RAYJOBS,
-    REHEARSALS,
-    SWEEPS,
-    Api,
-    ApiServer,
-    OperatorRun,
-    register_resources,
-)
+from support import operator as op
 from support.operator_config import operator_config
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import load_documents
@@ -43,7 +34,6 @@ from tunix_rt.controller import OperatorConfig
 
 CORPUS = Path(__file__).resolve().parent
 CASES: list[dict[str, Any]] = yaml.safe_load((CORPUS / "cases.yaml").read_text())
-NS = "ml"
 VALID = "valid"
 """The valid Sweep created beside the bad ones (``valid/sweep.yaml``)."""
 
@@ -155,17 +145,17 @@ def operator_object(case: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     if len(docs) != 1 or not isinstance(docs[0], dict):
         return None
     body = copy.deepcopy(docs[0])
-    resource = {"Sweep": SWEEPS, "Rehearsal": REHEARSALS}.get(body.get("kind"))
+    resource = {"Sweep": op.SWEEPS, "Rehearsal": op.REHEARSALS}.get(body.get("kind"))
     if resource is None:
         return None
-    body["metadata"] = {"name": case["id"], "namespace": NS}
+    body["metadata"] = {"name": case["id"], "namespace": op.NS}
     return resource, body
 
 
 OPERATOR_CASES = [c for c in CASES if operator_object(c) is not None]
 
 
-class LeanApiServer(ApiServer):
+class LeanApiServer(op.ApiServer):
     """The emulator, forgetting each request once answered: kmock keeps every request it
     served and scans them all for each new one, which with a few hundred objects makes
     the emulator, not the operator, what the test measures (shared TESTING.md, "kmock
@@ -203,15 +193,15 @@ def settled(case: dict[str, Any], seen: Seen) -> bool:
     return bool(failed_condition(seen.objects.get(case["id"])) and warnings)
 
 
-async def observe(api: Api) -> Seen:
+async def observe(api: op.Api) -> Seen:
     seen = Seen()
-    for resource in (SWEEPS, REHEARSALS):
-        for obj in await api.list(resource, NS):
+    for resource in (op.SWEEPS, op.REHEARSALS):
+        for obj in await api.list(resource, op.NS):
             seen.objects[obj["metadata"]["name"]] = obj
-    for event in await api.list(EVENTS, NS):
+    for event in await api.list(op.EVENTS, op.NS):
         name = (event.get("involvedObject") or {}).get("name")
         seen.events.setdefault(str(name), []).append(event)
-    seen.rayjobs = [r["metadata"]["name"] for r in await api.list(RAYJOBS, NS)]
+    seen.rayjobs = [r["metadata"]["name"] for r in await api.list(op.RAYJOBS, op.NS)]
     return seen
 
 
@@ -219,14 +209,14 @@ async def drive(config: OperatorConfig, timeout: float = 90.0) -> Seen:
     """One operator; every case and the valid Sweep created at once; poll until the
     cases that should settle have (pending ones get a short grace), or ``timeout``."""
     async with LeanApiServer() as server, kmock.Server(server):
-        register_resources(server)
-        api = Api(str(server.url))
-        run = OperatorRun(config, str(server.url))
+        op.register_resources(server)
+        api = op.Api(str(server.url))
+        run = op.OperatorRun(config, str(server.url))
         await run.start()
         try:
             valid = yaml.safe_load((CORPUS / "valid" / "sweep.yaml").read_text())
-            valid["metadata"] = {"name": VALID, "namespace": NS}
-            await api.create(SWEEPS, valid)
+            valid["metadata"] = {"name": VALID, "namespace": op.NS}
+            await api.create(op.SWEEPS, valid)
             for case in OPERATOR_CASES:
                 made = operator_object(case)
                 assert made is not None

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from support import operator as op
 from support.net import CuttingProxy
-from support.operator import (
-    S3_ACCESS_KEY,
-    ApiServer,
-    OperatorRun,
-    StartOperator,
-)
 from support.operator_config import operator_config
 from support.s3 import AWS_ELSEWHERE, SECRET, MotoS3
 from tunix_rt.controller import OperatorConfig
@@ -33,13 +28,13 @@ def config(store: Store) -> OperatorConfig:
 
 @pytest.fixture
 async def start_operator(
-    apiserver: ApiServer, config: OperatorConfig
-) -> AsyncIterator[StartOperator]:
+    apiserver: op.ApiServer, config: OperatorConfig
+) -> AsyncIterator[op.StartOperator]:
     """Start the operator (any number of times); every run is stopped at the end."""
-    runs: list[OperatorRun] = []
+    runs: list[op.OperatorRun] = []
 
-    async def start(cfg: OperatorConfig | None = None) -> OperatorRun:
-        run = OperatorRun(cfg or config, str(apiserver.url))
+    async def start(cfg: OperatorConfig | None = None) -> op.OperatorRun:
+        run = op.OperatorRun(cfg or config, str(apiserver.url))
         runs.append(run)
         return await run.start()
 
@@ -56,7 +51,7 @@ def s3_env(monkeypatch: pytest.MonkeyPatch, moto_s3: MotoS3) -> MotoS3:
     """Dummy credentials (a recognisable secret) and moto's endpoint in the environment,
     as the Helm chart's storage Secret would provide them; the Store's retries and
     timeouts kept small so that a store fault costs the tests little time."""
-    moto_s3.put_client_env(monkeypatch, S3_ACCESS_KEY, SECRET, AWS_ELSEWHERE)
+    moto_s3.put_client_env(monkeypatch, op.S3_ACCESS_KEY, SECRET, AWS_ELSEWHERE)
     monkeypatch.setenv("TUNIX_RT_STORE_ATTEMPTS", "2")
     monkeypatch.setenv("TUNIX_RT_STORE_BACKOFF_S", "0.05")
     monkeypatch.setenv("TUNIX_RT_STORE_CONNECT_TIMEOUT_S", "1")
@@ -117,3 +112,12 @@ def s3_proxy(s3_env: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cuttin
     monkeypatch.setenv("TUNIX_RT_S3_ENDPOINT_URL", proxy.endpoint)
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture
+async def proxied_s3_operator(
+    s3_proxy: CuttingProxy, s3_config: OperatorConfig, start_operator: op.StartOperator
+) -> op.OperatorRun:
+    """The operator on the s3:// store, started after ``s3_proxy`` so that it reaches moto
+    through the proxy (which the test can take away)."""
+    return await start_operator(s3_config)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,29 +35,8 @@ from typing import Any
 import kopf
 import pytest
 
+from support import operator as op
 from support.net import CuttingProxy
-from support.operator import (
-    RAYJOBS,
-    REHEARSALS,
-    S3_ACCESS_KEY,
-    SWEEPS,
-    Api,
-    ApiServer,
-    OperatorProcess,
-    StartOperator,
-    assert_status_fits_crd,
-    condition,
-    events_of,
-    phase_is,
-    polled,
-    rehearsal_body,
-    status_of,
-    sweep_body,
-    sweep_running,
-    wait_for,
-    write_summary,
-    write_trial,
-)
 from support.s3 import SECRET
 from tunix_rt.api.common import Phase
 from tunix_rt.api.sweep import SweepSpec
@@ -72,88 +50,92 @@ from tunix_rt.kuberay.metadata import Owner
 from tunix_rt.kuberay.rayjob import build_sweep_rayjob
 from tunix_rt.storage import Store
 
-NS = "ml"
-
 
 def raw(kind: str, name: str, **fields: Any) -> dict[str, Any]:
     """An object as a client that bypasses the CRD schema may write it."""
     return {
         "apiVersion": "tunixrt.io/v1alpha1",
         "kind": kind,
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name, "namespace": op.NS},
         **fields,
     }
 
 
-async def reasons_of(api: Api, name: str) -> Counter[str]:
-    return Counter(e["reason"] for e in await api.events(NS, name))
+async def reasons_of(api: op.Api, name: str) -> Counter[str]:
+    return Counter(e["reason"] for e in await api.events(op.NS, name))
 
 
 # ----------------------------------------------------------------------------- item 1
 
 
 async def test_spec_that_is_not_an_object_fails_once(
-    api: Api, apiserver: ApiServer, start_operator: StartOperator
+    api: op.Api, apiserver: op.ApiServer, start_operator: op.StartOperator
 ) -> None:
     """A ``spec`` that is a string, a list or null fails the object once (InvalidSpec, the
     field and the expected shape named, a Warning Event), is not retried, and starts once
     fixed; a ``status`` that is not an object is taken as empty and replaced. A valid
     Sweep beside them is served as usual."""
     await start_operator()
-    await api.create(SWEEPS, raw("Sweep", "text", spec="maxTrials: 4"))
-    await api.create(SWEEPS, raw("Sweep", "listed", spec=[{"maxTrials": 4}]))
-    await api.create(SWEEPS, raw("Sweep", "null", spec=None))
-    await api.create(REHEARSALS, raw("Rehearsal", "text", spec="trainer: {}"))
-    garbage_status = sweep_body("garbled")
+    await api.create(op.SWEEPS, raw("Sweep", "text", spec="maxTrials: 4"))
+    await api.create(op.SWEEPS, raw("Sweep", "listed", spec=[{"maxTrials": 4}]))
+    await api.create(op.SWEEPS, raw("Sweep", "null", spec=None))
+    await api.create(op.REHEARSALS, raw("Rehearsal", "text", spec="trainer: {}"))
+    garbage_status = op.sweep_body("garbled")
     garbage_status["status"] = "not an object"
-    await api.create(SWEEPS, garbage_status)
-    await api.create(SWEEPS, sweep_body("good"))
+    await api.create(op.SWEEPS, garbage_status)
+    await api.create(op.SWEEPS, op.sweep_body("good"))
 
     expected = {
-        (SWEEPS, "text"): "got a string: 'maxTrials: 4'",
-        (SWEEPS, "listed"): "got a list: [{'maxTrials': 4}]",
-        (SWEEPS, "null"): "got null",
-        (REHEARSALS, "text"): "got a string: 'trainer: {}'",
+        (op.SWEEPS, "text"): "got a string: 'maxTrials: 4'",
+        (op.SWEEPS, "listed"): "got a list: [{'maxTrials': 4}]",
+        (op.SWEEPS, "null"): "got null",
+        (op.REHEARSALS, "text"): "got a string: 'trainer: {}'",
     }
     for (resource, name), got in expected.items():
-        status = await wait_for(
-            lambda r=resource, n=name: phase_is(api, r, n, "Failed"), what=f"{name} Failed"
+        status = await op.wait_for(
+            lambda r=resource, n=name: op.phase_is(api, r, n, "Failed"), what=f"{name} Failed"
         )
         assert status["message"].startswith("spec: expected an object (a mapping of fields")
         assert status["message"].endswith(got), status["message"]
-        obj = await api.get(resource, NS, name)
+        obj = await api.get(resource, op.NS, name)
         assert obj is not None
-        assert_status_fits_crd(obj)
-        failed = condition(obj, "Failed")
+        op.assert_status_fits_crd(obj)
+        failed = op.condition(obj, "Failed")
         assert failed["status"] == "True" and failed["reason"] == "InvalidSpec"
-    sweep_message = (await status_of(api, SWEEPS, "text"))["message"]
+    sweep_message = (await op.status_of(api, op.SWEEPS, "text"))["message"]
     assert "searchSpace, maxTrials" in sweep_message
-    assert "trainer or fromSweep" in (await status_of(api, REHEARSALS, "text"))["message"]
+    assert "trainer or fromSweep" in (await op.status_of(api, op.REHEARSALS, "text"))["message"]
 
-    await wait_for(lambda: phase_is(api, SWEEPS, "good", "Pending"), what="the valid one")
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "garbled", "Pending"), what="garbled")
+    await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "good", "Pending"), what="the valid one")
+    status = await op.wait_for(
+        lambda: op.phase_is(api, op.SWEEPS, "garbled", "Pending"), what="garbled"
+    )
     assert status["rayJobName"] == "sweep-garbled"
 
     await asyncio.sleep(1.5)  # several polls: nothing is retried, no Event repeated
     for resource, name in expected:
-        events = await events_of(api, NS, name, reasons={"InvalidSpec"})
+        events = await op.events_of(api, op.NS, name, reasons={"InvalidSpec"})
         invalid = [e for e in events if e["reason"] == "InvalidSpec"]
         # Rehearsals and Sweeps share names here: the Events of both kinds are counted.
         assert len(invalid) == (2 if name == "text" else 1), invalid
         assert all(e["type"] == "Warning" and "spec: expected" in e["message"] for e in invalid)
-        obj = await api.get(resource, NS, name)
+        obj = await api.get(resource, op.NS, name)
         assert obj is not None
         progress = (obj["metadata"].get("annotations") or {}).get(
             f"tunixrt.io/start_{obj['kind'].lower()}"
         )
         assert progress is None, progress  # kopf has nothing left to retry
-    assert await api.get(RAYJOBS, NS, "sweep-text") is None
+    assert await api.get(op.RAYJOBS, op.NS, "sweep-text") is None
 
     # Fixing the spec starts it, as for any invalid spec.
-    await api.replace(SWEEPS, NS, "text", "spec", sweep_body("text")["spec"])
-    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-text"), what="the fixed one's RayJob")
-    await wait_for(lambda: phase_is(api, SWEEPS, "text", "Pending"), what="Pending after fix")
-    assert apiserver.count("create", RAYJOBS) == 3  # good, garbled, text
+    await api.replace(op.SWEEPS, op.NS, "text", "spec", op.sweep_body("text")["spec"])
+    await op.wait_for(
+        lambda: api.get(op.RAYJOBS, op.NS, "sweep-text"), what="the fixed one's RayJob"
+    )
+    await op.wait_for(
+        lambda: op.phase_is(api, op.SWEEPS, "text", "Pending"), what="Pending after fix"
+    )
+    assert apiserver.count("create", op.RAYJOBS) == 3  # good, garbled, text
 
 
 # ----------------------------------------------------------------------------- item 2
@@ -186,7 +168,7 @@ async def test_client_timeout_names_its_cause() -> None:
         client = KubeClient(kopf.ConnectionInfo(server=url, insecure=True), timeout=0.3)
         try:
             with pytest.raises(KubeApiError) as caught:
-                await client.get(RAYJOB_REF, NS, "sweep-slow")
+                await client.get(RAYJOB_REF, op.NS, "sweep-slow")
         finally:
             await client.close()
     error = caught.value
@@ -201,39 +183,43 @@ async def test_client_timeout_names_its_cause() -> None:
 
 
 async def test_restarts_post_no_adoption_events(
-    api: Api, apiserver: ApiServer, config: OperatorConfig, start_operator: StartOperator
+    api: op.Api, apiserver: op.ApiServer, config: OperatorConfig, start_operator: op.StartOperator
 ) -> None:
     """Two operator restarts against the same API server post no Event for objects the
     status already records as followed. A RayJob that the status does not name (an
     operator killed between creating it and patching the status) is adopted once, with
     one ``RayJobAdopted`` Event, and never created twice."""
     first = await start_operator()
-    await api.create(SWEEPS, sweep_body("steady"))
-    await api.create(REHEARSALS, rehearsal_body("steady", trainer={"learningRate": 0.001}))
-    await wait_for(lambda: phase_is(api, SWEEPS, "steady", "Pending"), what="Sweep Pending")
-    await wait_for(lambda: phase_is(api, REHEARSALS, "steady", "Pending"), what="Pending")
-    await events_of(api, NS, "steady", reasons={"RayJobCreated", "Pending"})
+    await api.create(op.SWEEPS, op.sweep_body("steady"))
+    await api.create(op.REHEARSALS, op.rehearsal_body("steady", trainer={"learningRate": 0.001}))
+    await op.wait_for(
+        lambda: op.phase_is(api, op.SWEEPS, "steady", "Pending"), what="Sweep Pending"
+    )
+    await op.wait_for(lambda: op.phase_is(api, op.REHEARSALS, "steady", "Pending"), what="Pending")
+    await op.events_of(api, op.NS, "steady", reasons={"RayJobCreated", "Pending"})
     await first.stop()
 
     # What an operator killed right after its POST leaves: a RayJob, no status.
-    orphan = await api.create(SWEEPS, sweep_body("orphan"))
+    orphan = await api.create(op.SWEEPS, op.sweep_body("orphan"))
     owner = Owner("tunixrt.io/v1alpha1", "Sweep", "orphan", orphan["metadata"]["uid"])
     spec = SweepSpec.model_validate(config.with_defaults(orphan["spec"]))
     manifest = build_sweep_rayjob(
-        name="orphan", namespace=NS, spec=spec, owner=owner, options=config.build_options()
+        name="orphan", namespace=op.NS, spec=spec, owner=owner, options=config.build_options()
     )
-    await api.create(RAYJOBS, manifest)
+    await api.create(op.RAYJOBS, manifest)
 
-    before = await api.events(NS)
+    before = await api.events(op.NS)
     counts: list[int] = []
     for _ in range(3):
         run = await start_operator()
-        await wait_for(lambda: phase_is(api, SWEEPS, "orphan", "Pending"), what="orphan Pending")
+        await op.wait_for(
+            lambda: op.phase_is(api, op.SWEEPS, "orphan", "Pending"), what="orphan Pending"
+        )
         await asyncio.sleep(1.0)  # resume handlers and several polls
         await run.stop()
-        counts.append(len(await api.events(NS)))
+        counts.append(len(await api.events(op.NS)))
 
-    after = await api.events(NS)
+    after = await api.events(op.NS)
     new = Counter((e["involvedObject"]["name"], e["reason"]) for e in after[len(before) :])
     assert new == {("orphan", "RayJobAdopted"): 1, ("orphan", "Pending"): 1}, new
     assert counts[0] == counts[1] == counts[2], counts  # the 2nd and 3rd start: no Event
@@ -241,9 +227,9 @@ async def test_restarts_post_no_adoption_events(
     assert steady["RayJobAdopted"] == 0 and steady["RayJobCreated"] == 2  # Sweep + Rehearsal
     # 2 created by the operator, the orphan's by us, and the operator's one try at the
     # orphan's (create first: refused 409, then adopted); never a second RayJob.
-    assert apiserver.count("create", RAYJOBS) == 4
-    assert len(await api.list(RAYJOBS, NS)) == 3
-    status = await status_of(api, SWEEPS, "orphan")
+    assert apiserver.count("create", op.RAYJOBS) == 4
+    assert len(await api.list(op.RAYJOBS, op.NS)) == 3
+    status = await op.status_of(api, op.SWEEPS, "orphan")
     assert status["rayJobName"] == "sweep-orphan"
 
 
@@ -261,7 +247,7 @@ def comparable(status: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_operator_killed_mid_sweep_converges(
-    api: Api, apiserver: ApiServer, store: Store, tmp_path: Path
+    api: op.Api, apiserver: op.ApiServer, store: Store, tmp_path: Path
 ) -> None:
     """``tunix-rt operator`` killed with SIGKILL while a sweep runs, trials finishing while
     it is down, then started again: exactly one RayJob, and the final status is the one an
@@ -269,39 +255,43 @@ async def test_operator_killed_mid_sweep_converges(
     the restart and fed the same way)."""
     env = {"TUNIX_RT_DEFAULT_STORAGE": store.uri, "TUNIX_RT_POLL_SECONDS": "0.2",
            "TUNIX_RT_SUMMARY_GRACE_SECONDS": "5"}  # fmt: skip
-    operator = OperatorProcess(str(apiserver.url), tmp_path, **env)
+    operator = op.OperatorProcess(str(apiserver.url), tmp_path, **env)
     await operator.start()
     try:
-        await sweep_running(api, sweep_body("killed", maxTrials=3))
-        write_trial(store, NS, "killed", "t_00000", TrialState.SUCCEEDED, 0.5)
-        await wait_for(lambda: _completed(api, "killed", 1), what="one trial seen")
+        await op.sweep_running(api, op.sweep_body("killed", maxTrials=3))
+        op.write_trial(store, op.NS, "killed", "t_00000", TrialState.SUCCEEDED, 0.5)
+        await op.wait_for(lambda: _completed(api, "killed", 1), what="one trial seen")
         output = await operator.kill()
         assert "Traceback" not in output, output[-3000:]
 
         # While it is down: the other trials finish, the job succeeds.
         trials = [
-            write_trial(store, NS, "killed", "t_00000", TrialState.SUCCEEDED, 0.5),
-            write_trial(store, NS, "killed", "t_00001", TrialState.FAILED, None),
-            write_trial(store, NS, "killed", "t_00002", TrialState.SUCCEEDED, 0.7),
+            op.write_trial(store, op.NS, "killed", "t_00000", TrialState.SUCCEEDED, 0.5),
+            op.write_trial(store, op.NS, "killed", "t_00001", TrialState.FAILED, None),
+            op.write_trial(store, op.NS, "killed", "t_00002", TrialState.SUCCEEDED, 0.7),
         ]
-        write_summary(store, NS, "killed", trials, best="t_00002")
-        await api.job_status(
-            NS, "sweep-killed", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
-        )
+        op.write_summary(store, op.NS, "killed", trials, best="t_00002")
+        await api.job_succeeded(op.NS, "sweep-killed")
 
         await operator.start()
-        await api.create(SWEEPS, sweep_body("calm", maxTrials=3))
-        await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-calm"), what="the calm RayJob")
+        await api.create(op.SWEEPS, op.sweep_body("calm", maxTrials=3))
+        await op.wait_for(lambda: api.get(op.RAYJOBS, op.NS, "sweep-calm"), what="the calm RayJob")
         for trial in trials:
-            write_trial(store, NS, "calm", trial.trial_id, trial.state, trial.primary_score)
-        write_summary(
-            store, NS, "calm", [t.model_copy(update={"sweep": "calm"}) for t in trials], "t_00002"
+            op.write_trial(store, op.NS, "calm", trial.trial_id, trial.state, trial.primary_score)
+        op.write_summary(
+            store,
+            op.NS,
+            "calm",
+            [t.model_copy(update={"sweep": "calm"}) for t in trials],
+            "t_00002",
         )
-        await api.job_status(
-            NS, "sweep-calm", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
+        await api.job_succeeded(op.NS, "sweep-calm")
+        killed = await op.wait_for(
+            lambda: op.phase_is(api, op.SWEEPS, "killed", "Succeeded"), timeout=30
         )
-        killed = await wait_for(lambda: phase_is(api, SWEEPS, "killed", "Succeeded"), timeout=30)
-        calm = await wait_for(lambda: phase_is(api, SWEEPS, "calm", "Succeeded"), timeout=30)
+        calm = await op.wait_for(
+            lambda: op.phase_is(api, op.SWEEPS, "calm", "Succeeded"), timeout=30
+        )
     finally:
         output = await operator.kill()
     assert "Traceback" not in output, output[-3000:]
@@ -309,8 +299,8 @@ async def test_operator_killed_mid_sweep_converges(
     assert comparable(killed) == comparable(calm)
     assert killed["trialsProgress"] == "3/3" and killed["trialsFailed"] == 1
     assert killed["bestTrial"]["id"] == "t_00002" and killed["primaryScore"] == 0.7
-    assert apiserver.count("create", RAYJOBS) == 2  # sweep-killed once, sweep-calm once
-    assert [r["metadata"]["name"] for r in await api.list(RAYJOBS, NS)] == [
+    assert apiserver.count("create", op.RAYJOBS) == 2  # sweep-killed once, sweep-calm once
+    assert [r["metadata"]["name"] for r in await api.list(op.RAYJOBS, op.NS)] == [
         "sweep-killed",
         "sweep-calm",
     ]
@@ -319,8 +309,8 @@ async def test_operator_killed_mid_sweep_converges(
     assert reasons["TrialFinished"] + reasons["TrialFailed"] == 3  # each trial said once
 
 
-async def _completed(api: Api, name: str, count: int) -> dict[str, Any] | None:
-    status = await status_of(api, SWEEPS, name)
+async def _completed(api: op.Api, name: str, count: int) -> dict[str, Any] | None:
+    status = await op.status_of(api, op.SWEEPS, name)
     return status if status.get("trialsCompleted") == count else None
 
 
@@ -330,91 +320,93 @@ def driver_summary(
     """The summary the driver writes, its verdict by the run contract's own rule."""
     verdict = sweep_verdict(SweepEnd(trials, len(trials), False, False), spec)
     summary = SweepResult(
-        sweep=name, namespace=NS, phase=verdict.phase, message=verdict.message,
+        sweep=name, namespace=op.NS, phase=verdict.phase, message=verdict.message,
         trials_planned=spec.planned_trials(), trials=trials,
     )  # fmt: skip
-    store.write_json(summary_key(NS, name), summary)
+    store.write_json(summary_key(op.NS, name), summary)
     return summary
 
 
 async def test_crashing_trials_count_until_max_failed_trials(
-    api: Api, store: Store, config: OperatorConfig, start_operator: StartOperator
+    api: op.Api, store: Store, config: OperatorConfig, start_operator: op.StartOperator
 ) -> None:
     """A trial that crashes is counted (trialsFailed, a TrialFailed Warning) and the sweep
     goes on; one failure past ``maxFailedTrials`` ends it: the driver exits 1, the RayJob
     fails, and the Sweep fails with the RayJob's message and the driver's reason, every
     trial result kept."""
     await start_operator()
-    body = sweep_body("crashy", maxTrials=6, maxFailedTrials=1)
-    await sweep_running(api, body)
+    body = op.sweep_body("crashy", maxTrials=6, maxFailedTrials=1)
+    await op.sweep_running(api, body)
 
-    write_trial(store, NS, "crashy", "t_00000", TrialState.FAILED, None)
+    op.write_trial(store, op.NS, "crashy", "t_00000", TrialState.FAILED, None)
 
     async def counted() -> dict[str, Any] | None:
-        s = await status_of(api, SWEEPS, "crashy")
+        s = await op.status_of(api, op.SWEEPS, "crashy")
         return s if s.get("phase") == "Running" and s.get("trialsFailed") == 1 else None
 
-    status = await wait_for(counted, what="the crashed trial counted")
+    status = await op.wait_for(counted, what="the crashed trial counted")
     assert "(1 failed)" in status["message"]
-    await events_of(api, NS, "crashy", reasons={"TrialFailed"}, warning_with="(OOM)")
+    await op.events_of(api, op.NS, "crashy", reasons={"TrialFailed"}, warning_with="(OOM)")
 
     # Within maxFailedTrials: the sweep goes on.
-    write_trial(store, NS, "crashy", "t_00001", TrialState.SUCCEEDED, 0.6)
-    write_trial(store, NS, "crashy", "t_00002", TrialState.RUNNING)
-    status = await wait_for(lambda: _completed(api, "crashy", 1), what="the sweep going on")
+    op.write_trial(store, op.NS, "crashy", "t_00001", TrialState.SUCCEEDED, 0.6)
+    op.write_trial(store, op.NS, "crashy", "t_00002", TrialState.RUNNING)
+    status = await op.wait_for(lambda: _completed(api, "crashy", 1), what="the sweep going on")
     assert status["phase"] == "Running" and status["trialsRunning"] == 1
     assert status["trialsProgress"] == "2/6"
 
     # One more crash: past maxFailedTrials (1). The driver stops, writes its verdict, exits 1.
     trials = [
-        write_trial(store, NS, "crashy", "t_00000", TrialState.FAILED, None),
-        write_trial(store, NS, "crashy", "t_00001", TrialState.SUCCEEDED, 0.6),
-        write_trial(store, NS, "crashy", "t_00002", TrialState.FAILED, None),
+        op.write_trial(store, op.NS, "crashy", "t_00000", TrialState.FAILED, None),
+        op.write_trial(store, op.NS, "crashy", "t_00001", TrialState.SUCCEEDED, 0.6),
+        op.write_trial(store, op.NS, "crashy", "t_00002", TrialState.FAILED, None),
     ]
     spec = SweepSpec.model_validate(config.with_defaults(body["spec"]))
     summary = driver_summary(store, "crashy", spec, trials)
     assert summary.phase is Phase.FAILED
     job_message = "Job entrypoint command failed with exit code 1"
     await api.job_status(
-        NS, "sweep-crashy", jobDeploymentStatus="Complete", jobStatus="FAILED",
+        op.NS, "sweep-crashy", jobDeploymentStatus="Complete", jobStatus="FAILED",
         reason="AppFailed", message=job_message,
     )  # fmt: skip
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "crashy", "Failed"), what="Failed")
+    status = await op.wait_for(
+        lambda: op.phase_is(api, op.SWEEPS, "crashy", "Failed"), what="Failed"
+    )
     assert status["message"] == f"{job_message}; {summary.message}"
     assert "2 trial(s) failed, more than maxFailedTrials (1); first error: OOM" in status["message"]
     assert status["trialsFailed"] == 2 and status["trialsCompleted"] == 1
     assert [t["id"] for t in status["trials"]] == ["t_00000", "t_00001", "t_00002"]
     assert status["bestTrial"]["id"] == "t_00001" and status["primaryScore"] == 0.6
-    crashy = await api.get(SWEEPS, NS, "crashy")
-    assert condition(crashy, "Failed")["reason"] == "AppFailed"
+    crashy = await api.get(op.SWEEPS, op.NS, "crashy")
+    assert op.condition(crashy, "Failed")["reason"] == "AppFailed"
     assert crashy is not None
-    assert_status_fits_crd(crashy)
-    events = await events_of(api, NS, "crashy", reasons={"AppFailed"})
+    op.assert_status_fits_crd(crashy)
+    events = await op.events_of(api, op.NS, "crashy", reasons={"AppFailed"})
     assert [e["reason"] for e in events].count("TrialFailed") == 2
 
 
 async def test_driver_restart_keeps_finished_trials(
-    api: Api, store: Store, start_operator: StartOperator
+    api: op.Api, store: Store, start_operator: op.StartOperator
 ) -> None:
     """The driver is killed and started again (the RayJob's job goes back to PENDING, then
     RUNNING; the new session restores the finished trials from Tune's state and re-writes
     their records, and re-runs the one that was running). The Sweep never loses a finished
     trial, never fails, never repeats a trial Event, and ends with every trial."""
     await start_operator()
-    await sweep_running(api, sweep_body("phoenix", maxTrials=4, maxFailedTrials=1))
+    await op.sweep_running(api, op.sweep_body("phoenix", maxTrials=4, maxFailedTrials=1))
     done = [
-        write_trial(store, NS, "phoenix", "t_00000", TrialState.SUCCEEDED, 0.5),
-        write_trial(store, NS, "phoenix", "t_00001", TrialState.FAILED, None),
+        op.write_trial(store, op.NS, "phoenix", "t_00000", TrialState.SUCCEEDED, 0.5),
+        op.write_trial(store, op.NS, "phoenix", "t_00001", TrialState.FAILED, None),
     ]
-    write_trial(store, NS, "phoenix", "t_00002", TrialState.RUNNING)
-    await wait_for(lambda: _completed(api, "phoenix", 1), what="the first trials")
+    op.write_trial(store, op.NS, "phoenix", "t_00002", TrialState.RUNNING)
+    await op.wait_for(lambda: _completed(api, "phoenix", 1), what="the first trials")
 
     seen: list[dict[str, Any]] = []
     watching = True
 
     async def watch() -> None:
         while watching:
-            seen.append(await status_of(api, SWEEPS, "phoenix"))
+            seen.append(await op.status_of(api, op.SWEEPS, "phoenix"))
             await asyncio.sleep(0.05)
 
     async def read_more(reads: int = 6) -> None:
@@ -425,33 +417,29 @@ async def test_driver_restart_keeps_finished_trials(
         async def enough() -> bool:
             return len(seen) >= target
 
-        await wait_for(enough, what=f"{reads} more status reads")
+        await op.wait_for(enough, what=f"{reads} more status reads")
 
     watcher = asyncio.create_task(watch())
     try:
         # The driver dies; KubeRay reports the job pending while it is started again.
         await api.job_status(
-            NS, "sweep-phoenix", jobDeploymentStatus="Running", jobStatus="PENDING"
+            op.NS, "sweep-phoenix", jobDeploymentStatus="Running", jobStatus="PENDING"
         )
         await read_more()
         # The new session restores what finished and re-runs the running trial.
         for trial in done:
-            write_trial(store, NS, "phoenix", trial.trial_id, trial.state, trial.primary_score)
-        write_trial(store, NS, "phoenix", "t_00002", TrialState.RUNNING)
-        await api.job_status(
-            NS, "sweep-phoenix", jobDeploymentStatus="Running", jobStatus="RUNNING"
-        )
+            op.write_trial(
+                store, op.NS, "phoenix", trial.trial_id, trial.state, trial.primary_score
+            )
+        op.write_trial(store, op.NS, "phoenix", "t_00002", TrialState.RUNNING)
+        await api.job_running(op.NS, "sweep-phoenix")
         await read_more()
         trials = [
             *done,
-            write_trial(store, NS, "phoenix", "t_00002", TrialState.SUCCEEDED, 0.8),
-            write_trial(store, NS, "phoenix", "t_00003", TrialState.SUCCEEDED, 0.7),
+            op.write_trial(store, op.NS, "phoenix", "t_00002", TrialState.SUCCEEDED, 0.8),
+            op.write_trial(store, op.NS, "phoenix", "t_00003", TrialState.SUCCEEDED, 0.7),
         ]
-        write_summary(store, NS, "phoenix", trials, best="t_00002")
-        await api.job_status(
-            NS, "sweep-phoenix", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
-        )
-        final = await wait_for(lambda: phase_is(api, SWEEPS, "phoenix", "Succeeded"))
+        final = await op.sweep_succeeds(api, store, "phoenix", trials, best="t_00002")
     finally:
         watching = False
         await watcher
@@ -470,72 +458,66 @@ async def test_driver_restart_keeps_finished_trials(
 
 
 async def test_store_outage_sets_degraded_and_loses_nothing(
-    api: Api,
-    s3_store: Store,
-    s3_proxy: CuttingProxy,
-    s3_config: OperatorConfig,
-    start_operator: StartOperator,
-    caplog: pytest.LogCaptureFixture,
+    api: op.Api, s3_store: Store, s3_proxy: CuttingProxy, proxied_s3_operator: op.OperatorRun
 ) -> None:
     """The s3:// store cannot be reached for a while: the Sweep gets ``Degraded=True``
     (reason StoreUnavailable, the store URI and the error in the message; one Warning
     Event), keeps what it showed, and stays Running; the trials the driver wrote meanwhile
     appear once the store is back, ``Degraded`` turns False (one Normal Event), and the
     sweep finishes with every trial."""
-    run = await start_operator(s3_config)
-    await sweep_running(api, sweep_body("outage", maxTrials=3))
-    write_trial(s3_store, NS, "outage", "t_00000", TrialState.SUCCEEDED, 0.5)
-    await wait_for(lambda: _completed(api, "outage", 1), what="one trial read from S3")
-    assert condition(await api.get(SWEEPS, NS, "outage"), "Degraded") == {}
+    run = proxied_s3_operator
+    await op.sweep_running(api, op.sweep_body("outage", maxTrials=3))
+    op.write_trial(s3_store, op.NS, "outage", "t_00000", TrialState.SUCCEEDED, 0.5)
+    await op.wait_for(lambda: _completed(api, "outage", 1), what="one trial read from S3")
+    assert op.condition(await api.get(op.SWEEPS, op.NS, "outage"), "Degraded") == {}
 
-    caplog.set_level(logging.WARNING)
     s3_proxy.cut_after, s3_proxy.cuts = 0, 10**6
     s3_proxy.stop()
 
     async def degraded(value: str) -> dict[str, Any] | None:
-        cond = condition(await api.get(SWEEPS, NS, "outage"), "Degraded")
+        cond = op.condition(await api.get(op.SWEEPS, op.NS, "outage"), "Degraded")
         return cond if cond.get("status") == value else None
 
-    cond = await wait_for(lambda: degraded("True"), what="Degraded=True")
+    cond = await op.wait_for(lambda: degraded("True"), what="Degraded=True")
     assert cond["reason"] == "StoreUnavailable"
     assert cond["message"].startswith(f"cannot read the store {s3_store.uri}: ")
     assert "failed after 2 attempts" in cond["message"], cond["message"]
     # Meanwhile the driver (which still reaches S3) goes on writing trial records.
-    write_trial(s3_store, NS, "outage", "t_00001", TrialState.FAILED, None)
-    write_trial(s3_store, NS, "outage", "t_00002", TrialState.SUCCEEDED, 0.9)
-    await polled(run, 3)  # several polls while the store is away
-    obj = await api.get(SWEEPS, NS, "outage")
+    op.write_trial(s3_store, op.NS, "outage", "t_00001", TrialState.FAILED, None)
+    op.write_trial(s3_store, op.NS, "outage", "t_00002", TrialState.SUCCEEDED, 0.9)
+    await op.polled(run, 3)  # several polls while the store is away
+    obj = await api.get(op.SWEEPS, op.NS, "outage")
     assert obj is not None
-    assert_status_fits_crd(obj)
+    op.assert_status_fits_crd(obj)
     status = obj["status"]
     assert status["phase"] == "Running" and status["trialsCompleted"] == 1
     assert [t["id"] for t in status["trials"]] == ["t_00000"]  # what it had, kept
 
     s3_proxy.cut_after = None
     s3_proxy.start()
-    cond = await wait_for(lambda: degraded("False"), what="Degraded=False")
+    cond = await op.wait_for(lambda: degraded("False"), what="Degraded=False")
     assert cond["reason"] == "StoreAvailable" and s3_store.uri in cond["message"]
-    status = await wait_for(
+    status = await op.wait_for(
         lambda: _completed(api, "outage", 2), what="the trials written meanwhile"
     )
     assert status["trialsFailed"] == 1 and status["phase"] == "Running"
     assert status["bestTrial"]["id"] == "t_00002"
 
     trials = [
-        write_trial(s3_store, NS, "outage", "t_00000", TrialState.SUCCEEDED, 0.5),
-        write_trial(s3_store, NS, "outage", "t_00001", TrialState.FAILED, None),
-        write_trial(s3_store, NS, "outage", "t_00002", TrialState.SUCCEEDED, 0.9),
+        op.write_trial(s3_store, op.NS, "outage", "t_00000", TrialState.SUCCEEDED, 0.5),
+        op.write_trial(s3_store, op.NS, "outage", "t_00001", TrialState.FAILED, None),
+        op.write_trial(s3_store, op.NS, "outage", "t_00002", TrialState.SUCCEEDED, 0.9),
     ]
-    write_summary(s3_store, NS, "outage", trials, best="t_00002")
-    await api.job_status(NS, "sweep-outage", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED")
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "outage", "Succeeded"), what="Succeeded")
+    status = await op.sweep_succeeds(api, s3_store, "outage", trials, best="t_00002")
     assert status["trialsProgress"] == "3/3" and status["primaryScore"] == 0.9
-    final = await api.get(SWEEPS, NS, "outage")
-    assert condition(final, "Degraded")["status"] == "False"
-    events = await events_of(api, NS, "outage", reasons={"StoreUnavailable", "StoreAvailable"})
+    final = await api.get(op.SWEEPS, op.NS, "outage")
+    assert op.condition(final, "Degraded")["status"] == "False"
+    events = await op.events_of(
+        api, op.NS, "outage", reasons={"StoreUnavailable", "StoreAvailable"}
+    )
     reasons = Counter(e["reason"] for e in events)
     assert reasons["StoreUnavailable"] == 1 and reasons["StoreAvailable"] == 1, reasons
     unavailable = next(e for e in events if e["reason"] == "StoreUnavailable")
     assert unavailable["type"] == "Warning" and s3_store.uri in unavailable["message"]
     text = json.dumps([final, events])
-    assert SECRET not in text and S3_ACCESS_KEY not in text
+    assert SECRET not in text and op.S3_ACCESS_KEY not in text

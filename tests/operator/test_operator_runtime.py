@@ -17,16 +17,9 @@ import yaml
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from support import operator as op
 from support.imports import loaded_by
 from support.net import free_ports
-from support.operator import (
-    RAYJOBS,
-    SWEEPS,
-    Api,
-    StartOperator,
-    sweep_body,
-    wait_for,
-)
 from tunix_rt.api.common import Phase
 from tunix_rt.api.errors import ManifestError, describe
 from tunix_rt.api.sweep import SweepSpec
@@ -76,14 +69,14 @@ async def test_metrics_endpoint_serves_prometheus_text() -> None:
 
 
 async def test_liveness_and_metrics_of_a_running_operator(
-    api: Api, config: OperatorConfig, start_operator: StartOperator
+    api: op.Api, config: OperatorConfig, start_operator: op.StartOperator
 ) -> None:
     live, prom = free_ports(2)
     await start_operator(config.replace(
         liveness_endpoint=f"http://127.0.0.1:{live}/healthz", metrics_port=prom,
         metrics_addr="127.0.0.1"))  # fmt: skip
-    await api.create(SWEEPS, sweep_body("probe"))
-    await wait_for(lambda: api.get(RAYJOBS, "ml", "sweep-probe"), what="the RayJob")
+    await api.create(op.SWEEPS, op.sweep_body("probe"))
+    await op.wait_for(lambda: api.get(op.RAYJOBS, "ml", "sweep-probe"), what="the RayJob")
 
     async def healthy() -> dict[str, Any] | None:
         try:
@@ -98,26 +91,26 @@ async def test_liveness_and_metrics_of_a_running_operator(
             else None
         )
 
-    await wait_for(healthy, what="/healthz reporting the followed sweep")
+    await op.wait_for(healthy, what="/healthz reporting the followed sweep")
 
     # The counter moves just after the API server answers the create: wait for it.
     async def counted() -> bool:
         status, text = await asyncio.to_thread(http_get, f"http://127.0.0.1:{prom}/metrics")
         return status == 200 and 'tunixrt_rayjobs_created_total{kind="sweep"} 1.0' in text
 
-    await wait_for(counted, what="the RayJob counted in /metrics")
+    await op.wait_for(counted, what="the RayJob counted in /metrics")
 
 
 async def test_namespace_scoped_operator_ignores_other_namespaces(
-    api: Api, config: OperatorConfig, start_operator: StartOperator
+    api: op.Api, config: OperatorConfig, start_operator: op.StartOperator
 ) -> None:
     await start_operator(config.replace(namespaces=("team-a",), scan_namespaces=False))
-    await api.create(SWEEPS, sweep_body("other", namespace="team-b"))
-    await api.create(SWEEPS, sweep_body("mine", namespace="team-a"))
-    await wait_for(lambda: api.get(RAYJOBS, "team-a", "sweep-mine"), what="team-a's RayJob")
+    await api.create(op.SWEEPS, op.sweep_body("other", namespace="team-b"))
+    await api.create(op.SWEEPS, op.sweep_body("mine", namespace="team-a"))
+    await op.wait_for(lambda: api.get(op.RAYJOBS, "team-a", "sweep-mine"), what="team-a's RayJob")
     await asyncio.sleep(1.0)  # several poll intervals
-    assert await api.get(RAYJOBS, "team-b", "sweep-other") is None
-    other = await api.get(SWEEPS, "team-b", "other")
+    assert await api.get(op.RAYJOBS, "team-b", "sweep-other") is None
+    other = await api.get(op.SWEEPS, "team-b", "other")
     assert other is not None and "status" not in other
 
 
@@ -322,7 +315,7 @@ def test_overrides_name_unknown_fields() -> None:
 
 
 async def test_cli_runs_the_operator_until_sigterm(
-    api: Api, apiserver: Any, tmp_path: Path, store: Store
+    api: op.Api, apiserver: Any, tmp_path: Path, store: Store
 ) -> None:
     """`tunix-rt operator` as a process: kubeconfig login, liveness, metrics, a Sweep served,
     a clean exit on SIGTERM."""
@@ -352,9 +345,11 @@ async def test_cli_runs_the_operator_until_sigterm(
                 return proc.returncode is not None and pytest.fail("the operator exited")
             return status == 200
 
-        await wait_for(healthy, timeout=60, what="the operator's /healthz")
-        await api.create(SWEEPS, sweep_body("cli"))
-        rayjob = await wait_for(lambda: api.get(RAYJOBS, "ml", "sweep-cli"), what="the RayJob")
+        await op.wait_for(healthy, timeout=60, what="the operator's /healthz")
+        await api.create(op.SWEEPS, op.sweep_body("cli"))
+        rayjob = await op.wait_for(
+            lambda: api.get(op.RAYJOBS, "ml", "sweep-cli"), what="the RayJob"
+        )
         assert f"--storage {store.uri}" in rayjob["spec"]["entrypoint"]
         # The counter moves just after the API server answers the create: wait for it.
         created = 'tunixrt_rayjobs_created_total{kind="sweep"} 1.0'
@@ -363,7 +358,7 @@ async def test_cli_runs_the_operator_until_sigterm(
             _, text = await asyncio.to_thread(http_get, f"http://127.0.0.1:{prom}/metrics")
             return text if created in text else None
 
-        text = await wait_for(counted, timeout=60, what=f"{created!r} in /metrics")
+        text = await op.wait_for(counted, timeout=60, what=f"{created!r} in /metrics")
         assert 'tunixrt_rayjobs_created_total{kind="rehearsal"} 1.0' not in text
     except BaseException:
         proc.kill()

@@ -7,51 +7,32 @@ import json
 import shlex
 from typing import Any
 
-from support.operator import (
-    RAYJOBS,
-    SWEEPS,
-    Api,
-    ApiServer,
-    StartOperator,
-    all_gone,
-    assert_status_fits_crd,
-    condition,
-    phase_is,
-    printer_columns,
-    status_of,
-    sweep_body,
-    sweep_running,
-    wait_for,
-    write_summary,
-    write_trial,
-)
+from support import operator as op
 from support.rayjob_schema import validate_rayjob
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import TrialState
 from tunix_rt.contract.layout import sweep_evidence_prefix, trial_key
 from tunix_rt.storage import Store
 
-NS = "ml"
 
-
-async def event_reasons(api: Api, name: str) -> list[str]:
-    return [e["reason"] for e in await api.events(NS, name)]
+async def event_reasons(api: op.Api, name: str) -> list[str]:
+    return [e["reason"] for e in await api.events(op.NS, name)]
 
 
 async def test_sweep_runs_to_success(
-    api: Api, apiserver: ApiServer, store: Store, start_operator: StartOperator
+    api: op.Api, apiserver: op.ApiServer, store: Store, start_operator: op.StartOperator
 ) -> None:
     operator = await start_operator()
-    await api.create(SWEEPS, sweep_body("lr", cluster={"pools": [
+    await api.create(op.SWEEPS, op.sweep_body("lr", cluster={"pools": [
         {"name": "cpu", "replicas": 2},
         {"name": "v6e", "accelerator": "tpu", "tpuAccelerator": "tpu-v6e-slice",
          "tpuTopology": "4x4"},
     ]}))  # fmt: skip
 
     # A RayJob with the right shape appears, owned by the Sweep.
-    rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-lr"), what="the RayJob")
+    rayjob = await op.wait_for(lambda: api.get(op.RAYJOBS, op.NS, "sweep-lr"), what="the RayJob")
     validate_rayjob(rayjob)
-    sweep = await api.get(SWEEPS, NS, "lr")
+    sweep = await api.get(op.SWEEPS, op.NS, "lr")
     assert sweep is not None
     assert rayjob["metadata"]["ownerReferences"][0]["uid"] == sweep["metadata"]["uid"]
     assert rayjob["metadata"]["labels"]["tunixrt.io/sweep"] == "lr"
@@ -67,28 +48,28 @@ async def test_sweep_runs_to_success(
         "registry.example/trainer:t-cpu"
     )
 
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "lr", "Pending"), what="Pending")
+    status = await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "lr", "Pending"), what="Pending")
     assert status["rayJobName"] == "sweep-lr"
     assert status["trialsTotal"] == 4 and status["trialsProgress"] == "0/4"
     assert status["observedGeneration"] == 1
-    assert status["resultsUri"] == f"{store.uri}/{NS}/lr"
-    assert condition(await api.get(SWEEPS, NS, "lr"), "Progressing")["status"] == "True"
+    assert status["resultsUri"] == f"{store.uri}/{op.NS}/lr"
+    assert op.condition(await api.get(op.SWEEPS, op.NS, "lr"), "Progressing")["status"] == "True"
 
     # KubeRay starts the job; the driver writes a running trial.
-    await api.job_status(NS, "sweep-lr", jobDeploymentStatus="Running", jobStatus="RUNNING")
-    write_trial(store, NS, "lr", "t_00000", TrialState.RUNNING, learningRate=0.001)
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "lr", "Running"), what="Running")
+    await api.job_running(op.NS, "sweep-lr")
+    op.write_trial(store, op.NS, "lr", "t_00000", TrialState.RUNNING, learningRate=0.001)
+    status = await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "lr", "Running"), what="Running")
     assert status["trialsRunning"] == 1
 
     # Live progress: finished trials show up while the sweep runs.
-    write_trial(store, NS, "lr", "t_00000", TrialState.SUCCEEDED, 0.5, learningRate=0.001)
-    write_trial(store, NS, "lr", "t_00001", TrialState.SUCCEEDED, 0.75, learningRate=0.003)
+    op.write_trial(store, op.NS, "lr", "t_00000", TrialState.SUCCEEDED, 0.5, learningRate=0.001)
+    op.write_trial(store, op.NS, "lr", "t_00001", TrialState.SUCCEEDED, 0.75, learningRate=0.003)
 
     async def two_done() -> dict[str, Any] | None:
-        s = await status_of(api, SWEEPS, "lr")
+        s = await op.status_of(api, op.SWEEPS, "lr")
         return s if s.get("trialsCompleted") == 2 else None
 
-    status = await wait_for(two_done, what="two finished trials")
+    status = await op.wait_for(two_done, what="two finished trials")
     assert status["phase"] == "Running"
     assert status["trialsProgress"] == "2/4"
     assert status["bestTrial"] == {
@@ -102,19 +83,23 @@ async def test_sweep_runs_to_success(
 
     # The rest finish, the driver writes the summary, the job succeeds.
     t = [
-        write_trial(store, NS, "lr", "t_00000", TrialState.SUCCEEDED, 0.5, learningRate=0.001),
-        write_trial(store, NS, "lr", "t_00001", TrialState.SUCCEEDED, 0.75, learningRate=0.003),
-        write_trial(store, NS, "lr", "t_00002", TrialState.FAILED, None, learningRate=0.009),
-        write_trial(store, NS, "lr", "t_00003", TrialState.STOPPED, 0.25, learningRate=0.0002),
+        op.write_trial(
+            store, op.NS, "lr", "t_00000", TrialState.SUCCEEDED, 0.5, learningRate=0.001
+        ),
+        op.write_trial(
+            store, op.NS, "lr", "t_00001", TrialState.SUCCEEDED, 0.75, learningRate=0.003
+        ),
+        op.write_trial(store, op.NS, "lr", "t_00002", TrialState.FAILED, None, learningRate=0.009),
+        op.write_trial(
+            store, op.NS, "lr", "t_00003", TrialState.STOPPED, 0.25, learningRate=0.0002
+        ),
     ]
     # The driver uploads the evidence bundle before the summary (see tune/driver.py).
-    zip_key = f"{sweep_evidence_prefix(NS, 'lr')}/submission/tunix_rt_lr_20261102_0123456.zip"
+    zip_key = f"{sweep_evidence_prefix(op.NS, 'lr')}/submission/tunix_rt_lr_20261102_0123456.zip"
     store.write_bytes(zip_key, b"PK-not-read-by-the-operator")
-    write_summary(store, NS, "lr", t, best="t_00001")
-    await api.job_status(NS, "sweep-lr", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED")
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "lr", "Succeeded"), what="Succeeded")
+    status = await op.sweep_succeeds(api, store, "lr", t, best="t_00001")
     assert status["bundleUri"] == store.uri_for(zip_key)
-    assert status["evidenceUri"] == f"{store.uri}/{NS}/lr/evidence"
+    assert status["evidenceUri"] == f"{store.uri}/{op.NS}/lr/evidence"
     assert status["trialsCompleted"] == 3 and status["trialsFailed"] == 1
     assert status["trialsProgress"] == "4/4"
     assert [(x["id"], x["state"], x.get("primaryScore")) for x in status["trials"]] == [
@@ -125,18 +110,18 @@ async def test_sweep_runs_to_success(
     ]
     assert status["bestTrial"]["id"] == "t_00001" and status["primaryScore"] == 0.75
     assert status["completionTime"] and status["startTime"]
-    sweep = await api.get(SWEEPS, NS, "lr")
+    sweep = await api.get(op.SWEEPS, op.NS, "lr")
     assert sweep is not None
-    assert_status_fits_crd(sweep)
-    columns = printer_columns(sweep)  # kubectl get sweeps
+    op.assert_status_fits_crd(sweep)
+    columns = op.printer_columns(sweep)  # kubectl get sweeps
     assert columns["Phase"] == "Succeeded" and columns["Trials"] == "4/4"
     assert columns["Best score"] == 0.75 and columns["Best trial"] == "t_00001"
-    assert condition(sweep, "Ready")["status"] == "True"
-    assert condition(sweep, "Progressing")["status"] == "False"
-    assert condition(sweep, "Failed")["status"] == "False"
+    assert op.condition(sweep, "Ready")["status"] == "True"
+    assert op.condition(sweep, "Progressing")["status"] == "False"
+    assert op.condition(sweep, "Failed")["status"] == "False"
 
     # Events on each transition and per finished trial.
-    reasons = await wait_for(
+    reasons = await op.wait_for(
         lambda: _reasons_with(api, "lr", "Succeeded"), what="the Succeeded event"
     )
     for reason in ("RayJobCreated", "Pending", "Running", "TrialFinished", "TrialFailed"):
@@ -150,63 +135,67 @@ async def test_sweep_runs_to_success(
     assert 'tunixrt_sweeps{phase="Running"} 0.0' in text
     assert 'tunixrt_trials_completed_total{namespace="ml"} 4.0' in text
     assert 'tunixrt_rayjobs_created_total{kind="sweep"} 1.0' in text
-    assert apiserver.count("create", RAYJOBS) == 1
+    assert apiserver.count("create", op.RAYJOBS) == 1
 
 
-async def _reasons_with(api: Api, name: str, reason: str) -> list[str] | None:
+async def _reasons_with(api: op.Api, name: str, reason: str) -> list[str] | None:
     reasons = await event_reasons(api, name)
     return reasons if reason in reasons else None
 
 
 async def test_rayjob_is_created_before_kopfs_finalizer_cycle(
-    api: Api, apiserver: ApiServer, start_operator: StartOperator
+    api: op.Api, apiserver: op.ApiServer, start_operator: op.StartOperator
 ) -> None:
     """The RayJob is created on the Sweep's first watch event (the eager start), before
     kopf patches in its finalizer; the create handler then takes it without another
     request, and says so once, as before."""
     await start_operator()
-    await api.create(SWEEPS, sweep_body("eager"))
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "eager", "Pending"), what="Pending")
+    await api.create(op.SWEEPS, op.sweep_body("eager"))
+    status = await op.wait_for(
+        lambda: op.phase_is(api, op.SWEEPS, "eager", "Pending"), what="Pending"
+    )
     assert status["rayJobName"] == "sweep-eager"
 
     requests = [(action.lower(), res, name) for action, res, name in apiserver.writes]
-    rayjob_create = requests.index(("create", RAYJOBS, None))
-    first_patch = requests.index(("update", SWEEPS, "eager"))
+    rayjob_create = requests.index(("create", op.RAYJOBS, None))
+    first_patch = requests.index(("update", op.SWEEPS, "eager"))
     assert rayjob_create < first_patch, requests
-    assert apiserver.count("create", RAYJOBS) == 1
-    assert apiserver.count("fetch", RAYJOBS) == 0  # created first, not looked up first
-    reasons = await wait_for(lambda: _reasons_with(api, "eager", "Pending"), what="Events")
+    assert apiserver.count("create", op.RAYJOBS) == 1
+    assert apiserver.count("fetch", op.RAYJOBS) == 0  # created first, not looked up first
+    reasons = await op.wait_for(lambda: _reasons_with(api, "eager", "Pending"), what="Events")
     assert reasons.count("RayJobCreated") == 1 and reasons.count("RayJobAdopted") == 0
 
 
 async def test_restart_adopts_the_rayjob(
-    api: Api, apiserver: ApiServer, store: Store, start_operator: StartOperator
+    api: op.Api, apiserver: op.ApiServer, store: Store, start_operator: op.StartOperator
 ) -> None:
     first = await start_operator()
-    await sweep_running(api, sweep_body("restart"))
-    write_trial(store, NS, "restart", "t_00000", TrialState.SUCCEEDED, 0.4)
-    await wait_for(lambda: phase_is(api, SWEEPS, "restart", "Running"), what="Running")
+    await op.sweep_running(api, op.sweep_body("restart"))
+    op.write_trial(store, op.NS, "restart", "t_00000", TrialState.SUCCEEDED, 0.4)
+    await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "restart", "Running"), what="Running")
     await first.stop()
 
     await start_operator()
-    write_trial(store, NS, "restart", "t_00001", TrialState.SUCCEEDED, 0.6)
-    await api.job_status(NS, "sweep-restart", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED")
+    op.write_trial(store, op.NS, "restart", "t_00001", TrialState.SUCCEEDED, 0.6)
+    await api.job_succeeded(op.NS, "sweep-restart")
     trials = [
-        write_trial(store, NS, "restart", "t_00000", TrialState.SUCCEEDED, 0.4),
-        write_trial(store, NS, "restart", "t_00001", TrialState.SUCCEEDED, 0.6),
+        op.write_trial(store, op.NS, "restart", "t_00000", TrialState.SUCCEEDED, 0.4),
+        op.write_trial(store, op.NS, "restart", "t_00001", TrialState.SUCCEEDED, 0.6),
     ]
-    write_summary(store, NS, "restart", trials, best="t_00001")
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "restart", "Succeeded"), what="Succeeded")
+    op.write_summary(store, op.NS, "restart", trials, best="t_00001")
+    status = await op.wait_for(
+        lambda: op.phase_is(api, op.SWEEPS, "restart", "Succeeded"), what="Succeeded"
+    )
     assert status["primaryScore"] == 0.6
 
-    assert len(await api.list(RAYJOBS, NS)) == 1
-    assert apiserver.count("create", RAYJOBS) == 1  # the second operator never tried
+    assert len(await api.list(op.RAYJOBS, op.NS)) == 1
+    assert apiserver.count("create", op.RAYJOBS) == 1  # the second operator never tried
 
     async def both_trials_reported() -> list[str] | None:
         reasons = await event_reasons(api, "restart")  # posted after the status patch
         return reasons if reasons.count("TrialFinished") >= 2 else None
 
-    reasons = await wait_for(both_trials_reported, what="the TrialFinished events")
+    reasons = await op.wait_for(both_trials_reported, what="the TrialFinished events")
     assert reasons.count("RayJobCreated") == 1
     # Resuming the RayJob named in the status is no news: logged, not an Event.
     assert reasons.count("RayJobAdopted") == 0
@@ -215,121 +204,129 @@ async def test_restart_adopts_the_rayjob(
 
 
 async def test_delete_removes_the_rayjob_and_keeps_results(
-    api: Api, store: Store, start_operator: StartOperator
+    api: op.Api, store: Store, start_operator: op.StartOperator
 ) -> None:
     await start_operator()
-    await sweep_running(api, sweep_body("gone"))
-    write_trial(store, NS, "gone", "t_00000", TrialState.SUCCEEDED, 0.3)
-    await wait_for(lambda: phase_is(api, SWEEPS, "gone", "Running"), what="Running")
+    await op.sweep_running(api, op.sweep_body("gone"))
+    op.write_trial(store, op.NS, "gone", "t_00000", TrialState.SUCCEEDED, 0.3)
+    await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "gone", "Running"), what="Running")
 
-    await api.delete(SWEEPS, NS, "gone")
+    await api.delete(op.SWEEPS, op.NS, "gone")
 
-    both_gone = all_gone(api, (RAYJOBS, "sweep-gone"), (SWEEPS, "gone"))
-    await wait_for(both_gone, what="the Sweep and its RayJob to go")
-    assert store.exists(trial_key(NS, "gone", "t_00000"))
+    both_gone = op.all_gone(api, (op.RAYJOBS, "sweep-gone"), (op.SWEEPS, "gone"))
+    await op.wait_for(both_gone, what="the Sweep and its RayJob to go")
+    assert store.exists(trial_key(op.NS, "gone", "t_00000"))
 
 
 async def test_invalid_sweep_fails_and_others_are_served(
-    api: Api, apiserver: ApiServer, start_operator: StartOperator
+    api: op.Api, apiserver: op.ApiServer, start_operator: op.StartOperator
 ) -> None:
     await start_operator()
-    bad = sweep_body("bad", searchSpace={
+    bad = op.sweep_body("bad", searchSpace={
         "learningRate": {"type": "loguniform", "low": 0.01, "high": 0.0001}})  # fmt: skip
-    await api.create(SWEEPS, bad)
-    await api.create(SWEEPS, sweep_body("good"))
+    await api.create(op.SWEEPS, bad)
+    await api.create(op.SWEEPS, op.sweep_body("good"))
 
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "bad", "Failed"), what="Failed")
+    status = await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "bad", "Failed"), what="Failed")
     assert status["message"].startswith("spec.searchSpace.learningRate")
     assert "low (0.01) must be less than high (0.0001)" in status["message"]
-    bad_obj = await api.get(SWEEPS, NS, "bad")
+    bad_obj = await api.get(op.SWEEPS, op.NS, "bad")
     assert bad_obj is not None
-    assert_status_fits_crd(bad_obj)
-    failed = condition(bad_obj, "Failed")
+    op.assert_status_fits_crd(bad_obj)
+    failed = op.condition(bad_obj, "Failed")
     assert failed["status"] == "True" and failed["reason"] == "InvalidSpec"
     assert "spec.searchSpace.learningRate" in failed["message"]
-    events = await wait_for(lambda: _warnings(api, "bad"), what="a Warning event")
+    events = await op.wait_for(lambda: _warnings(api, "bad"), what="a Warning event")
     assert any(e["reason"] == "InvalidSpec" and "spec.searchSpace" in e["message"] for e in events)
 
-    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-good"), what="the other RayJob")
-    await wait_for(lambda: phase_is(api, SWEEPS, "good", "Pending"), what="the other Sweep Pending")
-    assert await api.get(RAYJOBS, NS, "sweep-bad") is None
+    await op.wait_for(lambda: api.get(op.RAYJOBS, op.NS, "sweep-good"), what="the other RayJob")
+    await op.wait_for(
+        lambda: op.phase_is(api, op.SWEEPS, "good", "Pending"), what="the other Sweep Pending"
+    )
+    assert await api.get(op.RAYJOBS, op.NS, "sweep-bad") is None
 
     # Documented: fixing an invalid spec starts the Sweep.
-    await api.patch(SWEEPS, NS, "bad", {"spec": {"searchSpace": {
+    await api.patch(op.SWEEPS, op.NS, "bad", {"spec": {"searchSpace": {
         "learningRate": {"type": "loguniform", "low": 0.0001, "high": 0.01}}}})  # fmt: skip
-    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-bad"), what="the fixed Sweep's RayJob")
-    status = await wait_for(
-        lambda: phase_is(api, SWEEPS, "bad", "Pending"), what="Pending after fix"
+    await op.wait_for(
+        lambda: api.get(op.RAYJOBS, op.NS, "sweep-bad"), what="the fixed Sweep's RayJob"
+    )
+    status = await op.wait_for(
+        lambda: op.phase_is(api, op.SWEEPS, "bad", "Pending"), what="Pending after fix"
     )
     assert status["observedGeneration"] == 2
-    assert condition(await api.get(SWEEPS, NS, "bad"), "Failed")["status"] == "False"
+    assert op.condition(await api.get(op.SWEEPS, op.NS, "bad"), "Failed")["status"] == "False"
 
 
-async def _warnings(api: Api, name: str) -> list[dict[str, Any]]:
-    return [e for e in await api.events(NS, name) if e.get("type") == "Warning"]
+async def _warnings(api: op.Api, name: str) -> list[dict[str, Any]]:
+    return [e for e in await api.events(op.NS, name) if e.get("type") == "Warning"]
 
 
 async def test_unbuildable_pool_fails_with_the_field(
-    api: Api, start_operator: StartOperator
+    api: op.Api, start_operator: op.StartOperator
 ) -> None:
     await start_operator()
-    await api.create(SWEEPS, sweep_body("tpu", cluster={"pools": [{
+    await api.create(op.SWEEPS, op.sweep_body("tpu", cluster={"pools": [{
         "name": "v6e", "accelerator": "tpu", "tpuAccelerator": "tpu-v6e-slice",
         "tpuTopology": "3x3"}]}))  # fmt: skip
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "tpu", "Failed"), what="Failed")
+    status = await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "tpu", "Failed"), what="Failed")
     assert status["message"].startswith("spec.cluster.pools[0].tpuTopology: ")
-    assert condition(await api.get(SWEEPS, NS, "tpu"), "Failed")["reason"] == "InvalidSpec"
+    assert op.condition(await api.get(op.SWEEPS, op.NS, "tpu"), "Failed")["reason"] == "InvalidSpec"
 
 
 async def test_spec_change_while_running_is_ignored(
-    api: Api, start_operator: StartOperator
+    api: op.Api, start_operator: op.StartOperator
 ) -> None:
     await start_operator()
-    rayjob = await sweep_running(api, sweep_body("edit"))
-    await wait_for(lambda: phase_is(api, SWEEPS, "edit", "Running"), what="Running")
+    rayjob = await op.sweep_running(api, op.sweep_body("edit"))
+    await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "edit", "Running"), what="Running")
 
-    await api.patch(SWEEPS, NS, "edit", {"spec": {"maxTrials": 8}})
+    await api.patch(op.SWEEPS, op.NS, "edit", {"spec": {"maxTrials": 8}})
 
     async def ignored() -> dict[str, Any] | None:
-        cond = condition(await api.get(SWEEPS, NS, "edit"), "SpecChangeIgnored")
+        cond = op.condition(await api.get(op.SWEEPS, op.NS, "edit"), "SpecChangeIgnored")
         return cond if cond.get("status") == "True" else None
 
-    cond = await wait_for(ignored, what="SpecChangeIgnored")
+    cond = await op.wait_for(ignored, what="SpecChangeIgnored")
     assert "create a new Sweep" in cond["message"]
     assert cond["observedGeneration"] == 2
-    events = await wait_for(lambda: _warnings(api, "edit"), what="a Warning event")
+    events = await op.wait_for(lambda: _warnings(api, "edit"), what="a Warning event")
     assert any(e["reason"] == "SpecChangeIgnored" for e in events)
-    after = await api.get(RAYJOBS, NS, "sweep-edit")
+    after = await api.get(op.RAYJOBS, op.NS, "sweep-edit")
     assert after is not None and after["spec"] == rayjob["spec"]  # untouched
-    status = await status_of(api, SWEEPS, "edit")
+    status = await op.status_of(api, op.SWEEPS, "edit")
     assert status["phase"] == "Running" and status["trialsTotal"] == 4
 
 
 async def test_failed_rayjob_fails_the_sweep_and_keeps_trials(
-    api: Api, store: Store, start_operator: StartOperator
+    api: op.Api, store: Store, start_operator: op.StartOperator
 ) -> None:
     await start_operator()
-    await api.create(SWEEPS, sweep_body("doomed", budget={"sweepTimeoutSeconds": 600}))
-    rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-doomed"), what="the RayJob")
+    await api.create(op.SWEEPS, op.sweep_body("doomed", budget={"sweepTimeoutSeconds": 600}))
+    rayjob = await op.wait_for(
+        lambda: api.get(op.RAYJOBS, op.NS, "sweep-doomed"), what="the RayJob"
+    )
     assert rayjob["spec"]["activeDeadlineSeconds"] == 600 + 900
-    await api.job_status(NS, "sweep-doomed", jobDeploymentStatus="Running", jobStatus="RUNNING")
-    write_trial(store, NS, "doomed", "t_00000", TrialState.SUCCEEDED, 0.42)
-    await wait_for(lambda: phase_is(api, SWEEPS, "doomed", "Running"), what="Running")
+    await api.job_running(op.NS, "sweep-doomed")
+    op.write_trial(store, op.NS, "doomed", "t_00000", TrialState.SUCCEEDED, 0.42)
+    await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "doomed", "Running"), what="Running")
 
     await api.job_status(
-        NS,
+        op.NS,
         "sweep-doomed",
         jobDeploymentStatus="Failed",
         jobStatus="STOPPED",
         reason="DeadlineExceeded",
         message="The RayJob has passed the activeDeadlineSeconds.",
     )
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "doomed", "Failed"), what="Failed")
+    status = await op.wait_for(
+        lambda: op.phase_is(api, op.SWEEPS, "doomed", "Failed"), what="Failed"
+    )
     assert status["message"] == "The RayJob has passed the activeDeadlineSeconds."
-    doomed = await api.get(SWEEPS, NS, "doomed")
+    doomed = await api.get(op.SWEEPS, op.NS, "doomed")
     assert doomed is not None
-    assert_status_fits_crd(doomed)
-    failed = condition(doomed, "Failed")
+    op.assert_status_fits_crd(doomed)
+    failed = op.condition(doomed, "Failed")
     assert failed["status"] == "True" and failed["reason"] == "DeadlineExceeded"
     assert status["trials"] == [
         {
@@ -341,5 +338,5 @@ async def test_failed_rayjob_fails_the_sweep_and_keeps_trials(
         }
     ]
     assert status["bestTrial"]["id"] == "t_00000"
-    events = await wait_for(lambda: _warnings(api, "doomed"), what="a Warning event")
+    events = await op.wait_for(lambda: _warnings(api, "doomed"), what="a Warning event")
     assert any(e["reason"] == "DeadlineExceeded" for e in events)

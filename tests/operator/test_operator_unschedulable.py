@@ -3,18 +3,8 @@ item 2): before any RayJob, with the numbers side by side; fixing the spec start
 
 from __future__ import annotations
 
-from support.operator import (
-    RAYJOBS,
-    SWEEPS,
-    Api,
-    StartOperator,
-    condition,
-    phase_is,
-    sweep_body,
-    wait_for,
-)
+from support import operator as op
 
-NS = "ml"
 # 2 pods: the Sweep's 2 concurrent trials of 1 GPU each run at once (admission refuses more
 # concurrent trials than the pools hold)
 GPU_POOL = {
@@ -28,29 +18,35 @@ GPU_POOL = {
 
 
 async def test_unschedulable_sweep_fails_and_starts_once_fixed(
-    api: Api, start_operator: StartOperator
+    api: op.Api, start_operator: op.StartOperator
 ) -> None:
     await start_operator()
-    await api.create(SWEEPS, sweep_body("big", resources={"gpu": 2}, cluster={"pools": [GPU_POOL]}))
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "big", "Failed"), what="Failed")
+    await api.create(
+        op.SWEEPS, op.sweep_body("big", resources={"gpu": 2}, cluster={"pools": [GPU_POOL]})
+    )
+    status = await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "big", "Failed"), what="Failed")
     assert "spec.resources.gpu: a trial asks 2 GPUs" in status["message"]
     assert "gpusPerPod 1" in status["message"]
-    failed = condition(await api.get(SWEEPS, NS, "big"), "Failed")
+    failed = op.condition(await api.get(op.SWEEPS, op.NS, "big"), "Failed")
     assert failed["status"] == "True" and failed["reason"] == "Unschedulable"
-    assert await api.get(RAYJOBS, NS, "sweep-big") is None
+    assert await api.get(op.RAYJOBS, op.NS, "sweep-big") is None
 
-    await api.patch(SWEEPS, NS, "big", {"spec": {"resources": {"gpu": 1}}})
-    await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-big"), what="the fixed Sweep's RayJob")
-    await wait_for(lambda: phase_is(api, SWEEPS, "big", "Pending"), what="Pending after fix")
+    await api.patch(op.SWEEPS, op.NS, "big", {"spec": {"resources": {"gpu": 1}}})
+    await op.wait_for(
+        lambda: api.get(op.RAYJOBS, op.NS, "sweep-big"), what="the fixed Sweep's RayJob"
+    )
+    await op.wait_for(
+        lambda: op.phase_is(api, op.SWEEPS, "big", "Pending"), what="Pending after fix"
+    )
 
 
 async def test_default_pools_are_checked_after_defaults(
-    api: Api, start_operator: StartOperator
+    api: op.Api, start_operator: op.StartOperator
 ) -> None:
     """No pools in the spec: the operator's default (one 2-CPU pod) is what is checked."""
     await start_operator()
-    await api.create(SWEEPS, sweep_body("wide", resources={"cpu": 16}))
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "wide", "Failed"), what="Failed")
+    await api.create(op.SWEEPS, op.sweep_body("wide", resources={"cpu": 16}))
+    status = await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "wide", "Failed"), what="Failed")
     assert "a trial asks 16 CPUs but the largest pod offers 2" in status["message"]
-    failed = condition(await api.get(SWEEPS, NS, "wide"), "Failed")
+    failed = op.condition(await api.get(op.SWEEPS, op.NS, "wide"), "Failed")
     assert failed["reason"] == "Unschedulable"

@@ -7,20 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from support.operator import (
-    RAYJOBS,
-    SWEEPS,
-    Api,
-    ApiServer,
-    StartOperator,
-    phase_is,
-    sweep_body,
-    wait_for,
-)
+from support import operator as op
 from tunix_rt.controller import OperatorConfig
 from tunix_rt.controller.wake import EMPTY, parent_of, signature
-
-NS = "ml"
 
 
 def rayjob(status: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
@@ -47,55 +36,59 @@ def test_parent_is_the_controlling_owner_of_our_group() -> None:
 
 
 async def test_pending_sweep_moves_on_rayjob_events_without_polling(
-    api: Api, apiserver: ApiServer, config: OperatorConfig, start_operator: StartOperator
+    api: op.Api, apiserver: op.ApiServer, config: OperatorConfig, start_operator: op.StartOperator
 ) -> None:
     await start_operator(config.replace(poll_seconds=120.0, resync_seconds=120.0))
-    await api.create(SWEEPS, sweep_body("woken"))
-    await wait_for(lambda: phase_is(api, SWEEPS, "woken", "Pending"), what="Pending")
+    await api.create(op.SWEEPS, op.sweep_body("woken"))
+    await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "woken", "Pending"), what="Pending")
 
     # Pending and nothing changes: the operator does not read the RayJob again.
-    reads = apiserver.count("fetch", RAYJOBS, "sweep-woken")
+    reads = apiserver.count("fetch", op.RAYJOBS, "sweep-woken")
     await asyncio.sleep(1.0)
-    assert apiserver.count("fetch", RAYJOBS, "sweep-woken") == reads
+    assert apiserver.count("fetch", op.RAYJOBS, "sweep-woken") == reads
 
     # KubeRay starts it: the watch event moves the Sweep to Running at once.
-    await api.job_status(NS, "sweep-woken", jobDeploymentStatus="Running", jobStatus="RUNNING")
-    await wait_for(lambda: phase_is(api, SWEEPS, "woken", "Running"), what="Running", timeout=60)
+    await api.job_running(op.NS, "sweep-woken")
+    await op.wait_for(
+        lambda: op.phase_is(api, op.SWEEPS, "woken", "Running"), what="Running", timeout=60
+    )
 
 
 async def test_pending_sweep_fails_when_its_rayjob_fails_or_goes(
-    api: Api, config: OperatorConfig, start_operator: StartOperator
+    api: op.Api, config: OperatorConfig, start_operator: op.StartOperator
 ) -> None:
     await start_operator(config.replace(poll_seconds=120.0, resync_seconds=120.0))
     for name in ("doomed", "lost"):
-        await api.create(SWEEPS, sweep_body(name))
-        await wait_for(lambda n=name: phase_is(api, SWEEPS, n, "Pending"), what="Pending")
+        await api.create(op.SWEEPS, op.sweep_body(name))
+        await op.wait_for(lambda n=name: op.phase_is(api, op.SWEEPS, n, "Pending"), what="Pending")
     await api.job_status(
-        NS, "sweep-doomed", jobDeploymentStatus="Failed", jobStatus="FAILED", message="OOM"
+        op.NS, "sweep-doomed", jobDeploymentStatus="Failed", jobStatus="FAILED", message="OOM"
     )
-    await api.delete(RAYJOBS, NS, "sweep-lost")
-    doomed = await wait_for(lambda: phase_is(api, SWEEPS, "doomed", "Failed"), timeout=60)
-    lost = await wait_for(lambda: phase_is(api, SWEEPS, "lost", "Failed"), timeout=60)
+    await api.delete(op.RAYJOBS, op.NS, "sweep-lost")
+    doomed = await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "doomed", "Failed"), timeout=60)
+    lost = await op.wait_for(lambda: op.phase_is(api, op.SWEEPS, "lost", "Failed"), timeout=60)
     assert "OOM" in doomed["message"]
     assert lost["conditions"] and "RayJob sweep-lost was deleted" in lost["message"]
 
 
 async def test_a_rayjob_event_that_overtakes_the_start_still_wakes_the_sweep(
-    api: Api, config: OperatorConfig, start_operator: StartOperator
+    api: op.Api, config: OperatorConfig, start_operator: op.StartOperator
 ) -> None:
     """KubeRay can answer before the start handler's status patch lands (a slow API server):
     the event then finds a Sweep with no phase yet. It is woken again once started, not
     left for the resync timer."""
-    sweep = await api.create(SWEEPS, sweep_body("early"))
+    sweep = await api.create(op.SWEEPS, op.sweep_body("early"))
     owner = {"apiVersion": "tunixrt.io/v1alpha1", "kind": "Sweep", "name": "early",
              "uid": sweep["metadata"]["uid"], "controller": True}  # fmt: skip
     labels = {"app.kubernetes.io/managed-by": "tunix-rt", "tunixrt.io/sweep": "early"}
-    await api.create(RAYJOBS, {
+    await api.create(op.RAYJOBS, {
         "apiVersion": "ray.io/v1", "kind": "RayJob",
-        "metadata": {"name": "sweep-early", "namespace": NS, "labels": labels,
+        "metadata": {"name": "sweep-early", "namespace": op.NS, "labels": labels,
                      "ownerReferences": [owner]},
         "spec": {"entrypoint": "python -m tunix_rt.tune"},
         "status": {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"},
     })  # fmt: skip
     await start_operator(config.replace(poll_seconds=120.0, resync_seconds=120.0))
-    await wait_for(lambda: phase_is(api, SWEEPS, "early", "Running"), what="Running", timeout=30)
+    await op.wait_for(
+        lambda: op.phase_is(api, op.SWEEPS, "early", "Running"), what="Running", timeout=30
+    )

@@ -9,19 +9,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from support.operator import (
-    RAYJOBS,
-    SWEEPS,
-    Api,
-    StartOperator,
-    assert_status_fits_crd,
-    condition,
-    phase_is,
-    status_of,
-    sweep_body,
-    wait_for,
-    write_trial,
-)
+from support import operator as op
 from support.operator_config import operator_config
 from support.rayjob_schema import validate_rayjob
 from tunix_rt.api.sweep import SweepSpec
@@ -33,7 +21,6 @@ from tunix_rt.controller.sweep_status import trial_fields
 from tunix_rt.controller.warm_source import Found, Waiting, source_of
 from tunix_rt.storage import Store
 
-NS = "ml"
 EARLIER_URI = "s3://results/ml/earlier"
 
 
@@ -47,7 +34,7 @@ def reused_trial(score: float) -> TrialResult:
     return TrialResult(
         trial_id="e_00001",
         sweep="earlier",
-        namespace=NS,
+        namespace=op.NS,
         params={"learningRate": 0.003},
         state=TrialState.SUCCEEDED,
         primary_score=score,
@@ -69,46 +56,48 @@ def record(score: float) -> WarmStartRecord:
 
 
 async def test_a_warm_started_sweep_waits_for_its_source_then_passes_its_results(
-    api: Api, store: Store, start_operator: StartOperator
+    api: op.Api, store: Store, start_operator: op.StartOperator
 ) -> None:
     await start_operator()
     await api.create(
-        SWEEPS, sweep_body("warm", algorithm="tpe", warmStartFrom={"sweep": "earlier"})
+        op.SWEEPS, op.sweep_body("warm", algorithm="tpe", warmStartFrom={"sweep": "earlier"})
     )
 
-    status = await wait_for(lambda: phase_is(api, SWEEPS, "warm", "Pending"), what="Pending")
-    waiting = condition(await api.get(SWEEPS, NS, "warm"), "Progressing")
+    status = await op.wait_for(
+        lambda: op.phase_is(api, op.SWEEPS, "warm", "Pending"), what="Pending"
+    )
+    waiting = op.condition(await api.get(op.SWEEPS, op.NS, "warm"), "Progressing")
     assert waiting["reason"] == "WaitingForSweep"
     assert "Sweep earlier not found in namespace ml" in waiting["message"]
-    assert "rayJobName" not in status and await api.get(RAYJOBS, NS, "sweep-warm") is None
+    assert "rayJobName" not in status and await api.get(op.RAYJOBS, op.NS, "sweep-warm") is None
 
     # It finished (as the operator leaves a finished Sweep; a running one: pure test below).
-    earlier = sweep_body("earlier")
+    earlier = op.sweep_body("earlier")
     earlier["status"] = {"phase": "Succeeded", "resultsUri": EARLIER_URI, "trialsProgress": "4/4"}
-    await api.create(SWEEPS, earlier)
-    rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-warm"), what="the RayJob")
+    await api.create(op.SWEEPS, earlier)
+    rayjob = await op.wait_for(lambda: api.get(op.RAYJOBS, op.NS, "sweep-warm"), what="the RayJob")
     validate_rayjob(rayjob)
     assert entrypoint_args(rayjob)["--warm-start-uri"] == EARLIER_URI
 
     async def started() -> dict[str, Any] | None:
-        s = await status_of(api, SWEEPS, "warm")
+        s = await op.status_of(api, op.SWEEPS, "warm")
         return s if s.get("rayJobName") else None
 
-    status = await wait_for(started, what="the start in status")
+    status = await op.wait_for(started, what="the start in status")
     assert status["warmStart"]["source"] == "Sweep earlier"
     assert status["warmStart"]["uri"] == EARLIER_URI
 
     # The driver records its verdicts; the reused trial beats this sweep's own.
-    files_prefix = SweepLayout.of(NS, "warm")
+    files_prefix = SweepLayout.of(op.NS, "warm")
     store.write_json(files_prefix.warm_start_key, record(0.9))
-    write_trial(store, NS, "warm", "w_00000", TrialState.SUCCEEDED, 0.6, learningRate=0.001)
-    await api.job_status(NS, "sweep-warm", jobDeploymentStatus="Running", jobStatus="RUNNING")
+    op.write_trial(store, op.NS, "warm", "w_00000", TrialState.SUCCEEDED, 0.6, learningRate=0.001)
+    await api.job_running(op.NS, "sweep-warm")
 
     async def reported() -> dict[str, Any] | None:
-        s = await status_of(api, SWEEPS, "warm")
+        s = await op.status_of(api, op.SWEEPS, "warm")
         return s if (s.get("warmStart") or {}).get("reused") == 1 else None
 
-    status = await wait_for(reported, what="warmStart from warm_start.json")
+    status = await op.wait_for(reported, what="warmStart from warm_start.json")
     assert status["warmStart"]["skipped"] == 1
     assert status["warmStart"]["skippedTrials"][0]["reason"] == "Failed"
     assert status["bestTrial"] == {
@@ -119,17 +108,17 @@ async def test_a_warm_started_sweep_waits_for_its_source_then_passes_its_results
     }
     assert [t["id"] for t in status["trials"]] == ["w_00000"]
     assert status["trialsCompleted"] == 1
-    final = await api.get(SWEEPS, NS, "warm")
+    final = await api.get(op.SWEEPS, op.NS, "warm")
     assert final is not None
-    assert_status_fits_crd(final)
+    op.assert_status_fits_crd(final)
 
 
 async def test_a_source_given_by_uri_starts_at_once(
-    api: Api, start_operator: StartOperator
+    api: op.Api, start_operator: op.StartOperator
 ) -> None:
     await start_operator()
-    await api.create(SWEEPS, sweep_body("warm", warmStartFrom={"uri": EARLIER_URI}))
-    rayjob = await wait_for(lambda: api.get(RAYJOBS, NS, "sweep-warm"), what="the RayJob")
+    await api.create(op.SWEEPS, op.sweep_body("warm", warmStartFrom={"uri": EARLIER_URI}))
+    rayjob = await op.wait_for(lambda: api.get(op.RAYJOBS, op.NS, "sweep-warm"), what="the RayJob")
     assert "--warm-start-uri" not in entrypoint_args(rayjob)  # the spec carries the URI
 
 
@@ -139,16 +128,16 @@ async def test_a_source_given_by_uri_starts_at_once(
 def test_the_source_sweep_is_waited_for_until_it_has_finished(store: Store) -> None:
     runtime = Runtime(operator_config(store.uri))
     for phase in ("Pending", "Running"):
-        got = source_of(runtime, NS, "earlier", {"status": {"phase": phase}})
+        got = source_of(runtime, op.NS, "earlier", {"status": {"phase": phase}})
         assert isinstance(got, Waiting) and f"Sweep earlier is {phase}" in got.message
-    assert source_of(runtime, NS, "earlier", {}) == Waiting(
+    assert source_of(runtime, op.NS, "earlier", {}) == Waiting(
         "spec.warmStartFrom: Sweep earlier is Pending; this Sweep starts when it has finished"
     )
     failed = {"status": {"phase": "Failed", "resultsUri": EARLIER_URI}}
-    assert source_of(runtime, NS, "earlier", failed) == Found(EARLIER_URI)
+    assert source_of(runtime, op.NS, "earlier", failed) == Found(EARLIER_URI)
     no_uri = {"status": {"phase": "Succeeded"}, "spec": {"storage": "gs://bucket/runs"}}
-    assert source_of(runtime, NS, "earlier", no_uri) == Found("gs://bucket/runs/ml/earlier")
-    default = source_of(runtime, NS, "earlier", {"status": {"phase": "Succeeded"}})
+    assert source_of(runtime, op.NS, "earlier", no_uri) == Found("gs://bucket/runs/ml/earlier")
+    default = source_of(runtime, op.NS, "earlier", {"status": {"phase": "Succeeded"}})
     assert default == Found(f"{store.uri}/ml/earlier")
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from support import operator as op
 from support.imports import loaded_by
 from support.net import free_port
-from support.operator import RAYJOBS, SWEEPS, Api, StartOperator, sweep_body, wait_for
 from support.ui_store import build_store
 from tunix_rt.cli.operator import UiOptions, app, build_config
 from tunix_rt.controller import ConfigError, OperatorConfig
@@ -37,22 +37,26 @@ def row_of(html: str, run: str) -> str | None:
 
 
 async def test_the_operator_serves_the_view_with_the_live_phases(
-    api: Api, config: OperatorConfig, store: Store, tmp_path: Path, start_operator: StartOperator
+    api: op.Api,
+    config: OperatorConfig,
+    store: Store,
+    tmp_path: Path,
+    start_operator: op.StartOperator,
 ) -> None:
     build_store(tmp_path / "store")  # finished and running runs, in the operator's store
     port = free_port()
     await start_operator(config.replace(ui_port=port, ui_host="127.0.0.1"))
     base = f"http://127.0.0.1:{port}"
     assert await asyncio.to_thread(get, f"{base}/healthz") == (200, "ok\n")
-    await api.create(SWEEPS, sweep_body("fresh"))
-    await wait_for(lambda: api.get(RAYJOBS, "ml", "sweep-fresh"), what="the RayJob")
+    await api.create(op.SWEEPS, op.sweep_body("fresh"))
+    await op.wait_for(lambda: api.get(op.RAYJOBS, "ml", "sweep-fresh"), what="the RayJob")
 
     async def listed() -> str | None:
         status, html = await asyncio.to_thread(get, f"{base}/")
         row = row_of(html, "ml/fresh") if status == 200 else None
         return row if row and "phase-Pending" in row and ">live<" in row else None
 
-    row = await wait_for(listed, what="the new Sweep Pending (live) on the list")
+    row = await op.wait_for(listed, what="the new Sweep Pending (live) on the list")
     assert "(no files yet)" in row
     _, html = await asyncio.to_thread(get, f"{base}/")
     store_row = row_of(html, "team-a/mixed")  # only in the store: the store's phase

@@ -172,9 +172,7 @@ async def test_operator_outputs_never_carry_the_canary(
                 write_trial(store, "ml", "ok", "t_1", TrialState.FAILED, None),
             ]
             write_summary(store, "ml", "ok", trials, best="t_0")
-            await api.job_status(
-                "ml", "sweep-ok", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
-            )
+            await api.job_succeeded("ml", "sweep-ok")
             await wait_for(lambda: phase_is(api, SWEEPS, "ok", "Succeeded"), what="Succeeded")
 
             # Admission refuses a URI with credentials (InvalidSpec), never echoing them.

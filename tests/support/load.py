@@ -33,9 +33,8 @@ from typing import Any
 import yaml
 
 from support.net import free_port
-from support.operator import RAYJOBS, SWEEPS, Api, sweep_body
+from support.operator import NS, RAYJOBS, SWEEPS, Api, sweep_body
 
-NS = "ml"
 TESTS = Path(__file__).resolve().parents[1]
 SOURCE = TESTS.parent / "operator"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

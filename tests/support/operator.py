@@ -38,6 +38,9 @@ REHEARSALS = "tunixrt.io/v1alpha1/rehearsals"
 RAYJOBS = "ray.io/v1/rayjobs"
 EVENTS = "v1/events"
 
+NS = "ml"
+"""The namespace the operator tests put their objects in."""
+
 S3_ACCESS_KEY = "AKIATUNIXRTOPERATOR7"
 """The access key id the s3:// tests put in the environment (recognisable, to look for leaks)."""
 
@@ -311,6 +314,16 @@ class Api:
         """What KubeRay would do: patch the RayJob's status."""
         await self.patch(RAYJOBS, namespace, name, {"status": status}, subresource="status")
 
+    async def job_running(self, namespace: str, name: str) -> None:
+        """KubeRay has started the RayJob's driver."""
+        await self.job_status(namespace, name, jobDeploymentStatus="Running", jobStatus="RUNNING")
+
+    async def job_succeeded(self, namespace: str, name: str) -> None:
+        """The RayJob's driver has exited 0."""
+        await self.job_status(
+            namespace, name, jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
+        )
+
 
 async def wait_for(
     probe: Callable[[], Awaitable[T | None]], timeout: float = 60.0, what: str = "condition"
@@ -349,21 +362,21 @@ async def polled(run: OperatorRun, times: int = 3, kind: str = "sweep") -> None:
     await wait_for(enough, what=f"{times} more {kind} polls")
 
 
-async def status_of(api: Api, resource: str, name: str, namespace: str = "ml") -> dict[str, Any]:
+async def status_of(api: Api, resource: str, name: str, namespace: str = NS) -> dict[str, Any]:
     """The object's status ({} while it has none or is gone)."""
     obj = await api.get(resource, namespace, name)
     return dict((obj or {}).get("status") or {})
 
 
 async def phase_is(
-    api: Api, resource: str, name: str, phase: str, namespace: str = "ml"
+    api: Api, resource: str, name: str, phase: str, namespace: str = NS
 ) -> dict[str, Any] | None:
     """The status once its phase is ``phase`` (else None): a probe for ``wait_for``."""
     status = await status_of(api, resource, name, namespace)
     return status if status.get("phase") == phase else None
 
 
-def all_gone(api: Api, *objects: tuple[str, str], namespace: str = "ml") -> Probe[bool]:
+def all_gone(api: Api, *objects: tuple[str, str], namespace: str = NS) -> Probe[bool]:
     """A probe for ``wait_for``: true once none of the (resource, name) objects is left."""
 
     async def probe() -> bool:
@@ -505,7 +518,7 @@ class OperatorProcess:
 # ----------------------------------------------------------------------------- objects
 
 
-def sweep_body(name: str, namespace: str = "ml", **spec: Any) -> dict[str, Any]:
+def sweep_body(name: str, namespace: str = NS, **spec: Any) -> dict[str, Any]:
     wire: dict[str, Any] = {
         "searchSpace": {"learningRate": {"type": "loguniform", "low": 1e-4, "high": 1e-2}},
         "maxTrials": 4,
@@ -515,7 +528,7 @@ def sweep_body(name: str, namespace: str = "ml", **spec: Any) -> dict[str, Any]:
     return sweep_manifest(name, wire, namespace)
 
 
-def rehearsal_body(name: str, namespace: str = "ml", **spec: Any) -> dict[str, Any]:
+def rehearsal_body(name: str, namespace: str = NS, **spec: Any) -> dict[str, Any]:
     return rehearsal_manifest(name, spec, namespace)
 
 
@@ -578,14 +591,12 @@ def write_evidence(
 
 
 async def rehearsal_succeeds(
-    api: Api, store: Store, name: str, score: float, namespace: str = "ml"
+    api: Api, store: Store, name: str, score: float, namespace: str = NS
 ) -> tuple[dict[str, Any], list[str]]:
     """The rehearsal run leaves its evidence and its RayJob completes: the Succeeded
     status the operator then reports, and the evidence keys."""
     keys = write_evidence(store, namespace, name, score=score)
-    await api.job_status(
-        namespace, f"rehearsal-{name}", jobDeploymentStatus="Complete", jobStatus="SUCCEEDED"
-    )
+    await api.job_succeeded(namespace, f"rehearsal-{name}")
     status = await wait_for(
         lambda: phase_is(api, REHEARSALS, name, "Succeeded", namespace), what="Succeeded"
     )
@@ -598,10 +609,25 @@ async def sweep_running(api: Api, body: dict[str, Any]) -> dict[str, Any]:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     await api.create(SWEEPS, body)
     rayjob = await wait_for(lambda: api.get(RAYJOBS, namespace, f"sweep-{name}"), what="the RayJob")
-    await api.job_status(
-        namespace, f"sweep-{name}", jobDeploymentStatus="Running", jobStatus="RUNNING"
-    )
+    await api.job_running(namespace, f"sweep-{name}")
     return rayjob
+
+
+async def sweep_succeeds(
+    api: Api,
+    store: Store,
+    name: str,
+    trials: list[TrialResult],
+    best: str | None,
+    namespace: str = NS,
+) -> dict[str, Any]:
+    """The driver writes the summary of ``trials`` and the RayJob completes: the Succeeded
+    status the operator then reports."""
+    write_summary(store, namespace, name, trials, best)
+    await api.job_succeeded(namespace, f"sweep-{name}")
+    return await wait_for(
+        lambda: phase_is(api, SWEEPS, name, "Succeeded", namespace), what="Succeeded"
+    )
 
 
 def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any]:
