@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 from test_api_crd import cel_violations, spec_schema  # tests/api is on sys.path
 from typer.testing import CliRunner
@@ -148,46 +149,19 @@ def test_a_sweep_may_search_the_users_parameters() -> None:
     assert cel_violations(PY_SWEEP, spec_schema("Sweep")) == []
 
 
-BAD_USER_SWEEPS: list[tuple[dict[str, Any], str, str, str]] = [
-    (
-        patched(searchSpace={"windw": {"type": "randint", "low": 1, "high": 3}}),
-        "spec.searchSpace.windw (key)",
-        "or the declared trainer.parameters ['rule', 'smooth', 'threshold', 'window']",
-        "searchSpace names a trainer parameter",
-    ),
-    (
-        patched(searchSpace={"window": {"type": "uniform", "low": 1, "high": 3}}),
-        "spec.searchSpace.window.type",
-        "window is declared int in trainer.parameters",
-        "declared int parameters take randint",
-    ),
-    (
-        patched(searchSpace={"smooth": {"type": "randint", "low": 0, "high": 2}}),
-        "spec.searchSpace.smooth.type",
-        "use choice or grid with bool values",
-        "str and bool ones take choice or grid",
-    ),
-    (
-        patched(searchSpace={"rule": {"type": "uniform", "low": 0, "high": 1}}),
-        "spec.searchSpace.rule.type",
-        "declared str",
-        "str and bool ones take choice or grid",
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("spec", "path", "fragment", "cel_message"),
-    BAD_USER_SWEEPS,
-    ids=["unknown-name", "int-uniform", "bool-randint", "str-uniform"],
+BAD_USER_SWEEPS: list[dict[str, Any]] = yaml.safe_load(
+    (Path(__file__).parent / "bad_user_sweeps.yaml").read_text()
 )
-def test_admission_and_the_crd_refuse_the_same_user_params(
-    spec: dict[str, Any], path: str, fragment: str, cel_message: str
-) -> None:
+"""searchSpace entries both refuse, with what each says (``bad_user_sweeps.yaml``)."""
+
+
+@pytest.mark.parametrize("case", BAD_USER_SWEEPS, ids=[c["id"] for c in BAD_USER_SWEEPS])
+def test_admission_and_the_crd_refuse_the_same_user_params(case: dict[str, Any]) -> None:
+    spec = patched(searchSpace=case["searchSpace"])
     errors = sweep_spec_errors(spec)
-    assert any(p == path and fragment in m for p, m in errors), errors
+    assert any(p == case["path"] and case["fragment"] in m for p, m in errors), errors
     violations = cel_violations(spec, spec_schema("Sweep"))
-    assert any(cel_message in v for v in violations), violations
+    assert any(case["cel"] in v for v in violations), violations
 
 
 def test_choice_values_of_the_wrong_type_are_refused() -> None:

@@ -97,17 +97,14 @@ def test_a_sweep_name_must_be_a_kubernetes_name() -> None:
 
 
 def trial(trial_id: str, state: TrialState = TrialState.SUCCEEDED, **fields: Any) -> TrialResult:
-    params = fields.pop("params", {"learningRate": 3e-3, "warmupSteps": 10})
-    score = fields.pop("primary_score", 0.5)
-    return TrialResult(
-        trial_id=trial_id,
-        sweep="earlier",
-        state=state,
-        params=params,
-        primary_score=score,
-        steps=40,
-        **fields,
-    )
+    """A trial of the earlier sweep: ``fields`` change the defaults."""
+    defaults = {
+        "sweep": "earlier",
+        "params": {"learningRate": 3e-3, "warmupSteps": 10},
+        "primary_score": 0.5,
+        "steps": 40,
+    }
+    return TrialResult(trial_id=trial_id, state=state, **(defaults | fields))
 
 
 def source(base: dict[str, Any] | None = None, digest: str | None = "aa" * 32) -> Source:

@@ -142,16 +142,11 @@ def sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sweep:
 
 
 def summary(reason: str, message: str, trials: list[TrialResult], **fields: Any) -> SweepResult:
-    return SweepResult(
-        sweep=NAME,
-        namespace="local",
-        reason=reason,
-        message=message,
-        trials=trials,
-        trials_planned=3,
-        finished_at=fields.pop("finished_at", datetime.now(UTC) + timedelta(seconds=5)),
-        **fields,
-    )
+    """The summary of this sweep (three trials planned, finished now): ``fields`` change
+    the defaults."""
+    finished = datetime.now(UTC) + timedelta(seconds=5)
+    defaults = {"sweep": NAME, "namespace": "local", "trials_planned": 3, "finished_at": finished}
+    return SweepResult(reason=reason, message=message, trials=trials, **(defaults | fields))
 
 
 def rows(output: str) -> dict[str, str]:

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from tunix_rt.kuberay import GENERATIONS, ManifestError, tpu_slice
+
+SHAPES: dict[str, dict[str, list[int]]] = yaml.safe_load(
+    (Path(__file__).parent / "tpu_shapes.yaml").read_text()
+)
+"""accelerator -> topology -> [hosts, chips per host, chips] (``tpu_shapes.yaml``)."""
 
 
 @pytest.mark.parametrize(
     ("accelerator", "topology", "hosts", "per_host", "chips"),
     [
-        ("tpu-v6e-slice", "1x1", 1, 1, 1),
-        ("tpu-v6e-slice", "2x2", 1, 4, 4),
-        ("tpu-v6e-slice", "2x4", 1, 8, 8),
-        ("tpu-v6e-slice", "4x4", 4, 4, 16),
-        ("tpu-v6e-slice", "8x16", 32, 4, 128),
-        ("tpu-v6e-slice", "16x16", 64, 4, 256),
-        ("tpu-v5-lite-podslice", "2x2", 1, 4, 4),
-        ("tpu-v5-lite-podslice", "4x8", 8, 4, 32),
-        ("tpu-v5p-slice", "2x2x1", 1, 4, 4),
-        ("tpu-v5p-slice", "2x2x2", 2, 4, 8),
-        ("tpu-v5p-slice", "2x4x4", 8, 4, 32),
-        ("tpu-v4-podslice", "2x2x1", 1, 4, 4),
-        ("tpu-v4-podslice", "4x4x4", 16, 4, 64),
+        (acc, topology, *counts)
+        for acc, shapes in SHAPES.items()
+        for topology, counts in shapes.items()
     ],
 )
 def test_hosts_and_chips(
