@@ -26,7 +26,10 @@ VENV_BIN = Path(sys.executable).parent
 # What each example keeps of its budget in the walk (the rest of the file is as committed).
 SMALLER: dict[str, dict[str, Any]] = {
     "examples/sweep-smoke.yaml": {
-        "maxTrials": 2,
+        # One trial: the walk checks the hand-offs (run, show, promote, rehearsal), not the
+        # search; each trial of the demo's model is a JAX start and a compile of its own.
+        "maxTrials": 1,
+        "maxConcurrentTrials": 1,
         "budget": {"smokeSteps": 20},
         "trainer": {"maxSteps": 20, "dataset": {"trainSize": 128, "evalSize": 16}},
     },

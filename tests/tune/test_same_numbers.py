@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from support.sweeps import run_sweep_cli, tiny_jax_sweep
+from support.sweeps import tiny_jax_sweep
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.train.result import TrainResult
@@ -52,19 +52,46 @@ def numbers(metrics: dict[str, float], curve: list[dict[str, float]]) -> dict[st
     return {"loss": metrics["loss"], "score": metrics["primary_score"], "curve": losses}
 
 
-def sweep_numbers(tmp_path: Path, manifest: dict[str, Any], env: dict[str, str]) -> list[Any]:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    run = run_sweep_cli(tmp_path, manifest, env, timeout=600)
-    logs = sorted((run.folder / "logs").glob("driver-*.log"))
-    assert run.out.returncode == 0, run.out.stdout[-3000:] + (
-        logs[-1].read_text()[-4000:] if logs else run.out.stderr[-3000:]
-    )
+SWEEPS = """
+import json, os, sys
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # as python -m tunix_rt.tune
+import ray
+from tunix_rt.api.sweep import SweepSpec
+from tunix_rt.tune.driver import run_sweep
+from tunix_rt.tune.session import SweepRun
+storage = sys.argv[1]
+for manifest in json.loads(sys.argv[2]):
+    name = manifest["metadata"]["name"]
+    spec = SweepSpec.model_validate(manifest["spec"])
+    out = run_sweep(SweepRun(spec=spec, name=name, storage=f"file://{storage}"))
+    print(name, int(out.exit_code), out.message, flush=True)
+    assert int(out.exit_code) == 0, out.message
+ray.shutdown()
+"""
+"""The sweeps one after another, each as ``python -m tunix_rt.tune`` runs it, in one
+process and on one local Ray: each sweep's trials start in fresh workers of their own
+(workers are reused only within a sweep), and one Ray start serves both sweeps."""
+
+
+def run_sweeps(
+    tmp_path: Path, manifests: list[dict[str, Any]], env: dict[str, str]
+) -> dict[str, list[Any]]:
+    """Each sweep's trial numbers, in the order its trials started, by sweep name."""
+    storage = tmp_path / "runs"
+    cmd = [sys.executable, "-c", SWEEPS, str(storage), json.dumps(manifests)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-4000:]
+    return {m["metadata"]["name"]: sweep_numbers(storage / "local" / m["metadata"]["name"])
+            for m in manifests}  # fmt: skip
+
+
+def sweep_numbers(folder: Path) -> list[Any]:
     records = [
         TrialResult.model_validate_json(p.read_text())
-        for p in sorted((run.folder / "trials").glob("*.json"))
+        for p in sorted((folder / "trials").glob("*.json"))
     ]
     assert [r.state for r in records] == [TrialState.SUCCEEDED] * len(records)
-    manifest_json = json.loads((run.folder / "evidence" / "run_manifest.json").read_text())
+    manifest_json = json.loads((folder / "evidence" / "run_manifest.json").read_text())
     pinned = manifest_json["numerics"]
     assert pinned["scope"] == "driver" and pinned["applied"] is True
     assert pinned["cpu"]["flags"] and pinned["bit_identical"] in (True, False)
@@ -80,14 +107,17 @@ def test_one_config_gives_the_same_numbers_however_it_runs(
 
     # Three trials, two at a time: the first two in fresh workers side by side, the
     # third in a worker that already ran a trial (built-in trials reuse their worker).
-    pair = sweep_numbers(tmp_path / "pair", same_config_sweep("pair", 3, 2), env)
-    first, second, reused = pair
+    # Then one trial alone in its sweep.
+    sweeps = [same_config_sweep("pair", 3, 2), same_config_sweep("alone", 1, 1)]
+    ran = run_sweeps(tmp_path, sweeps, env)
+    first, second, reused = ran["pair"]
     assert second[0].started_at < first[0].finished_at  # type: ignore[operator]
     assert reused[0].metrics["compile_seconds"] < first[0].metrics["compile_seconds"] / 2, (
         "the third trial should have run in a worker that had compiled the step already"
     )
-    # One trial alone in its sweep.
-    (alone,) = sweep_numbers(tmp_path / "alone", same_config_sweep("alone", 1, 1), env)
+    (alone,) = ran["alone"]
+    # Its own fresh worker, not one the first sweep left (each record names its worker).
+    assert alone[0].worker and alone[0].worker not in {first[0].worker, second[0].worker}
 
     # The trainer's own command line, on every core, no Ray, no thread limits.
     config = tmp_path / "config.json"
