@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tunix_rt import results as results_mod
 from tunix_rt.api.common import DEFAULT_STORAGE
@@ -66,6 +66,18 @@ class EvidenceLinks(BaseModel):
         """``what: URI`` for each link there is."""
         named = [("summary", self.summary), ("report", self.report), ("bundle", self.bundle)]
         return [f"{what}: {uri}" for what, uri in named if uri]
+
+
+class RehearsalOptions(BaseModel):
+    """What a person may set in the promoted Rehearsal; None: the sweep's own."""
+
+    model_config = ConfigDict(frozen=True)
+
+    steps: int | None = Field(
+        None, ge=1, description="maxSteps raised to this (a longer run than the smoke cap)."
+    )
+    name: str | None = Field(None, description="The Rehearsal's name (default <sweep>-best).")
+    storage: str | None = Field(None, description="Its evidence store (default: the sweep's).")
 
 
 @dataclass(frozen=True)
@@ -152,15 +164,12 @@ def promoted_files(
     *,
     trainer_path: str,
     rehearsal_path: str,
-    steps: int | None = None,
-    name: str | None = None,
-    storage: str | None = None,
+    options: RehearsalOptions = RehearsalOptions(),
 ) -> PromotedFiles:
-    """Both files' text: the best trial's trainer config (``maxSteps`` raised to
-    ``steps``) and the Rehearsal ``name`` (default ``<sweep>-best``) that runs it on
-    ``storage`` (default: the sweep's). The paths are where the files will be, as the
-    comments show them. PromotionError when the config or the manifest is invalid."""
-    summary = sweep.summary
+    """Both files' text: the best trial's trainer config and the Rehearsal that runs it,
+    as ``options`` set them. The paths are where the files will be, as the comments show
+    them. PromotionError when the config or the manifest is invalid."""
+    summary, steps = sweep.summary, options.steps
     trainer = best_config(summary, steps)
     header = (
         f"# Trainer config promoted from sweep {sweep.source}, best trial {sweep.trial_id}\n"
@@ -168,8 +177,8 @@ def promoted_files(
         f"# Results: {sweep.uri}\n"
         + (f"# maxSteps raised to {steps} for the rehearsal (--steps).\n" if steps else "")
     )
-    name = rehearsal_name(sweep, name)
-    manifest = rehearsal_manifest(name, sweep, trainer, storage or sweep.storage)
+    name = rehearsal_name(sweep, options.name)
+    manifest = rehearsal_manifest(name, sweep, trainer, options.storage or sweep.storage)
     rehearsal_text = (
         f"# Rehearsal of sweep {sweep.source}'s best trial {sweep.trial_id} "
         f"({PRIMARY_SCORE}={sweep.score}).\n"

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from support.rayjob_schema import validate_rayjob
 from tunix_rt.api.errors import validation_errors
-from tunix_rt.api.rehearsal import RehearsalSpec
+from tunix_rt.api.rehearsal import RehearsalSpec, SourceTrial
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.kuberay import BuildOptions, ManifestError, Owner, build_rehearsal_rayjob
@@ -294,8 +294,7 @@ def test_rehearsal_rayjob() -> None:
         spec=spec,
         owner=owner,
         options=OPTIONS,
-        source_sweep="lr-search",
-        source_trial="t_00003",
+        source=SourceTrial("lr-search", "t_00003"),
         params={"learningRate": 0.002},
     )
     validate_rayjob(manifest)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from support.rayjob_schema import validate_rayjob
-from tunix_rt.api.rehearsal import RehearsalSpec
+from tunix_rt.api.rehearsal import RehearsalSpec, SourceTrial
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.controller.config import OperatorConfig
 from tunix_rt.kuberay import Owner, build_rehearsal_rayjob, build_sweep_rayjob
@@ -100,8 +100,7 @@ def test_rehearsal_rayjob_is_unchanged(example: str, config: str) -> None:
     manifest = build_rehearsal_rayjob(
         spec=spec,
         **_placement(doc, "uid-0002", operator),
-        source_sweep=source,
-        source_trial="abc123_00001",
+        source=SourceTrial(source, "abc123_00001"),
         params={"learningRate": 0.003, "warmupSteps": 10},
     )
     _check(f"{example.replace('/', '-')}.{config}", manifest)

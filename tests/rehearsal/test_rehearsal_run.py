@@ -20,7 +20,7 @@ from support.rehearsal import (
     use_trainer,
     write_rehearsal,
 )
-from tunix_rt.api.rehearsal import RehearsalSpec
+from tunix_rt.api.rehearsal import RehearsalSpec, SourceTrial
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.contract.layout import rehearsal_prefix, summary_key
@@ -236,13 +236,13 @@ def test_promoted_config_file_with_source_comment(tmp_path: Path) -> None:
     assert any("sweep summary unavailable" in note for note in plan.notes)
     assert source_from_comments(
         "# tunixrt.io/source-sweep: s1\n# tunixrt.io/source-trial: t9\n"
-    ) == ("s1", "t9")
-    assert source_from_comments("learningRate: 0.1\n") == (None, None)
+    ) == SourceTrial("s1", "t9")
+    assert source_from_comments("learningRate: 0.1\n") == SourceTrial(None, None)
     promote_header = (
         "# Trainer config promoted from sweep local/sweep-smoke, best trial 3f2a1_00002\n"
         "# (primary_score=0.8750; learning_rate=0.01).\n"
     )
-    assert source_from_comments(promote_header) == ("sweep-smoke", "3f2a1_00002")
+    assert source_from_comments(promote_header) == SourceTrial("sweep-smoke", "3f2a1_00002")
 
 
 def test_bad_inputs_are_clear(tmp_path: Path) -> None:

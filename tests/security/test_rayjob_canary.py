@@ -26,7 +26,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from tunix_rt.api.rehearsal import RehearsalSpec
+from tunix_rt.api.rehearsal import RehearsalSpec, SourceTrial
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.kuberay import ManifestError
 from tunix_rt.kuberay.metadata import Owner
@@ -265,8 +265,7 @@ def test_rehearsal_params_from_the_sweep_are_checked_too() -> None:
             namespace="ns",
             spec=BASES["Rehearsal"],
             owner=OWNER,
-            source_sweep="s",
-            source_trial="t_0",
+            source=SourceTrial("s", "t_0"),
             params={"optimizer": value},
         )
     assert "params.optimizer" in str(info.value) and secret not in str(info.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -18,6 +20,7 @@ from tunix_rt.api.common import (
     queue_field,
     storage_field,
 )
+from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
 from tunix_rt.api.placement import check_placement_here
 from tunix_rt.api.secrets import refuse_credentials
 from tunix_rt.api.trainer import TrainerConfig, check_overrides, trainer_field_names
@@ -126,6 +129,27 @@ class RehearsalStatus(RunStatus):
     )
     start_time: datetime | None = Field(None, description="When the run started.")
     completion_time: datetime | None = Field(None, description="When the run finished.")
+
+
+@dataclass(frozen=True)
+class SourceTrial:
+    """The sweep and trial a rehearsal's config was promoted from: provenance, shown and
+    recorded (status, evidence, the RayJob), never what runs."""
+
+    sweep: str | None = None
+    trial: str | None = None
+
+    @classmethod
+    def annotated(cls, annotations: Mapping[str, str] | None) -> SourceTrial:
+        """What a promoted manifest's annotations name (an empty value names nothing)."""
+        notes = annotations or {}
+        return cls(
+            notes.get(SOURCE_SWEEP_ANNOTATION) or None, notes.get(SOURCE_TRIAL_ANNOTATION) or None
+        )
+
+    def or_else(self, fallback: SourceTrial) -> SourceTrial:
+        """Each of these that is given, else ``fallback``'s (flags over the file's)."""
+        return SourceTrial(self.sweep or fallback.sweep, self.trial or fallback.trial)
 
 
 class Rehearsal(Resource[RehearsalSpec, RehearsalStatus]):

@@ -20,7 +20,7 @@ from rich.text import Text
 from tunix_rt.cli.common import storage_flag
 from tunix_rt.cli.display import make_console
 from tunix_rt.contract.exits import ExitCode
-from tunix_rt.promotion import PromotionError, load_finished, promoted_files
+from tunix_rt.promotion import PromotionError, RehearsalOptions, load_finished, promoted_files
 from tunix_rt.scoring import PRIMARY_SCORE
 from tunix_rt.storage.redact import scrub
 
@@ -106,7 +106,8 @@ def promote(
                  "both files to a repository"],
                 ExitCode.INVALID,
             )  # fmt: skip
-        _to_files(result, output, rehearsal_out, steps, name, storage, err)
+        options = RehearsalOptions(steps=steps, name=name, storage=storage)
+        _to_files(result, output, rehearsal_out, options, err)
         return
     if output is not None or rehearsal_out is not None:
         _fail(
@@ -138,9 +139,7 @@ def _to_files(
     result: str,
     output: Path,
     rehearsal_out: Path | None,
-    steps: int | None,
-    name: str | None,
-    storage: str | None,
+    options: RehearsalOptions,
     err: Console,
 ) -> None:
     """Both files written next to each other (or where -o and --rehearsal say)."""
@@ -152,9 +151,7 @@ def _to_files(
             sweep,
             trainer_path=str(output),
             rehearsal_path=str(target),
-            steps=steps,
-            name=name,
-            storage=storage,
+            options=options,
         )
     except PromotionError as exc:
         _fail(err, exc.lines, exc.exit_code)

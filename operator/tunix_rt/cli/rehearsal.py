@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from tunix_rt.api.common import Phase
-from tunix_rt.api.rehearsal import RehearsalStatus
+from tunix_rt.api.rehearsal import RehearsalStatus, SourceTrial
 from tunix_rt.cli.common import storage_flag, store_problem, writable_problem
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.contract.layout import LOCAL_NAMESPACE, RehearsalLayout
@@ -73,8 +73,7 @@ def run(
             namespace=namespace,
             name=name,
             max_steps=max_steps,
-            source_sweep=source_sweep,
-            source_trial=source_trial,
+            source=SourceTrial(source_sweep, source_trial),
             timeout_seconds=timeout_seconds,
         )
     except RehearsalError as exc:  # the file, the flags or fromSweep: nothing ran

@@ -48,23 +48,7 @@ from tunix_rt.api.trial import (
     TrialResult,
     WarmStartRecord,
 )
-from tunix_rt.contract.file_names import (
-    ARCHIVE_DIR,
-    EVAL_SUMMARY_JSON,
-    EVIDENCE_DIR,
-    EXPERIMENT_DIR,
-    FAILED_DIR,
-    KAGGLE_OUTPUT_LOG_TXT,
-    REHEARSALS_DIR,
-    RUN_MANIFEST_JSON,
-    SESSIONS_JSON,
-    SPEC_JSON,
-    SUBMISSION_DIR,
-    SUMMARY_JSON,
-    SWEEP_LOG_TXT,
-    TRIALS_DIR,
-    WARM_START_JSON,
-)
+from tunix_rt.contract import file_names
 from tunix_rt.reading import RECORD, ReadError, load_json
 from tunix_rt.storage import Store, StoreError, StoreNotFoundError
 from tunix_rt.storage.errors import StoreTooLargeError
@@ -81,7 +65,7 @@ def _join(prefix: str, *parts: str) -> str:
 
 def bundle_key(keys: Iterable[str], prefix: str) -> str | None:
     """The newest zip under ``<prefix>/submission/`` among ``keys`` (None: no bundle)."""
-    under = f"{_join(prefix, SUBMISSION_DIR)}/"
+    under = f"{_join(prefix, file_names.SUBMISSION_DIR)}/"
     zips = sorted(k for k in keys if k.startswith(under) and k.endswith(".zip"))
     return zips[-1] if zips else None
 
@@ -120,7 +104,7 @@ class _Layout:
     def key(self, *parts: str) -> str:
         return _join(self.prefix, *parts)
 
-    archive_prefix = _File(ARCHIVE_DIR)
+    archive_prefix = _File(file_names.ARCHIVE_DIR)
 
 
 @dataclass(frozen=True)
@@ -131,37 +115,37 @@ class SweepLayout(_Layout):
     folder (what ``tunix-rt sweep show runs/local/my-sweep`` opens).
     """
 
-    spec_key = _File(SPEC_JSON)
-    summary_key = _File(SUMMARY_JSON)
-    log_key = _File(SWEEP_LOG_TXT)
-    sessions_key = _File(SESSIONS_JSON)
-    warm_start_key = _File(WARM_START_JSON)
-    evidence_prefix = _File(EVIDENCE_DIR)
-    experiment_prefix = _File(EXPERIMENT_DIR)
+    spec_key = _File(file_names.SPEC_JSON)
+    summary_key = _File(file_names.SUMMARY_JSON)
+    log_key = _File(file_names.SWEEP_LOG_TXT)
+    sessions_key = _File(file_names.SESSIONS_JSON)
+    warm_start_key = _File(file_names.WARM_START_JSON)
+    evidence_prefix = _File(file_names.EVIDENCE_DIR)
+    experiment_prefix = _File(file_names.EXPERIMENT_DIR)
     """Ray Tune's experiment (``storage_path`` = the sweep's prefix, name ``ray``)."""
 
     def ray_trial_key(self, trial_id: str, name: str) -> str:
         """One of Ray Tune's own files of a trial (``progress.csv``, ``result.json``)."""
-        return self.key(EXPERIMENT_DIR, trial_id, name)
+        return self.key(file_names.EXPERIMENT_DIR, trial_id, name)
 
     @property
     def trials_prefix(self) -> str:
-        return self.key(TRIALS_DIR) + "/"
+        return self.key(file_names.TRIALS_DIR) + "/"
 
     def trial_key(self, trial_id: str) -> str:
-        return self.key(TRIALS_DIR, f"{trial_id}.json")
+        return self.key(file_names.TRIALS_DIR, f"{trial_id}.json")
 
 
 @dataclass(frozen=True)
 class RehearsalLayout(_Layout):
     """Where one rehearsal's evidence lives: ``<namespace>/rehearsals/<name>``."""
 
-    kind_dir = (REHEARSALS_DIR,)
+    kind_dir = (file_names.REHEARSALS_DIR,)
 
-    manifest_key = _File(RUN_MANIFEST_JSON)
-    eval_summary_key = _File(EVAL_SUMMARY_JSON)
-    log_key = _File(KAGGLE_OUTPUT_LOG_TXT)
-    failed_prefix = _File(FAILED_DIR)
+    manifest_key = _File(file_names.RUN_MANIFEST_JSON)
+    eval_summary_key = _File(file_names.EVAL_SUMMARY_JSON)
+    log_key = _File(file_names.KAGGLE_OUTPUT_LOG_TXT)
+    failed_prefix = _File(file_names.FAILED_DIR)
 
     def is_current(self, key: str) -> bool:
         """A key of the current evidence (not under failed/ or archive/)."""

@@ -142,8 +142,7 @@ async def _launch(call: Call, outcome: Resolved) -> None:
             spec=outcome.spec,
             owner=owner_of(call.body, REHEARSAL.name),
             options=call.runtime.config.build_options(),
-            source_sweep=outcome.source_sweep,
-            source_trial=outcome.source_trial,
+            source=outcome.source,
             params=outcome.params,
         )
     except ManifestError as exc:
@@ -151,8 +150,8 @@ async def _launch(call: Call, outcome: Resolved) -> None:
         return
     files = _files(call, call.runtime.store(outcome.spec.storage))
     source = {
-        "sourceSweep": outcome.source_sweep,
-        "sourceTrial": outcome.source_trial,
+        "sourceSweep": outcome.source.sweep,
+        "sourceTrial": outcome.source.trial,
         "params": outcome.params,
     }
     await REHEARSAL.launch(call, manifest, {**source, "evidenceUri": files.uri})

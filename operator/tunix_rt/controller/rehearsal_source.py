@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -23,8 +23,7 @@ from pydantic import ValidationError
 
 from tunix_rt.api.common import Phase
 from tunix_rt.api.errors import ManifestError, describe
-from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
-from tunix_rt.api.rehearsal import RehearsalSpec
+from tunix_rt.api.rehearsal import RehearsalSpec, SourceTrial
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.contract.best_config import best_trial_config
 from tunix_rt.contract.reasons import INVALID_SPEC
@@ -35,8 +34,7 @@ from tunix_rt.kuberay.client import KubeApiError
 @dataclass
 class Resolved:
     spec: RehearsalSpec
-    source_sweep: str | None = None
-    source_trial: str | None = None
+    source: SourceTrial = field(default_factory=SourceTrial)
     params: dict[str, Any] | None = None
 
 
@@ -67,11 +65,9 @@ async def resolve(
             trainer = spec.trainer.with_overrides(spec.overrides)
         except ManifestError as exc:
             return Unresolvable(INVALID_SPEC, str(exc))
-        notes = annotations or {}
         return Resolved(
             spec.model_copy(update={"trainer": trainer, "overrides": None}),
-            source_sweep=notes.get(SOURCE_SWEEP_ANNOTATION) or None,
-            source_trial=notes.get(SOURCE_TRIAL_ANNOTATION) or None,
+            SourceTrial.annotated(annotations),
         )
     sweep_name = str(spec.from_sweep)
     try:
@@ -132,4 +128,4 @@ def _from_best_trial(spec: RehearsalSpec, sweep_name: str, sweep: dict[str, Any]
             f"not apply: {str(exc).splitlines()[0]}",
         )
     resolved = spec.model_copy(update={"trainer": trainer, "from_sweep": None, "overrides": None})
-    return Resolved(resolved, sweep_name, str(best["id"]), params)
+    return Resolved(resolved, SourceTrial(sweep_name, str(best["id"])), params)

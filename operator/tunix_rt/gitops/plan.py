@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from tunix_rt.gitops.errors import RepoRefused
-from tunix_rt.promotion import FinishedSweep, promoted_files, rehearsal_name
+from tunix_rt.promotion import FinishedSweep, RehearsalOptions, promoted_files, rehearsal_name
 from tunix_rt.scoring import PRIMARY_SCORE
 
 DEFAULT_FOLDER = "rehearsals"
@@ -24,15 +24,13 @@ _BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|\.lock(?:/|$)")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._/-]+")
 
 
-class PromoteOptions(BaseModel):
-    """What a person chose (the CLI's flags, the web view's form); None: the default."""
+class PromoteOptions(RehearsalOptions):
+    """What a person chose (the CLI's flags, the web view's form): the Rehearsal's options
+    and where in the repository it goes; None: the default."""
 
     branch: str | None = None
     base: str | None = None
     path: str | None = None
-    steps: int | None = Field(None, ge=1)
-    name: str | None = None
-    storage: str | None = None
 
 
 class PlannedFile(BaseModel):
@@ -72,9 +70,7 @@ def plan_promotion(sweep: FinishedSweep, options: PromoteOptions) -> PromotionPl
         sweep,
         trainer_path=trainer_path,
         rehearsal_path=rehearsal_path,
-        steps=options.steps,
-        name=options.name,
-        storage=options.storage,
+        options=options,
     )
     title = (
         f"Promote sweep {sweep.source} best trial {sweep.trial_id} ({PRIMARY_SCORE}={sweep.score})"

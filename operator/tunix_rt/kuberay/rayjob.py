@@ -23,6 +23,7 @@ import json
 import math
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from tunix_rt.api.cluster import ClusterSpec
@@ -30,7 +31,7 @@ from tunix_rt.api.common import QUEUE_LABEL
 from tunix_rt.api.errors import error_path
 from tunix_rt.api.names import child_name, label_value
 from tunix_rt.api.placement import spanning_fit
-from tunix_rt.api.rehearsal import RehearsalSpec
+from tunix_rt.api.rehearsal import RehearsalSpec, SourceTrial
 from tunix_rt.api.secrets import spec_credentials
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial_shape import (
@@ -93,28 +94,38 @@ def refuse_credentials(value: Any, at: str) -> None:
         raise ManifestError(*errors[0], errors=errors)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What a kind of RayJob (``sweep``, ``rehearsal``) puts in the frame every one shares
+    (:func:`_rayjob`)."""
+
+    kind: str
+    entrypoint: str
+    deadline: int | None
+    """activeDeadlineSeconds (None: none)."""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    """After the resolved spec's."""
+    extra_spec: Mapping[str, Any] = field(default_factory=dict)
+    cluster: ClusterSpec | None = None
+    """The Ray cluster (default ``spec.cluster``)."""
+    head_resources: Mapping[str, float] | None = None
+
+
 def _rayjob(
-    kind: str,
+    job: _Job,
     name: str,
     namespace: str,
     spec: SweepSpec | RehearsalSpec,
-    *,
     owner: Owner,
     options: BuildOptions,
-    entrypoint: str,
-    deadline: int | None,
-    annotations: Mapping[str, str] | None = None,
-    extra_spec: Mapping[str, Any] | None = None,
-    cluster: ClusterSpec | None = None,
-    head_resources: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The RayJob ``child_name(kind, name)``: labels, the resolved spec as an annotation
-    (then ``annotations``), the owner, the Ray cluster of ``cluster`` (default
-    ``spec.cluster``)."""
+    """The RayJob ``child_name(job.kind, name)``: labels, the resolved spec as an
+    annotation (then the job's), the owner, the Ray cluster."""
+    kind = job.kind
     labels = _labels(kind, name, options)
-    cluster = cluster or spec.cluster
+    cluster = job.cluster or spec.cluster
     job_spec: dict[str, Any] = {
-        "entrypoint": entrypoint,
+        "entrypoint": job.entrypoint,
         "runtimeEnvYAML": runtime_env_yaml(
             {**SWEEP_WORKER_ENV, **(cluster.env or {})} if kind == "sweep" else cluster.env
         ),
@@ -122,11 +133,13 @@ def _rayjob(
         "ttlSecondsAfterFinished": cluster.ttl_seconds_after_finished,
         "backoffLimit": 0,
         "submissionMode": "K8sJobMode",
-        "rayClusterSpec": ray_cluster_spec(cluster, labels, options, head_resources=head_resources),
+        "rayClusterSpec": ray_cluster_spec(
+            cluster, labels, options, head_resources=job.head_resources
+        ),
     }
-    if deadline is not None:
-        job_spec["activeDeadlineSeconds"] = deadline
-    job_spec.update(extra_spec or {})
+    if job.deadline is not None:
+        job_spec["activeDeadlineSeconds"] = job.deadline
+    job_spec.update(job.extra_spec)
     job_labels = dict(labels)
     if spec.queue_name:
         # Kueue admits it: created suspended, in the named LocalQueue. The operator never
@@ -140,7 +153,7 @@ def _rayjob(
             "name": child_name(kind, name),
             "namespace": namespace,
             "labels": job_labels,
-            "annotations": {SPEC_ANNOTATION: spec_json(spec), **(annotations or {})},
+            "annotations": {SPEC_ANNOTATION: spec_json(spec), **job.annotations},
             "ownerReferences": [owner.reference()],
         },
         "spec": job_spec,
@@ -206,18 +219,14 @@ def build_sweep_rayjob(
     refuse_credentials(spec, "spec")
     options = options or BuildOptions()
     multihost = spec.resources.spans_hosts()
-    return _rayjob(
+    job = _Job(
         "sweep",
-        name,
-        namespace,
-        spec,
-        owner=owner,
-        options=options,
         entrypoint=sweep_entrypoint(spec, namespace, name, warm_start_uri),
         deadline=sweep_deadline(spec, options.deadline_grace_seconds),
         cluster=sweep_cluster(spec),
         head_resources={TRIAL_DRIVER_RESOURCE: TRIAL_DRIVER_SLOTS} if multihost else None,
     )
+    return _rayjob(job, name, namespace, spec, owner, options)
 
 
 def sweep_cluster(spec: SweepSpec) -> ClusterSpec:
@@ -248,18 +257,14 @@ def sweep_cluster(spec: SweepSpec) -> ClusterSpec:
 
 
 def rehearsal_entrypoint(
-    spec: RehearsalSpec,
-    namespace: str,
-    name: str,
-    source_sweep: str | None = None,
-    source_trial: str | None = None,
+    spec: RehearsalSpec, namespace: str, name: str, source: SourceTrial = SourceTrial()
 ) -> str:
     """The rehearsal run's command line (shell-quoted); ``spec.trainer`` is resolved inline."""
     args = _driver_args("tunix_rt.rehearsal", spec, namespace, name)
-    if source_sweep:
-        args += ["--source-sweep", source_sweep]
-    if source_trial:
-        args += ["--source-trial", source_trial]
+    if source.sweep:
+        args += ["--source-sweep", source.sweep]
+    if source.trial:
+        args += ["--source-trial", source.trial]
     return shlex.join(args)
 
 
@@ -281,35 +286,31 @@ def build_rehearsal_rayjob(
     spec: RehearsalSpec,
     owner: Owner,
     options: BuildOptions | None = None,
-    source_sweep: str | None = None,
-    source_trial: str | None = None,
+    source: SourceTrial = SourceTrial(),
     params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The RayJob of a Rehearsal whose ``spec.trainer`` is already resolved inline."""
+    """The RayJob of a Rehearsal whose ``spec.trainer`` is already resolved inline;
+    ``source`` and its ``params``: the trial it came from."""
     if spec.trainer is None:
         raise ManifestError("spec.trainer", "resolve fromSweep into an inline trainer first")
     refuse_credentials(spec, "spec")
     refuse_credentials(dict(params or {}), "params")
     options = options or BuildOptions()
     annotations: dict[str, str] = {}
-    if source_sweep:
+    if source.sweep:
         annotations[SOURCE_ANNOTATION] = compact_json(
-            {"sweep": source_sweep, "trial": source_trial, "params": dict(params or {})}
+            {"sweep": source.sweep, "trial": source.trial, "params": dict(params or {})}
         )
     deadline = (
         spec.timeout_seconds + options.deadline_grace_seconds
         if spec.timeout_seconds is not None
         else None
     )
-    return _rayjob(
+    job = _Job(
         "rehearsal",
-        name,
-        namespace,
-        spec,
-        owner=owner,
-        options=options,
-        entrypoint=rehearsal_entrypoint(spec, namespace, name, source_sweep, source_trial),
+        entrypoint=rehearsal_entrypoint(spec, namespace, name, source),
         deadline=deadline,
         annotations=annotations,
         extra_spec=entrypoint_resources(spec.resources),
     )
+    return _rayjob(job, name, namespace, spec, owner, options)

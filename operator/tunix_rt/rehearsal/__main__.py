@@ -26,8 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tunix_rt.api.manifests import read_document
-from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
-from tunix_rt.api.rehearsal import Rehearsal, RehearsalSpec
+from tunix_rt.api.rehearsal import Rehearsal, RehearsalSpec, SourceTrial
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.contract.codec import SPEC_FLAG, decode_document
 from tunix_rt.contract.exits import ExitCode
@@ -60,17 +59,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _spec(doc: Any) -> tuple[RehearsalSpec, str | None, dict[str, str]]:
-    """(spec, manifest name, annotations) from a parsed document."""
+def _spec(doc: Any) -> tuple[RehearsalSpec, str | None, SourceTrial]:
+    """(spec, manifest name, the source trial its annotations name) from a parsed document."""
     if not isinstance(doc, dict):
         raise ValueError("the spec must be a mapping")
     if doc.get("kind") == "Rehearsal" or "metadata" in doc:
         manifest = Rehearsal.model_validate(doc)
-        return manifest.spec, manifest.metadata.name, manifest.metadata.annotations or {}
+        annotated = SourceTrial.annotated(manifest.metadata.annotations)
+        return manifest.spec, manifest.metadata.name, annotated
     if "trainer" in doc or "fromSweep" in doc or "from_sweep" in doc:
-        return RehearsalSpec.model_validate(doc), None, {}
+        return RehearsalSpec.model_validate(doc), None, SourceTrial()
     config = TrainerConfig.model_validate(doc)
-    return RehearsalSpec(trainer=config), None, {}
+    return RehearsalSpec(trainer=config), None, SourceTrial()
 
 
 def _read_spec(args: argparse.Namespace) -> tuple[Any, bytes, str]:
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         doc, raw, config_path = _read_spec(args)
-        spec, manifest_name, annotations = _spec(doc)
+        spec, manifest_name, annotated = _spec(doc)
     except (OSError, ValueError) as exc:  # ManifestError and ValidationError included
         detail = exc if not isinstance(exc, ValidationError) else exc.errors()[:5]
         return _fail(f"bad spec: {detail}", ExitCode.INVALID)
@@ -114,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             storage=args.storage,
             config_path=config_path,
             config_source_sha256=hashlib.sha256(raw).hexdigest(),
-            source_sweep=args.source_sweep or annotations.get(SOURCE_SWEEP_ANNOTATION),
-            source_trial=args.source_trial or annotations.get(SOURCE_TRIAL_ANNOTATION),
+            source=SourceTrial(args.source_sweep, args.source_trial).or_else(annotated),
             max_steps=args.max_steps,
             timeout_seconds=args.timeout_seconds,
         )

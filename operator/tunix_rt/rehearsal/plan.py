@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from tunix_rt.api.common import DEFAULT_STORAGE
 from tunix_rt.api.errors import ManifestError
-from tunix_rt.api.rehearsal import EvidenceOptions, RehearsalSpec
+from tunix_rt.api.rehearsal import EvidenceOptions, RehearsalSpec, SourceTrial
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.api.trial import SweepResult
 from tunix_rt.contract.best_config import best_trial_config
@@ -133,10 +133,9 @@ class _Source:
         return params, score
 
 
-def _from_sweep(
-    store: Store, namespace: str, sweep: str, source_sweep: str | None, source_trial: str | None
-) -> _Source:
-    """The sweep's base config with its best trial's params (``spec.fromSweep``)."""
+def _from_sweep(store: Store, namespace: str, sweep: str, given: SourceTrial) -> _Source:
+    """The sweep's base config with its best trial's params (``spec.fromSweep``); a
+    ``given`` source names it otherwise in the report."""
     summary, summary_uri, summary_bytes = _sweep_summary(store, namespace, sweep)
     if summary.best_trial_id is None or summary.best_params is None:
         raise RehearsalError(f"sweep {sweep!r} has no best trial yet ({summary_uri})")
@@ -145,10 +144,10 @@ def _from_sweep(
         config = best_trial_config(summary.base_config, summary.best_params, summary.best_schedule)
     except (ValidationError, ValueError) as exc:
         raise RehearsalError(f"{summary_uri}: cannot rebuild the trainer config: {exc}") from None
-    trial = source_trial or summary.best_trial_id
+    trial = given.trial or summary.best_trial_id
     return _Source(
         config=config,
-        sweep=source_sweep or sweep,
+        sweep=given.sweep or sweep,
         trial=trial,
         summary=summary,
         summary_uri=summary_uri,
@@ -157,19 +156,13 @@ def _from_sweep(
     )
 
 
-def _inline(
-    store: Store,
-    namespace: str,
-    config: TrainerConfig,
-    source_sweep: str | None,
-    source_trial: str | None,
-) -> _Source:
+def _inline(store: Store, namespace: str, config: TrainerConfig, given: SourceTrial) -> _Source:
     """``spec.trainer``; a named source sweep's summary is read for the report, if it can."""
-    source = _Source(config=config, sweep=source_sweep, trial=source_trial)
-    if source_sweep:
+    source = _Source(config=config, sweep=given.sweep, trial=given.trial)
+    if given.sweep:
         try:
             source.summary, source.summary_uri, source.summary_bytes = _sweep_summary(
-                store, namespace, source_sweep
+                store, namespace, given.sweep
             )
         except (RehearsalError, StoreError) as exc:
             source.notes.append(f"sweep summary unavailable, report without trial table: {exc}")
@@ -184,31 +177,32 @@ def plan_from_spec(
     storage: str | None = None,
     config_path: str = "<inline>",
     config_source_sha256: str | None = None,
-    source_sweep: str | None = None,
-    source_trial: str | None = None,
+    source: SourceTrial = SourceTrial(),
     max_steps: int | None = None,
     store: Store | None = None,
     timeout_seconds: float | None = None,
 ) -> RehearsalPlan:
     """Resolve a RehearsalSpec to a plan (reads the sweep summary from the store if needed).
 
-    ``timeout_seconds`` overrides ``spec.timeoutSeconds`` (the CLI's --timeout-seconds).
+    ``source``: the trial the config was promoted from (for ``fromSweep``, by default its
+    best trial); ``timeout_seconds`` overrides ``spec.timeoutSeconds`` (the CLI's
+    --timeout-seconds).
     """
     if timeout_seconds is not None and not timeout_seconds > 0:
         raise RehearsalError(f"--timeout-seconds must be positive, not {timeout_seconds}")
     storage_uri = storage or spec.storage or DEFAULT_STORAGE
     store = store or Store(storage_uri)
     if spec.from_sweep is not None:
-        source = _from_sweep(store, namespace, spec.from_sweep, source_sweep, source_trial)
+        found = _from_sweep(store, namespace, spec.from_sweep, source)
     else:
         assert spec.trainer is not None
-        source = _inline(store, namespace, spec.trainer, source_sweep, source_trial)
+        found = _inline(store, namespace, spec.trainer, source)
     overrides = dict(spec.overrides or {})
-    config = _overridden(source.config, overrides)
+    config = _overridden(found.config, overrides)
     if max_steps is not None:
         config = _overridden(config, {"maxSteps": max_steps})
         overrides["maxSteps"] = max_steps
-    source_params, source_score = source.trial_record()
+    source_params, source_score = found.trial_record()
     return RehearsalPlan(
         name=name,
         namespace=namespace,
@@ -218,14 +212,14 @@ def plan_from_spec(
         config_source_sha256=config_source_sha256,
         overrides=overrides or None,
         evidence=spec.evidence,
-        source_sweep=source.sweep,
-        source_trial=source.trial,
+        source_sweep=found.sweep,
+        source_trial=found.trial,
         source_params=source_params,
         source_score=source_score,
-        sweep_summary=source.summary.model_dump(mode="json") if source.summary else None,
-        sweep_summary_bytes=source.summary_bytes,
-        summary_uri=source.summary_uri,
-        notes=source.notes,
+        sweep_summary=found.summary.model_dump(mode="json") if found.summary else None,
+        sweep_summary_bytes=found.summary_bytes,
+        summary_uri=found.summary_uri,
+        notes=found.notes,
         timeout_seconds=timeout_seconds if timeout_seconds is not None else spec.timeout_seconds,
         timeout_field="--timeout-seconds" if timeout_seconds is not None else TIMEOUT_FIELD,
     )

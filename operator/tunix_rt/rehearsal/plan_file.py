@@ -13,8 +13,7 @@ from pydantic import ValidationError
 from tunix_rt.api.common import DEFAULT_STORAGE
 from tunix_rt.api.errors import ManifestError
 from tunix_rt.api.manifests import decode_text, read_document
-from tunix_rt.api.names import SOURCE_SWEEP_ANNOTATION, SOURCE_TRIAL_ANNOTATION
-from tunix_rt.api.rehearsal import Rehearsal, RehearsalSpec
+from tunix_rt.api.rehearsal import Rehearsal, RehearsalSpec, SourceTrial
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.contract.layout import LOCAL_NAMESPACE
 from tunix_rt.reading import MANIFEST, ReadError, read_file
@@ -30,20 +29,20 @@ _COMMENT_PROSE = re.compile(
 )
 
 
-def source_from_comments(text: str) -> tuple[str | None, str | None]:
-    """(sweep, trial) named in the leading '#' comments of a promoted config file."""
+def source_from_comments(text: str) -> SourceTrial:
+    """The sweep and trial named in the leading '#' comments of a promoted config file."""
     comments = "\n".join(
         line.lstrip()[1:] for line in text.splitlines() if line.lstrip().startswith("#")
     )
     found = {kind.lower(): value for kind, value in _COMMENT_SOURCE.findall(comments)}
     if "sweep" in found or "trial" in found:
-        return found.get("sweep"), found.get("trial")
+        return SourceTrial(found.get("sweep"), found.get("trial"))
     prose = _COMMENT_PROSE.search(comments)
     if prose:
         # "sweep local/sweep-smoke" (namespace/name, as tunix-rt promote writes) -> the name
         sweep = prose.group(1).rstrip("./").rsplit("/", 1)[-1]
-        return sweep or None, prose.group(2).rstrip(".")
-    return None, None
+        return SourceTrial(sweep or None, prose.group(2).rstrip("."))
+    return SourceTrial()
 
 
 def _slug(text: str) -> str:
@@ -58,28 +57,28 @@ def plan_from_file(
     namespace: str | None = None,
     name: str | None = None,
     max_steps: int | None = None,
-    source_sweep: str | None = None,
-    source_trial: str | None = None,
+    source: SourceTrial = SourceTrial(),
     timeout_seconds: float | None = None,
 ) -> RehearsalPlan:
     """A plan from a Rehearsal manifest (YAML/JSON) or a promoted TrainerConfig file;
-    ``timeout_seconds`` overrides the manifest's ``spec.timeoutSeconds``."""
-    source = Path(path)
+    ``source`` over what the file names, ``timeout_seconds`` over the manifest's
+    ``spec.timeoutSeconds``."""
+    file = Path(path)
     try:
-        raw = read_file(source, MANIFEST)
+        raw = read_file(file, MANIFEST)
     except ReadError as exc:
         raise RehearsalError(str(exc)) from None
     try:
-        doc = read_document(raw, str(source))
+        doc = read_document(raw, str(file))
     except ManifestError as exc:
-        raise RehearsalError(f"{source} is not YAML/JSON: {exc.reason}") from None
+        raise RehearsalError(f"{file} is not YAML/JSON: {exc.reason}") from None
     if not isinstance(doc, dict):
-        raise RehearsalError(f"{source}: expected a Rehearsal manifest or a trainer config")
+        raise RehearsalError(f"{file}: expected a Rehearsal manifest or a trainer config")
     if doc.get("kind") == "Rehearsal" or "spec" in doc:
-        spec, default_name, named_sweep, named_trial = _manifest_parts(source, doc)
+        spec, default_name, named = _manifest_parts(file, doc)
     else:
-        spec, default_name = _config_spec(source, doc, storage), _slug(source.stem)
-        named_sweep, named_trial = source_from_comments(decode_text(raw, str(source)))
+        spec, default_name = _config_spec(file, doc, storage), _slug(file.stem)
+        named = source_from_comments(decode_text(raw, str(file)))
     return plan_from_spec(
         spec,
         name=name or default_name,
@@ -87,28 +86,20 @@ def plan_from_file(
         storage=storage,
         config_path=str(path),
         config_source_sha256=hashlib.sha256(raw).hexdigest(),
-        source_sweep=source_sweep or named_sweep,
-        source_trial=source_trial or named_trial,
+        source=source.or_else(named),
         max_steps=max_steps,
         timeout_seconds=timeout_seconds,
     )
 
 
-def _manifest_parts(
-    source: Path, doc: dict[str, Any]
-) -> tuple[RehearsalSpec, str, str | None, str | None]:
-    """(spec, name, source sweep, source trial) of a Rehearsal manifest."""
+def _manifest_parts(source: Path, doc: dict[str, Any]) -> tuple[RehearsalSpec, str, SourceTrial]:
+    """(spec, name, source trial) of a Rehearsal manifest."""
     try:
         manifest = Rehearsal.model_validate(doc)
     except ValidationError as exc:
         raise RehearsalError(f"{source}: invalid Rehearsal: {_short(exc)}") from None
-    annotations = manifest.metadata.annotations or {}
-    return (
-        manifest.spec,
-        manifest.metadata.name,
-        annotations.get(SOURCE_SWEEP_ANNOTATION),
-        annotations.get(SOURCE_TRIAL_ANNOTATION),
-    )
+    metadata = manifest.metadata
+    return manifest.spec, metadata.name, SourceTrial.annotated(metadata.annotations)
 
 
 def _config_spec(source: Path, doc: dict[str, Any], storage: str | None) -> RehearsalSpec:

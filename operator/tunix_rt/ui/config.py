@@ -6,6 +6,9 @@ alone and changes nothing anywhere.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,6 +24,8 @@ LivePhases = Callable[[], Awaitable[Mapping[RunKey, str]]]
 """The phase the API server holds for every Sweep and Rehearsal it knows, by key: joined
 into the pages over what the store says (which cannot tell a Pending run, or a RayJob
 lost with its cluster). :class:`tunix_rt.ui.live.KubeLivePhases` reads them in a cluster."""
+
+log = logging.getLogger("tunix_rt.ui")
 
 SECRET_ENV = "TUNIX_RT_UI_SECRET"
 """Where :class:`UiConfig` takes its CSRF secret from when none is given (a Deployment
@@ -50,7 +55,26 @@ class PromoteOutcome(BaseModel):
 
 Promoter = Callable[[PromoteRequest], PromoteOutcome | Awaitable[PromoteOutcome]]
 """Promotes a finished sweep (``tunix_rt.gitops`` in the operator); a plain function runs
-in a worker thread, a coroutine function on the event loop."""
+in a worker thread, a coroutine function on the event loop (:func:`promote_with`)."""
+
+
+async def promote_with(promoter: Promoter, ask: PromoteRequest) -> PromoteOutcome:
+    """The promoter's outcome (the Promote button's): a coroutine runs on the loop, a
+    function in a thread (git blocks); what it raises becomes a failed outcome that says
+    so."""
+    try:
+        if inspect.iscoroutinefunction(promoter):
+            result = await promoter(ask)
+        else:
+            result = await asyncio.to_thread(promoter, ask)
+            if inspect.isawaitable(result):
+                result = await result
+        return (
+            result if isinstance(result, PromoteOutcome) else PromoteOutcome.model_validate(result)
+        )
+    except Exception as exc:
+        log.exception("promotion of %s/%s failed", ask.namespace, ask.sweep)
+        return PromoteOutcome(ok=False, message=f"{type(exc).__name__}: {exc}")
 
 
 class UiConfig(BaseModel):

@@ -4,7 +4,6 @@ join the live phases, sort and filter, render. Routes: :mod:`tunix_rt.ui.app`.""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,11 +17,11 @@ from tunix_rt.ui.catalog import Catalog
 from tunix_rt.ui.config import (
     Kind,
     LivePhases,
-    PromoteOutcome,
     Promoter,
     PromoteRequest,
     RunKey,
     UiConfig,
+    promote_with,
 )
 from tunix_rt.ui.models import RunRow, SweepView, TrialView
 from tunix_rt.ui.rehearsals import promoted_from, rehearsal_rows, rehearsal_view, trial_sample
@@ -269,7 +268,7 @@ async def promote(request: web.Request) -> web.Response:
         namespace=view.row.namespace, sweep=view.row.name, summary_uri=view.summary_uri,
         repo=ctx.config.git_repo,
     )  # fmt: skip
-    outcome = await _call_promoter(promoter, ask)
+    outcome = await promote_with(promoter, ask)
     response = _page(
         request,
         "promoted",
@@ -281,24 +280,6 @@ async def promote(request: web.Request) -> web.Response:
     )
     response.set_status(200 if outcome.ok else 502)
     return response
-
-
-async def _call_promoter(promoter: Promoter, ask: PromoteRequest) -> PromoteOutcome:
-    """The promoter's outcome; a coroutine runs on the loop, a function in a thread (git
-    blocks); what it raises becomes a failed outcome that says so."""
-    try:
-        if inspect.iscoroutinefunction(promoter):
-            result = await promoter(ask)
-        else:
-            result = await asyncio.to_thread(promoter, ask)
-            if inspect.isawaitable(result):
-                result = await result
-        return (
-            result if isinstance(result, PromoteOutcome) else PromoteOutcome.model_validate(result)
-        )
-    except Exception as exc:
-        log.exception("promotion of %s/%s failed", ask.namespace, ask.sweep)
-        return PromoteOutcome(ok=False, message=f"{type(exc).__name__}: {exc}")
 
 
 # ----------------------------------------------------------------------------- a rehearsal

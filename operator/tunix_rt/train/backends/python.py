@@ -40,7 +40,7 @@ from tunix_rt.train.backends.python_code import EntrypointError, load_entrypoint
 from tunix_rt.train.backends.python_rows import EvalRowChecker, TrialReportError
 from tunix_rt.train.data import DatasetInfo, Example
 from tunix_rt.train.eval_rows import EvalRow, summarize
-from tunix_rt.train.result import Log, ModelSource, Outcome, Report, Run, TrainingTimeout
+from tunix_rt.train.result import Log, ModelSource, Outcome, Run, TrainingTimeout
 
 RESERVED_METRICS = frozenset({*EVAL_METRICS, "step"})
 """What ``trial.report`` refuses: the eval metrics are computed from ``eval_rows``."""
@@ -67,26 +67,19 @@ class Scored:
 
 
 class Trial:
-    """What the entrypoint gets: parameters, config, data, and the reporter."""
+    """What the entrypoint gets: parameters, config, data, and the reporter (``run``'s
+    own: its report and log, its deadline, its checkpoint folder)."""
 
-    def __init__(
-        self,
-        config: TrainerConfig,
-        dataset: TrialData,
-        *,
-        report: Report,
-        log: Log,
-        deadline: float | None = None,
-        checkpoint_dir: str | None = None,
-    ) -> None:
+    def __init__(self, run: Run, dataset: TrialData) -> None:
+        config = run.config
         self.config = config
         self.params: Mapping[str, UserParamValue] = MappingProxyType(dict(config.user_params or {}))
         self.max_steps = config.max_steps
         self.seed = config.seed
         self.max_trace_tokens = config.eval.max_trace_tokens
         self.dataset = dataset
-        self.checkpoint_dir = checkpoint_dir
-        self._report, self._log, self._deadline = report, log, deadline
+        self.checkpoint_dir = run.checkpoint_dir
+        self._run = run
         self._started = time.perf_counter()
         self._step = 0
         self._latest: dict[str, float] = {}
@@ -108,7 +101,7 @@ class Trial:
 
     def log(self, line: str) -> None:
         """A line in the trial's (or rehearsal's) log."""
-        self._log(str(line))
+        self._run.say(str(line))
 
     def report(self, step: int, **metrics: float) -> None:
         """A learning-curve point: ``step`` (0..max_steps, never going back) and numbers.
@@ -182,12 +175,12 @@ class Trial:
 
     def _tell(self, point: dict[str, float]) -> None:
         self.history.append(point)
-        self._report(dict(point))
+        self._run.tell(dict(point))
 
     def _advance(self, step: Any, where: str, *, before_eval: bool = False) -> None:
         """``step`` checked (an integer in [last step, max_steps]) and made current; the
         deadline checked first."""
-        if self._deadline is not None and time.monotonic() >= self._deadline:
+        if self._run.deadline is not None and time.monotonic() >= self._run.deadline:
             raise TrainingTimeout(
                 self._step,
                 self.max_steps,
@@ -226,14 +219,7 @@ def train(run: Run) -> Outcome:
         raise EntrypointError("backend python needs trainer.entrypoint 'package.module:function'")
     function = load_entrypoint(entrypoint)
     dataset = load_trial_data(config, say)
-    trial = Trial(
-        config,
-        dataset,
-        report=run.tell,
-        log=say,
-        deadline=run.deadline,
-        checkpoint_dir=run.checkpoint_dir,
-    )
+    trial = Trial(run, dataset)
     say(
         f"backend python: {entrypoint} params {dict(trial.params)} on {dataset.info.name} "
         f"(train {dataset.info.train_rows}, eval {dataset.info.eval_rows} rows), "
@@ -265,7 +251,7 @@ def train(run: Run) -> Outcome:
         trial.history[-1] = metrics  # the final eval's point, with the run's totals
     else:
         trial.history.append(metrics)
-    trial._report(dict(metrics))
+    run.tell(dict(metrics))
     return Outcome(
         primary_score=final.metrics.get(PRIMARY_SCORE),
         metrics=metrics,

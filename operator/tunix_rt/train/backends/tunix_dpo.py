@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tunix_rt.api.trainer import TrainerConfig
-from tunix_rt.train.backends import tunix_eval, tunix_loop, tunix_model
+from tunix_rt.train.backends import tunix_loop, tunix_model
 from tunix_rt.train.backends.tunix_tokenizer import Tokenizer
 from tunix_rt.train.packing import fitting_row
 from tunix_rt.train.preference_pairs import Pair, preference_pairs
@@ -33,6 +33,13 @@ PREFERENCE_METRICS = {
     "preference_margin": "rewards/margin",
 }
 """What the step metrics call Tunix's DPO aux metrics."""
+BACKEND = tunix_loop.Backend(
+    "tunix-dpo",
+    tunix_loop.DoneLine("DPO steps", "preference_accuracy", "preference_accuracy", math.nan),
+    random_init="DPO from a random init: it ranks completions the model cannot yet write; "
+    "give model.checkpoint (e.g. a tunix-sft export)",
+)
+"""Its name, ``done:`` line and the WARNING said without model.checkpoint."""
 
 
 def pair_arrays(pairs: Sequence[Pair], tokenizer: Tokenizer, context: int) -> dict[str, np.ndarray]:
@@ -138,21 +145,10 @@ def make_trainer(
     )
 
 
-RANDOM_INIT = (
-    "DPO from a random init: it ranks completions the model cannot yet write; give "
-    "model.checkpoint (e.g. a tunix-sft export)"
-)
-"""Said (as a WARNING) when DPO starts without model.checkpoint."""
-
-
-DONE = tunix_loop.DoneLine("DPO steps", "preference_accuracy", "preference_accuracy", math.nan)
-"""Its ``done:`` line's words (:func:`tunix_loop.finish_outcome`)."""
-
-
 def train(run: Run) -> Outcome:
     """Train ``config`` with DPO, evaluate, return the result (a backend Train)."""
-    config, say, tell = run.config, run.say, run.tell
-    with tunix_loop.started(run, "tunix-rt-dpo-", RANDOM_INIT) as (dataset, built):
+    config, say = run.config, run.say
+    with tunix_loop.started(run, BACKEND) as (dataset, built):
         pairs = preference_pairs(dataset.train, config.eval.max_trace_tokens, built.tokenizer.count)
         arrays = pair_arrays(pairs, built.tokenizer, config.model.context)
         say(
@@ -161,10 +157,8 @@ def train(run: Run) -> Outcome:
             f"{min(config.batch_size, len(pairs))} per step, beta "
             f"{DEFAULT_DPO_BETA if config.dpo_beta is None else config.dpo_beta:g}"
         )
-        evaluator = tunix_eval.TunixEvaluator(dataset.eval, built.tokenizer, config)
-        clock = tunix_loop.Deadline(run.deadline, config.max_steps)
         preferences = PreferenceLog()
-        hooks = tunix_loop.StepReporter(config, tell, say, evaluator, extra=preferences.drain)
+        evaluator, clock, hooks = tunix_loop.Loop.of(run, dataset, built, extra=preferences.drain)
         with built.mesh, tunix_loop.tunix_stderr():
             start = tunix_loop.start_scores(evaluator, built, say)
             trainer = make_trainer(built, config, preferences, run.checkpoint_dir)
@@ -172,5 +166,5 @@ def train(run: Run) -> Outcome:
             trainer.train(batches(arrays, config, clock))
             trained = tunix_loop.evaluate_trained(trainer, clock, evaluator, built.model)
     return tunix_loop.finish_outcome(
-        "tunix-dpo", run, built, dataset.info, trained, hooks, DONE, preferences.final() | start
+        BACKEND, run, built, dataset.info, trained, hooks, preferences.final() | start
     )

@@ -33,7 +33,6 @@ import numpy as np
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring.rewards import RewardFn, reward_fns
 from tunix_rt.train.backends import (
-    tunix_eval,
     tunix_loop,
     tunix_model,
     tunix_schedule,
@@ -46,6 +45,13 @@ DEFAULT_KL_BETA = 0.04
 DEFAULT_NUM_GENERATIONS = 4
 DEFAULT_CLIP_EPSILON = 0.2
 DEFAULT_TEMPERATURE = 0.9
+BACKEND = tunix_loop.Backend(
+    "tunix-grpo",
+    tunix_loop.DoneLine("GRPO steps", "reward_mean", "reward_mean", math.nan),
+    random_init="GRPO from a random init: rewards stay near zero until the policy produces "
+    "the format; give model.checkpoint (e.g. a tunix-sft export)",
+)
+"""Its name, ``done:`` line and the WARNING said without model.checkpoint."""
 
 
 class RewardLog:
@@ -183,21 +189,10 @@ def describe(config: TrainerConfig) -> str:
     )
 
 
-RANDOM_INIT = (
-    "GRPO from a random init: rewards stay near zero until the policy produces the "
-    "format; give model.checkpoint (e.g. a tunix-sft export)"
-)
-"""Said (as a WARNING) when GRPO starts without model.checkpoint."""
-
-
-DONE = tunix_loop.DoneLine("GRPO steps", "reward_mean", "reward_mean", math.nan)
-"""Its ``done:`` line's words (:func:`tunix_loop.finish_outcome`)."""
-
-
 def train(run: Run) -> Outcome:
     """Train ``config`` with GRPO, evaluate, return the result (a backend Train)."""
-    config, say, tell = run.config, run.say, run.tell
-    with tunix_loop.started(run, "tunix-rt-grpo-", RANDOM_INIT) as (dataset, built):
+    config, say = run.config, run.say
+    with tunix_loop.started(run, BACKEND) as (dataset, built):
         rewards = RewardLog(reward_fns(config.eval.max_trace_tokens, built.tokenizer.count))
         prompt_len = prompt_length(dataset.train, built.tokenizer)
         say(
@@ -207,9 +202,7 @@ def train(run: Run) -> Outcome:
             f"prompt, {min(config.batch_size, len(dataset.train))} prompts per step, rewards "
             f"{rewards.names}"
         )
-        evaluator = tunix_eval.TunixEvaluator(dataset.eval, built.tokenizer, config)
-        clock = tunix_loop.Deadline(run.deadline, config.max_steps)
-        hooks = tunix_loop.StepReporter(config, tell, say, evaluator, extra=rewards.drain)
+        evaluator, clock, hooks = tunix_loop.Loop.of(run, dataset, built, extra=rewards.drain)
         plan = tunix_schedule.segments(config)
         with (
             built.mesh,
@@ -244,5 +237,5 @@ def train(run: Run) -> Outcome:
                 clock.raise_if_passed(int(trainer.train_steps))
             trained = tunix_loop.evaluate_trained(trainer, clock, evaluator, trainer.model)
     return tunix_loop.finish_outcome(
-        "tunix-grpo", run, built, dataset.info, trained, hooks, DONE, rewards.final() | start
+        BACKEND, run, built, dataset.info, trained, hooks, rewards.final() | start
     )

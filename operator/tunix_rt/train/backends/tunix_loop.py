@@ -18,7 +18,7 @@ import optax
 
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.scoring import PRIMARY_SCORE
-from tunix_rt.train.backends import tunix_model, tunix_model_id
+from tunix_rt.train.backends import tunix_eval, tunix_model, tunix_model_id
 from tunix_rt.train.backends.tunix_model import Built
 from tunix_rt.train.data import Dataset, DatasetInfo, load_dataset
 from tunix_rt.train.eval_rows import EvalRow
@@ -127,15 +127,64 @@ def tunix_stderr() -> Iterator[None]:
         sys.stderr = original
 
 
+class DoneLine(NamedTuple):
+    """How a backend's ``done:`` line names its steps and its own figure."""
+
+    steps: str
+    """What its steps are called (``DPO steps``)."""
+    label: str
+    metric: str
+    absent: float
+    """Shown when the run did not report ``metric``."""
+
+
+class Backend(NamedTuple):
+    """A Tunix backend as its start (:func:`started`) and finish (:func:`finish_outcome`)
+    name it."""
+
+    name: str
+    """``tunix-dpo``: in the model id; its temporary folder is ``tunix-rt-dpo-…``."""
+    done: DoneLine
+    random_init: str = ""
+    """The WARNING said when it starts without ``model.checkpoint`` (none: said nothing)."""
+
+    @property
+    def workdir_prefix(self) -> str:
+        return f"tunix-rt-{self.name.removeprefix('tunix-')}-"
+
+
 @contextlib.contextmanager
-def started(run: Run, prefix: str, random_init: str = "") -> Iterator[tuple[Dataset, Built]]:
+def started(run: Run, backend: Backend) -> Iterator[tuple[Dataset, Built]]:
     """How every Tunix backend starts: its dataset, and the model built in a temporary
-    folder (``prefix``); ``random_init``: the warning said when no checkpoint was given."""
+    folder (the random-init warning said when no checkpoint was given)."""
     dataset = load_dataset(run.config.dataset)
-    with tunix_model.built_in_workdir(run.config, run.say, prefix) as built:
-        if random_init and built.source.random_init:
-            run.say(f"WARNING: {random_init}")
+    with tunix_model.built_in_workdir(run.config, run.say, backend.workdir_prefix) as built:
+        if backend.random_init and built.source.random_init:
+            run.say(f"WARNING: {backend.random_init}")
         yield dataset, built
+
+
+class Loop(NamedTuple):
+    """What every Tunix backend's loop runs with: its evaluator (of the run's eval rows),
+    its deadline and its step hooks."""
+
+    evaluator: tunix_eval.TunixEvaluator
+    clock: Deadline
+    hooks: StepReporter
+
+    @classmethod
+    def of(
+        cls,
+        run: Run,
+        dataset: Dataset,
+        built: Built,
+        extra: Callable[[], dict[str, float]] | None = None,
+    ) -> Loop:
+        """The run's loop; ``extra``: the backend's own step metrics (GRPO: the rewards)."""
+        config = run.config
+        evaluator = tunix_eval.TunixEvaluator(dataset.eval, built.tokenizer, config)
+        hooks = StepReporter(config, run.tell, run.say, evaluator, extra=extra)
+        return cls(evaluator, Deadline(run.deadline, config.max_steps), hooks)
 
 
 class Trained(NamedTuple):
@@ -304,33 +353,22 @@ def tunix_outcome(
     )
 
 
-class DoneLine(NamedTuple):
-    """How a backend's ``done:`` line names its steps and its own figure."""
-
-    steps: str
-    """What its steps are called (``DPO steps``)."""
-    label: str
-    metric: str
-    absent: float
-    """Shown when the run did not report ``metric``."""
-
-
 def finish_outcome(
-    backend: str,
+    backend: Backend,
     run: Run,
     built: Built,
     dataset: DatasetInfo,
     trained: Trained,
     hooks: StepReporter,
-    done: DoneLine,
     extra: dict[str, float] | None = None,
 ) -> Outcome:
     """The run's final metrics (``extra``: the backend's own, e.g. GRPO's rewards), the one
     ``done:`` line every Tunix backend says, and its :class:`Outcome`."""
     final = hooks.finish(trained.scores | (extra or {}), trained.steps, trained.eval_started)
+    done = backend.done
     run.say(
         f"done: {trained.steps} {done.steps}, primary_score {final.get(PRIMARY_SCORE, 'n/a')} "
         f"on {len(trained.rows)} eval rows, format_valid {final.get('format_valid_rate', 0):.3f}, "
         f"{done.label} {final.get(done.metric, done.absent):.3f}"
     )
-    return tunix_outcome(backend, run.config, built, dataset, trained.rows, final, hooks)
+    return tunix_outcome(backend.name, run.config, built, dataset, trained.rows, final, hooks)

@@ -21,7 +21,7 @@ import numpy as np
 
 from tunix_rt.api.trainer import TrainerConfig
 from tunix_rt.train import tokenizer as byte_tokenizer
-from tunix_rt.train.backends import tunix_eval, tunix_loop, tunix_model, tunix_weights
+from tunix_rt.train.backends import tunix_loop, tunix_model, tunix_weights
 from tunix_rt.train.backends.tunix_tokenizer import Tokenizer
 from tunix_rt.train.data import Example
 from tunix_rt.train.packing import fitting_row, pack_rows
@@ -29,6 +29,10 @@ from tunix_rt.train.result import Log, Outcome, Run
 
 EXPORT_DIR = "export"
 """Under ``checkpoint_dir``: the final weights as safetensors (Hugging Face layout)."""
+BACKEND = tunix_loop.Backend(
+    "tunix-sft", tunix_loop.DoneLine("steps", "cap_hit", "cap_hit_rate", 0.0)
+)
+"""Its name and ``done:`` line (SFT from a random init says no WARNING)."""
 
 
 def sft_rows(
@@ -107,22 +111,16 @@ def export(built: tunix_model.Built, folder: Path, say: Log) -> Path:
     return path
 
 
-DONE = tunix_loop.DoneLine("steps", "cap_hit", "cap_hit_rate", 0.0)
-"""Its ``done:`` line's words (:func:`tunix_loop.finish_outcome`)."""
-
-
 def train(run: Run) -> Outcome:
     """Fine-tune ``config`` with PeftTrainer, evaluate, return the result (a backend Train)."""
-    config, say, tell = run.config, run.say, run.tell
-    with tunix_loop.started(run, "tunix-rt-sft-") as (dataset, built):
+    config, say = run.config, run.say
+    with tunix_loop.started(run, BACKEND) as (dataset, built):
         tokens, mask = sft_rows(dataset.train, built.tokenizer, config.model.context)
         say(
             f"{dataset.info.describe()}, {tokens.shape[1]} tokens/row; backend tunix-sft on "
             f"{built.mesh.devices.size} x {built.mesh.devices.flat[0].platform}"
         )
-        evaluator = tunix_eval.TunixEvaluator(dataset.eval, built.tokenizer, config)
-        clock = tunix_loop.Deadline(run.deadline, config.max_steps)
-        hooks = tunix_loop.StepReporter(config, tell, say, evaluator)
+        evaluator, clock, hooks = tunix_loop.Loop.of(run, dataset, built)
         with built.mesh, tunix_loop.tunix_stderr():
             start = tunix_loop.start_scores(evaluator, built, say)
             trainer = make_trainer(built, config, run.checkpoint_dir)
@@ -131,6 +129,4 @@ def train(run: Run) -> Outcome:
             trained = tunix_loop.evaluate_trained(trainer, clock, evaluator, built.model)
             if run.checkpoint_dir is not None:
                 export(built, Path(run.checkpoint_dir) / EXPORT_DIR, say)
-    return tunix_loop.finish_outcome(
-        "tunix-sft", run, built, dataset.info, trained, hooks, DONE, start
-    )
+    return tunix_loop.finish_outcome(BACKEND, run, built, dataset.info, trained, hooks, start)
