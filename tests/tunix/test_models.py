@@ -229,9 +229,13 @@ def test_merged_lora_computes_what_the_adapted_model_does() -> None:
     assert not nnx.state(merged, nnx.LoRAParam)
     tokens = jnp.asarray(np.random.default_rng(0).integers(3, 264, (2, 12)), jnp.int32)
     present = jnp.ones_like(tokens, bool)
-    args = (utils.build_positions_from_mask(present), None, utils.make_causal_attn_mask(present))
-    want, _ = lora(tokens, *args)
-    got, _ = merged(tokens, *args)
-    base, _ = random_model(seed=6)(tokens, *args)
+    positions, mask = utils.build_positions_from_mask(present), utils.make_causal_attn_mask(present)
+
+    @nnx.jit  # each model's forward as one program, not op by op
+    def forward(model: Any) -> Any:
+        logits, _ = model(tokens, positions, None, mask)
+        return logits
+
+    want, got, base = forward(lora), forward(merged), forward(random_model(seed=6))
     assert not np.allclose(np.asarray(base), np.asarray(want), atol=1e-3)  # adapters matter
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-4, atol=2e-4)
