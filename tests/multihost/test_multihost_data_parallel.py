@@ -19,6 +19,7 @@ import pytest
 
 from support.net import free_port
 from support.trainer import tiny_config
+from tunix_rt.tune.trainable import COMPILE_CACHE_DEFAULTS
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +54,9 @@ def _read(out: Path, rank: int) -> dict[str, Any]:
 
 def test_two_processes_train_like_one(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     config = tiny_config(maxSteps=20, logEvery=5, checkpointEvery=10).model_dump_json(by_alias=True)
-    env = {**subprocess_env, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    # The trial workers' compile cache: the ranks load what the single run compiled for
+    # one device (the model's initialisers) instead of each compiling it again.
+    env = COMPILE_CACHE_DEFAULTS | {**subprocess_env, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
     one, two = tmp_path / "one", tmp_path / "two"
     checkpoints = tmp_path / "checkpoints"
     _wait(_run(config, env, one))

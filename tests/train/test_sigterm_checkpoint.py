@@ -19,6 +19,7 @@ import pytest
 from support.trainer import tiny_config
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.tune.preemption import newest_step
+from tunix_rt.tune.trainable import COMPILE_CACHE_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 EVERY = 1000
@@ -31,7 +32,9 @@ def test_sigterm_saves_a_checkpoint_at_the_current_step(tmp_path: Path) -> None:
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(config.to_wire()), encoding="utf-8")
     folder = tmp_path / "ckpt"
-    env = dict(
+    # Both runs with the trial workers' compile cache: the rerun loads the train step the
+    # first run compiled instead of compiling it again (the same program, the same numbers).
+    env = COMPILE_CACHE_DEFAULTS | dict(
         os.environ, PYTHONPATH=str(ROOT / "operator"), JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1"
     )
     cmd = [sys.executable, "-m", "tunix_rt.train", "--config", str(path)]

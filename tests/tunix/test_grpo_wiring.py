@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -50,15 +51,16 @@ def test_grpo_reads_the_log_probabilities_sft_trained(tmp_path: Path) -> None:
     inputs = tunix_sft.model_inputs(adapter.pad_id())(
         SimpleNamespace(input_tokens=tokens, input_mask=mask)
     )
-    logits, _ = built.model(
-        jnp.asarray(tokens),
-        positions=inputs["positions"],
-        cache=None,
-        attention_mask=inputs["attention_mask"],
+
+    @nnx.jit  # one program (as the SFT trainer's step runs the model), not op by op
+    def sft_logps(model: Any, tokens: jax.Array, positions: jax.Array, attention: jax.Array) -> Any:
+        logits, _ = model(tokens, positions=positions, cache=None, attention_mask=attention)
+        log_probs = jax.nn.log_softmax(logits[:, :-1], axis=-1)
+        return jnp.take_along_axis(log_probs, tokens[:, 1:, None], axis=-1)[..., 0]
+
+    logp = np.asarray(
+        sft_logps(built.model, jnp.asarray(tokens), inputs["positions"], inputs["attention_mask"])
     )
-    log_probs = jax.nn.log_softmax(logits[:, :-1], axis=-1)
-    logp = np.asarray(jnp.take_along_axis(log_probs, jnp.asarray(tokens[:, 1:, None]), axis=-1))
-    logp = logp[..., 0]
     sft = [logp[row][mask[row, 1:]] for row in range(len(examples))]
 
     # The GRPO path: each prompt as the rollout's sampler tokenizes it (its BOS), left-padded
