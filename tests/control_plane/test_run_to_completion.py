@@ -46,13 +46,12 @@ def small_smoke(name: str, **spec: Any) -> dict[str, Any]:
     return dict(doc)
 
 
-def sweep(plane: ControlPlane, name: str) -> dict[str, Any]:
-    return dict(plane.get_json("sweep", name, "-n", NS))
-
-
 def ended(plane: ControlPlane, kind: str, name: str) -> dict[str, Any]:
+    """The Sweep or Rehearsal once Succeeded or Failed (read every 0.2 s for minutes)."""
+    path = f"/apis/tunixrt.io/v1alpha1/namespaces/{NS}/{kind}s/{name}"
+
     def probe() -> dict[str, Any] | None:
-        obj = plane.get_json(kind, name, "-n", NS)
+        obj = plane.read(path) or {}
         return obj if obj.get("status", {}).get("phase") in ("Succeeded", "Failed") else None
 
     return dict(wait_for_json(plane, f"{kind} {name} ended", probe, timeout=RUN_TIMEOUT))
