@@ -7,7 +7,6 @@ kwok marks them Running."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,20 @@ NODEPOOL = "cloud.google.com/gke-nodepool"
 GPU, TPU = "nvidia.com/gpu", "google.com/tpu"
 
 
+PATHS = {"rayjob": f"/apis/ray.io/v1/namespaces/{NS}/rayjobs",
+         "raycluster": f"/apis/ray.io/v1/namespaces/{NS}/rayclusters",
+         "pods": f"/api/v1/namespaces/{NS}/pods"}  # fmt: skip
+
+
 def get(plane: ControlPlane, kind: str, name: str) -> dict[str, Any] | None:
-    out = plane.kubectl("-n", NS, "get", kind, name, "-o", "json", check=False)
-    return json.loads(out.stdout) if out.returncode == 0 else None
+    found = plane.read(f"{PATHS[kind]}/{name}")
+    return dict(found) if found is not None else None
+
+
+def pods_of(plane: ControlPlane, cluster: str = "") -> list[dict[str, Any]]:
+    """The namespace's pods (of one RayCluster, when named)."""
+    where = f"?labelSelector=ray.io/cluster={cluster}" if cluster else ""
+    return list(plane.read(PATHS["pods"] + where)["items"])
 
 
 def expected_pods(cluster: dict[str, Any]) -> int:
@@ -38,12 +48,12 @@ def placed_pods(plane: ControlPlane, cluster: dict[str, Any]) -> list[dict[str, 
     name, want = cluster["metadata"]["name"], expected_pods(cluster)
 
     def probe() -> list[dict[str, Any]] | None:
-        pods = plane.get_json("pods", "-n", NS, "-l", f"ray.io/cluster={name}")["items"]
+        pods = pods_of(plane, name)
         done = [p for p in pods if p["spec"].get("nodeName") and p["status"]["phase"] == "Running"]
         return pods if len(pods) == want and len(done) == want else None
 
     def why() -> str:
-        pods = plane.get_json("pods", "-n", NS, "-l", f"ray.io/cluster={name}")["items"]
+        pods = pods_of(plane, name)
         return "; ".join(
             f"{p['metadata']['name']}: {p['status'].get('phase')} "
             f"{[c.get('message') for c in p['status'].get('conditions', [])]}"
@@ -122,7 +132,7 @@ def test_example_reaches_placed_pods(
         plane.kubectl("-n", NS, "delete", "sweep", name, "--wait=true", "--timeout=120s")
         wait_for_json(
             plane, f"the pods of sweep-{name} gone",
-            lambda: not plane.get_json("pods", "-n", NS)["items"] or None, timeout=120,
+            lambda: not pods_of(plane) or None, timeout=120,
         )  # fmt: skip
 
 

@@ -10,6 +10,10 @@ from support.control_plane import ChartOperator, ControlPlane, wait_for_json
 from support.operator import sweep_body
 
 RELEASE, NS, WATCHED = "tunix-rt-peer", "tunix-rt-peer", "ml-peer"
+LIFETIME = {"TUNIX_RT_PEERING_LIFETIME": "15"}
+"""Each replica's peering entry holds 15 s, not kopf's 60 (``operator.extraEnv`` sets it
+the same way): the survivor takes over that long after the killed one's last keep-alive,
+and the test waits for that, not for a minute of nothing."""
 
 
 def created_events(plane: ControlPlane, name: str) -> int:
@@ -25,8 +29,8 @@ def test_two_replicas_with_peering_one_acts(installed: ControlPlane, store_uri: 
                "-f", plane.images_values(), "--set", f"watch.namespaces={{{WATCHED}}}",
                "--set", "peering.enabled=true",
                "--set", "storage.uri=s3://bucket/peer")  # fmt: skip
-    replicas = [ChartOperator(plane, namespace=NS, deployment=RELEASE, storage=store_uri).start()
-                for _ in range(2)]  # fmt: skip
+    replicas = [ChartOperator(plane, namespace=NS, deployment=RELEASE, storage=store_uri,
+                              extra_env=LIFETIME).start() for _ in range(2)]  # fmt: skip
     try:
         plane.apply(sweep_body("peer-one", WATCHED))
         wait_for_json(plane, "the RayJob",

@@ -163,7 +163,7 @@ class SimulatedCluster:
             return kubelet.startswith("kwok-") and ready
 
         def all_taken() -> bool:
-            nodes = {n["metadata"]["name"]: n for n in self.plane.get_json("nodes")["items"]}
+            nodes = {n["metadata"]["name"]: n for n in self.plane.read("/api/v1/nodes")["items"]}
             return all(name in nodes and taken(nodes[name]) for name in names)
 
         wait_until(f"{len(names)} kwok nodes Ready", all_taken, timeout=timeout,

@@ -64,14 +64,28 @@ SUBMITTER_EXIT = 1
 """``ray job logs --follow`` exits 1 when its head goes away."""
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 NODE_START_TIMEOUT = 180.0
-NODE_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_worker_niceness": "0"}
+"""A loaded machine can take a minute to start a Ray node."""
+NODE_START_ATTEMPTS = 3
+"""``ray start`` gives up when its raylet has not registered within a fixed 30 s
+(ray/_private/node.py, "timed out during startup"), which a loaded machine can take: such
+a node is started again, as the pod's container would be restarted."""
+NODE_ENV = {
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_worker_niceness": "0",
+    # A node whose processes were killed refuses the head's health checks at once: it is
+    # declared dead after 5 refused checks 1 s apart (Ray's default: 3 s apart, ~15 s
+    # or more), so Ray Tune retries its trial elsewhere that much sooner. A live node
+    # still has 5 s to answer each check, 5 times in a row.
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_timeout_ms": "5000",
+    "RAY_health_check_failure_threshold": "5",
+}
 """Ray 2.60's ``ray start --head`` turns token authentication on when ``~/.ray/auth_token``
 exists, which any local ``ray.init()`` on this machine (a local sweep, other tests) writes;
 a driver given ``RAY_ADDRESS`` never turns it on, so it could not connect. A head pod's
 home has no token, so there the cluster runs without it, as here. Workers at nice 0, as
 tunix-rt's own local Ray starts them (tune/driver.py): a pod has its CPUs to itself, this
 machine does not."""
-"""A loaded machine can take a minute to start a Ray node."""
 
 
 def now() -> str:
@@ -271,8 +285,6 @@ class RayJobRunner:
     # -- what the pods would do -------------------------------------------------------------
 
     def _submit(self, job: dict[str, Any], run: JobRun, head: dict[str, Any]) -> None:
-        run.head_uid = head["metadata"]["uid"]
-        run.submissions += 1
         cluster = self._get(
             f"/apis/ray.io/v1/namespaces/{self.namespace}/rayclusters/"
             f"{job['status']['rayClusterName']}"
@@ -281,11 +293,20 @@ class RayJobRunner:
             cpus, gpus, custom = pod_resources(cluster["spec"]["headGroupSpec"])
         else:
             cpus, gpus, custom = cluster_resources(cluster["spec"])
-        address = self._start_node(run, int(cpus), int(gpus), custom)
-        run.head_address = address
-        if self.per_pod:
-            self._sync_workers(job, run)
-        env = self._driver_env(job, address)
+        try:
+            run.node, run.head_address = self._launch(
+                run, f"node-{run.submissions + 1}", int(cpus), int(gpus), custom
+            )
+            if self.per_pod:
+                self._sync_workers(job, run)
+        except BaseException:
+            # A node that did start goes with the ones that did not: the next poll
+            # submits again on nodes of its own, and leaves none of these behind.
+            run.kill()
+            raise
+        run.head_uid = head["metadata"]["uid"]
+        run.submissions += 1
+        env = self._driver_env(job, run.head_address)
         with run.log.open("ab") as out:
             run.driver = subprocess.Popen(
                 ["bash", "-c", job["spec"]["entrypoint"]],
@@ -316,11 +337,6 @@ class RayJobRunner:
             )
             run.worker_pods.append(name)
 
-    def _start_node(self, run: JobRun, cpus: int, gpus: int, custom: dict[str, float]) -> str:
-        """``ray start --head --block`` with these resources on free ports; its address."""
-        run.node, address = self._launch(run, f"node-{run.submissions}", cpus, gpus, custom)
-        return address
-
     def _launch(
         self, run: JobRun, label: str, cpus: int, gpus: int, custom: dict[str, float],
         *, join: str = "",
@@ -338,7 +354,11 @@ class RayJobRunner:
         # Ray puts socket paths under --temp-dir: a Unix socket path has at most 107 bytes.
         temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
         run.ray_temp.append(temp)
-        role = [f"--address={join}"] if join else ["--head", "--include-dashboard=false"]
+        # No autoscaler monitor on the head (~1 CPU-s a node): nothing here scales a
+        # cluster, and where a RayCluster autoscales, KubeRay starts its head with
+        # --no-monitor too (its autoscaler runs beside it).
+        head = ["--head", "--include-dashboard=false", "--no-monitor"]
+        role = [f"--address={join}"] if join else head
         args = [
             str(Path(sys.executable).parent / "ray"), "start", *role, "--block",
             f"--num-cpus={cpus}", f"--num-gpus={gpus}", f"--resources={json.dumps(custom)}",
@@ -346,18 +366,31 @@ class RayJobRunner:
             *(f"{flag}={value}" for flag, value in ports.items()),
         ]  # fmt: skip
         log = run.folder / f"{label}.log"
-        with log.open("ab") as out:
-            node = subprocess.Popen(
-                args, env=self._base_env() | NODE_ENV, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+        for attempt in range(1, NODE_START_ATTEMPTS + 1):
+            with log.open("ab") as out:
+                node = subprocess.Popen(
+                    args, env=self._base_env() | NODE_ENV, stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )  # fmt: skip
+            if self._started(node, log):
+                return node, address
+            kill_group(node)
+            text = log.read_text(errors="replace")
+            if "timed out during startup" not in text or attempt == NODE_START_ATTEMPTS:
+                raise RuntimeError(f"ray start failed for {run.name}:\n{text[-3000:]}")
+            with log.open("a") as out:
+                out.write(f"\n[rayjob_runner] ray start timed out; attempt {attempt + 1}\n")
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _started(node: subprocess.Popen[bytes], log: Path) -> bool:
+        """Whether ``ray start`` said the node is up (False: it exited or took too long)."""
         deadline = time.monotonic() + NODE_START_TIMEOUT
         while "Ray runtime started" not in log.read_text(errors="replace"):
             if node.poll() is not None or time.monotonic() > deadline:
-                kill_group(node)
-                raise RuntimeError(f"ray start failed for {run.name}:\n{log.read_text()[-3000:]}")
+                return False
             time.sleep(0.2)
-        return node, address
+        return True
 
     def _base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()

@@ -13,6 +13,7 @@
 | ``TUNIX_RT_NAMESPACES`` | unset | comma-separated namespaces to serve (else cluster-wide) |
 | ``TUNIX_RT_PEERING`` | unset | kopf peering name (several replicas); else standalone |
 | ``TUNIX_RT_PEERING_PRIORITY`` | drawn at start | this replica's kopf peering priority |
+| ``TUNIX_RT_PEERING_LIFETIME`` | ``60`` | seconds a replica's peering entry holds (kopf's) |
 | ``TUNIX_RT_POLL_SECONDS`` | ``10`` | how often a Running object's RayJob and store are read |
 | ``TUNIX_RT_RESYNC_SECONDS`` | ``300`` | how often a Pending one is read (RayJob events wake it) |
 | ``TUNIX_RT_SUMMARY_GRACE_SECONDS`` | ``60`` | wait for the final summary after the job succeeded |
@@ -66,6 +67,9 @@ class OperatorConfig:
     """kopf peering object name; None: standalone (one replica)."""
     peering_priority: int | None = None
     """This replica's peering priority; None: drawn at random when the operator starts."""
+    peering_lifetime: int = 60
+    """Seconds this replica's peering entry holds without a keep-alive (kopf's default): a
+    replica that died is taken over that long after its last one."""
     poll_seconds: float = 10.0
     """Running objects: their trials change in the store, which sends no events."""
     resync_seconds: float = 300.0
@@ -171,6 +175,9 @@ class OperatorConfig:
             namespaces=namespaces,
             peering=text("TUNIX_RT_PEERING", None),
             peering_priority=_priority(text("TUNIX_RT_PEERING_PRIORITY", None)),
+            peering_lifetime=int(
+                number("TUNIX_RT_PEERING_LIFETIME", base.peering_lifetime, PEERING_LIFETIME_MIN)
+            ),
             poll_seconds=number("TUNIX_RT_POLL_SECONDS", base.poll_seconds, 0.05),
             resync_seconds=number("TUNIX_RT_RESYNC_SECONDS", base.resync_seconds, 0.05),
             summary_grace_seconds=number(
@@ -182,6 +189,11 @@ class OperatorConfig:
             liveness_endpoint=text("TUNIX_RT_LIVENESS", base.liveness_endpoint),
             metrics_port=int(number("TUNIX_RT_METRICS_PORT", base.metrics_port, 0)),
         )
+
+
+PEERING_LIFETIME_MIN = 11
+"""kopf renews a replica's peering entry 5-10 s before it expires: a shorter lifetime
+would have it renewed every second."""
 
 
 def _priority(raw: str | None) -> int | None:

@@ -55,6 +55,7 @@ def make_settings(config: OperatorConfig) -> kopf.OperatorSettings:
         settings.peering.name = config.peering
         settings.peering.mandatory = True
         settings.peering.priority = replica_priority(config)
+        settings.peering.lifetime = config.peering_lifetime
     settings.scanning.disabled = not config.scan_namespaces
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
