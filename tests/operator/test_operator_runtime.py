@@ -206,6 +206,7 @@ def test_config_from_env() -> None:
     [
         ({"TUNIX_RT_POLL_SECONDS": "soon"}, "TUNIX_RT_POLL_SECONDS"),
         ({"TUNIX_RT_DEFAULT_STORAGE": "/data"}, "TUNIX_RT_DEFAULT_STORAGE"),
+        ({"TUNIX_RT_PEERING_LIFETIME": "5"}, "TUNIX_RT_PEERING_LIFETIME='5' must be >= 11"),
         ({"TUNIX_RT_DEFAULT_POOLS": '[{"accelerator": "gpu"}]'}, "TUNIX_RT_DEFAULT_POOLS[0]"),
         ({"TUNIX_RT_DEFAULT_POOLS": "{"}, "TUNIX_RT_DEFAULT_POOLS is not JSON"),
     ],
@@ -378,6 +379,9 @@ def test_kopf_settings_for_peering_and_scope() -> None:
     assert kopf_settings.peering.name == "tunix-rt" and kopf_settings.peering.mandatory
     assert not kopf_settings.peering.standalone
     assert kopf_settings.persistence.finalizer == "tunixrt.io/finalizer"
+    assert kopf_settings.peering.lifetime == 60  # kopf's own default, kept
+    quick = OperatorConfig.from_env({"TUNIX_RT_PEERING": "t", "TUNIX_RT_PEERING_LIFETIME": "15"})
+    assert settings.make_settings(quick).peering.lifetime == 15
     assert settings.operator_kwargs(ha) == {
         "standalone": False, "peering_name": "tunix-rt", "namespaces": ["a", "b"],
         "liveness_endpoint": "http://0.0.0.0:8080/healthz",
