@@ -38,6 +38,17 @@ def pods_of(plane: ControlPlane, cluster: str = "") -> list[dict[str, Any]]:
     return list(plane.read(PATHS["pods"] + where)["items"])
 
 
+def pods_of_sweep(plane: ControlPlane, sweep: str) -> list[dict[str, Any]]:
+    """The pods of the Sweep's RayClusters (KubeRay names them ``<RayJob>-<suffix>``), so the
+    wait for them to go does not hang on another test's clusters in the namespace."""
+    prefix = f"sweep-{sweep}-"
+    return [
+        pod
+        for pod in pods_of(plane)
+        if pod["metadata"].get("labels", {}).get("ray.io/cluster", "").startswith(prefix)
+    ]
+
+
 def expected_pods(cluster: dict[str, Any]) -> int:
     groups = cluster["spec"]["workerGroupSpecs"]
     return 1 + sum(g.get("replicas", 0) * g.get("numOfHosts", 1) for g in groups)
@@ -120,6 +131,7 @@ def test_example_reaches_placed_pods(
             timeout=120,
         )  # fmt: skip
         cluster_name = rayjob["status"]["rayClusterName"]
+        assert cluster_name.startswith(f"sweep-{name}-")  # what pods_of_sweep relies on
         cluster = wait_for_json(
             plane, "the RayCluster", lambda: get(plane, "raycluster", cluster_name)
         )
@@ -132,7 +144,7 @@ def test_example_reaches_placed_pods(
         plane.kubectl("-n", NS, "delete", "sweep", name, "--wait=true", "--timeout=120s")
         wait_for_json(
             plane, f"the pods of sweep-{name} gone",
-            lambda: not pods_of(plane) or None, timeout=120,
+            lambda: not pods_of_sweep(plane, name) or None, timeout=120,
         )  # fmt: skip
 
 
