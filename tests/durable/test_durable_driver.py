@@ -16,12 +16,12 @@ import pytest
 
 from support.durable import (
     NS,
-    driver_args,
     make_driver,
     records,
     sessions_of,
     snapshot_knows,
     summary_of,
+    sweep_cmd,
     tiny_spec,
     write_manifest,
 )
@@ -44,7 +44,7 @@ def run_to_end(
     spec: dict[str, Any],
 ) -> tuple[int, str]:
     manifest = write_manifest(tmp_path / f"{name}.yaml", name, spec)
-    driver = make_driver(driver_args(manifest, store, name), env, short_tmp, 1).start()
+    driver = make_driver(sweep_cmd(manifest, store, name), env, short_tmp, 1).start()
     code = driver.wait(timeout=240)
     return code, driver.output()
 
@@ -132,7 +132,7 @@ def test_restart_on_state_cut_mid_upload_fails_clearly_and_keeps_everything(
     store, name = s3_sweep_store, "cut"
     env = driver_env | {"TUNIX_RT_TEST_STEP_SECONDS": "0.6"}
     manifest = write_manifest(tmp_path / "cut.yaml", name, tiny_spec())
-    cmd = driver_args(manifest, store, name)
+    cmd = sweep_cmd(manifest, store, name)
     layout = SweepLayout.of(NS, name)
     first = make_driver(cmd, env, short_tmp, 1).start()
     done: list[TrialResult] = []

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from support.durable import driver_args, make_driver, records, summary_of, tiny_spec, write_manifest
+from support.durable import make_driver, records, summary_of, sweep_cmd, tiny_spec, write_manifest
 from tunix_rt.api.trial import TrialResult, TrialState
 from tunix_rt.contract.exits import ExitCode
 from tunix_rt.storage import Store
@@ -51,7 +51,7 @@ def test_killed_trial_worker_resumes_from_the_stores_checkpoint(
     del spec["seed"]
     manifest = write_manifest(tmp_path / "lost.yaml", "lost", spec)
     env = driver_env | {"TUNIX_RT_TEST_STEP_SECONDS": "0.7"}
-    driver = make_driver(driver_args(manifest, store, "lost"), env, short_tmp, 1).start()
+    driver = make_driver(sweep_cmd(manifest, store, "lost"), env, short_tmp, 1).start()
     assert driver.proc is not None
     deadline = time.monotonic() + 240
     before: TrialResult | None = None

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from support.sweeps import driver_cmd
 from tunix_rt.api.trial import DriverSessions, SweepResult, TrialResult
 from tunix_rt.contract.layout import SweepFiles, SweepLayout
 from tunix_rt.storage import Store
@@ -106,11 +107,9 @@ def write_manifest(path: Path, name: str, spec: dict[str, Any]) -> Path:
     return path
 
 
-def driver_args(manifest: Path, store: Store, name: str) -> list[str]:
-    return [
-        sys.executable, "-m", "tunix_rt.tune", "--spec", str(manifest),
-        "--storage", store.uri, "--namespace", NS, "--name", name, "--num-cpus", "2",
-    ]  # fmt: skip
+def sweep_cmd(manifest: Path, store: Store, name: str) -> list[str]:
+    """The driver's command line (``python -m tunix_rt.tune``) for a durable test's sweep."""
+    return driver_cmd(manifest, store.uri, "--name", name, "--num-cpus", "2", namespace=NS)
 
 
 def make_driver(

@@ -88,11 +88,16 @@ def tiny_jax_sweep(
     )
 
 
-def driver_cmd(spec: Path, storage: str, *options: str) -> list[str]:
-    """The Tune driver (``python -m tunix_rt.tune``) run on the manifest ``spec`` into
-    ``storage``, namespace ``ns``; ``options``: further flags."""
+def driver_args(spec: Path, storage: str, *options: str, namespace: str = "ns") -> list[str]:
+    """The Tune driver's flags for the manifest ``spec`` run into ``storage`` (what
+    ``tunix_rt.tune.command.main`` takes); ``options``: further flags."""
+    return ["--spec", str(spec), "--storage", storage, "--namespace", namespace, *options]
+
+
+def driver_cmd(spec: Path, storage: str, *options: str, namespace: str = "ns") -> list[str]:
+    """The Tune driver (``python -m tunix_rt.tune``) with :func:`driver_args`."""
     tune = [sys.executable, "-m", "tunix_rt.tune"]
-    return [*tune, "--spec", str(spec), "--storage", storage, "--namespace", "ns", *options]
+    return [*tune, *driver_args(spec, storage, *options, namespace=namespace)]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ import yaml
 from typer.testing import CliRunner
 
 from support.ray_nodes import LocalCluster
-from support.sweeps import tiny_jax_sweep
+from support.sweeps import driver_cmd, tiny_jax_sweep
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.api.trial import SweepResult, TrialResult, TrialState
 from tunix_rt.cli import app
@@ -64,10 +63,7 @@ def _one_trial_sweep(
     spec_path = tmp_path / f"{name}.yaml"
     spec_path.write_text(yaml.safe_dump(doc))
     storage = tmp_path / "runs"
-    cmd = [
-        sys.executable, "-m", "tunix_rt.tune", "--spec", str(spec_path),
-        "--storage", f"file://{storage}", "--namespace", "ns", "--name", name,
-    ]  # fmt: skip
+    cmd = driver_cmd(spec_path, f"file://{storage}", "--name", name)
     return doc, storage / "ns" / name, cmd
 
 

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from unittest import mock
 import pytest
 import yaml
 
+from support import sweeps
 from support.durable import kill_session
 from support.manifests import write_sweep
 from support.sweeps import stand_in_grid
@@ -33,13 +33,7 @@ pytestmark = pytest.mark.slow
 
 
 def driver_cmd(spec: Path, storage: Path, name: str) -> list[str]:
-    return [
-        sys.executable, "-m", "tunix_rt.tune",
-        "--spec", str(spec),
-        "--storage", f"file://{storage}",
-        "--namespace", "ns",
-        "--name", name,
-    ]  # fmt: skip
+    return sweeps.driver_cmd(spec, f"file://{storage}", "--name", name)
 
 
 def run_driver(
@@ -213,7 +207,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     from tunix_rt.tune import command
 
     with mock.patch.dict(os.environ):
-        refused = command.main(driver_cmd(changed, storage, "resume")[3:])
+        refused = command.main(sweeps.driver_args(changed, f"file://{storage}", "--name", "resume"))
     assert refused == 2 and "changed since its earlier run" in capsys.readouterr().err
     assert not ray.is_initialized()
 
