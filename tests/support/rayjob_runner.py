@@ -367,15 +367,16 @@ class RayJobRunner:
         ]  # fmt: skip
         log = run.folder / f"{label}.log"
         for attempt in range(1, NODE_START_ATTEMPTS + 1):
+            offset = log.stat().st_size if log.exists() else 0  # this attempt's part of the log
             with log.open("ab") as out:
                 node = subprocess.Popen(
                     args, env=self._base_env() | NODE_ENV, stdout=out, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, start_new_session=True,
                 )  # fmt: skip
-            if self._started(node, log):
+            if self._started(node, log, offset):
                 return node, address
             kill_group(node)
-            text = log.read_text(errors="replace")
+            text = log.read_bytes()[offset:].decode(errors="replace")
             if "timed out during startup" not in text or attempt == NODE_START_ATTEMPTS:
                 raise RuntimeError(f"ray start failed for {run.name}:\n{text[-3000:]}")
             with log.open("a") as out:
@@ -383,10 +384,11 @@ class RayJobRunner:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _started(node: subprocess.Popen[bytes], log: Path) -> bool:
-        """Whether ``ray start`` said the node is up (False: it exited or took too long)."""
+    def _started(node: subprocess.Popen[bytes], log: Path, offset: int) -> bool:
+        """Whether ``ray start`` said the node is up in the log after ``offset`` (False: it
+        exited or took too long)."""
         deadline = time.monotonic() + NODE_START_TIMEOUT
-        while "Ray runtime started" not in log.read_text(errors="replace"):
+        while b"Ray runtime started" not in log.read_bytes()[offset:]:
             if node.poll() is not None or time.monotonic() > deadline:
                 return False
             time.sleep(0.2)
