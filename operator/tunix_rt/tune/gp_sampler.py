@@ -132,7 +132,7 @@ class GPSampler(BaseSampler):
 
         BLAS on one thread: the matrices are tiny (trials x trials), and a BLAS pool of
         every core only spins on them (a 20-trial search took 5x the CPU on 2 cores)."""
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # sklearn's dependency
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
         with threadpool_limits(limits=1, user_api="blas"):
             return self._next_point(points, values, pending)
