@@ -53,8 +53,7 @@ def numbers(metrics: dict[str, float], curve: list[dict[str, float]]) -> dict[st
 
 
 SWEEPS = """
-import json, os, sys
-os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # as python -m tunix_rt.tune
+import json, sys
 import ray
 from tunix_rt.api.sweep import SweepSpec
 from tunix_rt.tune.driver import run_sweep
@@ -68,7 +67,8 @@ for manifest in json.loads(sys.argv[2]):
     assert int(out.exit_code) == 0, out.message
 ray.shutdown()
 """
-"""The sweeps one after another, each as ``python -m tunix_rt.tune`` runs it, in one
+"""The sweeps one after another, each as ``python -m tunix_rt.tune`` runs it (``run_sweep``
+starts the local Ray as the command does, without ``uv run`` runtime envs), in one
 process and on one local Ray: each sweep's trials start in fresh workers of their own
 (workers are reused only within a sweep), and one Ray start serves both sweeps."""
 
