@@ -22,20 +22,9 @@ NODEPOOL = "cloud.google.com/gke-nodepool"
 GPU, TPU = "nvidia.com/gpu", "google.com/tpu"
 
 
-PATHS = {"rayjob": f"/apis/ray.io/v1/namespaces/{NS}/rayjobs",
-         "raycluster": f"/apis/ray.io/v1/namespaces/{NS}/rayclusters",
-         "pods": f"/api/v1/namespaces/{NS}/pods"}  # fmt: skip
-
-
-def get(plane: ControlPlane, kind: str, name: str) -> dict[str, Any] | None:
-    found = plane.read(f"{PATHS[kind]}/{name}")
-    return dict(found) if found is not None else None
-
-
 def pods_of(plane: ControlPlane, cluster: str = "") -> list[dict[str, Any]]:
     """The namespace's pods (of one RayCluster, when named)."""
-    where = f"?labelSelector=ray.io/cluster={cluster}" if cluster else ""
-    return list(plane.read(PATHS["pods"] + where)["items"])
+    return plane.list_items("pod", NS, f"ray.io/cluster={cluster}" if cluster else "")
 
 
 def pods_of_sweep(plane: ControlPlane, sweep: str) -> list[dict[str, Any]]:
@@ -126,14 +115,14 @@ def test_example_reaches_placed_pods(
     try:
         rayjob = wait_for_json(
             plane, f"KubeRay's RayCluster for sweep-{name}",
-            lambda: (job := get(plane, "rayjob", f"sweep-{name}"))
+            lambda: (job := plane.get_object("rayjob", NS, f"sweep-{name}"))
             and (job.get("status") or {}).get("rayClusterName") and job,
             timeout=120,
         )  # fmt: skip
         cluster_name = rayjob["status"]["rayClusterName"]
         assert cluster_name.startswith(f"sweep-{name}-")  # what pods_of_sweep relies on
         cluster = wait_for_json(
-            plane, "the RayCluster", lambda: get(plane, "raycluster", cluster_name)
+            plane, "the RayCluster", lambda: plane.get_object("raycluster", NS, cluster_name)
         )
         pods = placed_pods(plane, cluster)
         nodes = {n["metadata"]["name"]: n for n in plane.get_json("nodes")["items"]}

@@ -30,19 +30,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUEUE = "team-a"
 
 
-PATHS = {"sweep": f"/apis/tunixrt.io/v1alpha1/namespaces/{NS}/sweeps",
-         "rayjob": f"/apis/ray.io/v1/namespaces/{NS}/rayjobs",
-         "raycluster": f"/apis/ray.io/v1/namespaces/{NS}/rayclusters",
-         "pods": f"/api/v1/namespaces/{NS}/pods",
-         "workloads": f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{NS}/workloads"}  # fmt: skip
-"""What the probes below read every 0.2 s, as requests (not a kubectl process each)."""
-
-
-def get(plane: ControlPlane, kind: str, name: str) -> dict[str, Any] | None:
-    found = plane.read(f"{PATHS[kind]}/{name}")
-    return dict(found) if found is not None else None
-
-
 def one_slice_sweep(name: str) -> dict[str, Any]:
     """The multi-host v6e example, one trial at a time (one 4x4 slice), in the queue."""
     sweep = yaml.safe_load((EXAMPLES / "sweep-tpu-v6e-multihost.yaml").read_text())
@@ -56,7 +43,7 @@ def one_slice_sweep(name: str) -> dict[str, Any]:
 
 
 def workload_of(plane: ControlPlane, rayjob: str) -> dict[str, Any] | None:
-    for wl in plane.read(PATHS["workloads"])["items"]:
+    for wl in plane.list_items("workload", NS):
         owners = wl["metadata"].get("ownerReferences", [])
         if any(o["kind"] == "RayJob" and o["name"] == rayjob for o in owners):
             return dict(wl)
@@ -86,11 +73,11 @@ def sweep_rows(plane: ControlPlane) -> dict[str, list[str]]:
 
 def running_pods(plane: ControlPlane, rayjob: str) -> list[dict[str, Any]]:
     def probe() -> list[dict[str, Any]] | None:
-        job = get(plane, "rayjob", rayjob) or {}
+        job = plane.get_object("rayjob", NS, rayjob) or {}
         name = (job.get("status") or {}).get("rayClusterName")
         if not name:
             return None
-        pods = plane.read(f"{PATHS['pods']}?labelSelector=ray.io/cluster={name}")["items"]
+        pods = plane.list_items("pod", NS, f"ray.io/cluster={name}")
         ok = [p for p in pods if p["spec"].get("nodeName") and p["status"]["phase"] == "Running"]
         return pods if len(pods) == 5 and len(ok) == 5 else None  # head + 4 hosts
 
@@ -124,10 +111,10 @@ def test_one_slice_quota_queues_the_second_sweep(
         plane.apply(second)
         wait_for_json(
             plane, "the second Sweep Pending, reason Queued",
-            lambda: (s := get(plane, "sweep", "queued-second"))
+            lambda: (s := plane.get_object("sweep", NS, "queued-second"))
             and condition(s, "Progressing").get("reason") == "Queued" and s,
         )  # fmt: skip
-        job = get(plane, "rayjob", "sweep-queued-second")
+        job = plane.get_object("rayjob", NS, "sweep-queued-second")
         assert job and job["spec"]["suspend"] is True
         wl = workload_of(plane, "sweep-queued-second")
         assert wl and condition(wl, "QuotaReserved").get("status") == "False", wl
@@ -154,8 +141,8 @@ def test_one_slice_quota_queues_the_second_sweep(
         # Kueue gave the quota back at Complete; KubeRay keeps the first RayCluster, and
         # its pods on the first slice, for ttlSecondsAfterFinished (600 s): the second
         # runs on the cluster's other slice (docs/kubernetes.md, Kueue).
-        first_cluster = (get(plane, "rayjob", "sweep-queued-first") or {})["status"]
-        assert get(plane, "raycluster", first_cluster["rayClusterName"]) is not None
+        first_cluster = (plane.get_object("rayjob", NS, "sweep-queued-first") or {})["status"]
+        assert plane.get_object("raycluster", NS, first_cluster["rayClusterName"]) is not None
         assert not slice_pools & pools_of(second, nodes)
     finally:
         for name in ("queued-first", "queued-second"):

@@ -19,15 +19,10 @@ NS = "ml-sweeps"  # the README's watched namespace
 SA = "system:serviceaccount:tunix-rt-system:tunix-rt"
 
 
-def get(plane: ControlPlane, kind: str, name: str, ns: str = NS) -> dict[str, Any] | None:
-    out = plane.kubectl("-n", ns, "get", kind, name, "-o", "json", check=False)
-    return json.loads(out.stdout) if out.returncode == 0 else None
-
-
 def status_phase(plane: ControlPlane, name: str, phase: str) -> Any:
     return wait_for_json(
         plane, f"Sweep {name} {phase}",
-        lambda: (obj := get(plane, "sweep", name)) and
+        lambda: (obj := plane.get_object("sweep", NS, name)) and
         (obj.get("status") or {}).get("phase") == phase and obj,
     )  # fmt: skip
 
@@ -46,7 +41,9 @@ def events_for(plane: ControlPlane, name: str) -> list[dict[str, Any]]:
 def new_sweep(plane: ControlPlane, name: str, **spec: Any) -> dict[str, Any]:
     plane.apply(sweep_body(name, NS, **spec))
     return dict(
-        wait_for_json(plane, f"RayJob sweep-{name}", lambda: get(plane, "rayjob", f"sweep-{name}"))
+        wait_for_json(
+            plane, f"RayJob sweep-{name}", lambda: plane.get_object("rayjob", NS, f"sweep-{name}")
+        )
     )
 
 
@@ -54,7 +51,7 @@ def test_sweep_runs_to_success_with_kubectl_wait(operator: ChartOperator, store_
     plane, store = operator.plane, Store(store_uri)
     rayjob = new_sweep(plane, "cp-ok")
     owner = rayjob["metadata"]["ownerReferences"][0]
-    sweep = get(plane, "sweep", "cp-ok")
+    sweep = plane.get_object("sweep", NS, "cp-ok")
     assert sweep and owner["uid"] == sweep["metadata"]["uid"] and owner["controller"] is True
     pending = status_phase(plane, "cp-ok", "Pending")
     assert pending["status"]["observedGeneration"] == pending["metadata"]["generation"] == 1
@@ -69,7 +66,7 @@ def test_sweep_runs_to_success_with_kubectl_wait(operator: ChartOperator, store_
     plane.kubectl("-n", NS, "wait", "sweep/cp-ok", "--for=condition=Succeeded", "--timeout=120s")
     plane.kubectl("-n", NS, "wait", "sweep/cp-ok", "--for=condition=Reconciling=False",
                   "--timeout=60s")  # fmt: skip
-    done = get(plane, "sweep", "cp-ok")
+    done = plane.get_object("sweep", NS, "cp-ok")
     assert done is not None
     status = done["status"]  # written through the status subresource, kept by the server
     assert status["phase"] == "Succeeded" and status["primaryScore"] == 0.75
@@ -93,7 +90,7 @@ def test_failed_sweep_is_stalled_and_waitable(operator: ChartOperator) -> None:
                   "--timeout=120s")  # fmt: skip
     plane.kubectl("-n", NS, "wait", "sweep/cp-fail", "--for=condition=Stalled",
                   "--timeout=30s")  # fmt: skip
-    failed = get(plane, "sweep", "cp-fail")
+    failed = plane.get_object("sweep", NS, "cp-fail")
     assert failed is not None and failed["status"]["phase"] == "Failed"
     assert health(failed)[0] == "Degraded"
     warnings = [e for e in events_for(plane, "cp-fail") if e["type"] == "Warning"]
@@ -109,12 +106,12 @@ def test_spec_edit_while_running_is_recorded_not_applied(operator: ChartOperator
                   "-p", '{"spec": {"maxTrials": 6}}')  # fmt: skip
     edited = wait_for_json(
         plane, "SpecChangeIgnored",
-        lambda: (obj := get(plane, "sweep", "cp-edit")) and any(
+        lambda: (obj := plane.get_object("sweep", NS, "cp-edit")) and any(
             c["type"] == "SpecChangeIgnored" and c["status"] == "True"
             for c in obj["status"].get("conditions", [])) and obj,
     )  # fmt: skip
     assert edited["metadata"]["generation"] == 2  # the server bumps it, not the operator
-    after = get(plane, "rayjob", "sweep-cp-edit")
+    after = plane.get_object("rayjob", NS, "sweep-cp-edit")
     assert after and after["spec"] == rayjob["spec"], "the running RayJob keeps its spec"
 
 
@@ -122,10 +119,12 @@ def test_deleting_a_sweep_removes_its_rayjob(operator: ChartOperator) -> None:
     plane = operator.plane
     new_sweep(plane, "cp-del")
     status_phase(plane, "cp-del", "Pending")
-    sweep = get(plane, "sweep", "cp-del")
+    sweep = plane.get_object("sweep", NS, "cp-del")
     assert sweep and "tunixrt.io/finalizer" in sweep["metadata"]["finalizers"]
     plane.kubectl("-n", NS, "delete", "sweep", "cp-del", "--timeout=120s")
-    wait_for_json(plane, "the RayJob gone", lambda: get(plane, "rayjob", "sweep-cp-del") is None)
+    wait_for_json(
+        plane, "the RayJob gone", lambda: plane.get_object("rayjob", NS, "sweep-cp-del") is None
+    )
 
 
 def test_garbage_collector_removes_rayjobs_the_operator_never_saw_deleted(
@@ -135,12 +134,12 @@ def test_garbage_collector_removes_rayjobs_the_operator_never_saw_deleted(
     removes every RayJob owned by the Sweep, of every attempt."""
     plane = operator.plane
     new_sweep(plane, "cp-gc")
-    sweep = get(plane, "sweep", "cp-gc")
+    sweep = plane.get_object("sweep", NS, "cp-gc")
     assert sweep is not None
     owner = {"apiVersion": "tunixrt.io/v1alpha1", "kind": "Sweep", "name": "cp-gc",
              "uid": sweep["metadata"]["uid"], "controller": False,
              "blockOwnerDeletion": True}  # fmt: skip
-    base = get(plane, "rayjob", "sweep-cp-gc")
+    base = plane.get_object("rayjob", NS, "sweep-cp-gc")
     assert base is not None
     for attempt in (2, 3):  # what two retries leave (sweep-<name>-<attempt>, owned the same)
         body = {"apiVersion": "ray.io/v1", "kind": "RayJob",

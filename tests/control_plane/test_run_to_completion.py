@@ -48,10 +48,9 @@ def small_smoke(name: str, **spec: Any) -> dict[str, Any]:
 
 def ended(plane: ControlPlane, kind: str, name: str) -> dict[str, Any]:
     """The Sweep or Rehearsal once Succeeded or Failed (read every 0.2 s for minutes)."""
-    path = f"/apis/tunixrt.io/v1alpha1/namespaces/{NS}/{kind}s/{name}"
 
     def probe() -> dict[str, Any] | None:
-        obj = plane.read(path) or {}
+        obj = plane.get_object(kind, NS, name) or {}
         return obj if obj.get("status", {}).get("phase") in ("Succeeded", "Failed") else None
 
     return dict(wait_for_json(plane, f"{kind} {name} ended", probe, timeout=RUN_TIMEOUT))

@@ -94,6 +94,15 @@ rules:
 
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
+KINDS = {
+    "sweep": "/apis/tunixrt.io/v1alpha1/namespaces/{namespace}/sweeps",
+    "rehearsal": "/apis/tunixrt.io/v1alpha1/namespaces/{namespace}/rehearsals",
+    "rayjob": "/apis/ray.io/v1/namespaces/{namespace}/rayjobs",
+    "raycluster": "/apis/ray.io/v1/namespaces/{namespace}/rayclusters",
+    "pod": "/api/v1/namespaces/{namespace}/pods",
+    "workload": "/apis/kueue.x-k8s.io/v1beta2/namespaces/{namespace}/workloads",
+}
+"""The API path of each kind the tests read (:meth:`ControlPlane.get_object`)."""
 
 
 class ControlPlaneError(RuntimeError):
@@ -586,6 +595,17 @@ class ControlPlane:
         if code != 200:
             raise ControlPlaneError(f"GET {path}: {code} {body.get('message')}")
         return body
+
+    def get_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object of ``kind`` (a key of :data:`KINDS`) as ``kubectl get -o json`` prints
+        it, None when there is none: :meth:`read`, for the probes the tests poll."""
+        found = self.read(f"{KINDS[kind].format(namespace=namespace)}/{name}")
+        return dict(found) if found is not None else None
+
+    def list_items(self, kind: str, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+        """The objects of ``kind`` in ``namespace`` (those with labels ``selector``)."""
+        query = f"?labelSelector={selector}" if selector else ""
+        return list(self.read(KINDS[kind].format(namespace=namespace) + query)["items"])
 
     # -- internals --------------------------------------------------------------------------
 

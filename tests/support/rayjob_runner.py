@@ -207,10 +207,11 @@ class RayJobRunner:
             self._stop.wait(0.5)
 
     def _get(self, path: str) -> dict[str, Any]:
-        code, body = self.plane.request("GET", path)
-        if code != 200:
-            raise RuntimeError(f"GET {path}: {code} {body.get('message')}")
-        return body
+        """:meth:`ControlPlane.read`; an object gone is an error here (the poll is retried)."""
+        found = self.plane.read(path)
+        if found is None:
+            raise RuntimeError(f"GET {path}: 404, not found")
+        return dict(found)
 
     def _running_pods(self, selector: str) -> list[dict[str, Any]]:
         """The pods of ``selector`` that run now (bound, Running, not being deleted)."""
